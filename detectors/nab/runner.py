@@ -77,14 +77,18 @@ def run_file(task: FileTask) -> tuple[str, int]:
 
     task.out_path.parent.mkdir(parents=True, exist_ok=True)
     partial = task.out_path.with_name(task.out_path.name + ".partial")
-    with partial.open("w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["timestamp", "value", "anomaly_score", "label"])
-        for row in range(data.row_count):
-            score = float(detector.update(float(seconds[row]), float(values[row])).score)
-            if not 0.0 <= score <= 1.0:  # also rejects NaN
-                raise corpus.NabInputError(f"{source}: detector returned score {score!r} at row {row}")
-            writer.writerow([data.timestamp_text[row], data.value_text[row], repr(score), int(labels[row])])
+    try:
+        with partial.open("w", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(["timestamp", "value", "anomaly_score", "label"])
+            for row in range(data.row_count):
+                score = float(detector.update(float(seconds[row]), float(values[row])).score)
+                if not 0.0 <= score <= 1.0:  # also rejects NaN
+                    raise corpus.NabInputError(f"{source}: detector returned score {score!r} at row {row}")
+                writer.writerow([data.timestamp_text[row], data.value_text[row], repr(score), int(labels[row])])
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     # Rename only when complete, so an interrupted run never leaves a short result file.
     partial.replace(task.out_path)
     return task.key, data.row_count
