@@ -1,0 +1,612 @@
+"""Multi-metric incident classifier: one editor, one window, all its metrics at once.
+
+Input: each metric's deviation from the editor's *own* baseline (what the
+per-metric detector produced for the window) plus the editor's recent
+operational events. Output: a :class:`Classification` -- problem type,
+category, severity, the evidence and the metrics involved.
+
+How it decides (all thresholds live in :class:`ClassifierConfig`):
+
+1. **Read each metric.** Its relative change ``(value - baseline) / baseline``
+   (the denominator floored per metric, so an error rate going from 0.0001 to
+   0.0003 is not "+200 %") is turned into a *strength* in [0, 1] per
+   direction: ``max(|change| / threshold, detector score)``, capped at 1. A
+   metric *deviates* in a direction when the detector flagged it that way or
+   its relative change passes the configured threshold.
+2. **Score every signature** (the incident patterns of issue 5) as a template:
+   - *anchors* -- the metric moves without which the pattern cannot be
+     claimed (e.g. a demand outage needs fill rate down); a signature whose
+     anchors do not deviate is not a candidate;
+   - *fit* -- the weighted share of the pattern's expected moves that are
+     present (metrics absent from the window are left out of the average, so
+     missing data neither helps nor hurts);
+   - *consistency* -- a product of ``(1 - penalty * strength)`` over moves
+     that contradict the pattern (e.g. a pricing problem should not have fill
+     rate down, a latency problem should not have errors up and cache hit
+     rate down -- that is infrastructure);
+   - *event boost* -- a linked operational event in the look-back (a
+     ``config_change`` for a configuration breakage, a ``security_finding``
+     for invalid traffic) adds confidence; the metric signature alone still
+     classifies.
+   ``score = min(1, fit * consistency + boost)``. The best score wins if it
+   reaches ``min_signature_score``; exact ties go to the more specific
+   pattern (fixed order in :data:`SIGNATURES`). Because overlaps are resolved
+   by contradiction penalties and graded strengths rather than by the order
+   of if-statements, one noisy metric shifts scores a little instead of
+   flipping the verdict.
+3. **No adverse deviation -> no incident.** Metrics that only move the good
+   way (impressions and revenue up on a holiday surge, latency down) give
+   ``is_incident=False``. Adverse moves that fit no signature give UNKNOWN.
+4. **Severity** is the highest of four ladders: revenue loss as a share of
+   the baseline, revenue at risk in money, the number of adversely deviating
+   metrics, and the largest deviation in multiples of its threshold. Only the
+   revenue ladders (or a security finding of severity >= 9) can reach
+   CRITICAL: breadth and magnitude alone stop at HIGH, because a wide but
+   cheap disturbance should not page anyone at night.
+
+Categories: DEMAND_ISSUE and PRICING_ISSUE -> DEMAND (both are about what
+demand pays for the inventory; the yield / demand team owns floors),
+LATENCY_ISSUE -> PERFORMANCE, CONFIGURATION_ISSUE -> CONFIGURATION,
+INFRASTRUCTURE_ISSUE -> INFRASTRUCTURE, SECURITY_ISSUE -> SECURITY, and
+UNKNOWN -> PERFORMANCE (an unexplained KPI degradation is triaged as a
+performance problem).
+
+>>> D = MetricDeviation
+>>> c = classify({
+...     "rpm": D("rpm", 1.2, 2.5, 2.1, 2.9, 0.97, True),
+...     "fill_rate": D("fill_rate", 0.51, 0.85, 0.80, 0.90, 0.99, True),
+...     "partner_timeouts": D("partner_timeouts", 40.0, 5.0, 2.0, 9.0, 0.99, True),
+...     "bid_latency_ms": D("bid_latency_ms", 210.0, 200.0, 150.0, 260.0, 0.1, False),
+...     "error_rate": D("error_rate", 0.010, 0.010, 0.005, 0.015, 0.0, False),
+... }, [])
+>>> c.problem_type, c.category, c.affected_metrics
+('DEMAND_ISSUE', 'DEMAND', ['fill_rate', 'partner_timeouts', 'rpm'])
+>>> c.evidence[1]
+'partner_timeouts 40.00 vs baseline 5.00 (+700.0%, detector score 0.99)'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from detectors.events import CHANGE_EVENT_TYPES, OperationalEvent, iso_z, parse_event  # noqa: F401 (re-export)
+from detectors.revenue import revenue_at_risk, revenue_loss_fraction
+
+METRICS = ("rpm", "fill_rate", "bid_latency_ms", "error_rate", "partner_timeouts", "cache_hit_rate",
+           "impressions", "revenue", "bid_rate", "win_rate")
+#: Derived from revenue / impressions when both are present (invalid traffic
+#: lowers what each impression earns even when rpm is not reported).
+REVENUE_PER_IMPRESSION = "revenue_per_impression"
+
+DEMAND_ISSUE = "DEMAND_ISSUE"
+LATENCY_ISSUE = "LATENCY_ISSUE"
+PRICING_ISSUE = "PRICING_ISSUE"
+CONFIGURATION_ISSUE = "CONFIGURATION_ISSUE"
+INFRASTRUCTURE_ISSUE = "INFRASTRUCTURE_ISSUE"
+SECURITY_ISSUE = "SECURITY_ISSUE"
+UNKNOWN = "UNKNOWN"
+#: problem_type / category / severity of a window that is not an incident.
+NO_ISSUE = "NONE"
+
+PROBLEM_TYPES = (DEMAND_ISSUE, LATENCY_ISSUE, PRICING_ISSUE, CONFIGURATION_ISSUE, INFRASTRUCTURE_ISSUE,
+                 SECURITY_ISSUE, UNKNOWN)
+CATEGORY_OF = {
+    DEMAND_ISSUE: "DEMAND",
+    PRICING_ISSUE: "DEMAND",
+    LATENCY_ISSUE: "PERFORMANCE",
+    CONFIGURATION_ISSUE: "CONFIGURATION",
+    INFRASTRUCTURE_ISSUE: "INFRASTRUCTURE",
+    SECURITY_ISSUE: "SECURITY",
+    UNKNOWN: "PERFORMANCE",
+}
+SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")  # ascending
+
+UP, DOWN = +1, -1
+
+#: The direction in which a metric moving is bad news. impressions is absent:
+#: fewer impressions is adverse, but a surge alone is not (holidays), so
+#: impressions up only matters inside the invalid-traffic signature.
+ADVERSE_DIRECTIONS: dict[str, tuple[int, ...]] = {
+    "rpm": (DOWN,), "fill_rate": (DOWN,), "bid_latency_ms": (UP,), "error_rate": (UP,),
+    "partner_timeouts": (UP,), "cache_hit_rate": (DOWN,), "impressions": (DOWN,), "revenue": (DOWN,),
+    "bid_rate": (DOWN,), "win_rate": (DOWN,), REVENUE_PER_IMPRESSION: (DOWN,),
+}
+
+
+# --------------------------------------------------------------------------- inputs / outputs
+@dataclass(frozen=True)
+class MetricDeviation:
+    """One metric of one editor in one window, against that editor's own baseline.
+
+    ``baseline`` / ``lower`` / ``upper`` are the detector's expected value and
+    band, ``score`` its anomaly score in [0, 1] and ``is_anomaly`` its decision.
+    """
+
+    metric: str
+    value: float
+    baseline: float
+    lower: float
+    upper: float
+    score: float
+    is_anomaly: bool
+
+    def relative_change(self, floor: float = 0.0) -> float:
+        """``(value - baseline) / max(|baseline|, floor)``; 0 when undefined.
+
+        >>> MetricDeviation("rpm", 1.5, 2.0, 1.8, 2.2, 0.9, True).relative_change()
+        -0.25
+        >>> MetricDeviation("error_rate", 0.003, 0.0, 0.0, 0.001, 0.9, True).relative_change(floor=0.01)
+        0.3
+        """
+        if not (math.isfinite(self.value) and math.isfinite(self.baseline)):
+            return 0.0
+        denominator = max(abs(self.baseline), floor)
+        if denominator == 0.0:
+            return 0.0
+        return (self.value - self.baseline) / denominator
+
+    @property
+    def is_finite(self) -> bool:
+        return math.isfinite(self.value) and math.isfinite(self.baseline)
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The verdict for one editor and window.
+
+    ``is_incident`` is False (and the three labels are ``"NONE"``) when no
+    metric deviates adversely: the stream job emits nothing for such windows.
+    ``scores`` holds every candidate signature's score, for audit and tuning.
+    """
+
+    problem_type: str
+    category: str
+    severity: str
+    evidence: list[str]
+    affected_metrics: list[str]
+    is_incident: bool = True
+    confidence: float = 0.0
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- configuration
+def _default_thresholds() -> dict[str, dict[str, float]]:
+    # Relative change (fraction of the editor's baseline) at which a metric
+    # counts as deviating without the detector's flag. Tighter for ratios that
+    # normally barely move (fill, cache hit), looser for noisy counts.
+    return {
+        "rpm": {"up": 0.30, "down": 0.20},
+        "fill_rate": {"up": 0.10, "down": 0.10},
+        "bid_latency_ms": {"up": 0.40, "down": 0.50},
+        "error_rate": {"up": 1.00, "down": 0.75},
+        "partner_timeouts": {"up": 0.75, "down": 0.75},
+        "cache_hit_rate": {"up": 0.10, "down": 0.10},
+        "impressions": {"up": 0.50, "down": 0.30},
+        "revenue": {"up": 0.30, "down": 0.20},
+        "bid_rate": {"up": 0.30, "down": 0.20},
+        "win_rate": {"up": 0.30, "down": 0.20},
+        REVENUE_PER_IMPRESSION: {"up": 0.30, "down": 0.20},
+    }
+
+
+def _default_relative_floor() -> dict[str, float]:
+    # Smallest denominator for the relative change: rates near zero would
+    # otherwise turn noise into hundreds of percent.
+    return {"error_rate": 0.005, "partner_timeouts": 0.01, "fill_rate": 0.01, "cache_hit_rate": 0.01}
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Every threshold the classifier uses. Load overrides with :meth:`from_dict` / :meth:`from_json`.
+
+    >>> ClassifierConfig.from_dict({"min_signature_score": 0.6, "thresholds": {"rpm": {"down": 0.3}}}).threshold("rpm", DOWN)
+    0.3
+    """
+
+    thresholds: dict[str, dict[str, float]] = field(default_factory=_default_thresholds)
+    default_threshold: float = 0.25
+    relative_floor: dict[str, float] = field(default_factory=_default_relative_floor)
+    #: A signature must score at least this to name the problem; else UNKNOWN.
+    min_signature_score: float = 0.45
+    #: Events this long before the window end count as linked (and as suspected causes).
+    event_lookback_s: float = 1800.0
+    #: Score added when a linked event of the signature's type is in the look-back.
+    event_boost: float = 0.20
+    #: Extra boost for a security finding, scaled by its severity / 10.
+    security_finding_boost: float = 0.15
+    window_seconds: float = 300.0
+    #: Period the revenue / impressions rates refer to (see detectors.revenue).
+    rate_period_s: float = 60.0
+    # Severity ladders: [MEDIUM, HIGH, CRITICAL] cut-offs (CRITICAL None = never).
+    severity_revenue_loss_fraction: tuple[float, float, float] = (0.10, 0.25, 0.50)
+    severity_revenue_at_risk: tuple[float, float, float] = (50.0, 250.0, 1000.0)
+    severity_metric_count: tuple[float, float] = (2, 4)
+    severity_magnitude: tuple[float, float] = (2.0, 4.0)
+    #: Security findings at or above this severity make a SECURITY_ISSUE critical.
+    critical_security_severity: float = 9.0
+
+    def threshold(self, metric: str, direction: int) -> float:
+        per_metric = self.thresholds.get(metric, {})
+        return float(per_metric.get("up" if direction == UP else "down", self.default_threshold))
+
+    def floor(self, metric: str) -> float:
+        return float(self.relative_floor.get(metric, 0.0))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ClassifierConfig":
+        """Defaults overridden by ``data``; per-metric tables merge key by key. Unknown keys raise."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown classifier config keys: {', '.join(sorted(unknown))}")
+        base = cls()
+        updates: dict[str, Any] = {}
+        for key, value in data.items():
+            current = getattr(base, key)
+            if key == "thresholds":
+                merged = {m: dict(v) for m, v in current.items()}
+                for metric, directions in value.items():
+                    merged.setdefault(metric, {}).update({d: float(x) for d, x in directions.items()})
+                updates[key] = merged
+            elif key == "relative_floor":
+                updates[key] = {**current, **{m: float(x) for m, x in value.items()}}
+            elif isinstance(current, tuple):
+                updates[key] = tuple(float(x) for x in value)
+            else:
+                updates[key] = type(current)(value)
+        return replace(base, **updates)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "ClassifierConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+#: The shipped configuration file (equal to the defaults; edit a copy to tune).
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("config") / "classifier.json"
+
+
+def load_config(path: str | Path | None = None) -> ClassifierConfig:
+    """The config at ``path``, else the shipped ``detectors/config/classifier.json``, else the defaults."""
+    candidate = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    if path is None and not candidate.exists():
+        return ClassifierConfig()
+    return ClassifierConfig.from_json(candidate)
+
+
+# --------------------------------------------------------------------------- reading metrics
+@dataclass(frozen=True)
+class MetricReading:
+    """How strongly one metric moved in each direction, relative to its own baseline."""
+
+    deviation: MetricDeviation
+    change: float           # relative change (floored denominator)
+    strength_up: float      # [0, 1]
+    strength_down: float    # [0, 1]
+    deviates_up: bool
+    deviates_down: bool
+    magnitude: float        # |change| in multiples of its direction's threshold
+
+    def strength(self, direction: int) -> float:
+        return self.strength_up if direction == UP else self.strength_down
+
+    def deviates(self, direction: int) -> bool:
+        return self.deviates_up if direction == UP else self.deviates_down
+
+    @property
+    def deviates_any(self) -> bool:
+        return self.deviates_up or self.deviates_down
+
+    @property
+    def direction(self) -> int:
+        return UP if self.change > 0 else DOWN if self.change < 0 else 0
+
+
+def read_metric(deviation: MetricDeviation, config: ClassifierConfig) -> MetricReading:
+    """Turn a deviation into per-direction strengths and decisions (see module docstring, step 1)."""
+    metric = deviation.metric
+    change = deviation.relative_change(config.floor(metric))
+    score = min(max(float(deviation.score), 0.0), 1.0) if math.isfinite(deviation.score) else 0.0
+    strengths, deviates, magnitude = {UP: 0.0, DOWN: 0.0}, {UP: False, DOWN: False}, 0.0
+    direction = UP if change > 0 else DOWN if change < 0 else 0
+    if direction:
+        threshold = config.threshold(metric, direction)
+        magnitude = abs(change) / threshold if threshold > 0 else math.inf
+        # The detector's score speaks for the direction the value actually moved.
+        strengths[direction] = min(1.0, max(magnitude, score))
+        deviates[direction] = bool(deviation.is_anomaly) or magnitude >= 1.0
+    return MetricReading(deviation, change, strengths[UP], strengths[DOWN], deviates[UP], deviates[DOWN],
+                         magnitude)
+
+
+def _derived_revenue_per_impression(deviations: Mapping[str, MetricDeviation]) -> MetricDeviation | None:
+    revenue, impressions = deviations.get("revenue"), deviations.get("impressions")
+    if revenue is None or impressions is None or not (revenue.is_finite and impressions.is_finite):
+        return None
+    if impressions.value <= 0 or impressions.baseline <= 0:
+        return None
+    # No detector ran on this ratio: it counts through its relative change only.
+    return MetricDeviation(REVENUE_PER_IMPRESSION, revenue.value / impressions.value,
+                           revenue.baseline / impressions.baseline, math.nan, math.nan, 0.0, False)
+
+
+def read_metrics(deviations: Mapping[str, MetricDeviation], config: ClassifierConfig) -> dict[str, MetricReading]:
+    readings = {name: read_metric(dev, config) for name, dev in deviations.items() if dev.is_finite}
+    if REVENUE_PER_IMPRESSION not in readings:
+        derived = _derived_revenue_per_impression(deviations)
+        if derived is not None:
+            readings[REVENUE_PER_IMPRESSION] = read_metric(derived, config)
+    return readings
+
+
+# --------------------------------------------------------------------------- signatures
+@dataclass(frozen=True)
+class Move:
+    """A metric moving one way, with a weight (expected move) or a penalty (contradiction)."""
+
+    metric: str
+    direction: int
+    weight: float = 1.0
+
+    def describe(self) -> str:
+        return f"{self.metric} {'up' if self.direction == UP else 'down'}"
+
+
+@dataclass(frozen=True)
+class SignatureMatch:
+    problem_type: str
+    score: float
+    fit: float
+    consistency: float
+    boost: float
+    present: tuple[str, ...]        # expected moves that deviate
+    contradicted: tuple[str, ...]   # contradicting moves that deviate
+    linked_events: tuple[OperationalEvent, ...]
+
+
+@dataclass(frozen=True)
+class Signature:
+    """An incident pattern: anchors (every group needs one deviating move), expected moves, contradictions."""
+
+    problem_type: str
+    description: str
+    anchors: tuple[tuple[Move, ...], ...]
+    expects: tuple[Move, ...]
+    contradicts: tuple[Move, ...]
+    event_types: frozenset[str] = frozenset()
+
+    def match(self, readings: Mapping[str, MetricReading], events: Iterable[OperationalEvent],
+              config: ClassifierConfig) -> SignatureMatch | None:
+        """Score this pattern against the readings; None when its anchors are not there."""
+        for group in self.anchors:
+            if not any(m.metric in readings and readings[m.metric].deviates(m.direction) for m in group):
+                return None
+        present_moves = [m for m in self.expects if m.metric in readings]
+        total = sum(m.weight for m in present_moves)
+        fit = sum(m.weight * readings[m.metric].strength(m.direction) for m in present_moves) / total
+        consistency = 1.0
+        for move in self.contradicts:
+            if move.metric in readings:
+                consistency *= 1.0 - move.weight * readings[move.metric].strength(move.direction)
+        linked = tuple(e for e in events if e.event_type in self.event_types)
+        boost = self._boost(linked, config)
+        return SignatureMatch(
+            problem_type=self.problem_type,
+            score=min(1.0, fit * consistency + boost),
+            fit=fit,
+            consistency=consistency,
+            boost=boost,
+            present=tuple(m.describe() for m in present_moves if readings[m.metric].deviates(m.direction)),
+            contradicted=tuple(m.describe() for m in self.contradicts
+                               if m.metric in readings and readings[m.metric].deviates(m.direction)),
+            linked_events=linked,
+        )
+
+    def _boost(self, linked: tuple[OperationalEvent, ...], config: ClassifierConfig) -> float:
+        if not linked:
+            return 0.0
+        boost = config.event_boost
+        if self.problem_type == SECURITY_ISSUE:
+            worst = max((e.severity or 0.0) for e in linked)
+            boost += config.security_finding_boost * worst / 10.0
+        if self.problem_type == PRICING_ISSUE and not any(_mentions_pricing(e) for e in linked):
+            # A config change that says nothing about floors or prices is only half a hint.
+            boost *= 0.5
+        return boost
+
+
+_PRICING_WORDS = ("floor", "price", "pricing", "cpm", "reserve", "bid")
+
+
+def _mentions_pricing(event: OperationalEvent) -> bool:
+    text = json.dumps(event.details, default=str).lower()
+    return any(word in text for word in _PRICING_WORDS)
+
+
+def _m(metric: str, direction: int, weight: float = 1.0) -> Move:
+    return Move(metric, direction, weight)
+
+
+#: Ordered from most to least specific: exact score ties go to the earlier one.
+SIGNATURES: tuple[Signature, ...] = (
+    Signature(
+        SECURITY_ISSUE, "invalid traffic: impressions surge while each impression earns less",
+        anchors=((_m("impressions", UP),), (_m("rpm", DOWN), _m(REVENUE_PER_IMPRESSION, DOWN))),
+        expects=(_m("impressions", UP, 2.0), _m("rpm", DOWN, 1.5), _m(REVENUE_PER_IMPRESSION, DOWN, 1.5)),
+        contradicts=(_m("error_rate", UP, 0.3), _m("bid_latency_ms", UP, 0.2), _m("cache_hit_rate", DOWN, 0.2)),
+        event_types=frozenset({"security_finding"}),
+    ),
+    Signature(
+        INFRASTRUCTURE_ISSUE, "an infrastructure fault: errors up, cache hit rate down, latency up",
+        anchors=((_m("error_rate", UP), _m("cache_hit_rate", DOWN)),),
+        expects=(_m("error_rate", UP, 1.5), _m("cache_hit_rate", DOWN, 1.5), _m("bid_latency_ms", UP, 1.0),
+                 _m("impressions", DOWN, 0.25), _m("rpm", DOWN, 0.25)),
+        contradicts=(_m("fill_rate", DOWN, 0.3), _m("impressions", UP, 0.3)),
+        event_types=frozenset({"deployment"}),
+    ),
+    Signature(
+        DEMAND_ISSUE, "a demand-partner outage: fill down, partner timeouts up, rpm down",
+        anchors=((_m("fill_rate", DOWN),),),
+        expects=(_m("fill_rate", DOWN, 2.0), _m("rpm", DOWN, 1.0), _m("partner_timeouts", UP, 1.5),
+                 _m("revenue", DOWN, 0.5), _m("bid_rate", DOWN, 0.5), _m("win_rate", DOWN, 0.5)),
+        contradicts=(_m("error_rate", UP, 0.5), _m("cache_hit_rate", DOWN, 0.5), _m("impressions", UP, 0.3)),
+        event_types=frozenset({"partner_status"}),
+    ),
+    Signature(
+        CONFIGURATION_ISSUE, "a configuration breakage: errors up, impressions down",
+        anchors=((_m("error_rate", UP), _m("impressions", DOWN)),),
+        expects=(_m("error_rate", UP, 1.5), _m("impressions", DOWN, 1.5), _m("revenue", DOWN, 0.5)),
+        contradicts=(_m("cache_hit_rate", DOWN, 0.6), _m("bid_latency_ms", UP, 0.4), _m("fill_rate", DOWN, 0.3),
+                     _m("partner_timeouts", UP, 0.3)),
+        event_types=CHANGE_EVENT_TYPES,
+    ),
+    Signature(
+        LATENCY_ISSUE, "latency degradation: bid latency up",
+        anchors=((_m("bid_latency_ms", UP),),),
+        expects=(_m("bid_latency_ms", UP, 2.0), _m("rpm", DOWN, 1.0), _m("revenue", DOWN, 0.5)),
+        contradicts=(_m("error_rate", UP, 0.6), _m("cache_hit_rate", DOWN, 0.6), _m("fill_rate", DOWN, 0.4),
+                     _m("partner_timeouts", UP, 0.2)),
+        event_types=frozenset({"deployment"}),
+    ),
+    Signature(
+        PRICING_ISSUE, "a pricing / floor misconfiguration: rpm down with fill normal or up",
+        anchors=((_m("rpm", DOWN),),),
+        expects=(_m("rpm", DOWN, 2.0), _m("revenue", DOWN, 0.5), _m("fill_rate", UP, 0.5)),
+        contradicts=(_m("fill_rate", DOWN, 0.7), _m("partner_timeouts", UP, 0.4), _m("bid_latency_ms", UP, 0.4),
+                     _m("error_rate", UP, 0.4), _m("cache_hit_rate", DOWN, 0.3), _m("impressions", UP, 0.5),
+                     _m("impressions", DOWN, 0.3)),
+        event_types=frozenset({"config_change"}),
+    ),
+)
+SIGNATURE_BY_TYPE = {s.problem_type: s for s in SIGNATURES}
+
+
+# --------------------------------------------------------------------------- severity
+def _ladder(value: float, cutoffs: tuple[float, ...]) -> int:
+    """Index into SEVERITIES: how many cut-offs ``value`` reaches."""
+    return sum(1 for c in cutoffs if value >= c)
+
+
+def assess_severity(readings: Mapping[str, MetricReading], adverse: list[str], deviations: Mapping[str, MetricDeviation],
+                    problem_type: str, events: Iterable[OperationalEvent], config: ClassifierConfig) -> str:
+    """Highest of the revenue-share, revenue-amount, breadth and magnitude ladders (module docstring, step 4)."""
+    loss = revenue_loss_fraction(deviations)
+    at_risk = revenue_at_risk(deviations, config.window_seconds, config.rate_period_s)
+    magnitude = max((readings[m].magnitude for m in adverse), default=0.0)
+    level = max(
+        _ladder(loss, config.severity_revenue_loss_fraction),
+        _ladder(at_risk, config.severity_revenue_at_risk),
+        _ladder(len(adverse), config.severity_metric_count),
+        _ladder(magnitude, config.severity_magnitude),
+    )
+    if problem_type == SECURITY_ISSUE:
+        worst = max((e.severity or 0.0 for e in events if e.event_type == "security_finding"), default=0.0)
+        if worst >= config.critical_security_severity:
+            level = 3
+        elif worst >= 7.0:
+            level = max(level, 2)
+    return SEVERITIES[level]
+
+
+# --------------------------------------------------------------------------- evidence
+def _fmt(x: float) -> str:
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3g}" if x else "0"
+
+
+def describe_deviation(reading: MetricReading) -> str:
+    """``"rpm 1.20 vs baseline 2.50 (-52.0%, detector score 0.97)"``."""
+    d = reading.deviation
+    detail = f"{reading.change * 100:+.1f}%"
+    if d.metric == REVENUE_PER_IMPRESSION:
+        detail += ", derived from revenue / impressions"
+    elif d.score or d.is_anomaly:
+        detail += f", detector score {d.score:.2f}"
+    return f"{d.metric} {_fmt(d.value)} vs baseline {_fmt(d.baseline)} ({detail})"
+
+
+def describe_event(event: OperationalEvent, window_end_s: float | None) -> str:
+    text = f"{event.event_type} at {iso_z(event.timestamp_s)}"
+    if window_end_s is not None:
+        text += f" ({max(window_end_s - event.timestamp_s, 0) / 60:.0f} min before window end)"
+    who = ", ".join(f"{k} {v}" for k, v in (("partner", event.partner), ("severity", event.severity)) if v is not None)
+    if who:
+        text += f" [{who}]"
+    if event.details:
+        text += " " + json.dumps(event.details, sort_keys=True, default=str)[:160]
+    return text
+
+
+# --------------------------------------------------------------------------- classify
+def linked_events(events: Iterable[OperationalEvent], window_end_s: float | None, lookback_s: float) -> list[OperationalEvent]:
+    """Events in ``[window_end - lookback, window_end]`` (all of them when no window end is known), oldest first."""
+    chosen = [e for e in events
+              if window_end_s is None or window_end_s - lookback_s <= e.timestamp_s <= window_end_s]
+    return sorted(chosen, key=lambda e: (e.timestamp_s, e.event_type))
+
+
+def classify(deviations: Mapping[str, MetricDeviation], events: Iterable[OperationalEvent] = (),
+             config: ClassifierConfig | None = None, *, window_end_s: float | None = None) -> Classification:
+    """Classify one editor's window. See the module docstring for the rules.
+
+    ``events`` should be the editor's operational events (and its partners');
+    with ``window_end_s`` only those in the configured look-back are used.
+    """
+    config = config or ClassifierConfig()
+    readings = read_metrics(deviations, config)
+    reported = {m: r for m, r in readings.items() if m != REVENUE_PER_IMPRESSION}
+    affected = sorted(m for m, r in reported.items() if r.deviates_any)
+    adverse = sorted(m for m, r in reported.items()
+                     if any(r.deviates(d) for d in ADVERSE_DIRECTIONS.get(m, (UP, DOWN))))
+    recent = linked_events(events, window_end_s, config.event_lookback_s)
+
+    matches = [m for s in SIGNATURES if (m := s.match(readings, recent, config)) is not None]
+    scores = {m.problem_type: round(m.score, 3) for m in matches}
+    # max() keeps the first of equal scores, and SIGNATURES runs most specific first.
+    best = max(matches, key=lambda m: m.score, default=None)
+
+    if not adverse and (best is None or best.score < config.min_signature_score):
+        note = "no metric deviates adversely from its baseline"
+        if affected:
+            note += " (only benign moves: " + ", ".join(describe_deviation(reported[m]) for m in affected) + ")"
+        return Classification(NO_ISSUE, NO_ISSUE, NO_ISSUE, [note], affected, is_incident=False, scores=scores)
+
+    if best is not None and best.score >= config.min_signature_score:
+        problem_type, confidence = best.problem_type, best.score
+        runner_up = max((m for m in matches if m is not best), key=lambda m: m.score, default=None)
+        headline = (f"{problem_type} (score {best.score:.2f}): {SIGNATURE_BY_TYPE[problem_type].description}; "
+                    f"seen: {', '.join(best.present) or 'partial pattern'}")
+        if best.contradicted:
+            headline += f"; against: {', '.join(best.contradicted)}"
+        if runner_up is not None:
+            headline += f"; runner-up {runner_up.problem_type} {runner_up.score:.2f}"
+        linked = best.linked_events
+    else:
+        problem_type, confidence, linked = UNKNOWN, best.score if best else 0.0, ()
+        headline = "UNKNOWN: adverse deviations fit no known signature" + (
+            f" (best {best.problem_type} {best.score:.2f} < {config.min_signature_score:.2f})" if best else "")
+
+    # Anomalous metrics first, strongest first, so the evidence reads in order of importance.
+    ordered = sorted(affected, key=lambda m: (-reported[m].magnitude, m))
+    evidence = [headline] + [describe_deviation(reported[m]) for m in ordered]
+    rpi = readings.get(REVENUE_PER_IMPRESSION)
+    if rpi is not None and rpi.deviates_any and problem_type == SECURITY_ISSUE:
+        evidence.append(describe_deviation(rpi))
+    evidence += ["linked event: " + describe_event(e, window_end_s) for e in linked]
+    at_risk = revenue_at_risk(deviations, config.window_seconds, config.rate_period_s)
+    if at_risk > 0:
+        evidence.append(f"revenue at risk {at_risk:,.2f} in the {config.window_seconds / 60:.0f}-min window")
+
+    severity = assess_severity(readings, adverse, deviations, problem_type, recent, config)
+    return Classification(problem_type, CATEGORY_OF[problem_type], severity, evidence, affected,
+                          is_incident=True, confidence=round(confidence, 3), scores=scores)

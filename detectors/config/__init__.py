@@ -1,0 +1,1 @@
+"""Shipped configuration files of the pure-Python detectors (package data)."""

@@ -1,0 +1,199 @@
+"""Composite anomaly detail: what goes on the bus for one editor's anomalous window.
+
+:func:`build_composite_detail` produces the ``Composite Anomaly Detected``
+detail of DESIGN.md from the window's deviations, the editor's events and the
+classifier's verdict. Its ``incident_id`` is deterministic (editor, window
+start, problem type), so a replayed or retried window produces the same id
+and downstream consumers deduplicate at-least-once delivery.
+
+>>> from detectors.classifier import MetricDeviation as D, classify
+>>> devs = {"rpm": D("rpm", 1.2, 2.5, 2.1, 2.9, 0.97, True),
+...         "fill_rate": D("fill_rate", 0.85, 0.85, 0.8, 0.9, 0.05, False),
+...         "revenue": D("revenue", 6.0, 12.5, 11.0, 14.0, 0.98, True)}
+>>> c = classify(devs, [])
+>>> detail = build_composite_detail("e-001", 1793527500, 1793527800, devs, [], c)
+>>> detail["problem_type"], detail["metrics_affected"], detail["revenue_at_risk"]
+('PRICING_ISSUE', 2, 32.5)
+>>> detail["incident_id"] == incident_id("e-001", 1793527500, "PRICING_ISSUE")
+True
+>>> detail["metrics"]["rpm"]
+{'value': 1.2, 'baseline': 2.5, 'lower': 2.1, 'upper': 2.9, 'score': 0.97, 'deviation_pct': -52.0}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any, Iterable, Mapping
+
+from detectors.classifier import (
+    NO_ISSUE,
+    SIGNATURE_BY_TYPE,
+    UNKNOWN,
+    Classification,
+    ClassifierConfig,
+    MetricDeviation,
+)
+from detectors.events import OperationalEvent, iso_z
+from detectors.revenue import revenue_at_risk  # noqa: F401  (part of this module's API)
+
+#: Keys of the composite detail, in DESIGN.md order.
+COMPOSITE_KEYS = ("incident_id", "editor_id", "window_start", "window_end", "severity", "problem_type", "category",
+                  "metrics_affected", "affected_metrics", "metrics", "revenue_at_risk", "suspected_causes",
+                  "evidence", "summary")
+METRIC_KEYS = ("value", "baseline", "lower", "upper", "score", "deviation_pct")
+
+# EventBridge caps a whole entry at 256 KB; the detail stays well below it.
+MAX_DETAIL_BYTES = 200_000
+MAX_EVIDENCE = 30
+MAX_EVIDENCE_CHARS = 500
+MAX_CAUSES = 20
+MAX_EVENT_DETAILS_BYTES = 4_096
+
+
+def stable_id(prefix: str, *parts: Any) -> str:
+    """``prefix + sha256("|".join(parts))[:20]``: the deterministic ids of the bus events.
+
+    >>> stable_id("inc-", "e-001", "2026-11-01T10:05:00Z", "DEMAND_ISSUE")
+    'inc-8a1ef42eb7bcae1cd8fc'
+    """
+    key = "|".join(str(p) for p in parts)
+    return prefix + hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
+
+
+def incident_id(editor_id: str, window_start_s: float, problem_type: str) -> str:
+    """Deterministic incident id. The window start is keyed by its ISO-8601 form, so
+    ``1793527500``, ``1793527500.0`` and ``numpy.float64(1793527500)`` give the same id.
+
+    >>> incident_id("e-001", 1793527500, "DEMAND_ISSUE") == incident_id("e-001", 1793527500.0, "DEMAND_ISSUE")
+    True
+    >>> incident_id("e-001", 1793527500, "DEMAND_ISSUE")
+    'inc-8a1ef42eb7bcae1cd8fc'
+    """
+    return stable_id("inc-", editor_id, iso_z(float(window_start_s)), problem_type)
+
+
+def _json_number(x: float, digits: int = 6) -> float | None:
+    """A finite, rounded float, or None (strict JSON has no NaN / Infinity)."""
+    if x is None or isinstance(x, bool) or not math.isfinite(x):
+        return None
+    return round(float(x), digits)
+
+
+def metric_snapshot(deviation: MetricDeviation, floor: float = 0.0) -> dict[str, float | None]:
+    """The per-metric block of the bus details: value, band, score and % change vs baseline."""
+    finite = deviation.is_finite
+    return {
+        "value": _json_number(deviation.value),
+        "baseline": _json_number(deviation.baseline),
+        "lower": _json_number(deviation.lower),
+        "upper": _json_number(deviation.upper),
+        "score": _json_number(deviation.score, 4),
+        "deviation_pct": round(deviation.relative_change(floor) * 100, 1) if finite else None,
+    }
+
+
+def _capped_details(details: Mapping[str, Any]) -> dict[str, Any]:
+    text = json.dumps(details, default=str, sort_keys=True)
+    if len(text.encode("utf-8")) <= MAX_EVENT_DETAILS_BYTES:
+        return json.loads(text)  # round-trip makes every value JSON-native
+    return {"truncated": True, "preview": text[:1000]}
+
+
+def suspected_causes(editor_id: str, events: Iterable[OperationalEvent], window_end_s: float,
+                     lookback_s: float = 1800.0) -> list[dict[str, Any]]:
+    """The editor's events (and partner-wide ones, without an editor) in the look-back, newest first, capped.
+
+    >>> from detectors.events import OperationalEvent as E
+    >>> [c["event_type"] for c in suspected_causes("e-1", [E("deployment", 900.0, "e-1"), E("config_change", 100.0, "e-1"),
+    ...                                                     E("deployment", 950.0, "e-2")], window_end_s=1000.0, lookback_s=600)]
+    ['deployment']
+    """
+    relevant = [e for e in events
+                if (e.editor_id in (None, editor_id)) and window_end_s - lookback_s <= e.timestamp_s <= window_end_s]
+    relevant.sort(key=lambda e: (-e.timestamp_s, e.event_type))
+    causes = []
+    for event in relevant[:MAX_CAUSES]:
+        cause = event.to_dict()
+        cause["details"] = _capped_details(event.details)
+        causes.append(cause)
+    return causes
+
+
+def _hhmm(timestamp_s: float) -> str:
+    return iso_z(timestamp_s)[11:16]
+
+
+def _summary(editor_id: str, window_start_s: float, window_end_s: float, snapshot: Mapping[str, Mapping[str, Any]],
+             affected: list[str], classification: Classification, causes: list[dict[str, Any]], at_risk: float) -> str:
+    moves = []
+    for metric in affected[:4]:
+        s = snapshot.get(metric)
+        if s and s["deviation_pct"] is not None and s["baseline"] is not None:
+            moves.append(f"{metric} {s['deviation_pct']:+.0f}% vs baseline {s['baseline']:.4g}")
+    if len(affected) > 4:
+        moves.append(f"{len(affected) - 4} more")
+    signature = SIGNATURE_BY_TYPE.get(classification.problem_type)
+    cause = f"likely {signature.description.split(':')[0]}" if signature else "cause unknown (fits no known pattern)"
+    if causes:
+        newest = causes[0]
+        cause += f", after a {newest['event_type']} at {newest['timestamp'][11:16]}Z"
+    window = f"{_hhmm(window_start_s)}-{_hhmm(window_end_s)}Z"
+    return (f"{classification.problem_type} on {editor_id} ({classification.severity}, {window}): "
+            f"{'; '.join(moves) or 'no metric outside its band'}; {cause}; "
+            f"revenue at risk {at_risk:,.2f} in the window.")
+
+
+def _fit_size(detail: dict[str, Any]) -> dict[str, Any]:
+    """Drop the least important list items until the JSON fits MAX_DETAIL_BYTES."""
+    def size() -> int:
+        return len(json.dumps(detail, separators=(",", ":")).encode("utf-8"))
+
+    while size() > MAX_DETAIL_BYTES and (detail["suspected_causes"] or len(detail["evidence"]) > 1):
+        if detail["suspected_causes"]:
+            detail["suspected_causes"].pop()
+        else:
+            detail["evidence"].pop()
+    return detail
+
+
+def build_composite_detail(editor_id: str, window_start_s: float, window_end_s: float,
+                           deviations: Mapping[str, MetricDeviation], events: Iterable[OperationalEvent],
+                           classification: Classification, config: ClassifierConfig | None = None) -> dict[str, Any]:
+    """The ``Composite Anomaly Detected`` detail (DESIGN.md shape, JSON-serialisable, < 256 KB).
+
+    ``metrics_affected`` counts the anomalous metrics (``affected_metrics``);
+    ``metrics`` reports every metric of the window, so the reader sees the
+    normal ones too. Revenue at risk uses the window length.
+    """
+    config = config or ClassifierConfig()
+    if classification.problem_type == NO_ISSUE:
+        raise ValueError("classification is not an incident (problem_type NONE); emit nothing for this window")
+    window_seconds = float(window_end_s) - float(window_start_s)
+    snapshot = {name: metric_snapshot(dev, config.floor(name)) for name, dev in sorted(deviations.items())}
+    at_risk = revenue_at_risk(deviations, window_seconds, config.rate_period_s) if window_seconds > 0 else 0.0
+    causes = suspected_causes(editor_id, events, float(window_end_s), config.event_lookback_s)
+    affected = list(classification.affected_metrics)
+    detail = {
+        "incident_id": incident_id(editor_id, window_start_s, classification.problem_type),
+        "editor_id": editor_id,
+        "window_start": iso_z(float(window_start_s)),
+        "window_end": iso_z(float(window_end_s)),
+        "severity": classification.severity,
+        "problem_type": classification.problem_type,
+        "category": classification.category,
+        "metrics_affected": len(affected),
+        "affected_metrics": affected,
+        "metrics": snapshot,
+        "revenue_at_risk": at_risk,
+        "suspected_causes": causes,
+        "evidence": [e[:MAX_EVIDENCE_CHARS] for e in classification.evidence[:MAX_EVIDENCE]],
+        "summary": _summary(editor_id, float(window_start_s), float(window_end_s), snapshot, affected,
+                            classification, causes, at_risk)[:1000],
+    }
+    return _fit_size(detail)
+
+
+__all__ = ["COMPOSITE_KEYS", "METRIC_KEYS", "UNKNOWN", "build_composite_detail", "incident_id", "metric_snapshot",
+           "revenue_at_risk", "stable_id", "suspected_causes"]

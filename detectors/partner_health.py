@@ -1,0 +1,162 @@
+"""Partner health: is a demand partner healthy across the editors that use it?
+
+The stream job aggregates each partner's samples across editors per window
+and hands :func:`assess_partner` the partner's per-metric deviations from its
+*own* baseline. Four signals matter, each in the direction that hurts:
+
+=================  =========  ==========================================
+metric             bad when   why
+=================  =========  ==========================================
+partner_timeouts   up         the partner stops answering in time
+bid_rate           down       it bids on fewer requests
+win_rate           down       its bids stop clearing (floors, bad prices)
+fill_rate          down       less of its demand turns into impressions
+=================  =========  ==========================================
+
+A signal is *degraded* when the detector flags it in the bad direction or
+its relative change passes the ``degraded`` threshold, and *unhealthy* past
+the ``unhealthy`` threshold. Status: UNHEALTHY if any signal is unhealthy
+or at least ``unhealthy_signal_count`` signals are degraded (a partner
+failing on two fronts is down, not slow); DEGRADED if one is degraded;
+HEALTHY otherwise. Thresholds are in :class:`PartnerHealthConfig`.
+
+>>> from detectors.classifier import MetricDeviation as D
+>>> detail = assess_partner("p-alpha", 1793527500, 1793527800,
+...     {"partner_timeouts": D("partner_timeouts", 50.0, 10.0, 6.0, 14.0, 0.99, True),
+...      "bid_rate": D("bid_rate", 0.9, 0.9, 0.85, 0.95, 0.1, False)},
+...     editors=["e-002", "e-001"], revenue_impact=412.5)
+>>> detail["partner_status"], detail["impact_assessment"], detail["editors_affected"]
+('UNHEALTHY', {'revenue_impact': 412.5, 'editors_affected': 2}, ['e-001', 'e-002'])
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from detectors.classifier import DOWN, UP, MetricDeviation
+from detectors.events import iso_z
+from detectors.incident import metric_snapshot, stable_id
+
+HEALTHY, DEGRADED, UNHEALTHY = "HEALTHY", "DEGRADED", "UNHEALTHY"
+MAX_EDITORS_LISTED = 500
+
+
+def _default_signals() -> dict[str, dict[str, float]]:
+    # metric -> bad direction (+1 up / -1 down) and relative-change thresholds.
+    return {
+        "partner_timeouts": {"direction": UP, "degraded": 0.50, "unhealthy": 2.00},
+        "bid_rate": {"direction": DOWN, "degraded": 0.15, "unhealthy": 0.40},
+        "win_rate": {"direction": DOWN, "degraded": 0.15, "unhealthy": 0.40},
+        "fill_rate": {"direction": DOWN, "degraded": 0.10, "unhealthy": 0.30},
+    }
+
+
+@dataclass(frozen=True)
+class PartnerHealthConfig:
+    """Thresholds of the partner health check (relative to the partner's own baseline).
+
+    >>> PartnerHealthConfig.from_dict({"signals": {"fill_rate": {"unhealthy": 0.5}}}).signals["fill_rate"]["unhealthy"]
+    0.5
+    """
+
+    signals: dict[str, dict[str, float]] = field(default_factory=_default_signals)
+    #: This many degraded signals at once make the partner UNHEALTHY.
+    unhealthy_signal_count: int = 2
+    #: Smallest denominator of the relative change (rates near zero).
+    relative_floor: dict[str, float] = field(default_factory=lambda: {"partner_timeouts": 0.01})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "PartnerHealthConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown partner health config keys: {', '.join(sorted(unknown))}")
+        base = cls()
+        updates: dict[str, Any] = {}
+        if "signals" in data:
+            merged = {m: dict(v) for m, v in base.signals.items()}
+            for metric, values in data["signals"].items():
+                merged.setdefault(metric, {"direction": DOWN, "degraded": 0.2, "unhealthy": 0.5}).update(
+                    {k: float(v) for k, v in values.items()})
+            updates["signals"] = merged
+        if "unhealthy_signal_count" in data:
+            updates["unhealthy_signal_count"] = int(data["unhealthy_signal_count"])
+        if "relative_floor" in data:
+            updates["relative_floor"] = {**base.relative_floor, **{k: float(v) for k, v in data["relative_floor"].items()}}
+        return replace(base, **updates)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "PartnerHealthConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+@dataclass(frozen=True)
+class SignalAssessment:
+    metric: str
+    level: int          # 0 fine, 1 degraded, 2 unhealthy
+    change: float       # relative change vs the partner's baseline
+
+    def describe(self) -> str:
+        word = ("normal", "degraded", "unhealthy")[self.level]
+        return f"{self.metric} {self.change * 100:+.1f}% vs baseline ({word})"
+
+
+def assess_signal(deviation: MetricDeviation, spec: Mapping[str, float], floor: float) -> SignalAssessment:
+    """Level of one signal: flagged or past ``degraded`` -> 1, past ``unhealthy`` -> 2, in the bad direction only."""
+    change = deviation.relative_change(floor) if deviation.is_finite else 0.0
+    bad = change * spec["direction"]  # > 0 when moving the harmful way
+    level = 0
+    if bad > 0:
+        if bad >= spec["unhealthy"]:
+            level = 2
+        elif bad >= spec["degraded"] or deviation.is_anomaly:
+            level = 1
+    return SignalAssessment(deviation.metric, level, change)
+
+
+def partner_status(assessments: Iterable[SignalAssessment], config: PartnerHealthConfig) -> str:
+    """HEALTHY / DEGRADED / UNHEALTHY from the signal levels (module docstring)."""
+    levels = [a.level for a in assessments]
+    if any(level >= 2 for level in levels) or sum(1 for lv in levels if lv >= 1) >= config.unhealthy_signal_count:
+        return UNHEALTHY
+    if any(level >= 1 for level in levels):
+        return DEGRADED
+    return HEALTHY
+
+
+def check_id(partner: str, window_start_s: float) -> str:
+    """Deterministic id of one partner's check in one window (the status is not part of it:
+    a re-evaluated window replaces, rather than adds to, the earlier check).
+
+    >>> check_id("p-alpha", 1793527500) == check_id("p-alpha", 1793527500.0)
+    True
+    """
+    return stable_id("phc-", partner, iso_z(float(window_start_s)))
+
+
+def assess_partner(partner: str, window_start_s: float, window_end_s: float,
+                   per_metric: Mapping[str, MetricDeviation], editors: Iterable[str], revenue_impact: float,
+                   config: PartnerHealthConfig | None = None) -> dict[str, Any]:
+    """The ``Partner Health Check`` detail of DESIGN.md (plus ``reasons``, human-readable)."""
+    config = config or PartnerHealthConfig()
+    assessments = [assess_signal(per_metric[m], spec, config.relative_floor.get(m, 0.0))
+                   for m, spec in config.signals.items() if m in per_metric]
+    status = partner_status(assessments, config)
+    unique_editors = sorted(set(editors))
+    impact = float(revenue_impact) if revenue_impact is not None and math.isfinite(revenue_impact) else 0.0
+    reasons = [a.describe() for a in assessments if a.level > 0] or ["all partner signals within their baseline"]
+    return {
+        "check_id": check_id(partner, window_start_s),
+        "partner": partner,
+        "partner_status": status,
+        "window_start": iso_z(float(window_start_s)),
+        "window_end": iso_z(float(window_end_s)),
+        "impact_assessment": {"revenue_impact": round(max(impact, 0.0), 2), "editors_affected": len(unique_editors)},
+        "editors_affected": unique_editors[:MAX_EDITORS_LISTED],
+        "metrics": {m: metric_snapshot(d, config.relative_floor.get(m, 0.0)) for m, d in sorted(per_metric.items())},
+        "reasons": reasons,
+    }

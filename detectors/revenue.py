@@ -1,0 +1,86 @@
+"""Revenue at risk: how much money an editor is losing in one window.
+
+Kept apart from :mod:`detectors.incident` so the classifier (which uses it for
+severity) and the incident builder (which reports it) share one definition
+without importing each other.
+
+Units. A window's metric ``value`` is the aggregate the stream job computes
+(the mean of the samples), and the money metrics (``revenue``, and
+``impressions`` for the rpm fallback) are *rates per* ``rate_period_s``
+seconds -- by default per minute. The amount in a window is therefore
+``rate * window_seconds / rate_period_s``. A job whose windows hold totals
+passes ``rate_period_s=window_seconds``.
+
+>>> from detectors.classifier import MetricDeviation
+>>> dev = {"revenue": MetricDeviation("revenue", 6.0, 10.0, 9.0, 11.0, 0.99, True)}
+>>> revenue_at_risk(dev, 300)          # (10 - 6) per minute over 5 minutes
+20.0
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Protocol
+
+
+class _HasValueAndBaseline(Protocol):
+    value: float
+    baseline: float
+
+
+def _finite(*numbers: float) -> bool:
+    return all(isinstance(n, (int, float)) and math.isfinite(n) for n in numbers)
+
+
+def expected_and_actual_revenue(deviations: Mapping[str, _HasValueAndBaseline]) -> tuple[float, float] | None:
+    """(baseline, actual) revenue rate, from ``revenue`` or else from rpm x impressions / 1000.
+
+    None when neither is available (no money figure can be given).
+    """
+    revenue = deviations.get("revenue")
+    if revenue is not None and _finite(revenue.value, revenue.baseline):
+        return max(revenue.baseline, 0.0), max(revenue.value, 0.0)
+    rpm, impressions = deviations.get("rpm"), deviations.get("impressions")
+    if rpm is not None and impressions is not None and _finite(rpm.value, rpm.baseline, impressions.value,
+                                                                impressions.baseline):
+        expected = max(rpm.baseline, 0.0) * max(impressions.baseline, 0.0) / 1000.0
+        actual = max(rpm.value, 0.0) * max(impressions.value, 0.0) / 1000.0
+        return expected, actual
+    return None
+
+
+def revenue_at_risk(deviations: Mapping[str, _HasValueAndBaseline], window_seconds: float,
+                    rate_period_s: float = 60.0) -> float:
+    """Revenue lost in the window versus the baseline; never negative, 0 when unknown.
+
+    Falls back to ``rpm * impressions / 1000`` when there is no revenue metric:
+
+    >>> from detectors.classifier import MetricDeviation as D
+    >>> revenue_at_risk({"rpm": D("rpm", 1.0, 2.0, 1.8, 2.2, 0.9, True),
+    ...                  "impressions": D("impressions", 1000.0, 1000.0, 900.0, 1100.0, 0.1, False)}, 300)
+    5.0
+    >>> revenue_at_risk({"revenue": D("revenue", 12.0, 10.0, 9.0, 11.0, 0.9, True)}, 300)   # a gain is no risk
+    0.0
+    """
+    if window_seconds <= 0 or rate_period_s <= 0:
+        raise ValueError("window_seconds and rate_period_s must be positive")
+    pair = expected_and_actual_revenue(deviations)
+    if pair is None:
+        return 0.0
+    expected, actual = pair
+    shortfall_rate = max(expected - actual, 0.0)
+    return round(shortfall_rate * window_seconds / rate_period_s, 2)
+
+
+def revenue_loss_fraction(deviations: Mapping[str, _HasValueAndBaseline]) -> float:
+    """Shortfall as a fraction of the baseline revenue, in [0, 1] (0 when unknown).
+
+    >>> from detectors.classifier import MetricDeviation as D
+    >>> revenue_loss_fraction({"revenue": D("revenue", 6.0, 10.0, 9.0, 11.0, 0.99, True)})
+    0.4
+    """
+    pair = expected_and_actual_revenue(deviations)
+    if pair is None or pair[0] <= 0:
+        return 0.0
+    expected, actual = pair
+    return min(max((expected - actual) / expected, 0.0), 1.0)
