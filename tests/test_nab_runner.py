@@ -17,6 +17,7 @@ from detectors.nab import corpus, runner
 from detectors.nab.scorer import score_results
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED_NAB = Path(__file__).resolve().parents[2] / "shared" / "nab"
 
 
 class StepDetector:
@@ -151,6 +152,27 @@ def test_window_timestamp_missing_from_data_is_an_error(nab_dir):
     labels.write_text(json.dumps({"ads/cpc.csv": [["2030-01-01 00:00:00", "2030-01-02 00:00:00"]]}))
     with pytest.raises(corpus.NabInputError, match="ads/cpc.csv.*not a timestamp of the data file"):
         runner.run_corpus(data, labels, out, detector="step", workers=1, detector_factory=StepDetector)
+
+
+class ConstantDetector:
+    """Test double: the same score on every row (labels are what the next test checks)."""
+
+    def update(self, timestamp_s: float, value: float):
+        return SimpleNamespace(score=0.5)
+
+
+@pytest.mark.skipif(not SHARED_NAB.is_dir(), reason=f"shared NAB subset not found at {SHARED_NAB}")
+def test_labels_on_the_shared_subset_match_nabs_stored_labels(tmp_path):
+    # The real files have duplicate timestamps and a backward step; NAB's own label
+    # column in the stored results is the positional truth to match.
+    data, windows = SHARED_NAB / "data", SHARED_NAB / "labels" / "combined_windows.json"
+    written = runner.run_corpus(data, windows, tmp_path, detector="const", workers=2, detector_factory=ConstantDetector)
+    assert len(written) == 19
+    for key, rows in written.items():
+        ours = [r[3] for r in _read(corpus.result_path(tmp_path, "const", key))[1:]]
+        nab = [r[3] for r in _read(corpus.result_path(SHARED_NAB / "results", "ARTime", key))[1:]]
+        assert len(ours) == rows == len(nab)
+        assert ours == nab, key
 
 
 def _registry_has(name: str) -> bool:

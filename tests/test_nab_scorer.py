@@ -307,3 +307,11 @@ def test_cli_score_rejects_bad_inputs_naming_the_file(tmp_path, break_input, mes
     assert message in out.stderr
     assert "f.csv" in out.stderr or "windows.json" in out.stderr
     assert out.stdout == ""
+
+
+def test_cli_score_unknown_detector_is_named(tmp_path):
+    results, data, windows = _tiny_corpus(tmp_path)
+    out = _run_cli("score", "--results", str(results), "--data", str(data), "--windows", str(windows),
+                   "--detector", "nobody")
+    assert out.returncode == 2
+    assert "nobody" in out.stderr and "Traceback" not in out.stderr

@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from detectors.nab import corpus
 
 RowWindow = tuple[int, int]  # (start row, end row), inclusive, 0-based positions
 
@@ -257,16 +260,12 @@ def score_corpus(files: Sequence[FileInput], profile: Profile, total_windows: in
 
 def find_detectors(results_dir) -> list[str]:
     """Detector names under a NAB-style results directory (its sub-directories), sorted."""
-    from pathlib import Path
-
-    from detectors.nab.corpus import NabInputError
-
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
-        raise NabInputError(f"results directory not found: {results_dir}")
+        raise corpus.NabInputError(f"results directory not found: {results_dir}")
     names = sorted(p.name for p in results_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not names:
-        raise NabInputError(f"no detector directories under {results_dir}")
+        raise corpus.NabInputError(f"no detector directories under {results_dir}")
     return names
 
 
@@ -280,8 +279,6 @@ def score_results(
     have a data file, since NAB's perfect score counts all windows in the file.
     Returns ``{detector: {profile: CorpusScore}}``.
     """
-    from detectors.nab import corpus
-
     keys = corpus.find_data_files(data_dir)
     windows = corpus.load_windows(windows_file)
     missing_windows = [k for k in keys if k not in windows]
@@ -295,6 +292,9 @@ def score_results(
     data = {k: corpus.read_data_file(data_dir, k) for k in keys}
     row_windows = {k: corpus.locate_windows(data[k].timestamps, windows[k], f"{data_dir}/{k}") for k in keys}
     names = list(detectors) if detectors else find_detectors(results_dir)
+    absent = [name for name in names if not (Path(results_dir) / name).is_dir()]
+    if absent:
+        raise corpus.NabInputError(f"no results for detector(s) {absent} in {results_dir}")
     report: dict[str, dict[str, CorpusScore]] = {}
     for name in names:
         files = [
