@@ -49,11 +49,14 @@ def _epoch(text: str) -> float:
     return float(timegm(datetime.strptime(text, "%Y-%m-%d %H:%M:%S").timetuple()))
 
 
-# Category "ads": 30 hourly rows with a duplicate timestamp (row 8 repeats row 7) and a step
+# Category "ads": 30 hourly rows with a duplicate timestamp (row 8 repeats row 7) and steps
 # backwards (row 20 is 30 minutes before row 19); a jump at rows 22..25, inside a window on rows 21..26.
 _ADS_TIMES = [datetime(2021, 3, 1) + timedelta(hours=i) for i in range(30)]
 _ADS_TIMES[8] = _ADS_TIMES[7]
 _ADS_TIMES[20] = _ADS_TIMES[19] - timedelta(minutes=30)
+# Row 28 repeats row 23's timestamp: inside the window's time range but after the window by
+# position, so it must be labelled 0 (windows are row ranges, not timestamp ranges).
+_ADS_TIMES[28] = _ADS_TIMES[23]
 ADS_STAMPS = [t.strftime("%Y-%m-%d %H:%M:%S") for t in _ADS_TIMES]
 ADS_VALUES = ["1.5"] * 22 + ["20.25"] * 4 + ["1.5"] * 4
 # Category "other": 12 rows, no windows.
