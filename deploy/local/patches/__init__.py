@@ -1,0 +1,58 @@
+"""Patches applied to moto inside the process that hosts the embedded server.
+
+One folder per patched service, like moto's own layout, so it is obvious which
+service's behaviour we change:
+
+- ``events/targets.py``: EventBridge rules deliver to Step Functions and SNS targets
+  (moto 5.2.5 only delivers to SQS, CloudWatch Logs, buses, archives and API
+  destinations, and PutEvents fails with HTTP 500 for any other target type).
+- ``stepfunctions/cloudformation.py``: state machines created by CloudFormation land
+  in the backend that really executes ASL (moto keeps two separate backends).
+- ``stepfunctions/start_execution.py`` and ``sns/publish.py``: the per-target helpers.
+
+The patches reach into moto internals, so they are pinned to one moto version and
+refuse to load on any other: a silent mismatch would make local tests lie.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+
+SUPPORTED_MOTO_VERSION = "5.2.5"
+
+
+class UnsupportedMotoVersion(RuntimeError):
+    pass
+
+
+def check_moto_version() -> str:
+    try:
+        installed = importlib.metadata.version("moto")
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise UnsupportedMotoVersion(
+            "moto is not installed; install the local extra: pip install -e '.[local]'"
+        ) from exc
+    if installed != SUPPORTED_MOTO_VERSION:
+        raise UnsupportedMotoVersion(
+            f"deploy/local/patches are written against moto=={SUPPORTED_MOTO_VERSION} "
+            f"but moto=={installed} is installed. Install the pinned version "
+            f"(pip install 'moto[server]=={SUPPORTED_MOTO_VERSION}') or re-verify the "
+            "patches against the new version before changing the pin."
+        )
+    return installed
+
+
+_applied = False
+
+
+def apply_all() -> None:
+    """Apply every patch once (idempotent). Raises UnsupportedMotoVersion first."""
+    global _applied
+    check_moto_version()
+    if _applied:
+        return
+    from .events import targets as events_targets
+    from .stepfunctions import cloudformation as sfn_cloudformation
+
+    sfn_cloudformation.apply()
+    events_targets.apply()
+    _applied = True

@@ -1,0 +1,112 @@
+"""EventBridge rule targets moto 5.2.5 does not deliver to: Step Functions and SNS.
+
+moto's ``Rule.send_to_targets`` handles SQS, CloudWatch Logs, archives, buses and
+API destinations and raises NotImplementedError for anything else, which turns
+the caller's PutEvents into an HTTP 500. We wrap it: targets moto knows are
+passed to the original method untouched (on a shallow copy of the rule holding
+only those targets, so concurrent PutEvents never see a half-edited rule), and
+the others are delivered here with the target's Input / InputPath /
+InputTransformer applied exactly as moto applies it for SQS.
+
+Like AWS, a failing delivery never fails PutEvents: the error is logged (AWS
+would retry and then use the target's dead-letter queue).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from typing import Any, Callable
+
+from ..sns.publish import publish as sns_publish
+from ..stepfunctions.start_execution import start_execution as sfn_start_execution
+
+log = logging.getLogger("deploy.local.events")
+
+# service name in the target ARN -> (account, region, arn, payload) -> delivery id
+EXTRA_TARGET_DELIVERERS: dict[str, Callable[[str, str, str, Any], str]] = {
+    "states": sfn_start_execution,
+    "sns": sns_publish,
+}
+
+# Kept so tests and `status` can tell what was delivered where (bounded).
+delivery_log: list[dict[str, Any]] = []
+_DELIVERY_LOG_MAX = 1000
+
+
+def _service_of(arn: str) -> str:
+    parts = arn.split(":")
+    return parts[2] if len(parts) > 2 else ""
+
+
+def _payload_for_target(target: dict[str, Any], event: dict[str, Any]) -> Any:
+    """The body EventBridge sends to a target: Input, InputPath or InputTransformer."""
+    from moto.events.utils import EventTemplateParser
+
+    if "Input" in target:
+        return json.loads(target["Input"])
+    if "InputPath" in target:
+        from jsonpath_ng.ext import parse
+
+        matches = parse(target["InputPath"]).find(event)
+        return matches[0].value if matches else None
+    transformer = target.get("InputTransformer", {})
+    payload = EventTemplateParser.parse(
+        input_template=transformer.get("InputTemplate"),
+        input_paths_map=transformer.get("InputPathsMap", {}),
+        event=event,
+    )
+    return payload
+
+
+def _iso_time(payload: Any) -> Any:
+    # moto keeps "time" as epoch seconds internally; AWS sends ISO-8601 (moto's
+    # SQS delivery converts the same way).
+    if isinstance(payload, dict) and isinstance(payload.get("time"), (int, float)):
+        from moto.core.utils import iso_8601_datetime_without_milliseconds, utcfromtimestamp
+
+        payload = dict(payload)
+        payload["time"] = iso_8601_datetime_without_milliseconds(
+            utcfromtimestamp(float(payload["time"]))
+        )
+    return payload
+
+
+def apply() -> None:
+    from moto.events.models import Rule
+
+    if getattr(Rule.send_to_targets, "_adops_patched", False):
+        return
+    original_send_to_targets = Rule.send_to_targets
+
+    def send_to_targets(self: Rule, original_event: Any, transform_input: bool = True) -> None:
+        if not self.event_pattern.matches_event(original_event):
+            return
+        native = [t for t in self.targets if _service_of(t["Arn"]) not in EXTRA_TARGET_DELIVERERS]
+        extra = [t for t in self.targets if _service_of(t["Arn"]) in EXTRA_TARGET_DELIVERERS]
+        if native:
+            view = copy.copy(self)
+            view.targets = native
+            original_send_to_targets(view, original_event, transform_input)
+        for target in extra:
+            arn = target["Arn"]
+            service = _service_of(arn)
+            try:
+                payload = (
+                    _payload_for_target(target, original_event)
+                    if transform_input
+                    else dict(original_event)
+                )
+                payload = _iso_time(payload)
+                delivery_id = EXTRA_TARGET_DELIVERERS[service](
+                    self.account_id, self.region_name, arn, payload
+                )
+                record = {"rule": self.name, "target": arn, "ok": True, "id": delivery_id}
+            except Exception as exc:  # noqa: BLE001 - AWS never fails PutEvents for a target
+                log.exception("delivery of rule %s to %s failed", self.name, arn)
+                record = {"rule": self.name, "target": arn, "ok": False, "error": repr(exc)}
+            delivery_log.append(record)
+            del delivery_log[:-_DELIVERY_LOG_MAX]
+
+    send_to_targets._adops_patched = True  # type: ignore[attr-defined]
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]

@@ -1,0 +1,79 @@
+"""The process that hosts the embedded AWS endpoint.
+
+Runs moto's ThreadedMotoServer (werkzeug) with this project's patches applied in
+the same interpreter — the patches change moto's in-memory backends, so they
+must live in the process that serves the requests. Started by
+``deploy.local.endpoint.start_endpoint`` (tests) and ``python -m deploy.local up``.
+
+    python -m deploy.local.server --host 127.0.0.1 --port 0 --ready-file PATH
+
+Port 0 picks a free port; the bound port is written to the ready file (JSON) once
+the server accepts requests, which is what the parent waits for.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+# Marker the parent checks (with the pid) before it ever signals a process, so
+# `down` can never stop someone else's server that reused the pid.
+SERVER_MARKER = "deploy.local.server"
+
+
+def enable_state_machine_execution() -> None:
+    # Same effect as POSTing {"stepfunctions": {"execute_state_machine": true}}
+    # to /moto-api/config, done before the first request so no caller can race it.
+    from moto.core.config import default_user_config
+
+    default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.local.server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--ready-file", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from deploy.local.patches import UnsupportedMotoVersion, apply_all
+
+    try:
+        apply_all()
+    except UnsupportedMotoVersion as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    enable_state_machine_execution()
+
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    # Step Functions service integrations (DynamoDB, SNS, SQS tasks) call
+    # http://localhost:$MOTO_PORT; point them back at this very server.
+    os.environ["MOTO_PORT"] = str(port)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    tmp = args.ready_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"host": host, "port": port, "pid": os.getpid(), "marker": SERVER_MARKER}))
+    tmp.replace(args.ready_file)
+    logging.getLogger("deploy.local.server").info("serving on http://%s:%s (pid %s)", host, port, os.getpid())
+    stop.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

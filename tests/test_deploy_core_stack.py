@@ -1,0 +1,190 @@
+"""The core stack on the embedded endpoint: resources exist, rules route what they should."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import boto3
+import pytest
+
+pytestmark = pytest.mark.aws
+
+
+def composite_detail(incident_id: str, severity: str = "CRITICAL", metrics_affected: int = 3) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id, "editor_id": "e-001",
+        "window_start": "2026-11-01T10:05:00Z", "window_end": "2026-11-01T10:10:00Z",
+        "severity": severity, "problem_type": "DEMAND_ISSUE", "category": "DEMAND",
+        "metrics_affected": metrics_affected, "affected_metrics": ["rpm", "fill_rate", "revenue"],
+        "revenue_at_risk": 1234.56, "summary": f"DEMAND_ISSUE on e-001 ({incident_id})",
+    }
+
+
+def put(bus: str, source: str, detail_type: str, detail: dict[str, Any]) -> None:
+    resp = boto3.client("events").put_events(Entries=[{
+        "EventBusName": bus, "Source": source, "DetailType": detail_type, "Detail": json.dumps(detail),
+    }])
+    assert resp["FailedEntryCount"] == 0, resp
+
+
+def by_detail(key: str, value: str):
+    return lambda body: isinstance(body, dict) and body.get("detail", {}).get(key) == value
+
+
+def test_core_stack_resources_exist(core_stack):
+    kinesis = boto3.client("kinesis")
+    metrics = kinesis.describe_stream_summary(StreamName=core_stack["metrics_stream"])["StreamDescriptionSummary"]
+    assert core_stack["metrics_stream"] == "adops-metrics-stream"
+    assert metrics["OpenShardCount"] == 2  # ShardCount parameter, not the AWS default of 20
+    assert metrics["RetentionPeriodHours"] == 168
+    assert core_stack["events_stream"] == "adops-events-stream"
+    kinesis.describe_stream_summary(StreamName=core_stack["events_stream"])
+    kinesis.describe_stream_summary(StreamName=core_stack["dead_letter_stream"])
+
+    events = boto3.client("events")
+    assert core_stack["bus_name"] == "adops-production-events"
+    rules = {r["Name"] for r in events.list_rules(EventBusName=core_stack["bus_name"])["Rules"]}
+    assert {"multi-metric-anomaly", "demand-partner-degradation", "security-incident-detected"} <= rules
+    assert set(core_stack["observation_queues"]) == {
+        "multi-metric-anomaly", "demand-partner-degradation", "security-incident-detected"}
+
+    sfn = boto3.client("stepfunctions")
+    machine = sfn.describe_state_machine(stateMachineArn=core_stack["state_machine_arn"])
+    assert machine["name"] == "critical-incident-workflow"
+
+
+def test_archive_exists_with_30_day_retention(core_stack):
+    archive = boto3.client("events").describe_archive(ArchiveName=core_stack["archive_name"])
+    assert archive["EventSourceArn"] == core_stack["bus_arn"]
+    assert archive["RetentionDays"] == 30
+
+
+def test_deploy_is_idempotent(aws_endpoint, core_stack):
+    from deploy.local.stack import deploy_core_stack
+
+    again = deploy_core_stack(aws_endpoint.url, {"ShardCount": "2", "LocalObservation": "true"})
+    assert again == core_stack
+    stacks = boto3.client("cloudformation").describe_stacks()["Stacks"]
+    assert [s["StackName"] for s in stacks].count("adops-core") == 1
+
+
+def test_matching_composite_anomaly_reaches_observation_queue(core_stack, drain_sqs):
+    incident = f"inc-{uuid.uuid4().hex[:12]}"
+    put(core_stack["bus_name"], "adops.analytics", "Composite Anomaly Detected", composite_detail(incident, "HIGH", 3))
+    got = drain_sqs(core_stack["observation_queues"]["multi-metric-anomaly"], 1,
+                    predicate=by_detail("incident_id", incident))
+    assert len(got) == 1
+    assert got[0]["source"] == "adops.analytics"
+    assert got[0]["detail"]["metrics_affected"] == 3
+
+
+@pytest.mark.parametrize("severity,metrics_affected", [("LOW", 5), ("CRITICAL", 2), ("MEDIUM", 3)])
+def test_non_matching_composite_anomaly_is_not_routed(core_stack, drain_sqs, severity, metrics_affected):
+    queue = core_stack["observation_queues"]["multi-metric-anomaly"]
+    rejected = f"inc-{uuid.uuid4().hex[:12]}"
+    control = f"inc-{uuid.uuid4().hex[:12]}"
+    put(core_stack["bus_name"], "adops.analytics", "Composite Anomaly Detected",
+        composite_detail(rejected, severity, metrics_affected))
+    # A matching control event sent after it: once the control arrived, the
+    # rejected one would have arrived too if the rule had matched it.
+    put(core_stack["bus_name"], "adops.analytics", "Composite Anomaly Detected", composite_detail(control, "CRITICAL", 4))
+    seen = drain_sqs(queue, 1, predicate=lambda b: b["detail"]["incident_id"] in (rejected, control))
+    ids = [b["detail"]["incident_id"] for b in seen]
+    assert ids == [control]
+    assert drain_sqs(queue, 1, timeout=1.5, predicate=by_detail("incident_id", rejected)) == []
+
+
+def test_rule_started_workflow_execution_succeeds_and_records_incident(core_stack, drain_sqs):
+    incident = f"inc-{uuid.uuid4().hex[:12]}"
+    started = time.time()
+    put(core_stack["bus_name"], "adops.analytics", "Composite Anomaly Detected", composite_detail(incident, "CRITICAL", 3))
+    sfn = boto3.client("stepfunctions")
+    deadline = time.monotonic() + 30
+    execution = None
+    while time.monotonic() < deadline:
+        mine = [
+            d for d in (sfn.describe_execution(executionArn=s["executionArn"])
+                        for s in sfn.list_executions(stateMachineArn=core_stack["state_machine_arn"])["executions"])
+            if json.loads(d["input"])["detail"]["incident_id"] == incident
+        ]
+        assert len(mine) <= 1, "one event must start exactly one execution"
+        execution = mine[0] if mine else None
+        if execution is not None and execution["status"] != "RUNNING":
+            break
+        time.sleep(0.3)
+    assert execution is not None, "the rule did not start an execution"
+    assert execution["status"] == "SUCCEEDED", execution
+    assert execution["startDate"].timestamp() >= started - 5
+    item = boto3.client("dynamodb").get_item(
+        TableName=core_stack["incidents_table"], Key={"incident_id": {"S": incident}})["Item"]
+    assert item["status"]["S"] == "NOTIFIED"
+    assert item["severity"]["S"] == "CRITICAL"
+
+
+def test_rule_publishes_to_critical_alerts_topic(core_stack, drain_sqs):
+    sqs, sns = boto3.client("sqs"), boto3.client("sns")
+    queue_url = sqs.create_queue(QueueName=f"critical-alerts-probe-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=core_stack["critical_alerts_topic_arn"], Protocol="sqs", Endpoint=queue_arn,
+                  Attributes={"RawMessageDelivery": "true"})
+    incident = f"inc-{uuid.uuid4().hex[:12]}"
+    put(core_stack["bus_name"], "adops.analytics", "Composite Anomaly Detected", composite_detail(incident, "HIGH", 3))
+    # Two publications reach the topic: the rule's own SNS target (the event) and
+    # the workflow's NotifyHigh state (a text message naming the incident).
+    bodies = drain_sqs(queue_url, 2, predicate=lambda b: incident in json.dumps(b))
+    events = [b for b in bodies if isinstance(b, dict)]
+    texts = [b for b in bodies if isinstance(b, str)]
+    assert len(events) == 1 and events[0]["detail"]["incident_id"] == incident
+    assert len(texts) == 1 and texts[0].startswith("HIGH DEMAND_ISSUE on e-001 (3 metrics)")
+
+
+def partner_detail(check_id: str, status: str, revenue_impact: float) -> dict[str, Any]:
+    return {"check_id": check_id, "partner": "partner-x", "partner_status": status,
+            "window_start": "2026-11-01T10:05:00Z", "window_end": "2026-11-01T10:10:00Z",
+            "impact_assessment": {"revenue_impact": revenue_impact, "editors_affected": 4},
+            "editors_affected": ["e-001", "e-002", "e-003", "e-004"], "metrics": {}}
+
+
+def test_partner_degradation_rule(core_stack, drain_sqs):
+    queue = core_stack["observation_queues"]["demand-partner-degradation"]
+    match, low_impact, healthy = (f"chk-{uuid.uuid4().hex[:10]}" for _ in range(3))
+    bus = core_stack["bus_name"]
+    put(bus, "adops.monitoring", "Partner Health Check", partner_detail(low_impact, "DEGRADED", 1000))
+    put(bus, "adops.monitoring", "Partner Health Check", partner_detail(healthy, "HEALTHY", 50000))
+    put(bus, "adops.monitoring", "Partner Health Check", partner_detail(match, "UNHEALTHY", 1000.5))
+    seen = drain_sqs(queue, 1, predicate=lambda b: b["detail"]["check_id"] in (match, low_impact, healthy))
+    assert [b["detail"]["check_id"] for b in seen] == [match]
+    assert drain_sqs(queue, 1, timeout=1.5, predicate=lambda b: b["detail"]["check_id"] in (low_impact, healthy)) == []
+
+
+def test_security_rule_matches_forwarded_and_guardduty_findings_with_transformer(core_stack, drain_sqs):
+    queue = core_stack["observation_queues"]["security-incident-detected"]
+    sqs, sns = boto3.client("sqs"), boto3.client("sns")
+    alerts_url = sqs.create_queue(QueueName=f"security-alerts-probe-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    alerts_arn = sqs.get_queue_attributes(QueueUrl=alerts_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=core_stack["security_alerts_topic_arn"], Protocol="sqs", Endpoint=alerts_arn,
+                  Attributes={"RawMessageDelivery": "true"})
+    bus = core_stack["bus_name"]
+    ours, guardduty, low = (f"find-{uuid.uuid4().hex[:10]}" for _ in range(3))
+    put(bus, "adops.security", "Security Incident Detected",
+        {"finding_id": low, "severity": 6.9, "title": f"low {low}", "details": {}, "detected_at": "2026-11-01T10:00:00Z"})
+    put(bus, "adops.security", "Security Incident Detected",
+        {"finding_id": ours, "severity": 8, "editor_id": "e-001", "title": f"ad injection {ours}",
+         "details": {}, "detected_at": "2026-11-01T10:00:00Z"})
+    put(bus, "aws.guardduty", "GuardDuty Finding",
+        {"id": guardduty, "severity": 7.5, "title": f"crypto mining {guardduty}", "type": "CryptoCurrency:EC2/BitcoinTool.B"})
+    titles = lambda b: json.dumps(b)  # noqa: E731
+    seen = drain_sqs(queue, 2, predicate=lambda b: any(x in titles(b) for x in (ours, guardduty, low)))
+    assert sorted(b["source"] for b in seen) == ["adops.security", "aws.guardduty"]
+    assert drain_sqs(queue, 1, timeout=1.5, predicate=lambda b: low in titles(b)) == []
+    # The SNS target gets the input transformer's concise message, not the raw event.
+    alerts = drain_sqs(alerts_url, 2, predicate=lambda b: any(x in titles(b) for x in (ours, guardduty, low)))
+    by_source = {a["source"]: a for a in alerts}
+    assert set(by_source) == {"adops.security", "aws.guardduty"}
+    assert by_source["adops.security"]["alert"] == "SECURITY INCIDENT"
+    assert by_source["adops.security"]["severity"] == 8
+    assert by_source["adops.security"]["title"] == f"ad injection {ours}"
+    assert by_source["aws.guardduty"]["detail_type"] == "GuardDuty Finding"
+    assert "detail" not in by_source["aws.guardduty"]
