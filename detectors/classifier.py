@@ -81,6 +81,14 @@ METRICS = ("rpm", "fill_rate", "bid_latency_ms", "error_rate", "partner_timeouts
 #: Derived from revenue / impressions when both are present (invalid traffic
 #: lowers what each impression earns even when rpm is not reported).
 REVENUE_PER_IMPRESSION = "revenue_per_impression"
+#: Derived from rpm / fill_rate: the price of a *filled* impression. rpm is
+#: roughly fill x price, so a demand outage moves rpm with fill (price
+#: steady) while a pricing problem moves rpm with fill steady (price down).
+#: This ratio is what tells the two apart when fill is noisy.
+ECPM = "ecpm"
+#: derived metric -> (numerator, denominator). Never reported as affected
+#: metrics; they only sharpen signatures.
+DERIVED_METRICS = {REVENUE_PER_IMPRESSION: ("revenue", "impressions"), ECPM: ("rpm", "fill_rate")}
 
 DEMAND_ISSUE = "DEMAND_ISSUE"
 LATENCY_ISSUE = "LATENCY_ISSUE"
@@ -113,7 +121,7 @@ UP, DOWN = +1, -1
 ADVERSE_DIRECTIONS: dict[str, tuple[int, ...]] = {
     "rpm": (DOWN,), "fill_rate": (DOWN,), "bid_latency_ms": (UP,), "error_rate": (UP,),
     "partner_timeouts": (UP,), "cache_hit_rate": (DOWN,), "impressions": (DOWN,), "revenue": (DOWN,),
-    "bid_rate": (DOWN,), "win_rate": (DOWN,), REVENUE_PER_IMPRESSION: (DOWN,),
+    "bid_rate": (DOWN,), "win_rate": (DOWN,), REVENUE_PER_IMPRESSION: (DOWN,), ECPM: (DOWN,),
 }
 
 
@@ -190,6 +198,7 @@ def _default_thresholds() -> dict[str, dict[str, float]]:
         "bid_rate": {"up": 0.30, "down": 0.20},
         "win_rate": {"up": 0.30, "down": 0.20},
         REVENUE_PER_IMPRESSION: {"up": 0.30, "down": 0.20},
+        ECPM: {"up": 0.30, "down": 0.20},
     }
 
 
@@ -210,8 +219,17 @@ class ClassifierConfig:
     thresholds: dict[str, dict[str, float]] = field(default_factory=_default_thresholds)
     default_threshold: float = 0.25
     relative_floor: dict[str, float] = field(default_factory=_default_relative_floor)
+    #: A detector flag counts only on a move of at least this fraction of the
+    #: metric's threshold (a flagged 1 % wobble of a very stable editor is not
+    #: an AdOps incident).
+    flag_min_magnitude: float = 0.25
     #: A signature must score at least this to name the problem; else UNKNOWN.
     min_signature_score: float = 0.45
+    #: Adverse moves fitting no signature make an UNKNOWN incident only if at
+    #: least this many metrics deviate adversely ...
+    unknown_min_adverse_metrics: int = 2
+    #: ... or one adverse metric moved at least this many times its threshold.
+    unknown_min_magnitude: float = 1.5
     #: Events this long before the window end count as linked (and as suspected causes).
     event_lookback_s: float = 1800.0
     #: Score added when a linked event of the signature's type is in the look-back.
@@ -319,30 +337,44 @@ def read_metric(deviation: MetricDeviation, config: ClassifierConfig) -> MetricR
     if direction:
         threshold = config.threshold(metric, direction)
         magnitude = abs(change) / threshold if threshold > 0 else math.inf
-        # The detector's score speaks for the direction the value actually moved.
-        strengths[direction] = min(1.0, max(magnitude, score))
-        deviates[direction] = bool(deviation.is_anomaly) or magnitude >= 1.0
+        # Two opinions, equally weighted: the detector's score (unusual for
+        # *this* editor's noise) and the size of the move (does it matter to
+        # the business). A detector flag on a tiny move, or a big move on a
+        # naturally jumpy metric, each count half. Metrics without a detector
+        # (derived ratios) have only the size.
+        size = min(1.0, magnitude)
+        strengths[direction] = size if deviation.metric in DERIVED_METRICS else (size + score) / 2.0
+        flagged = bool(deviation.is_anomaly) and magnitude >= config.flag_min_magnitude
+        deviates[direction] = flagged or magnitude >= 1.0
     return MetricReading(deviation, change, strengths[UP], strengths[DOWN], deviates[UP], deviates[DOWN],
                          magnitude)
 
 
-def _derived_revenue_per_impression(deviations: Mapping[str, MetricDeviation]) -> MetricDeviation | None:
-    revenue, impressions = deviations.get("revenue"), deviations.get("impressions")
-    if revenue is None or impressions is None or not (revenue.is_finite and impressions.is_finite):
+def derived_ratio(name: str, deviations: Mapping[str, MetricDeviation]) -> MetricDeviation | None:
+    """The ratio metric ``name`` (see :data:`DERIVED_METRICS`), or None when an input is missing or zero.
+
+    >>> derived_ratio(ECPM, {"rpm": MetricDeviation("rpm", 1.5, 2.0, 1.8, 2.2, 0.9, True),
+    ...                      "fill_rate": MetricDeviation("fill_rate", 0.8, 0.8, 0.75, 0.85, 0.0, False)}).value
+    1.875
+    """
+    numerator, denominator = (deviations.get(m) for m in DERIVED_METRICS[name])
+    if numerator is None or denominator is None or not (numerator.is_finite and denominator.is_finite):
         return None
-    if impressions.value <= 0 or impressions.baseline <= 0:
+    if denominator.value <= 0 or denominator.baseline <= 0:
         return None
-    # No detector ran on this ratio: it counts through its relative change only.
-    return MetricDeviation(REVENUE_PER_IMPRESSION, revenue.value / impressions.value,
-                           revenue.baseline / impressions.baseline, math.nan, math.nan, 0.0, False)
+    # No detector ran on the ratio: it counts through its relative change only.
+    return MetricDeviation(name, numerator.value / denominator.value, numerator.baseline / denominator.baseline,
+                           math.nan, math.nan, 0.0, False)
 
 
 def read_metrics(deviations: Mapping[str, MetricDeviation], config: ClassifierConfig) -> dict[str, MetricReading]:
-    readings = {name: read_metric(dev, config) for name, dev in deviations.items() if dev.is_finite}
-    if REVENUE_PER_IMPRESSION not in readings:
-        derived = _derived_revenue_per_impression(deviations)
+    """Readings of the reported metrics plus the derived ratios that can be computed."""
+    readings = {name: read_metric(dev, config) for name, dev in deviations.items()
+                if dev.is_finite and name not in DERIVED_METRICS}
+    for name in DERIVED_METRICS:
+        derived = derived_ratio(name, deviations)
         if derived is not None:
-            readings[REVENUE_PER_IMPRESSION] = read_metric(derived, config)
+            readings[name] = read_metric(derived, config)
     return readings
 
 
@@ -354,6 +386,14 @@ class Move:
     metric: str
     direction: int
     weight: float = 1.0
+    #: As an anchor: a detector flag is not enough, the move must pass the
+    #: relative threshold (a "surge" is a size, not a surprise).
+    must_pass_threshold: bool = False
+
+    def satisfied_by(self, reading: MetricReading | None) -> bool:
+        if reading is None or not reading.deviates(self.direction):
+            return False
+        return reading.magnitude >= 1.0 or not self.must_pass_threshold
 
     def describe(self) -> str:
         return f"{self.metric} {'up' if self.direction == UP else 'down'}"
@@ -386,15 +426,18 @@ class Signature:
               config: ClassifierConfig) -> SignatureMatch | None:
         """Score this pattern against the readings; None when its anchors are not there."""
         for group in self.anchors:
-            if not any(m.metric in readings and readings[m.metric].deviates(m.direction) for m in group):
+            if not any(move.satisfied_by(readings.get(move.metric)) for move in group):
                 return None
         present_moves = [m for m in self.expects if m.metric in readings]
         total = sum(m.weight for m in present_moves)
         fit = sum(m.weight * readings[m.metric].strength(m.direction) for m in present_moves) / total
         consistency = 1.0
         for move in self.contradicts:
-            if move.metric in readings:
-                consistency *= 1.0 - move.weight * readings[move.metric].strength(move.direction)
+            # Only real deviations contradict: sub-threshold noise in a metric
+            # the pattern expects to be calm must not erode the score.
+            reading = readings.get(move.metric)
+            if reading is not None and reading.deviates(move.direction):
+                consistency *= 1.0 - move.weight * reading.strength(move.direction)
         linked = tuple(e for e in events if e.event_type in self.event_types)
         boost = self._boost(linked, config)
         return SignatureMatch(
@@ -438,16 +481,18 @@ def _m(metric: str, direction: int, weight: float = 1.0) -> Move:
 SIGNATURES: tuple[Signature, ...] = (
     Signature(
         SECURITY_ISSUE, "invalid traffic: impressions surge while each impression earns less",
-        anchors=((_m("impressions", UP),), (_m("rpm", DOWN), _m(REVENUE_PER_IMPRESSION, DOWN))),
+        anchors=((Move("impressions", UP, must_pass_threshold=True),),
+                 (_m("rpm", DOWN), _m(REVENUE_PER_IMPRESSION, DOWN))),
         expects=(_m("impressions", UP, 2.0), _m("rpm", DOWN, 1.5), _m(REVENUE_PER_IMPRESSION, DOWN, 1.5)),
-        contradicts=(_m("error_rate", UP, 0.3), _m("bid_latency_ms", UP, 0.2), _m("cache_hit_rate", DOWN, 0.2)),
+        contradicts=(_m("error_rate", UP, 0.3), _m("bid_latency_ms", UP, 0.2), _m("cache_hit_rate", DOWN, 0.2),
+                     _m("fill_rate", DOWN, 0.4), _m("partner_timeouts", UP, 0.3)),
         event_types=frozenset({"security_finding"}),
     ),
     Signature(
         INFRASTRUCTURE_ISSUE, "an infrastructure fault: errors up, cache hit rate down, latency up",
         anchors=((_m("error_rate", UP), _m("cache_hit_rate", DOWN)),),
         expects=(_m("error_rate", UP, 1.5), _m("cache_hit_rate", DOWN, 1.5), _m("bid_latency_ms", UP, 1.0),
-                 _m("impressions", DOWN, 0.25), _m("rpm", DOWN, 0.25)),
+                 _m("rpm", DOWN, 0.25)),
         contradicts=(_m("fill_rate", DOWN, 0.3), _m("impressions", UP, 0.3)),
         event_types=frozenset({"deployment"}),
     ),
@@ -456,14 +501,15 @@ SIGNATURES: tuple[Signature, ...] = (
         anchors=((_m("fill_rate", DOWN),),),
         expects=(_m("fill_rate", DOWN, 2.0), _m("rpm", DOWN, 1.0), _m("partner_timeouts", UP, 1.5),
                  _m("revenue", DOWN, 0.5), _m("bid_rate", DOWN, 0.5), _m("win_rate", DOWN, 0.5)),
-        contradicts=(_m("error_rate", UP, 0.5), _m("cache_hit_rate", DOWN, 0.5), _m("impressions", UP, 0.3)),
+        contradicts=(_m("error_rate", UP, 0.5), _m("cache_hit_rate", DOWN, 0.5), _m("impressions", UP, 0.3),
+                     _m(ECPM, DOWN, 0.5)),
         event_types=frozenset({"partner_status"}),
     ),
     Signature(
         CONFIGURATION_ISSUE, "a configuration breakage: errors up, impressions down",
         anchors=((_m("error_rate", UP), _m("impressions", DOWN)),),
         expects=(_m("error_rate", UP, 1.5), _m("impressions", DOWN, 1.5), _m("revenue", DOWN, 0.5)),
-        contradicts=(_m("cache_hit_rate", DOWN, 0.6), _m("bid_latency_ms", UP, 0.4), _m("fill_rate", DOWN, 0.3),
+        contradicts=(_m("cache_hit_rate", DOWN, 0.4), _m("bid_latency_ms", UP, 0.3), _m("fill_rate", DOWN, 0.3),
                      _m("partner_timeouts", UP, 0.3)),
         event_types=CHANGE_EVENT_TYPES,
     ),
@@ -478,8 +524,8 @@ SIGNATURES: tuple[Signature, ...] = (
     Signature(
         PRICING_ISSUE, "a pricing / floor misconfiguration: rpm down with fill normal or up",
         anchors=((_m("rpm", DOWN),),),
-        expects=(_m("rpm", DOWN, 2.0), _m("revenue", DOWN, 0.5), _m("fill_rate", UP, 0.5)),
-        contradicts=(_m("fill_rate", DOWN, 0.7), _m("partner_timeouts", UP, 0.4), _m("bid_latency_ms", UP, 0.4),
+        expects=(_m("rpm", DOWN, 2.0), _m(ECPM, DOWN, 1.5), _m("revenue", DOWN, 0.5), _m("fill_rate", UP, 0.5)),
+        contradicts=(_m("fill_rate", DOWN, 0.5), _m("partner_timeouts", UP, 0.4), _m("bid_latency_ms", UP, 0.4),
                      _m("error_rate", UP, 0.4), _m("cache_hit_rate", DOWN, 0.3), _m("impressions", UP, 0.5),
                      _m("impressions", DOWN, 0.3)),
         event_types=frozenset({"config_change"}),
@@ -528,8 +574,8 @@ def describe_deviation(reading: MetricReading) -> str:
     """``"rpm 1.20 vs baseline 2.50 (-52.0%, detector score 0.97)"``."""
     d = reading.deviation
     detail = f"{reading.change * 100:+.1f}%"
-    if d.metric == REVENUE_PER_IMPRESSION:
-        detail += ", derived from revenue / impressions"
+    if d.metric in DERIVED_METRICS:
+        detail += ", derived: {} / {}".format(*DERIVED_METRICS[d.metric])
     elif d.score or d.is_anomaly:
         detail += f", detector score {d.score:.2f}"
     return f"{d.metric} {_fmt(d.value)} vs baseline {_fmt(d.baseline)} ({detail})"
@@ -555,6 +601,18 @@ def linked_events(events: Iterable[OperationalEvent], window_end_s: float | None
     return sorted(chosen, key=lambda e: (e.timestamp_s, e.event_type))
 
 
+def is_material(adverse: list[str], readings: Mapping[str, MetricReading], config: ClassifierConfig) -> bool:
+    """Whether adverse moves that fit no signature still make an (UNKNOWN) incident.
+
+    A lone metric that is flagged, or just past its threshold, without any
+    pattern around it is more likely noise than an incident an AdOps engineer
+    can act on; several adverse metrics at once, or one far past its
+    threshold, are not.
+    """
+    return (len(adverse) >= config.unknown_min_adverse_metrics
+            or any(readings[m].magnitude >= config.unknown_min_magnitude for m in adverse))
+
+
 def classify(deviations: Mapping[str, MetricDeviation], events: Iterable[OperationalEvent] = (),
              config: ClassifierConfig | None = None, *, window_end_s: float | None = None) -> Classification:
     """Classify one editor's window. See the module docstring for the rules.
@@ -564,7 +622,7 @@ def classify(deviations: Mapping[str, MetricDeviation], events: Iterable[Operati
     """
     config = config or ClassifierConfig()
     readings = read_metrics(deviations, config)
-    reported = {m: r for m, r in readings.items() if m != REVENUE_PER_IMPRESSION}
+    reported = {m: r for m, r in readings.items() if m not in DERIVED_METRICS}
     affected = sorted(m for m, r in reported.items() if r.deviates_any)
     adverse = sorted(m for m, r in reported.items()
                      if any(r.deviates(d) for d in ADVERSE_DIRECTIONS.get(m, (UP, DOWN))))
@@ -574,14 +632,20 @@ def classify(deviations: Mapping[str, MetricDeviation], events: Iterable[Operati
     scores = {m.problem_type: round(m.score, 3) for m in matches}
     # max() keeps the first of equal scores, and SIGNATURES runs most specific first.
     best = max(matches, key=lambda m: m.score, default=None)
+    matched = best is not None and best.score >= config.min_signature_score
 
-    if not adverse and (best is None or best.score < config.min_signature_score):
-        note = "no metric deviates adversely from its baseline"
-        if affected:
-            note += " (only benign moves: " + ", ".join(describe_deviation(reported[m]) for m in affected) + ")"
+    if not matched and not (adverse and is_material(adverse, readings, config)):
+        note = "no incident: "
+        if adverse:
+            note += "only minor adverse moves, fitting no known signature: "
+        elif affected:
+            note += "only benign moves: "
+        else:
+            note += "every metric is within its baseline"
+        note += ", ".join(describe_deviation(reported[m]) for m in affected)
         return Classification(NO_ISSUE, NO_ISSUE, NO_ISSUE, [note], affected, is_incident=False, scores=scores)
 
-    if best is not None and best.score >= config.min_signature_score:
+    if matched:
         problem_type, confidence = best.problem_type, best.score
         runner_up = max((m for m in matches if m is not best), key=lambda m: m.score, default=None)
         headline = (f"{problem_type} (score {best.score:.2f}): {SIGNATURE_BY_TYPE[problem_type].description}; "
@@ -591,17 +655,16 @@ def classify(deviations: Mapping[str, MetricDeviation], events: Iterable[Operati
         if runner_up is not None:
             headline += f"; runner-up {runner_up.problem_type} {runner_up.score:.2f}"
         linked = best.linked_events
+        derived_seen = [m for m in DERIVED_METRICS if any(p.startswith(m + " ") for p in best.present)]
     else:
-        problem_type, confidence, linked = UNKNOWN, best.score if best else 0.0, ()
+        problem_type, confidence, linked, derived_seen = UNKNOWN, best.score if best else 0.0, (), []
         headline = "UNKNOWN: adverse deviations fit no known signature" + (
             f" (best {best.problem_type} {best.score:.2f} < {config.min_signature_score:.2f})" if best else "")
 
     # Anomalous metrics first, strongest first, so the evidence reads in order of importance.
     ordered = sorted(affected, key=lambda m: (-reported[m].magnitude, m))
     evidence = [headline] + [describe_deviation(reported[m]) for m in ordered]
-    rpi = readings.get(REVENUE_PER_IMPRESSION)
-    if rpi is not None and rpi.deviates_any and problem_type == SECURITY_ISSUE:
-        evidence.append(describe_deviation(rpi))
+    evidence += [describe_deviation(readings[m]) for m in derived_seen]
     evidence += ["linked event: " + describe_event(e, window_end_s) for e in linked]
     at_risk = revenue_at_risk(deviations, config.window_seconds, config.rate_period_s)
     if at_risk > 0:

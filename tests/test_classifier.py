@@ -1,0 +1,385 @@
+"""The multi-metric classifier on hand-made windows of every problem type, clean and noisy,
+plus the overlaps between patterns, severity, configuration and event parsing."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections import Counter
+
+import pytest
+
+from detectors.classifier import (
+    CATEGORY_OF,
+    DEFAULT_CONFIG_PATH,
+    NO_ISSUE,
+    PROBLEM_TYPES,
+    SEVERITIES,
+    ClassifierConfig,
+    MetricDeviation,
+    classify,
+    load_config,
+)
+from detectors.events import EventValidationError, OperationalEvent, parse_event
+
+# One editor's baseline for a 5-minute window (revenue and impressions per minute).
+BASELINE = {
+    "rpm": 2.5, "fill_rate": 0.85, "bid_latency_ms": 200.0, "error_rate": 0.01, "partner_timeouts": 5.0,
+    "cache_hit_rate": 0.9, "impressions": 1000.0, "revenue": 2.5,
+}
+WINDOW_END = 1_793_527_800.0  # 2026-11-01T10:10:00Z
+
+
+def deviation(metric: str, factor: float, *, score: float | None = None, flagged: bool | None = None,
+              baseline: float | None = None) -> MetricDeviation:
+    """``metric`` at ``factor`` x its baseline, scored like a detector whose band is +-10 %."""
+    base = BASELINE[metric] if baseline is None else baseline
+    rel = abs(factor - 1.0)
+    if score is None:
+        score = min(1.0, rel / 0.15)
+    if flagged is None:
+        flagged = rel > 0.10
+    return MetricDeviation(metric, base * factor, base, base * 0.9, base * 1.1, score, flagged)
+
+
+def window(**factors: float) -> dict[str, MetricDeviation]:
+    """All eight metrics; the named ones moved by the given factors, the rest at baseline."""
+    return {m: deviation(m, factors.get(m, 1.0)) for m in BASELINE}
+
+
+def noisy_window(factors: dict[str, float], rng: random.Random, sigma: float = 0.05,
+                 false_flag_rate: float = 0.05) -> dict[str, MetricDeviation]:
+    """Multiplicative noise on every metric (ratios are calmer), and occasional false detector flags."""
+    out = {}
+    for metric, base in BASELINE.items():
+        spread = sigma * (0.4 if metric in ("fill_rate", "cache_hit_rate") else 1.0)
+        factor = factors.get(metric, 1.0) * (1.0 + rng.gauss(0.0, spread))
+        rel = abs(factor - 1.0)
+        score = min(1.0, rel / 0.15 * rng.uniform(0.6, 1.0))
+        flagged = score > 0.8
+        if metric not in factors and rng.random() < false_flag_rate:
+            score, flagged = rng.uniform(0.6, 0.95), True
+        out[metric] = MetricDeviation(metric, base * factor, base, base * 0.9, base * 1.1, score, flagged)
+    return out
+
+
+# The incident signatures of issue 5, as factors of the baseline.
+SIGNATURE_CASES = {
+    "DEMAND_ISSUE": dict(fill_rate=0.6, partner_timeouts=4.0, rpm=0.6, revenue=0.6),
+    "LATENCY_ISSUE": dict(bid_latency_ms=2.5, rpm=0.8, revenue=0.8),
+    "PRICING_ISSUE": dict(rpm=0.65, revenue=0.65),
+    "CONFIGURATION_ISSUE": dict(error_rate=4.0, impressions=0.6, revenue=0.6),
+    "INFRASTRUCTURE_ISSUE": dict(error_rate=3.0, cache_hit_rate=0.7, bid_latency_ms=2.0),
+    "SECURITY_ISSUE": dict(impressions=2.2, rpm=0.55, revenue=1.2),
+}
+
+
+def event(event_type: str, minutes_before_end: float, **kw) -> OperationalEvent:
+    return OperationalEvent(event_type, WINDOW_END - minutes_before_end * 60, editor_id="e-001", **kw)
+
+
+# --------------------------------------------------------------------------- every problem type
+@pytest.mark.parametrize("expected", sorted(SIGNATURE_CASES))
+def test_each_signature_is_classified(expected):
+    c = classify(window(**SIGNATURE_CASES[expected]), [])
+    assert c.is_incident
+    assert c.problem_type == expected
+    assert c.category == CATEGORY_OF[expected]
+    assert c.severity in SEVERITIES
+    assert set(SIGNATURE_CASES[expected]) - {"revenue"} <= set(c.affected_metrics) | {"revenue"}
+    assert c.confidence >= ClassifierConfig().min_signature_score
+
+
+@pytest.mark.parametrize("expected", sorted(SIGNATURE_CASES))
+def test_each_signature_survives_noise_and_false_flags(expected):
+    # 200 noisy copies: 5 % noise on every metric and a 5 % chance per normal
+    # metric of a spurious detector flag. A rule that depended on the order of
+    # if-statements or on exact values would flip on a good share of these.
+    verdicts = Counter(
+        classify(noisy_window(SIGNATURE_CASES[expected], random.Random(seed)), []).problem_type
+        for seed in range(200)
+    )
+    assert verdicts[expected] / 200 >= 0.97, verdicts
+
+
+def test_surge_copies_under_noise_do_not_alarm():
+    verdicts = Counter(
+        classify(noisy_window(dict(impressions=1.6, revenue=1.7, rpm=1.05), random.Random(seed)), []).is_incident
+        for seed in range(200)
+    )
+    assert verdicts[False] / 200 >= 0.97, verdicts
+
+
+def test_categories_cover_every_problem_type():
+    assert set(CATEGORY_OF) == set(PROBLEM_TYPES)
+    assert CATEGORY_OF["LATENCY_ISSUE"] == "PERFORMANCE"
+    assert CATEGORY_OF["PRICING_ISSUE"] == "DEMAND"
+    assert CATEGORY_OF["SECURITY_ISSUE"] == "SECURITY"
+
+
+# --------------------------------------------------------------------------- no incident
+def test_healthy_window_is_not_an_incident():
+    c = classify(window(), [])
+    assert not c.is_incident
+    assert (c.problem_type, c.category, c.severity) == (NO_ISSUE, NO_ISSUE, NO_ISSUE)
+    assert c.affected_metrics == []
+
+
+def test_holiday_surge_is_benign():
+    # More impressions and more revenue, rpm steady: good news, not an incident.
+    c = classify(window(impressions=1.8, revenue=1.9, rpm=1.05), [])
+    assert not c.is_incident
+    assert "impressions" in c.affected_metrics
+    assert "benign" in c.evidence[0]
+
+
+def test_improvements_only_are_not_incidents():
+    assert not classify(window(bid_latency_ms=0.5, error_rate=0.2, cache_hit_rate=1.08), []).is_incident
+
+
+def test_lone_small_flag_is_noise_but_a_big_unexplained_drop_is_unknown():
+    # A detector flag on a 12 % revenue dip with nothing else moving: no incident.
+    assert not classify(window(revenue=0.88), []).is_incident
+    # Revenue down 60 % with no other metric moving fits no signature: UNKNOWN.
+    c = classify(window(revenue=0.4), [])
+    assert c.is_incident and c.problem_type == "UNKNOWN" and c.category == "PERFORMANCE"
+    assert c.affected_metrics == ["revenue"]
+
+
+def test_non_finite_metrics_are_ignored():
+    devs = window(**SIGNATURE_CASES["PRICING_ISSUE"])
+    devs["bid_latency_ms"] = MetricDeviation("bid_latency_ms", math.nan, 200.0, 180.0, 220.0, math.nan, True)
+    c = classify(devs, [])
+    assert c.problem_type == "PRICING_ISSUE"
+    assert "bid_latency_ms" not in c.affected_metrics
+
+
+def test_missing_metrics_neither_help_nor_hurt():
+    only = {m: d for m, d in window(fill_rate=0.6, rpm=0.6).items() if m in ("fill_rate", "rpm")}
+    assert classify(only, []).problem_type == "DEMAND_ISSUE"
+
+
+# --------------------------------------------------------------------------- overlaps
+def test_infrastructure_beats_latency_when_errors_and_cache_move():
+    infra = classify(window(bid_latency_ms=2.5, error_rate=3.0, cache_hit_rate=0.7, rpm=0.8), [])
+    latency = classify(window(bid_latency_ms=2.5, rpm=0.8), [])
+    assert infra.problem_type == "INFRASTRUCTURE_ISSUE"
+    assert latency.problem_type == "LATENCY_ISSUE"
+    assert infra.scores["LATENCY_ISSUE"] < infra.scores["INFRASTRUCTURE_ISSUE"]
+
+
+def test_infrastructure_without_cache_signal_still_wins_over_latency():
+    # The cache drop is lost in noise; errors + latency still point at infrastructure.
+    assert classify(window(bid_latency_ms=2.0, error_rate=3.0), []).problem_type == "INFRASTRUCTURE_ISSUE"
+
+
+def test_demand_vs_pricing_is_decided_by_fill():
+    assert classify(window(rpm=0.6, fill_rate=0.6, revenue=0.6), []).problem_type == "DEMAND_ISSUE"
+    assert classify(window(rpm=0.6, revenue=0.6), []).problem_type == "PRICING_ISSUE"
+    # A floor set too low: more fill, but each filled impression earns far less.
+    assert classify(window(rpm=0.6, fill_rate=1.12, revenue=0.6), []).problem_type == "PRICING_ISSUE"
+
+
+def test_small_fill_dip_does_not_turn_a_price_collapse_into_a_demand_outage():
+    # rpm -40 % but fill only -11 %: the price of a filled impression (rpm / fill)
+    # fell ~33 %, so the money was lost on price, not on lost demand.
+    c = classify(window(rpm=0.6, fill_rate=0.89, revenue=0.6), [])
+    assert c.problem_type == "PRICING_ISSUE"
+    assert any(e.startswith("ecpm") for e in c.evidence)
+
+
+def test_demand_outage_that_also_raises_latency_stays_demand():
+    c = classify(window(fill_rate=0.55, partner_timeouts=6.0, rpm=0.5, revenue=0.5, bid_latency_ms=1.8), [])
+    assert c.problem_type == "DEMAND_ISSUE"
+    assert "LATENCY_ISSUE" in c.scores  # it was a candidate, and lost on the fill drop
+
+
+def test_invalid_traffic_vs_surge():
+    ivt = classify(window(impressions=2.2, rpm=0.55, revenue=1.2), [])
+    surge = classify(window(impressions=2.2, rpm=1.1, revenue=2.4), [])
+    assert ivt.problem_type == "SECURITY_ISSUE" and ivt.category == "SECURITY"
+    assert not surge.is_incident
+
+
+def test_invalid_traffic_without_rpm_uses_revenue_per_impression():
+    devs = window(impressions=2.5, revenue=1.1)
+    del devs["rpm"]
+    c = classify(devs, [])
+    assert c.problem_type == "SECURITY_ISSUE"
+    assert any(e.startswith("revenue_per_impression") for e in c.evidence)
+
+
+def test_a_detector_flagged_but_small_impressions_rise_is_no_surge():
+    devs = window(rpm=0.65, revenue=0.7)
+    devs["impressions"] = deviation("impressions", 1.12, score=0.9, flagged=True)
+    assert classify(devs, []).problem_type == "PRICING_ISSUE"
+
+
+def test_configuration_vs_infrastructure():
+    assert classify(window(error_rate=4.0, impressions=0.6), []).problem_type == "CONFIGURATION_ISSUE"
+    assert classify(window(error_rate=4.0, impressions=0.8, cache_hit_rate=0.7, bid_latency_ms=2.0),
+                    []).problem_type == "INFRASTRUCTURE_ISSUE"
+
+
+# --------------------------------------------------------------------------- events
+def test_config_change_event_raises_confidence_and_is_cited():
+    devs = window(**SIGNATURE_CASES["CONFIGURATION_ISSUE"])
+    plain = classify(devs, [])
+    linked = classify(devs, [event("config_change", 8, details={"key": "ad_slots"})], window_end_s=WINDOW_END)
+    assert plain.problem_type == linked.problem_type == "CONFIGURATION_ISSUE"
+    assert linked.scores["CONFIGURATION_ISSUE"] >= plain.scores["CONFIGURATION_ISSUE"]
+    assert any("config_change at 2026-11-01T10:02:00Z (8 min before window end)" in e for e in linked.evidence)
+
+
+def test_event_tips_an_ambiguous_window():
+    # Errors up alone is too thin to name a cause ...
+    devs = window(error_rate=4.0)
+    assert classify(devs, []).problem_type == "UNKNOWN"
+    # ... but right after a deployment it reads as a configuration breakage.
+    c = classify(devs, [event("deployment", 5)], window_end_s=WINDOW_END)
+    assert c.problem_type == "CONFIGURATION_ISSUE"
+
+
+def test_events_outside_the_lookback_do_not_count():
+    devs = window(error_rate=4.0)
+    stale = classify(devs, [event("deployment", 45)], window_end_s=WINDOW_END)
+    assert stale.problem_type == "UNKNOWN"
+    wider = classify(devs, [event("deployment", 45)], ClassifierConfig(event_lookback_s=3600),
+                     window_end_s=WINDOW_END)
+    assert wider.problem_type == "CONFIGURATION_ISSUE"
+
+
+def test_floor_change_event_supports_pricing():
+    devs = window(rpm=0.75, revenue=0.8)
+    plain = classify(devs, [])
+    floor = classify(devs, [event("config_change", 10, details={"floor_price": 1.5})], window_end_s=WINDOW_END)
+    other = classify(devs, [event("config_change", 10, details={"ad_slots": 3})], window_end_s=WINDOW_END)
+    assert floor.problem_type == "PRICING_ISSUE"
+    assert floor.scores["PRICING_ISSUE"] > other.scores["PRICING_ISSUE"] > plain.scores["PRICING_ISSUE"]
+
+
+def test_security_finding_raises_severity():
+    devs = window(impressions=2.2, rpm=0.8, revenue=1.7)
+    plain = classify(devs, [])
+    finding = classify(devs, [event("security_finding", 3, severity=9.5)], window_end_s=WINDOW_END)
+    assert plain.problem_type == finding.problem_type == "SECURITY_ISSUE"
+    assert finding.severity == "CRITICAL"
+    assert SEVERITIES.index(plain.severity) < SEVERITIES.index("CRITICAL")
+
+
+# --------------------------------------------------------------------------- severity
+def test_severity_grows_with_the_size_of_the_drop():
+    levels = [SEVERITIES.index(classify(window(rpm=f, revenue=f), []).severity) for f in (0.85, 0.7, 0.55, 0.3)]
+    assert levels == sorted(levels)
+    assert levels[0] < levels[-1]
+    assert SEVERITIES[levels[-1]] == "CRITICAL"  # 70 % of the revenue gone
+
+
+def test_severity_grows_with_the_number_of_affected_metrics():
+    narrow = classify(window(bid_latency_ms=1.5), [])
+    wide = classify(window(bid_latency_ms=1.5, rpm=0.85, partner_timeouts=2.0, revenue=0.92), [])
+    assert narrow.problem_type == wide.problem_type == "LATENCY_ISSUE"
+    assert SEVERITIES.index(wide.severity) > SEVERITIES.index(narrow.severity)
+
+
+def test_severity_grows_with_revenue_at_risk_in_money():
+    small = {m: deviation(m, f, baseline=BASELINE[m]) for m, f in (("rpm", 0.85), ("revenue", 0.95))}
+    big = {"rpm": small["rpm"], "revenue": deviation("revenue", 0.95, baseline=10_000.0)}
+    assert SEVERITIES.index(classify(big, []).severity) > SEVERITIES.index(classify(small, []).severity)
+
+
+def test_breadth_and_magnitude_alone_never_reach_critical():
+    c = classify(window(bid_latency_ms=10.0, error_rate=20.0, cache_hit_rate=0.3, partner_timeouts=10.0), [])
+    assert c.severity == "HIGH"
+
+
+# --------------------------------------------------------------------------- configuration
+def test_relative_threshold_is_configurable():
+    devs = {"rpm": deviation("rpm", 0.85, score=0.3, flagged=False), "fill_rate": deviation("fill_rate", 1.0)}
+    assert not classify(devs, []).is_incident
+    sensitive = ClassifierConfig.from_dict({"thresholds": {"rpm": {"down": 0.1}}, "unknown_min_magnitude": 1.0})
+    assert classify(devs, [], sensitive).problem_type == "PRICING_ISSUE"
+
+
+def test_min_signature_score_is_configurable():
+    devs = window(bid_latency_ms=2.0)
+    assert classify(devs, []).problem_type == "LATENCY_ISSUE"
+    strict = ClassifierConfig(min_signature_score=0.9)
+    assert classify(devs, [], strict).problem_type == "UNKNOWN"
+
+
+def test_flag_min_magnitude_is_configurable():
+    devs = window(**SIGNATURE_CASES["PRICING_ISSUE"])
+    devs["fill_rate"] = deviation("fill_rate", 0.97, score=0.95, flagged=True)  # flagged 3 % dip
+    assert "fill_rate" in classify(devs, []).affected_metrics
+    assert "fill_rate" not in classify(devs, [], ClassifierConfig(flag_min_magnitude=0.5)).affected_metrics
+
+
+def test_shipped_config_file_equals_the_defaults():
+    assert json.loads(DEFAULT_CONFIG_PATH.read_text()) == ClassifierConfig().to_dict()
+    assert load_config() == ClassifierConfig()
+
+
+def test_config_file_round_trip_and_unknown_keys(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"min_signature_score": 0.7, "severity_revenue_at_risk": [1, 2, 3]}))
+    cfg = load_config(path)
+    assert cfg.min_signature_score == 0.7 and cfg.severity_revenue_at_risk == (1.0, 2.0, 3.0)
+    assert cfg.threshold("rpm", -1) == ClassifierConfig().threshold("rpm", -1)
+    with pytest.raises(ValueError, match="min_score"):
+        ClassifierConfig.from_dict({"min_score": 0.7})
+
+
+# --------------------------------------------------------------------------- evidence
+def test_evidence_names_metric_value_baseline_and_change():
+    c = classify(window(**SIGNATURE_CASES["DEMAND_ISSUE"]), [])
+    assert c.evidence[0].startswith("DEMAND_ISSUE (score ")
+    assert "fill_rate 0.51 vs baseline 0.85 (-40.0%, detector score 1.00)" in c.evidence
+    assert any(e.startswith("revenue at risk 5.00") for e in c.evidence)
+
+
+# --------------------------------------------------------------------------- event parsing
+def test_parse_event_accepts_both_timestamp_forms():
+    iso = parse_event({"event_type": "deployment", "timestamp": "2026-11-01T10:02:00Z", "editor_id": "e-001"})
+    ms = parse_event(json.dumps({"event_type": "deployment", "timestamp": 1793527320000, "editor_id": "e-001"}))
+    assert iso == ms
+    assert iso.details == {} and iso.severity is None
+
+
+def test_parse_event_keeps_optional_fields():
+    e = parse_event({"event_type": "security_finding", "timestamp": "2026-11-01T11:02:00+01:00", "partner": "p-1",
+                     "severity": 8, "details": {"rule": "bot-ua"}})
+    assert (e.partner, e.severity, e.details, e.timestamp_s) == ("p-1", 8.0, {"rule": "bot-ua"}, 1793527320.0)
+
+
+@pytest.mark.parametrize("raw, code, words", [
+    ("{not json", "INVALID_JSON", "JSON"),
+    ("[1, 2]", "WRONG_TYPE", "object"),
+    ({"timestamp": 1}, "MISSING_FIELD", "event_type"),
+    ({"event_type": "deployment"}, "MISSING_FIELD", "timestamp"),
+    ({"event_type": 3, "timestamp": 1}, "WRONG_TYPE", "event_type"),
+    ({"event_type": "reboot", "timestamp": 1}, "UNKNOWN_EVENT_TYPE", "reboot"),
+    ({"event_type": "deployment", "timestamp": "yesterday"}, "INVALID_TIMESTAMP", "yesterday"),
+    ({"event_type": "deployment", "timestamp": "2026-11-01T10:00:00"}, "INVALID_TIMESTAMP", "zone"),
+    ({"event_type": "deployment", "timestamp": 1.5}, "WRONG_TYPE", "timestamp"),
+    ({"event_type": "deployment", "timestamp": True}, "WRONG_TYPE", "boolean"),
+    ({"event_type": "security_finding", "timestamp": 1, "severity": 11}, "OUT_OF_RANGE_VALUE", "severity"),
+    ({"event_type": "security_finding", "timestamp": 1, "severity": "high"}, "WRONG_TYPE", "severity"),
+    ({"event_type": "security_finding", "timestamp": 1, "severity": float("nan")}, "NON_FINITE_VALUE", "severity"),
+    ({"event_type": "deployment", "timestamp": 1, "editor_id": 7}, "WRONG_TYPE", "editor_id"),
+    ({"event_type": "deployment", "timestamp": 1, "details": [1]}, "WRONG_TYPE", "details"),
+])
+def test_parse_event_rejects_with_a_named_reason(raw, code, words):
+    with pytest.raises(EventValidationError) as err:
+        parse_event(raw)
+    assert err.value.reason_code == code
+    assert words in str(err.value)
+
+
+def test_parse_event_rejects_future_timestamps_when_given_a_clock():
+    raw = {"event_type": "deployment", "timestamp": 2_000_000_000_000}
+    assert parse_event(raw).timestamp_s == 2_000_000_000.0
+    with pytest.raises(EventValidationError) as err:
+        parse_event(raw, now_s=1_900_000_000.0)
+    assert err.value.reason_code == "FUTURE_TIMESTAMP"
