@@ -89,34 +89,64 @@ def enable_state_machine_execution(url: str) -> bool:
         return False
 
 
-def state_machine_execution_enabled(url: str) -> bool | None:
-    """True/False for a moto server; None when the endpoint is not moto (e.g. AWS, LocalStack)."""
+def probe_state_machine_execution(url: str, timeout: float = 10.0) -> tuple[bool, str]:
+    """Does this endpoint really execute ASL? Run a one-state machine and see.
+
+    moto's GET /moto-api/config does not report the Step Functions setting, and
+    moto without it accepts StartExecution but leaves executions RUNNING forever,
+    so the only trustworthy answer is an execution that finishes.
+    """
+    import uuid
+
+    from deploy.local.stack import client
+
+    sfn = client("stepfunctions", url)
+    name = f"adops-execution-probe-{uuid.uuid4().hex[:8]}"
+    definition = json.dumps({"StartAt": "Probe", "States": {"Probe": {"Type": "Pass", "Result": {"ok": True}, "End": True}}})
+    machine = sfn.create_state_machine(
+        name=name, definition=definition, roleArn="arn:aws:iam::123456789012:role/adops-execution-probe")
     try:
-        status, body = http_get(url.rstrip("/") + "/moto-api/config")
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
-    if status not in (200, 201):
-        return None
-    return bool(json.loads(body).get("stepfunctions", {}).get("execute_state_machine"))
+        arn = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], input="{}")["executionArn"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = sfn.describe_execution(executionArn=arn)["status"]
+            if status == "SUCCEEDED":
+                return True, "a probe execution ran to SUCCEEDED"
+            if status != "RUNNING":
+                return False, f"a probe execution ended {status}"
+            time.sleep(0.2)
+        return False, f"a probe execution stayed RUNNING for {timeout}s (execution disabled?)"
+    finally:
+        sfn.delete_state_machine(stateMachineArn=machine["stateMachineArn"])
 
 
-def process_is_our_server(pid: int) -> bool:
-    """The pid is alive and its command line is our server module (guards pid reuse)."""
+def process_is_our_server(pid: int, state_dir: str | Path | None = None) -> bool:
+    """The pid is alive and runs our server module (guards against pid reuse).
+
+    With ``state_dir``, it must also be the server started with that state
+    directory (its ready file lives there), so `down` never stops a server that
+    a test or another checkout started.
+    """
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"deploy.local.server" in cmdline
+    if b"deploy.local.server" not in cmdline:
+        return False
+    if state_dir is not None:
+        prefix = str(Path(state_dir).resolve()).encode() + b"/"
+        return any(arg.startswith(prefix) for arg in cmdline)
+    return True
 
 
-def stop_pid(pid: int, timeout: float = 10.0) -> bool:
+def stop_pid(pid: int, timeout: float = 10.0, state_dir: str | Path | None = None) -> bool:
     """SIGTERM the pid if (and only if) it is our server; wait for it to exit."""
-    if not process_is_our_server(pid):
+    if not process_is_our_server(pid, state_dir):
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not process_is_our_server(pid):
+        if not process_is_our_server(pid, state_dir):
             return True
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
@@ -135,7 +165,7 @@ def start_endpoint(
     ``detach=True`` puts the server in its own session so it outlives the caller
     (used by ``python -m deploy.local up``).
     """
-    log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="adops-local-aws-"))
+    log_dir = (Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="adops-local-aws-"))).resolve()
     log_dir.mkdir(parents=True, exist_ok=True)
     ready_file = log_dir / f"server-ready-{os.getpid()}-{time.monotonic_ns()}.json"
     log_file = log_dir / "server.log"

@@ -1,0 +1,95 @@
+"""The embedded endpoint's moto patches: EventBridge delivers to Step Functions and SNS targets."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import boto3
+import pytest
+
+from deploy.local import patches
+
+pytestmark = pytest.mark.aws
+
+
+def test_patches_refuse_other_moto_versions(monkeypatch):
+    assert patches.check_moto_version() == "5.2.5"
+    monkeypatch.setattr(patches.importlib.metadata, "version", lambda name: "5.2.6")
+    with pytest.raises(patches.UnsupportedMotoVersion, match=r"moto==5\.2\.5.*moto==5\.2\.6"):
+        patches.check_moto_version()
+
+
+@pytest.fixture()
+def scratch_bus(aws_endpoint):
+    events = boto3.client("events")
+    name = f"scratch-{uuid.uuid4().hex[:8]}"
+    events.create_event_bus(Name=name)
+    yield name
+
+
+def _probe_queue(topic_arn: str) -> str:
+    sqs, sns = boto3.client("sqs"), boto3.client("sns")
+    url = sqs.create_queue(QueueName=f"probe-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+    return url
+
+
+def test_sns_target_with_input_path_and_input_and_transformer(scratch_bus, drain_sqs):
+    events, sns = boto3.client("events"), boto3.client("sns")
+    topic = sns.create_topic(Name=f"t-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    queue = _probe_queue(topic)
+    events.put_rule(Name="r", EventBusName=scratch_bus, EventPattern=json.dumps({"source": ["probe"]}))
+    events.put_targets(Rule="r", EventBusName=scratch_bus, Targets=[
+        {"Id": "path", "Arn": topic, "InputPath": "$.detail"},
+        {"Id": "const", "Arn": topic, "Input": json.dumps({"constant": True})},
+        {"Id": "xform", "Arn": topic, "InputTransformer": {
+            "InputPathsMap": {"n": "$.detail.n"}, "InputTemplate": '{"doubled_source": "<n><n>"}'}},
+    ])
+    resp = events.put_events(Entries=[{"EventBusName": scratch_bus, "Source": "probe", "DetailType": "x",
+                                       "Detail": json.dumps({"n": 21})}])
+    assert resp["FailedEntryCount"] == 0
+    got = drain_sqs(queue, 3, timeout=10)
+    assert sorted(map(json.dumps, got)) == sorted(map(json.dumps, [{"n": 21}, {"constant": True}, {"doubled_source": "2121"}]))
+
+
+def test_stepfunctions_target_starts_execution_with_event_input(scratch_bus):
+    events, sfn = boto3.client("events"), boto3.client("stepfunctions")
+    machine = sfn.create_state_machine(
+        name=f"echo-{uuid.uuid4().hex[:8]}", roleArn="arn:aws:iam::123456789012:role/x",
+        definition=json.dumps({"StartAt": "Echo", "States": {"Echo": {"Type": "Pass", "OutputPath": "$.detail", "End": True}}}),
+    )["stateMachineArn"]
+    events.put_rule(Name="to-sfn", EventBusName=scratch_bus, EventPattern=json.dumps({"detail": {"n": [{"numeric": [">", 10]}]}}))
+    events.put_targets(Rule="to-sfn", EventBusName=scratch_bus,
+                       Targets=[{"Id": "sfn", "Arn": machine, "RoleArn": "arn:aws:iam::123456789012:role/x"}])
+    for n in (5, 42):
+        assert events.put_events(Entries=[{"EventBusName": scratch_bus, "Source": "probe", "DetailType": "x",
+                                           "Detail": json.dumps({"n": n})}])["FailedEntryCount"] == 0
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        executions = sfn.list_executions(stateMachineArn=machine)["executions"]
+        if executions and all(e["status"] != "RUNNING" for e in executions):
+            break
+        time.sleep(0.2)
+    assert len(executions) == 1  # n=5 does not match the numeric pattern
+    described = sfn.describe_execution(executionArn=executions[0]["executionArn"])
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"]) == {"n": 42}
+    event = json.loads(described["input"])
+    assert event["source"] == "probe" and isinstance(event["time"], str) and event["time"].endswith("Z")
+
+
+def test_failing_target_does_not_fail_put_events(scratch_bus, drain_sqs):
+    """AWS never fails PutEvents because a target fails; the other targets still get the event."""
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    queue = sqs.create_queue(QueueName=f"ok-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="broken", EventBusName=scratch_bus, EventPattern=json.dumps({"source": ["probe"]}))
+    events.put_targets(Rule="broken", EventBusName=scratch_bus, Targets=[
+        {"Id": "gone", "Arn": "arn:aws:states:us-east-1:123456789012:stateMachine:does-not-exist"},
+        {"Id": "ok", "Arn": queue_arn},
+    ])
+    resp = events.put_events(Entries=[{"EventBusName": scratch_bus, "Source": "probe", "DetailType": "x", "Detail": "{}"}])
+    assert resp["FailedEntryCount"] == 0
+    assert len(drain_sqs(queue, 1, timeout=10)) == 1
