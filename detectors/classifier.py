@@ -11,8 +11,12 @@ How it decides (all thresholds live in :class:`ClassifierConfig`):
    (the denominator floored per metric, so an error rate going from 0.0001 to
    0.0003 is not "+200 %") is turned into a *strength* in [0, 1] per
    direction: ``max(|change| / threshold, detector score)``, capped at 1. A
-   metric *deviates* in a direction when the detector flagged it that way or
-   its relative change passes the configured threshold.
+   metric *deviates* in a direction when the detector flagged it that way
+   (on a move of at least ``flag_min_magnitude`` of the threshold) or its
+   relative change passes the configured threshold. Two ratios are derived
+   when their inputs are present: ``ecpm = rpm / fill_rate`` (the price of a
+   filled impression: flat in a demand outage, down in a pricing problem) and
+   ``revenue_per_impression`` (down under invalid traffic).
 2. **Score every signature** (the incident patterns of issue 5) as a template:
    - *anchors* -- the metric moves without which the pattern cannot be
      claimed (e.g. a demand outage needs fill rate down); a signature whose
@@ -126,6 +130,15 @@ ADVERSE_DIRECTIONS: dict[str, tuple[int, ...]] = {
 
 
 # --------------------------------------------------------------------------- inputs / outputs
+def is_finite_number(x: Any) -> bool:
+    """True for real, finite numbers (None, booleans, NaN and infinities are not).
+
+    >>> [is_finite_number(x) for x in (1, 2.5, None, float("nan"), True, "3")]
+    [True, True, False, False, False, False]
+    """
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 @dataclass(frozen=True)
 class MetricDeviation:
     """One metric of one editor in one window, against that editor's own baseline.
@@ -150,7 +163,7 @@ class MetricDeviation:
         >>> MetricDeviation("error_rate", 0.003, 0.0, 0.0, 0.001, 0.9, True).relative_change(floor=0.01)
         0.3
         """
-        if not (math.isfinite(self.value) and math.isfinite(self.baseline)):
+        if not self.is_finite:
             return 0.0
         denominator = max(abs(self.baseline), floor)
         if denominator == 0.0:
@@ -159,7 +172,8 @@ class MetricDeviation:
 
     @property
     def is_finite(self) -> bool:
-        return math.isfinite(self.value) and math.isfinite(self.baseline)
+        """Value and baseline are usable numbers (a detector still warming up may give neither)."""
+        return is_finite_number(self.value) and is_finite_number(self.baseline)
 
 
 @dataclass(frozen=True)
@@ -274,6 +288,8 @@ class ClassifierConfig:
                 updates[key] = {**current, **{m: float(x) for m, x in value.items()}}
             elif isinstance(current, tuple):
                 updates[key] = tuple(float(x) for x in value)
+            elif isinstance(current, int):
+                updates[key] = int(float(value))
             else:
                 updates[key] = type(current)(value)
         return replace(base, **updates)
@@ -281,6 +297,32 @@ class ClassifierConfig:
     @classmethod
     def from_json(cls, path: str | Path) -> "ClassifierConfig":
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def from_properties(cls, properties: Mapping[str, str]) -> "ClassifierConfig":
+        """From a flat Managed Flink property map (all values strings).
+
+        Keys are field names, ``thresholds.<metric>.<up|down>`` or
+        ``relative_floor.<metric>``; ladders are comma-separated.
+
+        >>> c = ClassifierConfig.from_properties({"thresholds.rpm.down": "0.3", "min_signature_score": "0.5",
+        ...                                       "severity_revenue_at_risk": "10,100,1000"})
+        >>> c.threshold("rpm", DOWN), c.min_signature_score, c.severity_revenue_at_risk
+        (0.3, 0.5, (10.0, 100.0, 1000.0))
+        """
+        data: dict[str, Any] = {}
+        for key, raw in properties.items():
+            head, _, rest = key.partition(".")
+            if head == "thresholds" and rest.count(".") == 1:
+                metric, direction = rest.split(".")
+                data.setdefault("thresholds", {}).setdefault(metric, {})[direction] = float(raw)
+            elif head == "relative_floor" and rest:
+                data.setdefault("relative_floor", {})[rest] = float(raw)
+            elif isinstance(getattr(cls(), key, None), tuple):
+                data[key] = [float(x) for x in str(raw).split(",") if x.strip()]
+            else:
+                data[key] = float(raw) if key in {f.name for f in fields(cls)} else raw
+        return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -331,7 +373,7 @@ def read_metric(deviation: MetricDeviation, config: ClassifierConfig) -> MetricR
     """Turn a deviation into per-direction strengths and decisions (see module docstring, step 1)."""
     metric = deviation.metric
     change = deviation.relative_change(config.floor(metric))
-    score = min(max(float(deviation.score), 0.0), 1.0) if math.isfinite(deviation.score) else 0.0
+    score = min(max(float(deviation.score), 0.0), 1.0) if is_finite_number(deviation.score) else 0.0
     strengths, deviates, magnitude = {UP: 0.0, DOWN: 0.0}, {UP: False, DOWN: False}, 0.0
     direction = UP if change > 0 else DOWN if change < 0 else 0
     if direction:
@@ -502,7 +544,9 @@ SIGNATURES: tuple[Signature, ...] = (
         expects=(_m("fill_rate", DOWN, 2.0), _m("rpm", DOWN, 1.0), _m("partner_timeouts", UP, 1.5),
                  _m("revenue", DOWN, 0.5), _m("bid_rate", DOWN, 0.5), _m("win_rate", DOWN, 0.5)),
         contradicts=(_m("error_rate", UP, 0.5), _m("cache_hit_rate", DOWN, 0.5), _m("impressions", UP, 0.3),
-                     _m(ECPM, DOWN, 0.5)),
+                     # Losing the top bidder also lowers the price a little, so
+                     # a price drop only mildly argues against an outage.
+                     _m(ECPM, DOWN, 0.3)),
         event_types=frozenset({"partner_status"}),
     ),
     Signature(

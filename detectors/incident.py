@@ -24,16 +24,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from typing import Any, Iterable, Mapping
 
 from detectors.classifier import (
     NO_ISSUE,
     SIGNATURE_BY_TYPE,
-    UNKNOWN,
     Classification,
     ClassifierConfig,
     MetricDeviation,
+    is_finite_number,
 )
 from detectors.events import OperationalEvent, iso_z
 from detectors.revenue import revenue_at_risk  # noqa: F401  (part of this module's API)
@@ -76,7 +75,7 @@ def incident_id(editor_id: str, window_start_s: float, problem_type: str) -> str
 
 def _json_number(x: float, digits: int = 6) -> float | None:
     """A finite, rounded float, or None (strict JSON has no NaN / Infinity)."""
-    if x is None or isinstance(x, bool) or not math.isfinite(x):
+    if not is_finite_number(x):
         return None
     return round(float(x), digits)
 
@@ -195,5 +194,5 @@ def build_composite_detail(editor_id: str, window_start_s: float, window_end_s: 
     return _fit_size(detail)
 
 
-__all__ = ["COMPOSITE_KEYS", "METRIC_KEYS", "UNKNOWN", "build_composite_detail", "incident_id", "metric_snapshot",
+__all__ = ["COMPOSITE_KEYS", "METRIC_KEYS", "build_composite_detail", "incident_id", "metric_snapshot",
            "revenue_at_risk", "stable_id", "suspected_causes"]

@@ -32,12 +32,11 @@ HEALTHY otherwise. Thresholds are in :class:`PartnerHealthConfig`.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from detectors.classifier import DOWN, UP, MetricDeviation
+from detectors.classifier import DOWN, UP, MetricDeviation, is_finite_number
 from detectors.events import iso_z
 from detectors.incident import metric_snapshot, stable_id
 
@@ -147,7 +146,7 @@ def assess_partner(partner: str, window_start_s: float, window_end_s: float,
                    for m, spec in config.signals.items() if m in per_metric]
     status = partner_status(assessments, config)
     unique_editors = sorted(set(editors))
-    impact = float(revenue_impact) if revenue_impact is not None and math.isfinite(revenue_impact) else 0.0
+    impact = float(revenue_impact) if is_finite_number(revenue_impact) else 0.0
     reasons = [a.describe() for a in assessments if a.level > 0] or ["all partner signals within their baseline"]
     return {
         "check_id": check_id(partner, window_start_s),

@@ -29,7 +29,7 @@ class _HasValueAndBaseline(Protocol):
 
 
 def _finite(*numbers: float) -> bool:
-    return all(isinstance(n, (int, float)) and math.isfinite(n) for n in numbers)
+    return all(isinstance(n, (int, float)) and not isinstance(n, bool) and math.isfinite(n) for n in numbers)
 
 
 def expected_and_actual_revenue(deviations: Mapping[str, _HasValueAndBaseline]) -> tuple[float, float] | None:

@@ -383,3 +383,24 @@ def test_parse_event_rejects_future_timestamps_when_given_a_clock():
     with pytest.raises(EventValidationError) as err:
         parse_event(raw, now_s=1_900_000_000.0)
     assert err.value.reason_code == "FUTURE_TIMESTAMP"
+
+
+def test_config_from_managed_flink_properties():
+    cfg = ClassifierConfig.from_properties({"thresholds.fill_rate.down": "0.2", "unknown_min_adverse_metrics": "3",
+                                            "relative_floor.error_rate": "0.02", "severity_magnitude": "3,6"})
+    assert cfg.threshold("fill_rate", -1) == 0.2 and cfg.threshold("fill_rate", +1) == 0.1
+    assert cfg.unknown_min_adverse_metrics == 3 and isinstance(cfg.unknown_min_adverse_metrics, int)
+    assert cfg.floor("error_rate") == 0.02 and cfg.severity_magnitude == (3.0, 6.0)
+    with pytest.raises(ValueError, match="nonsense"):
+        ClassifierConfig.from_properties({"nonsense": "1"})
+
+
+def test_detector_still_warming_up_gives_no_signal():
+    # A detector without history reports no baseline and no score (None / NaN): such
+    # metrics are skipped instead of crashing the job or counting as deviations.
+    devs = window(**SIGNATURE_CASES["DEMAND_ISSUE"])
+    devs["cache_hit_rate"] = MetricDeviation("cache_hit_rate", 0.5, None, None, None, None, False)
+    devs["error_rate"] = MetricDeviation("error_rate", 0.5, math.nan, math.nan, math.nan, math.nan, True)
+    c = classify(devs, [])
+    assert c.problem_type == "DEMAND_ISSUE"
+    assert not {"cache_hit_rate", "error_rate"} & set(c.affected_metrics)
