@@ -1,0 +1,46 @@
+"""Action group tool: an editor's recent metrics from CloudWatch (namespace AdOps)."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from action_group import ToolError, aws_client, dispatch, require_id, require_int
+
+NAMESPACE = "AdOps"
+METRICS = ("rpm", "fill_rate", "bid_latency_ms", "error_rate", "partner_timeouts",
+           "cache_hit_rate", "impressions", "revenue", "bid_rate", "win_rate")
+
+
+def get_editor_metrics(args: dict[str, Any]) -> dict[str, Any]:
+    editor_id = require_id(args, "editor_id")
+    minutes = require_int(args, "minutes", 5, 1440, default=60)
+    period = require_int(args, "period_seconds", 60, 3600, default=300)
+    wanted = args.get("metrics") or ",".join(METRICS)
+    names = [m.strip() for m in str(wanted).split(",") if m.strip()]
+    unknown = sorted(set(names) - set(METRICS))
+    if unknown:
+        raise ToolError(400, f"unknown metrics {unknown}; known: {', '.join(METRICS)}")
+    end = dt.datetime.now(dt.timezone.utc)
+    start = end - dt.timedelta(minutes=minutes)
+    cloudwatch = aws_client("cloudwatch")
+    result: dict[str, Any] = {}
+    for name in names:
+        stats = cloudwatch.get_metric_statistics(
+            Namespace=NAMESPACE, MetricName=name, Dimensions=[{"Name": "EditorId", "Value": editor_id}],
+            StartTime=start, EndTime=end, Period=period, Statistics=["Average", "Minimum", "Maximum"],
+        )["Datapoints"]
+        points = sorted(stats, key=lambda p: p["Timestamp"])
+        result[name] = [
+            {"timestamp": p["Timestamp"].isoformat(), "average": p["Average"], "min": p["Minimum"], "max": p["Maximum"]}
+            for p in points
+        ]
+    return {"editor_id": editor_id, "from": start.isoformat(), "to": end.isoformat(),
+            "period_seconds": period, "metrics": result,
+            "empty_metrics": [n for n in names if not result[n]]}
+
+
+ROUTES = {("GET", "/editors/{editor_id}/metrics"): get_editor_metrics}
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    return dispatch(event, ROUTES)

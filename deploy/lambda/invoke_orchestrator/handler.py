@@ -1,0 +1,73 @@
+"""Step Functions task: ask the orchestrator Bedrock agent to analyse one incident.
+
+Called by the full critical-incident workflow (deploy/stepfunctions/
+critical_incident_workflow_agents.asl.json) with the EventBridge event as
+input. Step Functions' aws-sdk integration cannot consume InvokeAgent's event
+stream, hence this small Lambda. The session id is the incident id, so a retry
+of the same incident continues the same agent session instead of starting over.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterable
+
+MAX_PROMPT_CHARS = 20000
+
+
+class InvalidIncident(ValueError):
+    pass
+
+
+def build_prompt(event: dict[str, Any]) -> tuple[str, str]:
+    """(session_id, prompt text) for a Composite Anomaly Detected event."""
+    detail = event.get("detail") if isinstance(event, dict) else None
+    if not isinstance(detail, dict):
+        raise InvalidIncident("input must be an EventBridge event with a 'detail' object")
+    missing = [k for k in ("incident_id", "editor_id", "severity", "problem_type") if not detail.get(k)]
+    if missing:
+        raise InvalidIncident(f"incident detail is missing {missing}")
+    facts = {k: detail.get(k) for k in (
+        "incident_id", "editor_id", "window_start", "window_end", "severity", "problem_type", "category",
+        "metrics_affected", "affected_metrics", "metrics", "revenue_at_risk", "suspected_causes", "evidence", "summary")}
+    prompt = (
+        f"A {detail['severity']} {detail['problem_type']} incident was detected for editor {detail['editor_id']}. "
+        "Diagnose the root cause with your specialists and tools, then answer with a JSON object "
+        '{"root_cause": str, "confidence": 0-1, "actions_taken": [str], "recommended_actions": [str], '
+        '"needs_human": bool}. Incident facts:\n' + json.dumps(facts, default=str)
+    )
+    return str(detail["incident_id"]), prompt[:MAX_PROMPT_CHARS]
+
+
+def collect_completion(stream: Iterable[dict[str, Any]]) -> str:
+    """Concatenate the text chunks of an InvokeAgent completion stream."""
+    parts = []
+    for item in stream:
+        chunk = item.get("chunk")
+        if chunk and "bytes" in chunk:
+            parts.append(chunk["bytes"].decode("utf-8"))
+    return "".join(parts)
+
+
+def parse_analysis(text: str) -> dict[str, Any]:
+    """The agent's JSON answer if it gave one (possibly inside prose), else the text."""
+    start, end = text.find("{"), text.rfind("}")
+    if start != -1 and end > start:
+        try:
+            return {"structured": True, **json.loads(text[start:end + 1])}
+        except ValueError:
+            pass
+    return {"structured": False, "text": text}
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    import boto3
+
+    session_id, prompt = build_prompt(event)
+    runtime = boto3.client("bedrock-agent-runtime")
+    answer = runtime.invoke_agent(
+        agentId=os.environ["ORCHESTRATOR_AGENT_ID"], agentAliasId=os.environ["ORCHESTRATOR_AGENT_ALIAS_ID"],
+        sessionId=session_id, inputText=prompt,
+    )
+    text = collect_completion(answer["completion"])
+    return {"incident_id": session_id, "analysis": parse_analysis(text), "raw": text[:4000]}

@@ -1,0 +1,49 @@
+"""Action group tool: roll an editor's configuration key back to an earlier SSM parameter version.
+
+The rollback is itself a new version (SSM keeps history), so it can be rolled back too.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from action_group import PARAM_KEY_PATTERN, ToolError, aws_client, dispatch, optional_str, require_id, require_int
+
+
+def rollback_config(args: dict[str, Any]) -> dict[str, Any]:
+    editor_id = require_id(args, "editor_id")
+    key = args.get("config_key")
+    if not isinstance(key, str) or not PARAM_KEY_PATTERN.match(key):
+        raise ToolError(400, f"'config_key' is required: letters, digits and _.- (max 128), got {key!r}")
+    reason = optional_str(args, "reason") or "rollback requested by the incident agent"
+    ssm = aws_client("ssm")
+    name = f"/adops/editors/{editor_id}/config/{key}"
+    try:
+        current = ssm.get_parameter(Name=name)["Parameter"]
+    except ssm.exceptions.ParameterNotFound:
+        raise ToolError(404, f"no configuration '{key}' for editor {editor_id}") from None
+    if args.get("to_version") in (None, ""):
+        target_version = current["Version"] - 1
+    else:
+        target_version = require_int(args, "to_version", 1, current["Version"])
+    if target_version < 1:
+        raise ToolError(409, f"'{key}' has only one version; there is nothing to roll back to")
+    if target_version == current["Version"]:
+        raise ToolError(409, f"'{key}' is already at version {target_version}")
+    try:
+        target = ssm.get_parameter(Name=f"{name}:{target_version}")["Parameter"]
+    except (ssm.exceptions.ParameterVersionNotFound, ssm.exceptions.ParameterNotFound):
+        raise ToolError(404, f"'{key}' has no version {target_version}") from None
+    put = ssm.put_parameter(
+        Name=name, Value=target["Value"], Type=current["Type"], Overwrite=True,
+        Description=f"rollback to v{target_version}: {reason}"[:1024],
+    )
+    return {"editor_id": editor_id, "config_key": key, "rolled_back_from_version": current["Version"],
+            "restored_version": target_version, "new_version": put["Version"],
+            "old_value": current["Value"], "value": target["Value"]}
+
+
+ROUTES = {("POST", "/editors/{editor_id}/config/{config_key}/rollback"): rollback_config}
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    return dispatch(event, ROUTES)

@@ -1,0 +1,123 @@
+"""Bedrock agent action-group plumbing shared by every tool Lambda.
+
+Bedrock calls the Lambda with the operation the model chose from the OpenAPI
+schema (apiPath, httpMethod) and its arguments (``parameters`` for path/query,
+``requestBody`` for the body), and expects the answer wrapped in a fixed
+envelope. Validation errors become HTTP 400 answers the model can read and
+correct, instead of exceptions that end the agent's turn.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from typing import Any, Callable
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+PARAM_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+
+
+class ToolError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def arguments(event: dict[str, Any]) -> dict[str, Any]:
+    """Path/query parameters and JSON body properties as one dict (values as sent: strings)."""
+    args: dict[str, Any] = {}
+    for p in event.get("parameters") or []:
+        args[p["name"]] = p.get("value")
+    body = (event.get("requestBody") or {}).get("content", {}).get("application/json", {})
+    for p in body.get("properties") or []:
+        args[p["name"]] = p.get("value")
+    return args
+
+
+def require_id(args: dict[str, Any], name: str) -> str:
+    value = args.get(name)
+    if not isinstance(value, str) or not ID_PATTERN.match(value):
+        raise ToolError(400, f"'{name}' is required: letters, digits and _.:- (max 128), got {value!r}")
+    return value
+
+
+def optional_str(args: dict[str, Any], name: str, max_len: int = 500) -> str | None:
+    value = args.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > max_len:
+        raise ToolError(400, f"'{name}' must be a string of at most {max_len} characters")
+    return value
+
+
+def require_number(args: dict[str, Any], name: str, low: float, high: float, default: float | None = None) -> float:
+    raw = args.get(name)
+    if raw is None or raw == "":
+        if default is not None:
+            return default
+        raise ToolError(400, f"'{name}' is required (a number between {low} and {high})")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ToolError(400, f"'{name}' must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ToolError(400, f"'{name}' must be between {low} and {high}, got {value}")
+    return value
+
+
+def require_int(args: dict[str, Any], name: str, low: int, high: int, default: int | None = None) -> int:
+    value = require_number(args, name, low, high, None if default is None else float(default))
+    if value != int(value):
+        raise ToolError(400, f"'{name}' must be a whole number, got {value}")
+    return int(value)
+
+
+def require_bool(args: dict[str, Any], name: str, default: bool) -> bool:
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return default
+    if isinstance(raw, bool):
+        return raw
+    if str(raw).lower() in ("true", "false"):
+        return str(raw).lower() == "true"
+    raise ToolError(400, f"'{name}' must be true or false, got {raw!r}")
+
+
+def response(event: dict[str, Any], status: int, body: Any) -> dict[str, Any]:
+    return {
+        "messageVersion": "1.0",
+        "response": {
+            "actionGroup": event.get("actionGroup", ""),
+            "apiPath": event.get("apiPath", ""),
+            "httpMethod": event.get("httpMethod", ""),
+            "httpStatusCode": status,
+            "responseBody": {"application/json": {"body": json.dumps(body, default=str)}},
+        },
+        "sessionAttributes": event.get("sessionAttributes") or {},
+        "promptSessionAttributes": event.get("promptSessionAttributes") or {},
+    }
+
+
+def dispatch(event: dict[str, Any], routes: dict[tuple[str, str], Callable[[dict[str, Any]], Any]]) -> dict[str, Any]:
+    """Run the route for (httpMethod, apiPath); map ToolError to its status, AWS errors to 502."""
+    key = (str(event.get("httpMethod", "")).upper(), event.get("apiPath", ""))
+    route = routes.get(key)
+    if route is None:
+        known = ", ".join(f"{m} {p}" for m, p in routes)
+        return response(event, 404, {"error": f"unknown operation {key[0]} {key[1]}; this tool serves: {known}"})
+    try:
+        return response(event, 200, route(arguments(event)))
+    except ToolError as exc:
+        return response(event, exc.status, {"error": exc.message})
+    except Exception as exc:  # botocore ClientError and friends: tell the agent, don't crash its turn
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+        return response(event, 502, {"error": f"AWS call failed: {code}: {exc}"})
+
+
+def aws_client(service: str):
+    """boto3 client honouring AWS_ENDPOINT_URL (the local endpoint) like the rest of the project."""
+    import boto3
+
+    return boto3.client(service, endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)

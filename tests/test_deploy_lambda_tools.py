@@ -1,0 +1,159 @@
+"""The Bedrock action-group Lambdas, run in-process against the embedded endpoint (real SSM/CloudWatch API)."""
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import sys
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+
+LAMBDA_DIR = Path(__file__).resolve().parents[1] / "deploy" / "lambda"
+pytestmark = pytest.mark.aws
+
+
+def load_handler(tool: str):
+    # deploy/lambda is not importable as a package ("lambda" is a keyword); in
+    # the Lambda zip, shared/action_group.py sits next to handler.py.
+    if str(LAMBDA_DIR / "shared") not in sys.path:
+        sys.path.insert(0, str(LAMBDA_DIR / "shared"))
+    spec = importlib.util.spec_from_file_location(f"adops_lambda_{tool}", LAMBDA_DIR / tool / "handler.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def call(tool: str, method: str, path: str, params: dict | None = None, body: dict | None = None) -> tuple[int, dict]:
+    event = {"messageVersion": "1.0", "actionGroup": tool, "apiPath": path, "httpMethod": method,
+             "parameters": [{"name": k, "type": "string", "value": v} for k, v in (params or {}).items()],
+             "sessionAttributes": {"s": "1"}}
+    if body is not None:
+        event["requestBody"] = {"content": {"application/json": {"properties": [
+            {"name": k, "type": "string", "value": v} for k, v in body.items()]}}}
+    out = load_handler(tool).handler(event, None)
+    assert out["messageVersion"] == "1.0" and out["sessionAttributes"] == {"s": "1"}
+    assert out["response"]["apiPath"] == path and out["response"]["actionGroup"] == tool
+    return out["response"]["httpStatusCode"], json.loads(out["response"]["responseBody"]["application/json"]["body"])
+
+
+@pytest.fixture()
+def editor(aws_endpoint) -> str:
+    return f"e-{uuid.uuid4().hex[:8]}"
+
+
+def test_get_editor_metrics_reads_cloudwatch(editor):
+    now = dt.datetime.now(dt.timezone.utc)
+    boto3.client("cloudwatch").put_metric_data(Namespace="AdOps", MetricData=[
+        {"MetricName": "rpm", "Dimensions": [{"Name": "EditorId", "Value": editor}],
+         "Timestamp": now - dt.timedelta(minutes=m), "Value": v} for m, v in ((2, 2.5), (3, 1.5))])
+    status, body = call("get_editor_metrics", "GET", "/editors/{editor_id}/metrics",
+                        {"editor_id": editor, "minutes": "30", "metrics": "rpm,fill_rate"})
+    assert status == 200, body
+    assert body["empty_metrics"] == ["fill_rate"]
+    points = body["metrics"]["rpm"]
+    assert sum(p["average"] for p in points) / len(points) == pytest.approx(2.0, abs=0.5)
+    assert min(p["min"] for p in points) == 1.5 and max(p["max"] for p in points) == 2.5
+
+
+@pytest.mark.parametrize("params,fragment", [
+    ({}, "'editor_id' is required"),
+    ({"editor_id": "e 1"}, "'editor_id' is required"),
+    ({"editor_id": "e-1", "minutes": "0"}, "between 5 and 1440"),
+    ({"editor_id": "e-1", "minutes": "ten"}, "must be a number"),
+    ({"editor_id": "e-1", "metrics": "rpm,ctr"}, "unknown metrics ['ctr']"),
+])
+def test_get_editor_metrics_rejects_bad_parameters(aws_endpoint, params, fragment):
+    status, body = call("get_editor_metrics", "GET", "/editors/{editor_id}/metrics", params)
+    assert status == 400 and fragment in body["error"]
+
+
+def test_unknown_operation_is_a_404_naming_the_served_ones(aws_endpoint):
+    status, body = call("get_editor_metrics", "POST", "/editors/{editor_id}/metrics", {"editor_id": "e-1"})
+    assert status == 404 and "GET /editors/{editor_id}/metrics" in body["error"]
+
+
+def test_recent_changes_and_rollback_via_ssm_versions(editor):
+    ssm = boto3.client("ssm")
+    name = f"/adops/editors/{editor}/config/header_bidding_timeout_ms"
+    ssm.put_parameter(Name=name, Value="800", Type="String")
+    ssm.put_parameter(Name=name, Value="150", Type="String", Overwrite=True, Description="deploy 42")
+    status, body = call("get_recent_changes", "GET", "/editors/{editor_id}/changes", {"editor_id": editor, "hours": "1"})
+    assert status == 200, body
+    newest = body["changes"][0]
+    assert (newest["parameter"], newest["old_value"], newest["new_value"], newest["version"]) == \
+        ("config/header_bidding_timeout_ms", "800", "150", 2)
+
+    status, body = call("rollback_config", "POST", "/editors/{editor_id}/config/{config_key}/rollback",
+                        {"editor_id": editor, "config_key": "header_bidding_timeout_ms"}, {"reason": "inc-1"})
+    assert status == 200, body
+    assert (body["rolled_back_from_version"], body["restored_version"], body["new_version"], body["value"]) == (2, 1, 3, "800")
+    assert ssm.get_parameter(Name=name)["Parameter"]["Value"] == "800"
+
+    status, body = call("rollback_config", "POST", "/editors/{editor_id}/config/{config_key}/rollback",
+                        {"editor_id": editor, "config_key": "header_bidding_timeout_ms", "to_version": "9"})
+    assert status == 400 and "between 1 and 3" in body["error"]
+    status, body = call("rollback_config", "POST", "/editors/{editor_id}/config/{config_key}/rollback",
+                        {"editor_id": editor, "config_key": "nope"})
+    assert status == 404
+
+
+def test_rollback_of_a_single_version_is_refused(editor):
+    boto3.client("ssm").put_parameter(Name=f"/adops/editors/{editor}/config/k", Value="1", Type="String")
+    status, body = call("rollback_config", "POST", "/editors/{editor_id}/config/{config_key}/rollback",
+                        {"editor_id": editor, "config_key": "k"})
+    assert status == 409 and "only one version" in body["error"]
+
+
+def test_adjust_floor_price_with_guardrails(editor):
+    path = "/editors/{editor_id}/floor-price"
+    status, body = call("adjust_floor_price", "POST", path, {"editor_id": editor}, {"new_floor_cpm": "1.00"})
+    assert status == 200 and body["previous_floor_cpm"] is None and body["version"] == 1
+    status, body = call("adjust_floor_price", "POST", path, {"editor_id": editor}, {"new_floor_cpm": "2.00"})
+    assert status == 422 and "exceeds the 30% limit" in body["error"]
+    status, body = call("adjust_floor_price", "POST", path, {"editor_id": editor}, {"new_floor_cpm": "1.2", "dry_run": "true"})
+    assert status == 200 and body["dry_run"] is True and "version" not in body
+    assert boto3.client("ssm").get_parameter(Name=f"/adops/editors/{editor}/floor_price")["Parameter"]["Value"] == "1.0"
+    status, body = call("adjust_floor_price", "POST", path, {"editor_id": editor}, {"new_floor_cpm": "999"})
+    assert status == 400 and "between 0.01 and 50.0" in body["error"]
+
+
+def test_pause_and_resume_demand_partner(aws_endpoint):
+    partner = f"p-{uuid.uuid4().hex[:6]}"
+    status, body = call("pause_demand_partner", "POST", "/partners/{partner}/pause", {"partner": partner}, {})
+    assert status == 400 and "'reason' is required" in body["error"]
+    status, body = call("pause_demand_partner", "POST", "/partners/{partner}/pause", {"partner": partner},
+                        {"reason": "inc-7 timeouts 40%", "duration_minutes": "30"})
+    assert status == 200 and body["status"] == "PAUSED"
+    stored = json.loads(boto3.client("ssm").get_parameter(Name=f"/adops/partners/{partner}/status")["Parameter"]["Value"])
+    assert stored["status"] == "PAUSED" and stored["reason"] == "inc-7 timeouts 40%"
+    status, body = call("pause_demand_partner", "POST", "/partners/{partner}/resume", {"partner": partner}, {})
+    assert status == 200 and body["status"] == "ACTIVE" and body["version"] == 2
+
+
+def test_aws_errors_become_502_for_the_agent(monkeypatch, aws_endpoint):
+    # Point the tool at a port where nothing listens: a real connection failure, not a fake client.
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{dead}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    status, body = call("get_recent_changes", "GET", "/editors/{editor_id}/changes", {"editor_id": "e-1"})
+    assert status == 502 and "AWS call failed" in body["error"]
+
+
+def test_orchestrator_prompt_and_stream_parsing():
+    tool = load_handler("invoke_orchestrator")
+    event = {"detail": {"incident_id": "inc-9", "editor_id": "e-1", "severity": "HIGH", "problem_type": "LATENCY_ISSUE",
+                        "metrics_affected": 3, "evidence": ["bid_latency_ms +180%"]}}
+    session, prompt = tool.build_prompt(event)
+    assert session == "inc-9" and "HIGH LATENCY_ISSUE" in prompt and "bid_latency_ms +180%" in prompt
+    with pytest.raises(tool.InvalidIncident, match="missing"):
+        tool.build_prompt({"detail": {"incident_id": "x"}})
+    text = tool.collect_completion([{"chunk": {"bytes": b'Here: {"root_cause": "partner X slow", '}},
+                                    {"trace": {}}, {"chunk": {"bytes": b'"needs_human": false}'}}])
+    assert tool.parse_analysis(text) == {"structured": True, "root_cause": "partner X slow", "needs_human": False}
+    assert tool.parse_analysis("no json") == {"structured": False, "text": "no json"}
