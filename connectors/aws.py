@@ -1,0 +1,67 @@
+"""One place that builds boto3 clients for the connectors.
+
+Every connector takes its endpoint and region explicitly (a PyFlink operator runs
+in a Python worker whose environment is not always the driver's), but falls back
+to the standard AWS variables so the same code runs on Managed Flink (no endpoint:
+the real service) and locally (AWS_ENDPOINT_URL pointing at the embedded server).
+
+Retries: the connectors run their own retry loops (they count throttles, honour a
+deadline and decide what to re-send), so by default botocore's retry layer is
+reduced to a single attempt — two nested retry loops would multiply the wait.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+DEFAULT_REGION = "us-east-1"
+# Credentials the embedded endpoint accepts; only used when a local endpoint is
+# configured and no credentials are present, never against the real service.
+LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+
+
+def resolve_endpoint_url(service: str, endpoint_url: str | None = None) -> str | None:
+    """Explicit argument, else AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL, else None (AWS)."""
+    if endpoint_url:
+        return endpoint_url
+    service_variable = "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_")
+    return os.environ.get(service_variable) or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def resolve_region(region: str | None = None) -> str:
+    return region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+
+
+def make_client(
+    service: str,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    max_attempts: int = 1,
+    retry_mode: str = "standard",
+    connect_timeout_s: float = 2.0,
+    read_timeout_s: float = 10.0,
+    max_pool_connections: int = 10,
+) -> Any:
+    """A boto3 client for `service` ("kinesis", "events", ...).
+
+    max_attempts counts the first call too (botocore semantics); 1 = no botocore retries.
+    """
+    resolved_endpoint = resolve_endpoint_url(service, endpoint_url)
+    config = Config(
+        region_name=resolve_region(region),
+        retries={"max_attempts": max_attempts, "mode": retry_mode},
+        connect_timeout=connect_timeout_s,
+        read_timeout=read_timeout_s,
+        max_pool_connections=max_pool_connections,
+    )
+    credentials: dict[str, str] = {}
+    if resolved_endpoint and not (
+        os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")
+    ):
+        credentials = dict(LOCAL_CREDENTIALS)
+    session = boto3.session.Session()
+    return session.client(service, endpoint_url=resolved_endpoint, config=config, **credentials)

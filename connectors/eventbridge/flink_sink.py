@@ -1,0 +1,197 @@
+"""The EventBridge sink as a PyFlink operator.
+
+Input: DataStream of Row(source STRING, detail_type STRING, detail STRING (JSON),
+emitted_at_ms BIGINT) — `EVENTBRIDGE_INPUT_TYPE`; build rows with
+`eventbridge_row`. emitted_at_ms is when the job produced the event (e.g. when the
+watermark passed the window end); delivery latency is measured from it.
+
+    delivered, dead_letters = attach_eventbridge_sink(events, "adops-production-events", ...)
+
+`delivered`: one JSON string per entry accepted by PutEvents:
+  {"id", "detail_type", "emitted_at_ms", "delivered_at_ms", "latency_ms"}
+`dead_letters`: dead-letter JSON (reason_code DELIVERY_FAILED, source "eventbridge",
+  raw = the PutEvents entry as JSON) for entries whose retries were exhausted.
+
+The operator keys by bucket (crc32(id) % buckets), buffers entries in ListState
+(checkpointed: nothing buffered is lost by a restart) and flushes at 10 entries,
+256 KiB or `flush_interval_ms` after the first buffered entry. Metrics (group
+"eventbridge"): counters eventsSent, eventsRetried, eventsFailedOver,
+putEventsRequests; distribution deliveryLatencyMs. With `latency_log_path`, each
+delivery is also appended as a JSON line (one file per subtask) for the benchmark.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Iterable
+
+from pyflink.common import Row, Types
+from pyflink.datastream import DataStream, OutputTag, RuntimeContext
+
+from connectors.flink_buffer import BufferedBatchFunction, stable_bucket
+
+EVENTBRIDGE_INPUT_FIELDS = ["source", "detail_type", "detail", "emitted_at_ms"]
+EVENTBRIDGE_INPUT_TYPE = Types.ROW_NAMED(
+    EVENTBRIDGE_INPUT_FIELDS, [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG()]
+)
+EVENTBRIDGE_DEAD_LETTER_TAG = OutputTag("eventbridge-dead-letters", Types.STRING())
+
+
+def eventbridge_row(source: str, detail_type: str, detail: dict[str, Any] | str,
+                    emitted_at_ms: int | None = None) -> Row:
+    """An input row for the sink (detail as dict or as JSON text)."""
+    if not isinstance(detail, str):
+        detail = json.dumps(detail, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return Row(source, detail_type, detail,
+               int(time.time() * 1000) if emitted_at_ms is None else int(emitted_at_ms))
+
+
+def _detail_id(detail_text: str) -> str:
+    from connectors.eventbridge.publisher import ID_FIELDS
+
+    try:
+        detail = json.loads(detail_text)
+    except ValueError:
+        return detail_text
+    if isinstance(detail, dict):
+        for name in ID_FIELDS:
+            if detail.get(name):
+                return str(detail[name])
+    return detail_text
+
+
+class EventBridgeBatchSink(BufferedBatchFunction):
+    def __init__(self, bus_name: str, endpoint_url: str | None, region: str | None,
+                 flush_interval_ms: int, max_attempts: int, base_backoff_s: float,
+                 max_backoff_s: float, deadline_s: float, latency_log_path: str | None) -> None:
+        from connectors.eventbridge.publisher import MAX_ENTRIES_PER_REQUEST, MAX_REQUEST_BYTES
+
+        super().__init__(MAX_ENTRIES_PER_REQUEST, MAX_REQUEST_BYTES, flush_interval_ms, "eventbridge")
+        self.bus_name = bus_name
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.max_attempts = max_attempts
+        self.base_backoff_s = base_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.deadline_s = deadline_s
+        self.latency_log_path = latency_log_path
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        super().open(runtime_context)
+        from connectors.aws import make_client
+        from connectors.eventbridge.publisher import EventBridgePublisher
+
+        client = make_client("events", endpoint_url=self.endpoint_url, region=self.region,
+                             max_attempts=1)
+        self._overflowed: list[tuple[dict[str, Any], str]] = []
+        self._publisher = EventBridgePublisher(
+            self.bus_name, client, self.max_attempts, self.base_backoff_s, self.max_backoff_s,
+            on_overflow=lambda entry, reason: self._overflowed.append((entry, reason)),
+            deadline_s=self.deadline_s,
+        )
+        group = runtime_context.get_metrics_group().add_group("eventbridge")
+        self._sent = group.counter("eventsSent")
+        self._retried = group.counter("eventsRetried")
+        self._failed_over = group.counter("eventsFailedOver")
+        self._requests = group.counter("putEventsRequests")
+        self._latency = group.distribution("deliveryLatencyMs")
+        self._reported = self._publisher.counters.as_dict()
+        self._latency_log = None
+        if self.latency_log_path:
+            directory = os.path.dirname(self.latency_log_path) or "."
+            os.makedirs(directory, exist_ok=True)
+            subtask = runtime_context.get_index_of_this_subtask()
+            self._latency_log = open(f"{self.latency_log_path}.{subtask}", "a", encoding="utf-8")
+
+    def close(self) -> None:
+        if getattr(self, "_latency_log", None):
+            self._latency_log.close()
+
+    def element_to_item(self, value: Row) -> str:
+        from connectors.eventbridge.publisher import make_entry
+
+        source, detail_type, detail_text, emitted_at_ms = value[0], value[1], value[2], value[3]
+        entry = make_entry(self.bus_name, source, detail_type, json.loads(detail_text))
+        # The emit time rides along in the buffered item (not in the entry sent).
+        return json.dumps({"entry": entry, "emitted_at_ms": emitted_at_ms}, separators=(",", ":"))
+
+    def item_size(self, item: str) -> int:
+        from connectors.eventbridge.publisher import entry_size
+
+        return entry_size(json.loads(item)["entry"])
+
+    def deliver(self, items: list[str]) -> Iterable[Any]:
+        from connectors.deadletter.records import dead_letter_json
+        from connectors.eventbridge.publisher import entry_id
+
+        parsed = [json.loads(item) for item in items]
+        # Entries are identified by their Detail text (it holds the deterministic id).
+        emitted_by_detail = {p["entry"]["Detail"]: p["emitted_at_ms"] for p in parsed}
+        self._overflowed.clear()
+        result = self._publisher.publish([p["entry"] for p in parsed])
+        delivered_at_ms = int(time.time() * 1000)
+        for entry in result.delivered:
+            emitted_at_ms = emitted_by_detail[entry["Detail"]]
+            latency_ms = delivered_at_ms - emitted_at_ms
+            self._latency.update(max(0, latency_ms))
+            receipt = json.dumps(
+                {"id": entry_id(entry), "detail_type": entry["DetailType"],
+                 "emitted_at_ms": emitted_at_ms, "delivered_at_ms": delivered_at_ms,
+                 "latency_ms": latency_ms},
+                separators=(",", ":"),
+            )
+            if self._latency_log is not None:
+                self._latency_log.write(receipt + "\n")
+            yield receipt
+        if self._latency_log is not None:
+            self._latency_log.flush()
+        for entry, reason in self._overflowed:
+            yield EVENTBRIDGE_DEAD_LETTER_TAG, dead_letter_json(
+                "DELIVERY_FAILED", reason, "eventbridge",
+                json.dumps(entry, separators=(",", ":"), ensure_ascii=False),
+            )
+        self._report_counters()
+
+    def _report_counters(self) -> None:
+        now = self._publisher.counters.as_dict()
+        for name, counter in (("sent", self._sent), ("retried", self._retried),
+                              ("failed_over", self._failed_over), ("requests", self._requests)):
+            delta = now[name] - self._reported[name]
+            if delta:
+                counter.inc(delta)
+        self._reported = now
+
+
+def attach_eventbridge_sink(
+    events: DataStream,
+    bus_name: str,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    flush_interval_ms: int = 200,
+    buckets: int = 8,
+    max_attempts: int = 15,
+    base_backoff_s: float = 0.25,
+    max_backoff_s: float = 8.0,
+    deadline_s: float = 90.0,
+    latency_log_path: str | None = None,
+    name: str = "eventbridge-sink",
+) -> tuple[DataStream, DataStream]:
+    """PutEvents every element of `events` (Rows of EVENTBRIDGE_INPUT_TYPE) to `bus_name`.
+
+    Returns (delivered receipts as JSON strings, DELIVERY_FAILED dead-letter JSON strings).
+    Attach a sink (or `.print()`/dead-letter sink) to the ones you need; an unused
+    DataStream costs nothing.
+    """
+    delivered = (
+        events.key_by(lambda row: stable_bucket(_detail_id(row[2]), buckets), key_type=Types.INT())
+        .process(
+            EventBridgeBatchSink(bus_name, endpoint_url, region, flush_interval_ms, max_attempts,
+                                 base_backoff_s, max_backoff_s, deadline_s, latency_log_path),
+            output_type=Types.STRING(),
+        )
+        .name(name)
+        .uid(name)
+    )
+    return delivered, delivered.get_side_output(EVENTBRIDGE_DEAD_LETTER_TAG)

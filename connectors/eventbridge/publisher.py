@@ -1,0 +1,286 @@
+"""PutEvents with batching, bounded retries and an overflow path — Flink-free.
+
+Batching: at most 10 entries and 256 KiB per PutEvents request, entry size
+computed the way EventBridge does (`entry_size`). An entry too big on its own is
+never sent; it overflows at once with reason OVERSIZED_ENTRY.
+
+Retries: throttling, 5xx, timeouts and connection errors fail the whole request;
+a 200 with FailedEntryCount > 0 fails some entries. Either way only the entries
+not yet accepted are re-sent, after an equal-jitter exponential backoff, until
+`max_attempts` or `deadline_s` is reached. With the defaults (15 attempts,
+0.25 s doubling to an 8 s cap, equal jitter) the waits alone add up to at least
+~40 s, so a 30 s outage of the endpoint is ridden out; the 90 s deadline bounds
+the worst case. Entries whose per-entry error is permanent (validation,
+malformed detail, access denied) are not retried.
+
+Overflow: when an entry cannot be delivered, `on_overflow(entry, reason)` is
+called (the Flink sink turns it into a DELIVERY_FAILED dead letter).
+
+Deduplication key: PutEvents has no client-supplied id (EventBridge assigns a
+new EventId per attempt), so a retried or replayed entry can arrive twice. Every
+entry carries its deterministic id (incident_id / check_id / finding_id) in the
+detail and as its only `Resources` element, `adops:<detail-type slug>/<id>`;
+downstream deduplicates on (detail-type, that id). See `dedup_key`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from botocore.exceptions import ClientError, ConnectionError as BotocoreConnectionError
+from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+
+log = logging.getLogger(__name__)
+
+MAX_ENTRIES_PER_REQUEST = 10
+MAX_REQUEST_BYTES = 256 * 1024
+
+# Detail fields that carry the deterministic id, in the order they are looked up.
+ID_FIELDS = ("incident_id", "check_id", "finding_id")
+
+# Per-entry error codes that no retry will fix.
+PERMANENT_ENTRY_ERRORS = frozenset(
+    {"ValidationException", "InvalidArgument", "MalformedDetail", "AccessDeniedException",
+     "NotAuthorizedForSourceException", "ResourceNotFoundException"}
+)
+# Whole-request error codes that no retry will fix (everything else is retried).
+PERMANENT_REQUEST_ERRORS = frozenset(
+    {"ValidationException", "AccessDeniedException", "ResourceNotFoundException",
+     "UnrecognizedClientException", "InvalidSignatureException", "NotAuthorizedForSourceException"}
+)
+TRANSIENT_EXCEPTIONS = (BotocoreConnectionError, ConnectTimeoutError, ReadTimeoutError)
+
+OverflowHandler = Callable[[dict[str, Any], str], None]
+
+
+def entry_size(entry: dict[str, Any]) -> int:
+    """Size EventBridge counts toward the 256 KiB request limit (AWS docs,
+    'Calculating PutEvents event entry size'): 14 bytes if Time is set, plus the
+    UTF-8 bytes of Source, DetailType, Detail and every Resources element."""
+    size = 14 if entry.get("Time") is not None else 0
+    for name in ("Source", "DetailType", "Detail"):
+        if entry.get(name):
+            size += len(entry[name].encode("utf-8"))
+    for resource in entry.get("Resources") or ():
+        size += len(resource.encode("utf-8"))
+    return size
+
+
+def entry_id(entry: dict[str, Any]) -> str | None:
+    """The deterministic id an entry carries (from its Detail), or None."""
+    try:
+        detail = json.loads(entry.get("Detail") or "{}")
+    except ValueError:
+        return None
+    for name in ID_FIELDS:
+        if isinstance(detail, dict) and detail.get(name):
+            return str(detail[name])
+    return None
+
+
+def dedup_key(event: dict[str, Any]) -> tuple[str, str | None]:
+    """Downstream dedup key of a delivered event as a rule target sees it
+    (keys 'detail-type' and 'detail'): (detail-type, incident_id|check_id|finding_id)."""
+    detail = event.get("detail") or {}
+    for name in ID_FIELDS:
+        if detail.get(name):
+            return event.get("detail-type", ""), str(detail[name])
+    return event.get("detail-type", ""), None
+
+
+def make_entry(
+    bus_name: str,
+    source: str,
+    detail_type: str,
+    detail: dict[str, Any],
+    *,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """A PutEvents entry whose identity is the detail's deterministic id.
+
+    event_id defaults to detail[incident_id|check_id|finding_id]; it is also put in
+    `Resources` so rules and archives can match/deduplicate without parsing Detail.
+    """
+    if event_id is None:
+        event_id = next((str(detail[n]) for n in ID_FIELDS if detail.get(n)), None)
+    if not event_id:
+        raise ValueError(f"detail has none of {ID_FIELDS}: cannot build a deduplicable entry")
+    slug = detail_type.lower().replace(" ", "-")
+    return {
+        "EventBusName": bus_name,
+        "Source": source,
+        "DetailType": detail_type,
+        "Detail": json.dumps(detail, separators=(",", ":"), sort_keys=True, ensure_ascii=False),
+        "Resources": [f"adops:{slug}/{event_id}"],
+    }
+
+
+def batches(entries: Iterable[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
+    """Consecutive, order-keeping batches within 10 entries / 256 KiB. Callers drop
+    entries bigger than the limit before (they can never be sent)."""
+    batch: list[dict[str, Any]] = []
+    batch_bytes = 0
+    for entry in entries:
+        size = entry_size(entry)
+        if batch and (len(batch) == MAX_ENTRIES_PER_REQUEST or batch_bytes + size > MAX_REQUEST_BYTES):
+            yield batch
+            batch, batch_bytes = [], 0
+        batch.append(entry)
+        batch_bytes += size
+    if batch:
+        yield batch
+
+
+@dataclass
+class PublisherCounters:
+    sent: int = 0  # entries accepted by EventBridge
+    requests: int = 0  # PutEvents calls made
+    retried: int = 0  # entries re-sent (each re-send counts)
+    throttled_requests: int = 0  # whole-request throttling/5xx/connection failures
+    partial_failures: int = 0  # entries rejected inside a 200 response
+    failed_over: int = 0  # entries handed to on_overflow
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class DeliveryResult:
+    delivered: list[dict[str, Any]] = field(default_factory=list)
+    overflowed: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+
+
+def _log_overflow(entry: dict[str, Any], reason: str) -> None:
+    log.error("EventBridge entry %s not delivered: %s", entry_id(entry), reason)
+
+
+class EventBridgePublisher:
+    """Delivers PutEvents entries; see the module docstring for limits and retry policy.
+
+    `client` is a boto3 "events" client (connectors.aws.make_client("events")),
+    best built with max_attempts=1 so this class is the only retry loop.
+    """
+
+    def __init__(
+        self,
+        bus_name: str,
+        client: Any,
+        max_attempts: int = 15,
+        base_backoff_s: float = 0.25,
+        max_backoff_s: float = 8.0,
+        on_overflow: OverflowHandler | None = None,
+        *,
+        deadline_s: float = 90.0,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        self.bus_name = bus_name
+        self.client = client
+        self.max_attempts = max_attempts
+        self.base_backoff_s = base_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.on_overflow = on_overflow or _log_overflow
+        self.deadline_s = deadline_s
+        self.counters = PublisherCounters()
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        self._clock = clock
+
+    def backoff_delay(self, attempt: int) -> float:
+        """Equal jitter: wait in [d/2, d], d = min(cap, base * 2**attempt)."""
+        ceiling = min(self.max_backoff_s, self.base_backoff_s * (2 ** min(attempt, 30)))
+        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+
+    def _with_bus(self, entry: dict[str, Any]) -> dict[str, Any]:
+        if entry.get("EventBusName"):
+            return entry
+        return {**entry, "EventBusName": self.bus_name}
+
+    def publish(self, entries: Sequence[dict[str, Any]]) -> DeliveryResult:
+        """Deliver `entries` in order-keeping batches; returns what was delivered and
+        what overflowed. Never raises for delivery problems."""
+        result = DeliveryResult()
+        sendable = []
+        for entry in entries:
+            entry = self._with_bus(entry)
+            if entry_size(entry) > MAX_REQUEST_BYTES:
+                self._overflow(entry, f"OVERSIZED_ENTRY: {entry_size(entry)} bytes > {MAX_REQUEST_BYTES}",
+                               result)
+            else:
+                sendable.append(entry)
+        for batch in batches(sendable):
+            self._deliver_batch(batch, result)
+        return result
+
+    def _overflow(self, entry: dict[str, Any], reason: str, result: DeliveryResult) -> None:
+        self.counters.failed_over += 1
+        result.overflowed.append((entry, reason))
+        try:
+            self.on_overflow(entry, reason)
+        except Exception:  # the overflow path must not lose the rest of the batch
+            log.exception("on_overflow failed for %s", entry_id(entry))
+
+    def _deliver_batch(self, batch: list[dict[str, Any]], result: DeliveryResult) -> None:
+        pending = list(batch)
+        started = self._clock()
+        last_error = "no attempt made"
+        for attempt in range(self.max_attempts):
+            if attempt:
+                self.counters.retried += len(pending)
+            self.counters.requests += 1
+            try:
+                response = self.client.put_events(Entries=pending)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                last_error = f"{code or status}: {exc.response.get('Error', {}).get('Message', '')}"
+                if code in PERMANENT_REQUEST_ERRORS and status < 500:
+                    break
+                self.counters.throttled_requests += 1
+            except TRANSIENT_EXCEPTIONS as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+                self.counters.throttled_requests += 1
+            else:
+                pending, last_error = self._accept(pending, response, result)
+                if not pending:
+                    return
+            if attempt + 1 >= self.max_attempts:
+                break
+            delay = self.backoff_delay(attempt)
+            if self._clock() - started + delay > self.deadline_s:
+                last_error += f" (deadline {self.deadline_s}s reached)"
+                break
+            self._sleep(delay)
+        for entry in pending:
+            self._overflow(entry, f"DELIVERY_FAILED after {attempt + 1} attempts: {last_error}", result)
+
+    def _accept(
+        self, pending: list[dict[str, Any]], response: dict[str, Any], result: DeliveryResult
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Split a 200 response into delivered, permanently failed and retryable entries."""
+        outcomes = response.get("Entries") or []
+        if len(outcomes) != len(pending):
+            # Cannot tell which entries were accepted; re-send all (dedup by id downstream).
+            return pending, f"response had {len(outcomes)} results for {len(pending)} entries"
+        retry: list[dict[str, Any]] = []
+        last_error = ""
+        for entry, outcome in zip(pending, outcomes):
+            code = outcome.get("ErrorCode")
+            if not code:
+                self.counters.sent += 1
+                result.delivered.append(entry)
+                continue
+            self.counters.partial_failures += 1
+            last_error = f"{code}: {outcome.get('ErrorMessage', '')}"
+            if code in PERMANENT_ENTRY_ERRORS:
+                self._overflow(entry, f"DELIVERY_FAILED (permanent) {last_error}", result)
+            else:
+                retry.append(entry)
+        return retry, last_error

@@ -1,0 +1,96 @@
+"""A keyed, checkpointed buffer that flushes in batches — the shape both sinks share.
+
+Elements are appended to ListState (so a checkpoint holds everything not yet
+delivered and a restart re-delivers it: at-least-once, deduplicated downstream by
+the records' deterministic ids), and flushed when the buffer reaches
+`max_batch_entries` or `max_batch_bytes`, or when a processing-time timer
+`flush_interval_ms` after the first buffered element fires.
+
+Keys are buckets (`stable_bucket`): a handful per subtask, so batches fill up
+while the work still spreads over the parallel instances.
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Any, Iterable
+
+from pyflink.common import Types
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
+
+
+def stable_bucket(text: str, buckets: int) -> int:
+    """Same bucket in every process (Python's hash() is salted per process)."""
+    return zlib.crc32(text.encode("utf-8")) % buckets
+
+
+class BufferedBatchFunction(KeyedProcessFunction):
+    """Subclasses implement `element_to_item`, `item_size` and `deliver`."""
+
+    def __init__(self, max_batch_entries: int, max_batch_bytes: int, flush_interval_ms: int,
+                 state_name: str) -> None:
+        self.max_batch_entries = max_batch_entries
+        self.max_batch_bytes = max_batch_bytes
+        self.flush_interval_ms = flush_interval_ms
+        self.state_name = state_name
+
+    # -- to implement
+    def element_to_item(self, value: Any) -> str:
+        raise NotImplementedError
+
+    def item_size(self, item: str) -> int:
+        raise NotImplementedError
+
+    def deliver(self, items: list[str]) -> Iterable[Any]:
+        """Send the batch; yields outputs (main and side) for Flink."""
+        raise NotImplementedError
+
+    # -- Flink
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self._buffer = runtime_context.get_list_state(
+            ListStateDescriptor(f"{self.state_name}-buffer", Types.STRING())
+        )
+        # (entries, bytes, timer timestamp or -1) of the buffer, to decide flushes
+        # without reading the whole list on every element.
+        self._buffer_stats = runtime_context.get_state(
+            ValueStateDescriptor(f"{self.state_name}-stats",
+                                 Types.TUPLE([Types.INT(), Types.LONG(), Types.LONG()]))
+        )
+
+    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):
+        item = self.element_to_item(value)
+        size = self.item_size(item)
+        entries, total_bytes, timer_at = self._buffer_stats.value() or (0, 0, -1)
+        if entries and total_bytes + size > self.max_batch_bytes:
+            yield from self._flush(ctx)
+            entries, total_bytes, timer_at = 0, 0, -1
+        self._buffer.add(item)
+        entries, total_bytes = entries + 1, total_bytes + size
+        if entries >= self.max_batch_entries:
+            yield from self._flush(ctx)
+            return
+        if timer_at < 0:
+            timer_at = ctx.timer_service().current_processing_time() + self.flush_interval_ms
+            ctx.timer_service().register_processing_time_timer(timer_at)
+        self._buffer_stats.update((entries, total_bytes, timer_at))
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        stats = self._buffer_stats.value()
+        if stats is None or stats[2] != timestamp:
+            return  # a timer of a buffer that has since been flushed by size
+        yield from self._flush(ctx)
+
+    def _flush(self, ctx: Any):
+        items = list(self._buffer.get() or [])
+        stats = self._buffer_stats.value()
+        if stats is not None and stats[2] >= 0:
+            try:
+                ctx.timer_service().delete_processing_time_timer(stats[2])
+            except Exception:  # timer already fired
+                pass
+        # Deliver before clearing: if delivery is interrupted by a failure, the
+        # restored checkpoint still holds the items.
+        if items:
+            yield from self.deliver(items)
+        self._buffer.clear()
+        self._buffer_stats.clear()

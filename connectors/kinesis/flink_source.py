@@ -1,0 +1,422 @@
+"""Kinesis into PyFlink through boto3 — source (b) of DESIGN.md, for runs without the connector JAR.
+
+Topology (all unbounded, all checkpointable):
+
+    datagen ticks (1 row / poll interval, parallelism 1)
+      → ShardFanOut (parallelism 1): ListShards every `shard_discovery_interval_ms`,
+        one element per lineage group per tick: (group_key, shards of the group as JSON)
+      → key_by(group_key)
+      → KinesisGroupReader (KeyedProcessFunction, parallelism = env's):
+        ValueState = the group's shard positions (sequence numbers, finished flags);
+        each tick = one GetRecords per readable shard of the group (connectors.kinesis.poller)
+      → Row(payload, partition_key, shard_id, sequence_number, arrival_ms)
+        + side output INVALID_ENCODING_TAG: dead-letter JSON for non-UTF-8 Data
+
+Why lineage groups and not one key per shard: after a split, the children must
+not be read before the parent is drained (or a key's records would interleave
+and a window could see a record twice after a restart). A parent and its
+children share one key, so one keyed-state value orders them. The group key is
+the root shard id plus a salt chosen so that the groups spread over the
+subtasks (see `spread_group_key`); it depends only on the root shard id and the
+max parallelism, so restoring with a different parallelism keeps the state.
+
+Checkpoints: positions are updated in the same `process_element` call that emits
+the records, so a checkpoint barrier sees either both or neither; restoring a
+checkpoint resumes each shard after its last emitted sequence number.
+
+Watermarks and idle shards (for the Table built on this stream): the watermark is
+derived from the payloads' event time (`kinesis_payload_table`). A subtask that
+emits nothing (an idle shard, or a subtask that owns no group) holds the
+downstream watermark back unless it is declared idle — `kinesis_payload_table`
+sets `table.exec.source.idle-timeout` (default here 5 s) so such subtasks are
+excluded after the timeout. When *every* shard is idle, no watermark moves and
+the last windows fire only when new records arrive (same as the official
+connector without a watermark-emitting heartbeat).
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable
+
+from pyflink.common import Row, Types
+from pyflink.datastream import (
+    DataStream,
+    KeyedProcessFunction,
+    OutputTag,
+    ProcessFunction,
+    RuntimeContext,
+    StreamExecutionEnvironment,
+)
+from pyflink.datastream.state import ValueStateDescriptor
+
+from connectors.kinesis.poller import (
+    MAX_RECORDS_PER_GET,
+    PollerMetrics,
+    ShardInfo,
+    StartPosition,
+    StreamReader,
+    group_by_lineage,
+    list_shards,
+    positions_from_text,
+    positions_to_text,
+)
+
+KINESIS_ROW_FIELDS = ["payload", "partition_key", "shard_id", "sequence_number", "arrival_ms"]
+KINESIS_ROW_TYPE = Types.ROW_NAMED(
+    KINESIS_ROW_FIELDS,
+    [Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG()],
+)
+# Dead-letter JSON (connectors.deadletter.records) for records whose Data is not UTF-8.
+INVALID_ENCODING_TAG = OutputTag("kinesis-invalid-encoding", Types.STRING())
+
+DEFAULT_MAX_PARALLELISM = 128
+DEFAULT_IDLE_TIMEOUT = "5 s"
+
+
+# --------------------------------------------------------------------------- key spreading
+# Flink sends key k to subtask keyGroup(k) * parallelism // maxParallelism, with
+# keyGroup(k) = murmur(k.hashCode()) % maxParallelism. PyFlink's key_by keys on a
+# one-field Row holding the key, whose hashCode is 31 + String.hashCode (RowKind
+# INSERT contributes 0). Reproducing that here lets us pick keys that land on
+# distinct subtasks instead of leaving it to chance with two or three groups.
+
+def _to_int32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
+def _java_string_hash(text: str) -> int:
+    result = 0
+    data = text.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        result = (31 * result + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
+    return _to_int32(result)
+
+
+def _rotl32(value: int, shift: int) -> int:
+    value &= 0xFFFFFFFF
+    return ((value << shift) | (value >> (32 - shift))) & 0xFFFFFFFF
+
+
+def _flink_murmur(code: int) -> int:
+    # org.apache.flink.util.MathUtils.murmurHash(int)
+    code = (code * 0xCC9E2D51) & 0xFFFFFFFF
+    code = _rotl32(code, 15)
+    code = (code * 0x1B873593) & 0xFFFFFFFF
+    code = _rotl32(code, 13)
+    code = (code * 5 + 0xE6546B64) & 0xFFFFFFFF
+    code ^= 4
+    code ^= code >> 16
+    code = (code * 0x85EBCA6B) & 0xFFFFFFFF
+    code ^= code >> 13
+    code = (code * 0xC2B2AE35) & 0xFFFFFFFF
+    code ^= code >> 16
+    signed = _to_int32(code)
+    if signed >= 0:
+        return signed
+    return -signed if signed != -(1 << 31) else 0
+
+
+def key_group_of(key: str, max_parallelism: int = DEFAULT_MAX_PARALLELISM) -> int:
+    row_hash = _to_int32(31 + _java_string_hash(key))
+    return _flink_murmur(row_hash) % max_parallelism
+
+
+def subtask_of(key: str, parallelism: int, max_parallelism: int = DEFAULT_MAX_PARALLELISM) -> int:
+    return key_group_of(key, max_parallelism) * parallelism // max_parallelism
+
+
+def _bit_reversed_fraction(index: int) -> float:
+    # 0, 1/2, 1/4, 3/4, 1/8, ...: any first n values are spread evenly over [0, 1).
+    fraction, weight = 0.0, 0.5
+    while index:
+        if index & 1:
+            fraction += weight
+        index >>= 1
+        weight /= 2
+    return fraction
+
+
+def spread_group_key(root_shard_id: str, max_parallelism: int = DEFAULT_MAX_PARALLELISM) -> str:
+    """Key for a lineage group: `<root>#<salt>`, landing near a key group that depends
+    only on the root's shard number, so shards 0..n-1 spread over any parallelism."""
+    try:
+        number = int(root_shard_id.rsplit("-", 1)[-1])
+    except ValueError:
+        number = abs(_java_string_hash(root_shard_id))
+    span = max(1, max_parallelism // 16)
+    target = int(_bit_reversed_fraction(number) * max_parallelism)
+    for salt in range(100_000):
+        key = f"{root_shard_id}#{salt}"
+        if target <= key_group_of(key, max_parallelism) < target + span:
+            return key
+    return f"{root_shard_id}#0"
+
+
+# --------------------------------------------------------------------------- operators
+
+
+class ShardFanOut(ProcessFunction):
+    """Tick → one (group_key, shards JSON) per lineage group. Runs at parallelism 1 so
+    ListShards is called once per discovery interval for the whole job."""
+
+    def __init__(self, stream_name: str, endpoint_url: str | None, region: str | None,
+                 shard_discovery_interval_ms: int, max_parallelism: int) -> None:
+        self.stream_name = stream_name
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.shard_discovery_interval_ms = shard_discovery_interval_ms
+        self.max_parallelism = max_parallelism
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        from connectors.aws import make_client
+
+        self._client = make_client("kinesis", endpoint_url=self.endpoint_url, region=self.region,
+                                   max_attempts=3)
+        self._groups: list[tuple[str, str]] = []
+        self._discovered_at = 0.0
+        metrics = runtime_context.get_metrics_group().add_group("kinesis")
+        self._discoveries = metrics.counter("shardDiscoveries")
+        self._discovery_failures = metrics.counter("shardDiscoveryFailures")
+
+    def _discover(self) -> None:
+        try:
+            shards = list_shards(self._client, self.stream_name)
+        except Exception:  # keep the last known shards; try again next interval
+            self._discovery_failures.inc()
+            return
+        self._discoveries.inc()
+        self._groups = [
+            (spread_group_key(root, self.max_parallelism),
+             json.dumps([s.to_json() for s in members], separators=(",", ":")))
+            for root, members in group_by_lineage(shards).items()
+        ]
+
+    def process_element(self, value: Any, ctx: ProcessFunction.Context):
+        now = time.monotonic()
+        if not self._groups or (now - self._discovered_at) * 1000 >= self.shard_discovery_interval_ms:
+            self._discovered_at = now
+            self._discover()
+        for group_key, shards_json in self._groups:
+            yield Row(group_key, shards_json)
+
+
+class KinesisGroupReader(KeyedProcessFunction):
+    """Reads one lineage group per key; its positions live in keyed ValueState."""
+
+    def __init__(self, stream_name: str, endpoint_url: str | None, region: str | None,
+                 start_position: str, max_records_per_poll: int, dead_letter_source: str) -> None:
+        self.stream_name = stream_name
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.start_position = start_position
+        self.max_records_per_poll = max_records_per_poll
+        self.dead_letter_source = dead_letter_source
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        from connectors.aws import make_client
+
+        self._client = make_client("kinesis", endpoint_url=self.endpoint_url, region=self.region,
+                                   max_attempts=1, max_pool_connections=4)
+        self._positions = runtime_context.get_state(
+            ValueStateDescriptor("kinesis-shard-positions", Types.STRING())
+        )
+        # In-memory readers keep shard iterators between ticks; the text they were
+        # last synced with detects a state restore (then the reader is rebuilt).
+        self._readers: dict[str, tuple[StreamReader, str | None]] = {}
+        self._metrics = PollerMetrics()
+        self._reported = PollerMetrics()
+        group = runtime_context.get_metrics_group().add_group("kinesis")
+        self._counters = {
+            name: group.counter(name)
+            for name in ("recordsRead", "throttles", "iteratorRefreshes", "invalidEncoding",
+                         "shardsFinished", "transientErrors")
+        }
+
+    def _reader_for(self, key: str) -> StreamReader:
+        stored = self._positions.value()
+        cached = self._readers.get(key)
+        if cached is not None and cached[1] == stored:
+            return cached[0]
+        reader = StreamReader(
+            self._client,
+            self.stream_name,
+            StartPosition.parse(self.start_position),
+            positions=positions_from_text(stored),
+            max_records_per_call=self.max_records_per_poll,
+            metrics=self._metrics,
+        )
+        self._readers[key] = (reader, stored)
+        return reader
+
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context):
+        key = value[0]
+        reader = self._reader_for(key)
+        reader.set_shards(ShardInfo.from_json(s) for s in json.loads(value[1]))
+        records = reader.poll_once()
+        for record in records:
+            if record.encoding_valid:
+                yield Row(record.payload, record.partition_key, record.shard_id,
+                          record.sequence_number, record.arrival_ms)
+            else:
+                from connectors.deadletter.records import dead_letter_json
+
+                yield INVALID_ENCODING_TAG, dead_letter_json(
+                    "INVALID_ENCODING",
+                    f"Kinesis record {record.shard_id}/{record.sequence_number} is not UTF-8",
+                    self.dead_letter_source,
+                    record.payload,
+                )
+        text = positions_to_text(reader.positions)
+        if text != self._readers[key][1]:
+            self._positions.update(text)
+            self._readers[key] = (reader, text)
+        self._report_metrics()
+
+    def _report_metrics(self) -> None:
+        pairs = (("recordsRead", "records_read"), ("throttles", "throttles"),
+                 ("iteratorRefreshes", "iterator_refreshes"), ("invalidEncoding", "invalid_encoding"),
+                 ("shardsFinished", "shards_finished"), ("transientErrors", "transient_errors"))
+        for counter_name, field_name in pairs:
+            delta = getattr(self._metrics, field_name) - getattr(self._reported, field_name)
+            if delta:
+                self._counters[counter_name].inc(delta)
+                setattr(self._reported, field_name, getattr(self._metrics, field_name))
+
+
+# --------------------------------------------------------------------------- public wiring
+
+
+def _tick_stream(env: StreamExecutionEnvironment, poll_interval_ms: int, name: str) -> DataStream:
+    """Unbounded, rate-limited ticks: the Table API datagen connector, converted to a DataStream."""
+    from pyflink.table import DataTypes, Schema, StreamTableEnvironment, TableDescriptor
+
+    t_env = StreamTableEnvironment.create(env)
+    ticks_per_second = max(1, round(1000 / max(1, poll_interval_ms)))
+    descriptor = (
+        TableDescriptor.for_connector("datagen")
+        .schema(Schema.new_builder().column("tick", DataTypes.BIGINT()).build())
+        .option("rows-per-second", str(ticks_per_second))
+        .option("fields.tick.kind", "random")
+        # One tick generator is enough; the fan-out after it runs at parallelism 1 too.
+        .option("scan.parallelism", "1")
+        .build()
+    )
+    return t_env.to_data_stream(t_env.from_descriptor(descriptor))
+
+
+def kinesis_payload_stream(
+    env: StreamExecutionEnvironment,
+    stream_name: str,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    start_position: str = "TRIM_HORIZON",
+    poll_interval_ms: int = 200,
+    max_records_per_poll: int = MAX_RECORDS_PER_GET,
+    shard_discovery_interval_ms: int = 10_000,
+    dead_letter_source: str = "metrics",
+    max_parallelism: int = DEFAULT_MAX_PARALLELISM,
+    name: str | None = None,
+) -> DataStream:
+    """DataStream of Row(payload STRING, partition_key STRING, shard_id STRING,
+    sequence_number STRING, arrival_ms BIGINT) read from `stream_name`.
+
+    Records whose Data is not UTF-8 go to the side output `INVALID_ENCODING_TAG` as
+    dead-letter JSON (reason INVALID_ENCODING, source `dead_letter_source`):
+    `kinesis_invalid_encoding_stream(returned_stream)`.
+
+    start_position: TRIM_HORIZON | LATEST | AT_TIMESTAMP:<epoch ms or ISO-8601>; used only for
+    shards without a stored sequence number (a restored job resumes from its state).
+    On AWS keep poll_interval_ms >= 200 (5 GetRecords/s per shard).
+    """
+    StartPosition.parse(start_position)  # fail at job build time, not in a worker
+    name = name or f"kinesis-{stream_name}"
+    ticks = _tick_stream(env, poll_interval_ms, name)
+    groups = (
+        ticks.process(
+            ShardFanOut(stream_name, endpoint_url, region, shard_discovery_interval_ms,
+                        max_parallelism),
+            output_type=Types.ROW([Types.STRING(), Types.STRING()]),
+        )
+        .name(f"{name}-shard-discovery")
+        .set_parallelism(1)
+    )
+    records = (
+        groups.key_by(lambda row: row[0], key_type=Types.STRING())
+        .process(
+            KinesisGroupReader(stream_name, endpoint_url, region, start_position,
+                               max_records_per_poll, dead_letter_source),
+            output_type=KINESIS_ROW_TYPE,
+        )
+        .name(f"{name}-get-records")
+        .uid(f"{name}-get-records")
+    )
+    records.set_max_parallelism(max_parallelism)
+    return records
+
+
+def kinesis_invalid_encoding_stream(payload_stream: DataStream) -> DataStream:
+    """Dead-letter JSON strings (reason INVALID_ENCODING) of a `kinesis_payload_stream` result."""
+    return payload_stream.get_side_output(INVALID_ENCODING_TAG)
+
+
+def kinesis_payload_table(
+    t_env: Any,
+    env: StreamExecutionEnvironment,
+    stream_name: str,
+    *,
+    event_time_expr: str,
+    watermark_expr: str,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    start_position: str = "TRIM_HORIZON",
+    poll_interval_ms: int = 200,
+    max_records_per_poll: int = MAX_RECORDS_PER_GET,
+    shard_discovery_interval_ms: int = 10_000,
+    idle_timeout: str | None = DEFAULT_IDLE_TIMEOUT,
+    dead_letter_source: str = "metrics",
+    on_invalid_encoding: Callable[[DataStream], Any] | None = None,
+) -> Any:
+    """Table(payload, partition_key, shard_id, sequence_number, arrival_ms, event_time) with
+    a watermark, read from Kinesis — what `metrics_raw` / `events_raw` are built on.
+
+    event_time_expr: SQL over the columns above, typed TIMESTAMP_LTZ(3), e.g.
+      "TO_TIMESTAMP_LTZ(CAST(JSON_VALUE(payload, '$.timestamp') AS BIGINT), 3)"
+    watermark_expr:  e.g. "event_time - INTERVAL '30' SECOND"
+    idle_timeout:    sets `table.exec.source.idle-timeout` on t_env (None leaves it alone) so
+                     subtasks without records stop holding the watermark back.
+    on_invalid_encoding: receives the DataStream of INVALID_ENCODING dead-letter JSON strings
+                     (e.g. a dead-letter sink attach function); without it they are dropped
+                     after being counted in the `invalidEncoding` metric.
+    """
+    from pyflink.table import Schema
+
+    stream = kinesis_payload_stream(
+        env,
+        stream_name,
+        endpoint_url=endpoint_url,
+        region=region,
+        start_position=start_position,
+        poll_interval_ms=poll_interval_ms,
+        max_records_per_poll=max_records_per_poll,
+        shard_discovery_interval_ms=shard_discovery_interval_ms,
+        dead_letter_source=dead_letter_source,
+    )
+    if on_invalid_encoding is not None:
+        on_invalid_encoding(kinesis_invalid_encoding_stream(stream))
+    if idle_timeout:
+        t_env.get_config().set("table.exec.source.idle-timeout", idle_timeout)
+    schema = (
+        Schema.new_builder()
+        .column("payload", "STRING")
+        .column("partition_key", "STRING")
+        .column("shard_id", "STRING")
+        .column("sequence_number", "STRING")
+        .column("arrival_ms", "BIGINT")
+        .column_by_expression("event_time", event_time_expr)
+        .watermark("event_time", watermark_expr)
+        .build()
+    )
+    return t_env.from_data_stream(stream, schema)

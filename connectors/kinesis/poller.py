@@ -1,0 +1,565 @@
+"""Reading a Kinesis stream with boto3, shard by shard — the Flink-free core.
+
+The PyFlink wiring (`flink_source.py`) keeps `ShardPosition`s in keyed state and
+calls `StreamReader.poll_once` on every tick; everything that decides *what* to
+read lives here so it can be tested against a real (moto) server without Flink.
+
+Guarantees, per shard:
+  * records come out in sequence-number order, each once: the next GetRecords
+    always continues after the last *emitted* sequence number (AFTER_SEQUENCE_NUMBER
+    when an iterator has to be re-acquired: after a restart, or after
+    ExpiredIteratorException);
+  * a child shard (split or merge) is read only after every parent that this
+    reader owns is fully consumed, so the records of one partition key stay in
+    order across a resharding and none is read twice;
+  * throttling (ProvisionedThroughputExceededException, LimitExceeded, 5xx,
+    connection errors) backs off exponentially with jitter and a cap; a poll that
+    stays throttled returns no records (the caller polls again on the next tick)
+    and never raises, so the job does not fail on a busy stream.
+
+Payloads are decoded as UTF-8 text and not parsed: parsing and validation belong
+to the SQL layer, which routes bad JSON to the dead-letter output with a reason.
+Bytes that are not UTF-8 are passed on with `encoding_valid=False` (payload with
+replacement characters) so the caller can dead-letter them as INVALID_ENCODING.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable
+
+from botocore.exceptions import ClientError, ConnectionError as BotocoreConnectionError
+from botocore.exceptions import ReadTimeoutError, ConnectTimeoutError
+
+log = logging.getLogger(__name__)
+
+# GetRecords returns at most 10,000 records (and 10 MiB) per call.
+MAX_RECORDS_PER_GET = 10_000
+
+THROTTLING_ERROR_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "LimitExceededException",
+        "ThrottlingException",
+        "KMSThrottlingException",
+        "InternalFailure",
+        "ServiceUnavailable",
+    }
+)
+EXPIRED_ITERATOR_ERROR_CODES = frozenset({"ExpiredIteratorException"})
+TRANSIENT_EXCEPTIONS = (BotocoreConnectionError, ReadTimeoutError, ConnectTimeoutError)
+
+
+# --------------------------------------------------------------------------- start position
+
+
+@dataclass(frozen=True)
+class StartPosition:
+    """Where a shard is read from when no sequence number is stored for it.
+
+    kind: TRIM_HORIZON (oldest record kept), LATEST (only records put after the
+    iterator is taken) or AT_TIMESTAMP (first record at/after `timestamp_ms`).
+    """
+
+    kind: str = "TRIM_HORIZON"
+    timestamp_ms: int | None = None
+
+    KINDS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
+
+    def __post_init__(self) -> None:
+        if self.kind not in self.KINDS:
+            raise ValueError(f"start position must be one of {self.KINDS}, got {self.kind!r}")
+        if self.kind == "AT_TIMESTAMP" and self.timestamp_ms is None:
+            raise ValueError("AT_TIMESTAMP needs timestamp_ms")
+
+    @classmethod
+    def parse(cls, text: "str | StartPosition") -> "StartPosition":
+        """'TRIM_HORIZON', 'LATEST', 'AT_TIMESTAMP:<epoch ms>' or 'AT_TIMESTAMP:<ISO-8601>'."""
+        if isinstance(text, StartPosition):
+            return text
+        kind, _, argument = text.strip().partition(":")
+        kind = kind.upper()
+        if kind != "AT_TIMESTAMP":
+            return cls(kind)
+        argument = argument.strip()
+        if argument.lstrip("-").isdigit():
+            return cls(kind, int(argument))
+        parsed = _dt.datetime.fromisoformat(argument.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            raise ValueError(f"AT_TIMESTAMP needs a zone: {argument!r}")
+        return cls(kind, int(parsed.timestamp() * 1000))
+
+    def iterator_arguments(self) -> dict[str, Any]:
+        arguments: dict[str, Any] = {"ShardIteratorType": self.kind}
+        if self.kind == "AT_TIMESTAMP":
+            arguments["Timestamp"] = _dt.datetime.fromtimestamp(
+                self.timestamp_ms / 1000.0, tz=_dt.timezone.utc
+            )
+        return arguments
+
+
+# --------------------------------------------------------------------------- value types
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """What ListShards says about a shard (lineage and whether it is closed)."""
+
+    shard_id: str
+    parent_shard_id: str | None = None
+    adjacent_parent_shard_id: str | None = None
+    starting_hash_key: str = "0"
+    # Set once the shard is closed (split/merge); no record is ever added after it.
+    ending_sequence_number: str | None = None
+
+    @property
+    def parents(self) -> tuple[str, ...]:
+        return tuple(p for p in (self.parent_shard_id, self.adjacent_parent_shard_id) if p)
+
+    @classmethod
+    def from_api(cls, shard: dict[str, Any]) -> "ShardInfo":
+        return cls(
+            shard_id=shard["ShardId"],
+            parent_shard_id=shard.get("ParentShardId"),
+            adjacent_parent_shard_id=shard.get("AdjacentParentShardId"),
+            starting_hash_key=shard.get("HashKeyRange", {}).get("StartingHashKey", "0"),
+            ending_sequence_number=shard.get("SequenceNumberRange", {}).get("EndingSequenceNumber"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ShardInfo":
+        return cls(**data)
+
+
+@dataclass
+class ShardPosition:
+    """The part of a shard's reading that must survive a restart (Flink keyed state)."""
+
+    shard_id: str
+    last_sequence_number: str | None = None  # last record handed downstream
+    finished: bool = False  # closed and read to its end
+
+    def to_json(self) -> dict[str, Any]:
+        return {"s": self.last_sequence_number, "f": self.finished}
+
+    @classmethod
+    def from_json(cls, shard_id: str, data: dict[str, Any]) -> "ShardPosition":
+        return cls(shard_id, data.get("s"), bool(data.get("f")))
+
+
+def positions_to_text(positions: dict[str, ShardPosition]) -> str:
+    return json.dumps({sid: p.to_json() for sid, p in sorted(positions.items())}, separators=(",", ":"))
+
+
+def positions_from_text(text: str | None) -> dict[str, ShardPosition]:
+    if not text:
+        return {}
+    return {sid: ShardPosition.from_json(sid, data) for sid, data in json.loads(text).items()}
+
+
+@dataclass(frozen=True)
+class KinesisRecord:
+    payload: str
+    partition_key: str
+    shard_id: str
+    sequence_number: str
+    arrival_ms: int
+    # False when Data was not valid UTF-8; payload then holds replacement characters.
+    encoding_valid: bool = True
+
+
+@dataclass
+class PollerMetrics:
+    records_read: int = 0
+    get_records_calls: int = 0
+    throttles: int = 0
+    iterator_refreshes: int = 0
+    transient_errors: int = 0
+    invalid_encoding: int = 0
+    shards_finished: int = 0
+    empty_polls: int = 0
+    seconds_in_get_records: float = 0.0
+    seconds_backing_off: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- backoff
+
+
+@dataclass
+class ExponentialBackoff:
+    """Equal-jitter exponential backoff: attempt n waits in [d/2, d], d = min(cap, base * 2**n).
+
+    Equal jitter (not full jitter) keeps a floor under every wait, so a bounded
+    number of attempts spans a predictable minimum time.
+    """
+
+    base_s: float = 0.1
+    cap_s: float = 5.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, attempt: int) -> float:
+        ceiling = min(self.cap_s, self.base_s * (2 ** min(attempt, 30)))
+        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def decode_payload(data: bytes) -> tuple[str, bool]:
+    try:
+        return data.decode("utf-8"), True
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="replace"), False
+
+
+def _arrival_ms(record: dict[str, Any]) -> int:
+    arrival = record.get("ApproximateArrivalTimestamp")
+    if isinstance(arrival, _dt.datetime):
+        return int(arrival.timestamp() * 1000)
+    if isinstance(arrival, (int, float)):
+        return int(arrival * 1000)
+    return int(time.time() * 1000)
+
+
+def error_code(exc: BaseException) -> str | None:
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code")
+    return None
+
+
+def is_throttling(exc: BaseException) -> bool:
+    if isinstance(exc, TRANSIENT_EXCEPTIONS):
+        return True
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return error_code(exc) in THROTTLING_ERROR_CODES or status >= 500
+    return False
+
+
+def list_shards(client: Any, stream_name: str, *, page_size: int = 1000) -> list[ShardInfo]:
+    """Every shard ListShards reports (open and closed-but-retained), following NextToken."""
+    shards: list[ShardInfo] = []
+    request: dict[str, Any] = {"StreamName": stream_name, "MaxResults": page_size}
+    while True:
+        response = client.list_shards(**request)
+        shards.extend(ShardInfo.from_api(s) for s in response.get("Shards", []))
+        token = response.get("NextToken")
+        if not token:
+            return shards
+        # With NextToken the API refuses StreamName.
+        request = {"NextToken": token, "MaxResults": page_size}
+
+
+def lineage_root(shard_id: str, shards_by_id: dict[str, ShardInfo]) -> str:
+    """Follow ParentShardId up to the oldest ancestor still listed.
+
+    Splits keep a whole family under one root, so one Flink key owns a parent and
+    its children and can order them. (A merge child is filed under its
+    ParentShardId's root; see `StreamReader.readable_shards` for its adjacent parent.)
+    """
+    seen = set()
+    current = shard_id
+    while True:
+        seen.add(current)
+        parent = shards_by_id[current].parent_shard_id
+        if not parent or parent not in shards_by_id or parent in seen:
+            return current
+        current = parent
+
+
+def group_by_lineage(shards: Iterable[ShardInfo]) -> dict[str, list[ShardInfo]]:
+    by_id = {s.shard_id: s for s in shards}
+    groups: dict[str, list[ShardInfo]] = {}
+    for shard in by_id.values():
+        groups.setdefault(lineage_root(shard.shard_id, by_id), []).append(shard)
+    for members in groups.values():
+        members.sort(key=lambda s: s.shard_id)
+    return dict(sorted(groups.items()))
+
+
+# --------------------------------------------------------------------------- one shard
+
+
+@dataclass
+class PollResult:
+    records: list[KinesisRecord]
+    finished: bool
+    millis_behind_latest: int | None = None
+    throttled: bool = False
+
+
+class ShardPoller:
+    """Reads one shard with GetRecords, continuing after `position.last_sequence_number`.
+
+    The shard iterator lives only in memory (iterators expire after 5 minutes and
+    are not meant to be stored); the sequence number in `position` is the durable
+    resume point, updated only for records actually returned by `poll`.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        stream_name: str,
+        shard: ShardInfo,
+        position: ShardPosition,
+        start_position: StartPosition,
+        *,
+        max_records_per_call: int = MAX_RECORDS_PER_GET,
+        max_attempts_per_poll: int = 6,
+        backoff: ExponentialBackoff | None = None,
+        metrics: PollerMetrics | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not 1 <= max_records_per_call <= MAX_RECORDS_PER_GET:
+            raise ValueError(f"max_records_per_call must be in 1..{MAX_RECORDS_PER_GET}")
+        self.client = client
+        self.stream_name = stream_name
+        self.shard = shard
+        self.position = position
+        self.start_position = start_position
+        self.max_records_per_call = max_records_per_call
+        self.max_attempts_per_poll = max_attempts_per_poll
+        self.backoff = backoff or ExponentialBackoff()
+        self.metrics = metrics or PollerMetrics()
+        self._sleep = sleep
+        self._iterator: str | None = None
+
+    def update_shard_info(self, shard: ShardInfo) -> None:
+        """Newer ListShards result (e.g. the shard has since been closed)."""
+        self.shard = shard
+
+    def _acquire_iterator(self) -> str:
+        arguments: dict[str, Any] = {"StreamName": self.stream_name, "ShardId": self.shard.shard_id}
+        if self.position.last_sequence_number is not None:
+            arguments.update(
+                ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                StartingSequenceNumber=self.position.last_sequence_number,
+            )
+        else:
+            arguments.update(self.start_position.iterator_arguments())
+        return self.client.get_shard_iterator(**arguments)["ShardIterator"]
+
+    def _read_to_closed_end(self) -> bool:
+        """A closed shard whose last record has been emitted (the service may still hand out iterators)."""
+        end = self.shard.ending_sequence_number
+        last = self.position.last_sequence_number
+        return end is not None and last is not None and int(last) >= int(end)
+
+    def poll(self) -> PollResult:
+        """One GetRecords (plus retries); never raises for throttling or expired iterators."""
+        if self.position.finished:
+            return PollResult([], True)
+        if self._read_to_closed_end():
+            return self._finish()
+        for attempt in range(self.max_attempts_per_poll):
+            try:
+                if self._iterator is None:
+                    self._iterator = self._acquire_iterator()
+                started = time.perf_counter()
+                self.metrics.get_records_calls += 1
+                try:
+                    response = self.client.get_records(
+                        ShardIterator=self._iterator, Limit=self.max_records_per_call
+                    )
+                finally:
+                    self.metrics.seconds_in_get_records += time.perf_counter() - started
+            except ClientError as exc:
+                if error_code(exc) in EXPIRED_ITERATOR_ERROR_CODES:
+                    # Re-acquire from the last emitted sequence number: nothing skipped,
+                    # nothing re-emitted. No wait needed, the next call is a fresh iterator.
+                    self.metrics.iterator_refreshes += 1
+                    self._iterator = None
+                    continue
+                if error_code(exc) == "ResourceNotFoundException" and self._iterator is None:
+                    # Shard trimmed away by retention: nothing left to read.
+                    return self._finish()
+                if not is_throttling(exc):
+                    raise
+                self._back_off(attempt, exc)
+                continue
+            except TRANSIENT_EXCEPTIONS as exc:
+                self.metrics.transient_errors += 1
+                # The iterator may or may not have been consumed server-side; an iterator
+                # stays valid for reuse, so keep it (GetRecords is a pure read).
+                self._back_off(attempt, exc, count_throttle=False)
+                continue
+            return self._accept(response)
+        return PollResult([], False, throttled=True)
+
+    def _back_off(self, attempt: int, exc: BaseException, *, count_throttle: bool = True) -> None:
+        if count_throttle:
+            self.metrics.throttles += 1
+        delay = self.backoff.delay(attempt)
+        log.debug("shard %s: %s, backing off %.3fs", self.shard.shard_id, exc, delay)
+        self.metrics.seconds_backing_off += delay
+        self._sleep(delay)
+
+    def _accept(self, response: dict[str, Any]) -> PollResult:
+        raw_records = response.get("Records", [])
+        records = []
+        for raw in raw_records:
+            payload, valid = decode_payload(raw["Data"])
+            if not valid:
+                self.metrics.invalid_encoding += 1
+            records.append(
+                KinesisRecord(
+                    payload=payload,
+                    partition_key=raw["PartitionKey"],
+                    shard_id=self.shard.shard_id,
+                    sequence_number=raw["SequenceNumber"],
+                    arrival_ms=_arrival_ms(raw),
+                    encoding_valid=valid,
+                )
+            )
+        if records:
+            self.position.last_sequence_number = records[-1].sequence_number
+            self.metrics.records_read += len(records)
+        else:
+            self.metrics.empty_polls += 1
+        self._iterator = response.get("NextShardIterator")
+        behind = response.get("MillisBehindLatest")
+        if self._iterator is None or self._read_to_closed_end():
+            result = self._finish()
+            return PollResult(records, True, behind)
+        if (
+            not records
+            and self.shard.ending_sequence_number is not None
+            and self.position.last_sequence_number is None
+            and behind == 0
+        ):
+            # Closed shard that never held a record we could read (e.g. split right
+            # after creation, or LATEST on a closed shard).
+            self._finish()
+            return PollResult(records, True, behind)
+        return PollResult(records, False, behind)
+
+    def _finish(self) -> PollResult:
+        if not self.position.finished:
+            self.position.finished = True
+            self.metrics.shards_finished += 1
+        self._iterator = None
+        return PollResult([], True)
+
+
+# --------------------------------------------------------------------------- a set of shards
+
+
+class StreamReader:
+    """Reads a set of shards of one stream (the whole stream, or one lineage group).
+
+    `positions` is the durable part (sequence numbers + finished flags); pass the
+    restored dict back in after a restart and reading resumes where it stopped.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        stream_name: str,
+        start_position: StartPosition | str = "TRIM_HORIZON",
+        *,
+        positions: dict[str, ShardPosition] | None = None,
+        max_records_per_call: int = MAX_RECORDS_PER_GET,
+        max_attempts_per_poll: int = 6,
+        backoff: ExponentialBackoff | None = None,
+        metrics: PollerMetrics | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.stream_name = stream_name
+        self.start_position = StartPosition.parse(start_position)
+        self.positions: dict[str, ShardPosition] = dict(positions or {})
+        self.max_records_per_call = max_records_per_call
+        self.max_attempts_per_poll = max_attempts_per_poll
+        self.backoff = backoff or ExponentialBackoff()
+        self.metrics = metrics or PollerMetrics()
+        self._sleep = sleep
+        self.shards: dict[str, ShardInfo] = {}
+        self._pollers: dict[str, ShardPoller] = {}
+
+    # -- discovery
+    def discover(self) -> list[ShardInfo]:
+        """ListShards (paginated) and adopt the result as the set of shards to read."""
+        shards = list_shards(self.client, self.stream_name)
+        self.set_shards(shards)
+        return shards
+
+    def set_shards(self, shards: Iterable[ShardInfo]) -> None:
+        """Adopt a shard list discovered elsewhere (the Flink fan-out does ListShards once for all keys)."""
+        self.shards = {s.shard_id: s for s in shards}
+        for shard_id, poller in self._pollers.items():
+            if shard_id in self.shards:
+                poller.update_shard_info(self.shards[shard_id])
+
+    def _parent_done(self, parent_id: str) -> bool:
+        if parent_id not in self.shards:
+            # Not ours (a merge's adjacent parent in another lineage group) or trimmed
+            # by retention; nothing this reader could wait for.
+            return True
+        position = self.positions.get(parent_id)
+        return position is not None and position.finished
+
+    def readable_shards(self) -> list[str]:
+        """Shards not yet finished whose parents (known to this reader) are all finished."""
+        return [
+            shard_id
+            for shard_id, shard in sorted(self.shards.items())
+            if not self.positions.get(shard_id, ShardPosition(shard_id)).finished
+            and all(self._parent_done(p) for p in shard.parents)
+        ]
+
+    def _poller(self, shard_id: str) -> ShardPoller:
+        poller = self._pollers.get(shard_id)
+        if poller is None:
+            position = self.positions.setdefault(shard_id, ShardPosition(shard_id))
+            poller = ShardPoller(
+                self.client,
+                self.stream_name,
+                self.shards[shard_id],
+                position,
+                self.start_position,
+                max_records_per_call=self.max_records_per_call,
+                max_attempts_per_poll=self.max_attempts_per_poll,
+                backoff=self.backoff,
+                metrics=self.metrics,
+                sleep=self._sleep,
+            )
+            self._pollers[shard_id] = poller
+        return poller
+
+    # -- reading
+    def poll_once(self) -> list[KinesisRecord]:
+        """One GetRecords on every readable shard. A shard that finishes during this
+        call unblocks its children, which are read from the next call on."""
+        records: list[KinesisRecord] = []
+        for shard_id in self.readable_shards():
+            result = self._poller(shard_id).poll()
+            records.extend(result.records)
+            if result.finished:
+                self._pollers.pop(shard_id, None)
+        return records
+
+    def read_available(self, *, max_polls: int = 1000) -> list[KinesisRecord]:
+        """Poll until a full round returns nothing (tests and bounded reads)."""
+        records: list[KinesisRecord] = []
+        for _ in range(max_polls):
+            batch = self.poll_once()
+            if not batch and not self._has_newly_readable():
+                return records
+            records.extend(batch)
+        return records
+
+    def _has_newly_readable(self) -> bool:
+        return any(sid not in self._pollers for sid in self.readable_shards())
+
+    def positions_text(self) -> str:
+        return positions_to_text(self.positions)
