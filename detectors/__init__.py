@@ -26,7 +26,7 @@ __all__ = ["Detection", "OnlineDetector", "available", "from_bytes", "make", "re
 _BUILTIN = {
     "windowed_gaussian": "detectors.windowed_gaussian:WindowedGaussian",
     "seasonal": "detectors.seasonal:SeasonalRobustBaseline",
-    "river_stats": "detectors.river_models:RiverResidualScorer",
+    "river_volatility": "detectors.river_models:RiverVolatility",
     "changepoint": "detectors.changepoint:RobustCusum",
     "ensemble": "detectors.ensemble:Ensemble",
 }

@@ -85,6 +85,18 @@ class OnlineDetector:
         """
         raise NotImplementedError
 
+    #: How many raw surprises :meth:`surprises` returns (the ensemble calibrates each).
+    n_surprises: ClassVar[int] = 1
+
+    def surprises(self, timestamp_s: float, value: float) -> tuple[list[float], float, float, float]:
+        """``([raw surprise, ...], expected, lower, upper)`` without changing state.
+
+        A detector may expose several complementary surprises (e.g. residuals
+        under different forecasters); the ensemble calibrates each one.
+        """
+        raw, expected, lower, upper, _ = self.evaluate(timestamp_s, value)
+        return [raw], expected, lower, upper
+
     def score_from_raw(self, raw: float) -> float:
         """Map the raw surprise to [0, 1] (default: ``raw`` read as a Gaussian |z|)."""
         return normal_two_sided_score(raw) if raw < 40.0 else 1.0

@@ -9,7 +9,7 @@ the observed range it extrapolates with an exponential tail fitted to the
 upper bins (a peaks-over-threshold estimate), so that "far beyond anything
 seen" gets a smaller p than "just at the maximum seen".
 
-Bins are on a log scale of ``1 + r`` so a few dozen float32 counters cover raw
+Bins are on a log scale of ``1 + r`` so 24 float32 counters cover raw
 values from 0 to ~250 with relative resolution; the fading uses a growing
 increment instead of decaying every counter, so an update is O(1) and a query
 O(bins).
@@ -29,6 +29,7 @@ import math
 from array import array
 
 _LOG2 = math.log(2.0)
+MAX_EXTRAPOLATION_OCTAVES = 3.0
 
 
 class TailCalibrator:
@@ -36,7 +37,7 @@ class TailCalibrator:
 
     __slots__ = ("bins_per_octave", "n_bins", "half_life", "_counts", "_weight", "_total", "_growth")
 
-    def __init__(self, half_life: float = 2000.0, bins_per_octave: int = 4, n_bins: int = 32):
+    def __init__(self, half_life: float = 2000.0, bins_per_octave: int = 3, n_bins: int = 24):
         self.bins_per_octave = int(bins_per_octave)
         self.n_bins = int(n_bins)
         self.half_life = float(half_life)
@@ -61,8 +62,10 @@ class TailCalibrator:
     # -- learning --------------------------------------------------------------
     def _position(self, r: float) -> float:
         """Continuous bin coordinate of raw value ``r`` (bin i covers [i, i+1))."""
-        if r <= 0.0:
+        if r <= 0.0 or r != r:
             return 0.0
+        if r > 1e12:  # infinite surprise (e.g. a change on a flat series): top bin and beyond
+            r = 1e12
         return math.log(1.0 + r) / _LOG2 * self.bins_per_octave
 
     def learn_one(self, r: float) -> None:
@@ -97,21 +100,24 @@ class TailCalibrator:
         counts = self._counts
         n = self.n_bins
         if b >= n:
+            # the top bin is open-ended: everything in it counts as ">= r"
             b = n - 1
-            frac = 1.0
+            frac = 0.0
         else:
             frac = pos - b
-        above = 0.0
-        for i in range(b + 1, n):
-            above += counts[i]
+        above = sum(counts[b + 1:]) if b + 1 < n else 0.0
         tail = above + counts[b] * (1.0 - frac)
         if tail > 0.0 or b == 0:
             return (tail + prior) / (total + prior)
         # r lies beyond every observation: exponential tail through the highest
-        # occupied bin, decaying by e per octave of (1 + r) beyond it.
+        # occupied bin, decaying by e per octave of (1 + r) beyond it, but by no
+        # more than e^-MAX_EXTRAPOLATION_OCTAVES in total: with no data out there,
+        # "a million times the record" is not a million times more evidence.
         top = b
         while top > 0 and counts[top] <= 0.0:
             top -= 1
         excess_octaves = (pos - (top + 1)) / self.bins_per_octave
+        if excess_octaves > MAX_EXTRAPOLATION_OCTAVES:
+            excess_octaves = MAX_EXTRAPOLATION_OCTAVES
         p_edge = prior / (total + prior)
         return p_edge * math.exp(-max(0.0, excess_octaves))

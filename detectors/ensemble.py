@@ -1,24 +1,37 @@
-"""The final score: calibrated members, combined, post-processed for alarms.
+"""The final score: calibrated detectors, combined, post-processed for alerting.
 
-Each member's raw surprise is turned into a tail probability ``p_i`` by its own
-:class:`~detectors.calibration.TailCalibrator` (an online ECDF of that
-member's recent raw outputs on *this* series), so members with different
-scales and series with different noise become comparable. The combined
-probability is Bonferroni's ``p = min(1, m · min_i p_i)``: an alarm needs one
-member to be confidently surprised, and adding members costs a known factor.
+Members (one shared baseline, so the seasonal work is done once per value):
 
-The score is ``1 - p`` mapped through ``-log10`` so that the tail keeps
-resolution: ``score = min(1, -log10(p) / score_decades)``.
+* :class:`~detectors.changepoint.RobustCusum`, whose
+  :class:`~detectors.seasonal.SeasonalRobustBaseline` gives three residual
+  surprises (level-only, daily-profile and weekly-profile forecasters) and
+  the CUSUM statistic on the best forecaster's residuals;
+* :class:`~detectors.river_models.RiverVolatility`: jump and volatility change.
 
-Post-processing for alerting cost (NAB charges every false-positive row, and
-rewards the *first* detection of an anomaly most): after an alarm, scores are
-damped for ``suppress_updates`` updates, as HTM and ARTime do, so one incident
-pages once. Until ``warmup`` values have been seen, the score is 0.
+Calibration: each raw surprise is turned into a tail probability
+``p_i = P(R_i >= r)`` by its own :class:`~detectors.calibration.TailCalibrator`,
+an online, slowly fading ECDF of that surprise's past values *on this series*.
+So a z of 4 on a heavy-tailed series is not alarming while a z of 4 on a
+quiet one is, and members with different scales become comparable. The three
+residual surprises are also calibrated after a short exponential average
+(``smooth_alpha``): a sustained moderate deviation (a missing daily peak) is
+rarer than a single large one, as in HTM's anomaly likelihood.
+
+Combination: Bonferroni, ``p = min(1, m · min_i p_i)`` over the ``m``
+calibrated channels: an alarm needs one channel to be confidently surprised,
+and adding channels costs a known factor. ``score = min(1, -log10(p) /
+score_decades)`` keeps resolution in the far tail.
+
+Post-processing for alerting cost (NAB charges every false-positive row and
+rewards the *first* detection of an anomaly most): after an alarm
+(``p <= alarm_probability``) scores are multiplied by ``suppressed_factor`` for
+``suppress_updates`` updates, as HTM and ARTime do, so one incident pages
+once. Until ``warmup`` values have been seen the score is 0.
 
 >>> import detectors, math
 >>> d = detectors.make("ensemble", seed=0)
 >>> rs = [d.update(i * 300.0, 10.0 + math.sin(i / 5.0)) for i in range(600)]
->>> max(r.score for r in rs[200:]) < 0.8
+>>> max(r.score for r in rs[300:]) < 0.8
 True
 >>> d.update(600 * 300.0, 25.0).is_anomaly
 True
@@ -27,28 +40,32 @@ True
 from __future__ import annotations
 
 import math
+from array import array
 
 from . import base
 from .base import OnlineDetector, register
 from .calibration import TailCalibrator
+from .changepoint import RobustCusum
+from .river_models import RiverVolatility
+from .seasonal import FAMILIES
 
-DEFAULT_MEMBERS = (
-    ("windowed_gaussian", {"window": 48}),
-)
+#: Names of the calibrated channels, in order (for diagnostics).
+CHANNELS = tuple(f"z_{f}" for f in FAMILIES) + ("cusum", "jump", "volatility") + tuple(
+    f"z_{f}_avg" for f in FAMILIES)
+_N_SMOOTHED = len(FAMILIES)
 
 
 @register
 class Ensemble(OnlineDetector):
-    """Calibrated ensemble of online detectors with alarm suppression."""
+    """Calibrated ensemble of the seasonal baseline, CUSUM and river volatility, with alarm suppression."""
 
     name = "ensemble"
     STATE_VERSION = 1
 
-    def __init__(self, seed: int = 0, members=DEFAULT_MEMBERS, half_life: float = 2000.0,
-                 alarm_probability: float = 1e-3, score_decades: float = 6.0,
-                 suppress_updates: int = 100, suppressed_factor: float = 0.5, warmup: int = 150):
-        from . import make
-
+    def __init__(self, seed: int = 0, half_life: float = 2000.0, alarm_probability: float = 1e-3,
+                 score_decades: float = 6.0, suppress_updates: int = 100, suppressed_factor: float = 0.5,
+                 warmup: int = 150, smooth_alpha: float = 0.2, cusum: dict | None = None,
+                 baseline: dict | None = None, river: dict | None = None):
         self.seed = int(seed)
         self.half_life = float(half_life)
         self.alarm_probability = float(alarm_probability)
@@ -56,59 +73,97 @@ class Ensemble(OnlineDetector):
         self.suppress_updates = int(suppress_updates)
         self.suppressed_factor = float(suppressed_factor)
         self.warmup = int(warmup)
-        self.members = [make(name, seed=self.seed + i, **dict(params)) for i, (name, params) in enumerate(members)]
-        self.calibrators = [TailCalibrator(half_life=self.half_life) for _ in self.members]
+        self.smooth_alpha = float(smooth_alpha)
+        self.changepoint = RobustCusum(seed=self.seed, **(cusum or {}), **(baseline or {}))
+        self.river = RiverVolatility(seed=self.seed + 1, **(river or {}))
+        self.calibrators = [TailCalibrator(half_life=self.half_life) for _ in CHANNELS]
+        self._smoothed = array("d", [0.0] * _N_SMOOTHED)
         self._count = 0
         self._quiet = 0  # updates left in the post-alarm suppression period
 
     # -- state -------------------------------------------------------------------
     def _get_state(self) -> list:
         return [self.seed, self.half_life, self.alarm_probability, self.score_decades, self.suppress_updates,
-                self.suppressed_factor, self.warmup, self._count, self._quiet,
-                [m.to_bytes() for m in self.members], [c.get_state() for c in self.calibrators]]
+                self.suppressed_factor, self.warmup, self.smooth_alpha, self._count, self._quiet, self._smoothed,
+                self.changepoint.to_bytes(), self.river.to_bytes(), [c.get_state() for c in self.calibrators]]
 
     def _set_state(self, values: list) -> None:
         (self.seed, self.half_life, self.alarm_probability, self.score_decades, self.suppress_updates,
-         self.suppressed_factor, self.warmup, self._count, self._quiet, members, calibrators) = values
-        self.members = [base.from_bytes(b) for b in members]
+         self.suppressed_factor, self.warmup, self.smooth_alpha, self._count, self._quiet, self._smoothed,
+         changepoint, river, calibrators) = values
+        self.changepoint = base.from_bytes(changepoint)
+        self.river = base.from_bytes(river)
         self.calibrators = [TailCalibrator.from_state(c) for c in calibrators]
 
     # -- scoring -----------------------------------------------------------------
-    def _combine(self, timestamp_s: float, value: float):
-        """Members' evaluations, raws, and the combined tail probability."""
-        evaluations = [m.evaluate(timestamp_s, value) for m in self.members]
+    def _raws(self, timestamp_s: float, value: float):
+        """Raw channel values, and what learning needs: (raws, z_best, residual, expected, sigma)."""
+        baseline = self.changepoint.baseline
+        if baseline._count < baseline.min_count:
+            zs, z_best, expected, sigma = [0.0] * len(FAMILIES), 0.0, value, 0.0
+            stat = 0.0
+        else:
+            zs, expected, sigma = baseline.family_z(timestamp_s, value)
+            z_best = (value - expected) / sigma
+            stat = self.changepoint.cusum.peek(z_best)
+        river_raws = self.river.surprises(timestamp_s, value)[0]
+        a = self.smooth_alpha
+        sm = self._smoothed
+        raws = [zs[0], zs[1], zs[2], stat, river_raws[0], river_raws[1]]
+        for i in range(_N_SMOOTHED):
+            z = zs[i] if zs[i] < 1e6 else 1e6
+            raws.append(sm[i] + a * (z - sm[i]))
+        return raws, z_best, value - expected, expected, sigma
+
+    def _combined_p(self, raws) -> float:
         p_min = 1.0
-        for ev, cal in zip(evaluations, self.calibrators):
-            p = cal.tail_probability(ev[0])
+        for r, cal in zip(raws, self.calibrators):
+            p = cal.tail_probability(r)
             if p < p_min:
                 p_min = p
-        return evaluations, min(1.0, p_min * len(self.members))
+        p = p_min * len(raws)
+        return p if p < 1.0 else 1.0
 
-    def _finish(self, evaluations, p: float):
-        expected, lower, upper = evaluations[0][1], evaluations[0][2], evaluations[0][3]
+    def _decide(self, p: float, expected: float, sigma: float, value: float):
+        band = self.changepoint.baseline.sigmas * sigma
         if self._count < self.warmup:
-            return 0.0, expected, lower, upper, False
-        score = min(1.0, -math.log10(max(p, 1e-300)) / self.score_decades)
+            return 0.0, expected, expected - band, expected + band, False
+        score = -math.log10(p if p > 1e-300 else 1e-300) / self.score_decades
+        if score > 1.0:
+            score = 1.0
         is_alarm = p <= self.alarm_probability
         if self._quiet > 0:
             score *= self.suppressed_factor
             is_alarm = False
-        return score, expected, lower, upper, is_alarm
+        return score, expected, expected - band, expected + band, is_alarm
 
     def evaluate(self, timestamp_s: float, value: float):
-        evaluations, p = self._combine(timestamp_s, value)
-        return self._finish(evaluations, p)
+        raws, _, _, expected, sigma = self._raws(timestamp_s, value)
+        return self._decide(self._combined_p(raws), expected, sigma, value)
 
     def score_from_raw(self, raw: float) -> float:
         return raw  # evaluate() already returns the final [0, 1] score
 
-    def learn_one(self, timestamp_s: float, value: float) -> None:
-        self._learn(timestamp_s, value, *self._combine(timestamp_s, value))
+    def channel_probabilities(self, timestamp_s: float, value: float) -> dict[str, float]:
+        """Per-channel calibrated tail probabilities of ``value`` (diagnostics; no state change)."""
+        raws = self._raws(timestamp_s, value)[0]
+        return {name: cal.tail_probability(r) for name, r, cal in zip(CHANNELS, raws, self.calibrators)}
 
-    def _learn(self, timestamp_s, value, evaluations, p) -> None:
-        for ev, cal, member in zip(evaluations, self.calibrators, self.members):
-            cal.learn_one(ev[0])
-            member.learn_one(timestamp_s, value)
+    def learn_one(self, timestamp_s: float, value: float) -> None:
+        raws, z_best, residual, _, _ = self._raws(timestamp_s, value)
+        self._learn(timestamp_s, value, raws, z_best, residual, self._combined_p(raws))
+
+    def _learn(self, timestamp_s, value, raws, z_best, residual, p) -> None:
+        for r, cal in zip(raws, self.calibrators):
+            cal.learn_one(r)
+        n = len(raws) - _N_SMOOTHED
+        for i in range(_N_SMOOTHED):
+            self._smoothed[i] = raws[n + i]
+        cp = self.changepoint
+        if cp.baseline._count >= cp.baseline.min_count:
+            cp.learn_residual(z_best, residual)
+        cp.baseline.learn_one(timestamp_s, value)
+        self.river.learn_one(timestamp_s, value)
         if self._quiet > 0:
             self._quiet -= 1
         elif self._count >= self.warmup and p <= self.alarm_probability:
@@ -120,7 +175,8 @@ class Ensemble(OnlineDetector):
         if not math.isfinite(value):
             return base.INVALID_DETECTION
         timestamp_s = float(timestamp_s)
-        evaluations, p = self._combine(timestamp_s, value)
-        score, expected, lower, upper, is_alarm = self._finish(evaluations, p)
-        self._learn(timestamp_s, value, evaluations, p)
-        return base.Detection(score, expected, lower, upper, is_alarm)
+        raws, z_best, residual, expected, sigma = self._raws(timestamp_s, value)
+        p = self._combined_p(raws)
+        decision = self._decide(p, expected, sigma, value)
+        self._learn(timestamp_s, value, raws, z_best, residual, p)
+        return base.Detection(*decision)
