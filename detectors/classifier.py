@@ -24,8 +24,10 @@ How it decides (all thresholds live in :class:`ClassifierConfig`):
    - *fit* -- the weighted share of the pattern's expected moves that are
      present (metrics absent from the window are left out of the average, so
      missing data neither helps nor hurts);
-   - *consistency* -- a product of ``(1 - penalty * strength)`` over moves
-     that contradict the pattern (e.g. a pricing problem should not have fill
+   - *consistency* -- a product of ``(1 - penalty * size)`` over deviating
+     moves that contradict the pattern (size = the move in multiples of
+     ``contradiction_full_magnitude`` x its threshold, capped at 1, so a small
+     flagged side effect barely counts) (e.g. a pricing problem should not have fill
      rate down, a latency problem should not have errors up and cache hit
      rate down -- that is infrastructure);
    - *event boost* -- a linked operational event in the look-back (a
@@ -207,7 +209,7 @@ def _default_thresholds() -> dict[str, dict[str, float]]:
         "error_rate": {"up": 1.00, "down": 0.75},
         "partner_timeouts": {"up": 0.75, "down": 0.75},
         "cache_hit_rate": {"up": 0.10, "down": 0.10},
-        "impressions": {"up": 0.50, "down": 0.30},
+        "impressions": {"up": 0.30, "down": 0.30},
         "revenue": {"up": 0.30, "down": 0.20},
         "bid_rate": {"up": 0.30, "down": 0.20},
         "win_rate": {"up": 0.30, "down": 0.20},
@@ -237,6 +239,9 @@ class ClassifierConfig:
     #: metric's threshold (a flagged 1 % wobble of a very stable editor is not
     #: an AdOps incident).
     flag_min_magnitude: float = 0.25
+    #: A contradicting move weighs fully from this many times its threshold
+    #: (moves just past the threshold are ambiguous, so they weigh less).
+    contradiction_full_magnitude: float = 2.0
     #: A signature must score at least this to name the problem; else UNKNOWN.
     min_signature_score: float = 0.45
     #: Adverse moves fitting no signature make an UNKNOWN incident only if at
@@ -360,6 +365,10 @@ class MetricReading:
     def deviates(self, direction: int) -> bool:
         return self.deviates_up if direction == UP else self.deviates_down
 
+    def size(self, direction: int, full_at: float = 1.0) -> float:
+        """How far the metric moved that way, in [0, 1] (1 = at or past ``full_at`` x its threshold)."""
+        return min(1.0, self.magnitude / full_at) if self.direction == direction else 0.0
+
     @property
     def deviates_any(self) -> bool:
         return self.deviates_up or self.deviates_down
@@ -475,11 +484,13 @@ class Signature:
         fit = sum(m.weight * readings[m.metric].strength(m.direction) for m in present_moves) / total
         consistency = 1.0
         for move in self.contradicts:
-            # Only real deviations contradict: sub-threshold noise in a metric
-            # the pattern expects to be calm must not erode the score.
+            # Only real deviations contradict, and by their size, not by how
+            # surprising they are: every pattern has small side effects (a
+            # latency problem nudges fill down 2 %, which a detector on a very
+            # steady fill rate may flag), and those must not veto it.
             reading = readings.get(move.metric)
             if reading is not None and reading.deviates(move.direction):
-                consistency *= 1.0 - move.weight * reading.strength(move.direction)
+                consistency *= 1.0 - move.weight * reading.size(move.direction, config.contradiction_full_magnitude)
         linked = tuple(e for e in events if e.event_type in self.event_types)
         boost = self._boost(linked, config)
         return SignatureMatch(
@@ -544,9 +555,13 @@ SIGNATURES: tuple[Signature, ...] = (
         expects=(_m("fill_rate", DOWN, 2.0), _m("rpm", DOWN, 1.0), _m("partner_timeouts", UP, 1.5),
                  _m("revenue", DOWN, 0.5), _m("bid_rate", DOWN, 0.5), _m("win_rate", DOWN, 0.5)),
         contradicts=(_m("error_rate", UP, 0.5), _m("cache_hit_rate", DOWN, 0.5), _m("impressions", UP, 0.3),
-                     # Losing the top bidder also lowers the price a little, so
-                     # a price drop only mildly argues against an outage.
-                     _m(ECPM, DOWN, 0.3)),
+                     # An outage removes fill, not price: rpm falling much
+                     # faster than fill means the price fell (pricing). Losing
+                     # the top bidder lowers the price a little, so not a veto.
+                     _m(ECPM, DOWN, 0.5),
+                     # Timeouts cap an outage's latency rise near the auction
+                     # timeout; latency soaring several-fold is a latency problem.
+                     _m("bid_latency_ms", UP, 0.4)),
         event_types=frozenset({"partner_status"}),
     ),
     Signature(
@@ -560,9 +575,11 @@ SIGNATURES: tuple[Signature, ...] = (
     Signature(
         LATENCY_ISSUE, "latency degradation: bid latency up",
         anchors=((_m("bid_latency_ms", UP),),),
-        expects=(_m("bid_latency_ms", UP, 2.0), _m("rpm", DOWN, 1.0), _m("revenue", DOWN, 0.5)),
-        contradicts=(_m("error_rate", UP, 0.6), _m("cache_hit_rate", DOWN, 0.6), _m("fill_rate", DOWN, 0.4),
-                     _m("partner_timeouts", UP, 0.2)),
+        # Slow bids also time out more often: timeouts up supports latency
+        # (only weakly: soaring timeouts with fill down are a partner outage).
+        expects=(_m("bid_latency_ms", UP, 2.0), _m("rpm", DOWN, 1.0), _m("revenue", DOWN, 0.5),
+                 _m("partner_timeouts", UP, 0.5)),
+        contradicts=(_m("error_rate", UP, 0.6), _m("cache_hit_rate", DOWN, 0.6), _m("fill_rate", DOWN, 0.6)),
         event_types=frozenset({"deployment"}),
     ),
     Signature(
