@@ -1,0 +1,210 @@
+"""Record <-> file formats of the archive: Parquet (typed columns) and gzipped JSON lines.
+
+Parquet is what Firehose's record-format conversion writes: one typed column per
+contract field. A record that does not fit the typed columns (a field of the
+wrong type, something missing) is kept whole, as JSON text, in the ``raw``
+column, so that an archive of a real stream -- bad records included -- reads
+back exactly as it was written. Fields outside the contract go, as JSON, to
+``extra``.
+
+Numbers: ``value`` and ``severity`` are stored as doubles, so an integer value
+reads back as the equal float (``5`` -> ``5.0``), the same number in JSON.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import math
+from typing import Any, Iterable, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+METRICS = "metrics"
+EVENTS = "events"
+KINDS = (METRICS, EVENTS)
+
+PARQUET_COMPRESSION = "snappy"      # Firehose's default for Parquet conversion
+
+METRIC_SCHEMA = pa.schema([
+    ("editor_id", pa.string()),
+    ("metric", pa.string()),
+    ("value", pa.float64()),
+    ("timestamp", pa.string()),          # ISO-8601 text when the record had one
+    ("timestamp_ms", pa.int64()),        # epoch milliseconds when the record had those
+    ("partner", pa.string()),
+    ("dimensions", pa.map_(pa.string(), pa.string())),
+    ("extra", pa.string()),
+    ("raw", pa.string()),
+])
+
+EVENT_SCHEMA = pa.schema([
+    ("event_type", pa.string()),
+    ("timestamp", pa.string()),
+    ("timestamp_ms", pa.int64()),
+    ("editor_id", pa.string()),
+    ("partner", pa.string()),
+    ("severity", pa.float64()),
+    ("details", pa.string()),            # arbitrary object, as JSON text
+    ("extra", pa.string()),
+    ("raw", pa.string()),
+])
+
+SCHEMAS = {METRICS: METRIC_SCHEMA, EVENTS: EVENT_SCHEMA}
+_METRIC_FIELDS = ("editor_id", "metric", "value", "timestamp", "partner", "dimensions")
+_EVENT_FIELDS = ("event_type", "timestamp", "editor_id", "partner", "severity", "details")
+
+
+def dumps(record: Any) -> str:
+    """The compact JSON text used for JSON-lines archives and Kinesis payloads."""
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def kind_of(record: Any) -> str | None:
+    """metrics / events for a record that looks like one, else None."""
+    if isinstance(record, dict):
+        if "metric" in record or "value" in record:
+            return METRICS
+        if "event_type" in record:
+            return EVENTS
+    return None
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _is_epoch_ms(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and -2**63 <= x < 2**63
+
+
+def _timestamp_columns(ts: Any) -> tuple[str | None, int | None] | None:
+    if isinstance(ts, str):
+        return ts, None
+    if _is_epoch_ms(ts):
+        return None, ts
+    return None
+
+
+def _extra(record: dict, known: tuple[str, ...]) -> str | None:
+    rest = {k: v for k, v in record.items() if k not in known}
+    return dumps(rest) if rest else None
+
+
+def _raw_row(schema: pa.Schema, record: Any) -> dict:
+    row = {name: None for name in schema.names}
+    row["raw"] = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+    return row
+
+
+def metric_row(record: Any) -> dict:
+    if not isinstance(record, dict):
+        return _raw_row(METRIC_SCHEMA, record)
+    ts = _timestamp_columns(record.get("timestamp"))
+    dims = record.get("dimensions")
+    fits = (isinstance(record.get("editor_id"), str) and isinstance(record.get("metric"), str)
+            and _is_number(record.get("value")) and ts is not None
+            and (record.get("partner") is None and "partner" not in record or isinstance(record.get("partner"), str))
+            and ("dimensions" not in record or (isinstance(dims, dict)
+                                                and all(isinstance(k, str) and isinstance(v, str)
+                                                        for k, v in dims.items()))))
+    if not fits:
+        return _raw_row(METRIC_SCHEMA, record)
+    return {"editor_id": record["editor_id"], "metric": record["metric"], "value": float(record["value"]),
+            "timestamp": ts[0], "timestamp_ms": ts[1], "partner": record.get("partner"),
+            "dimensions": list(dims.items()) if dims is not None else None,
+            "extra": _extra(record, _METRIC_FIELDS), "raw": None}
+
+
+def event_row(record: Any) -> dict:
+    if not isinstance(record, dict):
+        return _raw_row(EVENT_SCHEMA, record)
+    ts = _timestamp_columns(record.get("timestamp"))
+    fits = (isinstance(record.get("event_type"), str) and ts is not None
+            and all(k not in record or isinstance(record[k], str) for k in ("editor_id", "partner"))
+            and ("severity" not in record or _is_number(record["severity"]))
+            and ("details" not in record or isinstance(record["details"], dict)))
+    if not fits:
+        return _raw_row(EVENT_SCHEMA, record)
+    return {"event_type": record["event_type"], "timestamp": ts[0], "timestamp_ms": ts[1],
+            "editor_id": record.get("editor_id"), "partner": record.get("partner"),
+            "severity": float(record["severity"]) if "severity" in record else None,
+            "details": dumps(record["details"]) if "details" in record else None,
+            "extra": _extra(record, _EVENT_FIELDS), "raw": None}
+
+
+def metric_record(row: dict) -> Any:
+    if row["raw"] is not None:
+        return json.loads(row["raw"])
+    record: dict[str, Any] = {"editor_id": row["editor_id"], "metric": row["metric"], "value": row["value"],
+                              "timestamp": row["timestamp"] if row["timestamp"] is not None else row["timestamp_ms"]}
+    if row["partner"] is not None:
+        record["partner"] = row["partner"]
+    if row["dimensions"] is not None:
+        record["dimensions"] = dict(row["dimensions"])
+    if row["extra"] is not None:
+        record.update(json.loads(row["extra"]))
+    return record
+
+
+def event_record(row: dict) -> Any:
+    if row["raw"] is not None:
+        return json.loads(row["raw"])
+    record: dict[str, Any] = {"event_type": row["event_type"],
+                              "timestamp": row["timestamp"] if row["timestamp"] is not None else row["timestamp_ms"]}
+    for key in ("editor_id", "partner", "severity"):
+        if row[key] is not None:
+            record[key] = row[key]
+    if row["details"] is not None:
+        record["details"] = json.loads(row["details"])
+    if row["extra"] is not None:
+        record.update(json.loads(row["extra"]))
+    return record
+
+
+TO_ROW = {METRICS: metric_row, EVENTS: event_row}
+FROM_ROW = {METRICS: metric_record, EVENTS: event_record}
+
+
+def parquet_bytes(kind: str, records: Iterable[Any]) -> bytes:
+    rows = [TO_ROW[kind](r) for r in records]
+    table = pa.Table.from_pylist(rows, schema=SCHEMAS[kind])
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression=PARQUET_COMPRESSION)
+    return sink.getvalue()
+
+
+def read_parquet(kind: str, path) -> Iterator[tuple[Any, str]]:
+    """(record, payload text) per row, in file order."""
+    table = pq.read_table(path, schema=SCHEMAS[kind])
+    to_record = FROM_ROW[kind]
+    for batch in table.to_batches(max_chunksize=50_000):
+        for row in batch.to_pylist():
+            record = to_record(row)
+            yield record, (row["raw"] if row["raw"] is not None else dumps(record))
+
+
+def jsonl_gz_bytes(lines: Iterable[str]) -> bytes:
+    sink = io.BytesIO()
+    # mtime=0 and no file name in the header: the same records give the same bytes.
+    with gzip.GzipFile(fileobj=sink, mode="wb", mtime=0, filename="") as gz:
+        for line in lines:
+            gz.write(line.encode("utf-8"))
+            gz.write(b"\n")
+    return sink.getvalue()
+
+
+def read_jsonl(path) -> Iterator[tuple[Any, str]]:
+    """(record or None when the line is not JSON, the line as written) per non-empty line."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            yield record, line

@@ -1,0 +1,155 @@
+"""Firehose-style archive on a file system: write partitions, read them back in order.
+
+Layout (the S3 prefix layout Firehose writes with its default
+``YYYY/MM/DD/HH`` partitioning, in Hive style so Athena/Glue read it as is)::
+
+    ROOT/metrics/year=2026/month=11/day=02/hour=13/part-00000.parquet
+    ROOT/events/year=2026/month=11/day=02/hour=13/part-00000.jsonl.gz
+
+Records are partitioned by *arrival* time (when the delivery stream received
+them, as Firehose does), and written in arrival order, so reading partitions
+and parts in path order gives the stream back in the order it was received.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from . import formats
+from .formats import EVENTS, KINDS, METRICS, dumps, kind_of
+
+PARQUET = "parquet"
+JSONL = "jsonl"
+SUFFIX = {PARQUET: ".parquet", JSONL: ".jsonl.gz"}
+_DATA_FILE = re.compile(r".*\.(parquet|jsonl|jsonl\.gz|json\.gz|ndjson|ndjson\.gz)$")
+
+
+def partition_dir(kind: str, arrival_s: float) -> str:
+    t = datetime.fromtimestamp(arrival_s, tz=timezone.utc)
+    return f"{kind}/year={t.year:04d}/month={t.month:02d}/day={t.day:02d}/hour={t.hour:02d}"
+
+
+class ArchiveWriter:
+    """Buffers records per (kind, hour partition) and writes a part file per flush.
+
+    ``max_records_per_part`` plays the role of Firehose's buffer size: a
+    partition that reaches it is written out at once; :meth:`flush` (Firehose's
+    buffer interval) writes whatever is buffered; :meth:`close` flushes.
+    """
+
+    def __init__(self, root: str | Path, fmt: str = PARQUET, max_records_per_part: int = 250_000):
+        if fmt not in SUFFIX:
+            raise ValueError(f"format must be one of {', '.join(SUFFIX)}; got {fmt!r}")
+        self.root = Path(root)
+        self.fmt = fmt
+        self.max_records_per_part = max_records_per_part
+        self._buffers: dict[str, list[Any]] = {}
+        self.written_files: list[Path] = []
+        self.record_counts = {kind: 0 for kind in KINDS}
+
+    def add(self, record: Any, arrival_s: float, kind: str | None = None) -> None:
+        kind = kind or kind_of(record)
+        if kind not in KINDS:
+            raise ValueError(f"cannot tell whether this is a metric or an event record: {str(record)[:200]}")
+        key = partition_dir(kind, arrival_s)
+        buffer = self._buffers.setdefault(key, [])
+        buffer.append(record)
+        self.record_counts[kind] += 1
+        if len(buffer) >= self.max_records_per_part:
+            self._write(key)
+
+    def flush(self) -> None:
+        for key in sorted(self._buffers):
+            self._write(key)
+
+    def close(self) -> None:
+        self.flush()
+
+    def __enter__(self) -> "ArchiveWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None:
+            self.close()
+
+    def _write(self, key: str) -> None:
+        records = self._buffers.pop(key, [])
+        if not records:
+            return
+        directory = self.root / key
+        directory.mkdir(parents=True, exist_ok=True)
+        existing = sorted(p.name for p in directory.glob("part-*"))
+        path = directory / f"part-{len(existing):05d}{SUFFIX[self.fmt]}"
+        kind = key.split("/", 1)[0]
+        data = (formats.parquet_bytes(kind, records) if self.fmt == PARQUET
+                else formats.jsonl_gz_bytes(dumps(r) for r in records))
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        self.written_files.append(path)
+
+
+@dataclass(frozen=True)
+class ArchivedRecord:
+    kind: str | None        # metrics / events; None for a line that is not a contract-shaped object
+    record: Any             # the parsed record (None for a line that is not JSON)
+    payload: str            # the text to put on the stream: the line as written, or the record as JSON
+
+
+def data_files(path: str | Path) -> list[Path]:
+    """Every archive data file under ``path`` (or ``path`` itself), in path order."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"no archive at {path}")
+    found = []
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        found.extend(Path(dirpath) / f for f in sorted(filenames) if _DATA_FILE.match(f))
+    return sorted(found, key=lambda p: p.relative_to(path).parts)
+
+
+def _kind_from_path(file: Path, root: Path) -> str | None:
+    parts = file.relative_to(root).parts if file != root else ()
+    for part in parts:
+        if part in KINDS:
+            return part
+    return None
+
+
+def iter_archive(path: str | Path, kind: str | None = None) -> Iterator[ArchivedRecord]:
+    """All records of an archive (a Firehose-style tree, any directory of data files, or one file).
+
+    Under a ``metrics/`` or ``events/`` directory the kind comes from the path;
+    elsewhere each record's fields say which it is. Parquet files must be under
+    one of those directories (their schema depends on it).
+    """
+    root = Path(path)
+    for file in data_files(root):
+        file_kind = _kind_from_path(file, root) or (root.name if root.name in KINDS else None)
+        if file.suffix == ".parquet":
+            if file_kind is None:
+                raise ValueError(f"{file}: a Parquet part must be under a metrics/ or events/ directory")
+            if kind not in (None, file_kind):
+                continue
+            for record, payload in formats.read_parquet(file_kind, file):
+                yield ArchivedRecord(file_kind, record, payload)
+            continue
+        for record, line in formats.read_jsonl(file):
+            record_kind = file_kind or kind_of(record)
+            if kind in (None, record_kind):
+                yield ArchivedRecord(record_kind, record, line)
+
+
+def read_records(path: str | Path, kind: str) -> list[Any]:
+    """The parsed records of one kind, in archive order (convenience for tests and small archives)."""
+    return [r.record for r in iter_archive(path, kind)]
+
+
+__all__ = ["ArchiveWriter", "ArchivedRecord", "EVENTS", "JSONL", "METRICS", "PARQUET", "data_files",
+           "iter_archive", "partition_dir", "read_records"]
