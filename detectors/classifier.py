@@ -253,7 +253,7 @@ class ClassifierConfig:
     event_lookback_s: float = 1800.0
     #: Score added when a linked event of the signature's type is in the look-back.
     event_boost: float = 0.20
-    #: Extra boost for a security finding, scaled by its severity / 10.
+    #: Security findings add ``(event_boost + security_finding_boost) x severity / 10``.
     security_finding_boost: float = 0.15
     window_seconds: float = 300.0
     #: Period the revenue / impressions rates refer to (see detectors.revenue).
@@ -491,8 +491,13 @@ class Signature:
             reading = readings.get(move.metric)
             if reading is not None and reading.deviates(move.direction):
                 consistency *= 1.0 - move.weight * reading.size(move.direction, config.contradiction_full_magnitude)
-        linked = tuple(e for e in events if e.event_type in self.event_types)
-        boost = self._boost(linked, config)
+        weighted = [(e, self.event_weight(e)) for e in events if e.event_type in self.event_types]
+        linked = tuple(e for e, w in weighted if w > 0)
+        # The strongest linked event counts, not their sum: ten deployments
+        # are not ten times the evidence.
+        boost = max((w for _, w in weighted), default=0.0) * config.event_boost
+        if self.problem_type == SECURITY_ISSUE and linked:
+            boost += config.security_finding_boost * max(_severity_weight(e) for e in linked)
         return SignatureMatch(
             problem_type=self.problem_type,
             score=min(1.0, fit * consistency + boost),
@@ -505,20 +510,30 @@ class Signature:
             linked_events=linked,
         )
 
-    def _boost(self, linked: tuple[OperationalEvent, ...], config: ClassifierConfig) -> float:
-        if not linked:
-            return 0.0
-        boost = config.event_boost
-        if self.problem_type == SECURITY_ISSUE:
-            worst = max((e.severity or 0.0) for e in linked)
-            boost += config.security_finding_boost * worst / 10.0
-        if self.problem_type == PRICING_ISSUE and not any(_mentions_pricing(e) for e in linked):
+    def event_weight(self, event: OperationalEvent) -> float:
+        """How much one event of a linked type supports this pattern, in [0, 1]."""
+        if event.event_type == "security_finding":
+            # A blocked login (severity 2) says little about invalid traffic.
+            return _severity_weight(event)
+        if event.event_type == "partner_status":
+            # "partner back to HEALTHY" is the end of an outage, not a cause.
+            status = str(event.details.get("status", "")).upper()
+            return 0.0 if status in _GOOD_STATUSES else 1.0
+        if self.problem_type == PRICING_ISSUE and not _mentions_pricing(event):
             # A config change that says nothing about floors or prices is only half a hint.
-            boost *= 0.5
-        return boost
+            return 0.5
+        return 1.0
 
 
 _PRICING_WORDS = ("floor", "price", "pricing", "cpm", "reserve", "bid")
+
+
+_GOOD_STATUSES = frozenset({"HEALTHY", "OK", "UP", "RECOVERED", "RESOLVED", "NORMAL"})
+
+
+def _severity_weight(event: OperationalEvent) -> float:
+    """Severity 0-10 as a weight in [0, 1]; a finding without a severity counts half."""
+    return 0.5 if event.severity is None else min(max(event.severity / 10.0, 0.0), 1.0)
 
 
 def _mentions_pricing(event: OperationalEvent) -> bool:

@@ -16,6 +16,7 @@ from detectors.classifier import (
     NO_ISSUE,
     PROBLEM_TYPES,
     SEVERITIES,
+    SIGNATURE_BY_TYPE,
     ClassifierConfig,
     MetricDeviation,
     classify,
@@ -469,3 +470,28 @@ def test_detector_still_warming_up_gives_no_signal():
     c = classify(devs, [])
     assert c.problem_type == "DEMAND_ISSUE"
     assert not {"cache_hit_rate", "error_rate"} & set(c.affected_metrics)
+
+
+def test_minor_findings_and_recoveries_barely_count():
+    ivt = window(impressions=1.4, rpm=0.87, revenue=1.2)  # a mild case, so scores stay below the cap of 1
+    minor = classify(ivt, [event("security_finding", 3, severity=2.0)], window_end_s=WINDOW_END)
+    major = classify(ivt, [event("security_finding", 3, severity=9.0)], window_end_s=WINDOW_END)
+    plain = classify(ivt, [])
+    assert plain.scores["SECURITY_ISSUE"] < minor.scores["SECURITY_ISSUE"] < major.scores["SECURITY_ISSUE"]
+    assert minor.scores["SECURITY_ISSUE"] - plain.scores["SECURITY_ISSUE"] < 0.1
+    assert SIGNATURE_BY_TYPE["SECURITY_ISSUE"].event_weight(event("security_finding", 3, severity=2.0)) == 0.2
+    # A demand signal too thin to name on its own (fill down a little, nothing else) ...
+    thin = window(fill_rate=0.88)
+    assert classify(thin, []).problem_type != "DEMAND_ISSUE"
+    # ... is a partner outage when the partner was just reported degraded, not when it recovered.
+    down = OperationalEvent("partner_status", WINDOW_END - 300, partner="p-1", details={"status": "DEGRADED"})
+    up = OperationalEvent("partner_status", WINDOW_END - 300, partner="p-1", details={"status": "HEALTHY"})
+    assert classify(thin, [down], window_end_s=WINDOW_END).problem_type == "DEMAND_ISSUE"
+    assert classify(thin, [up], window_end_s=WINDOW_END).problem_type != "DEMAND_ISSUE"
+
+
+def test_many_events_do_not_stack():
+    devs = window(error_rate=4.0)
+    one = classify(devs, [event("deployment", 5)], window_end_s=WINDOW_END)
+    many = classify(devs, [event("deployment", m) for m in range(1, 25)], window_end_s=WINDOW_END)
+    assert one.scores == many.scores
