@@ -9,40 +9,52 @@ How it decides (all thresholds live in :class:`ClassifierConfig`):
 
 1. **Read each metric.** Its relative change ``(value - baseline) / baseline``
    (the denominator floored per metric, so an error rate going from 0.0001 to
-   0.0003 is not "+200 %") is turned into a *strength* in [0, 1] per
-   direction: ``max(|change| / threshold, detector score)``, capped at 1. A
-   metric *deviates* in a direction when the detector flagged it that way
-   (on a move of at least ``flag_min_magnitude`` of the threshold) or its
-   relative change passes the configured threshold. Two ratios are derived
-   when their inputs are present: ``ecpm = rpm / fill_rate`` (the price of a
-   filled impression: flat in a demand outage, down in a pricing problem) and
-   ``revenue_per_impression`` (down under invalid traffic).
-2. **Score every signature** (the incident patterns of issue 5) as a template:
-   - *anchors* -- the metric moves without which the pattern cannot be
-     claimed (e.g. a demand outage needs fill rate down); a signature whose
-     anchors do not deviate is not a candidate;
-   - *fit* -- the weighted share of the pattern's expected moves that are
-     present (metrics absent from the window are left out of the average, so
-     missing data neither helps nor hurts);
+   0.0003 is not "+200 %") is measured in multiples of the metric's
+   configured threshold for that direction (its *magnitude*). A metric
+   *deviates* in a direction when its magnitude reaches 1, or when the
+   detector flagged it that way on a move of at least ``flag_min_magnitude``.
+   Its *strength* in [0, 1] averages two opinions: the size of the move
+   (magnitude, capped at 1) and the detector's score (how unusual it is for
+   this editor). Two ratios are derived when their inputs are present:
+   ``ecpm = rpm / fill_rate`` (the price of a filled impression: flat in a
+   demand outage, down in a pricing problem) and ``revenue_per_impression``
+   (down under invalid traffic).
+2. **Score every signature** (the incident patterns of issue 5, table
+   :data:`SIGNATURES`) as a template:
+   - *anchors* -- the moves without which the pattern cannot be claimed
+     (a demand outage needs fill down; invalid traffic needs impressions up
+     past the threshold *and* rpm or revenue per impression down); a
+     signature whose anchors do not deviate is not a candidate;
+   - *fit* -- the weighted mean strength of the pattern's expected moves
+     (metrics absent from the window are left out, so missing data neither
+     helps nor hurts);
    - *consistency* -- a product of ``(1 - penalty * size)`` over deviating
-     moves that contradict the pattern (size = the move in multiples of
-     ``contradiction_full_magnitude`` x its threshold, capped at 1, so a small
-     flagged side effect barely counts) (e.g. a pricing problem should not have fill
-     rate down, a latency problem should not have errors up and cache hit
-     rate down -- that is infrastructure);
-   - *event boost* -- a linked operational event in the look-back (a
-     ``config_change`` for a configuration breakage, a ``security_finding``
-     for invalid traffic) adds confidence; the metric signature alone still
-     classifies.
+     moves that contradict the pattern, e.g. fill down for pricing, errors up
+     or cache hit rate down for latency (that is infrastructure), latency
+     soaring for a demand outage. Size is the move in multiples of
+     ``contradiction_full_magnitude`` x its threshold, capped at 1, so a
+     small flagged side effect barely counts;
+   - *event boost* -- ``event_boost`` x the weight of the strongest linked
+     event in the look-back (config_change / deployment / feature_flag for a
+     configuration breakage, a floor change for pricing, partner_status not
+     back to healthy for a demand outage, a security_finding weighted by its
+     severity for invalid traffic). Events raise confidence; the metric
+     signature alone still classifies.
    ``score = min(1, fit * consistency + boost)``. The best score wins if it
    reaches ``min_signature_score``; exact ties go to the more specific
-   pattern (fixed order in :data:`SIGNATURES`). Because overlaps are resolved
-   by contradiction penalties and graded strengths rather than by the order
-   of if-statements, one noisy metric shifts scores a little instead of
-   flipping the verdict.
-3. **No adverse deviation -> no incident.** Metrics that only move the good
-   way (impressions and revenue up on a holiday surge, latency down) give
-   ``is_incident=False``. Adverse moves that fit no signature give UNKNOWN.
+   pattern (the order of :data:`SIGNATURES`). Overlaps (infrastructure also
+   raises latency, an outage also drops revenue, invalid traffic also drops
+   rpm) are resolved by the contradiction penalties and graded strengths,
+   not by the order of if-statements, so one noisy metric shifts scores a
+   little instead of flipping the verdict. ``Classification.scores`` keeps
+   every candidate's score for audit.
+3. **Incident or not.** With no signature matched, the window is an
+   (UNKNOWN) incident only if adverse moves are material: at least
+   ``unknown_min_adverse_metrics`` metrics deviate the harmful way, or one
+   moved ``unknown_min_magnitude`` x its threshold. Otherwise -- all metrics
+   normal, only good-news moves (a holiday surge: impressions and revenue
+   up), or one lone flagged wobble -- ``is_incident`` is False and the labels
+   are ``"NONE"``.
 4. **Severity** is the highest of four ladders: revenue loss as a share of
    the baseline, revenue at risk in money, the number of adversely deviating
    metrics, and the largest deviation in multiples of its threshold. Only the
@@ -481,7 +493,7 @@ class Signature:
                 return None
         present_moves = [m for m in self.expects if m.metric in readings]
         total = sum(m.weight for m in present_moves)
-        fit = sum(m.weight * readings[m.metric].strength(m.direction) for m in present_moves) / total
+        fit = sum(m.weight * readings[m.metric].strength(m.direction) for m in present_moves) / total if total else 0.0
         consistency = 1.0
         for move in self.contradicts:
             # Only real deviations contradict, and by their size, not by how
