@@ -9,6 +9,8 @@ import random
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detectors.classifier import (
     CATEGORY_OF,
@@ -495,3 +497,43 @@ def test_many_events_do_not_stack():
     one = classify(devs, [event("deployment", 5)], window_end_s=WINDOW_END)
     many = classify(devs, [event("deployment", m) for m in range(1, 25)], window_end_s=WINDOW_END)
     assert one.scores == many.scores
+
+
+# --------------------------------------------------------------------------- invariances
+@pytest.mark.parametrize("expected", sorted(SIGNATURE_CASES))
+@pytest.mark.parametrize("scale", [0.001, 0.1, 30.0, 5000.0])
+def test_verdict_depends_on_relative_moves_not_editor_size(expected, scale):
+    # A tiny editor and a huge one with the same relative moves get the same diagnosis
+    # (the seed's absolute "rpm < 30" rule could not do this).
+    sized = {}
+    for metric, d in window(**SIGNATURE_CASES[expected]).items():
+        k = scale if metric in ("rpm", "revenue", "impressions", "bid_latency_ms", "partner_timeouts") else 1.0
+        sized[metric] = MetricDeviation(metric, d.value * k, d.baseline * k, d.lower * k, d.upper * k, d.score,
+                                        d.is_anomaly)
+    assert classify(sized, []).problem_type == expected
+
+
+metric_names = st.sampled_from(sorted(BASELINE) + ["bid_rate", "win_rate"])
+numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.none(), st.integers(-10**9, 10**9))
+deviations_strategy = st.dictionaries(
+    metric_names,
+    st.tuples(numbers, numbers, st.floats(0, 1), st.booleans()),
+    max_size=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=deviations_strategy, event_types=st.lists(st.sampled_from(
+    ["config_change", "deployment", "feature_flag", "partner_status", "security_finding"]), max_size=4))
+def test_any_input_gives_a_valid_order_independent_verdict(raw, event_types):
+    devs = {m: MetricDeviation(m, v, b, math.nan, math.nan, s, f) for m, (v, b, s, f) in raw.items()}
+    events = [event(t, i + 1, severity=5.0) for i, t in enumerate(event_types)]
+    c = classify(devs, events, window_end_s=WINDOW_END)
+    assert c.problem_type in PROBLEM_TYPES + (NO_ISSUE,)
+    assert (c.problem_type == NO_ISSUE) == (not c.is_incident)
+    if c.is_incident:
+        assert c.category == CATEGORY_OF[c.problem_type] and c.severity in SEVERITIES
+    json.dumps(c.evidence)
+    # Neither the order of the metrics nor that of the events changes anything.
+    again = classify(dict(reversed(list(devs.items()))), list(reversed(events)), window_end_s=WINDOW_END)
+    assert again == c
