@@ -13,9 +13,10 @@ win_rate           down       its bids stop clearing (floors, bad prices)
 fill_rate          down       less of its demand turns into impressions
 =================  =========  ==========================================
 
-A signal is *degraded* when the detector flags it in the bad direction or
-its relative change passes the ``degraded`` threshold, and *unhealthy* past
-the ``unhealthy`` threshold. Status: UNHEALTHY if any signal is unhealthy
+A signal is *degraded* when its relative change passes the ``degraded``
+threshold, or the detector flags it in the bad direction on a move of at
+least ``flag_min_fraction`` of that threshold; it is *unhealthy* past the
+``unhealthy`` threshold. Status: UNHEALTHY if any signal is unhealthy
 or at least ``unhealthy_signal_count`` signals are degraded (a partner
 failing on two fronts is down, not slow); DEGRADED if one is degraded;
 HEALTHY otherwise. Thresholds are in :class:`PartnerHealthConfig`.
@@ -67,6 +68,9 @@ class PartnerHealthConfig:
     unhealthy_signal_count: int = 2
     #: Smallest denominator of the relative change (rates near zero).
     relative_floor: dict[str, float] = field(default_factory=lambda: {"partner_timeouts": 0.01})
+    #: A detector flag degrades a signal only on a move of at least this
+    #: fraction of its ``degraded`` threshold (a flagged 1 % wobble is not news).
+    flag_min_fraction: float = 0.5
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "PartnerHealthConfig":
@@ -84,6 +88,8 @@ class PartnerHealthConfig:
             updates["signals"] = merged
         if "unhealthy_signal_count" in data:
             updates["unhealthy_signal_count"] = int(data["unhealthy_signal_count"])
+        if "flag_min_fraction" in data:
+            updates["flag_min_fraction"] = float(data["flag_min_fraction"])
         if "relative_floor" in data:
             updates["relative_floor"] = {**base.relative_floor, **{k: float(v) for k, v in data["relative_floor"].items()}}
         return replace(base, **updates)
@@ -104,15 +110,17 @@ class SignalAssessment:
         return f"{self.metric} {self.change * 100:+.1f}% vs baseline ({word})"
 
 
-def assess_signal(deviation: MetricDeviation, spec: Mapping[str, float], floor: float) -> SignalAssessment:
-    """Level of one signal: flagged or past ``degraded`` -> 1, past ``unhealthy`` -> 2, in the bad direction only."""
+def assess_signal(deviation: MetricDeviation, spec: Mapping[str, float], floor: float,
+                  flag_min_fraction: float = 0.5) -> SignalAssessment:
+    """Level of one signal, in the bad direction only: past ``unhealthy`` -> 2; past ``degraded``,
+    or flagged by the detector on a move of at least ``flag_min_fraction`` of it -> 1."""
     change = deviation.relative_change(floor) if deviation.is_finite else 0.0
     bad = change * spec["direction"]  # > 0 when moving the harmful way
     level = 0
     if bad > 0:
         if bad >= spec["unhealthy"]:
             level = 2
-        elif bad >= spec["degraded"] or deviation.is_anomaly:
+        elif bad >= spec["degraded"] or (deviation.is_anomaly and bad >= flag_min_fraction * spec["degraded"]):
             level = 1
     return SignalAssessment(deviation.metric, level, change)
 
@@ -142,7 +150,7 @@ def assess_partner(partner: str, window_start_s: float, window_end_s: float,
                    config: PartnerHealthConfig | None = None) -> dict[str, Any]:
     """The ``Partner Health Check`` detail of DESIGN.md (plus ``reasons``, human-readable)."""
     config = config or PartnerHealthConfig()
-    assessments = [assess_signal(per_metric[m], spec, config.relative_floor.get(m, 0.0))
+    assessments = [assess_signal(per_metric[m], spec, config.relative_floor.get(m, 0.0), config.flag_min_fraction)
                    for m, spec in config.signals.items() if m in per_metric]
     status = partner_status(assessments, config)
     unique_editors = sorted(set(editors))

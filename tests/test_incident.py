@@ -238,3 +238,21 @@ def test_partner_detail_shape_and_check_id():
 def test_partner_revenue_impact_is_never_negative():
     assert assess_partner("p", START, END, {}, [], -50.0)["impact_assessment"]["revenue_impact"] == 0.0
     assert assess_partner("p", START, END, {}, [], math.nan)["impact_assessment"]["revenue_impact"] == 0.0
+
+
+def test_partner_flag_on_a_tiny_move_is_not_degradation():
+    wobble = {"bid_rate": dev("bid_rate", 0.89, 0.9, 0.99, True)}  # -1 %, flagged
+    dip = {"bid_rate": dev("bid_rate", 0.81, 0.9, 0.99, True)}     # -10 %, flagged, under the 15 % threshold
+    assert assess_partner("p", START, END, wobble, [], 0.0)["partner_status"] == HEALTHY
+    assert assess_partner("p", START, END, dip, [], 0.0)["partner_status"] == DEGRADED
+
+
+def test_shipped_partner_config_equals_the_defaults():
+    from dataclasses import asdict
+    from pathlib import Path
+
+    import detectors.partner_health as ph
+
+    shipped = Path(ph.__file__).with_name("config") / "partner_health.json"
+    assert json.loads(shipped.read_text()) == asdict(PartnerHealthConfig())
+    assert PartnerHealthConfig.from_json(shipped) == PartnerHealthConfig()
