@@ -1,10 +1,17 @@
 """Render the CloudFormation templates into deployable JSON.
 
-The Step Functions definitions live once, in ``deploy/stepfunctions/*.asl.json``.
-A template references one with ``DefinitionString: !Sub ["@asl:<relative path>",
-{variables}]``; rendering replaces the reference with the ASL document, so the
-rendered template is self-contained and the same file goes to the embedded
-endpoint and to AWS:
+Texts that live in their own files are referenced from the templates by a
+string, so each lives once and the source templates stay valid for cfn-lint:
+
+- ``"@asl:<relative path>"``: a Step Functions definition (deploy/stepfunctions/
+  *.asl.json), used as ``DefinitionString: !Sub ["@asl:...", {variables}]``;
+- ``"@json:<relative path>[#key]"``: a JSON document (or one key of it),
+  serialised compactly, e.g. an action group's OpenAPI schema;
+- ``"@text:<relative path>#key"``: a string field of a JSON file, e.g. an
+  agent's instruction in deploy/bedrock/agents/*.json.
+
+Rendering replaces each reference, so the rendered template is self-contained
+and the same file goes to the embedded endpoint and to AWS:
 
     python -m deploy.cloudformation.render core --out build/cloudformation/core.json
     aws cloudformation deploy --template-file build/cloudformation/core.json ...
@@ -20,7 +27,7 @@ from typing import Any
 import yaml
 
 TEMPLATES_DIR = Path(__file__).resolve().parent
-ASL_REFERENCE_PREFIX = "@asl:"
+REFERENCE_PREFIXES = ("@asl:", "@json:", "@text:")
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -47,24 +54,37 @@ def load_template(path: Path) -> dict[str, Any]:
     return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
 
 
-def _inline_asl(node: Any, base_dir: Path) -> Any:
+def resolve_reference(reference: str, base_dir: Path) -> str:
+    """The text a ``@asl:`` / ``@json:`` / ``@text:`` reference stands for."""
+    kind, _, target = reference.partition(":")
+    path_part, _, key = target.partition("#")
+    document = json.loads((base_dir / path_part).resolve().read_text())
+    if key:
+        document = document[key]
+    if kind == "@text":
+        if not isinstance(document, str):
+            raise ValueError(f"{reference}: @text needs a string field")
+        return document
+    # Re-serialise compactly: validates the JSON and keeps the template small.
+    return json.dumps(document, separators=(",", ":"))
+
+
+def _inline_references(node: Any, base_dir: Path) -> Any:
     if isinstance(node, dict):
-        return {k: _inline_asl(v, base_dir) for k, v in node.items()}
+        return {k: _inline_references(v, base_dir) for k, v in node.items()}
     if isinstance(node, list):
-        return [_inline_asl(v, base_dir) for v in node]
-    if isinstance(node, str) and node.startswith(ASL_REFERENCE_PREFIX):
-        asl_path = (base_dir / node[len(ASL_REFERENCE_PREFIX):]).resolve()
-        # Re-serialise compactly: validates the JSON and keeps the template small.
-        return json.dumps(json.loads(asl_path.read_text()), separators=(",", ":"))
+        return [_inline_references(v, base_dir) for v in node]
+    if isinstance(node, str) and node.startswith(REFERENCE_PREFIXES):
+        return resolve_reference(node, base_dir)
     return node
 
 
 def render(name_or_path: str | Path) -> dict[str, Any]:
-    """Template as a dict with every ``@asl:`` reference inlined."""
+    """Template as a dict with every file reference inlined."""
     path = Path(name_or_path)
     if not path.suffix:
         path = TEMPLATES_DIR / f"{name_or_path}.yaml"
-    return _inline_asl(load_template(path), path.parent)
+    return _inline_references(load_template(path), path.parent)
 
 
 def render_json(name_or_path: str | Path) -> str:

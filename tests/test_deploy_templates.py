@@ -1,0 +1,189 @@
+"""Static checks of deploy/: cfn-lint, ASL structure, and that the files that must agree do agree."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deploy.cloudformation.render import load_template, render, render_json
+from deploy.stepfunctions.validate import placeholders, validate_file, validate_machine
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+TEMPLATES = sorted((DEPLOY / "cloudformation").glob("*.yaml"))
+ASL_FILES = sorted((DEPLOY / "stepfunctions").glob("*.asl.json"))
+AGENT_FILES = sorted((DEPLOY / "bedrock" / "agents").glob("*.json"))
+
+
+def cfn_lint(path: Path) -> subprocess.CompletedProcess:
+    # cfn-lint has no __main__ module; its console script sits next to this interpreter.
+    return subprocess.run([str(Path(sys.executable).with_name("cfn-lint")), str(path)], capture_output=True, text=True, timeout=300)
+
+
+def test_templates_are_found():
+    assert {p.name for p in TEMPLATES} == {"core.yaml", "cloud-only.yaml"}
+    assert {p.name for p in ASL_FILES} == {"critical_incident_workflow.asl.json", "critical_incident_workflow_agents.asl.json"}
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.name)
+def test_cfn_lint_clean_on_source_and_rendered_template(template, tmp_path):
+    source = cfn_lint(template)
+    assert source.returncode == 0, source.stdout + source.stderr
+    rendered = tmp_path / f"{template.stem}.json"
+    rendered.write_text(render_json(template))
+    assert "@asl:" not in rendered.read_text() and "@text:" not in rendered.read_text()
+    result = cfn_lint(rendered)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cfn_lint_does_reject_an_invalid_event_pattern(tmp_path):
+    """Guards the test above: the linter really inspects what we render."""
+    doc = render("core")
+    doc["Resources"]["MultiMetricAnomalyRule"]["Properties"]["EventPattern"]["detail"]["metrics_affected"] = \
+        [{"numeric": [">", "two"]}]
+    doc["Resources"]["MetricsStream"]["Properties"]["RetentionPeriodHours"] = 100000
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    result = cfn_lint(bad)
+    assert result.returncode & 2, result.stdout  # bit 2 = errors
+
+
+@pytest.mark.parametrize("asl", ASL_FILES, ids=lambda p: p.name)
+def test_asl_documents_are_structurally_valid(asl):
+    values = {name: f"value-of-{name}" for name in placeholders(asl.read_text())}
+    assert validate_file(asl, values) == []
+
+
+@pytest.mark.parametrize("broken,expected", [
+    ({"StartAt": "Nope", "States": {"A": {"Type": "Pass", "End": True}}}, "StartAt 'Nope' is not a state"),
+    ({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}}}, "'B' is not a state"),
+    ({"StartAt": "A", "States": {"A": {"Type": "Pass"}}}, "exactly one of Next or End"),
+    ({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}, "B": {"Type": "Succeed"}}}, "not reachable"),
+    ({"StartAt": "A", "States": {"A": {"Type": "Wiat", "Seconds": 1, "End": True}}}, "unknown Type 'Wiat'"),
+    ({"StartAt": "A", "States": {"A": {"Type": "Choice", "Choices": [], "Default": "A"}}}, "at least one rule"),
+    ({"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "arn:x", "End": True,
+                                       "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Gone"}]}}}, "Catch[0].Next"),
+    ({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": True,
+                                       "Branches": [{"StartAt": "X", "States": {"X": {"Type": "Pass"}}}]}}}, "Branches[0]"),
+])
+def test_asl_validator_catches_broken_definitions(broken, expected):
+    errors = validate_machine(broken)
+    assert any(expected in e for e in errors), errors
+
+
+def _sub_variables(template: str, logical_id: str) -> set[str]:
+    definition = load_template(DEPLOY / "cloudformation" / template)["Resources"][logical_id]["Properties"]["DefinitionString"]
+    return set(definition["Fn::Sub"][1])
+
+
+@pytest.mark.parametrize("template,logical_id,asl", [
+    ("core.yaml", "CriticalIncidentWorkflow", "critical_incident_workflow.asl.json"),
+    ("cloud-only.yaml", "CriticalIncidentAgentWorkflow", "critical_incident_workflow_agents.asl.json"),
+])
+def test_asl_placeholders_match_the_template_substitutions(template, logical_id, asl):
+    assert placeholders((DEPLOY / "stepfunctions" / asl).read_text()) == _sub_variables(template, logical_id)
+
+
+@pytest.mark.aws
+@pytest.mark.parametrize("asl", ASL_FILES, ids=lambda p: p.name)
+def test_moto_accepts_the_asl_documents(aws_endpoint, asl):
+    import boto3
+
+    sfn = boto3.client("stepfunctions")
+    text = asl.read_text()
+    for name in placeholders(text):
+        text = text.replace("${%s}" % name, f"arn:aws:lambda:us-east-1:123456789012:function:{name}")
+    arn = sfn.create_state_machine(name=f"validate-{asl.stem.replace('.', '-')}", definition=text,
+                                   roleArn="arn:aws:iam::123456789012:role/x")["stateMachineArn"]
+    sfn.delete_state_machine(stateMachineArn=arn)
+    from botocore.exceptions import ClientError
+
+    # moto's parser rejects it (AWS would say InvalidDefinition; moto sends no error code).
+    with pytest.raises(ClientError, match="ASLParserException"):
+        sfn.create_state_machine(name="validate-broken", definition=text.replace('"StartAt"', '"StartsAt"', 1),
+                                 roleArn="arn:aws:iam::123456789012:role/x")
+
+
+# ------------------------------------------------------------------ agents and tools agree
+
+def _cloud_resources() -> dict:
+    return render("cloud-only")["Resources"]
+
+
+def _agent_resources() -> dict[str, dict]:
+    return {r["Properties"]["AgentName"]: r["Properties"] for r in _cloud_resources().values()
+            if r["Type"] == "AWS::Bedrock::Agent"}
+
+
+def test_every_agent_definition_is_deployed_with_its_instruction_and_tools():
+    deployed = _agent_resources()
+    definitions = {json.loads(p.read_text())["name"]: json.loads(p.read_text()) for p in AGENT_FILES}
+    assert set(deployed) == set(definitions)
+    for name, agent in definitions.items():
+        props = deployed[name]
+        assert props["Instruction"] == agent["instruction"]
+        assert 40 <= len(agent["instruction"]) <= 20000  # Bedrock's limits
+        assert [g["ActionGroupName"] for g in props["ActionGroups"]] == agent["action_groups"]
+        assert props["AgentCollaboration"] == agent["collaboration"]
+        for group in props["ActionGroups"]:
+            schema = json.loads(group["ApiSchema"]["Payload"])
+            assert schema == json.loads((DEPLOY / "bedrock" / "action_groups" / f"{group['ActionGroupName']}.openapi.json").read_text())
+
+
+def test_orchestrator_delegates_to_one_specialist_per_category():
+    orchestrator = json.loads((DEPLOY / "bedrock" / "agents" / "orchestrator.json").read_text())
+    specialists = [json.loads((DEPLOY / "bedrock" / "agents" / f"{c['agent']}.json").read_text())
+                   for c in orchestrator["collaborators"]]
+    covered = [cat for s in specialists for cat in s["categories"]]
+    # Every category the classifier emits (detectors/classifier.py) has exactly one specialist.
+    assert sorted(covered) == sorted(["DEMAND", "PERFORMANCE", "CONFIGURATION", "INFRASTRUCTURE", "SECURITY"])
+    deployed = _agent_resources()[orchestrator["name"]]
+    assert [c["CollaboratorName"] for c in deployed["AgentCollaborators"]] == \
+        [f"{c['agent']}-specialist" for c in orchestrator["collaborators"]]
+
+
+def _load_handler(tool: str):
+    sys.path.insert(0, str(DEPLOY / "lambda" / "shared"))
+    spec = importlib.util.spec_from_file_location(f"adops_lambda_{tool}_routes", DEPLOY / "lambda" / tool / "handler.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("schema_file", sorted((DEPLOY / "bedrock" / "action_groups").glob("*.openapi.json")),
+                         ids=lambda p: p.name)
+def test_openapi_operations_are_exactly_the_handler_routes(schema_file):
+    tool = schema_file.name.removesuffix(".openapi.json")
+    schema = json.loads(schema_file.read_text())
+    operations = {(method.upper(), path) for path, ops in schema["paths"].items() for method in ops}
+    assert operations == set(_load_handler(tool).ROUTES)
+    for path, ops in schema["paths"].items():
+        for op in ops.values():
+            assert op["operationId"] and op["description"]
+            path_params = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
+            assert path_params == {seg[1:-1] for seg in path.split("/") if seg.startswith("{")}
+
+
+def test_flink_property_groups_exist_in_application_properties():
+    app = json.loads((DEPLOY.parent / "flink_jobs" / "application_properties.json").read_text())
+    known = {g["PropertyGroupId"]: set(g["PropertyMap"]) for g in app}
+    flink = next(r for r in _cloud_resources().values() if r["Type"] == "AWS::KinesisAnalyticsV2::Application")
+    props = flink["Properties"]
+    assert props["RuntimeEnvironment"] == "FLINK-2_2"
+    groups = props["ApplicationConfiguration"]["EnvironmentProperties"]["PropertyGroups"]
+    for group in groups:
+        if group["PropertyGroupId"] == "kinesis.analytics.flink.run.options":
+            assert group["PropertyMap"]["python"] == "main.py"
+            continue
+        assert group["PropertyGroupId"] in known, group["PropertyGroupId"]
+        unknown = set(group["PropertyMap"]) - known[group["PropertyGroupId"]]
+        assert not unknown, f"{group['PropertyGroupId']}: keys the job does not read: {unknown}"
+
+
+def test_agent_analysis_rule_uses_the_core_multi_metric_pattern():
+    core = render("core")["Resources"]["MultiMetricAnomalyRule"]["Properties"]["EventPattern"]
+    cloud = _cloud_resources()["MultiMetricAnomalyAgentAnalysisRule"]["Properties"]["EventPattern"]
+    assert core == cloud
