@@ -25,6 +25,7 @@ OBSERVATION_OUTPUTS = {
     "MultiMetricAnomalyObservationQueueUrl": "multi-metric-anomaly",
     "DemandPartnerDegradationObservationQueueUrl": "demand-partner-degradation",
     "SecurityIncidentDetectedObservationQueueUrl": "security-incident-detected",
+    "AllAdopsEventsObservationQueueUrl": "all-adops-events",
 }
 
 
