@@ -45,15 +45,21 @@ def make_client(
     connect_timeout_s: float = 2.0,
     read_timeout_s: float = 10.0,
     max_pool_connections: int = 10,
+    raw_timestamps: bool = False,
 ) -> Any:
     """A boto3 client for `service` ("kinesis", "events", ...).
 
     max_attempts counts the first call too (botocore semantics); 1 = no botocore retries.
+    raw_timestamps: leave response timestamps as the service sent them (epoch seconds
+    for JSON protocols) instead of datetime objects. Measured on GetRecords: botocore's
+    timestamp parsing (tzlocal per record) is ~75% of the client-side cost per record.
     """
     resolved_endpoint = resolve_endpoint_url(service, endpoint_url)
     config = Config(
         region_name=resolve_region(region),
-        retries={"max_attempts": max_attempts, "mode": retry_mode},
+        # total_max_attempts counts the first call; botocore's "max_attempts" key would
+        # count retries only (max_attempts=1 there means two HTTP calls).
+        retries={"total_max_attempts": max_attempts, "mode": retry_mode},
         connect_timeout=connect_timeout_s,
         read_timeout=read_timeout_s,
         max_pool_connections=max_pool_connections,
@@ -64,4 +70,8 @@ def make_client(
     ):
         credentials = dict(LOCAL_CREDENTIALS)
     session = boto3.session.Session()
+    if raw_timestamps:
+        session._session.get_component("response_parser_factory").set_parser_defaults(
+            timestamp_parser=lambda value: value
+        )
     return session.client(service, endpoint_url=resolved_endpoint, config=config, **credentials)

@@ -218,7 +218,8 @@ class KinesisGroupReader(KeyedProcessFunction):
         from connectors.aws import make_client
 
         self._client = make_client("kinesis", endpoint_url=self.endpoint_url, region=self.region,
-                                   max_attempts=1, max_pool_connections=4)
+                                   max_attempts=1, max_pool_connections=4,
+                                   raw_timestamps=True)
         self._positions = runtime_context.get_state(
             ValueStateDescriptor("kinesis-shard-positions", Types.STRING())
         )

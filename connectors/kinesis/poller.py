@@ -226,8 +226,13 @@ def _arrival_ms(record: dict[str, Any]) -> int:
     arrival = record.get("ApproximateArrivalTimestamp")
     if isinstance(arrival, _dt.datetime):
         return int(arrival.timestamp() * 1000)
-    if isinstance(arrival, (int, float)):
+    if isinstance(arrival, (int, float)):  # raw epoch seconds (connectors.aws raw_timestamps)
         return int(arrival * 1000)
+    if isinstance(arrival, str):
+        try:
+            return int(float(arrival) * 1000)
+        except ValueError:
+            return int(_dt.datetime.fromisoformat(arrival.replace("Z", "+00:00")).timestamp() * 1000)
     return int(time.time() * 1000)
 
 
