@@ -179,6 +179,8 @@ def start_endpoint(
              "--port", str(port), "--ready-file", str(ready_file)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=str(REPO_ROOT), env=env, start_new_session=detach,
+            # A test session that dies (even by SIGKILL) must not leave its server behind.
+            preexec_fn=None if detach else _die_with_parent,
         )
     deadline = time.monotonic() + timeout
     while not ready_file.exists():
@@ -201,6 +203,16 @@ def start_endpoint(
         time.sleep(0.05)
     return LocalEndpoint(url=url, port=int(info["port"]), pid=process.pid,
                          log_file=log_file, _process=None if detach else process)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the parent exits (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except OSError:
+        pass  # not Linux: LocalEndpoint.stop() is still the normal way out
 
 
 def _tail(path: Path, lines: int = 30) -> str:

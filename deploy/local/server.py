@@ -39,11 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ready-file", type=Path, required=True)
+    parser.add_argument("--log-requests", action="store_true",
+                        help="log every HTTP request (off by default: at Kinesis benchmark rates it costs CPU)")
     args = parser.parse_args(argv)
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if not args.log_requests:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
     from deploy.local.patches import UnsupportedMotoVersion, apply_all
 
     try:

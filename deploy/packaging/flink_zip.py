@@ -1,0 +1,98 @@
+"""The zip Managed Service for Apache Flink runs for a PyFlink application.
+
+Layout (the application's ``kinesis.analytics.flink.run.options`` property group
+points at it: ``python=main.py``, ``jarfile=lib/<connector>.jar``)::
+
+    main.py                 entry point: runs flink_jobs.main
+    flink_jobs/ udfs/ detectors/ connectors/ sql/    the job's code and SQL
+    lib/*.jar               connector JARs from pom-free-requirements.txt
+    requirements.txt        the job's Python pins (apache-flink excluded: the service provides it)
+
+The zip is reproducible: sorted entries, fixed timestamps.
+"""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CODE_PACKAGES = ("flink_jobs", "udfs", "detectors", "connectors", "sql")
+EXCLUDED_PARTS = {"__pycache__", ".pytest_cache", ".hypothesis"}
+EXCLUDED_SUFFIXES = {".pyc", ".pyo"}
+PROVIDED_BY_SERVICE = {"apache-flink"}
+FIXED_TIME = (2020, 1, 1, 0, 0, 0)
+
+ENTRY_POINT = '''"""Managed Flink entry point (property group kinesis.analytics.flink.run.options: python=main.py)."""
+import sys
+
+from flink_jobs.main import main
+
+code = main(sys.argv[1:])
+if code:
+    sys.exit(code)
+'''
+
+
+def python_requirements(requirements_text: str) -> list[str]:
+    """Pinned requirement lines, minus comments and what the service already provides."""
+    lines = []
+    for raw in requirements_text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name = line.split("==")[0].split(">=")[0].split("[")[0].strip().lower()
+        if name not in PROVIDED_BY_SERVICE:
+            lines.append(line)
+    return lines
+
+
+def code_files(repo_root: Path = REPO_ROOT) -> list[tuple[Path, str]]:
+    files = []
+    for package in CODE_PACKAGES:
+        base = repo_root / package
+        if not base.is_dir():
+            continue
+        for path in base.rglob("*"):
+            rel = path.relative_to(repo_root)
+            if path.is_file() and not (set(rel.parts) & EXCLUDED_PARTS) and path.suffix not in EXCLUDED_SUFFIXES:
+                files.append((path, rel.as_posix()))
+    return files
+
+
+def _write(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
+    info = zipfile.ZipInfo(name, FIXED_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    zf.writestr(info, data)
+
+
+def build_zip(out: Path, jars: list[Path], requirements_text: str, repo_root: Path = REPO_ROOT) -> list[str]:
+    """Write the package; return its entry names."""
+    entries: dict[str, bytes] = {"main.py": ENTRY_POINT.encode()}
+    for path, name in code_files(repo_root):
+        entries[name] = path.read_bytes()
+    for jar in jars:
+        entries[f"lib/{jar.name}"] = jar.read_bytes()
+    entries["requirements.txt"] = ("\n".join(python_requirements(requirements_text)) + "\n").encode()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    with zipfile.ZipFile(tmp, "w") as zf:
+        for name in sorted(entries):
+            _write(zf, name, entries[name])
+    tmp.replace(out)
+    return sorted(entries)
+
+
+def build_lambda_zips(out_dir: Path, lambda_root: Path = REPO_ROOT / "deploy" / "lambda") -> list[Path]:
+    """One zip per tool: its handler.py plus shared/action_group.py at the zip root."""
+    shared = (lambda_root / "shared" / "action_group.py").read_bytes()
+    built = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for handler in sorted(lambda_root.glob("*/handler.py")):
+        tool = handler.parent.name
+        target = out_dir / f"{tool}.zip"
+        with zipfile.ZipFile(target, "w") as zf:
+            _write(zf, "action_group.py", shared)
+            _write(zf, "handler.py", handler.read_bytes())
+        built.append(target)
+    return built

@@ -1,0 +1,165 @@
+"""deploy.packaging: the Managed Flink zip layout and JAR handling, without touching Maven Central."""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import socket
+import subprocess
+import sys
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from deploy.packaging.jars import JarError, JarSpec, parse_jar_lines
+
+REPO = Path(__file__).resolve().parents[1]
+GROUP, ARTIFACT, VERSION = "org.example.flink", "fake-connector", "1.0-2.0"
+JAR_BYTES = b"PK\x03\x04 not really a jar, but bytes with a known hash"
+JAR_SHA = hashlib.sha256(JAR_BYTES).hexdigest()
+
+
+def requirements(tmp_path: Path, sha: str) -> Path:
+    path = tmp_path / "reqs.txt"
+    path.write_text(f"apache-flink==2.2.1\nboto3==1.44.8  # comment\nnumpy==2.1.3\n\n"
+                    f"# jar: {GROUP}:{ARTIFACT}:{VERSION} sha256={sha}\n")
+    return path
+
+
+def package(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "deploy.packaging", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_the_repository_declares_the_kinesis_connector_for_flink_2():
+    specs = parse_jar_lines((REPO / "pom-free-requirements.txt").read_text())
+    kinesis = [s for s in specs if s.artifact == "flink-sql-connector-aws-kinesis-streams"]
+    assert len(kinesis) == 1 and kinesis[0].group == "org.apache.flink" and kinesis[0].version.endswith("-2.0")
+    assert kinesis[0].url() == ("https://repo1.maven.org/maven2/org/apache/flink/flink-sql-connector-aws-kinesis-streams/"
+                                f"{kinesis[0].version}/flink-sql-connector-aws-kinesis-streams-{kinesis[0].version}.jar")
+
+
+def test_malformed_jar_line_is_rejected():
+    with pytest.raises(JarError, match="line 2: malformed"):
+        parse_jar_lines("x==1\n# jar: only:two sha256=abc\n")
+    assert parse_jar_lines(f"# jar: a.b:c:1.0 sha256={'A' * 64}") == [JarSpec("a.b", "c", "1.0", "a" * 64)]
+    assert parse_jar_lines("# jar: a.b:c:1.0 sha256=UNVERIFIED")[0].sha256 is None
+
+
+def test_build_layout_with_a_cached_jar(tmp_path):
+    cache = tmp_path / "jars"
+    cache.mkdir()
+    (cache / f"{ARTIFACT}-{VERSION}.jar").write_bytes(JAR_BYTES)
+    out = tmp_path / "adops-flink.zip"
+    result = package("build", "--out", str(out), "--requirements", str(requirements(tmp_path, JAR_SHA)),
+                     "--jar-cache", str(cache))
+    assert result.returncode == 0, result.stderr
+    with zipfile.ZipFile(out) as zf:
+        names = set(zf.namelist())
+        assert {"main.py", "requirements.txt", f"lib/{ARTIFACT}-{VERSION}.jar", "flink_jobs/main.py",
+                "flink_jobs/application_properties.json"} <= names
+        assert any(n.startswith("detectors/") for n in names) and any(n.startswith("sql/") for n in names)
+        assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+        assert zf.read("requirements.txt").decode().split() == ["boto3==1.44.8", "numpy==2.1.3"]
+        assert zf.read(f"lib/{ARTIFACT}-{VERSION}.jar") == JAR_BYTES
+        compile(zf.read("main.py"), "main.py", "exec")
+        assert b"from flink_jobs.main import main" in zf.read("main.py")
+    first = out.read_bytes()
+    assert package("build", "--out", str(out), "--requirements", str(requirements(tmp_path, JAR_SHA)),
+                   "--jar-cache", str(cache)).returncode == 0
+    assert out.read_bytes() == first  # reproducible
+
+
+def test_checksum_mismatch_refuses_to_build(tmp_path):
+    cache = tmp_path / "jars"
+    cache.mkdir()
+    (cache / f"{ARTIFACT}-{VERSION}.jar").write_bytes(JAR_BYTES + b"tampered")
+    out = tmp_path / "x.zip"
+    result = package("build", "--out", str(out), "--requirements", str(requirements(tmp_path, JAR_SHA)),
+                     "--jar-cache", str(cache))
+    assert result.returncode == 2 and "SHA-256 mismatch" in result.stderr
+    assert not out.exists()
+
+
+def test_missing_jar_without_fetch_names_the_flag(tmp_path):
+    result = package("build", "--out", str(tmp_path / "x.zip"), "--requirements", str(requirements(tmp_path, JAR_SHA)),
+                     "--jar-cache", str(tmp_path / "empty"))
+    assert result.returncode == 2 and "--fetch-jars" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_repository_fails_clearly(tmp_path):
+    result = package("build", "--out", str(tmp_path / "x.zip"), "--requirements", str(requirements(tmp_path, JAR_SHA)),
+                     "--jar-cache", str(tmp_path / "jars"), "--fetch-jars",
+                     "--maven-repo", f"http://127.0.0.1:{_free_port()}/maven2")
+    assert result.returncode == 2 and "cannot reach the Maven repository" in result.stderr
+    assert not list((tmp_path / "jars").glob("*"))
+
+
+@pytest.fixture()
+def maven_mirror(tmp_path):
+    """A real HTTP server on loopback laid out like Maven Central, serving one JAR."""
+    root = tmp_path / "mirror"
+    jar_dir = root / "maven2" / GROUP.replace(".", "/") / ARTIFACT / VERSION
+    jar_dir.mkdir(parents=True)
+    (jar_dir / f"{ARTIFACT}-{VERSION}.jar").write_bytes(JAR_BYTES)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(root), **kw)
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/maven2"
+    server.shutdown()
+
+
+def test_fetch_jars_downloads_and_verifies(tmp_path, maven_mirror):
+    out, cache = tmp_path / "x.zip", tmp_path / "jars"
+    result = package("build", "--out", str(out), "--requirements", str(requirements(tmp_path, JAR_SHA)),
+                     "--jar-cache", str(cache), "--fetch-jars", "--maven-repo", maven_mirror)
+    assert result.returncode == 0, result.stderr
+    assert (cache / f"{ARTIFACT}-{VERSION}.jar").read_bytes() == JAR_BYTES
+    assert f"sha256={JAR_SHA}" in result.stdout
+
+
+def test_fetch_with_wrong_recorded_hash_keeps_nothing(tmp_path, maven_mirror):
+    cache = tmp_path / "jars"
+    result = package("build", "--out", str(tmp_path / "x.zip"), "--requirements", str(requirements(tmp_path, "0" * 64)),
+                     "--jar-cache", str(cache), "--fetch-jars", "--maven-repo", maven_mirror)
+    assert result.returncode == 2 and "SHA-256 mismatch" in result.stderr
+    assert not list(cache.glob("*"))
+
+
+def test_unverified_jar_is_packaged_with_its_hash_reported(tmp_path, maven_mirror):
+    result = package("build", "--out", str(tmp_path / "x.zip"), "--requirements", str(requirements(tmp_path, "UNVERIFIED")),
+                     "--jar-cache", str(tmp_path / "jars"), "--fetch-jars", "--maven-repo", maven_mirror)
+    assert result.returncode == 0, result.stderr
+    assert f"record 'sha256={JAR_SHA}'" in result.stderr
+
+
+def test_lambda_zips_hold_handler_and_shared_module(tmp_path):
+    result = package("lambdas", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    zips = {p.stem: p for p in tmp_path.glob("*.zip")}
+    assert set(zips) == {"get_editor_metrics", "get_recent_changes", "rollback_config", "adjust_floor_price",
+                         "pause_demand_partner", "invoke_orchestrator"}
+    for tool, path in zips.items():
+        with zipfile.ZipFile(path) as zf:
+            assert sorted(zf.namelist()) == ["action_group.py", "handler.py"]
+            extracted = tmp_path / tool
+            zf.extractall(extracted)
+        # The zip alone is importable the way Lambda imports it (handler.handler).
+        check = subprocess.run([sys.executable, "-c", "import handler; assert callable(handler.handler)"],
+                               cwd=extracted, capture_output=True, text=True, env={"PATH": "/usr/bin"})
+        assert check.returncode == 0, (tool, check.stderr)
