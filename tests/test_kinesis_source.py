@@ -1,0 +1,263 @@
+"""The boto3 Kinesis poller (connectors.kinesis.poller) against a real moto server over HTTP.
+
+Faults are the service's own error responses, injected at botocore's HTTP layer
+(`before-send` returns the 400 response Kinesis sends), so the poller sees the
+ClientError it would see on AWS; nothing of the poller is replaced.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import time
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from moto.server import ThreadedMotoServer
+
+from connectors.aws import make_client
+from connectors.kinesis.flink_source import spread_group_key, subtask_of
+from connectors.kinesis.poller import (
+    ExponentialBackoff,
+    ShardPosition,
+    StartPosition,
+    StreamReader,
+    group_by_lineage,
+    list_shards,
+    positions_from_text,
+    positions_to_text,
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def moto_url():
+    # SplitShard as on AWS (moto 5.2.5 keeps routing new records to the closed parent).
+    from flink_jobs.reliability import aws_kinesis_split
+
+    aws_kinesis_split.apply()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+    aws_kinesis_split.revert()
+
+
+_stream_counter = itertools.count()
+
+
+@pytest.fixture()
+def kinesis(moto_url):
+    return make_client("kinesis", endpoint_url=moto_url, region="us-east-1", max_attempts=3)
+
+
+def _new_stream(kinesis, shards: int) -> str:
+    name = f"src-{next(_stream_counter)}-{time.monotonic_ns()}"
+    kinesis.create_stream(StreamName=name, ShardCount=shards)
+    return name
+
+
+def _put(kinesis, stream, start, count, keys=17):
+    for batch_start in range(start, start + count, 500):
+        kinesis.put_records(StreamName=stream, Records=[
+            {"Data": json.dumps({"n": n, "key": f"k{n % keys}"}).encode(), "PartitionKey": f"k{n % keys}"}
+            for n in range(batch_start, min(start + count, batch_start + 500))])
+
+
+def _numbers(records):
+    return [json.loads(r.payload)["n"] for r in records]
+
+
+def _assert_exactly_once_in_key_order(records, expected, keys=17):
+    numbers = _numbers(records)
+    assert len(numbers) == len(set(numbers)), "a record was read twice"
+    assert sorted(numbers) == sorted(expected), "records lost or unexpected"
+    by_key: dict[int, list[int]] = {}
+    for n in numbers:
+        by_key.setdefault(n % keys, []).append(n)
+    assert all(v == sorted(v) for v in by_key.values()), "a partition key's records came out of order"
+
+
+def _reader(url, stream, start="TRIM_HORIZON", **kwargs):
+    client = make_client("kinesis", endpoint_url=url, region="us-east-1", raw_timestamps=True)
+    kwargs.setdefault("backoff", ExponentialBackoff(base_s=0.005, cap_s=0.02))
+    reader = StreamReader(client, stream, start, **kwargs)
+    reader.discover()
+    return reader
+
+
+class ServiceErrors:
+    """Answers chosen GetRecords calls with the 400 error response Kinesis sends, before
+    they reach the server; `plan(call_number) -> error code or None`."""
+
+    def __init__(self, client, plan):
+        self.plan = plan
+        self.calls = 0
+        self.injected: dict[str, int] = {}
+        client.meta.events.register("before-send.kinesis.GetRecords", self)
+
+    def __call__(self, request, **_):
+        self.calls += 1
+        code = self.plan(self.calls)
+        if not code:
+            return None
+        self.injected[code] = self.injected.get(code, 0) + 1
+        body = json.dumps({"__type": code, "message": f"injected {code}"}).encode()
+
+        class Raw:
+            def stream(self, **_):
+                yield body
+
+        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.1",
+                                              "x-amzn-RequestId": "injected"}, Raw())
+
+
+def test_list_shards_follows_pagination(kinesis):
+    stream = _new_stream(kinesis, 5)
+    shards = list_shards(kinesis, stream, page_size=2)
+    assert [s.shard_id for s in shards] == [f"shardId-00000000000{i}" for i in range(5)]
+
+
+def test_multi_shard_read_returns_every_record_once_in_key_order(moto_url, kinesis):
+    stream = _new_stream(kinesis, 4)
+    _put(kinesis, stream, 0, 3000)
+    reader = _reader(moto_url, stream, max_records_per_call=400)
+    records = reader.read_available()
+    _assert_exactly_once_in_key_order(records, range(3000))
+    assert {r.shard_id for r in records} == {f"shardId-00000000000{i}" for i in range(4)}
+    assert reader.metrics.records_read == 3000
+    assert all(r.encoding_valid and r.arrival_ms > 1_600_000_000_000 for r in records)
+    # Bounded records per call: no call returned more than asked.
+    assert reader.metrics.get_records_calls >= 3000 // 400
+
+
+def test_resume_from_stored_positions_reads_only_what_follows(moto_url, kinesis):
+    stream = _new_stream(kinesis, 2)
+    _put(kinesis, stream, 0, 1000)
+    first = _reader(moto_url, stream, max_records_per_call=150)
+    part = first.poll_once() + first.poll_once()
+    assert 0 < len(part) < 1000
+    # What a checkpoint stores and a restore hands back.
+    stored = positions_to_text(first.positions)
+    _put(kinesis, stream, 1000, 200)
+    resumed = _reader(moto_url, stream, positions=positions_from_text(stored))
+    rest = resumed.read_available()
+    _assert_exactly_once_in_key_order(part + rest, range(1200))
+    assert not set(_numbers(part)) & set(_numbers(rest))
+
+
+def test_trim_horizon_reads_the_backlog_latest_only_new_records(moto_url, kinesis):
+    stream = _new_stream(kinesis, 2)
+    _put(kinesis, stream, 0, 300)
+    oldest = _reader(moto_url, stream, "TRIM_HORIZON")
+    newest = _reader(moto_url, stream, "LATEST")
+    assert newest.poll_once() == []  # takes LATEST iterators now
+    time.sleep(0.01)
+    _put(kinesis, stream, 300, 120)
+    assert sorted(_numbers(oldest.read_available())) == list(range(420))
+    assert sorted(_numbers(newest.read_available())) == list(range(300, 420))
+
+
+def test_at_timestamp_starts_at_the_first_record_put_at_or_after_it(moto_url, kinesis):
+    stream = _new_stream(kinesis, 1)
+    _put(kinesis, stream, 0, 50)
+    time.sleep(0.05)
+    cut_ms = int(time.time() * 1000)
+    time.sleep(0.05)
+    _put(kinesis, stream, 50, 30)
+    reader = _reader(moto_url, stream, StartPosition.parse(f"AT_TIMESTAMP:{cut_ms}"))
+    assert sorted(_numbers(reader.read_available())) == list(range(50, 80))
+    assert StartPosition.parse("AT_TIMESTAMP:2026-11-01T10:00:00Z").timestamp_ms == 1793527200000
+
+
+def test_split_mid_read_reads_parent_to_its_end_before_children(moto_url, kinesis):
+    stream = _new_stream(kinesis, 1)
+    _put(kinesis, stream, 0, 800)
+    reader = _reader(moto_url, stream, max_records_per_call=100)
+    records = reader.poll_once() + reader.poll_once()
+    assert len(records) == 200
+    kinesis.split_shard(StreamName=stream, ShardToSplit="shardId-000000000000",
+                        NewStartingHashKey=str(2 ** 127))
+    _put(kinesis, stream, 800, 700)  # into the two children
+    reader.discover()  # the Flink fan-out re-lists shards every discovery interval
+    assert reader.readable_shards() == ["shardId-000000000000"]  # children wait for the parent
+    records += reader.read_available()
+    _assert_exactly_once_in_key_order(records, range(1500))
+    parent_positions = [i for i, r in enumerate(records) if r.shard_id == "shardId-000000000000"]
+    child_positions = [i for i, r in enumerate(records) if r.shard_id != "shardId-000000000000"]
+    assert max(parent_positions) < min(child_positions), "a child was read before its parent was drained"
+    assert reader.positions["shardId-000000000000"].finished
+    assert reader.metrics.shards_finished == 1
+    # The family is one lineage group, so one Flink key orders it.
+    groups = group_by_lineage(list_shards(kinesis, stream))
+    assert list(groups) == ["shardId-000000000000"] and len(groups["shardId-000000000000"]) == 3
+    # A restart from the stored positions reads nothing again.
+    resumed = _reader(moto_url, stream, positions=positions_from_text(positions_to_text(reader.positions)))
+    assert resumed.read_available() == []
+
+
+def test_expired_iterators_and_throughput_exceeded_lose_and_duplicate_nothing(moto_url, kinesis):
+    stream = _new_stream(kinesis, 2)
+    _put(kinesis, stream, 0, 2000)
+    sleeps = []
+    reader = _reader(moto_url, stream, max_records_per_call=100)
+    reader._sleep = sleeps.append  # shard pollers take it on creation: record backoffs, do not wait
+    pattern = ["ExpiredIteratorException", None, "ProvisionedThroughputExceededException",
+               "ProvisionedThroughputExceededException", None, None]
+    faults = ServiceErrors(reader.client, lambda call: pattern[call % len(pattern)])
+    records = reader.read_available()
+    _assert_exactly_once_in_key_order(records, range(2000))
+    assert faults.injected["ExpiredIteratorException"] >= 5
+    assert faults.injected["ProvisionedThroughputExceededException"] >= 10
+    assert reader.metrics.iterator_refreshes == faults.injected["ExpiredIteratorException"]
+    assert reader.metrics.throttles == faults.injected["ProvisionedThroughputExceededException"]
+    # Two throttles in a row: first wait in [base/2, base], second in [base, 2 base], cap 0.02.
+    assert len(sleeps) == reader.metrics.throttles
+    assert all(0.0025 <= s <= 0.02 for s in sleeps) and max(sleeps) > 0.005
+
+
+def test_a_shard_that_stays_throttled_yields_nothing_and_resumes_later(moto_url, kinesis):
+    stream = _new_stream(kinesis, 1)
+    _put(kinesis, stream, 0, 100)
+    reader = _reader(moto_url, stream, max_attempts_per_poll=3)
+    throttled = {"on": True}
+    faults = ServiceErrors(reader.client,
+                           lambda call: "ProvisionedThroughputExceededException" if throttled["on"] else None)
+    assert reader.poll_once() == []  # bounded: 3 attempts, then give the tick back, no exception
+    assert faults.injected["ProvisionedThroughputExceededException"] == 3
+    throttled["on"] = False
+    assert sorted(_numbers(reader.read_available())) == list(range(100))
+
+
+def test_bytes_that_are_not_utf8_are_passed_on_marked(moto_url, kinesis):
+    stream = _new_stream(kinesis, 1)
+    kinesis.put_record(StreamName=stream, Data=b'{"editor_id": "e-1"}', PartitionKey="a")
+    kinesis.put_record(StreamName=stream, Data=b'{"editor_id": "\xff\xfe"}', PartitionKey="a")
+    records = _reader(moto_url, stream).read_available()
+    assert [r.encoding_valid for r in records] == [True, False]
+    assert records[0].payload == '{"editor_id": "e-1"}'  # text, not parsed
+    assert "\ufffd" in records[1].payload
+
+
+def test_positions_round_trip_and_start_position_validation():
+    positions = {"shardId-000000000001": ShardPosition("shardId-000000000001", "49", True),
+                 "shardId-000000000000": ShardPosition("shardId-000000000000", None, False)}
+    again = positions_from_text(positions_to_text(positions))
+    assert again == positions
+    with pytest.raises(ValueError):
+        StartPosition.parse("EARLIEST")
+    with pytest.raises(ValueError):
+        StartPosition.parse("AT_TIMESTAMP:2026-11-01T10:00:00")  # no zone
+
+
+def test_group_keys_spread_the_first_shards_over_the_subtasks():
+    keys = [spread_group_key(f"shardId-{i:012d}") for i in range(4)]
+    assert {subtask_of(k, 2) for k in keys[:2]} == {0, 1}
+    assert {subtask_of(k, 4) for k in keys} == {0, 1, 2, 3}
+    assert keys == [spread_group_key(f"shardId-{i:012d}") for i in range(4)]  # stable across runs
