@@ -4,19 +4,16 @@ Members (one shared baseline, so the seasonal work is done once per value):
 
 * :class:`~detectors.changepoint.RobustCusum`, whose
   :class:`~detectors.seasonal.SeasonalRobustBaseline` gives three residual
-  surprises (level-only, daily-profile and weekly-profile forecasters) and
-  the CUSUM statistic on the best forecaster's residuals;
+  surprises (its fast forecasters: local level, local level + daily profile,
+  local level + weekly profile) and the CUSUM statistic on the best
+  forecaster's residuals;
 * :class:`~detectors.river_models.RiverVolatility`: jump and volatility change.
 
 Calibration: each raw surprise is turned into a tail probability
 ``p_i = P(R_i >= r)`` by its own :class:`~detectors.calibration.TailCalibrator`,
 an online, slowly fading ECDF of that surprise's past values *on this series*.
 So a z of 4 on a heavy-tailed series is not alarming while a z of 4 on a
-quiet one is, and members with different scales become comparable. The three
-residual surprises are also calibrated after a short exponential average
-(``smooth_alpha``): a sustained moderate deviation (a missing daily peak) is
-rarer than a single large one, as in HTM's anomaly likelihood.
-
+quiet one is, and members with different scales become comparable. 
 Combination: Bonferroni, ``p = min(1, m · min_i p_i)`` over the ``m``
 calibrated channels: an alarm needs one channel to be confidently surprised,
 and adding channels costs a known factor. ``score = min(1, -log10(p) /
@@ -28,31 +25,37 @@ rewards the *first* detection of an anomaly most): after an alarm
 ``suppress_updates`` updates, as HTM and ARTime do, so one incident pages
 once. Until ``warmup`` values have been seen the score is 0.
 
->>> import detectors, math
+>>> import detectors, math, random
+>>> rng = random.Random(0)
 >>> d = detectors.make("ensemble", seed=0)
->>> rs = [d.update(i * 300.0, 10.0 + math.sin(i / 5.0)) for i in range(600)]
->>> max(r.score for r in rs[300:]) < 0.8
+>>> rs = [d.update(i * 300.0, 10 + math.sin(i / 5) + rng.gauss(0, 0.2)) for i in range(2000)]
+>>> max(r.score for r in rs) < 0.5
 True
->>> d.update(600 * 300.0, 25.0).is_anomaly
-True
+>>> r = d.update(2000 * 300.0, 25.0)
+>>> r.is_anomaly, r.score > 0.5
+(True, True)
 """
 
 from __future__ import annotations
 
 import math
-from array import array
 
 from . import base
 from .base import OnlineDetector, register
 from .calibration import TailCalibrator
 from .changepoint import RobustCusum
 from .river_models import RiverVolatility
-from .seasonal import FAMILIES
+from .seasonal import MODEL_NAMES
 
+# The seasonal baseline's residual surprises that are calibrated: the *fast*
+# forecasters (local level; local level + daily profile; + weekly profile).
+# They are surprised by what was not expected *now* given the recent level -
+# a spike, a missing peak at its onset - but not by a smooth day-long surge,
+# which a slow level + profile would call anomalous for the whole day.
+_SEASONAL_CHANNELS = ("fast", "daily_fast", "weekly_fast")
+_SEASONAL_INDEX = tuple(MODEL_NAMES.index(m) for m in _SEASONAL_CHANNELS)
 #: Names of the calibrated channels, in order (for diagnostics).
-CHANNELS = tuple(f"z_{f}" for f in FAMILIES) + ("cusum", "jump", "volatility") + tuple(
-    f"z_{f}_avg" for f in FAMILIES)
-_N_SMOOTHED = len(FAMILIES)
+CHANNELS = tuple(f"z_{m}" for m in _SEASONAL_CHANNELS) + ("cusum", "jump", "volatility")
 
 
 @register
@@ -62,9 +65,9 @@ class Ensemble(OnlineDetector):
     name = "ensemble"
     STATE_VERSION = 1
 
-    def __init__(self, seed: int = 0, half_life: float = 2000.0, alarm_probability: float = 1e-3,
-                 score_decades: float = 6.0, suppress_updates: int = 100, suppressed_factor: float = 0.5,
-                 warmup: int = 150, smooth_alpha: float = 0.2, cusum: dict | None = None,
+    def __init__(self, seed: int = 0, half_life: float = 2000.0, alarm_probability: float = 0.025,
+                 score_decades: float = 6.0, suppress_updates: int = 100, suppressed_factor: float = 0.0,
+                 warmup: int = 150, cusum: dict | None = None,
                  baseline: dict | None = None, river: dict | None = None):
         self.seed = int(seed)
         self.half_life = float(half_life)
@@ -73,23 +76,21 @@ class Ensemble(OnlineDetector):
         self.suppress_updates = int(suppress_updates)
         self.suppressed_factor = float(suppressed_factor)
         self.warmup = int(warmup)
-        self.smooth_alpha = float(smooth_alpha)
         self.changepoint = RobustCusum(seed=self.seed, **(cusum or {}), **(baseline or {}))
         self.river = RiverVolatility(seed=self.seed + 1, **(river or {}))
         self.calibrators = [TailCalibrator(half_life=self.half_life) for _ in CHANNELS]
-        self._smoothed = array("d", [0.0] * _N_SMOOTHED)
         self._count = 0
         self._quiet = 0  # updates left in the post-alarm suppression period
 
     # -- state -------------------------------------------------------------------
     def _get_state(self) -> list:
         return [self.seed, self.half_life, self.alarm_probability, self.score_decades, self.suppress_updates,
-                self.suppressed_factor, self.warmup, self.smooth_alpha, self._count, self._quiet, self._smoothed,
+                self.suppressed_factor, self.warmup, self._count, self._quiet,
                 self.changepoint.to_bytes(), self.river.to_bytes(), [c.get_state() for c in self.calibrators]]
 
     def _set_state(self, values: list) -> None:
         (self.seed, self.half_life, self.alarm_probability, self.score_decades, self.suppress_updates,
-         self.suppressed_factor, self.warmup, self.smooth_alpha, self._count, self._quiet, self._smoothed,
+         self.suppressed_factor, self.warmup, self._count, self._quiet,
          changepoint, river, calibrators) = values
         self.changepoint = base.from_bytes(changepoint)
         self.river = base.from_bytes(river)
@@ -100,19 +101,15 @@ class Ensemble(OnlineDetector):
         """Raw channel values, and what learning needs: (raws, z_best, residual, expected, sigma)."""
         baseline = self.changepoint.baseline
         if baseline._count < baseline.min_count:
-            zs, z_best, expected, sigma = [0.0] * len(FAMILIES), 0.0, value, 0.0
+            zs, z_best, expected, sigma = [0.0] * len(MODEL_NAMES), 0.0, value, 0.0
             stat = 0.0
         else:
             zs, expected, sigma = baseline.family_z(timestamp_s, value)
             z_best = (value - expected) / sigma
             stat = self.changepoint.cusum.peek(z_best)
         river_raws = self.river.surprises(timestamp_s, value)[0]
-        a = self.smooth_alpha
-        sm = self._smoothed
-        raws = [zs[0], zs[1], zs[2], stat, river_raws[0], river_raws[1]]
-        for i in range(_N_SMOOTHED):
-            z = zs[i] if zs[i] < 1e6 else 1e6
-            raws.append(sm[i] + a * (z - sm[i]))
+        raws = [zs[i] for i in _SEASONAL_INDEX]
+        raws += (stat, river_raws[0], river_raws[1])
         return raws, z_best, value - expected, expected, sigma
 
     def _combined_p(self, raws) -> float:
@@ -156,9 +153,6 @@ class Ensemble(OnlineDetector):
     def _learn(self, timestamp_s, value, raws, z_best, residual, p) -> None:
         for r, cal in zip(raws, self.calibrators):
             cal.learn_one(r)
-        n = len(raws) - _N_SMOOTHED
-        for i in range(_N_SMOOTHED):
-            self._smoothed[i] = raws[n + i]
         cp = self.changepoint
         if cp.baseline._count >= cp.baseline.min_count:
             cp.learn_residual(z_best, residual)

@@ -52,14 +52,22 @@ _DAY = 86400.0
 _WEEK = 7 * _DAY
 _SIGMA_PER_MAD = math.sqrt(math.pi / 2.0)  # σ / E|X - μ| for a Gaussian
 # The forecasters: (name, fast level?, profile: 0 none / 1 daily / 2 weekly).
-MODELS = (("fast", True, 0), ("slow", False, 0), ("daily", False, 1), ("weekly", False, 2))
+# Only the slow-level seasonal forecasters teach their profile (the shape of the
+# cycle around a steady level); the fast ones reuse it. A fast level plus a
+# profile predicts the *change* expected at this time of day: it is surprised by
+# a missing daily peak at its onset but not by a smooth, day-long surge.
+MODELS = (
+    ("fast", True, 0), ("slow", False, 0),
+    ("daily_fast", True, 1), ("daily", False, 1),
+    ("weekly_fast", True, 2), ("weekly", False, 2),
+)
 MODEL_NAMES = tuple(m[0] for m in MODELS)
 _N = len(MODELS)
 #: Residual families scored separately by the ensemble: the level-only models
 #: (best of fast/slow), the daily model, the weekly model. A series can look
 #: normal to one and abnormal to another (a missing daily peak is invisible to
 #: a fast local level), so each family gets its own calibrated p-value.
-FAMILIES = ("level", "daily", "weekly")
+FAMILIES = MODEL_NAMES
 
 
 @register
@@ -167,16 +175,15 @@ class SeasonalRobustBaseline(OnlineDetector):
     def _predict(self, timestamp_s: float):
         day, week = self._seasons(timestamp_s)
         lv = self._levels
-        preds = (lv[0], lv[1], lv[2] + day[0], lv[3] + week[0])
+        season = (0.0, day[0], week[0])
+        preds = [lv[m] + season[prof] for m, (_, _, prof) in enumerate(MODELS)]
         return preds, self._sigmas(timestamp_s, day, week), day, week
 
     def family_z(self, timestamp_s: float, value: float) -> tuple[list[float], float, float]:
         """``([|z| per family], expected, sigma)``; expected/σ from the overall best forecaster."""
         preds, sig, _, _ = self._predict(timestamp_s)
-        z = [abs(value - preds[m]) / sig[m] for m in range(_N)]
-        level_m = 0 if self._scales[0] < self._scales[1] else 1
         m = self._best()
-        return [z[level_m], z[2], z[3]], preds[m], sig[m]
+        return [abs(value - preds[i]) / sig[i] for i in range(_N)], preds[m], sig[m]
 
     n_surprises = len(FAMILIES)
 
@@ -238,7 +245,7 @@ class SeasonalRobustBaseline(OnlineDetector):
                 sc[m] += self.scale_alpha * (abs(rc) - sc[m])
                 alpha = self.fast_alpha if fast else self.level_alpha
             lv[m] += alpha * rc
-            if prof and has_profiles:
+            if prof and has_profiles and not fast:
                 # the part of the residual the level did not absorb goes to the profile
                 a = 1.0 if first_cycle else self.season_alpha
                 step = a * (1.0 - alpha) * rc
