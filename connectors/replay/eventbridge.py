@@ -1,0 +1,66 @@
+"""Re-drive emitted incidents from the bus's archive through EventBridge's replay API.
+
+    python -m connectors.replay eventbridge --archive adops-production-events-archive \
+        --from 2026-11-02T00:00:00Z --to 2026-11-03T00:00:00Z [--bus adops-production-events]
+
+Calls StartReplay with the archive as the source and its bus as the
+destination (EventBridge only replays to the archive's own bus), then polls
+DescribeReplay until the replay is COMPLETED, FAILED or CANCELLED. Replayed
+events carry a ``replay-name`` field and go through the bus's rules again
+(the critical-incident workflow, SNS, observation queues); rules can exclude
+them with ``"replay-name": [{"exists": false}]``.
+
+What the embedded endpoint (moto 5.2.5) does differently from AWS -- read in
+its source and checked by tests/test_replay_eventbridge.py:
+- StartReplay runs synchronously: the replay is over when the call returns.
+- It ignores EventStartTime/EventEndTime: *every* archived event is replayed.
+- It does not match the rules' event patterns: every archived event is sent to
+  every rule's targets on the bus (in AWS only matching rules get it).
+So locally the command re-drives more than it would in AWS; the time filter
+and the rule matching are only exercised against a real account.
+"""
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timezone
+
+import boto3
+from botocore.config import Config
+
+
+def events_client(endpoint_url: str | None = None, region: str | None = None):
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_EVENTS") or os.environ.get("AWS_ENDPOINT_URL")
+    credentials = {}
+    if endpoint_url and not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
+        credentials = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    return boto3.client("events", endpoint_url=endpoint_url, region_name=region,
+                        config=Config(retries={"max_attempts": 5, "mode": "standard"}), **credentials)
+
+
+def parse_time(text: str) -> datetime:
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def replay_from_archive(archive: str, start: datetime, end: datetime, *, client=None, bus: str | None = None,
+                        name: str | None = None, wait_s: float = 300.0, poll_s: float = 2.0) -> dict:
+    """Start a replay of ``archive`` over [start, end) and wait for it to finish; returns DescribeReplay."""
+    client = client or events_client()
+    described = client.describe_archive(ArchiveName=archive)
+    source_bus_arn = described["EventSourceArn"]
+    if bus is not None:
+        bus_arn = client.describe_event_bus(Name=bus)["Arn"]
+        if bus_arn != source_bus_arn:
+            raise ValueError(f"archive {archive} records bus {source_bus_arn}; EventBridge only replays to it")
+    name = name or f"{archive[:40]}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    client.start_replay(ReplayName=name, EventSourceArn=described["ArchiveArn"],
+                        EventStartTime=start, EventEndTime=end, Destination={"Arn": source_bus_arn},
+                        Description=f"re-drive {archive} {start.isoformat()} .. {end.isoformat()}")
+    deadline = time.monotonic() + wait_s
+    while True:
+        state = client.describe_replay(ReplayName=name)
+        if state["State"] in ("COMPLETED", "FAILED", "CANCELLED") or time.monotonic() > deadline:
+            return state
+        time.sleep(poll_s)

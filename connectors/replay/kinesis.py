@@ -1,0 +1,290 @@
+"""Replay an archive into Kinesis: original payloads, per-key order, paced by event time.
+
+Order. Records of one partition key (the editor, else the partner, else the
+event type) reach the stream in archive order. PutRecords does not keep order
+across a partial failure (a failed record retried after a later one of the same
+key succeeded lands behind it), so by default (``per_key_limit=1``) a batch
+holds **at most one record per key**: a failed record is put back at the head
+of its key's queue and nothing of that key was sent after it. That is a
+guarantee, and batches still fill when many keys interleave (50 editors -> ~50
+records per call).
+
+Endpoints with a high cost per call (the embedded moto server spends ~20-40 ms
+per PutRecords on a busy laptop, whatever its size) can allow more records per
+key per batch (``per_key_limit=N``). Order then holds unless a call partially
+fails: such an inversion is counted (``ReplayStats.reordered``) and, for the
+next ``strict_after_failure_s`` seconds, batches fall back to one record per
+key, because failures come in bursts (throttling).
+
+Pacing. Each record is due at ``start + (t - t0) / speed`` where ``t`` is the
+highest event time read so far (late, out-of-order samples are due as soon as
+they are read, like they arrived), so 24 h at 720x take two minutes; with no
+speed (``max``) records go as fast as the endpoint takes them.
+
+Payloads are the archived records unchanged: timestamps stay what they were.
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Iterator
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from connectors.archive import EVENTS, METRICS, ArchivedRecord, iter_archive
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_RECORDS = 500
+MAX_BATCH_BYTES = 5 * 1024 * 1024
+MAX_RECORD_BYTES = 1024 * 1024          # data + partition key
+MAX_KEY_CHARS = 256
+_RETRYABLE_CALL_ERRORS = {"ProvisionedThroughputExceededException", "ThrottlingException", "LimitExceededException",
+                          "InternalFailure", "ServiceUnavailable", "InternalServerError", "KMSThrottlingException"}
+
+
+def kinesis_client(endpoint_url: str | None = None, region: str | None = None):
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_KINESIS") or os.environ.get("AWS_ENDPOINT_URL")
+    credentials = {}
+    if endpoint_url and not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
+        credentials = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    # Our own retry loop re-sends only what failed; botocore's would re-send the whole batch.
+    return boto3.client("kinesis", endpoint_url=endpoint_url, region_name=region,
+                        config=Config(retries={"max_attempts": 1}, max_pool_connections=4), **credentials)
+
+
+def parse_speed(text: str | float | None) -> float | None:
+    """'60x' / '60' -> 60.0; 'max' / None -> None (as fast as possible)."""
+    if text is None or (isinstance(text, str) and text.strip().lower() in ("max", "")):
+        return None
+    value = float(str(text).strip().lower().rstrip("x"))
+    if value <= 0:
+        raise ValueError("speed must be positive (or 'max')")
+    return value
+
+
+def event_time_ms(record: Any) -> int | None:
+    """The record's event time in epoch ms, or None when it has no usable timestamp."""
+    if not isinstance(record, dict):
+        return None
+    ts = record.get("timestamp")
+    if isinstance(ts, bool):
+        return None
+    if isinstance(ts, int):
+        return ts
+    if isinstance(ts, str):
+        try:
+            text = ts.strip().replace("Z", "+00:00").replace("z", "+00:00")
+            parsed = datetime.fromisoformat(text)
+            if parsed.tzinfo is None:
+                return None
+            return int(round(parsed.timestamp() * 1000))
+        except ValueError:
+            return None
+    return None
+
+
+def partition_key(record: Any) -> str:
+    if isinstance(record, dict):
+        for field_name in ("editor_id", "partner", "event_type"):
+            value = record.get(field_name)
+            if isinstance(value, str) and value:
+                return value[:MAX_KEY_CHARS]
+    return "unkeyed"
+
+
+@dataclass
+class _Pending:
+    stream: str
+    key: str
+    data: bytes
+    due: float          # wall-clock (monotonic) time it may be sent
+    event_ms: int | None
+    attempts: int = 0
+
+
+@dataclass
+class ReplayStats:
+    records: dict[str, int] = field(default_factory=dict)     # per stream
+    calls: int = 0
+    retried_records: int = 0
+    failed_calls: int = 0
+    skipped_oversized: int = 0
+    reordered: int = 0      # records that reached the stream ahead of an earlier failed one of their key
+    first_event_ms: int | None = None
+    last_event_ms: int | None = None
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.records.values())
+
+    def to_dict(self) -> dict:
+        return {"records": dict(self.records), "total": self.total, "calls": self.calls,
+                "retried_records": self.retried_records, "failed_calls": self.failed_calls,
+                "skipped_oversized": self.skipped_oversized, "reordered": self.reordered, "first_event_ms": self.first_event_ms,
+                "last_event_ms": self.last_event_ms, "seconds": round(self.seconds, 2),
+                "records_per_s": round(self.total / self.seconds, 1) if self.seconds else None}
+
+
+def merged_archive(path, kinds: Iterable[str] = (METRICS, EVENTS)) -> Iterator[ArchivedRecord]:
+    """Metrics and events of an archive interleaved by event time, each kind in its own archive order."""
+    def keyed(kind: str):
+        last = 0
+        for item in iter_archive(path, kind):
+            ms = event_time_ms(item.record)
+            last = ms if ms is not None and ms > last else last
+            yield last, item
+    # heapq.merge only compares the heads, so each input's own order is kept
+    # even where it is not sorted by time (late records).
+    for _, item in heapq.merge(*(keyed(k) for k in kinds), key=lambda pair: pair[0]):
+        yield item
+
+
+class KinesisReplayer:
+    """Puts archived records into Kinesis streams (one per record kind), batched, paced and in per-key order."""
+
+    def __init__(self, streams: dict[str, str], *, client=None, speed: float | None = None,
+                 max_attempts: int = 12, lookahead: int = 20_000, per_key_limit: int = 1,
+                 strict_after_failure_s: float = 10.0,
+                 progress: Callable[[ReplayStats], None] | None = None, sleep=time.sleep, clock=time.monotonic):
+        self.streams = streams
+        self.client = client or kinesis_client()
+        self.speed = speed
+        self.max_attempts = max_attempts
+        self.per_key_limit = max(1, int(per_key_limit))
+        self.strict_after_failure_s = strict_after_failure_s
+        self._strict_until = float("-inf")
+        self.lookahead = lookahead
+        self.progress = progress
+        self.sleep = sleep
+        self.clock = clock
+        self.stats = ReplayStats(records={s: 0 for s in streams.values()})
+
+    def replay(self, items: Iterable[ArchivedRecord]) -> ReplayStats:
+        began = self.clock()
+        source = iter(items)
+        pending: deque[_Pending] = deque()
+        exhausted = False
+        first_ms: int | None = None
+        high_ms: int | None = None
+        while True:
+            while not exhausted and len(pending) < self.lookahead:
+                try:
+                    item = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                stream = self.streams.get(item.kind or "")
+                if stream is None:
+                    continue
+                data = item.payload.encode("utf-8")
+                key = partition_key(item.record)
+                if len(data) + len(key.encode("utf-8")) > MAX_RECORD_BYTES:
+                    self.stats.skipped_oversized += 1
+                    log.warning("record of %s skipped: %d bytes is over Kinesis' 1 MiB record limit", key, len(data))
+                    continue
+                ms = event_time_ms(item.record)
+                if ms is not None:
+                    first_ms = ms if first_ms is None else first_ms
+                    high_ms = ms if high_ms is None else max(high_ms, ms)
+                    self.stats.first_event_ms = first_ms if self.stats.first_event_ms is None else min(
+                        self.stats.first_event_ms, ms)
+                    self.stats.last_event_ms = high_ms
+                due = began if self.speed is None or high_ms is None else began + (high_ms - first_ms) / 1000.0 / self.speed
+                pending.append(_Pending(stream, key, data, due, ms))
+            if not pending:
+                break
+            now = self.clock()
+            if pending[0].due > now:
+                self.sleep(min(pending[0].due - now, 0.25))
+                continue
+            batch = self._take_batch(pending, now)
+            self._send(batch, pending)
+            if self.progress:
+                self.progress(self.stats)
+        self.stats.seconds = self.clock() - began
+        return self.stats
+
+    def _take_batch(self, pending: deque[_Pending], now: float) -> list[_Pending]:
+        """Due records of one stream, at most ``per_key_limit`` per key, oldest first; the rest keep their places."""
+        limit = 1 if now < self._strict_until else self.per_key_limit
+        batch: list[_Pending] = []
+        kept: list[_Pending] = []
+        taken: dict[tuple[str, str], int] = {}
+        blocked: set[tuple[str, str]] = set()     # a record of the key stayed behind: so do its successors
+        size = 0
+        stream = pending[0].stream
+        scanned = 0
+        while pending and len(batch) < MAX_BATCH_RECORDS and scanned < 4 * MAX_BATCH_RECORDS:
+            item = pending[0]
+            if item.due > now:
+                break
+            pending.popleft()
+            scanned += 1
+            key = (item.stream, item.key)
+            item_size = len(item.data) + len(item.key)
+            if (item.stream != stream or key in blocked or taken.get(key, 0) >= limit
+                    or size + item_size > MAX_BATCH_BYTES):
+                kept.append(item)
+                blocked.add(key)
+                continue
+            taken[key] = taken.get(key, 0) + 1
+            batch.append(item)
+            size += item_size
+        pending.extendleft(reversed(kept))
+        return batch
+
+    def _send(self, batch: list[_Pending], pending: deque[_Pending]) -> None:
+        stream = batch[0].stream
+        self.stats.calls += 1
+        try:
+            response = self.client.put_records(StreamName=stream, Records=[
+                {"Data": item.data, "PartitionKey": item.key} for item in batch])
+        except (ClientError, BotoCoreError) as exc:
+            code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else "connection"
+            if isinstance(exc, ClientError) and code not in _RETRYABLE_CALL_ERRORS:
+                raise
+            self.stats.failed_calls += 1
+            self._requeue(batch, pending, f"PutRecords failed ({code})")
+            return
+        failed = [item for item, result in zip(batch, response["Records"]) if "ErrorCode" in result]
+        sent = len(batch) - len(failed)
+        self.stats.records[stream] = self.stats.records.get(stream, 0) + sent
+        if failed:
+            failed_keys: set[str] = set()
+            for item, result in zip(batch, response["Records"]):
+                if "ErrorCode" in result:
+                    failed_keys.add(item.key)
+                elif item.key in failed_keys:
+                    self.stats.reordered += 1
+            self._strict_until = self.clock() + self.strict_after_failure_s
+            self._requeue(failed, pending, f"{len(failed)} of {len(batch)} records failed")
+
+    def _requeue(self, failed: list[_Pending], pending: deque[_Pending], why: str) -> None:
+        # Failed records go back in front, in their order: with one record per key
+        # per batch each is the oldest unsent record of its key, so order is kept.
+        attempts = max(item.attempts for item in failed) + 1
+        for item in failed:
+            item.attempts += 1
+            if item.attempts >= self.max_attempts:
+                raise RuntimeError(f"replay gave up on a record of {item.key} after {item.attempts} attempts: {why}")
+        self.stats.retried_records += len(failed)
+        pending.extendleft(reversed(failed))
+        delay = min(5.0, 0.05 * 2 ** (attempts - 1)) * (0.5 + random.random() / 2)
+        log.info("%s; retrying in %.2fs", why, delay)
+        self.sleep(delay)
+
+
+def replay_archive(path, streams: dict[str, str], **kwargs) -> ReplayStats:
+    """Replay every kind of record the archive has into its stream (``{"metrics": ..., "events": ...}``)."""
+    return KinesisReplayer(streams, **kwargs).replay(merged_archive(path, kinds=list(streams)))
