@@ -1,0 +1,247 @@
+"""EventBridgePublisher against a real moto server (bus → rule → SQS shows what was delivered).
+
+Faults are injected at botocore's HTTP layer (`before-send`): the error response
+EventBridge sends (throttling 400, 500), a 200 with FailedEntryCount for chosen
+entries, or the connection error botocore raises for a refused connection.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import EndpointConnectionError
+from moto.server import ThreadedMotoServer
+
+from connectors.aws import make_client
+from connectors.eventbridge.publisher import (
+    MAX_REQUEST_BYTES,
+    EventBridgePublisher,
+    batches,
+    dedup_key,
+    entry_id,
+    entry_size,
+    make_entry,
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def moto_url():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture()
+def bus(moto_url):
+    """(bus name, queue url): a bus whose catch-all rule copies every event to a queue."""
+    name = f"bus-{time.monotonic_ns()}"
+    events = make_client("events", endpoint_url=moto_url, region="us-east-1")
+    sqs = make_client("sqs", endpoint_url=moto_url, region="us-east-1")
+    events.create_event_bus(Name=name)
+    queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="all", EventBusName=name,
+                    EventPattern=json.dumps({"source": ["adops.analytics", "adops.monitoring"]}))
+    events.put_targets(Rule="all", EventBusName=name, Targets=[{"Id": "q", "Arn": arn}])
+    return name, queue_url
+
+
+def _received(moto_url, queue_url, expected, timeout=15.0):
+    sqs = make_client("sqs", endpoint_url=moto_url, region="us-east-1")
+    got, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline and len(got) < expected:
+        for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                           WaitTimeSeconds=0).get("Messages", []):
+            got.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    time.sleep(0.3)  # anything beyond `expected` would be a duplicate
+    for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        got.append(json.loads(message["Body"]))
+    return got
+
+
+def _entries(bus_name, n, tag, detail_bytes=0):
+    return [make_entry(bus_name, "adops.analytics", "Composite Anomaly Detected",
+                       {"incident_id": f"inc-{tag}-{i:04d}", "editor_id": f"e-{i % 5:03d}",
+                        "padding": "x" * detail_bytes})
+            for i in range(n)]
+
+
+class PutEventsTap:
+    """Records every PutEvents request body and optionally answers it itself."""
+
+    def __init__(self, client, respond=None):
+        self.requests: list[list[dict]] = []
+        self.respond = respond
+        client.meta.events.register("before-send.eventbridge.PutEvents", self)
+
+    def __call__(self, request, **_):
+        entries = json.loads(request.body)["Entries"]
+        self.requests.append(entries)
+        answer = self.respond(len(self.requests), entries) if self.respond else None
+        if answer is None:
+            return None
+        if isinstance(answer, Exception):
+            raise answer
+        status, body = answer
+        payload = json.dumps(body).encode()
+
+        class Raw:
+            def stream(self, **_):
+                yield payload
+
+        return AWSResponse(request.url, status, {"Content-Type": "application/x-amz-json-1.1"}, Raw())
+
+
+def _client(url):
+    return make_client("events", endpoint_url=url, region="us-east-1", max_attempts=1,
+                       connect_timeout_s=1, read_timeout_s=5)
+
+
+def test_entry_size_is_computed_as_eventbridge_does():
+    entry = {"Source": "adops.analytics", "DetailType": "Composite Anomaly Detected", "Detail": '{"a":"é"}',
+             "Resources": ["r1", "r22"], "EventBusName": "ignored-in-size"}
+    assert entry_size(entry) == 15 + 26 + 10 + 2 + 3
+    assert entry_size(dict(entry, Time="2026-11-01T10:00:00Z")) == entry_size(entry) + 14
+
+
+def test_batches_keep_order_within_ten_entries_and_256_kib():
+    small = _entries("b", 25, "small")
+    assert [len(b) for b in batches(small)] == [10, 10, 5]
+    big = _entries("b", 5, "big", detail_bytes=100_000)
+    grouped = list(batches(big))
+    assert [len(b) for b in grouped] == [2, 2, 1]
+    assert all(sum(entry_size(e) for e in b) <= MAX_REQUEST_BYTES for b in grouped)
+    assert [entry_id(e) for b in grouped for e in b] == [entry_id(e) for e in big]
+
+
+def test_delivers_every_entry_in_order_with_its_deterministic_id(moto_url, bus):
+    name, queue_url = bus
+    client = _client(moto_url)
+    tap = PutEventsTap(client)
+    publisher = EventBridgePublisher(name, client)
+    entries = _entries(name, 23, "order")
+    result = publisher.publish(entries)
+    assert [entry_id(e) for e in result.delivered] == [entry_id(e) for e in entries]
+    assert [len(r) for r in tap.requests] == [10, 10, 3]
+    assert publisher.counters.sent == 23 and publisher.counters.retried == 0
+    received = _received(moto_url, queue_url, 23)
+    assert sorted(dedup_key(e) for e in received) == sorted(
+        ("Composite Anomaly Detected", entry_id(e)) for e in entries)
+    # The id is also the entry's resource, so rules/archives see it without parsing the detail.
+    assert all(e["resources"] == [f"adops:composite-anomaly-detected/{e['detail']['incident_id']}"]
+               for e in received)
+
+
+def test_partial_failure_resends_only_the_failed_entries(moto_url, bus):
+    name, queue_url = bus
+    client = _client(moto_url)
+
+    def fail_some_of_the_first_request(call, entries):
+        if call != 1:
+            return None  # to the real server
+        outcomes = [{"ErrorCode": "InternalFailure", "ErrorMessage": "injected"} if i in (2, 5, 7)
+                    else {"EventId": f"ev-{i}"} for i in range(len(entries))]
+        return 200, {"FailedEntryCount": 3, "Entries": outcomes}
+
+    tap = PutEventsTap(client, fail_some_of_the_first_request)
+    publisher = EventBridgePublisher(name, client, base_backoff_s=0.01, max_backoff_s=0.05)
+    entries = _entries(name, 10, "partial")
+    result = publisher.publish(entries)
+    assert [entry_id(e) for e in tap.requests[1]] == [entry_id(entries[i]) for i in (2, 5, 7)]
+    assert len(tap.requests) == 2 and not result.overflowed
+    assert publisher.counters.partial_failures == 3 and publisher.counters.retried == 3
+    assert publisher.counters.sent == 10
+    received = _received(moto_url, queue_url, 3)  # the 7 "accepted" by the injected answer never reached moto
+    assert sorted(e["detail"]["incident_id"] for e in received) == [entry_id(entries[i]) for i in (2, 5, 7)]
+
+
+def test_throttling_and_server_errors_are_retried_with_backoff(moto_url, bus):
+    name, queue_url = bus
+    client = _client(moto_url)
+    answers = {1: (400, {"__type": "ThrottlingException", "message": "Rate exceeded"}),
+               2: (500, {"__type": "InternalException", "message": "boom"})}
+    PutEventsTap(client, lambda call, entries: answers.get(call))
+    sleeps = []
+    publisher = EventBridgePublisher(name, client, base_backoff_s=0.1, max_backoff_s=1.0, sleep=sleeps.append)
+    entries = _entries(name, 4, "throttle")
+    result = publisher.publish(entries)
+    assert len(result.delivered) == 4 and not result.overflowed
+    assert publisher.counters.throttled_requests == 2 and publisher.counters.retried == 8
+    assert 0.05 <= sleeps[0] <= 0.1 and 0.1 <= sleeps[1] <= 0.2  # equal jitter, doubling
+    assert len(_received(moto_url, queue_url, 4)) == 4
+
+
+def test_overflow_after_bounded_attempts_goes_to_the_handler_with_the_reason(moto_url, bus):
+    name, _ = bus
+    client = _client(moto_url)
+    tap = PutEventsTap(client, lambda call, entries: (400, {"__type": "ThrottlingException", "message": "no"}))
+    overflowed = []
+    publisher = EventBridgePublisher(name, client, max_attempts=4, base_backoff_s=0.001, max_backoff_s=0.002,
+                                     on_overflow=lambda entry, reason: overflowed.append((entry, reason)))
+    entries = _entries(name, 12, "overflow")
+    result = publisher.publish(entries)
+    assert len(tap.requests) == 8  # two batches, four attempts each
+    assert [entry_id(e) for e, _ in overflowed] == [entry_id(e) for e in entries]
+    assert all(reason.startswith("DELIVERY_FAILED after 4 attempts: ThrottlingException") for _, reason in overflowed)
+    assert publisher.counters.failed_over == 12 and result.delivered == []
+
+
+def test_oversized_and_permanently_rejected_entries_are_not_retried(moto_url, bus):
+    name, _ = bus
+    client = _client(moto_url)
+
+    def reject_first(call, entries):
+        return 200, {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "MalformedDetail", "ErrorMessage": "x"}]
+                     + [{"EventId": "ok"}] * (len(entries) - 1)}
+
+    tap = PutEventsTap(client, reject_first)
+    overflowed = []
+    publisher = EventBridgePublisher(name, client, on_overflow=lambda e, r: overflowed.append(r))
+    too_big = _entries(name, 1, "huge", detail_bytes=MAX_REQUEST_BYTES)[0]
+    publisher.publish([too_big] + _entries(name, 3, "perm"))
+    assert len(tap.requests) == 1 and len(tap.requests[0]) == 3  # the huge one was never sent
+    assert overflowed[0].startswith("OVERSIZED_ENTRY") and "MalformedDetail" in overflowed[1]
+
+
+def test_default_settings_ride_out_a_30_second_outage(moto_url, bus):
+    name, queue_url = bus
+    client = _client(moto_url)
+    clock = {"now": 0.0}
+    outage_ends = 30.0
+    # Refused connections while the (simulated) clock is inside the outage; the
+    # waits advance that clock instead of the test's wall time.
+    PutEventsTap(client, lambda call, entries: EndpointConnectionError(endpoint_url=moto_url)
+                 if clock["now"] < outage_ends else None)
+    publisher = EventBridgePublisher(name, client, sleep=lambda s: clock.__setitem__("now", clock["now"] + s),
+                                     clock=lambda: clock["now"])
+    entries = _entries(name, 5, "outage")
+    result = publisher.publish(entries)
+    assert len(result.delivered) == 5 and not result.overflowed
+    assert clock["now"] >= outage_ends and publisher.counters.throttled_requests >= 5
+    assert len(_received(moto_url, queue_url, 5)) == 5
+
+
+def test_total_deadline_bounds_the_retries():
+    refused = _client(f"http://127.0.0.1:{_free_port()}")  # nothing listens there
+    clock = {"now": 0.0}
+    overflowed = []
+    publisher = EventBridgePublisher("b", refused, max_attempts=100, base_backoff_s=1, max_backoff_s=4,
+                                     on_overflow=lambda e, r: overflowed.append(r), deadline_s=20,
+                                     sleep=lambda s: clock.__setitem__("now", clock["now"] + s),
+                                     clock=lambda: clock["now"])
+    publisher.publish(_entries("b", 1, "deadline"))
+    assert clock["now"] <= 20 and "deadline 20" in overflowed[0]
+    assert "EndpointConnectionError" in overflowed[0]
+    assert 3 < publisher.counters.requests < 100
