@@ -69,7 +69,11 @@ class TailCalibrator:
         return math.log(1.0 + r) / _LOG2 * self.bins_per_octave
 
     def learn_one(self, r: float) -> None:
-        b = int(self._position(r))
+        self.learn_at(self._position(r))
+
+    def learn_at(self, pos: float) -> None:
+        """:meth:`learn_one` of a raw value given by its :meth:`position`."""
+        b = int(pos)
         if b >= self.n_bins:
             b = self.n_bins - 1
         w = self._weight
@@ -91,11 +95,16 @@ class TailCalibrator:
     # -- query -----------------------------------------------------------------
     def tail_probability(self, r: float) -> float:
         """``P(R >= r)`` under the faded history (with a +1 prior observation at +∞)."""
+        return self.tail_at(self._position(r))
+
+    position = _position
+
+    def tail_at(self, pos: float) -> float:
+        """:meth:`tail_probability` of a raw value given by its :meth:`position`."""
         total = self._total
         prior = self._weight  # one pseudo-observation "beyond anything", at the newest weight
         if total <= 0.0:
             return 1.0
-        pos = self._position(r)
         b = int(pos)
         counts = self._counts
         n = self.n_bins

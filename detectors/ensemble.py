@@ -113,9 +113,11 @@ class Ensemble(OnlineDetector):
         return raws, z_best, value - expected, expected, sigma
 
     def _combined_p(self, raws) -> float:
+        """Bonferroni-combined tail probability; ``raws`` is replaced by calibrator positions."""
         p_min = 1.0
-        for r, cal in zip(raws, self.calibrators):
-            p = cal.tail_probability(r)
+        for i, cal in enumerate(self.calibrators):
+            pos = raws[i] = cal.position(raws[i])
+            p = cal.tail_at(pos)
             if p < p_min:
                 p_min = p
         p = p_min * len(raws)
@@ -148,11 +150,12 @@ class Ensemble(OnlineDetector):
 
     def learn_one(self, timestamp_s: float, value: float) -> None:
         raws, z_best, residual, _, _ = self._raws(timestamp_s, value)
-        self._learn(timestamp_s, value, raws, z_best, residual, self._combined_p(raws))
+        p = self._combined_p(raws)  # turns raws into calibrator positions
+        self._learn(timestamp_s, value, raws, z_best, residual, p)
 
-    def _learn(self, timestamp_s, value, raws, z_best, residual, p) -> None:
-        for r, cal in zip(raws, self.calibrators):
-            cal.learn_one(r)
+    def _learn(self, timestamp_s, value, positions, z_best, residual, p) -> None:
+        for pos, cal in zip(positions, self.calibrators):
+            cal.learn_at(pos)
         cp = self.changepoint
         if cp.baseline._count >= cp.baseline.min_count:
             cp.learn_residual(z_best, residual)

@@ -114,6 +114,7 @@ class SeasonalRobustBaseline(OnlineDetector):
         self._t0 = 0.0
         self._t_last = 0.0
         self._dt_min = math.inf  # smallest positive sampling interval seen during warm-up
+        self._restore_derived()
 
     # -- forecasting -------------------------------------------------------------
     @staticmethod
@@ -147,23 +148,6 @@ class SeasonalRobustBaseline(OnlineDetector):
         self._day_scale = array("f", [0.0] * self.scale_bins)
         self._t0 = timestamp_s
 
-    def _sigmas(self, timestamp_s: float, day, week) -> tuple[float, float, float, float]:
-        """Residual σ of each forecaster at this time (per-bin once a whole cycle was seen)."""
-        sc = self._scales
-        out = []
-        covered = timestamp_s - self._t0 if self._day else 0.0
-        for m, (_, _, prof) in enumerate(MODELS):
-            s = sc[m]
-            if prof == 1 and covered >= _DAY:
-                # geometric mean of the bin's and the global scale: heteroscedastic, but a
-                # bin with few (or edge-blurred) values cannot dominate
-                s = max(math.sqrt(day[1] * s), 0.3 * s)
-            s *= _SIGMA_PER_MAD
-            # floor: a perfectly flat history still gives a finite (huge) z for a change
-            floor = 1e-9 * (abs(self._levels[m]) + 1.0)
-            out.append(s if s > floor else floor)
-        return out
-
     def _best(self) -> int:
         s = self._scales
         best = 1
@@ -173,11 +157,43 @@ class SeasonalRobustBaseline(OnlineDetector):
         return best
 
     def _predict(self, timestamp_s: float):
+        """(forecasts, residual σ per forecaster, day interp, week interp) at ``timestamp_s``.
+
+        Cached: ``detect`` and ``learn_one`` of the same value share one computation
+        (the cache key changes whenever the state does).
+        """
+        key = (timestamp_s, self._count, self._epoch)
+        cached = self._cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
         day, week = self._seasons(timestamp_s)
         lv = self._levels
+        sc = self._scales
         season = (0.0, day[0], week[0])
-        preds = [lv[m] + season[prof] for m, (_, _, prof) in enumerate(MODELS)]
-        return preds, self._sigmas(timestamp_s, day, week), day, week
+        # per-bin σ for the daily forecasters once a whole day was seen: the geometric
+        # mean of the hour's and the global scale (heteroscedastic, but a bin with few
+        # or edge-blurred values cannot dominate)
+        day_scale = day[1] if self._day and timestamp_s - self._t0 >= _DAY else -1.0
+        preds = []
+        sig = []
+        for m, (_, _, prof) in enumerate(MODELS):
+            level = lv[m]
+            preds.append(level + season[prof])
+            s = sc[m]
+            if prof == 1 and day_scale >= 0.0:
+                s2 = math.sqrt(day_scale * s)
+                s = s2 if s2 > 0.3 * s else 0.3 * s
+            s *= _SIGMA_PER_MAD
+            # floor: a perfectly flat history still gives a finite (huge) z for a change
+            floor = 1e-9 * ((level if level > 0 else -level) + 1.0)
+            sig.append(s if s > floor else floor)
+        result = (preds, sig, day, week)
+        self._cache = (key, result)
+        return result
+
+    def _restore_derived(self) -> None:
+        self._cache = None
+        self._epoch = 0
 
     def family_z(self, timestamp_s: float, value: float) -> tuple[list[float], float, float]:
         """``([|z| per family], expected, sigma)``; expected/σ from the overall best forecaster."""
@@ -226,61 +242,74 @@ class SeasonalRobustBaseline(OnlineDetector):
         # early on, average rather than fade so the first values count fully
         rate = 1.0 / (self._count + 1)
         c = self.huber_c
+        scale_alpha = self.scale_alpha
+        shift_sigmas = self.shift_sigmas
+        run_n, run_sum = self._run_n, self._run_sum
         has_profiles = bool(self._day)
         covered = timestamp_s - self._t0
         for m, (_, fast, prof) in enumerate(MODELS):
             r = value - preds[m]
+            ar = r if r >= 0.0 else -r
             sigma = sig[m]
             # a seasonal forecaster is still learning its shape during its first cycle:
             # learn unclipped, put the residual into the profile, never call it a shift
             first_cycle = prof and has_profiles and covered < (_DAY if prof == 1 else _WEEK)
-            if warm or first_cycle:
+            learning_shape = warm or first_cycle
+            if learning_shape:
                 rc = r
-                sc[m] += rate * (abs(r) - sc[m]) if warm else self.scale_alpha * (abs(r) - sc[m])
-                alpha = max(rate, self.fast_alpha if fast else self.level_alpha)
+                arc = ar
+                sc[m] += (rate if warm else scale_alpha) * (ar - sc[m])
+                alpha = self.fast_alpha if fast else self.level_alpha
+                if rate > alpha:
+                    alpha = rate
             else:
                 # Huber: a residual's influence on level, profile and scale is bounded
                 bound = c * sigma
-                rc = r if -bound <= r <= bound else math.copysign(bound, r)
-                sc[m] += self.scale_alpha * (abs(rc) - sc[m])
+                if ar > bound:
+                    rc = bound if r > 0.0 else -bound
+                    arc = bound
+                else:
+                    rc = r
+                    arc = ar
+                sc[m] += scale_alpha * (arc - sc[m])
                 alpha = self.fast_alpha if fast else self.level_alpha
             lv[m] += alpha * rc
             if prof and has_profiles and not fast:
                 # the part of the residual the level did not absorb goes to the profile
-                a = 1.0 if first_cycle else self.season_alpha
-                step = a * (1.0 - alpha) * rc
-                arc = abs(rc)
+                step = (1.0 if first_cycle else self.season_alpha) * (1.0 - alpha) * rc
                 if prof == 1:
-                    prof_arr, (_, _, i0, i1, f) = self._day, day
+                    prof_arr, i0, i1, f = self._day, day[2], day[3], day[4]
                     sa = self._day_scale
                     j = int((timestamp_s % _DAY) / _DAY * len(sa)) % len(sa)
-                    sa[j] += self.scale_alpha * 4.0 * (arc - sa[j]) if sa[j] else arc
+                    sa[j] = sa[j] + scale_alpha * 4.0 * (arc - sa[j]) if sa[j] else arc
                 else:
-                    prof_arr, (_, _, i0, i1, f) = self._week, week
+                    prof_arr, i0, i1, f = self._week, week[2], week[3], week[4]
                 prof_arr[i0] += step * (1.0 - f)
                 prof_arr[i1] += step * f
             # level shifts: a long run of big same-side residuals re-baselines the level
-            if not (warm or first_cycle) and abs(r) > self.shift_sigmas * sigma:
+            if not learning_shape and ar > shift_sigmas * sigma:
                 side = 1.0 if r > 0 else -1.0
-                if self._run_n[m] * side > 0:
-                    self._run_n[m] += side
-                    self._run_sum[m] += r
+                if run_n[m] * side > 0:
+                    run_n[m] += side
+                    run_sum[m] += r
                 else:
-                    self._run_n[m] = side
-                    self._run_sum[m] = r
-                if abs(self._run_n[m]) >= self.shift_patience:
-                    lv[m] += self._run_sum[m] / abs(self._run_n[m]) - alpha * rc
-                    self._run_n[m] = 0.0
-                    self._run_sum[m] = 0.0
-            else:
-                self._run_n[m] = 0.0
-                self._run_sum[m] = 0.0
+                    run_n[m] = side
+                    run_sum[m] = r
+                n = run_n[m] if run_n[m] > 0 else -run_n[m]
+                if n >= self.shift_patience:
+                    lv[m] += run_sum[m] / n - alpha * rc
+                    run_n[m] = 0.0
+                    run_sum[m] = 0.0
+            elif run_n[m]:
+                run_n[m] = 0.0
+                run_sum[m] = 0.0
         self._count += 1
         if self._count == self.min_count:
             self._allocate_profiles(timestamp_s)
 
     def rebase(self, shift: float) -> None:
         """Move every level by ``shift`` (used by a change-point detector on top)."""
+        self._epoch += 1
         for m in range(_N):
             self._levels[m] += shift
             self._run_n[m] = 0.0
