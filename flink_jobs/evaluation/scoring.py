@@ -1,0 +1,315 @@
+"""Score emitted alerts against labeled incidents (pure Python: no Flink, no AWS).
+
+Matching rule
+-------------
+- **Alerts** are the events the job put on the bus: every *Composite Anomaly
+  Detected* (scope: its editor, type: its ``problem_type``), every *Partner
+  Health Check* whose ``partner_status`` is DEGRADED or UNHEALTHY (scope: the
+  partner, type DEMAND_ISSUE; HEALTHY checks are not alerts), and every
+  *Security Incident Detected* (scope: its editor and/or partner, type
+  SECURITY_ISSUE, window: the finding's time). Duplicates (same id, as
+  at-least-once delivery may produce) count once.
+- An alert **matches** an incident when it is about the same editor -- or, for
+  a partner incident, about the same partner or any affected editor -- and its
+  window ``[window_start, window_end)`` overlaps ``[incident start, incident end
+  + one window]`` (the grace window lets the window that closes just after the
+  incident count: windows are only emitted once they end).
+- An incident is **detected** once, however many alerts match it. Its
+  **time-to-detect** is the earliest matching alert's ``window_end`` minus the
+  incident start (seconds, and in windows). Its **predicted type** is the
+  most frequent type among its matching alerts (UNKNOWN only counts when no
+  alert named a type; ties go to the type of the earliest alert).
+- Alerts that match no incident are **false alarms**. Consecutive false alarms
+  on the same editor (or partner) whose windows follow each other with no gap
+  of more than one window form one false-alarm **episode**: event-level
+  precision counts episodes, like recall counts incidents.
+
+Figures: precision = detected / (detected + false-alarm episodes), recall =
+detected / incidents, F1; type accuracy = correctly typed / detected;
+time-to-detect distribution; false-alarm episodes (and alerts) per editor-day.
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+COMPOSITE = ("adops.analytics", "Composite Anomaly Detected")
+PARTNER_HEALTH = ("adops.monitoring", "Partner Health Check")
+SECURITY = ("adops.security", "Security Incident Detected")
+ALERTING_PARTNER_STATUSES = ("DEGRADED", "UNHEALTHY")
+UNKNOWN = "UNKNOWN"
+MISSED = "MISSED"
+
+
+def parse_time(value: Any) -> float:
+    """ISO-8601 (with zone) or epoch milliseconds -> epoch seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value) / 1000.0
+    text = str(value).strip().replace("Z", "+00:00")
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
+
+
+def iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Incident:
+    incident_id: str
+    scope: str                       # editor | partner
+    problem_type: str
+    start_s: float
+    end_s: float
+    editor_id: str | None = None
+    partner: str | None = None
+    editors: tuple[str, ...] = ()
+
+    @classmethod
+    def from_label(cls, label: dict) -> "Incident":
+        missing = [k for k in ("incident_id", "scope", "problem_type", "start", "end") if k not in label]
+        if missing:
+            raise ValueError(f"label {label.get('incident_id', '?')}: missing {', '.join(missing)}")
+        scope = label["scope"]
+        if scope not in ("editor", "partner"):
+            raise ValueError(f"label {label['incident_id']}: scope must be editor or partner, not {scope!r}")
+        if scope == "editor" and not label.get("editor_id"):
+            raise ValueError(f"label {label['incident_id']}: an editor incident needs editor_id")
+        if scope == "partner" and not label.get("partner"):
+            raise ValueError(f"label {label['incident_id']}: a partner incident needs partner")
+        start, end = parse_time(label["start"]), parse_time(label["end"])
+        if end < start:
+            raise ValueError(f"label {label['incident_id']}: end before start")
+        return cls(str(label["incident_id"]), scope, str(label["problem_type"]), start, end,
+                   label.get("editor_id"), label.get("partner"), tuple(label.get("editors") or ()))
+
+
+@dataclass(frozen=True)
+class Alert:
+    alert_id: str
+    kind: str                        # composite | partner_health | security
+    problem_type: str
+    window_start_s: float
+    window_end_s: float
+    editor_id: str | None = None
+    partner: str | None = None
+    severity: str | None = None
+
+    @property
+    def entity(self) -> str:
+        return f"editor:{self.editor_id}" if self.editor_id else f"partner:{self.partner}"
+
+
+def load_labels(path: str | Path) -> list[Incident]:
+    incidents = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                incidents.append(Incident.from_label(json.loads(line)))
+            except (ValueError, KeyError) as exc:
+                raise ValueError(f"{path}:{n}: {exc}") from exc
+    return incidents
+
+
+def alert_from_event(event: dict) -> Alert | None:
+    """An EventBridge event as delivered to a target (``source``, ``detail-type``, ``detail``) -> Alert or None."""
+    kind = (event.get("source"), event.get("detail-type"))
+    detail = event.get("detail") or {}
+    if isinstance(detail, str):
+        detail = json.loads(detail)
+    if kind == COMPOSITE:
+        return Alert(str(detail["incident_id"]), "composite", str(detail.get("problem_type") or UNKNOWN),
+                     parse_time(detail["window_start"]), parse_time(detail["window_end"]),
+                     editor_id=detail.get("editor_id"), severity=detail.get("severity"))
+    if kind == PARTNER_HEALTH:
+        if detail.get("partner_status") not in ALERTING_PARTNER_STATUSES:
+            return None
+        return Alert(str(detail["check_id"]), "partner_health", "DEMAND_ISSUE",
+                     parse_time(detail["window_start"]), parse_time(detail["window_end"]),
+                     partner=detail.get("partner"), severity=detail.get("partner_status"))
+    if kind == SECURITY:
+        at = parse_time(detail["detected_at"])
+        return Alert(str(detail["finding_id"]), "security", "SECURITY_ISSUE", at, at,
+                     editor_id=detail.get("editor_id"), partner=detail.get("partner"),
+                     severity=str(detail.get("severity")))
+    return None
+
+
+def alerts_from_events(events: Iterable[dict]) -> list[Alert]:
+    """Alerts of the delivered events, each id once (the first delivery wins)."""
+    seen: dict[str, Alert] = {}
+    for event in events:
+        alert = alert_from_event(event)
+        if alert is not None and alert.alert_id not in seen:
+            seen[alert.alert_id] = alert
+    return sorted(seen.values(), key=lambda a: (a.window_end_s, a.window_start_s, a.alert_id))
+
+
+def matches(alert: Alert, incident: Incident, window_s: float) -> bool:
+    if not (alert.window_start_s < incident.end_s + window_s and alert.window_end_s > incident.start_s):
+        # A zero-length alert (a security finding) overlaps when its instant falls in the span.
+        if not (alert.window_start_s == alert.window_end_s
+                and incident.start_s <= alert.window_start_s <= incident.end_s + window_s):
+            return False
+    if incident.scope == "editor":
+        return alert.editor_id is not None and alert.editor_id == incident.editor_id
+    return ((alert.partner is not None and alert.partner == incident.partner)
+            or (alert.editor_id is not None and alert.editor_id in incident.editors))
+
+
+@dataclass
+class IncidentOutcome:
+    incident_id: str
+    problem_type: str
+    scope: str
+    start: str
+    end: str
+    entity: str
+    detected: bool
+    predicted_type: str
+    matched_alerts: int
+    time_to_detect_s: float | None
+    time_to_detect_windows: float | None
+    first_alert: str | None
+
+
+def _predicted_type(alerts: list[Alert]) -> str:
+    votes = Counter(a.problem_type for a in alerts if a.problem_type != UNKNOWN)
+    if not votes:
+        return UNKNOWN
+    best = max(votes.values())
+    for alert in alerts:      # earliest first
+        if votes.get(alert.problem_type) == best:
+            return alert.problem_type
+    return UNKNOWN
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _episodes(alerts: list[Alert], window_s: float) -> list[list[Alert]]:
+    by_entity: dict[str, list[Alert]] = defaultdict(list)
+    for alert in alerts:
+        by_entity[alert.entity].append(alert)
+    episodes = []
+    for entity in sorted(by_entity):
+        current: list[Alert] = []
+        current_end = -math.inf
+        for alert in sorted(by_entity[entity], key=lambda a: (a.window_start_s, a.window_end_s)):
+            if current and alert.window_start_s > current_end + window_s:
+                episodes.append(current)
+                current = []
+            current.append(alert)
+            current_end = max(current_end, alert.window_end_s) if len(current) > 1 else alert.window_end_s
+        if current:
+            episodes.append(current)
+    return episodes
+
+
+def score(incidents: list[Incident], alerts: list[Alert], *, window_s: float = 300.0,
+          editor_days: float | None = None, quiet_spans: dict[str, list[tuple[float, float]]] | None = None) -> dict:
+    """Every figure of the evaluation as a JSON-ready dict (see the module docstring for the rules).
+
+    ``quiet_spans``: editor -> [(start_s, end_s)] stretches that must not alarm
+    (holiday surges of incident-free editors); alerts on those editors inside
+    them are reported separately.
+    """
+    matched_alert_ids: set[str] = set()
+    outcomes: list[IncidentOutcome] = []
+    for incident in sorted(incidents, key=lambda i: (i.start_s, i.incident_id)):
+        hits = [a for a in alerts if matches(a, incident, window_s)]
+        matched_alert_ids.update(a.alert_id for a in hits)
+        hits.sort(key=lambda a: (a.window_end_s, a.window_start_s, a.alert_id))
+        first = hits[0] if hits else None
+        ttd = (first.window_end_s - incident.start_s) if first else None
+        outcomes.append(IncidentOutcome(
+            incident.incident_id, incident.problem_type, incident.scope, iso(incident.start_s), iso(incident.end_s),
+            incident.editor_id if incident.scope == "editor" else f"partner:{incident.partner}",
+            bool(hits), _predicted_type(hits) if hits else MISSED, len(hits), ttd,
+            None if ttd is None else ttd / window_s, first.alert_id if first else None))
+
+    false_alarms = [a for a in alerts if a.alert_id not in matched_alert_ids]
+    episodes = _episodes(false_alarms, window_s)
+    detected = [o for o in outcomes if o.detected]
+    correct = [o for o in detected if o.predicted_type == o.problem_type]
+    n, tp, fp = len(outcomes), len(detected), len(episodes)
+    precision = tp / (tp + fp) if tp + fp else None
+    recall = tp / n if n else None
+    f1 = (2 * precision * recall / (precision + recall)) if precision and recall else (0.0 if n else None)
+    ttd_s = [o.time_to_detect_s for o in detected]
+    ttd_w = [o.time_to_detect_windows for o in detected]
+
+    types = sorted({o.problem_type for o in outcomes} | {o.predicted_type for o in outcomes} - {MISSED})
+    confusion = {t: dict(Counter(o.predicted_type for o in outcomes if o.problem_type == t))
+                 for t in sorted({o.problem_type for o in outcomes})}
+    per_type = {}
+    for t in sorted({o.problem_type for o in outcomes}):
+        mine = [o for o in outcomes if o.problem_type == t]
+        found = [o for o in mine if o.detected]
+        per_type[t] = {"incidents": len(mine), "detected": len(found),
+                       "recall": len(found) / len(mine),
+                       "type_accuracy": (sum(o.predicted_type == t for o in found) / len(found)) if found else None,
+                       "median_time_to_detect_windows": statistics.median([o.time_to_detect_windows for o in found])
+                       if found else None}
+
+    quiet_report = None
+    if quiet_spans is not None:
+        during = [a for a in alerts if a.editor_id in quiet_spans
+                  and any(a.window_start_s < end and a.window_end_s > start for start, end in quiet_spans[a.editor_id])]
+        anywhere = [a for a in alerts if a.editor_id in quiet_spans]
+        quiet_report = {"editors": len(quiet_spans), "alerts_during_quiet_stretches": len(during),
+                        "alerts_on_quiet_editors": len(anywhere),
+                        "examples": [asdict(a) for a in during[:10]]}
+
+    def rounded(x):
+        return None if x is None else round(x, 4)
+
+    return {
+        "matching_rule": "same editor (partner incidents: same partner or an affected editor), alert window "
+                         "overlapping [start, end + 1 window]; one detection per incident; unmatched alerts are "
+                         "false alarms, grouped into episodes per editor/partner",
+        "window_seconds": window_s,
+        "incidents": n,
+        "detected": tp,
+        "missed": n - tp,
+        "alerts": len(alerts),
+        "alerts_by_kind": dict(Counter(a.kind for a in alerts)),
+        "matched_alerts": len(alerts) - len(false_alarms),
+        "false_alarm_alerts": len(false_alarms),
+        "false_alarm_episodes": fp,
+        "precision": rounded(precision),
+        "recall": rounded(recall),
+        "f1": rounded(f1),
+        "alert_precision": rounded((len(alerts) - len(false_alarms)) / len(alerts)) if alerts else None,
+        "type_accuracy": rounded(len(correct) / tp) if tp else None,
+        "time_to_detect": {
+            "seconds": {"median": rounded(_percentile(ttd_s, 0.5)), "p90": rounded(_percentile(ttd_s, 0.9)),
+                        "max": rounded(max(ttd_s)) if ttd_s else None, "values": [round(v, 1) for v in ttd_s]},
+            "windows": {"median": rounded(_percentile(ttd_w, 0.5)), "p90": rounded(_percentile(ttd_w, 0.9)),
+                        "max": rounded(max(ttd_w)) if ttd_w else None},
+        },
+        "editor_days": rounded(editor_days),
+        "false_alarm_episodes_per_editor_day": rounded(fp / editor_days) if editor_days else None,
+        "false_alarm_alerts_per_editor_day": rounded(len(false_alarms) / editor_days) if editor_days else None,
+        "per_type": per_type,
+        "confusion": confusion,
+        "confusion_labels": types + [MISSED],
+        "quiet_editors": quiet_report,
+        "outcomes": [asdict(o) for o in outcomes],
+        "false_alarms": [dict(asdict(e[0]), episode_alerts=len(e), episode_end=iso(max(a.window_end_s for a in e)))
+                         for e in episodes],
+    }
