@@ -47,8 +47,9 @@ def test_core_stack_resources_exist(core_stack):
     assert core_stack["bus_name"] == "adops-production-events"
     rules = {r["Name"] for r in events.list_rules(EventBusName=core_stack["bus_name"])["Rules"]}
     assert {"multi-metric-anomaly", "demand-partner-degradation", "security-incident-detected"} <= rules
+    # One queue per alerting rule, plus the catch-all all-adops-events queue (every adops.* event).
     assert set(core_stack["observation_queues"]) == {
-        "multi-metric-anomaly", "demand-partner-degradation", "security-incident-detected"}
+        "multi-metric-anomaly", "demand-partner-degradation", "security-incident-detected", "all-adops-events"}
 
     sfn = boto3.client("stepfunctions")
     machine = sfn.describe_state_machine(stateMachineArn=core_stack["state_machine_arn"])
