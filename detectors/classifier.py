@@ -40,8 +40,13 @@ How it decides (all thresholds live in :class:`ClassifierConfig`):
      back to healthy for a demand outage, a security_finding weighted by its
      severity for invalid traffic). Events raise confidence; the metric
      signature alone still classifies.
-   ``score = min(1, fit * consistency + boost)``. The best score wins if it
-   reaches ``min_signature_score``; exact ties go to the more specific
+   ``score = min(1, fit * consistency + boost)``. Only *corroborated*
+   matches may win: two or more expected moves deviating, or a linked event,
+   unless the pattern is standalone (latency up alone is a latency issue, rpm
+   down with fill steady a pricing issue, partner timeouts soaring a partner
+   outage); one noisy metric -- an error rate doubling on a small editor --
+   is not a diagnosis. The best score wins if it reaches
+   ``min_signature_score``; exact ties go to the more specific
    pattern (the order of :data:`SIGNATURES`). Overlaps (infrastructure also
    raises latency, an outage also drops revenue, invalid traffic also drops
    rpm) are resolved by the contradiction penalties and graded strengths,
@@ -218,8 +223,8 @@ def _default_thresholds() -> dict[str, dict[str, float]]:
         "rpm": {"up": 0.30, "down": 0.20},
         "fill_rate": {"up": 0.10, "down": 0.10},
         "bid_latency_ms": {"up": 0.40, "down": 0.50},
-        "error_rate": {"up": 1.00, "down": 0.75},
-        "partner_timeouts": {"up": 0.75, "down": 0.75},
+        "error_rate": {"up": 2.00, "down": 0.75},
+        "partner_timeouts": {"up": 1.00, "down": 0.75},
         "cache_hit_rate": {"up": 0.10, "down": 0.10},
         "impressions": {"up": 0.30, "down": 0.30},
         "revenue": {"up": 0.30, "down": 0.20},
@@ -465,6 +470,7 @@ class Move:
 @dataclass(frozen=True)
 class SignatureMatch:
     problem_type: str
+    description: str
     score: float
     fit: float
     consistency: float
@@ -472,6 +478,8 @@ class SignatureMatch:
     present: tuple[str, ...]        # expected moves that deviate
     contradicted: tuple[str, ...]   # contradicting moves that deviate
     linked_events: tuple[OperationalEvent, ...]
+    #: Whether the pattern may be named: see ``Signature.standalone``.
+    corroborated: bool = True
 
 
 @dataclass(frozen=True)
@@ -484,6 +492,11 @@ class Signature:
     expects: tuple[Move, ...]
     contradicts: tuple[Move, ...]
     event_types: frozenset[str] = frozenset()
+    #: A standalone pattern may be named on its anchor move alone (latency
+    #: up is a latency issue). Others need corroboration -- two of their
+    #: expected moves deviating, or a linked event -- because one noisy
+    #: metric (an error rate doubling on a small editor) is not a diagnosis.
+    standalone: bool = False
 
     def match(self, readings: Mapping[str, MetricReading], events: Iterable[OperationalEvent],
               config: ClassifierConfig) -> SignatureMatch | None:
@@ -510,16 +523,19 @@ class Signature:
         boost = max((w for _, w in weighted), default=0.0) * config.event_boost
         if self.problem_type == SECURITY_ISSUE and linked:
             boost += config.security_finding_boost * max(_severity_weight(e) for e in linked)
+        present = tuple(m.describe() for m in present_moves if readings[m.metric].deviates(m.direction))
         return SignatureMatch(
             problem_type=self.problem_type,
+            description=self.description,
             score=min(1.0, fit * consistency + boost),
             fit=fit,
             consistency=consistency,
             boost=boost,
-            present=tuple(m.describe() for m in present_moves if readings[m.metric].deviates(m.direction)),
+            present=present,
             contradicted=tuple(m.describe() for m in self.contradicts
                                if m.metric in readings and readings[m.metric].deviates(m.direction)),
             linked_events=linked,
+            corroborated=self.standalone or len(present) >= 2 or bool(linked),
         )
 
     def event_weight(self, event: OperationalEvent) -> float:
@@ -591,6 +607,19 @@ SIGNATURES: tuple[Signature, ...] = (
                      _m("bid_latency_ms", UP, 0.4)),
         event_types=frozenset({"partner_status"}),
     ),
+    # The same outage seen from an editor that used the partner for a small
+    # share of its fill: its fill and rpm barely move, but the partner's
+    # timeouts soar. Soaring latency or errors would point elsewhere.
+    Signature(
+        DEMAND_ISSUE, "a demand-partner outage: partner timeouts soaring (a partner with a small share of fill)",
+        anchors=((Move("partner_timeouts", UP, must_pass_threshold=True),),),
+        expects=(_m("partner_timeouts", UP, 2.0), _m("fill_rate", DOWN, 1.0), _m("rpm", DOWN, 0.5),
+                 _m("revenue", DOWN, 0.25), _m("bid_rate", DOWN, 0.5), _m("win_rate", DOWN, 0.5)),
+        contradicts=(_m("bid_latency_ms", UP, 0.6), _m("error_rate", UP, 0.5), _m("cache_hit_rate", DOWN, 0.5),
+                     _m(ECPM, DOWN, 0.5)),
+        event_types=frozenset({"partner_status"}),
+        standalone=True,
+    ),
     Signature(
         CONFIGURATION_ISSUE, "a configuration breakage: errors up, impressions down",
         anchors=((_m("error_rate", UP), _m("impressions", DOWN)),),
@@ -608,6 +637,7 @@ SIGNATURES: tuple[Signature, ...] = (
                  _m("partner_timeouts", UP, 0.5)),
         contradicts=(_m("error_rate", UP, 0.6), _m("cache_hit_rate", DOWN, 0.6), _m("fill_rate", DOWN, 0.6)),
         event_types=frozenset({"deployment"}),
+        standalone=True,
     ),
     Signature(
         PRICING_ISSUE, "a pricing / floor misconfiguration: rpm down with fill normal or up",
@@ -617,9 +647,13 @@ SIGNATURES: tuple[Signature, ...] = (
                      _m("error_rate", UP, 0.4), _m("cache_hit_rate", DOWN, 0.3), _m("impressions", UP, 0.5),
                      _m("impressions", DOWN, 0.3)),
         event_types=frozenset({"config_change"}),
+        standalone=True,
     ),
 )
-SIGNATURE_BY_TYPE = {s.problem_type: s for s in SIGNATURES}
+#: The first (main) signature of each problem type.
+SIGNATURE_BY_TYPE: dict[str, Signature] = {}
+for _signature in SIGNATURES:
+    SIGNATURE_BY_TYPE.setdefault(_signature.problem_type, _signature)
 
 
 # --------------------------------------------------------------------------- severity
@@ -717,9 +751,11 @@ def classify(deviations: Mapping[str, MetricDeviation], events: Iterable[Operati
     recent = linked_events(events, window_end_s, config.event_lookback_s)
 
     matches = [m for s in SIGNATURES if (m := s.match(readings, recent, config)) is not None]
-    scores = {m.problem_type: round(m.score, 3) for m in matches}
+    scores: dict[str, float] = {}
+    for m in matches:  # a problem type with two signatures keeps its better score
+        scores[m.problem_type] = max(scores.get(m.problem_type, 0.0), round(m.score, 3))
     # max() keeps the first of equal scores, and SIGNATURES runs most specific first.
-    best = max(matches, key=lambda m: m.score, default=None)
+    best = max((m for m in matches if m.corroborated), key=lambda m: m.score, default=None)
     matched = best is not None and best.score >= config.min_signature_score
 
     if not matched and not (adverse and is_material(adverse, readings, config)):
@@ -735,8 +771,8 @@ def classify(deviations: Mapping[str, MetricDeviation], events: Iterable[Operati
 
     if matched:
         problem_type, confidence = best.problem_type, best.score
-        runner_up = max((m for m in matches if m is not best), key=lambda m: m.score, default=None)
-        headline = (f"{problem_type} (score {best.score:.2f}): {SIGNATURE_BY_TYPE[problem_type].description}; "
+        runner_up = max((m for m in matches if m.problem_type != problem_type), key=lambda m: m.score, default=None)
+        headline = (f"{problem_type} (score {best.score:.2f}): {best.description}; "
                     f"seen: {', '.join(best.present) or 'partial pattern'}")
         if best.contradicted:
             headline += f"; against: {', '.join(best.contradicted)}"
@@ -745,9 +781,13 @@ def classify(deviations: Mapping[str, MetricDeviation], events: Iterable[Operati
         linked = best.linked_events
         derived_seen = [m for m in DERIVED_METRICS if any(p.startswith(m + " ") for p in best.present)]
     else:
-        problem_type, confidence, linked, derived_seen = UNKNOWN, best.score if best else 0.0, (), []
-        headline = "UNKNOWN: adverse deviations fit no known signature" + (
-            f" (best {best.problem_type} {best.score:.2f} < {config.min_signature_score:.2f})" if best else "")
+        closest = max(matches, key=lambda m: m.score, default=None)
+        problem_type, confidence, linked, derived_seen = UNKNOWN, closest.score if closest else 0.0, (), []
+        headline = "UNKNOWN: adverse deviations fit no known signature"
+        if closest is not None:
+            why = (f"below {config.min_signature_score:.2f}" if closest.corroborated
+                   else "a single metric, no corroborating metric or event")
+            headline += f" (closest {closest.problem_type} {closest.score:.2f}: {why})"
 
     # Anomalous metrics first, strongest first, so the evidence reads in order of importance.
     ordered = sorted(affected, key=lambda m: (-reported[m].magnitude, m))

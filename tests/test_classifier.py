@@ -537,3 +537,25 @@ def test_any_input_gives_a_valid_order_independent_verdict(raw, event_types):
     # Neither the order of the metrics nor that of the events changes anything.
     again = classify(dict(reversed(list(devs.items()))), list(reversed(events)), window_end_s=WINDOW_END)
     assert again == c
+
+
+# --------------------------------------------------------------------------- corroboration
+def test_one_noisy_metric_is_not_a_diagnosis_unless_the_pattern_is_standalone():
+    # Errors tripled and nothing else: could be noise on a small editor. Not a named cause.
+    errors_only = classify(window(error_rate=3.5), [])
+    assert errors_only.problem_type != "CONFIGURATION_ISSUE"
+    assert "no corroborating metric or event" in errors_only.evidence[0] or not errors_only.is_incident
+    # Latency alone, and rpm alone with fill steady, are diagnoses by themselves.
+    assert classify(window(bid_latency_ms=2.0), []).problem_type == "LATENCY_ISSUE"
+    assert classify(window(rpm=0.7), []).problem_type == "PRICING_ISSUE"
+
+
+def test_small_share_partner_outage_is_seen_through_soaring_timeouts():
+    # The partner supplied 5 % of this editor's fill: fill and rpm barely move, timeouts x6.
+    c = classify(window(partner_timeouts=6.0, fill_rate=0.96, rpm=0.96, revenue=0.96), [])
+    assert c.problem_type == "DEMAND_ISSUE"
+    assert "small share" in c.evidence[0]
+    # Timeouts up 60 % alone is within what a busy hour does: no diagnosis.
+    assert classify(window(partner_timeouts=1.6), []).problem_type != "DEMAND_ISSUE"
+    # Timeouts soaring together with latency soaring is a latency problem.
+    assert classify(window(partner_timeouts=3.0, bid_latency_ms=3.0, rpm=0.8), []).problem_type == "LATENCY_ISSUE"
