@@ -62,8 +62,10 @@ How it decides (all thresholds live in :class:`ClassifierConfig`):
    are ``"NONE"``.
 4. **Severity** is the highest of four ladders: revenue loss as a share of
    the baseline, revenue at risk in money, the number of adversely deviating
-   metrics, and the largest deviation in multiples of its threshold. Only the
-   revenue ladders (or a security finding of severity >= 9) can reach
+   metrics, and the largest deviation in multiples of its threshold; for
+   invalid traffic also the share of impressions above baseline (the
+   clawback exposure) and the linked finding's severity (>= 7: at least
+   HIGH). Only the revenue ladders (or a security finding of severity >= 9) can reach
    CRITICAL: breadth and magnitude alone stop at HIGH, because a wide but
    cheap disturbance should not page anyone at night.
 
@@ -280,6 +282,8 @@ class ClassifierConfig:
     severity_revenue_at_risk: tuple[float, float, float] = (50.0, 250.0, 1000.0)
     severity_metric_count: tuple[float, float] = (2, 4)
     severity_magnitude: tuple[float, float] = (2.0, 4.0)
+    #: SECURITY_ISSUE: share of impressions above baseline for [MEDIUM, HIGH].
+    severity_invalid_traffic_share: tuple[float, float] = (0.15, 0.30)
     #: Security findings at or above this severity make a SECURITY_ISSUE critical.
     critical_security_severity: float = 9.0
 
@@ -675,12 +679,28 @@ def assess_severity(readings: Mapping[str, MetricReading], adverse: list[str], d
         _ladder(magnitude, config.severity_magnitude),
     )
     if problem_type == SECURITY_ISSUE:
+        # Invalid traffic rarely loses revenue today (bots inflate it); the
+        # cost is the advertisers' clawback, proportional to the share of
+        # impressions that are not human.
+        level = max(level, _ladder(invalid_traffic_share(deviations), config.severity_invalid_traffic_share))
         worst = max((e.severity or 0.0 for e in events if e.event_type == "security_finding"), default=0.0)
         if worst >= config.critical_security_severity:
             level = 3
         elif worst >= 7.0:
             level = max(level, 2)
     return SEVERITIES[level]
+
+
+def invalid_traffic_share(deviations: Mapping[str, MetricDeviation]) -> float:
+    """Share of the window's impressions above the baseline (the suspected bot traffic), in [0, 1).
+
+    >>> invalid_traffic_share({"impressions": MetricDeviation("impressions", 3000.0, 1000.0, 900.0, 1100.0, 1.0, True)})
+    0.667
+    """
+    impressions = deviations.get("impressions")
+    if impressions is None or not impressions.is_finite or impressions.value <= 0:
+        return 0.0
+    return round(max(impressions.value - max(impressions.baseline, 0.0), 0.0) / impressions.value, 3)
 
 
 # --------------------------------------------------------------------------- evidence
@@ -761,7 +781,7 @@ def classify(deviations: Mapping[str, MetricDeviation], events: Iterable[Operati
     if not matched and not (adverse and is_material(adverse, readings, config)):
         note = "no incident: "
         if adverse:
-            note += "only minor adverse moves, fitting no known signature: "
+            note += "a lone adverse move that fits no pattern (likely noise): "
         elif affected:
             note += "only benign moves: "
         else:

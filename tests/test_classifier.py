@@ -559,3 +559,10 @@ def test_small_share_partner_outage_is_seen_through_soaring_timeouts():
     assert classify(window(partner_timeouts=1.6), []).problem_type != "DEMAND_ISSUE"
     # Timeouts soaring together with latency soaring is a latency problem.
     assert classify(window(partner_timeouts=3.0, bid_latency_ms=3.0, rpm=0.8), []).problem_type == "LATENCY_ISSUE"
+
+
+def test_invalid_traffic_severity_follows_the_share_of_suspect_impressions():
+    mild = classify(window(impressions=1.35, rpm=0.75, revenue=1.01), [])   # ~26 % of impressions suspect
+    heavy = classify(window(impressions=3.0, rpm=0.4, revenue=1.2), [])     # ~67 % suspect
+    assert mild.problem_type == heavy.problem_type == "SECURITY_ISSUE"
+    assert SEVERITIES.index(mild.severity) < SEVERITIES.index(heavy.severity) == SEVERITIES.index("HIGH")
