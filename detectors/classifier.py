@@ -22,8 +22,10 @@ How it decides (all thresholds live in :class:`ClassifierConfig`):
 2. **Score every signature** (the incident patterns of issue 5, table
    :data:`SIGNATURES`) as a template:
    - *anchors* -- the moves without which the pattern cannot be claimed
-     (a demand outage needs fill down; invalid traffic needs impressions up
-     past the threshold *and* rpm or revenue per impression down); a
+     (a demand outage needs fill down -- or, seen from an editor that used
+     the partner little, partner timeouts soaring; invalid traffic needs
+     impressions up past the threshold *and* rpm or revenue per impression
+     down); a
      signature whose anchors do not deviate is not a candidate;
    - *fit* -- the weighted mean strength of the pattern's expected moves
      (metrics absent from the window are left out, so missing data neither
@@ -65,9 +67,9 @@ How it decides (all thresholds live in :class:`ClassifierConfig`):
    metrics, and the largest deviation in multiples of its threshold; for
    invalid traffic also the share of impressions above baseline (the
    clawback exposure) and the linked finding's severity (>= 7: at least
-   HIGH). Only the revenue ladders (or a security finding of severity >= 9) can reach
-   CRITICAL: breadth and magnitude alone stop at HIGH, because a wide but
-   cheap disturbance should not page anyone at night.
+   HIGH). Only the revenue ladders (or a security finding of severity >= 9)
+   can reach CRITICAL: breadth and magnitude alone stop at HIGH, because a
+   wide but cheap disturbance should not page anyone at night.
 
 Categories: DEMAND_ISSUE and PRICING_ISSUE -> DEMAND (both are about what
 demand pays for the inventory; the yield / demand team owns floors),
