@@ -93,3 +93,21 @@ def test_failing_target_does_not_fail_put_events(scratch_bus, drain_sqs):
     resp = events.put_events(Entries=[{"EventBusName": scratch_bus, "Source": "probe", "DetailType": "x", "Detail": "{}"}])
     assert resp["FailedEntryCount"] == 0
     assert len(drain_sqs(queue, 1, timeout=10)) == 1
+
+
+def test_split_shard_keeps_parent_records_and_routes_new_ones_to_children(aws_endpoint):
+    kinesis = boto3.client("kinesis")
+    stream = f"split-{uuid.uuid4().hex[:8]}"
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    before = [kinesis.put_record(StreamName=stream, Data=f"old-{i}".encode(), PartitionKey=f"k{i}")["SequenceNumber"]
+              for i in range(10)]
+    kinesis.split_shard(StreamName=stream, ShardToSplit="shardId-000000000000", NewStartingHashKey=str(2**127))
+    iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId="shardId-000000000000",
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    parent_records = kinesis.get_records(ShardIterator=iterator)["Records"]
+    assert [r["SequenceNumber"] for r in parent_records] == before  # still there, same sequence numbers
+    shards = {kinesis.put_record(StreamName=stream, Data=b"new", PartitionKey=f"n{i}")["ShardId"] for i in range(40)}
+    assert shards == {"shardId-000000000001", "shardId-000000000002"}
+    described = kinesis.describe_stream(StreamName=stream)["StreamDescription"]["Shards"]
+    parent = next(s for s in described if s["ShardId"] == "shardId-000000000000")
+    assert "EndingSequenceNumber" in parent["SequenceNumberRange"]  # closed

@@ -9,6 +9,8 @@ service's behaviour we change:
 - ``stepfunctions/cloudformation.py``: state machines created by CloudFormation land
   in the backend that really executes ASL (moto keeps two separate backends).
 - ``stepfunctions/start_execution.py`` and ``sns/publish.py``: the per-target helpers.
+- ``kinesis/split_shard.py``: after SplitShard, new records go to the open children
+  and the closed parent keeps its records (moto routes them into the closed parent).
 
 The patches reach into moto internals, so they are pinned to one moto version and
 refuse to load on any other: a silent mismatch would make local tests lie.
@@ -51,8 +53,10 @@ def apply_all() -> None:
     if _applied:
         return
     from .events import targets as events_targets
+    from .kinesis import split_shard as kinesis_split_shard
     from .stepfunctions import cloudformation as sfn_cloudformation
 
+    kinesis_split_shard.apply()
     sfn_cloudformation.apply()
     events_targets.apply()
     _applied = True
