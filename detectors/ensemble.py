@@ -19,11 +19,18 @@ calibrated channels: an alarm needs one channel to be confidently surprised,
 and adding channels costs a known factor. ``score = min(1, -log10(p) /
 score_decades)`` keeps resolution in the far tail.
 
-Post-processing for alerting cost (NAB charges every false-positive row and
-rewards the *first* detection of an anomaly most): after an alarm
-(``p <= alarm_probability``) scores are multiplied by ``suppressed_factor`` for
-``suppress_updates`` updates, as HTM and ARTime do, so one incident pages
-once. Until ``warmup`` values have been seen the score is 0.
+Decision and post-processing for alerting cost (NAB charges every
+false-positive row and rewards the *first* detection of an anomaly most):
+
+* a *detection* is ``p <= detection_probability`` (0.025: the level at which,
+  under NAB's costs, reporting pays); after one, scores are multiplied by
+  ``suppressed_factor`` for ``suppress_updates`` updates, as HTM and ARTime
+  do, so one incident is reported once;
+* an *alarm* (``is_anomaly``, the paging decision) is the stricter
+  ``p <= alarm_probability`` (0.004). An alarm breaks through a quiet period
+  started by a mere detection (and restarts it), not one started by an alarm.
+
+Until ``warmup`` values have been seen the score is 0.
 
 >>> import detectors, math, random
 >>> rng = random.Random(0)
@@ -65,13 +72,15 @@ class Ensemble(OnlineDetector):
     name = "ensemble"
     STATE_VERSION = 1
 
-    def __init__(self, seed: int = 0, half_life: float = 2000.0, alarm_probability: float = 0.025,
-                 score_decades: float = 6.0, suppress_updates: int = 100, suppressed_factor: float = 0.0,
+    def __init__(self, seed: int = 0, half_life: float = 2000.0, alarm_probability: float = 0.004,
+                 detection_probability: float = 0.025, score_decades: float = 6.0,
+                 suppress_updates: int = 100, suppressed_factor: float = 0.0,
                  warmup: int = 150, cusum: dict | None = None,
                  baseline: dict | None = None, river: dict | None = None):
         self.seed = int(seed)
         self.half_life = float(half_life)
         self.alarm_probability = float(alarm_probability)
+        self.detection_probability = float(detection_probability)
         self.score_decades = float(score_decades)
         self.suppress_updates = int(suppress_updates)
         self.suppressed_factor = float(suppressed_factor)
@@ -80,18 +89,20 @@ class Ensemble(OnlineDetector):
         self.river = RiverVolatility(seed=self.seed + 1, **(river or {}))
         self.calibrators = [TailCalibrator(half_life=self.half_life) for _ in CHANNELS]
         self._count = 0
-        self._quiet = 0  # updates left in the post-alarm suppression period
+        self._quiet = 0  # updates left in the post-detection suppression period
+        self._quiet_strong = False  # was that period started by an alarm (not just a detection)?
 
     # -- state -------------------------------------------------------------------
     def _get_state(self) -> list:
-        return [self.seed, self.half_life, self.alarm_probability, self.score_decades, self.suppress_updates,
-                self.suppressed_factor, self.warmup, self._count, self._quiet,
+        return [self.seed, self.half_life, self.alarm_probability, self.detection_probability, self.score_decades,
+                self.suppress_updates, self.suppressed_factor, self.warmup, self._count, self._quiet,
+                self._quiet_strong,
                 self.changepoint.to_bytes(), self.river.to_bytes(), [c.get_state() for c in self.calibrators]]
 
     def _set_state(self, values: list) -> None:
-        (self.seed, self.half_life, self.alarm_probability, self.score_decades, self.suppress_updates,
-         self.suppressed_factor, self.warmup, self._count, self._quiet,
-         changepoint, river, calibrators) = values
+        (self.seed, self.half_life, self.alarm_probability, self.detection_probability, self.score_decades,
+         self.suppress_updates, self.suppressed_factor, self.warmup, self._count, self._quiet,
+         self._quiet_strong, changepoint, river, calibrators) = values
         self.changepoint = base.from_bytes(changepoint)
         self.river = base.from_bytes(river)
         self.calibrators = [TailCalibrator.from_state(c) for c in calibrators]
@@ -131,7 +142,7 @@ class Ensemble(OnlineDetector):
         if score > 1.0:
             score = 1.0
         is_alarm = p <= self.alarm_probability
-        if self._quiet > 0:
+        if self._quiet > 0 and not (is_alarm and not self._quiet_strong):
             score *= self.suppressed_factor
             is_alarm = False
         return score, expected, expected - band, expected + band, is_alarm
@@ -161,10 +172,15 @@ class Ensemble(OnlineDetector):
             cp.learn_residual(z_best, residual)
         cp.baseline.learn_one(timestamp_s, value)
         self.river.learn_one(timestamp_s, value)
-        if self._quiet > 0:
-            self._quiet -= 1
-        elif self._count >= self.warmup and p <= self.alarm_probability:
-            self._quiet = self.suppress_updates
+        if self._count >= self.warmup:
+            if self._quiet > 0:
+                self._quiet -= 1
+                if p <= self.alarm_probability and not self._quiet_strong:
+                    # an alarm breaking through a period started by a mere detection
+                    self._quiet, self._quiet_strong = self.suppress_updates, True
+            elif p <= self.detection_probability:
+                self._quiet = self.suppress_updates
+                self._quiet_strong = p <= self.alarm_probability
         self._count += 1
 
     def update(self, timestamp_s: float, value: float) -> base.Detection:

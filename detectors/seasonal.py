@@ -87,7 +87,7 @@ class SeasonalRobustBaseline(OnlineDetector):
                  fast_alpha: float = 0.5,
                  level_alpha: float = 0.03, season_alpha: float = 0.15, scale_alpha: float = 0.01,
                  huber_c: float = 2.5, shift_sigmas: float = 3.0, shift_patience: int = 12,
-                 sigmas: float = 3.0, min_count: int = 12, seed: int = 0):
+                 sigmas: float = 4.0, min_count: int = 12, seed: int = 0):
         self.max_day_bins = int(max_day_bins)
         self.max_week_bins = int(max_week_bins)
         self.scale_bins = int(scale_bins)
