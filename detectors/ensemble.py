@@ -22,13 +22,14 @@ score_decades)`` keeps resolution in the far tail.
 Decision and post-processing for alerting cost (NAB charges every
 false-positive row and rewards the *first* detection of an anomaly most):
 
-* a *detection* is ``p <= detection_probability`` (0.025: the level at which,
-  under NAB's costs, reporting pays); after one, scores are multiplied by
+* a *detection* is ``p <= detection_probability`` (0.025: about where, under
+  NAB's costs, reporting starts to pay); after one, scores are multiplied by
   ``suppressed_factor`` for ``suppress_updates`` updates, as HTM and ARTime
-  do, so one incident is reported once;
+  do, so one incident is reported once. Strong evidence
+  (``p <= breakthrough_probability``) breaks through a quiet period started by
+  a weaker detection, once;
 * an *alarm* (``is_anomaly``, the paging decision) is the stricter
-  ``p <= alarm_probability`` (0.004). An alarm breaks through a quiet period
-  started by a mere detection (and restarts it), not one started by an alarm.
+  ``p <= alarm_probability`` (0.004), at most once per ``suppress_updates``.
 
 Until ``warmup`` values have been seen the score is 0.
 
@@ -73,7 +74,8 @@ class Ensemble(OnlineDetector):
     STATE_VERSION = 1
 
     def __init__(self, seed: int = 0, half_life: float = 2000.0, alarm_probability: float = 0.004,
-                 detection_probability: float = 0.025, score_decades: float = 6.0,
+                 detection_probability: float = 0.025, breakthrough_probability: float = 1e-3,
+                 score_decades: float = 6.0,
                  suppress_updates: int = 100, suppressed_factor: float = 0.0,
                  warmup: int = 150, cusum: dict | None = None,
                  baseline: dict | None = None, river: dict | None = None):
@@ -81,6 +83,7 @@ class Ensemble(OnlineDetector):
         self.half_life = float(half_life)
         self.alarm_probability = float(alarm_probability)
         self.detection_probability = float(detection_probability)
+        self.breakthrough_probability = float(breakthrough_probability)
         self.score_decades = float(score_decades)
         self.suppress_updates = int(suppress_updates)
         self.suppressed_factor = float(suppressed_factor)
@@ -90,19 +93,21 @@ class Ensemble(OnlineDetector):
         self.calibrators = [TailCalibrator(half_life=self.half_life) for _ in CHANNELS]
         self._count = 0
         self._quiet = 0  # updates left in the post-detection suppression period
-        self._quiet_strong = False  # was that period started by an alarm (not just a detection)?
+        self._quiet_strong = False  # was that period started (or broken through) by strong evidence?
+        self._alarm_quiet = 0  # updates left before another alarm may page
 
     # -- state -------------------------------------------------------------------
     def _get_state(self) -> list:
-        return [self.seed, self.half_life, self.alarm_probability, self.detection_probability, self.score_decades,
-                self.suppress_updates, self.suppressed_factor, self.warmup, self._count, self._quiet,
-                self._quiet_strong,
+        return [self.seed, self.half_life, self.alarm_probability, self.detection_probability,
+                self.breakthrough_probability, self.score_decades, self.suppress_updates, self.suppressed_factor,
+                self.warmup, self._count, self._quiet, self._quiet_strong, self._alarm_quiet,
                 self.changepoint.to_bytes(), self.river.to_bytes(), [c.get_state() for c in self.calibrators]]
 
     def _set_state(self, values: list) -> None:
-        (self.seed, self.half_life, self.alarm_probability, self.detection_probability, self.score_decades,
-         self.suppress_updates, self.suppressed_factor, self.warmup, self._count, self._quiet,
-         self._quiet_strong, changepoint, river, calibrators) = values
+        (self.seed, self.half_life, self.alarm_probability, self.detection_probability,
+         self.breakthrough_probability, self.score_decades, self.suppress_updates, self.suppressed_factor,
+         self.warmup, self._count, self._quiet, self._quiet_strong, self._alarm_quiet,
+         changepoint, river, calibrators) = values
         self.changepoint = base.from_bytes(changepoint)
         self.river = base.from_bytes(river)
         self.calibrators = [TailCalibrator.from_state(c) for c in calibrators]
@@ -141,10 +146,9 @@ class Ensemble(OnlineDetector):
         score = -math.log10(p if p > 1e-300 else 1e-300) / self.score_decades
         if score > 1.0:
             score = 1.0
-        is_alarm = p <= self.alarm_probability
-        if self._quiet > 0 and not (is_alarm and not self._quiet_strong):
+        if self._quiet > 0 and not (p <= self.breakthrough_probability and not self._quiet_strong):
             score *= self.suppressed_factor
-            is_alarm = False
+        is_alarm = p <= self.alarm_probability and self._alarm_quiet == 0
         return score, expected, expected - band, expected + band, is_alarm
 
     def evaluate(self, timestamp_s: float, value: float):
@@ -173,14 +177,18 @@ class Ensemble(OnlineDetector):
         cp.baseline.learn_one(timestamp_s, value)
         self.river.learn_one(timestamp_s, value)
         if self._count >= self.warmup:
+            strong = p <= self.breakthrough_probability
             if self._quiet > 0:
                 self._quiet -= 1
-                if p <= self.alarm_probability and not self._quiet_strong:
-                    # an alarm breaking through a period started by a mere detection
+                if strong and not self._quiet_strong:
+                    # strong evidence breaking through a period started by a weak detection
                     self._quiet, self._quiet_strong = self.suppress_updates, True
             elif p <= self.detection_probability:
-                self._quiet = self.suppress_updates
-                self._quiet_strong = p <= self.alarm_probability
+                self._quiet, self._quiet_strong = self.suppress_updates, strong
+            if self._alarm_quiet > 0:
+                self._alarm_quiet -= 1
+            elif p <= self.alarm_probability:
+                self._alarm_quiet = self.suppress_updates
         self._count += 1
 
     def update(self, timestamp_s: float, value: float) -> base.Detection:
