@@ -1,0 +1,642 @@
+"""The streaming job: one entry point for a local mini-cluster and Managed Flink.
+
+    python -m flink_jobs.main --source kinesis|kinesis-local|archive|datagen [--set group.key=value ...]
+                              [--properties FILE] [--restore latest|PATH] [--dry-run]
+
+On Managed Flink (``/etc/flink/application_properties.json`` exists) the same
+module is the application's entry point: properties come from that file,
+checkpointing is the service's, and ``--source`` defaults to ``job.source``.
+
+Topology (SQL does everything per record; Python only per window / per event):
+
+    metrics_raw (sql/sources/*) ─ sql/parse/metrics.sql ─┬─ valid ─ sql/windows/editor_metric_windows.sql ┐
+                                                          │          sql/windows/partner_windows.sql ───────┤
+                                                          └─ invalid / late ─ sql/sinks/dead_letters.sql    │
+    events_raw  (sql/sources/*) ─ sql/parse/events.sql ──┬─ invalid ─ dead letters                         │
+                                                          └─ valid ─┐                                        │
+      udfs.metric_detector.WindowScorer (keyed scope|metric: detectors ensemble + trailing baseline) ◄──────┘
+        ├─ editor results ─ udfs.correlator.EditorCorrelator (keyed editor, + events) ─ composite anomalies ─┐
+        └─ partner results ─ udfs.correlator.PartnerHealth (keyed partner) ─ partner health checks ──────────┤
+      valid events ─ udfs.security.SecurityFindings ─ security incidents ────────────────────────────────────┤
+                                                               connectors.eventbridge.flink_sink (PutEvents) ◄┘
+
+Each parsed table is turned into a DataStream and back once ("materialized"),
+because every to_data_stream()/statement translation of a Table re-plans it from
+its sources: without this the source and the JSON parsing would run once per
+downstream branch (windows, dead letters). The DataStream node is shared.
+
+Python API (for flink_jobs.evaluate / flink_jobs.reliability and the tests)::
+
+    from flink_jobs.config import JobConfig
+    from flink_jobs.main import start_job
+    handle = start_job(JobConfig.load(overrides=[...]), source="kinesis-local")   # detached, returns at once
+    handle.stop(savepoint=True)   # stop-with-savepoint, returns the savepoint path
+    handle.cancel(); handle.wait(timeout_s); handle.status()
+    start_job(cfg, source=..., restore="latest")   # resume from the newest retained checkpoint/savepoint
+
+The mini-cluster runs inside the calling process (its JVM is PyFlink's gateway).
+For a hard kill, run ``python -m flink_jobs.main`` as a subprocess and SIGKILL it;
+SIGTERM/SIGINT make it stop with a savepoint into ``<checkpoint.dir>/savepoints``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+import re
+
+from pyflink.common import Row
+from pyflink.datastream import ProcessFunction
+
+from flink_jobs.config import ConfigError, JobConfig, running_on_managed_flink
+
+log = logging.getLogger("flink_jobs.main")
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SOURCES = ("kinesis", "kinesis-local", "archive", "datagen")
+DEFAULT_LOCAL_STATE = Path("/tmp/adops/flink-state")
+
+
+# ----------------------------------------------------------------------------- SQL templates
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class Raw(str):
+    """A parameter that is a SQL fragment (substituted as is, not quoted-escaped)."""
+
+
+def sql_interval(seconds: int) -> Raw:
+    """A DAY TO SECOND interval literal: Flink limits INTERVAL 'n' SECOND to 2 digits.
+
+    >>> sql_interval(300)
+    "INTERVAL '0 00:05:00' DAY TO SECOND"
+    """
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return Raw(f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{secs:02d}' DAY TO SECOND")
+
+
+def render_sql(name: str, **params) -> str:
+    """Fill a ``sql/`` template's ``${param}`` placeholders.
+
+    Plain values are substituted with single quotes doubled (they only ever appear
+    inside SQL string literals or as numbers); ``Raw`` values are SQL fragments.
+    A placeholder without a value is an error (``KeyError`` naming it), so a
+    template can never run with a literal ``${...}`` in it. Leading ``--``
+    comment lines are kept (Flink accepts them).
+    """
+    text = (SQL_DIR / name).read_text(encoding="utf-8")
+    values = {k: (v if isinstance(v, Raw) else str(v).replace("'", "''")) for k, v in params.items()}
+
+    def fill(match: re.Match) -> str:
+        key = match.group(1)
+        if key not in values:
+            raise KeyError(f"sql/{name}: no value for placeholder ${{{key}}}")
+        return values[key]
+
+    # Only ${name} is a placeholder: JSON paths like '$.value' stay as they are.
+    return _PLACEHOLDER.sub(fill, text).strip().rstrip(";")
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a rendered multi-statement template on ';' at line ends."""
+    parts, current = [], []
+    for line in sql.splitlines():
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            parts.append("\n".join(current).rstrip().rstrip(";"))
+            current = []
+    if "\n".join(current).strip():
+        parts.append("\n".join(current))
+    return [p for p in parts if _strip_comments(p).strip()]
+
+
+def _strip_comments(sql: str) -> str:
+    return "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+
+
+@dataclass
+class Settings:
+    """Typed view of the properties the job uses (validated once, at build time)."""
+
+    name: str
+    parallelism: int
+    checkpoint_interval_ms: int
+    checkpoint_dir: str
+    window_size_s: int
+    watermark_delay_s: int
+    idle_timeout_s: int
+    max_future_s: int
+    max_payload_bytes: int
+    max_metric_value: float
+    timer_grace_ms: int
+    events_lookback_s: int
+    baseline_windows: int
+    baseline_min_windows: int
+    baseline_threshold: float
+    detector: str
+    detector_params: dict
+    bus_name: str
+    eventbridge_endpoint: str | None
+    eventbridge_region: str
+    security_min_severity: float
+    deadletter_sink: str
+    deadletter_path: str
+    late_path: str
+    deadletter_stream: str
+    latency_log_path: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, c: JobConfig) -> "Settings":
+        params_text = c.get_str("processing", "detector.params") or "{}"
+        try:
+            detector_params = json.loads(params_text)
+            assert isinstance(detector_params, dict)
+        except (ValueError, AssertionError):
+            raise ConfigError(f"property processing.detector.params={params_text!r} must be a JSON object") from None
+        window = c.get_int("processing", "window.size.s", minimum=1, maximum=86400)
+        return cls(
+            name=c.get_str("job", "name", allow_empty=False),
+            parallelism=c.get_int("job", "parallelism", minimum=1, maximum=1024),
+            checkpoint_interval_ms=c.get_int("job", "checkpoint.interval.ms", minimum=0),
+            checkpoint_dir=c.get_str("job", "checkpoint.dir") or str(DEFAULT_LOCAL_STATE),
+            window_size_s=window,
+            watermark_delay_s=c.get_int("processing", "watermark.delay.s", minimum=0, maximum=86400),
+            idle_timeout_s=c.get_int("processing", "idle.timeout.s", minimum=0),
+            max_future_s=c.get_int("processing", "max.future.s", minimum=0),
+            max_payload_bytes=c.get_int("processing", "max.payload.bytes", minimum=64),
+            max_metric_value=c.get_float("processing", "max.metric.value", minimum=1.0),
+            timer_grace_ms=c.get_int("processing", "timer.grace.ms", minimum=0, maximum=window * 1000),
+            events_lookback_s=c.get_int("processing", "events.lookback.s", minimum=0),
+            baseline_windows=c.get_int("processing", "baseline.windows", minimum=1, maximum=10000),
+            baseline_min_windows=c.get_int("processing", "baseline.min.windows", minimum=1),
+            baseline_threshold=c.get_float("processing", "baseline.threshold", minimum=0.0),
+            detector=c.get_str("processing", "detector", allow_empty=False),
+            detector_params=detector_params,
+            bus_name=c.get_str("eventbridge", "bus.name", allow_empty=False),
+            eventbridge_endpoint=c.get_optional("eventbridge", "endpoint.url"),
+            eventbridge_region=c.get_str("eventbridge", "region", allow_empty=False),
+            security_min_severity=c.get_float("eventbridge", "security.min.severity", minimum=0, maximum=10),
+            deadletter_sink=c.get_choice("deadletter", "sink", ("file", "kinesis")),
+            deadletter_path=c.get_str("deadletter", "path"),
+            late_path=c.get_str("deadletter", "late.path"),
+            deadletter_stream=c.get_str("deadletter", "stream.name"),
+            latency_log_path=c.get_optional("eventbridge", "latency.log.path"),
+        )
+
+
+# ----------------------------------------------------------------------------- environment
+def _latest_restore_point(checkpoint_dir: str) -> str | None:
+    """Newest complete checkpoint (chk-N with _metadata) or savepoint under checkpoint_dir."""
+    root = Path(checkpoint_dir)
+    candidates = [p.parent for p in root.glob("*/chk-*/_metadata")]
+    candidates += [p.parent for p in (root / "savepoints").glob("*/_metadata")]
+    if not candidates:
+        return None
+    return str(max(candidates, key=lambda p: (p / "_metadata").stat().st_mtime))
+
+
+def resolve_restore(restore: str | None, settings: Settings) -> str | None:
+    if not restore:
+        return None
+    if restore == "latest":
+        found = _latest_restore_point(settings.checkpoint_dir)
+        if found is None:
+            raise ConfigError(f"--restore latest: no retained checkpoint or savepoint under {settings.checkpoint_dir}")
+        return found
+    if not (Path(restore) / "_metadata").exists() and not Path(restore).name == "_metadata":
+        raise ConfigError(f"--restore {restore}: not a checkpoint/savepoint directory (no _metadata)")
+    return restore
+
+
+def create_environments(settings: Settings, *, restore_path: str | None = None, managed: bool | None = None):
+    from pyflink.common import Configuration
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.table import EnvironmentSettings, StreamTableEnvironment
+
+    managed = running_on_managed_flink() if managed is None else managed
+    conf = Configuration()
+    conf.set_string("pipeline.name", settings.name)
+    if not managed:
+        # Managed Flink owns checkpointing, state backend, parallelism and python.
+        conf.set_string("python.executable", sys.executable)
+        conf.set_string("python.client.executable", sys.executable)
+        conf.set_string("parallelism.default", str(settings.parallelism))
+        ckpt = Path(settings.checkpoint_dir).resolve()
+        ckpt.mkdir(parents=True, exist_ok=True)
+        conf.set_string("execution.checkpointing.dir", ckpt.as_uri())
+        conf.set_string("execution.checkpointing.savepoint-dir", (ckpt / "savepoints").as_uri())
+        conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+        conf.set_string("execution.checkpointing.num-retained", "3")
+        conf.set_string("state.backend.type", "hashmap")
+        if settings.checkpoint_interval_ms > 0:
+            conf.set_string("execution.checkpointing.interval", f"{settings.checkpoint_interval_ms} ms")
+        # Python UDF bundles: flush small bundles quickly so a window's result is not held back.
+        conf.set_string("python.fn-execution.bundle.time", "100")
+        if restore_path:
+            conf.set_string("execution.state-recovery.path", restore_path)
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    t_env = StreamTableEnvironment.create(env, EnvironmentSettings.in_streaming_mode())
+    tc = t_env.get_config()
+    tc.set("table.local-time-zone", "UTC")
+    tc.set("pipeline.name", settings.name)
+    if settings.idle_timeout_s > 0:
+        # With parallelism > 1 an idle split/shard would otherwise hold every window back.
+        tc.set("table.exec.source.idle-timeout", f"{settings.idle_timeout_s} s")
+    return env, t_env
+
+
+# ----------------------------------------------------------------------------- sources
+def _common_params(s: Settings) -> dict:
+    return {
+        "watermark_interval": sql_interval(s.watermark_delay_s),
+        "max_future_s": s.max_future_s,
+        "max_payload_bytes": s.max_payload_bytes,
+    }
+
+
+def _event_time_expr(s: Settings) -> Raw:
+    return Raw(_strip_comments(render_sql("parse/event_time.sql", **_common_params(s))))
+
+
+def create_sources(t_env, env, cfg: JobConfig, s: Settings, source: str) -> tuple[str, str | None]:
+    """Register `metrics_raw` and `events_raw` (or None when the source has no events)."""
+    common = _common_params(s)
+    et = _event_time_expr(s)
+    if source == "kinesis":
+        for kind in ("metrics", "events"):
+            t_env.execute_sql(render_sql(
+                "sources/kinesis_official.sql", table_name=f"{kind}_raw", event_time_expr=et,
+                stream_arn=cfg.get_str("kinesis", f"{kind}.stream.arn", allow_empty=False),
+                region=cfg.get_str("kinesis", "region", allow_empty=False),
+                start_position=cfg.get_choice("kinesis", "start.position", ("LATEST", "TRIM_HORIZON")),
+                **common))
+        return "metrics_raw", "events_raw"
+    if source == "kinesis-local":
+        from connectors.kinesis.flink_source import kinesis_payload_table
+
+        for kind in ("metrics", "events"):
+            table = kinesis_payload_table(
+                t_env, env, cfg.get_str("kinesis", f"{kind}.stream.name", allow_empty=False),
+                event_time_expr=str(et),
+                watermark_expr=f"event_time - {sql_interval(s.watermark_delay_s)}",
+                endpoint_url=cfg.get_optional("kinesis", "endpoint.url"),
+                region=cfg.get_str("kinesis", "region", allow_empty=False),
+                start_position=cfg.get_str("kinesis", "start.position", allow_empty=False),
+                poll_interval_ms=cfg.get_int("kinesis", "poll.interval.ms", minimum=1),
+                max_records_per_poll=cfg.get_int("kinesis", "max.records.per.get", minimum=1, maximum=10000),
+                idle_timeout=f"{s.idle_timeout_s} s" if s.idle_timeout_s > 0 else None,
+                dead_letter_source=kind,
+                on_invalid_encoding=lambda stream, k=kind: _attach_dead_letter_sink(stream, s, f"{k}-encoding"),
+            )
+            t_env.create_temporary_view(f"{kind}_raw", table)
+        return "metrics_raw", "events_raw"
+    if source == "archive":
+        events = None
+        for kind in ("metrics", "events"):
+            path = cfg.get_optional("archive", f"{kind}.path")
+            if not path:
+                if kind == "metrics":
+                    raise ConfigError("--source archive needs archive.metrics.path")
+                continue
+            t_env.execute_sql(render_sql("sources/archive_jsonl.sql", table_name=f"{kind}_raw",
+                                         event_time_expr=et, path=path, **common))
+            if kind == "events":
+                events = "events_raw"
+        return "metrics_raw", events
+    if source == "datagen":
+        rows = cfg.get_int("datagen", "number.of.rows", minimum=1)
+        for stmt in split_statements(render_sql(
+                "sources/datagen_metrics.sql", table_name="metrics_raw",
+                rows_per_second=cfg.get_int("datagen", "rows.per.second", minimum=1),
+                number_of_rows=rows, editors=cfg.get_int("datagen", "editors", minimum=1),
+                partners=cfg.get_int("datagen", "partners", minimum=1),
+                start_epoch_ms=cfg.get_int("datagen", "start.epoch.ms", minimum=0),
+                ms_per_row=cfg.get_int("datagen", "ms.per.row", minimum=1), **common)):
+            t_env.execute_sql(stmt)
+        return "metrics_raw", None
+    raise ConfigError(f"unknown source {source!r}; one of {', '.join(SOURCES)}")
+
+
+# ----------------------------------------------------------------------------- pipeline
+def materialize(t_env, table, name: str, columns: list[tuple[str, str]]):
+    """Table -> DataStream -> Table with the source watermark: one shared node for every branch.
+
+    The event_time rowtime travels as the record timestamp and comes back as the
+    time attribute `event_time`."""
+    from pyflink.table import Schema
+
+    stream = t_env.to_data_stream(table)
+    builder = Schema.new_builder()
+    for col, typ in columns:
+        builder.column(col, typ)
+    builder.column_by_metadata("rowtime", "TIMESTAMP_LTZ(3)")
+    builder.watermark("rowtime", "SOURCE_WATERMARK()")
+    t_env.create_temporary_view(f"{name}_stream", t_env.from_data_stream(stream, builder.build()))
+    cols = ", ".join(c for c, _ in columns if c != "event_time")
+    t_env.create_temporary_view(name, t_env.sql_query(f"SELECT {cols}, rowtime AS event_time FROM {name}_stream"))
+    return name
+
+
+METRIC_PARSED_COLUMNS = [("payload", "STRING"), ("event_time", "TIMESTAMP_LTZ(3)"), ("editor_id", "STRING"),
+                         ("metric", "STRING"), ("partner", "STRING"), ("metric_value", "DOUBLE"),
+                         ("reason_code", "STRING"), ("is_late", "BOOLEAN")]
+EVENT_PARSED_COLUMNS = [("payload", "STRING"), ("event_time", "TIMESTAMP_LTZ(3)"), ("event_type", "STRING"),
+                        ("editor_id", "STRING"), ("partner", "STRING"), ("severity", "DOUBLE"),
+                        ("details", "STRING"), ("reason_code", "STRING"), ("is_late", "BOOLEAN")]
+
+
+def window_rows_sql(s: Settings) -> str:
+    """Editor and partner windows as one stream (one DataStream conversion, one scorer)."""
+    params = dict(valid_table="metrics_valid", window_interval=sql_interval(s.window_size_s))
+    editor = render_sql("windows/editor_metric_windows.sql", **params)
+    partner = render_sql("windows/partner_windows.sql", **params)
+    return (
+        f"SELECT 'editor' AS scope_kind, editor_id AS scope_id, metric, avg_value, sample_count, "
+        f"CAST(NULL AS STRING) AS editors, window_time FROM (\n{editor}\n)\n"
+        f"UNION ALL\n"
+        f"SELECT 'partner' AS scope_kind, partner AS scope_id, metric, avg_value, sample_count, editors, window_time "
+        f"FROM (\n{partner}\n)"
+    )
+
+
+@dataclass
+class Pipeline:
+    """What build_pipeline attached (handles for tests/benchmarks)."""
+
+    source: str
+    window_rows: object = None
+    results: object = None
+    bus_events: object = None
+    delivered: object = None
+    dead_letters: object = None
+
+
+def _attach_dead_letter_sink(stream, s: Settings, name: str, late: bool = False):
+    from connectors.deadletter.flink_sinks import attach_deadletter_file_sink, attach_deadletter_kinesis_sink
+
+    if s.deadletter_sink == "kinesis":
+        return attach_deadletter_kinesis_sink(stream, s.deadletter_stream, endpoint_url=s.eventbridge_endpoint,
+                                              region=s.eventbridge_region, name=f"deadletter-{name}")
+    directory = s.late_path if late and s.late_path else s.deadletter_path
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    return attach_deadletter_file_sink(stream, directory, name=f"deadletter-{name}")
+
+
+def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_only: bool = False) -> Pipeline:
+    """Attach the whole job to env/t_env. sql_only: the pure-SQL baseline of the benchmark
+    (same source, parse and windows, window rows discarded; no Python operator)."""
+    from pyflink.common import Types
+
+    pipe = Pipeline(source)
+    metrics_raw, events_raw = create_sources(t_env, env, cfg, s, source)
+    common = _common_params(s)
+    parsed = t_env.sql_query(render_sql("parse/metrics.sql", source_table=metrics_raw,
+                                        max_metric_value=s.max_metric_value, **common))
+    materialize(t_env, parsed, "metrics_parsed", METRIC_PARSED_COLUMNS)
+    t_env.create_temporary_view("metrics_valid", t_env.sql_query(
+        "SELECT * FROM metrics_parsed WHERE reason_code IS NULL AND NOT is_late"))
+    windows = t_env.sql_query(window_rows_sql(s))
+
+    dl_sql = [render_sql("sinks/dead_letters.sql", parsed_table="metrics_parsed", source_name="metrics", **common)]
+    if events_raw:
+        ev = t_env.sql_query(render_sql("parse/events.sql", source_table=events_raw,
+                                        events_lookback_s=s.events_lookback_s, **common))
+        materialize(t_env, ev, "events_parsed", EVENT_PARSED_COLUMNS)
+        dl_sql.append(render_sql("sinks/dead_letters.sql", parsed_table="events_parsed", source_name="events",
+                                 **common))
+
+    if sql_only:
+        # Baseline: same plan up to the windows; a blackhole sink consumes the window rows.
+        t_env.execute_sql("CREATE TEMPORARY TABLE window_blackhole (scope_kind STRING, scope_id STRING, metric STRING, "
+                          "avg_value DOUBLE, sample_count BIGINT, editors STRING, window_time TIMESTAMP_LTZ(3)) "
+                          "WITH ('connector' = 'blackhole')")
+        stmt = t_env.create_statement_set()
+        stmt.add_insert("window_blackhole", windows)
+        stmt.attach_as_datastream()
+        pipe.window_rows = windows
+        return pipe
+
+    from connectors.eventbridge.flink_sink import attach_eventbridge_sink
+    from udfs.correlator import EVENT_TYPE, OUTPUT_TYPE, EditorCorrelator, PartnerHealth
+    from udfs.metric_detector import RESULT_TYPE, WindowScorer
+    from udfs.security import SecurityFindings
+
+    # (i) per (scope, metric) window scoring
+    window_stream = t_env.to_data_stream(windows)
+    results = (
+        window_stream.key_by(lambda r: f"{r[0]}:{r[1]}|{r[2]}", key_type=Types.STRING())
+        .process(WindowScorer(s.detector, s.detector_params, s.baseline_windows, s.baseline_min_windows,
+                              s.baseline_threshold), output_type=RESULT_TYPE)
+        .name("metric-window-scorer").uid("metric-window-scorer")
+    )
+    editor_results = results.filter(lambda r: r[10] is None).name("editor-results").uid("editor-results")
+    partner_results = results.filter(lambda r: r[10] is not None).name("partner-results").uid("partner-results")
+
+    # (ii) per editor: correlate with events, classify, composite anomaly
+    if events_raw:
+        valid_events = t_env.to_data_stream(t_env.sql_query(
+            "SELECT event_type, CAST(0 AS BIGINT) AS timestamp_ms, editor_id, partner, severity, details, payload "
+            "FROM events_parsed WHERE reason_code IS NULL"))
+        valid_events = valid_events.process(_StampEventTime(), output_type=EVENT_TYPE) \
+            .name("events-valid").uid("events-valid")
+        editor_events = valid_events.filter(lambda r: r[2] is not None).name("editor-events").uid("editor-events")
+        security = valid_events.flat_map(SecurityFindings(s.security_min_severity), output_type=OUTPUT_TYPE) \
+            .name("security-findings").uid("security-findings")
+    else:
+        empty = t_env.to_data_stream(t_env.sql_query(
+            "SELECT CAST(NULL AS STRING) AS event_type, CAST(0 AS BIGINT) AS timestamp_ms, CAST(NULL AS STRING) "
+            "AS editor_id, CAST(NULL AS STRING) AS partner, CAST(NULL AS DOUBLE) AS severity, "
+            "CAST(NULL AS STRING) AS details, CAST(NULL AS STRING) AS payload FROM (VALUES (1)) AS t(x) WHERE x = 0"))
+        editor_events = empty.map(lambda r: r, output_type=EVENT_TYPE).name("no-events").uid("no-events")
+        security = None
+    composites = (
+        editor_results.connect(editor_events)
+        .key_by(lambda r: r[0], lambda e: e[2], key_type=Types.STRING())
+        .process(EditorCorrelator(s.window_size_s, s.timer_grace_ms, s.events_lookback_s), output_type=OUTPUT_TYPE)
+        .name("editor-correlator").uid("editor-correlator")
+    )
+    # (iii) partner health
+    partner_checks = (
+        partner_results.key_by(lambda r: r[0], key_type=Types.STRING())
+        .process(PartnerHealth(s.window_size_s, s.timer_grace_ms), output_type=OUTPUT_TYPE)
+        .name("partner-health").uid("partner-health")
+    )
+    bus_events = composites.union(partner_checks) if security is None else composites.union(partner_checks, security)
+    delivered, delivery_failed = attach_eventbridge_sink(
+        bus_events, s.bus_name, endpoint_url=s.eventbridge_endpoint, region=s.eventbridge_region,
+        latency_log_path=s.latency_log_path)
+
+    # Dead letters (+ late records): built in SQL, written by connectors/deadletter.
+    dl_table = t_env.sql_query("\nUNION ALL\n".join(f"SELECT reason_code, line FROM ({q})" for q in dl_sql))
+    dl_rows = t_env.to_data_stream(dl_table)
+    dead = dl_rows.filter(lambda r: r[0] != "LATE_RECORD").map(lambda r: r[1], output_type=Types.STRING()) \
+        .name("dead-letter-lines").uid("dead-letter-lines")
+    late = dl_rows.filter(lambda r: r[0] == "LATE_RECORD").map(lambda r: r[1], output_type=Types.STRING()) \
+        .name("late-record-lines").uid("late-record-lines")
+    _attach_dead_letter_sink(dead.union(delivery_failed), s, "records")
+    _attach_dead_letter_sink(late, s, "late", late=True)
+
+    pipe.window_rows, pipe.results, pipe.bus_events = windows, results, bus_events
+    pipe.delivered, pipe.dead_letters = delivered, dead
+    return pipe
+
+
+class _StampEventTime(ProcessFunction):
+    """Valid events: take the event time (ms) from the record timestamp (the rowtime)."""
+
+    def process_element(self, value, ctx):
+        yield Row(value[0], int(ctx.timestamp()), value[2], value[3], value[4], value[5], value[6])
+
+
+# ----------------------------------------------------------------------------- job handle
+@dataclass
+class JobHandle:
+    """A detached job on the in-process mini-cluster (or a session cluster)."""
+
+    job_client: object
+    settings: Settings
+    restored_from: str | None = None
+    failure: str | None = None
+    _stopped: bool = False
+
+    @property
+    def job_id(self) -> str:
+        return str(self.job_client.get_job_id())
+
+    def status(self) -> str:
+        return str(self.job_client.get_job_status().result())
+
+    def stop(self, savepoint: bool = True, timeout_s: float = 120.0) -> str | None:
+        """Stop with a savepoint (returns its path), or cancel when savepoint=False."""
+        self._stopped = True
+        if not savepoint:
+            self.cancel()
+            return None
+        directory = (Path(self.settings.checkpoint_dir).resolve() / "savepoints").as_uri()
+        j = self.job_client._j_job_client
+        from pyflink.java_gateway import get_gateway
+
+        fmt = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
+        future = j.stopWithSavepoint(False, directory, fmt)
+        path = future.get(int(timeout_s * 1000), get_gateway().jvm.java.util.concurrent.TimeUnit.MILLISECONDS)
+        return str(path)
+
+    def cancel(self) -> None:
+        self._stopped = True
+        self.job_client.cancel().result()
+
+    def wait(self, timeout_s: float | None = None) -> str:
+        """Block until the job ends; returns FINISHED, CANCELED or FAILED.
+
+        Bounded sources (archive, datagen) finish by themselves; unbounded ones run
+        until stopped or cancelled. Raises TimeoutError after timeout_s."""
+        from pyflink.java_gateway import get_gateway
+
+        jvm = get_gateway().jvm
+        future = self.job_client._j_job_client.getJobExecutionResult()
+        try:
+            if timeout_s is None:
+                future.get()
+            else:
+                future.get(int(timeout_s * 1000), jvm.java.util.concurrent.TimeUnit.MILLISECONDS)
+        except Exception as exc:  # py4j wraps the Java exceptions
+            text = str(exc)
+            if "TimeoutException" in text:
+                raise TimeoutError(f"job {self.job_id} still running after {timeout_s} s") from None
+            if self._stopped or "JobCancellationException" in text or "CANCELED" in text:
+                return "CANCELED"
+            self.failure = text
+            return "FAILED"
+        return "FINISHED"
+
+
+def start_job(cfg: JobConfig, source: str | None = None, *, restore: str | None = None,
+              sql_only: bool = False) -> JobHandle:
+    """Build and submit the job detached; returns at once with a JobHandle."""
+    s = Settings.from_config(cfg)
+    source = source or cfg.get_choice("job", "source", SOURCES)
+    restore_path = resolve_restore(restore, s)
+    t0 = time.monotonic()
+    env, t_env = create_environments(s, restore_path=restore_path)
+    build_pipeline(env, t_env, cfg, s, source, sql_only=sql_only)
+    t1 = time.monotonic()
+    client = env.execute_async(s.name)
+    log.info("job graph built in %.1f s, submitted in %.1f s", t1 - t0, time.monotonic() - t1)
+    log.info("submitted %s (job %s, source %s, restored from %s)", s.name, client.get_job_id(), source, restore_path)
+    return JobHandle(client, s, restore_path)
+
+
+# ----------------------------------------------------------------------------- CLI
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m flink_jobs.main", description=__doc__.split("\n\n")[0])
+    p.add_argument("--source", choices=SOURCES, help="input (default: job.source property)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="GROUP.KEY=VALUE",
+                   help="override a property (repeatable)")
+    p.add_argument("--properties", help="application_properties.json to layer over the defaults")
+    p.add_argument("--restore", help="'latest' (newest retained checkpoint/savepoint) or a checkpoint/savepoint path")
+    p.add_argument("--dry-run", action="store_true", help="validate the config and print the plan, do not run")
+    # Managed Flink passes unknown arguments through; ignore them rather than fail.
+    args, _unknown = p.parse_known_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        cfg = JobConfig.load(args.properties, args.overrides)
+        s = Settings.from_config(cfg)
+        source = args.source or cfg.get_choice("job", "source", SOURCES)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        env, t_env = create_environments(s, managed=False)
+        build_pipeline(env, t_env, cfg, s, source)
+        print(env.get_execution_plan())
+        return 0
+    if running_on_managed_flink():
+        # The service submits the job graph that execute() builds; it handles stop/savepoints.
+        env, t_env = create_environments(s)
+        build_pipeline(env, t_env, cfg, s, source)
+        env.execute(s.name)
+        return 0
+    handle = start_job(cfg, source, restore=args.restore)
+    print(json.dumps({"job_id": handle.job_id, "source": source, "restored_from": handle.restored_from,
+                      "checkpoint_dir": s.checkpoint_dir}), flush=True)
+    stopping = threading.Event()
+
+    def on_signal(signum, _frame):
+        if stopping.is_set():
+            return
+        stopping.set()
+        log.info("signal %s: stopping with a savepoint", signum)
+        try:
+            path = handle.stop(savepoint=True)
+            print(json.dumps({"savepoint": path}), flush=True)
+        except Exception as exc:  # bounded sources may have finished already
+            log.warning("stop with savepoint failed (%s); cancelling", exc)
+            try:
+                handle.cancel()
+            except Exception:
+                pass
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    state = handle.wait()
+    print(json.dumps({"final_state": state}), flush=True)
+    return 0 if state in ("FINISHED", "CANCELED") or stopping.is_set() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+-- Event-time expression shared by every metrics/events source (a SQL fragment,
+-- substituted as the event_time_expr parameter into the source DDLs as a computed column).
+--
+-- Why a computed column: the watermark must be declared on the source table, and
+-- Flink only lets a WATERMARK reference a column of that table.
+--
+-- `timestamp` is either integer epoch milliseconds or ISO-8601 with a zone
+-- (`2026-11-01T10:05:00Z`, `2026-11-01T10:05:00.123+02:00`).
+--   * TRY_CAST, never JSON_VALUE(... RETURNING ...): RETURNING with a type the
+--     JSON value does not have throws a ClassCastException that fails the job.
+--   * Never NULL: a missing/invalid timestamp, an oversized payload, or a
+--     timestamp more than ${max_future_s} s ahead of processing time gets the
+--     sentinel epoch 0. The sentinel is older than any real record, so it can never
+--     advance the watermark (a single bogus "year 2099" record would otherwise
+--     close every window and make all real records late). sql/parse/metrics.sql
+--     gives those rows their reason code (INVALID_TIMESTAMP / FUTURE_TIMESTAMP /
+--     OVERSIZED_RECORD) before they are ever considered late.
+COALESCE(
+  CASE WHEN CHAR_LENGTH(payload) <= ${max_payload_bytes} THEN
+    CASE WHEN COALESCE(
+           TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(payload, '$.timestamp') AS BIGINT), 3),
+           TO_TIMESTAMP_LTZ(JSON_VALUE(payload, '$.timestamp'), 'yyyy-MM-dd''T''HH:mm:ss[.SSS]XXX'))
+         <= TIMESTAMPADD(SECOND, ${max_future_s}, CURRENT_TIMESTAMP)
+    THEN COALESCE(
+           TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(payload, '$.timestamp') AS BIGINT), 3),
+           TO_TIMESTAMP_LTZ(JSON_VALUE(payload, '$.timestamp'), 'yyyy-MM-dd''T''HH:mm:ss[.SSS]XXX'))
+    END
+  END,
+  TO_TIMESTAMP_LTZ(0, 3))

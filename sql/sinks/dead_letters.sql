@@ -1,0 +1,33 @@
+-- Dead-letter and late records as DESIGN.md dead-letter JSON lines:
+--   {"reason_code", "reason", "source", "raw" (<= 64 KiB), "detected_at"}
+-- Built in SQL (JSON_OBJECT) so a burst of bad records costs no Python.
+-- ${parsed_table} is a parsed view (sql/parse/*.sql); ${source_name} is
+-- 'metrics' or 'events'. Late rows (valid but behind the watermark) get
+-- reason_code LATE_RECORD; they go to the late output, see sql/sinks/late.sql.
+SELECT
+  reason_code,
+  JSON_OBJECT(
+    'reason_code' VALUE reason_code,
+    'reason' VALUE CASE reason_code
+      WHEN 'OVERSIZED_RECORD' THEN 'payload larger than ${max_payload_bytes} bytes'
+      WHEN 'INVALID_JSON' THEN 'payload is not a JSON object'
+      WHEN 'MISSING_FIELD' THEN 'a required field is missing or null'
+      WHEN 'WRONG_TYPE' THEN 'a field has the wrong JSON type'
+      WHEN 'UNKNOWN_METRIC' THEN 'metric is not one of the contract''s metric names'
+      WHEN 'UNKNOWN_EVENT_TYPE' THEN 'event_type is not one of the contract''s event types'
+      WHEN 'NON_FINITE_VALUE' THEN 'value is NaN or infinite'
+      WHEN 'OUT_OF_RANGE_VALUE' THEN 'value outside the metric''s valid range'
+      WHEN 'INVALID_TIMESTAMP' THEN 'timestamp is neither epoch milliseconds nor ISO-8601 with a zone'
+      WHEN 'FUTURE_TIMESTAMP' THEN 'timestamp more than ${max_future_s} s ahead of processing time'
+      WHEN 'LATE_RECORD' THEN 'record arrived behind the watermark (window already closed)'
+      ELSE reason_code END,
+    'source' VALUE '${source_name}',
+    'raw' VALUE SUBSTRING(payload FROM 1 FOR 65536),
+    'event_time' VALUE DATE_FORMAT(event_time, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z'''),
+    'detected_at' VALUE DATE_FORMAT(CURRENT_TIMESTAMP, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''')
+  ) AS line
+FROM (
+  SELECT payload, event_time, CASE WHEN is_late THEN 'LATE_RECORD' ELSE reason_code END AS reason_code
+  FROM ${parsed_table}
+  WHERE reason_code IS NOT NULL OR is_late
+)

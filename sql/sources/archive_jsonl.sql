@@ -1,0 +1,17 @@
+-- Replays and backfills: JSON-lines archive files (one record per line, `.gz`
+-- files are decompressed by the filesystem connector by extension) read as
+-- format 'raw', so a malformed line reaches sql/parse/ as a payload with a reason
+-- code instead of failing the source (format 'json' would fail or skip it silently).
+--
+-- Bounded: the job reads the directory once and ends after the last window fires
+-- (end of input advances the watermark to +inf). Parallelism: one split per file.
+CREATE TEMPORARY TABLE ${table_name} (
+  payload STRING,
+  event_time AS ${event_time_expr},
+  WATERMARK FOR event_time AS event_time - ${watermark_interval}
+) WITH (
+  'connector' = 'filesystem',
+  'path' = '${path}',
+  'format' = 'raw',
+  'raw.charset' = 'UTF-8'
+)

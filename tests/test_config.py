@@ -1,0 +1,98 @@
+"""flink_jobs.config: Managed Flink property groups, overrides, typed accessors (no Flink)."""
+import json
+
+import pytest
+
+from flink_jobs.config import DEFAULTS_PATH, ConfigError, JobConfig, read_property_groups
+
+
+def test_defaults_file_is_managed_flink_format():
+    raw = json.loads(DEFAULTS_PATH.read_text())
+    assert isinstance(raw, list) and raw
+    for group in raw:
+        assert set(group) == {"PropertyGroupId", "PropertyMap"}
+        assert all(isinstance(v, str) for v in group["PropertyMap"].values()), "Managed Flink stores strings"
+    groups = read_property_groups(DEFAULTS_PATH)
+    assert groups["processing"]["window.size.s"] == "300"
+    assert groups["processing"]["watermark.delay.s"] == "30"
+
+
+def test_precedence_file_then_env_then_set(tmp_path):
+    props = tmp_path / "application_properties.json"
+    props.write_text(json.dumps([
+        {"PropertyGroupId": "processing", "PropertyMap": {"window.size.s": 60, "watermark.delay.s": "10"}},
+        {"PropertyGroupId": "job", "PropertyMap": {"parallelism": "4"}},
+    ]))
+    env = {"ADOPS__PROCESSING__WATERMARK_DELAY_S": "20", "ADOPS__JOB__PARALLELISM": "3", "UNRELATED": "x"}
+    cfg = JobConfig.load(props, overrides=["job.parallelism=1"], environ=env)
+    assert cfg.get_int("processing", "window.size.s") == 60          # file (JSON number accepted)
+    assert cfg.get_int("processing", "watermark.delay.s") == 20      # env beats file
+    assert cfg.get_int("job", "parallelism") == 1                    # --set beats env
+    assert cfg.get_str("kinesis", "region") == "us-east-1"           # default kept
+
+
+def test_set_with_dots_in_key_and_equals_in_value():
+    cfg = JobConfig.load(overrides=["processing.detector.params={\"warmup\": 10, \"a\": \"b=c\"}"], environ={})
+    assert json.loads(cfg.get_str("processing", "detector.params")) == {"warmup": 10, "a": "b=c"}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("processing.window.size=60", "unknown property processing.window.size"),
+    ("nogroup.key=1", "unknown property group 'nogroup'"),
+    ("processing", "expected group.key=value"),
+    ("novalue=1", "expected group.key=value"),
+])
+def test_unknown_or_malformed_overrides_are_errors(override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        JobConfig.load(overrides=[override], environ={})
+
+
+def test_env_unknown_key_is_an_error():
+    with pytest.raises(ConfigError, match="unknown key"):
+        JobConfig.load(environ={"ADOPS__PROCESSING__WINDOW_SIZE": "60"})
+
+
+def test_typed_accessors_validate_with_clear_errors():
+    cfg = JobConfig.load(overrides=["processing.window.size.s=five", "job.parallelism=0",
+                                    "processing.baseline.threshold=nan", "deadletter.sink=s3"], environ={})
+    with pytest.raises(ConfigError, match=r"processing\.window\.size\.s='five' is not an integer"):
+        cfg.get_int("processing", "window.size.s")
+    with pytest.raises(ConfigError, match=r"job\.parallelism=0 must be >= 1"):
+        cfg.get_int("job", "parallelism", minimum=1)
+    with pytest.raises(ConfigError, match="must be finite"):
+        cfg.get_float("processing", "baseline.threshold")
+    with pytest.raises(ConfigError, match="must be one of file, kinesis"):
+        cfg.get_choice("deadletter", "sink", ("file", "kinesis"))
+    with pytest.raises(ConfigError, match="missing property"):
+        cfg.get_str("job", "nope")
+
+
+def test_bool_and_optional():
+    cfg = JobConfig.load(environ={})
+    assert cfg.get_optional("kinesis", "endpoint.url") is None
+    cfg.set("kinesis.endpoint.url", "http://127.0.0.1:9")
+    assert cfg.get_optional("kinesis", "endpoint.url") == "http://127.0.0.1:9"
+
+
+def test_bad_properties_file(tmp_path):
+    bad = tmp_path / "p.json"
+    bad.write_text('{"PropertyGroupId": "x"}')
+    with pytest.raises(ConfigError, match="expected a JSON list"):
+        JobConfig.load(bad, environ={})
+    bad.write_text("[{")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        JobConfig.load(bad, environ={})
+    with pytest.raises(ConfigError, match="not found"):
+        JobConfig.load(tmp_path / "missing.json", environ={})
+
+
+def test_settings_are_typed_and_validated():
+    from flink_jobs.main import Settings
+
+    s = Settings.from_config(JobConfig.load(environ={}))
+    assert (s.window_size_s, s.watermark_delay_s, s.parallelism) == (300, 30, 2)
+    with pytest.raises(ConfigError, match="detector.params"):
+        Settings.from_config(JobConfig.load(overrides=["processing.detector.params=[1]"], environ={}))
+    with pytest.raises(ConfigError, match="timer.grace.ms"):
+        Settings.from_config(JobConfig.load(overrides=["processing.window.size.s=1",
+                                                       "processing.timer.grace.ms=5000"], environ={}))

@@ -1,0 +1,75 @@
+"""The per-key state kept beside the online model: a trailing baseline of the last N windows.
+
+Pure Python (no pyflink) so it is unit-testable; udfs/metric_detector.py keeps it
+in Flink keyed state. The online model (detectors/) knows seasonality and the
+long history; the trailing baseline is the key's own recent level. A window is
+anomalous only when both agree once the trailing baseline has enough windows, so
+a model that drifted (or is still warming up) does not alarm on its own, and a
+slow trend that the trailing median follows does not alarm either.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from statistics import median
+
+from detectors.base import Detection
+
+
+@dataclass(frozen=True)
+class BaselineVerdict:
+    median: float
+    lower: float
+    upper: float
+    score: float      # in [0, 1]: how far outside the band, relative to the band half-width
+    outside: bool
+    windows: int
+
+
+def trailing_verdict(history: list[float], value: float, rel_threshold: float, min_windows: int) -> BaselineVerdict | None:
+    """Compare ``value`` with the median +- max(3 robust sigma, rel_threshold * |median|) of ``history``.
+
+    None when there are fewer than ``min_windows`` past windows.
+
+    >>> v = trailing_verdict([10, 11, 9, 10, 10, 11], 5.0, 0.25, 6)
+    >>> v.outside, v.median
+    (True, 10.0)
+    >>> trailing_verdict([10, 11], 5.0, 0.25, 6) is None
+    True
+    """
+    finite = [h for h in history if math.isfinite(h)]
+    if len(finite) < max(1, min_windows):
+        return None
+    med = median(finite)
+    mad = median(abs(h - med) for h in finite)
+    half = max(3.0 * 1.4826 * mad, rel_threshold * abs(med), 1e-9)
+    lower, upper = med - half, med + half
+    excess = max(lower - value, value - upper, 0.0)
+    score = min(1.0, 0.5 + excess / half) if excess > 0 else max(0.0, 0.5 * abs(value - med) / half)
+    return BaselineVerdict(med, lower, upper, score, excess > 0, len(finite))
+
+
+def combine(model: Detection, verdict: BaselineVerdict | None) -> tuple[float, float, float, float, bool]:
+    """(baseline, lower, upper, score, is_anomaly) for the classifier from the model and the trailing baseline.
+
+    The model's expected value and band are preferred (they know seasonality);
+    while the model is warming up (non-finite band) the trailing baseline stands in.
+    """
+    model_ok = all(math.isfinite(x) for x in (model.expected, model.lower, model.upper))
+    if verdict is None:
+        if not model_ok:
+            return math.nan, math.nan, math.nan, 0.0, False
+        return model.expected, model.lower, model.upper, model.score, model.is_anomaly
+    if not model_ok:
+        return verdict.median, verdict.lower, verdict.upper, verdict.score, verdict.outside
+    is_anomaly = model.is_anomaly and verdict.outside
+    score = min(model.score, verdict.score) if not is_anomaly else max(model.score, verdict.score)
+    return model.expected, model.lower, model.upper, score, is_anomaly
+
+
+def push_history(history_json: str | None, value: float, keep: int) -> str:
+    history = json.loads(history_json) if history_json else []
+    if math.isfinite(value):
+        history.append(round(float(value), 9))
+    return json.dumps(history[-keep:])

@@ -1,0 +1,185 @@
+"""(ii) Per editor: align one window's per-metric results with the editor's recent events.
+
+Keyed by editor_id, two inputs (a KeyedCoProcessFunction):
+  1. per-metric results of udfs/metric_detector.py for that editor;
+  2. the editor's operational events (config changes, deployments, flags,
+     partner status, security findings), kept in state for ``lookback`` seconds.
+The first result of a window registers an event-time timer at the window's end
+(+ grace). Window results reach this operator before the watermark that closes
+the window (the window operator emits the windows, then forwards the watermark),
+so when the timer fires every metric of the window is there: classify with
+detectors.classifier and, when any metric is anomalous and the classifier calls
+it an incident, emit ONE composite anomaly (detectors.incident) for the editor
+and window. This replaces the seed's three-way equality join on timestamps.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from pyflink.common import Types
+from pyflink.datastream import KeyedCoProcessFunction, KeyedProcessFunction, RuntimeContext
+from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+
+from detectors.classifier import ClassifierConfig, MetricDeviation, classify
+from detectors.events import OperationalEvent
+from detectors.incident import build_composite_detail
+from detectors.partner_health import assess_partner
+from detectors.revenue import revenue_at_risk
+from connectors.eventbridge.flink_sink import EVENTBRIDGE_INPUT_TYPE as OUTPUT_TYPE, eventbridge_row
+
+# Output rows are the EventBridge sink's input (connectors.eventbridge.flink_sink):
+# Row(source, detail_type, detail JSON, emitted_at_ms); emitted_at_ms is the
+# processing time at which the watermark passed the window end (timer fired).
+COMPOSITE = ("adops.analytics", "Composite Anomaly Detected")
+PARTNER_HEALTH = ("adops.monitoring", "Partner Health Check")
+SECURITY = ("adops.security", "Security Incident Detected")
+
+EVENT_FIELDS = ["event_type", "timestamp_ms", "editor_id", "partner", "severity", "details", "payload"]
+EVENT_TYPE = Types.ROW_NAMED(
+    EVENT_FIELDS,
+    [Types.STRING(), Types.LONG(), Types.STRING(), Types.STRING(), Types.DOUBLE(), Types.STRING(), Types.STRING()],
+)
+
+
+def deviation_of(r: dict) -> MetricDeviation:
+    nan = float("nan")
+    return MetricDeviation(
+        r["metric"], r["value"],
+        nan if r["baseline"] is None else r["baseline"],
+        nan if r["lower"] is None else r["lower"],
+        nan if r["upper"] is None else r["upper"],
+        r["score"], r["is_anomaly"],
+    )
+
+
+def result_dict(row) -> dict:
+    return {k: row[i] for i, k in enumerate(["scope_id", "metric", "window_end_ms", "value", "baseline", "lower",
+                                             "upper", "score", "is_anomaly", "sample_count", "editors"])}
+
+
+def event_of(d: dict) -> OperationalEvent:
+    return OperationalEvent(d["event_type"], d["timestamp_ms"] / 1000.0, d.get("editor_id"), d.get("partner"),
+                            d.get("severity"), d.get("details") or {})
+
+
+def _details(text: str | None) -> dict:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+class _WindowCollector:
+    """Shared state handling: results per window end, an event-time timer per window."""
+
+    def _open_windows(self, runtime_context: RuntimeContext):
+        self.pending = runtime_context.get_map_state(
+            MapStateDescriptor("pending", Types.LONG(), Types.STRING()))
+
+    def _add_result(self, row, ctx):
+        end = int(row[2])
+        current = self.pending.get(end)
+        results = json.loads(current) if current else []
+        if not results:
+            ctx.timer_service().register_event_time_timer(end - 1 + self.grace_ms)
+        results.append(result_dict(row))
+        self.pending.put(end, json.dumps(results))
+
+    def _take(self, timestamp: int) -> tuple[int, list[dict]]:
+        end = int(timestamp) + 1 - self.grace_ms
+        current = self.pending.get(end)
+        if current is None:
+            return end, []
+        self.pending.remove(end)
+        return end, json.loads(current)
+
+
+class EditorCorrelator(KeyedCoProcessFunction, _WindowCollector):
+    def __init__(self, window_size_s: int, grace_ms: int, lookback_s: int):
+        self.window_size_ms = window_size_s * 1000
+        self.grace_ms = grace_ms
+        self.lookback_ms = lookback_s * 1000
+
+    def open(self, runtime_context: RuntimeContext):
+        self._open_windows(runtime_context)
+        self.events = runtime_context.get_state(ValueStateDescriptor("events", Types.STRING()))
+        self.config = replace(ClassifierConfig(), window_seconds=self.window_size_ms / 1000.0,
+                              event_lookback_s=self.lookback_ms / 1000.0)
+        group = runtime_context.get_metrics_group()
+        self.windows_classified = group.counter("windowsClassified")
+        self.composites = group.counter("compositeAnomalies")
+
+    def process_element1(self, row, ctx):
+        self._add_result(row, ctx)
+
+    def process_element2(self, row, ctx):
+        stored = self.events.value()
+        events = json.loads(stored) if stored else []
+        events.append({"event_type": row[0], "timestamp_ms": int(row[1]), "editor_id": row[2], "partner": row[3],
+                       "severity": row[4], "details": _details(row[5])})
+        # Keep what can still be a suspected cause: lookback before the newest watermark-ish time.
+        horizon = max(e["timestamp_ms"] for e in events) - self.lookback_ms - self.window_size_ms
+        events = [e for e in events if e["timestamp_ms"] >= horizon][-200:]
+        self.events.update(json.dumps(events))
+
+    def on_timer(self, timestamp: int, ctx):
+        end, results = self._take(timestamp)
+        if not results:
+            return
+        self.windows_classified.inc()
+        if not any(r["is_anomaly"] for r in results):
+            return
+        editor = results[0]["scope_id"]
+        deviations = {r["metric"]: deviation_of(r) for r in results}
+        stored = self.events.value()
+        events = [event_of(e) for e in (json.loads(stored) if stored else []) if e["timestamp_ms"] <= end]
+        window_end_s, window_start_s = end / 1000.0, (end - self.window_size_ms) / 1000.0
+        classification = classify(deviations, events, self.config, window_end_s=window_end_s)
+        if not classification.is_incident:
+            return
+        detail = build_composite_detail(editor, window_start_s, window_end_s, deviations, events,
+                                        classification, self.config)
+        self.composites.inc()
+        yield eventbridge_row(COMPOSITE[0], COMPOSITE[1], detail)
+
+
+class PartnerHealth(KeyedProcessFunction, _WindowCollector):
+    """(iii) Per demand partner and window -> detectors.partner_health.assess_partner.
+
+    Emits a Partner Health Check when the partner is not HEALTHY, and once more
+    when it recovers (so a consumer sees the all-clear); healthy steady state is
+    silent (otherwise every partner would produce an event every window).
+    """
+
+    def __init__(self, window_size_s: int, grace_ms: int):
+        self.window_size_ms = window_size_s * 1000
+        self.grace_ms = grace_ms
+
+    def open(self, runtime_context: RuntimeContext):
+        self._open_windows(runtime_context)
+        self.last_status = runtime_context.get_state(ValueStateDescriptor("last_status", Types.STRING()))
+        self.checks = runtime_context.get_metrics_group().counter("partnerChecks")
+
+    def process_element(self, row, ctx):
+        self._add_result(row, ctx)
+
+    def on_timer(self, timestamp: int, ctx):
+        end, results = self._take(timestamp)
+        if not results:
+            return
+        partner = results[0]["scope_id"]
+        per_metric = {r["metric"]: deviation_of(r) for r in results}
+        editors = sorted({e for r in results for e in (r["editors"] or "").split(",") if e})
+        window_s = self.window_size_ms / 1000.0
+        detail = assess_partner(partner, (end - self.window_size_ms) / 1000.0, end / 1000.0, per_metric, editors,
+                                revenue_at_risk(per_metric, window_s))
+        previous = self.last_status.value() or "HEALTHY"
+        self.last_status.update(detail["partner_status"])
+        if detail["partner_status"] == "HEALTHY" and previous == "HEALTHY":
+            return
+        self.checks.inc()
+        yield eventbridge_row(PARTNER_HEALTH[0], PARTNER_HEALTH[1], detail)

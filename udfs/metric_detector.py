@@ -1,0 +1,74 @@
+"""(i) Per (editor, metric) — and per (partner, metric) — window scoring, in keyed state.
+
+Input: one row per key and window from sql/windows/*.sql (runs once per window,
+never per record). Keyed state:
+  * ``model``   — the detectors/ online model (``detectors.make(name)``) as its
+                  versioned bytes (``to_bytes`` / ``detectors.from_bytes``);
+  * ``history`` — the key's trailing baseline: the last N window averages (JSON).
+Each window is scored by the model (strictly causal: scored, then learned) and
+compared with the trailing baseline (udfs/baseline.py); the per-metric result is
+emitted for the correlator (editors) or the partner-health check (partners).
+"""
+from __future__ import annotations
+
+import json
+import math
+
+from pyflink.common import Row, Types
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream.state import ValueStateDescriptor
+
+import detectors
+from udfs.baseline import combine, push_history, trailing_verdict
+
+WINDOW_ROW_FIELDS = ["scope_id", "metric", "avg_value", "min_value", "max_value", "sum_value",
+                     "sample_count", "editors", "window_time"]
+
+# Per-metric result: what the correlator / partner check needs to build MetricDeviation.
+RESULT_FIELDS = ["scope_id", "metric", "window_end_ms", "value", "baseline", "lower", "upper",
+                 "score", "is_anomaly", "sample_count", "editors"]
+RESULT_TYPE = Types.ROW_NAMED(
+    RESULT_FIELDS,
+    [Types.STRING(), Types.STRING(), Types.LONG(), Types.DOUBLE(), Types.DOUBLE(), Types.DOUBLE(),
+     Types.DOUBLE(), Types.DOUBLE(), Types.BOOLEAN(), Types.LONG(), Types.STRING()],
+)
+
+
+class WindowScorer(KeyedProcessFunction):
+    """Keyed by ``scope_id|metric``; emits one RESULT_TYPE row per input window row."""
+
+    def __init__(self, detector_name: str, detector_params: dict, baseline_windows: int,
+                 baseline_min_windows: int, baseline_threshold: float):
+        self.detector_name = detector_name
+        self.detector_params = dict(detector_params)
+        self.baseline_windows = baseline_windows
+        self.baseline_min_windows = baseline_min_windows
+        self.baseline_threshold = baseline_threshold
+
+    def open(self, runtime_context: RuntimeContext):
+        self.model = runtime_context.get_state(ValueStateDescriptor("model", Types.PICKLED_BYTE_ARRAY()))
+        self.history = runtime_context.get_state(ValueStateDescriptor("history", Types.STRING()))
+        self.windows_scored = runtime_context.get_metrics_group().counter("windowsScored")
+        self.anomalies = runtime_context.get_metrics_group().counter("metricAnomalies")
+
+    def process_element(self, row, ctx: KeyedProcessFunction.Context):
+        blob = self.model.value()
+        model = detectors.from_bytes(blob) if blob else detectors.make(self.detector_name, **self.detector_params)
+        window_end_ms = int(ctx.timestamp()) + 1      # rowtime = window_time = window_end - 1 ms
+        value = float(row.avg_value)
+        detection = model.update(window_end_ms / 1000.0, value)
+        history = self.history.value()
+        verdict = trailing_verdict(json.loads(history) if history else [], value,
+                                   self.baseline_threshold, self.baseline_min_windows)
+        baseline, lower, upper, score, is_anomaly = combine(detection, verdict)
+        self.model.update(model.to_bytes())
+        self.history.update(push_history(history, value, self.baseline_windows))
+        self.windows_scored.inc()
+        if is_anomaly:
+            self.anomalies.inc()
+        yield Row(row.scope_id, row.metric, window_end_ms, value, _f(baseline), _f(lower), _f(upper),
+                  float(score), bool(is_anomaly), int(row.sample_count), row.editors)
+
+
+def _f(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None
