@@ -189,3 +189,29 @@ def test_security_rule_matches_forwarded_and_guardduty_findings_with_transformer
     assert by_source["adops.security"]["title"] == f"ad injection {ours}"
     assert by_source["aws.guardduty"]["detail_type"] == "GuardDuty Finding"
     assert "detail" not in by_source["aws.guardduty"]
+
+
+def test_update_brings_an_older_stack_up_to_the_current_template(tmp_path):
+    """`up` on a long-running endpoint: a stack deployed from an older core.yaml gets the new resources."""
+    from deploy.cloudformation.render import render
+    from deploy.local.endpoint import start_endpoint
+    from deploy.local.stack import client, deploy_core_stack
+
+    older = render("core")
+    for logical_id in ("SecurityHubHighSeverityRule", "AllAdopsEventsObservationRule"):
+        older["Resources"].pop(logical_id)
+    endpoint = start_endpoint(port=0, log_dir=tmp_path)
+    try:
+        params = {"ShardCount": "2", "LocalObservation": "true"}
+        deploy_core_stack(endpoint.url, params, template_body=json.dumps(older))
+        events = client("events", endpoint.url)
+        names = lambda: {r["Name"] for r in events.list_rules(EventBusName="adops-production-events")["Rules"]}  # noqa: E731
+        assert "securityhub-high-severity-finding" not in names()
+        assert deploy_core_stack(endpoint.url, params)["stack_name"] == "adops-core"  # reuse: no update
+        assert "securityhub-high-severity-finding" not in names()
+        deploy_core_stack(endpoint.url, params, update=True)
+        assert {"securityhub-high-severity-finding", "all-adops-events"} <= names()
+        summary = client("kinesis", endpoint.url).describe_stream_summary(StreamName="adops-metrics-stream")
+        assert summary["StreamDescriptionSummary"]["OpenShardCount"] == 2  # parameters kept
+    finally:
+        endpoint.stop()

@@ -73,7 +73,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if ep.is_moto(url):
         ep.enable_state_machine_execution(url)
     try:
-        outputs = deploy_core_stack(url, LOCAL_PARAMETERS)
+        outputs = deploy_core_stack(url, LOCAL_PARAMETERS, update=True)
     except (StackDeployError, Exception) as exc:  # noqa: BLE001 - report any deploy failure plainly
         print(f"error: deploying stack {CORE_STACK_NAME} at {url} failed: {exc}", file=sys.stderr)
         return 1

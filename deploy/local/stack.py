@@ -6,6 +6,7 @@ hand-written list of resources.
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -84,19 +85,37 @@ def deploy_core_stack(
     stack_name: str = CORE_STACK_NAME,
     region: str | None = None,
     timeout: float = 300.0,
+    update: bool = False,
+    template_body: str | None = None,
 ) -> dict[str, Any]:
     """Create the core stack unless it exists already; return its normalised outputs.
 
     Idempotent: an existing stack in a *_COMPLETE state is reused as it is (its
-    parameters are not changed).
+    parameters are not changed). With ``update=True`` an existing stack whose
+    template differs from the current core.yaml is updated first (keeping its
+    parameter values), so a long-running `up` picks up template changes.
+    ``template_body`` overrides the rendered core template (tests).
     """
     cfn = client("cloudformation", endpoint_url, region)
+    body = template_body if template_body is not None else render_json("core")
     stack = _describe(cfn, stack_name)
+    if stack is not None and update and stack["StackStatus"].endswith("_COMPLETE") \
+            and _deployed_template(cfn, stack_name) != json.loads(body):
+        cfn.update_stack(
+            StackName=stack_name, TemplateBody=body,
+            # The deployed values, explicitly: moto 5.2.5 fails UsePreviousValue on
+            # parameters that were left at their default.
+            Parameters=[{"ParameterKey": p["ParameterKey"], "ParameterValue": p["ParameterValue"]}
+                        for p in stack.get("Parameters", [])
+                        if p["ParameterKey"] in json.loads(body).get("Parameters", {})],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+        )
+        stack = _wait(cfn, stack_name, timeout)
     if stack is None:
         params = dict(LOCAL_PARAMETERS if parameters is None else parameters)
         cfn.create_stack(
             StackName=stack_name,
-            TemplateBody=render_json("core"),
+            TemplateBody=body,
             Parameters=[{"ParameterKey": k, "ParameterValue": str(v)} for k, v in params.items()],
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
         )
@@ -110,6 +129,11 @@ def deploy_core_stack(
     raw = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     raw["_StackName"] = stack_name
     return normalise_outputs(raw)
+
+
+def _deployed_template(cfn, stack_name: str) -> Any:
+    body = cfn.get_template(StackName=stack_name)["TemplateBody"]
+    return json.loads(body) if isinstance(body, str) else json.loads(json.dumps(body))
 
 
 def _wait(cfn, stack_name: str, timeout: float) -> dict[str, Any]:
