@@ -113,6 +113,7 @@ class ProxyCounters:
     forwarded: Counter = field(default_factory=Counter)  # by target
     injected: Counter = field(default_factory=Counter)  # by "target:kind"
     failed_entries: Counter = field(default_factory=Counter)  # partial failures, entries failed, by target
+    delivered_entries: Counter = field(default_factory=Counter)  # batch APIs: entries the endpoint accepted
     refused_connections: int = 0  # connections dropped while an outage was on
     outage_responses: int = 0  # 503s answered while an outage was on
 
@@ -121,6 +122,7 @@ class ProxyCounters:
             "forwarded": dict(self.forwarded),
             "injected": dict(self.injected),
             "failed_entries": dict(self.failed_entries),
+            "delivered_entries": dict(self.delivered_entries),
             "refused_connections": self.refused_connections,
             "outage_responses": self.outage_responses,
         }
@@ -171,6 +173,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if rule is None or rule.kind == "partial_failure" and target not in _BATCH_SHAPES:
             status, headers, payload = self._forward(body)
             proxy._count_forwarded(target)
+            if status == 200 and target in _BATCH_SHAPES:
+                proxy._count_delivered(target, payload)
             self._send(status, headers, payload)
             return
         if rule.kind == "partial_failure":
@@ -211,6 +215,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 merged.append({"ErrorCode": code, "ErrorMessage": message})
             else:
                 merged.append(next(delivered))
+        proxy._count_delivered(target, json.dumps(response).encode())
         response[response_key] = merged
         response[failed_key] = int(response.get(failed_key) or 0) + len(failed)
         proxy._count_failed_entries(target, len(failed))
@@ -462,6 +467,16 @@ class FaultProxy:
     def _count_forwarded(self, target: str):
         with self._lock:
             self._counters.forwarded[target] += 1
+
+    def _count_delivered(self, target: str, payload: bytes):
+        _, response_key, _ = _BATCH_SHAPES[target]
+        try:
+            outcomes = json.loads(payload).get(response_key) or []
+        except ValueError:
+            return
+        accepted = sum(1 for o in outcomes if not o.get("ErrorCode"))
+        with self._lock:
+            self._counters.delivered_entries[target] += accepted
 
     def _count_failed_entries(self, target: str, n: int):
         with self._lock:

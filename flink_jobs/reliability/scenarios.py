@@ -1,0 +1,445 @@
+"""The harness's scenarios (see ``flink_jobs.reliability.__main__``); each returns measured figures."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from flink_jobs.reliability import endpoint as split_faithful_endpoint
+from flink_jobs.reliability.fault_proxy import KINESIS_GET_RECORDS, PUT_EVENTS, FaultProxy
+from flink_jobs.reliability.fuzz import mix
+from flink_jobs.reliability.harness import (
+    END_PROBES, Feeder, JobProcess, OutputWatcher, StreamPair, client, fresh_dir, fuzz_match, incident_summary,
+    simulated_traffic, with_probes,
+)
+
+log = logging.getLogger("flink_jobs.reliability")
+
+# Every run but "backlog" feeds its records while the job runs, at FEED_RATE records/s (the
+# 9 simulated hours in ~70 s), like live producers, and uses the same job settings, so runs
+# differ only by the fault under test.
+#
+# WATERMARK_DELAY_S: the boto3 Kinesis source has no per-shard watermark (defect D1 in the
+# report, measured by the "backlog" scenario with the default 30 s): when it catches up a
+# backlog, shards drift apart in event time and the lagging shard's records go to the late
+# output. A restored job always catches up the records since its last checkpoint, so with
+# 30 s the restart comparison would measure D1 rather than the restore. 600 s absorbs the
+# drift of a few seconds of catch-up; "backlog" shows what it costs without.
+FEED_RATE = 400
+WATERMARK_DELAY_S = 600
+JOB_SETTINGS = ["job.parallelism=2", "job.checkpoint.interval.ms=3000", "kinesis.start.position=TRIM_HORIZON",
+                "kinesis.max.records.per.get=100", "kinesis.poll.interval.ms=200", "deadletter.sink=file",
+                f"processing.watermark.delay.s={WATERMARK_DELAY_S}"]
+RUN_TIMEOUT_S = 420
+
+
+class Harness:
+    def __init__(self, workdir: Path, *, editors: int, hours: float, seed: int, partners: int = 4):
+        from connectors.simulator.generator import generate
+        from connectors.simulator.scenario import Scenario
+        from deploy.local.stack import deploy_core_stack
+
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        sim_dir = fresh_dir(workdir / "simulation")
+        scenario = Scenario(editors=editors, partners=partners, hours=hours, seed=seed,
+                            editor_cadence_s=(90.0, 210.0), partner_cadence_s=(240.0, 540.0))
+        self.simulation = generate(scenario, sim_dir, fmt="jsonl")
+        self.traffic = simulated_traffic(sim_dir)
+        self.seed = seed
+        self.endpoint = split_faithful_endpoint.start(workdir / "aws")
+        self.stack = deploy_core_stack(self.endpoint.url, {"ShardCount": "2", "LocalObservation": "true"})
+        self.queue_url = self.stack["observation_queues"]["all-adops-events"]
+        self.sqs = client("sqs", self.endpoint.url)
+        self.proxy = FaultProxy(self.endpoint.url, seed=seed).start()
+        self.reference: dict | None = None
+
+    def close(self):
+        self.proxy.stop()
+        self.endpoint.stop()
+
+    # -- one run ------------------------------------------------------------------------
+    def _overrides(self, run_dir: Path, streams: StreamPair, *, kinesis_url: str, eventbridge_url: str,
+                   settings: list[str] = JOB_SETTINGS):
+        return settings + [
+            f"job.checkpoint.dir={run_dir / 'checkpoints'}",
+            f"kinesis.endpoint.url={kinesis_url}",
+            f"kinesis.metrics.stream.name={streams.metrics}",
+            f"kinesis.events.stream.name={streams.events}",
+            f"eventbridge.endpoint.url={eventbridge_url}",
+            f"eventbridge.bus.name={self.stack['bus_name']}",
+            f"deadletter.path={run_dir / 'dead-letters'}",
+            f"deadletter.late.path={run_dir / 'late'}",
+        ]
+
+    def _prepare(self, name: str, traffic, *, preload: bool = False):
+        run_dir = fresh_dir(self.workdir / name)
+        streams = StreamPair(self.endpoint.url, name.replace("_", "-"))
+        probed, n_probes = with_probes(name.replace("_", "-"), traffic)
+        if preload:
+            put_started = time.monotonic()
+            streams.put(probed)
+            log.info("%s: put %d records in %.1fs", name, len(probed), time.monotonic() - put_started)
+        # Whatever an earlier run left in the catch-all queue is not this run's.
+        OutputWatcher("-", run_dir / "none", run_dir / "none", self.sqs, self.queue_url).poll()
+        watcher = OutputWatcher(name.replace("_", "-"), run_dir / "dead-letters", run_dir / "late", self.sqs,
+                                self.queue_url)
+        return run_dir, streams, probed, n_probes, watcher
+
+    def _feed(self, job: JobProcess, streams: StreamPair, records) -> Feeder:
+        """Start feeding once the job is submitted (a backlog at start-up would be D1 again)."""
+        job.wait_submitted()
+        feeder = Feeder(streams, records, FEED_RATE)
+        feeder.start()
+        return feeder
+
+    def _finish(self, name, job: JobProcess, watcher: OutputWatcher, n_probes: int, started: float,
+                feeder: Feeder | None = None) -> dict:
+        completed = watcher.wait_for_probes(range(n_probes), RUN_TIMEOUT_S, alive=job.alive)
+        if feeder is not None:
+            feeder.stop_event.set()
+            feeder.gate.set()
+            if feeder.error is not None:
+                raise RuntimeError(f"{name}: feeding failed: {feeder.error}") from feeder.error
+        processed_s = time.monotonic() - started
+        watcher.settle()
+        exited_by_itself = not job.alive()
+        job.kill_hard()
+        failures = job.failures()
+        failures["exited_before_stop"] = int(exited_by_itself)
+        seen = set(watcher.out.probe_first_seen)
+        incidents = incident_summary(watcher.out.events)
+        log.info("%s: completed=%s in %.1fs, %d events, failures %s", name, completed, processed_s,
+                 len(watcher.out.events), failures)
+        return {
+            "completed": completed,
+            "seconds_to_process": round(processed_s, 1),
+            "job_failures": failures,
+            "probes": {"put": n_probes, "seen": len(seen), "missing": sorted(set(range(n_probes)) - seen)[:20],
+                       "seen_twice": sum(1 for c in watcher.out.probe_copies.values() if c > 1)},
+            "incidents": incidents,
+            "dead_letters": len(watcher.out.dead_letters),
+            "late_records": len(watcher.out.late),
+            "dead_letter_reasons": dict(Counter(d.get("reason_code") for d in watcher.out.dead_letters)),
+        }
+
+    def _compare(self, result: dict, ignore=lambda key: False) -> dict:
+        ref = {k for k in self.reference["incidents"]["keys"] if not ignore(k)}
+        got = {k for k in result["incidents"]["keys"] if not ignore(k)}
+        return {"identical_to_clean": ref == got, "compared": len(ref), "missing_count": len(ref - got),
+                "extra_count": len(got - ref), "missing_vs_clean": sorted(map(str, ref - got))[:25],
+                "extra_vs_clean": sorted(map(str, got - ref))[:25]}
+
+    def _sim_letters(self, letters: list[dict]) -> Counter:
+        """Dead letters whose raw payload is one of the simulator's valid records, by reason."""
+        valid_raw = {r.payload.decode() for r in self.traffic}
+        return Counter(d.get("reason_code") for d in letters if d.get("raw") in valid_raw)
+
+    # -- scenarios ----------------------------------------------------------------------
+    def clean(self) -> dict:
+        run_dir, streams, probed, n_probes, watcher = self._prepare("clean", self.traffic)
+        started = time.monotonic()
+        job = JobProcess(run_dir, self._overrides(run_dir, streams, kinesis_url=self.endpoint.url,
+                                                  eventbridge_url=self.endpoint.url))
+        feeder = self._feed(job, streams, probed)
+        result = self._finish("clean", job, watcher, n_probes, started, feeder)
+        result["valid_records_dead_lettered"] = dict(self._sim_letters(watcher.out.dead_letters))
+        result["valid_records_late"] = dict(self._sim_letters(watcher.out.late))
+        self.reference = result
+        return result
+
+    def backlog(self) -> dict:
+        """The whole traffic put before the job starts, default watermark delay: a catch-up read."""
+        run_dir, streams, _, n_probes, watcher = self._prepare("backlog", self.traffic, preload=True)
+        settings = [o for o in JOB_SETTINGS if not o.startswith("processing.watermark.delay.s=")]
+        started = time.monotonic()
+        job = JobProcess(run_dir, self._overrides(run_dir, streams, kinesis_url=self.endpoint.url,
+                                                  eventbridge_url=self.endpoint.url, settings=settings))
+        result = self._finish("backlog", job, watcher, n_probes, started)
+        late = self._sim_letters(watcher.out.late).get("LATE_RECORD", 0)
+        result.update({
+            "watermark_delay_s": 30,
+            "valid_records": len(self.traffic),
+            "valid_records_routed_late": late,
+            "valid_records_routed_late_share": round(late / len(self.traffic), 4),
+            "late_by_editor": dict(Counter(_editor(d) for d in watcher.out.late).most_common()),
+            "comparison": self._compare(result),
+        })
+        return result
+
+    def fuzz(self, bad_records: int) -> dict:
+        mixed = mix(self.traffic, bad_records, seed=self.seed, n_late=300, n_out_of_order=200, n_valid_edge=200)
+        fuzz = [r.fuzz for r in mixed if r.fuzz is not None]
+        run_dir, streams, probed, n_probes, watcher = self._prepare("fuzz", mixed)
+        started = time.monotonic()
+        job = JobProcess(run_dir, self._overrides(run_dir, streams, kinesis_url=self.endpoint.url,
+                                                  eventbridge_url=self.endpoint.url))
+        feeder = self._feed(job, streams, probed)
+        result = self._finish("fuzz", job, watcher, n_probes, started, feeder)
+        out = watcher.out
+        refused = {r.fuzz.fuzz_id for r in streams.refused}
+        bad = [f for f in fuzz if f.is_bad and f.category not in ("late",) and f.fuzz_id not in refused]
+        late = [f for f in fuzz if f.category == "late"]
+        must_pass = [f for f in fuzz if not f.is_bad]
+        in_dl = fuzz_match(bad, out.dead_letters + out.late)
+        per_category: dict[str, dict] = {}
+        for f in bad:
+            c = per_category.setdefault(f.category, {"tried": 0, "dead_lettered": 0, "expected_code": 0,
+                                                     "accepted_code": 0, "codes": Counter()})
+            c["tried"] += 1
+            codes = in_dl.get(f.fuzz_id)
+            if codes:
+                c["dead_lettered"] += 1
+                c["codes"][codes[0]] += 1
+                c["expected_code"] += codes[0] == f.reason_code
+                c["accepted_code"] += codes[0] in f.accepted_codes
+        for c in per_category.values():
+            c["codes"] = dict(c["codes"])
+        late_found = fuzz_match(late, out.late)
+        wrongly_rejected = fuzz_match(must_pass, out.dead_letters + out.late)
+        sim_letters = self._sim_letters(out.dead_letters)
+        clean_sim_letters = Counter(self.reference.get("valid_records_dead_lettered", {}))
+        n_dup = sum(1 for f in fuzz if f.category == "duplicate")
+        # A valid record is lost if the fuzzed run dead-letters it for anything but being one of the
+        # injected duplicates (and the clean run did not dead-letter it too).
+        extra_sim = {code: n - clean_sim_letters.get(code, 0) for code, n in sim_letters.items()}
+        lost_valid = sum(max(0, n) for code, n in extra_sim.items() if code != "DUPLICATE_RECORD")
+        lost_valid += max(0, extra_sim.get("DUPLICATE_RECORD", 0) - n_dup)
+        fuzz_owned = lambda key: key[1] is not None and "fz-" in str(key[1])  # noqa: E731
+        result.update({
+            "bad_records_tried": len(bad) + len(refused),
+            "bad_records_put": len(bad),
+            "bad_records_refused_by_kinesis_over_1MiB": len(refused),
+            "bad_records_dead_lettered": len(in_dl),
+            "bad_records_missing_from_dead_letters": len(bad) - len(in_dl),
+            "bad_records_with_expected_code": sum(c["expected_code"] for c in per_category.values()),
+            "bad_records_with_accepted_code": sum(c["accepted_code"] for c in per_category.values()),
+            "per_category": per_category,
+            "missing_examples": [f.payload[:160].decode("utf-8", "replace") for f in bad
+                                 if f.fuzz_id not in in_dl][:12],
+            "late_records_injected": len(late),
+            "late_records_in_late_output": len(late_found),
+            "valid_edge_or_out_of_order_tried": len(must_pass),
+            "valid_edge_or_out_of_order_rejected": len(wrongly_rejected),
+            "valid_edge_rejected_examples": [f.payload[:160].decode() for f in must_pass
+                                             if f.fuzz_id in wrongly_rejected][:5],
+            "duplicates_injected": n_dup,
+            "valid_records_lost": lost_valid,
+            "comparison": self._compare(result),
+            "comparison_excluding_fuzz_keys": self._compare(result, ignore=fuzz_owned),
+        })
+        return result
+
+    def restart(self, mode: str) -> dict:
+        name = f"restart_{mode}"
+        run_dir, streams, probed, n_probes, watcher = self._prepare(name, self.traffic)
+        started = time.monotonic()
+        overrides = self._overrides(run_dir, streams, kinesis_url=self.endpoint.url, eventbridge_url=self.endpoint.url)
+        first = JobProcess(run_dir, overrides, tag="job-1")
+        feeder = self._feed(first, streams, probed)
+        target = int((n_probes - END_PROBES) * 0.45)
+        reached = watcher.wait_for_probes(range(target), RUN_TIMEOUT_S, alive=first.alive)
+        seen_before = set(watcher.out.probe_first_seen)
+        # Producers pause while the job is down, so the restored job catches up only what it
+        # replays from its checkpoint (a longer backlog is D1, measured by "backlog").
+        feeder.gate.clear()
+        stop_at = time.monotonic()
+        savepoint = None
+        if mode == "savepoint":
+            savepoint = first.stop_with_savepoint()
+        else:
+            first.kill_hard()
+        stop_took = time.monotonic() - stop_at
+        watcher.poll()
+        second = JobProcess(run_dir, overrides, restore="latest", tag="job-2")
+        relaunch_at = time.monotonic()
+        second.wait_submitted()
+        feeder.gate.set()
+        result = self._finish(name, second, watcher, n_probes, started, feeder)
+        after = [t for n, t in watcher.out.probe_first_seen.items() if n not in seen_before]
+        first_fail = first.failures()
+        result.update({
+            "stopped_after_probe": max(seen_before) if seen_before else None,
+            "reached_mid_stream": reached,
+            "savepoint": savepoint,
+            "stop_seconds": round(stop_took, 1),
+            "recovery_seconds_from_stop": round(min(after) - stop_at, 1) if after else None,
+            "recovery_seconds_from_relaunch": round(min(after) - relaunch_at, 1) if after else None,
+            "restored_from": _restored_from(second.log_path),
+            "first_job_failures": first_fail,
+            "comparison": self._compare(result),
+            "probe_gap": bool(result["probes"]["missing"]),
+            "records_replayed_after_restore": sum(c - 1 for c in watcher.out.probe_copies.values()),
+        })
+        return result
+
+    def sink_faults(self, outage_s: float) -> dict:
+        run_dir, streams, probed, n_probes, watcher = self._prepare("sink_faults", self.traffic)
+        started = time.monotonic()
+        job = JobProcess(run_dir, self._overrides(run_dir, streams, kinesis_url=self.endpoint.url,
+                                                  eventbridge_url=self.proxy.url))
+        feeder = self._feed(job, streams, probed)
+        self.proxy.clear()
+        self.proxy.reset_counters()
+        phases = {}
+
+        def delivered():
+            return self.proxy.counters()["delivered_entries"].get(PUT_EVENTS, 0)
+
+        def phase(label, seconds, arm):
+            before, injected_before = delivered(), dict(self.proxy.counters()["injected"])
+            rule = arm()
+            time.sleep(seconds)
+            if rule is not None:
+                self.proxy.clear(PUT_EVENTS)
+            else:
+                self.proxy.wait_outage_over(seconds + 5)
+            injected = {k: v - injected_before.get(k, 0) for k, v in self.proxy.counters()["injected"].items()}
+            phases[label] = {"seconds": seconds, "entries_delivered_during": delivered() - before,
+                             "faults_injected": {k: v for k, v in injected.items() if v}}
+
+        def schedule():
+            # Wait for the job to start delivering, then one fault after the other.
+            deadline = time.monotonic() + 120
+            while delivered() == 0 and time.monotonic() < deadline and job.alive():
+                time.sleep(0.5)
+            phase("throttling", 10, lambda: self.proxy.set_mode(PUT_EVENTS, "throttle", rate=0.5))
+            phase("partial_failures", 10, lambda: self.proxy.set_mode(PUT_EVENTS, "partial_failure", rate=0.6,
+                                                                       failed_fraction=0.5))
+            phase("outage", outage_s, lambda: self.proxy.outage(outage_s, style="refuse"))
+            phases["after_faults_delivered_before_settle"] = delivered()
+
+        thread = threading.Thread(target=schedule, daemon=True)
+        thread.start()
+        result = self._finish("sink_faults", job, watcher, n_probes, started, feeder)
+        thread.join(timeout=outage_s + 60)
+        self.proxy.clear()
+        counters = self.proxy.counters()
+        delivery_failed = [d for d in watcher.out.dead_letters if d.get("reason_code") == "DELIVERY_FAILED"]
+        result.update({
+            "phases": phases,
+            "proxy_counters": counters,
+            "events_delivered_total": counters["delivered_entries"].get(PUT_EVENTS, 0),
+            "overflowed_to_dead_letters": len(delivery_failed),
+            "comparison": self._compare(result),
+        })
+        return result
+
+    def source_faults(self) -> dict:
+        run_dir, streams, probed, n_probes, watcher = self._prepare("source_faults", self.traffic)
+        self.proxy.clear()
+        self.proxy.reset_counters()
+        self.proxy.set_mode(KINESIS_GET_RECORDS, "expired_iterator", rate=0.1)
+        self.proxy.set_mode(KINESIS_GET_RECORDS, "throughput_exceeded", rate=0.2)
+        started = time.monotonic()
+        job = JobProcess(run_dir, self._overrides(run_dir, streams, kinesis_url=self.proxy.url,
+                                                  eventbridge_url=self.endpoint.url))
+        feeder = self._feed(job, streams, probed)
+        watcher.wait_for_probes(range((n_probes - END_PROBES) // 2), RUN_TIMEOUT_S, alive=job.alive)
+        split = {s: streams.split_all_shards(s) for s in (streams.metrics, streams.events)}
+        split_at = time.monotonic() - started
+        result = self._finish("source_faults", job, watcher, n_probes, started, feeder)
+        counters = self.proxy.counters()
+        self.proxy.clear()
+        sim_dups = self._sim_letters(watcher.out.dead_letters).get("DUPLICATE_RECORD", 0)
+        result.update({
+            "split_shards": split,
+            "split_at_seconds": round(split_at, 1),
+            "faults_injected": counters["injected"],
+            "probe_gap": bool(result["probes"]["missing"]),
+            "records_read_twice_probes": result["probes"]["seen_twice"],
+            "valid_records_flagged_duplicate": sim_dups,
+            "comparison": self._compare(result),
+        })
+        return result
+
+    # -- all ------------------------------------------------------------------------------
+    def run_all(self, *, bad_records: int, outage_s: float, only: set[str]) -> dict:
+        figures: dict = {"simulation": {k: self.simulation[k] for k in ("records", "incidents", "incidents_by_type")},
+                         "job_settings": JOB_SETTINGS}
+        wanted = lambda name: not only or name in only  # noqa: E731
+        figures["clean"] = self.clean()
+        steps = [("backlog", self.backlog), ("fuzz", lambda: self.fuzz(bad_records)), ("restart_savepoint", lambda: self.restart("savepoint")),
+                 ("restart_kill", lambda: self.restart("kill")), ("sink_faults", lambda: self.sink_faults(outage_s)),
+                 ("source_faults", self.source_faults)]
+        for name, step in steps:
+            if wanted(name):
+                try:
+                    figures[name] = step()
+                except Exception as exc:  # one broken scenario must not hide the others' figures
+                    log.exception("%s failed", name)
+                    figures[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        figures["summary"] = summarize(figures)
+        for section in figures.values():
+            if isinstance(section, dict) and isinstance(section.get("incidents"), dict):
+                inc = section["incidents"]
+                inc["ids"] = sorted(str(k) for k in inc.pop("keys"))
+                inc["conflicting_ids"] = [str(k) for k in inc["conflicting_ids"]]
+        return figures
+
+
+def _editor(letter: dict) -> str | None:
+    import json as _json
+
+    try:
+        record = _json.loads(letter.get("raw", ""))
+    except ValueError:
+        return None
+    return record.get("editor_id") if isinstance(record, dict) else None
+
+
+def _restored_from(log_path: Path) -> str | None:
+    import json as _json
+
+    for line in log_path.read_text(errors="replace").splitlines():
+        if line.startswith('{"job_id"'):
+            return _json.loads(line).get("restored_from")
+    return None
+
+
+def summarize(f: dict) -> dict:
+    def get(section, *path):
+        node = f.get(section) or {}
+        for p in path:
+            node = node.get(p) if isinstance(node, dict) else None
+        return node
+
+    def failures(section):
+        fs = get(section, "job_failures") or {}
+        extra = get(section, "first_job_failures") or {}
+        return sum(fs.values()) + sum(extra.values()) if fs else None
+
+    runs = ["clean", "backlog", "fuzz", "restart_savepoint", "restart_kill", "sink_faults", "source_faults"]
+    return {
+        "backlog_valid_records_routed_late_share": get("backlog", "valid_records_routed_late_share"),
+        "bad_records_tried": get("fuzz", "bad_records_tried"),
+        "bad_records_missing_from_dead_letters": get("fuzz", "bad_records_missing_from_dead_letters"),
+        "job_failures": {r: failures(r) for r in runs if r in f},
+        "valid_records_lost": get("fuzz", "valid_records_lost"),
+        "late_records_in_late_output": [get("fuzz", "late_records_in_late_output"),
+                                        get("fuzz", "late_records_injected")],
+        "fuzz_incidents_identical_to_clean": get("fuzz", "comparison", "identical_to_clean"),
+        "fuzz_incidents_identical_excluding_fuzz_keys": get("fuzz", "comparison_excluding_fuzz_keys",
+                                                            "identical_to_clean"),
+        "duplicate_incidents_after_dedup": {r: len(get(r, "incidents", "conflicting_ids") or [])
+                                            for r in runs if isinstance(get(r, "incidents"), dict)},
+        "duplicate_copies_before_dedup": {r: get(r, "incidents", "duplicate_copies") for r in runs
+                                          if isinstance(get(r, "incidents"), dict)},
+        "restart_savepoint": {"identical_to_clean": get("restart_savepoint", "comparison", "identical_to_clean"),
+                              "probe_gap": get("restart_savepoint", "probe_gap"),
+                              "recovery_seconds_from_stop": get("restart_savepoint", "recovery_seconds_from_stop")},
+        "restart_kill": {"identical_to_clean": get("restart_kill", "comparison", "identical_to_clean"),
+                         "probe_gap": get("restart_kill", "probe_gap"),
+                         "recovery_seconds_from_stop": get("restart_kill", "recovery_seconds_from_stop")},
+        "sink_faults": {"identical_to_clean": get("sink_faults", "comparison", "identical_to_clean"),
+                        "events_delivered_per_phase": {k: v.get("entries_delivered_during")
+                                                       for k, v in (get("sink_faults", "phases") or {}).items()
+                                                       if isinstance(v, dict)},
+                        "overflowed_to_dead_letters": get("sink_faults", "overflowed_to_dead_letters")},
+        "source_faults": {"identical_to_clean": get("source_faults", "comparison", "identical_to_clean"),
+                          "probe_gap": get("source_faults", "probe_gap"),
+                          "read_twice": get("source_faults", "records_read_twice_probes"),
+                          "valid_records_flagged_duplicate": get("source_faults", "valid_records_flagged_duplicate")},
+    }
