@@ -15,7 +15,8 @@ For every detector:
 * **Cost per update**: µs of ``update`` over every row of every file, in this
   process: CPU time (``time.process_time``, the cost itself) and wall-clock
   time (inflated when the machine is shared), with the load average.
-* **State size**: ``len(to_bytes())`` after each file's last row (max, mean).
+* **State size**: ``len(to_bytes())`` after each file's last row (max, mean),
+  and the CPU µs of ``to_bytes`` / ``from_bytes`` of those states.
 
 Nothing is hard-coded: every figure in the JSON is measured by this run.
 """
@@ -46,6 +47,8 @@ def measure_cost(name: str, data_dir: Path, keys: list[str], params: dict | None
     total_s = 0.0
     total_cpu = 0.0
     sizes = []
+    ser_cpu: list[float] = []
+    de_cpu: list[float] = []
     per_file = {}
     for key in keys:
         df = corpus.read_data_file(data_dir, key)
@@ -62,8 +65,17 @@ def measure_cost(name: str, data_dir: Path, keys: list[str], params: dict | None
         total_rows += len(vs)
         total_s += elapsed
         total_cpu += cpu
-        size = len(d.to_bytes())
+        blob = d.to_bytes()
+        size = len(blob)
         sizes.append(size)
+        c0 = time.process_time()
+        for _ in range(20):
+            d.to_bytes()
+        c1 = time.process_time()
+        for _ in range(20):
+            detectors.from_bytes(blob)
+        ser_cpu.append((c1 - c0) / 20)
+        de_cpu.append((time.process_time() - c1) / 20)
         per_file[key] = {"rows": len(vs), "cpu_us_per_update": round(cpu / len(vs) * 1e6, 2),
                          "wall_us_per_update": round(elapsed / len(vs) * 1e6, 2), "state_bytes": size}
     return {
@@ -73,6 +85,8 @@ def measure_cost(name: str, data_dir: Path, keys: list[str], params: dict | None
         "rows": total_rows,
         "state_bytes_max": max(sizes),
         "state_bytes_mean": round(sum(sizes) / len(sizes), 1),
+        "to_bytes_cpu_us": round(sum(ser_cpu) / len(ser_cpu) * 1e6, 1),
+        "from_bytes_cpu_us": round(sum(de_cpu) / len(de_cpu) * 1e6, 1),
         "per_file": per_file,
     }
 

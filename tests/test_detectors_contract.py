@@ -141,3 +141,29 @@ def test_value_encoding_round_trip():
     values = [0, -1, 2**40, -2.5e-300, math.inf, None, True, False, b"\x00\xff", "é",
               array("f", [1.5, -2.0]), array("d", [math.pi]), [1, [2.0, "x"]]]
     assert serialization.decode_values(serialization.encode_values(values)) == values
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_irregular_timestamps_are_handled(name):
+    """Gaps, duplicate timestamps and a step backwards (all present in NAB) do not break anything."""
+    data = series(1200)
+    data = data[:300] + data[400:]  # an 8-hour gap
+    data[500] = (data[499][0], data[500][1])  # duplicate timestamp
+    data[700] = (data[699][0] - 3600.0, data[700][1])  # steps back an hour
+    d = detectors.make(name)
+    for t, v in data:
+        r = d.update(t, v)
+        assert 0.0 <= r.score <= 1.0 and math.isfinite(r.expected)
+    assert detectors.from_bytes(d.to_bytes()).to_bytes() == d.to_bytes()
+
+
+def test_windowed_gaussian_seed_rule_is_one_sided():
+    """direction="low" is the seed's rule: below the trailing hour's mean - 2σ."""
+    d = detectors.make("windowed_gaussian", window=12, sigmas=2.0, direction="low")
+    rng = random.Random(0)
+    for i in range(24):
+        d.update(T0 + i * STEP, 100.0 + rng.gauss(0.0, 1.0))
+    assert d.detect(T0 + 24 * STEP, 90.0).is_anomaly
+    assert not d.detect(T0 + 24 * STEP, 110.0).is_anomaly
+    r = d.detect(T0 + 24 * STEP, 100.0)
+    assert r.lower < 100.0 < r.upper and not r.is_anomaly
