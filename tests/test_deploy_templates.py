@@ -187,3 +187,42 @@ def test_agent_analysis_rule_uses_the_core_multi_metric_pattern():
     core = render("core")["Resources"]["MultiMetricAnomalyRule"]["Properties"]["EventPattern"]
     cloud = _cloud_resources()["MultiMetricAnomalyAgentAnalysisRule"]["Properties"]["EventPattern"]
     assert core == cloud
+
+
+def _import_names(node, found=None) -> set[str]:
+    found = set() if found is None else found
+    if isinstance(node, dict):
+        if "Fn::ImportValue" in node:
+            value = node["Fn::ImportValue"]
+            assert isinstance(value, dict) and "Fn::Sub" in value, value
+            template = value["Fn::Sub"]
+            assert template.startswith("${CoreStackName}-"), template
+            found.add(template.removeprefix("${CoreStackName}-"))
+        for child in node.values():
+            _import_names(child, found)
+    elif isinstance(node, list):
+        for child in node:
+            _import_names(child, found)
+    return found
+
+
+def test_every_cloud_only_import_is_a_core_export():
+    core_exports = set()
+    for output in render("core")["Outputs"].values():
+        if "Export" in output:
+            name = output["Export"]["Name"]["Fn::Sub"]
+            assert name.startswith("${AWS::StackName}-")
+            core_exports.add(name.removeprefix("${AWS::StackName}-"))
+    imports = _import_names(render("cloud-only"))
+    assert imports, "cloud-only imports nothing from the core stack?"
+    assert imports <= core_exports, f"imported but not exported by core.yaml: {imports - core_exports}"
+
+
+@pytest.mark.aws
+def test_core_stack_exports_are_listed_by_cloudformation(core_stack):
+    import boto3
+
+    exports = {e["Name"]: e["Value"] for e in boto3.client("cloudformation").list_exports()["Exports"]}
+    assert exports["adops-core-MetricsStreamArn"] == core_stack["metrics_stream_arn"]
+    assert exports["adops-core-EventBusName"] == core_stack["bus_name"]
+    assert exports["adops-core-CodeBucketName"].startswith("adops-code-")
