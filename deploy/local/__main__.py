@@ -5,6 +5,7 @@ up      start the embedded AWS endpoint on 127.0.0.1:4566 in the background (pid
         execution, deploy the core stack (ShardCount=2, LocalObservation=true).
         If AWS_ENDPOINT_URL is set, or something already answers on the port,
         that endpoint is used instead (the stack is still deployed if absent).
+        An existing stack is reused, or updated when core.yaml changed.
 down    stop the server `up` started (pid file, verified to be ours) and nothing else.
 status  the endpoint, the provisioned resources, and whether the workflow can execute.
 
