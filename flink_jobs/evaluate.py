@@ -73,11 +73,12 @@ class ArchiveFacts:
                     self.last_ms = ms if self.last_ms is None else max(self.last_ms, ms)
             yield item
 
-    @property
-    def editor_days(self) -> float | None:
+    def editor_days(self, since_s: float | None = None) -> float | None:
+        """Editors x days the metrics span (from ``since_s`` when given)."""
         if not self.editors or self.first_ms is None:
             return None
-        return len(self.editors) * (self.last_ms - self.first_ms) / 86_400_000.0
+        first_ms = self.first_ms if since_s is None else max(self.first_ms, since_s * 1000.0)
+        return len(self.editors) * max(0.0, self.last_ms - first_ms) / 86_400_000.0
 
 
 class BusObserver:
@@ -270,20 +271,41 @@ def surge_spans_from_scenario(path: str | Path) -> dict[str, list[tuple[float, f
             for e in doc["editors"] if e.get("quiet") and e.get("surge")}
 
 
-def evaluate(archive: str | Path, labels: str | Path, *, scenario_json: str | Path | None = None,
-             window_s: float = 300.0, **run_kwargs) -> dict:
-    """Run the archive through the system and score it: the JSON report."""
-    incidents = load_labels(labels)
-    result = run_through_system(archive, **run_kwargs)
+def warmup_end_from_scenario(path: str | Path | None) -> float | None:
+    """When a simulator scenario's warm-up (no incidents, models learning) ends, epoch seconds."""
+    if path is None or not Path(path).exists():
+        return None
+    scenario = json.loads(Path(path).read_text())["scenario"]
+    warmup_h = min(float(scenario["warmup_hours"]), 0.3 * float(scenario["hours"]))
+    return parse_time(scenario["start"]) + warmup_h * 3600.0
+
+
+def score_run(incidents, result: "RunResult", *, window_s: float = 300.0, scenario_json=None,
+              warmup_hours: float | None = None) -> dict:
     alerts = alerts_from_events(result.events)
     surges = surge_spans_from_scenario(scenario_json) if scenario_json else None
-    report = score(incidents, alerts, window_s=window_s, editor_days=result.facts.editor_days,
-                   quiet_spans=surges)
+    if warmup_hours is not None:
+        warmup_end = (result.facts.first_ms / 1000.0 + warmup_hours * 3600.0) if result.facts.first_ms else None
+    else:
+        warmup_end = warmup_end_from_scenario(scenario_json)
+    report = score(incidents, alerts, window_s=window_s, quiet_spans=surges, warmup_end_s=warmup_end,
+                   editor_days=result.facts.editor_days(since_s=warmup_end),
+                   editor_days_including_warmup=result.facts.editor_days())
     if scenario_json:
         quiet = quiet_spans_from_scenario(scenario_json) or {}
         report["quiet_editors_any_time"] = {
             "editors": len(quiet),
             "alerts": sum(1 for a in alerts if a.editor_id in quiet)}
+    return report
+
+
+def evaluate(archive: str | Path, labels: str | Path, *, scenario_json: str | Path | None = None,
+             window_s: float = 300.0, warmup_hours: float | None = None, **run_kwargs) -> dict:
+    """Run the archive through the system and score it: the JSON report."""
+    incidents = load_labels(labels)
+    result = run_through_system(archive, **run_kwargs)
+    report = score_run(incidents, result, window_s=window_s, scenario_json=scenario_json,
+                       warmup_hours=warmup_hours)
     report["run"] = {
         "archive": str(archive), "labels": str(labels),
         "archive_records": result.facts.records, "editors": len(result.facts.editors),
@@ -314,6 +336,11 @@ def headline(report: dict) -> str:
         f"time to detect (windows): median {ttd['median']}  p90 {ttd['p90']}  max {ttd['max']}",
         f"false-alarm episodes per editor-day {report['false_alarm_episodes_per_editor_day']}",
     ]
+    if report.get("warmup_end"):
+        w = report["including_warmup"]
+        lines.append(f"(after the models' warm-up, which ended {report['warmup_end']}; counting the "
+                     f"{report['warmup_false_alarm_alerts']} warm-up alerts too: precision {w['precision']}, "
+                     f"F1 {w['f1']}, {w['false_alarm_episodes_per_editor_day']} episodes per editor-day)")
     if report.get("quiet_editors"):
         lines.append(f"alerts on quiet editors during surges: {report['quiet_editors']['alerts_during_quiet_stretches']}")
     return "\n".join(lines)
@@ -331,13 +358,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=45.0,
                         help="seconds without new bus events after the replay before scoring")
     parser.add_argument("--window", type=float, default=300.0, help="window size in seconds (matching grace)")
+    parser.add_argument("--warmup-hours", type=float, default=None,
+                        help="hours at the start whose unmatched alerts are reported apart "
+                             "(default: the simulator scenario's warm-up, else none)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="GROUP.KEY=VALUE",
                         help="job property override (repeatable)")
     parser.add_argument("--work-dir", default=None, help="where the run keeps its state and logs")
+    parser.add_argument("--rescore", default=None, metavar="REPORT_OR_EVENTS",
+                        help="score the bus events of an earlier run (its JSON report, or JSON lines of "
+                             "events) against --archive/--labels again, without running anything")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.archive and not args.labels:
         parser.error("--labels is required with --archive")
+
+    if args.rescore:
+        if not args.archive:
+            parser.error("--rescore needs --archive and --labels (editors and time span come from the archive)")
+        text = Path(args.rescore).read_text()
+        events = (json.loads(text)["events"] if text.lstrip().startswith("{\n") or args.rescore.endswith(".json")
+                  else [json.loads(line) for line in text.splitlines() if line.strip()])
+        facts = ArchiveFacts()
+        for _ in facts.observe(merged_archive(args.archive)):
+            pass
+        scenario_json = args.scenario or (Path(args.labels).parent / "scenario.json")
+        scenario_json = scenario_json if Path(scenario_json).exists() else None
+        result = RunResult(events, {}, facts, {}, "not run (rescored)", "")
+        report = score_run(load_labels(args.labels), result, window_s=args.window, scenario_json=scenario_json,
+                           warmup_hours=args.warmup_hours)
+        report["events"] = events
+        Path(args.out).write_text(json.dumps(report, indent=1, default=str) + "\n")
+        print(headline(report))
+        return 0
 
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="adops-eval-"))
     archive, labels, scenario_json = args.archive, args.labels, args.scenario
@@ -361,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
             phase(f"replayed {stats.total} records")
 
     report = evaluate(archive, labels, scenario_json=scenario_json, window_s=args.window,
-                      endpoint_url=args.endpoint, speed=parse_speed(args.speed), settle_s=args.settle,
+                      warmup_hours=args.warmup_hours, endpoint_url=args.endpoint, speed=parse_speed(args.speed), settle_s=args.settle,
                       work_dir=work, job_overrides=args.overrides, on_phase=phase, on_replay=replay_progress)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1, default=str) + "\n")

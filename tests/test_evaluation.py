@@ -119,3 +119,14 @@ def test_labels_file_is_validated(tmp_path):
     path.write_text(json.dumps({**good, "partner": None}) + "\n")
     with pytest.raises(ValueError, match="labels.jsonl:1: .*needs partner"):
         load_labels(path)
+
+
+def test_warmup_alarms_are_reported_apart_and_also_in_the_including_warmup_figures():
+    inc = editor_incident("i1", "e-1", T + 7200, T + 8000, "LATENCY_ISSUE")
+    events = [composite("e-2", T), composite("e-3", T + 2 * W), composite("e-1", T + 7200, "LATENCY_ISSUE"),
+              composite("e-4", T + 7200)]
+    report = score([inc], alerts_from_events(events), window_s=W, warmup_end_s=T + 3600, editor_days=4.0)
+    assert report["warmup_false_alarm_alerts"] == 2
+    assert report["false_alarm_alerts"] == 1 and report["precision"] == 0.5
+    assert report["including_warmup"]["false_alarm_episodes"] == 3
+    assert report["including_warmup"]["precision"] == 0.25

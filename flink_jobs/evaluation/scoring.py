@@ -24,6 +24,10 @@ Matching rule
   of more than one window form one false-alarm **episode**: event-level
   precision counts episodes, like recall counts incidents.
 
+Warm-up: optionally, unmatched alerts in the first hours (before
+``warmup_end_s``, while the models still learn each editor) are reported apart
+and left out of precision; the figures including them are reported too.
+
 Figures: precision = detected / (detected + false-alarm episodes), recall =
 detected / incidents, F1; type accuracy = correctly typed / detected;
 time-to-detect distribution; false-alarm episodes (and alerts) per editor-day.
@@ -221,8 +225,15 @@ def _episodes(alerts: list[Alert], window_s: float) -> list[list[Alert]]:
 
 
 def score(incidents: list[Incident], alerts: list[Alert], *, window_s: float = 300.0,
-          editor_days: float | None = None, quiet_spans: dict[str, list[tuple[float, float]]] | None = None) -> dict:
+          editor_days: float | None = None, quiet_spans: dict[str, list[tuple[float, float]]] | None = None,
+          warmup_end_s: float | None = None, editor_days_including_warmup: float | None = None) -> dict:
     """Every figure of the evaluation as a JSON-ready dict (see the module docstring for the rules).
+
+    ``warmup_end_s``: unmatched alerts whose window starts before this time are
+    counted apart (``warmup_false_alarm_*``) and left out of precision and the
+    per-editor-day rate -- the models have not seen enough history yet, which a
+    job running continuously in production is past. ``including_warmup`` gives
+    the same figures with them counted.
 
     ``quiet_spans``: editor -> [(start_s, end_s)] stretches that must not alarm
     (holiday surges of incident-free editors); alerts on those editors inside
@@ -242,14 +253,21 @@ def score(incidents: list[Incident], alerts: list[Alert], *, window_s: float = 3
             bool(hits), _predicted_type(hits) if hits else MISSED, len(hits), ttd,
             None if ttd is None else ttd / window_s, first.alert_id if first else None))
 
-    false_alarms = [a for a in alerts if a.alert_id not in matched_alert_ids]
+    unmatched = [a for a in alerts if a.alert_id not in matched_alert_ids]
+    in_warmup = [a for a in unmatched if warmup_end_s is not None and a.window_start_s < warmup_end_s]
+    false_alarms = [a for a in unmatched if a not in in_warmup]
     episodes = _episodes(false_alarms, window_s)
+    episodes_with_warmup = _episodes(unmatched, window_s)
     detected = [o for o in outcomes if o.detected]
     correct = [o for o in detected if o.predicted_type == o.problem_type]
     n, tp, fp = len(outcomes), len(detected), len(episodes)
-    precision = tp / (tp + fp) if tp + fp else None
-    recall = tp / n if n else None
-    f1 = (2 * precision * recall / (precision + recall)) if precision and recall else (0.0 if n else None)
+    def prf(false_episodes: int) -> tuple[float | None, float | None, float | None]:
+        p = tp / (tp + false_episodes) if tp + false_episodes else None
+        r = tp / n if n else None
+        f = (2 * p * r / (p + r)) if p and r else (0.0 if n else None)
+        return p, r, f
+
+    precision, recall, f1 = prf(fp)
     ttd_s = [o.time_to_detect_s for o in detected]
     ttd_w = [o.time_to_detect_windows for o in detected]
 
@@ -305,6 +323,14 @@ def score(incidents: list[Incident], alerts: list[Alert], *, window_s: float = 3
         "editor_days": rounded(editor_days),
         "false_alarm_episodes_per_editor_day": rounded(fp / editor_days) if editor_days else None,
         "false_alarm_alerts_per_editor_day": rounded(len(false_alarms) / editor_days) if editor_days else None,
+        "warmup_end": iso(warmup_end_s) if warmup_end_s is not None else None,
+        "warmup_false_alarm_alerts": len(in_warmup),
+        "including_warmup": {
+            "false_alarm_alerts": len(unmatched), "false_alarm_episodes": len(episodes_with_warmup),
+            "precision": rounded(prf(len(episodes_with_warmup))[0]), "f1": rounded(prf(len(episodes_with_warmup))[2]),
+            "false_alarm_episodes_per_editor_day":
+                rounded(len(episodes_with_warmup) / (editor_days_including_warmup or editor_days))
+                if (editor_days_including_warmup or editor_days) else None},
         "per_type": per_type,
         "confusion": confusion,
         "confusion_labels": types + [MISSED],

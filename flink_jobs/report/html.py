@@ -264,6 +264,12 @@ def write_report(report: dict, archive, labels_path, out_html, *, title: str = "
         ["time to detect, windows (median / p90 / max)", f"{ttd['median']} / {ttd['p90']} / {ttd['max']}"],
         ["false-alarm episodes per editor-day", report["false_alarm_episodes_per_editor_day"]],
     ]
+    if report.get("warmup_end"):
+        w = report["including_warmup"]
+        headline.append([f"counting the {report['warmup_false_alarm_alerts']} alerts of the warm-up "
+                         f"(before {report['warmup_end']}) too",
+                         f"precision {w['precision']}, F1 {w['f1']}, "
+                         f"{w['false_alarm_episodes_per_editor_day']} false-alarm episodes per editor-day"])
     if report.get("quiet_editors"):
         headline.append(["alerts on incident-free editors during their surges",
                          report["quiet_editors"]["alerts_during_quiet_stretches"]])
