@@ -29,6 +29,7 @@ _BUILTIN = {
     "river_volatility": "detectors.river_models:RiverVolatility",
     "changepoint": "detectors.changepoint:RobustCusum",
     "ensemble": "detectors.ensemble:Ensemble",
+    "seasonal_surprise": "detectors.seasonal_surprise:SeasonalSurprise",
 }
 
 
