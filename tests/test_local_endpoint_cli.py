@@ -127,3 +127,23 @@ def test_status_reports_when_a_moto_server_does_not_execute_workflows(tmp_path):
         plain.terminate()
         plain.wait(10)
         log.close()
+
+
+def test_server_of_a_killed_test_session_does_not_linger(tmp_path):
+    """start_endpoint's server gets SIGTERM when its parent dies, even by SIGKILL."""
+    import signal
+    import time
+
+    script = ("import sys, time\nfrom deploy.local.endpoint import start_endpoint\n"
+              f"ep = start_endpoint(log_dir={str(tmp_path)!r})\nprint(ep.pid, flush=True)\ntime.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        server_pid = int(parent.stdout.readline())
+        assert pid_alive(server_pid)
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+    deadline = time.monotonic() + 15
+    while pid_alive(server_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not pid_alive(server_pid)

@@ -205,14 +205,24 @@ def start_endpoint(
                          log_file=log_file, _process=None if detach else process)
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the parent exits (Linux prctl PR_SET_PDEATHSIG)."""
+def _load_prctl():
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-    except OSError:
-        pass  # not Linux: LocalEndpoint.stop() is still the normal way out
+        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None  # not Linux/glibc: LocalEndpoint.stop() is still the normal way out
+
+
+# Resolved in the parent: after fork the child must not import (another thread may hold the import lock).
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the parent exits (Linux prctl PR_SET_PDEATHSIG)."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 def _tail(path: Path, lines: int = 30) -> str:
