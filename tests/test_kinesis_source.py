@@ -257,6 +257,12 @@ def test_positions_round_trip_and_start_position_validation():
 
 
 def test_group_keys_spread_the_first_shards_over_the_subtasks():
+    # Subtasks PyFlink 2.2.1 actually sent these keys to (key_by(..., Types.STRING()), parallelism 2,
+    # max parallelism 128), observed on a mini-cluster: the model of Flink's key routing must agree.
+    observed = {"shardId-000000000000#13": 1, "shardId-000000000001#1": 1, "shardId-000000000002#20": 1,
+                "a": 1, "b": 1, "shardId-000000000003#3": 0, "c": 0, "hello": 0, "shardId-000000000000": 0,
+                "shardId-000000000000#12": 0, "shardId-000000000002#8": 0, "shardId-000000000003#9": 1}
+    assert {k: subtask_of(k, 2) for k in observed} == observed
     keys = [spread_group_key(f"shardId-{i:012d}") for i in range(4)]
     assert {subtask_of(k, 2) for k in keys[:2]} == {0, 1}
     assert {subtask_of(k, 4) for k in keys} == {0, 1, 2, 3}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import sys
 import time
 
 import pytest
@@ -55,6 +56,7 @@ def job_run(core_stack, aws_endpoint, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("connectors-e2e")
     config = Configuration()
+    config.set_string("python.executable", sys.executable)  # the venv's interpreter for the workers
     config.set_string("python.fn-execution.bundle.time", "100")
     env = StreamExecutionEnvironment.get_execution_environment(config)
     env.set_parallelism(2)

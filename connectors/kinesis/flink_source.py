@@ -77,8 +77,9 @@ DEFAULT_IDLE_TIMEOUT = "5 s"
 # --------------------------------------------------------------------------- key spreading
 # Flink sends key k to subtask keyGroup(k) * parallelism // maxParallelism, with
 # keyGroup(k) = murmur(k.hashCode()) % maxParallelism. PyFlink's key_by keys on a
-# one-field Row holding the key, whose hashCode is 31 + String.hashCode (RowKind
-# INSERT contributes 0). Reproducing that here lets us pick keys that land on
+# one-field Row holding the key (KeyByKeySelector), whose hashCode (RowUtils.
+# deepHashCodeRow: 31 * kind byte + deepHashCodeArray([Arrays.deepHashCode([s])]))
+# is 62 + String.hashCode for RowKind INSERT. Checked against a mini-cluster run. Reproducing that here lets us pick keys that land on
 # distinct subtasks instead of leaving it to chance with two or three groups.
 
 def _to_int32(value: int) -> int:
@@ -119,7 +120,7 @@ def _flink_murmur(code: int) -> int:
 
 
 def key_group_of(key: str, max_parallelism: int = DEFAULT_MAX_PARALLELISM) -> int:
-    row_hash = _to_int32(31 + _java_string_hash(key))
+    row_hash = _to_int32(62 + _java_string_hash(key))
     return _flink_murmur(row_hash) % max_parallelism
 
 
@@ -206,19 +207,23 @@ class KinesisGroupReader(KeyedProcessFunction):
     """Reads one lineage group per key; its positions live in keyed ValueState."""
 
     def __init__(self, stream_name: str, endpoint_url: str | None, region: str | None,
-                 start_position: str, max_records_per_poll: int, dead_letter_source: str) -> None:
+                 start_position: str, max_records_per_poll: int, dead_letter_source: str,
+                 poll_interval_ms: int = 0) -> None:
         self.stream_name = stream_name
         self.endpoint_url = endpoint_url
         self.region = region
         self.start_position = start_position
         self.max_records_per_poll = max_records_per_poll
         self.dead_letter_source = dead_letter_source
+        self.poll_interval_ms = poll_interval_ms
 
     def open(self, runtime_context: RuntimeContext) -> None:
         from connectors.aws import make_client
 
+        # A 10,000-record GetRecords can take seconds on a loaded local endpoint; a read
+        # timeout would only make the server do the same work again.
         self._client = make_client("kinesis", endpoint_url=self.endpoint_url, region=self.region,
-                                   max_attempts=1, max_pool_connections=4,
+                                   max_attempts=1, max_pool_connections=4, read_timeout_s=30,
                                    raw_timestamps=True)
         self._positions = runtime_context.get_state(
             ValueStateDescriptor("kinesis-shard-positions", Types.STRING())
@@ -228,6 +233,10 @@ class KinesisGroupReader(KeyedProcessFunction):
         self._readers: dict[str, tuple[StreamReader, str | None]] = {}
         self._metrics = PollerMetrics()
         self._reported = PollerMetrics()
+        # key -> monotonic time of its last poll that came back empty. Ticks queue up
+        # while a slow poll runs; without this, the queued ticks would fire a burst of
+        # empty GetRecords once caught up (and AWS allows 5 per second per shard).
+        self._idle_since: dict[str, float] = {}
         group = runtime_context.get_metrics_group().add_group("kinesis")
         self._counters = {
             name: group.counter(name)
@@ -253,9 +262,16 @@ class KinesisGroupReader(KeyedProcessFunction):
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context):
         key = value[0]
+        idle_since = self._idle_since.get(key)
+        if idle_since is not None and (time.monotonic() - idle_since) * 1000 < self.poll_interval_ms:
+            return
         reader = self._reader_for(key)
         reader.set_shards(ShardInfo.from_json(s) for s in json.loads(value[1]))
         records = reader.poll_once()
+        if records:
+            self._idle_since.pop(key, None)
+        else:
+            self._idle_since[key] = time.monotonic()
         for record in records:
             if record.encoding_valid:
                 yield Row(record.payload, record.partition_key, record.shard_id,
@@ -348,7 +364,7 @@ def kinesis_payload_stream(
         groups.key_by(lambda row: row[0], key_type=Types.STRING())
         .process(
             KinesisGroupReader(stream_name, endpoint_url, region, start_position,
-                               max_records_per_poll, dead_letter_source),
+                               max_records_per_poll, dead_letter_source, poll_interval_ms),
             output_type=KINESIS_ROW_TYPE,
         )
         .name(f"{name}-get-records")
