@@ -215,3 +215,30 @@ def test_update_brings_an_older_stack_up_to_the_current_template(tmp_path):
         assert summary["StreamDescriptionSummary"]["OpenShardCount"] == 2  # parameters kept
     finally:
         endpoint.stop()
+
+
+def _executions_for(sfn, machine_arn: str, incident: str, expected: int, timeout: float = 30) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        mine = [d for d in (sfn.describe_execution(executionArn=s["executionArn"])
+                            for s in sfn.list_executions(stateMachineArn=machine_arn)["executions"])
+                if json.loads(d["input"])["detail"]["incident_id"] == incident]
+        if len(mine) >= expected and all(d["status"] != "RUNNING" for d in mine):
+            return mine
+        assert time.monotonic() < deadline, f"executions for {incident}: {[d['status'] for d in mine]}"
+        time.sleep(0.3)
+
+
+def test_redelivered_incident_is_recorded_once_and_not_notified_twice(core_stack):
+    """At-least-once delivery: the same incident_id twice -> one record, the second run ends in AlreadyRecorded."""
+    sfn = boto3.client("stepfunctions")
+    incident = f"inc-{uuid.uuid4().hex[:12]}"
+    put(core_stack["bus_name"], "adops.analytics", "Composite Anomaly Detected", composite_detail(incident, "CRITICAL", 3))
+    first = _executions_for(sfn, core_stack["state_machine_arn"], incident, 1)
+    put(core_stack["bus_name"], "adops.analytics", "Composite Anomaly Detected", composite_detail(incident, "CRITICAL", 3))
+    both = _executions_for(sfn, core_stack["state_machine_arn"], incident, 2)
+    assert [d["status"] for d in both] == ["SUCCEEDED", "SUCCEEDED"]
+    second = next(d for d in both if d["executionArn"] != first[0]["executionArn"])
+    history = sfn.get_execution_history(executionArn=second["executionArn"])["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+    assert entered == ["RecordIncident", "AlreadyRecorded"]
