@@ -218,3 +218,29 @@ def test_irregular_timestamps_are_handled(base):
         r = d.update(t, v)
         assert 0.0 <= r.score <= 1.0 and math.isfinite(r.expected)
     assert detectors.from_bytes(d.to_bytes()).to_bytes() == d.to_bytes()
+
+
+def test_float32_profiles_round_trip_and_are_smaller(base):
+    data = inject("spike", base)
+    d = detectors.make("seasonal_surprise", float32_profiles=True)
+    outputs(d, data[:ONSET - 10])
+    blob = d.to_bytes()
+    restored = detectors.from_bytes(blob)
+    assert restored.to_bytes() == blob
+    assert outputs(restored, data[ONSET - 10:]) == outputs(d, data[ONSET - 10:])
+    assert len(blob) < len(detectors.make("seasonal_surprise").to_bytes()) - 300
+    alarms = [i for i, r in enumerate(run(data, float32_profiles=True)) if r.is_anomaly and i >= DAY]
+    assert alarms == [ONSET]
+
+
+def test_prescore_emit_learn_prescored_is_update(base):
+    """The hooks an ensemble uses: with an unchanged raw score they are exactly ``update``."""
+    data = inject("drop", base)
+    a = detectors.make("seasonal_surprise")
+    b = detectors.make("seasonal_surprise")
+    for t, v in data:
+        raw, parts = b.prescore(t, v)
+        emitted = b.emit(raw)
+        b.learn_prescored(v, raw, parts)
+        assert a.update(t, v).score == emitted
+    assert a.to_bytes() == b.to_bytes()
