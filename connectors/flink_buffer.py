@@ -45,6 +45,11 @@ class BufferedBatchFunction(KeyedProcessFunction):
         """Send the batch; yields outputs (main and side) for Flink."""
         raise NotImplementedError
 
+    def reject(self, value: Any, error: Exception) -> Iterable[Any]:
+        """An element that cannot become an item; yield outputs for it (e.g. a dead letter).
+        The default re-raises: only sinks with a dead-letter path may swallow elements."""
+        raise error
+
     # -- Flink
     def open(self, runtime_context: RuntimeContext) -> None:
         self._buffer = runtime_context.get_list_state(
@@ -58,8 +63,12 @@ class BufferedBatchFunction(KeyedProcessFunction):
         )
 
     def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):
-        item = self.element_to_item(value)
-        size = self.item_size(item)
+        try:
+            item = self.element_to_item(value)
+            size = self.item_size(item)
+        except Exception as error:  # noqa: BLE001 - one bad element must not fail the job
+            yield from self.reject(value, error)
+            return
         entries, total_bytes, timer_at = self._buffer_stats.value() or (0, 0, -1)
         if entries and total_bytes + size > self.max_batch_bytes:
             yield from self._flush(ctx)

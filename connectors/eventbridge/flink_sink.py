@@ -21,6 +21,7 @@ delivery is also appended as a JSON line (one file per subtask) for the benchmar
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -112,9 +113,25 @@ class EventBridgeBatchSink(BufferedBatchFunction):
         from connectors.eventbridge.publisher import make_entry
 
         source, detail_type, detail_text, emitted_at_ms = value[0], value[1], value[2], value[3]
-        entry = make_entry(self.bus_name, source, detail_type, json.loads(detail_text))
+        detail = json.loads(detail_text)
+        event_id = _detail_id(detail_text)
+        if event_id == detail_text:
+            # No incident_id/check_id/finding_id: derive one from the content, so a
+            # re-sent copy still carries the same id.
+            event_id = "sha-" + hashlib.sha256(detail_text.encode("utf-8")).hexdigest()[:20]
+        entry = make_entry(self.bus_name, source, detail_type, detail, event_id=event_id)
         # The emit time rides along in the buffered item (not in the entry sent).
         return json.dumps({"entry": entry, "emitted_at_ms": emitted_at_ms}, separators=(",", ":"))
+
+    def reject(self, value: Row, error: Exception) -> Iterable[Any]:
+        from connectors.deadletter.records import dead_letter_json
+
+        self._failed_over.inc()
+        yield EVENTBRIDGE_DEAD_LETTER_TAG, dead_letter_json(
+            "DELIVERY_FAILED", f"not sendable to EventBridge: {type(error).__name__}: {error}", "eventbridge",
+            json.dumps({"source": value[0], "detail_type": value[1], "detail": value[2]},
+                       separators=(",", ":"), ensure_ascii=False),
+        )
 
     def item_size(self, item: str) -> int:
         from connectors.eventbridge.publisher import entry_size
