@@ -16,6 +16,13 @@ fails: such an inversion is counted (``ReplayStats.reordered``) and, for the
 next ``strict_after_failure_s`` seconds, batches fall back to one record per
 key, because failures come in bursts (throttling).
 
+Skew. A record left behind (its key is at the limit for this call) may be
+overtaken by later records of other keys by at most ``max_skew_s`` of event
+time (default 10 s, a third of the job's 30 s watermark delay). Without that
+bound a replay that falls behind its schedule keeps sending the sparse keys
+and starves the busy ones, and the consumer's watermark -- the highest event
+time seen minus a delay -- passes the starved records: they arrive "late".
+
 Pacing. Each record is due at ``start + (t - t0) / speed`` where ``t`` is the
 highest event time read so far (late, out-of-order samples are due as soon as
 they are read, like they arrived), so 24 h at 720x take two minutes; with no
@@ -155,7 +162,7 @@ class KinesisReplayer:
 
     def __init__(self, streams: dict[str, str], *, client=None, speed: float | None = None,
                  max_attempts: int = 12, lookahead: int = 20_000, per_key_limit: int = 1,
-                 strict_after_failure_s: float = 10.0,
+                 strict_after_failure_s: float = 10.0, max_skew_s: float = 10.0,
                  progress: Callable[[ReplayStats], None] | None = None, sleep=time.sleep, clock=time.monotonic):
         self.streams = streams
         self.client = client or kinesis_client()
@@ -163,6 +170,7 @@ class KinesisReplayer:
         self.max_attempts = max_attempts
         self.per_key_limit = max(1, int(per_key_limit))
         self.strict_after_failure_s = strict_after_failure_s
+        self.max_skew_ms = max_skew_s * 1000.0
         self._strict_until = float("-inf")
         self.lookahead = lookahead
         self.progress = progress
@@ -222,6 +230,9 @@ class KinesisReplayer:
         kept: list[_Pending] = []
         taken: dict[tuple[str, str], int] = {}
         blocked: set[tuple[str, str]] = set()     # a record of the key stayed behind: so do its successors
+        # Event time of the earliest record left behind: later records may overtake it by at most
+        # max_skew, so a consumer's watermark (max event time seen - delay) never passes it.
+        floor_ms: float | None = None
         size = 0
         stream = pending[0].stream
         scanned = 0
@@ -231,12 +242,18 @@ class KinesisReplayer:
                 break
             pending.popleft()
             scanned += 1
+            if (floor_ms is not None and item.stream == stream and item.event_ms is not None
+                    and item.event_ms > floor_ms + self.max_skew_ms):
+                pending.appendleft(item)
+                break
             key = (item.stream, item.key)
             item_size = len(item.data) + len(item.key)
             if (item.stream != stream or key in blocked or taken.get(key, 0) >= limit
                     or size + item_size > MAX_BATCH_BYTES):
                 kept.append(item)
                 blocked.add(key)
+                if item.stream == stream and item.event_ms is not None:
+                    floor_ms = item.event_ms if floor_ms is None else min(floor_ms, item.event_ms)
                 continue
             taken[key] = taken.get(key, 0) + 1
             batch.append(item)
