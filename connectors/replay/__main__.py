@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-key-batch", type=int, default=1,
                         help="records of one key per PutRecords call; 1 (default) guarantees per-key order "
                              "through partial failures, more trades that for fewer calls")
+    parser.add_argument("--max-skew", type=float, default=10.0,
+                        help="seconds of event time a record may be overtaken by later ones (default 10)")
     parser.add_argument("--endpoint", default=None, help="endpoint URL (default: AWS_ENDPOINT_URL or AWS)")
     parser.add_argument("--region", default=None)
     args = parser.parse_args(argv)
@@ -72,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         streams = {args.only: streams[args.only]}
     stats = replay_archive(args.archive, streams, client=kinesis_client(args.endpoint, args.region),
-                           speed=parse_speed(args.speed), per_key_limit=args.per_key_batch)
+                           speed=parse_speed(args.speed), per_key_limit=args.per_key_batch,
+                           max_skew_s=args.max_skew)
     print(json.dumps(stats.to_dict(), indent=2))
     return 0
 
