@@ -213,6 +213,8 @@ def resolve_restore(restore: str | None, settings: Settings) -> str | None:
         if found is None:
             raise ConfigError(f"--restore latest: no retained checkpoint or savepoint under {settings.checkpoint_dir}")
         return found
+    if restore.startswith("file:"):
+        restore = "/" + restore[len("file:"):].lstrip("/")
     if not (Path(restore) / "_metadata").exists() and not Path(restore).name == "_metadata":
         raise ConfigError(f"--restore {restore}: not a checkpoint/savepoint directory (no _metadata)")
     return restore
@@ -445,8 +447,9 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
     # (ii) per editor: correlate with events, classify, composite anomaly
     if events_raw:
         valid_events = t_env.to_data_stream(t_env.sql_query(
-            "SELECT event_type, CAST(0 AS BIGINT) AS timestamp_ms, editor_id, partner, severity, details, payload "
-            "FROM events_parsed WHERE reason_code IS NULL"))
+            # event_time (the rowtime) must be selected: it becomes the record timestamp
+            "SELECT event_type, CAST(0 AS BIGINT) AS timestamp_ms, editor_id, partner, severity, details, payload, "
+            "event_time FROM events_parsed WHERE reason_code IS NULL"))
         valid_events = valid_events.process(_StampEventTime(), output_type=EVENT_TYPE) \
             .name("events-valid").uid("events-valid")
         editor_events = valid_events.filter(lambda r: r[2] is not None).name("editor-events").uid("editor-events")

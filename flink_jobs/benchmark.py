@@ -1,0 +1,261 @@
+"""Benchmark of the streaming job, measured in one run on this machine.
+
+    python -m flink_jobs.benchmark --out bench/flink.json [--rows 2000000] [--editors 40]
+
+(a) throughput: metric records/s through the FULL job (SQL parse + windows +
+    Python window scorer + correlator + partner health + EventBridge sink) from
+    the datagen source (JSON payloads built in SQL, sql/sources/datagen_metrics.sql),
+    and beside it the pure-SQL baseline: the same source, parse and windows into a
+    blackhole, no Python operator. Both are bounded runs of --rows rows; the rate
+    is rows / wall time from submission to the end of the job, minus the measured
+    start-up of an empty-input run of the same pipeline (reported separately).
+(b) local Kinesis: records/s through the boto3 path
+    (connectors.kinesis.benchmark.measure_kinesis_throughput).
+(c) latency: the full job on Kinesis (embedded endpoint, core stack) fed
+    --editors scripted editors (14 h history + an incident window each);
+    per delivered event, from the moment the correlator's event-time timer fired
+    (the watermark passed the window end) to PutEvents returning — the sink's
+    latency log (connectors.eventbridge.flink_sink).
+(d) state: bytes per (editor, metric) of the window scorer's keyed state
+    (the detector blob + the trailing baseline) after the warm-up, and the size
+    of the job's last retained checkpoint divided by its (editor, metric) keys.
+
+No figure is invented: everything in the JSON is measured in this run, and
+the machine's load average is recorded beside it (2 shared cores here).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from flink_jobs.config import JobConfig
+
+
+def _load() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def _run_bounded(cfg: JobConfig, *, sql_only: bool, timeout_s: float) -> dict:
+    from flink_jobs.main import start_job
+
+    t0 = time.perf_counter()
+    handle = start_job(cfg, "datagen", sql_only=sql_only)
+    t1 = time.perf_counter()
+    state = handle.wait(timeout_s)
+    t2 = time.perf_counter()
+    if state != "FINISHED":
+        raise RuntimeError(f"benchmark job ended {state}: {(handle.failure or '')[:2000]}")
+    return {"build_submit_s": round(t1 - t0, 2), "run_s": round(t2 - t1, 2)}
+
+
+def measure_throughput(rows: int, parallelism: int, workdir: Path, endpoint_url: str, bus: str,
+                       timeout_s: float) -> dict:
+    base = [
+        f"job.parallelism={parallelism}",
+        "job.checkpoint.interval.ms=0",
+        f"job.checkpoint.dir={workdir / 'ckpt-throughput'}",
+        "datagen.rows.per.second=1000000000",
+        "datagen.editors=200", "datagen.partners=8", "datagen.ms.per.row=10",
+        f"eventbridge.endpoint.url={endpoint_url}", f"eventbridge.bus.name={bus}",
+        f"deadletter.path={workdir / 'dl'}", f"deadletter.late.path={workdir / 'late'}",
+    ]
+    out = {"rows": rows, "parallelism": parallelism}
+    for label, sql_only in (("pure_sql_baseline", True), ("full_pipeline", False)):
+        startup = _run_bounded(JobConfig.load(environ={}, overrides=base + ["datagen.number.of.rows=1"]),
+                               sql_only=sql_only, timeout_s=timeout_s)
+        run = _run_bounded(JobConfig.load(environ={}, overrides=base + [f"datagen.number.of.rows={rows}"]),
+                           sql_only=sql_only, timeout_s=timeout_s)
+        processing = max(run["run_s"] - startup["run_s"], 1e-3)
+        out[label] = {
+            "wall_run_s": run["run_s"], "startup_run_s_one_row": startup["run_s"],
+            "records_per_s_including_startup": round(rows / run["run_s"]),
+            "records_per_s": round(rows / processing),
+            "load_average_after": _load(),
+        }
+    out["full_over_baseline"] = round(out["full_pipeline"]["records_per_s"]
+                                      / out["pure_sql_baseline"]["records_per_s"], 3)
+    return out
+
+
+def measure_kinesis(records: int, parallelism: int) -> dict:
+    from connectors.kinesis.benchmark import measure_kinesis_throughput
+
+    return measure_kinesis_throughput(records=records, shards=2, parallelism=parallelism)
+
+
+def measure_latency_and_state(editors: int, parallelism: int, workdir: Path, timeout_s: float) -> dict:
+    import boto3
+
+    from deploy.local.endpoint import start_endpoint
+    from deploy.local.stack import deploy_core_stack
+    from flink_jobs import job_scenario as js
+    from flink_jobs.main import start_job
+
+    endpoint = start_endpoint(port=0, log_dir=workdir / "aws")
+    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                            "AWS_DEFAULT_REGION")}
+    os.environ.update({"AWS_ENDPOINT_URL": endpoint.url, "AWS_ACCESS_KEY_ID": "test",
+                       "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"})
+    try:
+        stack = deploy_core_stack(endpoint.url, {"ShardCount": "2", "LocalObservation": "true"})
+        latency_dir = workdir / "latency"
+        latency_dir.mkdir(parents=True, exist_ok=True)
+        ckpt = workdir / "ckpt-latency"
+        cfg = JobConfig.load(environ={}, overrides=[
+            f"job.parallelism={parallelism}", "job.checkpoint.interval.ms=5000", f"job.checkpoint.dir={ckpt}",
+            f"kinesis.endpoint.url={endpoint.url}", f"kinesis.metrics.stream.name={stack['metrics_stream']}",
+            f"kinesis.events.stream.name={stack['events_stream']}", "kinesis.start.position=TRIM_HORIZON",
+            f"eventbridge.endpoint.url={endpoint.url}", f"eventbridge.bus.name={stack['bus_name']}",
+            f"eventbridge.latency.log.path={latency_dir / 'latency.jsonl'}",
+            f"deadletter.path={workdir / 'dl-latency'}", f"deadletter.late.path={workdir / 'late-latency'}",
+            "processing.idle.timeout.s=3",
+        ])
+        start = js.window_start(time.time())
+        records = js.scaled_records(editors, start)
+        kinesis = boto3.client("kinesis")
+        handle = start_job(cfg, "kinesis-local")
+        try:
+            for i in range(0, len(records), 500):
+                batch = [{"PartitionKey": k, "Data": d.encode()} for k, d in records[i:i + 500]]
+                kinesis.put_records(StreamName=stack["metrics_stream"], Records=batch)
+            incident_editors = sum(1 for i in range(editors) if list(js.INCIDENTS)[i % 4] != "e-normal")
+            deadline = time.monotonic() + timeout_s
+            entries: list[dict] = []
+            while time.monotonic() < deadline:
+                entries = _read_latency(latency_dir)
+                if len(entries) >= incident_editors:
+                    break
+                time.sleep(2)
+            time.sleep(12)  # let at least two checkpoints complete with the final state
+            entries = _read_latency(latency_dir)
+        finally:
+            handle.cancel()
+        lat = sorted(float(e["latency_ms"]) for e in entries)
+        latency = {
+            "editors": editors, "metric_records": len(records), "events_delivered": len(lat),
+            "definition": "correlator event-time timer fired (watermark passed window end) -> PutEvents returned",
+        }
+        if lat:
+            latency.update({"p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99), "max_ms": lat[-1],
+                            "mean_ms": round(statistics.fmean(lat), 1)})
+        keys = editors * len(js.METRICS)
+        latest = _latest_checkpoint(ckpt)
+        state = {"scorer_keys": keys}
+        if latest:
+            size = sum(f.stat().st_size for f in latest.rglob("*") if f.is_file())
+            state.update({"checkpoint": str(latest), "checkpoint_bytes": size,
+                          "checkpoint_bytes_per_editor_metric": round(size / keys)})
+        return {"latency": latency, "state_checkpoint": state}
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        endpoint.stop()
+
+
+def _read_latency(directory: Path) -> list[dict]:
+    out = []
+    for f in directory.glob("*"):
+        if f.is_file():
+            for line in f.read_text().splitlines():
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+    return out
+
+
+def _latest_checkpoint(root: Path) -> Path | None:
+    found = [p.parent for p in root.glob("*/chk-*/_metadata")]
+    return max(found, key=lambda p: (p / "_metadata").stat().st_mtime) if found else None
+
+
+def _pct(sorted_values: list[float], q: float) -> float:
+    if len(sorted_values) == 1:
+        return round(sorted_values[0], 1)
+    idx = (len(sorted_values) - 1) * q / 100.0
+    lo, hi = int(idx), min(int(idx) + 1, len(sorted_values) - 1)
+    return round(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (idx - lo), 1)
+
+
+def measure_state_blobs() -> dict:
+    """Bytes of the scorer's keyed state per (editor, metric) after the test warm-up (same code path)."""
+    import detectors
+    from flink_jobs import job_scenario as js
+    from udfs.baseline import push_history
+
+    s = JobConfig.load(environ={})
+    name = s.get_str("processing", "detector")
+    keep = s.get_int("processing", "baseline.windows")
+    recs, _ = js.editor_records("e-normal", js.window_start(time.time()))
+    per_metric: dict[str, tuple[bytes, str]] = {}
+    for r in recs:
+        model_blob, history = per_metric.get(r["metric"], (b"", ""))
+        model = detectors.from_bytes(model_blob) if model_blob else detectors.make(name)
+        model.update(js.timestamp_ms(r) / 1000.0, r["value"])
+        per_metric[r["metric"]] = (model.to_bytes(), push_history(history or None, r["value"], keep))
+    sizes = {m: len(b) + len(h.encode()) for m, (b, h) in per_metric.items()}
+    return {"detector": name, "windows_learned": len(recs) // len(js.METRICS),
+            "bytes_per_editor_metric": sizes, "mean_bytes": round(statistics.fmean(sizes.values()))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m flink_jobs.benchmark", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True)
+    p.add_argument("--rows", type=int, default=2_000_000, help="datagen rows per throughput run")
+    p.add_argument("--parallelism", type=int, default=2)
+    p.add_argument("--kinesis-records", type=int, default=50_000)
+    p.add_argument("--editors", type=int, default=40, help="scripted editors for the latency run")
+    p.add_argument("--timeout", type=float, default=900.0)
+    p.add_argument("--skip", action="append", default=[], choices=["throughput", "kinesis", "latency"])
+    args = p.parse_args(argv)
+
+    workdir = Path(tempfile.mkdtemp(prefix="adops-bench-"))
+    result: dict = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpu_count": os.cpu_count(),
+                    "load_average_at_start": _load(), "python": sys.version.split()[0]}
+    targets = {"full_over_baseline_min": 0.7, "full_records_per_s_min": 200_000,
+               "kinesis_records_per_s_min": 20_000, "latency_p99_ms_max": 2000}
+    try:
+        result["state_blobs"] = measure_state_blobs()
+        if "latency" not in args.skip:
+            result.update(measure_latency_and_state(args.editors, args.parallelism, workdir, args.timeout))
+        if "throughput" not in args.skip:
+            from deploy.local.endpoint import start_endpoint
+            from deploy.local.stack import deploy_core_stack
+
+            endpoint = start_endpoint(port=0, log_dir=workdir / "aws-throughput")
+            try:
+                os.environ.update({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                                   "AWS_DEFAULT_REGION": "us-east-1"})
+                stack = deploy_core_stack(endpoint.url, {"ShardCount": "1", "LocalObservation": "false"})
+                result["throughput"] = measure_throughput(args.rows, args.parallelism, workdir, endpoint.url,
+                                                          stack["bus_name"], args.timeout)
+            finally:
+                endpoint.stop()
+        if "kinesis" not in args.skip:
+            result["local_kinesis"] = measure_kinesis(args.kinesis_records, args.parallelism)
+    finally:
+        result["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        result["load_average_at_end"] = _load()
+        result["targets"] = targets
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2, default=str))
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""The streaming job end to end on the mini-cluster: Kinesis (embedded endpoint) -> job -> EventBridge -> SQS.
+
+Two Flink job runs for the whole module (each costs ~10-40 s to start here):
+
+run A (fresh, TRIM_HORIZON): scripted editors with 14 h of normal history, then
+  one incident window each -> composite anomalies with the right problem type,
+  no event for normal seasonal traffic, a partner outage -> Partner Health Check,
+  a severity-8 finding -> Security Incident, bad records -> dead letters with
+  reason codes, a record behind the watermark -> late output (LATE_RECORD).
+  Stopped with a savepoint.
+run B (restored from that savepoint): new records only are read — nothing of
+  run A is re-read (no dead letter, late record or incident appears twice).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from flink_jobs import job_scenario as js
+from detectors.incident import incident_id
+
+pytestmark = [pytest.mark.flink, pytest.mark.aws]
+
+
+def put_records(stream: str, records: list[tuple[str, str]]) -> None:
+    """(partition key, data) in order; PutRecords batches of 100, failed entries retried."""
+    kinesis = boto3.client("kinesis")
+    for i in range(0, len(records), 100):
+        batch = [{"PartitionKey": k, "Data": d.encode("utf-8")} for k, d in records[i:i + 100]]
+        for _ in range(10):
+            resp = kinesis.put_records(StreamName=stream, Records=batch)
+            if not resp.get("FailedRecordCount"):
+                break
+            batch = [b for b, r in zip(batch, resp["Records"]) if "ErrorCode" in r]
+            time.sleep(0.2)
+        else:
+            raise AssertionError("PutRecords kept failing")
+
+
+class Observed:
+    """Everything that reached the bus, via the catch-all observation queue (which drain deletes)."""
+
+    def __init__(self, drain, queue_url: str):
+        self.drain, self.queue_url, self.events = drain, queue_url, []
+
+    def poll(self, seconds: float) -> None:
+        self.events += self.drain(self.queue_url, 10_000, timeout=seconds)
+
+    def until(self, predicate, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self):
+                return True
+            self.poll(min(5.0, max(0.5, deadline - time.monotonic())))
+        return predicate(self)
+
+    def of_type(self, detail_type: str) -> list[dict]:
+        return [e for e in self.events if e.get("detail-type") == detail_type]
+
+
+def read_lines(directory: Path) -> list[dict]:
+    out = []
+    for f in sorted(directory.glob("*.jsonl")):
+        out += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    return out
+
+
+@pytest.fixture(scope="module")
+def scenario(core_stack, drain_sqs, tmp_path_factory, aws_endpoint):
+    return run_scenario(core_stack, drain_sqs, aws_endpoint.url, tmp_path_factory.mktemp("job-state"))
+
+
+def _log(msg: str) -> None:
+    import sys
+
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
+    from flink_jobs.config import JobConfig
+    from flink_jobs.main import start_job
+
+    dead_dir, late_dir = state / "dead-letters", state / "late"
+    cfg = JobConfig.load(environ={}, overrides=[
+        "job.parallelism=2",
+        "job.checkpoint.interval.ms=2000",
+        f"job.checkpoint.dir={state / 'checkpoints'}",
+        f"kinesis.endpoint.url={endpoint_url}",
+        f"kinesis.metrics.stream.name={core_stack['metrics_stream']}",
+        f"kinesis.events.stream.name={core_stack['events_stream']}",
+        "kinesis.start.position=TRIM_HORIZON",
+        f"eventbridge.endpoint.url={endpoint_url}",
+        f"eventbridge.bus.name={core_stack['bus_name']}",
+        "deadletter.sink=file",
+        f"deadletter.path={dead_dir}",
+        f"deadletter.late.path={late_dir}",
+        "processing.idle.timeout.s=3",
+    ])
+    observed = Observed(drain_sqs, core_stack["observation_queues"]["all-adops-events"])
+    start = js.window_start(time.time())
+    records, incidents = [], {}
+    for editor in js.INCIDENTS:
+        recs, incidents[editor] = js.editor_records(editor, start)
+        records += [(editor, json.dumps(r)) for r in recs]
+    for editor in js.PARTNER_EDITORS:
+        recs, _ = js.editor_records(editor, start, partner=js.PARTNER)
+        records += [(editor, json.dumps(r)) for r in recs]
+    # Time order across editors: a shard's records must not run ahead of each other by more
+    # than the watermark delay, or the slower editor's records would be late.
+    records.sort(key=lambda kv: js.timestamp_ms(json.loads(kv[1])))
+    bad = js.bad_records(incidents["e-normal"])
+    incident_start = incidents["e-pricing"]
+    events = [
+        {"event_type": "config_change", "timestamp": (incident_start - 240) * 1000, "editor_id": "e-pricing",
+         "details": {"change": "floor price raised to 3.00"}},
+        {"event_type": "security_finding", "timestamp": (incident_start + 30) * 1000, "editor_id": "e-normal",
+         "severity": 8, "details": {"finding_id": "sec-test-0001", "title": "credential stuffing on ad server"}},
+        {"event_type": "security_finding", "timestamp": (incident_start + 40) * 1000, "editor_id": "e-normal",
+         "severity": 3, "details": {"finding_id": "sec-test-low", "title": "low severity noise"}},
+        {"event_type": "nonsense", "timestamp": (incident_start + 50) * 1000},
+    ]
+
+    handle = start_job(cfg, "kinesis-local")
+    _log(f"run A started: job {handle.job_id}")
+    try:
+        put_records(core_stack["events_stream"], [(e.get("editor_id", "x"), json.dumps(e)) for e in events])
+        put_records(core_stack["metrics_stream"], records + [("e-normal", raw) for raw, _ in bad])
+        wanted = {"e-demand", "e-latency", "e-pricing"}
+        got_all = observed.until(
+            lambda o: wanted <= {e["detail"]["editor_id"] for e in o.of_type("Composite Anomaly Detected")}
+            and o.of_type("Security Incident Detected") and o.of_type("Partner Health Check"),
+            timeout=240)
+        _log(f"run A: expected events seen: {got_all}; observed {len(observed.events)} events: "
+             f"{[(e.get('detail-type'), e['detail'].get('editor_id') or e['detail'].get('partner')) for e in observed.events]}")
+        # A record far behind the watermark, read after the watermark has moved.
+        late = {"editor_id": "e-normal", "metric": "rpm", "value": 2.5, "timestamp": (start + 60) * 1000}
+        put_records(core_stack["metrics_stream"], [("e-normal", json.dumps(late))])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (read_lines(late_dir) if late_dir.exists() else []):
+            time.sleep(1)
+        observed.poll(3)
+        _log(f"run A: status {handle.status()}, stopping with a savepoint")
+        savepoint = handle.stop(savepoint=True)
+        _log(f"run A: savepoint {savepoint}")
+        run_a = {"observed": list(observed.events), "dead": read_lines(dead_dir),
+                 "late": read_lines(late_dir) if late_dir.exists() else [], "savepoint": savepoint,
+                 "got_all": got_all}
+    except BaseException:
+        try:
+            handle.cancel()
+        finally:
+            raise
+
+    # Run B: restored. New input = one more normal window for every editor + one new bad record.
+    more = []
+    w = js.WARMUP_WINDOWS + 1 + js.AFTER_WINDOWS
+    for editor in js.INCIDENTS:
+        recs, _ = js.editor_records(editor, start, windows=range(w, w + 2))
+        more += [(editor, json.dumps(r)) for r in recs]
+    more.sort(key=lambda kv: js.timestamp_ms(json.loads(kv[1])))
+    new_bad = '{"editor_id": "e-restart", "metric": "rpm", "value": "restart"'
+    handle_b = start_job(cfg, "kinesis-local", restore=savepoint)
+    try:
+        put_records(core_stack["metrics_stream"], more + [("e-normal", new_bad)])
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not any(d["raw"] == new_bad for d in read_lines(dead_dir)):
+            time.sleep(1)
+        observed.events = []
+        observed.poll(8)
+        run_b = {"observed": list(observed.events), "dead": read_lines(dead_dir), "late": read_lines(late_dir),
+                 "restored_from": handle_b.restored_from}
+    finally:
+        handle_b.cancel()
+    return {"a": run_a, "b": run_b, "incidents": incidents, "bad": bad, "late": late, "new_bad": new_bad,
+            "start": start}
+
+
+def composites(run) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for e in run["observed"]:
+        if e.get("detail-type") == "Composite Anomaly Detected":
+            out.setdefault(e["detail"]["editor_id"], []).append(e)
+    return out
+
+
+@pytest.mark.parametrize("editor, problem_type", [
+    ("e-demand", "DEMAND_ISSUE"), ("e-latency", "LATENCY_ISSUE"), ("e-pricing", "PRICING_ISSUE")])
+def test_incident_window_is_classified(scenario, editor, problem_type):
+    assert scenario["a"]["got_all"], "not every expected event reached the bus in time"
+    events = composites(scenario["a"]).get(editor, [])
+    assert events, f"no composite anomaly for {editor}"
+    ws = scenario["incidents"][editor]
+    detail = events[0]["detail"]
+    assert events[0]["source"] == "adops.analytics"
+    assert detail["problem_type"] == problem_type, detail["evidence"]
+    assert detail["incident_id"] == incident_id(editor, ws, problem_type)
+    assert detail["window_start"] == js._iso(ws) and detail["window_end"] == js._iso(ws + js.WINDOW_S)
+    assert isinstance(detail["metrics_affected"], int) and detail["metrics_affected"] >= 1
+    assert "rpm" in detail["affected_metrics"]
+    rpm = detail["metrics"]["rpm"]
+    assert rpm["value"] < rpm["baseline"] and rpm["score"] > 0
+    assert detail["revenue_at_risk"] > 0
+    # one event per editor and window: every composite of this editor is for the incident window
+    assert {e["detail"]["window_start"] for e in events} == {js._iso(ws)}
+
+
+def test_suspected_causes_carry_recent_events(scenario):
+    detail = composites(scenario["a"])["e-pricing"][0]["detail"]
+    causes = detail["suspected_causes"]
+    assert [c["event_type"] for c in causes] == ["config_change"]
+    assert causes[0]["details"]["change"].startswith("floor price")
+
+
+def test_normal_seasonal_traffic_raises_nothing(scenario):
+    by_editor = composites(scenario["a"])
+    assert "e-normal" not in by_editor
+    # 14 h of daily-cycle history on every editor: nothing before the incident windows
+    for editor, events in by_editor.items():
+        for e in events:
+            assert e["detail"]["window_start"] >= js._iso(scenario["incidents"]["e-demand"]), (editor, e["detail"])
+
+
+def test_partner_outage_is_reported(scenario):
+    checks = [e for e in scenario["a"]["observed"] if e.get("detail-type") == "Partner Health Check"]
+    assert checks and all(e["source"] == "adops.monitoring" for e in checks)
+    bad = [e["detail"] for e in checks if e["detail"]["partner_status"] != "HEALTHY"]
+    # the outage window only (the warm-up was healthy and silent) ...
+    assert [d["window_start"] for d in bad] == [js._iso(scenario["incidents"]["e-demand"])], bad
+    detail = bad[0]
+    assert detail["partner"] == js.PARTNER and detail["partner_status"] in ("DEGRADED", "UNHEALTHY")
+    assert detail["editors_affected"] == sorted(js.PARTNER_EDITORS)
+    assert detail["impact_assessment"]["editors_affected"] == 2
+    # ... and one all-clear when it recovered
+    healthy = [e["detail"] for e in checks if e["detail"]["partner_status"] == "HEALTHY"]
+    assert [d["window_start"] for d in healthy] == [js._iso(scenario["incidents"]["e-demand"] + js.WINDOW_S)]
+
+
+def test_high_severity_finding_becomes_security_incident(scenario):
+    found = [e for e in scenario["a"]["observed"] if e.get("detail-type") == "Security Incident Detected"]
+    assert [e["detail"]["finding_id"] for e in found] == ["sec-test-0001"]   # severity 3 is not forwarded
+    assert found[0]["source"] == "adops.security" and found[0]["detail"]["severity"] == 8.0
+    assert found[0]["detail"]["editor_id"] == "e-normal"
+
+
+def test_bad_records_land_in_dead_letters_with_reason_codes(scenario):
+    dead = scenario["a"]["dead"]
+    for raw, code in scenario["bad"]:
+        matching = [d for d in dead if d["raw"] == raw[:65536]]
+        assert len(matching) == 1, (code, raw[:120], len(matching))
+        assert matching[0]["reason_code"] == code, raw[:120]
+        assert matching[0]["source"] == "metrics" and matching[0]["reason"]
+    assert any(d["reason_code"] == "UNKNOWN_EVENT_TYPE" and d["source"] == "events" for d in dead)
+    oversized = [d for d in dead if d["reason_code"] == "OVERSIZED_RECORD"][0]
+    assert len(oversized["raw"]) == 65536
+
+
+def test_late_record_goes_to_late_output(scenario):
+    late = scenario["a"]["late"]
+    assert [json.loads(d["raw"]) for d in late] == [scenario["late"]]
+    assert late[0]["reason_code"] == "LATE_RECORD"
+
+
+def test_restored_job_resumes_instead_of_rereading(scenario):
+    a, b = scenario["a"], scenario["b"]
+    assert a["savepoint"] and b["restored_from"].rstrip("/").endswith(a["savepoint"].split(":", 1)[-1].rstrip("/"))
+    # the new bad record was read once ...
+    assert sum(d["raw"] == scenario["new_bad"] for d in b["dead"]) == 1
+    # ... and nothing of run A was read again: no dead letter, late record or incident twice
+    assert len(b["dead"]) == len(a["dead"]) + 1
+    assert len(b["late"]) == len(a["late"])
+    assert not [e for e in b["observed"] if e.get("detail-type") == "Composite Anomaly Detected"]
+    assert not [e for e in b["observed"] if e.get("detail-type") == "Security Incident Detected"]
