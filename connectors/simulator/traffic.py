@@ -9,9 +9,10 @@ timeouts), from:
           x holiday surge x slow AR(1) drift x incident effects  + measurement noise
 
 with RPM = fill x eCPM and revenue = RPM x impressions / 1000 computed on that
-grid, so the metrics are consistent with each other. Each metric is then
-reported at its own cadence (drawn per editor and metric, +-10 % jitter per
-sample) with the value of the minute the sample falls in, and delivered with a
+grid, so the metrics are consistent with each other. Each editor-level metric
+is then reported at its own cadence (drawn per editor and metric, +-10 %
+jitter per sample), the per-partner stats together in one wrapper beacon per
+interval, each sample with the value of the minute it falls in, and delivered with a
 small delay -- a couple of percent of samples arrive minutes late, i.e. out of
 order.
 """
@@ -143,16 +144,26 @@ def sample_editor(scenario: Scenario, editor: Editor, partners: list[str], grid:
                   rng: np.random.Generator) -> SampleColumns:
     """Report every metric at its own cadence, each sample carrying its minute's value."""
     columns: list[tuple[np.ndarray, int, int, np.ndarray]] = []
-    series = [(m, None) for m in EDITOR_METRICS] + [(m, p) for p in sorted(editor.partner_shares)
-                                                     for m in PARTNER_METRICS]
-    for metric, partner in series:
-        low, high = scenario.editor_cadence_s if partner is None else scenario.partner_cadence_s
-        cadence = float(rng.uniform(low, high))
-        editor.metric_cadence_s[metric if partner is None else f"{metric}@{partner}"] = round(cadence, 1)
+
+    def sample_times(cadence: float) -> np.ndarray:
         # Whole milliseconds, as on the wire, so the minute a sample reads is the minute its timestamp says.
-        times = np.round(_sample_times(rng, scenario.duration_s, cadence) * 1000.0) / 1000.0
-        values = grid[metric if partner is None else f"{metric}@{partner}"][(times // 60.0).astype(np.int64)]
-        columns.append((times, ALL_METRICS.index(metric), -1 if partner is None else partners.index(partner), values))
+        return np.round(_sample_times(rng, scenario.duration_s, cadence) * 1000.0) / 1000.0
+
+    for metric in EDITOR_METRICS:
+        cadence = float(rng.uniform(*scenario.editor_cadence_s))
+        editor.metric_cadence_s[metric] = round(cadence, 1)
+        times = sample_times(cadence)
+        columns.append((times, ALL_METRICS.index(metric), -1, grid[metric][(times // 60.0).astype(np.int64)]))
+    # The header-bidding wrapper sends one analytics beacon per interval with every
+    # bidder's stats, so an editor's partner samples share their times.
+    cadence = float(rng.uniform(*scenario.partner_cadence_s))
+    editor.metric_cadence_s["partner_beacon"] = round(cadence, 1)
+    beacon = sample_times(cadence)
+    minute = (beacon // 60.0).astype(np.int64)
+    for partner in sorted(editor.partner_shares):
+        for metric in PARTNER_METRICS:
+            columns.append((beacon, ALL_METRICS.index(metric), partners.index(partner),
+                            grid[f"{metric}@{partner}"][minute]))
 
     times = np.concatenate([c[0] for c in columns])
     delay = rng.uniform(0.2, 8.0, times.size)
