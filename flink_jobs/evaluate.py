@@ -275,9 +275,10 @@ def warmup_end_from_scenario(path: str | Path | None) -> float | None:
     """When a simulator scenario's warm-up (no incidents, models learning) ends, epoch seconds."""
     if path is None or not Path(path).exists():
         return None
-    scenario = json.loads(Path(path).read_text())["scenario"]
-    warmup_h = min(float(scenario["warmup_hours"]), 0.3 * float(scenario["hours"]))
-    return parse_time(scenario["start"]) + warmup_h * 3600.0
+    from connectors.simulator import Scenario
+
+    scenario = Scenario.from_dict(json.loads(Path(path).read_text())["scenario"])
+    return scenario.start_epoch_s + scenario.effective_warmup_s
 
 
 def score_run(incidents, result: "RunResult", *, window_s: float = 300.0, scenario_json=None,

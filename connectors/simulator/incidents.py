@@ -97,7 +97,7 @@ class _Calendar:
 def schedule_incidents(scenario: Scenario, editors: list[Editor], outage_partners: list[str],
                        rng: np.random.Generator) -> list[Incident]:
     duration = scenario.duration_s
-    warmup = min(scenario.warmup_hours, 0.3 * scenario.hours) * 3600.0
+    warmup = scenario.effective_warmup_s
     cooldown = min(scenario.cooldown_hours, 0.1 * scenario.hours) * 3600.0
     shortest, longest = (m * 60.0 for m in scenario.incident_minutes)
     longest = min(longest, max(shortest, (duration - warmup - cooldown) / 4))
