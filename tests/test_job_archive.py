@@ -1,0 +1,61 @@
+"""The archive source (JSON lines, gzipped) through the CLI entry point, as a subprocess.
+
+One bounded job: `python -m flink_jobs.main --source archive` reads a .jsonl.gz
+replay, finishes by itself (end of input closes every window), delivers the
+incident to EventBridge and writes the archive's bad line as a dead letter.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from flink_jobs import job_scenario as js
+
+pytestmark = [pytest.mark.flink, pytest.mark.aws]
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_archive_replay_through_cli(core_stack, drain_sqs, aws_endpoint, tmp_path):
+    start = js.window_start(time.time()) - 86400      # a replay of yesterday
+    records = []
+    for editor in ("e-demand", "e-normal"):
+        recs, _ = js.editor_records(editor, start)
+        records += [r for r in recs]
+    records.sort(key=js.timestamp_ms)
+    archive = tmp_path / "archive" / "metrics"
+    archive.mkdir(parents=True)
+    bad_line = '{"editor_id": "e-arch", "metric": "rpm", "value": "oops", "timestamp": 1}'
+    with gzip.open(archive / "part-0000.jsonl.gz", "wt") as f:
+        for r in records[: len(records) // 2]:
+            f.write(json.dumps({**r, "editor_id": r["editor_id"] + "-arch"}) + "\n")
+    with gzip.open(archive / "part-0001.jsonl.gz", "wt") as f:
+        for r in records[len(records) // 2:]:
+            f.write(json.dumps({**r, "editor_id": r["editor_id"] + "-arch"}) + "\n")
+        f.write(bad_line + "\n")
+    dead = tmp_path / "dead"
+    cmd = [sys.executable, "-m", "flink_jobs.main", "--source", "archive",
+           "--set", f"archive.metrics.path={archive}",
+           "--set", "job.parallelism=1",
+           "--set", f"job.checkpoint.dir={tmp_path / 'ckpt'}",
+           "--set", f"eventbridge.bus.name={core_stack['bus_name']}",
+           "--set", f"deadletter.path={dead}", "--set", f"deadletter.late.path={tmp_path / 'late'}"]
+    env = dict(os.environ, ADOPS__EVENTBRIDGE__ENDPOINT_URL=aws_endpoint.url)
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
+    assert lines[0]["source"] == "archive" and lines[-1] == {"final_state": "FINISHED"}
+
+    got = drain_sqs(core_stack["observation_queues"]["all-adops-events"], 1, timeout=30,
+                    predicate=lambda e: e.get("detail-type") == "Composite Anomaly Detected"
+                    and e["detail"]["editor_id"].endswith("-arch"))
+    assert [e["detail"]["editor_id"] for e in got] == ["e-demand-arch"]
+    assert got[0]["detail"]["problem_type"] == "DEMAND_ISSUE"
+    dl = [json.loads(l) for f in dead.glob("*.jsonl") for l in f.read_text().splitlines()]
+    assert [(d["reason_code"], d["raw"]) for d in dl] == [("WRONG_TYPE", bad_line)]
