@@ -218,7 +218,12 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
         phase(f"waiting for the job to drain (until {settle_s:.0f} s without new bus events)")
         settle_began = time.monotonic()
         observer.last_arrival = max(observer.last_arrival, settle_began)
+        next_note = settle_began + 15.0
         while time.monotonic() - observer.last_arrival < settle_s:
+            if time.monotonic() >= next_note:
+                phase(f"  ... {len(observer.events)} bus events so far, last one "
+                      f"{time.monotonic() - observer.last_arrival:.0f} s ago")
+                next_note += 15.0
             if time.monotonic() - settle_began > max_settle_s:
                 log.warning("still receiving events after %.0f s; scoring what arrived", max_settle_s)
                 break

@@ -83,12 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     endpoint = args.endpoint or _existing_endpoint()
     phase(f"AWS endpoint: {endpoint or 'embedded, started for this run on a free port'}")
 
-    bar = tqdm(total=total, unit="rec", desc="replay", dynamic_ncols=True, file=sys.stderr)
+    bars: list = []       # the progress bar appears when the replay starts
     seen: dict[str, set] = {"incidents": set(), "events": set()}
 
     def on_replay(stats) -> None:
+        bar = bars[0]
         bar.update(stats.total - bar.n)
-        elapsed = max(time.monotonic() - replay_began[0], 1e-6) if replay_began else 1.0
+        elapsed = max(time.monotonic() - replay_began[0], 1e-6)
         bar.set_postfix({"rec/s": f"{stats.total / elapsed:,.0f}", "bus events": len(seen["events"]),
                          "incidents alerted": len(seen["incidents"])}, refresh=False)
 
@@ -101,9 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     replay_began: list[float] = []
 
     def on_phase(text: str) -> None:
+        if bars:
+            bars[0].close()
+        phase(text)
         if text.startswith("replaying"):
             replay_began.append(time.monotonic())
-        phase(text)
+            bars.append(tqdm(total=total, unit="rec", desc="replay", dynamic_ncols=True, file=sys.stderr))
 
     from flink_jobs.evaluate import evaluate, headline
     from flink_jobs.report.html import write_report
@@ -112,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                       endpoint_url=endpoint, speed=parse_speed(args.speed), settle_s=args.settle,
                       work_dir=out / "work", job_overrides=args.overrides, on_replay=on_replay,
                       on_event=on_event, on_phase=on_phase)
-    bar.close()
+    if bars:
+        bars[0].close()
     summary_path = out / "summary.json"
     summary_path.write_text(json.dumps({k: v for k, v in report.items() if k != "events"}, indent=1, default=str)
                             + "\n")
