@@ -21,7 +21,9 @@ def test_small_archive_runs_through_the_system_and_is_scored(aws_endpoint, core_
                                 partner_cadence_s=(60.0, 120.0)), archive)
     report = evaluate(archive, archive / "labels.jsonl", scenario_json=archive / "scenario.json",
                       endpoint_url=aws_endpoint.url, speed=1500.0, settle_s=30.0, max_settle_s=300.0,
-                      work_dir=tmp_path / "work")
+                      work_dir=tmp_path / "work",
+                      # 6 h of data: the ensemble must start scoring after 2 h (its default is 12.5 h)
+                      job_overrides=['processing.detector.params={"warmup": 24}'])
     run = report["run"]
     assert run["replay"]["records"] == {core_stack["metrics_stream"]: summary["records"]["metrics"],
                                         core_stack["events_stream"]: summary["records"]["events"]}
