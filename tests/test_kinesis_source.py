@@ -270,7 +270,7 @@ def test_group_keys_spread_the_first_shards_over_the_subtasks():
 
 
 def test_moto_get_records_fastpath_answers_exactly_like_moto(moto_url, kinesis):
-    from connectors.kinesis import moto_fastpath
+    from deploy.local.patches.kinesis import get_records_fastpath as moto_fastpath
 
     stream = _new_stream(kinesis, 2)
     _put(kinesis, stream, 0, 700)

@@ -168,36 +168,6 @@ def _flink_run(endpoint_url: str, stream: str, expected_per_shard: dict[str, int
     }
 
 
-class _FastpathEndpoint:
-    """The embedded endpoint's server with connectors.kinesis.moto_fastpath applied, in its own process."""
-
-    def __init__(self) -> None:
-        import subprocess
-
-        self._ready = os.path.join(tempfile.mkdtemp(prefix="kinesis-fastpath-"), "ready.json")
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "connectors.kinesis.moto_fastpath", "--host", "127.0.0.1", "--port", "0",
-             "--ready-file", self._ready],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while not os.path.exists(self._ready):
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the fast-path endpoint did not start")
-            time.sleep(0.2)
-        with open(self._ready) as handle:
-            self.url = f"http://127.0.0.1:{json.load(handle)['port']}"
-
-    def stop(self) -> None:
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(15)
-            except Exception:
-                self._process.kill()
-
-
 def measure_kinesis_throughput(
     *,
     endpoint_url: str | None = None,
@@ -209,22 +179,16 @@ def measure_kinesis_throughput(
     bundle_size: int = 100_000,
     bundle_time_ms: int = 100,
     timeout_s: float = 600.0,
-    get_records_fastpath: bool = False,
 ) -> dict[str, Any]:
     """Fill a fresh stream with `records` records over `shards` shards and measure the read rates.
 
     Returns {"poller_only": {...}, "flink": {...}, "setup": {...}}; see the module docstring.
-    get_records_fastpath: (only without endpoint_url) serve with connectors.kinesis.moto_fastpath
-    applied, i.e. without moto's per-record GetRecords serialization cost.
     """
     endpoint = None
     if endpoint_url is None:
-        if get_records_fastpath:
-            endpoint = _FastpathEndpoint()
-        else:
-            from deploy.local.endpoint import start_endpoint
+        from deploy.local.endpoint import start_endpoint
 
-            endpoint = start_endpoint(port=0)
+        endpoint = start_endpoint(port=0)
         endpoint_url = endpoint.url
     try:
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
@@ -240,8 +204,7 @@ def measure_kinesis_throughput(
                            max_records_per_poll=max_records_per_poll, poll_interval_ms=poll_interval_ms,
                            bundle_size=bundle_size, bundle_time_ms=bundle_time_ms, timeout_s=timeout_s)
         return {
-            "setup": {"endpoint": ("embedded, GetRecords fast path" if get_records_fastpath else "embedded")
-                      + " (own process)" if endpoint else endpoint_url, "stream": stream,
+            "setup": {"endpoint": "embedded (own process)" if endpoint else endpoint_url, "stream": stream,
                       "records": records, "shards": shards, "records_per_shard": dict(sorted(per_shard.items())),
                       "fill_seconds": round(fill_seconds, 2), "cpu_count": os.cpu_count()},
             "poller_only": poller,
@@ -262,15 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-interval-ms", type=int, default=50)
     parser.add_argument("--bundle-size", type=int, default=100_000)
     parser.add_argument("--bundle-time-ms", type=int, default=100)
-    parser.add_argument("--get-records-fastpath", action="store_true",
-                        help="serve with connectors.kinesis.moto_fastpath (moto's GetRecords serializer bypassed)")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     figures = measure_kinesis_throughput(
         endpoint_url=args.endpoint_url, records=args.records, shards=args.shards, parallelism=args.parallelism,
         max_records_per_poll=args.max_records_per_poll, poll_interval_ms=args.poll_interval_ms,
-        bundle_size=args.bundle_size, bundle_time_ms=args.bundle_time_ms,
-        get_records_fastpath=args.get_records_fastpath)
+        bundle_size=args.bundle_size, bundle_time_ms=args.bundle_time_ms)
     text = json.dumps(figures, indent=2)
     if args.out:
         with open(args.out, "w") as handle:

@@ -7,9 +7,9 @@ base64-encodes it again: ~80-100 µs of server CPU per record, which caps any
 reader of the local endpoint at ~10k records/s. Records are stored with Data
 already base64-encoded, so the response can be written directly.
 
-`apply()` replaces `KinesisResponse.get_records` in the current interpreter; it
-must run in the process that serves the requests (the embedded endpoint's
-server applies its patches at start-up — deploy/local owns that list). The
+`apply()` replaces `KinesisResponse.get_records` in the current interpreter; the
+embedded endpoint's server applies it with the other patches at start-up
+(deploy/local/patches/__init__.py). The
 response keeps the service's JSON shape: NextShardIterator, Records[Data (base64),
 PartitionKey, SequenceNumber, ApproximateArrivalTimestamp (epoch seconds)],
 MillisBehindLatest; tests/test_kinesis_source.py checks that a patched server's
@@ -56,16 +56,3 @@ def revert() -> None:
 
 def is_applied() -> bool:
     return kinesis_responses.KinesisResponse.get_records is _get_records_fast
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m connectors.kinesis.moto_fastpath [deploy.local.server args]`: the embedded
-    endpoint's server (with all of deploy/local's patches) plus this one."""
-    apply()
-    from deploy.local.server import main as serve
-
-    return serve(argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
