@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 os.environ.update({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                                    "AWS_DEFAULT_REGION": "us-east-1"})
-                stack = deploy_core_stack(endpoint.url, {"ShardCount": "1", "LocalObservation": "false"})
+                stack = deploy_core_stack(endpoint.url, {"ShardCount": "2", "LocalObservation": "true"})
                 result["throughput"] = measure_throughput(args.rows, args.parallelism, workdir, endpoint.url,
                                                           stack["bus_name"], args.timeout)
             finally:

@@ -246,6 +246,12 @@ def create_environments(settings: Settings, *, restore_path: str | None = None, 
         conf.set_string("python.fn-execution.bundle.time", "100")
         if restore_path:
             conf.set_string("execution.state-recovery.path", restore_path)
+        # Connector JARs (the official Kinesis connector for --source kinesis) from the package's
+        # lib/, as the Managed Flink zip ships them; on Managed Flink the service's
+        # kinesis.analytics.flink.run.options/jarfile property loads them instead.
+        jars = sorted(Path(__file__).resolve().parent.parent.glob("lib/*.jar"))
+        if jars:
+            conf.set_string("pipeline.jars", ";".join(j.as_uri() for j in jars))
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     t_env = StreamTableEnvironment.create(env, EnvironmentSettings.in_streaming_mode())
     tc = t_env.get_config()
@@ -517,7 +523,14 @@ class JobHandle:
         return str(self.job_client.get_job_id())
 
     def status(self) -> str:
-        return str(self.job_client.get_job_status().result())
+        """INITIALIZING, CREATED, RUNNING, RESTARTING, FINISHED, CANCELED, FAILED, ... (JobStatus name)."""
+        try:
+            return self.job_client.get_job_status().result().name
+        except Exception:
+            # A per-job mini-cluster shuts down with its job: ask the result future instead.
+            if not self.job_client._j_job_client.getJobExecutionResult().isDone():
+                raise
+            return self.wait(timeout_s=1.0)
 
     def stop(self, savepoint: bool = True, timeout_s: float = 120.0) -> str | None:
         """Stop with a savepoint (returns its path), or cancel when savepoint=False."""

@@ -45,7 +45,10 @@ class WindowScorer(KeyedProcessFunction):
         self.baseline_min_windows = baseline_min_windows
         self.baseline_threshold = baseline_threshold
 
+    CACHE_SIZE = 20000
+
     def open(self, runtime_context: RuntimeContext):
+        self._cache: dict = {}   # key -> (state bytes, live model): insertion-ordered, oldest evicted
         self.model = runtime_context.get_state(ValueStateDescriptor("model", Types.PICKLED_BYTE_ARRAY()))
         self.history = runtime_context.get_state(ValueStateDescriptor("history", Types.STRING()))
         self.windows_scored = runtime_context.get_metrics_group().counter("windowsScored")
@@ -53,7 +56,12 @@ class WindowScorer(KeyedProcessFunction):
 
     def process_element(self, row, ctx: KeyedProcessFunction.Context):
         blob = self.model.value()
-        model = detectors.from_bytes(blob) if blob else detectors.make(self.detector_name, **self.detector_params)
+        key = ctx.get_current_key()
+        cached = self._cache.get(key)
+        if blob and cached is not None and cached[0] == blob:
+            model = cached[1]          # keyed state is the truth; the cache only skips from_bytes
+        else:
+            model = detectors.from_bytes(blob) if blob else detectors.make(self.detector_name, **self.detector_params)
         window_end_ms = int(ctx.timestamp()) + 1      # rowtime = window_time = window_end - 1 ms
         value = float(row.avg_value)
         detection = model.update(window_end_ms / 1000.0, value)
@@ -61,7 +69,11 @@ class WindowScorer(KeyedProcessFunction):
         verdict = trailing_verdict(json.loads(history) if history else [], value,
                                    self.baseline_threshold, self.baseline_min_windows)
         baseline, lower, upper, score, is_anomaly = combine(detection, verdict)
-        self.model.update(model.to_bytes())
+        blob = model.to_bytes()
+        self.model.update(blob)
+        if len(self._cache) >= self.CACHE_SIZE:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = (blob, model)
         self.history.update(push_history(history, value, self.baseline_windows))
         self.windows_scored.inc()
         if is_anomaly:
