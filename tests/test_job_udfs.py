@@ -1,0 +1,54 @@
+"""The pure parts of udfs/ (no Flink): trailing baseline, model/baseline combination, security detail."""
+import json
+import math
+
+from detectors.base import Detection
+from udfs.baseline import combine, push_history, trailing_verdict
+from udfs.security import security_detail
+
+
+def test_trailing_baseline_band_and_min_windows():
+    history = [10.0, 10.5, 9.5, 10.2, 9.8, 10.1]
+    assert trailing_verdict(history[:3], 5.0, 0.25, 6) is None
+    v = trailing_verdict(history, 5.0, 0.25, 6)
+    assert v.outside and v.score > 0.5 and v.lower > 5.0
+    inside = trailing_verdict(history, 10.3, 0.25, 6)
+    assert not inside.outside and inside.score < 0.5
+    assert trailing_verdict([math.nan] * 10, 1.0, 0.25, 6) is None
+
+
+def test_combine_requires_model_and_baseline_to_agree():
+    model_alarm = Detection(0.99, 10.0, 9.0, 11.0, True)
+    model_quiet = Detection(0.2, 10.0, 9.0, 11.0, False)
+    outside = trailing_verdict([10.0] * 12, 4.0, 0.25, 6)
+    inside = trailing_verdict([4.0] * 12, 4.0, 0.25, 6)
+    assert combine(model_alarm, outside)[4] is True
+    assert combine(model_alarm, inside)[4] is False     # the key's own recent level says normal
+    assert combine(model_quiet, outside)[4] is False
+    # the model's seasonal expectation is the reported baseline
+    assert combine(model_alarm, outside)[:3] == (10.0, 9.0, 11.0)
+    # warming-up model (no band): the trailing baseline stands in
+    warming = Detection(0.0, math.nan, math.nan, math.nan, False)
+    baseline, lower, upper, score, is_anomaly = combine(warming, outside)
+    assert is_anomaly and baseline == 10.0 and lower < 10.0 < upper
+    assert combine(warming, None)[4] is False
+
+
+def test_history_is_bounded_and_skips_non_finite():
+    h = None
+    for v in [1.0, math.inf, 2.0, 3.0, 4.0]:
+        h = push_history(h, v, 3)
+    assert json.loads(h) == [2.0, 3.0, 4.0]
+
+
+def test_security_detail_threshold_and_deterministic_id():
+    kwargs = dict(event_type="security_finding", timestamp_ms=1793527500000, editor_id="e-1", partner="p-1",
+                  details_json='{"title": "ad fraud ring"}', min_severity=7)
+    a = security_detail(severity=7.0, **kwargs)
+    b = security_detail(severity=7.0, **kwargs)
+    assert a == b and a["finding_id"].startswith("fnd-") and a["title"] == "ad fraud ring"
+    assert a["editor_id"] == "e-1" and a["partner"] == "p-1" and a["detected_at"].endswith("Z")
+    assert security_detail(severity=6.9, **kwargs) is None
+    assert security_detail(**{**kwargs, "event_type": "deployment"}, severity=9.0) is None
+    own = security_detail(severity=9.0, **{**kwargs, "details_json": '{"finding_id": "gd-123"}'})
+    assert own["finding_id"] == "gd-123"
