@@ -607,6 +607,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A parent process that ran PyFlink in-process (a test, a harness) leaves this set in the
+    # environment it hands down; this CLI is a job client, never a UDF worker, so clear it.
+    os.environ.pop("PYFLINK_GATEWAY_DISABLED", None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     try:
