@@ -79,27 +79,31 @@ class SeasonalSurprise(OnlineDetector):
     """Global vs time-of-day forecaster (chosen by running error), calibrated surprise, refractory emission."""
 
     name = "seasonal_surprise"
-    STATE_VERSION = 1
+    STATE_VERSION = 2
     _STATE_FIELDS = (
         # configuration
         "warmup", "half_life", "n_bins", "bin_memory", "refractory", "spike_weight", "quantile",
         "calibration_level", "quantile_rate", "z_scale", "alarm_score", "band_width", "seed",
+        "rebase_patience", "rebase_z",
         # state
         "_n", "_prev", "_mean", "_mad", "_step", "_err_global", "_err_seasonal", "_prev_resid",
-        "_resid_step", "_q", "_quiet", "_emitted", "_bin_mean", "_bin_mad", "_bin_count",
+        "_resid_step", "_q", "_quiet", "_emitted", "_offset", "_run", "_run_sum",
+        "_bin_mean", "_bin_mad", "_bin_count",
     )
 
     def __init__(self, warmup: int = 150, half_life: int = 1500, n_bins: int = 48, bin_memory: int = 20,
                  refractory: int = 200, spike_weight: float = 0.25, quantile: float = 0.99,
                  calibration_level: float = 5.0, quantile_rate: float = 0.05, z_scale: float = 8.0,
                  alarm_score: float = 0.33, band_width: float = 3.0, float32_profiles: bool = False,
-                 seed: int = 0):
+                 rebase_patience: int = 0, rebase_z: float = 4.0, seed: int = 0):
         if n_bins < 1:
             raise ValueError("n_bins must be >= 1")
         if not 1 <= bin_memory <= 254:
             raise ValueError("bin_memory must be in [1, 254]")
         if not 0.0 < quantile < 1.0:
             raise ValueError("quantile must be in (0, 1)")
+        if rebase_patience < 0:
+            raise ValueError("rebase_patience must be >= 0")
         self.warmup = int(warmup)
         self.half_life = max(1, int(half_life))
         self.n_bins = int(n_bins)
@@ -112,6 +116,8 @@ class SeasonalSurprise(OnlineDetector):
         self.z_scale = float(z_scale)
         self.alarm_score = float(alarm_score)
         self.band_width = float(band_width)
+        self.rebase_patience = int(rebase_patience)
+        self.rebase_z = float(rebase_z)
         self.seed = int(seed)  # accepted for a uniform interface; nothing is random
         self._n = 0  # values learned
         self._prev = 0.0  # last value
@@ -125,6 +131,11 @@ class SeasonalSurprise(OnlineDetector):
         self._q = self.calibration_level  # running `quantile` of the surprise on this series
         self._quiet = 0  # rows left in the refractory period
         self._emitted = 0.0  # largest score emitted in the refractory period
+        # level offset of the seasonal forecaster (0 unless rebase_patience > 0): the
+        # profile holds values minus the offset; a run of same-side big residuals moves it
+        self._offset = 0.0
+        self._run = 0  # signed length of the current run of same-side residuals beyond rebase_z
+        self._run_sum = 0.0
         # float32 profiles halve the state (for use inside a larger ensemble); the
         # typecode travels with the serialised arrays, so it is not a separate field
         code = "f" if float32_profiles else "d"
@@ -155,7 +166,7 @@ class SeasonalSurprise(OnlineDetector):
             return None, (self._mean if self._n else value), 0.0, b
         seasonal = self._bin_count[b] >= 3 and self._err_seasonal < self._err_global
         if seasonal:
-            expected, scale = self._bin_mean[b], self._bin_mad[b]
+            expected, scale = self._bin_mean[b] + self._offset, self._bin_mad[b]
             step = abs((value - expected) - self._prev_resid) / (self._resid_step + _EPS)
         else:
             expected, scale = self._mean, self._mad
@@ -247,15 +258,18 @@ class SeasonalSurprise(OnlineDetector):
             self._mad += a * (ae - self._mad)
             self._step += a * (abs(value - self._prev) - self._step)
         count = self._bin_count[b]
-        resid = value - self._bin_mean[b] if count > 0 else 0.0
+        x = value - self._offset  # what the profile learns (the value itself unless re-based)
+        resid = x - self._bin_mean[b] if count > 0 else 0.0
         if n > 0:
             self._resid_step += a * (abs(resid - self._prev_resid) - self._resid_step)
         self._prev_resid = resid
+        if self.rebase_patience > 0:
+            self._rebase(resid, count, b)
         if count == 0:
-            self._bin_mean[b] = value
+            self._bin_mean[b] = x
         else:
             ab = 1.0 / (count + 1 if count + 1 < self.bin_memory else self.bin_memory)
-            e = value - self._bin_mean[b]
+            e = x - self._bin_mean[b]
             ae = abs(e)
             self._err_seasonal += a * (ae - self._err_seasonal)
             self._bin_mean[b] += ab * e
@@ -265,6 +279,28 @@ class SeasonalSurprise(OnlineDetector):
         self._prev = value
         _, self._quiet, self._emitted = self._post(raw)
         self._n = n + 1
+
+    def _rebase(self, resid: float, count: int, b: int) -> None:
+        """Move the seasonal level offset after ``rebase_patience`` same-side residuals beyond ``rebase_z``.
+
+        Only while the seasonal forecaster is the selected one and the bin is in use:
+        a persistent new level (a regime the profile has never seen, e.g. the first
+        weekend of a weekly pattern) then stops surprising after a few values, and the
+        profile keeps its shape around the new level.
+        """
+        if (count >= 3 and self._err_seasonal < self._err_global
+                and abs(resid) > self.rebase_z * (self._bin_mad[b] + _EPS)):
+            run = self._run
+            if run != 0 and (resid > 0.0) == (run > 0):
+                self._run = run + (1 if resid > 0.0 else -1)
+                self._run_sum += resid
+            else:
+                self._run, self._run_sum = (1 if resid > 0.0 else -1), resid
+            if abs(self._run) >= self.rebase_patience:
+                self._offset += self._run_sum / abs(self._run)
+                self._run, self._run_sum = 0, 0.0
+        else:
+            self._run, self._run_sum = 0, 0.0
 
     def learn_one(self, timestamp_s: float, value: float) -> None:
         value, timestamp_s = float(value), float(timestamp_s)
