@@ -220,19 +220,19 @@ class FuzzGenerator:
 
     def _invalid_json(self, ts_ms):
         fid = self._next_id()
-        metric = self.rng.choice(METRICS)
+        metric = self.rng.choice(METRICS)  # 0.5 below is in range for every metric: JSON is the only defect
         ts = ts_ms
         variants = [
-            f"{{'editor_id': '{fid}', 'metric': '{metric}', 'value': 1.5, 'timestamp': {ts}}}",  # single quotes
-            f'{{editor_id: "{fid}", metric: "{metric}", value: 1.5, timestamp: {ts}}}',  # unquoted keys
-            f'{{"editor_id":"{fid}","metric":"{metric}","value":1.5,"timestamp":{ts},}}',  # trailing comma
-            f'{{"editor_id":"{fid}","metric":"{metric}" "value":1.5,"timestamp":{ts}}}',  # missing comma
-            f'{{"editor_id":"{fid}","metric":"{metric}","value":1.5,"timestamp":{ts}}}}}',  # extra brace
-            f'{{"editor_id":"{fid}","metric":"{metric}","value":01.5,"timestamp":{ts}}}',  # leading zero
-            f'{{"editor_id":"{fid}","metric":"{metric}","value":1.5,"timestamp":{ts}}} trailing garbage',
-            f'{fid} metric={metric} value=1.5 ts={ts}',  # a log line, not JSON
-            f'<metric editor="{fid}" name="{metric}" value="1.5"/>',  # XML
-            f'{{"editor_id":"{fid}","metric":"{metric}","value":1.5,"timestamp":{ts},"note":"unterminated}}',
+            f"{{'editor_id': '{fid}', 'metric': '{metric}', 'value': 0.5, 'timestamp': {ts}}}",  # single quotes
+            f'{{editor_id: "{fid}", metric: "{metric}", value: 0.5, timestamp: {ts}}}',  # unquoted keys
+            f'{{"editor_id":"{fid}","metric":"{metric}","value":0.5,"timestamp":{ts},}}',  # trailing comma
+            f'{{"editor_id":"{fid}","metric":"{metric}" "value":0.5,"timestamp":{ts}}}',  # missing comma
+            f'{{"editor_id":"{fid}","metric":"{metric}","value":0.5,"timestamp":{ts}}}}}',  # extra brace
+            f'{{"editor_id":"{fid}","metric":"{metric}","value":00.5,"timestamp":{ts}}}',  # leading zero
+            f'{{"editor_id":"{fid}","metric":"{metric}","value":0.5,"timestamp":{ts}}} trailing garbage',
+            f'{fid} metric={metric} value=0.5 ts={ts}',  # a log line, not JSON
+            f'<metric editor="{fid}" name="{metric}" value="0.5"/>',  # XML
+            f'{{"editor_id":"{fid}","metric":"{metric}","value":0.5,"timestamp":{ts},"note":"unterminated}}',
         ]
         return self._record(fid, "invalid_json", self.rng.choice(variants).encode(), "INVALID_JSON")
 

@@ -1,6 +1,7 @@
 """The harness's scenarios (see ``flink_jobs.reliability.__main__``); each returns measured figures."""
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -12,7 +13,7 @@ from flink_jobs.reliability.fault_proxy import KINESIS_GET_RECORDS, PUT_EVENTS, 
 from flink_jobs.reliability.fuzz import mix
 from flink_jobs.reliability.harness import (
     END_PROBES, Feeder, JobProcess, OutputWatcher, StreamPair, client, fresh_dir, fuzz_match, incident_summary,
-    simulated_traffic, with_probes,
+    probe, simulated_traffic, with_probes,
 )
 
 log = logging.getLogger("flink_jobs.reliability")
@@ -27,7 +28,8 @@ log = logging.getLogger("flink_jobs.reliability")
 # output. A restored job always catches up the records since its last checkpoint, so with
 # 30 s the restart comparison would measure D1 rather than the restore. 600 s absorbs the
 # drift of a few seconds of catch-up; "backlog" shows what it costs without.
-FEED_RATE = 400
+FEED_RATE = 300
+CONTROL_PROBE_BASE = 900_000  # probe numbers outside any run's sequence
 WATERMARK_DELAY_S = 600
 JOB_SETTINGS = ["job.parallelism=2", "job.checkpoint.interval.ms=3000", "kinesis.start.position=TRIM_HORIZON",
                 "kinesis.max.records.per.get=100", "kinesis.poll.interval.ms=200", "deadletter.sink=file",
@@ -55,6 +57,7 @@ class Harness:
         self.sqs = client("sqs", self.endpoint.url)
         self.proxy = FaultProxy(self.endpoint.url, seed=seed).start()
         self.reference: dict | None = None
+        self._control_probes = 0
 
     def close(self):
         self.proxy.stop()
@@ -88,9 +91,22 @@ class Harness:
                                 self.queue_url)
         return run_dir, streams, probed, n_probes, watcher
 
-    def _feed(self, job: JobProcess, streams: StreamPair, records) -> Feeder:
-        """Start feeding once the job is submitted (a backlog at start-up would be D1 again)."""
-        job.wait_submitted()
+    def _wait_consuming(self, job: JobProcess, streams: StreamPair, watcher: OutputWatcher) -> float:
+        """Put a control probe and wait until the job dead-letters it: the job is reading.
+
+        Feeding before that would pile up a backlog while the mini-cluster starts (up to a
+        minute on a loaded box), and catching up a backlog is D1 again. Returns the wait."""
+        started = time.monotonic()
+        self._control_probes += 1
+        n = CONTROL_PROBE_BASE + self._control_probes
+        streams.put([probe(watcher.run, n)])
+        if not watcher.wait_for_probes([n], RUN_TIMEOUT_S, alive=job.alive):
+            raise RuntimeError(f"{watcher.run}: the job did not start reading within {RUN_TIMEOUT_S}s; "
+                               f"see {job.log_path}")
+        return time.monotonic() - started
+
+    def _feed(self, job: JobProcess, streams: StreamPair, records, watcher: OutputWatcher) -> Feeder:
+        self._wait_consuming(job, streams, watcher)
         feeder = Feeder(streams, records, FEED_RATE)
         feeder.start()
         return feeder
@@ -107,9 +123,13 @@ class Harness:
         watcher.settle()
         exited_by_itself = not job.alive()
         job.kill_hard()
+        # Kept for forensics: which window an event that differs between runs belongs to.
+        with open(job.log_path.parent / "events.jsonl", "w") as handle:
+            for event in watcher.out.events:
+                handle.write(json.dumps(event) + "\n")
         failures = job.failures()
         failures["exited_before_stop"] = int(exited_by_itself)
-        seen = set(watcher.out.probe_first_seen)
+        seen = set(watcher.out.probe_first_seen) & set(range(n_probes))
         incidents = incident_summary(watcher.out.events)
         log.info("%s: completed=%s in %.1fs, %d events, failures %s", name, completed, processed_s,
                  len(watcher.out.events), failures)
@@ -118,7 +138,7 @@ class Harness:
             "seconds_to_process": round(processed_s, 1),
             "job_failures": failures,
             "probes": {"put": n_probes, "seen": len(seen), "missing": sorted(set(range(n_probes)) - seen)[:20],
-                       "seen_twice": sum(1 for c in watcher.out.probe_copies.values() if c > 1)},
+                       "seen_twice": sum(1 for n, c in watcher.out.probe_copies.items() if c > 1 and n < n_probes)},
             "incidents": incidents,
             "dead_letters": len(watcher.out.dead_letters),
             "late_records": len(watcher.out.late),
@@ -143,7 +163,7 @@ class Harness:
         started = time.monotonic()
         job = JobProcess(run_dir, self._overrides(run_dir, streams, kinesis_url=self.endpoint.url,
                                                   eventbridge_url=self.endpoint.url))
-        feeder = self._feed(job, streams, probed)
+        feeder = self._feed(job, streams, probed, watcher)
         result = self._finish("clean", job, watcher, n_probes, started, feeder)
         result["valid_records_dead_lettered"] = dict(self._sim_letters(watcher.out.dead_letters))
         result["valid_records_late"] = dict(self._sim_letters(watcher.out.late))
@@ -170,13 +190,17 @@ class Harness:
         return result
 
     def fuzz(self, bad_records: int) -> dict:
-        mixed = mix(self.traffic, bad_records, seed=self.seed, n_late=300, n_out_of_order=200, n_valid_edge=200)
+        # Late records: 2 to 60 minutes behind the watermark (which trails the newest record by
+        # the watermark delay), so none of them can be on time by a hair.
+        late_by_ms = ((WATERMARK_DELAY_S + 120) * 1000, (WATERMARK_DELAY_S + 3600) * 1000)
+        mixed = mix(self.traffic, bad_records, seed=self.seed, n_late=300, late_by_ms=late_by_ms,
+                    n_out_of_order=200, n_valid_edge=200)
         fuzz = [r.fuzz for r in mixed if r.fuzz is not None]
         run_dir, streams, probed, n_probes, watcher = self._prepare("fuzz", mixed)
         started = time.monotonic()
         job = JobProcess(run_dir, self._overrides(run_dir, streams, kinesis_url=self.endpoint.url,
                                                   eventbridge_url=self.endpoint.url))
-        feeder = self._feed(job, streams, probed)
+        feeder = self._feed(job, streams, probed, watcher)
         result = self._finish("fuzz", job, watcher, n_probes, started, feeder)
         out = watcher.out
         refused = {r.fuzz.fuzz_id for r in streams.refused}
@@ -207,6 +231,9 @@ class Harness:
         extra_sim = {code: n - clean_sim_letters.get(code, 0) for code, n in sim_letters.items()}
         lost_valid = sum(max(0, n) for code, n in extra_sim.items() if code != "DUPLICATE_RECORD")
         lost_valid += max(0, extra_sim.get("DUPLICATE_RECORD", 0) - n_dup)
+        # Routed late (out of every window) while the clean run counted them: lost to the windows too.
+        lost_valid += max(0, self._sim_letters(out.late).get("LATE_RECORD", 0)
+                          - self.reference.get("valid_records_late", {}).get("LATE_RECORD", 0))
         fuzz_owned = lambda key: key[1] is not None and "fz-" in str(key[1])  # noqa: E731
         result.update({
             "bad_records_tried": len(bad) + len(refused),
@@ -238,9 +265,17 @@ class Harness:
         started = time.monotonic()
         overrides = self._overrides(run_dir, streams, kinesis_url=self.endpoint.url, eventbridge_url=self.endpoint.url)
         first = JobProcess(run_dir, overrides, tag="job-1")
-        feeder = self._feed(first, streams, probed)
+        feeder = self._feed(first, streams, probed, watcher)
         target = int((n_probes - END_PROBES) * 0.45)
         reached = watcher.wait_for_probes(range(target), RUN_TIMEOUT_S, alive=first.alive)
+        # A kill before the first completed checkpoint leaves nothing to restore from (measured:
+        # the first checkpoint can take ~a minute on a loaded 2-core box), so wait for one.
+        checkpoint_wait_started = time.monotonic()
+        while mode == "kill" and not list((run_dir / "checkpoints").glob("*/chk-*/_metadata")):
+            if time.monotonic() - checkpoint_wait_started > RUN_TIMEOUT_S or not first.alive():
+                break
+            time.sleep(0.5)
+        checkpoint_wait_s = time.monotonic() - checkpoint_wait_started
         seen_before = set(watcher.out.probe_first_seen)
         # Producers pause while the job is down, so the restored job catches up only what it
         # replays from its checkpoint (a longer backlog is D1, measured by "backlog").
@@ -255,7 +290,10 @@ class Harness:
         watcher.poll()
         second = JobProcess(run_dir, overrides, restore="latest", tag="job-2")
         relaunch_at = time.monotonic()
-        second.wait_submitted()
+        # Recovered = the restored job has re-read what it replays from its checkpoint and reads
+        # a record put after the relaunch.
+        self._wait_consuming(second, streams, watcher)
+        recovered_at = time.monotonic()
         feeder.gate.set()
         result = self._finish(name, second, watcher, n_probes, started, feeder)
         after = [t for n, t in watcher.out.probe_first_seen.items() if n not in seen_before]
@@ -263,10 +301,12 @@ class Harness:
         result.update({
             "stopped_after_probe": max(seen_before) if seen_before else None,
             "reached_mid_stream": reached,
+            "waited_for_first_checkpoint_s": round(checkpoint_wait_s, 1),
             "savepoint": savepoint,
             "stop_seconds": round(stop_took, 1),
-            "recovery_seconds_from_stop": round(min(after) - stop_at, 1) if after else None,
-            "recovery_seconds_from_relaunch": round(min(after) - relaunch_at, 1) if after else None,
+            "recovery_seconds_from_stop": round(recovered_at - stop_at, 1),
+            "recovery_seconds_from_relaunch": round(recovered_at - relaunch_at, 1),
+            "first_output_after_stop_s": round(min(after) - stop_at, 1) if after else None,
             "restored_from": _restored_from(second.log_path),
             "first_job_failures": first_fail,
             "comparison": self._compare(result),
@@ -280,7 +320,7 @@ class Harness:
         started = time.monotonic()
         job = JobProcess(run_dir, self._overrides(run_dir, streams, kinesis_url=self.endpoint.url,
                                                   eventbridge_url=self.proxy.url))
-        feeder = self._feed(job, streams, probed)
+        feeder = self._feed(job, streams, probed, watcher)
         self.proxy.clear()
         self.proxy.reset_counters()
         phases = {}
@@ -336,7 +376,7 @@ class Harness:
         started = time.monotonic()
         job = JobProcess(run_dir, self._overrides(run_dir, streams, kinesis_url=self.proxy.url,
                                                   eventbridge_url=self.endpoint.url))
-        feeder = self._feed(job, streams, probed)
+        feeder = self._feed(job, streams, probed, watcher)
         watcher.wait_for_probes(range((n_probes - END_PROBES) // 2), RUN_TIMEOUT_S, alive=job.alive)
         split = {s: streams.split_all_shards(s) for s in (streams.metrics, streams.events)}
         split_at = time.monotonic() - started
