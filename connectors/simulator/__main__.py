@@ -36,13 +36,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cadence", type=_range, default=Scenario.editor_cadence_s,
                         help="editor sampling interval range in seconds, e.g. 10-60")
     parser.add_argument("--partner-cadence", type=_range, default=Scenario.partner_cadence_s)
+    parser.add_argument("--warmup-hours", type=float, default=Scenario.warmup_hours,
+                        help="hours at the start without incidents (the models learn the editors)")
     parser.add_argument("--format", choices=[PARQUET, JSONL], default=PARQUET)
     args = parser.parse_args(argv)
     if args.default:
         scenario = default_scenario(seed=args.seed)
     else:
         scenario = Scenario(editors=args.editors, partners=args.partners, hours=args.hours, seed=args.seed,
-                            start=args.start, editor_cadence_s=args.cadence, partner_cadence_s=args.partner_cadence)
+                            start=args.start, editor_cadence_s=args.cadence, partner_cadence_s=args.partner_cadence,
+                            warmup_hours=args.warmup_hours)
     began = time.perf_counter()
     summary = generate(scenario, args.out, fmt=args.format)
     print(json.dumps({"out": args.out, "records": summary["records"], "incidents": summary["incidents"],
