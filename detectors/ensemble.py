@@ -3,7 +3,12 @@
 Backbone: :class:`~detectors.seasonal_surprise.SeasonalSurprise` (global vs
 time-of-day forecaster chosen by running error; level and residual-step
 surprise; per-series 99th-percentile calibration ``z_eff``; emission only of
-scores that beat every score emitted in the last ``refractory`` rows).
+scores that beat every score emitted in the last ``refractory`` rows), with
+its time-of-day forecaster *re-based* (``rebase_patience=3``, ``rebase_z=4``):
+after 3 consecutive same-side residuals beyond 4 bin MADs its level offset
+moves by their mean, so a regime the profile has never seen (the first
+weekend of a weekly series) is reported at its start and then stops
+surprising, instead of damping the calibration for days.
 
 Members (one shared baseline, so the seasonal work is done once per value):
 

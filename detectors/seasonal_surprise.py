@@ -44,6 +44,12 @@ State: two float64 profiles and one byte per bin, ~1 KB with 48 bins
 Limitations: there is no weekly model. On a series with a weekly pattern the
 first weekend is scored as an anomalous episode, and the calibration it
 inflates damps the next days (a ×1.6 spike on the first Sunday is missed).
+Opt-in ``rebase_patience`` > 0 (default 0 = off; the ensemble uses 3 with
+``rebase_z=4``) gives the time-of-day forecaster a level offset: after
+``rebase_patience`` consecutive same-side residuals beyond ``rebase_z`` bin
+MADs (while that forecaster is selected) the offset moves by their mean and
+the profile learns values minus the offset, so a persistent new level stops
+surprising after a few values (the first weekend is then one detection).
 Until the time-of-day bins have a few values each (about the first day), a
 cycle that is not daily can give a detection or two.
 
