@@ -18,7 +18,8 @@ import pytest
 
 from flink_jobs import job_scenario as js
 
-pytestmark = [pytest.mark.flink, pytest.mark.aws]
+# Generous limits: on a loaded 2-core machine a job start alone took minutes here.
+pytestmark = [pytest.mark.flink, pytest.mark.aws, pytest.mark.timeout(1800)]
 REPO = Path(__file__).resolve().parent.parent
 
 
