@@ -299,7 +299,7 @@ class Harness:
         after = [t for n, t in watcher.out.probe_first_seen.items() if n not in seen_before]
         first_fail = first.failures()
         result.update({
-            "stopped_after_probe": max(seen_before) if seen_before else None,
+            "stopped_after_probe": max((n for n in seen_before if n < CONTROL_PROBE_BASE), default=None),
             "reached_mid_stream": reached,
             "waited_for_first_checkpoint_s": round(checkpoint_wait_s, 1),
             "savepoint": savepoint,
