@@ -1,14 +1,13 @@
 """Shard split on the project's embedded endpoint (deploy/local): does it behave like Kinesis?
 
 On AWS, SplitShard closes the parent (it keeps its records, gets no new ones) and
-new records go to the two open children. moto 5.2.5, which the embedded endpoint
-serves unpatched for Kinesis, keeps routing every new record to the *closed
-parent* (``Stream.get_shard_for_key`` returns the first shard whose hash range
-matches, closed or not). The boto3 poller, like any Kinesis consumer, finishes a
-closed parent at its EndingSequenceNumber and moves on to the children, so on
-this endpoint every record put after it caught up is lost. The fix belongs in
-deploy/local/patches (see flink_jobs/reliability/aws_kinesis_split.py for a
-patch of the two moto methods).
+new records go to the two open children. moto 5.2.5 keeps routing every new
+record to the *closed parent* (``Stream.get_shard_for_key`` returns the first
+shard whose hash range matches, closed or not), so a Kinesis consumer, which
+finishes a closed parent at its EndingSequenceNumber and moves on to the
+children, loses every record put after it caught up. These tests failed on the
+endpoint until deploy/local/patches/kinesis (commit a2f6a96) made SplitShard
+behave as on AWS; they guard that patch.
 """
 from __future__ import annotations
 
