@@ -2,7 +2,7 @@
 
     python -m flink_jobs.run_local [--speed 720x] [--seed 7] [--out reports/run-...] [--endpoint URL]
 
-1. generates the default scenario (50 editors, 8 demand partners, 24 h, every
+1. generates the default scenario (20 editors, 8 demand partners, 24 h, every
    problem type labeled) unless ``--archive/--labels`` point at another one;
 2. brings up the local AWS stack: an endpoint already running (``AWS_ENDPOINT_URL``,
    or ``python -m deploy.local up`` on 127.0.0.1:4566) is reused, otherwise an

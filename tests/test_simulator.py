@@ -159,8 +159,11 @@ def test_signatures_of_each_incident_type_show_in_the_data(small):
 
 def test_daily_seasonality_and_long_tailed_sizes_in_the_default_world():
     sim = plan(default_scenario())
-    sizes = np.array([e.impressions_per_min for e in sim.editors])
+    market = plan(Scenario(editors=200, partners=8, seed=1))
+    sizes = np.array([e.impressions_per_min for e in market.editors])
     assert sizes.max() / np.median(sizes) > 5, "a few editors are much bigger than the typical one"
+    top_tenth = np.sort(sizes)[-20:].sum() / sizes.sum()
+    assert top_tenth > 0.3, "the biggest 10 % of editors carry a large share of the traffic"
     assert {l["problem_type"] for l in sim.labels} == set(PROBLEM_TYPES)
     assert any(e.surge for e in sim.editors if e.quiet) and any(e.impressions_trend for e in sim.editors if e.quiet)
 
