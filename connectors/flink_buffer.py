@@ -8,6 +8,25 @@ the records' deterministic ids), and flushed when the buffer reaches
 
 Keys are buckets (`stable_bucket`): a handful per subtask, so batches fill up
 while the work still spreads over the parallel instances.
+
+Flush timers and checkpoints (PyFlink 2.2). A timer registered from Python reaches
+the Java timer service only through a separate mailbox action
+("PythonTimerRegistration", BeamPythonFunctionRunner); `prepareSnapshotPreBarrier`
+flushes the bundle — so the buffer and its stats (holding the timer's timestamp)
+are in the checkpoint — but does not drain those pending registrations. A
+checkpoint taken between the two holds a buffer whose timer does not exist; after
+a restore from it that timer never fires, and with the old logic (register only
+when the stats say "no timer") the bucket then flushed only when it filled up:
+incidents sat in it for hours and were lost when the job stopped. Hence:
+  * the first element a key sees in this process (so: after every restore)
+    re-registers the stored timer (registering an existing (key, time) timer is a
+    no-op in Flink; a timestamp in the past fires at once);
+  * an element that finds its buffer's timer overdue by more than the flush
+    interval flushes the buffer itself instead of trusting the timer;
+  * a timer flushes whatever is buffered unless it is older than the buffer's own
+    timer (a leftover of a buffer already flushed by size).
+Remaining gap: a restored, timer-less bucket that never receives another element
+stays buffered (PyFlink offers no way to visit every key after a restore).
 """
 from __future__ import annotations
 
@@ -61,6 +80,9 @@ class BufferedBatchFunction(KeyedProcessFunction):
             ValueStateDescriptor(f"{self.state_name}-stats",
                                  Types.TUPLE([Types.INT(), Types.LONG(), Types.LONG()]))
         )
+        # Keys that have seen an element since this instance was opened (in memory,
+        # so empty after every restore): their stored timer is known to be registered.
+        self._seen_keys: set[Any] = set()
 
     def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):
         try:
@@ -69,24 +91,37 @@ class BufferedBatchFunction(KeyedProcessFunction):
         except Exception as error:  # noqa: BLE001 - one bad element must not fail the job
             yield from self.reject(value, error)
             return
+        timers = ctx.timer_service()
+        now = timers.current_processing_time()
         entries, total_bytes, timer_at = self._buffer_stats.value() or (0, 0, -1)
-        if entries and total_bytes + size > self.max_batch_bytes:
+        rearm = False
+        if entries and timer_at >= 0 and ctx.get_current_key() not in self._seen_keys:
+            # First element of this key since open(): a restored buffer whose timer
+            # registration may not have made it into the checkpoint (module docstring).
+            rearm = True
+        self._seen_keys.add(ctx.get_current_key())
+        overdue = entries and timer_at >= 0 and now >= timer_at + self.flush_interval_ms
+        if entries and (overdue or total_bytes + size > self.max_batch_bytes):
             yield from self._flush(ctx)
-            entries, total_bytes, timer_at = 0, 0, -1
+            entries, total_bytes, timer_at, rearm = 0, 0, -1, False
         self._buffer.add(item)
         entries, total_bytes = entries + 1, total_bytes + size
         if entries >= self.max_batch_entries:
             yield from self._flush(ctx)
             return
         if timer_at < 0:
-            timer_at = ctx.timer_service().current_processing_time() + self.flush_interval_ms
-            ctx.timer_service().register_processing_time_timer(timer_at)
+            timer_at = now + self.flush_interval_ms
+            rearm = True
+        if rearm:
+            timers.register_processing_time_timer(timer_at)
         self._buffer_stats.update((entries, total_bytes, timer_at))
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         stats = self._buffer_stats.value()
-        if stats is None or stats[2] != timestamp:
-            return  # a timer of a buffer that has since been flushed by size
+        if stats is None or stats[0] <= 0:
+            return  # nothing buffered (flushed by size, or by an overdue element)
+        if stats[2] >= 0 and timestamp < stats[2]:
+            return  # a leftover timer of an earlier buffer; this buffer's own timer is later
         yield from self._flush(ctx)
 
     def _flush(self, ctx: Any):

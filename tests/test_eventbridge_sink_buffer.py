@@ -1,0 +1,202 @@
+"""The sinks' keyed flush buffer (connectors.flink_buffer) after a checkpoint restore.
+
+PyFlink 2.2 registers a Python timer in Java through a separate mailbox action that a
+checkpoint does not wait for, so a checkpoint can hold a buffer (and stats naming its
+flush timer) without the timer. These tests drive BufferedBatchFunction with in-memory
+state and a fake timer service — the restored checkpoint is simply state without a
+registered timer — no Flink job needed.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from connectors.flink_buffer import BufferedBatchFunction
+
+
+class _Value:
+    def __init__(self, store: dict, key_fn, name: str):
+        self.store, self.key_fn, self.name = store, key_fn, name
+
+    def value(self):
+        return self.store.get((self.name, self.key_fn()))
+
+    def update(self, value):
+        self.store[(self.name, self.key_fn())] = value
+
+    def clear(self):
+        self.store.pop((self.name, self.key_fn()), None)
+
+
+class _List(_Value):
+    def get(self):
+        return list(self.store.get((self.name, self.key_fn()), []))
+
+    def add(self, value):
+        self.store.setdefault((self.name, self.key_fn()), []).append(value)
+
+
+class _RuntimeContext:
+    def __init__(self, store: dict, key_fn):
+        self.store, self.key_fn = store, key_fn
+
+    def get_list_state(self, descriptor):
+        return _List(self.store, self.key_fn, descriptor.name)
+
+    def get_state(self, descriptor):
+        return _Value(self.store, self.key_fn, descriptor.name)
+
+
+class _Timers:
+    def __init__(self):
+        self.now = 1_000_000
+        self.registered: set[tuple[Any, int]] = set()
+        self.key = None
+
+    def current_processing_time(self):
+        return self.now
+
+    def register_processing_time_timer(self, t):
+        self.registered.add((self.key, t))
+
+    def delete_processing_time_timer(self, t):
+        self.registered.discard((self.key, t))
+
+
+class _Ctx:
+    def __init__(self, timers: _Timers):
+        self.timers = timers
+
+    def timer_service(self):
+        return self.timers
+
+    def get_current_key(self):
+        return self.timers.key
+
+
+class _Collecting(BufferedBatchFunction):
+    def __init__(self):
+        super().__init__(max_batch_entries=10, max_batch_bytes=1 << 20, flush_interval_ms=200, state_name="t")
+        self.delivered: list[list[str]] = []
+
+    def element_to_item(self, value):
+        return str(value)
+
+    def item_size(self, item):
+        return len(item)
+
+    def deliver(self, items):
+        self.delivered.append(items)
+        return iter(())
+
+
+class _Operator:
+    """One operator instance (one process lifetime) over a state store that survives it."""
+
+    def __init__(self, store: dict, timers: _Timers):
+        self.timers = timers
+        self.fn = _Collecting()
+        self.fn.open(_RuntimeContext(store, lambda: self.timers.key))
+        self.ctx = _Ctx(timers)
+
+    def element(self, key, value):
+        self.timers.key = key
+        list(self.fn.process_element(value, self.ctx))
+
+    def fire_due_timers(self):
+        for key, t in sorted(self.timers.registered, key=lambda kt: kt[1]):
+            if t <= self.timers.now:
+                self.timers.registered.discard((key, t))
+                self.timers.key = key
+                list(self.fn.on_timer(t, self.ctx))
+
+
+def test_buffer_flushes_by_timer_while_running():
+    timers = _Timers()
+    op = _Operator({}, timers)
+    op.element(1, "a")
+    op.element(1, "b")
+    assert op.fn.delivered == []
+    timers.now += 200
+    op.fire_due_timers()
+    assert op.fn.delivered == [["a", "b"]]
+
+
+def _checkpoint_without_the_timer():
+    """State as a checkpoint taken before PyFlink's timer registration mail ran holds it."""
+    store: dict = {}
+    timers = _Timers()
+    op = _Operator(store, timers)
+    op.element(3, "restored-1")
+    op.element(3, "restored-2")
+    snapshot = {k: (list(v) if isinstance(v, list) else v) for k, v in store.items()}
+    return snapshot
+
+
+def test_restored_buffer_whose_timer_was_not_checkpointed_is_flushed_by_the_next_element():
+    store = _checkpoint_without_the_timer()
+    timers = _Timers()  # restored job: no timer registered (it was not in the checkpoint)
+    timers.now += 5_000
+    op = _Operator(store, timers)
+    op.element(3, "after-restore")
+    op.fire_due_timers()
+    timers.now += 200
+    op.fire_due_timers()
+    delivered = [item for batch in op.fn.delivered for item in batch]
+    # Before the fix: the stats still named the lost timer, no new timer was registered,
+    # and all three waited for the bucket to fill up (10 entries) — for hours in a job.
+    assert sorted(delivered) == ["after-restore", "restored-1", "restored-2"]
+    assert store.get(("t-buffer", 3)) in (None, [])
+
+
+def test_restored_buffer_is_rearmed_even_when_its_timer_is_not_yet_overdue():
+    store = _checkpoint_without_the_timer()
+    timers = _Timers()
+    op = _Operator(store, timers)  # restored at once: the stored timer is not yet due
+    op.element(3, "after-restore")
+    assert op.fn.delivered == []
+    assert timers.registered, "the stored flush timer must be registered again"
+    timers.now += 200
+    op.fire_due_timers()
+    assert sorted(x for b in op.fn.delivered for x in b) == ["after-restore", "restored-1", "restored-2"]
+
+
+def test_every_element_of_a_bucket_is_delivered_when_timers_get_lost_repeatedly():
+    # A timer registration lost at every checkpoint/restore cycle: nothing may stay behind
+    # once a later element of the same bucket arrives.
+    store: dict = {}
+    sent = []
+    for cycle in range(3):  # fewer than 10 entries: a size flush must not rescue them
+        timers = _Timers()
+        timers.now += cycle * 10_000
+        op = _Operator(store, timers)
+        op.element(0, f"c{cycle}-a")
+        op.element(0, f"c{cycle}-b")
+        sent += [f"c{cycle}-a", f"c{cycle}-b"]
+        delivered = [x for b in op.fn.delivered for x in b]
+        store.setdefault("delivered", []).extend(delivered)
+        # "kill -9": timers vanish, state (buffer + stats) stays
+    timers = _Timers()
+    timers.now += 100_000
+    op = _Operator(store, timers)
+    op.element(0, "last")
+    timers.now += 200
+    op.fire_due_timers()
+    store["delivered"].extend(x for b in op.fn.delivered for x in b)
+    assert sorted(store["delivered"]) == sorted(sent + ["last"])
+
+
+def test_a_stale_timer_of_an_earlier_buffer_does_not_flush_a_newer_one_early():
+    timers = _Timers()
+    op = _Operator({}, timers)
+    for i in range(10):  # fills the bucket: flushed by size, its timer deleted
+        op.element(5, f"x{i}")
+    assert len(op.fn.delivered) == 1
+    first_timer = timers.now + 200
+    timers.now += 100
+    op.element(5, "y")
+    timers.key = 5
+    list(op.fn.on_timer(first_timer, op.ctx))  # a leftover firing of the first buffer's timer
+    assert len(op.fn.delivered) == 1
+    timers.now += 200
+    op.fire_due_timers()
+    assert op.fn.delivered[-1] == ["y"]
