@@ -1,4 +1,8 @@
-"""Faster GetRecords responses from moto (the embedded local endpoint) — same bytes on the wire, less CPU.
+"""Faster Kinesis reads and writes on moto (the embedded local endpoint) — same answers, less CPU.
+
+Measured on this machine (tests/test_local_endpoint_kinesis_fastpath.py checks the
+answers): 30k PutRecord calls on one shard 24.8 s -> 0.7 s, GetRecords near the
+tail of that shard 5.2 ms -> 0.05 ms per call (moto's cost grows with the shard).
 
 Measured (connectors/kinesis/benchmark.py, and a profile of moto 5.2.5): moto
 answers GetRecords by building a dict per record (base64-*decoding* the stored
@@ -17,12 +21,70 @@ answers parse exactly like an unpatched one's.
 """
 from __future__ import annotations
 
+import bisect
 import json
+from itertools import islice
 from typing import Any
 
 from moto.kinesis import responses as kinesis_responses
+from moto.kinesis.models import Shard
 
-_ORIGINAL = {"get_records": kinesis_responses.KinesisResponse.get_records}
+_ORIGINAL = {
+    "get_records": kinesis_responses.KinesisResponse.get_records,
+    "shard_get_records": Shard.get_records,
+    "shard_max_sequence": Shard.get_max_sequence_number,
+    "shard_min_sequence": Shard.get_min_sequence_number,
+}
+
+# moto's Shard keeps records in an insertion-ordered dict keyed by increasing
+# sequence numbers, but finds the next records by scanning it from the start and
+# the last sequence number by copying its keys: both O(records in the shard) per
+# call, so a local replay slows to a crawl as the stream grows (measured: 590 ->
+# 65 records/s over a 330k-record day). A sorted key list, extended as records
+# are appended and rebuilt if the dict ever shrinks or is reordered, makes
+# GetRecords a bisection and PutRecord O(1), with the same answers.
+_KEYS_ATTRIBUTE = "_adops_sequence_keys"
+
+
+def _sorted_sequence_keys(shard: Any) -> list[int]:
+    keys: list[int] | None = shard.__dict__.get(_KEYS_ATTRIBUTE)
+    count = len(shard.records)
+    if keys is not None and len(keys) == count and (not keys or keys[-1] == next(reversed(shard.records))):
+        return keys
+    if keys is not None and len(keys) < count and (not keys or shard.records.get(keys[-1]) is not None):
+        appended = list(islice(reversed(shard.records), count - len(keys)))[::-1]
+        if appended and (not keys or appended[0] > keys[-1]) and appended == sorted(appended):
+            keys.extend(appended)
+            return keys
+    keys = sorted(shard.records)
+    shard.__dict__[_KEYS_ATTRIBUTE] = keys
+    return keys
+
+
+def _shard_get_records(self: Any, last_sequence_id: str, limit: int | None) -> tuple[list[Any], int, int]:
+    last_sequence_int = int(last_sequence_id)
+    keys = _sorted_sequence_keys(self)
+    start = bisect.bisect_right(keys, last_sequence_int)
+    if limit == 0 and start > 0:
+        # moto's loop tests `len(results) == limit` before its first hit, so Limit=0
+        # (which AWS rejects) reads nothing unless the first record already qualifies.
+        return [], last_sequence_int, 0
+    # A missing, zero or negative limit reads everything, as in moto.
+    end = len(keys) if limit is None or limit <= 0 else min(len(keys), start + limit)
+    selected = keys[start:end]
+    if not selected:
+        return [], last_sequence_int, 0
+    records = [self.records[key] for key in selected]
+    newest = self.records[keys[-1]]
+    return records, selected[-1], int((newest.created_at - records[-1].created_at) * 1000)
+
+
+def _shard_max_sequence(self: Any) -> int:
+    return next(reversed(self.records)) if self.records else 0
+
+
+def _shard_min_sequence(self: Any) -> int:
+    return next(iter(self.records)) if self.records else 0
 
 
 def _get_records_fast(self: Any) -> str:
@@ -48,10 +110,16 @@ def _get_records_fast(self: Any) -> str:
 
 def apply() -> None:
     kinesis_responses.KinesisResponse.get_records = _get_records_fast
+    Shard.get_records = _shard_get_records
+    Shard.get_max_sequence_number = _shard_max_sequence
+    Shard.get_min_sequence_number = _shard_min_sequence
 
 
 def revert() -> None:
     kinesis_responses.KinesisResponse.get_records = _ORIGINAL["get_records"]
+    Shard.get_records = _ORIGINAL["shard_get_records"]
+    Shard.get_max_sequence_number = _ORIGINAL["shard_max_sequence"]
+    Shard.get_min_sequence_number = _ORIGINAL["shard_min_sequence"]
 
 
 def is_applied() -> bool:
