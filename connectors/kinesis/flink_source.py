@@ -52,8 +52,10 @@ from pyflink.datastream.state import ValueStateDescriptor
 
 from connectors.kinesis.poller import (
     MAX_RECORDS_PER_GET,
+    EventTimeAlignment,
     PollerMetrics,
     ShardInfo,
+    ShardPosition,
     StartPosition,
     StreamReader,
     group_by_lineage,
@@ -208,7 +210,8 @@ class KinesisGroupReader(KeyedProcessFunction):
 
     def __init__(self, stream_name: str, endpoint_url: str | None, region: str | None,
                  start_position: str, max_records_per_poll: int, dead_letter_source: str,
-                 poll_interval_ms: int = 0) -> None:
+                 poll_interval_ms: int = 0, alignment_dir: str | None = None,
+                 alignment_max_ahead_ms: int = 0) -> None:
         self.stream_name = stream_name
         self.endpoint_url = endpoint_url
         self.region = region
@@ -216,6 +219,8 @@ class KinesisGroupReader(KeyedProcessFunction):
         self.max_records_per_poll = max_records_per_poll
         self.dead_letter_source = dead_letter_source
         self.poll_interval_ms = poll_interval_ms
+        self.alignment_dir = alignment_dir
+        self.alignment_max_ahead_ms = alignment_max_ahead_ms
 
     def open(self, runtime_context: RuntimeContext) -> None:
         from connectors.aws import make_client
@@ -241,8 +246,11 @@ class KinesisGroupReader(KeyedProcessFunction):
         self._counters = {
             name: group.counter(name)
             for name in ("recordsRead", "throttles", "iteratorRefreshes", "invalidEncoding",
-                         "shardsFinished", "transientErrors")
+                         "shardsFinished", "transientErrors", "pacedPolls")
         }
+        # key -> EventTimeAlignment (one progress file per lineage group).
+        self._alignments: dict[str, EventTimeAlignment] = {}
+        self._paced_reported = 0
 
     def _reader_for(self, key: str) -> StreamReader:
         stored = self._positions.value()
@@ -267,7 +275,17 @@ class KinesisGroupReader(KeyedProcessFunction):
             return
         reader = self._reader_for(key)
         reader.set_shards(ShardInfo.from_json(s) for s in json.loads(value[1]))
-        records = reader.poll_once()
+        alignment = self._alignment_for(key)
+        if alignment is None:
+            records = reader.poll_once()
+        else:
+            records = reader.poll_once(
+                lambda sid: alignment.may_poll(sid, reader.shard_event_ms, reader.shard_active),
+                lambda sid, first_ms: alignment.event_limit_ms(sid, reader.shard_event_ms, reader.shard_active,
+                                                                first_ms))
+            alignment.publish(reader.shard_event_ms, {
+                sid: active and not reader.positions.get(sid, ShardPosition(sid)).finished
+                for sid, active in reader.shard_active.items()})
         if records:
             self._idle_since.pop(key, None)
         else:
@@ -291,7 +309,23 @@ class KinesisGroupReader(KeyedProcessFunction):
             self._readers[key] = (reader, text)
         self._report_metrics()
 
+    def _alignment_for(self, key: str) -> EventTimeAlignment | None:
+        if not self.alignment_dir or self.alignment_max_ahead_ms <= 0:
+            return None
+        alignment = self._alignments.get(key)
+        if alignment is None:
+            try:
+                alignment = EventTimeAlignment(self.alignment_dir, key, self.alignment_max_ahead_ms)
+            except OSError:
+                return None
+            self._alignments[key] = alignment
+        return alignment
+
     def _report_metrics(self) -> None:
+        paced = sum(a.paced for a in self._alignments.values())
+        if paced > self._paced_reported:
+            self._counters["pacedPolls"].inc(paced - self._paced_reported)
+            self._paced_reported = paced
         pairs = (("recordsRead", "records_read"), ("throttles", "throttles"),
                  ("iteratorRefreshes", "iterator_refreshes"), ("invalidEncoding", "invalid_encoding"),
                  ("shardsFinished", "shards_finished"), ("transientErrors", "transient_errors"))
@@ -336,6 +370,8 @@ def kinesis_payload_stream(
     dead_letter_source: str = "metrics",
     max_parallelism: int = DEFAULT_MAX_PARALLELISM,
     name: str | None = None,
+    alignment_max_ahead_ms: int = 0,
+    alignment_dir: str | None = None,
 ) -> DataStream:
     """DataStream of Row(payload STRING, partition_key STRING, shard_id STRING,
     sequence_number STRING, arrival_ms BIGINT) read from `stream_name`.
@@ -347,9 +383,16 @@ def kinesis_payload_stream(
     start_position: TRIM_HORIZON | LATEST | AT_TIMESTAMP:<epoch ms or ISO-8601>; used only for
     shards without a stored sequence number (a restored job resumes from its state).
     On AWS keep poll_interval_ms >= 200 (5 GetRecords/s per shard).
+
+    alignment_max_ahead_ms > 0 paces the shards by event time (payload `timestamp`): a
+    shard is not polled while it is more than this ahead of the slowest shard that still
+    has a backlog (`poller.EventTimeAlignment`; the readers share progress through files
+    under `alignment_dir`, default a fresh directory per job build under the temp dir).
     """
     StartPosition.parse(start_position)  # fail at job build time, not in a worker
     name = name or f"kinesis-{stream_name}"
+    if alignment_max_ahead_ms > 0 and not alignment_dir:
+        alignment_dir = default_alignment_dir(stream_name)
     ticks = _tick_stream(env, poll_interval_ms, name)
     groups = (
         ticks.process(
@@ -364,7 +407,8 @@ def kinesis_payload_stream(
         groups.key_by(lambda row: row[0], key_type=Types.STRING())
         .process(
             KinesisGroupReader(stream_name, endpoint_url, region, start_position,
-                               max_records_per_poll, dead_letter_source, poll_interval_ms),
+                               max_records_per_poll, dead_letter_source, poll_interval_ms,
+                               alignment_dir, alignment_max_ahead_ms),
             output_type=KINESIS_ROW_TYPE,
         )
         .name(f"{name}-get-records")
@@ -372,6 +416,39 @@ def kinesis_payload_stream(
     )
     records.set_max_parallelism(max_parallelism)
     return records
+
+
+def default_alignment_dir(stream_name: str) -> str:
+    """A directory for one job build's pacing files (fresh per build: a restored or
+    relaunched job does not read an earlier run's progress)."""
+    import os
+    import tempfile
+    import uuid
+
+    return os.path.join(tempfile.gettempdir(), "adops-kinesis-alignment",
+                        f"{stream_name}-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+
+
+_INTERVAL_UNITS_MS = {"SECOND": 1000, "MINUTE": 60_000, "HOUR": 3_600_000, "DAY": 86_400_000}
+
+
+def watermark_delay_ms(watermark_expr: str) -> int | None:
+    """The delay of `event_time - INTERVAL ...` (Flink's forms: 'n' SECOND|MINUTE|HOUR|DAY,
+    'd hh:mm:ss' DAY TO SECOND), or None when the expression is something else."""
+    import re
+
+    match = re.search(r"INTERVAL\s+'([^']+)'\s+([A-Z]+)(\s+TO\s+SECOND)?", watermark_expr.upper())
+    if not match:
+        return None
+    value, unit, to_second = match.group(1).strip(), match.group(2), match.group(3)
+    try:
+        if to_second and unit == "DAY":
+            days, _, clock = value.partition(" ")
+            h, m, sec = (clock or "0:0:0").split(":")
+            return int((int(days) * 86400 + int(h) * 3600 + int(m) * 60 + float(sec)) * 1000)
+        return int(float(value) * _INTERVAL_UNITS_MS[unit])
+    except (KeyError, ValueError):
+        return None
 
 
 def kinesis_invalid_encoding_stream(payload_stream: DataStream) -> DataStream:
@@ -395,6 +472,8 @@ def kinesis_payload_table(
     idle_timeout: str | None = DEFAULT_IDLE_TIMEOUT,
     dead_letter_source: str = "metrics",
     on_invalid_encoding: Callable[[DataStream], Any] | None = None,
+    alignment_max_ahead_ms: int | None = None,
+    alignment_dir: str | None = None,
 ) -> Any:
     """Table(payload, partition_key, shard_id, sequence_number, arrival_ms, event_time) with
     a watermark, read from Kinesis — what `metrics_raw` / `events_raw` are built on.
@@ -407,7 +486,15 @@ def kinesis_payload_table(
     on_invalid_encoding: receives the DataStream of INVALID_ENCODING dead-letter JSON strings
                      (e.g. a dead-letter sink attach function); without it they are dropped
                      after being counted in the `invalidEncoding` metric.
+    alignment_max_ahead_ms: event-time pacing of the shards (see `kinesis_payload_stream`);
+                     None = half the delay of `watermark_expr` (15 s if it cannot be read),
+                     0 = off. A shard more than this ahead of the slowest one with a backlog
+                     waits, so catching up a backlog does not push the slow shard's records
+                     behind the watermark.
     """
+    if alignment_max_ahead_ms is None:
+        delay = watermark_delay_ms(watermark_expr)
+        alignment_max_ahead_ms = delay // 2 if delay else 15_000
     from pyflink.table import Schema
 
     stream = kinesis_payload_stream(
@@ -420,6 +507,8 @@ def kinesis_payload_table(
         max_records_per_poll=max_records_per_poll,
         shard_discovery_interval_ms=shard_discovery_interval_ms,
         dead_letter_source=dead_letter_source,
+        alignment_max_ahead_ms=alignment_max_ahead_ms,
+        alignment_dir=alignment_dir,
     )
     if on_invalid_encoding is not None:
         on_invalid_encoding(kinesis_invalid_encoding_stream(stream))

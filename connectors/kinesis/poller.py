@@ -501,6 +501,9 @@ class StreamReader:
         self._sleep = sleep
         self.shards: dict[str, ShardInfo] = {}
         self._pollers: dict[str, ShardPoller] = {}
+        # Event-time pacing (in memory; rebuilt from the records after a restore).
+        self.shard_event_ms: dict[str, int] = {}
+        self.shard_active: dict[str, bool] = {}
 
     # -- discovery
     def discover(self) -> list[ShardInfo]:
@@ -553,16 +556,74 @@ class StreamReader:
         return poller
 
     # -- reading
-    def poll_once(self) -> list[KinesisRecord]:
+    def poll_once(self, may_poll: Callable[[str], bool] | None = None,
+                  event_limit_ms: Callable[[str, int | None], int | None] | None = None,
+                  ) -> list[KinesisRecord]:
         """One GetRecords on every readable shard. A shard that finishes during this
-        call unblocks its children, which are read from the next call on."""
+        call unblocks its children, which are read from the next call on.
+
+        may_poll(shard_id) -> False skips the shard this time (event-time pacing,
+        `EventTimeAlignment`); `shard_event_ms` / `shard_active` are kept up to date
+        for it: the largest payload event time emitted per shard, and whether the shard
+        still has a backlog (its last poll returned records and was not at the tip).
+
+        event_limit_ms(shard_id, first_ms) -> L (first_ms: the batch's first payload time
+        when the shard has none yet, else None): records after the first one whose payload time is
+        beyond L are not emitted this time; the shard's position stays at the last emitted
+        record and the next poll re-reads the rest (a fresh AFTER_SEQUENCE_NUMBER
+        iterator), so a large GetRecords batch cannot run far ahead either."""
         records: list[KinesisRecord] = []
         for shard_id in self.readable_shards():
-            result = self._poller(shard_id).poll()
+            if may_poll is not None and not may_poll(shard_id):
+                continue
+            poller = self._poller(shard_id)
+            previous = poller.position.last_sequence_number
+            result = poller.poll()
+            limit = None
+            if event_limit_ms is not None and result.records:
+                first_ms = None
+                if shard_id not in self.shard_event_ms:
+                    first_ms = next((t for t in map(payload_event_time_ms, (r.payload for r in result.records))
+                                     if t is not None), None)
+                limit = event_limit_ms(shard_id, first_ms)
+            # A LATEST iterator cannot be re-acquired at a record it already passed.
+            if limit is not None and previous is None and self.start_position.kind == "LATEST":
+                limit = None
+            if limit is not None and not result.finished:
+                kept = _records_up_to(result.records, limit)
+                if len(kept) < len(result.records):
+                    if not kept:
+                        # The shard's next record is beyond the limit: nothing to emit, but
+                        # its progress is that record's time (else two shards waiting on
+                        # each other's stale times could both stop).
+                        next_ms = payload_event_time_ms(result.records[0].payload)
+                        if next_ms is not None:
+                            self.shard_event_ms[shard_id] = max(next_ms, self.shard_event_ms.get(shard_id, next_ms))
+                    dropped = len(result.records) - len(kept)
+                    poller.position.last_sequence_number = kept[-1].sequence_number if kept else previous
+                    poller._iterator = None  # re-read after the last emitted record
+                    self.metrics.records_read -= dropped
+                    self.shard_active[shard_id] = True
+                    records.extend(kept)
+                    self._note_event_times(shard_id, kept)
+                    continue
             records.extend(result.records)
+            self._note_event_times(shard_id, result.records)
+            self.shard_active[shard_id] = bool(result.records) and not result.finished and (
+                result.millis_behind_latest is None or result.millis_behind_latest > 0)
             if result.finished:
                 self._pollers.pop(shard_id, None)
         return records
+
+    def _note_event_times(self, shard_id: str, records: list[KinesisRecord]) -> None:
+        if not records:
+            return
+        # The batch's median payload time: one absurd (fuzzed) timestamp must not make a
+        # shard look far ahead and pace it to a halt.
+        times = sorted(t for t in map(payload_event_time_ms, (r.payload for r in records)) if t is not None)
+        if times:
+            middle = times[(len(times) - 1) // 2]
+            self.shard_event_ms[shard_id] = max(middle, self.shard_event_ms.get(shard_id, middle))
 
     def read_available(self, *, max_polls: int = 1000) -> list[KinesisRecord]:
         """Poll until a full round returns nothing (tests and bounded reads)."""
@@ -579,3 +640,159 @@ class StreamReader:
 
     def positions_text(self) -> str:
         return positions_to_text(self.positions)
+
+
+# --------------------------------------------------------------------------- event-time pacing
+
+
+def _parse_timestamp_ms(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return int(value) if value == value and abs(value) < 1e15 else None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        try:
+            parsed = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            return None
+        return int(parsed.timestamp() * 1000)
+    return None
+
+
+def payload_event_time_ms(payload: str) -> int | None:
+    """The payload's `timestamp` (ISO-8601 with zone or epoch ms) in epoch ms, or None.
+
+    Only for pacing the shards; the SQL layer computes the authoritative event time and
+    validates. Absurd values (more than a day in the future) are ignored, so a single
+    bad record cannot pace a shard to a halt."""
+    if '"timestamp"' not in payload:
+        return None
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    ms = _parse_timestamp_ms(data.get("timestamp"))
+    if ms is None or ms > time.time() * 1000 + 86_400_000:
+        return None
+    return ms
+
+
+class EventTimeAlignment:
+    """Per-shard event-time pacing across the readers of one stream (one per lineage group,
+    on different subtasks): a shard is not polled while its emitted event time is more than
+    `max_ahead_ms` ahead of the slowest shard that still has a backlog.
+
+    The readers share their progress through a small directory (one JSON file per reader,
+    replaced atomically): {shard_id: [event_ms, active]} plus the wall time of the write.
+    A shard holds the others back only while it is *active* (its last poll returned
+    records and was not at the stream's tip) and its reader wrote within `stale_after_ms`;
+    idle, caught-up, finished shards and vanished readers never hold anyone back. The
+    directory is local, so this works wherever the readers share a file system (the local
+    mini-cluster that source (b) is for); without one, pacing silently degrades to none.
+    """
+
+    def __init__(self, directory: str, owner: str, max_ahead_ms: int, *, stale_after_ms: int = 30_000,
+                 refresh_ms: int = 100, clock: Callable[[], float] = time.time) -> None:
+        import os
+
+        self.directory = directory
+        self.owner = owner
+        self.max_ahead_ms = int(max_ahead_ms)
+        self.stale_after_ms = stale_after_ms
+        self.refresh_ms = refresh_ms
+        self._clock = clock
+        self._os = os
+        os.makedirs(directory, exist_ok=True)
+        self._path = os.path.join(directory, _safe_name(owner) + ".json")
+        self._others: dict[str, tuple[int, bool]] = {}
+        self._read_at = -1.0
+        self.paced = 0  # polls skipped because the shard was ahead
+
+    def publish(self, shard_event_ms: dict[str, int], shard_active: dict[str, bool]) -> None:
+        state = {sid: [shard_event_ms.get(sid), bool(shard_active.get(sid))]
+                 for sid in set(shard_event_ms) | set(shard_active)}
+        text = json.dumps({"at": int(self._clock() * 1000), "shards": state}, separators=(",", ":"))
+        tmp = f"{self._path}.{self._os.getpid()}.tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            self._os.replace(tmp, self._path)
+        except OSError as exc:  # pacing is an optimisation of lateness, never a failure
+            log.debug("alignment: cannot write %s: %s", self._path, exc)
+
+    def _read_others(self) -> dict[str, tuple[int, bool]]:
+        now_ms = self._clock() * 1000
+        if self._read_at >= 0 and now_ms - self._read_at < self.refresh_ms:
+            return self._others
+        self._read_at = now_ms
+        others: dict[str, tuple[int, bool]] = {}
+        try:
+            names = self._os.listdir(self.directory)
+        except OSError:
+            names = []
+        for name in names:
+            path = self._os.path.join(self.directory, name)
+            if not name.endswith(".json") or path == self._path:
+                continue
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    data = json.load(handle)
+            except (OSError, ValueError):
+                continue
+            if now_ms - data.get("at", 0) > self.stale_after_ms:
+                continue
+            for sid, (event_ms, active) in data.get("shards", {}).items():
+                if event_ms is not None:
+                    others[sid] = (int(event_ms), bool(active))
+        self._others = others
+        return others
+
+    def floor_ms(self, shard_event_ms: dict[str, int], shard_active: dict[str, bool],
+                 exclude: str | None = None) -> int | None:
+        """Event time of the slowest active shard other than `exclude` (this reader's
+        shards and the other readers'), or None when there is none."""
+        times = [t for sid, (t, active) in self._read_others().items()
+                 if active and sid not in shard_event_ms and sid != exclude]
+        times += [t for sid, t in shard_event_ms.items() if shard_active.get(sid) and sid != exclude]
+        return min(times) if times else None
+
+    def event_limit_ms(self, shard_id: str, shard_event_ms: dict[str, int],
+                       shard_active: dict[str, bool], first_ms: int | None = None) -> int | None:
+        """Newest payload time `shard_id` may emit now (None: no limit). A shard's first
+        batch (first_ms = its first record's time) also stays within max_ahead_ms of its
+        own start, so the readers' first polls, made before any progress is shared, do not
+        run apart either."""
+        if self.max_ahead_ms <= 0:
+            return None
+        floor = self.floor_ms(shard_event_ms, shard_active, exclude=shard_id)
+        limits = [] if floor is None else [floor + self.max_ahead_ms]
+        if first_ms is not None:
+            limits.append(first_ms + self.max_ahead_ms)
+        return min(limits) if limits else None
+
+    def may_poll(self, shard_id: str, shard_event_ms: dict[str, int], shard_active: dict[str, bool]) -> bool:
+        own = shard_event_ms.get(shard_id)
+        limit = self.event_limit_ms(shard_id, shard_event_ms, shard_active)
+        if own is None or limit is None or own <= limit:
+            return True
+        self.paced += 1
+        return False
+
+
+def _records_up_to(records: list[KinesisRecord], limit_ms: int) -> list[KinesisRecord]:
+    for index, record in enumerate(records):
+        event_ms = payload_event_time_ms(record.payload)
+        if event_ms is not None and event_ms > limit_ms:
+            return records[:index]
+    return records
+
+
+def _safe_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
