@@ -38,7 +38,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def moto_url():
     # SplitShard as on AWS (moto 5.2.5 keeps routing new records to the closed parent).
-    from flink_jobs.reliability import aws_kinesis_split
+    from deploy.local.patches.kinesis import split_shard as aws_kinesis_split
 
     aws_kinesis_split.apply()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)

@@ -5,7 +5,7 @@ after bounded retries with backoff overflows to the dead-letter output.
 Kinesis poller: expired iterators, throughput exceeded and a shard split, with
 no record lost and none read twice.
 
-The in-process moto here runs with ``aws_kinesis_split.apply()`` so SplitShard
+The in-process moto here runs with ``deploy.local.patches.kinesis.split_shard.apply()`` so SplitShard
 behaves as on AWS (moto 5.2.5 does not; ``test_reliability_endpoint_split``
 shows the difference on the project's embedded endpoint).
 """
@@ -26,7 +26,7 @@ from connectors.deadletter.records import dead_letter_json
 from connectors.deadletter.writers import KinesisDeadLetterWriter
 from connectors.eventbridge.publisher import EventBridgePublisher, dedup_key, entry_id, make_entry
 from connectors.kinesis.poller import ExponentialBackoff, StreamReader
-from flink_jobs.reliability import aws_kinesis_split
+from deploy.local.patches.kinesis import split_shard as aws_kinesis_split
 from flink_jobs.reliability.fault_proxy import KINESIS_GET_RECORDS, PUT_EVENTS, FaultProxy
 
 

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from flink_jobs.reliability import endpoint as split_faithful_endpoint
+from deploy.local.endpoint import start_endpoint
 from flink_jobs.reliability.fault_proxy import KINESIS_GET_RECORDS, PUT_EVENTS, FaultProxy
 from flink_jobs.reliability.fuzz import mix
 from flink_jobs.reliability.harness import (
@@ -51,7 +51,7 @@ class Harness:
         self.simulation = generate(scenario, sim_dir, fmt="jsonl")
         self.traffic = simulated_traffic(sim_dir)
         self.seed = seed
-        self.endpoint = split_faithful_endpoint.start(workdir / "aws")
+        self.endpoint = start_endpoint(log_dir=workdir / "aws")
         self.stack = deploy_core_stack(self.endpoint.url, {"ShardCount": "2", "LocalObservation": "true"})
         self.queue_url = self.stack["observation_queues"]["all-adops-events"]
         self.sqs = client("sqs", self.endpoint.url)

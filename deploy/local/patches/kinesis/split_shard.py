@@ -21,6 +21,9 @@ from operator import attrgetter
 from typing import Any
 
 
+_ORIGINAL: dict[str, Any] = {}
+
+
 def apply() -> None:
     from moto.kinesis import models as kinesis_models
     from moto.kinesis.exceptions import InvalidArgumentError
@@ -29,6 +32,7 @@ def apply() -> None:
     if getattr(Stream.split_shard, "_adops_patched", False):
         return
     original_get_shard_for_key = Stream.get_shard_for_key
+    _ORIGINAL.update(split_shard=Stream.split_shard, get_shard_for_key=original_get_shard_for_key)
 
     def split_shard(self: Any, shard_to_split: str, new_starting_hash_key: str) -> None:
         new_start = int(new_starting_hash_key)
@@ -67,3 +71,12 @@ def apply() -> None:
     split_shard._adops_patched = True  # type: ignore[attr-defined]
     Stream.split_shard = split_shard
     Stream.get_shard_for_key = get_shard_for_key
+
+
+def revert() -> None:
+    """Undo apply() (for tests that host moto in their own process)."""
+    from moto.kinesis import models as kinesis_models
+
+    if _ORIGINAL:
+        kinesis_models.Stream.split_shard = _ORIGINAL.pop("split_shard")
+        kinesis_models.Stream.get_shard_for_key = _ORIGINAL.pop("get_shard_for_key")
