@@ -1,8 +1,15 @@
 -- Parse and validate operational events (low volume: a few per editor and hour).
--- Same shape as sql/parse/metrics.sql: one pass, one reason code per bad row.
---   OVERSIZED_RECORD, INVALID_JSON, MISSING_FIELD (event_type / timestamp),
+-- Same shape and the same strict-JSON / JSON-type technique as sql/parse/metrics.sql
+-- (fields read from '[' || payload || ']', JSON types seen through
+-- JSON_QUERY(... WITH UNCONDITIONAL ARRAY WRAPPER); never JSON_VALUE ... RETURNING).
+-- One pass, one reason code per bad row, first failing rule wins:
+--   OVERSIZED_RECORD, INVALID_JSON (also an object followed by `}` or garbage),
+--   MISSING_FIELD (event_type / timestamp),
+--   WRONG_TYPE (severity not a JSON number -- "high", [9], true --; editor_id or
+--   partner present but not a JSON string; details present but not an object),
 --   UNKNOWN_EVENT_TYPE, OUT_OF_RANGE_VALUE (severity outside 0-10),
---   INVALID_TIMESTAMP, FUTURE_TIMESTAMP.
+--   INVALID_TIMESTAMP (as in metrics.sql: integer epoch ms or ISO-8601 with a zone,
+--   after the epoch), FUTURE_TIMESTAMP.
 -- Late events are NOT dropped: an event is a suspected cause for windows that
 -- close up to ${events_lookback_s} s after it, so the correlator keeps it in
 -- keyed state regardless of the watermark (is_late is still reported).
@@ -21,31 +28,59 @@ FROM (
   SELECT
     payload, event_time, event_type, editor_id, partner, severity, details,
     CASE
-      WHEN CHAR_LENGTH(payload) > ${max_payload_bytes} THEN 'OVERSIZED_RECORD'
-      WHEN NOT (payload IS JSON OBJECT) THEN 'INVALID_JSON'
-      WHEN event_type IS NULL OR JSON_VALUE(payload, '$.timestamp') IS NULL THEN 'MISSING_FIELD'
+      WHEN oversized THEN 'OVERSIZED_RECORD'
+      WHEN NOT is_object OR NOT (doc IS JSON ARRAY) THEN 'INVALID_JSON'
+      WHEN event_type IS NULL OR timestamp_text IS NULL THEN 'MISSING_FIELD'
+      WHEN NOT COALESCE(editor_json LIKE '["%' OR editor_json = '[null]', TRUE)
+           OR NOT COALESCE(partner_json LIKE '["%' OR partner_json = '[null]', TRUE)
+           OR NOT COALESCE(details LIKE '{%' OR details = 'null', TRUE)
+           OR (severity_json IS NOT NULL AND severity_json <> '[null]'
+               AND (severity_json LIKE '["%' OR severity_json LIKE '[[%' OR severity_json LIKE '[{%'
+                    OR severity_json IN ('[true]', '[false]') OR severity IS NULL))
+        THEN 'WRONG_TYPE'
       WHEN event_type NOT IN ('config_change', 'deployment', 'feature_flag', 'partner_status', 'security_finding')
         THEN 'UNKNOWN_EVENT_TYPE'
-      WHEN JSON_VALUE(payload, '$.severity') IS NOT NULL AND severity IS NULL THEN 'WRONG_TYPE'
-      WHEN severity < 0 OR severity > 10 THEN 'OUT_OF_RANGE_VALUE'
+      WHEN severity <> severity OR severity < 0 OR severity > 10 THEN 'OUT_OF_RANGE_VALUE'
+      WHEN NOT (COALESCE(CAST(TRY_CAST(timestamp_text AS BIGINT) AS STRING) = timestamp_text, FALSE)
+                OR COALESCE(REGEXP(timestamp_text,
+                     '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$'),
+                     FALSE))
+        THEN 'INVALID_TIMESTAMP'
       WHEN event_time > TO_TIMESTAMP_LTZ(0, 3) THEN CAST(NULL AS STRING)
       WHEN COALESCE(
-             TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(payload, '$.timestamp') AS BIGINT), 3),
-             TO_TIMESTAMP_LTZ(JSON_VALUE(payload, '$.timestamp'), 'yyyy-MM-dd''T''HH:mm:ss[.SSS]XXX')) IS NULL
+             TO_TIMESTAMP_LTZ(TRY_CAST(timestamp_text AS BIGINT), 3),
+             TO_TIMESTAMP_LTZ(timestamp_text, 'yyyy-MM-dd''T''HH:mm:ss[.SSS]XXX')) IS NULL
+           OR COALESCE(
+             TO_TIMESTAMP_LTZ(TRY_CAST(timestamp_text AS BIGINT), 3),
+             TO_TIMESTAMP_LTZ(timestamp_text, 'yyyy-MM-dd''T''HH:mm:ss[.SSS]XXX')) <= TO_TIMESTAMP_LTZ(0, 3)
         THEN 'INVALID_TIMESTAMP'
       ELSE 'FUTURE_TIMESTAMP'
     END AS reason_code
   FROM (
     SELECT
-      payload,
-      event_time,
-      CASE WHEN CHAR_LENGTH(payload) <= ${max_payload_bytes} THEN JSON_VALUE(payload, '$.event_type') END AS event_type,
-      CASE WHEN CHAR_LENGTH(payload) <= ${max_payload_bytes} THEN JSON_VALUE(payload, '$.editor_id') END AS editor_id,
-      CASE WHEN CHAR_LENGTH(payload) <= ${max_payload_bytes} THEN JSON_VALUE(payload, '$.partner') END AS partner,
-      CASE WHEN CHAR_LENGTH(payload) <= ${max_payload_bytes}
-           THEN TRY_CAST(JSON_VALUE(payload, '$.severity') AS DOUBLE) END AS severity,
-      CASE WHEN CHAR_LENGTH(payload) <= ${max_payload_bytes}
-           THEN JSON_QUERY(payload, '$.details') END AS details
-    FROM ${source_table}
+      payload, event_time, oversized, doc, is_object, event_type, editor_json, partner_json, severity_json,
+      timestamp_text, details,
+      JSON_VALUE(editor_json, '$[0]') AS editor_id,
+      JSON_VALUE(partner_json, '$[0]') AS partner,
+      TRY_CAST(JSON_VALUE(severity_json, '$[0]') AS DOUBLE) AS severity
+    FROM (
+      SELECT
+        payload, event_time, oversized, doc,
+        LTRIM(payload) LIKE '{%' AS is_object,
+        JSON_VALUE(doc, '$[0].event_type') AS event_type,
+        JSON_QUERY(doc, '$[0].editor_id' WITH UNCONDITIONAL ARRAY WRAPPER) AS editor_json,
+        JSON_QUERY(doc, '$[0].partner' WITH UNCONDITIONAL ARRAY WRAPPER) AS partner_json,
+        JSON_QUERY(doc, '$[0].severity' WITH UNCONDITIONAL ARRAY WRAPPER) AS severity_json,
+        JSON_VALUE(doc, '$[0].timestamp') AS timestamp_text,
+        JSON_QUERY(doc, '$[0].details') AS details
+      FROM (
+        SELECT
+          payload,
+          event_time,
+          CHAR_LENGTH(payload) > ${max_payload_bytes} AS oversized,
+          CASE WHEN CHAR_LENGTH(payload) <= ${max_payload_bytes} THEN '[' || payload || ']' END AS doc
+        FROM ${source_table}
+      )
+    )
   )
 )
