@@ -200,3 +200,34 @@ def test_a_stale_timer_of_an_earlier_buffer_does_not_flush_a_newer_one_early():
     timers.now += 200
     op.fire_due_timers()
     assert op.fn.delivered[-1] == ["y"]
+
+
+class _WithHeartbeat(_Collecting):
+    def is_heartbeat(self, value):
+        return value == "HEARTBEAT"
+
+
+def test_heartbeat_flushes_a_restored_timerless_bucket_that_gets_no_new_element():
+    store = _checkpoint_without_the_timer()
+    timers = _Timers()
+    timers.now += 5_000
+    op = _Operator(store, timers)
+    op.fn = _WithHeartbeat()
+    op.fn.open(_RuntimeContext(store, lambda: op.timers.key))
+    op.element(3, "HEARTBEAT")  # the sink's periodic heartbeat to every bucket
+    assert [x for b in op.fn.delivered for x in b] == ["restored-1", "restored-2"]
+    op.element(3, "HEARTBEAT")
+    assert len(op.fn.delivered) == 1  # nothing buffered, nothing sent; heartbeats are never buffered
+
+
+def test_heartbeat_rearms_a_restored_timer_that_is_not_yet_due():
+    store = _checkpoint_without_the_timer()
+    timers = _Timers()
+    op = _Operator(store, timers)
+    op.fn = _WithHeartbeat()
+    op.fn.open(_RuntimeContext(store, lambda: op.timers.key))
+    op.element(3, "HEARTBEAT")
+    assert op.fn.delivered == [] and timers.registered
+    timers.now += 200
+    op.fire_due_timers()
+    assert [x for b in op.fn.delivered for x in b] == ["restored-1", "restored-2"]

@@ -90,7 +90,8 @@ def job_run(core_stack, aws_endpoint, tmp_path_factory):
     events = rows.map(to_event, output_type=EVENTBRIDGE_INPUT_TYPE)
     latency_log = str(out / "latency" / "deliveries.jsonl")
     attach_eventbridge_sink(events, core_stack["bus_name"], endpoint_url=url, region="us-east-1",
-                            flush_interval_ms=200, latency_log_path=latency_log)
+                            flush_interval_ms=200, latency_log_path=latency_log,
+                            heartbeat_interval_ms=1000)  # its rows must never be sent (ids checked below)
 
     job = env.execute_async("connectors-e2e")
     expected_ids = {f"inc-e2e-{run_tag}-{n:04d}" for n in range(RECORDS)}

@@ -37,6 +37,29 @@ EVENTBRIDGE_INPUT_TYPE = Types.ROW_NAMED(
     EVENTBRIDGE_INPUT_FIELDS, [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG()]
 )
 EVENTBRIDGE_DEAD_LETTER_TAG = OutputTag("eventbridge-dead-letters", Types.STRING())
+# Source of the sink's own heartbeat rows (detail = bucket number); never sent.
+HEARTBEAT_SOURCE = "\x00adops.sink-heartbeat"
+
+
+def _bucket_of(row: Row, buckets: int) -> int:
+    if row[0] == HEARTBEAT_SOURCE:
+        return int(row[2]) % buckets
+    return stable_bucket(_detail_id(row[2]), buckets)
+
+
+def _heartbeats(env: Any, interval_ms: int, buckets: int, name: str) -> DataStream:
+    """One row per bucket every interval_ms (at least 1 s): lets the buffer of every bucket
+    check its flush timer after a restore (connectors.flink_buffer)."""
+    from connectors.kinesis.flink_source import _tick_stream
+
+    return (
+        _tick_stream(env, interval_ms, f"{name}-heartbeat")
+        .flat_map(lambda _tick: [Row(HEARTBEAT_SOURCE, "", str(b), 0) for b in range(buckets)],
+                  output_type=EVENTBRIDGE_INPUT_TYPE)
+        .name(f"{name}-heartbeat").uid(f"{name}-heartbeat")
+        # Default parallelism (not 1): the key_by after the union is a forward edge, which
+        # needs every input at the same parallelism (ticks reach it rebalanced).
+    )
 
 
 def eventbridge_row(source: str, detail_type: str, detail: dict[str, Any] | str,
@@ -108,6 +131,9 @@ class EventBridgeBatchSink(BufferedBatchFunction):
     def close(self) -> None:
         if getattr(self, "_latency_log", None):
             self._latency_log.close()
+
+    def is_heartbeat(self, value: Row) -> bool:
+        return value[0] == HEARTBEAT_SOURCE
 
     def element_to_item(self, value: Row) -> str:
         from connectors.eventbridge.publisher import make_entry
@@ -194,15 +220,24 @@ def attach_eventbridge_sink(
     deadline_s: float = 90.0,
     latency_log_path: str | None = None,
     name: str = "eventbridge-sink",
+    heartbeat_interval_ms: int = 0,
 ) -> tuple[DataStream, DataStream]:
     """PutEvents every element of `events` (Rows of EVENTBRIDGE_INPUT_TYPE) to `bus_name`.
 
     Returns (delivered receipts as JSON strings, DELIVERY_FAILED dead-letter JSON strings).
     Attach a sink (or `.print()`/dead-letter sink) to the ones you need; an unused
     DataStream costs nothing.
+
+    heartbeat_interval_ms > 0 (use 1000 with unbounded sources) unions a heartbeat row per
+    bucket every interval (>= 1 s) so that a bucket restored from a checkpoint without its
+    flush timer is flushed even if no further event reaches it (connectors.flink_buffer).
+    The heartbeat source is unbounded: leave it at 0 for bounded jobs that must finish.
     """
+    if heartbeat_interval_ms > 0:
+        events = events.union(_heartbeats(events.get_execution_environment(), heartbeat_interval_ms,
+                                          buckets, name))
     delivered = (
-        events.key_by(lambda row: stable_bucket(_detail_id(row[2]), buckets), key_type=Types.INT())
+        events.key_by(lambda row: _bucket_of(row, buckets), key_type=Types.INT())
         .process(
             EventBridgeBatchSink(bus_name, endpoint_url, region, flush_interval_ms, max_attempts,
                                  base_backoff_s, max_backoff_s, deadline_s, latency_log_path),
