@@ -609,8 +609,11 @@ class StreamReader:
                     continue
             records.extend(result.records)
             self._note_event_times(shard_id, result.records)
+            # Backlog left: a full batch, or records with MillisBehindLatest > 0 (a local
+            # endpoint may report 0 while records remain: it measures put-time distance).
             self.shard_active[shard_id] = bool(result.records) and not result.finished and (
-                result.millis_behind_latest is None or result.millis_behind_latest > 0)
+                len(result.records) >= poller.max_records_per_call
+                or result.millis_behind_latest is None or result.millis_behind_latest > 0)
             if result.finished:
                 self._pollers.pop(shard_id, None)
         return records
