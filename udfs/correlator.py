@@ -84,11 +84,8 @@ class _WindowCollector:
         end = int(row[2])
         current = self.pending.get(end)
         results = json.loads(current) if current else []
-        # Register on every result, not only the first: PyFlink queues a timer
-        # registration as a separate mailbox task, so a checkpoint can hold the
-        # pending window without its timer, which would then never fire after a
-        # restore. Flink keeps one timer per (key, timestamp), so repeats are free.
-        ctx.timer_service().register_event_time_timer(end - 1 + self.grace_ms)
+        if not results:
+            ctx.timer_service().register_event_time_timer(end - 1 + self.grace_ms)
         results.append(result_dict(row))
         self.pending.put(end, json.dumps(results))
 
