@@ -81,18 +81,33 @@ def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def _private_streams(endpoint_url: str) -> tuple[str, str]:
+    import boto3
+
+    kinesis = boto3.client("kinesis", endpoint_url=endpoint_url, region_name="us-east-1")
+    suffix = time.time_ns()
+    names = (f"job-pipeline-metrics-{suffix}", f"job-pipeline-events-{suffix}")
+    for name, shards in zip(names, (2, 1)):
+        kinesis.create_stream(StreamName=name, ShardCount=shards)
+        kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    return names
+
+
 def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
     from flink_jobs.config import JobConfig
     from flink_jobs.main import start_job
 
     dead_dir, late_dir = state / "dead-letters", state / "late"
+    # Streams of its own: the session's core-stack streams also carry other tests'
+    # replays (test_evaluation_e2e), which a TRIM_HORIZON reader would consume too.
+    metrics_stream, events_stream = _private_streams(endpoint_url)
     cfg = JobConfig.load(environ={}, overrides=[
         "job.parallelism=2",
         "job.checkpoint.interval.ms=2000",
         f"job.checkpoint.dir={state / 'checkpoints'}",
         f"kinesis.endpoint.url={endpoint_url}",
-        f"kinesis.metrics.stream.name={core_stack['metrics_stream']}",
-        f"kinesis.events.stream.name={core_stack['events_stream']}",
+        f"kinesis.metrics.stream.name={metrics_stream}",
+        f"kinesis.events.stream.name={events_stream}",
         "kinesis.start.position=TRIM_HORIZON",
         f"eventbridge.endpoint.url={endpoint_url}",
         f"eventbridge.bus.name={core_stack['bus_name']}",
@@ -128,8 +143,8 @@ def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
     handle = start_job(cfg, "kinesis-local")
     _log(f"run A started: job {handle.job_id}")
     try:
-        put_records(core_stack["events_stream"], [(e.get("editor_id", "x"), json.dumps(e)) for e in events])
-        put_records(core_stack["metrics_stream"], records + [("e-normal", raw) for raw, _ in bad])
+        put_records(events_stream, [(e.get("editor_id", "x"), json.dumps(e)) for e in events])
+        put_records(metrics_stream, records + [("e-normal", raw) for raw, _ in bad])
         wanted = {"e-demand", "e-latency", "e-pricing"}
         got_all = observed.until(
             lambda o: wanted <= {e["detail"]["editor_id"] for e in o.of_type("Composite Anomaly Detected")}
@@ -139,7 +154,7 @@ def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
              f"{[(e.get('detail-type'), e['detail'].get('editor_id') or e['detail'].get('partner')) for e in observed.events]}")
         # A record far behind the watermark, read after the watermark has moved.
         late = {"editor_id": "e-normal", "metric": "rpm", "value": 2.5, "timestamp": (start + 60) * 1000}
-        put_records(core_stack["metrics_stream"], [("e-normal", json.dumps(late))])
+        put_records(metrics_stream, [("e-normal", json.dumps(late))])
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not (read_lines(late_dir) if late_dir.exists() else []):
             time.sleep(1)
@@ -166,7 +181,7 @@ def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
     new_bad = '{"editor_id": "e-restart", "metric": "rpm", "value": "restart"'
     handle_b = start_job(cfg, "kinesis-local", restore=savepoint)
     try:
-        put_records(core_stack["metrics_stream"], more + [("e-normal", new_bad)])
+        put_records(metrics_stream, more + [("e-normal", new_bad)])
         deadline = time.monotonic() + 400
         while time.monotonic() < deadline and not any(d["raw"] == new_bad for d in read_lines(dead_dir)):
             time.sleep(1)
