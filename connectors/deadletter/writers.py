@@ -6,6 +6,8 @@ What cannot be written after the bounded retries is counted in `dropped` and log
 """
 from __future__ import annotations
 
+from connectors.batching import limited_batches
+
 import hashlib
 import logging
 import os
@@ -36,17 +38,8 @@ def _record_size(record: dict[str, Any]) -> int:
 
 def put_records_batches(records: Iterable[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
     """Order-keeping batches within 500 records and 5 MiB (data + partition keys)."""
-    batch: list[dict[str, Any]] = []
-    batch_bytes = 0
-    for record in records:
-        size = _record_size(record)
-        if batch and (len(batch) == MAX_RECORDS_PER_PUT or batch_bytes + size > MAX_REQUEST_BYTES):
-            yield batch
-            batch, batch_bytes = [], 0
-        batch.append(record)
-        batch_bytes += size
-    if batch:
-        yield batch
+    return limited_batches(records, max_items=MAX_RECORDS_PER_PUT, max_bytes=MAX_REQUEST_BYTES,
+                           size_of=_record_size)
 
 
 @dataclass

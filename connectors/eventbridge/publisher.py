@@ -24,6 +24,8 @@ downstream deduplicates on (detail-type, that id). See `dedup_key`.
 """
 from __future__ import annotations
 
+from connectors.batching import limited_batches
+
 import json
 import logging
 import random
@@ -122,17 +124,8 @@ def make_entry(
 def batches(entries: Iterable[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
     """Consecutive, order-keeping batches within 10 entries / 256 KiB. Callers drop
     entries bigger than the limit before (they can never be sent)."""
-    batch: list[dict[str, Any]] = []
-    batch_bytes = 0
-    for entry in entries:
-        size = entry_size(entry)
-        if batch and (len(batch) == MAX_ENTRIES_PER_REQUEST or batch_bytes + size > MAX_REQUEST_BYTES):
-            yield batch
-            batch, batch_bytes = [], 0
-        batch.append(entry)
-        batch_bytes += size
-    if batch:
-        yield batch
+    return limited_batches(entries, max_items=MAX_ENTRIES_PER_REQUEST, max_bytes=MAX_REQUEST_BYTES,
+                           size_of=entry_size)
 
 
 @dataclass

@@ -1,0 +1,27 @@
+"""Order-keeping batches within an API's per-request limits (PutEvents, PutRecords)."""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+
+def limited_batches(items: Iterable[Any], *, max_items: int, max_bytes: int,
+                    size_of: Callable[[Any], int]) -> Iterable[list[Any]]:
+    """Consecutive batches of at most `max_items` items and `max_bytes` bytes (by `size_of`).
+
+    >>> list(limited_batches([3, 3, 3, 9], max_items=2, max_bytes=8, size_of=int))
+    [[3, 3], [3], [9]]
+
+    An item larger than `max_bytes` goes alone in its batch; callers drop those
+    before when the service would refuse them.
+    """
+    batch: list[Any] = []
+    batch_bytes = 0
+    for item in items:
+        size = size_of(item)
+        if batch and (len(batch) == max_items or batch_bytes + size > max_bytes):
+            yield batch
+            batch, batch_bytes = [], 0
+        batch.append(item)
+        batch_bytes += size
+    if batch:
+        yield batch
