@@ -244,6 +244,13 @@ def create_environments(settings: Settings, *, restore_path: str | None = None, 
             conf.set_string("execution.checkpointing.interval", f"{settings.checkpoint_interval_ms} ms")
         # Python UDF bundles: flush small bundles quickly so a window's result is not held back.
         conf.set_string("python.fn-execution.bundle.time", "100")
+        # PyFlink caches keyed state in the Python worker, 1000 keys by default: with more keys
+        # per subtask than that (200 editors x 10 metrics) every window's state read and write
+        # went over the Beam state API. Measured on a quiet machine (400k datagen rows,
+        # parallelism 2): 4,709 -> 7,298 records/s for the full job.
+        conf.set_string("python.state.cache-size", "200000")
+        conf.set_string("python.map-state.read-cache-size", "200000")
+        conf.set_string("python.map-state.write-cache-size", "200000")
         if restore_path:
             conf.set_string("execution.state-recovery.path", restore_path)
         # Connector JARs (the official Kinesis connector for --source kinesis) from the package's
