@@ -6,6 +6,15 @@ the records' deterministic ids), and flushed when the buffer reaches
 `max_batch_entries` or `max_batch_bytes`, or when a processing-time timer
 `flush_interval_ms` after the first buffered element fires.
 
+End of a bounded input. Flink fires no processing-time timer once a bounded input
+has ended (the operator finishes without waiting for them), so a buffer's last
+batch would be lost in an archive replay. Every buffer therefore also holds an
+event-time timer at the largest timestamp (`END_OF_INPUT_MS`): only the final
+watermark that Flink emits when every input has ended (Long.MAX_VALUE; also sent by
+stop-with-savepoint --drain) reaches it, so it flushes exactly then and never
+during an unbounded run. Registering the same (key, time) timer again is a no-op,
+so a key holds at most one such timer.
+
 Keys are buckets (`stable_bucket`): a handful per subtask, so batches fill up
 while the work still spreads over the parallel instances.
 
@@ -39,6 +48,10 @@ from typing import Any, Iterable
 from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
+
+
+# Long.MAX_VALUE: the watermark Flink emits when every input of the operator has ended.
+END_OF_INPUT_MS = (1 << 63) - 1
 
 
 def stable_bucket(text: str, buckets: int) -> int:
@@ -124,6 +137,7 @@ class BufferedBatchFunction(KeyedProcessFunction):
             rearm = True
         if rearm:
             timers.register_processing_time_timer(timer_at)
+            timers.register_event_time_timer(END_OF_INPUT_MS)
         self._buffer_stats.update((entries, total_bytes, timer_at))
 
     def _check_buffer(self, ctx: Any):
@@ -137,12 +151,14 @@ class BufferedBatchFunction(KeyedProcessFunction):
             yield from self._flush(ctx)
         elif key not in self._seen_keys:
             timers.register_processing_time_timer(stats[2])
+            timers.register_event_time_timer(END_OF_INPUT_MS)
         self._seen_keys.add(key)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         stats = self._buffer_stats.value()
         if stats is None or stats[0] <= 0:
             return  # nothing buffered (flushed by size, or by an overdue element)
+        # The end-of-input timer (END_OF_INPUT_MS) is later than any flush timer: it always flushes.
         if stats[2] >= 0 and timestamp < stats[2]:
             return  # a leftover timer of an earlier buffer; this buffer's own timer is later
         yield from self._flush(ctx)

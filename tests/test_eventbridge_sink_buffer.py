@@ -49,7 +49,8 @@ class _RuntimeContext:
 class _Timers:
     def __init__(self):
         self.now = 1_000_000
-        self.registered: set[tuple[Any, int]] = set()
+        self.registered: set[tuple[Any, int]] = set()  # processing-time timers
+        self.event_registered: set[tuple[Any, int]] = set()  # event-time timers
         self.key = None
 
     def current_processing_time(self):
@@ -60,6 +61,9 @@ class _Timers:
 
     def delete_processing_time_timer(self, t):
         self.registered.discard((self.key, t))
+
+    def register_event_time_timer(self, t):
+        self.event_registered.add((self.key, t))
 
 
 class _Ctx:
@@ -108,6 +112,15 @@ class _Operator:
                 self.timers.registered.discard((key, t))
                 self.timers.key = key
                 list(self.fn.on_timer(t, self.ctx))
+
+    def end_of_input(self):
+        """The final watermark (Long.MAX_VALUE) of a bounded input: every event-time timer fires;
+        processing-time timers never fire again (Flink finishes the operator without them)."""
+        for key, t in sorted(self.timers.event_registered, key=lambda kt: kt[1]):
+            self.timers.event_registered.discard((key, t))
+            self.timers.key = key
+            list(self.fn.on_timer(t, self.ctx))
+        self.timers.registered.clear()
 
 
 def test_buffer_flushes_by_timer_while_running():
@@ -231,3 +244,37 @@ def test_heartbeat_rearms_a_restored_timer_that_is_not_yet_due():
     timers.now += 200
     op.fire_due_timers()
     assert [x for b in op.fn.delivered for x in b] == ["restored-1", "restored-2"]
+
+
+def test_end_of_a_bounded_input_flushes_every_buffered_bucket():
+    # An archive replay: the last elements arrive and the input ends before any flush timer
+    # fires. Before the fix only processing-time timers existed and these were never sent.
+    timers = _Timers()
+    op = _Operator({}, timers)
+    op.element(1, "a")
+    op.element(2, "b")
+    op.element(2, "c")
+    assert op.fn.delivered == []
+    op.end_of_input()
+    assert sorted(tuple(b) for b in op.fn.delivered) == [("a",), ("b", "c")]
+
+
+def test_end_of_input_after_a_timer_flush_sends_nothing_twice():
+    timers = _Timers()
+    op = _Operator({}, timers)
+    op.element(1, "a")
+    timers.now += 200
+    op.fire_due_timers()
+    op.element(1, "b")  # a new buffer: its end-of-input timer is the same (key, time), one timer
+    assert len(timers.event_registered) == 1
+    op.end_of_input()
+    assert op.fn.delivered == [["a"], ["b"]]
+
+
+def test_restored_buffer_is_flushed_at_end_of_input_once_an_element_rearms_it():
+    store = _checkpoint_without_the_timer()
+    timers = _Timers()
+    op = _Operator(store, timers)
+    op.element(3, "after-restore")
+    op.end_of_input()
+    assert [x for b in op.fn.delivered for x in b] == ["restored-1", "restored-2", "after-restore"]
