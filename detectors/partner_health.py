@@ -33,6 +33,7 @@ HEALTHY otherwise. Thresholds are in :class:`PartnerHealthConfig`.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -71,6 +72,16 @@ class PartnerHealthConfig:
     #: A detector flag degrades a signal only on a move of at least this
     #: fraction of its ``degraded`` threshold (a flagged 1 % wobble is not news).
     flag_min_fraction: float = 0.5
+    #: Per-editor judgement (:func:`assess_partner_editors`): a move counts only
+    #: when it is also outside the editor's own band for that signal (significant,
+    #: not just large on a noisy series) ...
+    require_outside_band: bool = True
+    #: ... and the partner is degraded only when at least this many of the
+    #: editors reporting through it in the window (fewer if fewer report) ...
+    min_editors: int = 2
+    #: ... and at least this share of them are hurt the same way: a partner
+    #: failure hits every editor that uses it, one editor's bad window does not.
+    min_editor_share: float = 0.5
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "PartnerHealthConfig":
@@ -90,6 +101,9 @@ class PartnerHealthConfig:
             updates["unhealthy_signal_count"] = int(data["unhealthy_signal_count"])
         if "flag_min_fraction" in data:
             updates["flag_min_fraction"] = float(data["flag_min_fraction"])
+        for name, cast in (("require_outside_band", bool), ("min_editors", int), ("min_editor_share", float)):
+            if name in data:
+                updates[name] = cast(data[name])
         if "relative_floor" in data:
             updates["relative_floor"] = {**base.relative_floor, **{k: float(v) for k, v in data["relative_floor"].items()}}
         return replace(base, **updates)
@@ -123,6 +137,99 @@ def assess_signal(deviation: MetricDeviation, spec: Mapping[str, float], floor: 
         elif bad >= spec["degraded"] or (deviation.is_anomaly and bad >= flag_min_fraction * spec["degraded"]):
             level = 1
     return SignalAssessment(deviation.metric, level, change)
+
+
+def _outside_band_badly(deviation: MetricDeviation, direction: int) -> bool:
+    """The value left the editor's own band in the harmful direction (or the detector flagged it)."""
+    if deviation.is_anomaly:
+        return True
+    if not deviation.is_finite:
+        return False
+    return deviation.value < deviation.lower if direction < 0 else deviation.value > deviation.upper
+
+
+def editor_level(per_metric: Mapping[str, MetricDeviation], config: PartnerHealthConfig) -> tuple[int, list[SignalAssessment]]:
+    """How badly one editor's traffic through the partner is hurt: 0 fine, 1 degraded, 2 unhealthy."""
+    assessments = []
+    for metric, spec in config.signals.items():
+        deviation = per_metric.get(metric)
+        if deviation is None:
+            continue
+        a = assess_signal(deviation, spec, config.relative_floor.get(metric, 0.0), config.flag_min_fraction)
+        if a.level and config.require_outside_band and not _outside_band_badly(deviation, spec["direction"]):
+            a = SignalAssessment(a.metric, 0, a.change)
+        assessments.append(a)
+    status = partner_status(assessments, config)
+    return {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}[status], assessments
+
+
+def _median(values: Iterable[float]) -> float:
+    finite = sorted(v for v in values if is_finite_number(v))
+    if not finite:
+        return math.nan
+    mid = len(finite) // 2
+    return finite[mid] if len(finite) % 2 else (finite[mid - 1] + finite[mid]) / 2.0
+
+
+def assess_partner_editors(partner: str, window_start_s: float, window_end_s: float,
+                           by_editor: Mapping[str, Mapping[str, MetricDeviation]], revenue_impact: float,
+                           config: PartnerHealthConfig | None = None) -> dict[str, Any]:
+    """The ``Partner Health Check`` detail from each editor's traffic through the partner, each judged
+    against that editor's *own* baseline.
+
+    Averaging a partner's samples across editors mixes editors of very different
+    sizes and rates, so the average moves whenever the mix of editors reporting
+    in a window changes. Here every editor is judged on its own series
+    (:func:`editor_level`) and the partner is DEGRADED / UNHEALTHY only when at
+    least ``min_editors`` (all of them when fewer report) and ``min_editor_share``
+    of its reporting editors are at that level or worse.
+
+    >>> from detectors.classifier import MetricDeviation as D
+    >>> down = {"bid_rate": D("bid_rate", 0.05, 0.6, 0.5, 0.7, 0.99, True)}
+    >>> fine = {"bid_rate": D("bid_rate", 0.6, 0.6, 0.5, 0.7, 0.1, False)}
+    >>> assess_partner_editors("p-1", 0, 300, {"e-1": down, "e-2": down, "e-3": fine}, 0.0)["partner_status"]
+    'UNHEALTHY'
+    >>> assess_partner_editors("p-1", 0, 300, {"e-1": down, "e-2": fine, "e-3": fine}, 0.0)["partner_status"]
+    'HEALTHY'
+    """
+    config = config or PartnerHealthConfig()
+    levels: dict[str, int] = {}
+    reasons: list[str] = []
+    for editor, per_metric in sorted(by_editor.items()):
+        level, assessments = editor_level(per_metric, config)
+        levels[editor] = level
+        reasons += [f"{editor}: {a.describe()}" for a in assessments if a.level > 0]
+    reporting = len(levels)
+    needed = max(1, min(config.min_editors, reporting), math.ceil(config.min_editor_share * reporting - 1e-9))
+    status_level = max((lv for lv in (1, 2) if sum(1 for x in levels.values() if x >= lv) >= needed), default=0)
+    status = (HEALTHY, DEGRADED, UNHEALTHY)[status_level]
+    hurt = sorted(e for e, lv in levels.items() if lv >= 1)
+    impact = float(revenue_impact) if is_finite_number(revenue_impact) else 0.0
+    metrics: dict[str, dict] = {}
+    for metric in sorted({m for per in by_editor.values() for m in per}):
+        devs = [per[metric] for per in by_editor.values() if metric in per]
+        # The block shows the median editor (value, baseline and band medians, the highest score),
+        # plus how many editors report the metric and how many are outside their own band.
+        median = MetricDeviation(metric, _median(d.value for d in devs), _median(d.baseline for d in devs),
+                                 _median(d.lower for d in devs), _median(d.upper for d in devs),
+                                 max((d.score for d in devs if is_finite_number(d.score)), default=0.0),
+                                 any(d.is_anomaly for d in devs))
+        metrics[metric] = {**metric_snapshot(median, config.relative_floor.get(metric, 0.0)), "editors": len(devs),
+                           "editors_outside_band": sum(1 for d in devs if d.is_anomaly or (
+                               d.is_finite and not d.lower <= d.value <= d.upper))}
+    return {
+        "check_id": check_id(partner, window_start_s),
+        "partner": partner,
+        "partner_status": status,
+        "window_start": iso_z(float(window_start_s)),
+        "window_end": iso_z(float(window_end_s)),
+        "impact_assessment": {"revenue_impact": round(max(impact, 0.0), 2), "editors_affected": len(hurt)},
+        "editors_affected": hurt[:MAX_EDITORS_LISTED],
+        "editors_reporting": reporting,
+        "metrics": metrics,
+        "reasons": (reasons[:20] if status != HEALTHY else [])
+        or [f"{len(hurt)} of {reporting} editors hurt (needs {needed}): partner signals within their baselines"],
+    }
 
 
 def partner_status(assessments: Iterable[SignalAssessment], config: PartnerHealthConfig) -> str:

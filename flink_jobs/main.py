@@ -449,7 +449,8 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
     # (i) per (scope, metric) window scoring
     window_stream = t_env.to_data_stream(windows)
     results = (
-        window_stream.key_by(lambda r: f"{r[0]}:{r[1]}|{r[2]}", key_type=Types.STRING())
+        # partner rows are per (partner, editor): r[5] is that editor (sql/windows/partner_windows.sql)
+        window_stream.key_by(lambda r: f"{r[0]}:{r[1]}|{r[2]}|{r[5] or ''}", key_type=Types.STRING())
         .process(WindowScorer(s.detector, s.detector_params, s.baseline_windows, s.baseline_min_windows,
                               s.baseline_threshold), output_type=RESULT_TYPE)
         .name("metric-window-scorer").uid("metric-window-scorer")

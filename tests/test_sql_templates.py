@@ -47,7 +47,7 @@ def test_window_and_watermark_come_from_config():
     sql = window_rows_sql(s)
     assert sql.count("INTERVAL '0 00:01:00' DAY TO SECOND") == 2
     assert "GROUP BY editor_id, metric, window_start, window_end, window_time" in sql
-    assert "COUNT(DISTINCT editor_id)" in sql
+    assert "GROUP BY partner, editor_id, metric, window_start, window_end, window_time" in sql  # per-editor partner series
     et = _event_time_expr(s)
     assert isinstance(et, Raw) and "TIMESTAMPADD(SECOND, 120, CURRENT_TIMESTAMP)" in et and "<= 1000" in et
     assert "--" not in et  # comments stripped: the fragment is embedded in a column definition

@@ -73,3 +73,15 @@ def push_history(history_json: str | None, value: float, keep: int) -> str:
     if math.isfinite(value):
         history.append(round(float(value), 9))
     return json.dumps(history[-keep:])
+
+
+def score_window(model, history_json: str | None, window_end_ms: int, value: float, *, rel_threshold: float,
+                 min_windows: int, keep: int) -> tuple[tuple[float, float, float, float, bool], str]:
+    """One key's window, in the scorer's order: the model scores then learns the value, the trailing
+    baseline judges it, the two are combined, and the value joins the history.
+
+    Returns ((baseline, lower, upper, score, is_anomaly), the new history JSON). The model is updated in place.
+    """
+    detection = model.update(window_end_ms / 1000.0, value)
+    verdict = trailing_verdict(json.loads(history_json) if history_json else [], value, rel_threshold, min_windows)
+    return combine(detection, verdict), push_history(history_json, value, keep)

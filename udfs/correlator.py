@@ -7,10 +7,12 @@ Keyed by editor_id, two inputs (a KeyedCoProcessFunction):
 The first result of a window registers an event-time timer at the window's end
 (+ grace). Window results reach this operator before the watermark that closes
 the window (the window operator emits the windows, then forwards the watermark),
-so when the timer fires every metric of the window is there: classify with
-detectors.classifier and, when any metric is anomalous and the classifier calls
-it an incident, emit ONE composite anomaly (detectors.incident) for the editor
-and window. This replaces the seed's three-way equality join on timestamps.
+so when the timer fires every metric of the window is there:
+udfs.decisions.editor_window_composite classifies (detectors.classifier) and,
+when any metric is anomalous and the classifier calls it an incident, ONE
+composite anomaly (detectors.incident) is emitted for the editor and window.
+The decisions are pure functions so flink_jobs/evaluation/offline.py replays
+exactly them. This replaces the seed's three-way equality join on timestamps.
 """
 from __future__ import annotations
 
@@ -21,11 +23,8 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedCoProcessFunction, KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-from detectors.classifier import ClassifierConfig, MetricDeviation, classify
-from detectors.events import OperationalEvent
-from detectors.incident import build_composite_detail
-from detectors.partner_health import assess_partner
-from detectors.revenue import revenue_at_risk
+from detectors.classifier import ClassifierConfig
+from udfs.decisions import details_of, editor_window_composite, partner_window_check
 from connectors.eventbridge.flink_sink import EVENTBRIDGE_INPUT_TYPE as OUTPUT_TYPE, eventbridge_row
 
 # Output rows are the EventBridge sink's input (connectors.eventbridge.flink_sink):
@@ -42,35 +41,9 @@ EVENT_TYPE = Types.ROW_NAMED(
 )
 
 
-def deviation_of(r: dict) -> MetricDeviation:
-    nan = float("nan")
-    return MetricDeviation(
-        r["metric"], r["value"],
-        nan if r["baseline"] is None else r["baseline"],
-        nan if r["lower"] is None else r["lower"],
-        nan if r["upper"] is None else r["upper"],
-        r["score"], r["is_anomaly"],
-    )
-
-
 def result_dict(row) -> dict:
     return {k: row[i] for i, k in enumerate(["scope_id", "metric", "window_end_ms", "value", "baseline", "lower",
                                              "upper", "score", "is_anomaly", "sample_count", "editors"])}
-
-
-def event_of(d: dict) -> OperationalEvent:
-    return OperationalEvent(d["event_type"], d["timestamp_ms"] / 1000.0, d.get("editor_id"), d.get("partner"),
-                            d.get("severity"), d.get("details") or {})
-
-
-def _details(text: str | None) -> dict:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {"value": value}
 
 
 class _WindowCollector:
@@ -120,7 +93,7 @@ class EditorCorrelator(KeyedCoProcessFunction, _WindowCollector):
         stored = self.events.value()
         events = json.loads(stored) if stored else []
         events.append({"event_type": row[0], "timestamp_ms": int(row[1]), "editor_id": row[2], "partner": row[3],
-                       "severity": row[4], "details": _details(row[5])})
+                       "severity": row[4], "details": details_of(row[5])})
         # Keep what can still be a suspected cause: lookback before the newest watermark-ish time.
         horizon = max(e["timestamp_ms"] for e in events) - self.lookback_ms - self.window_size_ms
         events = [e for e in events if e["timestamp_ms"] >= horizon][-200:]
@@ -131,28 +104,23 @@ class EditorCorrelator(KeyedCoProcessFunction, _WindowCollector):
         if not results:
             return
         self.windows_classified.inc()
-        if not any(r["is_anomaly"] for r in results):
+        stored = self.events.value() if any(r["is_anomaly"] for r in results) else None
+        detail = editor_window_composite(end, self.window_size_ms, results, json.loads(stored) if stored else [],
+                                         self.config)
+        if detail is None:
             return
-        editor = results[0]["scope_id"]
-        deviations = {r["metric"]: deviation_of(r) for r in results}
-        stored = self.events.value()
-        events = [event_of(e) for e in (json.loads(stored) if stored else []) if e["timestamp_ms"] <= end]
-        window_end_s, window_start_s = end / 1000.0, (end - self.window_size_ms) / 1000.0
-        classification = classify(deviations, events, self.config, window_end_s=window_end_s)
-        if not classification.is_incident:
-            return
-        detail = build_composite_detail(editor, window_start_s, window_end_s, deviations, events,
-                                        classification, self.config)
         self.composites.inc()
         yield eventbridge_row(COMPOSITE[0], COMPOSITE[1], detail)
 
 
 class PartnerHealth(KeyedProcessFunction, _WindowCollector):
-    """(iii) Per demand partner and window -> detectors.partner_health.assess_partner.
+    """(iii) Per demand partner and window -> udfs.decisions.partner_window_check.
 
-    Emits a Partner Health Check when the partner is not HEALTHY, and once more
-    when it recovers (so a consumer sees the all-clear); healthy steady state is
-    silent (otherwise every partner would produce an event every window).
+    Its results are one per (editor, metric) of the editors reporting through the
+    partner (sql/windows/partner_windows.sql), each scored against that editor's
+    own history. Emits a Partner Health Check when the partner is not HEALTHY,
+    and once more when it recovers (so a consumer sees the all-clear); healthy
+    steady state is silent (otherwise every partner would produce an event every window).
     """
 
     def __init__(self, window_size_s: int, grace_ms: int):
@@ -169,17 +137,10 @@ class PartnerHealth(KeyedProcessFunction, _WindowCollector):
 
     def on_timer(self, timestamp: int, ctx):
         end, results = self._take(timestamp)
-        if not results:
-            return
-        partner = results[0]["scope_id"]
-        per_metric = {r["metric"]: deviation_of(r) for r in results}
-        editors = sorted({e for r in results for e in (r["editors"] or "").split(",") if e})
-        window_s = self.window_size_ms / 1000.0
-        detail = assess_partner(partner, (end - self.window_size_ms) / 1000.0, end / 1000.0, per_metric, editors,
-                                revenue_at_risk(per_metric, window_s))
-        previous = self.last_status.value() or "HEALTHY"
-        self.last_status.update(detail["partner_status"])
-        if detail["partner_status"] == "HEALTHY" and previous == "HEALTHY":
+        detail, status = partner_window_check(end, self.window_size_ms, results, self.last_status.value())
+        if results:
+            self.last_status.update(status)
+        if detail is None:
             return
         self.checks.inc()
         yield eventbridge_row(PARTNER_HEALTH[0], PARTNER_HEALTH[1], detail)

@@ -1,0 +1,350 @@
+"""Offline replay: the job's per-window decisions over an archive in pure Python, scored like a real run.
+
+An end-to-end run (flink_jobs.evaluate) takes 5-10 minutes; this takes well
+under a minute once the models' outputs are cached, so detection changes can be
+tried on several simulated days. It reproduces the job's path, step by step:
+
+1. **Parse and late rule.** Metrics and events are read in the order the replay
+   puts them on the streams (connectors.replay.kinesis.merged_archive). The
+   watermark is the highest event time seen minus ``processing.watermark.delay.s``;
+   a metric behind it is a LATE_RECORD (sql/parse/metrics.sql) and dropped.
+   (The job's watermark is the minimum over its source splits, so it can be a
+   little behind this one: a few records the job keeps may be dropped here.)
+2. **Windows** (sql/windows/*.sql): tumbling ``window.size.s`` windows per
+   (editor, metric) and per (partner, editor, metric), the mean of the samples.
+   A window closes once the final watermark passes its end.
+3. **Scoring** (udfs/metric_detector.py): per key, in window order,
+   udfs.baseline.score_window -- the configured detector, the trailing baseline
+   and their combination, with the job's properties.
+4. **Decisions** (udfs/correlator.py): per editor and window
+   udfs.decisions.editor_window_composite with the editor's events that had
+   arrived before the window closed; per partner and window
+   udfs.decisions.partner_window_check with its last status.
+5. **Scoring against labels** with flink_jobs.evaluation.scoring, the same
+   warm-up and quiet-editor rules as flink_jobs.evaluate.
+
+Not reproduced: security findings (udfs/security.py, a plain severity filter)
+are added from the events directly; EventBridge delivery is assumed lossless.
+
+Step 3 is the slow part (the ensemble in Python); ``--cache DIR`` keeps each
+key's model outputs per archive and detector settings, so changes to the
+trailing baseline, the combination or the decisions re-run in seconds.
+
+    python -m flink_jobs.evaluation.offline --archive /tmp/sim7 [--cache /tmp/offline-cache] [--out eval.json]
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import pickle
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import detectors
+from connectors.archive.store import EVENTS, METRICS
+from connectors.replay.kinesis import event_time_ms, merged_archive
+from detectors.base import Detection
+from detectors.classifier import ClassifierConfig
+from detectors.events import EventValidationError, parse_event
+from flink_jobs.evaluation.scoring import alerts_from_events, load_labels, score
+from udfs.baseline import score_window
+from udfs.decisions import RESULT_KEYS, editor_window_composite, partner_window_check, security_detail
+
+COMPOSITE = ("adops.analytics", "Composite Anomaly Detected")
+PARTNER_HEALTH = ("adops.monitoring", "Partner Health Check")
+SECURITY = ("adops.security", "Security Incident Detected")
+
+
+@dataclass(frozen=True)
+class JobParameters:
+    """The job properties the decisions depend on (flink_jobs/application_properties.json)."""
+
+    window_size_s: int = 300
+    watermark_delay_s: int = 30
+    events_lookback_s: int = 1800
+    baseline_windows: int = 12
+    baseline_min_windows: int = 6
+    baseline_threshold: float = 0.25
+    detector: str = "ensemble"
+    detector_params: dict = field(default_factory=dict)
+    security_min_severity: float = 7.0
+
+    @classmethod
+    def from_job_config(cls, overrides: list[str] = ()) -> "JobParameters":
+        from flink_jobs.config import JobConfig
+        from flink_jobs.main import Settings
+
+        s = Settings.from_config(JobConfig.load(overrides=overrides))
+        return cls(s.window_size_s, s.watermark_delay_s, s.events_lookback_s, s.baseline_windows,
+                   s.baseline_min_windows, s.baseline_threshold, s.detector, s.detector_params,
+                   s.security_min_severity)
+
+
+@dataclass
+class ArchiveWindows:
+    """What sql/ makes of an archive: closed window means per key, the valid events, and the facts."""
+
+    # (scope_kind, scope_id, metric, editor-or-None) -> [(window_end_ms, mean, count)] in window order
+    series: dict
+    events: list            # event dicts (udfs/correlator.py's stored form) + "visible_after_wm"
+    editors: set
+    first_ms: int | None
+    last_ms: int | None
+    metric_records: int
+    late_records: int
+
+    def editor_days(self, since_s: float | None = None) -> float | None:
+        if not self.editors or self.first_ms is None:
+            return None
+        first_ms = self.first_ms if since_s is None else max(self.first_ms, since_s * 1000.0)
+        return len(self.editors) * max(0.0, self.last_ms - first_ms) / 86_400_000.0
+
+
+def _number(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def read_windows(archive: str | Path, params: JobParameters) -> ArchiveWindows:
+    """Steps 1-2 of the module docstring. Records the job would dead-letter (no editor, no metric,
+    a value that is not a finite number, no timestamp) are skipped here."""
+    size_ms, delay_ms = params.window_size_s * 1000, params.watermark_delay_s * 1000
+    sums: dict = defaultdict(lambda: [0.0, 0])     # (kind, scope, metric, editor, end) -> [sum, count]
+    events: list[dict] = []
+    editors: set = set()
+    max_ms: int | None = None
+    first_ms = last_ms = None
+    n_metrics = late = 0
+    for item in merged_archive(archive):
+        record = item.record
+        ms = event_time_ms(record)
+        if ms is None:
+            continue
+        watermark = None if max_ms is None else max_ms - delay_ms
+        if item.kind == EVENTS:
+            try:
+                event = parse_event(record)
+            except EventValidationError:
+                continue
+            events.append({"event_type": event.event_type, "timestamp_ms": ms, "editor_id": event.editor_id,
+                           "partner": event.partner, "severity": event.severity, "details": event.details,
+                           "arrived_at_watermark": watermark})
+            max_ms = ms if max_ms is None else max(max_ms, ms)
+            continue
+        if item.kind != METRICS or not isinstance(record, dict):
+            continue
+        editor, metric, value = record.get("editor_id"), record.get("metric"), _number(record.get("value"))
+        if not isinstance(editor, str) or not isinstance(metric, str) or value is None:
+            continue
+        n_metrics += 1
+        editors.add(editor)
+        first_ms = ms if first_ms is None else min(first_ms, ms)
+        last_ms = ms if last_ms is None else max(last_ms, ms)
+        max_ms = ms if max_ms is None else max(max_ms, ms)
+        if watermark is not None and ms < watermark:
+            late += 1
+            continue
+        end = (ms // size_ms + 1) * size_ms
+        cell = sums[("editor", editor, metric, None, end)]
+        cell[0] += value
+        cell[1] += 1
+        partner = record.get("partner")
+        if isinstance(partner, str) and partner:
+            cell = sums[("partner", partner, metric, editor, end)]
+            cell[0] += value
+            cell[1] += 1
+    final_watermark = (max_ms - delay_ms) if max_ms is not None else None
+    series: dict = defaultdict(list)
+    for (kind, scope, metric, editor, end), (total, count) in sums.items():
+        if final_watermark is not None and end - 1 <= final_watermark:
+            series[(kind, scope, metric, editor)].append((end, total / count, count))
+    for values in series.values():
+        values.sort()
+    return ArchiveWindows(dict(series), events, editors, first_ms, last_ms, n_metrics, late)
+
+
+class RecordedModel:
+    """Plays back a model's recorded Detections (the cache), checking it is asked for the same windows."""
+
+    def __init__(self, detections: list[tuple[float, tuple]]):
+        self._detections = iter(detections)
+
+    def update(self, timestamp_s: float, value: float) -> Detection:
+        ts, fields = next(self._detections)
+        if ts != timestamp_s:
+            raise ValueError(f"cached detections do not match the windows ({ts} != {timestamp_s}); clear the cache")
+        return Detection(*fields)
+
+
+class RecordingModel:
+    def __init__(self, model):
+        self.model, self.recorded = model, []
+
+    def update(self, timestamp_s: float, value: float) -> Detection:
+        d = self.model.update(timestamp_s, value)
+        self.recorded.append((timestamp_s, (d.score, d.expected, d.lower, d.upper, d.is_anomaly)))
+        return d
+
+
+def _cache_file(cache_dir: Path | None, archive: Path, params: JobParameters) -> Path | None:
+    if cache_dir is None:
+        return None
+    stamp = json.dumps([str(archive.resolve()), sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns)
+                                                        for p in archive.rglob("*") if p.is_file()),
+                        params.window_size_s, params.watermark_delay_s, params.detector, params.detector_params,
+                        _detector_source_digest()], sort_keys=True, default=str)
+    return cache_dir / f"models-{hashlib.sha256(stamp.encode()).hexdigest()[:24]}.pkl"
+
+
+def _detector_source_digest() -> str:
+    """The models' outputs depend on detectors/ code: a change there invalidates the cache."""
+    root = Path(detectors.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        if path.name not in ("classifier.py", "partner_health.py", "incident.py", "events.py", "revenue.py"):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def score_series(windows: ArchiveWindows, params: JobParameters, cache: Path | None = None) -> list[dict]:
+    """Step 3: one result dict (udfs/metric_detector.py RESULT_FIELDS) per key and window."""
+    recorded = None
+    if cache is not None and cache.exists():
+        recorded = pickle.loads(cache.read_bytes())
+    new_recordings = {}
+    results = []
+    for key in sorted(windows.series):
+        kind, scope, metric, editor = key
+        if recorded is not None:
+            model = RecordedModel(recorded[key])
+        else:
+            model = RecordingModel(detectors.make(params.detector, **params.detector_params))
+        history = None
+        for end, value, count in windows.series[key]:
+            (baseline, lower, upper, s, is_anomaly), history = score_window(
+                model, history, end, value, rel_threshold=params.baseline_threshold,
+                min_windows=params.baseline_min_windows, keep=params.baseline_windows)
+            results.append(dict(zip(RESULT_KEYS, (
+                scope, metric, end, value, _finite_or_none(baseline), _finite_or_none(lower),
+                _finite_or_none(upper), float(s), bool(is_anomaly), count, editor if kind == "partner" else None))))
+        if recorded is None:
+            new_recordings[key] = model.recorded
+    if recorded is None and cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_bytes(pickle.dumps(new_recordings))
+    return results
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def decide(windows: ArchiveWindows, results: list[dict], params: JobParameters,
+           classifier_config: ClassifierConfig | None = None) -> list[dict]:
+    """Step 4: the bus events the job would emit, in the EventBridge target shape."""
+    size_ms = params.window_size_s * 1000
+    config = replace(classifier_config or ClassifierConfig(), window_seconds=float(params.window_size_s),
+                     event_lookback_s=float(params.events_lookback_s))
+    editor_windows: dict = defaultdict(list)
+    partner_windows: dict = defaultdict(list)
+    for r in results:
+        target = partner_windows if r["editors"] is not None else editor_windows
+        target[(r["scope_id"], r["window_end_ms"])].append(r)
+    events_by_editor: dict = defaultdict(list)
+    for e in windows.events:
+        if e["editor_id"]:
+            events_by_editor[e["editor_id"]].append(e)
+    bus: list[dict] = []
+    for (editor, end) in sorted(editor_windows, key=lambda k: (k[1], k[0])):
+        # The correlator sees the events that reached it before the watermark passed the window end.
+        seen = [e for e in events_by_editor.get(editor, ())
+                if e["arrived_at_watermark"] is None or e["arrived_at_watermark"] < end - 1
+                and e["timestamp_ms"] >= end - params.events_lookback_s * 1000 - size_ms]
+        detail = editor_window_composite(end, size_ms, editor_windows[(editor, end)], seen, config)
+        if detail is not None:
+            bus.append({"source": COMPOSITE[0], "detail-type": COMPOSITE[1], "detail": detail})
+    last_status: dict = {}
+    for (partner, end) in sorted(partner_windows, key=lambda k: (k[1], k[0])):
+        detail, last_status[partner] = partner_window_check(end, size_ms, partner_windows[(partner, end)],
+                                                            last_status.get(partner))
+        if detail is not None:
+            bus.append({"source": PARTNER_HEALTH[0], "detail-type": PARTNER_HEALTH[1], "detail": detail})
+    bus += security_events(windows.events, params.security_min_severity)
+    return bus
+
+
+def security_events(events: list[dict], min_severity: float) -> list[dict]:
+    """udfs/security.py's findings at or above the severity bar, in the bus shape."""
+    out = []
+    for e in events:
+        detail = security_detail(e["event_type"], e["timestamp_ms"], e["editor_id"], e["partner"], e["severity"],
+                                 e["details"], min_severity)
+        if detail is not None:
+            out.append({"source": SECURITY[0], "detail-type": SECURITY[1], "detail": detail})
+    return out
+
+
+def evaluate_offline(archive: str | Path, labels: str | Path | None = None, *, params: JobParameters | None = None,
+                     cache_dir: str | Path | None = None, scenario_json: str | Path | None = None,
+                     classifier_config: ClassifierConfig | None = None) -> dict:
+    """Steps 1-5: the evaluation report of flink_jobs.evaluate, computed offline."""
+    from flink_jobs.evaluate import surge_spans_from_scenario, quiet_spans_from_scenario, warmup_end_from_scenario
+
+    archive = Path(archive)
+    params = params or JobParameters.from_job_config()
+    labels = Path(labels) if labels else archive / "labels.jsonl"
+    scenario_json = Path(scenario_json) if scenario_json else archive / "scenario.json"
+    windows = read_windows(archive, params)
+    results = score_series(windows, params, _cache_file(Path(cache_dir) if cache_dir else None, archive, params))
+    bus = decide(windows, results, params, classifier_config)
+    alerts = alerts_from_events(bus)
+    warmup_end = warmup_end_from_scenario(scenario_json) if scenario_json.exists() else None
+    report = score(load_labels(labels), alerts, window_s=float(params.window_size_s),
+                   quiet_spans=surge_spans_from_scenario(scenario_json) if scenario_json.exists() else None,
+                   warmup_end_s=warmup_end, editor_days=windows.editor_days(since_s=warmup_end),
+                   editor_days_including_warmup=windows.editor_days())
+    if scenario_json.exists():
+        quiet = quiet_spans_from_scenario(scenario_json) or {}
+        report["quiet_editors_any_time"] = {"editors": len(quiet),
+                                            "alerts": sum(1 for a in alerts if a.editor_id in quiet)}
+    report["run"] = {"mode": "offline", "archive": str(archive), "labels": str(labels),
+                     "metric_records": windows.metric_records, "late_records": windows.late_records,
+                     "editors": len(windows.editors), "keys_scored": len(windows.series),
+                     "bus_events": len(bus)}
+    report["events"] = bus
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    from flink_jobs.evaluate import headline
+
+    parser = argparse.ArgumentParser(prog="python -m flink_jobs.evaluation.offline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--archive", required=True, help="simulator output / archive directory")
+    parser.add_argument("--labels", help="labels.jsonl (default: ARCHIVE/labels.jsonl)")
+    parser.add_argument("--scenario", help="scenario.json (default: ARCHIVE/scenario.json when present)")
+    parser.add_argument("--cache", help="directory caching the models' outputs per archive and detector settings")
+    parser.add_argument("--set", action="append", default=[], metavar="GROUP.KEY=VALUE",
+                        help="job property override, as for flink_jobs.main")
+    parser.add_argument("--out", help="write the JSON report here")
+    args = parser.parse_args(argv)
+    report = evaluate_offline(args.archive, args.labels, params=JobParameters.from_job_config(args.set),
+                              cache_dir=args.cache, scenario_json=args.scenario)
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2, default=str))
+    print(headline(report))
+    missed = [o for o in report["outcomes"] if not o["detected"] or o["predicted_type"] != o["problem_type"]]
+    for o in missed:
+        print(f"  {o['problem_type']:<22} {o['scope']:<8} {o['entity']:<14} {o['start']} -> {o['predicted_type']}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

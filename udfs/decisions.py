@@ -1,0 +1,125 @@
+"""What the window operators decide, as pure functions (no pyflink).
+
+udfs/correlator.py keeps the Flink state (pending window results, the editor's
+recent events, the partner's last status) and calls these when a window's timer
+fires; flink_jobs/evaluation/offline.py replays an archive through the very same
+functions, so the fast offline evaluation cannot drift from the job.
+
+A *result* is one per-metric row of udfs/metric_detector.py as a dict
+(``scope_id, metric, window_end_ms, value, baseline, lower, upper, score,
+is_anomaly, sample_count, editors``); for partner windows ``editors`` is the
+one editor whose traffic through the partner the row summarises.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any, Iterable, Mapping
+
+from detectors.classifier import ClassifierConfig, MetricDeviation, classify
+from detectors.events import OperationalEvent, iso_z
+from detectors.incident import build_composite_detail, stable_id
+from detectors.partner_health import HEALTHY, PartnerHealthConfig, assess_partner_editors
+from detectors.revenue import revenue_at_risk
+
+RESULT_KEYS = ("scope_id", "metric", "window_end_ms", "value", "baseline", "lower", "upper", "score",
+               "is_anomaly", "sample_count", "editors")
+
+
+def deviation_of(r: Mapping[str, Any]) -> MetricDeviation:
+    nan = float("nan")
+    return MetricDeviation(
+        r["metric"], r["value"],
+        nan if r["baseline"] is None else r["baseline"],
+        nan if r["lower"] is None else r["lower"],
+        nan if r["upper"] is None else r["upper"],
+        r["score"], r["is_anomaly"],
+    )
+
+
+def event_of(d: Mapping[str, Any]) -> OperationalEvent:
+    return OperationalEvent(d["event_type"], d["timestamp_ms"] / 1000.0, d.get("editor_id"), d.get("partner"),
+                            d.get("severity"), d.get("details") or {})
+
+
+def editor_window_composite(window_end_ms: int, window_size_ms: int, results: list[Mapping[str, Any]],
+                            events: Iterable[Mapping[str, Any]], config: ClassifierConfig) -> dict | None:
+    """The Composite Anomaly detail for one editor's closed window, or None (nothing to report).
+
+    Classified only when some metric is anomalous; reported only when the
+    classifier calls it an incident. ``events`` are the editor's stored events
+    (dicts with ``timestamp_ms``); those after the window end are ignored.
+    """
+    if not results or not any(r["is_anomaly"] for r in results):
+        return None
+    editor = results[0]["scope_id"]
+    deviations = {r["metric"]: deviation_of(r) for r in results}
+    window_events = [event_of(e) for e in events if e["timestamp_ms"] <= window_end_ms]
+    window_end_s, window_start_s = window_end_ms / 1000.0, (window_end_ms - window_size_ms) / 1000.0
+    classification = classify(deviations, window_events, config, window_end_s=window_end_s)
+    if not classification.is_incident:
+        return None
+    return build_composite_detail(editor, window_start_s, window_end_s, deviations, window_events,
+                                  classification, config)
+
+
+def partner_window_check(window_end_ms: int, window_size_ms: int, results: list[Mapping[str, Any]],
+                         previous_status: str | None,
+                         config: PartnerHealthConfig | None = None) -> tuple[dict | None, str]:
+    """(Partner Health Check detail to emit or None, the status to remember) for one partner's window.
+
+    Each editor's traffic through the partner is judged against that editor's
+    own baseline (detectors.partner_health.assess_partner_editors). A check is
+    emitted when the partner is not HEALTHY, and once more when it recovers
+    (the all-clear); a healthy steady state is silent.
+    """
+    if not results:
+        return None, previous_status or HEALTHY
+    partner = results[0]["scope_id"]
+    by_editor: dict[str, dict[str, MetricDeviation]] = defaultdict(dict)
+    for r in results:
+        by_editor[r["editors"] or ""][r["metric"]] = deviation_of(r)
+    window_s = window_size_ms / 1000.0
+    impact = sum(revenue_at_risk(per_metric, window_s) for per_metric in by_editor.values())
+    detail = assess_partner_editors(partner, (window_end_ms - window_size_ms) / 1000.0, window_end_ms / 1000.0,
+                                    by_editor, impact, config)
+    status = detail["partner_status"]
+    if status == HEALTHY and (previous_status or HEALTHY) == HEALTHY:
+        return None, status
+    return detail, status
+
+
+def details_of(text: str | None) -> dict:
+    """An event's ``details`` JSON text as a dict (a non-object value wrapped, bad JSON dropped)."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def security_detail(event_type, timestamp_ms, editor_id, partner, severity, details_json, min_severity) -> dict | None:
+    """The DESIGN.md security incident detail, or None when the event is not a qualifying finding.
+
+    >>> d = security_detail("security_finding", 1793527500000, "e-1", None, 8.0, '{"title": "bot traffic"}', 7)
+    >>> d["title"], d["severity"], d["finding_id"].startswith("fnd-")
+    ('bot traffic', 8.0, True)
+    >>> security_detail("security_finding", 0, "e-1", None, 5.0, None, 7) is None
+    True
+    """
+    if event_type != "security_finding" or severity is None or severity < min_severity:
+        return None
+    details = details_json if isinstance(details_json, dict) else details_of(details_json)
+    finding_id = details.get("finding_id")
+    finding_id = str(finding_id) if finding_id else stable_id(
+        "fnd-", editor_id or "", partner or "", iso_z(timestamp_ms / 1000.0), json.dumps(details, sort_keys=True))
+    title = details.get("title") or details.get("type") or f"security finding (severity {severity:g})"
+    detail = {"finding_id": finding_id, "severity": float(severity), "title": str(title)[:256],
+              "details": details, "detected_at": iso_z(timestamp_ms / 1000.0)}
+    if editor_id:
+        detail["editor_id"] = editor_id
+    if partner:
+        detail["partner"] = partner
+    return detail
