@@ -6,6 +6,7 @@ import socket
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import EndpointConnectionError
 from moto.server import ThreadedMotoServer
 
 from connectors.aws import make_client
@@ -111,6 +112,79 @@ def test_kinesis_writer_drops_and_counts_after_bounded_attempts_without_raising(
     writer = KinesisDeadLetterWriter(client, "nowhere", max_attempts=3, sleep=lambda s: None)
     assert writer.write([dead_letter_json("INVALID_JSON", "x", "metrics", "{")]) == 0
     assert writer.counters.dropped == 1 and writer.counters.requests == 3
+
+
+class _FakeClock:
+    """Time that only moves when the writer sleeps (or a request takes time)."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class _DownUntil:
+    """A Kinesis client whose endpoint refuses connections until `clock` reaches `up_at`;
+    each refused call costs 0.05 s (a connect that fails fast), as on loopback."""
+
+    def __init__(self, clock: _FakeClock, up_at: float):
+        self.clock, self.up_at, self.stored = clock, up_at, []
+
+    def put_records(self, StreamName, Records):  # noqa: N803 - boto3's argument names
+        self.clock.now += 0.05
+        if self.clock.now < self.up_at:
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+        self.stored += [r["Data"].decode() for r in Records]
+        return {"FailedRecordCount": 0, "Records": [{"SequenceNumber": "1"} for _ in Records]}
+
+
+def _lines(n, tag="x"):
+    return [dead_letter_json("INVALID_JSON", f"{tag} {i}", "metrics", "{") for i in range(n)]
+
+
+def test_kinesis_writer_default_retries_ride_out_a_60_second_outage():
+    # Issue #6: the writer used to give up after 8 attempts (6-11 s of waiting) and drop.
+    clock = _FakeClock()
+    client = _DownUntil(clock, up_at=60.0)
+    writer = KinesisDeadLetterWriter(client, "dl", sleep=clock.sleep, clock=clock)
+    lines = _lines(3)
+    assert writer.write(lines) == 3
+    assert client.stored == lines
+    assert writer.counters.dropped == 0 and writer.counters.fell_back == 0
+    # Exponential backoff with jitter, capped: waits grow, then stay within [cap/2, cap].
+    assert clock.sleeps[0] <= 0.1 and max(clock.sleeps) <= 8.0
+    assert all(4.0 <= d <= 8.0 for d in clock.sleeps[8:])
+    assert len(set(clock.sleeps)) == len(clock.sleeps)  # jittered, not a fixed schedule
+
+
+def test_kinesis_writer_falls_back_to_the_local_file_when_the_retry_deadline_passes(tmp_path):
+    clock = _FakeClock()
+    client = _DownUntil(clock, up_at=float("inf"))
+    fallback = JsonLinesDeadLetterWriter(str(tmp_path / "fallback.jsonl"))
+    writer = KinesisDeadLetterWriter(client, "dl", deadline_s=20, fallback=fallback,
+                                     sleep=clock.sleep, clock=clock)
+    lines = _lines(4)
+    assert writer.write(lines) == 0
+    fallback.close()
+    assert [r["reason"] for r in read_jsonl(str(tmp_path / "fallback.jsonl"))] == [f"x {i}" for i in range(4)]
+    assert writer.counters.fell_back == 4 and writer.counters.dropped == 0
+    assert 10 <= clock.now <= 20 + 0.05  # bounded by the deadline (plus the last failed call)
+
+
+def test_kinesis_writer_falls_back_at_once_when_the_stream_does_not_exist(moto_url, tmp_path):
+    client = make_client("kinesis", endpoint_url=moto_url, region="us-east-1")
+    fallback = JsonLinesDeadLetterWriter(str(tmp_path / "fallback.jsonl"))
+    slept = []
+    writer = KinesisDeadLetterWriter(client, "no-such-stream", fallback=fallback, sleep=slept.append)
+    assert writer.write(_lines(2)) == 0
+    assert writer.counters.requests == 1 and slept == [] and writer.counters.fell_back == 2
+    assert len(read_jsonl(str(tmp_path / "fallback.jsonl"))) == 2
 
 
 def test_jsonl_writer_appends_one_object_per_line(tmp_path):

@@ -23,7 +23,7 @@ from moto.server import ThreadedMotoServer
 
 from connectors.aws import make_client
 from connectors.deadletter.records import dead_letter_json
-from connectors.deadletter.writers import KinesisDeadLetterWriter
+from connectors.deadletter.writers import JsonLinesDeadLetterWriter, KinesisDeadLetterWriter
 from connectors.eventbridge.publisher import EventBridgePublisher, dedup_key, entry_id, make_entry
 from connectors.kinesis.poller import ExponentialBackoff, StreamReader
 from deploy.local.patches.kinesis import split_shard as aws_kinesis_split
@@ -182,6 +182,52 @@ def test_publisher_overflows_to_dead_letters_after_bounded_retries_with_backoff(
     assert {letter["reason_code"] for letter in letters} == {"DELIVERY_FAILED"}
     assert sorted(json.loads(letter["raw"])["incident_id"] for letter in letters) == sorted(
         entry_id(e) for e in entries)
+
+
+def _stream_lines(kinesis, stream):
+    lines = []
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        lines += [r["Data"].decode() for r in kinesis.get_records(ShardIterator=iterator)["Records"]]
+    return lines
+
+
+def test_dead_letter_writer_rides_out_an_endpoint_outage(proxy, moto_url, tmp_path):
+    # Issue #6 item 4 scaled down: a 4 s outage against a 15 s retry deadline (production: 30 s
+    # outages, 90 s deadline). The old writer gave up after 8 attempts.
+    kinesis = _direct("kinesis", moto_url)
+    kinesis.create_stream(StreamName="dl-outage", ShardCount=1)
+    fallback = JsonLinesDeadLetterWriter(str(tmp_path / "fallback.jsonl"))
+    writer = KinesisDeadLetterWriter(_connector_client("kinesis", proxy.url), "dl-outage", deadline_s=15,
+                                     base_backoff_s=0.1, max_backoff_s=1.0, fallback=fallback)
+    lines = [dead_letter_json("INVALID_JSON", f"outage {i}", "metrics", "{") for i in range(30)]
+    proxy.outage(4.0, style="refuse")
+    started = time.monotonic()
+    assert writer.write(lines) == 30
+    assert time.monotonic() - started >= 3.5  # it really waited for the endpoint
+    assert writer.counters.fell_back == 0 and writer.counters.dropped == 0
+    assert sorted(_stream_lines(kinesis, "dl-outage")) == sorted(lines)
+
+
+def test_dead_letter_writer_falls_back_to_the_file_when_the_outage_outlasts_its_deadline(proxy, moto_url,
+                                                                                       tmp_path):
+    kinesis = _direct("kinesis", moto_url)
+    kinesis.create_stream(StreamName="dl-fallback", ShardCount=1)
+    fallback = JsonLinesDeadLetterWriter(str(tmp_path / "fallback.jsonl"))
+    writer = KinesisDeadLetterWriter(_connector_client("kinesis", proxy.url), "dl-fallback", deadline_s=1.5,
+                                     base_backoff_s=0.1, max_backoff_s=0.5, fallback=fallback)
+    lines = [dead_letter_json("INVALID_JSON", f"fallback {i}", "metrics", "{") for i in range(30)]
+    proxy.outage(4.0, style="503")
+    started = time.monotonic()
+    assert writer.write(lines) == 0
+    elapsed = time.monotonic() - started
+    proxy.wait_outage_over(10)
+    fallback.close()
+    assert elapsed < 3.5  # bounded by the deadline, not by the outage
+    assert writer.counters.fell_back == 30 and writer.counters.dropped == 0
+    assert [line for line in (tmp_path / "fallback.jsonl").read_text().splitlines()] == lines
+    assert _stream_lines(kinesis, "dl-fallback") == []
 
 
 def test_botocore_does_not_retry_behind_the_connectors_back(proxy):

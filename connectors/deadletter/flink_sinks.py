@@ -1,6 +1,7 @@
 """Attach a dead-letter sink to a DataStream of dead-letter JSON strings.
 
-    attach_deadletter_kinesis_sink(dead_letters, "adops-dead-letters", endpoint_url=..., region=...)
+    attach_deadletter_kinesis_sink(dead_letters, "adops-dead-letters", endpoint_url=..., region=...,
+                                   fallback_directory="/path/dir", retry_deadline_s=90)
     attach_deadletter_file_sink(dead_letters, "/path/dir")
 
 Both use the keyed ListState buffer of `connectors.flink_buffer` (checkpointed;
@@ -10,6 +11,11 @@ one file); lines are flushed on every batch, so tests can read them while the jo
 runs. Flink's own FileSink also works in PyFlink 2.2 (flink-connector-files ships
 in pyflink/lib) but only finalises part files on checkpoints, which makes a local
 run's output invisible until then; hence this writer.
+
+The Kinesis sink retries until `retry_deadline_s`; what is still unwritten then goes
+to `fallback_directory`/dead-letters-fallback-<name>-<subtask>.jsonl (metric
+deadletter.deadLettersFellBack) rather than being dropped. Only if that file cannot
+be written either is a line dropped (deadletter.deadLettersDropped, logged).
 """
 from __future__ import annotations
 
@@ -24,24 +30,42 @@ from connectors.flink_buffer import BufferedBatchFunction, stable_bucket
 
 class KinesisDeadLetterSink(BufferedBatchFunction):
     def __init__(self, stream_name: str, endpoint_url: str | None, region: str | None,
-                 flush_interval_ms: int, max_batch_records: int) -> None:
+                 flush_interval_ms: int, max_batch_records: int, *, retry_deadline_s: float = 90.0,
+                 fallback_directory: str | None = None, name: str = "deadletter-kinesis") -> None:
         from connectors.deadletter.writers import MAX_REQUEST_BYTES
 
         super().__init__(max_batch_records, MAX_REQUEST_BYTES, flush_interval_ms, "deadletter-kinesis")
         self.stream_name = stream_name
         self.endpoint_url = endpoint_url
         self.region = region
+        self.retry_deadline_s = retry_deadline_s
+        self.fallback_directory = fallback_directory
+        self.name = name
 
     def open(self, runtime_context: RuntimeContext) -> None:
         super().open(runtime_context)
         from connectors.aws import make_client
         from connectors.deadletter.writers import KinesisDeadLetterWriter
 
-        client = make_client("kinesis", endpoint_url=self.endpoint_url, region=self.region)
-        self._writer = KinesisDeadLetterWriter(client, self.stream_name)
+        from connectors.deadletter.writers import JsonLinesDeadLetterWriter
+
+        # max_attempts=1: the writer's deadline-bounded loop is the only retry loop.
+        client = make_client("kinesis", endpoint_url=self.endpoint_url, region=self.region, max_attempts=1)
+        self._fallback = None
+        if self.fallback_directory:
+            subtask = runtime_context.get_index_of_this_subtask()
+            self._fallback = JsonLinesDeadLetterWriter(os.path.join(
+                self.fallback_directory, f"dead-letters-fallback-{self.name}-{subtask}.jsonl"))
+        self._writer = KinesisDeadLetterWriter(client, self.stream_name, deadline_s=self.retry_deadline_s,
+                                               fallback=self._fallback)
         group = runtime_context.get_metrics_group().add_group("deadletter")
         self._written = group.counter("deadLettersWritten")
+        self._fell_back = group.counter("deadLettersFellBack")
         self._dropped = group.counter("deadLettersDropped")
+
+    def close(self) -> None:
+        if getattr(self, "_fallback", None):
+            self._fallback.close()
 
     def element_to_item(self, value: str) -> str:
         return value
@@ -52,9 +76,11 @@ class KinesisDeadLetterSink(BufferedBatchFunction):
         return len(item.encode("utf-8")) + len(partition_key_for(item))
 
     def deliver(self, items: list[str]) -> Iterable[Any]:
-        dropped_before = self._writer.counters.dropped
+        counters = self._writer.counters
+        fell_back_before, dropped_before = counters.fell_back, counters.dropped
         self._written.inc(self._writer.write(items))
-        self._dropped.inc(self._writer.counters.dropped - dropped_before)
+        self._fell_back.inc(counters.fell_back - fell_back_before)
+        self._dropped.inc(counters.dropped - dropped_before)
         return ()
 
 
@@ -102,10 +128,15 @@ def attach_deadletter_kinesis_sink(
     max_batch_records: int = 500,
     buckets: int = 4,
     name: str = "deadletter-kinesis",
+    retry_deadline_s: float = 90.0,
+    fallback_directory: str | None = None,
 ) -> DataStream:
-    """PutRecords every dead-letter JSON string to `stream_name` (batched <= 500 / 5 MiB, retried)."""
+    """PutRecords every dead-letter JSON string to `stream_name` (batched <= 500 / 5 MiB, retried
+    until `retry_deadline_s`, then written to `fallback_directory`; module docstring)."""
     sink = _keyed(dead_letters, buckets).process(
-        KinesisDeadLetterSink(stream_name, endpoint_url, region, flush_interval_ms, max_batch_records),
+        KinesisDeadLetterSink(stream_name, endpoint_url, region, flush_interval_ms, max_batch_records,
+                              retry_deadline_s=retry_deadline_s, fallback_directory=fallback_directory,
+                              name=name),
         output_type=Types.STRING(),
     ).name(name).uid(name)
     return sink

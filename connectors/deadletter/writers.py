@@ -2,7 +2,13 @@
 
 Both take dead-letter JSON strings (`connectors.deadletter.records.dead_letter_json`)
 and never raise for delivery problems: the dead-letter path must not fail the job.
-What cannot be written after the bounded retries is counted in `dropped` and logged.
+
+Kinesis retries are bounded by a deadline (default 90 s, so a 60 s outage of the
+endpoint is ridden out), with exponential backoff and equal jitter between attempts.
+What is still not written then (or is refused for good: missing stream, access
+denied) goes to the `fallback` writer — the job passes a local JSON-lines file — and
+is counted in `fell_back`. Only when there is no fallback, or it fails too, is a
+line counted in `dropped` (and logged with the reason).
 """
 from __future__ import annotations
 
@@ -44,42 +50,58 @@ def put_records_batches(records: Iterable[dict[str, Any]]) -> Iterable[list[dict
 
 @dataclass
 class WriterCounters:
-    written: int = 0
-    retried: int = 0
-    dropped: int = 0
+    written: int = 0  # lines accepted by this writer's own output
+    retried: int = 0  # records re-sent (each re-send counts)
+    fell_back: int = 0  # lines handed to the fallback writer after the retries were exhausted
+    dropped: int = 0  # lines neither written nor accepted by a fallback (logged)
     requests: int = 0
 
 
-class KinesisDeadLetterWriter:
-    """PutRecords of dead-letter lines, batched, retrying failed records with backoff."""
+# Retry codes AWS answers for requests no retry can fix (the stream or the permission is missing).
+PERMANENT_REQUEST_ERRORS = frozenset({"ResourceNotFoundException", "AccessDeniedException",
+                                      "ValidationException", "UnrecognizedClientException",
+                                      "InvalidSignatureException"})
 
-    def __init__(self, client: Any, stream_name: str, *, max_attempts: int = 8,
-                 base_backoff_s: float = 0.1, max_backoff_s: float = 5.0,
+
+class KinesisDeadLetterWriter:
+    """PutRecords of dead-letter lines, batched, retrying failed records with backoff until
+    `deadline_s` after a batch's first attempt; then the lines go to `fallback` (see module
+    docstring). `fallback` is any object with `write(lines) -> int` (JsonLinesDeadLetterWriter)."""
+
+    def __init__(self, client: Any, stream_name: str, *, deadline_s: float = 90.0,
+                 max_attempts: int | None = None, base_backoff_s: float = 0.1,
+                 max_backoff_s: float = 8.0, fallback: Any | None = None,
                  sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic,
                  rng: random.Random | None = None) -> None:
+        if deadline_s < 0 or (max_attempts is not None and max_attempts < 1):
+            raise ValueError("deadline_s must be >= 0 and max_attempts >= 1")
         self.client = client
         self.stream_name = stream_name
+        self.deadline_s = deadline_s
         self.max_attempts = max_attempts
         self.base_backoff_s = base_backoff_s
         self.max_backoff_s = max_backoff_s
+        self.fallback = fallback
         self.counters = WriterCounters()
         self._sleep = sleep
+        self._clock = clock
         self._rng = rng or random.Random()
 
-    def _delay(self, attempt: int) -> float:
-        ceiling = min(self.max_backoff_s, self.base_backoff_s * 2 ** attempt)
+    def backoff_delay(self, attempt: int) -> float:
+        """Equal jitter: a wait in [d/2, d], d = min(cap, base * 2**attempt)."""
+        ceiling = min(self.max_backoff_s, self.base_backoff_s * 2 ** min(attempt, 30))
         return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
 
     def write(self, lines: Sequence[str]) -> int:
-        """Write the lines; returns how many were written."""
+        """Write the lines; returns how many were written to the stream (the rest fell back
+        or, without a fallback, were dropped; see `counters`)."""
         records = []
         for line in lines:
             record = {"Data": line.encode("utf-8"), "PartitionKey": partition_key_for(line)}
             if _record_size(record) > MAX_RECORD_BYTES:
                 # Cannot happen for records built by dead_letter_json (raw <= 64 KiB).
-                log.error("dead letter of %d bytes exceeds the Kinesis record limit; dropped",
-                          _record_size(record))
-                self.counters.dropped += 1
+                self._give_up([record], f"record of {_record_size(record)} bytes exceeds the Kinesis limit")
                 continue
             records.append(record)
         written_before = self.counters.written
@@ -90,34 +112,55 @@ class KinesisDeadLetterWriter:
     def _put_batch(self, batch: list[dict[str, Any]]) -> None:
         pending = batch
         last_error = ""
-        for attempt in range(self.max_attempts):
-            if attempt:
-                self.counters.retried += len(pending)
-                self._sleep(self._delay(attempt - 1))
+        started = self._clock()
+        attempt = 0
+        while True:
             self.counters.requests += 1
             try:
                 response = self.client.put_records(StreamName=self.stream_name, Records=pending)
             except ClientError as exc:
                 last_error = exc.response.get("Error", {}).get("Code", "ClientError")
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-                if status < 500 and last_error in ("ResourceNotFoundException", "AccessDeniedException",
-                                                   "ValidationException"):
+                if status < 500 and last_error in PERMANENT_REQUEST_ERRORS:
                     break
-                continue
             except TRANSIENT_EXCEPTIONS as exc:
                 last_error = type(exc).__name__
-                continue
-            outcomes = response.get("Records") or []
-            retry = [record for record, outcome in zip(pending, outcomes) if outcome.get("ErrorCode")]
-            if len(outcomes) != len(pending):
-                retry = pending
-            self.counters.written += len(pending) - len(retry)
-            if not retry:
+            else:
+                outcomes = response.get("Records") or []
+                retry = [record for record, outcome in zip(pending, outcomes) if outcome.get("ErrorCode")]
+                if len(outcomes) != len(pending):
+                    retry = pending
+                self.counters.written += len(pending) - len(retry)
+                if not retry:
+                    return
+                last_error = next((o.get("ErrorCode") for o in outcomes if o.get("ErrorCode")), "partial")
+                pending = retry
+            attempt += 1
+            if self.max_attempts is not None and attempt >= self.max_attempts:
+                last_error += f" (after {attempt} attempts)"
+                break
+            delay = self.backoff_delay(attempt - 1)
+            if self._clock() - started + delay > self.deadline_s:
+                last_error += f" (retry deadline {self.deadline_s:g}s reached after {attempt} attempts)"
+                break
+            self.counters.retried += len(pending)
+            self._sleep(delay)
+        self._give_up(pending, last_error)
+
+    def _give_up(self, records: list[dict[str, Any]], reason: str) -> None:
+        lines = [record["Data"].decode("utf-8") for record in records]
+        if self.fallback is not None:
+            try:
+                self.fallback.write(lines)
+            except Exception:  # noqa: BLE001 - a failing fallback must not fail the job either
+                log.exception("dead-letter fallback failed for %d lines", len(lines))
+            else:
+                self.counters.fell_back += len(lines)
+                log.warning("%d dead letters not written to %s (%s); written to the fallback output",
+                            len(lines), self.stream_name, reason)
                 return
-            last_error = next((o.get("ErrorCode") for o in outcomes if o.get("ErrorCode")), "partial")
-            pending = retry
-        self.counters.dropped += len(pending)
-        log.error("%d dead letters not written to %s: %s", len(pending), self.stream_name, last_error)
+        self.counters.dropped += len(lines)
+        log.error("%d dead letters not written to %s: %s", len(lines), self.stream_name, reason)
 
 
 class JsonLinesDeadLetterWriter:
