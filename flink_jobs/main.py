@@ -61,6 +61,8 @@ log = logging.getLogger("flink_jobs.main")
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 SOURCES = ("kinesis", "kinesis-local", "archive", "datagen")
+# Sources that never end (datagen is used bounded, for benchmarks).
+UNBOUNDED_SOURCES = ("kinesis", "kinesis-local")
 DEFAULT_LOCAL_STATE = Path("/tmp/adops/flink-state")
 
 
@@ -137,6 +139,7 @@ class Settings:
     max_future_s: int
     max_payload_bytes: int
     max_metric_value: float
+    dedup_retention_s: int
     timer_grace_ms: int
     events_lookback_s: int
     baseline_windows: int
@@ -153,6 +156,9 @@ class Settings:
     late_path: str
     deadletter_stream: str
     latency_log_path: str | None = None
+    sink_flush_interval_ms: int = 200
+    sink_heartbeat_interval_ms: int = 1000
+    deadletter_retry_deadline_s: float = 90.0
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -175,6 +181,7 @@ class Settings:
             max_future_s=c.get_int("processing", "max.future.s", minimum=0),
             max_payload_bytes=c.get_int("processing", "max.payload.bytes", minimum=64),
             max_metric_value=c.get_float("processing", "max.metric.value", minimum=1.0),
+            dedup_retention_s=c.get_int("processing", "dedup.retention.s", minimum=0),
             timer_grace_ms=c.get_int("processing", "timer.grace.ms", minimum=0, maximum=window * 1000),
             events_lookback_s=c.get_int("processing", "events.lookback.s", minimum=0),
             baseline_windows=c.get_int("processing", "baseline.windows", minimum=1, maximum=10000),
@@ -191,6 +198,9 @@ class Settings:
             late_path=c.get_str("deadletter", "late.path"),
             deadletter_stream=c.get_str("deadletter", "stream.name"),
             latency_log_path=c.get_optional("eventbridge", "latency.log.path"),
+            sink_flush_interval_ms=c.get_int("eventbridge", "flush.interval.ms", minimum=1),
+            sink_heartbeat_interval_ms=c.get_int("eventbridge", "heartbeat.interval.ms", minimum=0),
+            deadletter_retry_deadline_s=c.get_float("deadletter", "retry.deadline.s", minimum=0.0),
         )
 
 
@@ -276,6 +286,7 @@ def _common_params(s: Settings) -> dict:
         "watermark_interval": sql_interval(s.watermark_delay_s),
         "max_future_s": s.max_future_s,
         "max_payload_bytes": s.max_payload_bytes,
+        "dedup_retention_s": s.dedup_retention_s,
     }
 
 
@@ -362,6 +373,23 @@ def materialize(t_env, table, name: str, columns: list[tuple[str, str]]):
     return name
 
 
+def mark_duplicates(t_env, parsed, s: Settings, kind: str, columns: list[tuple[str, str]], counted_condition: str):
+    """sql/parse/duplicates.sql over a parse view: later copies of a counted row get DUPLICATE_RECORD.
+
+    Runs before `materialize`, so the count happens once per record and every branch sees
+    the same decision. Its only state is one counter per payload, bounded by
+    `table.exec.state.ttl` = processing.dedup.retention.s (the only non-window stateful SQL
+    operator of the job, so the TTL bounds nothing else). Retention 0 disables it."""
+    if s.dedup_retention_s <= 0:
+        return parsed
+    t_env.get_config().set("table.exec.state.ttl", f"{s.dedup_retention_s} s")
+    name = f"{kind}_validated"
+    t_env.create_temporary_view(name, parsed)
+    passthrough = ", ".join(c for c, _ in columns if c not in ("reason_code", "is_late"))
+    return t_env.sql_query(render_sql("parse/duplicates.sql", parsed_table=name, columns=Raw(passthrough),
+                                      counted_condition=Raw(counted_condition)))
+
+
 METRIC_PARSED_COLUMNS = [("payload", "STRING"), ("event_time", "TIMESTAMP_LTZ(3)"), ("editor_id", "STRING"),
                          ("metric", "STRING"), ("partner", "STRING"), ("metric_value", "DOUBLE"),
                          ("reason_code", "STRING"), ("is_late", "BOOLEAN")]
@@ -400,8 +428,11 @@ def _attach_dead_letter_sink(stream, s: Settings, name: str, late: bool = False)
     from connectors.deadletter.flink_sinks import attach_deadletter_file_sink, attach_deadletter_kinesis_sink
 
     if s.deadletter_sink == "kinesis":
+        # Retries exhausted (deadletter.retry.deadline.s): the lines go to files under deadletter.path.
         return attach_deadletter_kinesis_sink(stream, s.deadletter_stream, endpoint_url=s.eventbridge_endpoint,
-                                              region=s.eventbridge_region, name=f"deadletter-{name}")
+                                              region=s.eventbridge_region, name=f"deadletter-{name}",
+                                              retry_deadline_s=s.deadletter_retry_deadline_s,
+                                              fallback_directory=s.deadletter_path)
     directory = s.late_path if late and s.late_path else s.deadletter_path
     Path(directory).mkdir(parents=True, exist_ok=True)
     return attach_deadletter_file_sink(stream, directory, name=f"deadletter-{name}")
@@ -417,6 +448,8 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
     common = _common_params(s)
     parsed = t_env.sql_query(render_sql("parse/metrics.sql", source_table=metrics_raw,
                                         max_metric_value=s.max_metric_value, **common))
+    # Valid and not late: the rows that are counted into a window.
+    parsed = mark_duplicates(t_env, parsed, s, "metrics", METRIC_PARSED_COLUMNS, "reason_code IS NULL AND NOT is_late")
     materialize(t_env, parsed, "metrics_parsed", METRIC_PARSED_COLUMNS)
     t_env.create_temporary_view("metrics_valid", t_env.sql_query(
         "SELECT * FROM metrics_parsed WHERE reason_code IS NULL AND NOT is_late"))
@@ -426,6 +459,8 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
     if events_raw:
         ev = t_env.sql_query(render_sql("parse/events.sql", source_table=events_raw,
                                         events_lookback_s=s.events_lookback_s, **common))
+        # Late events are still used (suspected causes), so every valid event is counted.
+        ev = mark_duplicates(t_env, ev, s, "events", EVENT_PARSED_COLUMNS, "reason_code IS NULL")
         materialize(t_env, ev, "events_parsed", EVENT_PARSED_COLUMNS)
         dl_sql.append(render_sql("sinks/dead_letters.sql", parsed_table="events_parsed", source_name="events",
                                  **common))
@@ -491,7 +526,11 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
     bus_events = composites.union(partner_checks) if security is None else composites.union(partner_checks, security)
     delivered, delivery_failed = attach_eventbridge_sink(
         bus_events, s.bus_name, endpoint_url=s.eventbridge_endpoint, region=s.eventbridge_region,
-        latency_log_path=s.latency_log_path)
+        latency_log_path=s.latency_log_path, flush_interval_ms=s.sink_flush_interval_ms,
+        # Unbounded sources only: the heartbeat flushes buckets restored without their flush timer
+        # (connectors.flink_buffer); it never ends, so a bounded job with it would never finish.
+        # Bounded jobs flush at end of input through the final watermark instead.
+        heartbeat_interval_ms=s.sink_heartbeat_interval_ms if source in UNBOUNDED_SOURCES else 0)
 
     # Dead letters (+ late records): built in SQL, written by connectors/deadletter.
     dl_table = t_env.sql_query("\nUNION ALL\n".join(f"SELECT reason_code, line FROM ({q})" for q in dl_sql))
