@@ -44,3 +44,47 @@ def test_shard_reads_match_moto_for_every_position_and_limit():
         get_records_fastpath.revert()
     assert fast == plain
     assert plain[-1] == (1, 1200)
+
+
+def _kinesis_app_client():
+    from moto.server import create_backend_app
+    from werkzeug.test import Client
+
+    return Client(create_backend_app("kinesis"))
+
+
+def _call(client, action: str, body: dict):
+    import json
+
+    response = client.post("/", data=json.dumps(body), headers={
+        "X-Amz-Target": f"Kinesis_20131202.{action}", "Content-Type": "application/x-amz-json-1.1",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/kinesis/aws4_request, "
+                         "SignedHeaders=host, Signature=x"})
+    return response.status_code, response.headers.get("Content-Type"), json.loads(response.data or b"{}")
+
+
+def test_put_records_answers_match_moto_including_errors():
+    import base64
+
+    from deploy.local.patches.kinesis import put_records_fastpath
+
+    records = [{"Data": base64.b64encode(f"record-{n}".encode()).decode(), "PartitionKey": f"e-{n % 37:03d}"}
+               for n in range(500)]
+    too_big = [{"Data": base64.b64encode(b"x" * (1024 * 1024)).decode(), "PartitionKey": "k"}]
+    calls = [{"Records": records}, {"Records": records[:3]}, {"Records": records + records[:1]},
+             {"Records": too_big}]
+
+    def answers(stream: str):
+        client = _kinesis_app_client()
+        assert _call(client, "CreateStream", {"StreamName": stream, "ShardCount": 3})[0] == 200
+        return [_call(client, "PutRecords", {"StreamName": stream, **call}) for call in calls]
+
+    plain = answers("plain")
+    put_records_fastpath.apply()
+    try:
+        fast = answers("fast")
+    finally:
+        put_records_fastpath.revert()
+    assert [status for status, _, _ in plain] == [200, 200, 400, 400]
+    assert fast == plain
+    assert len(fast[0][2]["Records"]) == 500 and fast[0][2]["FailedRecordCount"] == 0
