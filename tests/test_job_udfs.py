@@ -18,13 +18,16 @@ def test_trailing_baseline_band_and_min_windows():
 
 
 def test_combine_requires_model_and_baseline_to_agree():
+    # the model agrees when it pages or when the value is outside its band (its paging is rate-limited)
     model_alarm = Detection(0.99, 10.0, 9.0, 11.0, True)
     model_quiet = Detection(0.2, 10.0, 9.0, 11.0, False)
     outside = trailing_verdict([10.0] * 12, 4.0, 0.25, 6)
     inside = trailing_verdict([4.0] * 12, 4.0, 0.25, 6)
     assert combine(model_alarm, outside)[4] is True
     assert combine(model_alarm, inside)[4] is False     # the key's own recent level says normal
-    assert combine(model_quiet, outside)[4] is False
+    assert combine(model_quiet, outside)[4] is True      # the model does not page, but 4.0 is outside its band
+    model_wide = Detection(0.2, 10.0, 3.0, 17.0, False)
+    assert combine(model_wide, outside)[4] is False     # inside the model's (seasonal) band: normal for the hour
     # the model's seasonal expectation is the reported baseline
     assert combine(model_alarm, outside)[:3] == (10.0, 9.0, 11.0)
     # warming-up model (no band): the trailing baseline stands in

@@ -25,6 +25,7 @@ class BaselineVerdict:
     score: float      # in [0, 1]: how far outside the band, relative to the band half-width
     outside: bool
     windows: int
+    value: float = math.nan   # the window value judged
 
 
 def trailing_verdict(history: list[float], value: float, rel_threshold: float, min_windows: int) -> BaselineVerdict | None:
@@ -47,7 +48,7 @@ def trailing_verdict(history: list[float], value: float, rel_threshold: float, m
     lower, upper = med - half, med + half
     excess = max(lower - value, value - upper, 0.0)
     score = min(1.0, 0.5 + excess / half) if excess > 0 else max(0.0, 0.5 * abs(value - med) / half)
-    return BaselineVerdict(med, lower, upper, score, excess > 0, len(finite))
+    return BaselineVerdict(med, lower, upper, score, excess > 0, len(finite), float(value))
 
 
 def combine(model: Detection, verdict: BaselineVerdict | None) -> tuple[float, float, float, float, bool]:
@@ -55,6 +56,13 @@ def combine(model: Detection, verdict: BaselineVerdict | None) -> tuple[float, f
 
     The model's expected value and band are preferred (they know seasonality);
     while the model is warming up (non-finite band) the trailing baseline stands in.
+    Once both exist a window is anomalous when both agree: the value is outside
+    the trailing band (a material move against the key's own recent level) and
+    the model either pages or sees the value outside its own band (significant
+    given the time of day). The model's paging flag alone is too rare for a
+    per-window verdict: it pages at most once per ``suppress_updates`` windows
+    (an operator-facing rate limit), so an incident starting a few hours after an
+    unrelated page on the same series would otherwise never be seen.
     """
     model_ok = all(math.isfinite(x) for x in (model.expected, model.lower, model.upper))
     if verdict is None:
@@ -63,7 +71,8 @@ def combine(model: Detection, verdict: BaselineVerdict | None) -> tuple[float, f
         return model.expected, model.lower, model.upper, model.score, model.is_anomaly
     if not model_ok:
         return verdict.median, verdict.lower, verdict.upper, verdict.score, verdict.outside
-    is_anomaly = model.is_anomaly and verdict.outside
+    model_outside = math.isfinite(verdict.value) and not model.lower <= verdict.value <= model.upper
+    is_anomaly = verdict.outside and (model.is_anomaly or model_outside)
     score = min(model.score, verdict.score) if not is_anomaly else max(model.score, verdict.score)
     return model.expected, model.lower, model.upper, score, is_anomaly
 

@@ -80,6 +80,8 @@ class EditorCorrelator(KeyedCoProcessFunction, _WindowCollector):
     def open(self, runtime_context: RuntimeContext):
         self._open_windows(runtime_context)
         self.events = runtime_context.get_state(ValueStateDescriptor("events", Types.STRING()))
+        # End of the last window classified UNKNOWN (udfs.decisions.editor_window_composite).
+        self.unexplained = runtime_context.get_state(ValueStateDescriptor("unexplained_window_end", Types.LONG()))
         self.config = replace(ClassifierConfig(), window_seconds=self.window_size_ms / 1000.0,
                               event_lookback_s=self.lookback_ms / 1000.0)
         group = runtime_context.get_metrics_group()
@@ -105,8 +107,11 @@ class EditorCorrelator(KeyedCoProcessFunction, _WindowCollector):
             return
         self.windows_classified.inc()
         stored = self.events.value() if any(r["is_anomaly"] for r in results) else None
-        detail = editor_window_composite(end, self.window_size_ms, results, json.loads(stored) if stored else [],
-                                         self.config)
+        previous = self.unexplained.value()
+        detail, unexplained = editor_window_composite(end, self.window_size_ms, results,
+                                                      json.loads(stored) if stored else [], self.config, previous)
+        if unexplained != previous:
+            self.unexplained.update(unexplained)
         if detail is None:
             return
         self.composites.inc()

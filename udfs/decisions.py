@@ -16,7 +16,7 @@ import json
 from collections import defaultdict
 from typing import Any, Iterable, Mapping
 
-from detectors.classifier import ClassifierConfig, MetricDeviation, classify
+from detectors.classifier import UNKNOWN, ClassifierConfig, MetricDeviation, classify
 from detectors.events import OperationalEvent, iso_z
 from detectors.incident import build_composite_detail, stable_id
 from detectors.partner_health import HEALTHY, PartnerHealthConfig, assess_partner_editors
@@ -43,24 +43,38 @@ def event_of(d: Mapping[str, Any]) -> OperationalEvent:
 
 
 def editor_window_composite(window_end_ms: int, window_size_ms: int, results: list[Mapping[str, Any]],
-                            events: Iterable[Mapping[str, Any]], config: ClassifierConfig) -> dict | None:
-    """The Composite Anomaly detail for one editor's closed window, or None (nothing to report).
+                            events: Iterable[Mapping[str, Any]], config: ClassifierConfig,
+                            unexplained_end_ms: int | None = None) -> tuple[dict | None, int | None]:
+    """(Composite Anomaly detail for one editor's closed window or None, the ``unexplained_end_ms`` to remember).
 
     Classified only when some metric is anomalous; reported only when the
     classifier calls it an incident. ``events`` are the editor's stored events
     (dicts with ``timestamp_ms``); those after the window end are ignored.
+
+    An incident that fits no known signature (UNKNOWN) is reported only when the
+    previous window was one too (``unexplained_end_ms`` is that window's end, the
+    operator's state): adverse moves that match no pattern are mostly one-window
+    noise -- a rate averaged over whichever partners happened to report in the
+    window, a count on a small editor -- while a real problem lasts (labelled
+    incidents run 15-90 min). Typed incidents are reported at once.
     """
     if not results or not any(r["is_anomaly"] for r in results):
-        return None
+        return None, None
     editor = results[0]["scope_id"]
     deviations = {r["metric"]: deviation_of(r) for r in results}
     window_events = [event_of(e) for e in events if e["timestamp_ms"] <= window_end_ms]
     window_end_s, window_start_s = window_end_ms / 1000.0, (window_end_ms - window_size_ms) / 1000.0
     classification = classify(deviations, window_events, config, window_end_s=window_end_s)
     if not classification.is_incident:
-        return None
+        return None, None
+    if classification.problem_type == UNKNOWN:
+        if unexplained_end_ms != window_end_ms - window_size_ms:
+            return None, window_end_ms
+        remember = window_end_ms
+    else:
+        remember = None
     return build_composite_detail(editor, window_start_s, window_end_s, deviations, window_events,
-                                  classification, config)
+                                  classification, config), remember
 
 
 def partner_window_check(window_end_ms: int, window_size_ms: int, results: list[Mapping[str, Any]],

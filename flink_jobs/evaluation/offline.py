@@ -262,12 +262,14 @@ def decide(windows: ArchiveWindows, results: list[dict], params: JobParameters,
         if e["editor_id"]:
             events_by_editor[e["editor_id"]].append(e)
     bus: list[dict] = []
+    unexplained: dict = {}
     for (editor, end) in sorted(editor_windows, key=lambda k: (k[1], k[0])):
         # The correlator sees the events that reached it before the watermark passed the window end.
         seen = [e for e in events_by_editor.get(editor, ())
                 if e["arrived_at_watermark"] is None or e["arrived_at_watermark"] < end - 1
                 and e["timestamp_ms"] >= end - params.events_lookback_s * 1000 - size_ms]
-        detail = editor_window_composite(end, size_ms, editor_windows[(editor, end)], seen, config)
+        detail, unexplained[editor] = editor_window_composite(end, size_ms, editor_windows[(editor, end)], seen,
+                                                              config, unexplained.get(editor))
         if detail is not None:
             bus.append({"source": COMPOSITE[0], "detail-type": COMPOSITE[1], "detail": detail})
     last_status: dict = {}
