@@ -19,6 +19,7 @@ SELECT
       WHEN 'OUT_OF_RANGE_VALUE' THEN 'value outside the metric''s valid range'
       WHEN 'INVALID_TIMESTAMP' THEN 'timestamp is neither epoch milliseconds nor ISO-8601 with a zone'
       WHEN 'FUTURE_TIMESTAMP' THEN 'timestamp more than ${max_future_s} s ahead of processing time'
+      WHEN 'DUPLICATE_RECORD' THEN 'an identical record was already accepted (within the last ${dedup_retention_s} s)'
       WHEN 'LATE_RECORD' THEN 'record arrived behind the watermark (window already closed)'
       ELSE reason_code END,
     'source' VALUE '${source_name}',
