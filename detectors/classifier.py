@@ -615,7 +615,12 @@ SIGNATURES: tuple[Signature, ...] = (
     ),
     # The same outage seen from an editor that used the partner for a small
     # share of its fill: its fill and rpm barely move, but the partner's
-    # timeouts soar. Soaring latency or errors would point elsewhere.
+    # timeouts soar. Soaring latency or errors would point elsewhere. Not
+    # standalone: an editor's partner_timeouts window is a sum over whichever
+    # partners reported in it, so it jumps alone when the mix changes; a lone
+    # partner's failure is judged per (partner, editor) by partner health
+    # (detectors.partner_health.assess_partner_editors), and here it needs a
+    # second move or a partner_status event.
     Signature(
         DEMAND_ISSUE, "a demand-partner outage: partner timeouts soaring (a partner with a small share of fill)",
         anchors=((Move("partner_timeouts", UP, must_pass_threshold=True),),),
@@ -624,7 +629,6 @@ SIGNATURES: tuple[Signature, ...] = (
         contradicts=(_m("bid_latency_ms", UP, 0.6), _m("error_rate", UP, 0.5), _m("cache_hit_rate", DOWN, 0.5),
                      _m(ECPM, DOWN, 0.5)),
         event_types=frozenset({"partner_status"}),
-        standalone=True,
     ),
     Signature(
         CONFIGURATION_ISSUE, "a configuration breakage: errors up, impressions down",

@@ -77,7 +77,7 @@ class PartnerHealthConfig:
     #: not just large on a noisy series) ...
     require_outside_band: bool = True
     #: ... and the partner is degraded only when at least this many of the
-    #: editors reporting through it in the window (fewer if fewer report) ...
+    #: editors reporting through it in the window ...
     min_editors: int = 2
     #: ... and at least this share of them are hurt the same way: a partner
     #: failure hits every editor that uses it, one editor's bad window does not.
@@ -181,7 +181,7 @@ def assess_partner_editors(partner: str, window_start_s: float, window_end_s: fl
     sizes and rates, so the average moves whenever the mix of editors reporting
     in a window changes. Here every editor is judged on its own series
     (:func:`editor_level`) and the partner is DEGRADED / UNHEALTHY only when at
-    least ``min_editors`` (all of them when fewer report) and ``min_editor_share``
+    least ``min_editors`` and ``min_editor_share``
     of its reporting editors are at that level or worse.
 
     >>> from detectors.classifier import MetricDeviation as D
@@ -200,7 +200,10 @@ def assess_partner_editors(partner: str, window_start_s: float, window_end_s: fl
         levels[editor] = level
         reasons += [f"{editor}: {a.describe()}" for a in assessments if a.level > 0]
     reporting = len(levels)
-    needed = max(1, min(config.min_editors, reporting), math.ceil(config.min_editor_share * reporting - 1e-9))
+    # A partner seen through fewer than min_editors editors cannot be told apart from those
+    # editors' own problems (an editor's latency incident raises its timeouts on every partner):
+    # it stays HEALTHY here, and the editor correlator reports what its editor sees.
+    needed = max(1, config.min_editors, math.ceil(config.min_editor_share * reporting - 1e-9))
     status_level = max((lv for lv in (1, 2) if sum(1 for x in levels.values() if x >= lv) >= needed), default=0)
     status = (HEALTHY, DEGRADED, UNHEALTHY)[status_level]
     hurt = sorted(e for e, lv in levels.items() if lv >= 1)

@@ -552,9 +552,14 @@ def test_one_noisy_metric_is_not_a_diagnosis_unless_the_pattern_is_standalone():
 
 def test_small_share_partner_outage_is_seen_through_soaring_timeouts():
     # The partner supplied 5 % of this editor's fill: fill and rpm barely move, timeouts x6.
-    c = classify(window(partner_timeouts=6.0, fill_rate=0.96, rpm=0.96, revenue=0.96), [])
+    small_share = window(partner_timeouts=6.0, fill_rate=0.96, rpm=0.96, revenue=0.96)
+    down = OperationalEvent("partner_status", WINDOW_END - 300, partner="p-1", details={"status": "DEGRADED"})
+    c = classify(small_share, [down])
     assert c.problem_type == "DEMAND_ISSUE"
     assert "small share" in c.evidence[0]
+    # Without a partner_status event or a second move the editor-level timeouts (a sum over whichever
+    # partners reported in the window) do not name an outage: partner health judges each partner.
+    assert classify(small_share, []).problem_type != "DEMAND_ISSUE"
     # Timeouts up 60 % alone is within what a busy hour does: no diagnosis.
     assert classify(window(partner_timeouts=1.6), []).problem_type != "DEMAND_ISSUE"
     # Timeouts soaring together with latency soaring is a latency problem.
