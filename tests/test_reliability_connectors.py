@@ -308,3 +308,138 @@ def test_poller_reads_across_a_shard_split_without_loss_or_rereading(proxy, moto
                            positions=reader.positions)
     resumed.discover()
     assert _read_all(resumed) == []
+
+
+class _Metric:
+    def __init__(self):
+        self.count, self.values = 0, []
+
+    def inc(self, n=1):
+        self.count += n
+
+    def update(self, value):
+        self.values.append(value)
+
+
+class _MetricGroup:
+    def __init__(self):
+        self.metrics: dict[str, _Metric] = {}
+
+    def add_group(self, _name):
+        return self
+
+    def counter(self, name):
+        return self.metrics.setdefault(name, _Metric())
+
+    distribution = counter
+
+
+class _OneKeyState:
+    """Keyed state of a single key (the sink's bucket), enough to drive one flush."""
+
+    def __init__(self):
+        self.data = None
+
+    def value(self):
+        return self.data
+
+    def update(self, value):
+        self.data = value
+
+    def get(self):
+        return list(self.data or [])
+
+    def add(self, value):
+        self.data = (self.data or []) + [value]
+
+    def clear(self):
+        self.data = None
+
+
+class _SinkRuntime:
+    def __init__(self):
+        self.metrics = _MetricGroup()
+
+    def get_list_state(self, _descriptor):
+        return _OneKeyState()
+
+    def get_state(self, _descriptor):
+        return _OneKeyState()
+
+    def get_metrics_group(self):
+        return self.metrics
+
+    def get_index_of_this_subtask(self):
+        return 0
+
+
+class _SinkCtx:
+    def __init__(self):
+        self.event_timers, self.processing_timers = set(), set()
+
+    def timer_service(self):
+        return self
+
+    def get_current_key(self):
+        return 0
+
+    def current_processing_time(self):
+        return int(time.time() * 1000)
+
+    def register_processing_time_timer(self, t):
+        self.processing_timers.add(t)
+
+    def delete_processing_time_timer(self, t):
+        self.processing_timers.discard(t)
+
+    def register_event_time_timer(self, t):
+        self.event_timers.add(t)
+
+
+def _run_sink_to_end_of_input(sink, rows):
+    """The Flink sink operator's code path for a bounded input: elements, then the final watermark."""
+    runtime, ctx = _SinkRuntime(), _SinkCtx()
+    sink.open(runtime)
+    out = [o for row in rows for o in sink.process_element(row, ctx)]
+    assert out == [] and len(ctx.event_timers) == 1  # buffered, end-of-input timer armed
+    for t in sorted(ctx.event_timers):
+        out += list(sink.on_timer(t, ctx))
+    return out, runtime.metrics.metrics
+
+
+def test_flink_sink_sends_entries_whose_retries_are_exhausted_to_the_dead_letter_output(proxy, bus):
+    from connectors.eventbridge.flink_sink import EVENTBRIDGE_DEAD_LETTER_TAG, EventBridgeBatchSink, eventbridge_row
+
+    name, _ = bus
+    sink = EventBridgeBatchSink(name, proxy.url, "us-east-1", flush_interval_ms=200, max_attempts=3,
+                                base_backoff_s=0.05, max_backoff_s=0.1, deadline_s=5, latency_log_path=None)
+    rows = [eventbridge_row("adops.analytics", "Composite Anomaly Detected",
+                            {"incident_id": f"inc-sink-{i}", "editor_id": "e-001", "severity": "HIGH"})
+            for i in range(3)]
+    with proxy.fault(PUT_EVENTS, "throttle"):
+        out, metrics = _run_sink_to_end_of_input(sink, rows)
+    assert all(isinstance(o, tuple) and o[0] is EVENTBRIDGE_DEAD_LETTER_TAG for o in out)
+    letters = [json.loads(o[1]) for o in out]
+    assert [(d["reason_code"], d["source"]) for d in letters] == [("DELIVERY_FAILED", "eventbridge")] * 3
+    assert all(d["reason"].startswith("DELIVERY_FAILED after 3 attempts: ThrottlingException") for d in letters)
+    assert sorted(json.loads(json.loads(d["raw"])["Detail"])["incident_id"] for d in letters) == [
+        "inc-sink-0", "inc-sink-1", "inc-sink-2"]
+    assert metrics["eventsFailedOver"].count == 3 and metrics["eventsSent"].count == 0
+    assert metrics["putEventsRequests"].count == 3
+
+
+def test_flink_sink_delivers_after_the_outage_and_reports_receipts(proxy, bus, moto_url):
+    from connectors.eventbridge.flink_sink import EventBridgeBatchSink, eventbridge_row
+
+    name, queue_url = bus
+    sink = EventBridgeBatchSink(name, proxy.url, "us-east-1", flush_interval_ms=200, max_attempts=15,
+                                base_backoff_s=0.1, max_backoff_s=1.0, deadline_s=15, latency_log_path=None)
+    rows = [eventbridge_row("adops.analytics", "Composite Anomaly Detected",
+                            {"incident_id": f"inc-sink-ok-{i}", "editor_id": "e-001", "severity": "HIGH"})
+            for i in range(3)]
+    proxy.outage(3.0, style="refuse")
+    out, metrics = _run_sink_to_end_of_input(sink, rows)
+    assert sorted(json.loads(o)["id"] for o in out) == ["inc-sink-ok-0", "inc-sink-ok-1", "inc-sink-ok-2"]
+    assert metrics["eventsFailedOver"].count == 0 and metrics["eventsSent"].count == 3
+    assert sorted(k[1] for k in _delivered_keys(moto_url, queue_url, 3)) == [
+        "inc-sink-ok-0", "inc-sink-ok-1", "inc-sink-ok-2"]
