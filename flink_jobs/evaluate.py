@@ -312,9 +312,9 @@ def score_run(incidents, result: "RunResult", *, window_s: float = 300.0, scenar
 def evaluate(archive: str | Path, labels: str | Path, *, scenario_json: str | Path | None = None,
              window_s: float = 300.0, warmup_hours: float | None = None, **run_kwargs) -> dict:
     """Run the archive through the system and score it: the JSON report."""
-    incidents = load_labels(labels)
+    # Labels are read after the run: `make run` generates the scenario while the job starts.
     result = run_through_system(archive, **run_kwargs)
-    report = score_run(incidents, result, window_s=window_s, scenario_json=scenario_json,
+    report = score_run(load_labels(labels), result, window_s=window_s, scenario_json=scenario_json,
                        warmup_hours=warmup_hours)
     report["run"] = {
         "archive": str(archive), "labels": str(labels),
