@@ -87,10 +87,46 @@ def push_history(history_json: str | None, value: float, keep: int) -> str:
 def score_window(model, history_json: str | None, window_end_ms: int, value: float, *, rel_threshold: float,
                  min_windows: int, keep: int) -> tuple[tuple[float, float, float, float, bool], str]:
     """One key's window, in the scorer's order: the model scores then learns the value, the trailing
-    baseline judges it, the two are combined, and the value joins the history.
+    baseline judges it, the two are combined, and the value joins the history (:func:`learn_window`).
 
     Returns ((baseline, lower, upper, score, is_anomaly), the new history JSON). The model is updated in place.
     """
+    values, held = read_history(history_json)
     detection = model.update(window_end_ms / 1000.0, value)
-    verdict = trailing_verdict(json.loads(history_json) if history_json else [], value, rel_threshold, min_windows)
-    return combine(detection, verdict), push_history(history_json, value, keep)
+    verdict = trailing_verdict(values, value, rel_threshold, min_windows)
+    return combine(detection, verdict), learn_window(values, held, value, verdict, keep)
+
+
+def read_history(history_json: str | None) -> tuple[list[float], int]:
+    """(past window values, windows held out) of the history state: ``{"v": [...], "held": n}``
+    (a plain list, the earlier format, has none held)."""
+    if not history_json:
+        return [], 0
+    state = json.loads(history_json)
+    if isinstance(state, list):
+        return state, 0
+    return list(state.get("v") or []), int(state.get("held") or 0)
+
+
+def learn_window(values: list[float], held: int, value: float, verdict: BaselineVerdict | None, keep: int) -> str:
+    """The history state after a window: the value is learned unless it is outside the trailing band.
+
+    An incident's windows would otherwise become the baseline within half the
+    history (the median follows after ``keep / 2`` windows), and the return to
+    normal would then look like an incident of its own (e.g. traffic "dropping"
+    when a bot surge stops). Out-of-band windows are held out for at most
+    ``keep`` windows in a row; past that the new level is accepted and learned
+    (a level that lasts longer than the history is the new normal).
+
+    >>> import json
+    >>> v = trailing_verdict([10.0] * 12, 30.0, 0.25, 6)
+    >>> json.loads(learn_window([10.0] * 12, 0, 30.0, v, 12))["held"]
+    1
+    >>> json.loads(learn_window([10.0] * 12, 12, 30.0, v, 12))["v"][-1]
+    30.0
+    """
+    if verdict is not None and verdict.outside and held < keep:
+        return json.dumps({"v": values[-keep:], "held": held + 1})
+    if math.isfinite(value):
+        values = values + [round(float(value), 9)]
+    return json.dumps({"v": values[-keep:], "held": held if verdict is not None and verdict.outside else 0})

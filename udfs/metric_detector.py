@@ -11,7 +11,6 @@ emitted for the correlator (editors) or the partner-health check (partners).
 """
 from __future__ import annotations
 
-import json
 import math
 
 from pyflink.common import Row, Types
@@ -19,7 +18,7 @@ from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
 import detectors
-from udfs.baseline import combine, push_history, trailing_verdict
+from udfs.baseline import score_window
 
 WINDOW_ROW_FIELDS = ["scope_id", "metric", "avg_value", "min_value", "max_value", "sum_value",
                      "sample_count", "editors", "window_time"]
@@ -64,17 +63,16 @@ class WindowScorer(KeyedProcessFunction):
             model = detectors.from_bytes(blob) if blob else detectors.make(self.detector_name, **self.detector_params)
         window_end_ms = int(ctx.timestamp()) + 1      # rowtime = window_time = window_end - 1 ms
         value = float(row.avg_value)
-        detection = model.update(window_end_ms / 1000.0, value)
-        history = self.history.value()
-        verdict = trailing_verdict(json.loads(history) if history else [], value,
-                                   self.baseline_threshold, self.baseline_min_windows)
-        baseline, lower, upper, score, is_anomaly = combine(detection, verdict)
+        # udfs.baseline.score_window: the same sequence the offline replay runs (flink_jobs/evaluation/offline.py)
+        (baseline, lower, upper, score, is_anomaly), history = score_window(
+            model, self.history.value(), window_end_ms, value, rel_threshold=self.baseline_threshold,
+            min_windows=self.baseline_min_windows, keep=self.baseline_windows)
         blob = model.to_bytes()
         self.model.update(blob)
         if len(self._cache) >= self.CACHE_SIZE:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = (blob, model)
-        self.history.update(push_history(history, value, self.baseline_windows))
+        self.history.update(history)
         self.windows_scored.inc()
         if is_anomaly:
             self.anomalies.inc()
