@@ -111,7 +111,12 @@ class EditorCorrelator(KeyedCoProcessFunction, _WindowCollector):
         detail, unexplained = editor_window_composite(end, self.window_size_ms, results,
                                                       json.loads(stored) if stored else [], self.config, previous)
         if unexplained != previous:
-            self.unexplained.update(unexplained)
+            # A LONG ValueState cannot hold None (PyFlink fails the job at the bundle's state
+            # commit with "an integer is required"): no unexplained window is a cleared state.
+            if unexplained is None:
+                self.unexplained.clear()
+            else:
+                self.unexplained.update(unexplained)
         if detail is None:
             return
         self.composites.inc()
