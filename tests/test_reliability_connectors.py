@@ -440,6 +440,12 @@ def test_flink_sink_delivers_after_the_outage_and_reports_receipts(proxy, bus, m
     proxy.outage(3.0, style="refuse")
     out, metrics = _run_sink_to_end_of_input(sink, rows)
     assert sorted(json.loads(o)["id"] for o in out) == ["inc-sink-ok-0", "inc-sink-ok-1", "inc-sink-ok-2"]
+    # The receipts split the latency: upstream, buffer wait, PutEvents (here: the outage).
+    for receipt in map(json.loads, out):
+        assert (receipt["emitted_at_ms"] <= receipt["received_at_ms"] <= receipt["flush_started_ms"]
+                <= receipt["delivered_at_ms"])
+        assert receipt["delivered_at_ms"] - receipt["flush_started_ms"] >= 2500
+        assert receipt["latency_ms"] == receipt["delivered_at_ms"] - receipt["emitted_at_ms"]
     assert metrics["eventsFailedOver"].count == 0 and metrics["eventsSent"].count == 3
     assert sorted(k[1] for k in _delivered_keys(moto_url, queue_url, 3)) == [
         "inc-sink-ok-0", "inc-sink-ok-1", "inc-sink-ok-2"]

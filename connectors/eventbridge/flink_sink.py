@@ -8,7 +8,9 @@ watermark passed the window end); delivery latency is measured from it.
     delivered, dead_letters = attach_eventbridge_sink(events, "adops-production-events", ...)
 
 `delivered`: one JSON string per entry accepted by PutEvents:
-  {"id", "detail_type", "emitted_at_ms", "delivered_at_ms", "latency_ms"}
+  {"id", "detail_type", "emitted_at_ms", "received_at_ms", "flush_started_ms", "delivered_at_ms", "latency_ms"}
+  which splits the latency into upstream (emitted -> received by the sink), the sink's
+  buffer wait (received -> flush started) and PutEvents with its retries (-> delivered).
 `dead_letters`: dead-letter JSON (reason_code DELIVERY_FAILED, source "eventbridge",
   raw = the PutEvents entry as JSON) for entries whose retries were exhausted.
 
@@ -146,8 +148,9 @@ class EventBridgeBatchSink(BufferedBatchFunction):
             # re-sent copy still carries the same id.
             event_id = "sha-" + hashlib.sha256(detail_text.encode("utf-8")).hexdigest()[:20]
         entry = make_entry(self.bus_name, source, detail_type, detail, event_id=event_id)
-        # The emit time rides along in the buffered item (not in the entry sent).
-        return json.dumps({"entry": entry, "emitted_at_ms": emitted_at_ms}, separators=(",", ":"))
+        # The emit and arrival times ride along in the buffered item (not in the entry sent).
+        return json.dumps({"entry": entry, "emitted_at_ms": emitted_at_ms,
+                           "received_at_ms": int(time.time() * 1000)}, separators=(",", ":"))
 
     def reject(self, value: Row, error: Exception) -> Iterable[Any]:
         from connectors.deadletter.records import dead_letter_json
@@ -170,17 +173,20 @@ class EventBridgeBatchSink(BufferedBatchFunction):
 
         parsed = [json.loads(item) for item in items]
         # Entries are identified by their Detail text (it holds the deterministic id).
-        emitted_by_detail = {p["entry"]["Detail"]: p["emitted_at_ms"] for p in parsed}
+        by_detail = {p["entry"]["Detail"]: p for p in parsed}
         self._overflowed.clear()
+        flush_started_ms = int(time.time() * 1000)
         result = self._publisher.publish([p["entry"] for p in parsed])
         delivered_at_ms = int(time.time() * 1000)
         for entry in result.delivered:
-            emitted_at_ms = emitted_by_detail[entry["Detail"]]
+            item = by_detail[entry["Detail"]]
+            emitted_at_ms = item["emitted_at_ms"]
             latency_ms = delivered_at_ms - emitted_at_ms
             self._latency.update(max(0, latency_ms))
             receipt = json.dumps(
                 {"id": entry_id(entry), "detail_type": entry["DetailType"],
-                 "emitted_at_ms": emitted_at_ms, "delivered_at_ms": delivered_at_ms,
+                 "emitted_at_ms": emitted_at_ms, "received_at_ms": item.get("received_at_ms"),
+                 "flush_started_ms": flush_started_ms, "delivered_at_ms": delivered_at_ms,
                  "latency_ms": latency_ms},
                 separators=(",", ":"),
             )
