@@ -499,7 +499,7 @@ class Signature:
     contradicts: tuple[Move, ...]
     event_types: frozenset[str] = frozenset()
     #: A standalone pattern may be named on its anchor move alone (latency
-    #: up is a latency issue). Others need corroboration -- two of their
+    #: up is a latency issue) when that move passes its threshold. Others need corroboration -- two of their
     #: expected moves deviating, or a linked event -- because one noisy
     #: metric (an error rate doubling on a small editor) is not a diagnosis.
     standalone: bool = False
@@ -541,8 +541,17 @@ class Signature:
             contradicted=tuple(m.describe() for m in self.contradicts
                                if m.metric in readings and readings[m.metric].deviates(m.direction)),
             linked_events=linked,
-            corroborated=self.standalone or len(present) >= 2 or bool(linked),
+            corroborated=self._alone_is_enough(readings) or len(present) >= 2 or bool(linked),
         )
+
+    def _alone_is_enough(self, readings: Mapping[str, MetricReading]) -> bool:
+        """A standalone pattern is named on its anchor alone only when the anchor move passes its own
+        threshold: a detector flag on a smaller move (latency +34 % on a steady editor in a traffic
+        surge) is a surprise, not yet a diagnosis."""
+        return self.standalone and all(
+            any(Move(m.metric, m.direction, must_pass_threshold=True).satisfied_by(readings.get(m.metric))
+                for m in group)
+            for group in self.anchors)
 
     def event_weight(self, event: OperationalEvent) -> float:
         """How much one event of a linked type supports this pattern, in [0, 1]."""

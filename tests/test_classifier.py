@@ -352,7 +352,7 @@ def test_severity_grows_with_the_number_of_affected_metrics():
 
 
 def test_severity_grows_with_revenue_at_risk_in_money():
-    small = {m: deviation(m, f, baseline=BASELINE[m]) for m, f in (("rpm", 0.85), ("revenue", 0.95))}
+    small = {m: deviation(m, f, baseline=BASELINE[m]) for m, f in (("rpm", 0.75), ("revenue", 0.95))}
     big = {"rpm": small["rpm"], "revenue": deviation("revenue", 0.95, baseline=10_000.0)}
     assert SEVERITIES.index(classify(big, []).severity) > SEVERITIES.index(classify(small, []).severity)
 
