@@ -59,7 +59,41 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
+_TAG_DOUBLE = struct.Struct("<Bd")   # a _T_FLOAT tag and its value in one pack
+
+
 def _encode(out: bytearray, v) -> None:
+    # Exact-type fast paths first (the scorer serialises a ~4 KB ensemble every
+    # window, ~80 values, mostly floats); bytes identical to the generic chain below.
+    t = type(v)
+    if t is float:
+        out += _TAG_DOUBLE.pack(_T_FLOAT, v)
+        return
+    if t is list or t is tuple:
+        out.append(_T_LIST)
+        n = len(v)
+        if n < 0x80:
+            out.append(n)
+        else:
+            _write_varint(out, n)
+        for item in v:
+            if type(item) is float:
+                out += _TAG_DOUBLE.pack(_T_FLOAT, item)
+            else:
+                _encode(out, item)
+        return
+    if t is int:
+        z = (v << 1) if v >= 0 else ((-v << 1) - 1)
+        if z < 0x80:
+            out += bytes((_T_INT, z))
+        else:
+            out.append(_T_INT)
+            _write_varint(out, z)
+        return
+    _encode_generic(out, v)
+
+
+def _encode_generic(out: bytearray, v) -> None:
     if v is None:
         out.append(_T_NONE)
     elif v is True:
@@ -99,9 +133,14 @@ def _encode(out: bytearray, v) -> None:
         raise TypeError(f"cannot serialise {type(v).__name__}")
 
 
+_unpack_double = _DOUBLE.unpack_from
+
+
 def _decode(buf: bytes, pos: int):
     tag = buf[pos]
     pos += 1
+    if tag == _T_FLOAT:
+        return _unpack_double(buf, pos)[0], pos + 8
     if tag == _T_NONE:
         return None, pos
     if tag == _T_TRUE:
@@ -111,8 +150,6 @@ def _decode(buf: bytes, pos: int):
     if tag == _T_INT:
         z, pos = _read_varint(buf, pos)
         return ((z >> 1) if not z & 1 else -((z + 1) >> 1)), pos
-    if tag == _T_FLOAT:
-        return _DOUBLE.unpack_from(buf, pos)[0], pos + 8
     if tag in (_T_F32, _T_F64):
         n, pos = _read_varint(buf, pos)
         code = "f" if tag == _T_F32 else "d"
@@ -131,9 +168,14 @@ def _decode(buf: bytes, pos: int):
     if tag == _T_LIST:
         n, pos = _read_varint(buf, pos)
         items = []
+        append = items.append
         for _ in range(n):
-            item, pos = _decode(buf, pos)
-            items.append(item)
+            if buf[pos] == _T_FLOAT:
+                append(_unpack_double(buf, pos + 1)[0])
+                pos += 9
+            else:
+                item, pos = _decode(buf, pos)
+                append(item)
         return items, pos
     raise ValueError(f"corrupt detector state: unknown tag {tag}")
 
