@@ -20,6 +20,15 @@
     (the detector blob + the trailing baseline) after the warm-up, and the size
     of the job's last retained checkpoint divided by its (editor, metric) keys.
 
+(e) scorer stage (`--skip scorer` to leave out): source, parse and windows as in
+    the job, then udfs/metric_detector.WindowScorer into a discarding filter, no
+    correlator / partner health / sink: the per-window Python cost on its own.
+
+Every throughput run also reports the CPU seconds of the whole process tree
+(this client, the mini-cluster JVM, PyFlink's Python workers) and of its Python
+part (`ProcessTreeCpu`): on the shared 2-core machine the wall-clock rates move
+with the other jobs' load, CPU seconds per run much less.
+
 No figure is invented: everything in the JSON is measured in this run, and
 the machine's load average is recorded beside it (2 shared cores here).
 """
@@ -45,17 +54,86 @@ def _load() -> list[float]:
         return []
 
 
+class ProcessTreeCpu:
+    """CPU seconds used by this process and all its descendants (the mini-cluster JVM, PyFlink's
+    Python workers) while a job runs, from /proc: less sensitive to other jobs on the shared
+    cores than wall time. Sampled every 0.25 s, so a worker that exits between two samples
+    loses at most its last 0.25 s. 'python' counts this process (in PyFlink's loopback mode the
+    UDF workers are threads here) and every Python descendant (process mode workers)."""
+
+    _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def __init__(self):
+        import threading
+
+        self._seen: dict[int, tuple[str, float]] = {}
+        self._start: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    @staticmethod
+    def _stat(pid: int) -> tuple[int, str, float] | None:
+        try:
+            raw = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        name = raw[raw.index("(") + 1:raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2:].split()
+        return int(fields[1]), name, (int(fields[11]) + int(fields[12])) / ProcessTreeCpu._TICK
+
+    def _sample(self) -> None:
+        stats = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                st = self._stat(int(entry.name))
+                if st:
+                    stats[int(entry.name)] = st
+        tree, frontier = {os.getpid()}, [os.getpid()]
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _, _) in stats.items():
+            children.setdefault(ppid, []).append(pid)
+        while frontier:
+            for child in children.get(frontier.pop(), []):
+                if child not in tree:
+                    tree.add(child)
+                    frontier.append(child)
+        for pid in tree:
+            if pid in stats:
+                self._seen[pid] = (stats[pid][1], stats[pid][2])
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.25):
+            self._sample()
+
+    def __enter__(self):
+        self._sample()
+        self._start = {pid: cpu for pid, (_, cpu) in self._seen.items()}
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def result(self) -> dict:
+        used = {pid: cpu - self._start.get(pid, 0.0) for pid, (_, cpu) in self._seen.items()}
+        python = sum(v for pid, v in used.items() if pid == os.getpid() or self._seen[pid][0].startswith("python"))
+        return {"cpu_s_total": round(sum(used.values()), 1), "cpu_s_python": round(python, 1)}
+
+
 def _run_bounded(cfg: JobConfig, *, sql_only: bool, timeout_s: float) -> dict:
     from flink_jobs.main import start_job
 
-    t0 = time.perf_counter()
-    handle = start_job(cfg, "datagen", sql_only=sql_only)
-    t1 = time.perf_counter()
-    state = handle.wait(timeout_s)
-    t2 = time.perf_counter()
+    with ProcessTreeCpu() as cpu:
+        t0 = time.perf_counter()
+        handle = start_job(cfg, "datagen", sql_only=sql_only)
+        t1 = time.perf_counter()
+        state = handle.wait(timeout_s)
+        t2 = time.perf_counter()
     if state != "FINISHED":
         raise RuntimeError(f"benchmark job ended {state}: {(handle.failure or '')[:2000]}")
-    return {"build_submit_s": round(t1 - t0, 2), "run_s": round(t2 - t1, 2)}
+    return {"build_submit_s": round(t1 - t0, 2), "run_s": round(t2 - t1, 2), **cpu.result()}
 
 
 def measure_throughput(rows: int, parallelism: int, workdir: Path, endpoint_url: str, bus: str,
@@ -78,6 +156,8 @@ def measure_throughput(rows: int, parallelism: int, workdir: Path, endpoint_url:
         processing = max(run["run_s"] - startup["run_s"], 1e-3)
         out[label] = {
             "wall_run_s": run["run_s"], "startup_run_s_one_row": startup["run_s"],
+            "cpu_s_total": run["cpu_s_total"], "cpu_s_python": run["cpu_s_python"],
+            "startup_cpu_s_total": startup["cpu_s_total"],
             "records_per_s_including_startup": round(rows / run["run_s"]),
             "records_per_s": round(rows / processing),
             "load_average_after": _load(),
@@ -85,6 +165,59 @@ def measure_throughput(rows: int, parallelism: int, workdir: Path, endpoint_url:
     out["full_over_baseline"] = round(out["full_pipeline"]["records_per_s"]
                                       / out["pure_sql_baseline"]["records_per_s"], 3)
     return out
+
+
+def _run_scorer_stage(cfg: JobConfig, timeout_s: float) -> dict:
+    """Source, parse and windows as in the job, then the job's WindowScorer into a discarding sink."""
+    from pyflink.common import Types
+
+    from flink_jobs import main as job
+    from udfs.metric_detector import RESULT_TYPE, WindowScorer
+
+    s = job.Settings.from_config(cfg)
+    cpu = ProcessTreeCpu().__enter__()
+    t0 = time.perf_counter()
+    env, t_env = job.create_environments(s)
+    raw, _ = job.create_sources(t_env, env, cfg, s, "datagen")
+    parsed = t_env.sql_query(job.render_sql("parse/metrics.sql", source_table=raw,
+                                            max_metric_value=s.max_metric_value, **job._common_params(s)))
+    job.materialize(t_env, parsed, "metrics_parsed", job.METRIC_PARSED_COLUMNS)
+    t_env.create_temporary_view("metrics_valid", t_env.sql_query(
+        "SELECT * FROM metrics_parsed WHERE reason_code IS NULL AND NOT is_late"))
+    windows = t_env.to_data_stream(t_env.sql_query(job.window_rows_sql(s)))
+    (windows.key_by(lambda r: f"{r[0]}:{r[1]}|{r[2]}|{r[5] or ''}", key_type=Types.STRING())
+     .process(WindowScorer(s.detector, s.detector_params, s.baseline_windows, s.baseline_min_windows,
+                           s.baseline_threshold), output_type=RESULT_TYPE)
+     .filter(lambda r: False).name("discard"))
+    client = env.execute_async("scorer-stage")
+    t1 = time.perf_counter()
+    handle = job.JobHandle(client, s)
+    state = handle.wait(timeout_s)
+    t2 = time.perf_counter()
+    cpu.__exit__(None, None, None)
+    if state != "FINISHED":
+        raise RuntimeError(f"scorer-stage job ended {state}: {(handle.failure or '')[:2000]}")
+    return {"build_submit_s": round(t1 - t0, 2), "run_s": round(t2 - t1, 2), **cpu.result()}
+
+
+def measure_scorer_stage(rows: int, parallelism: int, workdir: Path, timeout_s: float) -> dict:
+    """Throughput up to and including the window scorer (no correlator, partner health or sink).
+
+    Isolates the per-window Python scoring (udfs/metric_detector.py) from the operators after it."""
+    base = [
+        f"job.parallelism={parallelism}", "job.checkpoint.interval.ms=0",
+        f"job.checkpoint.dir={workdir / 'ckpt-scorer'}", "datagen.rows.per.second=1000000000",
+        "datagen.editors=200", "datagen.partners=8", "datagen.ms.per.row=10",
+    ]
+    startup = _run_scorer_stage(JobConfig.load(environ={}, overrides=base + ["datagen.number.of.rows=1"]), timeout_s)
+    run = _run_scorer_stage(JobConfig.load(environ={}, overrides=base + [f"datagen.number.of.rows={rows}"]),
+                            timeout_s)
+    processing = max(run["run_s"] - startup["run_s"], 1e-3)
+    return {"rows": rows, "parallelism": parallelism, "wall_run_s": run["run_s"],
+            "startup_run_s_one_row": startup["run_s"], "records_per_s": round(rows / processing),
+            "cpu_s_total": run["cpu_s_total"], "cpu_s_python": run["cpu_s_python"],
+            "startup_cpu_s_total": startup["cpu_s_total"], "startup_cpu_s_python": startup["cpu_s_python"],
+            "load_average_after": _load()}
 
 
 def measure_kinesis(records: int, parallelism: int) -> dict:
@@ -219,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kinesis-records", type=int, default=50_000)
     p.add_argument("--editors", type=int, default=40, help="scripted editors for the latency run")
     p.add_argument("--timeout", type=float, default=900.0)
-    p.add_argument("--skip", action="append", default=[], choices=["throughput", "kinesis", "latency"])
+    p.add_argument("--skip", action="append", default=[], choices=["throughput", "kinesis", "latency", "scorer"])
     args = p.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="adops-bench-"))
@@ -244,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
                                                           stack["bus_name"], args.timeout)
             finally:
                 endpoint.stop()
+        if "scorer" not in args.skip:
+            result["scorer_stage"] = measure_scorer_stage(args.rows, args.parallelism, workdir, args.timeout)
         if "kinesis" not in args.skip:
             result["local_kinesis"] = measure_kinesis(args.kinesis_records, args.parallelism)
     finally:
