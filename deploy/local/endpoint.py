@@ -157,7 +157,9 @@ def start_endpoint(
     port: int = 0,
     log_dir: str | Path | None = None,
     host: str = DEFAULT_HOST,
-    timeout: float = 60.0,
+    # Importing moto and its patches takes ~2 s on a quiet machine; with the machine shared by
+    # several Flink jobs (load average 60-80) a `make run` saw no ready file after 60 s.
+    timeout: float = 180.0,
     detach: bool = False,
 ) -> LocalEndpoint:
     """Start the embedded endpoint in a child process; port 0 picks a free port.
