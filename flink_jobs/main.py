@@ -282,12 +282,16 @@ def create_environments(settings: Settings, *, restore_path: str | None = None, 
 
 # ----------------------------------------------------------------------------- sources
 def _common_params(s: Settings) -> dict:
-    return {
+    params = {
         "watermark_interval": sql_interval(s.watermark_delay_s),
         "max_future_s": s.max_future_s,
         "max_payload_bytes": s.max_payload_bytes,
         "dedup_retention_s": s.dedup_retention_s,
     }
+    # The checks sql/parse/metrics.sql and events.sql share, as SQL fragments (like event_time.sql).
+    for fragment in ("json_document", "timestamp_reason"):
+        params[fragment] = Raw(_strip_comments(render_sql(f"parse/{fragment}.sql", **params)))
+    return params
 
 
 def _event_time_expr(s: Settings) -> Raw:

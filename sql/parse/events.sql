@@ -1,15 +1,15 @@
 -- Parse and validate operational events (low volume: a few per editor and hour).
--- Same shape and the same strict-JSON / JSON-type technique as sql/parse/metrics.sql
--- (fields read from '[' || payload || ']', JSON types seen through
--- JSON_QUERY(... WITH UNCONDITIONAL ARRAY WRAPPER); never JSON_VALUE ... RETURNING).
+-- Same shape and the same JSON-type technique as sql/parse/metrics.sql (JSON types seen
+-- through JSON_QUERY(... WITH UNCONDITIONAL ARRAY WRAPPER); never JSON_VALUE ... RETURNING),
+-- and the same shared fragments: fields read from the strict document of
+-- sql/parse/json_document.sql, timestamps checked by sql/parse/timestamp_reason.sql.
 -- One pass, one reason code per bad row, first failing rule wins:
 --   OVERSIZED_RECORD, INVALID_JSON (also an object followed by `}` or garbage),
 --   MISSING_FIELD (event_type / timestamp),
 --   WRONG_TYPE (severity not a JSON number -- "high", [9], true --; editor_id or
 --   partner present but not a JSON string; details present but not an object),
 --   UNKNOWN_EVENT_TYPE, OUT_OF_RANGE_VALUE (severity outside 0-10),
---   INVALID_TIMESTAMP (as in metrics.sql: integer epoch ms or ISO-8601 with a zone,
---   after the epoch), FUTURE_TIMESTAMP.
+--   INVALID_TIMESTAMP / FUTURE_TIMESTAMP (sql/parse/timestamp_reason.sql).
 -- Late events are NOT dropped: an event is a suspected cause for windows that
 -- close up to ${events_lookback_s} s after it, so the correlator keeps it in
 -- keyed state regardless of the watermark (is_late is still reported).
@@ -41,20 +41,7 @@ FROM (
       WHEN event_type NOT IN ('config_change', 'deployment', 'feature_flag', 'partner_status', 'security_finding')
         THEN 'UNKNOWN_EVENT_TYPE'
       WHEN severity <> severity OR severity < 0 OR severity > 10 THEN 'OUT_OF_RANGE_VALUE'
-      WHEN NOT (COALESCE(CAST(TRY_CAST(timestamp_text AS BIGINT) AS STRING) = timestamp_text, FALSE)
-                OR COALESCE(REGEXP(timestamp_text,
-                     '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$'),
-                     FALSE))
-        THEN 'INVALID_TIMESTAMP'
-      WHEN event_time > TO_TIMESTAMP_LTZ(0, 3) THEN CAST(NULL AS STRING)
-      WHEN COALESCE(
-             TO_TIMESTAMP_LTZ(TRY_CAST(timestamp_text AS BIGINT), 3),
-             TO_TIMESTAMP_LTZ(timestamp_text, 'yyyy-MM-dd''T''HH:mm:ss[.SSS]XXX')) IS NULL
-           OR COALESCE(
-             TO_TIMESTAMP_LTZ(TRY_CAST(timestamp_text AS BIGINT), 3),
-             TO_TIMESTAMP_LTZ(timestamp_text, 'yyyy-MM-dd''T''HH:mm:ss[.SSS]XXX')) <= TO_TIMESTAMP_LTZ(0, 3)
-        THEN 'INVALID_TIMESTAMP'
-      ELSE 'FUTURE_TIMESTAMP'
+      ELSE ${timestamp_reason}
     END AS reason_code
   FROM (
     SELECT
@@ -78,7 +65,7 @@ FROM (
           payload,
           event_time,
           CHAR_LENGTH(payload) > ${max_payload_bytes} AS oversized,
-          CASE WHEN CHAR_LENGTH(payload) <= ${max_payload_bytes} THEN '[' || payload || ']' END AS doc
+          ${json_document} AS doc
         FROM ${source_table}
       )
     )

@@ -18,18 +18,13 @@
 --   NON_FINITE_VALUE   value overflows a double (1e400) or is a bare NaN/Infinity token
 --   OUT_OF_RANGE_VALUE rates outside [0, 1], negative counts, or above the sanity
 --                      ceiling ${max_metric_value} (absurd values)
---   INVALID_TIMESTAMP  neither an integer epoch in milliseconds (a float epoch such as
---                      1793520000000.5 is invalid, not truncated) nor ISO-8601
---                      `yyyy-MM-ddTHH:mm:ss[.fraction]` with a zone (Z or +hh:mm);
---                      also any time at or before the epoch (0, negative, 1969)
---   FUTURE_TIMESTAMP   more than ${max_future_s} s ahead of processing time
+--   INVALID_TIMESTAMP  neither an integer epoch in milliseconds nor ISO-8601 with a zone, or
+--                      at or before the epoch (sql/parse/timestamp_reason.sql, as for events)
+--   FUTURE_TIMESTAMP   more than ${max_future_s} s ahead of processing time (same fragment)
 --
--- Strict JSON: Flink's JSON functions (IS JSON, JSON_VALUE, JSON_QUERY) read the
--- first JSON value and ignore whatever follows it, so `{..}}` and `{..} garbage`
--- pass `IS JSON OBJECT`. Every field is therefore read from `'[' || payload || ']'`
--- (`$[0].field`): anything after the object makes that array invalid, every field
--- comes out NULL and the row falls to INVALID_JSON. A payload that is not an object
--- is caught by its first character (`[{..}]` would otherwise be unwrapped by lax paths).
+-- Strict JSON: every field is read from the document of sql/parse/json_document.sql
+-- (the payload wrapped as `[payload]`, fields as `$[0].field`), so an object followed by
+-- anything is INVALID_JSON; a payload that is not an object is caught by its first character.
 --
 -- JSON types without JSON_VALUE(... RETURNING ..) (which throws and fails the job):
 -- JSON_QUERY(... WITH UNCONDITIONAL ARRAY WRAPPER) shows the JSON type of a field:
@@ -75,8 +70,7 @@ FROM (
            AND metric_value > -${max_metric_value} AND metric_value < ${max_metric_value}
            AND (metric_value >= 0)
            AND (metric_value <= 1 OR metric NOT IN ('fill_rate', 'error_rate', 'cache_hit_rate', 'bid_rate', 'win_rate'))
-           AND event_time > TO_TIMESTAMP_LTZ(0, 3)
-           AND timestamp_well_formed
+           AND timestamp_reason IS NULL
            AND NOT dimensions_bad
         THEN CAST(NULL AS STRING)
       -- Only rows that failed the fast path above pay for the diagnosis below.
@@ -93,15 +87,7 @@ FROM (
       WHEN metric_value < 0 OR metric_value >= ${max_metric_value} OR metric_value <= -${max_metric_value}
            OR (metric_value > 1 AND metric IN ('fill_rate', 'error_rate', 'cache_hit_rate', 'bid_rate', 'win_rate'))
         THEN 'OUT_OF_RANGE_VALUE'
-      WHEN NOT timestamp_well_formed THEN 'INVALID_TIMESTAMP'
-      WHEN COALESCE(
-             TO_TIMESTAMP_LTZ(TRY_CAST(timestamp_text AS BIGINT), 3),
-             TO_TIMESTAMP_LTZ(timestamp_text, 'yyyy-MM-dd''T''HH:mm:ss[.SSS]XXX')) IS NULL
-           OR COALESCE(
-             TO_TIMESTAMP_LTZ(TRY_CAST(timestamp_text AS BIGINT), 3),
-             TO_TIMESTAMP_LTZ(timestamp_text, 'yyyy-MM-dd''T''HH:mm:ss[.SSS]XXX')) <= TO_TIMESTAMP_LTZ(0, 3)
-        THEN 'INVALID_TIMESTAMP'
-      ELSE 'FUTURE_TIMESTAMP'
+      ELSE timestamp_reason
     END AS reason_code
   FROM (
     SELECT
@@ -110,11 +96,8 @@ FROM (
       TRY_CAST(JSON_VALUE(doc, '$[0].value') AS DOUBLE) AS metric_value,
       -- one reference each (Flink inlines these columns into every use, re-parsing the payload)
       SUBSTRING(value_json FROM 2 FOR 1) NOT IN ('"', '[', '{', 't', 'f', 'n') AS value_is_number,
-      -- integer epoch ms (digits only: no fraction or exponent) or ISO-8601 with a zone;
-      -- the parse itself is event_time's (sql/parse/event_time.sql)
-      COALESCE(REGEXP(timestamp_text,
-        '^(-?[0-9]{1,18}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$'),
-        FALSE) AS timestamp_well_formed,
+      -- NULL for a usable timestamp (one REGEXP on the fast path; the rest only for bad rows)
+      ${timestamp_reason} AS timestamp_reason,
       -- {str: str}: the object's values, listed by `$[0].*` as '["a","b"]', must all be JSON
       -- strings. Without a backtracking regex (a 64 KiB value overflows Java's regex stack and
       -- fails the job): drop escaped backslashes and quotes, turn every string literal into s;
@@ -142,7 +125,7 @@ FROM (
           payload,
           event_time,
           CHAR_LENGTH(payload) > ${max_payload_bytes} AS oversized,
-          CASE WHEN CHAR_LENGTH(payload) <= ${max_payload_bytes} THEN '[' || payload || ']' END AS doc
+          ${json_document} AS doc
         FROM ${source_table}
       )
     )

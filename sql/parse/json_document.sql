@@ -1,0 +1,15 @@
+-- Strict JSON document shared by sql/parse/metrics.sql and events.sql (a SQL fragment,
+-- substituted as the json_document parameter): the payload wrapped as a one-element array,
+-- from which every field is read as `$[0].field`.
+--
+-- Why the wrap: Flink's JSON functions (IS JSON, JSON_VALUE, JSON_QUERY) read the first
+-- JSON value and ignore whatever follows it, so `{..}}`, `{..} garbage` and `{..}{..}` all
+-- pass `IS JSON OBJECT`. Inside '[' || payload || ']' anything after the object makes the
+-- array invalid: every field comes out NULL and the row falls to INVALID_JSON at no extra
+-- parse (the parse files test `doc IS JSON ARRAY` and that the payload starts with `{`,
+-- since `[{..}]` would otherwise be unwrapped by lax paths). Known hole: `{..},{..}` is a
+-- valid two-element array and is read as its first object.
+--
+-- An oversized payload (more than ${max_payload_bytes} characters) is never handed to the
+-- JSON parser: the document is NULL and the row is OVERSIZED_RECORD.
+CASE WHEN CHAR_LENGTH(payload) <= ${max_payload_bytes} THEN '[' || payload || ']' END
