@@ -61,6 +61,49 @@ class _ScenarioGeneration:
             self._process.wait()
 
 
+def job_lag_s(window_end: str | None, first_event_ms: int | None, replay_began: float | None,
+              speed: float | None, arrived: float) -> float | None:
+    """How long after the replay put a window's last records its result reached the bus (seconds).
+
+    The replay puts event time ``t`` at ``replay_began + (t - first event) / speed``; a window's
+    result can be on the bus as soon as its end is replayed (the watermark delay is 30 s of event
+    time, 0.04 s of wall time at 720x), so the rest is the job's lag behind the replay.
+    """
+    if not window_end or first_event_ms is None or replay_began is None or not speed:
+        return None
+    from flink_jobs.evaluation.scoring import parse_time
+
+    try:
+        end_s = parse_time(window_end)
+    except (TypeError, ValueError):
+        return None
+    return arrived - (replay_began + (end_s - first_event_ms / 1000.0) / speed)
+
+
+def lag_summary(lags_s: list[float]) -> dict:
+    if not lags_s:
+        return {"events": 0}
+    ordered = sorted(lags_s)
+    return {"events": len(ordered), "median": round(ordered[len(ordered) // 2], 1),
+            "max": round(ordered[-1], 1)}
+
+
+def lag_warning(lag: dict, settle_s: float, speed: float | None) -> str | None:
+    """Why the scores may be missing late results: the job ran behind the replay by more than
+    the drain wait, or delivered nothing the lag could be measured on."""
+    if not speed:
+        return None
+    if not lag.get("events"):
+        return ("no window result reached the bus, so the job's lag behind the replay is unknown; with "
+                "labeled incidents in the archive the job was probably far behind (a busy machine?): "
+                "re-run with a slower --speed or a longer --settle")
+    if lag["max"] > settle_s:
+        return (f"the job ran up to {lag['max']:.0f} s behind the replay, longer than the {settle_s:.0f} s "
+                f"drain wait: results of the last windows may be missing; re-run with --settle "
+                f"{lag['max'] + 20:.0f} or a slower --speed")
+    return None
+
+
 def _existing_endpoint() -> str | None:
     """An endpoint the user already runs: AWS_ENDPOINT_URL, or one answering on LocalStack's port."""
     if os.environ.get("AWS_ENDPOINT_URL"):
@@ -124,7 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     bars: list = []       # the progress bar appears when the replay starts
     seen: dict[str, set] = {"incidents": set(), "events": set()}
 
+    # When the replay started (monotonic) and its first event time: the schedule that says when
+    # each window's last record was put, against which the job's lag is measured.
+    schedule: dict = {}
+    lags_s: list[float] = []
+    speed = parse_speed(args.speed)
+
     def on_replay(stats) -> None:
+        if "first_event_ms" not in schedule and stats.first_event_ms is not None:
+            schedule["first_event_ms"] = stats.first_event_ms
         bar = bars[0]
         bar.update(stats.total - bar.n)
         elapsed = max(time.monotonic() - replay_began[0], 1e-6)
@@ -133,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_event(event: dict) -> None:
         detail = event.get("detail") or {}
+        lag = job_lag_s(detail.get("window_end"), schedule.get("first_event_ms"),
+                        replay_began[0] if replay_began else None, speed, time.monotonic())
+        if lag is not None:
+            lags_s.append(lag)
         seen["events"].add(event.get("id"))
         if event.get("detail-type") == "Composite Anomaly Detected":
             seen["incidents"].add(detail.get("incident_id"))
@@ -160,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         report = evaluate(archive, labels, scenario_json=scenario_json,
-                          endpoint_url=endpoint, speed=parse_speed(args.speed), settle_s=args.settle,
+                          endpoint_url=endpoint, speed=speed, settle_s=args.settle,
                           work_dir=out / "work", job_overrides=[*LOCAL_JOB_OVERRIDES, *args.overrides],
                           on_replay=on_replay, on_event=on_event, on_phase=on_phase)
     finally:
@@ -168,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
             generation.stop()
     if bars:
         bars[0].close()
+    report["run"]["job_lag_s"] = lag_summary(lags_s)
+    report["run"]["load_average_at_end"] = [round(x, 1) for x in os.getloadavg()]
+    warning = lag_warning(report["run"]["job_lag_s"], args.settle, speed)
+    if warning:
+        report["run"]["warning"] = warning
     summary_path = out / "summary.json"
     summary_path.write_text(json.dumps({k: v for k, v in report.items() if k != "events"}, indent=1, default=str)
                             + "\n")
@@ -175,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     phase("writing the HTML report")
     html_path = write_report(report, archive, labels, out / "report.html")
     print(headline(report))
+    if warning:
+        print(f"\nWARNING: {warning}")
     print(f"\nreport:  {html_path.resolve()}\nsummary: {summary_path.resolve()}")
     return 0
 

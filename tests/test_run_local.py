@@ -24,3 +24,20 @@ def test_a_failed_generation_says_why(tmp_path):
     blocker.write_text("x")
     with pytest.raises(RuntimeError, match="generating the default scenario failed"):
         _ScenarioGeneration(seed=3, out=blocker / "scenario").wait()
+
+
+def test_job_lag_is_measured_against_the_replay_schedule():
+    from flink_jobs.run_local import job_lag_s, lag_summary, lag_warning
+
+    first_ms = 1_793_577_600_000                      # 2026-11-02T00:00:00Z
+    # The window ending one hour of event time later is replayed 5 s (3600 / 720) after the start.
+    assert job_lag_s("2026-11-02T01:00:00Z", first_ms, 100.0, 720.0, arrived=107.0) == pytest.approx(2.0)
+    assert job_lag_s(None, first_ms, 100.0, 720.0, arrived=107.0) is None
+    assert job_lag_s("2026-11-02T01:00:00Z", first_ms, 100.0, None, arrived=107.0) is None   # --speed max
+
+    keeping_up = lag_summary([2.0, 1.0, 3.5])
+    assert keeping_up == {"events": 3, "median": 2.0, "max": 3.5}
+    assert lag_warning(keeping_up, settle_s=20.0, speed=720.0) is None
+    assert "--settle 110" in lag_warning(lag_summary([5.0, 90.0]), settle_s=20.0, speed=720.0)
+    assert "no window result" in lag_warning(lag_summary([]), settle_s=20.0, speed=720.0)
+    assert lag_warning(lag_summary([]), settle_s=20.0, speed=None) is None
