@@ -29,6 +29,28 @@ Every throughput run also reports the CPU seconds of the whole process tree
 part (`ProcessTreeCpu`): on the shared 2-core machine the wall-clock rates move
 with the other jobs' load, CPU seconds per run much less.
 
+Where the full job's time goes (profiled 2026-11-25 with py-spy on the Python side,
+400k/150k datagen rows, parallelism 2; load average 50-170 on the 2 shared cores, so
+CPU seconds, not wall rates, are the comparable figures):
+  * Rows into Python: since partner windows are per (partner, editor, metric), a
+    5-min window of this datagen (every record carries a partner) gives ~2,000 editor
+    rows and ~13,500 partner rows (measured 13,493 / 13,618): ~0.5 scorer calls per
+    record, not "once per key and window" of a few hundred records.
+  * udfs/correlator.py (helper Q's) collects a window's results as ONE JSON list in
+    MapState, re-read and re-written on every result: O(n^2) per window. ~1,700
+    results per partner window -> 13.9 ms per result, 23.6 s per partner window
+    (standalone, same code). This dominates the full job; the fix belongs there.
+  * WindowScorer logic alone: ~0.1 ms CPU per window (update ~30 us, to_bytes ~46 us,
+    baseline ~15 us); PyFlink around it (Beam state API round trips, coders) costs
+    ~10x that. One ``scorer`` state per key instead of two (model + history) cut the
+    Python CPU of the scorer stage from 111.7 s to 79.5 s for 150k rows.
+  * PyFlink runs a local mini-cluster's Python workers in "loopback" mode: threads
+    of the client process, one GIL for both subtasks. ``_python_worker_execution_mode=
+    process`` (PyFlink's own switch; Managed Flink always runs process mode) gives
+    one worker process per slot: same Python CPU (118.7 s vs 111.7 s), a longer
+    start (29 s vs 14 s for a one-row run at that load); its wall-clock gain on two
+    free cores is not measured yet (the machine was never quiet), so it is not the default.
+
 No figure is invented: everything in the JSON is measured in this run, and
 the machine's load average is recorded beside it (2 shared cores here).
 """

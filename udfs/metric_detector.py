@@ -1,10 +1,17 @@
 """(i) Per (editor, metric) — and per (partner, metric) — window scoring, in keyed state.
 
 Input: one row per key and window from sql/windows/*.sql (runs once per window,
-never per record). Keyed state:
-  * ``model``   — the detectors/ online model (``detectors.make(name)``) as its
-                  versioned bytes (``to_bytes`` / ``detectors.from_bytes``);
-  * ``history`` — the key's trailing baseline: the last N window averages (JSON).
+never per record). Keyed state, one value per key (``scorer``): the pair
+  * the detectors/ online model (``detectors.make(name)``) as its versioned
+    bytes (``to_bytes`` / ``detectors.from_bytes``), and
+  * the key's trailing baseline: the last N window averages (JSON).
+One state rather than two because PyFlink pays per state and key: a read that
+misses its cache and every write (flushed to the JVM at the end of each bundle)
+is a round trip over the Beam state API, and the scorer runs once per window of
+every key. Keys written by the earlier two-state layout (``model`` + ``history``)
+are read from it once and moved. The live model is also kept in a per-worker
+LRU cache; the state stays the truth (the cached model is used only when the
+state holds exactly the bytes it was written with), so restores are unaffected.
 Each window is scored by the model (strictly causal: scored, then learned) and
 compared with the trailing baseline (udfs/baseline.py); the per-metric result is
 emitted for the correlator (editors) or the partner-health check (partners).
@@ -47,16 +54,29 @@ class WindowScorer(KeyedProcessFunction):
     CACHE_SIZE = 20000
 
     def open(self, runtime_context: RuntimeContext):
-        self._cache: dict = {}   # key -> (state bytes, live model): insertion-ordered, oldest evicted
-        self.model = runtime_context.get_state(ValueStateDescriptor("model", Types.PICKLED_BYTE_ARRAY()))
-        self.history = runtime_context.get_state(ValueStateDescriptor("history", Types.STRING()))
+        self._cache: dict = {}   # key -> (state bytes, live model): least recently used first
+        self.state = runtime_context.get_state(ValueStateDescriptor("scorer", Types.PICKLED_BYTE_ARRAY()))
+        self.legacy_model = runtime_context.get_state(ValueStateDescriptor("model", Types.PICKLED_BYTE_ARRAY()))
+        self.legacy_history = runtime_context.get_state(ValueStateDescriptor("history", Types.STRING()))
         self.windows_scored = runtime_context.get_metrics_group().counter("windowsScored")
         self.anomalies = runtime_context.get_metrics_group().counter("metricAnomalies")
 
+    def _stored(self) -> tuple[bytes | None, str | None]:
+        stored = self.state.value()
+        if stored is not None:
+            return stored
+        blob = self.legacy_model.value()
+        if blob is None:
+            return None, None
+        history = self.legacy_history.value()
+        self.legacy_model.clear()
+        self.legacy_history.clear()
+        return blob, history
+
     def process_element(self, row, ctx: KeyedProcessFunction.Context):
-        blob = self.model.value()
+        blob, history = self._stored()
         key = ctx.get_current_key()
-        cached = self._cache.get(key)
+        cached = self._cache.pop(key, None)
         if blob and cached is not None and cached[0] == blob:
             model = cached[1]          # keyed state is the truth; the cache only skips from_bytes
         else:
@@ -65,14 +85,13 @@ class WindowScorer(KeyedProcessFunction):
         value = float(row.avg_value)
         # udfs.baseline.score_window: the same sequence the offline replay runs (flink_jobs/evaluation/offline.py)
         (baseline, lower, upper, score, is_anomaly), history = score_window(
-            model, self.history.value(), window_end_ms, value, rel_threshold=self.baseline_threshold,
+            model, history, window_end_ms, value, rel_threshold=self.baseline_threshold,
             min_windows=self.baseline_min_windows, keep=self.baseline_windows)
         blob = model.to_bytes()
-        self.model.update(blob)
+        self.state.update((blob, history))
         if len(self._cache) >= self.CACHE_SIZE:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = (blob, model)
-        self.history.update(history)
         self.windows_scored.inc()
         if is_anomaly:
             self.anomalies.inc()
