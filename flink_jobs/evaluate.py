@@ -149,7 +149,8 @@ def _state(handle) -> str:
 
 
 def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, speed: float | None = DEFAULT_SPEED,
-                       settle_s: float = 45.0, max_settle_s: float = 900.0, work_dir: str | Path | None = None,
+                       settle_s: float | Callable[[], float] = 45.0, max_settle_s: float = 900.0,
+                       work_dir: str | Path | None = None,
                        job_overrides: list[str] = (), on_replay: Callable[[Any], None] | None = None,
                        on_event: Callable[[dict], None] | None = None,
                        on_phase: Callable[[str], None] | None = None) -> RunResult:
@@ -219,11 +220,13 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
         stats = replayer.replay(facts.observe(merged_archive(archive)))
         timings["replay_s"] = time.monotonic() - replay_began
 
-        phase(f"waiting for the job to drain (until {settle_s:.0f} s without new bus events)")
+        # A callable settle is re-read on every check (make run lengthens it by the job's measured lag).
+        settle_now = settle_s if callable(settle_s) else (lambda: settle_s)
+        phase(f"waiting for the job to drain (until {settle_now():.0f} s without new bus events)")
         settle_began = time.monotonic()
         observer.last_arrival = max(observer.last_arrival, settle_began)
         next_note = settle_began + 15.0
-        while time.monotonic() - observer.last_arrival < settle_s:
+        while time.monotonic() - observer.last_arrival < settle_now():
             if time.monotonic() >= next_note:
                 phase(f"  ... {len(observer.events)} bus events so far, last one "
                       f"{time.monotonic() - observer.last_arrival:.0f} s ago")

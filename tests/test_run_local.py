@@ -37,7 +37,14 @@ def test_job_lag_is_measured_against_the_replay_schedule():
 
     keeping_up = lag_summary([2.0, 1.0, 3.5])
     assert keeping_up == {"events": 3, "median": 2.0, "max": 3.5}
-    assert lag_warning(keeping_up, settle_s=20.0, speed=720.0) is None
-    assert "--settle 110" in lag_warning(lag_summary([5.0, 90.0]), settle_s=20.0, speed=720.0)
-    assert "no window result" in lag_warning(lag_summary([]), settle_s=20.0, speed=720.0)
-    assert lag_warning(lag_summary([]), settle_s=20.0, speed=None) is None
+    assert lag_warning(keeping_up, speed=720.0) is None
+    assert "no window result" in lag_warning(lag_summary([]), speed=720.0)
+    assert lag_warning(lag_summary([]), speed=None) is None
+
+
+def test_the_drain_wait_grows_with_the_jobs_lag():
+    from flink_jobs.run_local import drain_wait_s
+
+    assert drain_wait_s(20.0, []) == 20.0
+    assert drain_wait_s(20.0, [-0.3, 2.0]) == 22.0
+    assert drain_wait_s(20.0, [5.0, 73.0, 40.0]) == 93.0
