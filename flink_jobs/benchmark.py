@@ -43,7 +43,8 @@ CPU seconds, not wall rates, are the comparable figures):
   * WindowScorer logic alone: ~0.1 ms CPU per window (update ~30 us, to_bytes ~46 us,
     baseline ~15 us); PyFlink around it (Beam state API round trips, coders) costs
     ~10x that. One ``scorer`` state per key instead of two (model + history) cut the
-    Python CPU of the scorer stage from 111.7 s to 79.5 s for 150k rows.
+    Python CPU of the scorer stage from 111.7 / 109.1 s to 79.5 / 76.9 s for 150k rows
+    (two A/B pairs; whole process tree 189.8 / 182.6 -> 146.3 / 138.8 CPU s).
   * PyFlink runs a local mini-cluster's Python workers in "loopback" mode: threads
     of the client process, one GIL for both subtasks. ``_python_worker_execution_mode=
     process`` (PyFlink's own switch; Managed Flink always runs process mode) gives
