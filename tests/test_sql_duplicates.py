@@ -177,3 +177,33 @@ def test_a_copy_after_the_retention_is_accepted_again():
     s = _settings()
     assert _slow_copies_codes(s, "60 s") == [None, "DUPLICATE_RECORD", "DUPLICATE_RECORD"]
     assert _slow_copies_codes(s, "200 ms") == [None, None, None]
+
+
+def test_the_retention_does_not_expire_window_state():
+    """table.exec.state.ttl is job-wide: the window aggregation must not lose rows to it. Three
+    different valid samples of one window, one per second, under a 200 ms TTL: all three counted."""
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    from flink_jobs.main import sql_interval
+
+    s = _settings()
+    common = _common_params(s)
+    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    t_env.get_config().set("parallelism.default", "1")
+    t_env.execute_sql(
+        "CREATE TEMPORARY TABLE metrics_raw (seq BIGINT, payload AS JSON_OBJECT('editor_id' VALUE 'e-1', "
+        f"'metric' VALUE 'rpm', 'value' VALUE CAST(seq AS DOUBLE), 'timestamp' VALUE {TS}), "
+        f"event_time AS TO_TIMESTAMP_LTZ({TS}, 3), WATERMARK FOR event_time AS event_time - {common['watermark_interval']}) "
+        "WITH ('connector' = 'datagen', 'rows-per-second' = '1', 'fields.seq.kind' = 'sequence', "
+        "'fields.seq.start' = '1', 'fields.seq.end' = '3')")
+    parsed = t_env.sql_query(render_sql("parse/metrics.sql", source_table="metrics_raw",
+                                        max_metric_value=s.max_metric_value, **common))
+    marked = mark_duplicates(t_env, parsed, s, "metrics", METRIC_PARSED_COLUMNS, "reason_code IS NULL AND NOT is_late")
+    t_env.get_config().set("table.exec.state.ttl", "200 ms")
+    t_env.create_temporary_view("metrics_marked", marked)
+    t_env.create_temporary_view("metrics_valid", t_env.sql_query(
+        "SELECT * FROM metrics_marked WHERE reason_code IS NULL AND NOT is_late"))
+    windows = render_sql("windows/editor_metric_windows.sql", valid_table="metrics_valid",
+                         window_interval=sql_interval(s.window_size_s))
+    with t_env.execute_sql(f"SELECT sample_count, sum_value FROM ({windows})").collect() as rows:
+        assert [tuple(r) for r in rows] == [(3, 6.0)]
