@@ -44,6 +44,8 @@ def test_start_replay_re_drives_archived_incidents_through_the_rules(core_stack,
     assert out.returncode == 0, out.stderr
     state = json.loads(out.stdout)
     assert state["State"] == "COMPLETED" and state["ReplayName"] == f"test-{incident_id}"
-    replayed = drain_sqs(catch_all, 1, timeout=10, predicate=mine)
+    # moto replays the whole archive, i.e. every event the test session put on the bus before this
+    # test (hundreds to thousands in a full run), so ours can be far back in the catch-all queue.
+    replayed = drain_sqs(catch_all, 1, timeout=120, predicate=mine)
     assert replayed, "the archived incident came through the rules again"
     assert replayed[0]["replay-name"] == f"test-{incident_id}"
