@@ -1,8 +1,8 @@
 """Partner health: is a demand partner healthy across the editors that use it?
 
-The stream job aggregates each partner's samples across editors per window
-and hands :func:`assess_partner` the partner's per-metric deviations from its
-*own* baseline. Four signals matter, each in the direction that hurts:
+The stream job windows each editor's samples through a partner separately and
+hands :func:`assess_partner_editors` every editor's per-metric deviations from
+that editor's *own* baseline. Four signals matter, each in the direction that hurts:
 
 =================  =========  ==========================================
 metric             bad when   why
@@ -19,13 +19,14 @@ least ``flag_min_fraction`` of that threshold; it is *unhealthy* past the
 ``unhealthy`` threshold. Status: UNHEALTHY if any signal is unhealthy
 or at least ``unhealthy_signal_count`` signals are degraded (a partner
 failing on two fronts is down, not slow); DEGRADED if one is degraded;
-HEALTHY otherwise. Thresholds are in :class:`PartnerHealthConfig`.
+HEALTHY otherwise (per editor); the partner takes a level only when enough of
+its reporting editors are at it. Thresholds are in :class:`PartnerHealthConfig`.
 
 >>> from detectors.classifier import MetricDeviation as D
->>> detail = assess_partner("p-alpha", 1793527500, 1793527800,
-...     {"partner_timeouts": D("partner_timeouts", 50.0, 10.0, 6.0, 14.0, 0.99, True),
-...      "bid_rate": D("bid_rate", 0.9, 0.9, 0.85, 0.95, 0.1, False)},
-...     editors=["e-002", "e-001"], revenue_impact=412.5)
+>>> slow = {"partner_timeouts": D("partner_timeouts", 50.0, 10.0, 6.0, 14.0, 0.99, True),
+...         "bid_rate": D("bid_rate", 0.9, 0.9, 0.85, 0.95, 0.1, False)}
+>>> detail = assess_partner_editors("p-alpha", 1793527500, 1793527800,
+...     {"e-002": slow, "e-001": slow}, revenue_impact=412.5)
 >>> detail["partner_status"], detail["impact_assessment"], detail["editors_affected"]
 ('UNHEALTHY', {'revenue_impact': 412.5, 'editors_affected': 2}, ['e-001', 'e-002'])
 """
@@ -253,27 +254,3 @@ def check_id(partner: str, window_start_s: float) -> str:
     True
     """
     return stable_id("phc-", partner, iso_z(float(window_start_s)))
-
-
-def assess_partner(partner: str, window_start_s: float, window_end_s: float,
-                   per_metric: Mapping[str, MetricDeviation], editors: Iterable[str], revenue_impact: float,
-                   config: PartnerHealthConfig | None = None) -> dict[str, Any]:
-    """The ``Partner Health Check`` detail of DESIGN.md (plus ``reasons``, human-readable)."""
-    config = config or PartnerHealthConfig()
-    assessments = [assess_signal(per_metric[m], spec, config.relative_floor.get(m, 0.0), config.flag_min_fraction)
-                   for m, spec in config.signals.items() if m in per_metric]
-    status = partner_status(assessments, config)
-    unique_editors = sorted(set(editors))
-    impact = float(revenue_impact) if is_finite_number(revenue_impact) else 0.0
-    reasons = [a.describe() for a in assessments if a.level > 0] or ["all partner signals within their baseline"]
-    return {
-        "check_id": check_id(partner, window_start_s),
-        "partner": partner,
-        "partner_status": status,
-        "window_start": iso_z(float(window_start_s)),
-        "window_end": iso_z(float(window_end_s)),
-        "impact_assessment": {"revenue_impact": round(max(impact, 0.0), 2), "editors_affected": len(unique_editors)},
-        "editors_affected": unique_editors[:MAX_EDITORS_LISTED],
-        "metrics": {m: metric_snapshot(d, config.relative_floor.get(m, 0.0)) for m, d in sorted(per_metric.items())},
-        "reasons": reasons,
-    }

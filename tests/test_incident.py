@@ -26,7 +26,7 @@ from detectors.partner_health import (
     HEALTHY,
     UNHEALTHY,
     PartnerHealthConfig,
-    assess_partner,
+    assess_partner_editors,
     check_id,
 )
 
@@ -189,6 +189,13 @@ def partner(**metrics) -> dict:
     devs = {name: dev(name, value, base, score=0.99 if flagged else 0.1, flagged=flagged)
             for name, (value, base, flagged) in metrics.items()}
     return assess_partner("p-alpha", START, END, devs, ["e-002", "e-001", "e-002"], 123.456)
+
+
+def assess_partner(name, start, end, devs, editors, impact, config=None) -> dict:
+    """The job's check (every editor judged on its own series) with the same deviations on each
+    editor, so the partner's status is that of one editor's signals (at least two editors report)."""
+    editors = sorted(set(editors)) or ["e-001", "e-002"]
+    return assess_partner_editors(name, start, end, {e: devs for e in editors}, impact, config)
 
 
 NORMAL = dict(partner_timeouts=(10.0, 10.0, False), bid_rate=(0.9, 0.9, False), win_rate=(0.2, 0.2, False),

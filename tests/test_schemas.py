@@ -80,11 +80,12 @@ def test_composite_detail_built_by_the_incident_module_is_valid():
 
 def test_partner_health_detail_built_by_the_partner_module_is_valid():
     from detectors.classifier import MetricDeviation as D
-    from detectors.partner_health import assess_partner
+    from detectors.partner_health import assess_partner_editors
 
-    detail = assess_partner("p-alpha", 1793527500, 1793527800,
-                            {"partner_timeouts": D("partner_timeouts", 50.0, 10.0, 6.0, 14.0, 0.99, True)},
-                            editors=["e-002", "e-001"], revenue_impact=412.5)
+    slow = {"partner_timeouts": D("partner_timeouts", 50.0, 10.0, 6.0, 14.0, 0.99, True)}
+    detail = assess_partner_editors("p-alpha", 1793527500, 1793527800, {"e-002": slow, "e-001": slow},
+                                    revenue_impact=412.5)
+    assert detail["partner_status"] == "UNHEALTHY"
     assert _errors("partner_health", json.loads(json.dumps(detail))) == []
     assert _errors("partner_health", dict(detail, partner_status="DOWN"))
 
