@@ -7,6 +7,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 from deploy.local.endpoint import start_endpoint
 from flink_jobs.reliability.fault_proxy import KINESIS_GET_RECORDS, PUT_EVENTS, FaultProxy
@@ -112,7 +113,11 @@ class Harness:
         return feeder
 
     def _finish(self, name, job: JobProcess, watcher: OutputWatcher, n_probes: int, started: float,
-                feeder: Feeder | None = None) -> dict:
+                feeder: Feeder | None = None, before_kill: Callable[[], None] | None = None) -> dict:
+        """Wait until the job has read everything (all probes), let outputs settle, kill the job.
+
+        ``before_kill`` runs once every probe is seen, before the outputs settle: a scenario
+        whose fault outlives the input (sink_faults) waits there for the sink to drain."""
         completed = watcher.wait_for_probes(range(n_probes), RUN_TIMEOUT_S, alive=job.alive)
         if feeder is not None:
             feeder.stop_event.set()
@@ -120,8 +125,11 @@ class Harness:
             if feeder.error is not None:
                 raise RuntimeError(f"{name}: feeding failed: {feeder.error}") from feeder.error
         processed_s = time.monotonic() - started
+        if before_kill is not None:
+            before_kill()
         watcher.settle()
         exited_by_itself = not job.alive()
+        killed_s = time.monotonic() - started
         job.kill_hard()
         # Kept for forensics: which window an event that differs between runs belongs to.
         with open(job.log_path.parent / "events.jsonl", "w") as handle:
@@ -136,6 +144,7 @@ class Harness:
         return {
             "completed": completed,
             "seconds_to_process": round(processed_s, 1),
+            "job_killed_at_s": round(killed_s, 1),
             "job_failures": failures,
             "probes": {"put": n_probes, "seen": len(seen), "missing": sorted(set(range(n_probes)) - seen)[:20],
                        "seen_twice": sum(1 for n, c in watcher.out.probe_copies.items() if c > 1 and n < n_probes)},
@@ -316,20 +325,29 @@ class Harness:
         return result
 
     def sink_faults(self, outage_s: float) -> dict:
+        """EventBridge throttling, then partial failures, then an outage, while the job runs.
+
+        Times in ``timeline`` and ``phases`` are seconds since the job was launched; the sink's
+        own receipts (``eventbridge.latency.log.path``) say when each entry was delivered."""
         run_dir, streams, probed, n_probes, watcher = self._prepare("sink_faults", self.traffic)
-        started = time.monotonic()
+        receipts_path = run_dir / "sink-receipts" / "receipts.jsonl"
+        started, started_wall = time.monotonic(), time.time()
+        since_start = lambda: round(time.monotonic() - started, 2)  # noqa: E731
         job = JobProcess(run_dir, self._overrides(run_dir, streams, kinesis_url=self.endpoint.url,
-                                                  eventbridge_url=self.proxy.url))
+                                                  eventbridge_url=self.proxy.url)
+                         + [f"eventbridge.latency.log.path={receipts_path}"])
         feeder = self._feed(job, streams, probed, watcher)
         self.proxy.clear()
         self.proxy.reset_counters()
-        phases = {}
+        phases: dict = {}
+        timeline: dict = {"feeding_started_s": since_start()}
 
         def delivered():
             return self.proxy.counters()["delivered_entries"].get(PUT_EVENTS, 0)
 
         def phase(label, seconds, arm):
             before, injected_before = delivered(), dict(self.proxy.counters()["injected"])
+            started_s = since_start()
             rule = arm()
             time.sleep(seconds)
             if rule is not None:
@@ -337,7 +355,8 @@ class Harness:
             else:
                 self.proxy.wait_outage_over(seconds + 5)
             injected = {k: v - injected_before.get(k, 0) for k, v in self.proxy.counters()["injected"].items()}
-            phases[label] = {"seconds": seconds, "entries_delivered_during": delivered() - before,
+            phases[label] = {"seconds": seconds, "started_s": started_s, "ended_s": since_start(),
+                             "entries_delivered_during": delivered() - before,
                              "faults_injected": {k: v for k, v in injected.items() if v}}
 
         def schedule():
@@ -345,25 +364,49 @@ class Harness:
             deadline = time.monotonic() + 120
             while delivered() == 0 and time.monotonic() < deadline and job.alive():
                 time.sleep(0.5)
+            timeline["first_delivery_seen_s"] = since_start()
             phase("throttling", 10, lambda: self.proxy.set_mode(PUT_EVENTS, "throttle", rate=0.5))
             phase("partial_failures", 10, lambda: self.proxy.set_mode(PUT_EVENTS, "partial_failure", rate=0.6,
                                                                        failed_fraction=0.5))
             phase("outage", outage_s, lambda: self.proxy.outage(outage_s, style="refuse"))
             phases["after_faults_delivered_before_settle"] = delivered()
+            timeline["schedule_over_s"] = since_start()
 
-        thread = threading.Thread(target=schedule, daemon=True)
+        thread = threading.Thread(target=schedule, daemon=True, name="sink-fault-schedule")
         thread.start()
         result = self._finish("sink_faults", job, watcher, n_probes, started, feeder)
+        timeline["all_probes_seen_s"] = result["seconds_to_process"]
+        timeline["job_killed_s"] = result["job_killed_at_s"]
+        timeline["schedule_running_at_kill"] = "schedule_over_s" not in timeline
         thread.join(timeout=outage_s + 60)
         self.proxy.clear()
         counters = self.proxy.counters()
         delivery_failed = [d for d in watcher.out.dead_letters if d.get("reason_code") == "DELIVERY_FAILED"]
+        overflowed = {_overflowed_key(d) for d in delivery_failed}
+        receipts = _sink_receipts(receipts_path, started_wall)
+        outage_end_s = (phases.get("outage") or {}).get("ended_s")
+        delivery_times = [r["delivered_s"] for r in receipts]
+        comparison = self._compare(result)
+        reference_keys, got_keys = self.reference["incidents"]["keys"], result["incidents"]["keys"]
+        not_on_bus = reference_keys - got_keys
         result.update({
             "phases": phases,
+            "timeline": timeline,
+            "outage_over_before_kill": outage_end_s is not None and outage_end_s <= timeline["job_killed_s"],
+            "sink_receipts": len(receipts),
+            "sink_receipts_after_outage_end": (sum(1 for t in delivery_times if t > outage_end_s)
+                                               if outage_end_s is not None else None),
+            "last_delivery_s": max(delivery_times, default=None),
+            "last_delivery_after_outage_end_s": (round(max(delivery_times) - outage_end_s, 2)
+                                                 if delivery_times and outage_end_s is not None else None),
             "proxy_counters": counters,
             "events_delivered_total": counters["delivered_entries"].get(PUT_EVENTS, 0),
             "overflowed_to_dead_letters": len(delivery_failed),
-            "comparison": self._compare(result),
+            "overflowed_ids": sorted(map(str, overflowed)),
+            # Reference events neither on the bus nor dead-lettered when the job was killed:
+            # still in the sink (buffer or retry loop), or never produced by this run.
+            "pending_at_kill": sorted(map(str, not_on_bus - overflowed)),
+            "comparison": comparison,
         })
         return result
 
@@ -428,6 +471,33 @@ def _editor(letter: dict) -> str | None:
     except ValueError:
         return None
     return record.get("editor_id") if isinstance(record, dict) else None
+
+
+def _overflowed_key(letter: dict) -> tuple[str, str | None]:
+    """(detail-type, id) of a DELIVERY_FAILED dead letter, the key incidents are compared on.
+
+    raw is the PutEvents entry (retries exhausted) or the sink's input row (not sendable)."""
+    from connectors.eventbridge.publisher import entry_id
+
+    try:
+        raw = json.loads(letter.get("raw", ""))
+    except ValueError:
+        return "", None
+    if "Detail" in raw:
+        return raw.get("DetailType", ""), entry_id(raw)
+    return raw.get("detail_type", ""), entry_id({"Detail": raw.get("detail")})
+
+
+def _sink_receipts(path: Path, started_wall: float) -> list[dict]:
+    """The sink's receipts (one file per subtask), times in seconds since ``started_wall``."""
+    out = []
+    for part in sorted(path.parent.glob(path.name + ".*")):
+        for line in part.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                out.append({"id": r["id"], "delivered_s": round(r["delivered_at_ms"] / 1000 - started_wall, 2),
+                            "flush_started_s": round(r["flush_started_ms"] / 1000 - started_wall, 2)})
+    return out
 
 
 def _restored_from(log_path: Path) -> str | None:
