@@ -1,4 +1,7 @@
-"""The boto3 Kinesis poller (connectors.kinesis.poller) against a real moto server over HTTP.
+"""The boto3 Kinesis poller (connectors.kinesis.poller) against the embedded endpoint over HTTP.
+
+The endpoint is the session's ``aws_endpoint`` (moto with deploy/local/patches, so
+SplitShard behaves as on AWS: moto 5.2.5 keeps routing new records to the closed parent).
 
 Faults are the service's own error responses, injected at botocore's HTTP layer
 (`before-send` returns the 400 response Kinesis sends), so the poller sees the
@@ -6,14 +9,11 @@ ClientError it would see on AWS; nothing of the poller is replaced.
 """
 from __future__ import annotations
 
-import itertools
 import json
-import socket
 import time
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from moto.server import ThreadedMotoServer
 
 from connectors.aws import make_client
 from connectors.kinesis.flink_source import spread_group_key, subtask_of
@@ -29,38 +29,20 @@ from connectors.kinesis.poller import (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    # SplitShard as on AWS (moto 5.2.5 keeps routing new records to the closed parent).
-    from deploy.local.patches.kinesis import split_shard as aws_kinesis_split
-
-    aws_kinesis_split.apply()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-    aws_kinesis_split.revert()
-
-
-_stream_counter = itertools.count()
+@pytest.fixture()
+def kinesis(aws_client):
+    return aws_client("kinesis", max_attempts=3)
 
 
 @pytest.fixture()
-def kinesis(moto_url):
-    return make_client("kinesis", endpoint_url=moto_url, region="us-east-1", max_attempts=3)
+def new_stream(kinesis, unique_name):
+    """new_stream(shards) -> the name of a new stream with that many shards."""
+    def create(shards: int) -> str:
+        name = unique_name("src")
+        kinesis.create_stream(StreamName=name, ShardCount=shards)
+        return name
 
-
-def _new_stream(kinesis, shards: int) -> str:
-    name = f"src-{next(_stream_counter)}-{time.monotonic_ns()}"
-    kinesis.create_stream(StreamName=name, ShardCount=shards)
-    return name
+    return create
 
 
 def _put(kinesis, stream, start, count, keys=17):
@@ -84,8 +66,8 @@ def _assert_exactly_once_in_key_order(records, expected, keys=17):
     assert all(v == sorted(v) for v in by_key.values()), "a partition key's records came out of order"
 
 
-def _reader(url, stream, start="TRIM_HORIZON", **kwargs):
-    client = make_client("kinesis", endpoint_url=url, region="us-east-1", raw_timestamps=True)
+def _reader(aws_client, stream, start="TRIM_HORIZON", **kwargs):
+    client = aws_client("kinesis", raw_timestamps=True)
     kwargs.setdefault("backoff", ExponentialBackoff(base_s=0.005, cap_s=0.02))
     reader = StreamReader(client, stream, start, **kwargs)
     reader.discover()
@@ -118,16 +100,16 @@ class ServiceErrors:
                                               "x-amzn-RequestId": "injected"}, Raw())
 
 
-def test_list_shards_follows_pagination(kinesis):
-    stream = _new_stream(kinesis, 5)
+def test_list_shards_follows_pagination(kinesis, new_stream):
+    stream = new_stream(5)
     shards = list_shards(kinesis, stream, page_size=2)
     assert [s.shard_id for s in shards] == [f"shardId-00000000000{i}" for i in range(5)]
 
 
-def test_multi_shard_read_returns_every_record_once_in_key_order(moto_url, kinesis):
-    stream = _new_stream(kinesis, 4)
+def test_multi_shard_read_returns_every_record_once_in_key_order(aws_client, kinesis, new_stream):
+    stream = new_stream(4)
     _put(kinesis, stream, 0, 3000)
-    reader = _reader(moto_url, stream, max_records_per_call=400)
+    reader = _reader(aws_client, stream, max_records_per_call=400)
     records = reader.read_available()
     _assert_exactly_once_in_key_order(records, range(3000))
     assert {r.shard_id for r in records} == {f"shardId-00000000000{i}" for i in range(4)}
@@ -137,26 +119,26 @@ def test_multi_shard_read_returns_every_record_once_in_key_order(moto_url, kines
     assert reader.metrics.get_records_calls >= 3000 // 400
 
 
-def test_resume_from_stored_positions_reads_only_what_follows(moto_url, kinesis):
-    stream = _new_stream(kinesis, 2)
+def test_resume_from_stored_positions_reads_only_what_follows(aws_client, kinesis, new_stream):
+    stream = new_stream(2)
     _put(kinesis, stream, 0, 1000)
-    first = _reader(moto_url, stream, max_records_per_call=150)
+    first = _reader(aws_client, stream, max_records_per_call=150)
     part = first.poll_once() + first.poll_once()
     assert 0 < len(part) < 1000
     # What a checkpoint stores and a restore hands back.
     stored = positions_to_text(first.positions)
     _put(kinesis, stream, 1000, 200)
-    resumed = _reader(moto_url, stream, positions=positions_from_text(stored))
+    resumed = _reader(aws_client, stream, positions=positions_from_text(stored))
     rest = resumed.read_available()
     _assert_exactly_once_in_key_order(part + rest, range(1200))
     assert not set(_numbers(part)) & set(_numbers(rest))
 
 
-def test_trim_horizon_reads_the_backlog_latest_only_new_records(moto_url, kinesis):
-    stream = _new_stream(kinesis, 2)
+def test_trim_horizon_reads_the_backlog_latest_only_new_records(aws_client, kinesis, new_stream):
+    stream = new_stream(2)
     _put(kinesis, stream, 0, 300)
-    oldest = _reader(moto_url, stream, "TRIM_HORIZON")
-    newest = _reader(moto_url, stream, "LATEST")
+    oldest = _reader(aws_client, stream, "TRIM_HORIZON")
+    newest = _reader(aws_client, stream, "LATEST")
     assert newest.poll_once() == []  # takes LATEST iterators now
     time.sleep(0.01)
     _put(kinesis, stream, 300, 120)
@@ -164,22 +146,22 @@ def test_trim_horizon_reads_the_backlog_latest_only_new_records(moto_url, kinesi
     assert sorted(_numbers(newest.read_available())) == list(range(300, 420))
 
 
-def test_at_timestamp_starts_at_the_first_record_put_at_or_after_it(moto_url, kinesis):
-    stream = _new_stream(kinesis, 1)
+def test_at_timestamp_starts_at_the_first_record_put_at_or_after_it(aws_client, kinesis, new_stream):
+    stream = new_stream(1)
     _put(kinesis, stream, 0, 50)
     time.sleep(0.05)
     cut_ms = int(time.time() * 1000)
     time.sleep(0.05)
     _put(kinesis, stream, 50, 30)
-    reader = _reader(moto_url, stream, StartPosition.parse(f"AT_TIMESTAMP:{cut_ms}"))
+    reader = _reader(aws_client, stream, StartPosition.parse(f"AT_TIMESTAMP:{cut_ms}"))
     assert sorted(_numbers(reader.read_available())) == list(range(50, 80))
     assert StartPosition.parse("AT_TIMESTAMP:2026-11-01T10:00:00Z").timestamp_ms == 1793527200000
 
 
-def test_split_mid_read_reads_parent_to_its_end_before_children(moto_url, kinesis):
-    stream = _new_stream(kinesis, 1)
+def test_split_mid_read_reads_parent_to_its_end_before_children(aws_client, kinesis, new_stream):
+    stream = new_stream(1)
     _put(kinesis, stream, 0, 800)
-    reader = _reader(moto_url, stream, max_records_per_call=100)
+    reader = _reader(aws_client, stream, max_records_per_call=100)
     records = reader.poll_once() + reader.poll_once()
     assert len(records) == 200
     kinesis.split_shard(StreamName=stream, ShardToSplit="shardId-000000000000",
@@ -198,15 +180,15 @@ def test_split_mid_read_reads_parent_to_its_end_before_children(moto_url, kinesi
     groups = group_by_lineage(list_shards(kinesis, stream))
     assert list(groups) == ["shardId-000000000000"] and len(groups["shardId-000000000000"]) == 3
     # A restart from the stored positions reads nothing again.
-    resumed = _reader(moto_url, stream, positions=positions_from_text(positions_to_text(reader.positions)))
+    resumed = _reader(aws_client, stream, positions=positions_from_text(positions_to_text(reader.positions)))
     assert resumed.read_available() == []
 
 
-def test_expired_iterators_and_throughput_exceeded_lose_and_duplicate_nothing(moto_url, kinesis):
-    stream = _new_stream(kinesis, 2)
+def test_expired_iterators_and_throughput_exceeded_lose_and_duplicate_nothing(aws_client, kinesis, new_stream):
+    stream = new_stream(2)
     _put(kinesis, stream, 0, 2000)
     sleeps = []
-    reader = _reader(moto_url, stream, max_records_per_call=100)
+    reader = _reader(aws_client, stream, max_records_per_call=100)
     reader._sleep = sleeps.append  # shard pollers take it on creation: record backoffs, do not wait
     pattern = ["ExpiredIteratorException", None, "ProvisionedThroughputExceededException",
                "ProvisionedThroughputExceededException", None, None]
@@ -222,10 +204,10 @@ def test_expired_iterators_and_throughput_exceeded_lose_and_duplicate_nothing(mo
     assert all(0.0025 <= s <= 0.02 for s in sleeps) and max(sleeps) > 0.005
 
 
-def test_a_shard_that_stays_throttled_yields_nothing_and_resumes_later(moto_url, kinesis):
-    stream = _new_stream(kinesis, 1)
+def test_a_shard_that_stays_throttled_yields_nothing_and_resumes_later(aws_client, kinesis, new_stream):
+    stream = new_stream(1)
     _put(kinesis, stream, 0, 100)
-    reader = _reader(moto_url, stream, max_attempts_per_poll=3)
+    reader = _reader(aws_client, stream, max_attempts_per_poll=3)
     throttled = {"on": True}
     faults = ServiceErrors(reader.client,
                            lambda call: "ProvisionedThroughputExceededException" if throttled["on"] else None)
@@ -235,11 +217,11 @@ def test_a_shard_that_stays_throttled_yields_nothing_and_resumes_later(moto_url,
     assert sorted(_numbers(reader.read_available())) == list(range(100))
 
 
-def test_bytes_that_are_not_utf8_are_passed_on_marked(moto_url, kinesis):
-    stream = _new_stream(kinesis, 1)
+def test_bytes_that_are_not_utf8_are_passed_on_marked(aws_client, kinesis, new_stream):
+    stream = new_stream(1)
     kinesis.put_record(StreamName=stream, Data=b'{"editor_id": "e-1"}', PartitionKey="a")
     kinesis.put_record(StreamName=stream, Data=b'{"editor_id": "\xff\xfe"}', PartitionKey="a")
-    records = _reader(moto_url, stream).read_available()
+    records = _reader(aws_client, stream).read_available()
     assert [r.encoding_valid for r in records] == [True, False]
     assert records[0].payload == '{"editor_id": "e-1"}'  # text, not parsed
     assert "\ufffd" in records[1].payload
@@ -269,10 +251,13 @@ def test_group_keys_spread_the_first_shards_over_the_subtasks():
     assert keys == [spread_group_key(f"shardId-{i:012d}") for i in range(4)]  # stable across runs
 
 
-def test_moto_get_records_fastpath_answers_exactly_like_moto(moto_url, kinesis):
+def test_moto_get_records_fastpath_answers_exactly_like_moto(in_process_moto, unique_name):
+    # The shared endpoint always runs the fastpath; switching it off and on needs a server in this process.
     from deploy.local.patches.kinesis import get_records_fastpath as moto_fastpath
 
-    stream = _new_stream(kinesis, 2)
+    kinesis = make_client("kinesis", endpoint_url=in_process_moto(), region="us-east-1", max_attempts=3)
+    stream = unique_name("src")
+    kinesis.create_stream(StreamName=stream, ShardCount=2)
     _put(kinesis, stream, 0, 700)
     kinesis.put_record(StreamName=stream, Data=b'{"n": 700, "raw": "\xff"}', PartitionKey="k0")
 
