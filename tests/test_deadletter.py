@@ -1,4 +1,4 @@
-"""Dead-letter records and writers: the record shape, truncation, and batched PutRecords to a moto server."""
+"""Dead-letter records and writers: the record shape, truncation, and batched PutRecords to the embedded endpoint."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,6 @@ import socket
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
-from moto.server import ThreadedMotoServer
 
 from connectors.aws import make_client
 from connectors.deadletter.records import RAW_LIMIT_BYTES, build_dead_letter, dead_letter_json, truncate_utf8
@@ -22,19 +21,11 @@ from connectors.kinesis.poller import StreamReader
 from connectors.schemas import validator
 
 
-def _free_port() -> int:
+def _unused_port() -> int:
+    """A loopback port nothing listens on (bound, then released): connections to it are refused."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 def test_record_has_the_contract_shape():
@@ -70,9 +61,10 @@ def test_put_records_batches_respect_500_records_and_5_mib():
     assert [len(b) for b in put_records_batches(big)] == [5, 2]
 
 
-def test_kinesis_writer_writes_every_line_in_batches_and_retries_failed_records(moto_url):
-    client = make_client("kinesis", endpoint_url=moto_url, region="us-east-1")
-    client.create_stream(StreamName="adops-dead-letters-test", ShardCount=2)
+def test_kinesis_writer_writes_every_line_in_batches_and_retries_failed_records(aws_client, unique_name):
+    client = aws_client("kinesis")
+    stream = unique_name("adops-dead-letters-test")
+    client.create_stream(StreamName=stream, ShardCount=2)
     requests = []
 
     def fail_two_records_of_the_first_call(request, **_):
@@ -92,14 +84,13 @@ def test_kinesis_writer_writes_every_line_in_batches_and_retries_failed_records(
         return AWSResponse(request.url, 200, {"Content-Type": "application/x-amz-json-1.1"}, Raw())
 
     client.meta.events.register("before-send.kinesis.PutRecords", fail_two_records_of_the_first_call)
-    writer = KinesisDeadLetterWriter(client, "adops-dead-letters-test", sleep=lambda s: None)
+    writer = KinesisDeadLetterWriter(client, stream, sleep=lambda s: None)
     lines = [dead_letter_json("INVALID_JSON", f"bad {i}", "metrics", f'{{"n":{i}') for i in range(700)]
     assert writer.write(lines) == 700
     # 500 (2 failed, injected answer) -> 2 re-sent -> 200.
     assert requests == [MAX_RECORDS_PER_PUT, 2, 200]
     assert writer.counters.retried == 2 and writer.counters.dropped == 0
-    reader = StreamReader(make_client("kinesis", endpoint_url=moto_url, region="us-east-1"),
-                          "adops-dead-letters-test")
+    reader = StreamReader(aws_client("kinesis"), stream)
     reader.discover()
     stored = [json.loads(r.payload) for r in reader.read_available()]
     # The 498 the injected answer "accepted" never reached moto; the other 202 did, once each.
@@ -107,7 +98,7 @@ def test_kinesis_writer_writes_every_line_in_batches_and_retries_failed_records(
 
 
 def test_kinesis_writer_drops_and_counts_after_bounded_attempts_without_raising():
-    client = make_client("kinesis", endpoint_url=f"http://127.0.0.1:{_free_port()}", region="us-east-1",
+    client = make_client("kinesis", endpoint_url=f"http://127.0.0.1:{_unused_port()}", region="us-east-1",
                          connect_timeout_s=0.5)
     writer = KinesisDeadLetterWriter(client, "nowhere", max_attempts=3, sleep=lambda s: None)
     assert writer.write([dead_letter_json("INVALID_JSON", "x", "metrics", "{")]) == 0
@@ -177,11 +168,11 @@ def test_kinesis_writer_falls_back_to_the_local_file_when_the_retry_deadline_pas
     assert 10 <= clock.now <= 20 + 0.05  # bounded by the deadline (plus the last failed call)
 
 
-def test_kinesis_writer_falls_back_at_once_when_the_stream_does_not_exist(moto_url, tmp_path):
-    client = make_client("kinesis", endpoint_url=moto_url, region="us-east-1")
+def test_kinesis_writer_falls_back_at_once_when_the_stream_does_not_exist(aws_client, unique_name, tmp_path):
+    client = aws_client("kinesis")
     fallback = JsonLinesDeadLetterWriter(str(tmp_path / "fallback.jsonl"))
     slept = []
-    writer = KinesisDeadLetterWriter(client, "no-such-stream", fallback=fallback, sleep=slept.append)
+    writer = KinesisDeadLetterWriter(client, unique_name("no-such-stream"), fallback=fallback, sleep=slept.append)
     assert writer.write(_lines(2)) == 0
     assert writer.counters.requests == 1 and slept == [] and writer.counters.fell_back == 2
     assert len(read_jsonl(str(tmp_path / "fallback.jsonl"))) == 2

@@ -13,15 +13,8 @@ it is emitted — the job's LATE_RECORD rule.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
-import socket
-import time
 
-import pytest
-from moto.server import ThreadedMotoServer
-
-from connectors.aws import make_client
 from connectors.kinesis.flink_source import watermark_delay_ms
 from connectors.kinesis.poller import (
     EventTimeAlignment,
@@ -36,31 +29,12 @@ WATERMARK_DELAY_MS = 10_000
 SPAN_MS = 600_000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-_counter = itertools.count()
-
-
 def _iso(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _backlog_stream(url: str) -> tuple[str, list[str], int]:
-    kinesis = make_client("kinesis", endpoint_url=url, region="us-east-1", max_attempts=3)
-    name = f"align-{next(_counter)}-{time.monotonic_ns()}"
+def _backlog_stream(aws_client, name: str) -> tuple[str, list[str], int]:
+    kinesis = aws_client("kinesis", max_attempts=3)
     kinesis.create_stream(StreamName=name, ShardCount=2)
     shards = sorted(kinesis.list_shards(StreamName=name)["Shards"], key=lambda s: s["ShardId"])
     total = 0
@@ -76,11 +50,11 @@ def _backlog_stream(url: str) -> tuple[str, list[str], int]:
     return name, [s["ShardId"] for s in shards], total
 
 
-def _catch_up(url: str, stream: str, shard_ids: list[str], alignment_dir=None) -> tuple[int, int]:
+def _catch_up(aws_client, stream: str, shard_ids: list[str], alignment_dir=None) -> tuple[int, int]:
     """Read the backlog with one reader per shard; returns (records read, late records)."""
     readers, alignments = [], []
     for shard_id in shard_ids:
-        client = make_client("kinesis", endpoint_url=url, region="us-east-1", raw_timestamps=True)
+        client = aws_client("kinesis", raw_timestamps=True)
         reader = StreamReader(client, stream, "TRIM_HORIZON", max_records_per_call=100,
                               backoff=ExponentialBackoff(base_s=0.005, cap_s=0.02))
         reader.set_shards([s for s in list_shards(client, stream) if s.shard_id == shard_id])
@@ -113,16 +87,16 @@ def _catch_up(url: str, stream: str, shard_ids: list[str], alignment_dir=None) -
     return read, late
 
 
-def test_unpaced_catch_up_of_a_dense_and_a_sparse_shard_routes_valid_records_late(moto_url):
-    stream, shard_ids, total = _backlog_stream(moto_url)
-    read, late = _catch_up(moto_url, stream, shard_ids)
+def test_unpaced_catch_up_of_a_dense_and_a_sparse_shard_routes_valid_records_late(aws_client, unique_name):
+    stream, shard_ids, total = _backlog_stream(aws_client, unique_name("align"))
+    read, late = _catch_up(aws_client, stream, shard_ids)
     assert read == total
     assert late > total * 0.2, f"the defect should reproduce: {late} of {total} late"
 
 
-def test_paced_catch_up_reads_every_record_once_and_none_late(moto_url, tmp_path):
-    stream, shard_ids, total = _backlog_stream(moto_url)
-    read, late = _catch_up(moto_url, stream, shard_ids, alignment_dir=tmp_path / "align")
+def test_paced_catch_up_reads_every_record_once_and_none_late(aws_client, unique_name, tmp_path):
+    stream, shard_ids, total = _backlog_stream(aws_client, unique_name("align"))
+    read, late = _catch_up(aws_client, stream, shard_ids, alignment_dir=tmp_path / "align")
     assert read == total
     assert late == 0
 
