@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -132,6 +133,14 @@ def bus_with_queue(aws_client: Callable[..., Any], unique_name: Callable[[str], 
         return name, queue_url
 
     return create
+
+
+@pytest.fixture()
+def refused_url() -> str:
+    """http://127.0.0.1:<port> where nothing listens (bound, then released), so connections are refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
 
 
 @pytest.fixture()
