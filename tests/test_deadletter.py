@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 from botocore.awsrequest import AWSResponse
@@ -19,13 +18,6 @@ from connectors.deadletter.writers import (
 )
 from connectors.kinesis.poller import StreamReader
 from connectors.schemas import validator
-
-
-def _unused_port() -> int:
-    """A loopback port nothing listens on (bound, then released): connections to it are refused."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_record_has_the_contract_shape():
@@ -97,8 +89,8 @@ def test_kinesis_writer_writes_every_line_in_batches_and_retries_failed_records(
     assert sorted(r["reason"] for r in stored) == sorted(["bad 3", "bad 400"] + [f"bad {i}" for i in range(500, 700)])
 
 
-def test_kinesis_writer_drops_and_counts_after_bounded_attempts_without_raising():
-    client = make_client("kinesis", endpoint_url=f"http://127.0.0.1:{_unused_port()}", region="us-east-1",
+def test_kinesis_writer_drops_and_counts_after_bounded_attempts_without_raising(refused_url):
+    client = make_client("kinesis", endpoint_url=refused_url, region="us-east-1",
                          connect_timeout_s=0.5)
     writer = KinesisDeadLetterWriter(client, "nowhere", max_attempts=3, sleep=lambda s: None)
     assert writer.write([dead_letter_json("INVALID_JSON", "x", "metrics", "{")]) == 0

@@ -1,4 +1,4 @@
-"""EventBridgePublisher against a real moto server (bus → rule → SQS shows what was delivered).
+"""EventBridgePublisher against the embedded endpoint (bus → rule → SQS shows what was delivered).
 
 Faults are injected at botocore's HTTP layer (`before-send`): the error response
 EventBridge sends (throttling 400, 500), a 200 with FailedEntryCount for chosen
@@ -7,13 +7,11 @@ entries, or the connection error botocore raises for a refused connection.
 from __future__ import annotations
 
 import json
-import socket
 import time
 
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
-from moto.server import ThreadedMotoServer
 
 from connectors.aws import make_client
 from connectors.eventbridge.publisher import (
@@ -26,39 +24,23 @@ from connectors.eventbridge.publisher import (
     make_entry,
 )
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+EVENTS_CLIENT_OPTIONS = {"max_attempts": 1, "connect_timeout_s": 1, "read_timeout_s": 5}
 
 
 @pytest.fixture()
-def bus(moto_url):
+def bus(bus_with_queue):
     """(bus name, queue url): a bus whose catch-all rule copies every event to a queue."""
-    name = f"bus-{time.monotonic_ns()}"
-    events = make_client("events", endpoint_url=moto_url, region="us-east-1")
-    sqs = make_client("sqs", endpoint_url=moto_url, region="us-east-1")
-    events.create_event_bus(Name=name)
-    queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="all", EventBusName=name,
-                    EventPattern=json.dumps({"source": ["adops.analytics", "adops.monitoring"]}))
-    events.put_targets(Rule="all", EventBusName=name, Targets=[{"Id": "q", "Arn": arn}])
-    return name, queue_url
+    return bus_with_queue(["adops.analytics", "adops.monitoring"])
 
 
-def _received(moto_url, queue_url, expected, timeout=15.0):
-    sqs = make_client("sqs", endpoint_url=moto_url, region="us-east-1")
+@pytest.fixture()
+def events_client(aws_client):
+    """A fresh events client per test (each test taps its requests); botocore does not retry."""
+    return aws_client("events", **EVENTS_CLIENT_OPTIONS)
+
+
+def _received(aws_client, queue_url, expected, timeout=15.0):
+    sqs = aws_client("sqs")
     got, deadline = [], time.monotonic() + timeout
     while time.monotonic() < deadline and len(got) < expected:
         for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
@@ -104,9 +86,6 @@ class PutEventsTap:
         return AWSResponse(request.url, status, {"Content-Type": "application/x-amz-json-1.1"}, Raw())
 
 
-def _client(url):
-    return make_client("events", endpoint_url=url, region="us-east-1", max_attempts=1,
-                       connect_timeout_s=1, read_timeout_s=5)
 
 
 def test_entry_size_is_computed_as_eventbridge_does():
@@ -126,9 +105,9 @@ def test_batches_keep_order_within_ten_entries_and_256_kib():
     assert [entry_id(e) for b in grouped for e in b] == [entry_id(e) for e in big]
 
 
-def test_delivers_every_entry_in_order_with_its_deterministic_id(moto_url, bus):
+def test_delivers_every_entry_in_order_with_its_deterministic_id(aws_client, events_client, bus):
     name, queue_url = bus
-    client = _client(moto_url)
+    client = events_client
     tap = PutEventsTap(client)
     publisher = EventBridgePublisher(name, client)
     entries = _entries(name, 23, "order")
@@ -136,7 +115,7 @@ def test_delivers_every_entry_in_order_with_its_deterministic_id(moto_url, bus):
     assert [entry_id(e) for e in result.delivered] == [entry_id(e) for e in entries]
     assert [len(r) for r in tap.requests] == [10, 10, 3]
     assert publisher.counters.sent == 23 and publisher.counters.retried == 0
-    received = _received(moto_url, queue_url, 23)
+    received = _received(aws_client, queue_url, 23)
     assert sorted(dedup_key(e) for e in received) == sorted(
         ("Composite Anomaly Detected", entry_id(e)) for e in entries)
     # The id is also the entry's resource, so rules/archives see it without parsing the detail.
@@ -144,9 +123,9 @@ def test_delivers_every_entry_in_order_with_its_deterministic_id(moto_url, bus):
                for e in received)
 
 
-def test_partial_failure_resends_only_the_failed_entries(moto_url, bus):
+def test_partial_failure_resends_only_the_failed_entries(aws_client, events_client, bus):
     name, queue_url = bus
-    client = _client(moto_url)
+    client = events_client
 
     def fail_some_of_the_first_request(call, entries):
         if call != 1:
@@ -163,13 +142,13 @@ def test_partial_failure_resends_only_the_failed_entries(moto_url, bus):
     assert len(tap.requests) == 2 and not result.overflowed
     assert publisher.counters.partial_failures == 3 and publisher.counters.retried == 3
     assert publisher.counters.sent == 10
-    received = _received(moto_url, queue_url, 3)  # the 7 "accepted" by the injected answer never reached moto
+    received = _received(aws_client, queue_url, 3)  # the 7 "accepted" by the injected answer never reached moto
     assert sorted(e["detail"]["incident_id"] for e in received) == [entry_id(entries[i]) for i in (2, 5, 7)]
 
 
-def test_throttling_and_server_errors_are_retried_with_backoff(moto_url, bus):
+def test_throttling_and_server_errors_are_retried_with_backoff(aws_client, events_client, bus):
     name, queue_url = bus
-    client = _client(moto_url)
+    client = events_client
     answers = {1: (400, {"__type": "ThrottlingException", "message": "Rate exceeded"}),
                2: (500, {"__type": "InternalException", "message": "boom"})}
     PutEventsTap(client, lambda call, entries: answers.get(call))
@@ -180,12 +159,12 @@ def test_throttling_and_server_errors_are_retried_with_backoff(moto_url, bus):
     assert len(result.delivered) == 4 and not result.overflowed
     assert publisher.counters.throttled_requests == 2 and publisher.counters.retried == 8
     assert 0.05 <= sleeps[0] <= 0.1 and 0.1 <= sleeps[1] <= 0.2  # equal jitter, doubling
-    assert len(_received(moto_url, queue_url, 4)) == 4
+    assert len(_received(aws_client, queue_url, 4)) == 4
 
 
-def test_overflow_after_bounded_attempts_goes_to_the_handler_with_the_reason(moto_url, bus):
+def test_overflow_after_bounded_attempts_goes_to_the_handler_with_the_reason(events_client, bus):
     name, _ = bus
-    client = _client(moto_url)
+    client = events_client
     tap = PutEventsTap(client, lambda call, entries: (400, {"__type": "ThrottlingException", "message": "no"}))
     overflowed = []
     publisher = EventBridgePublisher(name, client, max_attempts=4, base_backoff_s=0.001, max_backoff_s=0.002,
@@ -198,9 +177,9 @@ def test_overflow_after_bounded_attempts_goes_to_the_handler_with_the_reason(mot
     assert publisher.counters.failed_over == 12 and result.delivered == []
 
 
-def test_oversized_and_permanently_rejected_entries_are_not_retried(moto_url, bus):
+def test_oversized_and_permanently_rejected_entries_are_not_retried(events_client, bus):
     name, _ = bus
-    client = _client(moto_url)
+    client = events_client
 
     def reject_first(call, entries):
         return 200, {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "MalformedDetail", "ErrorMessage": "x"}]
@@ -215,14 +194,14 @@ def test_oversized_and_permanently_rejected_entries_are_not_retried(moto_url, bu
     assert overflowed[0].startswith("OVERSIZED_ENTRY") and "MalformedDetail" in overflowed[1]
 
 
-def test_default_settings_ride_out_a_30_second_outage(moto_url, bus):
+def test_default_settings_ride_out_a_30_second_outage(aws_client, events_client, bus):
     name, queue_url = bus
-    client = _client(moto_url)
+    client = events_client
     clock = {"now": 0.0}
     outage_ends = 30.0
     # Refused connections while the (simulated) clock is inside the outage; the
     # waits advance that clock instead of the test's wall time.
-    PutEventsTap(client, lambda call, entries: EndpointConnectionError(endpoint_url=moto_url)
+    PutEventsTap(client, lambda call, entries: EndpointConnectionError(endpoint_url=client.meta.endpoint_url)
                  if clock["now"] < outage_ends else None)
     publisher = EventBridgePublisher(name, client, sleep=lambda s: clock.__setitem__("now", clock["now"] + s),
                                      clock=lambda: clock["now"])
@@ -230,11 +209,11 @@ def test_default_settings_ride_out_a_30_second_outage(moto_url, bus):
     result = publisher.publish(entries)
     assert len(result.delivered) == 5 and not result.overflowed
     assert clock["now"] >= outage_ends and publisher.counters.throttled_requests >= 5
-    assert len(_received(moto_url, queue_url, 5)) == 5
+    assert len(_received(aws_client, queue_url, 5)) == 5
 
 
-def test_total_deadline_bounds_the_retries():
-    refused = _client(f"http://127.0.0.1:{_free_port()}")  # nothing listens there
+def test_total_deadline_bounds_the_retries(refused_url):
+    refused = make_client("events", endpoint_url=refused_url, region="us-east-1", **EVENTS_CLIENT_OPTIONS)
     clock = {"now": 0.0}
     overflowed = []
     publisher = EventBridgePublisher("b", refused, max_attempts=100, base_backoff_s=1, max_backoff_s=4,
