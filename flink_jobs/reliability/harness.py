@@ -282,6 +282,30 @@ class OutputWatcher:
             time.sleep(0.5)
 
 
+def wait_until_stable(read: Callable[[], object], quiet_s: float, max_s: float, poll_s: float = 0.5,
+                      ) -> dict:
+    """Poll ``read()`` until its value has not changed for ``quiet_s``, at most ``max_s``.
+
+    Returns {"stable": bool, "waited_s", "last_change_s" (seconds after the start at which
+    the value last changed, 0.0 if it never did), "value"}."""
+    started = time.monotonic()
+    value, last_change = read(), started
+    while True:
+        now = time.monotonic()
+        if now - last_change >= quiet_s:
+            stable = True
+            break
+        if now - started >= max_s:
+            stable = False
+            break
+        time.sleep(poll_s)
+        current = read()
+        if current != value:
+            value, last_change = current, time.monotonic()
+    return {"stable": stable, "waited_s": round(time.monotonic() - started, 1),
+            "last_change_s": round(last_change - started, 1), "value": value}
+
+
 # ----------------------------------------------------------------------------- the job
 class JobProcess:
     """``python -m flink_jobs.main`` in its own process group (so a kill -9 takes the whole job)."""

@@ -14,7 +14,7 @@ from flink_jobs.reliability.fault_proxy import KINESIS_GET_RECORDS, PUT_EVENTS, 
 from flink_jobs.reliability.fuzz import mix
 from flink_jobs.reliability.harness import (
     END_PROBES, Feeder, JobProcess, OutputWatcher, StreamPair, client, fresh_dir, fuzz_match, incident_summary,
-    probe, simulated_traffic, with_probes,
+    probe, simulated_traffic, wait_until_stable, with_probes,
 )
 
 log = logging.getLogger("flink_jobs.reliability")
@@ -36,6 +36,13 @@ JOB_SETTINGS = ["job.parallelism=2", "job.checkpoint.interval.ms=3000", "kinesis
                 "kinesis.max.records.per.get=100", "kinesis.poll.interval.ms=200", "deadletter.sink=file",
                 f"processing.watermark.delay.s={WATERMARK_DELAY_S}"]
 RUN_TIMEOUT_S = 420
+# sink_faults: after the fault schedule, the job is killed only once the entries accepted by
+# the endpoint plus the DELIVERY_FAILED dead letters have not grown for SINK_DRAIN_QUIET_S.
+# Longer than the publisher's 8 s backoff cap (a retry loop in its longest wait shows no
+# progress for that long); bounded by the publisher's 90 s deadline per batch plus the quiet
+# period, after which every entry the sink holds is delivered or dead-lettered.
+SINK_DRAIN_QUIET_S = 20.0
+SINK_DRAIN_MAX_S = 90.0 + SINK_DRAIN_QUIET_S + 10.0
 
 
 class Harness:
@@ -372,9 +379,25 @@ class Harness:
             phases["after_faults_delivered_before_settle"] = delivered()
             timeline["schedule_over_s"] = since_start()
 
+        def delivered_or_dead_lettered():
+            watcher.poll()
+            return delivered(), sum(1 for d in watcher.out.dead_letters if d.get("reason_code") == "DELIVERY_FAILED")
+
+        drain: dict = {}
+
+        def drain_sink():
+            # The probes travel the dead-letter path, not the sink: seeing them all says nothing
+            # about what the sink still holds. Killing the job then (the old order) cut off the
+            # outage and lost whatever sat in the sink's retry loop. So: let the schedule end,
+            # then wait until the sink has delivered or dead-lettered everything it holds.
+            thread.join(timeout=120 + 20 + outage_s + 15)
+            timeline["drain_started_s"] = since_start()
+            drain.update(wait_until_stable(delivered_or_dead_lettered, SINK_DRAIN_QUIET_S, SINK_DRAIN_MAX_S))
+            timeline["drain_ended_s"] = since_start()
+
         thread = threading.Thread(target=schedule, daemon=True, name="sink-fault-schedule")
         thread.start()
-        result = self._finish("sink_faults", job, watcher, n_probes, started, feeder)
+        result = self._finish("sink_faults", job, watcher, n_probes, started, feeder, before_kill=drain_sink)
         timeline["all_probes_seen_s"] = result["seconds_to_process"]
         timeline["job_killed_s"] = result["job_killed_at_s"]
         timeline["schedule_running_at_kill"] = "schedule_over_s" not in timeline
@@ -392,6 +415,9 @@ class Harness:
         result.update({
             "phases": phases,
             "timeline": timeline,
+            "sink_drain": {"quiet_s": SINK_DRAIN_QUIET_S, "max_s": SINK_DRAIN_MAX_S, "stable": drain.get("stable"),
+                           "waited_s": drain.get("waited_s"),
+                           "last_growth_after_drain_start_s": drain.get("last_change_s")},
             "outage_over_before_kill": outage_end_s is not None and outage_end_s <= timeline["job_killed_s"],
             "sink_receipts": len(receipts),
             "sink_receipts_after_outage_end": (sum(1 for t in delivery_times if t > outage_end_s)
@@ -547,7 +573,10 @@ def summarize(f: dict) -> dict:
                         "events_delivered_per_phase": {k: v.get("entries_delivered_during")
                                                        for k, v in (get("sink_faults", "phases") or {}).items()
                                                        if isinstance(v, dict)},
-                        "overflowed_to_dead_letters": get("sink_faults", "overflowed_to_dead_letters")},
+                        "overflowed_to_dead_letters": get("sink_faults", "overflowed_to_dead_letters"),
+                        "pending_at_kill": len(get("sink_faults", "pending_at_kill") or []),
+                        "outage_over_before_kill": get("sink_faults", "outage_over_before_kill"),
+                        "last_delivery_after_outage_end_s": get("sink_faults", "last_delivery_after_outage_end_s")},
         "source_faults": {"identical_to_clean": get("source_faults", "comparison", "identical_to_clean"),
                           "probe_gap": get("source_faults", "probe_gap"),
                           "read_twice": get("source_faults", "records_read_twice_probes"),

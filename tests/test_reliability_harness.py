@@ -1,0 +1,61 @@
+"""The harness's own bookkeeping for the sink-fault scenario (no job, no endpoint).
+
+The scenario kills the job only once the sink has drained (``wait_until_stable``), and
+tells lost events from overflowed ones by the ids in the DELIVERY_FAILED dead letters
+(``_overflowed_key``) and from the sink's receipts (``_sink_receipts``).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import time
+
+from connectors.deadletter.records import dead_letter_json
+from connectors.eventbridge.publisher import make_entry
+from flink_jobs.reliability.harness import wait_until_stable
+from flink_jobs.reliability.scenarios import _overflowed_key, _sink_receipts
+
+
+def test_wait_until_stable_waits_for_growth_to_stop_for_the_quiet_period():
+    started = time.monotonic()
+    # Grows for ~0.5 s (like a sink delivering the last entries after a fault), then stays.
+    read = lambda: min(int((time.monotonic() - started) / 0.1), 5)  # noqa: E731
+    outcome = wait_until_stable(read, quiet_s=0.4, max_s=5.0, poll_s=0.02)
+    assert outcome["stable"] is True
+    assert outcome["value"] == 5
+    assert outcome["last_change_s"] >= 0.4
+    assert outcome["waited_s"] >= outcome["last_change_s"] + 0.4 - 0.05
+
+
+def test_wait_until_stable_gives_up_at_its_bound_while_the_value_keeps_changing():
+    counter = itertools.count()
+    outcome = wait_until_stable(lambda: next(counter), quiet_s=0.3, max_s=0.6, poll_s=0.02)
+    assert outcome["stable"] is False
+    assert 0.6 <= outcome["waited_s"] < 1.5
+
+
+def test_overflowed_key_reads_both_shapes_of_delivery_failed_dead_letters():
+    detail = {"incident_id": "inc-0123456789abcdef0123", "editor_id": "e-003"}
+    entry = make_entry("bus", "adops.analytics", "Composite Anomaly Detected", detail)
+    retries_exhausted = json.loads(dead_letter_json(
+        "DELIVERY_FAILED", "DELIVERY_FAILED after 15 attempts", "eventbridge", json.dumps(entry)))
+    not_sendable = json.loads(dead_letter_json(
+        "DELIVERY_FAILED", "not sendable", "eventbridge",
+        json.dumps({"source": "adops.analytics", "detail_type": "Composite Anomaly Detected",
+                    "detail": json.dumps(detail)})))
+    expected = ("Composite Anomaly Detected", "inc-0123456789abcdef0123")
+    assert _overflowed_key(retries_exhausted) == expected
+    assert _overflowed_key(not_sendable) == expected
+    assert _overflowed_key({"raw": "{not json"}) == ("", None)
+
+
+def test_sink_receipts_are_read_from_every_subtask_file_relative_to_the_start(tmp_path):
+    path = tmp_path / "receipts.jsonl"
+    for subtask, (event_id, delivered_ms) in enumerate([("inc-a", 1_000_012_500), ("inc-b", 1_000_045_000)]):
+        (tmp_path / f"receipts.jsonl.{subtask}").write_text(json.dumps(
+            {"id": event_id, "detail_type": "Composite Anomaly Detected", "emitted_at_ms": 1_000_000_000,
+             "received_at_ms": 1_000_000_100, "flush_started_ms": delivered_ms - 2000,
+             "delivered_at_ms": delivered_ms, "latency_ms": delivered_ms - 1_000_000_000}) + "\n")
+    receipts = _sink_receipts(path, started_wall=1_000_000.0)
+    assert sorted((r["id"], r["delivered_s"], r["flush_started_s"]) for r in receipts) == [
+        ("inc-a", 12.5, 10.5), ("inc-b", 45.0, 43.0)]
