@@ -1,4 +1,4 @@
-"""The fault proxy against a real moto server: every fault mode, counted, and real."""
+"""The fault proxy in front of the embedded endpoint: every fault mode, counted, and real."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,6 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError
-from moto.server import ThreadedMotoServer
 
 from flink_jobs.reliability.fault_proxy import FaultProxy
 
@@ -17,24 +16,9 @@ from flink_jobs.reliability.fault_proxy import FaultProxy
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=10)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture()
-def proxy(moto_url):
-    with FaultProxy(moto_url, seed=7) as p:
+def proxy(aws_endpoint):
+    with FaultProxy(aws_endpoint.url, seed=7) as p:
         yield p
 
 
@@ -44,16 +28,9 @@ def _client(service, url):
 
 
 @pytest.fixture()
-def bus_with_queue(moto_url):
+def bus(bus_with_queue):
     """A bus whose rule copies every event to a queue, so delivered events can be counted."""
-    name = f"bus-{time.monotonic_ns()}"
-    events, sqs = _client("events", moto_url), _client("sqs", moto_url)
-    events.create_event_bus(Name=name)
-    queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="all", EventBusName=name, EventPattern=json.dumps({"source": ["test.reliability"]}))
-    events.put_targets(Rule="all", EventBusName=name, Targets=[{"Id": "q", "Arn": arn}])
-    return name, queue_url
+    return bus_with_queue(["test.reliability"])
 
 
 def _drain(sqs, queue_url, expected, timeout=10.0):
@@ -76,30 +53,31 @@ def _entries(bus, ns):
             for n in ns]
 
 
-def test_requests_pass_through_unchanged_without_faults(proxy):
+def test_requests_pass_through_unchanged_without_faults(proxy, unique_name):
     kinesis = _client("kinesis", proxy.url)
-    kinesis.create_stream(StreamName="pass", ShardCount=1)
-    assert kinesis.describe_stream_summary(StreamName="pass")["StreamDescriptionSummary"]["OpenShardCount"] == 1
+    stream = unique_name("pass")
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    assert kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["OpenShardCount"] == 1
     assert proxy.counters()["forwarded"]["Kinesis_20131202.CreateStream"] == 1
     assert proxy.counters()["injected"] == {}
 
 
-def test_put_events_throttling_has_the_aws_error_shape_and_is_counted(proxy, bus_with_queue):
-    bus, _ = bus_with_queue
+def test_put_events_throttling_has_the_aws_error_shape_and_is_counted(proxy, bus):
+    bus_name, _ = bus
     events = _client("events", proxy.url)
     with proxy.fault("AWSEvents.PutEvents", "throttle", max_injections=2):
         for _ in range(2):
             with pytest.raises(ClientError) as err:
-                events.put_events(Entries=_entries(bus, [1]))
+                events.put_events(Entries=_entries(bus_name, [1]))
             assert err.value.response["Error"]["Code"] == "ThrottlingException"
             assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-        assert events.put_events(Entries=_entries(bus, [1]))["FailedEntryCount"] == 0  # exhausted
+        assert events.put_events(Entries=_entries(bus_name, [1]))["FailedEntryCount"] == 0  # exhausted
     assert proxy.counters()["injected"] == {"AWSEvents.PutEvents:throttle": 2}
 
 
-def test_rate_is_seeded_and_roughly_honoured(moto_url):
+def test_rate_is_seeded_and_roughly_honoured(aws_endpoint):
     def injected_pattern():
-        with FaultProxy(moto_url, seed=3) as p:
+        with FaultProxy(aws_endpoint.url, seed=3) as p:
             kinesis = _client("kinesis", p.url)
             p.set_mode("Kinesis_20131202.ListStreams", "throttle", rate=0.3)
             pattern = []
@@ -116,41 +94,43 @@ def test_rate_is_seeded_and_roughly_honoured(moto_url):
     assert 8 <= sum(first) <= 30
 
 
-def test_partial_failure_really_withholds_the_failed_entries(proxy, bus_with_queue, moto_url):
-    bus, queue_url = bus_with_queue
+def test_partial_failure_really_withholds_the_failed_entries(proxy, bus, aws_client):
+    bus_name, queue_url = bus
     events = _client("events", proxy.url)
     with proxy.fault("AWSEvents.PutEvents", "partial_failure", failed_fraction=0.4):
-        response = events.put_events(Entries=_entries(bus, range(10)))
+        response = events.put_events(Entries=_entries(bus_name, range(10)))
     assert response["FailedEntryCount"] == 4
     failed = [i for i, e in enumerate(response["Entries"]) if "ErrorCode" in e]
     ok = [i for i, e in enumerate(response["Entries"]) if "EventId" in e]
     assert len(failed) == 4 and len(ok) == 6 and sorted(failed + ok) == list(range(10))
     assert {response["Entries"][i]["ErrorCode"] for i in failed} <= {"ThrottlingException", "InternalFailure"}
-    delivered = _drain(_client("sqs", moto_url), queue_url, expected=6)
+    delivered = _drain(aws_client("sqs"), queue_url, expected=6)
     assert sorted(delivered) == ok  # only the entries reported successful reached the bus
     assert proxy.counters()["failed_entries"] == {"AWSEvents.PutEvents": 4}
 
 
-def test_partial_failure_of_kinesis_put_records(proxy):
+def test_partial_failure_of_kinesis_put_records(proxy, unique_name):
     kinesis = _client("kinesis", proxy.url)
-    kinesis.create_stream(StreamName="partial", ShardCount=1)
+    stream = unique_name("partial")
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
     with proxy.fault("Kinesis_20131202.PutRecords", "partial_failure", failed_fraction=0.5):
-        response = kinesis.put_records(StreamName="partial",
+        response = kinesis.put_records(StreamName=stream,
                                        Records=[{"Data": str(i).encode(), "PartitionKey": "k"} for i in range(6)])
     assert response["FailedRecordCount"] == 3
-    shard = kinesis.list_shards(StreamName="partial")["Shards"][0]["ShardId"]
-    iterator = kinesis.get_shard_iterator(StreamName="partial", ShardId=shard,
+    shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard,
                                           ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
     stored = [r["Data"].decode() for r in kinesis.get_records(ShardIterator=iterator)["Records"]]
     assert stored == [str(i) for i, r in enumerate(response["Records"]) if "SequenceNumber" in r]
 
 
-def test_kinesis_expired_iterator_and_throughput_exceeded(proxy):
+def test_kinesis_expired_iterator_and_throughput_exceeded(proxy, unique_name):
     kinesis = _client("kinesis", proxy.url)
-    kinesis.create_stream(StreamName="faults", ShardCount=1)
-    kinesis.put_record(StreamName="faults", Data=b"x", PartitionKey="k")
-    shard = kinesis.list_shards(StreamName="faults")["Shards"][0]["ShardId"]
-    iterator = kinesis.get_shard_iterator(StreamName="faults", ShardId=shard,
+    stream = unique_name("faults")
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    kinesis.put_record(StreamName=stream, Data=b"x", PartitionKey="k")
+    shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard,
                                           ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
     for kind, code in [("expired_iterator", "ExpiredIteratorException"),
                        ("throughput_exceeded", "ProvisionedThroughputExceededException")]:

@@ -1,61 +1,42 @@
-"""The connectors under faults injected by the loopback proxy, against a real moto server.
+"""The connectors under faults injected by the loopback proxy, in front of the embedded endpoint.
 
 EventBridge publisher: survives throttling, partial failures and an outage, and
 after bounded retries with backoff overflows to the dead-letter output.
 Kinesis poller: expired iterators, throughput exceeded and a shard split, with
 no record lost and none read twice.
 
-The in-process moto here runs with ``deploy.local.patches.kinesis.split_shard.apply()`` so SplitShard
-behaves as on AWS (moto 5.2.5 does not; ``test_reliability_endpoint_split``
-shows the difference on the project's embedded endpoint).
+The endpoint is the session's ``aws_endpoint``: moto with deploy/local/patches, so SplitShard
+behaves as on AWS (moto 5.2.5 does not; ``test_reliability_endpoint_split`` shows the difference).
 """
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections import Counter
 
-import boto3
 import pytest
-from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
 from connectors.aws import make_client
 from connectors.deadletter.records import dead_letter_json
 from connectors.deadletter.writers import JsonLinesDeadLetterWriter, KinesisDeadLetterWriter
 from connectors.eventbridge.publisher import EventBridgePublisher, dedup_key, entry_id, make_entry
 from connectors.kinesis.poller import ExponentialBackoff, StreamReader
-from deploy.local.patches.kinesis import split_shard as aws_kinesis_split
 from flink_jobs.reliability.fault_proxy import KINESIS_GET_RECORDS, PUT_EVENTS, FaultProxy
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    aws_kinesis_split.apply()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-    aws_kinesis_split.revert()
-
-
 @pytest.fixture()
-def proxy(moto_url):
-    with FaultProxy(moto_url, seed=21) as p:
+def proxy(aws_endpoint):
+    with FaultProxy(aws_endpoint.url, seed=21) as p:
         yield p
 
 
-def _direct(service, url):
-    return boto3.client(service, endpoint_url=url, region_name="us-east-1", aws_access_key_id="test",
-                        aws_secret_access_key="test", config=Config(retries={"total_max_attempts": 1}))
+@pytest.fixture()
+def direct(aws_client):
+    """direct(service) -> a client straight to the endpoint (no proxy, no faults) to set up and check.
+
+    One attempt, botocore's default 60 s timeouts: a slow answer on a loaded machine is not the fault under test.
+    """
+    return lambda service: aws_client(service, connect_timeout_s=60, read_timeout_s=60)
 
 
 def _connector_client(service, url):
@@ -64,20 +45,13 @@ def _connector_client(service, url):
 
 
 @pytest.fixture()
-def bus(moto_url):
+def bus(bus_with_queue):
     """A bus with a catch-all rule into a queue: what reached EventBridge, copies included."""
-    name = f"bus-{time.monotonic_ns()}"
-    events, sqs = _direct("events", moto_url), _direct("sqs", moto_url)
-    events.create_event_bus(Name=name)
-    queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="all", EventBusName=name, EventPattern=json.dumps({"source": ["adops.analytics"]}))
-    events.put_targets(Rule="all", EventBusName=name, Targets=[{"Id": "q", "Arn": arn}])
-    return name, queue_url
+    return bus_with_queue(["adops.analytics"])
 
 
-def _delivered_keys(moto_url, queue_url, expected, timeout=15.0):
-    sqs = _direct("sqs", moto_url)
+def _delivered_keys(direct, queue_url, expected, timeout=15.0):
+    sqs = direct("sqs")
     keys = []
     deadline = time.monotonic() + timeout
     idle_rounds = 0
@@ -111,7 +85,7 @@ class SleepRecorder:
         time.sleep(seconds)
 
 
-def test_publisher_delivers_every_entry_exactly_once_under_throttling(proxy, bus, moto_url):
+def test_publisher_delivers_every_entry_exactly_once_under_throttling(proxy, bus, direct):
     name, queue_url = bus
     publisher = EventBridgePublisher(name, _connector_client("events", proxy.url), base_backoff_s=0.02,
                                      max_backoff_s=0.2)
@@ -119,13 +93,13 @@ def test_publisher_delivers_every_entry_exactly_once_under_throttling(proxy, bus
     with proxy.fault(PUT_EVENTS, "throttle", rate=0.5):
         result = publisher.publish(entries)
     assert not result.overflowed
-    keys = _delivered_keys(moto_url, queue_url, 60)
+    keys = _delivered_keys(direct, queue_url, 60)
     assert Counter(k[1] for k in keys) == Counter(entry_id(e) for e in entries)  # each exactly once
     assert proxy.counters()["injected"][f"{PUT_EVENTS}:throttle"] >= 3
     assert publisher.counters.throttled_requests >= 1
 
 
-def test_publisher_resends_only_failed_entries_of_a_partial_failure(proxy, bus, moto_url):
+def test_publisher_resends_only_failed_entries_of_a_partial_failure(proxy, bus, direct):
     name, queue_url = bus
     publisher = EventBridgePublisher(name, _connector_client("events", proxy.url), base_backoff_s=0.02,
                                      max_backoff_s=0.2)
@@ -136,11 +110,11 @@ def test_publisher_resends_only_failed_entries_of_a_partial_failure(proxy, bus, 
     failed_by_proxy = proxy.counters()["failed_entries"][PUT_EVENTS]
     assert failed_by_proxy >= 5
     assert publisher.counters.partial_failures == failed_by_proxy
-    keys = _delivered_keys(moto_url, queue_url, 50)
+    keys = _delivered_keys(direct, queue_url, 50)
     assert Counter(k[1] for k in keys) == Counter(entry_id(e) for e in entries)
 
 
-def test_publisher_rides_out_an_endpoint_outage(proxy, bus, moto_url):
+def test_publisher_rides_out_an_endpoint_outage(proxy, bus, direct):
     name, queue_url = bus
     publisher = EventBridgePublisher(name, _connector_client("events", proxy.url))  # production defaults
     entries = _incident_entries(name, 20, "outage")
@@ -150,15 +124,16 @@ def test_publisher_rides_out_an_endpoint_outage(proxy, bus, moto_url):
     elapsed = time.monotonic() - started
     assert not result.overflowed
     assert elapsed >= 5.5  # it really waited for the endpoint to come back
-    keys = _delivered_keys(moto_url, queue_url, 20)
+    keys = _delivered_keys(direct, queue_url, 20)
     assert sorted(k[1] for k in keys) == sorted(entry_id(e) for e in entries)
 
 
-def test_publisher_overflows_to_dead_letters_after_bounded_retries_with_backoff(proxy, bus, moto_url):
+def test_publisher_overflows_to_dead_letters_after_bounded_retries_with_backoff(proxy, bus, direct, unique_name):
+    stream = unique_name("dl-overflow")
     name, _ = bus
-    kinesis = _direct("kinesis", moto_url)
-    kinesis.create_stream(StreamName="dl-overflow", ShardCount=1)
-    dead_letters = KinesisDeadLetterWriter(_direct("kinesis", moto_url), "dl-overflow")
+    kinesis = direct("kinesis")
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    dead_letters = KinesisDeadLetterWriter(direct("kinesis"), stream)
 
     def overflow(entry, reason):
         dead_letters.write([dead_letter_json("DELIVERY_FAILED", reason, "eventbridge", entry["Detail"])])
@@ -175,8 +150,8 @@ def test_publisher_overflows_to_dead_letters_after_bounded_retries_with_backoff(
     first_batch = sleeps.delays[:4]
     assert all(0.025 <= d <= 0.05 for d in first_batch[:1]) and all(0.2 <= d <= 0.4 for d in first_batch[3:])
     assert first_batch[3] > first_batch[0]
-    shard = kinesis.list_shards(StreamName="dl-overflow")["Shards"][0]["ShardId"]
-    iterator = kinesis.get_shard_iterator(StreamName="dl-overflow", ShardId=shard,
+    shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard,
                                           ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
     letters = [json.loads(r["Data"]) for r in kinesis.get_records(ShardIterator=iterator)["Records"]]
     assert {letter["reason_code"] for letter in letters} == {"DELIVERY_FAILED"}
@@ -193,13 +168,14 @@ def _stream_lines(kinesis, stream):
     return lines
 
 
-def test_dead_letter_writer_rides_out_an_endpoint_outage(proxy, moto_url, tmp_path):
+def test_dead_letter_writer_rides_out_an_endpoint_outage(proxy, direct, tmp_path, unique_name):
     # Issue #6 item 4 scaled down: a 4 s outage against a 15 s retry deadline (production: 30 s
     # outages, 90 s deadline). The old writer gave up after 8 attempts.
-    kinesis = _direct("kinesis", moto_url)
-    kinesis.create_stream(StreamName="dl-outage", ShardCount=1)
+    stream = unique_name("dl-outage")
+    kinesis = direct("kinesis")
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
     fallback = JsonLinesDeadLetterWriter(str(tmp_path / "fallback.jsonl"))
-    writer = KinesisDeadLetterWriter(_connector_client("kinesis", proxy.url), "dl-outage", deadline_s=15,
+    writer = KinesisDeadLetterWriter(_connector_client("kinesis", proxy.url), stream, deadline_s=15,
                                      base_backoff_s=0.1, max_backoff_s=1.0, fallback=fallback)
     lines = [dead_letter_json("INVALID_JSON", f"outage {i}", "metrics", "{") for i in range(30)]
     proxy.outage(4.0, style="refuse")
@@ -207,15 +183,16 @@ def test_dead_letter_writer_rides_out_an_endpoint_outage(proxy, moto_url, tmp_pa
     assert writer.write(lines) == 30
     assert time.monotonic() - started >= 3.5  # it really waited for the endpoint
     assert writer.counters.fell_back == 0 and writer.counters.dropped == 0
-    assert sorted(_stream_lines(kinesis, "dl-outage")) == sorted(lines)
+    assert sorted(_stream_lines(kinesis, stream)) == sorted(lines)
 
 
-def test_dead_letter_writer_falls_back_to_the_file_when_the_outage_outlasts_its_deadline(proxy, moto_url,
-                                                                                       tmp_path):
-    kinesis = _direct("kinesis", moto_url)
-    kinesis.create_stream(StreamName="dl-fallback", ShardCount=1)
+def test_dead_letter_writer_falls_back_to_the_file_when_the_outage_outlasts_its_deadline(proxy, direct,
+                                                                                       tmp_path, unique_name):
+    stream = unique_name("dl-fallback")
+    kinesis = direct("kinesis")
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
     fallback = JsonLinesDeadLetterWriter(str(tmp_path / "fallback.jsonl"))
-    writer = KinesisDeadLetterWriter(_connector_client("kinesis", proxy.url), "dl-fallback", deadline_s=1.5,
+    writer = KinesisDeadLetterWriter(_connector_client("kinesis", proxy.url), stream, deadline_s=1.5,
                                      base_backoff_s=0.1, max_backoff_s=0.5, fallback=fallback)
     lines = [dead_letter_json("INVALID_JSON", f"fallback {i}", "metrics", "{") for i in range(30)]
     proxy.outage(4.0, style="503")
@@ -227,7 +204,7 @@ def test_dead_letter_writer_falls_back_to_the_file_when_the_outage_outlasts_its_
     assert elapsed < 3.5  # bounded by the deadline, not by the outage
     assert writer.counters.fell_back == 30 and writer.counters.dropped == 0
     assert [line for line in (tmp_path / "fallback.jsonl").read_text().splitlines()] == lines
-    assert _stream_lines(kinesis, "dl-fallback") == []
+    assert _stream_lines(kinesis, stream) == []
 
 
 def test_botocore_does_not_retry_behind_the_connectors_back(proxy):
@@ -267,10 +244,11 @@ def _check_exactly_once_in_key_order(records, expected_n):
     assert all(v == sorted(v) for v in by_key.values()), "a partition key's records came out of order"
 
 
-def test_poller_survives_expired_iterators_and_throughput_exceeded(proxy, moto_url):
-    _direct("kinesis", moto_url).create_stream(StreamName="src-faults", ShardCount=2)
-    _put_numbered(_direct("kinesis", moto_url), "src-faults", 0, 1500)
-    reader = StreamReader(_connector_client("kinesis", proxy.url), "src-faults", "TRIM_HORIZON",
+def test_poller_survives_expired_iterators_and_throughput_exceeded(proxy, direct, unique_name):
+    stream = unique_name("src-faults")
+    direct("kinesis").create_stream(StreamName=stream, ShardCount=2)
+    _put_numbered(direct("kinesis"), stream, 0, 1500)
+    reader = StreamReader(_connector_client("kinesis", proxy.url), stream, "TRIM_HORIZON",
                           max_records_per_call=50, backoff=ExponentialBackoff(base_s=0.01, cap_s=0.05))
     reader.discover()
     proxy.set_mode(KINESIS_GET_RECORDS, "expired_iterator", rate=0.2)
@@ -284,19 +262,20 @@ def test_poller_survives_expired_iterators_and_throughput_exceeded(proxy, moto_u
     assert reader.metrics.iterator_refreshes == injected[f"{KINESIS_GET_RECORDS}:expired_iterator"]
 
 
-def test_poller_reads_across_a_shard_split_without_loss_or_rereading(proxy, moto_url):
-    kinesis = _direct("kinesis", moto_url)
-    kinesis.create_stream(StreamName="src-split", ShardCount=1)
-    _put_numbered(kinesis, "src-split", 0, 600)
-    reader = StreamReader(_connector_client("kinesis", proxy.url), "src-split", "TRIM_HORIZON",
+def test_poller_reads_across_a_shard_split_without_loss_or_rereading(proxy, direct, unique_name):
+    stream = unique_name("src-split")
+    kinesis = direct("kinesis")
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    _put_numbered(kinesis, stream, 0, 600)
+    reader = StreamReader(_connector_client("kinesis", proxy.url), stream, "TRIM_HORIZON",
                           max_records_per_call=100, backoff=ExponentialBackoff(base_s=0.01, cap_s=0.05))
     reader.discover()
     proxy.set_mode(KINESIS_GET_RECORDS, "expired_iterator", rate=0.15)
     first = [r for _ in range(3) for r in reader.poll_once()]  # part of the parent read
     assert 0 < len(first) < 600
-    kinesis.split_shard(StreamName="src-split", ShardToSplit="shardId-000000000000",
+    kinesis.split_shard(StreamName=stream, ShardToSplit="shardId-000000000000",
                         NewStartingHashKey=str(2**127))
-    _put_numbered(kinesis, "src-split", 600, 600)
+    _put_numbered(kinesis, stream, 600, 600)
     reader.discover()  # the job's fan-out re-lists shards periodically
     rest = _read_all(reader)
     records = first + rest
@@ -304,7 +283,7 @@ def test_poller_reads_across_a_shard_split_without_loss_or_rereading(proxy, moto
     shards_used = {r.shard_id for r in records}
     assert shards_used == {"shardId-000000000000", "shardId-000000000001", "shardId-000000000002"}
     # Restart from the saved positions: nothing is read again.
-    resumed = StreamReader(_connector_client("kinesis", proxy.url), "src-split", "TRIM_HORIZON",
+    resumed = StreamReader(_connector_client("kinesis", proxy.url), stream, "TRIM_HORIZON",
                            positions=reader.positions)
     resumed.discover()
     assert _read_all(resumed) == []
@@ -428,7 +407,7 @@ def test_flink_sink_sends_entries_whose_retries_are_exhausted_to_the_dead_letter
     assert metrics["putEventsRequests"].count == 3
 
 
-def test_flink_sink_delivers_after_the_outage_and_reports_receipts(proxy, bus, moto_url):
+def test_flink_sink_delivers_after_the_outage_and_reports_receipts(proxy, bus, direct):
     from connectors.eventbridge.flink_sink import EventBridgeBatchSink, eventbridge_row
 
     name, queue_url = bus
@@ -447,5 +426,5 @@ def test_flink_sink_delivers_after_the_outage_and_reports_receipts(proxy, bus, m
         assert receipt["delivered_at_ms"] - receipt["flush_started_ms"] >= 2500
         assert receipt["latency_ms"] == receipt["delivered_at_ms"] - receipt["emitted_at_ms"]
     assert metrics["eventsFailedOver"].count == 0 and metrics["eventsSent"].count == 3
-    assert sorted(k[1] for k in _delivered_keys(moto_url, queue_url, 3)) == [
+    assert sorted(k[1] for k in _delivered_keys(direct, queue_url, 3)) == [
         "inc-sink-ok-0", "inc-sink-ok-1", "inc-sink-ok-2"]
