@@ -272,6 +272,7 @@ def test_moto_get_records_fastpath_answers_exactly_like_moto(in_process_moto, un
                 iterator = response["NextShardIterator"]
         return out
 
+    assert not moto_fastpath.is_applied()  # else "plain" below would already be the fast path
     plain = everything()
     moto_fastpath.apply()
     try:
