@@ -57,7 +57,7 @@ def test_records_follow_the_input_contract(small):
         assert isinstance(r["editor_id"], str) and np.isfinite(r["value"])
         if isinstance(r["timestamp"], str):
             assert r["timestamp"].endswith("Z")
-    assert all(r["metric"] in ("partner_timeouts", "bid_rate", "win_rate") for r in metrics if "partner" in r)
+    assert {r["metric"] for r in metrics if "partner" in r} == {"partner_timeouts", "bid_rate", "win_rate", "revenue"}
     assert {e["event_type"] for e in events} <= {"config_change", "deployment", "feature_flag", "partner_status",
                                                   "security_finding"}
     assert any(Path(p).match("metrics/year=*/month=*/day=*/hour=*/part-*.parquet") for p in data_files(out))
@@ -73,7 +73,7 @@ def test_sampling_intervals_vary_and_some_samples_arrive_out_of_order(small):
     # one wrapper beacon carries every partner's samples of an editor: they share timestamps
     beacon = defaultdict(set)
     for r in metrics:
-        if "partner" in r:
+        if "partner" in r and r["metric"] != "revenue":
             beacon[(r["editor_id"], r["timestamp"])].add((r["partner"], r["metric"]))
     partners_of = defaultdict(set)
     for r in metrics:
@@ -116,7 +116,7 @@ def test_labels_are_well_formed_and_every_problem_type_is_present(small):
 def test_revenue_is_rpm_times_impressions_over_a_thousand(small):
     by_minute = defaultdict(dict)
     for r in small[2]:
-        if r["metric"] in ("rpm", "impressions", "revenue"):
+        if r["metric"] in ("rpm", "impressions", "revenue") and "partner" not in r:
             by_minute[(r["editor_id"], int(_epoch(r["timestamp"]) // 60))][r["metric"]] = r["value"]
     checked = 0
     for values in by_minute.values():
@@ -124,6 +124,26 @@ def test_revenue_is_rpm_times_impressions_over_a_thousand(small):
             assert values["revenue"] == pytest.approx(values["rpm"] * values["impressions"] / 1000, rel=1e-4, abs=2e-6)
             checked += 1
     assert checked > 50
+
+
+def test_revenue_per_partner_is_the_editors_revenue_split_on_the_same_report_line(small):
+    """The ad server's revenue per demand partner: one sample per partner the editor uses, at the time of
+    each editor revenue sample, adding up to it."""
+    totals, parts, partners_of = {}, defaultdict(dict), defaultdict(set)
+    for r in small[2]:
+        if r["metric"] == "revenue":
+            key = (r["editor_id"], r["timestamp"])
+            if "partner" in r:
+                parts[key][r["partner"]] = r["value"]
+            else:
+                totals[key] = r["value"]
+        if "partner" in r:
+            partners_of[r["editor_id"]].add(r["partner"])
+    assert parts and set(parts) == set(totals)
+    for (editor, ts), split in parts.items():
+        assert set(split) == partners_of[editor]
+        assert all(v >= 0 for v in split.values())
+        assert sum(split.values()) == pytest.approx(totals[(editor, ts)], rel=1e-4, abs=len(split) * 1e-6)
 
 
 def test_signatures_of_each_incident_type_show_in_the_data(small):
@@ -151,6 +171,10 @@ def test_signatures_of_each_incident_type_show_in_the_data(small):
             editor = l["editors"][0]
             assert ratio(editor, f"partner_timeouts@{partner}", start, end) > 5
             assert ratio(editor, f"bid_rate@{partner}", start, end) < 0.3
+            # the partner's part of the editor's revenue goes with its bids; the other partners' parts stay
+            assert ratio(editor, f"revenue@{partner}", start, end) < 0.3
+            for other in {k[1].split("@")[1] for k in samples if k[0] == editor and k[1].startswith("revenue@")} - {partner}:
+                assert 0.6 < ratio(editor, f"revenue@{other}", start, end) < 1.6
             continue
         for metric, (low, high) in expected[l["problem_type"]].items():
             r = ratio(l["editor_id"], metric, start, end)

@@ -82,7 +82,9 @@ def generate(scenario: Scenario, out: str | Path, fmt: str = PARQUET, progress=N
     parts = []
     for index, (editor, seed) in enumerate(zip(sim.editors, traffic_seeds)):
         rng = np.random.default_rng(seed)
-        grid = minute_grid(scenario, editor, sim.incidents, rng)
+        # The per-partner revenue split draws from its own child stream (the editor's other
+        # series do not depend on it).
+        grid = minute_grid(scenario, editor, sim.incidents, rng, np.random.default_rng(seed.spawn(1)[0]))
         columns = sample_editor(scenario, editor, sim.partners, grid, rng)
         parts.append((index, columns))
         if progress:

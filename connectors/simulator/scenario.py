@@ -17,6 +17,13 @@ EDITOR_METRICS = ("rpm", "fill_rate", "bid_latency_ms", "error_rate", "cache_hit
 #: consumer averaging an editor's ``fill_rate`` samples without looking at the
 #: ``partner`` field would otherwise mix two different quantities.
 PARTNER_METRICS = ("partner_timeouts", "bid_rate", "win_rate")
+#: The ad server also reports revenue per demand partner: ``revenue`` samples that
+#: carry ``partner`` are that partner's part of the editor's revenue (they add up
+#: to the editor's own ``revenue`` of the minute). They are what a partner
+#: outage costs, so the Partner Health Check can put a figure on it. The job's
+#: editor windows skip them (sql/windows/editor_metric_windows.sql): averaged
+#: with the editor's total they would mix a part with the whole.
+PARTNER_BREAKDOWN_METRICS = ("revenue",)
 
 #: Problem types of the classifier (detectors.classifier) that labels use.
 DEMAND_ISSUE = "DEMAND_ISSUE"
@@ -89,7 +96,9 @@ class Scenario:
         """Rough number of metric records (for sizing a replay before generating)."""
         editor = len(EDITOR_METRICS) * self.duration_s / (sum(self.editor_cadence_s) / 2)
         partner = len(PARTNER_METRICS) * mean_partners_per_editor * self.duration_s / (sum(self.partner_cadence_s) / 2)
-        return int(self.editors * (editor + partner))
+        breakdown = (len(PARTNER_BREAKDOWN_METRICS) * mean_partners_per_editor * self.duration_s
+                     / (sum(self.editor_cadence_s) / 2))
+        return int(self.editors * (editor + partner + breakdown))
 
 
 def default_scenario(seed: int = 7) -> Scenario:

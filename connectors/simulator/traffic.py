@@ -9,10 +9,13 @@ timeouts), from:
           x holiday surge x slow AR(1) drift x incident effects  + measurement noise
 
 with RPM = fill x eCPM and revenue = RPM x impressions / 1000 computed on that
-grid, so the metrics are consistent with each other. Each editor-level metric
+grid, so the metrics are consistent with each other; the revenue is split
+between the editor's demand partners by the filled impressions each supplies
+(the ad server's per-partner revenue report). Each editor-level metric
 is then reported at its own cadence (drawn per editor and metric, +-10 %
 jitter per sample), the per-partner stats together in one wrapper beacon per
-interval, each sample with the value of the minute it falls in, and delivered with a
+interval, the per-partner revenue on the same report lines as the editor's own
+revenue, each sample with the value of the minute it falls in, and delivered with a
 small delay -- a couple of percent of samples arrive minutes late, i.e. out of
 order.
 """
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .incidents import Incident
-from .scenario import EDITOR_METRICS, PARTNER_METRICS, Scenario
+from .scenario import EDITOR_METRICS, PARTNER_BREAKDOWN_METRICS, PARTNER_METRICS, Scenario
 from .world import Editor
 
 SECONDS_PER_DAY = 86400.0
@@ -54,8 +57,12 @@ def _ar1(rng: np.random.Generator, n: int, phi: float, stationary_sd: float) -> 
 
 
 def minute_grid(scenario: Scenario, editor: Editor, incidents: list[Incident],
-                rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Measured per-minute quantities for one editor; keys are metric names or ``metric@partner``."""
+                rng: np.random.Generator, breakdown_rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Measured per-minute quantities for one editor; keys are metric names or ``metric@partner``.
+
+    ``breakdown_rng`` draws only the noise of the per-partner revenue split, so
+    adding that split left every other series of a seed as it was.
+    """
     n = int(np.ceil(scenario.duration_s / 60.0)) + 1
     t = np.arange(n) * 60.0
     epoch = scenario.start_epoch_s + t
@@ -130,7 +137,30 @@ def minute_grid(scenario: Scenario, editor: Editor, incidents: list[Incident],
                                                  * np.exp(rng.normal(0.0, 0.05, n)), 0.0, 1.0), 6)
         timeout_fraction = np.clip(editor.partner_timeout_fraction[p] * partner_timeouts_mult[p], 0.0, 0.95)
         grid[f"partner_timeouts@{p}"] = rng.poisson(requests * timeout_fraction).astype(np.float64)
+    grid.update(partner_revenue(editor, partner_health, revenue, impressions * fill, breakdown_rng))
     return grid
+
+
+def partner_revenue(editor: Editor, partner_health: dict[str, np.ndarray], revenue: np.ndarray,
+                    filled: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``revenue@partner`` per minute: the editor's revenue split by the filled impressions each partner supplied.
+
+    A partner supplies ``share x health`` of the fill (minute_grid), so when it
+    stops bidding its part of the revenue goes, and the editor's revenue falls by
+    exactly that much; the other partners' parts are unchanged. Which partner
+    wins each impression is random: the split carries counting noise that
+    shrinks with the partner's filled impressions. The parts add up to the
+    editor's revenue of the minute.
+    """
+    weights = {}
+    for p in sorted(editor.partner_shares):
+        supplied = editor.partner_shares[p] * partner_health[p]
+        sd = 0.02 + 0.6 / np.sqrt(np.maximum(filled * supplied, 1.0))
+        weights[p] = supplied * np.exp(rng.normal(0.0, sd))
+    total = sum(weights.values())
+    safe_total = np.where(total > 0, total, 1.0)
+    return {f"revenue@{p}": np.round(np.where(total > 0, revenue * w / safe_total, 0.0), 6)
+            for p, w in weights.items()}
 
 
 def _sample_times(rng: np.random.Generator, duration_s: float, cadence_s: float) -> np.ndarray:
@@ -149,10 +179,13 @@ def sample_editor(scenario: Scenario, editor: Editor, partners: list[str], grid:
         # Whole milliseconds, as on the wire, so the minute a sample reads is the minute its timestamp says.
         return np.round(_sample_times(rng, scenario.duration_s, cadence) * 1000.0) / 1000.0
 
+    breakdown_columns: dict[str, int] = {}
     for metric in EDITOR_METRICS:
         cadence = float(rng.uniform(*scenario.editor_cadence_s))
         editor.metric_cadence_s[metric] = round(cadence, 1)
         times = sample_times(cadence)
+        if metric in PARTNER_BREAKDOWN_METRICS:
+            breakdown_columns[metric] = len(columns)
         columns.append((times, ALL_METRICS.index(metric), -1, grid[metric][(times // 60.0).astype(np.int64)]))
     # The header-bidding wrapper sends one analytics beacon per interval with every
     # bidder's stats, so an editor's partner samples share their times.
@@ -170,10 +203,19 @@ def sample_editor(scenario: Scenario, editor: Editor, partners: list[str], grid:
     late = rng.random(times.size) < scenario.late_fraction
     delay[late] = rng.uniform(*scenario.late_delay_s, int(late.sum()))
     event_ms = np.round((scenario.start_epoch_s + times) * 1000.0).astype(np.int64)
-    return SampleColumns(
-        event_ms=event_ms,
-        arrival_ms=event_ms + np.round(delay * 1000.0).astype(np.int64),
-        metric=np.concatenate([np.full(c[0].size, c[1], dtype=np.int16) for c in columns]),
-        partner=np.concatenate([np.full(c[0].size, c[2], dtype=np.int16) for c in columns]),
-        value=np.concatenate([c[3] for c in columns]).astype(np.float64),
-    )
+    arrival_ms = event_ms + np.round(delay * 1000.0).astype(np.int64)
+    metric = np.concatenate([np.full(c[0].size, c[1], dtype=np.int16) for c in columns])
+    partner = np.concatenate([np.full(c[0].size, c[2], dtype=np.int16) for c in columns])
+    value = np.concatenate([c[3] for c in columns]).astype(np.float64)
+
+    # The ad server's report line that carries the editor's revenue carries its split per
+    # partner: same timestamp, same minute, same delivery.
+    offsets = np.cumsum([0] + [c[0].size for c in columns])
+    extra = [(event_ms, arrival_ms, metric, partner, value)]
+    for name, index in sorted(breakdown_columns.items()):
+        rows = slice(offsets[index], offsets[index + 1])
+        minute = (columns[index][0] // 60.0).astype(np.int64)
+        for p in sorted(editor.partner_shares):
+            extra.append((event_ms[rows], arrival_ms[rows], np.full(minute.size, ALL_METRICS.index(name), np.int16),
+                          np.full(minute.size, partners.index(p), np.int16), grid[f"{name}@{p}"][minute]))
+    return SampleColumns(*(np.concatenate([part[k] for part in extra]) for k in range(5)))

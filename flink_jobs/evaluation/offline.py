@@ -55,6 +55,10 @@ from flink_jobs.evaluation.scoring import alerts_from_events, load_labels, score
 from udfs.baseline import score_window
 from udfs.decisions import RESULT_KEYS, editor_window_composite, partner_window_check, security_detail
 
+#: Metrics reported only per partner: the editor window averages them over its partners. A partner
+#: sample of any other metric (revenue per partner) is part of an editor total and goes to the partner
+#: window only (the WHERE of sql/windows/editor_metric_windows.sql).
+PARTNER_ONLY_METRICS = ("partner_timeouts", "bid_rate", "win_rate")
 COMPOSITE = ("adops.analytics", "Composite Anomaly Detected")
 PARTNER_HEALTH = ("adops.monitoring", "Partner Health Check")
 SECURITY = ("adops.security", "Security Incident Detected")
@@ -152,11 +156,13 @@ def read_windows(archive: str | Path, params: JobParameters) -> ArchiveWindows:
             late += 1
             continue
         end = (ms // size_ms + 1) * size_ms
-        cell = sums[("editor", editor, metric, None, end)]
-        cell[0] += value
-        cell[1] += 1
         partner = record.get("partner")
-        if isinstance(partner, str) and partner:
+        partner = partner if isinstance(partner, str) and partner else None
+        if partner is None or metric in PARTNER_ONLY_METRICS:
+            cell = sums[("editor", editor, metric, None, end)]
+            cell[0] += value
+            cell[1] += 1
+        if partner is not None:
             cell = sums[("partner", partner, metric, editor, end)]
             cell[0] += value
             cell[1] += 1

@@ -23,10 +23,13 @@ CREATE TEMPORARY TABLE ${table_name} (
     -- plausible magnitudes per metric; rates stay within [0, 1]
     'value' VALUE ARRAY[2.5, 0.85, 120.0, 0.01, 3.0, 0.9, 5000.0, 12.5, 0.6, 0.2][m] * noise,
     'timestamp' VALUE ${start_epoch_ms} + seq * ${ms_per_row},
-    -- as in the input contract and the simulator, only partner-level samples (timeouts, bid
-    -- and win rate, reported per demand partner) carry `partner`; the editor's own metrics
-    -- do not (a partner on every record would score 10 metrics per (partner, editor))
-    'partner' VALUE CASE WHEN m IN (5, 9, 10) THEN CONCAT('p-', CAST(p AS STRING)) END
+    -- as in the input contract and the simulator, only partner-level samples carry `partner`:
+    -- timeouts, bid and win rate (reported per demand partner), and half of the revenue
+    -- samples, standing for the ad server's revenue per partner beside the editor's total (the
+    -- Partner Health Check's revenue impact; editor windows skip these). The editor's other
+    -- metrics do not (a partner on every record would score 10 metrics per (partner, editor)).
+    'partner' VALUE CASE WHEN m IN (5, 9, 10) OR (m = 8 AND MOD(seq, 2) = 0)
+                         THEN CONCAT('p-', CAST(p AS STRING)) END
     ABSENT ON NULL
   ),
   event_time AS TO_TIMESTAMP_LTZ(${start_epoch_ms} + seq * ${ms_per_row}, 3),

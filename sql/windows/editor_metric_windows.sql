@@ -7,6 +7,13 @@
 --
 -- Window TVF aggregation emits each window once, when the watermark passes
 -- window_end (append-only, no retractions), and frees its state.
+--
+-- A sample that carries `partner` is a part of the editor's traffic. For the
+-- metrics reported only per partner (timeouts, bid and win rate) the editor's
+-- window is their mean over its partners; for every other metric the editor
+-- reports its own total (e.g. `revenue`), and the per-partner breakdown of it
+-- (the ad server's revenue per demand partner) belongs to the partner windows
+-- only: averaged with the total it would mix a part with the whole.
 SELECT
   editor_id,
   metric,
@@ -19,4 +26,5 @@ SELECT
   SUM(metric_value) AS sum_value,
   COUNT(*) AS sample_count
 FROM TABLE(TUMBLE(TABLE ${valid_table}, DESCRIPTOR(event_time), ${window_interval}))
+WHERE partner IS NULL OR metric IN ('partner_timeouts', 'bid_rate', 'win_rate')
 GROUP BY editor_id, metric, window_start, window_end, window_time
