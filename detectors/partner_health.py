@@ -22,6 +22,21 @@ failing on two fronts is down, not slow); DEGRADED if one is degraded;
 HEALTHY otherwise (per editor); the partner takes a level only when enough of
 its reporting editors are at it. Thresholds are in :class:`PartnerHealthConfig`.
 
+Revenue impact (:func:`partner_revenue_impact`): ad servers report revenue per
+demand partner, so each editor's window through the partner can carry its own
+``revenue`` deviation (that editor's revenue from the partner against its own
+baseline). The impact is the shortfall of that revenue in the editors the
+partner hurts, summed: what the partner's degradation costs in the window.
+Revenue is deliberately not one of the health signals: an editor's own problem
+(a floor set too low, bot traffic) cuts its revenue from every partner alike
+and says nothing about the partner.
+
+The shortfall of a hurt editor is measured against its revenue baseline of the
+first window the partner hurt it in, held while it stays hurt
+(:func:`assess_partner_window`, :func:`hold_revenue_references`): the online
+model's expected value follows a level shift within a few windows, so against
+the current baseline a lasting outage would look free after 15-20 minutes.
+
 >>> from detectors.classifier import MetricDeviation as D
 >>> slow = {"partner_timeouts": D("partner_timeouts", 50.0, 10.0, 6.0, 14.0, 0.99, True),
 ...         "bid_rate": D("bid_rate", 0.9, 0.9, 0.85, 0.95, 0.1, False)}
@@ -42,6 +57,7 @@ from typing import Any, Iterable, Mapping
 from detectors.classifier import DOWN, UP, MetricDeviation, is_finite_number
 from detectors.events import iso_z
 from detectors.incident import metric_snapshot, stable_id
+from detectors.revenue import revenue_at_risk
 
 HEALTHY, DEGRADED, UNHEALTHY = "HEALTHY", "DEGRADED", "UNHEALTHY"
 MAX_EDITORS_LISTED = 500
@@ -83,6 +99,11 @@ class PartnerHealthConfig:
     #: ... and at least this share of them are hurt the same way: a partner
     #: failure hits every editor that uses it, one editor's bad window does not.
     min_editor_share: float = 0.5
+    #: A hurt editor's revenue baseline from the window it was first hurt in is
+    #: held for at most this many windows (2 h of 5-min windows): the simulated
+    #: outages last up to 90 min; a lower level that lasts longer is the editor's
+    #: new normal, as the trailing baseline accepts one (udfs.baseline.learn_window).
+    revenue_reference_windows: int = 24
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "PartnerHealthConfig":
@@ -102,7 +123,8 @@ class PartnerHealthConfig:
             updates["unhealthy_signal_count"] = int(data["unhealthy_signal_count"])
         if "flag_min_fraction" in data:
             updates["flag_min_fraction"] = float(data["flag_min_fraction"])
-        for name, cast in (("require_outside_band", bool), ("min_editors", int), ("min_editor_share", float)):
+        for name, cast in (("require_outside_band", bool), ("min_editors", int), ("min_editor_share", float),
+                           ("revenue_reference_windows", int)):
             if name in data:
                 updates[name] = cast(data[name])
         if "relative_floor" in data:
@@ -172,8 +194,92 @@ def _median(values: Iterable[float]) -> float:
     return finite[mid] if len(finite) % 2 else (finite[mid - 1] + finite[mid]) / 2.0
 
 
+def partner_revenue_impact(by_editor: Mapping[str, Mapping[str, MetricDeviation]], hurt_editors: Iterable[str],
+                           window_seconds: float, revenue_reference: Mapping[str, float | None] | None = None,
+                           rate_period_s: float = 60.0) -> float:
+    """Revenue the partner's degradation puts at risk in the window: for each hurt editor, the shortfall of
+    its revenue through the partner against that editor's own baseline (detectors.revenue.revenue_at_risk),
+    or against ``revenue_reference[editor]`` (a revenue rate) when one is given.
+
+    Editors the partner does not hurt count for nothing, even when their revenue dips (their own noise
+    or their own problem); a gain counts for nothing; an editor whose ad server reports no revenue per
+    partner (or has no baseline for it yet) adds 0, so the figure is a lower bound. Each editor's part
+    lies in [0, its baseline (or reference) revenue over the window].
+
+    >>> from detectors.classifier import MetricDeviation as D
+    >>> hurt = {"revenue": D("revenue", 0.5, 2.0, 1.7, 2.3, 0.99, True)}       # per minute
+    >>> partner_revenue_impact({"e-1": hurt, "e-2": hurt}, ["e-1"], 300)        # (2.0 - 0.5) x 5 min
+    7.5
+    >>> partner_revenue_impact({"e-1": hurt}, ["e-1"], 300, {"e-1": 3.0})      # (3.0 - 0.5) x 5 min
+    12.5
+    """
+    references = revenue_reference or {}
+    total = 0.0
+    for editor in hurt_editors:
+        per_metric = by_editor.get(editor)
+        if not per_metric or "revenue" not in per_metric:
+            continue
+        revenue = per_metric["revenue"]
+        reference = references.get(editor)
+        if is_finite_number(reference):
+            revenue = replace(revenue, baseline=float(reference))
+        total += revenue_at_risk({"revenue": revenue}, window_seconds, rate_period_s)
+    return round(total, 2)
+
+
+def hold_revenue_references(by_editor: Mapping[str, Mapping[str, MetricDeviation]], hurt_editors: Iterable[str],
+                            held: Mapping[str, tuple[float | None, int]],
+                            max_windows: int) -> dict[str, tuple[float | None, int]]:
+    """Each hurt editor's (reference revenue rate or None, windows held) after this window.
+
+    An editor newly hurt takes its current revenue baseline (the model has not
+    learned the drop yet in the first hurt window); one still hurt keeps its
+    reference; one no longer hurt is dropped. After ``max_windows`` windows the
+    reference expires (None: the current baseline is used) until the editor
+    recovers.
+
+    >>> hold_revenue_references({"e-1": {}}, ["e-1"], {"e-1": (2.0, 3)}, 24)
+    {'e-1': (2.0, 4)}
+    >>> hold_revenue_references({"e-1": {}}, ["e-1"], {"e-1": (2.0, 24)}, 24)
+    {'e-1': (None, 25)}
+    >>> hold_revenue_references({"e-1": {}}, [], {"e-1": (2.0, 3)}, 24)
+    {}
+    """
+    out: dict[str, tuple[float | None, int]] = {}
+    for editor in hurt_editors:
+        if editor in held:
+            reference, windows = held[editor]
+            out[editor] = (reference if windows < max_windows else None, windows + 1)
+            continue
+        revenue = by_editor.get(editor, {}).get("revenue")
+        if revenue is not None and is_finite_number(revenue.baseline):
+            out[editor] = (max(float(revenue.baseline), 0.0), 1)
+    return out
+
+
+def assess_partner_window(partner: str, window_start_s: float, window_end_s: float,
+                          by_editor: Mapping[str, Mapping[str, MetricDeviation]],
+                          held_references: Mapping[str, tuple[float | None, int]] | None = None,
+                          config: PartnerHealthConfig | None = None
+                          ) -> tuple[dict[str, Any], dict[str, tuple[float | None, int]]]:
+    """(the Partner Health Check detail, the revenue references to hold for the next window).
+
+    The job's entry point: like :func:`assess_partner_editors` with the revenue
+    impact of the hurt editors measured against the references held since they
+    were first hurt (module docstring).
+    """
+    config = config or PartnerHealthConfig()
+    levels = {editor: editor_level(per_metric, config)[0] for editor, per_metric in by_editor.items()}
+    hurt = sorted(e for e, level in levels.items() if level >= 1)
+    references = hold_revenue_references(by_editor, hurt, held_references or {}, config.revenue_reference_windows)
+    impact = partner_revenue_impact(by_editor, hurt, float(window_end_s) - float(window_start_s),
+                                    {e: r for e, (r, _) in references.items()})
+    return assess_partner_editors(partner, window_start_s, window_end_s, by_editor, impact, config), references
+
+
 def assess_partner_editors(partner: str, window_start_s: float, window_end_s: float,
-                           by_editor: Mapping[str, Mapping[str, MetricDeviation]], revenue_impact: float,
+                           by_editor: Mapping[str, Mapping[str, MetricDeviation]],
+                           revenue_impact: float | None = None,
                            config: PartnerHealthConfig | None = None) -> dict[str, Any]:
     """The ``Partner Health Check`` detail from each editor's traffic through the partner, each judged
     against that editor's *own* baseline.
@@ -184,6 +290,9 @@ def assess_partner_editors(partner: str, window_start_s: float, window_end_s: fl
     (:func:`editor_level`) and the partner is DEGRADED / UNHEALTHY only when at
     least ``min_editors`` and ``min_editor_share``
     of its reporting editors are at that level or worse.
+
+    ``revenue_impact`` None (the job's case) computes it with :func:`partner_revenue_impact` over the
+    hurt editors; a number is reported as given.
 
     >>> from detectors.classifier import MetricDeviation as D
     >>> down = {"bid_rate": D("bid_rate", 0.05, 0.6, 0.5, 0.7, 0.99, True)}
@@ -208,6 +317,8 @@ def assess_partner_editors(partner: str, window_start_s: float, window_end_s: fl
     status_level = max((lv for lv in (1, 2) if sum(1 for x in levels.values() if x >= lv) >= needed), default=0)
     status = (HEALTHY, DEGRADED, UNHEALTHY)[status_level]
     hurt = sorted(e for e, lv in levels.items() if lv >= 1)
+    if revenue_impact is None:
+        revenue_impact = partner_revenue_impact(by_editor, hurt, float(window_end_s) - float(window_start_s))
     impact = float(revenue_impact) if is_finite_number(revenue_impact) else 0.0
     metrics: dict[str, dict] = {}
     for metric in sorted({m for per in by_editor.values() for m in per}):

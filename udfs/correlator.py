@@ -154,6 +154,8 @@ class PartnerHealth(KeyedProcessFunction, _WindowCollector):
 
     def open(self, runtime_context: RuntimeContext):
         self._open_windows(runtime_context)
+        # partner_window_check's state: the last status, plus the hurt editors' held revenue references
+        # (the descriptor keeps its name so that savepoints taken before the references restore).
         self.last_status = runtime_context.get_state(ValueStateDescriptor("last_status", Types.STRING()))
         self.checks = runtime_context.get_metrics_group().counter("partnerChecks")
 
@@ -162,9 +164,9 @@ class PartnerHealth(KeyedProcessFunction, _WindowCollector):
 
     def on_timer(self, timestamp: int, ctx):
         end, results = self._take(timestamp)
-        detail, status = partner_window_check(end, self.window_size_ms, results, self.last_status.value())
+        detail, state = partner_window_check(end, self.window_size_ms, results, self.last_status.value())
         if results:
-            self.last_status.update(status)
+            self.last_status.update(state)
         if detail is None:
             return
         self.checks.inc()

@@ -19,8 +19,7 @@ from typing import Any, Iterable, Mapping
 from detectors.classifier import UNKNOWN, ClassifierConfig, MetricDeviation, classify
 from detectors.events import OperationalEvent, iso_z
 from detectors.incident import build_composite_detail, stable_id
-from detectors.partner_health import HEALTHY, PartnerHealthConfig, assess_partner_editors
-from detectors.revenue import revenue_at_risk
+from detectors.partner_health import HEALTHY, PartnerHealthConfig, assess_partner_window
 
 RESULT_KEYS = ("scope_id", "metric", "window_end_ms", "value", "baseline", "lower", "upper", "score",
                "is_anomaly", "sample_count", "editors")
@@ -78,29 +77,59 @@ def editor_window_composite(window_end_ms: int, window_size_ms: int, results: li
 
 
 def partner_window_check(window_end_ms: int, window_size_ms: int, results: list[Mapping[str, Any]],
-                         previous_status: str | None,
+                         previous_state: str | None,
                          config: PartnerHealthConfig | None = None) -> tuple[dict | None, str]:
-    """(Partner Health Check detail to emit or None, the status to remember) for one partner's window.
+    """(Partner Health Check detail to emit or None, the partner state to remember) for one partner's window.
 
     Each editor's traffic through the partner is judged against that editor's
-    own baseline (detectors.partner_health.assess_partner_editors). A check is
+    own baseline, and the revenue impact is the shortfall of the hurt editors'
+    revenue through the partner against their baselines of the window each was
+    first hurt in (detectors.partner_health.assess_partner_window). A check is
     emitted when the partner is not HEALTHY, and once more when it recovers
     (the all-clear); a healthy steady state is silent.
+
+    The state (one string, the operator's ValueState) is the last status, plus,
+    while editors are hurt, their held revenue references (:func:`partner_state`).
     """
+    previous_status, held = read_partner_state(previous_state)
     if not results:
-        return None, previous_status or HEALTHY
+        return None, partner_state(previous_status, held)
     partner = results[0]["scope_id"]
     by_editor: dict[str, dict[str, MetricDeviation]] = defaultdict(dict)
     for r in results:
         by_editor[r["editors"] or ""][r["metric"]] = deviation_of(r)
-    window_s = window_size_ms / 1000.0
-    impact = sum(revenue_at_risk(per_metric, window_s) for per_metric in by_editor.values())
-    detail = assess_partner_editors(partner, (window_end_ms - window_size_ms) / 1000.0, window_end_ms / 1000.0,
-                                    by_editor, impact, config)
+    detail, references = assess_partner_window(partner, (window_end_ms - window_size_ms) / 1000.0,
+                                               window_end_ms / 1000.0, by_editor, held, config)
     status = detail["partner_status"]
-    if status == HEALTHY and (previous_status or HEALTHY) == HEALTHY:
-        return None, status
-    return detail, status
+    state = partner_state(status, references)
+    if status == HEALTHY and previous_status == HEALTHY:
+        return None, state
+    return detail, state
+
+
+def partner_state(status: str, references: Mapping[str, tuple[float | None, int]]) -> str:
+    """The partner operator's state: the bare status while no editor is hurt (the healthy steady state,
+    and the form states restored from before references existed have), else JSON with the references.
+
+    >>> partner_state("HEALTHY", {})
+    'HEALTHY'
+    >>> read_partner_state(partner_state("UNHEALTHY", {"e-1": (2.5, 3)}))
+    ('UNHEALTHY', {'e-1': (2.5, 3)})
+    """
+    if not references:
+        return status
+    return json.dumps({"status": status, "revenue_reference": {e: [r, n] for e, (r, n) in sorted(references.items())}},
+                      separators=(",", ":"))
+
+
+def read_partner_state(text: str | None) -> tuple[str, dict[str, tuple[float | None, int]]]:
+    """(last status, held revenue references) from :func:`partner_state`'s string; None is a healthy start."""
+    if not text:
+        return HEALTHY, {}
+    if not text.startswith("{"):
+        return text, {}
+    state = json.loads(text)
+    return state.get("status") or HEALTHY, {e: (r, int(n)) for e, (r, n) in (state.get("revenue_reference") or {}).items()}
 
 
 def details_of(text: str | None) -> dict:

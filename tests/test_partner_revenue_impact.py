@@ -1,0 +1,151 @@
+"""Partner Health Check revenue impact: the revenue a partner's degradation puts at risk in a window.
+
+detectors.partner_health.partner_revenue_impact / assess_partner_window and
+udfs.decisions.partner_window_check (the function the job's PartnerHealth
+operator and the offline replay call), on hand-built per-editor deviations;
+flink_jobs.evaluation.offline.read_windows (the mirror of
+sql/windows/*.sql) on a tiny archive for where the per-partner revenue goes.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from detectors.classifier import MetricDeviation as D
+from detectors.partner_health import (HEALTHY, UNHEALTHY, PartnerHealthConfig, assess_partner_window,
+                                      hold_revenue_references, partner_revenue_impact)
+from flink_jobs.evaluation.offline import JobParameters, read_windows
+from udfs.decisions import partner_window_check, read_partner_state
+
+WINDOW_S = 300.0
+T0 = 1_793_520_000_000  # a window boundary (epoch ms)
+
+
+def fine(revenue: float | None = 2.0, revenue_value: float | None = None) -> dict[str, D]:
+    """An editor's traffic through the partner within its band; revenue per minute (baseline, value)."""
+    out = {"partner_timeouts": D("partner_timeouts", 10.0, 10.0, 6.0, 14.0, 0.1, False),
+           "bid_rate": D("bid_rate", 0.6, 0.6, 0.5, 0.7, 0.1, False)}
+    if revenue is not None:
+        value = revenue if revenue_value is None else revenue_value
+        out["revenue"] = D("revenue", value, revenue, 0.8 * revenue, 1.2 * revenue, 0.1, False)
+    return out
+
+
+def outage(revenue_baseline: float | None = 2.0, revenue_value: float = 0.2) -> dict[str, D]:
+    """The partner stopped bidding for this editor: timeouts x10, bid rate -90 %, its revenue gone with them."""
+    out = {"partner_timeouts": D("partner_timeouts", 100.0, 10.0, 6.0, 14.0, 0.99, True),
+           "bid_rate": D("bid_rate", 0.06, 0.6, 0.5, 0.7, 0.99, True)}
+    if revenue_baseline is not None:
+        out["revenue"] = D("revenue", revenue_value, revenue_baseline, 0.8 * revenue_baseline,
+                           1.2 * revenue_baseline, 0.99, True)
+    return out
+
+
+def test_a_healthy_partner_puts_nothing_at_risk_even_when_an_editors_revenue_dips():
+    # e-2's revenue through the partner is 40 % down, but the partner answers and bids as usual for it:
+    # that is the editor's own business (or noise), not the partner's.
+    by_editor = {"e-1": fine(), "e-2": fine(2.0, revenue_value=1.2), "e-3": fine(5.0)}
+    detail, references = assess_partner_window("p-1", 0, WINDOW_S, by_editor)
+    assert detail["partner_status"] == HEALTHY
+    assert detail["impact_assessment"] == {"revenue_impact": 0.0, "editors_affected": 0}
+    assert references == {}
+
+
+def test_an_editors_own_revenue_problem_is_not_charged_to_the_partner():
+    # a floor set too low on every editor: revenue through the partner halves, partner signals are fine
+    by_editor = {e: fine(3.0, revenue_value=1.5) for e in ("e-1", "e-2", "e-3")}
+    detail, _ = assess_partner_window("p-1", 0, WINDOW_S, by_editor)
+    assert detail["partner_status"] == HEALTHY and detail["impact_assessment"]["revenue_impact"] == 0.0
+
+
+def test_a_degraded_partner_costs_the_hurt_editors_revenue_shortfall_bounded_by_their_baseline():
+    by_editor = {"e-1": outage(2.0, 0.2), "e-2": outage(4.0, 0.0), "e-3": fine(10.0, revenue_value=6.0)}
+    detail, references = assess_partner_window("p-1", 0, WINDOW_S, by_editor)
+    assert detail["partner_status"] == UNHEALTHY and detail["editors_affected"] == ["e-1", "e-2"]
+    impact = detail["impact_assessment"]["revenue_impact"]
+    # (2.0 - 0.2) + (4.0 - 0.0) per minute over 5 minutes; e-3 (not hurt) adds nothing
+    assert impact == pytest.approx((1.8 + 4.0) * 5)
+    assert 0 < impact <= (2.0 + 4.0) * WINDOW_S / 60
+    assert references == {"e-1": (2.0, 1), "e-2": (4.0, 1)}
+
+
+def test_a_hurt_editor_without_revenue_per_partner_adds_nothing_so_the_impact_is_a_lower_bound():
+    by_editor = {"e-1": outage(2.0, 0.5), "e-2": outage(None)}
+    detail, references = assess_partner_window("p-1", 0, WINDOW_S, by_editor)
+    assert detail["partner_status"] == UNHEALTHY and detail["impact_assessment"]["editors_affected"] == 2
+    assert detail["impact_assessment"]["revenue_impact"] == pytest.approx(1.5 * 5)
+    assert set(references) == {"e-1"}
+
+
+def test_revenue_above_its_baseline_is_no_loss():
+    assert partner_revenue_impact({"e-1": outage(2.0, 3.0)}, ["e-1"], WINDOW_S) == 0.0
+
+
+def _rows(window_end_ms: int, by_editor: dict[str, dict[str, D]]) -> list[dict]:
+    """What udfs/metric_detector.py hands the partner operator: one row per (editor, metric)."""
+    return [{"scope_id": "p-1", "metric": m, "window_end_ms": window_end_ms, "value": d.value,
+             "baseline": d.baseline, "lower": d.lower, "upper": d.upper, "score": d.score,
+             "is_anomaly": d.is_anomaly, "sample_count": 1, "editors": editor}
+            for editor, per_metric in by_editor.items() for m, d in per_metric.items()]
+
+
+def test_a_lasting_outage_keeps_costing_while_the_model_baseline_follows_it_down():
+    """The online model's expected revenue falls to the outage level within a few windows (measured on
+    the simulated outages); the impact is held against the revenue of the first hurt window."""
+    state = None
+    impacts = []
+    # the model's baseline of the editors' revenue through the partner: 2.0 before, then following the drop
+    for k, adapted_baseline in enumerate([2.0, 1.2, 0.5, 0.25, 0.2, 0.2]):
+        end = T0 + (k + 1) * 300_000
+        by_editor = {"e-1": outage(adapted_baseline, 0.2), "e-2": outage(adapted_baseline, 0.2)}
+        detail, state = partner_window_check(end, 300_000, _rows(end, by_editor), state)
+        assert detail is not None and detail["partner_status"] == UNHEALTHY
+        impacts.append(detail["impact_assessment"]["revenue_impact"])
+    assert impacts == [pytest.approx(2 * 1.8 * 5)] * 6
+    assert read_partner_state(state) == (UNHEALTHY, {"e-1": (2.0, 6), "e-2": (2.0, 6)})
+    # recovery: the all-clear carries no impact, and the state is the bare status again
+    end = T0 + 7 * 300_000
+    detail, state = partner_window_check(end, 300_000, _rows(end, {"e-1": fine(), "e-2": fine()}), state)
+    assert detail["partner_status"] == HEALTHY and detail["impact_assessment"]["revenue_impact"] == 0.0
+    assert state == HEALTHY
+    # a healthy steady state stays silent
+    end = T0 + 8 * 300_000
+    assert partner_window_check(end, 300_000, _rows(end, {"e-1": fine(), "e-2": fine()}), state) == (None, HEALTHY)
+
+
+def test_a_held_reference_expires_after_the_configured_windows():
+    config = PartnerHealthConfig.from_dict({"revenue_reference_windows": 2})
+    held: dict = {}
+    for _ in range(3):
+        held = hold_revenue_references({"e-1": outage(0.5, 0.2)}, ["e-1"], held, config.revenue_reference_windows)
+    assert held == {"e-1": (None, 3)}
+    # expired: the shortfall is against the current (adapted) baseline again
+    assert partner_revenue_impact({"e-1": outage(0.5, 0.2)}, ["e-1"], WINDOW_S, {"e-1": None}) == pytest.approx(1.5)
+
+
+def test_a_status_restored_from_before_references_existed_is_read():
+    end = T0 + 300_000
+    detail, state = partner_window_check(end, 300_000, _rows(end, {"e-1": fine(), "e-2": fine()}), "UNHEALTHY")
+    assert detail["partner_status"] == HEALTHY and state == HEALTHY     # the all-clear after a restore
+
+
+def test_revenue_per_partner_goes_to_the_partner_window_only(tmp_path):
+    """The ad server's revenue per partner is a part of the editor's revenue: the editor's revenue window
+    averages its own totals only, while per-partner-only metrics still make the editor's mean over partners
+    (the offline mirror of sql/windows/editor_metric_windows.sql's WHERE)."""
+    m = lambda ms, metric, value, **kw: {"editor_id": "e-1", "metric": metric, "value": value,
+                                         "timestamp": T0 + ms, **kw}
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    with gzip.open(folder / "part-0000.jsonl.gz", "wt") as f:
+        for r in [m(10_000, "revenue", 10.0), m(10_000, "revenue", 6.0, partner="p-1"),
+                  m(10_000, "revenue", 4.0, partner="p-2"), m(20_000, "bid_rate", 0.4, partner="p-1"),
+                  m(20_000, "bid_rate", 0.8, partner="p-2"), m(700_000, "revenue", 9.0)]:
+            f.write(json.dumps(r) + "\n")
+    w = read_windows(tmp_path, JobParameters())
+    assert w.series[("editor", "e-1", "revenue", None)] == [(T0 + 300_000, 10.0, 1)]
+    assert w.series[("partner", "p-1", "revenue", "e-1")] == [(T0 + 300_000, 6.0, 1)]
+    assert w.series[("partner", "p-2", "revenue", "e-1")] == [(T0 + 300_000, 4.0, 1)]
+    assert w.series[("editor", "e-1", "bid_rate", None)] == [(T0 + 300_000, pytest.approx(0.6), 2)]
