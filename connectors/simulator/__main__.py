@@ -3,7 +3,7 @@
 Writes a Firehose-style archive (Parquet by default, ``--format jsonl`` for
 gzipped JSON lines), ``labels.jsonl`` and ``scenario.json`` under DIR.
 ``--default`` generates the scenario `make run` uses (20 editors, 8 partners,
-24 h, slower sampling: ~127k records, sized for the local endpoint).
+24 h, slower sampling: ~152k records, sized for the local endpoint).
 """
 from __future__ import annotations
 
