@@ -375,12 +375,16 @@ class _SinkCtx:
         self.event_timers.add(t)
 
 
-def _run_sink_to_end_of_input(sink, rows):
-    """The Flink sink operator's code path for a bounded input: elements, then the final watermark."""
+def _run_sink_to_end_of_input(sink, rows, before_flush=lambda: None):
+    """The Flink sink operator's code path for a bounded input: elements, then the final watermark.
+
+    ``before_flush`` runs between buffering and the flush, e.g. to start an outage the flush
+    must meet however long the set-up took on a loaded machine."""
     runtime, ctx = _SinkRuntime(), _SinkCtx()
     sink.open(runtime)
     out = [o for row in rows for o in sink.process_element(row, ctx)]
     assert out == [] and len(ctx.event_timers) == 1  # buffered, end-of-input timer armed
+    before_flush()
     for t in sorted(ctx.event_timers):
         out += list(sink.on_timer(t, ctx))
     return out, runtime.metrics.metrics
@@ -416,8 +420,7 @@ def test_flink_sink_delivers_after_the_outage_and_reports_receipts(proxy, bus, d
     rows = [eventbridge_row("adops.analytics", "Composite Anomaly Detected",
                             {"incident_id": f"inc-sink-ok-{i}", "editor_id": "e-001", "severity": "HIGH"})
             for i in range(3)]
-    proxy.outage(3.0, style="refuse")
-    out, metrics = _run_sink_to_end_of_input(sink, rows)
+    out, metrics = _run_sink_to_end_of_input(sink, rows, before_flush=lambda: proxy.outage(3.0, style="refuse"))
     assert sorted(json.loads(o)["id"] for o in out) == ["inc-sink-ok-0", "inc-sink-ok-1", "inc-sink-ok-2"]
     # The receipts split the latency: upstream, buffer wait, PutEvents (here: the outage).
     for receipt in map(json.loads, out):
