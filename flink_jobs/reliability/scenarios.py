@@ -429,6 +429,9 @@ class Harness:
             "events_delivered_total": counters["delivered_entries"].get(PUT_EVENTS, 0),
             "overflowed_to_dead_letters": len(delivery_failed),
             "overflowed_ids": sorted(map(str, overflowed)),
+            # Dead-lettered yet on the bus: accepted by the endpoint, but the sink never saw the
+            # answer (a connection cut mid-request), retried and gave up. A copy, not a loss.
+            "overflowed_also_on_bus": sorted(map(str, overflowed & got_keys)),
             # Reference events neither on the bus nor dead-lettered when the job was killed:
             # still in the sink (buffer or retry loop), or never produced by this run.
             "pending_at_kill": sorted(map(str, not_on_bus - overflowed)),
@@ -574,6 +577,7 @@ def summarize(f: dict) -> dict:
                                                        for k, v in (get("sink_faults", "phases") or {}).items()
                                                        if isinstance(v, dict)},
                         "overflowed_to_dead_letters": get("sink_faults", "overflowed_to_dead_letters"),
+                        "overflowed_also_on_bus": len(get("sink_faults", "overflowed_also_on_bus") or []),
                         "pending_at_kill": len(get("sink_faults", "pending_at_kill") or []),
                         "outage_over_before_kill": get("sink_faults", "outage_over_before_kill"),
                         "last_delivery_after_outage_end_s": get("sink_faults", "last_delivery_after_outage_end_s")},
