@@ -104,8 +104,13 @@ def test_split_shard_keeps_parent_records_and_routes_new_ones_to_children(aws_en
     kinesis.split_shard(StreamName=stream, ShardToSplit="shardId-000000000000", NewStartingHashKey=str(2**127))
     iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId="shardId-000000000000",
                                           ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-    parent_records = kinesis.get_records(ShardIterator=iterator)["Records"]
+    first = kinesis.get_records(ShardIterator=iterator, Limit=4)
+    assert first["NextShardIterator"]  # records left in the closed parent: the iterator goes on
+    rest = kinesis.get_records(ShardIterator=first["NextShardIterator"])
+    parent_records = first["Records"] + rest["Records"]
     assert [r["SequenceNumber"] for r in parent_records] == before  # still there, same sequence numbers
+    # As on AWS: read to its end, a closed shard hands out no further iterator.
+    assert rest.get("NextShardIterator") is None
     shards = {kinesis.put_record(StreamName=stream, Data=b"new", PartitionKey=f"n{i}")["ShardId"] for i in range(40)}
     assert shards == {"shardId-000000000001", "shardId-000000000002"}
     described = kinesis.describe_stream(StreamName=stream)["StreamDescription"]["Shards"]

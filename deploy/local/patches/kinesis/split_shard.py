@@ -10,10 +10,15 @@ found by the reliability work, see tests/test_reliability_endpoint_split.py):
    closed or not: the closed parent comes first, so every record put after a
    split lands in the *closed parent* and the children stay empty. A consumer
    that correctly finishes a closed parent at its EndingSequenceNumber then
-   loses every later record.
+   loses every later record;
+3. ``KinesisBackend.get_records`` keeps handing out a NextShardIterator for a
+   closed shard after its last record, so a reader never learns the shard has
+   ended until a later ListShards shows its EndingSequenceNumber.
 
 On AWS a closed parent keeps its records and never receives another one; new
-records go to the open children. These patches do that.
+records go to the open children; and GetRecords returns a null NextShardIterator
+once a closed shard's last record has been read ("the shard has been closed and
+the requested iterator does not return any more data"). These patches do that.
 """
 from __future__ import annotations
 
@@ -27,12 +32,16 @@ _ORIGINAL: dict[str, Any] = {}
 def apply() -> None:
     from moto.kinesis import models as kinesis_models
     from moto.kinesis.exceptions import InvalidArgumentError
+    from moto.kinesis.utils import decompose_shard_iterator
 
     Stream = kinesis_models.Stream
     if getattr(Stream.split_shard, "_adops_patched", False):
         return
     original_get_shard_for_key = Stream.get_shard_for_key
-    _ORIGINAL.update(split_shard=Stream.split_shard, get_shard_for_key=original_get_shard_for_key)
+    Backend = kinesis_models.KinesisBackend
+    original_get_records = Backend.get_records
+    _ORIGINAL.update(split_shard=Stream.split_shard, get_shard_for_key=original_get_shard_for_key,
+                     get_records=original_get_records)
 
     def split_shard(self: Any, shard_to_split: str, new_starting_hash_key: str) -> None:
         new_start = int(new_starting_hash_key)
@@ -68,9 +77,20 @@ def apply() -> None:
                 return candidate
         return shard
 
+    def get_records(self: Any, stream_arn: str | None, shard_iterator: str, limit: int | None) -> Any:
+        next_iterator, records, millis_behind_latest = original_get_records(self, stream_arn, shard_iterator, limit)
+        stream_name, shard_id, _ = decompose_shard_iterator(shard_iterator)
+        shard = self.describe_stream(stream_arn=stream_arn, stream_name=stream_name).get_shard(shard_id)
+        if not shard.is_open:
+            _, _, position = decompose_shard_iterator(next_iterator)
+            if not shard.records or int(position) >= next(reversed(shard.records)):
+                next_iterator = None  # read to the end of a closed shard
+        return next_iterator, records, millis_behind_latest
+
     split_shard._adops_patched = True  # type: ignore[attr-defined]
     Stream.split_shard = split_shard
     Stream.get_shard_for_key = get_shard_for_key
+    Backend.get_records = get_records
 
 
 def revert() -> None:
@@ -80,3 +100,4 @@ def revert() -> None:
     if _ORIGINAL:
         kinesis_models.Stream.split_shard = _ORIGINAL.pop("split_shard")
         kinesis_models.Stream.get_shard_for_key = _ORIGINAL.pop("get_shard_for_key")
+        kinesis_models.KinesisBackend.get_records = _ORIGINAL.pop("get_records")
