@@ -25,13 +25,25 @@ the records, so a checkpoint barrier sees either both or neither; restoring a
 checkpoint resumes each shard after its last emitted sequence number.
 
 Watermarks and idle shards (for the Table built on this stream): the watermark is
-derived from the payloads' event time (`kinesis_payload_table`). A subtask that
-emits nothing (an idle shard, or a subtask that owns no group) holds the
-downstream watermark back unless it is declared idle — `kinesis_payload_table`
-sets `table.exec.source.idle-timeout` (default here 5 s) so such subtasks are
-excluded after the timeout. When *every* shard is idle, no watermark moves and
-the last windows fire only when new records arrive (same as the official
+derived from the payloads' event time (`kinesis_payload_table`), per subtask, and
+downstream operators take the minimum over subtasks, so a subtask whose shards lag
+holds the watermark back for everyone. A subtask that emits nothing (an idle shard,
+or a subtask that owns no group) would hold it back for ever, so
+`kinesis_payload_table` sets `table.exec.source.idle-timeout` (default here 5 s) and
+such subtasks are excluded after the timeout. *Idle* must mean caught up, not
+stalled: a reader whose group has records waiting (a throttled or lagging shard, or
+a split whose children it has not seen yet) but emitted none this tick emits a
+keep-alive row (no payload, event time epoch 0: it never moves the watermark),
+which the Table drops right after the watermark assigner. Without it, a stall of a
+few seconds (throttling backoff, the wait for a split's children) marked the
+subtask idle, the other subtasks moved the watermark on, and every record the
+stalled group then read was late. When *every* shard is idle, no watermark moves
+and the last windows fire only when new records arrive (same as the official
 connector without a watermark-emitting heartbeat).
+
+Splits: when a shard ends before the fan-out's ListShards has shown its children,
+the group's reader lists the shards itself (at most once a second) so the children
+are read at once rather than up to `shard_discovery_interval_ms` later.
 """
 from __future__ import annotations
 
@@ -64,16 +76,30 @@ from connectors.kinesis.poller import (
     positions_to_text,
 )
 
-KINESIS_ROW_FIELDS = ["payload", "partition_key", "shard_id", "sequence_number", "arrival_ms"]
+KINESIS_ROW_FIELDS = ["payload", "partition_key", "shard_id", "sequence_number", "arrival_ms",
+                      "watermark_floor_ms"]
 KINESIS_ROW_TYPE = Types.ROW_NAMED(
     KINESIS_ROW_FIELDS,
-    [Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG()],
+    [Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG()],
 )
 # Dead-letter JSON (connectors.deadletter.records) for records whose Data is not UTF-8.
 INVALID_ENCODING_TAG = OutputTag("kinesis-invalid-encoding", Types.STRING())
 
 DEFAULT_MAX_PARALLELISM = 128
 DEFAULT_IDLE_TIMEOUT = "5 s"
+# How often a group whose shard ended without known children lists the shards itself, and
+# how long it holds the watermark for those children (a merge's child may belong to another
+# group; ListShards can lag a split by a moment).
+OWN_DISCOVERY_INTERVAL_S = 1.0
+CHILDREN_WAIT_S = 30.0
+READER_ATTEMPTS_PER_POLL = 4
+
+
+def keepalive_row(group_key: str, watermark_floor_ms: int = 0) -> Row:
+    """A row without payload: keeps a stalled reader's subtask from being marked idle. Its event
+    time is the sentinel epoch 0 (sql/parse/event_time.sql), so it never moves the watermark;
+    `kinesis_payload_table` drops it right after the watermark assigner."""
+    return Row(None, None, group_key, None, int(time.time() * 1000), watermark_floor_ms)
 
 
 # --------------------------------------------------------------------------- key spreading
@@ -161,7 +187,7 @@ def spread_group_key(root_shard_id: str, max_parallelism: int = DEFAULT_MAX_PARA
 
 
 class ShardFanOut(ProcessFunction):
-    """Tick → one (group_key, shards JSON) per lineage group. Runs at parallelism 1 so
+    """Tick → one (group_key, shards JSON, discovery wall ms) per lineage group. Runs at parallelism 1 so
     ListShards is called once per discovery interval for the whole job."""
 
     def __init__(self, stream_name: str, endpoint_url: str | None, region: str | None,
@@ -179,6 +205,7 @@ class ShardFanOut(ProcessFunction):
                                    max_attempts=3)
         self._groups: list[tuple[str, str]] = []
         self._discovered_at = 0.0
+        self._discovered_at_ms = 0
         metrics = runtime_context.get_metrics_group().add_group("kinesis")
         self._discoveries = metrics.counter("shardDiscoveries")
         self._discovery_failures = metrics.counter("shardDiscoveryFailures")
@@ -190,6 +217,7 @@ class ShardFanOut(ProcessFunction):
             self._discovery_failures.inc()
             return
         self._discoveries.inc()
+        self._discovered_at_ms = int(time.time() * 1000)
         self._groups = [
             (spread_group_key(root, self.max_parallelism),
              json.dumps([s.to_json() for s in members], separators=(",", ":")))
@@ -202,7 +230,7 @@ class ShardFanOut(ProcessFunction):
             self._discovered_at = now
             self._discover()
         for group_key, shards_json in self._groups:
-            yield Row(group_key, shards_json)
+            yield Row(group_key, shards_json, self._discovered_at_ms)
 
 
 class KinesisGroupReader(KeyedProcessFunction):
@@ -246,11 +274,21 @@ class KinesisGroupReader(KeyedProcessFunction):
         self._counters = {
             name: group.counter(name)
             for name in ("recordsRead", "throttles", "iteratorRefreshes", "invalidEncoding",
-                         "shardsFinished", "transientErrors", "pacedPolls")
+                         "shardsFinished", "transientErrors", "pacedPolls", "keepalives",
+                         "childDiscoveries")
         }
         # key -> EventTimeAlignment (one progress file per lineage group).
         self._alignments: dict[str, EventTimeAlignment] = {}
         self._paced_reported = 0
+        # Own ListShards when a shard of the group ends before the fan-out has seen its
+        # children: key -> (wall ms of that ListShards, the group's shards then).
+        self._own_shards: dict[str, tuple[int, list[ShardInfo]]] = {}
+        self._own_discovery_at: dict[str, float] = {}
+        # Shards some listed shard names as parent (a merge's child may sit in another group).
+        self._have_children: set[str] = set()
+        # key -> monotonic time since which a finished shard of the group has had no known child.
+        self._awaiting_children_since: dict[str, float] = {}
+        self._awaited_parents: dict[str, list[str]] = {}
 
     def _reader_for(self, key: str) -> StreamReader:
         stored = self._positions.value()
@@ -263,6 +301,10 @@ class KinesisGroupReader(KeyedProcessFunction):
             StartPosition.parse(self.start_position),
             positions=positions_from_text(stored),
             max_records_per_call=self.max_records_per_poll,
+            # At most ~1.5 s of backoff inside one call (0.1 s doubling, equal jitter): a
+            # throttled shard is polled again on a later tick, and in between the reader emits
+            # keep-alive rows (a subtask silent for the idle timeout would be marked idle).
+            max_attempts_per_poll=READER_ATTEMPTS_PER_POLL,
             metrics=self._metrics,
         )
         self._readers[key] = (reader, stored)
@@ -274,7 +316,11 @@ class KinesisGroupReader(KeyedProcessFunction):
         if idle_since is not None and (time.monotonic() - idle_since) * 1000 < self.poll_interval_ms:
             return
         reader = self._reader_for(key)
-        reader.set_shards(ShardInfo.from_json(s) for s in json.loads(value[1]))
+        own = self._own_shards.get(key)
+        if own is not None and own[0] >= value[2]:
+            reader.set_shards(own[1])  # newer than the fan-out's list: it has the children
+        else:
+            reader.set_shards(ShardInfo.from_json(s) for s in json.loads(value[1]))
         alignment = self._alignment_for(key)
         if alignment is None:
             records = reader.poll_once()
@@ -290,10 +336,12 @@ class KinesisGroupReader(KeyedProcessFunction):
             self._idle_since.pop(key, None)
         else:
             self._idle_since[key] = time.monotonic()
+        self._awaited_parents[key] = self._parents_awaiting_children(key, reader)
+        floor = self._watermark_floor_ms()
         for record in records:
             if record.encoding_valid:
                 yield Row(record.payload, record.partition_key, record.shard_id,
-                          record.sequence_number, record.arrival_ms)
+                          record.sequence_number, record.arrival_ms, floor)
             else:
                 from connectors.deadletter.records import dead_letter_json
 
@@ -303,11 +351,58 @@ class KinesisGroupReader(KeyedProcessFunction):
                     self.dead_letter_source,
                     record.payload,
                 )
+        if not records and (reader.has_unread_backlog() or self._awaited_parents[key]):
+            # Stalled, not caught up: keep this subtask from being marked idle (see the module
+            # docstring); the row's floor still holds the watermark at the lagging shard.
+            self._counters["keepalives"].inc()
+            yield keepalive_row(key, floor)
         text = positions_to_text(reader.positions)
         if text != self._readers[key][1]:
             self._positions.update(text)
             self._readers[key] = (reader, text)
         self._report_metrics()
+
+    def _parents_awaiting_children(self, key: str, reader: StreamReader) -> list[str]:
+        """Shards of this group that have ended while their children are not known yet (for at
+        most CHILDREN_WAIT_S): the group still has records to come, from where they ended."""
+        orphans = [s for s in reader.finished_without_children() if s not in self._have_children]
+        if orphans and time.monotonic() - self._own_discovery_at.get(key, 0.0) >= OWN_DISCOVERY_INTERVAL_S:
+            self._discover_group(key, reader)
+            orphans = [s for s in reader.finished_without_children() if s not in self._have_children]
+        if not orphans:
+            self._awaiting_children_since.pop(key, None)
+            return []
+        since = self._awaiting_children_since.setdefault(key, time.monotonic())
+        return orphans if time.monotonic() - since < CHILDREN_WAIT_S else []
+
+    def _watermark_floor_ms(self) -> int:
+        """Per-shard watermarking for this subtask: the smallest event time reached by any of its
+        shards (every group it reads) that still has records waiting; 0 when none lags.
+
+        The Table's watermark is computed per subtask from the rows' event time, so without
+        this one fast shard moves it past a throttled or backlogged sibling on the same
+        subtask, and all of the sibling's records come out late. With it, the watermark
+        is min(event time, floor) - delay, as Flink's own sources do per split."""
+        floors = [reader.lagging_event_ms(self._awaited_parents.get(key, ()))
+                  for key, (reader, _) in self._readers.items()]
+        floors = [f for f in floors if f is not None]
+        return min(floors) if floors else 0
+
+    def _discover_group(self, key: str, reader: StreamReader) -> None:
+        """ListShards now (not at the fan-out's next interval): a split's children are read as
+        soon as their parent ends, not up to `shard_discovery_interval_ms` later."""
+        self._own_discovery_at[key] = time.monotonic()
+        try:
+            shards = list_shards(self._client, self.stream_name)
+        except Exception:  # the fan-out's next discovery still comes; try again later
+            self._counters["transientErrors"].inc()
+            return
+        self._counters["childDiscoveries"].inc()
+        self._have_children.update(p for shard in shards for p in shard.parents)
+        members = group_by_lineage(shards).get(key.rsplit("#", 1)[0])
+        if members:
+            self._own_shards[key] = (int(time.time() * 1000), members)
+            reader.set_shards(members)
 
     def _alignment_for(self, key: str) -> EventTimeAlignment | None:
         if not self.alignment_dir or self.alignment_max_ahead_ms <= 0:
@@ -398,7 +493,7 @@ def kinesis_payload_stream(
         ticks.process(
             ShardFanOut(stream_name, endpoint_url, region, shard_discovery_interval_ms,
                         max_parallelism),
-            output_type=Types.ROW([Types.STRING(), Types.STRING()]),
+            output_type=Types.ROW([Types.STRING(), Types.STRING(), Types.LONG()]),
         )
         .name(f"{name}-shard-discovery")
         .set_parallelism(1)
@@ -449,6 +544,20 @@ def watermark_delay_ms(watermark_expr: str) -> int | None:
         return int(float(value) * _INTERVAL_UNITS_MS[unit])
     except (KeyError, ValueError):
         return None
+
+
+def aligned_watermark_expr(watermark_expr: str) -> str:
+    """`event_time - INTERVAL ...` made per-shard: the watermark never passes the floor the
+    reader puts on each row (`watermark_floor_ms`, the slowest lagging shard of its subtask).
+    Another form of expression is kept as it is (no per-shard alignment)."""
+    import re
+
+    if watermark_delay_ms(watermark_expr) is None or not re.fullmatch(
+            r"\s*event_time\s*-\s*INTERVAL\s+.*", watermark_expr, flags=re.IGNORECASE | re.DOTALL):
+        return watermark_expr
+    delay = watermark_expr.split("-", 1)[1].strip()
+    return ("CASE WHEN watermark_floor_ms > 0 THEN LEAST(event_time, TO_TIMESTAMP_LTZ(watermark_floor_ms, 3)) "
+            f"ELSE event_time END - {delay}")
 
 
 def kinesis_invalid_encoding_stream(payload_stream: DataStream) -> DataStream:
@@ -523,8 +632,12 @@ def kinesis_payload_table(
         .column("shard_id", "STRING")
         .column("sequence_number", "STRING")
         .column("arrival_ms", "BIGINT")
+        .column("watermark_floor_ms", "BIGINT")
         .column_by_expression("event_time", event_time_expr)
-        .watermark("event_time", watermark_expr)
+        .watermark("event_time", aligned_watermark_expr(watermark_expr))
         .build()
     )
-    return t_env.from_data_stream(stream, schema)
+    from pyflink.table.expressions import col
+
+    # Keep-alive rows (no payload) have done their job at the watermark assigner.
+    return t_env.from_data_stream(stream, schema).where(col("payload").is_not_null)

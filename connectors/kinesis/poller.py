@@ -504,6 +504,8 @@ class StreamReader:
         # Event-time pacing (in memory; rebuilt from the records after a restore).
         self.shard_event_ms: dict[str, int] = {}
         self.shard_active: dict[str, bool] = {}
+        # Shards whose last poll gave up on throttling / transient errors (records are waiting).
+        self.throttled_shards: set[str] = set()
 
     # -- discovery
     def discover(self) -> list[ShardInfo]:
@@ -576,9 +578,20 @@ class StreamReader:
         for shard_id in self.readable_shards():
             if may_poll is not None and not may_poll(shard_id):
                 continue
+            if shard_id not in self.shard_event_ms:
+                # A split's / merge's child starts where its parents ended (its first records
+                # follow theirs), so it lags exactly as much as they did until it has a batch.
+                inherited = [self.shard_event_ms[p] for p in self.shards[shard_id].parents
+                             if p in self.shard_event_ms]
+                if inherited:
+                    self.shard_event_ms[shard_id] = min(inherited)
             poller = self._poller(shard_id)
             previous = poller.position.last_sequence_number
             result = poller.poll()
+            if result.throttled:
+                self.throttled_shards.add(shard_id)
+            else:
+                self.throttled_shards.discard(shard_id)
             limit = None
             if event_limit_ms is not None and result.records:
                 first_ms = None
@@ -617,6 +630,31 @@ class StreamReader:
             if result.finished:
                 self._pollers.pop(shard_id, None)
         return records
+
+    def has_unread_backlog(self) -> bool:
+        """After `poll_once`: records are known to be waiting (a readable shard's last poll gave up
+        on throttling / transient errors, or returned a full batch or MillisBehindLatest > 0)."""
+        readable = set(self.readable_shards())
+        return bool(readable & self.throttled_shards) or any(
+            self.shard_active.get(shard_id) for shard_id in readable)
+
+    def lagging_event_ms(self, also: Iterable[str] = ()) -> int | None:
+        """After `poll_once`: the smallest event time reached (`shard_event_ms`) by a readable
+        shard that still has records waiting (throttled, or a backlog), and by the shards in
+        `also` (e.g. finished parents whose children are not known yet); None when none is
+        lagging. What a per-shard watermark needs: the records still to come from those
+        shards are not older than this (up to the in-shard disorder the watermark delay covers)."""
+        readable = set(self.readable_shards())
+        lagging = {s for s in readable if self.shard_active.get(s) or s in self.throttled_shards} | set(also)
+        times = [self.shard_event_ms[s] for s in lagging if s in self.shard_event_ms]
+        return min(times) if times else None
+
+    def finished_without_children(self) -> list[str]:
+        """Finished (closed, read to the end) shards none of whose children this reader knows yet:
+        after a split or merge, ListShards may not have shown the children when the parent ends."""
+        parents = {p for shard in self.shards.values() for p in shard.parents}
+        return sorted(shard_id for shard_id in self.shards
+                      if self.positions.get(shard_id, ShardPosition(shard_id)).finished and shard_id not in parents)
 
     def _note_event_times(self, shard_id: str, records: list[KinesisRecord]) -> None:
         if not records:
@@ -670,7 +708,7 @@ def _parse_timestamp_ms(value: Any) -> int | None:
 def payload_event_time_ms(payload: str) -> int | None:
     """The payload's `timestamp` (ISO-8601 with zone or epoch ms) in epoch ms, or None.
 
-    Only for pacing the shards; the SQL layer computes the authoritative event time and
+    Only for the per-shard watermark floor and pacing; the SQL layer computes the authoritative event time and
     validates. Absurd values (more than a day in the future) are ignored, so a single
     bad record cannot pace a shard to a halt."""
     if '"timestamp"' not in payload:

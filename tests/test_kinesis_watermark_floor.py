@@ -1,0 +1,114 @@
+"""Per-shard watermarking of the boto3 Kinesis source (connectors.kinesis.poller.StreamReader).
+
+The Flink reader puts `StreamReader.lagging_event_ms` on every row as `watermark_floor_ms`
+and the Table's watermark is min(event time, floor) - delay, so a shard that lags (a
+backlog, throttling, a split whose children are not listed yet) holds the watermark of its
+subtask instead of seeing its records declared late. These tests check the floor itself
+against the embedded endpoint; the reliability harness (`python -m flink_jobs.reliability
+--only source_faults`) measures its effect on the whole job.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from connectors.kinesis.poller import ExponentialBackoff, StreamReader
+from test_kinesis_source import ServiceErrors
+
+pytestmark = pytest.mark.aws
+
+BASE_MS = 1_793_527_200_000
+SHARD_0_HASH, SHARD_1_HASH = "1", str(2 ** 127 + 1)  # explicit hash keys: one per half of a 2-shard stream
+
+
+def _put(kinesis, stream, hash_key, first_ms, count, step_ms):
+    for start in range(0, count, 500):
+        kinesis.put_records(StreamName=stream, Records=[
+            {"Data": json.dumps({"n": n, "timestamp": first_ms + n * step_ms}).encode(),
+             "PartitionKey": "k", "ExplicitHashKey": hash_key}
+            for n in range(start, min(count, start + 500))])
+
+
+def _reader(aws_client, stream, **kwargs):
+    reader = StreamReader(aws_client("kinesis", raw_timestamps=True), stream, "TRIM_HORIZON",
+                          backoff=ExponentialBackoff(base_s=0.005, cap_s=0.02), **kwargs)
+    reader.discover()
+    return reader
+
+
+def test_floor_is_the_slowest_shard_with_a_backlog_and_none_once_caught_up(aws_client, unique_name):
+    kinesis = aws_client("kinesis")
+    stream = unique_name("floor")
+    kinesis.create_stream(StreamName=stream, ShardCount=2)
+    # Shard 0 is dense (1 s apart), shard 1 sparse (60 s apart): a batch of 100 covers
+    # 100 s of the first and 100 min of the second, so the sparse shard races ahead.
+    _put(kinesis, stream, SHARD_0_HASH, BASE_MS, 600, 1_000)
+    _put(kinesis, stream, SHARD_1_HASH, BASE_MS, 600, 60_000)
+    reader = _reader(aws_client, stream, max_records_per_call=100)
+    dense, sparse = "shardId-000000000000", "shardId-000000000001"
+
+    assert len(reader.poll_once()) == 200
+    assert reader.has_unread_backlog()
+    assert reader.shard_event_ms[dense] < reader.shard_event_ms[sparse]
+    assert reader.lagging_event_ms() == reader.shard_event_ms[dense]
+    # The floor is a time the dense shard has really reached (its batch median), not a guess.
+    assert BASE_MS <= reader.lagging_event_ms() <= BASE_MS + 99 * 1_000
+
+    assert len(reader.read_available()) == 1000
+    assert not reader.has_unread_backlog()
+    assert reader.lagging_event_ms() is None  # caught up: the rows' own event times rule again
+
+
+def test_a_throttled_shard_keeps_holding_the_floor(aws_client, unique_name):
+    kinesis = aws_client("kinesis")
+    stream = unique_name("floor-throttled")
+    kinesis.create_stream(StreamName=stream, ShardCount=2)
+    _put(kinesis, stream, SHARD_0_HASH, BASE_MS, 50, 1_000)
+    _put(kinesis, stream, SHARD_1_HASH, BASE_MS, 50, 60_000)
+    reader = _reader(aws_client, stream, max_records_per_call=100, max_attempts_per_poll=2)
+    reader.read_available()
+    assert reader.lagging_event_ms() is None
+    _put(kinesis, stream, SHARD_0_HASH, BASE_MS + 50_000, 50, 1_000)
+    # Every GetRecords of this round is refused (the poller gives up after 2 attempts).
+    faults = ServiceErrors(reader.client, lambda call: "ProvisionedThroughputExceededException")
+    assert reader.poll_once() == []
+    assert faults.injected["ProvisionedThroughputExceededException"] == 4
+    assert reader.throttled_shards == {"shardId-000000000000", "shardId-000000000001"}
+    assert reader.has_unread_backlog()
+    assert reader.lagging_event_ms() == min(reader.shard_event_ms.values())
+    faults.plan = lambda call: None
+    assert len(reader.read_available()) == 50
+    assert reader.lagging_event_ms() is None
+
+
+def test_a_split_parent_holds_the_floor_until_its_children_are_known_and_they_inherit_it(
+        aws_client, unique_name):
+    kinesis = aws_client("kinesis")
+    stream = unique_name("floor-split")
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    _put(kinesis, stream, SHARD_0_HASH, BASE_MS, 300, 1_000)
+    reader = _reader(aws_client, stream, max_records_per_call=100)
+    parent = "shardId-000000000000"
+    reader.poll_once()
+    kinesis.split_shard(StreamName=stream, ShardToSplit=parent, NewStartingHashKey=str(2 ** 127))
+    _put(kinesis, stream, SHARD_0_HASH, BASE_MS + 300_000, 100, 1_000)  # into the children
+    # Without a new ListShards the reader reads the parent to its end and knows no child.
+    reader.read_available()
+    assert reader.positions[parent].finished
+    assert reader.finished_without_children() == [parent]
+    parent_ms = reader.shard_event_ms[parent]
+    assert reader.lagging_event_ms(also=[parent]) == parent_ms
+    reader.discover()
+    assert reader.finished_without_children() == []
+    children = sorted(s for s in reader.shards if s != parent)
+    assert reader.readable_shards() == children
+    # A child that cannot be read yet (throttled) lags from where its parent ended.
+    faults = ServiceErrors(reader.client, lambda call: "ProvisionedThroughputExceededException")
+    reader.max_attempts_per_poll = 1
+    for child in children:
+        reader._poller(child).max_attempts_per_poll = 1
+    assert reader.poll_once() == []
+    assert faults.injected
+    assert all(reader.shard_event_ms[c] == parent_ms for c in children)
+    assert reader.lagging_event_ms() == parent_ms
