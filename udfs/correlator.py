@@ -57,6 +57,14 @@ class _WindowCollector:
     window registers exactly one (registering from Python on every result is what
     PyFlink 2.2 failed on in an earlier attempt; see connectors/flink_buffer.py).
     Results are read back only when the window's timer fires.
+
+    Restores: PyFlink 2.2 registers a Python timer in Java through a separate mailbox
+    action that a checkpoint does not wait for (connectors/flink_buffer.py), so a
+    checkpoint can hold an ``armed`` window whose timer it lacks; restored from it, that
+    window would never be classified. So the first result a key receives after
+    ``open()`` registers the timer of every window it has armed again (registering an
+    existing (key, time) timer is a no-op; one overdue fires at the next watermark):
+    once per key and process lifetime, not per result.
     """
 
     def _open_windows(self, runtime_context: RuntimeContext):
@@ -64,10 +72,18 @@ class _WindowCollector:
             MapStateDescriptor("pending_results", Types.STRING(), Types.STRING()))
         self.armed = runtime_context.get_map_state(
             MapStateDescriptor("armed_windows", Types.LONG(), Types.BOOLEAN()))
+        # Keys that have received a result since this instance was opened (in memory, so
+        # empty after every restore): their armed windows' timers are known to exist.
+        self._keys_since_open: set = set()
 
     def _add_result(self, row, ctx):
         result = result_dict(row)
         end = int(result["window_end_ms"])
+        key = ctx.get_current_key()
+        if key not in self._keys_since_open:
+            self._keys_since_open.add(key)
+            for armed_end in list(self.armed.keys()):
+                ctx.timer_service().register_event_time_timer(int(armed_end) - 1 + self.grace_ms)
         if not self.armed.contains(end):
             self.armed.put(end, True)
             ctx.timer_service().register_event_time_timer(end - 1 + self.grace_ms)
