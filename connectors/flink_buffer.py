@@ -36,14 +36,14 @@ incidents sat in it for hours and were lost when the job stopped. Hence:
     timer (a leftover of a buffer already flushed by size).
   * PyFlink offers no way to visit every key after a restore, so a restored,
     timer-less bucket that never received another element would stay buffered: the
-    EventBridge sink can feed every bucket a heartbeat element (`is_heartbeat`;
-    `attach_eventbridge_sink(heartbeat_interval_ms=1000)`, for unbounded jobs) that does
-    the two checks above without buffering anything.
+    EventBridge and dead-letter sinks can feed every bucket a heartbeat element
+    (`is_heartbeat`, `bucket_heartbeats`; `heartbeat_interval_ms=1000` of their attach
+    functions, for unbounded jobs) that does the two checks above without buffering anything.
 """
 from __future__ import annotations
 
 import zlib
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
@@ -57,6 +57,22 @@ END_OF_INPUT_MS = (1 << 63) - 1
 def stable_bucket(text: str, buckets: int) -> int:
     """Same bucket in every process (Python's hash() is salted per process)."""
     return zlib.crc32(text.encode("utf-8")) % buckets
+
+
+def bucket_heartbeats(env: Any, interval_ms: int, buckets: int, name: str,
+                      heartbeat_for_bucket: Callable[[int], Any], output_type: Any) -> Any:
+    """A DataStream of `heartbeat_for_bucket(b)` for every bucket b every `interval_ms` (>= 1 s):
+    lets the buffer of every bucket check its flush timer after a restore. Unbounded: only for
+    jobs with unbounded sources (a bounded job would never finish)."""
+    from connectors.kinesis.flink_source import _tick_stream
+
+    return (
+        _tick_stream(env, interval_ms, f"{name}-heartbeat")
+        .flat_map(lambda _tick: [heartbeat_for_bucket(b) for b in range(buckets)], output_type=output_type)
+        .name(f"{name}-heartbeat").uid(f"{name}-heartbeat")
+        # Default parallelism (not 1): the key_by after the union is a forward edge, which
+        # needs every input at the same parallelism (ticks reach it rebalanced).
+    )
 
 
 class BufferedBatchFunction(KeyedProcessFunction):

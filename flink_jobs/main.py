@@ -326,7 +326,8 @@ def create_sources(t_env, env, cfg: JobConfig, s: Settings, source: str) -> tupl
                 max_records_per_poll=cfg.get_int("kinesis", "max.records.per.get", minimum=1, maximum=10000),
                 idle_timeout=f"{s.idle_timeout_s} s" if s.idle_timeout_s > 0 else None,
                 dead_letter_source=kind,
-                on_invalid_encoding=lambda stream, k=kind: _attach_dead_letter_sink(stream, s, f"{k}-encoding"),
+                on_invalid_encoding=lambda stream, k=kind: _attach_dead_letter_sink(stream, s, f"{k}-encoding",
+                                                                                    unbounded=True),
             )
             t_env.create_temporary_view(f"{kind}_raw", table)
         return "metrics_raw", "events_raw"
@@ -428,18 +429,22 @@ class Pipeline:
     dead_letters: object = None
 
 
-def _attach_dead_letter_sink(stream, s: Settings, name: str, late: bool = False):
+def _attach_dead_letter_sink(stream, s: Settings, name: str, *, unbounded: bool, late: bool = False):
     from connectors.deadletter.flink_sinks import attach_deadletter_file_sink, attach_deadletter_kinesis_sink
 
+    # As for the EventBridge sink: unbounded jobs only (the heartbeat never ends); it flushes
+    # buckets restored without their flush timer (connectors.flink_buffer).
+    heartbeat_ms = s.sink_heartbeat_interval_ms if unbounded else 0
     if s.deadletter_sink == "kinesis":
         # Retries exhausted (deadletter.retry.deadline.s): the lines go to files under deadletter.path.
         return attach_deadletter_kinesis_sink(stream, s.deadletter_stream, endpoint_url=s.eventbridge_endpoint,
                                               region=s.eventbridge_region, name=f"deadletter-{name}",
                                               retry_deadline_s=s.deadletter_retry_deadline_s,
-                                              fallback_directory=s.deadletter_path)
+                                              fallback_directory=s.deadletter_path,
+                                              heartbeat_interval_ms=heartbeat_ms)
     directory = s.late_path if late and s.late_path else s.deadletter_path
     Path(directory).mkdir(parents=True, exist_ok=True)
-    return attach_deadletter_file_sink(stream, directory, name=f"deadletter-{name}")
+    return attach_deadletter_file_sink(stream, directory, name=f"deadletter-{name}", heartbeat_interval_ms=heartbeat_ms)
 
 
 def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_only: bool = False) -> Pipeline:
@@ -543,8 +548,9 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
         .name("dead-letter-lines").uid("dead-letter-lines")
     late = dl_rows.filter(lambda r: r[0] == "LATE_RECORD").map(lambda r: r[1], output_type=Types.STRING()) \
         .name("late-record-lines").uid("late-record-lines")
-    _attach_dead_letter_sink(dead.union(delivery_failed), s, "records")
-    _attach_dead_letter_sink(late, s, "late", late=True)
+    unbounded = source in UNBOUNDED_SOURCES
+    _attach_dead_letter_sink(dead.union(delivery_failed), s, "records", unbounded=unbounded)
+    _attach_dead_letter_sink(late, s, "late", unbounded=unbounded, late=True)
 
     pipe.window_rows, pipe.results, pipe.bus_events = windows, results, bus_events
     pipe.delivered, pipe.dead_letters = delivered, dead

@@ -25,7 +25,21 @@ from typing import Any, Iterable
 from pyflink.common import Types
 from pyflink.datastream import DataStream, RuntimeContext
 
-from connectors.flink_buffer import BufferedBatchFunction, stable_bucket
+from connectors.flink_buffer import BufferedBatchFunction, bucket_heartbeats, stable_bucket
+
+# The sinks' own heartbeat lines (prefix + bucket number); never written. A dead letter is a
+# JSON object, so it never starts with a NUL.
+HEARTBEAT_PREFIX = "\x00adops.deadletter-heartbeat:"
+
+
+def is_heartbeat_line(line: str) -> bool:
+    return line.startswith(HEARTBEAT_PREFIX)
+
+
+def bucket_of(line: str, buckets: int) -> int:
+    if is_heartbeat_line(line):
+        return int(line[len(HEARTBEAT_PREFIX):]) % buckets
+    return stable_bucket(line, buckets)
 
 
 class KinesisDeadLetterSink(BufferedBatchFunction):
@@ -67,6 +81,9 @@ class KinesisDeadLetterSink(BufferedBatchFunction):
         if getattr(self, "_fallback", None):
             self._fallback.close()
 
+    def is_heartbeat(self, value: str) -> bool:
+        return is_heartbeat_line(value)
+
     def element_to_item(self, value: str) -> str:
         return value
 
@@ -103,6 +120,9 @@ class FileDeadLetterSink(BufferedBatchFunction):
         if getattr(self, "_writer", None):
             self._writer.close()
 
+    def is_heartbeat(self, value: str) -> bool:
+        return is_heartbeat_line(value)
+
     def element_to_item(self, value: str) -> str:
         return value
 
@@ -114,8 +134,16 @@ class FileDeadLetterSink(BufferedBatchFunction):
         return ()
 
 
-def _keyed(dead_letters: DataStream, buckets: int):
-    return dead_letters.key_by(lambda line: stable_bucket(line, buckets), key_type=Types.INT())
+def _keyed(dead_letters: DataStream, buckets: int, heartbeat_interval_ms: int, name: str):
+    """heartbeat_interval_ms > 0 (1000 with unbounded sources) unions a heartbeat line per bucket
+    every interval (>= 1 s), so that a bucket restored from a checkpoint without its flush timer
+    is written out even if no further dead letter reaches it (connectors.flink_buffer). Leave
+    it at 0 for bounded jobs that must finish."""
+    if heartbeat_interval_ms > 0:
+        dead_letters = dead_letters.union(bucket_heartbeats(
+            dead_letters.get_execution_environment(), heartbeat_interval_ms, buckets, name,
+            lambda bucket: f"{HEARTBEAT_PREFIX}{bucket}", Types.STRING()))
+    return dead_letters.key_by(lambda line: bucket_of(line, buckets), key_type=Types.INT())
 
 
 def attach_deadletter_kinesis_sink(
@@ -130,10 +158,12 @@ def attach_deadletter_kinesis_sink(
     name: str = "deadletter-kinesis",
     retry_deadline_s: float = 90.0,
     fallback_directory: str | None = None,
+    heartbeat_interval_ms: int = 0,
 ) -> DataStream:
     """PutRecords every dead-letter JSON string to `stream_name` (batched <= 500 / 5 MiB, retried
-    until `retry_deadline_s`, then written to `fallback_directory`; module docstring)."""
-    sink = _keyed(dead_letters, buckets).process(
+    until `retry_deadline_s`, then written to `fallback_directory`; module docstring).
+    heartbeat_interval_ms: see `_keyed`."""
+    sink = _keyed(dead_letters, buckets, heartbeat_interval_ms, name).process(
         KinesisDeadLetterSink(stream_name, endpoint_url, region, flush_interval_ms, max_batch_records,
                               retry_deadline_s=retry_deadline_s, fallback_directory=fallback_directory,
                               name=name),
@@ -150,9 +180,11 @@ def attach_deadletter_file_sink(
     max_batch_records: int = 1000,
     buckets: int = 4,
     name: str = "deadletter-file",
+    heartbeat_interval_ms: int = 0,
 ) -> DataStream:
-    """Append every dead-letter JSON string to `directory`/dead-letters-<subtask>.jsonl."""
-    sink = _keyed(dead_letters, buckets).process(
+    """Append every dead-letter JSON string to `directory`/dead-letters-<subtask>.jsonl.
+    heartbeat_interval_ms: see `_keyed`."""
+    sink = _keyed(dead_letters, buckets, heartbeat_interval_ms, name).process(
         FileDeadLetterSink(directory, flush_interval_ms, max_batch_records),
         output_type=Types.STRING(),
     ).name(name).uid(name)
