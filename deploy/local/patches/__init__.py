@@ -6,6 +6,8 @@ service's behaviour we change:
 - ``events/targets.py``: EventBridge rules deliver to Step Functions and SNS targets
   (moto 5.2.5 only delivers to SQS, CloudWatch Logs, buses, archives and API
   destinations, and PutEvents fails with HTTP 500 for any other target type).
+- ``events/cloudformation.py``: a rule's EventPattern may be a JSON string in a
+  template (as CloudFormation allows), so a Number parameter can sit in a numeric match.
 - ``stepfunctions/cloudformation.py``: state machines created by CloudFormation land
   in the backend that really executes ASL (moto keeps two separate backends).
 - ``stepfunctions/start_execution.py`` and ``sns/publish.py``: the per-target helpers.
@@ -52,6 +54,7 @@ def apply_all() -> None:
     check_moto_version()
     if _applied:
         return
+    from .events import cloudformation as events_cloudformation
     from .events import targets as events_targets
     from .kinesis import get_records_fastpath as kinesis_get_records_fastpath
     from .kinesis import put_records_fastpath as kinesis_put_records_fastpath
@@ -66,4 +69,5 @@ def apply_all() -> None:
     kinesis_put_records_fastpath.apply()
     sfn_cloudformation.apply()
     events_targets.apply()
+    events_cloudformation.apply()
     _applied = True
