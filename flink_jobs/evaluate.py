@@ -156,7 +156,7 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
                        on_phase: Callable[[str], None] | None = None) -> RunResult:
     """Replay ``archive`` through Kinesis -> job -> EventBridge -> catch-all queue; return what the bus delivered."""
     from deploy.local.endpoint import start_endpoint
-    from deploy.local.stack import deploy_core_stack
+    from deploy.local.stack import LOCAL_PARAMETERS, deploy_core_stack
 
     phase = on_phase or (lambda text: log.info(text))
     work = Path(work_dir or tempfile.mkdtemp(prefix="adops-eval-"))
@@ -175,7 +175,7 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
     observer = None
     try:
         phase("deploying the core stack (streams, bus, rules, observation queues)")
-        stack = deploy_core_stack(endpoint_url, {"ShardCount": "2", "LocalObservation": "true"})
+        stack = deploy_core_stack(endpoint_url, LOCAL_PARAMETERS)
         queue_url = stack["observation_queues"][CATCH_ALL_QUEUE]
         sqs = _aws_client("sqs", endpoint_url)
         sqs.purge_queue(QueueUrl=queue_url)        # a reused endpoint may hold an earlier run's events

@@ -30,7 +30,7 @@ import pytest
 from connectors.aws import make_client
 from deploy.local.endpoint import LocalEndpoint, start_endpoint
 from deploy.local.observe import drain_queue
-from deploy.local.stack import deploy_core_stack
+from deploy.local.stack import LOCAL_PARAMETERS, deploy_core_stack
 
 TEST_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "test",
@@ -67,15 +67,14 @@ def aws_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEndp
 
 @pytest.fixture(scope="session")
 def core_stack(aws_endpoint: LocalEndpoint) -> dict[str, Any]:
-    """deploy/cloudformation/core.yaml deployed with ShardCount=2, LocalObservation=true.
+    """deploy/cloudformation/core.yaml deployed with the local parameters (ShardCount=2,
+    LocalObservation=true, PartnerRevenueImpactThreshold=5: deploy.local.stack.LOCAL_PARAMETERS).
 
     Keys: metrics_stream, events_stream, dead_letter_stream (+ *_arn), bus_name,
     bus_arn, archive_name, state_machine_arn, incidents_table, *_topic_arn,
     observation_queues = {rule_name: queue_url}, outputs (raw stack outputs).
     """
-    return deploy_core_stack(
-        aws_endpoint.url, {"ShardCount": "2", "LocalObservation": "true"}
-    )
+    return deploy_core_stack(aws_endpoint.url, LOCAL_PARAMETERS)
 
 
 @pytest.fixture(scope="session")

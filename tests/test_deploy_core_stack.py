@@ -148,16 +148,72 @@ def partner_detail(check_id: str, status: str, revenue_impact: float) -> dict[st
             "editors_affected": ["e-001", "e-002", "e-003", "e-004"], "metrics": {}}
 
 
-def test_partner_degradation_rule(core_stack, drain_sqs):
+def partner_rule_pattern(events_client) -> dict[str, Any]:
+    rule = events_client.describe_rule(Name="demand-partner-degradation", EventBusName="adops-production-events")
+    return json.loads(rule["EventPattern"])
+
+
+def revenue_impact_bound(pattern: dict[str, Any]) -> Any:
+    [matcher] = pattern["detail"]["impact_assessment"]["revenue_impact"]
+    operator, bound = matcher["numeric"]
+    assert operator == ">"
+    return bound
+
+
+def test_partner_degradation_rule_uses_the_local_threshold(core_stack, drain_sqs):
+    """Locally the rule fires on simulated outages (9.1-52.4 per window), not on healthy windows (<= 4.33)."""
+    from deploy.local.stack import LOCAL_PARAMETERS
+
+    threshold = float(LOCAL_PARAMETERS["PartnerRevenueImpactThreshold"])
+    bound = revenue_impact_bound(partner_rule_pattern(boto3.client("events")))
+    # A JSON number in the deployed pattern: a string would never match a numeric value.
+    assert isinstance(bound, (int, float)) and not isinstance(bound, bool) and bound == threshold == 5
     queue = core_stack["observation_queues"]["demand-partner-degradation"]
-    match, low_impact, healthy = (f"chk-{uuid.uuid4().hex[:10]}" for _ in range(3))
+    above, outage, at, healthy_level, healthy = (f"chk-{uuid.uuid4().hex[:10]}" for _ in range(5))
     bus = core_stack["bus_name"]
-    put(bus, "adops.monitoring", "Partner Health Check", partner_detail(low_impact, "DEGRADED", 1000))
+    put(bus, "adops.monitoring", "Partner Health Check", partner_detail(at, "DEGRADED", threshold))
+    put(bus, "adops.monitoring", "Partner Health Check", partner_detail(healthy_level, "DEGRADED", 4.33))
     put(bus, "adops.monitoring", "Partner Health Check", partner_detail(healthy, "HEALTHY", 50000))
-    put(bus, "adops.monitoring", "Partner Health Check", partner_detail(match, "UNHEALTHY", 1000.5))
-    seen = drain_sqs(queue, 1, predicate=lambda b: b["detail"]["check_id"] in (match, low_impact, healthy))
-    assert [b["detail"]["check_id"] for b in seen] == [match]
-    assert drain_sqs(queue, 1, timeout=1.5, predicate=lambda b: b["detail"]["check_id"] in (low_impact, healthy)) == []
+    put(bus, "adops.monitoring", "Partner Health Check", partner_detail(above, "DEGRADED", threshold + 0.5))
+    put(bus, "adops.monitoring", "Partner Health Check", partner_detail(outage, "UNHEALTHY", 9.1))
+    ids = (above, outage, at, healthy_level, healthy)
+    seen = drain_sqs(queue, 2, predicate=lambda b: b["detail"]["check_id"] in ids)
+    assert sorted(b["detail"]["check_id"] for b in seen) == sorted([above, outage])
+    assert drain_sqs(queue, 1, timeout=1.5,
+                     predicate=lambda b: b["detail"]["check_id"] in (at, healthy_level, healthy)) == []
+
+
+def test_partner_degradation_rule_keeps_1000_with_default_parameters(tmp_path):
+    """A stack deployed without the threshold parameter (as on AWS) keeps the production 1000."""
+    from deploy.local.endpoint import start_endpoint
+    from deploy.local.observe import drain_queue
+    from deploy.local.stack import client, deploy_core_stack
+
+    endpoint = start_endpoint(port=0, log_dir=tmp_path)
+    try:
+        stack = deploy_core_stack(endpoint.url, {"ShardCount": "2", "LocalObservation": "true"})
+        events = client("events", endpoint.url)
+        bound = revenue_impact_bound(partner_rule_pattern(events))
+        assert isinstance(bound, int) and bound == 1000
+        parameters = client("cloudformation", endpoint.url).describe_stacks(
+            StackName=stack["stack_name"])["Stacks"][0]["Parameters"]
+        assert {"ParameterKey": "PartnerRevenueImpactThreshold", "ParameterValue": "1000"} in parameters
+
+        queue = stack["observation_queues"]["demand-partner-degradation"]
+        match, low_impact, outage_sized, healthy = (f"chk-{uuid.uuid4().hex[:10]}" for _ in range(4))
+        ids = (match, low_impact, outage_sized, healthy)
+        for check_id, status, impact in ((low_impact, "DEGRADED", 1000), (outage_sized, "DEGRADED", 52.4),
+                                         (healthy, "HEALTHY", 50000), (match, "UNHEALTHY", 1000.5)):
+            resp = events.put_events(Entries=[{
+                "EventBusName": stack["bus_name"], "Source": "adops.monitoring",
+                "DetailType": "Partner Health Check", "Detail": json.dumps(partner_detail(check_id, status, impact))}])
+            assert resp["FailedEntryCount"] == 0, resp
+        seen = drain_queue(queue, 1, endpoint_url=endpoint.url, predicate=lambda b: b["detail"]["check_id"] in ids)
+        assert [b["detail"]["check_id"] for b in seen] == [match]
+        assert drain_queue(queue, 1, timeout=1.5, endpoint_url=endpoint.url,
+                           predicate=lambda b: b["detail"]["check_id"] in (low_impact, outage_sized, healthy)) == []
+    finally:
+        endpoint.stop()
 
 
 def test_security_rule_matches_forwarded_and_guardduty_findings_with_transformer(core_stack, drain_sqs):
@@ -195,11 +251,19 @@ def test_update_brings_an_older_stack_up_to_the_current_template(tmp_path):
     """`up` on a long-running endpoint: a stack deployed from an older core.yaml gets the new resources."""
     from deploy.cloudformation.render import render
     from deploy.local.endpoint import start_endpoint
-    from deploy.local.stack import client, deploy_core_stack
+    from deploy.local.stack import LOCAL_PARAMETERS, client, deploy_core_stack
 
     older = render("core")
     for logical_id in ("SecurityHubHighSeverityRule", "AllAdopsEventsObservationRule"):
         older["Resources"].pop(logical_id)
+    # ... and the revenue threshold parameter: the rule had a fixed 1000.
+    older["Parameters"].pop("PartnerRevenueImpactThreshold")
+    partner_rule = older["Resources"]["DemandPartnerDegradationRule"]["Properties"]
+    partner_rule["Description"] = "A demand partner is degraded or unhealthy with more than 1000 of revenue impact."
+    partner_rule["EventPattern"] = {
+        "source": ["adops.monitoring"], "detail-type": ["Partner Health Check"],
+        "detail": {"partner_status": ["DEGRADED", "UNHEALTHY"],
+                   "impact_assessment": {"revenue_impact": [{"numeric": [">", 1000]}]}}}
     endpoint = start_endpoint(port=0, log_dir=tmp_path)
     try:
         params = {"ShardCount": "2", "LocalObservation": "true"}
@@ -209,10 +273,13 @@ def test_update_brings_an_older_stack_up_to_the_current_template(tmp_path):
         assert "securityhub-high-severity-finding" not in names()
         assert deploy_core_stack(endpoint.url, params)["stack_name"] == "adops-core"  # reuse: no update
         assert "securityhub-high-severity-finding" not in names()
-        deploy_core_stack(endpoint.url, params, update=True)
+        assert revenue_impact_bound(partner_rule_pattern(events)) == 1000
+        deploy_core_stack(endpoint.url, LOCAL_PARAMETERS, update=True)  # as `python -m deploy.local up` does
         assert {"securityhub-high-severity-finding", "all-adops-events"} <= names()
         summary = client("kinesis", endpoint.url).describe_stream_summary(StreamName="adops-metrics-stream")
         assert summary["StreamDescriptionSummary"]["OpenShardCount"] == 2  # parameters kept
+        # The parameter the older stack lacked takes the caller's value, not the template default.
+        assert revenue_impact_bound(partner_rule_pattern(events)) == float(LOCAL_PARAMETERS["PartnerRevenueImpactThreshold"])
     finally:
         endpoint.stop()
 

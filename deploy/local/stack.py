@@ -19,7 +19,17 @@ from deploy.cloudformation.render import render_json
 
 CORE_STACK_NAME = "adops-core"
 DEFAULT_REGION = "us-east-1"
-LOCAL_PARAMETERS = {"ShardCount": "2", "LocalObservation": "true"}
+LOCAL_PARAMETERS = {
+    "ShardCount": "2",
+    "LocalObservation": "true",
+    # demand-partner-degradation fires above this revenue impact per 5-min window. The
+    # production 1000 is more than the whole simulated network earns (231-340 per window),
+    # so locally the rule could never fire. Measured by the offline replay on 5 simulator
+    # seeds (20 editors, 8 partners): labelled partner outages cost 9.1-52.4 per window,
+    # and healthy windows, even computed, never exceed 4.33 (they send no check anyway).
+    # 5 sits between the two: every outage window passes, no healthy one would.
+    "PartnerRevenueImpactThreshold": "5",
+}
 
 # Output key of each rule's observation queue -> the rule's name.
 OBSERVATION_OUTPUTS = {
@@ -93,7 +103,9 @@ def deploy_core_stack(
     Idempotent: an existing stack in a *_COMPLETE state is reused as it is (its
     parameters are not changed). With ``update=True`` an existing stack whose
     template differs from the current core.yaml is updated first (keeping its
-    parameter values), so a long-running `up` picks up template changes.
+    parameter values; a parameter the deployed stack does not have yet takes the
+    value from ``parameters``, else its template default), so a long-running `up`
+    picks up template changes.
     ``template_body`` overrides the rendered core template (tests).
     """
     cfn = client("cloudformation", endpoint_url, region)
@@ -101,13 +113,18 @@ def deploy_core_stack(
     stack = _describe(cfn, stack_name)
     if stack is not None and update and stack["StackStatus"].endswith("_COMPLETE") \
             and _deployed_template(cfn, stack_name) != json.loads(body):
+        template_parameters = json.loads(body).get("Parameters", {})
+        # The deployed values, explicitly: moto 5.2.5 fails UsePreviousValue on
+        # parameters that were left at their default.
+        kept = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])
+                if p["ParameterKey"] in template_parameters}
+        # A parameter the newer template added: the value this call would create the
+        # stack with (e.g. `up`'s LOCAL_PARAMETERS), not silently the template default.
+        added = {k: str(v) for k, v in (parameters or {}).items()
+                 if k in template_parameters and k not in kept}
         cfn.update_stack(
             StackName=stack_name, TemplateBody=body,
-            # The deployed values, explicitly: moto 5.2.5 fails UsePreviousValue on
-            # parameters that were left at their default.
-            Parameters=[{"ParameterKey": p["ParameterKey"], "ParameterValue": p["ParameterValue"]}
-                        for p in stack.get("Parameters", [])
-                        if p["ParameterKey"] in json.loads(body).get("Parameters", {})],
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in {**kept, **added}.items()],
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
         )
         stack = _wait(cfn, stack_name, timeout)
