@@ -263,7 +263,7 @@ def measure_latency_and_state(editors: int, parallelism: int, workdir: Path, tim
     os.environ.update({"AWS_ENDPOINT_URL": endpoint.url, "AWS_ACCESS_KEY_ID": "test",
                        "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"})
     try:
-        stack = deploy_core_stack(endpoint.url, {"ShardCount": "2", "LocalObservation": "true"})
+        stack = deploy_core_stack(endpoint.url)  # LOCAL_PARAMETERS, as make run
         latency_dir = workdir / "latency"
         latency_dir.mkdir(parents=True, exist_ok=True)
         ckpt = workdir / "ckpt-latency"
@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 os.environ.update({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                                    "AWS_DEFAULT_REGION": "us-east-1"})
-                stack = deploy_core_stack(endpoint.url, {"ShardCount": "2", "LocalObservation": "true"})
+                stack = deploy_core_stack(endpoint.url)  # LOCAL_PARAMETERS, as make run
                 result["throughput"] = measure_throughput(args.rows, args.parallelism, workdir, endpoint.url,
                                                           stack["bus_name"], args.timeout)
             finally:
