@@ -32,7 +32,7 @@ from typing import Any, Iterable
 from pyflink.common import Row, Types
 from pyflink.datastream import DataStream, OutputTag, RuntimeContext
 
-from connectors.flink_buffer import BufferedBatchFunction, stable_bucket
+from connectors.flink_buffer import BufferedBatchFunction, bucket_heartbeats, stable_bucket
 
 EVENTBRIDGE_INPUT_FIELDS = ["source", "detail_type", "detail", "emitted_at_ms"]
 EVENTBRIDGE_INPUT_TYPE = Types.ROW_NAMED(
@@ -52,16 +52,8 @@ def _bucket_of(row: Row, buckets: int) -> int:
 def _heartbeats(env: Any, interval_ms: int, buckets: int, name: str) -> DataStream:
     """One row per bucket every interval_ms (at least 1 s): lets the buffer of every bucket
     check its flush timer after a restore (connectors.flink_buffer)."""
-    from connectors.kinesis.flink_source import _tick_stream
-
-    return (
-        _tick_stream(env, interval_ms, f"{name}-heartbeat")
-        .flat_map(lambda _tick: [Row(HEARTBEAT_SOURCE, "", str(b), 0) for b in range(buckets)],
-                  output_type=EVENTBRIDGE_INPUT_TYPE)
-        .name(f"{name}-heartbeat").uid(f"{name}-heartbeat")
-        # Default parallelism (not 1): the key_by after the union is a forward edge, which
-        # needs every input at the same parallelism (ticks reach it rebalanced).
-    )
+    return bucket_heartbeats(env, interval_ms, buckets, name,
+                             lambda bucket: Row(HEARTBEAT_SOURCE, "", str(bucket), 0), EVENTBRIDGE_INPUT_TYPE)
 
 
 def eventbridge_row(source: str, detail_type: str, detail: dict[str, Any] | str,

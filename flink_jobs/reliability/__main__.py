@@ -7,11 +7,13 @@ measured figures:
 1. clean     the simulator's traffic, no fault: the reference incident set;
 2. fuzz      the same traffic + >= 10,000 malformed records, late and edge records;
 3. restart   stop with a savepoint mid-stream, restore; and a kill -9, restore;
-4. sink      EventBridge throttling, partial failures, a 30 s outage (proxy);
+4. sink      EventBridge throttling, partial failures, a 30 s outage (proxy); the job
+             is stopped only after the fault schedule is over and the sink has drained
+             (deliveries and DELIVERY_FAILED dead letters quiet for 20 s);
 5. source    GetRecords expired iterators and throughput exceeded, and a split of
              every shard while the job runs.
 
-Seven job launches; about 10-15 minutes on 2 cores.
+Nine job launches (each restart scenario launches twice); about 15-25 minutes on 2 cores.
 """
 from __future__ import annotations
 

@@ -60,7 +60,7 @@ class Harness:
         self.traffic = simulated_traffic(sim_dir)
         self.seed = seed
         self.endpoint = start_endpoint(log_dir=workdir / "aws")
-        self.stack = deploy_core_stack(self.endpoint.url, {"ShardCount": "2", "LocalObservation": "true"})
+        self.stack = deploy_core_stack(self.endpoint.url)  # LOCAL_PARAMETERS, as make run
         self.queue_url = self.stack["observation_queues"]["all-adops-events"]
         self.sqs = client("sqs", self.endpoint.url)
         self.proxy = FaultProxy(self.endpoint.url, seed=seed).start()
