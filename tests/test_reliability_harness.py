@@ -59,3 +59,26 @@ def test_sink_receipts_are_read_from_every_subtask_file_relative_to_the_start(tm
     receipts = _sink_receipts(path, started_wall=1_000_000.0)
     assert sorted((r["id"], r["delivered_s"], r["flush_started_s"]) for r in receipts) == [
         ("inc-a", 12.5, 10.5), ("inc-b", 45.0, 43.0)]
+
+
+def test_failures_are_read_from_the_flink_log_not_only_the_client_output(tmp_path):
+    from flink_jobs.reliability.harness import count_failures
+
+    client_log = tmp_path / "job.log"
+    client_log.write_text('{"job_id": "abc"}\nTraceback ... (a botocore retry log line)\n')
+    flink_logs = tmp_path / "job-flink-log"
+    flink_logs.mkdir()
+    # Lines as Flink 2.2's log4j file writes them (JobMaster / Execution loggers).
+    (flink_logs / "flink-root-python-host.log").write_text(
+        "INFO  org.apache.flink.runtime.executiongraph.ExecutionGraph - Job adops (abc) switched from state "
+        "CREATED to RUNNING.\n"
+        "INFO  org.apache.flink.runtime.executiongraph.ExecutionGraph - scorer (1/2) (a_0_0) switched from "
+        "RUNNING to FAILED on localhost.\n"
+        "INFO  org.apache.flink.runtime.executiongraph.ExecutionGraph - Job adops (abc) switched from state "
+        "RUNNING to RESTARTING.\n"
+        "INFO  org.apache.flink.runtime.executiongraph.ExecutionGraph - Job adops (abc) switched from state "
+        "RESTARTING to RUNNING.\n")
+    assert count_failures(client_log, flink_logs) == {
+        "job_failed": 0, "job_restarting": 1, "task_failures": 1, "state_transitions_seen": 3}
+    # The client's output alone holds no transition: the old reading could never count a failure.
+    assert count_failures(client_log, tmp_path / "absent")["state_transitions_seen"] == 0

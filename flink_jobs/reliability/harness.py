@@ -307,11 +307,26 @@ def wait_until_stable(read: Callable[[], object], quiet_s: float, max_s: float, 
 
 
 # ----------------------------------------------------------------------------- the job
+def count_failures(client_log: Path, flink_log_dir: Path) -> dict:
+    texts = [p.read_text(errors="replace") for p in [client_log, *sorted(flink_log_dir.glob("*.log*"))]
+             if p.exists()]
+    text = "\n".join(texts)
+    return {
+        "job_failed": len(re.findall(r"switched from state \w+ to FAILED", text)),
+        "job_restarting": len(re.findall(r"switched from state \w+ to RESTARTING", text)),
+        "task_failures": len(re.findall(r"switched from \w+ to FAILED", text)),
+        "state_transitions_seen": len(re.findall(r"switched from state \w+ to \w+", text)),
+    }
+
+
 class JobProcess:
     """``python -m flink_jobs.main`` in its own process group (so a kill -9 takes the whole job)."""
 
     def __init__(self, run_dir: Path, overrides: list[str], *, restore: str | None = None, tag: str = "job"):
         self.log_path = run_dir / f"{tag}.log"
+        # The mini-cluster's own log (job and task state transitions) goes to log4j's file under
+        # FLINK_LOG_DIR, not to the client's stdout: one directory per launch, read by failures().
+        self.flink_log_dir = run_dir / f"{tag}-flink-log"
         args = [sys.executable, "-m", "flink_jobs.main", "--source", "kinesis-local"]
         for o in overrides:
             args += ["--set", o]
@@ -321,6 +336,7 @@ class JobProcess:
         env.update(AWS_ENV)
         env.pop("AWS_ENDPOINT_URL", None)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        env["FLINK_LOG_DIR"] = str(self.flink_log_dir)
         self._log = open(self.log_path, "ab")
         self.started = time.monotonic()
         self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -360,13 +376,12 @@ class JobProcess:
         return None
 
     def failures(self) -> dict:
-        """Job failures as the log shows them: FAILED / RESTARTING transitions and Python exceptions."""
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return {
-            "job_failed": len(re.findall(r"switched from state \w+ to FAILED", text)),
-            "job_restarting": len(re.findall(r"switched from state \w+ to RESTARTING", text)),
-            "task_failures": len(re.findall(r"switched from RUNNING to FAILED", text)),
-        }
+        """Job failures as Flink's log shows them: job FAILED / RESTARTING transitions and task
+        failures, read from the mini-cluster's log4j file(s) under ``flink_log_dir`` (and the
+        client's output). ``state_transitions_seen`` counts every job state transition read
+        (CREATED -> RUNNING at least): 0 would mean the log was not found, so the zeros above
+        would say nothing."""
+        return count_failures(self.log_path, self.flink_log_dir)
 
 
 # ----------------------------------------------------------------------------- analysis helpers

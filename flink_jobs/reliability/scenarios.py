@@ -548,7 +548,13 @@ def summarize(f: dict) -> dict:
     def failures(section):
         fs = get(section, "job_failures") or {}
         extra = get(section, "first_job_failures") or {}
-        return sum(fs.values()) + sum(extra.values()) if fs else None
+        counted = [v for part in (fs, extra) for k, v in part.items() if k != "state_transitions_seen"]
+        return sum(counted) if fs else None
+
+    def transitions_seen(section):
+        # Job state transitions read from Flink's log: > 0 shows the failure counts could see one.
+        return sum((get(section, key) or {}).get("state_transitions_seen", 0)
+                   for key in ("job_failures", "first_job_failures"))
 
     runs = ["clean", "backlog", "fuzz", "restart_savepoint", "restart_kill", "sink_faults", "source_faults"]
     return {
@@ -556,6 +562,7 @@ def summarize(f: dict) -> dict:
         "bad_records_tried": get("fuzz", "bad_records_tried"),
         "bad_records_missing_from_dead_letters": get("fuzz", "bad_records_missing_from_dead_letters"),
         "job_failures": {r: failures(r) for r in runs if r in f},
+        "job_state_transitions_read_from_flink_log": {r: transitions_seen(r) for r in runs if r in f},
         "valid_records_lost": get("fuzz", "valid_records_lost"),
         "late_records_in_late_output": [get("fuzz", "late_records_in_late_output"),
                                         get("fuzz", "late_records_injected")],
