@@ -116,3 +116,32 @@ def test_split_shard_keeps_parent_records_and_routes_new_ones_to_children(aws_en
     described = kinesis.describe_stream(StreamName=stream)["StreamDescription"]["Shards"]
     parent = next(s for s in described if s["ShardId"] == "shardId-000000000000")
     assert "EndingSequenceNumber" in parent["SequenceNumberRange"]  # closed
+
+
+def test_target_deliveries_run_after_put_events_in_order_and_survive_a_failing_one():
+    from deploy.local.patches.events import targets
+
+    seen: list[int] = []
+
+    def deliver(rule, event, transform_input):
+        if event["n"] == 3:
+            raise RuntimeError("target down")  # AWS would retry / dead-letter; later events still go
+        seen.append(event["n"])
+
+    for n in range(50):
+        targets._enqueue(deliver, None, {"n": n}, True)
+    assert targets.wait_for_deliveries(30)
+    assert seen == [n for n in range(50) if n != 3]
+
+
+def test_sqs_target_receives_every_event_in_put_order(scratch_bus, drain_sqs):
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    url = sqs.create_queue(QueueName=f"order-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="all", EventBusName=scratch_bus, EventPattern=json.dumps({"source": ["order.test"]}))
+    events.put_targets(Rule="all", EventBusName=scratch_bus, Targets=[{"Id": "q", "Arn": arn}])
+    for batch in range(3):
+        events.put_events(Entries=[{"Source": "order.test", "DetailType": "n", "EventBusName": scratch_bus,
+                                    "Detail": json.dumps({"n": batch * 10 + i})} for i in range(10)])
+    got = [m["detail"]["n"] for m in drain_sqs(url, 30, timeout=30)]
+    assert got == list(range(30))
