@@ -304,6 +304,17 @@ def measure_latency_and_state(editors: int, parallelism: int, workdir: Path, tim
         if lat:
             latency.update({"p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99), "max_ms": lat[-1],
                             "mean_ms": round(statistics.fmean(lat), 1)})
+            # Where the time goes, per event: correlator -> sink operator (PyFlink bundles,
+            # network buffers), waiting in the sink's buffer for its flush, and PutEvents itself.
+            parts = {"upstream_ms": ("emitted_at_ms", "received_at_ms"),
+                     "buffer_wait_ms": ("received_at_ms", "flush_started_ms"),
+                     "put_events_ms": ("flush_started_ms", "delivered_at_ms")}
+            breakdown = {}
+            for label, (begin, end) in parts.items():
+                values = sorted(float(e[end]) - float(e[begin]) for e in entries if e.get(begin) and e.get(end))
+                if values:
+                    breakdown[label] = {"p50": _pct(values, 50), "p99": _pct(values, 99), "max": values[-1]}
+            latency["breakdown"] = breakdown
         keys = editors * len(js.METRICS)
         latest = _latest_checkpoint(ckpt)
         state = {"scorer_keys": keys}

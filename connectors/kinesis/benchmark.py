@@ -227,10 +227,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle-time-ms", type=int, default=100)
     parser.add_argument("--out")
     args = parser.parse_args(argv)
+    import os
+    import time
+
+    # The machine's load beside the figures: on shared cores the rates move with it.
+    load_before, started = [round(x, 2) for x in os.getloadavg()], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     figures = measure_kinesis_throughput(
         endpoint_url=args.endpoint_url, records=args.records, shards=args.shards, parallelism=args.parallelism,
         max_records_per_poll=args.max_records_per_poll, poll_interval_ms=args.poll_interval_ms,
         bundle_size=args.bundle_size, bundle_time_ms=args.bundle_time_ms)
+    figures.update({"started_at": started, "load_average_at_start": load_before,
+                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]})
     text = json.dumps(figures, indent=2)
     if args.out:
         with open(args.out, "w") as handle:
