@@ -307,16 +307,24 @@ def wait_until_stable(read: Callable[[], object], quiet_s: float, max_s: float, 
 
 
 # ----------------------------------------------------------------------------- the job
+def _flink_log_text(client_log: Path, flink_log_dir: Path) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in [client_log, *sorted(flink_log_dir.glob("*.log*"))]
+                     if p.exists())
+
+
 def count_failures(client_log: Path, flink_log_dir: Path) -> dict:
-    texts = [p.read_text(errors="replace") for p in [client_log, *sorted(flink_log_dir.glob("*.log*"))]
-             if p.exists()]
-    text = "\n".join(texts)
+    text = _flink_log_text(client_log, flink_log_dir)
     return {
         "job_failed": len(re.findall(r"switched from state \w+ to FAILED", text)),
         "job_restarting": len(re.findall(r"switched from state \w+ to RESTARTING", text)),
         "task_failures": len(re.findall(r"switched from \w+ to FAILED", text)),
-        "state_transitions_seen": len(re.findall(r"switched from state \w+ to \w+", text)),
     }
+
+
+def count_state_transitions(client_log: Path, flink_log_dir: Path) -> int:
+    """Every job state transition in the log (CREATED -> RUNNING at least): 0 means the log was
+    not found, and then zero failures would say nothing."""
+    return len(re.findall(r"switched from state \w+ to \w+", _flink_log_text(client_log, flink_log_dir)))
 
 
 class JobProcess:
@@ -378,10 +386,11 @@ class JobProcess:
     def failures(self) -> dict:
         """Job failures as Flink's log shows them: job FAILED / RESTARTING transitions and task
         failures, read from the mini-cluster's log4j file(s) under ``flink_log_dir`` (and the
-        client's output). ``state_transitions_seen`` counts every job state transition read
-        (CREATED -> RUNNING at least): 0 would mean the log was not found, so the zeros above
-        would say nothing."""
+        client's output); `state_transitions_seen` shows the log was read."""
         return count_failures(self.log_path, self.flink_log_dir)
+
+    def state_transitions_seen(self) -> int:
+        return count_state_transitions(self.log_path, self.flink_log_dir)
 
 
 # ----------------------------------------------------------------------------- analysis helpers

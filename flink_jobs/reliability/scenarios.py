@@ -153,6 +153,7 @@ class Harness:
             "seconds_to_process": round(processed_s, 1),
             "job_killed_at_s": round(killed_s, 1),
             "job_failures": failures,
+            "job_state_transitions_seen": job.state_transitions_seen(),
             "probes": {"put": n_probes, "seen": len(seen), "missing": sorted(set(range(n_probes)) - seen)[:20],
                        "seen_twice": sum(1 for n, c in watcher.out.probe_copies.items() if c > 1 and n < n_probes)},
             "incidents": incidents,
@@ -325,6 +326,7 @@ class Harness:
             "first_output_after_stop_s": round(min(after) - stop_at, 1) if after else None,
             "restored_from": _restored_from(second.log_path),
             "first_job_failures": first_fail,
+            "first_job_state_transitions_seen": first.state_transitions_seen(),
             "comparison": self._compare(result),
             "probe_gap": bool(result["probes"]["missing"]),
             "records_replayed_after_restore": sum(c - 1 for c in watcher.out.probe_copies.values()),
@@ -548,13 +550,11 @@ def summarize(f: dict) -> dict:
     def failures(section):
         fs = get(section, "job_failures") or {}
         extra = get(section, "first_job_failures") or {}
-        counted = [v for part in (fs, extra) for k, v in part.items() if k != "state_transitions_seen"]
-        return sum(counted) if fs else None
+        return sum(fs.values()) + sum(extra.values()) if fs else None
 
     def transitions_seen(section):
         # Job state transitions read from Flink's log: > 0 shows the failure counts could see one.
-        return sum((get(section, key) or {}).get("state_transitions_seen", 0)
-                   for key in ("job_failures", "first_job_failures"))
+        return sum(get(section, key) or 0 for key in ("job_state_transitions_seen", "first_job_state_transitions_seen"))
 
     runs = ["clean", "backlog", "fuzz", "restart_savepoint", "restart_kill", "sink_faults", "source_faults"]
     return {
