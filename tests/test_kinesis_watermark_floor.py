@@ -37,14 +37,18 @@ def _reader(aws_client, stream, **kwargs):
     return reader
 
 
+def _dense_and_sparse_stream(kinesis, stream, records_per_shard):
+    """Shard 0 dense (1 s apart), shard 1 sparse (60 s apart): a batch of 100 covers 100 s
+    of the first and 100 min of the second, so the sparse shard races ahead."""
+    kinesis.create_stream(StreamName=stream, ShardCount=2)
+    _put(kinesis, stream, SHARD_0_HASH, BASE_MS, records_per_shard, 1_000)
+    _put(kinesis, stream, SHARD_1_HASH, BASE_MS, records_per_shard, 60_000)
+
+
 def test_floor_is_the_slowest_shard_with_a_backlog_and_none_once_caught_up(aws_client, unique_name):
     kinesis = aws_client("kinesis")
     stream = unique_name("floor")
-    kinesis.create_stream(StreamName=stream, ShardCount=2)
-    # Shard 0 is dense (1 s apart), shard 1 sparse (60 s apart): a batch of 100 covers
-    # 100 s of the first and 100 min of the second, so the sparse shard races ahead.
-    _put(kinesis, stream, SHARD_0_HASH, BASE_MS, 600, 1_000)
-    _put(kinesis, stream, SHARD_1_HASH, BASE_MS, 600, 60_000)
+    _dense_and_sparse_stream(kinesis, stream, 600)
     reader = _reader(aws_client, stream, max_records_per_call=100)
     dense, sparse = "shardId-000000000000", "shardId-000000000001"
 
@@ -63,9 +67,7 @@ def test_floor_is_the_slowest_shard_with_a_backlog_and_none_once_caught_up(aws_c
 def test_a_throttled_shard_keeps_holding_the_floor(aws_client, unique_name):
     kinesis = aws_client("kinesis")
     stream = unique_name("floor-throttled")
-    kinesis.create_stream(StreamName=stream, ShardCount=2)
-    _put(kinesis, stream, SHARD_0_HASH, BASE_MS, 50, 1_000)
-    _put(kinesis, stream, SHARD_1_HASH, BASE_MS, 50, 60_000)
+    _dense_and_sparse_stream(kinesis, stream, 50)
     reader = _reader(aws_client, stream, max_records_per_call=100, max_attempts_per_poll=2)
     reader.read_available()
     assert reader.lagging_event_ms() is None
