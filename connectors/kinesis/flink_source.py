@@ -365,10 +365,13 @@ class KinesisGroupReader(KeyedProcessFunction):
     def _parents_awaiting_children(self, key: str, reader: StreamReader) -> list[str]:
         """Shards of this group that have ended while their children are not known yet (for at
         most CHILDREN_WAIT_S): the group still has records to come, from where they ended."""
-        orphans = [s for s in reader.finished_without_children() if s not in self._have_children]
+        def orphans_now() -> list[str]:
+            return [s for s in reader.finished_without_children() if s not in self._have_children]
+
+        orphans = orphans_now()
         if orphans and time.monotonic() - self._own_discovery_at.get(key, 0.0) >= OWN_DISCOVERY_INTERVAL_S:
             self._discover_group(key, reader)
-            orphans = [s for s in reader.finished_without_children() if s not in self._have_children]
+            orphans = orphans_now()
         if not orphans:
             self._awaiting_children_since.pop(key, None)
             return []

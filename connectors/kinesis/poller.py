@@ -631,12 +631,13 @@ class StreamReader:
                 self._pollers.pop(shard_id, None)
         return records
 
+    def _lagging_shards(self) -> set[str]:
+        """After `poll_once`: readable shards with records known to be waiting (the last poll gave
+        up on throttling / transient errors, or returned a full batch or MillisBehindLatest > 0)."""
+        return {s for s in self.readable_shards() if self.shard_active.get(s) or s in self.throttled_shards}
+
     def has_unread_backlog(self) -> bool:
-        """After `poll_once`: records are known to be waiting (a readable shard's last poll gave up
-        on throttling / transient errors, or returned a full batch or MillisBehindLatest > 0)."""
-        readable = set(self.readable_shards())
-        return bool(readable & self.throttled_shards) or any(
-            self.shard_active.get(shard_id) for shard_id in readable)
+        return bool(self._lagging_shards())
 
     def lagging_event_ms(self, also: Iterable[str] = ()) -> int | None:
         """After `poll_once`: the smallest event time reached (`shard_event_ms`) by a readable
@@ -644,9 +645,7 @@ class StreamReader:
         `also` (e.g. finished parents whose children are not known yet); None when none is
         lagging. What a per-shard watermark needs: the records still to come from those
         shards are not older than this (up to the in-shard disorder the watermark delay covers)."""
-        readable = set(self.readable_shards())
-        lagging = {s for s in readable if self.shard_active.get(s) or s in self.throttled_shards} | set(also)
-        times = [self.shard_event_ms[s] for s in lagging if s in self.shard_event_ms]
+        times = [self.shard_event_ms[s] for s in self._lagging_shards() | set(also) if s in self.shard_event_ms]
         return min(times) if times else None
 
     def finished_without_children(self) -> list[str]:
