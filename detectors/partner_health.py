@@ -269,18 +269,20 @@ def assess_partner_window(partner: str, window_start_s: float, window_end_s: flo
     were first hurt (module docstring).
     """
     config = config or PartnerHealthConfig()
-    levels = {editor: editor_level(per_metric, config)[0] for editor, per_metric in by_editor.items()}
-    hurt = sorted(e for e, level in levels.items() if level >= 1)
+    levels = {editor: editor_level(per_metric, config) for editor, per_metric in by_editor.items()}
+    hurt = sorted(e for e, (level, _) in levels.items() if level >= 1)
     references = hold_revenue_references(by_editor, hurt, held_references or {}, config.revenue_reference_windows)
     impact = partner_revenue_impact(by_editor, hurt, float(window_end_s) - float(window_start_s),
                                     {e: r for e, (r, _) in references.items()})
-    return assess_partner_editors(partner, window_start_s, window_end_s, by_editor, impact, config), references
+    return assess_partner_editors(partner, window_start_s, window_end_s, by_editor, impact, config,
+                                  editor_levels=levels), references
 
 
 def assess_partner_editors(partner: str, window_start_s: float, window_end_s: float,
                            by_editor: Mapping[str, Mapping[str, MetricDeviation]],
                            revenue_impact: float | None = None,
-                           config: PartnerHealthConfig | None = None) -> dict[str, Any]:
+                           config: PartnerHealthConfig | None = None,
+                           editor_levels: Mapping[str, tuple[int, list]] | None = None) -> dict[str, Any]:
     """The ``Partner Health Check`` detail from each editor's traffic through the partner, each judged
     against that editor's *own* baseline.
 
@@ -306,7 +308,8 @@ def assess_partner_editors(partner: str, window_start_s: float, window_end_s: fl
     levels: dict[str, int] = {}
     reasons: list[str] = []
     for editor, per_metric in sorted(by_editor.items()):
-        level, assessments = editor_level(per_metric, config)
+        # editor_levels: what editor_level gave for each editor, when the caller already has it.
+        level, assessments = editor_levels[editor] if editor_levels is not None else editor_level(per_metric, config)
         levels[editor] = level
         reasons += [f"{editor}: {a.describe()}" for a in assessments if a.level > 0]
     reporting = len(levels)
