@@ -39,10 +39,27 @@ incidents sat in it for hours and were lost when the job stopped. Hence:
     EventBridge and dead-letter sinks can feed every bucket a heartbeat element
     (`is_heartbeat`, `bucket_heartbeats`; `heartbeat_interval_ms=1000` of their attach
     functions, for unbounded jobs) that does the two checks above without buffering anything.
+
+Concurrent flushes (`max_in_flight` > 1, the EventBridge sink). Timers of different keys
+fire one after another on the operator's thread, so with a blocking `deliver` a burst of
+windows closing together made each bucket wait for every earlier bucket's request (the
+p99 of the sink's buffer wait was 2.4 s with 60 editors: bench/flink-latency.json). A
+subclass that splits `deliver` into `send` (the request, run on a worker thread; no
+Flink calls) and `emit` (the outputs, on the operator's thread) instead gets its batch
+sent by a thread pool while the operator goes on. As in Flink's own AsyncSinkWriter the
+batch stays in the keyed ListState until its request has completed, so a checkpoint
+taken meanwhile still holds it and a restore sends it again (at-least-once, same ids).
+One request per key is in flight at a time: elements arriving meanwhile are buffered
+behind it and sent when it completes. Completion is polled by a processing-time timer
+every `poll_interval_ms` (and checked by every element and heartbeat of the key); the
+end-of-input timer waits for it, since no processing-time timer fires after that.
+After a restore nothing is in flight in memory: the stored timer is overdue and the
+usual overdue / heartbeat checks send the whole buffer again.
 """
 from __future__ import annotations
 
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterable
 
 from pyflink.common import Types
@@ -76,14 +93,17 @@ def bucket_heartbeats(env: Any, interval_ms: int, buckets: int, name: str,
 
 
 class BufferedBatchFunction(KeyedProcessFunction):
-    """Subclasses implement `element_to_item`, `item_size` and `deliver`."""
+    """Subclasses implement `element_to_item`, `item_size` and `deliver` (or, for concurrent
+    flushes with `max_in_flight` > 1, `send` and `emit`: see the module docstring)."""
 
     def __init__(self, max_batch_entries: int, max_batch_bytes: int, flush_interval_ms: int,
-                 state_name: str) -> None:
+                 state_name: str, *, max_in_flight: int = 1, poll_interval_ms: int = 20) -> None:
         self.max_batch_entries = max_batch_entries
         self.max_batch_bytes = max_batch_bytes
         self.flush_interval_ms = flush_interval_ms
         self.state_name = state_name
+        self.max_in_flight = max_in_flight
+        self.poll_interval_ms = poll_interval_ms
 
     # -- to implement
     def element_to_item(self, value: Any) -> str:
@@ -93,7 +113,16 @@ class BufferedBatchFunction(KeyedProcessFunction):
         raise NotImplementedError
 
     def deliver(self, items: list[str]) -> Iterable[Any]:
-        """Send the batch; yields outputs (main and side) for Flink."""
+        """Send the batch; yields outputs (main and side) for Flink. Defaults to `send` + `emit`."""
+        return self.emit(items, self.send(items))
+
+    def send(self, items: list[str]) -> Any:
+        """Concurrent flushes: deliver the batch and return its outcome. Runs on a worker thread,
+        so it must not touch Flink (state, timers, metrics) nor raise for delivery problems."""
+        raise NotImplementedError
+
+    def emit(self, items: list[str], outcome: Any) -> Iterable[Any]:
+        """Concurrent flushes: the outputs for a batch `send` has delivered (operator thread)."""
         raise NotImplementedError
 
     def is_heartbeat(self, value: Any) -> bool:
@@ -119,6 +148,15 @@ class BufferedBatchFunction(KeyedProcessFunction):
         # Keys that have seen an element since this instance was opened (in memory,
         # so empty after every restore): their stored timer is known to be registered.
         self._seen_keys: set[Any] = set()
+        # key -> (request, number of buffered items it sends): the buffer's first items.
+        self._in_flight: dict[Any, tuple[Future, int]] = {}
+        self._pool = (ThreadPoolExecutor(self.max_in_flight, thread_name_prefix=f"{self.state_name}-flush")
+                      if self.max_in_flight > 1 else None)
+
+    def close(self) -> None:
+        if getattr(self, "_pool", None) is not None:
+            # Requests still running finish on their own; their batches are still in state.
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):
         if self.is_heartbeat(value):
@@ -130,6 +168,12 @@ class BufferedBatchFunction(KeyedProcessFunction):
         except Exception as error:  # noqa: BLE001 - one bad element must not fail the job
             yield from self.reject(value, error)
             return
+        key = ctx.get_current_key()
+        if key in self._in_flight:
+            if not self._in_flight[key][0].done():
+                self._queue_behind_request(item, size)
+                return
+            yield from self._complete(ctx, start_next=False)
         timers = ctx.timer_service()
         now = timers.current_processing_time()
         entries, total_bytes, timer_at = self._buffer_stats.value() or (0, 0, -1)
@@ -142,6 +186,9 @@ class BufferedBatchFunction(KeyedProcessFunction):
         overdue = entries and timer_at >= 0 and now >= timer_at + self.flush_interval_ms
         if entries and (overdue or total_bytes + size > self.max_batch_bytes):
             yield from self._flush(ctx)
+            if key in self._in_flight:
+                self._queue_behind_request(item, size)
+                return
             entries, total_bytes, timer_at, rearm = 0, 0, -1, False
         self._buffer.add(item)
         entries, total_bytes = entries + 1, total_bytes + size
@@ -156,9 +203,19 @@ class BufferedBatchFunction(KeyedProcessFunction):
             timers.register_event_time_timer(END_OF_INPUT_MS)
         self._buffer_stats.update((entries, total_bytes, timer_at))
 
+    def _queue_behind_request(self, item: str, size: int) -> None:
+        """Buffer an item behind the key's running request; it is sent when that completes."""
+        entries, total_bytes, timer_at = self._buffer_stats.value()
+        self._buffer.add(item)
+        self._buffer_stats.update((entries + 1, total_bytes + size, timer_at))
+
     def _check_buffer(self, ctx: Any):
-        stats = self._buffer_stats.value()
         key = ctx.get_current_key()
+        if key in self._in_flight:
+            if self._in_flight[key][0].done():
+                yield from self._complete(ctx, start_next=True)
+            return
+        stats = self._buffer_stats.value()
         if stats is None or stats[0] <= 0 or stats[2] < 0:
             self._seen_keys.add(key)
             return
@@ -171,15 +228,26 @@ class BufferedBatchFunction(KeyedProcessFunction):
         self._seen_keys.add(key)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        in_flight = self._in_flight.get(ctx.get_current_key())
+        if in_flight is not None:
+            if timestamp == END_OF_INPUT_MS:
+                in_flight[0].result()  # no processing-time timer fires after this: wait here
+                yield from self._complete(ctx, start_next=False)
+                yield from self._flush(ctx, blocking=True)
+            elif in_flight[0].done():
+                yield from self._complete(ctx, start_next=True)
+            else:
+                self._poll_later(ctx)
+            return
         stats = self._buffer_stats.value()
         if stats is None or stats[0] <= 0:
             return  # nothing buffered (flushed by size, or by an overdue element)
         # The end-of-input timer (END_OF_INPUT_MS) is later than any flush timer: it always flushes.
         if stats[2] >= 0 and timestamp < stats[2]:
             return  # a leftover timer of an earlier buffer; this buffer's own timer is later
-        yield from self._flush(ctx)
+        yield from self._flush(ctx, blocking=timestamp == END_OF_INPUT_MS)
 
-    def _flush(self, ctx: Any):
+    def _flush(self, ctx: Any, blocking: bool = False):
         items = list(self._buffer.get() or [])
         stats = self._buffer_stats.value()
         if stats is not None and stats[2] >= 0:
@@ -187,9 +255,46 @@ class BufferedBatchFunction(KeyedProcessFunction):
                 ctx.timer_service().delete_processing_time_timer(stats[2])
             except Exception:  # timer already fired
                 pass
+        if items and self._pool is not None and not blocking:
+            # Sent on a worker thread; the items stay buffered (and checkpointed) until it completes.
+            self._in_flight[ctx.get_current_key()] = (self._pool.submit(self.send, items), len(items))
+            self._poll_later(ctx, (len(items), stats[1] if stats else 0))
+            return
         # Deliver before clearing: if delivery is interrupted by a failure, the
         # restored checkpoint still holds the items.
         if items:
             yield from self.deliver(items)
         self._buffer.clear()
         self._buffer_stats.clear()
+
+    def _poll_later(self, ctx: Any, counts: tuple[int, int] | None = None) -> None:
+        """Check the key's running request again in poll_interval_ms. The stats name that poll as
+        the buffer's timer: after a restore (nothing in flight any more) it is overdue, so the
+        next element or heartbeat sends the buffer again."""
+        timers = ctx.timer_service()
+        poll_at = timers.current_processing_time() + self.poll_interval_ms
+        entries, total_bytes = counts if counts is not None else self._buffer_stats.value()[:2]
+        timers.register_processing_time_timer(poll_at)
+        timers.register_event_time_timer(END_OF_INPUT_MS)
+        self._buffer_stats.update((entries, total_bytes, poll_at))
+
+    def _complete(self, ctx: Any, start_next: bool):
+        """The key's request has completed: emit its outputs and drop its items from the buffer.
+        Items buffered behind it are sent at once (start_next) — they have waited a whole request
+        already — or left for the caller to handle."""
+        request, count = self._in_flight.pop(ctx.get_current_key())
+        items = list(self._buffer.get() or [])
+        sent, rest = items[:count], items[count:]
+        yield from self.emit(sent, request.result())
+        if not rest:
+            self._buffer.clear()
+            self._buffer_stats.clear()
+            return
+        self._buffer.update(rest)
+        now = ctx.timer_service().current_processing_time()
+        # timer_at = now: the rest is due (an element or heartbeat flushes it if no timer does).
+        self._buffer_stats.update((len(rest), sum(self.item_size(i) for i in rest), now))
+        if start_next:
+            yield from self._flush(ctx)
+        else:
+            ctx.timer_service().register_processing_time_timer(now)

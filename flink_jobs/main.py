@@ -158,6 +158,7 @@ class Settings:
     latency_log_path: str | None = None
     sink_flush_interval_ms: int = 200
     sink_heartbeat_interval_ms: int = 1000
+    sink_max_in_flight: int = 4
     deadletter_retry_deadline_s: float = 90.0
     extra: dict = field(default_factory=dict)
 
@@ -200,6 +201,7 @@ class Settings:
             latency_log_path=c.get_optional("eventbridge", "latency.log.path"),
             sink_flush_interval_ms=c.get_int("eventbridge", "flush.interval.ms", minimum=1),
             sink_heartbeat_interval_ms=c.get_int("eventbridge", "heartbeat.interval.ms", minimum=0),
+            sink_max_in_flight=c.get_int("eventbridge", "max.in.flight", minimum=1),
             deadletter_retry_deadline_s=c.get_float("deadletter", "retry.deadline.s", minimum=0.0),
         )
 
@@ -536,6 +538,7 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
     delivered, delivery_failed = attach_eventbridge_sink(
         bus_events, s.bus_name, endpoint_url=s.eventbridge_endpoint, region=s.eventbridge_region,
         latency_log_path=s.latency_log_path, flush_interval_ms=s.sink_flush_interval_ms,
+        max_in_flight=s.sink_max_in_flight,
         # Unbounded sources only: the heartbeat flushes buckets restored without their flush timer
         # (connectors.flink_buffer); it never ends, so a bounded job with it would never finish.
         # Bounded jobs flush at end of input through the final watermark instead.

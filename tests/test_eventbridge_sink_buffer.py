@@ -78,8 +78,9 @@ class _Ctx:
 
 
 class _Collecting(BufferedBatchFunction):
-    def __init__(self):
-        super().__init__(max_batch_entries=10, max_batch_bytes=1 << 20, flush_interval_ms=200, state_name="t")
+    def __init__(self, **options):
+        super().__init__(max_batch_entries=10, max_batch_bytes=1 << 20, flush_interval_ms=200, state_name="t",
+                         **options)
         self.delivered: list[list[str]] = []
 
     def element_to_item(self, value):
@@ -292,3 +293,116 @@ def test_dead_letter_sinks_recognise_their_heartbeat_and_route_it_to_its_bucket(
         assert sink.is_heartbeat(heartbeat)
         assert bucket_of(heartbeat, 4) == bucket  # every bucket gets its own heartbeat
     assert 0 <= bucket_of(line, 4) < 4
+
+
+# -- concurrent flushes (max_in_flight > 1): send on worker threads, emit on the operator's
+
+import threading
+
+
+class _Concurrent(_Collecting):
+    """send() blocks until the test releases that batch: the test decides when a request completes."""
+
+    def __init__(self):
+        super().__init__(max_in_flight=4, poll_interval_ms=20)
+        self.started: list[list[str]] = []
+        self.release = threading.Event()
+        self.emitted: list[list[str]] = []
+        self.barrier: threading.Barrier | None = None
+
+    deliver = BufferedBatchFunction.deliver  # send + emit
+
+    def send(self, items):
+        self.started.append(items)
+        if self.barrier is not None:
+            self.barrier.wait(timeout=5)  # raises BrokenBarrierError unless the other request runs too
+        assert self.release.wait(timeout=5)
+        return len(items)
+
+    def emit(self, items, outcome):
+        assert outcome == len(items)
+        self.emitted.append(items)
+        return iter(())
+
+
+def _concurrent_operator(store: dict, timers: _Timers) -> _Operator:
+    op = _Operator(store, timers)
+    op.fn = _Concurrent()
+    op.fn.open(_RuntimeContext(store, lambda: op.timers.key))
+    return op
+
+
+def _wait_started(fn: _Concurrent, count: int) -> None:
+    for _ in range(500):
+        if len(fn.started) >= count:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"{count} requests expected to be running, {len(fn.started)} are")
+
+
+def _poll_until_emitted(op: _Operator, timers: _Timers, count: int) -> None:
+    for _ in range(500):
+        timers.now += 20
+        op.fire_due_timers()
+        if len(op.fn.emitted) >= count:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"{count} batches expected to be emitted, {len(op.fn.emitted)} were")
+
+
+def test_buckets_flushing_together_send_their_requests_at_the_same_time():
+    timers = _Timers()
+    op = _concurrent_operator({}, timers)
+    op.fn.barrier = threading.Barrier(2)  # each request waits until the other one runs too
+    op.element(1, "a")
+    op.element(2, "b")
+    timers.now += 200
+    op.fire_due_timers()  # both timers fire; neither may block the operator until its request ends
+    _wait_started(op.fn, 2)
+    op.fn.release.set()
+    _poll_until_emitted(op, timers, 2)
+    assert sorted(x for b in op.fn.emitted for x in b) == ["a", "b"]
+    assert not op.fn._in_flight
+
+
+def test_a_batch_stays_in_state_until_its_request_completes_and_a_restore_sends_it_again():
+    store: dict = {}
+    timers = _Timers()
+    op = _concurrent_operator(store, timers)
+    op.element(7, "in-flight")
+    timers.now += 200
+    op.fire_due_timers()
+    _wait_started(op.fn, 1)
+    op.element(7, "queued-behind")  # arrives while the request runs: buffered behind it
+    assert op.fn.emitted == []
+    snapshot = {k: (list(v) if isinstance(v, list) else v) for k, v in store.items()}
+    assert snapshot[("t-buffer", 7)] == ["in-flight", "queued-behind"]  # a checkpoint now holds both
+    op.fn.release.set()
+    _poll_until_emitted(op, timers, 2)  # the request completes; the queued item goes next
+    assert op.fn.emitted == [["in-flight"], ["queued-behind"]]
+    assert store.get(("t-buffer", 7)) in (None, [])
+
+    # Restored from the snapshot taken mid-request: nothing is in flight in the new process;
+    # the stored poll timer is overdue, so the first heartbeat-like element sends everything again.
+    timers2 = _Timers()
+    timers2.now = timers.now + 5_000
+    op2 = _concurrent_operator(snapshot, timers2)
+    op2.fn.release.set()
+    op2.element(7, "after-restore")
+    _wait_started(op2.fn, 1)
+    _poll_until_emitted(op2, timers2, 1)
+    timers2.now += 200
+    _poll_until_emitted(op2, timers2, 2)
+    assert sorted(x for b in op2.fn.emitted for x in b) == ["after-restore", "in-flight", "queued-behind"]
+
+
+def test_end_of_input_waits_for_the_running_request_and_sends_the_rest():
+    timers = _Timers()
+    op = _concurrent_operator({}, timers)
+    for i in range(10):  # a full batch: sent at once by size
+        op.element(4, f"x{i}")
+    _wait_started(op.fn, 1)
+    op.element(4, "tail")
+    threading.Timer(0.2, op.fn.release.set).start()
+    op.end_of_input()  # no processing-time timer fires any more: this must wait and flush
+    assert op.fn.emitted == [[f"x{i}" for i in range(10)], ["tail"]]

@@ -16,7 +16,10 @@ watermark passed the window end); delivery latency is measured from it.
 
 The operator keys by bucket (crc32(id) % buckets), buffers entries in ListState
 (checkpointed: nothing buffered is lost by a restart) and flushes at 10 entries,
-256 KiB or `flush_interval_ms` after the first buffered entry. Metrics (group
+256 KiB or `flush_interval_ms` after the first buffered entry. Up to `max_in_flight`
+buckets' PutEvents run at once on worker threads (connectors.flink_buffer, "Concurrent
+flushes"): a burst of windows closing together no longer queues each bucket behind
+every earlier bucket's request. Metrics (group
 "eventbridge"): counters eventsSent, eventsRetried, eventsFailedOver,
 putEventsRequests; distribution deliveryLatencyMs. With `latency_log_path`, each
 delivery is also appended as a JSON line (one file per subtask) for the benchmark.
@@ -82,10 +85,12 @@ def _detail_id(detail_text: str) -> str:
 class EventBridgeBatchSink(BufferedBatchFunction):
     def __init__(self, bus_name: str, endpoint_url: str | None, region: str | None,
                  flush_interval_ms: int, max_attempts: int, base_backoff_s: float,
-                 max_backoff_s: float, deadline_s: float, latency_log_path: str | None) -> None:
+                 max_backoff_s: float, deadline_s: float, latency_log_path: str | None,
+                 max_in_flight: int = 1) -> None:
         from connectors.eventbridge.publisher import MAX_ENTRIES_PER_REQUEST, MAX_REQUEST_BYTES
 
-        super().__init__(MAX_ENTRIES_PER_REQUEST, MAX_REQUEST_BYTES, flush_interval_ms, "eventbridge")
+        super().__init__(MAX_ENTRIES_PER_REQUEST, MAX_REQUEST_BYTES, flush_interval_ms, "eventbridge",
+                         max_in_flight=max_in_flight)
         self.bus_name = bus_name
         self.endpoint_url = endpoint_url
         self.region = region
@@ -98,23 +103,16 @@ class EventBridgeBatchSink(BufferedBatchFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
         super().open(runtime_context)
         from connectors.aws import make_client
-        from connectors.eventbridge.publisher import EventBridgePublisher
 
-        client = make_client("events", endpoint_url=self.endpoint_url, region=self.region,
-                             max_attempts=1)
-        self._overflowed: list[tuple[dict[str, Any], str]] = []
-        self._publisher = EventBridgePublisher(
-            self.bus_name, client, self.max_attempts, self.base_backoff_s, self.max_backoff_s,
-            on_overflow=lambda entry, reason: self._overflowed.append((entry, reason)),
-            deadline_s=self.deadline_s,
-        )
+        # boto3 clients are thread-safe; one connection per concurrent request.
+        self._client = make_client("events", endpoint_url=self.endpoint_url, region=self.region,
+                                   max_attempts=1, max_pool_connections=max(10, self.max_in_flight))
         group = runtime_context.get_metrics_group().add_group("eventbridge")
         self._sent = group.counter("eventsSent")
         self._retried = group.counter("eventsRetried")
         self._failed_over = group.counter("eventsFailedOver")
         self._requests = group.counter("putEventsRequests")
         self._latency = group.distribution("deliveryLatencyMs")
-        self._reported = self._publisher.counters.as_dict()
         self._latency_log = None
         if self.latency_log_path:
             directory = os.path.dirname(self.latency_log_path) or "."
@@ -123,6 +121,7 @@ class EventBridgeBatchSink(BufferedBatchFunction):
             self._latency_log = open(f"{self.latency_log_path}.{subtask}", "a", encoding="utf-8")
 
     def close(self) -> None:
+        super().close()
         if getattr(self, "_latency_log", None):
             self._latency_log.close()
 
@@ -159,17 +158,26 @@ class EventBridgeBatchSink(BufferedBatchFunction):
 
         return entry_size(json.loads(item)["entry"])
 
-    def deliver(self, items: list[str]) -> Iterable[Any]:
+    def send(self, items: list[str]) -> tuple[Any, Any, int, int]:
+        """PutEvents the batch with retries (on a worker thread when flushes run concurrently).
+        A publisher per batch: its counters and overflow list belong to this request alone."""
+        from connectors.eventbridge.publisher import EventBridgePublisher
+
+        publisher = EventBridgePublisher(
+            self.bus_name, self._client, self.max_attempts, self.base_backoff_s, self.max_backoff_s,
+            deadline_s=self.deadline_s,  # overflows are logged and collected in the result
+        )
+        flush_started_ms = int(time.time() * 1000)
+        result = publisher.publish([json.loads(item)["entry"] for item in items])
+        return result, publisher.counters, flush_started_ms, int(time.time() * 1000)
+
+    def emit(self, items: list[str], outcome: tuple[Any, Any, int, int]) -> Iterable[Any]:
         from connectors.deadletter.records import dead_letter_json
         from connectors.eventbridge.publisher import entry_id
 
-        parsed = [json.loads(item) for item in items]
+        result, counters, flush_started_ms, delivered_at_ms = outcome
         # Entries are identified by their Detail text (it holds the deterministic id).
-        by_detail = {p["entry"]["Detail"]: p for p in parsed}
-        self._overflowed.clear()
-        flush_started_ms = int(time.time() * 1000)
-        result = self._publisher.publish([p["entry"] for p in parsed])
-        delivered_at_ms = int(time.time() * 1000)
+        by_detail = {p["entry"]["Detail"]: p for p in (json.loads(item) for item in items)}
         for entry in result.delivered:
             item = by_detail[entry["Detail"]]
             emitted_at_ms = item["emitted_at_ms"]
@@ -187,21 +195,15 @@ class EventBridgeBatchSink(BufferedBatchFunction):
             yield receipt
         if self._latency_log is not None:
             self._latency_log.flush()
-        for entry, reason in self._overflowed:
+        for entry, reason in result.overflowed:
             yield EVENTBRIDGE_DEAD_LETTER_TAG, dead_letter_json(
                 "DELIVERY_FAILED", reason, "eventbridge",
                 json.dumps(entry, separators=(",", ":"), ensure_ascii=False),
             )
-        self._report_counters()
-
-    def _report_counters(self) -> None:
-        now = self._publisher.counters.as_dict()
-        for name, counter in (("sent", self._sent), ("retried", self._retried),
-                              ("failed_over", self._failed_over), ("requests", self._requests)):
-            delta = now[name] - self._reported[name]
-            if delta:
-                counter.inc(delta)
-        self._reported = now
+        for count, counter in ((counters.sent, self._sent), (counters.retried, self._retried),
+                               (counters.failed_over, self._failed_over), (counters.requests, self._requests)):
+            if count:
+                counter.inc(count)
 
 
 def attach_eventbridge_sink(
@@ -219,6 +221,7 @@ def attach_eventbridge_sink(
     latency_log_path: str | None = None,
     name: str = "eventbridge-sink",
     heartbeat_interval_ms: int = 0,
+    max_in_flight: int = 4,
 ) -> tuple[DataStream, DataStream]:
     """PutEvents every element of `events` (Rows of EVENTBRIDGE_INPUT_TYPE) to `bus_name`.
 
@@ -230,6 +233,9 @@ def attach_eventbridge_sink(
     bucket every interval (>= 1 s) so that a bucket restored from a checkpoint without its
     flush timer is flushed even if no further event reaches it (connectors.flink_buffer).
     The heartbeat source is unbounded: leave it at 0 for bounded jobs that must finish.
+
+    max_in_flight: PutEvents requests one subtask runs at once (one per bucket at most);
+    1 sends each bucket's batch on the operator's thread, one after another.
     """
     if heartbeat_interval_ms > 0:
         events = events.union(_heartbeats(events.get_execution_environment(), heartbeat_interval_ms,
@@ -238,7 +244,8 @@ def attach_eventbridge_sink(
         events.key_by(lambda row: _bucket_of(row, buckets), key_type=Types.INT())
         .process(
             EventBridgeBatchSink(bus_name, endpoint_url, region, flush_interval_ms, max_attempts,
-                                 base_backoff_s, max_backoff_s, deadline_s, latency_log_path),
+                                 base_backoff_s, max_backoff_s, deadline_s, latency_log_path,
+                                 max_in_flight),
             output_type=Types.STRING(),
         )
         .name(name)
