@@ -42,6 +42,7 @@ RUN_TIMEOUT_S = 420
 # progress for that long); bounded by the publisher's 90 s deadline per batch plus the quiet
 # period, after which every entry the sink holds is delivered or dead-lettered.
 SINK_DRAIN_QUIET_S = 20.0
+PHASE_MIN_S = 2.0  # sink_faults: shortest throttling / partial-failure phase
 SINK_DRAIN_MAX_S = 90.0 + SINK_DRAIN_QUIET_S + 10.0
 
 
@@ -358,17 +359,31 @@ class Harness:
         def delivered():
             return self.proxy.counters()["delivered_entries"].get(PUT_EVENTS, 0)
 
-        def phase(label, seconds, arm):
+        # The schedule follows the sink's progress, not the clock alone: with a fast job every
+        # event was out before a 10 s + 10 s + outage schedule reached the outage (measured: 0
+        # events pending when it began), so each fault must meet events still to deliver.
+        # Throttling lasts until a quarter of the clean run's entries have been accepted (2-10 s),
+        # partial failures until half have (2-10 s); then the outage, whatever is left waiting.
+        expected = len(self.reference["incidents"]["keys"])
+
+        def phase(label, seconds, arm, until_delivered=None):
             before, injected_before = delivered(), dict(self.proxy.counters()["injected"])
             started_s = since_start()
             rule = arm()
-            time.sleep(seconds)
+            if until_delivered is None:
+                time.sleep(seconds)
+            else:
+                time.sleep(PHASE_MIN_S)
+                phase_deadline = time.monotonic() + seconds - PHASE_MIN_S
+                while delivered() < until_delivered and time.monotonic() < phase_deadline:
+                    time.sleep(0.1)
             if rule is not None:
                 self.proxy.clear(PUT_EVENTS)
             else:
                 self.proxy.wait_outage_over(seconds + 5)
             injected = {k: v - injected_before.get(k, 0) for k, v in self.proxy.counters()["injected"].items()}
             phases[label] = {"seconds": seconds, "started_s": started_s, "ended_s": since_start(),
+                             "entries_pending_at_start": max(0, expected - before),
                              "entries_delivered_during": delivered() - before,
                              "faults_injected": {k: v for k, v in injected.items() if v}}
 
@@ -378,9 +393,11 @@ class Harness:
             while delivered() == 0 and time.monotonic() < deadline and job.alive():
                 time.sleep(0.5)
             timeline["first_delivery_seen_s"] = since_start()
-            phase("throttling", 10, lambda: self.proxy.set_mode(PUT_EVENTS, "throttle", rate=0.5))
+            phase("throttling", 10, lambda: self.proxy.set_mode(PUT_EVENTS, "throttle", rate=0.5),
+                  until_delivered=expected // 4)
             phase("partial_failures", 10, lambda: self.proxy.set_mode(PUT_EVENTS, "partial_failure", rate=0.6,
-                                                                       failed_fraction=0.5))
+                                                                       failed_fraction=0.5),
+                  until_delivered=expected // 2)
             phase("outage", outage_s, lambda: self.proxy.outage(outage_s, style="refuse"))
             phases["after_faults_delivered_before_settle"] = delivered()
             timeline["schedule_over_s"] = since_start()
@@ -584,6 +601,9 @@ def summarize(f: dict) -> dict:
                          "probe_gap": get("restart_kill", "probe_gap"),
                          "recovery_seconds_from_stop": get("restart_kill", "recovery_seconds_from_stop")},
         "sink_faults": {"identical_to_clean": get("sink_faults", "comparison", "identical_to_clean"),
+                        "events_pending_at_phase_start": {k: v.get("entries_pending_at_start")
+                                                          for k, v in (get("sink_faults", "phases") or {}).items()
+                                                          if isinstance(v, dict)},
                         "events_delivered_per_phase": {k: v.get("entries_delivered_during")
                                                        for k, v in (get("sink_faults", "phases") or {}).items()
                                                        if isinstance(v, dict)},
