@@ -51,6 +51,15 @@ CPU seconds, not wall rates, are the comparable figures):
     one worker process per slot: same Python CPU (118.7 s vs 111.7 s), a longer
     start (29 s vs 14 s for a one-row run at that load); its wall-clock gain on two
     free cores is not measured yet (the machine was never quiet), so it is not the default.
+  * PyFlink's "thread" execution mode (python.execution-mode=thread: Python embedded in
+    the JVM through pemja, no Beam gRPC or bundles), tried on 2026-12-04 with a local,
+    uncommitted patch that set it in create_environments, PYTHONPATH naming the repository
+    and the venv's site-packages (without it the embedded interpreter finds no `pemja`).
+    Scorer stage, 150k rows, load ~2.5: 10,218 rec/s and 36.2 CPU s against 3,437 rec/s and
+    77.7 CPU s in the default mode, back to back. The whole job did not work that way: in
+    tests/test_job_pipeline.py (Kinesis source, correlator, sink) the job's tasks were gone
+    within minutes and no event reached the bus (a jstack showed no task thread left); the
+    cause was not found. Not the default; a lead for the throughput target.
 
 No figure is invented: everything in the JSON is measured in this run, and
 the machine's load average is recorded beside it (2 shared cores here).
