@@ -8,6 +8,7 @@ registered timer — no Flink job needed.
 """
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from connectors.flink_buffer import BufferedBatchFunction
@@ -296,8 +297,6 @@ def test_dead_letter_sinks_recognise_their_heartbeat_and_route_it_to_its_bucket(
 
 
 # -- concurrent flushes (max_in_flight > 1): send on worker threads, emit on the operator's
-
-import threading
 
 
 class _Concurrent(_Collecting):

@@ -42,8 +42,8 @@ RUN_TIMEOUT_S = 420
 # progress for that long); bounded by the publisher's 90 s deadline per batch plus the quiet
 # period, after which every entry the sink holds is delivered or dead-lettered.
 SINK_DRAIN_QUIET_S = 20.0
-PHASE_MIN_S = 2.0  # sink_faults: shortest throttling / partial-failure phase
 SINK_DRAIN_MAX_S = 90.0 + SINK_DRAIN_QUIET_S + 10.0
+PHASE_MIN_S = 2.0  # sink_faults: shortest throttling / partial-failure phase
 
 
 class Harness:
@@ -364,6 +364,8 @@ class Harness:
         # events pending when it began), so each fault must meet events still to deliver.
         # Throttling lasts until a quarter of the clean run's entries have been accepted (2-10 s),
         # partial failures until half have (2-10 s); then the outage, whatever is left waiting.
+        # "Pending" = the clean run's id count minus the entries the endpoint has accepted so far
+        # (a re-sent copy counts as accepted too, so it can only understate what is pending).
         expected = len(self.reference["incidents"]["keys"])
 
         def phase(label, seconds, arm, until_delivered=None):
