@@ -52,14 +52,15 @@ CPU seconds, not wall rates, are the comparable figures):
     start (29 s vs 14 s for a one-row run at that load); its wall-clock gain on two
     free cores is not measured yet (the machine was never quiet), so it is not the default.
   * PyFlink's "thread" execution mode (python.execution-mode=thread: Python embedded in
-    the JVM through pemja, no Beam gRPC or bundles), tried on 2026-12-04 with a local,
-    uncommitted patch that set it in create_environments, PYTHONPATH naming the repository
-    and the venv's site-packages (without it the embedded interpreter finds no `pemja`).
-    Scorer stage, 150k rows, load ~2.5: 10,218 rec/s and 36.2 CPU s against 3,437 rec/s and
-    77.7 CPU s in the default mode, back to back. The whole job did not work that way: in
-    tests/test_job_pipeline.py (Kinesis source, correlator, sink) the test was still waiting
-    after 10 minutes, with no task thread left in a jstack of the mini-cluster; the cause was
-    not found. Not the default; a lead for the throughput target.
+    the JVM through pemja, no Beam gRPC or bundles). Scorer stage, 150k rows, load ~2.5
+    (2026-12-04): 10,218 rec/s and 36.2 CPU s against 3,437 rec/s and 77.7 CPU s in the
+    default mode, back to back. The whole job first failed in it: PyFlink 2.2's embedded
+    RuntimeContext calls a Java method Flink 2.0 removed (getIndexOfThisSubtask), so every
+    sink that names its files by subtask failed in open(). connectors/flink_runtime.py works
+    around it, and thread mode is now the job's local default (job.python.execution.mode;
+    flink_jobs/main.py PYTHON_EXECUTION_MODES). `--compare-mode process` runs the full
+    pipeline in the old mode too. In thread mode the Python CPU is the JVM's, so
+    cpu_s_python counts only this client.
 
 No figure is invented: everything in the JSON is measured in this run, and
 the machine's load average is recorded beside it (2 shared cores here).
@@ -169,7 +170,7 @@ def _run_bounded(cfg: JobConfig, *, sql_only: bool, timeout_s: float) -> dict:
 
 
 def measure_throughput(rows: int, parallelism: int, workdir: Path, endpoint_url: str, bus: str,
-                       timeout_s: float) -> dict:
+                       timeout_s: float, compare_modes: tuple[str, ...] = ()) -> dict:
     base = [
         f"job.parallelism={parallelism}",
         "job.checkpoint.interval.ms=0",
@@ -179,14 +180,19 @@ def measure_throughput(rows: int, parallelism: int, workdir: Path, endpoint_url:
         f"eventbridge.endpoint.url={endpoint_url}", f"eventbridge.bus.name={bus}",
         f"deadletter.path={workdir / 'dl'}", f"deadletter.late.path={workdir / 'late'}",
     ]
-    out = {"rows": rows, "parallelism": parallelism}
-    for label, sql_only in (("pure_sql_baseline", True), ("full_pipeline", False)):
-        startup = _run_bounded(JobConfig.load(environ={}, overrides=base + ["datagen.number.of.rows=1"]),
+    default_mode = JobConfig.load(environ={}).get_str("job", "python.execution.mode")
+    out = {"rows": rows, "parallelism": parallelism, "python_execution_mode": default_mode}
+    runs = [("pure_sql_baseline", True, default_mode), ("full_pipeline", False, default_mode)]
+    runs += [(f"full_pipeline_{mode}_mode", False, mode) for mode in compare_modes if mode != default_mode]
+    for label, sql_only, mode in runs:
+        mode_base = base + [f"job.python.execution.mode={mode}"]
+        startup = _run_bounded(JobConfig.load(environ={}, overrides=mode_base + ["datagen.number.of.rows=1"]),
                                sql_only=sql_only, timeout_s=timeout_s)
-        run = _run_bounded(JobConfig.load(environ={}, overrides=base + [f"datagen.number.of.rows={rows}"]),
+        run = _run_bounded(JobConfig.load(environ={}, overrides=mode_base + [f"datagen.number.of.rows={rows}"]),
                            sql_only=sql_only, timeout_s=timeout_s)
         processing = max(run["run_s"] - startup["run_s"], 1e-3)
         out[label] = {
+            "python_execution_mode": mode,
             "wall_run_s": run["run_s"], "startup_run_s_one_row": startup["run_s"],
             "cpu_s_total": run["cpu_s_total"], "cpu_s_python": run["cpu_s_python"],
             "startup_cpu_s_total": startup["cpu_s_total"],
@@ -194,8 +200,10 @@ def measure_throughput(rows: int, parallelism: int, workdir: Path, endpoint_url:
             "records_per_s": round(rows / processing),
             "load_average_after": _load(),
         }
-    out["full_over_baseline"] = round(out["full_pipeline"]["records_per_s"]
-                                      / out["pure_sql_baseline"]["records_per_s"], 3)
+    for label, sql_only, _ in runs:
+        if not sql_only:  # full_pipeline -> full_over_baseline, full_pipeline_process_mode -> ..._over_baseline
+            ratio = out[label]["records_per_s"] / out["pure_sql_baseline"]["records_per_s"]
+            out[label.replace("full_pipeline", "full") + "_over_baseline"] = round(ratio, 3)
     return out
 
 
@@ -396,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--editors", type=int, default=40, help="scripted editors for the latency run")
     p.add_argument("--timeout", type=float, default=900.0)
     p.add_argument("--skip", action="append", default=[], choices=["throughput", "kinesis", "latency", "scorer"])
+    p.add_argument("--compare-mode", action="append", default=[], choices=["thread", "process"],
+                   help="also run the full pipeline in this python.execution.mode (the default mode always runs)")
     args = p.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="adops-bench-"))
@@ -417,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
                                    "AWS_DEFAULT_REGION": "us-east-1"})
                 stack = deploy_core_stack(endpoint.url)  # LOCAL_PARAMETERS, as make run
                 result["throughput"] = measure_throughput(args.rows, args.parallelism, workdir, endpoint.url,
-                                                          stack["bus_name"], args.timeout)
+                                                          stack["bus_name"], args.timeout,
+                                                          compare_modes=tuple(args.compare_mode))
             finally:
                 endpoint.stop()
         if "scorer" not in args.skip:

@@ -91,6 +91,9 @@ def test_settings_are_typed_and_validated():
 
     s = Settings.from_config(JobConfig.load(environ={}))
     assert (s.window_size_s, s.watermark_delay_s, s.parallelism) == (300, 30, 2)
+    assert s.python_execution_mode == "thread"
+    with pytest.raises(ConfigError, match="python.execution.mode"):
+        Settings.from_config(JobConfig.load(overrides=["job.python.execution.mode=loopback"], environ={}))
     with pytest.raises(ConfigError, match="detector.params"):
         Settings.from_config(JobConfig.load(overrides=["processing.detector.params=[1]"], environ={}))
     with pytest.raises(ConfigError, match="timer.grace.ms"):

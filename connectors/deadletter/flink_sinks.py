@@ -26,6 +26,7 @@ from pyflink.common import Types
 from pyflink.datastream import DataStream, RuntimeContext
 
 from connectors.flink_buffer import BufferedBatchFunction, bucket_heartbeats, stable_bucket
+from connectors.flink_runtime import subtask_index
 
 # The sinks' own heartbeat lines (prefix + bucket number); never written. A dead letter is a
 # JSON object, so it never starts with a NUL.
@@ -67,7 +68,7 @@ class KinesisDeadLetterSink(BufferedBatchFunction):
         client = make_client("kinesis", endpoint_url=self.endpoint_url, region=self.region, max_attempts=1)
         self._fallback = None
         if self.fallback_directory:
-            subtask = runtime_context.get_index_of_this_subtask()
+            subtask = subtask_index(runtime_context)
             self._fallback = JsonLinesDeadLetterWriter(os.path.join(
                 self.fallback_directory, f"dead-letters-fallback-{self.name}-{subtask}.jsonl"))
         self._writer = KinesisDeadLetterWriter(client, self.stream_name, deadline_s=self.retry_deadline_s,
@@ -110,7 +111,7 @@ class FileDeadLetterSink(BufferedBatchFunction):
         super().open(runtime_context)
         from connectors.deadletter.writers import JsonLinesDeadLetterWriter
 
-        subtask = runtime_context.get_index_of_this_subtask()
+        subtask = subtask_index(runtime_context)
         self._writer = JsonLinesDeadLetterWriter(
             os.path.join(self.directory, f"dead-letters-{subtask}.jsonl"))
         self._written = runtime_context.get_metrics_group().add_group("deadletter").counter(

@@ -36,6 +36,7 @@ from pyflink.common import Row, Types
 from pyflink.datastream import DataStream, OutputTag, RuntimeContext
 
 from connectors.flink_buffer import BufferedBatchFunction, bucket_heartbeats, stable_bucket
+from connectors.flink_runtime import subtask_index
 
 EVENTBRIDGE_INPUT_FIELDS = ["source", "detail_type", "detail", "emitted_at_ms"]
 EVENTBRIDGE_INPUT_TYPE = Types.ROW_NAMED(
@@ -117,7 +118,7 @@ class EventBridgeBatchSink(BufferedBatchFunction):
         if self.latency_log_path:
             directory = os.path.dirname(self.latency_log_path) or "."
             os.makedirs(directory, exist_ok=True)
-            subtask = runtime_context.get_index_of_this_subtask()
+            subtask = subtask_index(runtime_context)
             self._latency_log = open(f"{self.latency_log_path}.{subtask}", "a", encoding="utf-8")
 
     def close(self) -> None:

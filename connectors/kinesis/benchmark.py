@@ -38,6 +38,7 @@ from typing import Any
 
 from connectors.aws import make_client
 from connectors.kinesis.poller import StreamReader
+from connectors.flink_runtime import subtask_index
 
 
 def _fill_stream(kinesis: Any, stream: str, records: int) -> Counter:
@@ -83,7 +84,7 @@ class _CountingMap:
         self.expected_per_shard = expected_per_shard
 
     def open(self, runtime_context: Any) -> None:
-        self.subtask = runtime_context.get_index_of_this_subtask()
+        self.subtask = subtask_index(runtime_context)
         self.counts: Counter = Counter()
         self.log = open(os.path.join(self.progress_dir, f"progress-{self.subtask}.jsonl"), "a")
 

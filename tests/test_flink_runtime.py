@@ -1,0 +1,37 @@
+"""connectors.flink_runtime: the subtask index in both PyFlink execution modes.
+
+The pipeline tests run the job in thread mode, where the fallback is the path taken; this
+checks the dispatch on its own with stand-ins shaped like PyFlink 2.2's two RuntimeContexts."""
+from connectors.flink_runtime import subtask_index
+
+
+class _ProcessModeContext:
+    def get_index_of_this_subtask(self):
+        return 3
+
+
+class _JavaTaskInfo:
+    def getIndexOfThisSubtask(self):
+        return 1
+
+
+class _JavaRuntimeContext:
+    def getTaskInfo(self):
+        return _JavaTaskInfo()
+
+
+class _ThreadModeContext:
+    """PyFlink's embedded StreamingRuntimeContext forwards to a Java method Flink 2.0 removed."""
+
+    _runtime_context = _JavaRuntimeContext()
+
+    def get_index_of_this_subtask(self):
+        return self._runtime_context.getIndexOfThisSubtask()  # AttributeError, as in PyFlink 2.2
+
+
+def test_process_mode_answers_directly():
+    assert subtask_index(_ProcessModeContext()) == 3
+
+
+def test_thread_mode_falls_back_to_the_task_info():
+    assert subtask_index(_ThreadModeContext()) == 1
