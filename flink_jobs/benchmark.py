@@ -176,7 +176,7 @@ def measure_throughput(rows: int, parallelism: int, workdir: Path, endpoint_url:
         "job.checkpoint.interval.ms=0",
         f"job.checkpoint.dir={workdir / 'ckpt-throughput'}",
         "datagen.rows.per.second=1000000000",
-        "datagen.editors=200", "datagen.partners=8", "datagen.ms.per.row=10",
+        "datagen.editors=200", "datagen.partners=8", "datagen.partners.per.editor=3", "datagen.ms.per.row=10",
         f"eventbridge.endpoint.url={endpoint_url}", f"eventbridge.bus.name={bus}",
         f"deadletter.path={workdir / 'dl'}", f"deadletter.late.path={workdir / 'late'}",
     ]
@@ -247,7 +247,7 @@ def measure_scorer_stage(rows: int, parallelism: int, workdir: Path, timeout_s: 
     base = [
         f"job.parallelism={parallelism}", "job.checkpoint.interval.ms=0",
         f"job.checkpoint.dir={workdir / 'ckpt-scorer'}", "datagen.rows.per.second=1000000000",
-        "datagen.editors=200", "datagen.partners=8", "datagen.ms.per.row=10",
+        "datagen.editors=200", "datagen.partners=8", "datagen.partners.per.editor=3", "datagen.ms.per.row=10",
     ]
     startup = _run_scorer_stage(JobConfig.load(environ={}, overrides=base + ["datagen.number.of.rows=1"]), timeout_s)
     run = _run_scorer_stage(JobConfig.load(environ={}, overrides=base + [f"datagen.number.of.rows={rows}"]),

@@ -366,11 +366,14 @@ def create_sources(t_env, env, cfg: JobConfig, s: Settings, source: str) -> tupl
         return "metrics_raw", events
     if source == "datagen":
         rows = cfg.get_int("datagen", "number.of.rows", minimum=1)
+        partners = cfg.get_int("datagen", "partners", minimum=1)
         for stmt in split_statements(render_sql(
                 "sources/datagen_metrics.sql", table_name="metrics_raw",
                 rows_per_second=cfg.get_int("datagen", "rows.per.second", minimum=1),
                 number_of_rows=rows, editors=cfg.get_int("datagen", "editors", minimum=1),
-                partners=cfg.get_int("datagen", "partners", minimum=1),
+                partners=partners,
+                partners_per_editor_minus_one=cfg.get_int("datagen", "partners.per.editor", minimum=1,
+                                                          maximum=partners) - 1,
                 start_epoch_ms=cfg.get_int("datagen", "start.epoch.ms", minimum=0),
                 ms_per_row=cfg.get_int("datagen", "ms.per.row", minimum=1), **common)):
             t_env.execute_sql(stmt)
@@ -443,7 +446,8 @@ class Pipeline:
 
     source: str
     window_rows: object = None
-    results: object = None
+    editor_results: object = None
+    partner_results: object = None
     bus_events: object = None
     delivered: object = None
     dead_letters: object = None
@@ -507,20 +511,19 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
 
     from connectors.eventbridge.flink_sink import attach_eventbridge_sink
     from udfs.correlator import EVENT_TYPE, OUTPUT_TYPE, EditorCorrelator, PartnerHealth
-    from udfs.metric_detector import RESULT_TYPE, WindowScorer
+    from udfs.metric_detector import PARTNER_RESULTS, RESULT_TYPE, WindowScorer
     from udfs.security import SecurityFindings
 
-    # (i) per (scope, metric) window scoring
+    # (i) per (scope, metric) window scoring: editor results out, partner results on a side output
     window_stream = t_env.to_data_stream(windows)
-    results = (
+    editor_results = (
         # partner rows are per (partner, editor): r[5] is that editor (sql/windows/partner_windows.sql)
         window_stream.key_by(lambda r: f"{r[0]}:{r[1]}|{r[2]}|{r[5] or ''}", key_type=Types.STRING())
         .process(WindowScorer(s.detector, s.detector_params, s.baseline_windows, s.baseline_min_windows,
                               s.baseline_threshold), output_type=RESULT_TYPE)
         .name("metric-window-scorer").uid("metric-window-scorer")
     )
-    editor_results = results.filter(lambda r: r[10] is None).name("editor-results").uid("editor-results")
-    partner_results = results.filter(lambda r: r[10] is not None).name("partner-results").uid("partner-results")
+    partner_results = editor_results.get_side_output(PARTNER_RESULTS)
 
     # (ii) per editor: correlate with events, classify, composite anomaly
     if events_raw:
@@ -573,7 +576,8 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
     _attach_dead_letter_sink(dead.union(delivery_failed), s, "records", unbounded=unbounded)
     _attach_dead_letter_sink(late, s, "late", unbounded=unbounded, late=True)
 
-    pipe.window_rows, pipe.results, pipe.bus_events = windows, results, bus_events
+    pipe.window_rows, pipe.bus_events = windows, bus_events
+    pipe.editor_results, pipe.partner_results = editor_results, partner_results
     pipe.delivered, pipe.dead_letters = delivered, dead
     return pipe
 

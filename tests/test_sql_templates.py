@@ -68,7 +68,8 @@ def test_kinesis_official_ddl_uses_properties():
 def test_datagen_template_splits_into_one_statement_with_rate():
     s = settings()
     sql = render_sql("sources/datagen_metrics.sql", table_name="metrics_raw", rows_per_second=250000,
-                     number_of_rows=1000, editors=10, partners=3, start_epoch_ms=0, ms_per_row=5,
+                     number_of_rows=1000, editors=10, partners=3, partners_per_editor_minus_one=1,
+                     start_epoch_ms=0, ms_per_row=5,
                      **_common_params(s))
     stmts = split_statements(sql)
     assert len(stmts) == 1 and "'rows-per-second' = '250000'" in stmts[0]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 
 from pyflink.common import Row, Types
-from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
 import detectors
@@ -39,9 +39,15 @@ RESULT_TYPE = Types.ROW_NAMED(
      Types.DOUBLE(), Types.DOUBLE(), Types.BOOLEAN(), Types.LONG(), Types.STRING()],
 )
 
+# Partner rows (``editors`` set) leave on this side output, editor rows on the main output:
+# one split inside the operator instead of two Python filters after it, each of which would
+# take every result row across the JVM/Python boundary again.
+PARTNER_RESULTS = OutputTag("partner-results", RESULT_TYPE)
+
 
 class WindowScorer(KeyedProcessFunction):
-    """Keyed by ``scope_id|metric``; emits one RESULT_TYPE row per input window row."""
+    """Keyed by ``scope_id|metric``; emits one RESULT_TYPE row per input window row: editor
+    windows on the main output, partner windows on ``PARTNER_RESULTS``."""
 
     def __init__(self, detector_name: str, detector_params: dict, baseline_windows: int,
                  baseline_min_windows: int, baseline_threshold: float):
@@ -52,6 +58,9 @@ class WindowScorer(KeyedProcessFunction):
         self.baseline_threshold = baseline_threshold
 
     CACHE_SIZE = 20000
+    # Counter increments are Java calls; they are passed on in batches (and at close), so the
+    # metrics lag by at most this many windows.
+    COUNTER_BATCH = 64
 
     def open(self, runtime_context: RuntimeContext):
         self._cache: dict = {}   # key -> (state bytes, live model): least recently used first
@@ -60,6 +69,24 @@ class WindowScorer(KeyedProcessFunction):
         self.legacy_history = runtime_context.get_state(ValueStateDescriptor("history", Types.STRING()))
         self.windows_scored = runtime_context.get_metrics_group().counter("windowsScored")
         self.anomalies = runtime_context.get_metrics_group().counter("metricAnomalies")
+        self._scored_pending = self._anomalies_pending = 0
+
+    def _count(self, is_anomaly: bool) -> None:
+        self._scored_pending += 1
+        self._anomalies_pending += is_anomaly
+        if self._scored_pending >= self.COUNTER_BATCH:
+            self._flush_counters()
+
+    def _flush_counters(self) -> None:
+        if self._scored_pending:
+            self.windows_scored.inc(self._scored_pending)
+        if self._anomalies_pending:
+            self.anomalies.inc(self._anomalies_pending)
+        self._scored_pending = self._anomalies_pending = 0
+
+    def close(self):
+        if hasattr(self, "_scored_pending"):
+            self._flush_counters()
 
     def _stored(self) -> tuple[bytes | None, str | None]:
         stored = self.state.value()
@@ -92,11 +119,13 @@ class WindowScorer(KeyedProcessFunction):
         if len(self._cache) >= self.CACHE_SIZE:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = (blob, model)
-        self.windows_scored.inc()
-        if is_anomaly:
-            self.anomalies.inc()
-        yield Row(row.scope_id, row.metric, window_end_ms, value, _f(baseline), _f(lower), _f(upper),
-                  float(score), bool(is_anomaly), int(row.sample_count), row.editors)
+        self._count(bool(is_anomaly))
+        result = Row(row.scope_id, row.metric, window_end_ms, value, _f(baseline), _f(lower), _f(upper),
+                     float(score), bool(is_anomaly), int(row.sample_count), row.editors)
+        if row.editors is None:
+            yield result
+        else:
+            yield PARTNER_RESULTS, result
 
 
 def _f(x: float) -> float | None:

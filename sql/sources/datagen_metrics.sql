@@ -28,8 +28,12 @@ CREATE TEMPORARY TABLE ${table_name} (
     -- samples, standing for the ad server's revenue per partner beside the editor's total (the
     -- Partner Health Check's revenue impact; editor windows skip these). The editor's other
     -- metrics do not (a partner on every record would score 10 metrics per (partner, editor)).
+    -- Each editor works with datagen.partners.per.editor of the datagen.partners partners (the
+    -- simulator's editors use 2-4): partner 1 + (ed + p) mod partners, p drawn per record. Drawing from all
+    -- partners for every editor would give each (partner, editor, metric) series a sample every
+    -- few minutes, sparser than the contract's 10-60 s, and triple the partner keys.
     'partner' VALUE CASE WHEN m IN (5, 9, 10) OR (m = 8 AND MOD(seq, 2) = 0)
-                         THEN CONCAT('p-', CAST(p AS STRING)) END
+                         THEN CONCAT('p-', CAST(1 + MOD(ed + p, ${partners}) AS STRING)) END
     ABSENT ON NULL
   ),
   event_time AS TO_TIMESTAMP_LTZ(${start_epoch_ms} + seq * ${ms_per_row}, 3),
@@ -44,8 +48,8 @@ CREATE TEMPORARY TABLE ${table_name} (
   'fields.ed.max' = '${editors}',
   'fields.m.min' = '1',
   'fields.m.max' = '10',
-  'fields.p.min' = '1',
-  'fields.p.max' = '${partners}',
+  'fields.p.min' = '0',
+  'fields.p.max' = '${partners_per_editor_minus_one}',
   'fields.noise.min' = '0.9',
   'fields.noise.max' = '1.1'
 )
