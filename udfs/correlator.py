@@ -75,22 +75,29 @@ class _WindowCollector:
         # Keys that have received a result since this instance was opened (in memory, so
         # empty after every restore): their armed windows' timers are known to exist.
         self._keys_since_open: set = set()
+        # (key, window end) pairs this instance has seen armed in state: every later result of
+        # the window skips the state lookup (each is a call into the JVM). Empty after a
+        # restore, like the set above, so the state stays the truth.
+        self._armed_seen: set = set()
 
     def _add_result(self, row, ctx):
         result = result_dict(row)
         end = int(result["window_end_ms"])
-        key = ctx.get_current_key()
+        key = row[0]  # both operators are keyed by the result's scope_id (flink_jobs/main.py)
         if key not in self._keys_since_open:
             self._keys_since_open.add(key)
             for armed_end in list(self.armed.keys()):
                 ctx.timer_service().register_event_time_timer(int(armed_end) - 1 + self.grace_ms)
-        if not self.armed.contains(end):
-            self.armed.put(end, True)
-            ctx.timer_service().register_event_time_timer(end - 1 + self.grace_ms)
+        if (key, end) not in self._armed_seen:
+            if not self.armed.contains(end):
+                self.armed.put(end, True)
+                ctx.timer_service().register_event_time_timer(end - 1 + self.grace_ms)
+            self._armed_seen.add((key, end))
         self.pending.put(f"{end}|{result['editors'] or ''}|{result['metric']}", json.dumps(result))
 
-    def _take(self, timestamp: int) -> tuple[int, list[dict]]:
+    def _take(self, timestamp: int, key: str) -> tuple[int, list[dict]]:
         end = int(timestamp) + 1 - self.grace_ms
+        self._armed_seen.discard((key, end))
         if not self.armed.contains(end):
             return end, []
         self.armed.remove(end)
@@ -133,7 +140,7 @@ class EditorCorrelator(KeyedCoProcessFunction, _WindowCollector):
         self.events.update(json.dumps(events))
 
     def on_timer(self, timestamp: int, ctx):
-        end, results = self._take(timestamp)
+        end, results = self._take(timestamp, ctx.get_current_key())
         if not results:
             return
         self.windows_classified.inc()
@@ -179,7 +186,7 @@ class PartnerHealth(KeyedProcessFunction, _WindowCollector):
         self._add_result(row, ctx)
 
     def on_timer(self, timestamp: int, ctx):
-        end, results = self._take(timestamp)
+        end, results = self._take(timestamp, ctx.get_current_key())
         detail, state = partner_window_check(end, self.window_size_ms, results, self.last_status.value())
         if results:
             self.last_status.update(state)

@@ -102,7 +102,9 @@ class WindowScorer(KeyedProcessFunction):
 
     def process_element(self, row, ctx: KeyedProcessFunction.Context):
         blob, history = self._stored()
-        key = ctx.get_current_key()
+        # The cache key names the same series as the operator's key (flink_jobs/main.py key_by),
+        # built from the row: asking the context for the key is a call into the JVM.
+        key = (row.scope_kind, row.scope_id, row.metric, row.editors)
         cached = self._cache.pop(key, None)
         if blob and cached is not None and cached[0] == blob:
             model = cached[1]          # keyed state is the truth; the cache only skips from_bytes
