@@ -61,6 +61,12 @@ CPU seconds, not wall rates, are the comparable figures):
     flink_jobs/main.py PYTHON_EXECUTION_MODES). `--compare-mode process` runs the full
     pipeline in the old mode too. In thread mode the Python CPU is the JVM's, so
     cpu_s_python counts only this client.
+  * Thread mode, profiled 2026-12-05 with py-spy attached to the mini-cluster JVM (400k rows,
+    all-partners datagen), shares of all Python samples: WindowScorer.process_element ~70%,
+    of which the state write (a JVM call) ~20%, score_window ~14% and to_bytes ~11%; the
+    correlator and the partner check together ~18%. Calls into the JVM (current key, counters,
+    state lookups) were each a few percent, which is why the scorer and the correlator now
+    avoid the ones they can.
 
 No figure is invented: everything in the JSON is measured in this run, and
 the machine's load average is recorded beside it (2 shared cores here).

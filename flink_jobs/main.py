@@ -63,9 +63,10 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 SOURCES = ("kinesis", "kinesis-local", "archive", "datagen")
 # PyFlink's python.execution-mode. "process" runs the Python operators in Beam workers: every
 # bundle, state read and timer crosses gRPC. "thread" embeds CPython in the task threads (pemja)
-# and calls the same functions directly. On the benchmark's full job (datagen, 50k rows,
-# parallelism 2) thread mode finished in 23.2 s against 42.8 s (2026-12-05). Managed Flink's
-# template keeps "process", the mode AWS documents, until thread mode is tried on the service.
+# and calls the same functions directly. On the benchmark's full job (datagen, 400k rows,
+# parallelism 2, one run) thread mode did 7,045 rec/s and process mode 4,086
+# (bench/flink-throughput.json). Managed Flink's template keeps "process", the mode AWS
+# documents, until thread mode is tried on the service.
 PYTHON_EXECUTION_MODES = ("thread", "process")
 # Sources that never end (datagen is used bounded, for benchmarks).
 UNBOUNDED_SOURCES = ("kinesis", "kinesis-local")
