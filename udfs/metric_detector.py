@@ -5,10 +5,10 @@ never per record). Keyed state, one value per key (``scorer``): the pair
   * the detectors/ online model (``detectors.make(name)``) as its versioned
     bytes (``to_bytes`` / ``detectors.from_bytes``), and
   * the key's trailing baseline: the last N window averages (JSON).
-One state rather than two because PyFlink pays per state and key: a read that
-misses its cache and every write (flushed to the JVM at the end of each bundle)
-is a round trip over the Beam state API, and the scorer runs once per window of
-every key. Keys written by the earlier two-state layout (``model`` + ``history``)
+One state rather than two because PyFlink pays per state and key: in process mode
+a read that misses its cache and every write (flushed to the JVM at the end of each
+bundle) is a round trip over the Beam state API, in thread mode (the local default)
+each is a call into the JVM, and the scorer runs once per window of every key. Keys written by the earlier two-state layout (``model`` + ``history``)
 are read from it once and moved. The live model is also kept in a per-worker
 LRU cache; the state stays the truth (the cached model is used only when the
 state holds exactly the bytes it was written with), so restores are unaffected.
