@@ -715,7 +715,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     handle = start_job(cfg, source, restore=args.restore)
     print(json.dumps({"job_id": handle.job_id, "source": source, "restored_from": handle.restored_from,
-                      "checkpoint_dir": s.checkpoint_dir}), flush=True)
+                      "checkpoint_dir": s.checkpoint_dir, "python_execution_mode": s.python_execution_mode}),
+          flush=True)
     stopping = threading.Event()
 
     def on_signal(signum, _frame):

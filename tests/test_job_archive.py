@@ -3,6 +3,8 @@
 One bounded job: `python -m flink_jobs.main --source archive` reads a .jsonl.gz
 replay, finishes by itself (end of input closes every window), delivers the
 incident to EventBridge (flushed at end of input) and writes the archive's bad line as a dead letter.
+It runs in PyFlink's process mode, the one the Managed Flink template uses; every other job in the
+suite runs in the local default, thread mode (job.python.execution.mode).
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ def test_archive_replay_through_cli(core_stack, drain_sqs, aws_endpoint, tmp_pat
     cmd = [sys.executable, "-m", "flink_jobs.main", "--source", "archive",
            "--set", f"archive.metrics.path={archive}",
            "--set", "job.parallelism=1",
+           "--set", "job.python.execution.mode=process",
            "--set", f"job.checkpoint.dir={tmp_path / 'ckpt'}",
            "--set", f"eventbridge.bus.name={core_stack['bus_name']}",
            "--set", f"deadletter.path={dead}", "--set", f"deadletter.late.path={tmp_path / 'late'}",
@@ -55,6 +58,7 @@ def test_archive_replay_through_cli(core_stack, drain_sqs, aws_endpoint, tmp_pat
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
     assert lines[0]["source"] == "archive" and lines[-1] == {"final_state": "FINISHED"}
+    assert lines[0]["python_execution_mode"] == "process"
 
     dl = [json.loads(l) for f in dead.glob("*.jsonl") for l in f.read_text().splitlines()]
     assert [(d["reason_code"], d["raw"]) for d in dl] == [("WRONG_TYPE", bad_line)]
