@@ -246,6 +246,8 @@ def create_environments(settings: Settings, *, restore_path: str | None = None, 
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import EnvironmentSettings, StreamTableEnvironment
 
+    from connectors.flink_runtime import execution_mode_options
+
     managed = running_on_managed_flink() if managed is None else managed
     conf = Configuration()
     conf.set_string("pipeline.name", settings.name)
@@ -255,14 +257,8 @@ def create_environments(settings: Settings, *, restore_path: str | None = None, 
         # Managed Flink owns checkpointing, state backend, parallelism and python.
         conf.set_string("python.executable", sys.executable)
         conf.set_string("python.client.executable", sys.executable)
-        if settings.python_execution_mode == "thread":
-            # The interpreter embedded in the JVM does not read the venv's pyvenv.cfg: without its
-            # site-packages (pemja, numpy, river...) and this repository on its path it fails with
-            # "No module named pemja".
-            import site
-
-            conf.set_string("python.pythonpath",
-                            os.pathsep.join([str(Path(__file__).resolve().parent.parent), *site.getsitepackages()]))
+        for key, value in execution_mode_options(settings.python_execution_mode).items():
+            conf.set_string(key, value)  # thread mode also needs the venv on the embedded path
         conf.set_string("parallelism.default", str(settings.parallelism))
         ckpt = Path(settings.checkpoint_dir).resolve()
         ckpt.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ from typing import Any
 
 from connectors.aws import make_client
 from connectors.kinesis.poller import StreamReader
-from connectors.flink_runtime import subtask_index
+from connectors.flink_runtime import execution_mode_options, subtask_index
 
 
 def _fill_stream(kinesis: Any, stream: str, records: int) -> Counter:
@@ -103,7 +103,7 @@ class _CountingMap:
 
 def _flink_run(endpoint_url: str, stream: str, expected_per_shard: dict[str, int], *, parallelism: int,
                max_records_per_poll: int, poll_interval_ms: int, bundle_size: int, bundle_time_ms: int,
-               timeout_s: float) -> dict[str, Any]:
+               timeout_s: float, python_execution_mode: str = "thread") -> dict[str, Any]:
     from pyflink.common import Configuration, Types
     from pyflink.datastream import MapFunction, StreamExecutionEnvironment
     from pyflink.table import StreamTableEnvironment
@@ -120,6 +120,8 @@ def _flink_run(endpoint_url: str, stream: str, expected_per_shard: dict[str, int
     config.set_string("python.executable", sys.executable)
     config.set_string("python.fn-execution.bundle.size", str(bundle_size))
     config.set_string("python.fn-execution.bundle.time", str(bundle_time_ms))
+    for key, value in execution_mode_options(python_execution_mode).items():   # as the job runs it
+        config.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(config)
     env.set_parallelism(parallelism)
     t_env = StreamTableEnvironment.create(env)
@@ -166,6 +168,7 @@ def _flink_run(endpoint_url: str, stream: str, expected_per_shard: dict[str, int
         "bundle_time_ms": bundle_time_ms,
         "poll_interval_ms": poll_interval_ms,
         "max_records_per_poll": max_records_per_poll,
+        "python_execution_mode": python_execution_mode,
     }
 
 
@@ -180,6 +183,7 @@ def measure_kinesis_throughput(
     bundle_size: int = 100_000,
     bundle_time_ms: int = 100,
     timeout_s: float = 600.0,
+    python_execution_mode: str = "thread",
 ) -> dict[str, Any]:
     """Fill a fresh stream with `records` records over `shards` shards and measure the read rates.
 
@@ -203,7 +207,8 @@ def measure_kinesis_throughput(
         poller = _poller_only(endpoint_url, stream, max_records_per_poll)
         flink = _flink_run(endpoint_url, stream, dict(per_shard), parallelism=parallelism,
                            max_records_per_poll=max_records_per_poll, poll_interval_ms=poll_interval_ms,
-                           bundle_size=bundle_size, bundle_time_ms=bundle_time_ms, timeout_s=timeout_s)
+                           bundle_size=bundle_size, bundle_time_ms=bundle_time_ms, timeout_s=timeout_s,
+                           python_execution_mode=python_execution_mode)
         return {
             "setup": {"endpoint": "embedded (own process)" if endpoint else endpoint_url, "stream": stream,
                       "records": records, "shards": shards, "records_per_shard": dict(sorted(per_shard.items())),
@@ -226,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-interval-ms", type=int, default=50)
     parser.add_argument("--bundle-size", type=int, default=100_000)
     parser.add_argument("--bundle-time-ms", type=int, default=100)
+    parser.add_argument("--python-execution-mode", choices=["thread", "process"], default="thread",
+                        help="PyFlink's python.execution-mode (the job's local default: thread)")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     import os
@@ -236,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     figures = measure_kinesis_throughput(
         endpoint_url=args.endpoint_url, records=args.records, shards=args.shards, parallelism=args.parallelism,
         max_records_per_poll=args.max_records_per_poll, poll_interval_ms=args.poll_interval_ms,
-        bundle_size=args.bundle_size, bundle_time_ms=args.bundle_time_ms)
+        bundle_size=args.bundle_size, bundle_time_ms=args.bundle_time_ms,
+        python_execution_mode=args.python_execution_mode)
     figures.update({"started_at": started, "load_average_at_start": load_before,
                     "load_average_at_end": [round(x, 2) for x in os.getloadavg()]})
     text = json.dumps(figures, indent=2)
