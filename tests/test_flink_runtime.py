@@ -1,8 +1,11 @@
-"""connectors.flink_runtime: the subtask index in both PyFlink execution modes.
+"""connectors.flink_runtime: the thread-mode options and the subtask index in both PyFlink modes.
 
 The pipeline tests run the job in thread mode, where the fallback is the path taken; this
 checks the dispatch on its own with stand-ins shaped like PyFlink 2.2's two RuntimeContexts."""
-from connectors.flink_runtime import subtask_index
+import os
+from pathlib import Path
+
+from connectors.flink_runtime import REPOSITORY, execution_mode_options, subtask_index
 
 
 class _ProcessModeContext:
@@ -35,3 +38,12 @@ def test_process_mode_answers_directly():
 
 def test_thread_mode_falls_back_to_the_task_info():
     assert subtask_index(_ThreadModeContext()) == 1
+
+
+def test_thread_mode_puts_the_repository_and_pemja_on_the_embedded_path():
+    assert execution_mode_options("process") == {"python.execution-mode": "process"}
+    options = execution_mode_options("thread")
+    assert options["python.execution-mode"] == "thread"
+    path = [Path(p) for p in options["python.pythonpath"].split(os.pathsep)]
+    assert REPOSITORY in path and (REPOSITORY / "udfs").is_dir()
+    assert any((p / "pemja").is_dir() for p in path), path  # what the embedded interpreter imports
