@@ -99,3 +99,27 @@ def test_settings_are_typed_and_validated():
     with pytest.raises(ConfigError, match="timer.grace.ms"):
         Settings.from_config(JobConfig.load(overrides=["processing.window.size.s=1",
                                                        "processing.timer.grace.ms=5000"], environ={}))
+
+
+def test_a_restore_across_python_execution_modes_is_refused(tmp_path):
+    from flink_jobs.main import check_restore_mode, record_execution_mode, recorded_execution_mode
+
+    job_dir = tmp_path / "ckpt" / "0123456789abcdef"
+    (job_dir / "chk-7").mkdir(parents=True)
+    savepoint = tmp_path / "ckpt" / "savepoints" / "savepoint-012345-abcdef"
+    savepoint.mkdir(parents=True)
+    record_execution_mode(job_dir, "process")
+    record_execution_mode(savepoint, "thread")
+    assert recorded_execution_mode(str(job_dir / "chk-7")) == "process"
+    assert recorded_execution_mode("file:" + str(job_dir / "chk-7" / "_metadata")) == "process"
+    assert recorded_execution_mode(str(savepoint)) == "thread"
+    check_restore_mode(str(job_dir / "chk-7"), "process")
+    check_restore_mode(None, "thread")
+    with pytest.raises(ConfigError, match="written with job.python.execution.mode=process, this run uses thread"):
+        check_restore_mode(str(job_dir / "chk-7"), "thread")
+    with pytest.raises(ConfigError, match="job.python.execution.mode=thread"):
+        check_restore_mode(str(savepoint), "process")
+    unmarked = tmp_path / "elsewhere" / "savepoint-x"
+    unmarked.mkdir(parents=True)
+    assert recorded_execution_mode(str(unmarked)) is None   # taken outside this client: not judged
+    check_restore_mode(str(unmarked), "thread")

@@ -290,3 +290,14 @@ def test_restored_job_resumes_instead_of_rereading(scenario):
     assert len(b["late"]) == len(a["late"])
     assert not [e for e in b["observed"] if e.get("detail-type") == "Composite Anomaly Detected"]
     assert not [e for e in b["observed"] if e.get("detail-type") == "Security Incident Detected"]
+
+
+def test_savepoint_and_checkpoints_record_the_execution_mode(scenario):
+    from flink_jobs.main import EXECUTION_MODE_MARKER, _local_path, recorded_execution_mode
+
+    # what a restore in the other mode is refused by (tests/test_config.py)
+    savepoint = _local_path(scenario["a"]["savepoint"])
+    assert recorded_execution_mode(str(savepoint)) == "thread"
+    job_dirs = [d for d in savepoint.parent.parent.iterdir() if d.is_dir() and d.name != "savepoints"]
+    assert len(job_dirs) == 2  # run A and run B
+    assert [(d / EXECUTION_MODE_MARKER).read_text().strip() for d in job_dirs] == ["thread", "thread"]
