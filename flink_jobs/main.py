@@ -479,8 +479,6 @@ class Pipeline:
 
     source: str
     window_rows: object = None
-    editor_results: object = None
-    partner_results: object = None
     bus_events: object = None
     delivered: object = None
     dead_letters: object = None
@@ -610,7 +608,6 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
     _attach_dead_letter_sink(late, s, "late", unbounded=unbounded, late=True)
 
     pipe.window_rows, pipe.bus_events = windows, bus_events
-    pipe.editor_results, pipe.partner_results = editor_results, partner_results
     pipe.delivered, pipe.dead_letters = delivered, dead
     return pipe
 
