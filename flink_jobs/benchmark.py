@@ -107,7 +107,13 @@ class ProcessTreeCpu:
     Python workers) while a job runs, from /proc: less sensitive to other jobs on the shared
     cores than wall time. Sampled every 0.25 s, so a worker that exits between two samples
     loses at most its last 0.25 s. 'python' counts this process (in PyFlink's loopback mode the
-    UDF workers are threads here) and every Python descendant (process mode workers)."""
+    UDF workers are threads here) and every Python descendant (process mode workers).
+
+    Also per thread, summed by thread name (`cpu_s_by_thread`, the largest 12): Flink names a
+    task thread after its operator chain, which the kernel cuts to 15 characters
+    ("Legacy Source T" is a datagen source chain with its parse, "metric-window-s" the scorer),
+    and both subtasks' threads of one chain share the name. In thread mode the Python operators
+    run in their task threads, so this shows where the job's time goes."""
 
     _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -116,6 +122,8 @@ class ProcessTreeCpu:
 
         self._seen: dict[int, tuple[str, float]] = {}
         self._start: dict[int, float] = {}
+        self._threads: dict[tuple[int, int], tuple[str, float]] = {}
+        self._threads_start: dict[tuple[int, int], float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -128,6 +136,23 @@ class ProcessTreeCpu:
         name = raw[raw.index("(") + 1:raw.rindex(")")]
         fields = raw[raw.rindex(")") + 2:].split()
         return int(fields[1]), name, (int(fields[11]) + int(fields[12])) / ProcessTreeCpu._TICK
+
+    @staticmethod
+    def _thread_stats(pid: int) -> dict[tuple[int, int], tuple[str, float]]:
+        out = {}
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            return out
+        for tid in tids:
+            try:
+                raw = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            except OSError:
+                continue
+            fields = raw[raw.rindex(")") + 2:].split()
+            out[(pid, tid)] = (raw[raw.index("(") + 1:raw.rindex(")")],
+                               (int(fields[11]) + int(fields[12])) / ProcessTreeCpu._TICK)
+        return out
 
     def _sample(self) -> None:
         stats = {}
@@ -148,6 +173,7 @@ class ProcessTreeCpu:
         for pid in tree:
             if pid in stats:
                 self._seen[pid] = (stats[pid][1], stats[pid][2])
+                self._threads.update(self._thread_stats(pid))
 
     def _loop(self) -> None:
         while not self._stop.wait(0.25):
@@ -156,6 +182,7 @@ class ProcessTreeCpu:
     def __enter__(self):
         self._sample()
         self._start = {pid: cpu for pid, (_, cpu) in self._seen.items()}
+        self._threads_start = {key: cpu for key, (_, cpu) in self._threads.items()}
         self._thread.start()
         return self
 
@@ -167,7 +194,12 @@ class ProcessTreeCpu:
     def result(self) -> dict:
         used = {pid: cpu - self._start.get(pid, 0.0) for pid, (_, cpu) in self._seen.items()}
         python = sum(v for pid, v in used.items() if pid == os.getpid() or self._seen[pid][0].startswith("python"))
-        return {"cpu_s_total": round(sum(used.values()), 1), "cpu_s_python": round(python, 1)}
+        by_thread: dict[str, float] = {}
+        for key, (name, cpu) in self._threads.items():
+            by_thread[name] = by_thread.get(name, 0.0) + cpu - self._threads_start.get(key, 0.0)
+        top = sorted(by_thread.items(), key=lambda kv: -kv[1])[:12]
+        return {"cpu_s_total": round(sum(used.values()), 1), "cpu_s_python": round(python, 1),
+                "cpu_s_by_thread": {name: round(cpu, 1) for name, cpu in top}}
 
 
 def _run_bounded(cfg: JobConfig, *, sql_only: bool, timeout_s: float) -> dict:
@@ -210,6 +242,7 @@ def measure_throughput(rows: int, parallelism: int, workdir: Path, endpoint_url:
             "python_execution_mode": mode,
             "wall_run_s": run["run_s"], "startup_run_s_one_row": startup["run_s"],
             "cpu_s_total": run["cpu_s_total"], "cpu_s_python": run["cpu_s_python"],
+            "cpu_s_by_thread": run["cpu_s_by_thread"],
             "startup_cpu_s_total": startup["cpu_s_total"],
             "records_per_s_including_startup": round(rows / run["run_s"]),
             "records_per_s": round(rows / processing),
@@ -271,6 +304,7 @@ def measure_scorer_stage(rows: int, parallelism: int, workdir: Path, timeout_s: 
     return {"rows": rows, "parallelism": parallelism, "wall_run_s": run["run_s"],
             "startup_run_s_one_row": startup["run_s"], "records_per_s": round(rows / processing),
             "cpu_s_total": run["cpu_s_total"], "cpu_s_python": run["cpu_s_python"],
+            "cpu_s_by_thread": run["cpu_s_by_thread"],
             "startup_cpu_s_total": startup["cpu_s_total"], "startup_cpu_s_python": startup["cpu_s_python"],
             "load_average_after": _load()}
 
