@@ -65,8 +65,9 @@ SOURCES = ("kinesis", "kinesis-local", "archive", "datagen")
 # bundle, state read and timer crosses gRPC. "thread" embeds CPython in the task threads (pemja)
 # and calls the same functions directly. On the benchmark's full job (datagen, 400k rows,
 # parallelism 2, one run) thread mode did 12,504 rec/s and process mode 5,004
-# (bench/flink-throughput.json; 7,045 and 4,086 before the parse change, -566c66a.json). Managed Flink's template keeps "process", the mode AWS
-# documents, until thread mode is tried on the service.
+# (bench/flink-throughput.json; 7,045 and 4,086 before the parse change, -566c66a.json).
+# Managed Flink's template keeps "process", the mode AWS documents, until thread mode is
+# tried on the service.
 PYTHON_EXECUTION_MODES = ("thread", "process")
 # Sources that never end (datagen is used bounded, for benchmarks).
 UNBOUNDED_SOURCES = ("kinesis", "kinesis-local")
