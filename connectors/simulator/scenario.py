@@ -125,8 +125,8 @@ def default_scenario(seed: int = 7) -> Scenario:
       3,251 records/s; the job caught every incident (23 of 23, F1 1.0, type accuracy 1.0,
       0 false alarms) but lagged the replay by a median 156 s, so the run took 7 min 33 s by
       its own clock. At 720x a 5-minute window closes every 0.42 s of wall time, so the 974
-      series of 50 editors ask for about 2,300 scored window rows per second. The job's
-      Python operators scored their 280k window rows in about 280 s (replay plus lag), about
+      series of 50 editors ask for about 2,300 scored window rows per second. The job
+      scored its 280k window rows in about 280 s (replay plus lag), about
       1,000 per second; about 1,500 in the datagen benchmark (flink_jobs/benchmark.py).
 
     The job's detectors run once per (editor, metric) and window, a cost that
