@@ -128,14 +128,21 @@ class ProcessTreeCpu:
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     @staticmethod
-    def _stat(pid: int) -> tuple[int, str, float] | None:
+    def _read_stat(path: str) -> tuple[str, int, float] | None:
+        """(name, parent pid, user + system CPU seconds) from a /proc stat file (the name, in
+        parentheses, may contain spaces)."""
         try:
-            raw = Path(f"/proc/{pid}/stat").read_text()
+            raw = Path(path).read_text()
         except OSError:
             return None
-        name = raw[raw.index("(") + 1:raw.rindex(")")]
         fields = raw[raw.rindex(")") + 2:].split()
-        return int(fields[1]), name, (int(fields[11]) + int(fields[12])) / ProcessTreeCpu._TICK
+        return (raw[raw.index("(") + 1:raw.rindex(")")], int(fields[1]),
+                (int(fields[11]) + int(fields[12])) / ProcessTreeCpu._TICK)
+
+    @staticmethod
+    def _stat(pid: int) -> tuple[int, str, float] | None:
+        st = ProcessTreeCpu._read_stat(f"/proc/{pid}/stat")
+        return None if st is None else (st[1], st[0], st[2])
 
     @staticmethod
     def _thread_stats(pid: int) -> dict[tuple[int, int], tuple[str, float]]:
@@ -145,13 +152,9 @@ class ProcessTreeCpu:
         except OSError:
             return out
         for tid in tids:
-            try:
-                raw = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-            except OSError:
-                continue
-            fields = raw[raw.rindex(")") + 2:].split()
-            out[(pid, tid)] = (raw[raw.index("(") + 1:raw.rindex(")")],
-                               (int(fields[11]) + int(fields[12])) / ProcessTreeCpu._TICK)
+            st = ProcessTreeCpu._read_stat(f"/proc/{pid}/task/{tid}/stat")
+            if st is not None:
+                out[(pid, tid)] = (st[0], st[2])
         return out
 
     def _sample(self) -> None:
