@@ -109,7 +109,7 @@ class ProcessTreeCpu:
     loses at most its last 0.25 s. 'python' counts this process (in PyFlink's loopback mode the
     UDF workers are threads here) and every Python descendant (process mode workers).
 
-    Also per thread, summed by thread name (`cpu_s_by_thread`, the largest 12): Flink names a
+    Also per thread, summed by thread name (`cpu_s_by_thread`, the largest 12 by default): Flink names a
     task thread after its operator chain, which the kernel cuts to 15 characters
     ("Legacy Source T" is a datagen source chain with its parse, "metric-window-s" the scorer),
     and both subtasks' threads of one chain share the name. In thread mode the Python operators
@@ -194,15 +194,15 @@ class ProcessTreeCpu:
         self._thread.join()
         self._sample()
 
-    def result(self) -> dict:
+    def result(self, top: int | None = 12) -> dict:
         used = {pid: cpu - self._start.get(pid, 0.0) for pid, (_, cpu) in self._seen.items()}
         python = sum(v for pid, v in used.items() if pid == os.getpid() or self._seen[pid][0].startswith("python"))
         by_thread: dict[str, float] = {}
         for key, (name, cpu) in self._threads.items():
             by_thread[name] = by_thread.get(name, 0.0) + cpu - self._threads_start.get(key, 0.0)
-        top = sorted(by_thread.items(), key=lambda kv: -kv[1])[:12]
+        largest = sorted(by_thread.items(), key=lambda kv: -kv[1])[:top]
         return {"cpu_s_total": round(sum(used.values()), 1), "cpu_s_python": round(python, 1),
-                "cpu_s_by_thread": {name: round(cpu, 1) for name, cpu in top}}
+                "cpu_s_by_thread": {name: round(cpu, 1) for name, cpu in largest}}
 
 
 def _run_bounded(cfg: JobConfig, *, sql_only: bool, timeout_s: float) -> dict:
