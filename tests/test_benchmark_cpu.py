@@ -19,7 +19,8 @@ def _burn(name: bytes, cpu_s: float, burnt: threading.Event, release: threading.
     while time.thread_time() < end:
         x += 1
     burnt.set()
-    release.wait(30)  # stay alive until the final sample (a thread that exits between samples is not seen)
+    # Stay alive until the final sample: a thread that exits between two samples is not seen.
+    release.wait(30)
 
 
 def test_cpu_is_split_by_thread_name():
