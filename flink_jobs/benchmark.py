@@ -3,7 +3,7 @@
     python -m flink_jobs.benchmark --out bench/flink.json [--rows 2000000] [--editors 40]
 
 (a) throughput: metric records/s through the FULL job (SQL parse + windows +
-    Python window scorer + correlator + partner health + EventBridge sink) from
+    Python editor and partner operators, each scoring and deciding + EventBridge sink) from
     the datagen source (JSON payloads built in SQL, sql/sources/datagen_metrics.sql),
     and beside it the pure-SQL baseline: the same source, parse and windows into a
     blackhole, no Python operator. Both are bounded runs of --rows rows; the rate
@@ -20,9 +20,9 @@
     (the detector blob + the trailing baseline) after the warm-up, and the size
     of the job's last retained checkpoint divided by its (editor, metric) keys.
 
-(e) scorer stage (`--skip scorer` to leave out): source, parse and windows as in
-    the job, then udfs/metric_detector.WindowScorer into a discarding filter, no
-    correlator / partner health / sink: the per-window Python cost on its own.
+(Until 2026-12-05 an (e) "scorer stage" ran the per-metric window scorer alone. The scorer
+is now part of the editor and partner operators (udfs/correlator.py), so there is no
+stage to isolate; the bullets below that cite it describe the job before that change.)
 
 Every throughput run also reports the CPU seconds of the whole process tree
 (this client, the mini-cluster JVM, PyFlink's Python workers) and of its Python
@@ -113,7 +113,7 @@ class ProcessTreeCpu:
 
     Also per thread, summed by thread name (`cpu_s_by_thread`, the largest 12 by default): Flink names a
     task thread after its operator chain, which the kernel cuts to 15 characters
-    ("Legacy Source T" is a datagen source chain with its parse, "metric-window-s" the scorer),
+    ("Legacy Source T" is a datagen source chain with its parse, "editor-correlat" the editor operator),
     and both subtasks' threads of one chain share the name. In thread mode the Python operators
     run in their task threads, so this shows where the job's time goes. Its cost to the run:
     6.5 ms of this client's CPU per sample with a full job's JVM in the tree (measured
@@ -262,60 +262,6 @@ def measure_throughput(rows: int, parallelism: int, workdir: Path, endpoint_url:
     return out
 
 
-def _run_scorer_stage(cfg: JobConfig, timeout_s: float) -> dict:
-    """Source, parse and windows as in the job, then the job's WindowScorer into a discarding sink."""
-    from pyflink.common import Types
-
-    from flink_jobs import main as job
-    from udfs.metric_detector import RESULT_TYPE, WindowScorer
-
-    s = job.Settings.from_config(cfg)
-    cpu = ProcessTreeCpu().__enter__()
-    t0 = time.perf_counter()
-    env, t_env = job.create_environments(s)
-    raw, _ = job.create_sources(t_env, env, cfg, s, "datagen")
-    parsed = t_env.sql_query(job.render_sql("parse/metrics.sql", source_table=raw,
-                                            max_metric_value=s.max_metric_value, **job._common_params(s)))
-    job.materialize(t_env, parsed, "metrics_parsed", job.METRIC_PARSED_COLUMNS)
-    t_env.create_temporary_view("metrics_valid", t_env.sql_query(
-        "SELECT * FROM metrics_parsed WHERE reason_code IS NULL AND NOT is_late"))
-    windows = t_env.to_data_stream(t_env.sql_query(job.window_rows_sql(s)))
-    (windows.key_by(lambda r: f"{r[0]}:{r[1]}|{r[2]}|{r[5] or ''}", key_type=Types.STRING())
-     .process(WindowScorer(s.detector, s.detector_params, s.baseline_windows, s.baseline_min_windows,
-                           s.baseline_threshold), output_type=RESULT_TYPE)
-     .filter(lambda r: False).name("discard"))
-    client = env.execute_async("scorer-stage")
-    t1 = time.perf_counter()
-    handle = job.JobHandle(client, s)
-    state = handle.wait(timeout_s)
-    t2 = time.perf_counter()
-    cpu.__exit__(None, None, None)
-    if state != "FINISHED":
-        raise RuntimeError(f"scorer-stage job ended {state}: {(handle.failure or '')[:2000]}")
-    return {"build_submit_s": round(t1 - t0, 2), "run_s": round(t2 - t1, 2), **cpu.result()}
-
-
-def measure_scorer_stage(rows: int, parallelism: int, workdir: Path, timeout_s: float) -> dict:
-    """Throughput up to and including the window scorer (no correlator, partner health or sink).
-
-    Isolates the per-window Python scoring (udfs/metric_detector.py) from the operators after it."""
-    base = [
-        f"job.parallelism={parallelism}", "job.checkpoint.interval.ms=0",
-        f"job.checkpoint.dir={workdir / 'ckpt-scorer'}", "datagen.rows.per.second=1000000000",
-        "datagen.editors=200", "datagen.partners=8", "datagen.partners.per.editor=3", "datagen.ms.per.row=10",
-    ]
-    startup = _run_scorer_stage(JobConfig.load(environ={}, overrides=base + ["datagen.number.of.rows=1"]), timeout_s)
-    run = _run_scorer_stage(JobConfig.load(environ={}, overrides=base + [f"datagen.number.of.rows={rows}"]),
-                            timeout_s)
-    processing = max(run["run_s"] - startup["run_s"], 1e-3)
-    return {"rows": rows, "parallelism": parallelism, "wall_run_s": run["run_s"],
-            "startup_run_s_one_row": startup["run_s"], "records_per_s": round(rows / processing),
-            "cpu_s_total": run["cpu_s_total"], "cpu_s_python": run["cpu_s_python"],
-            "cpu_s_by_thread": run["cpu_s_by_thread"],
-            "startup_cpu_s_total": startup["cpu_s_total"], "startup_cpu_s_python": startup["cpu_s_python"],
-            "load_average_after": _load()}
-
-
 def measure_kinesis(records: int, parallelism: int) -> dict:
     from connectors.kinesis.benchmark import measure_kinesis_throughput
 
@@ -459,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kinesis-records", type=int, default=50_000)
     p.add_argument("--editors", type=int, default=40, help="scripted editors for the latency run")
     p.add_argument("--timeout", type=float, default=900.0)
-    p.add_argument("--skip", action="append", default=[], choices=["throughput", "kinesis", "latency", "scorer"])
+    p.add_argument("--skip", action="append", default=[], choices=["throughput", "kinesis", "latency"])
     p.add_argument("--compare-mode", action="append", default=[], choices=["thread", "process"],
                    help="also run the full pipeline in this python.execution.mode (the default mode always runs)")
     args = p.parse_args(argv)
@@ -487,8 +433,6 @@ def main(argv: list[str] | None = None) -> int:
                                                           compare_modes=tuple(args.compare_mode))
             finally:
                 endpoint.stop()
-        if "scorer" not in args.skip:
-            result["scorer_stage"] = measure_scorer_stage(args.rows, args.parallelism, workdir, args.timeout)
         if "kinesis" not in args.skip:
             result["local_kinesis"] = measure_kinesis(args.kinesis_records, args.parallelism)
     finally:

@@ -7,18 +7,20 @@ On Managed Flink (``/etc/flink/application_properties.json`` exists) the same
 module is the application's entry point: properties come from that file,
 checkpointing is the service's, and ``--source`` defaults to ``job.source``.
 
-Topology (SQL does everything per record; Python only per window / per event):
+Topology (SQL does everything per record; Python once per editor window and per event):
 
-    metrics_raw (sql/sources/*) ─ sql/parse/metrics.sql ─┬─ valid ─ sql/windows/editor_metric_windows.sql ┐
-                                                          │          sql/windows/partner_windows.sql ───────┤
-                                                          └─ invalid / late ─ sql/sinks/dead_letters.sql    │
-    events_raw  (sql/sources/*) ─ sql/parse/events.sql ──┬─ invalid ─ dead letters                         │
-                                                          └─ valid ─┐                                        │
-      udfs.metric_detector.WindowScorer (keyed scope|metric: detectors ensemble + trailing baseline) ◄──────┘
-        ├─ editor results ─ udfs.correlator.EditorCorrelator (keyed editor, + events) ─ composite anomalies ─┐
-        └─ partner results ─ udfs.correlator.PartnerHealth (keyed partner) ─ partner health checks ──────────┤
-      valid events ─ udfs.security.SecurityFindings ─ security incidents ────────────────────────────────────┤
-                                                               connectors.eventbridge.flink_sink (PutEvents) ◄┘
+    metrics_raw (sql/sources/*) ─ sql/parse/metrics.sql
+        ├─ invalid / late ─ sql/sinks/dead_letters.sql ─ connectors/deadletter
+        └─ valid ─┬─ sql/windows/editor_windows.sql   (a row per editor and window, every metric side by side)
+                  │     └─ udfs.correlator.EditorCorrelator (keyed editor): scores each metric against its
+                  │        model and trailing baseline, adds the editor's events, classifies ─ composite anomalies
+                  └─ sql/windows/partner_windows.sql  (a row per partner, editor and window)
+                        └─ udfs.correlator.PartnerHealth (keyed partner): scores, judges ─ partner health checks
+    events_raw  (sql/sources/*) ─ sql/parse/events.sql
+        ├─ invalid ─ dead letters
+        └─ valid ─┬─ (editor events) ─ EditorCorrelator's second input
+                  └─ udfs.security.SecurityFindings ─ security incidents
+    composite anomalies + partner health checks + security incidents ─ connectors.eventbridge.flink_sink (PutEvents)
 
 Each parsed table is turned into a DataStream and back once ("materialized"),
 because every to_data_stream()/statement translation of a Table re-plans it from
@@ -466,18 +468,28 @@ EVENT_PARSED_COLUMNS = [("payload", "STRING"), ("event_time", "TIMESTAMP_LTZ(3)"
                         ("details", "STRING"), ("reason_code", "STRING"), ("is_late", "BOOLEAN")]
 
 
-def window_rows_sql(s: Settings) -> str:
-    """Editor and partner windows as one stream (one DataStream conversion, one scorer)."""
-    params = dict(valid_table="metrics_valid", window_interval=sql_interval(s.window_size_s))
-    editor = render_sql("windows/editor_metric_windows.sql", **params)
-    partner = render_sql("windows/partner_windows.sql", **params)
-    return (
-        f"SELECT 'editor' AS scope_kind, editor_id AS scope_id, metric, avg_value, sample_count, "
-        f"CAST(NULL AS STRING) AS editors, window_time FROM (\n{editor}\n)\n"
-        f"UNION ALL\n"
-        f"SELECT 'partner' AS scope_kind, partner AS scope_id, metric, avg_value, sample_count, editors, window_time "
-        f"FROM (\n{partner}\n)"
-    )
+def metric_aggregates() -> Raw:
+    """sql/windows/*.sql's ${metric_aggregates}: per metric of the input contract, in
+    detectors.classifier.METRICS order, its window mean ``m__avg`` and sample count ``m__n``
+    (udfs.metric_detector.metric_windows reads them back in that order).
+
+    >>> str(metric_aggregates()).splitlines()[0]
+    "AVG(metric_value) FILTER (WHERE metric = 'rpm') AS rpm__avg, COUNT(*) FILTER (WHERE metric = 'rpm') AS rpm__n,"
+    """
+    from detectors.classifier import METRICS
+
+    return Raw(",\n  ".join(f"AVG(metric_value) FILTER (WHERE metric = '{m}') AS {m}__avg, "
+                            f"COUNT(*) FILTER (WHERE metric = '{m}') AS {m}__n" for m in METRICS))
+
+
+WINDOW_SCOPES = ("editor", "partner")
+
+
+def window_sql(s: Settings, scope: str) -> str:
+    """sql/windows/<scope>_windows.sql over the valid metric records: one row per editor (or per
+    partner and editor) and window, every metric side by side."""
+    return render_sql(f"windows/{scope}_windows.sql", valid_table="metrics_valid",
+                      window_interval=sql_interval(s.window_size_s), metric_aggregates=metric_aggregates())
 
 
 @dataclass
@@ -513,6 +525,7 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
     """Attach the whole job to env/t_env. sql_only: the pure-SQL baseline of the benchmark
     (same source, parse and windows, window rows discarded; no Python operator)."""
     from pyflink.common import Types
+    from pyflink.table import Schema, TableDescriptor
 
     pipe = Pipeline(source)
     metrics_raw, events_raw = create_sources(t_env, env, cfg, s, source)
@@ -524,7 +537,7 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
     materialize(t_env, parsed, "metrics_parsed", METRIC_PARSED_COLUMNS)
     t_env.create_temporary_view("metrics_valid", t_env.sql_query(
         "SELECT * FROM metrics_parsed WHERE reason_code IS NULL AND NOT is_late"))
-    windows = t_env.sql_query(window_rows_sql(s))
+    windows = {scope: t_env.sql_query(window_sql(s, scope)) for scope in WINDOW_SCOPES}
 
     dl_sql = [render_sql("sinks/dead_letters.sql", parsed_table="metrics_parsed", source_name="metrics", **common)]
     if events_raw:
@@ -537,31 +550,26 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
                                  **common))
 
     if sql_only:
-        # Baseline: same plan up to the windows; a blackhole sink consumes the window rows.
-        t_env.execute_sql("CREATE TEMPORARY TABLE window_blackhole (scope_kind STRING, scope_id STRING, metric STRING, "
-                          "avg_value DOUBLE, sample_count BIGINT, editors STRING, window_time TIMESTAMP_LTZ(3)) "
-                          "WITH ('connector' = 'blackhole')")
+        # Baseline: same plan up to the windows; blackhole sinks consume the window rows.
         stmt = t_env.create_statement_set()
-        stmt.add_insert("window_blackhole", windows)
+        for table in windows.values():
+            schema = Schema.new_builder().from_row_data_type(
+                table.get_resolved_schema().to_physical_row_data_type()).build()
+            stmt.add_insert(TableDescriptor.for_connector("blackhole").schema(schema).build(), table)
         stmt.attach_as_datastream()
         pipe.window_rows = windows
         return pipe
 
     from connectors.eventbridge.flink_sink import attach_eventbridge_sink
     from udfs.correlator import EVENT_TYPE, OUTPUT_TYPE, EditorCorrelator, PartnerHealth
-    from udfs.metric_detector import PARTNER_RESULTS, RESULT_TYPE, WindowScorer
+    from udfs.metric_detector import WindowScoring
     from udfs.security import SecurityFindings
 
-    # (i) per (scope, metric) window scoring: editor results out, partner results on a side output
-    window_stream = t_env.to_data_stream(windows)
-    editor_results = (
-        # partner rows are per (partner, editor): r[5] is that editor (sql/windows/partner_windows.sql)
-        window_stream.key_by(lambda r: f"{r[0]}:{r[1]}|{r[2]}|{r[5] or ''}", key_type=Types.STRING())
-        .process(WindowScorer(s.detector, s.detector_params, s.baseline_windows, s.baseline_min_windows,
-                              s.baseline_threshold), output_type=RESULT_TYPE)
-        .name("metric-window-scorer").uid("metric-window-scorer")
-    )
-    partner_results = editor_results.get_side_output(PARTNER_RESULTS)
+    # Each operator scores its window rows' metrics itself (udfs/correlator.py says why).
+    scoring = WindowScoring(s.detector, s.detector_params, s.baseline_windows, s.baseline_min_windows,
+                            s.baseline_threshold)
+    editor_windows = t_env.to_data_stream(windows["editor"])
+    partner_windows = t_env.to_data_stream(windows["partner"])
 
     # (ii) per editor: correlate with events, classify, composite anomaly
     if events_raw:
@@ -582,15 +590,16 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
         editor_events = empty.map(lambda r: r, output_type=EVENT_TYPE).name("no-events").uid("no-events")
         security = None
     composites = (
-        editor_results.connect(editor_events)
+        editor_windows.connect(editor_events)
         .key_by(lambda r: r[0], lambda e: e[2], key_type=Types.STRING())
-        .process(EditorCorrelator(s.window_size_s, s.timer_grace_ms, s.events_lookback_s), output_type=OUTPUT_TYPE)
+        .process(EditorCorrelator(s.window_size_s, s.timer_grace_ms, s.events_lookback_s, scoring),
+                 output_type=OUTPUT_TYPE)
         .name("editor-correlator").uid("editor-correlator")
     )
-    # (iii) partner health
+    # (iii) partner health: rows per (partner, editor), keyed by partner
     partner_checks = (
-        partner_results.key_by(lambda r: r[0], key_type=Types.STRING())
-        .process(PartnerHealth(s.window_size_s, s.timer_grace_ms), output_type=OUTPUT_TYPE)
+        partner_windows.key_by(lambda r: r[0], key_type=Types.STRING())
+        .process(PartnerHealth(s.window_size_s, s.timer_grace_ms, scoring), output_type=OUTPUT_TYPE)
         .name("partner-health").uid("partner-health")
     )
     bus_events = composites.union(partner_checks) if security is None else composites.union(partner_checks, security)

@@ -9,7 +9,9 @@ job needed.
 """
 from __future__ import annotations
 
+from detectors.classifier import METRICS
 from udfs.correlator import PartnerHealth
+from udfs.metric_detector import WindowScoring
 
 WINDOW_S, GRACE_MS = 300, 1
 END_1, END_2 = 1_793_527_500_000, 1_793_527_800_000
@@ -96,6 +98,10 @@ class _Timers:
 class _Ctx:
     def __init__(self, timers):
         self.timers = timers
+        self.rowtime = None
+
+    def timestamp(self):
+        return self.rowtime
 
     def timer_service(self):
         return self.timers
@@ -110,15 +116,18 @@ class _Operator:
     def __init__(self, store: _KeyedStore):
         self.store = store
         self.timers = _Timers(store)  # a new lifetime starts with no timer registered
-        self.fn = PartnerHealth(WINDOW_S, GRACE_MS)
+        self.fn = PartnerHealth(WINDOW_S, GRACE_MS, WindowScoring("ensemble", {}, 12, 6, 0.25))
         self.fn.open(_RuntimeContext(store))
         self.ctx = _Ctx(self.timers)
         self.fired: list[int] = []
 
     def result(self, partner, editor, end_ms, value=0.8):
+        """One (partner, editor) window row of sql/windows/partner_windows.sql with bid_rate only."""
         self.store.key = partner
-        row = (partner, "bid_rate", end_ms, value, 0.8, 0.7, 0.9, 0.1, False, 5, editor)
-        self.fn.process_element(row, self.ctx)
+        metrics = [None, 0] * len(METRICS)
+        metrics[2 * METRICS.index("bid_rate"):2 * METRICS.index("bid_rate") + 2] = [value, 5]
+        self.ctx.rowtime = end_ms - 1        # the row's rowtime is window_time = window end - 1 ms
+        self.fn.process_element((partner, editor, *metrics, end_ms - 1), self.ctx)
 
     def watermark(self, wm):
         for key, t in sorted(self.timers.registered, key=lambda kt: kt[1]):

@@ -15,7 +15,7 @@ import pytest
 
 from flink_jobs.config import JobConfig
 from flink_jobs.main import (EVENT_PARSED_COLUMNS, METRIC_PARSED_COLUMNS, Settings, _common_params,
-                             _event_time_expr, mark_duplicates, render_sql)
+                             _event_time_expr, mark_duplicates, render_sql, window_sql)
 
 pytestmark = [pytest.mark.flink, pytest.mark.timeout(900)]
 
@@ -184,8 +184,6 @@ def test_the_retention_does_not_expire_window_state():
     different valid samples of one window, one per second, under a 200 ms TTL: all three counted."""
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
-    from flink_jobs.main import sql_interval
-
     s = _settings()
     common = _common_params(s)
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
@@ -203,7 +201,6 @@ def test_the_retention_does_not_expire_window_state():
     t_env.create_temporary_view("metrics_marked", marked)
     t_env.create_temporary_view("metrics_valid", t_env.sql_query(
         "SELECT * FROM metrics_marked WHERE reason_code IS NULL AND NOT is_late"))
-    windows = render_sql("windows/editor_metric_windows.sql", valid_table="metrics_valid",
-                         window_interval=sql_interval(s.window_size_s))
-    with t_env.execute_sql(f"SELECT sample_count, sum_value FROM ({windows})").collect() as rows:
-        assert [tuple(r) for r in rows] == [(3, 6.0)]
+    windows = window_sql(s, "editor")   # reads the view metrics_valid
+    with t_env.execute_sql(f"SELECT rpm__n, rpm__avg, fill_rate__n, fill_rate__avg FROM ({windows})").collect() as rows:
+        assert [tuple(r) for r in rows] == [(3, 2.0, 0, None)]

@@ -6,7 +6,7 @@ import pytest
 
 from flink_jobs.config import JobConfig
 from flink_jobs.main import (SQL_DIR, Raw, Settings, _common_params, _event_time_expr, render_sql,
-                             split_statements, sql_interval, window_rows_sql)
+                             split_statements, sql_interval, window_sql)
 
 PLACEHOLDER = re.compile(r"\$\{[A-Za-z_]+\}")
 
@@ -20,7 +20,7 @@ def test_every_template_has_only_documented_placeholders_and_a_why_comment():
     assert {f.relative_to(SQL_DIR).as_posix() for f in files} >= {
         "sources/kinesis_official.sql", "sources/archive_jsonl.sql", "sources/datagen_metrics.sql",
         "parse/metrics.sql", "parse/events.sql", "parse/event_time.sql",
-        "windows/editor_metric_windows.sql", "windows/partner_windows.sql", "sinks/dead_letters.sql"}
+        "windows/editor_windows.sql", "windows/partner_windows.sql", "sinks/dead_letters.sql"}
     for f in files:
         text = f.read_text()
         assert text.lstrip().startswith("--"), f"{f.name} should start with a comment saying why"
@@ -28,7 +28,7 @@ def test_every_template_has_only_documented_placeholders_and_a_why_comment():
 
 def test_missing_parameter_is_an_error():
     with pytest.raises(KeyError, match=r"no value for placeholder \$\{valid_table\}"):
-        render_sql("windows/editor_metric_windows.sql", window_interval=sql_interval(300))
+        render_sql("windows/editor_windows.sql", window_interval=sql_interval(300), metric_aggregates=Raw("x"))
 
 
 def test_values_are_quote_escaped_but_fragments_are_not():
@@ -44,10 +44,10 @@ def test_values_are_quote_escaped_but_fragments_are_not():
 def test_window_and_watermark_come_from_config():
     s = settings("processing.window.size.s=60", "processing.watermark.delay.s=5",
                  "processing.max.future.s=120", "processing.max.payload.bytes=1000")
-    sql = window_rows_sql(s)
-    assert sql.count("INTERVAL '0 00:01:00' DAY TO SECOND") == 2
-    assert "GROUP BY editor_id, metric, window_start, window_end, window_time" in sql
-    assert "GROUP BY partner, editor_id, metric, window_start, window_end, window_time" in sql  # per-editor partner series
+    editor, partner = window_sql(s, "editor"), window_sql(s, "partner")
+    assert "INTERVAL '0 00:01:00' DAY TO SECOND" in editor and "INTERVAL '0 00:01:00' DAY TO SECOND" in partner
+    assert "GROUP BY editor_id, window_start, window_end, window_time" in editor
+    assert "GROUP BY partner, editor_id, window_start, window_end, window_time" in partner  # per-editor partner series
     et = _event_time_expr(s)
     assert isinstance(et, Raw) and "TIMESTAMPADD(SECOND, 120, CURRENT_TIMESTAMP)" in et and "<= 1000" in et
     assert "--" not in et  # comments stripped: the fragment is embedded in a column definition

@@ -21,7 +21,7 @@ PARTNER_METRICS = ("partner_timeouts", "bid_rate", "win_rate")
 #: carry ``partner`` are that partner's part of the editor's revenue (they add up
 #: to the editor's own ``revenue`` of the minute). They are what a partner
 #: outage costs, so the Partner Health Check can put a figure on it. The job's
-#: editor windows skip them (sql/windows/editor_metric_windows.sql): averaged
+#: editor windows skip them (sql/windows/editor_windows.sql): averaged
 #: with the editor's total they would mix a part with the whole.
 PARTNER_BREAKDOWN_METRICS = ("revenue",)
 

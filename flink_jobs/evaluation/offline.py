@@ -57,7 +57,7 @@ from udfs.decisions import RESULT_KEYS, editor_window_composite, partner_window_
 
 #: Metrics reported only per partner: the editor window averages them over its partners. A partner
 #: sample of any other metric (revenue per partner) is part of an editor total and goes to the partner
-#: window only (the WHERE of sql/windows/editor_metric_windows.sql).
+#: window only (the WHERE of sql/windows/editor_windows.sql).
 PARTNER_ONLY_METRICS = ("partner_timeouts", "bid_rate", "win_rate")
 COMPOSITE = ("adops.analytics", "Composite Anomaly Detected")
 PARTNER_HEALTH = ("adops.monitoring", "Partner Health Check")

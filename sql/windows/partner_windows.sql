@@ -1,25 +1,21 @@
--- Per (demand partner, editor, metric) tumbling windows: partner-level samples
--- are the metric records that carry a `partner` field (timeouts, bid rate, win
--- rate ...). Each editor's traffic through a partner is its own series: editors
+-- Per (demand partner, editor) tumbling windows: partner-level samples are the
+-- metric records that carry a `partner` field (timeouts, bid rate, win rate
+-- ...). Each editor's traffic through a partner is its own series: editors
 -- differ in size and rates, so an average across editors moves whenever the mix
 -- of editors reporting in a window changes, and the partner would look degraded
--- when it is not. The scorer keys on (partner, editor, metric) -- `editors` is
--- that one editor -- and udfs/decisions.partner_window_check judges the partner
--- by how many of its editors are hurt against their own baselines. Same window
--- size and watermark as the editor windows.
+-- when it is not. The partner operator (udfs/correlator.PartnerHealth, keyed by
+-- partner) scores each (partner, editor, metric) against its own history, and
+-- udfs/decisions.partner_window_check judges the partner by how many of its
+-- editors are hurt. Same window size and watermark as the editor windows.
+--
+-- One row per (partner, editor) and window with the metrics side by side, for
+-- the reason sql/windows/editor_windows.sql gives: metric_aggregates is the
+-- same `m__avg`, `m__n` pair per metric of the contract.
 SELECT
   partner,
-  metric,
-  window_start,
-  window_end,
-  window_time,
-  AVG(metric_value) AS avg_value,
-  MIN(metric_value) AS min_value,
-  MAX(metric_value) AS max_value,
-  SUM(metric_value) AS sum_value,
-  COUNT(*) AS sample_count,
-  CAST(1 AS BIGINT) AS editor_count,
-  editor_id AS editors
+  editor_id,
+  ${metric_aggregates},
+  window_time
 FROM TABLE(TUMBLE(TABLE ${valid_table}, DESCRIPTOR(event_time), ${window_interval}))
 WHERE partner IS NOT NULL
-GROUP BY partner, editor_id, metric, window_start, window_end, window_time
+GROUP BY partner, editor_id, window_start, window_end, window_time
