@@ -14,7 +14,8 @@ Topology (SQL does everything per record; Python once per editor window and per 
         └─ valid ─┬─ sql/windows/editor_windows.sql   (a row per editor and window, every metric side by side)
                   │     └─ udfs.correlator.EditorCorrelator (keyed editor): scores each metric against its
                   │        model and trailing baseline, adds the editor's events, classifies ─ composite anomalies
-                  └─ sql/windows/partner_windows.sql  (a row per partner, editor and window)
+                  └─ sql/windows/partner_editor_windows.sql, partner_windows.sql  (a row per partner and
+                        │  window, each editor's window in an array)
                         └─ udfs.correlator.PartnerHealth (keyed partner): scores, judges ─ partner health checks
     events_raw  (sql/sources/*) ─ sql/parse/events.sql
         ├─ invalid ─ dead letters
@@ -482,14 +483,25 @@ def metric_aggregates() -> Raw:
                             f"COUNT(*) FILTER (WHERE metric = '{m}') AS {m}__n" for m in METRICS))
 
 
-WINDOW_SCOPES = ("editor", "partner")
+def metric_columns() -> Raw:
+    """The columns metric_aggregates() names, in its order.
+
+    >>> str(metric_columns()).split(", ")[:3]
+    ['rpm__avg', 'rpm__n', 'fill_rate__avg']
+    """
+    from detectors.classifier import METRICS
+
+    return Raw(", ".join(f"{m}__avg, {m}__n" for m in METRICS))
 
 
-def window_sql(s: Settings, scope: str) -> str:
-    """sql/windows/<scope>_windows.sql over the valid metric records: one row per editor (or per
-    partner and editor) and window, every metric side by side."""
-    return render_sql(f"windows/{scope}_windows.sql", valid_table="metrics_valid",
-                      window_interval=sql_interval(s.window_size_s), metric_aggregates=metric_aggregates())
+def window_sql(s: Settings, name: str) -> str:
+    """sql/windows/<name>_windows.sql, every metric side by side: "editor" (a row per editor and
+    window) and "partner_editor" (per partner, editor and window) over the view ``metrics_valid``;
+    "partner" (per partner and window, its editors' windows in an array) over the view
+    ``partner_editor_windows``, which is "partner_editor"."""
+    return render_sql(f"windows/{name}_windows.sql", valid_table="metrics_valid",
+                      partner_editor_table="partner_editor_windows", window_interval=sql_interval(s.window_size_s),
+                      metric_aggregates=metric_aggregates(), metric_columns=metric_columns())
 
 
 @dataclass
@@ -537,7 +549,8 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
     materialize(t_env, parsed, "metrics_parsed", METRIC_PARSED_COLUMNS)
     t_env.create_temporary_view("metrics_valid", t_env.sql_query(
         "SELECT * FROM metrics_parsed WHERE reason_code IS NULL AND NOT is_late"))
-    windows = {scope: t_env.sql_query(window_sql(s, scope)) for scope in WINDOW_SCOPES}
+    t_env.create_temporary_view("partner_editor_windows", t_env.sql_query(window_sql(s, "partner_editor")))
+    windows = {scope: t_env.sql_query(window_sql(s, scope)) for scope in ("editor", "partner")}
 
     dl_sql = [render_sql("sinks/dead_letters.sql", parsed_table="metrics_parsed", source_name="metrics", **common)]
     if events_raw:
@@ -596,10 +609,10 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
                  output_type=OUTPUT_TYPE)
         .name("editor-correlator").uid("editor-correlator")
     )
-    # (iii) partner health: rows per (partner, editor), keyed by partner
+    # (iii) partner health: a row per partner and window, keyed by partner
     partner_checks = (
         partner_windows.key_by(lambda r: r[0], key_type=Types.STRING())
-        .process(PartnerHealth(s.window_size_s, s.timer_grace_ms, scoring), output_type=OUTPUT_TYPE)
+        .process(PartnerHealth(s.window_size_s, scoring), output_type=OUTPUT_TYPE)
         .name("partner-health").uid("partner-health")
     )
     bus_events = composites.union(partner_checks) if security is None else composites.union(partner_checks, security)

@@ -84,7 +84,7 @@ def test_revenue_above_its_baseline_is_no_loss():
 
 
 def _rows(window_end_ms: int, by_editor: dict[str, dict[str, D]]) -> list[dict]:
-    """What udfs/metric_detector.py hands the partner operator: one row per (editor, metric)."""
+    """The per-metric results the partner operator scores (udfs/metric_detector.py): one per (editor, metric)."""
     return [{"scope_id": "p-1", "metric": m, "window_end_ms": window_end_ms, "value": d.value,
              "baseline": d.baseline, "lower": d.lower, "upper": d.upper, "score": d.score,
              "is_anomaly": d.is_anomaly, "sample_count": 1, "editors": editor}

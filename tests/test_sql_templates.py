@@ -20,7 +20,8 @@ def test_every_template_has_only_documented_placeholders_and_a_why_comment():
     assert {f.relative_to(SQL_DIR).as_posix() for f in files} >= {
         "sources/kinesis_official.sql", "sources/archive_jsonl.sql", "sources/datagen_metrics.sql",
         "parse/metrics.sql", "parse/events.sql", "parse/event_time.sql",
-        "windows/editor_windows.sql", "windows/partner_windows.sql", "sinks/dead_letters.sql"}
+        "windows/editor_windows.sql", "windows/partner_editor_windows.sql",
+        "windows/partner_windows.sql", "sinks/dead_letters.sql"}
     for f in files:
         text = f.read_text()
         assert text.lstrip().startswith("--"), f"{f.name} should start with a comment saying why"
@@ -44,10 +45,15 @@ def test_values_are_quote_escaped_but_fragments_are_not():
 def test_window_and_watermark_come_from_config():
     s = settings("processing.window.size.s=60", "processing.watermark.delay.s=5",
                  "processing.max.future.s=120", "processing.max.payload.bytes=1000")
-    editor, partner = window_sql(s, "editor"), window_sql(s, "partner")
-    assert "INTERVAL '0 00:01:00' DAY TO SECOND" in editor and "INTERVAL '0 00:01:00' DAY TO SECOND" in partner
+    editor, partner_editor, partner = (window_sql(s, name) for name in ("editor", "partner_editor", "partner"))
+    for sql in (editor, partner_editor, partner):
+        assert "INTERVAL '0 00:01:00' DAY TO SECOND" in sql and not PLACEHOLDER.search(sql)
     assert "GROUP BY editor_id, window_start, window_end, window_time" in editor
-    assert "GROUP BY partner, editor_id, window_start, window_end, window_time" in partner  # per-editor partner series
+    # per-editor partner series, then every editor of a partner's window in one row
+    assert "GROUP BY partner, editor_id, window_start, window_end, window_time" in partner_editor
+    assert "TABLE partner_editor_windows, DESCRIPTOR(editor_window_time)" in partner
+    assert "JSON_ARRAYAGG(JSON_ARRAY(editor_id, rpm__avg, rpm__n, fill_rate__avg" in partner
+    assert "win_rate__avg, win_rate__n NULL ON NULL))" in partner   # a metric without samples keeps its place
     et = _event_time_expr(s)
     assert isinstance(et, Raw) and "TIMESTAMPADD(SECOND, 120, CURRENT_TIMESTAMP)" in et and "<= 1000" in et
     assert "--" not in et  # comments stripped: the fragment is embedded in a column definition

@@ -1,6 +1,6 @@
 """The per-key state kept beside the online model: a trailing baseline of the last N windows.
 
-Pure Python (no pyflink) so it is unit-testable; udfs/metric_detector.py keeps it
+Pure Python (no pyflink) so it is unit-testable; udfs/correlator.py keeps it (through udfs/metric_detector.py)
 in Flink keyed state. The online model (detectors/) knows seasonality and the
 long history; the trailing baseline is the key's own recent level. A window is
 anomalous only when both agree once the trailing baseline has enough windows, so

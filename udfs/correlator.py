@@ -41,7 +41,8 @@ from connectors.eventbridge.flink_sink import EVENTBRIDGE_INPUT_TYPE as OUTPUT_T
 
 # Output rows are the EventBridge sink's input (connectors.eventbridge.flink_sink):
 # Row(source, detail_type, detail JSON, emitted_at_ms); emitted_at_ms is the
-# processing time at which the watermark passed the window end (timer fired).
+# processing time at which the window was decided: its timer fired, or its row
+# arrived (windows decided at once; both happen when the watermark passes the window end).
 COMPOSITE = ("adops.analytics", "Composite Anomaly Detected")
 PARTNER_HEALTH = ("adops.monitoring", "Partner Health Check")
 SECURITY = ("adops.security", "Security Incident Detected")
@@ -53,107 +54,68 @@ EVENT_TYPE = Types.ROW_NAMED(
 )
 
 
-class _WindowCollector:
-    """Shared state handling: a window's scored results, an event-time timer per window.
-
-    Each scored row is its own map entry (``<window end>|<editor>`` -> its results as a
-    JSON list; the editor part is empty for the editor operator, which gets one row per
-    window), so adding one costs O(1): a partner's window holds a row per editor using
-    it, and keeping a window's results as one list re-read and re-wrote the whole list
-    on every row, O(n^2) per window (measured 13.9 ms per result at 1,700 results).
-    ``armed`` remembers which window ends have a timer, so a window registers exactly
-    one (registering from Python on every result is what PyFlink 2.2 failed on in an
-    earlier attempt; see connectors/flink_buffer.py). Results are read back only when
-    the window's timer fires.
-
-    Restores: PyFlink 2.2 registers a Python timer in Java through a separate mailbox
-    action that a checkpoint does not wait for (connectors/flink_buffer.py), so a
-    checkpoint can hold an ``armed`` window whose timer it lacks; restored from it, that
-    window would never be classified. So the first row a key receives after ``open()``
-    registers the timer of every window it has armed again (registering an existing
-    (key, time) timer is a no-op; one overdue fires at the next watermark): once per key
-    and process lifetime, not per row.
-    """
-
-    # Counter increments are Java calls; they are passed on in batches (and at close), so the
-    # metrics lag by at most this many windows.
-    COUNTER_BATCH = 64
-
-    def _open_windows(self, runtime_context: RuntimeContext):
-        self.pending = runtime_context.get_map_state(
-            MapStateDescriptor("pending_results", Types.STRING(), Types.STRING()))
-        self.armed = runtime_context.get_map_state(
-            MapStateDescriptor("armed_windows", Types.LONG(), Types.BOOLEAN()))
-        # Keys that have received a row since this instance was opened (in memory, so
-        # empty after every restore): their armed windows' timers are known to exist.
-        self._keys_since_open: set = set()
-        # (key, window end) pairs this instance has seen armed in state: every later row of
-        # the window skips the state lookup (each is a call into the JVM). Empty after a
-        # restore, like the set above, so the state stays the truth.
-        self._armed_seen: set = set()
-        group = runtime_context.get_metrics_group()
-        self.windows_scored = group.counter("windowsScored")
-        self.anomalies = group.counter("metricAnomalies")
-        self._scored_pending = self._anomalies_pending = 0
-
-    def _count(self, results: list[dict]) -> None:
-        self._scored_pending += len(results)
-        self._anomalies_pending += sum(1 for r in results if r["is_anomaly"])
-        if self._scored_pending >= self.COUNTER_BATCH:
-            self._flush_counters()
-
-    def _flush_counters(self) -> None:
-        if self._scored_pending:
-            self.windows_scored.inc(self._scored_pending)
-        if self._anomalies_pending:
-            self.anomalies.inc(self._anomalies_pending)
-        self._scored_pending = self._anomalies_pending = 0
-
-    def close(self):
-        if hasattr(self, "_scored_pending"):
-            self._flush_counters()
-
-    def _add_results(self, key: str, end: int, editor: str | None, results: list[dict], ctx):
-        if not results:
-            return
-        self._count(results)
-        if key not in self._keys_since_open:
-            self._keys_since_open.add(key)
-            for armed_end in list(self.armed.keys()):
-                ctx.timer_service().register_event_time_timer(int(armed_end) - 1 + self.grace_ms)
-        if (key, end) not in self._armed_seen:
-            if not self.armed.contains(end):
-                self.armed.put(end, True)
-                ctx.timer_service().register_event_time_timer(end - 1 + self.grace_ms)
-            self._armed_seen.add((key, end))
-        self.pending.put(f"{end}|{editor or ''}", json.dumps(results))
-
-    def _take(self, timestamp: int, key: str) -> tuple[int, list[dict]]:
-        end = int(timestamp) + 1 - self.grace_ms
-        self._armed_seen.discard((key, end))
-        if not self.armed.contains(end):
-            return end, []
-        self.armed.remove(end)
-        prefix = f"{end}|"
-        keys = sorted(k for k in self.pending.keys() if k.startswith(prefix))
-        results = []
-        for k in keys:
-            stored = json.loads(self.pending.get(k))
-            # A list per scored row; one dict per metric in checkpoints from before the rows were pivoted.
-            results.extend(stored if isinstance(stored, list) else [stored])
-            self.pending.remove(k)
-        return end, results
-
-
-# The first ``m__avg`` column of each window row (sql/windows/*.sql): after editor_id, and
-# after partner, editor_id.
-EDITOR_ROW_METRICS_AT = 1
-PARTNER_ROW_METRICS_AT = 2
+# The first ``m__avg`` column of an editor row (sql/windows/editor_windows.sql, after editor_id)
+# and of each editor's window in a partner row's array (sql/windows/partner_windows.sql).
+METRICS_AT = 1
 # State of a series group (an editor, or a partner's editor): metric -> (model bytes, history JSON).
 MODELS_TYPE = Types.PICKLED_BYTE_ARRAY()
 
 
-class EditorCorrelator(KeyedCoProcessFunction, _WindowCollector):
+class _Counters:
+    """The operators' metrics. Counter increments are Java calls; they are passed on in batches
+    (and at close), so the metrics lag by at most COUNTER_BATCH windows."""
+
+    COUNTER_BATCH = 64
+    NAMES = ("windowsScored", "metricAnomalies")
+
+    def _open_counters(self, runtime_context: RuntimeContext, *names: str):
+        group = runtime_context.get_metrics_group()
+        self._counters = {name: group.counter(name) for name in self.NAMES + names}
+        self._counts = dict.fromkeys(self._counters, 0)
+        self._uncounted = 0
+
+    def _count(self, name: str, n: int = 1) -> None:
+        self._counts[name] += n
+        self._uncounted += 1
+        if self._uncounted >= self.COUNTER_BATCH:
+            self._flush_counters()
+
+    def _count_results(self, results: list[dict]) -> None:
+        self._counts["metricAnomalies"] += sum(1 for r in results if r["is_anomaly"])
+        self._count("windowsScored", len(results))
+
+    def _flush_counters(self) -> None:
+        for name, n in self._counts.items():
+            if n:
+                self._counters[name].inc(n)
+                self._counts[name] = 0
+        self._uncounted = 0
+
+    def close(self):
+        if hasattr(self, "_counts"):
+            self._flush_counters()
+
+
+class EditorCorrelator(KeyedCoProcessFunction, _Counters):
+    """Keyed by editor. A window with an anomalous metric waits for its event-time timer
+    (module docstring); its scored results wait in ``pending_windows`` (window end -> JSON
+    list) and ``armed_windows`` remembers that the window has a timer.
+
+    A window with no anomalous metric is decided when its row arrives, unless an earlier
+    window of the editor is still waiting: ``editor_window_composite`` would only clear the
+    editor's unexplained-window mark for it, and nothing can be told apart by waiting. Most
+    windows are normal, and each pending write, timer and read-back is a call into the JVM.
+
+    Restores: PyFlink 2.2 registers a Python timer in Java through a separate mailbox
+    action that a checkpoint does not wait for (connectors/flink_buffer.py), so a
+    checkpoint can hold an armed window whose timer it lacks; restored from it, that
+    window would never be classified. So the first row a key receives after ``open()``
+    registers the timer of every window it has armed again (registering an existing
+    (key, time) timer is a no-op; one overdue fires at the next watermark): once per key
+    and process lifetime, not per row. What is armed is then known in memory, in
+    ``_armed`` (key -> window ends), so later rows need no state lookup for it.
+    """
+
     def __init__(self, window_size_s: int, grace_ms: int, lookback_s: int, scoring: WindowScoring):
         self.window_size_ms = window_size_s * 1000
         self.grace_ms = grace_ms
@@ -161,24 +123,52 @@ class EditorCorrelator(KeyedCoProcessFunction, _WindowCollector):
         self.scoring = scoring
 
     def open(self, runtime_context: RuntimeContext):
-        self._open_windows(runtime_context)
         self.models = runtime_context.get_state(ValueStateDescriptor("models", MODELS_TYPE))
+        self.pending = runtime_context.get_map_state(
+            MapStateDescriptor("pending_windows", Types.LONG(), Types.STRING()))
+        self.armed = runtime_context.get_map_state(
+            MapStateDescriptor("armed_windows", Types.LONG(), Types.BOOLEAN()))
         self.events = runtime_context.get_state(ValueStateDescriptor("events", Types.STRING()))
         # End of the last window classified UNKNOWN (udfs.decisions.editor_window_composite).
         self.unexplained = runtime_context.get_state(ValueStateDescriptor("unexplained_window_end", Types.LONG()))
         self.config = replace(ClassifierConfig(), window_seconds=self.window_size_ms / 1000.0,
                               event_lookback_s=self.lookback_ms / 1000.0)
-        group = runtime_context.get_metrics_group()
-        self.windows_classified = group.counter("windowsClassified")
-        self.composites = group.counter("compositeAnomalies")
+        self._open_counters(runtime_context, "windowsClassified")
+        self.composites = runtime_context.get_metrics_group().counter("compositeAnomalies")
+        # In memory, so empty after every restore (the state stays the truth): key -> armed window
+        # ends, once the key's first row has re-armed them; keys whose unexplained mark is known clear.
+        self._armed: dict[str, set] = {}
+        self._unexplained_clear: set = set()
+
+    def _armed_ends(self, key: str, ctx) -> set:
+        ends = self._armed.get(key)
+        if ends is None:
+            ends = {int(end) for end in self.armed.keys()}
+            for end in ends:
+                ctx.timer_service().register_event_time_timer(end - 1 + self.grace_ms)
+            self._armed[key] = ends
+        return ends
 
     def process_element1(self, row, ctx):
         editor = row[0]
         end = int(ctx.timestamp()) + 1      # rowtime = window_time = window_end - 1 ms
         models, results = self.scoring.score_windows(self.models.value(), ("editor", editor), editor, None, end,
-                                                     metric_windows(row, EDITOR_ROW_METRICS_AT))
+                                                     metric_windows(row, METRICS_AT))
         self.models.update(models)
-        self._add_results(editor, end, None, results, ctx)
+        if not results:
+            return
+        self._count_results(results)
+        armed = self._armed_ends(editor, ctx)
+        if not armed and not any(r["is_anomaly"] for r in results):
+            # Decided now: what on_timer would do for it (editor_window_composite -> (None, None)).
+            self._count("windowsClassified")
+            self._set_unexplained(editor, None)
+            return
+        if end not in armed:
+            self.armed.put(end, True)
+            ctx.timer_service().register_event_time_timer(end - 1 + self.grace_ms)
+            armed.add(end)
+        self.pending.put(end, json.dumps(results))
 
     def process_element2(self, row, ctx):
         stored = self.events.value()
@@ -190,64 +180,84 @@ class EditorCorrelator(KeyedCoProcessFunction, _WindowCollector):
         events = [e for e in events if e["timestamp_ms"] >= horizon][-200:]
         self.events.update(json.dumps(events))
 
+    def _set_unexplained(self, key: str, end: int | None) -> None:
+        if end is None:
+            if key not in self._unexplained_clear:
+                # A LONG ValueState cannot hold None (PyFlink fails the job at the bundle's state
+                # commit with "an integer is required"): no unexplained window is a cleared state.
+                self.unexplained.clear()
+                self._unexplained_clear.add(key)
+        else:
+            self.unexplained.update(end)
+            self._unexplained_clear.discard(key)
+
     def on_timer(self, timestamp: int, ctx):
-        end, results = self._take(timestamp, ctx.get_current_key())
+        key = ctx.get_current_key()
+        end = int(timestamp) + 1 - self.grace_ms
+        if key in self._armed:
+            self._armed[key].discard(end)
+        if not self.armed.contains(end):
+            return
+        self.armed.remove(end)
+        stored = self.pending.get(end)
+        self.pending.remove(end)
+        results = json.loads(stored) if stored else []
         if not results:
             return
-        self.windows_classified.inc()
-        stored = self.events.value() if any(r["is_anomaly"] for r in results) else None
-        previous = self.unexplained.value()
+        self._count("windowsClassified")
+        events = self.events.value() if any(r["is_anomaly"] for r in results) else None
+        previous = None if key in self._unexplained_clear else self.unexplained.value()
         detail, unexplained = editor_window_composite(end, self.window_size_ms, results,
-                                                      json.loads(stored) if stored else [], self.config, previous)
+                                                      json.loads(events) if events else [], self.config, previous)
         if unexplained != previous:
-            # A LONG ValueState cannot hold None (PyFlink fails the job at the bundle's state
-            # commit with "an integer is required"): no unexplained window is a cleared state.
-            if unexplained is None:
-                self.unexplained.clear()
-            else:
-                self.unexplained.update(unexplained)
+            self._set_unexplained(key, unexplained)
         if detail is None:
             return
         self.composites.inc()
         yield eventbridge_row(COMPOSITE[0], COMPOSITE[1], detail)
 
 
-class PartnerHealth(KeyedProcessFunction, _WindowCollector):
+class PartnerHealth(KeyedProcessFunction, _Counters):
     """(iii) Per demand partner and window -> udfs.decisions.partner_window_check.
 
-    Its rows are one per editor reporting through the partner (sql/windows/partner_windows.sql),
-    each metric scored against that editor's own history. Emits a Partner Health Check when the partner is not HEALTHY,
-    and once more when it recovers (so a consumer sees the all-clear); healthy
-    steady state is silent (otherwise every partner would produce an event every window).
+    Its input is one row per partner and window (sql/windows/partner_windows.sql) with the
+    window of every editor reporting through the partner (a JSON array); each editor's metrics are scored
+    against that editor's own series (state ``models``, one entry per editor), and the
+    partner is judged at once: the row is the whole window. Emits a Partner Health Check
+    when the partner is not HEALTHY, and once more when it recovers (so a consumer sees the
+    all-clear); healthy steady state is silent (otherwise every partner would produce an
+    event every window).
     """
 
-    def __init__(self, window_size_s: int, grace_ms: int, scoring: WindowScoring):
+    def __init__(self, window_size_s: int, scoring: WindowScoring):
         self.window_size_ms = window_size_s * 1000
-        self.grace_ms = grace_ms
         self.scoring = scoring
 
     def open(self, runtime_context: RuntimeContext):
-        self._open_windows(runtime_context)
         self.models = runtime_context.get_map_state(MapStateDescriptor("models", Types.STRING(), MODELS_TYPE))
         # partner_window_check's state: the last status, plus the hurt editors' held revenue references
         # (the descriptor keeps its name so that savepoints taken before the references restore).
         self.last_status = runtime_context.get_state(ValueStateDescriptor("last_status", Types.STRING()))
-        self.checks = runtime_context.get_metrics_group().counter("partnerChecks")
+        self._open_counters(runtime_context, "partnerChecks")
 
     def process_element(self, row, ctx):
-        partner, editor = row[0], row[1]
+        partner = row[0]
         end = int(ctx.timestamp()) + 1
-        models, results = self.scoring.score_windows(self.models.get(editor), ("partner", partner, editor), partner,
-                                                     editor, end, metric_windows(row, PARTNER_ROW_METRICS_AT))
-        self.models.put(editor, models)
-        self._add_results(partner, end, editor, results, ctx)
-
-    def on_timer(self, timestamp: int, ctx):
-        end, results = self._take(timestamp, ctx.get_current_key())
-        detail, state = partner_window_check(end, self.window_size_ms, results, self.last_status.value())
-        if results:
+        results = []
+        for editor_window in sorted(json.loads(row[1]), key=lambda w: w[0]):
+            editor = editor_window[0]
+            models, scored = self.scoring.score_windows(self.models.get(editor), ("partner", partner, editor),
+                                                        partner, editor, end, metric_windows(editor_window, METRICS_AT))
+            self.models.put(editor, models)
+            results += scored
+        if not results:
+            return
+        self._count_results(results)
+        previous = self.last_status.value()
+        detail, state = partner_window_check(end, self.window_size_ms, results, previous)
+        if state != previous:
             self.last_status.update(state)
         if detail is None:
             return
-        self.checks.inc()
+        self._count("partnerChecks")
         yield eventbridge_row(PARTNER_HEALTH[0], PARTNER_HEALTH[1], detail)

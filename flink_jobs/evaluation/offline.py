@@ -220,7 +220,7 @@ def _detector_source_digest() -> str:
 
 
 def score_series(windows: ArchiveWindows, params: JobParameters, cache: Path | None = None) -> list[dict]:
-    """Step 3: one result dict (udfs/metric_detector.py RESULT_FIELDS) per key and window."""
+    """Step 3: one result dict (udfs.decisions.RESULT_KEYS) per key and window."""
     recorded = None
     if cache is not None and cache.exists():
         recorded = pickle.loads(cache.read_bytes())

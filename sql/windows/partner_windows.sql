@@ -1,21 +1,26 @@
--- Per (demand partner, editor) tumbling windows: partner-level samples are the
--- metric records that carry a `partner` field (timeouts, bid rate, win rate
--- ...). Each editor's traffic through a partner is its own series: editors
--- differ in size and rates, so an average across editors moves whenever the mix
--- of editors reporting in a window changes, and the partner would look degraded
--- when it is not. The partner operator (udfs/correlator.PartnerHealth, keyed by
--- partner) scores each (partner, editor, metric) against its own history, and
--- udfs/decisions.partner_window_check judges the partner by how many of its
--- editors are hurt. Same window size and watermark as the editor windows.
+-- One row per demand partner and window, holding the window of every editor
+-- that reported through the partner (sql/windows/partner_editor_windows.sql) as
+-- a JSON array of arrays: [editor_id, then each metric's `m__avg`, `m__n` in
+-- detectors.classifier.METRICS order] (metric_columns lists them).
 --
--- One row per (partner, editor) and window with the metrics side by side, for
--- the reason sql/windows/editor_windows.sql gives: metric_aggregates is the
--- same `m__avg`, `m__n` pair per metric of the contract.
+-- Why one row: the partner is judged on all its editors at once
+-- (udfs/decisions.partner_window_check counts how many are hurt), so with a row
+-- per editor the Python operator had to hold each row in state until an
+-- event-time timer said the window was complete. A second window over the
+-- editor windows' own time is complete when it fires: it fires at the same
+-- watermark as the first (their rows carry window_end - 1 ms), so the partner
+-- is scored and judged in one Python call per window, with no timer and no
+-- buffered results.
+--
+-- Why JSON and not ARRAY_AGG(ROW(..)): with pipeline.object-reuse (on, see
+-- flink_jobs/main.py) ARRAY_AGG kept references to a row object its input
+-- reuses, and every element became the last editor's row (seen 2026-12-05 in
+-- the pipeline test's partner outage). JSON_ARRAYAGG renders each element to a
+-- new string as it is added. NULL ON NULL keeps a metric without samples in
+-- its position.
 SELECT
   partner,
-  editor_id,
-  ${metric_aggregates},
+  JSON_ARRAYAGG(JSON_ARRAY(editor_id, ${metric_columns} NULL ON NULL)) AS editor_windows,
   window_time
-FROM TABLE(TUMBLE(TABLE ${valid_table}, DESCRIPTOR(event_time), ${window_interval}))
-WHERE partner IS NOT NULL
-GROUP BY partner, editor_id, window_start, window_end, window_time
+FROM TABLE(TUMBLE(TABLE ${partner_editor_table}, DESCRIPTOR(editor_window_time), ${window_interval}))
+GROUP BY partner, window_start, window_end, window_time
