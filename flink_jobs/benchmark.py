@@ -16,7 +16,7 @@
     per delivered event, from the moment the correlator's event-time timer fired
     (the watermark passed the window end) to PutEvents returning — the sink's
     latency log (connectors.eventbridge.flink_sink).
-(d) state: bytes per (editor, metric) of the window scorer's keyed state
+(d) state: bytes per (editor, metric) of the scoring state (udfs/metric_detector.py)
     (the detector blob + the trailing baseline) after the warm-up, and the size
     of the job's last retained checkpoint divided by its (editor, metric) keys.
 
