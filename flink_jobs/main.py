@@ -67,8 +67,9 @@ SOURCES = ("kinesis", "kinesis-local", "archive", "datagen")
 # PyFlink's python.execution-mode. "process" runs the Python operators in Beam workers: every
 # bundle, state read and timer crosses gRPC. "thread" embeds CPython in the task threads (pemja)
 # and calls the same functions directly. On the benchmark's full job (datagen, 400k rows,
-# parallelism 2, one run) thread mode did 12,504 rec/s and process mode 5,004
-# (bench/flink-throughput.json; 7,045 and 4,086 before the parse change, -566c66a.json).
+# parallelism 2, one run) thread mode did 35,651 rec/s and process mode 27,933
+# (bench/flink-throughput.json; 12,504 and 5,004 before the windows were pivoted, -afbcf69.json;
+# 7,045 and 4,086 before the parse change, -566c66a.json).
 # Managed Flink's template keeps "process", the mode AWS documents, until thread mode is
 # tried on the service.
 PYTHON_EXECUTION_MODES = ("thread", "process")
@@ -295,9 +296,10 @@ def create_environments(settings: Settings, *, restore_path: str | None = None, 
     conf.set_string("python.execution-mode", settings.python_execution_mode)
     # Chained Java operators hand rows on without copying them. Without it every hop of the
     # parse chain copied the row, payload included (StringDataSerializer.copy was a quarter of
-    # the dedup thread's samples in a JFR profile). Safe here: the job's Java operators are
-    # Flink SQL's, which do not keep references to their input, and rows reach Python code
-    # serialized.
+    # the dedup thread's samples in a JFR profile). Rows reach Python code serialized, and the
+    # SQL operators here do not keep references to their input -- except ARRAY_AGG of rows,
+    # which under object reuse repeated one row (sql/windows/partner_windows.sql uses
+    # JSON_ARRAYAGG instead). The pipeline test's partner outage caught that one.
     conf.set_string("pipeline.object-reuse", "true")
     if not managed:
         # Managed Flink owns checkpointing, state backend, parallelism and python.

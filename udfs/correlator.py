@@ -6,21 +6,22 @@
      and trailing baseline (udfs/metric_detector.WindowScoring, state ``models``);
   2. the editor's operational events (config changes, deployments, flags,
      partner status, security findings), kept in state for ``lookback`` seconds.
-A window's results wait for an event-time timer at the window's end (+ grace):
-the window row reaches this operator before the watermark that closes the window
-(the window operator emits the windows, then forwards the watermark), and the
-timer fires only when the events input's watermark has passed the window end
-too, so the events that belong to the window are there.
+A window with an anomalous metric waits for an event-time timer at the window's
+end (+ grace): the window row reaches this operator before the watermark that
+closes the window (the window operator emits the windows, then forwards the
+watermark), and the timer fires only when the events input's watermark has passed
+the window end too, so the events that belong to the window are there. A window
+without one is decided on arrival (EditorCorrelator says when that is safe).
 udfs.decisions.editor_window_composite classifies (detectors.classifier) and,
 when any metric is anomalous and the classifier calls it an incident, ONE
 composite anomaly (detectors.incident) is emitted for the editor and window.
 The decisions are pure functions so flink_jobs/evaluation/offline.py replays
 exactly them. This replaces the seed's three-way equality join on timestamps.
 
-``PartnerHealth`` is keyed by partner: one row per (partner, editor) and window
-from sql/windows/partner_windows.sql, scored against that editor's own series
-through the partner (state ``models``, one entry per editor), and the partner is
-judged when its window's timer fires.
+``PartnerHealth`` is keyed by partner: one row per partner and window from
+sql/windows/partner_windows.sql holding every editor's window through the partner,
+each scored against that editor's own series (state ``models``, one entry per
+editor); the row is the whole window, so the partner is judged at once.
 
 Scoring and deciding share one operator because every Python operator a row
 passes through costs a JVM -> Python -> JVM crossing, more than the scoring.
