@@ -15,7 +15,7 @@ Topology (SQL does everything per record; Python once per editor window and per 
                   │     └─ udfs.correlator.EditorCorrelator (keyed editor): scores each metric against its
                   │        model and trailing baseline, adds the editor's events, classifies ─ composite anomalies
                   └─ sql/windows/partner_editor_windows.sql, partner_windows.sql  (a row per partner and
-                        │  window, each editor's window in an array)
+                        │  window, each editor's window in a JSON array)
                         └─ udfs.correlator.PartnerHealth (keyed partner): scores, judges ─ partner health checks
     events_raw  (sql/sources/*) ─ sql/parse/events.sql
         ├─ invalid ─ dead letters
@@ -499,7 +499,7 @@ def metric_columns() -> Raw:
 def window_sql(s: Settings, name: str) -> str:
     """sql/windows/<name>_windows.sql, every metric side by side: "editor" (a row per editor and
     window) and "partner_editor" (per partner, editor and window) over the view ``metrics_valid``;
-    "partner" (per partner and window, its editors' windows in an array) over the view
+    "partner" (per partner and window, its editors' windows in a JSON array) over the view
     ``partner_editor_windows``, which is "partner_editor"."""
     return render_sql(f"windows/{name}_windows.sql", valid_table="metrics_valid",
                       partner_editor_table="partner_editor_windows", window_interval=sql_interval(s.window_size_s),
