@@ -5,7 +5,7 @@ recent events, the partner's last status) and calls these when a window's timer
 fires; flink_jobs/evaluation/offline.py replays an archive through the very same
 functions, so the fast offline evaluation cannot drift from the job.
 
-A *result* is one per-metric row of udfs/metric_detector.py as a dict
+A *result* is one metric's score from udfs/metric_detector.WindowScoring, a dict
 (``scope_id, metric, window_end_ms, value, baseline, lower, upper, score,
 is_anomaly, sample_count, editors``); for partner windows ``editors`` is the
 one editor whose traffic through the partner the row summarises.

@@ -1,13 +1,13 @@
 """Per (editor, metric) -- and per (partner, editor, metric) -- window scoring.
 
-Input: one row per editor (or per partner and editor) and window from
-sql/windows/*.sql, every metric of the contract side by side (``m__avg``,
-``m__n``). The keyed operators of udfs/correlator.py own the Flink state and
+Input: an editor's window (a row of sql/windows/editor_windows.sql, or one
+element of a partner row's array, sql/windows/partner_windows.sql), every metric
+of the contract side by side (``m__avg``, ``m__n``). The keyed operators of udfs/correlator.py own the Flink state and
 call :class:`WindowScoring` once per row: each metric present in the window is
 scored by its own series' model and trailing baseline, and the per-metric
 results go on to the classifier (editors) or the partner check (partners) in
-the same call. So Python runs once per window and editor, never per record nor
-per metric: each crossing between the JVM and Python (row conversion, state
+the same call. So Python runs once per editor window and once per partner window,
+never per record nor per metric: each crossing between the JVM and Python (row conversion, state
 calls) costs more than the scoring itself (flink_jobs/benchmark.py).
 
 A series' state is the pair
@@ -53,8 +53,8 @@ def metric_windows(row, first_column: int) -> Iterator[tuple[str, float, int]]:
 
 
 class WindowScoring:
-    """Scores one pivoted window row's metrics against their series' models (a mixin for the
-    keyed operators; no Flink state here, the caller reads and writes it).
+    """Scores one editor window's metrics against their series' models (held by the keyed
+    operators of udfs/correlator.py; no Flink state here, the caller reads and writes it).
 
     >>> scoring = WindowScoring("ensemble", {}, baseline_windows=12, baseline_min_windows=6,
     ...                         baseline_threshold=0.25)
