@@ -158,6 +158,7 @@ class Settings:
     baseline_windows: int
     baseline_min_windows: int
     baseline_threshold: float
+    model_snapshot_windows: int
     detector: str
     detector_params: dict
     bus_name: str
@@ -202,6 +203,7 @@ class Settings:
             baseline_windows=c.get_int("processing", "baseline.windows", minimum=1, maximum=10000),
             baseline_min_windows=c.get_int("processing", "baseline.min.windows", minimum=1),
             baseline_threshold=c.get_float("processing", "baseline.threshold", minimum=0.0),
+            model_snapshot_windows=c.get_int("processing", "model.snapshot.windows", minimum=1, maximum=10000),
             detector=c.get_str("processing", "detector", allow_empty=False),
             detector_params=detector_params,
             bus_name=c.get_str("eventbridge", "bus.name", allow_empty=False),
@@ -582,7 +584,7 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
 
     # Each operator scores its window rows' metrics itself (udfs/correlator.py says why).
     scoring = WindowScoring(s.detector, s.detector_params, s.baseline_windows, s.baseline_min_windows,
-                            s.baseline_threshold)
+                            s.baseline_threshold, s.model_snapshot_windows)
     editor_windows = t_env.to_data_stream(windows["editor"])
     partner_windows = t_env.to_data_stream(windows["partner"])
 

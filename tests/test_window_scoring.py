@@ -1,7 +1,8 @@
 """udfs/metric_detector.WindowScoring: the live-model cache beside the operators' keyed state.
 
 What a group's models score must not depend on whether they came from the cache or from the
-state's bytes, and a value handed to the state must not change afterwards."""
+state (a snapshot plus the journal of windows learned since), nor on how often a snapshot is
+taken, and a value handed to the state must not change afterwards."""
 from __future__ import annotations
 
 import copy
@@ -13,8 +14,9 @@ END = 1_793_527_200_000
 WINDOW_MS = 300_000
 
 
-def _scoring() -> WindowScoring:
-    return WindowScoring("ensemble", {}, baseline_windows=12, baseline_min_windows=6, baseline_threshold=0.25)
+def _scoring(snapshot_windows: int = 12) -> WindowScoring:
+    return WindowScoring("ensemble", {}, baseline_windows=12, baseline_min_windows=6, baseline_threshold=0.25,
+                         snapshot_windows=snapshot_windows)
 
 
 def _windows(i: int) -> list[tuple[str, float, int]]:
@@ -22,8 +24,8 @@ def _windows(i: int) -> list[tuple[str, float, int]]:
     return [("rpm", level, 5), ("fill_rate", 0.8 + 0.01 * math.cos(i), 5)]
 
 
-def _run(scoring: WindowScoring, groups: tuple[str, ...], windows: int) -> list:
-    state: dict = {}
+def _run(scoring: WindowScoring, groups: tuple[str, ...], windows: int, state: dict | None = None) -> list:
+    state = {} if state is None else state
     results = []
     for i in range(windows):
         for g in groups:
@@ -37,8 +39,33 @@ def test_models_restored_from_the_state_score_exactly_like_cached_ones():
     cached = _run(_scoring(), ("e-1", "e-2"), 50)
     assert any(r["is_anomaly"] for r in cached), "the drop in window 40 is seen"
     small = _scoring()
-    small.CACHE_SIZE = 1       # e-1 and e-2 alternate: every model comes back from the state's bytes
-    assert _run(small, ("e-1", "e-2"), 50) == cached
+    small.CACHE_SIZE = 1       # e-1 and e-2 alternate: every model comes back from the state
+    state: dict = {}
+    assert _run(small, ("e-1", "e-2"), 50, state) == cached
+    # 50 windows, a snapshot every 12: the last state holds a snapshot and a journal of 2 windows
+    snapshot, journal, _ = state["e-1"]["rpm"]
+    assert snapshot and [end for end, _ in journal] == [END + 48 * WINDOW_MS, END + 49 * WINDOW_MS]
+
+
+def test_how_often_a_snapshot_is_taken_changes_nothing_that_is_scored():
+    cached = _run(_scoring(), ("e-1", "e-2"), 50)
+    for every in (1, 5, 49):
+        scoring = _scoring(snapshot_windows=every)
+        scoring.CACHE_SIZE = 1
+        assert _run(scoring, ("e-1", "e-2"), 50) == cached, every
+
+
+def test_entries_written_before_the_journal_are_read_as_a_snapshot():
+    scoring = _scoring(snapshot_windows=1)
+    state: dict = {}
+    _run(scoring, ("e-1",), 30, state)
+    old = {metric: (snapshot, history) for metric, (snapshot, journal, history) in state["e-1"].items()}
+    assert all(journal == () for _, journal, _ in state["e-1"].values())
+    fresh = _scoring()
+    first, _ = fresh.score_windows(old, ("editor", "e-1"), "e-1", None, END + 30 * WINDOW_MS, _windows(30))
+    again, _ = _scoring().score_windows(state["e-1"], ("editor", "e-1"), "e-1", None, END + 30 * WINDOW_MS,
+                                        _windows(30))
+    assert first == again
 
 
 def test_a_value_handed_to_the_state_is_never_changed_afterwards():
@@ -47,3 +74,23 @@ def test_a_value_handed_to_the_state_is_never_changed_afterwards():
     kept = copy.deepcopy(first)
     second, _ = scoring.score_windows(first, ("editor", "e-1"), "e-1", None, END + WINDOW_MS, _windows(1))
     assert first == kept and second is not first and second["rpm"] != first["rpm"]
+
+
+def test_a_state_rolled_back_behind_the_cached_model_is_scored_from_the_state():
+    # As after a restore from an older checkpoint while the cache lives on: the same snapshot, a
+    # shorter journal. The cached model has learned windows the state has not; it must not be used.
+    scoring = _scoring()
+    state: dict = {}
+    first = _run(scoring, ("e-1",), 40, state)
+    rolled_back = copy.deepcopy(state)
+    for i in range(40, 44):
+        state["e-1"], scored = scoring.score_windows(state["e-1"], ("editor", "e-1"), "e-1", None,
+                                                     END + i * WINDOW_MS, _windows(i))
+        first += scored
+    assert rolled_back["e-1"]["rpm"][0] == state["e-1"]["rpm"][0], "same snapshot, longer journal"
+    again = []
+    for i in range(40, 44):
+        rolled_back["e-1"], scored = scoring.score_windows(rolled_back["e-1"], ("editor", "e-1"), "e-1", None,
+                                                           END + i * WINDOW_MS, _windows(i))
+        again += scored
+    assert again == first[-len(again):]

@@ -92,9 +92,15 @@ def score_window(model, history_json: str | None, window_end_ms: int, value: flo
     Returns ((baseline, lower, upper, score, is_anomaly), the new history JSON). The model is updated in place.
     """
     values, held = read_history(history_json)
-    detection = model.update(window_end_ms / 1000.0, value)
+    detection = learn_model(model, window_end_ms, value)
     verdict = trailing_verdict(values, value, rel_threshold, min_windows)
     return combine(detection, verdict), learn_window(values, held, value, verdict, keep)
+
+
+def learn_model(model, window_end_ms: int, value: float):
+    """The model scores then learns one window's value (its Detection); udfs/metric_detector.py replays a
+    series' journal through this same call, so a rebuilt model is the one that scored."""
+    return model.update(window_end_ms / 1000.0, value)
 
 
 def read_history(history_json: str | None) -> tuple[list[float], int]:
