@@ -17,7 +17,7 @@
     (the watermark passed the window end) to PutEvents returning — the sink's
     latency log (connectors.eventbridge.flink_sink).
 (d) state: bytes per (editor, metric) of the scoring state (udfs/metric_detector.py)
-    (the detector blob + the trailing baseline) after the warm-up, and the size
+    (the model snapshot, the journal since it, the trailing baseline) over the warm-up, and the size
     of the job's last retained checkpoint divided by its (editor, metric) keys.
 
 (Until 2026-12-05 an (e) "scorer stage" ran the per-metric window scorer alone. The scorer
@@ -377,24 +377,36 @@ def _pct(sorted_values: list[float], q: float) -> float:
 
 
 def measure_state_blobs() -> dict:
-    """Bytes of the scorer's keyed state per (editor, metric) after the test warm-up (same code path)."""
-    import detectors
-    from flink_jobs import job_scenario as js
-    from udfs.baseline import push_history
+    """Bytes of the editor operator's keyed state per (editor, metric) over the scripted warm-up, through
+    the job's own code (udfs/metric_detector.WindowScoring, one window per scripted sample): each
+    metric's entry (model snapshot, journal since it, trailing baseline) as the state pickles it. The
+    journal grows between snapshots, so the mean over the windows is given beside the last and largest."""
+    import pickle
+    from collections import defaultdict
 
-    s = JobConfig.load(environ={})
-    name = s.get_str("processing", "detector")
-    keep = s.get_int("processing", "baseline.windows")
+    from flink_jobs import job_scenario as js
+    from flink_jobs.main import Settings
+    from udfs.metric_detector import WindowScoring
+
+    s = Settings.from_config(JobConfig.load(environ={}))
+    scoring = WindowScoring(s.detector, s.detector_params, s.baseline_windows, s.baseline_min_windows,
+                            s.baseline_threshold, s.model_snapshot_windows)
     recs, _ = js.editor_records("e-normal", js.window_start(time.time()))
-    per_metric: dict[str, tuple[bytes, str]] = {}
+    by_window: dict[int, list] = defaultdict(list)
     for r in recs:
-        model_blob, history = per_metric.get(r["metric"], (b"", ""))
-        model = detectors.from_bytes(model_blob) if model_blob else detectors.make(name)
-        model.update(js.timestamp_ms(r) / 1000.0, r["value"])
-        per_metric[r["metric"]] = (model.to_bytes(), push_history(history or None, r["value"], keep))
-    sizes = {m: len(b) + len(h.encode()) for m, (b, h) in per_metric.items()}
-    return {"detector": name, "windows_learned": len(recs) // len(js.METRICS),
-            "bytes_per_editor_metric": sizes, "mean_bytes": round(statistics.fmean(sizes.values()))}
+        by_window[js.timestamp_ms(r) // (s.window_size_s * 1000)].append((r["metric"], float(r["value"]), 1))
+    stored, sizes = None, defaultdict(list)
+    for window, windows in sorted(by_window.items()):
+        stored, _ = scoring.score_windows(stored, ("editor", "e-normal"), "e-normal", None,
+                                          (window + 1) * s.window_size_s * 1000, windows)
+        for metric, entry in stored.items():
+            sizes[metric].append(len(pickle.dumps(entry)))
+    every = [n for per_metric in sizes.values() for n in per_metric]
+    return {"detector": s.detector, "windows_learned": len(by_window),
+            "model_snapshot_windows": s.model_snapshot_windows,
+            "bytes_per_editor_metric": {m: n[-1] for m, n in sizes.items()},
+            "mean_bytes": round(statistics.fmean(n[-1] for n in sizes.values())),
+            "mean_bytes_over_windows": round(statistics.fmean(every)), "max_bytes": max(every)}
 
 
 def main(argv: list[str] | None = None) -> int:
