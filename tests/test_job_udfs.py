@@ -1,9 +1,8 @@
 """The pure parts of udfs/ (no Flink): trailing baseline, model/baseline combination, security detail."""
-import json
 import math
 
 from detectors.base import Detection
-from udfs.baseline import combine, push_history, trailing_verdict
+from udfs.baseline import combine, learn_window, read_history, trailing_verdict
 from udfs.security import security_detail
 
 
@@ -40,8 +39,8 @@ def test_combine_requires_model_and_baseline_to_agree():
 def test_history_is_bounded_and_skips_non_finite():
     h = None
     for v in [1.0, math.inf, 2.0, 3.0, 4.0]:
-        h = push_history(h, v, 3)
-    assert json.loads(h) == [2.0, 3.0, 4.0]
+        h = learn_window(*read_history(h), v, None, 3)
+    assert h == ((2.0, 3.0, 4.0), 0)
 
 
 def test_security_detail_threshold_and_deterministic_id():

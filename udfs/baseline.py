@@ -77,21 +77,14 @@ def combine(model: Detection, verdict: BaselineVerdict | None) -> tuple[float, f
     return model.expected, model.lower, model.upper, score, is_anomaly
 
 
-def push_history(history_json: str | None, value: float, keep: int) -> str:
-    history = json.loads(history_json) if history_json else []
-    if math.isfinite(value):
-        history.append(round(float(value), 9))
-    return json.dumps(history[-keep:])
-
-
-def score_window(model, history_json: str | None, window_end_ms: int, value: float, *, rel_threshold: float,
-                 min_windows: int, keep: int) -> tuple[tuple[float, float, float, float, bool], str]:
+def score_window(model, history: tuple | str | None, window_end_ms: int, value: float, *, rel_threshold: float,
+                 min_windows: int, keep: int) -> tuple[tuple[float, float, float, float, bool], tuple]:
     """One key's window, in the scorer's order: the model scores then learns the value, the trailing
     baseline judges it, the two are combined, and the value joins the history (:func:`learn_window`).
 
-    Returns ((baseline, lower, upper, score, is_anomaly), the new history JSON). The model is updated in place.
+    Returns ((baseline, lower, upper, score, is_anomaly), the new history). The model is updated in place.
     """
-    values, held = read_history(history_json)
+    values, held = read_history(history)
     detection = learn_model(model, window_end_ms, value)
     verdict = trailing_verdict(values, value, rel_threshold, min_windows)
     return combine(detection, verdict), learn_window(values, held, value, verdict, keep)
@@ -103,18 +96,27 @@ def learn_model(model, window_end_ms: int, value: float):
     return model.update(window_end_ms / 1000.0, value)
 
 
-def read_history(history_json: str | None) -> tuple[list[float], int]:
-    """(past window values, windows held out) of the history state: ``{"v": [...], "held": n}``
-    (a plain list, the earlier format, has none held)."""
-    if not history_json:
+def read_history(history: tuple | str | None) -> tuple[list[float], int]:
+    """(past window values, windows held out) of the history state: the ``(values, held)`` pair
+    :func:`learn_window` returns. States written before 2026-12-05 hold it as JSON text,
+    ``{"v": [...], "held": n}`` or a plain list (none held); those are read too. (A tuple, not JSON:
+    the state is pickled anyway, and the JSON round trip was ~8 % of the job's Python time.)
+
+    >>> read_history(((10.0, 11.0), 1)), read_history('{"v": [10.0, 11.0], "held": 1}'), read_history("[10.0]")
+    (([10.0, 11.0], 1), ([10.0, 11.0], 1), ([10.0], 0))
+    """
+    if not history:
         return [], 0
-    state = json.loads(history_json)
+    if isinstance(history, tuple):
+        return list(history[0]), history[1]
+    state = json.loads(history)
     if isinstance(state, list):
         return state, 0
     return list(state.get("v") or []), int(state.get("held") or 0)
 
 
-def learn_window(values: list[float], held: int, value: float, verdict: BaselineVerdict | None, keep: int) -> str:
+def learn_window(values: list[float], held: int, value: float, verdict: BaselineVerdict | None,
+                 keep: int) -> tuple[tuple[float, ...], int]:
     """The history state after a window: the value is learned unless it is outside the trailing band.
 
     An incident's windows would otherwise become the baseline within half the
@@ -124,15 +126,17 @@ def learn_window(values: list[float], held: int, value: float, verdict: Baseline
     ``keep`` windows in a row; past that the new level is accepted and learned
     (a level that lasts longer than the history is the new normal).
 
-    >>> import json
+    Returns the new ``(values, held)``: at most ``keep`` values, oldest first; a non-finite value is not
+    learned.
+
     >>> v = trailing_verdict([10.0] * 12, 30.0, 0.25, 6)
-    >>> json.loads(learn_window([10.0] * 12, 0, 30.0, v, 12))["held"]
+    >>> learn_window([10.0] * 12, 0, 30.0, v, 12)[1]
     1
-    >>> json.loads(learn_window([10.0] * 12, 12, 30.0, v, 12))["v"][-1]
+    >>> learn_window([10.0] * 12, 12, 30.0, v, 12)[0][-1]
     30.0
     """
     if verdict is not None and verdict.outside and held < keep:
-        return json.dumps({"v": values[-keep:], "held": held + 1})
+        return tuple(values[-keep:]), held + 1
     if math.isfinite(value):
         values = values + [round(float(value), 9)]
-    return json.dumps({"v": values[-keep:], "held": held if verdict is not None and verdict.outside else 0})
+    return tuple(values[-keep:]), (held if verdict is not None and verdict.outside else 0)

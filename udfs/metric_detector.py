@@ -15,7 +15,7 @@ A series' state is the triple
     versioned bytes (``to_bytes`` / ``detectors.from_bytes``), None before the first one,
   * the journal: the (window end ms, window mean) pairs the model learned since that
     snapshot, oldest first, and
-  * its trailing baseline: the last N window averages (JSON, udfs/baseline.py),
+  * its trailing baseline: the last N window averages (udfs/baseline.py),
 and the operators keep one value per editor (or per partner and editor) holding
 that triple for each of its metrics: one state read and one write per row.
 
@@ -98,7 +98,7 @@ class WindowScoring:
                       window_end_ms: int, windows) -> tuple[dict, list[dict]]:
         """(the new stored value, one result dict per metric, in metric-name order).
 
-        ``stored`` maps metric -> (model snapshot, journal, history JSON) for one series group
+        ``stored`` maps metric -> (model snapshot, journal, history) for one series group
         (an editor, or a partner and editor), None for a new group; ``series`` names the group
         in the live-model cache; ``editor`` is the result's ``editors`` field (partner rows only).
         """
@@ -137,7 +137,7 @@ class WindowScoring:
         return model
 
 
-def series_state(entry: tuple | None) -> tuple[bytes | None, tuple, str | None]:
+def series_state(entry: tuple | None) -> tuple[bytes | None, tuple, tuple | str | None]:
     """(snapshot, journal, history) of one metric's stored entry; None for a new series.
 
     Entries written before the journal existed (2026-12-05) are (model bytes, history): a snapshot
