@@ -8,7 +8,9 @@
     and beside it the pure-SQL baseline: the same source, parse and windows into a
     blackhole, no Python operator. Both are bounded runs of --rows rows; the rate
     is rows / wall time from submission to the end of the job, minus the measured
-    start-up of an empty-input run of the same pipeline (reported separately).
+    start-up of an empty-input run of the same pipeline (reported separately). The runs
+    share one JVM, so the first pays the JIT compiler's warm-up: the baseline runs first
+    and again last (pure_sql_baseline_last), and the ratios use the faster of the two.
 (b) local Kinesis: records/s through the boto3 path
     (connectors.kinesis.benchmark.measure_kinesis_throughput).
 (c) latency: the full job on Kinesis (embedded endpoint, core stack) fed
@@ -78,6 +80,12 @@ CPU seconds, not wall rates, are the comparable figures):
     baseline and 170 us for the full job; 200k records/s on 2 cores leaves 10 us. The same
     split, taken by the benchmark itself: bench/flink-throughput-cpu-by-thread.json (and at
     parallelism 1, -parallelism-1.json, where the same rows cost about half the CPU seconds).
+  * After the pivot (one Python row per editor or partner window), 2M rows: the Python operators
+    took ~40 of the full job's ~114 CPU s, on about one core (one interpreter in thread mode).
+    Per (series, window), outside Flink: ~97 us, of which serialising the model ~34 and the
+    trailing baseline's JSON ~12. The models are now serialised once in
+    processing.model.snapshot.windows windows, with a journal in between (udfs/metric_detector.py),
+    and the baseline history is a tuple: ~54 us (README, "The 0.7x target").
 
 No figure is invented: everything in the JSON is measured in this run, and
 the machine's load average is recorded beside it (2 shared cores here).
@@ -236,8 +244,12 @@ def measure_throughput(rows: int, parallelism: int, workdir: Path, endpoint_url:
     ]
     default_mode = JobConfig.load(environ={}).get_str("job", "python.execution.mode")
     out = {"rows": rows, "parallelism": parallelism, "python_execution_mode": default_mode}
+    # All runs share one JVM (PyFlink's gateway hosts the mini-cluster), so the first run pays the JIT
+    # compiler's warm-up for the SQL they share. The baseline therefore runs first AND last, and the
+    # ratios are taken against the faster of its two runs (the conservative choice).
     runs = [("pure_sql_baseline", True, default_mode), ("full_pipeline", False, default_mode)]
     runs += [(f"full_pipeline_{mode}_mode", False, mode) for mode in compare_modes if mode != default_mode]
+    runs += [("pure_sql_baseline_last", True, default_mode)]
     for label, sql_only, mode in runs:
         mode_base = base + [f"job.python.execution.mode={mode}"]
         startup = _run_bounded(JobConfig.load(environ={}, overrides=mode_base + ["datagen.number.of.rows=1"]),
@@ -255,10 +267,11 @@ def measure_throughput(rows: int, parallelism: int, workdir: Path, endpoint_url:
             "records_per_s": round(rows / processing),
             "load_average_after": _load(),
         }
+    baseline = max(out["pure_sql_baseline"]["records_per_s"], out["pure_sql_baseline_last"]["records_per_s"])
+    out["baseline_records_per_s_for_ratios"] = baseline
     for label, sql_only, _ in runs:
         if not sql_only:  # full_pipeline -> full_over_baseline, full_pipeline_process_mode -> ..._over_baseline
-            ratio = out[label]["records_per_s"] / out["pure_sql_baseline"]["records_per_s"]
-            out[label.replace("full_pipeline", "full") + "_over_baseline"] = round(ratio, 3)
+            out[label.replace("full_pipeline", "full") + "_over_baseline"] = round(out[label]["records_per_s"] / baseline, 3)
     return out
 
 

@@ -58,7 +58,8 @@ EVENT_TYPE = Types.ROW_NAMED(
 # The first ``m__avg`` column of an editor row (sql/windows/editor_windows.sql, after editor_id)
 # and of each editor's window in a partner row's array (sql/windows/partner_windows.sql).
 METRICS_AT = 1
-# State of a series group (an editor, or a partner's editor): metric -> (model bytes, history JSON).
+# State of a series group (an editor, or a partner's editor): metric -> (model snapshot, journal, history);
+# udfs/metric_detector.py.
 MODELS_TYPE = Types.PICKLED_BYTE_ARRAY()
 
 
