@@ -398,12 +398,10 @@ def measure_state_blobs() -> dict:
     from collections import defaultdict
 
     from flink_jobs import job_scenario as js
-    from flink_jobs.main import Settings
-    from udfs.metric_detector import WindowScoring
+    from flink_jobs.main import Settings, window_scoring
 
     s = Settings.from_config(JobConfig.load(environ={}))
-    scoring = WindowScoring(s.detector, s.detector_params, s.baseline_windows, s.baseline_min_windows,
-                            s.baseline_threshold, s.model_snapshot_windows)
+    scoring = window_scoring(s)
     recs, _ = js.editor_records("e-normal", js.window_start(time.time()))
     by_window: dict[int, list] = defaultdict(list)
     for r in recs:

@@ -498,6 +498,14 @@ def metric_columns() -> Raw:
     return Raw(", ".join(f"{m}__avg, {m}__n" for m in METRICS))
 
 
+def window_scoring(s: Settings):
+    """The operators' udfs.metric_detector.WindowScoring, configured from the processing properties."""
+    from udfs.metric_detector import WindowScoring
+
+    return WindowScoring(s.detector, s.detector_params, s.baseline_windows, s.baseline_min_windows,
+                         s.baseline_threshold, s.model_snapshot_windows)
+
+
 def window_sql(s: Settings, name: str) -> str:
     """sql/windows/<name>_windows.sql, every metric side by side: "editor" (a row per editor and
     window) and "partner_editor" (per partner, editor and window) over the view ``metrics_valid``;
@@ -579,12 +587,10 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
 
     from connectors.eventbridge.flink_sink import attach_eventbridge_sink
     from udfs.correlator import EVENT_TYPE, OUTPUT_TYPE, EditorCorrelator, PartnerHealth
-    from udfs.metric_detector import WindowScoring
     from udfs.security import SecurityFindings
 
     # Each operator scores its window rows' metrics itself (udfs/correlator.py says why).
-    scoring = WindowScoring(s.detector, s.detector_params, s.baseline_windows, s.baseline_min_windows,
-                            s.baseline_threshold, s.model_snapshot_windows)
+    scoring = window_scoring(s)
     editor_windows = t_env.to_data_stream(windows["editor"])
     partner_windows = t_env.to_data_stream(windows["partner"])
 
