@@ -1,8 +1,9 @@
 """What the window operators decide, as pure functions (no pyflink).
 
 udfs/correlator.py keeps the Flink state (pending window results, the editor's
-recent events, the partner's last status) and calls these when a window's timer
-fires; flink_jobs/evaluation/offline.py replays an archive through the very same
+recent events, the partner's last status) and calls these when an editor window is
+decided (on arrival, or when its timer fires) and when a partner's window row
+arrives; flink_jobs/evaluation/offline.py replays an archive through the very same
 functions, so the fast offline evaluation cannot drift from the job.
 
 A *result* is one metric's score from udfs/metric_detector.WindowScoring, a dict
