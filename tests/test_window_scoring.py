@@ -6,6 +6,7 @@ taken, and a value handed to the state must not change afterwards."""
 from __future__ import annotations
 
 import copy
+import json
 import math
 
 from udfs.metric_detector import WindowScoring
@@ -59,7 +60,9 @@ def test_entries_written_before_the_journal_are_read_as_a_snapshot():
     scoring = _scoring(snapshot_windows=1)
     state: dict = {}
     _run(scoring, ("e-1",), 30, state)
-    old = {metric: (snapshot, history) for metric, (snapshot, journal, history) in state["e-1"].items()}
+    # as 5599c3f wrote them: (model bytes, history JSON)
+    old = {metric: (snapshot, json.dumps({"v": list(values), "held": held}))
+           for metric, (snapshot, journal, (values, held)) in state["e-1"].items()}
     assert all(journal == () for _, journal, _ in state["e-1"].values())
     fresh = _scoring()
     first, _ = fresh.score_windows(old, ("editor", "e-1"), "e-1", None, END + 30 * WINDOW_MS, _windows(30))
