@@ -55,6 +55,10 @@ METRIC_CASES = [
     (VALID + "}", "INVALID_JSON"),
     (VALID + " trailing garbage", "INVALID_JSON"),
     (VALID + VALID, "INVALID_JSON"),
+    # two records joined by a comma: read as the first one until the document's wrap had an object in it
+    (VALID + "," + VALID, "INVALID_JSON"),
+    (VALID + ",5", "INVALID_JSON"),
+    (VALID + "}," + VALID, "INVALID_JSON"),
     ("[" + VALID + "]", "INVALID_JSON"),
     (VALID[:-5], "INVALID_JSON"),
     # JSON types
@@ -97,6 +101,7 @@ EVENT_CASES = [
     (_e(editor_id=42), "WRONG_TYPE"),
     (_e() + "}", "INVALID_JSON"),
     (_e() + " x", "INVALID_JSON"),
+    (_e() + "," + _e(), "INVALID_JSON"),
     (_e(timestamp=0), "INVALID_TIMESTAMP"),
     (_e(timestamp="2026/11/01 10:00:00"), "INVALID_TIMESTAMP"),
     (_e(timestamp=TS + 0.5), "INVALID_TIMESTAMP"),

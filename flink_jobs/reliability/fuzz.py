@@ -230,6 +230,9 @@ class FuzzGenerator:
             f'{{"editor_id":"{fid}","metric":"{metric}","value":0.5,"timestamp":{ts}}}}}',  # extra brace
             f'{{"editor_id":"{fid}","metric":"{metric}","value":00.5,"timestamp":{ts}}}',  # leading zero
             f'{{"editor_id":"{fid}","metric":"{metric}","value":0.5,"timestamp":{ts}}} trailing garbage',
+            # two records joined by a comma (a producer's array without its brackets)
+            f'{{"editor_id":"{fid}","metric":"{metric}","value":0.5,"timestamp":{ts}}},'
+            f'{{"editor_id":"{fid}","metric":"{metric}","value":0.6,"timestamp":{ts}}}',
             f'{fid} metric={metric} value=0.5 ts={ts}',  # a log line, not JSON
             f'<metric editor="{fid}" name="{metric}" value="0.5"/>',  # XML
             f'{{"editor_id":"{fid}","metric":"{metric}","value":0.5,"timestamp":{ts},"note":"unterminated}}',

@@ -4,7 +4,7 @@
 -- and the same shared fragments: fields read from the strict document of
 -- sql/parse/json_document.sql, timestamps checked by sql/parse/timestamp_reason.sql.
 -- One pass, one reason code per bad row, first failing rule wins:
---   OVERSIZED_RECORD, INVALID_JSON (also an object followed by `}` or garbage),
+--   OVERSIZED_RECORD, INVALID_JSON (also an object followed by `}`, garbage or another object),
 --   MISSING_FIELD (event_type / timestamp),
 --   WRONG_TYPE (severity not a JSON number -- "high", [9], true --; editor_id or
 --   partner present but not a JSON string; details present but not an object),
@@ -54,12 +54,12 @@ FROM (
       SELECT
         payload, event_time, oversized, doc,
         LTRIM(payload) LIKE '{%' AS is_object,
-        JSON_VALUE(doc, '$[0].event_type') AS event_type,
-        JSON_QUERY(doc, '$[0].editor_id' WITH UNCONDITIONAL ARRAY WRAPPER) AS editor_json,
-        JSON_QUERY(doc, '$[0].partner' WITH UNCONDITIONAL ARRAY WRAPPER) AS partner_json,
-        JSON_QUERY(doc, '$[0].severity' WITH UNCONDITIONAL ARRAY WRAPPER) AS severity_json,
-        JSON_VALUE(doc, '$[0].timestamp') AS timestamp_text,
-        JSON_QUERY(doc, '$[0].details') AS details
+        JSON_VALUE(doc, '$[0].record.event_type') AS event_type,
+        JSON_QUERY(doc, '$[0].record.editor_id' WITH UNCONDITIONAL ARRAY WRAPPER) AS editor_json,
+        JSON_QUERY(doc, '$[0].record.partner' WITH UNCONDITIONAL ARRAY WRAPPER) AS partner_json,
+        JSON_QUERY(doc, '$[0].record.severity' WITH UNCONDITIONAL ARRAY WRAPPER) AS severity_json,
+        JSON_VALUE(doc, '$[0].record.timestamp') AS timestamp_text,
+        JSON_QUERY(doc, '$[0].record.details') AS details
       FROM (
         SELECT
           payload,

@@ -1,15 +1,19 @@
 -- Strict JSON document shared by sql/parse/metrics.sql and events.sql (a SQL fragment,
--- substituted as the json_document parameter): the payload wrapped as a one-element array,
--- from which every field is read as `$[0].field`.
+-- substituted as the json_document parameter): the payload wrapped as the one member of an
+-- object that is the one element of an array, `[{"record":` payload `}]`, from which every
+-- field is read as `$[0].record.field`.
 --
 -- Why the wrap: Flink's JSON functions (IS JSON, JSON_VALUE, JSON_QUERY) read the first
--- JSON value and ignore whatever follows it, so `{..}}`, `{..} garbage` and `{..}{..}` all
--- pass `IS JSON OBJECT`. Inside '[' || payload || ']' anything after the object makes the
--- array invalid: every field comes out NULL and the row falls to INVALID_JSON at no extra
--- parse (the parse files test `doc IS JSON ARRAY` and that the payload starts with `{`,
--- since `[{..}]` would otherwise be unwrapped by lax paths). Known hole: `{..},{..}` is a
--- valid two-element array and is read as its first object.
+-- JSON value and ignore whatever follows it, so `{..}}`, `{..} garbage`, `{..}{..}` and
+-- `{..},{..}` all pass `IS JSON OBJECT`, and the last two would be read as their first
+-- record while the second is silently lost. Inside the wrap, anything after the payload's
+-- object makes the document invalid: an extra `}` closes the wrapping object early and the
+-- array then meets `}`; a second object after a comma stands where the wrapping object
+-- needs a key. Every field comes out NULL and the row falls to INVALID_JSON at no extra
+-- parse (the parse files test `doc IS JSON ARRAY` and that the payload starts with `{`).
+-- What still passes is a payload crafted to close both wrappers itself and reopen them,
+-- `{..}},{"k":{..}`: it is read as its first object (no producer error makes that shape).
 --
 -- An oversized payload (more than ${max_payload_bytes} characters) is never handed to the
 -- JSON parser: the document is NULL and the row is OVERSIZED_RECORD.
-CASE WHEN CHAR_LENGTH(payload) <= ${max_payload_bytes} THEN '[' || payload || ']' END
+CASE WHEN CHAR_LENGTH(payload) <= ${max_payload_bytes} THEN '[{"record":' || payload || '}]' END

@@ -23,8 +23,8 @@
 --   FUTURE_TIMESTAMP   more than ${max_future_s} s ahead of processing time (same fragment)
 --
 -- Strict JSON: every field is read from the document of sql/parse/json_document.sql
--- (the payload wrapped as `[payload]`, fields as `$[0].field`), so an object followed by
--- anything is INVALID_JSON; a payload that is not an object is caught by its first character.
+-- (the payload wrapped as `[{"record": payload}]`, fields as `$[0].record.field`), so an object
+-- followed by anything, a second record after a comma included, is INVALID_JSON; a payload that is not an object is caught by its first character.
 --
 -- JSON types without JSON_VALUE(... RETURNING ..) (which throws and fails the job):
 -- JSON_QUERY(... WITH UNCONDITIONAL ARRAY WRAPPER) shows the JSON type of a field:
@@ -110,13 +110,13 @@ FROM (
       )
       -- Each JSON field is read from the document exactly once, here (see "Cost" above).
       CROSS JOIN UNNEST(ARRAY[ROW(
-        JSON_QUERY(doc, '$[0].editor_id' WITH UNCONDITIONAL ARRAY WRAPPER),
-        JSON_VALUE(doc, '$[0].metric'),
-        JSON_VALUE(doc, '$[0].partner'),
-        JSON_QUERY(doc, '$[0].value' WITH UNCONDITIONAL ARRAY WRAPPER),
-        JSON_VALUE(doc, '$[0].timestamp'),
+        JSON_QUERY(doc, '$[0].record.editor_id' WITH UNCONDITIONAL ARRAY WRAPPER),
+        JSON_VALUE(doc, '$[0].record.metric'),
+        JSON_VALUE(doc, '$[0].record.partner'),
+        JSON_QUERY(doc, '$[0].record.value' WITH UNCONDITIONAL ARRAY WRAPPER),
+        JSON_VALUE(doc, '$[0].record.timestamp'),
         CASE WHEN POSITION('"dimensions"' IN payload) > 0
-             THEN JSON_QUERY(doc, '$[0].dimensions' WITH UNCONDITIONAL ARRAY WRAPPER) END
+             THEN JSON_QUERY(doc, '$[0].record.dimensions' WITH UNCONDITIONAL ARRAY WRAPPER) END
       )]) AS fields (editor_json, metric, partner, value_json, timestamp_text, dimensions_json)
     )
     -- The checks on those fields, also evaluated once per row (the CASE below references
