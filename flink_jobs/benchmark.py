@@ -100,6 +100,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -218,6 +219,19 @@ class ProcessTreeCpu:
         largest = sorted(by_thread.items(), key=lambda kv: -kv[1])[:top]
         return {"cpu_s_total": round(sum(used.values()), 1), "cpu_s_python": round(python, 1),
                 "cpu_s_by_thread": {name: round(cpu, 1) for name, cpu in largest}}
+
+
+def _commit() -> str | None:
+    """The repository's commit (with "-dirty" when the tree has changes), so a figure names the code it measured."""
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("-dirty" if dirty else "")
 
 
 def _run_bounded(cfg: JobConfig, *, sql_only: bool, timeout_s: float) -> dict:
@@ -441,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="adops-bench-"))
-    result: dict = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpu_count": os.cpu_count(),
+    result: dict = {"commit": _commit(),
+                    "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpu_count": os.cpu_count(),
                     "load_average_at_start": _load(), "python": sys.version.split()[0]}
     targets = {"full_over_baseline_min": 0.7, "full_records_per_s_min": 200_000,
                "kinesis_records_per_s_min": 20_000, "latency_p99_ms_max": 2000}
