@@ -365,6 +365,33 @@ def _event_time_expr(s: Settings) -> Raw:
     return Raw(_strip_comments(render_sql("parse/event_time.sql", **_common_params(s))))
 
 
+class DamagedArchiveError(ValueError):
+    """An archive file the filesystem source cannot read whole (connectors/archive/integrity.py)."""
+
+
+def check_archive_files(path: str, prop: str) -> None:
+    """Refuse an archive with a damaged compressed file before the job starts: Flink's filesystem source
+    would fail on it at every restart, forever, with the reason only in Flink's log. Local paths only
+    (a path without a scheme, or file:); an s3:// archive is read as it is."""
+    from urllib.parse import urlparse
+
+    from connectors.archive.integrity import damaged_files
+
+    parsed = urlparse(path)
+    if parsed.scheme not in ("", "file"):
+        return
+    local = Path(parsed.path if parsed.scheme == "file" else path)
+    if not local.exists():
+        raise ConfigError(f"{prop}={path}: no such file or directory")
+    damaged = damaged_files(local)
+    if damaged:
+        lines = "\n".join(f"  {d.path}: {d.reason} ({d.readable_bytes:,} bytes readable before it)" for d in damaged)
+        raise DamagedArchiveError(
+            f"{len(damaged)} compressed file(s) under {prop}={path} cannot be read whole, so the job would fail "
+            f"on them and restart forever:\n{lines}\nRe-copy or remove them (or set archive.verify.compressed=false "
+            f"to start anyway).")
+
+
 def create_sources(t_env, env, cfg: JobConfig, s: Settings, source: str) -> tuple[str, str | None]:
     """Register `metrics_raw` and `events_raw` (or None when the source has no events)."""
     common = _common_params(s)
@@ -406,6 +433,8 @@ def create_sources(t_env, env, cfg: JobConfig, s: Settings, source: str) -> tupl
                 if kind == "metrics":
                     raise ConfigError("--source archive needs archive.metrics.path")
                 continue
+            if cfg.get_bool("archive", "verify.compressed"):
+                check_archive_files(path, f"archive.{kind}.path")
             t_env.execute_sql(render_sql("sources/archive_jsonl.sql", table_name=f"{kind}_raw",
                                          event_time_expr=et, path=path, **common))
             if kind == "events":
@@ -773,18 +802,25 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    if args.dry_run:
-        env, t_env = create_environments(s, managed=False)
-        build_pipeline(env, t_env, cfg, s, source)
-        print(env.get_execution_plan())
-        return 0
-    if running_on_managed_flink():
-        # The service submits the job graph that execute() builds; it handles stop/savepoints.
-        env, t_env = create_environments(s)
-        build_pipeline(env, t_env, cfg, s, source)
-        env.execute(s.name)
-        return 0
-    handle = start_job(cfg, source, restore=args.restore)
+    try:
+        if args.dry_run:
+            env, t_env = create_environments(s, managed=False)
+            build_pipeline(env, t_env, cfg, s, source)
+            print(env.get_execution_plan())
+            return 0
+        if running_on_managed_flink():
+            # The service submits the job graph that execute() builds; it handles stop/savepoints.
+            env, t_env = create_environments(s)
+            build_pipeline(env, t_env, cfg, s, source)
+            env.execute(s.name)
+            return 0
+        handle = start_job(cfg, source, restore=args.restore)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except DamagedArchiveError as exc:
+        print(f"input error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps({"job_id": handle.job_id, "source": source, "restored_from": handle.restored_from,
                       "checkpoint_dir": s.checkpoint_dir, "python_execution_mode": s.python_execution_mode}),
           flush=True)

@@ -2,6 +2,9 @@
 -- files are decompressed by the filesystem connector by extension) read as
 -- format 'raw', so a malformed line reaches sql/parse/ as a payload with a reason
 -- code instead of failing the source (format 'json' would fail or skip it silently).
+-- A damaged compressed *file* cannot be handled per record: the source fails on it at
+-- every restart. flink_jobs.main.check_archive_files refuses such a local archive before
+-- the job starts (archive.verify.compressed).
 --
 -- Bounded: the job reads the directory once and ends after the last window fires
 -- (end of input advances the watermark to +inf). Parallelism: one split per file.
