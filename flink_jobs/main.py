@@ -365,17 +365,13 @@ def _event_time_expr(s: Settings) -> Raw:
     return Raw(_strip_comments(render_sql("parse/event_time.sql", **_common_params(s))))
 
 
-class DamagedArchiveError(ValueError):
-    """An archive file the filesystem source cannot read whole (connectors/archive/integrity.py)."""
-
-
 def check_archive_files(path: str, prop: str) -> None:
     """Refuse an archive with a damaged compressed file before the job starts: Flink's filesystem source
     would fail on it at every restart, forever, with the reason only in Flink's log. Local paths only
     (a path without a scheme, or file:); an s3:// archive is read as it is."""
     from urllib.parse import urlparse
 
-    from connectors.archive.integrity import damaged_files
+    from connectors.archive.integrity import check_archive
 
     parsed = urlparse(path)
     if parsed.scheme not in ("", "file"):
@@ -383,13 +379,9 @@ def check_archive_files(path: str, prop: str) -> None:
     local = Path(parsed.path if parsed.scheme == "file" else path)
     if not local.exists():
         raise ConfigError(f"{prop}={path}: no such file or directory")
-    damaged = damaged_files(local)
-    if damaged:
-        lines = "\n".join(f"  {d.path}: {d.reason} ({d.readable_bytes:,} bytes readable before it)" for d in damaged)
-        raise DamagedArchiveError(
-            f"{len(damaged)} compressed file(s) under {prop}={path} cannot be read whole, so the job would fail "
-            f"on them and restart forever:\n{lines}\nRe-copy or remove them (or set archive.verify.compressed=false "
-            f"to start anyway).")
+    check_archive(local, f"{prop}={path}",
+                  "Flink's filesystem source would fail on them and restart forever. Re-copy or remove them "
+                  "(or set archive.verify.compressed=false to start anyway).")
 
 
 def create_sources(t_env, env, cfg: JobConfig, s: Settings, source: str) -> tuple[str, str | None]:
@@ -795,6 +787,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("PYFLINK_GATEWAY_DISABLED", None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    # Not at module level: the archive package imports pyarrow, which only the archive source needs.
+    from connectors.archive.integrity import DamagedArchiveError
+
     try:
         cfg = JobConfig.load(args.properties, args.overrides)
         s = Settings.from_config(cfg)
@@ -818,7 +813,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    except DamagedArchiveError as exc:
+    except DamagedArchiveError as exc:          # connectors.archive.integrity
         print(f"input error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({"job_id": handle.job_id, "source": source, "restored_from": handle.restored_from,

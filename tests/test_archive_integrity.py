@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.archive.integrity import damaged_files
+from connectors.archive.integrity import DamagedArchiveError, damaged_files
 from flink_jobs.config import ConfigError
-from flink_jobs.main import DamagedArchiveError, check_archive_files
+from flink_jobs.main import check_archive_files
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = b'{"editor_id":"e-1","metric":"rpm","value":2.5,"timestamp":1793520000000}\n' * 40000  # ~3 MB: several 1 MiB reads
@@ -96,3 +96,28 @@ def test_cli_refuses_to_start_on_a_damaged_archive(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "input error: 1 compressed file(s)" in proc.stderr and "part-1.jsonl.gz: truncated" in proc.stderr
     assert "job_id" not in proc.stdout
+
+
+def test_the_python_reader_refuses_a_damaged_archive_before_the_first_record(tmp_path):
+    from connectors.archive import iter_archive
+
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "events").mkdir()
+    (tmp_path / "metrics" / "part-0.jsonl.gz").write_bytes(GZ)
+    (tmp_path / "events" / "part-0.jsonl.gz").write_bytes(GZ[:1000])
+    records = iter_archive(tmp_path, "metrics")          # the damaged file is another kind's: not read
+    assert next(records).record["editor_id"] == "e-1"
+    with pytest.raises(DamagedArchiveError, match=r"events/part-0.jsonl.gz: truncated"):
+        next(iter_archive(tmp_path))
+
+
+def test_the_python_reader_keeps_a_line_that_is_not_utf8_as_its_bytes(tmp_path):
+    from connectors.archive import iter_archive
+
+    good = b'{"editor_id":"e-1","metric":"rpm","value":2.5,"timestamp":1793520000000}'
+    bad = b'{"editor_id":"e-\xff\xfe","metric":"rpm","value":2.5,"timestamp":1793520000000}'
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "part-0.jsonl.gz").write_bytes(gzip.compress(good + b"\n" + bad + b"\r\n" + good))
+    items = list(iter_archive(tmp_path))
+    assert [i.record is None for i in items] == [False, True, False]
+    assert [i.payload.encode("utf-8", "surrogateescape") for i in items] == [good, bad, good]

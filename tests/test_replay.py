@@ -144,3 +144,21 @@ def test_busy_keys_are_not_starved_behind_the_watermark(aws_endpoint, tmp_path):
         running_max = max(running_max, t)
         worst = max(worst, running_max - t)
     assert worst <= 10_000, f"a record arrived {worst} ms of event time behind one sent before it"
+
+
+def test_a_line_that_is_not_utf8_is_replayed_as_its_bytes(aws_endpoint, tmp_path):
+    """It used to stop the whole replay (UnicodeDecodeError); the job dead-letters it as INVALID_ENCODING."""
+    import gzip
+
+    good = b'{"editor_id":"e-1","metric":"rpm","value":2.5,"timestamp":1793613600000}'
+    bad = b'{"editor_id":"e-\xff\xfe","metric":"rpm","value":2.5,"timestamp":1793613601000}'
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "part-0.jsonl.gz").write_bytes(gzip.compress(good + b"\n" + bad + b"\n" + good + b"\n"))
+    _stream(aws_endpoint.url, "replay-encoding", shards=1)
+    stats = replay_archive(tmp_path, {METRICS: "replay-encoding"}, client=kinesis_client(aws_endpoint.url), speed=None)
+    assert stats.records == {"replay-encoding": 3}
+    kinesis = boto3.client("kinesis", endpoint_url=aws_endpoint.url)
+    shard = kinesis.list_shards(StreamName="replay-encoding")["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(StreamName="replay-encoding", ShardId=shard,
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    assert sorted(r["Data"] for r in kinesis.get_records(ShardIterator=iterator)["Records"]) == sorted([good, bad, good])

@@ -196,12 +196,24 @@ def jsonl_gz_bytes(lines: Iterable[str]) -> bytes:
 
 
 def read_jsonl(path) -> Iterator[tuple[Any, str]]:
-    """(record or None when the line is not JSON, the line as written) per non-empty line."""
+    """(record or None when the line is not JSON, the line as written) per non-empty line.
+
+    A line that is not valid UTF-8 is not JSON either: its record is None and its text keeps the
+    bytes as lone surrogates (``surrogateescape``), so ``line.encode("utf-8", "surrogateescape")``
+    gives back the bytes that were archived. The replay puts those on the stream, where the job
+    dead-letters them as INVALID_ENCODING; until 2026-12-05 such a line stopped the whole replay
+    with a UnicodeDecodeError.
+    """
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for line in handle:
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
+    with opener(path, "rb") as handle:
+        for raw in handle:
+            raw = raw.rstrip(b"\n").rstrip(b"\r")
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield None, raw.decode("utf-8", "surrogateescape")
                 continue
             try:
                 record = json.loads(line)

@@ -38,6 +38,23 @@ from pathlib import Path
 _CHUNK = 1 << 20
 
 
+class DamagedArchiveError(ValueError):
+    """An archive holds compressed files that do not decompress whole; the message names each."""
+
+    def __init__(self, damaged: list["DamagedFile"], where: str, remedy: str):
+        self.damaged = damaged
+        lines = "\n".join(f"  {d.path}: {d.reason} ({d.readable_bytes:,} bytes readable before it)" for d in damaged)
+        super().__init__(f"{len(damaged)} compressed file(s) under {where} cannot be read whole:\n{lines}\n{remedy}")
+
+
+def check_archive(path: str | Path | list[Path], where: str, remedy: str) -> None:
+    """Raise :class:`DamagedArchiveError` when :func:`damaged_files` finds any under ``path`` (or
+    among a list of files)."""
+    damaged = damaged_files(path)
+    if damaged:
+        raise DamagedArchiveError(damaged, where, remedy)
+
+
 @dataclass(frozen=True)
 class DamagedFile:
     path: Path
@@ -85,8 +102,11 @@ def _is_whole(path: Path, make) -> tuple[str | None, int]:
     return None, out
 
 
-def damaged_files(path: str | Path) -> list[DamagedFile]:
-    """Every compressed file under ``path`` (a file or a directory) that does not decompress whole."""
+def damaged_files(path: str | Path | list[Path]) -> list[DamagedFile]:
+    """Every compressed file under ``path`` (a file or a directory; or in a list of files) that does not
+    decompress whole."""
+    if isinstance(path, list):
+        return [d for file in path for d in damaged_files(file)]
     root = Path(path)
     if root.is_file():
         files = [root]

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Iterator
 
 from . import formats
 from .formats import EVENTS, KINDS, METRICS, dumps, kind_of
+from .integrity import check_archive
 
 PARQUET = "parquet"
 JSONL = "jsonl"
@@ -130,13 +131,18 @@ def iter_archive(path: str | Path, kind: str | None = None) -> Iterator[Archived
     one of those directories (their schema depends on it).
     """
     root = Path(path)
-    for file in data_files(root):
-        file_kind = _kind_from_path(file, root) or (root.name if root.name in KINDS else None)
+    files = [(file, _kind_from_path(file, root) or (root.name if root.name in KINDS else None))
+             for file in data_files(root)]
+    # A damaged compressed file would otherwise stop the reading half-way, after the records
+    # before it were used (replayed into Kinesis): refuse the archive before the first record.
+    check_archive([file for file, file_kind in files if file_kind is None or kind in (None, file_kind)],
+                  str(root), "Re-copy or remove them; nothing of the archive was read.")
+    for file, file_kind in files:
+        if file.suffix == ".parquet" and file_kind is None:
+            raise ValueError(f"{file}: a Parquet part must be under a metrics/ or events/ directory")
+        if file_kind is not None and kind not in (None, file_kind):
+            continue                                     # another kind's file (its path says so)
         if file.suffix == ".parquet":
-            if file_kind is None:
-                raise ValueError(f"{file}: a Parquet part must be under a metrics/ or events/ directory")
-            if kind not in (None, file_kind):
-                continue
             for record, payload in formats.read_parquet(file_kind, file):
                 yield ArchivedRecord(file_kind, record, payload)
             continue

@@ -199,7 +199,8 @@ class KinesisReplayer:
                 stream = self.streams.get(item.kind or "")
                 if stream is None:
                     continue
-                data = item.payload.encode("utf-8")
+                # surrogateescape: the archived bytes of a line that is not UTF-8 (archive.formats.read_jsonl)
+                data = item.payload.encode("utf-8", "surrogateescape")
                 key = partition_key(item.record)
                 if len(data) + len(key.encode("utf-8")) > MAX_RECORD_BYTES:
                     self.stats.skipped_oversized += 1
