@@ -61,6 +61,11 @@ METRIC_CASES = [
     (VALID + "}," + VALID, "INVALID_JSON"),
     ("[" + VALID + "]", "INVALID_JSON"),
     (VALID[:-5], "INVALID_JSON"),
+    # bytes that are not UTF-8: format 'raw' decodes them to U+FFFD; they were accepted until 2026-12-05
+    (b'{"editor_id":"e-\xff","metric":"rpm","value":1.5,"timestamp":%d}' % TS, "INVALID_ENCODING"),
+    (b'{"editor_id":"e-1","metric":"rpm","value":1.5,"timestamp":%d,"dimensions":{"site":"\xc3("}}' % TS,
+     "INVALID_ENCODING"),
+    (VALID.replace('"e-1"', '"e-literal-\ufffd"'), None),   # U+FFFD itself, as valid UTF-8: nothing was lost
     # JSON types
     (_m(editor_id=1234567), "WRONG_TYPE"),
     (_m(editor_id=["e-1"]), "WRONG_TYPE"),
@@ -101,6 +106,7 @@ EVENT_CASES = [
     (_e(editor_id=42), "WRONG_TYPE"),
     (_e() + "}", "INVALID_JSON"),
     (_e() + " x", "INVALID_JSON"),
+    (b'{"event_type":"config_change","timestamp":%d,"editor_id":"e-\xff"}' % TS, "INVALID_ENCODING"),
     (_e() + "," + _e(), "INVALID_JSON"),
     (_e(timestamp=0), "INVALID_TIMESTAMP"),
     (_e(timestamp="2026/11/01 10:00:00"), "INVALID_TIMESTAMP"),

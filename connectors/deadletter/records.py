@@ -16,8 +16,8 @@ from typing import Any
 
 RAW_LIMIT_BYTES = 64 * 1024
 
-# DESIGN.md's reason codes, plus INVALID_ENCODING for Kinesis bytes that are not UTF-8
-# (caught in the source, before the SQL layer could see them).
+# DESIGN.md's reason codes, plus INVALID_ENCODING for payload bytes that are not UTF-8 (caught
+# in the boto3 Kinesis source; for the format 'raw' sources, by sql/parse/metrics.sql and events.sql).
 REASON_CODES = frozenset(
     {
         "INVALID_JSON",

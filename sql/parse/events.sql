@@ -4,7 +4,8 @@
 -- and the same shared fragments: fields read from the strict document of
 -- sql/parse/json_document.sql, timestamps checked by sql/parse/timestamp_reason.sql.
 -- One pass, one reason code per bad row, first failing rule wins:
---   OVERSIZED_RECORD, INVALID_JSON (also an object followed by `}`, garbage or another object),
+--   OVERSIZED_RECORD, INVALID_ENCODING (as in sql/parse/metrics.sql),
+--   INVALID_JSON (also an object followed by `}`, garbage or another object),
 --   MISSING_FIELD (event_type / timestamp),
 --   WRONG_TYPE (severity not a JSON number -- "high", [9], true --; editor_id or
 --   partner present but not a JSON string; details present but not an object),
@@ -29,6 +30,8 @@ FROM (
     payload, event_time, event_type, editor_id, partner, severity, details,
     CASE
       WHEN oversized THEN 'OVERSIZED_RECORD'
+      -- bytes that are not UTF-8 (the test is explained in sql/parse/metrics.sql)
+      WHEN CAST(payload AS BYTES) <> ENCODE(payload, 'UTF-8') THEN 'INVALID_ENCODING'
       WHEN NOT is_object OR NOT (doc IS JSON ARRAY) THEN 'INVALID_JSON'
       WHEN event_type IS NULL OR timestamp_text IS NULL THEN 'MISSING_FIELD'
       WHEN NOT COALESCE(editor_json LIKE '["%' OR editor_json = '[null]', TRUE)

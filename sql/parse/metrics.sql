@@ -6,6 +6,15 @@
 --
 -- Rules, first failing one wins (so a row has a single, most specific reason):
 --   OVERSIZED_RECORD   payload longer than ${max_payload_bytes} characters (not parsed at all)
+--   INVALID_ENCODING   the payload's bytes are not UTF-8. Format 'raw' (the official Kinesis
+--                      connector's and the archive's) keeps the bytes as read, and every
+--                      function that reads them as text sees U+FFFD in place of a bad byte, so
+--                      such a record was accepted with altered text until 2026-12-05 (an
+--                      editor_id "e-\uFFFD", seen with the archive source). The test: the bytes
+--                      as read, CAST(payload AS BYTES), differ from the text re-encoded,
+--                      ENCODE(payload, 'UTF-8'), exactly when a byte was replaced (a payload that
+--                      carries U+FFFD itself, as valid UTF-8, passes). The boto3 Kinesis path
+--                      decodes strictly and dead-letters such records before SQL (connectors/kinesis).
 --   INVALID_JSON       not exactly one JSON object: truncated, garbage, a bare array or
 --                      scalar, and also an object followed by anything (an extra `}`,
 --                      trailing garbage, a second value) -- see "strict JSON" below
@@ -67,7 +76,7 @@ FROM (
     metric_value,
     CASE
       WHEN oversized THEN 'OVERSIZED_RECORD'
-      WHEN is_object AND REGEXP(editor_json, '^\["[^"]')
+      WHEN is_object AND CAST(payload AS BYTES) = ENCODE(payload, 'UTF-8') AND REGEXP(editor_json, '^\["[^"]')
            AND metric IN ('rpm', 'fill_rate', 'bid_latency_ms', 'error_rate', 'partner_timeouts',
                           'cache_hit_rate', 'impressions', 'revenue', 'bid_rate', 'win_rate')
            AND value_is_number
@@ -78,6 +87,7 @@ FROM (
            AND NOT dimensions_bad
         THEN CAST(NULL AS STRING)
       -- Only rows that failed the fast path above pay for the diagnosis below.
+      WHEN CAST(payload AS BYTES) <> ENCODE(payload, 'UTF-8') THEN 'INVALID_ENCODING'
       WHEN NOT is_object OR NOT (doc IS JSON ARRAY) THEN 'INVALID_JSON'
       WHEN editor_json IS NULL OR editor_json = '[null]' OR metric IS NULL
            OR value_json IS NULL OR value_json = '[null]' OR timestamp_text IS NULL THEN 'MISSING_FIELD'
