@@ -366,9 +366,10 @@ def _event_time_expr(s: Settings) -> Raw:
 
 
 def check_archive_files(path: str, prop: str) -> None:
-    """Refuse an archive with a damaged compressed file before the job starts: Flink's filesystem source
-    would fail on it at every restart, forever, with the reason only in Flink's log. Local paths only
-    (a path without a scheme, or file:); an s3:// archive is read as it is."""
+    """Refuse, before the job starts, an archive the filesystem source cannot read: one with Parquet
+    files, or with a damaged compressed file (the source would fail on it at every restart, forever,
+    with the reason only in Flink's log). Local paths only (a path without a scheme, or file:); an
+    s3:// archive is read as it is."""
     from urllib.parse import urlparse
 
     from connectors.archive.integrity import check_archive
@@ -379,6 +380,14 @@ def check_archive_files(path: str, prop: str) -> None:
     local = Path(parsed.path if parsed.scheme == "file" else path)
     if not local.exists():
         raise ConfigError(f"{prop}={path}: no such file or directory")
+    parquet = [p for p in ([local] if local.is_file() else sorted(local.rglob("*.parquet"))) if p.suffix == ".parquet"]
+    if parquet:
+        # Format 'raw' would split the Parquet bytes at newlines: every "line" a dead letter.
+        raise ConfigError(
+            f"{prop}={path} holds {len(parquet)} Parquet file(s) (e.g. {parquet[0]}); the archive source reads "
+            "JSON lines (.jsonl, .jsonl.gz) only, because Flink's Parquet format JAR is only on Maven Central. "
+            "Replay a Parquet archive through Kinesis instead (python -m connectors.replay, or "
+            "python -m flink_jobs.evaluate --archive), or write it as JSON lines (--format jsonl).")
     check_archive(local, f"{prop}={path}",
                   "Flink's filesystem source would fail on them and restart forever. Re-copy or remove them "
                   "(or set archive.verify.compressed=false to start anyway).")

@@ -85,6 +85,16 @@ def test_the_entry_point_check_names_the_files(archive, tmp_path):
     check_archive_files("s3://bucket/archive/metrics/", "archive.metrics.path")   # remote: read as it is
 
 
+def test_the_entry_point_refuses_a_parquet_archive(tmp_path):
+    """The simulator writes Parquet by default; format 'raw' would read its bytes as lines."""
+    from connectors.archive import PARQUET, ArchiveWriter
+
+    with ArchiveWriter(tmp_path / "sim", fmt=PARQUET) as writer:
+        writer.add({"editor_id": "e-1", "metric": "rpm", "value": 2.5, "timestamp": 1793520000000}, 1793520000.0)
+    with pytest.raises(ConfigError, match=r"holds 1 Parquet file\(s\).*connectors.replay"):
+        check_archive_files(str(tmp_path / "sim" / "metrics"), "archive.metrics.path")
+
+
 def test_cli_refuses_to_start_on_a_damaged_archive(tmp_path):
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / "part-0.jsonl.gz").write_bytes(GZ)

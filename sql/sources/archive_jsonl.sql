@@ -5,6 +5,9 @@
 -- A damaged compressed *file* cannot be handled per record: the source fails on it at
 -- every restart. flink_jobs.main.check_archive_files refuses such a local archive before
 -- the job starts (archive.verify.compressed).
+-- JSON lines only: Flink's Parquet format JAR is only on Maven Central here, so a Parquet
+-- archive (the simulator's default) is replayed through Kinesis, and the entry point refuses
+-- a Parquet path (format 'raw' would read its bytes as lines).
 --
 -- Bounded: the job reads the directory once and ends after the last window fires
 -- (end of input advances the watermark to +inf). Parallelism: one split per file.
