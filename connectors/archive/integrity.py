@@ -11,8 +11,9 @@ empty one 21 restarts in 150 s.
 No record of such a file can be dead-lettered either, since the failure is below
 the record level. So the job's entry point (``flink_jobs.main``) checks local
 archive paths first and refuses to start with an error that names each damaged
-file; the user re-copies or removes it. Nothing of the file is read silently in
-part.
+file; the user re-copies or removes it. The Python reader (``iter_archive``, which
+the replay into Kinesis uses) refuses such an archive before its first record, so a
+replay does not stop half-way either. Nothing of the file is read silently in part.
 
 Files Flink would skip (names starting with ``.`` or ``_``) are skipped here too.
 Only the formats the standard library reads are checked (gzip, bzip2, xz); the
