@@ -273,10 +273,12 @@ class _ProxyHTTPServer(http.server.ThreadingHTTPServer):
 class FaultProxy:
     """Loopback HTTP proxy with switchable, counted AWS faults.
 
-    >>> with FaultProxy(endpoint_url) as proxy:
-    ...     with proxy.fault("AWSEvents.PutEvents", "throttle", rate=0.5):
-    ...         ...  # clients configured with endpoint_url=proxy.url
-    ...     proxy.counters()
+    Usage (needs a running endpoint, so not run as a doctest)::
+
+        with FaultProxy(endpoint_url) as proxy:
+            with proxy.fault("AWSEvents.PutEvents", "throttle", rate=0.5):
+                ...  # clients configured with endpoint_url=proxy.url
+            proxy.counters()
     """
 
     def __init__(self, upstream_url: str, *, port: int = 0, seed: int = 0):
