@@ -121,6 +121,25 @@ def test_the_python_reader_refuses_a_damaged_archive_before_the_first_record(tmp
         next(iter_archive(tmp_path))
 
 
+def test_a_damaged_parquet_part_is_refused_before_the_first_record(tmp_path):
+    """The simulator's default format: pyarrow used to fail at that file, after the parts before it."""
+    from connectors.archive import PARQUET, ArchiveWriter, iter_archive
+
+    with ArchiveWriter(tmp_path / "sim", fmt=PARQUET, max_records_per_part=2000) as writer:
+        for i in range(5000):
+            writer.add({"editor_id": f"e-{i % 7}", "metric": "rpm", "value": 2.5 + i % 3,
+                        "timestamp": 1793520000000 + i * 1000}, 1793520000.0 + i)
+    parts = sorted((tmp_path / "sim" / "metrics").rglob("*.parquet"))
+    assert len(parts) >= 2
+    assert sum(1 for _ in iter_archive(tmp_path / "sim")) == 5000       # whole: read as before
+    whole = parts[-1].read_bytes()
+    parts[-1].write_bytes(whole[: len(whole) // 2])                      # cut: no footer
+    with pytest.raises(DamagedArchiveError, match=r"not a readable Parquet file"):
+        next(iter_archive(tmp_path / "sim"))
+    found = damaged_files(tmp_path / "sim")
+    assert [d.path for d in found] == [parts[-1]] and found[0].readable_bytes is None
+
+
 def test_the_python_reader_keeps_a_line_that_is_not_utf8_as_its_bytes(tmp_path):
     from connectors.archive import iter_archive
 
