@@ -365,11 +365,12 @@ def _event_time_expr(s: Settings) -> Raw:
     return Raw(_strip_comments(render_sql("parse/event_time.sql", **_common_params(s))))
 
 
-def check_archive_files(path: str, prop: str) -> None:
-    """Refuse, before the job starts, an archive the filesystem source cannot read: one with Parquet
-    files, or with a damaged compressed file (the source would fail on it at every restart, forever,
-    with the reason only in Flink's log). Local paths only (a path without a scheme, or file:); an
-    s3:// archive is read as it is."""
+def check_archive_files(path: str, prop: str, *, verify_compressed: bool = True) -> None:
+    """Refuse, before the job starts, an archive the filesystem source cannot read: a missing path,
+    one with Parquet files, or (``verify_compressed``, archive.verify.compressed) one with a damaged
+    compressed file, on which the source would fail at every restart, forever, with the reason only
+    in Flink's log. Local paths only (a path without a scheme, or file:); an s3:// archive is read
+    as it is."""
     from urllib.parse import urlparse
 
     from connectors.archive.integrity import check_archive
@@ -380,7 +381,7 @@ def check_archive_files(path: str, prop: str) -> None:
     local = Path(parsed.path if parsed.scheme == "file" else path)
     if not local.exists():
         raise ConfigError(f"{prop}={path}: no such file or directory")
-    parquet = [p for p in ([local] if local.is_file() else sorted(local.rglob("*.parquet"))) if p.suffix == ".parquet"]
+    parquet = sorted(p for p in (local.rglob("*") if local.is_dir() else [local]) if p.suffix == ".parquet")
     if parquet:
         # Format 'raw' would split the Parquet bytes at newlines: every "line" a dead letter.
         raise ConfigError(
@@ -388,9 +389,10 @@ def check_archive_files(path: str, prop: str) -> None:
             "JSON lines (.jsonl, .jsonl.gz) only, because Flink's Parquet format JAR is only on Maven Central. "
             "Replay a Parquet archive through Kinesis instead (python -m connectors.replay, or "
             "python -m flink_jobs.evaluate --archive), or write it as JSON lines (--format jsonl).")
-    check_archive(local, f"{prop}={path}",
-                  "Flink's filesystem source would fail on them and restart forever. Re-copy or remove them "
-                  "(or set archive.verify.compressed=false to start anyway).")
+    if verify_compressed:
+        check_archive(local, f"{prop}={path}",
+                      "Flink's filesystem source would fail on them and restart forever. Re-copy or remove them "
+                      "(or set archive.verify.compressed=false to start anyway).")
 
 
 def create_sources(t_env, env, cfg: JobConfig, s: Settings, source: str) -> tuple[str, str | None]:
@@ -434,8 +436,8 @@ def create_sources(t_env, env, cfg: JobConfig, s: Settings, source: str) -> tupl
                 if kind == "metrics":
                     raise ConfigError("--source archive needs archive.metrics.path")
                 continue
-            if cfg.get_bool("archive", "verify.compressed"):
-                check_archive_files(path, f"archive.{kind}.path")
+            check_archive_files(path, f"archive.{kind}.path",
+                                verify_compressed=cfg.get_bool("archive", "verify.compressed"))
             t_env.execute_sql(render_sql("sources/archive_jsonl.sql", table_name=f"{kind}_raw",
                                          event_time_expr=et, path=path, **common))
             if kind == "events":

@@ -77,7 +77,7 @@ def test_the_entry_point_check_names_the_files(archive, tmp_path):
     with pytest.raises(DamagedArchiveError) as err:
         check_archive_files(archive.as_uri(), "archive.metrics.path")   # file: URIs are local too
     message = str(err.value)
-    assert f"{len(DAMAGED)} compressed file(s)" in message
+    assert f"{len(DAMAGED)} archive file(s)" in message
     for name in DAMAGED:
         assert name in message
     with pytest.raises(ConfigError, match="no such file"):
@@ -91,8 +91,16 @@ def test_the_entry_point_refuses_a_parquet_archive(tmp_path):
 
     with ArchiveWriter(tmp_path / "sim", fmt=PARQUET) as writer:
         writer.add({"editor_id": "e-1", "metric": "rpm", "value": 2.5, "timestamp": 1793520000000}, 1793520000.0)
-    with pytest.raises(ConfigError, match=r"holds 1 Parquet file\(s\).*connectors.replay"):
-        check_archive_files(str(tmp_path / "sim" / "metrics"), "archive.metrics.path")
+    for verify_compressed in (True, False):     # archive.verify.compressed only skips the decompression
+        with pytest.raises(ConfigError, match=r"holds 1 Parquet file\(s\).*connectors.replay"):
+            check_archive_files(str(tmp_path / "sim" / "metrics"), "archive.metrics.path",
+                                verify_compressed=verify_compressed)
+        with pytest.raises(ConfigError, match="no such file"):
+            check_archive_files(str(tmp_path / "nowhere"), "archive.metrics.path", verify_compressed=verify_compressed)
+
+
+def test_verify_compressed_false_starts_anyway(archive):
+    check_archive_files(str(archive), "archive.metrics.path", verify_compressed=False)
 
 
 def test_cli_refuses_to_start_on_a_damaged_archive(tmp_path):
@@ -104,7 +112,7 @@ def test_cli_refuses_to_start_on_a_damaged_archive(tmp_path):
            "--set", f"job.checkpoint.dir={tmp_path / 'ckpt'}", "--set", f"deadletter.path={tmp_path / 'dl'}"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "input error: 1 compressed file(s)" in proc.stderr and "part-1.jsonl.gz: truncated" in proc.stderr
+    assert "input error: 1 archive file(s)" in proc.stderr and "part-1.jsonl.gz: truncated" in proc.stderr
     assert "job_id" not in proc.stdout
 
 

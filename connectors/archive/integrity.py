@@ -41,14 +41,14 @@ _CHUNK = 1 << 20
 
 
 class DamagedArchiveError(ValueError):
-    """An archive holds compressed files that do not decompress whole; the message names each."""
+    """An archive holds files (compressed, or Parquet) that do not read whole; the message names each."""
 
     def __init__(self, damaged: list["DamagedFile"], where: str, remedy: str):
         self.damaged = damaged
         lines = "\n".join(f"  {d.path}: {d.reason}" + ("" if d.readable_bytes is None else
                                                          f" ({d.readable_bytes:,} bytes readable before it)")
                           for d in damaged)
-        super().__init__(f"{len(damaged)} compressed file(s) under {where} cannot be read whole:\n{lines}\n{remedy}")
+        super().__init__(f"{len(damaged)} archive file(s) under {where} cannot be read whole:\n{lines}\n{remedy}")
 
 
 def check_archive(path: str | Path | list[Path], where: str, remedy: str) -> None:
@@ -121,8 +121,8 @@ def _parquet_problem(path: Path) -> str | None:
 
 
 def damaged_files(path: str | Path | list[Path]) -> list[DamagedFile]:
-    """Every compressed file under ``path`` (a file or a directory; or in a list of files) that does not
-    decompress whole."""
+    """Every compressed or Parquet file under ``path`` (a file or a directory; or in a list of files)
+    that does not read whole."""
     if isinstance(path, list):
         return [d for file in path for d in damaged_files(file)]
     root = Path(path)

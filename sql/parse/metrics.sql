@@ -33,7 +33,8 @@
 --
 -- Strict JSON: every field is read from the document of sql/parse/json_document.sql
 -- (the payload wrapped as `[{"record": payload}]`, fields as `$[0].record.field`), so an object
--- followed by anything, a second record after a comma included, is INVALID_JSON; a payload that is not an object is caught by its first character.
+-- followed by anything, a second record after a comma included, is INVALID_JSON; a payload
+-- that is not an object is caught by its first character.
 --
 -- JSON types without JSON_VALUE(... RETURNING ..) (which throws and fails the job):
 -- JSON_QUERY(... WITH UNCONDITIONAL ARRAY WRAPPER) shows the JSON type of a field:
