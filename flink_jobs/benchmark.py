@@ -1,6 +1,6 @@
 """Benchmark of the streaming job, measured in one run on this machine.
 
-    python -m flink_jobs.benchmark --out bench/flink.json [--rows 2000000] [--editors 40]
+    python -m flink_jobs.benchmark --out bench/flink.json [--rows 2000000] [--editors 40] [--stages]
 
 (a) throughput: metric records/s through the FULL job (SQL parse + windows +
     Python editor and partner operators, each scoring and deciding + EventBridge sink) from
@@ -25,7 +25,11 @@
     (the model snapshot, the journal since it, the trailing baseline) over the warm-up, and the size
     of the job's last retained checkpoint divided by its (editor, metric) keys.
 
-(Until 2026-12-05 an (e) "scorer stage" ran the per-metric window scorer alone. The scorer
+(e) with --stages, where the pure-SQL path's time goes: the path cut after each of its steps
+    (datagen's payloads alone; + parse; + duplicate marking; + windows, the baseline itself), each
+    run twice like the throughput runs, with its CPU per record and what each step adds.
+
+(Until 2026-12-05 another (e), a "scorer stage", ran the per-metric window scorer alone. The scorer
 is now part of the editor and partner operators (udfs/correlator.py), so there is no
 stage to isolate; the bullets below that cite it describe the job before that change.)
 
@@ -248,17 +252,107 @@ def _run_bounded(cfg: JobConfig, *, sql_only: bool, timeout_s: float) -> dict:
     return {"build_submit_s": round(t1 - t0, 2), "run_s": round(t2 - t1, 2), **cpu.result()}
 
 
-def measure_throughput(rows: int, parallelism: int, workdir: Path, endpoint_url: str, bus: str,
-                       timeout_s: float, compare_modes: tuple[str, ...] = ()) -> dict:
-    base = [
+def _datagen_overrides(parallelism: int, workdir: Path) -> list[str]:
+    """The properties of every throughput run: an unthrottled datagen of the benchmark's shape, no checkpoints."""
+    return [
         f"job.parallelism={parallelism}",
         "job.checkpoint.interval.ms=0",
         f"job.checkpoint.dir={workdir / 'ckpt-throughput'}",
         "datagen.rows.per.second=1000000000",
         "datagen.editors=200", "datagen.partners=8", "datagen.partners.per.editor=3", "datagen.ms.per.row=10",
-        f"eventbridge.endpoint.url={endpoint_url}", f"eventbridge.bus.name={bus}",
         f"deadletter.path={workdir / 'dl'}", f"deadletter.late.path={workdir / 'late'}",
     ]
+
+
+#: The pure-SQL path cut after each of its steps, in flow order; each stage is the one before plus one step.
+#: "windows" is the whole pure-SQL baseline (build_pipeline(sql_only=True)).
+STAGES = {
+    "source": "datagen building each JSON payload (sql/sources/datagen_metrics.sql), into a blackhole",
+    "parse": "+ the parse and validation (sql/parse/metrics.sql)",
+    "duplicates": "+ duplicate marking (sql/parse/duplicates.sql), with its hash exchange of every row",
+    "windows": "+ the DataStream round trip (materialize) and the editor and partner windows: the baseline",
+}
+
+
+def _run_stage(cfg: JobConfig, stage: str, timeout_s: float) -> dict:
+    """One bounded run of the pure-SQL path cut after ``stage`` (STAGES), with its CPU split."""
+    if stage == "windows":
+        return _run_bounded(cfg, sql_only=True, timeout_s=timeout_s)
+    from pyflink.table import Schema, TableDescriptor
+
+    from flink_jobs import main as job
+
+    s = job.Settings.from_config(cfg)
+    env, t_env = job.create_environments(s)
+    raw, _ = job.create_sources(t_env, env, cfg, s, "datagen")
+    if stage == "source":
+        table = t_env.sql_query(f"SELECT payload FROM {raw}")
+    else:
+        table = t_env.sql_query(job.render_sql("parse/metrics.sql", source_table=raw,
+                                               max_metric_value=s.max_metric_value, **job._common_params(s)))
+        if stage == "duplicates":
+            table = job.mark_duplicates(t_env, table, s, "metrics", job.METRIC_PARSED_COLUMNS,
+                                        "reason_code IS NULL AND NOT is_late")
+    schema = Schema.new_builder().from_row_data_type(table.get_resolved_schema().to_physical_row_data_type()).build()
+    with ProcessTreeCpu() as cpu:
+        t0 = time.perf_counter()
+        table.execute_insert(TableDescriptor.for_connector("blackhole").schema(schema).build()) \
+            .wait(int(timeout_s * 1000))
+        t1 = time.perf_counter()
+    return {"build_submit_s": 0.0, "run_s": round(t1 - t0, 2), **cpu.result()}
+
+
+def measure_stages(rows: int, parallelism: int, workdir: Path, timeout_s: float) -> dict:
+    """Where the pure-SQL path's time goes: the path cut after each step (STAGES), --rows rows each.
+
+    Each stage runs twice, interleaved in flow order (as the throughput runs, so no stage gets a
+    warmer JVM than the others), and is taken at its faster run; rates subtract a one-row run's
+    start-up as the throughput runs do, and ``cpu_us_per_record`` (the whole process tree's CPU per
+    row) subtracts that run's CPU the same way; ``added_cpu_us_per_record`` is what a stage adds to
+    the one before.
+    """
+    base = _datagen_overrides(parallelism, workdir)
+    runs: dict[str, list[dict]] = {stage: [] for stage in STAGES}
+    for _ in range(2):
+        for stage in STAGES:
+            startup = _run_stage(JobConfig.load(environ={}, overrides=base + ["datagen.number.of.rows=1"]),
+                                 stage, timeout_s)
+            run = _run_stage(JobConfig.load(environ={}, overrides=base + [f"datagen.number.of.rows={rows}"]),
+                             stage, timeout_s)
+            runs[stage].append({
+                "wall_run_s": run["run_s"], "startup_run_s_one_row": startup["run_s"],
+                "records_per_s": round(rows / max(run["run_s"] - startup["run_s"], 1e-3)),
+                "cpu_s_total": run["cpu_s_total"], "startup_cpu_s_total": startup["cpu_s_total"],
+                "cpu_s_by_thread": run["cpu_s_by_thread"], "load_average_after": _load(),
+            })
+    return {"rows": rows, "parallelism": parallelism, "stages": dict(STAGES), "runs": runs,
+            **stage_summary(runs, rows)}
+
+
+def stage_summary(runs: dict[str, list[dict]], rows: int) -> dict:
+    """Per stage, in flow order: its faster run's rate, CPU per row (the one-row run's CPU
+    subtracted) and the CPU per row it adds to the stage before.
+
+    >>> runs = {"source": [{"records_per_s": 400, "cpu_s_total": 3.0, "startup_cpu_s_total": 1.0},
+    ...                    {"records_per_s": 500, "cpu_s_total": 2.5, "startup_cpu_s_total": 0.5}],
+    ...         "parse": [{"records_per_s": 100, "cpu_s_total": 12.5, "startup_cpu_s_total": 0.5}]}
+    >>> stage_summary(runs, 1_000_000)["parse"]
+    {'records_per_s': 100, 'cpu_us_per_record': 12.0, 'added_cpu_us_per_record': 10.0}
+    """
+    out, previous = {}, 0.0
+    for stage, stage_runs in runs.items():
+        best = max(stage_runs, key=lambda r: r["records_per_s"])
+        per_record = round(max(best["cpu_s_total"] - best["startup_cpu_s_total"], 0.0) / rows * 1e6, 2)
+        out[stage] = {"records_per_s": best["records_per_s"], "cpu_us_per_record": per_record,
+                      "added_cpu_us_per_record": round(per_record - previous, 2)}
+        previous = per_record
+    return out
+
+
+def measure_throughput(rows: int, parallelism: int, workdir: Path, endpoint_url: str, bus: str,
+                       timeout_s: float, compare_modes: tuple[str, ...] = ()) -> dict:
+    base = _datagen_overrides(parallelism, workdir) + [
+        f"eventbridge.endpoint.url={endpoint_url}", f"eventbridge.bus.name={bus}"]
     default_mode = JobConfig.load(environ={}).get_str("job", "python.execution.mode")
     out = {"rows": rows, "parallelism": parallelism, "python_execution_mode": default_mode}
     # All runs share one JVM (PyFlink's gateway hosts the mini-cluster), so the first run pays the JIT
@@ -450,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--editors", type=int, default=40, help="scripted editors for the latency run")
     p.add_argument("--timeout", type=float, default=900.0)
     p.add_argument("--skip", action="append", default=[], choices=["throughput", "kinesis", "latency"])
+    p.add_argument("--stages", action="store_true",
+                   help="also run the pure-SQL path cut after each step (source, parse, duplicates, windows)")
     p.add_argument("--compare-mode", action="append", default=[], choices=["thread", "process"],
                    help="also run the full pipeline in this python.execution.mode (the default mode always runs)")
     args = p.parse_args(argv)
@@ -478,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
                                                           compare_modes=tuple(args.compare_mode))
             finally:
                 endpoint.stop()
+        if args.stages:
+            result["pure_sql_stages"] = measure_stages(args.rows, args.parallelism, workdir, args.timeout)
         if "kinesis" not in args.skip:
             result["local_kinesis"] = measure_kinesis(args.kinesis_records, args.parallelism)
     finally:
