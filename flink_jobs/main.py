@@ -373,7 +373,7 @@ def check_archive_files(path: str, prop: str, *, verify_compressed: bool = True)
     as it is."""
     from urllib.parse import urlparse
 
-    from connectors.archive.integrity import check_archive
+    from connectors.archive.integrity import check_archive, source_files
 
     parsed = urlparse(path)
     if parsed.scheme not in ("", "file"):
@@ -381,7 +381,7 @@ def check_archive_files(path: str, prop: str, *, verify_compressed: bool = True)
     local = Path(parsed.path if parsed.scheme == "file" else path)
     if not local.exists():
         raise ConfigError(f"{prop}={path}: no such file or directory")
-    parquet = sorted(p for p in (local.rglob("*") if local.is_dir() else [local]) if p.suffix == ".parquet")
+    parquet = [p for p in source_files(local) if p.name.lower().endswith(".parquet")]
     if parquet:
         # Format 'raw' would split the Parquet bytes at newlines: every "line" a dead letter.
         raise ConfigError(
@@ -805,10 +805,6 @@ def main(argv: list[str] | None = None) -> int:
         cfg = JobConfig.load(args.properties, args.overrides)
         s = Settings.from_config(cfg)
         source = args.source or cfg.get_choice("job", "source", SOURCES)
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    try:
         if args.dry_run:
             env, t_env = create_environments(s, managed=False)
             build_pipeline(env, t_env, cfg, s, source)

@@ -99,6 +99,15 @@ def test_the_entry_point_refuses_a_parquet_archive(tmp_path):
             check_archive_files(str(tmp_path / "nowhere"), "archive.metrics.path", verify_compressed=verify_compressed)
 
 
+def test_files_flink_skips_are_not_refused(tmp_path):
+    """Flink's filesystem source skips names starting with `.` or `_` (a writer's temporary part):
+    neither the Parquet refusal nor the decompression check looks at them."""
+    (tmp_path / "part-0.jsonl.gz").write_bytes(gzip.compress(b'{"a": 1}\n'))
+    (tmp_path / "_part-1.parquet").write_bytes(b"PAR1 half-written")
+    (tmp_path / ".part-2.jsonl.gz").write_bytes(b"\x1f\x8b truncated")
+    check_archive_files(str(tmp_path), "archive.metrics.path")
+
+
 def test_verify_compressed_false_starts_anyway(archive):
     check_archive_files(str(archive), "archive.metrics.path", verify_compressed=False)
 

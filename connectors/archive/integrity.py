@@ -120,21 +120,26 @@ def _parquet_problem(path: Path) -> str | None:
     return None
 
 
+def source_files(path: str | Path) -> list[Path]:
+    """The files Flink's filesystem source reads under ``path`` (the path itself when it is a file):
+    every file whose name, and whose directories' names, start with neither ``.`` nor ``_``."""
+    root = Path(path)
+    if root.is_file():
+        return [root]
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+        files += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith((".", "_"))]
+    return files
+
+
 def damaged_files(path: str | Path | list[Path]) -> list[DamagedFile]:
     """Every compressed or Parquet file under ``path`` (a file or a directory; or in a list of files)
     that does not read whole."""
     if isinstance(path, list):
         return [d for file in path for d in damaged_files(file)]
-    root = Path(path)
-    if root.is_file():
-        files = [root]
-    else:
-        files = []
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
-            files += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith((".", "_"))]
     found = []
-    for file in files:
+    for file in source_files(path):
         if file.name.lower().endswith(".parquet"):
             # The Python reader's other format (the Flink source refuses Parquet paths outright).
             reason = _parquet_problem(file)
