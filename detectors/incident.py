@@ -112,12 +112,43 @@ def suspected_causes(editor_id: str, events: Iterable[OperationalEvent], window_
     relevant = [e for e in events
                 if (e.editor_id in (None, editor_id)) and window_end_s - lookback_s <= e.timestamp_s <= window_end_s]
     relevant.sort(key=lambda e: (-e.timestamp_s, e.event_type))
+    return _as_causes(relevant)
+
+
+def _as_causes(events: list[OperationalEvent]) -> list[dict[str, Any]]:
+    """The first MAX_CAUSES events in the ``suspected_causes`` shape, their details capped."""
     causes = []
-    for event in relevant[:MAX_CAUSES]:
+    for event in events[:MAX_CAUSES]:
         cause = event.to_dict()
         cause["details"] = _capped_details(event.details)
         causes.append(cause)
     return causes
+
+
+def partner_causes(findings: Iterable[OperationalEvent]) -> list[dict[str, Any]]:
+    """Partner findings (udfs.decisions.partner_window_check) as suspected causes, the worst first.
+
+    >>> from detectors.events import OperationalEvent as E
+    >>> f = lambda p, status: E("partner_health", 1000.0, "e-1", p, details={"status": status, "signals": []})
+    >>> [c["partner"] for c in partner_causes([f("p-2", "DEGRADED"), f("p-1", "UNHEALTHY")])]
+    ['p-1', 'p-2']
+    """
+    rank = {"UNHEALTHY": 0, "DEGRADED": 1}
+    return _as_causes(sorted(findings, key=lambda e: (rank.get(str(e.details.get("status")), 2), str(e.partner))))
+
+
+def _partner_evidence(cause: Mapping[str, Any]) -> str:
+    """``"partner p-07 UNHEALTHY for this editor: partner_timeouts +3554.7% vs baseline (unhealthy);
+    partner-wide HEALTHY, 1 of 1 editors hurt"``."""
+    d = cause["details"]
+    text = f"partner {cause.get('partner')} {d.get('status')} for this editor"
+    if d.get("signals"):
+        text += ": " + ", ".join(str(s) for s in d["signals"])
+    if "partner_status" in d:
+        text += f"; partner-wide {d['partner_status']}"
+        if "editors_hurt" in d and "editors_reporting" in d:
+            text += f", {d['editors_hurt']} of {d['editors_reporting']} editors hurt"
+    return text
 
 
 def _hhmm(timestamp_s: float) -> str:
@@ -125,7 +156,8 @@ def _hhmm(timestamp_s: float) -> str:
 
 
 def _summary(editor_id: str, window_start_s: float, window_end_s: float, snapshot: Mapping[str, Mapping[str, Any]],
-             affected: list[str], classification: Classification, causes: list[dict[str, Any]], at_risk: float) -> str:
+             affected: list[str], classification: Classification, causes: list[dict[str, Any]], at_risk: float,
+             partners: list[dict[str, Any]] = ()) -> str:
     moves = []
     for metric in affected[:4]:
         s = snapshot.get(metric)
@@ -135,6 +167,11 @@ def _summary(editor_id: str, window_start_s: float, window_end_s: float, snapsho
         moves.append(f"{len(affected) - 4} more")
     signature = SIGNATURE_BY_TYPE.get(classification.problem_type)
     cause = f"likely {signature.description.split(':')[0]}" if signature else "cause unknown (fits no known pattern)"
+    if partners:
+        cause += " through " + ", ".join(f"{p.get('partner')} ({p['details'].get('status')} for this editor)"
+                                         for p in partners[:3])
+        if len(partners) > 3:
+            cause += f" and {len(partners) - 3} more"
     if causes:
         newest = causes[0]
         cause += f", after a {newest['event_type']} at {newest['timestamp'][11:16]}Z"
@@ -159,12 +196,17 @@ def _fit_size(detail: dict[str, Any]) -> dict[str, Any]:
 
 def build_composite_detail(editor_id: str, window_start_s: float, window_end_s: float,
                            deviations: Mapping[str, MetricDeviation], events: Iterable[OperationalEvent],
-                           classification: Classification, config: ClassifierConfig | None = None) -> dict[str, Any]:
+                           classification: Classification, config: ClassifierConfig | None = None,
+                           partner_findings: Iterable[OperationalEvent] = ()) -> dict[str, Any]:
     """The ``Composite Anomaly Detected`` detail (DESIGN.md shape, JSON-serialisable, < 256 KB).
 
     ``metrics_affected`` counts the anomalous metrics (``affected_metrics``);
     ``metrics`` reports every metric of the window, so the reader sees the
     normal ones too. Revenue at risk uses the window length.
+
+    ``partner_findings``: the partners that hurt this editor in the window
+    (udfs.decisions.partner_window_check). They lead ``suspected_causes``, are named in
+    the evidence and the summary; the editor's operational events follow them.
     """
     config = config or ClassifierConfig()
     if classification.problem_type == NO_ISSUE:
@@ -172,8 +214,11 @@ def build_composite_detail(editor_id: str, window_start_s: float, window_end_s: 
     window_seconds = float(window_end_s) - float(window_start_s)
     snapshot = {name: metric_snapshot(dev, config.floor(name)) for name, dev in sorted(deviations.items())}
     at_risk = revenue_at_risk(deviations, window_seconds, config.rate_period_s) if window_seconds > 0 else 0.0
+    partners = partner_causes(partner_findings)
     causes = suspected_causes(editor_id, events, float(window_end_s), config.event_lookback_s)
     affected = list(classification.affected_metrics)
+    evidence = [e[:MAX_EVIDENCE_CHARS] for e in classification.evidence[:MAX_EVIDENCE]]
+    evidence[1:1] = [_partner_evidence(c)[:MAX_EVIDENCE_CHARS] for c in partners[:5]]
     detail = {
         "incident_id": incident_id(editor_id, window_start_s, classification.problem_type),
         "editor_id": editor_id,
@@ -186,13 +231,13 @@ def build_composite_detail(editor_id: str, window_start_s: float, window_end_s: 
         "affected_metrics": affected,
         "metrics": snapshot,
         "revenue_at_risk": at_risk,
-        "suspected_causes": causes,
-        "evidence": [e[:MAX_EVIDENCE_CHARS] for e in classification.evidence[:MAX_EVIDENCE]],
+        "suspected_causes": (partners + causes)[:MAX_CAUSES],
+        "evidence": evidence[:MAX_EVIDENCE],
         "summary": _summary(editor_id, float(window_start_s), float(window_end_s), snapshot, affected,
-                            classification, causes, at_risk)[:1000],
+                            classification, causes, at_risk, partners)[:1000],
     }
     return _fit_size(detail)
 
 
 __all__ = ["COMPOSITE_KEYS", "METRIC_KEYS", "build_composite_detail", "incident_id", "metric_snapshot",
-           "revenue_at_risk", "stable_id", "suspected_causes"]
+           "partner_causes", "revenue_at_risk", "stable_id", "suspected_causes"]

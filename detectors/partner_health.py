@@ -260,16 +260,19 @@ def hold_revenue_references(by_editor: Mapping[str, Mapping[str, MetricDeviation
 def assess_partner_window(partner: str, window_start_s: float, window_end_s: float,
                           by_editor: Mapping[str, Mapping[str, MetricDeviation]],
                           held_references: Mapping[str, tuple[float | None, int]] | None = None,
-                          config: PartnerHealthConfig | None = None
+                          config: PartnerHealthConfig | None = None,
+                          editor_levels: Mapping[str, tuple[int, list]] | None = None,
                           ) -> tuple[dict[str, Any], dict[str, tuple[float | None, int]]]:
     """(the Partner Health Check detail, the revenue references to hold for the next window).
 
     The job's entry point: like :func:`assess_partner_editors` with the revenue
     impact of the hurt editors measured against the references held since they
-    were first hurt (module docstring).
+    were first hurt (module docstring). ``editor_levels``: what :func:`editor_level`
+    gave for each editor, when the caller already has it.
     """
     config = config or PartnerHealthConfig()
-    levels = {editor: editor_level(per_metric, config) for editor, per_metric in by_editor.items()}
+    levels = editor_levels if editor_levels is not None else {
+        editor: editor_level(per_metric, config) for editor, per_metric in by_editor.items()}
     hurt = sorted(e for e, (level, _) in levels.items() if level >= 1)
     references = hold_revenue_references(by_editor, hurt, held_references or {}, config.revenue_reference_windows)
     impact = partner_revenue_impact(by_editor, hurt, float(window_end_s) - float(window_start_s),
@@ -348,6 +351,32 @@ def assess_partner_editors(partner: str, window_start_s: float, window_end_s: fl
         "reasons": (reasons[:20] if status != HEALTHY else [])
         or [f"{len(hurt)} of {reporting} editors hurt (needs {needed}): partner signals within their baselines"],
     }
+
+
+def hurt_editor_findings(partner: str, window_start_s: float, editor_levels: Mapping[str, tuple[int, list]],
+                         partner_status_: str) -> list[dict[str, Any]]:
+    """What the partner does to each editor it hurts in the window, for that editor's composite anomaly.
+
+    The partner's own status needs ``min_editors`` hurt editors, so a partner that serves a
+    single editor is never DEGRADED here, even when it fails; the editor's composite then
+    knows only that "a demand partner" failed. These findings name the partner to the editor
+    (udfs.decisions.editor_window_composite attaches them to a DEMAND_ISSUE only: an editor's
+    own latency problem hurts it through every partner). One per hurt editor: its status
+    through the partner, the signals that moved, and the partner-wide picture.
+
+    >>> from detectors.classifier import MetricDeviation as D
+    >>> slow = {"partner_timeouts": D("partner_timeouts", 50.0, 10.0, 6.0, 14.0, 0.99, True)}
+    >>> fine = {"partner_timeouts": D("partner_timeouts", 10.0, 10.0, 6.0, 14.0, 0.1, False)}
+    >>> levels = {e: editor_level(m, PartnerHealthConfig()) for e, m in (("e-1", slow), ("e-2", fine))}
+    >>> [(f["editor_id"], f["status"], f["signals"]) for f in hurt_editor_findings("p-1", 0, levels, HEALTHY)]
+    [('e-1', 'UNHEALTHY', ['partner_timeouts +400.0% vs baseline (unhealthy)'])]
+    """
+    hurt = sorted(e for e, (level, _) in editor_levels.items() if level >= 1)
+    return [{"editor_id": editor, "partner": partner, "status": (HEALTHY, DEGRADED, UNHEALTHY)[editor_levels[editor][0]],
+             "signals": [a.describe() for a in editor_levels[editor][1] if a.level > 0],
+             "partner_status": partner_status_, "editors_hurt": len(hurt), "editors_reporting": len(editor_levels),
+             "check_id": check_id(partner, window_start_s)}
+            for editor in hurt]
 
 
 def partner_status(assessments: Iterable[SignalAssessment], config: PartnerHealthConfig) -> str:

@@ -618,7 +618,7 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
         return pipe
 
     from connectors.eventbridge.flink_sink import attach_eventbridge_sink
-    from udfs.correlator import EVENT_TYPE, OUTPUT_TYPE, EditorCorrelator, PartnerHealth
+    from udfs.correlator import EVENT_TYPE, OUTPUT_TYPE, PARTNER_FINDINGS, EditorCorrelator, PartnerHealth
     from udfs.security import SecurityFindings
 
     # Each operator scores its window rows' metrics itself (udfs/correlator.py says why).
@@ -644,18 +644,21 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
             "CAST(NULL AS STRING) AS details, CAST(NULL AS STRING) AS payload FROM (VALUES (1)) AS t(x) WHERE x = 0"))
         editor_events = empty.map(lambda r: r, output_type=EVENT_TYPE).name("no-events").uid("no-events")
         security = None
+    # (iii) partner health: a row per partner and window, keyed by partner
+    partner_checks = (
+        partner_windows.key_by(lambda r: r[0], key_type=Types.STRING())
+        .process(PartnerHealth(s.window_size_s, scoring), output_type=OUTPUT_TYPE)
+        .name("partner-health").uid("partner-health")
+    )
+    # What each partner did to each editor it hurt reaches the editor beside its events
+    # (udfs/correlator.py: a DEMAND_ISSUE composite names the partner).
+    editor_events = editor_events.union(partner_checks.get_side_output(PARTNER_FINDINGS))
     composites = (
         editor_windows.connect(editor_events)
         .key_by(lambda r: r[0], lambda e: e[2], key_type=Types.STRING())
         .process(EditorCorrelator(s.window_size_s, s.timer_grace_ms, s.events_lookback_s, scoring),
                  output_type=OUTPUT_TYPE)
         .name("editor-correlator").uid("editor-correlator")
-    )
-    # (iii) partner health: a row per partner and window, keyed by partner
-    partner_checks = (
-        partner_windows.key_by(lambda r: r[0], key_type=Types.STRING())
-        .process(PartnerHealth(s.window_size_s, scoring), output_type=OUTPUT_TYPE)
-        .name("partner-health").uid("partner-health")
     )
     bus_events = composites.union(partner_checks) if security is None else composites.union(partner_checks, security)
     delivered, delivery_failed = attach_eventbridge_sink(

@@ -255,6 +255,24 @@ def test_partner_outage_is_reported(scenario):
     assert [d["window_start"] for d in healthy] == [js._iso(scenario["incidents"]["e-demand"] + js.WINDOW_S)]
 
 
+def test_the_partners_editors_composites_name_the_partner(scenario):
+    """The partner operator's findings reach the editor operator before the outage window's timer
+    fires (udfs/correlator.py): each hurt editor's DEMAND_ISSUE names the partner first."""
+    by_editor = composites(scenario["a"])
+    for editor in js.PARTNER_EDITORS:
+        details = [e["detail"] for e in by_editor.get(editor, [])]
+        assert [d["problem_type"] for d in details] == ["DEMAND_ISSUE"], (editor, details)
+        cause = details[0]["suspected_causes"][0]
+        assert (cause["event_type"], cause["partner"], cause["editor_id"]) == ("partner_health", js.PARTNER, editor)
+        assert cause["details"]["status"] in ("DEGRADED", "UNHEALTHY")
+        assert cause["details"]["partner_status"] in ("DEGRADED", "UNHEALTHY")
+        assert f"through {js.PARTNER} (" in details[0]["summary"]
+    # the other editors have no partner traffic, so nothing names a partner to them
+    for editor in ("e-demand", "e-latency", "e-pricing"):
+        assert all(c["event_type"] != "partner_health" for e in by_editor[editor]
+                   for c in e["detail"]["suspected_causes"])
+
+
 def test_high_severity_finding_becomes_security_incident(scenario):
     found = [e for e in scenario["a"]["observed"] if e.get("detail-type") == "Security Incident Detected"]
     assert [e["detail"]["finding_id"] for e in found] == ["sec-test-0001"]   # severity 3 is not forwarded

@@ -100,19 +100,20 @@ def test_a_lasting_outage_keeps_costing_while_the_model_baseline_follows_it_down
     for k, adapted_baseline in enumerate([2.0, 1.2, 0.5, 0.25, 0.2, 0.2]):
         end = T0 + (k + 1) * 300_000
         by_editor = {"e-1": outage(adapted_baseline, 0.2), "e-2": outage(adapted_baseline, 0.2)}
-        detail, state = partner_window_check(end, 300_000, _rows(end, by_editor), state)
+        detail, state, _ = partner_window_check(end, 300_000, _rows(end, by_editor), state)
         assert detail is not None and detail["partner_status"] == UNHEALTHY
         impacts.append(detail["impact_assessment"]["revenue_impact"])
     assert impacts == [pytest.approx(2 * 1.8 * 5)] * 6
     assert read_partner_state(state) == (UNHEALTHY, {"e-1": (2.0, 6), "e-2": (2.0, 6)})
     # recovery: the all-clear carries no impact, and the state is the bare status again
     end = T0 + 7 * 300_000
-    detail, state = partner_window_check(end, 300_000, _rows(end, {"e-1": fine(), "e-2": fine()}), state)
+    detail, state, findings = partner_window_check(end, 300_000, _rows(end, {"e-1": fine(), "e-2": fine()}), state)
+    assert findings == []
     assert detail["partner_status"] == HEALTHY and detail["impact_assessment"]["revenue_impact"] == 0.0
     assert state == HEALTHY
     # a healthy steady state stays silent
     end = T0 + 8 * 300_000
-    assert partner_window_check(end, 300_000, _rows(end, {"e-1": fine(), "e-2": fine()}), state) == (None, HEALTHY)
+    assert partner_window_check(end, 300_000, _rows(end, {"e-1": fine(), "e-2": fine()}), state) == (None, HEALTHY, [])
 
 
 def test_a_held_reference_expires_after_the_configured_windows():
@@ -127,7 +128,7 @@ def test_a_held_reference_expires_after_the_configured_windows():
 
 def test_a_status_restored_from_before_references_existed_is_read():
     end = T0 + 300_000
-    detail, state = partner_window_check(end, 300_000, _rows(end, {"e-1": fine(), "e-2": fine()}), "UNHEALTHY")
+    detail, state, _ = partner_window_check(end, 300_000, _rows(end, {"e-1": fine(), "e-2": fine()}), "UNHEALTHY")
     assert detail["partner_status"] == HEALTHY and state == HEALTHY     # the all-clear after a restore
 
 

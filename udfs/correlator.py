@@ -21,7 +21,12 @@ exactly them. This replaces the seed's three-way equality join on timestamps.
 ``PartnerHealth`` is keyed by partner: one row per partner and window from
 sql/windows/partner_windows.sql holding every editor's window through the partner,
 each scored against that editor's own series (state ``models``, one entry per
-editor); the row is the whole window, so the partner is judged at once.
+editor); the row is the whole window, so the partner is judged at once. What it
+finds for each editor it hurts goes, on the side output ``PARTNER_FINDINGS``, into
+the editor operator's events input (udfs.decisions.PARTNER_FINDING): the partner
+windows close at the same watermark as the editor windows, and PartnerHealth emits
+its findings before it forwards that watermark, so they are in the editor's state
+when the window's timer fires, and a DEMAND_ISSUE composite names the partner.
 
 Scoring and deciding share one operator because every Python operator a row
 passes through costs a JVM -> Python -> JVM crossing, more than the scoring.
@@ -31,8 +36,8 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from pyflink.common import Types
-from pyflink.datastream import KeyedCoProcessFunction, KeyedProcessFunction, RuntimeContext
+from pyflink.common import Row, Types
+from pyflink.datastream import KeyedCoProcessFunction, KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from detectors.classifier import ClassifierConfig
@@ -53,6 +58,9 @@ EVENT_TYPE = Types.ROW_NAMED(
     EVENT_FIELDS,
     [Types.STRING(), Types.LONG(), Types.STRING(), Types.STRING(), Types.DOUBLE(), Types.STRING(), Types.STRING()],
 )
+
+# PartnerHealth's side output: partner findings, as rows of the editor operator's events input.
+PARTNER_FINDINGS = OutputTag("partner-findings", EVENT_TYPE)
 
 
 # The first ``m__avg`` column of an editor row (sql/windows/editor_windows.sql, after editor_id)
@@ -228,7 +236,8 @@ class PartnerHealth(KeyedProcessFunction, _Counters):
     partner is judged at once: the row is the whole window. Emits a Partner Health Check
     when the partner is not HEALTHY, and once more when it recovers (so a consumer sees the
     all-clear); healthy steady state is silent (otherwise every partner would produce an
-    event every window).
+    event every window). Each editor the partner hurts in the window gets a finding on the
+    side output ``PARTNER_FINDINGS`` (flink_jobs/main.py routes it to the editor operator).
     """
 
     def __init__(self, window_size_s: int, scoring: WindowScoring):
@@ -256,9 +265,12 @@ class PartnerHealth(KeyedProcessFunction, _Counters):
             return
         self._count_results(results)
         previous = self.last_status.value()
-        detail, state = partner_window_check(end, self.window_size_ms, results, previous)
+        detail, state, findings = partner_window_check(end, self.window_size_ms, results, previous)
         if state != previous:
             self.last_status.update(state)
+        for f in findings:
+            yield PARTNER_FINDINGS, Row(f["event_type"], f["timestamp_ms"], f["editor_id"], f["partner"], None,
+                                        json.dumps(f["details"], separators=(",", ":")), None)
         if detail is None:
             return
         self._count("partnerChecks")

@@ -17,13 +17,20 @@ import json
 from collections import defaultdict
 from typing import Any, Iterable, Mapping
 
-from detectors.classifier import UNKNOWN, ClassifierConfig, MetricDeviation, classify
+from detectors.classifier import DEMAND_ISSUE, UNKNOWN, ClassifierConfig, MetricDeviation, classify
 from detectors.events import OperationalEvent, iso_z
 from detectors.incident import build_composite_detail, stable_id
-from detectors.partner_health import HEALTHY, PartnerHealthConfig, assess_partner_window
+from detectors.partner_health import (HEALTHY, PartnerHealthConfig, assess_partner_window, editor_level,
+                                      hurt_editor_findings)
 
 RESULT_KEYS = ("scope_id", "metric", "window_end_ms", "value", "baseline", "lower", "upper", "score",
                "is_anomaly", "sample_count", "editors")
+
+#: The event type of a partner finding (:func:`partner_window_check`): what a partner did to one
+#: editor in one window, passed from the partner operator to the editor operator beside the
+#: editor's operational events. Not an event type of the input contract, so a record of the
+#: events stream cannot pose as one (sql/parse/events.sql dead-letters unknown types).
+PARTNER_FINDING = "partner_health"
 
 
 def deviation_of(r: Mapping[str, Any]) -> MetricDeviation:
@@ -62,8 +69,16 @@ def editor_window_composite(window_end_ms: int, window_size_ms: int, results: li
         return None, None
     editor = results[0]["scope_id"]
     deviations = {r["metric"]: deviation_of(r) for r in results}
-    window_events = [event_of(e) for e in events if e["timestamp_ms"] <= window_end_ms]
+    window_events, findings = [], []
+    for e in events:
+        if e["event_type"] != PARTNER_FINDING:
+            if e["timestamp_ms"] <= window_end_ms:
+                window_events.append(event_of(e))
+        elif window_end_ms - window_size_ms < e["timestamp_ms"] <= window_end_ms:
+            findings.append(event_of(e))
     window_end_s, window_start_s = window_end_ms / 1000.0, (window_end_ms - window_size_ms) / 1000.0
+    # Partner findings do not take part in the classification: an editor's own latency problem
+    # hurts it through every partner, and a partner_status-like cause would pull it to DEMAND.
     classification = classify(deviations, window_events, config, window_end_s=window_end_s)
     if not classification.is_incident:
         return None, None
@@ -73,14 +88,17 @@ def editor_window_composite(window_end_ms: int, window_size_ms: int, results: li
         remember = window_end_ms
     else:
         remember = None
+    # A demand problem names the partners that hurt the editor in this window (their findings).
+    partner_findings = findings if classification.problem_type == DEMAND_ISSUE else ()
     return build_composite_detail(editor, window_start_s, window_end_s, deviations, window_events,
-                                  classification, config), remember
+                                  classification, config, partner_findings=partner_findings), remember
 
 
 def partner_window_check(window_end_ms: int, window_size_ms: int, results: list[Mapping[str, Any]],
                          previous_state: str | None,
-                         config: PartnerHealthConfig | None = None) -> tuple[dict | None, str]:
-    """(Partner Health Check detail to emit or None, the partner state to remember) for one partner's window.
+                         config: PartnerHealthConfig | None = None) -> tuple[dict | None, str, list[dict]]:
+    """(Partner Health Check detail to emit or None, the partner state to remember, the partner
+    findings) for one partner's window.
 
     Each editor's traffic through the partner is judged against that editor's
     own baseline, and the revenue impact is the shortfall of the hurt editors'
@@ -91,21 +109,44 @@ def partner_window_check(window_end_ms: int, window_size_ms: int, results: list[
 
     The state (one string, the operator's ValueState) is the last status, plus,
     while editors are hurt, their held revenue references (:func:`partner_state`).
+
+    The findings are one event dict (type :data:`PARTNER_FINDING`, the events input's shape)
+    per editor the partner hurts in the window, whatever the partner's own status
+    (detectors.partner_health.hurt_editor_findings): the editor operator gets them beside
+    the editor's operational events, so a composite names the partner even when it serves
+    that editor alone and cannot be judged across editors.
     """
     previous_status, held = read_partner_state(previous_state)
     if not results:
-        return None, partner_state(previous_status, held)
+        return None, partner_state(previous_status, held), []
+    config = config or PartnerHealthConfig()
     partner = results[0]["scope_id"]
     by_editor: dict[str, dict[str, MetricDeviation]] = defaultdict(dict)
     for r in results:
         by_editor[r["editors"] or ""][r["metric"]] = deviation_of(r)
-    detail, references = assess_partner_window(partner, (window_end_ms - window_size_ms) / 1000.0,
-                                               window_end_ms / 1000.0, by_editor, held, config)
+    levels = {editor: editor_level(per_metric, config) for editor, per_metric in by_editor.items()}
+    window_start_s = (window_end_ms - window_size_ms) / 1000.0
+    detail, references = assess_partner_window(partner, window_start_s, window_end_ms / 1000.0, by_editor, held,
+                                               config, editor_levels=levels)
     status = detail["partner_status"]
     state = partner_state(status, references)
+    findings = [partner_finding_event(window_end_ms, f)
+                for f in hurt_editor_findings(partner, window_start_s, levels, status)]
     if status == HEALTHY and previous_status == HEALTHY:
-        return None, state
-    return detail, state
+        return None, state, findings
+    return detail, state, findings
+
+
+def partner_finding_event(window_end_ms: int, finding: Mapping[str, Any]) -> dict:
+    """A hurt-editor finding as an event of the editor operator's events input, stamped with the window end.
+
+    >>> e = partner_finding_event(1793527800000, {"editor_id": "e-1", "partner": "p-1", "status": "UNHEALTHY"})
+    >>> e["event_type"], e["timestamp_ms"], e["editor_id"], e["partner"], e["details"]
+    ('partner_health', 1793527800000, 'e-1', 'p-1', {'status': 'UNHEALTHY'})
+    """
+    details = {k: v for k, v in finding.items() if k not in ("editor_id", "partner")}
+    return {"event_type": PARTNER_FINDING, "timestamp_ms": int(window_end_ms), "editor_id": finding["editor_id"],
+            "partner": finding["partner"], "severity": None, "details": details}
 
 
 def partner_state(status: str, references: Mapping[str, tuple[float | None, int]]) -> str:

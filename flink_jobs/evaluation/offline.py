@@ -16,10 +16,10 @@ tried on several simulated days. It reproduces the job's path, step by step:
 3. **Scoring** (udfs/metric_detector.py): per key, in window order,
    udfs.baseline.score_window -- the configured detector, the trailing baseline
    and their combination, with the job's properties.
-4. **Decisions** (udfs/correlator.py): per editor and window
+4. **Decisions** (udfs/correlator.py), window by window: per partner
+   udfs.decisions.partner_window_check with its last status, then per editor
    udfs.decisions.editor_window_composite with the editor's events that had
-   arrived before the window closed; per partner and window
-   udfs.decisions.partner_window_check with its last status.
+   arrived before the window closed and the window's partner findings.
 5. **Scoring against labels** with flink_jobs.evaluation.scoring, the same
    warm-up and quiet-editor rules as flink_jobs.evaluate.
 
@@ -267,23 +267,36 @@ def decide(windows: ArchiveWindows, results: list[dict], params: JobParameters,
     for e in windows.events:
         if e["editor_id"]:
             events_by_editor[e["editor_id"]].append(e)
+    by_end: dict = defaultdict(lambda: ([], []))
+    for (partner, end) in partner_windows:
+        by_end[end][0].append(partner)
+    for (editor, end) in editor_windows:
+        by_end[end][1].append(editor)
     bus: list[dict] = []
     unexplained: dict = {}
-    for (editor, end) in sorted(editor_windows, key=lambda k: (k[1], k[0])):
-        # The correlator sees the events that reached it before the watermark passed the window end.
-        seen = [e for e in events_by_editor.get(editor, ())
-                if e["arrived_at_watermark"] is None or e["arrived_at_watermark"] < end - 1
-                and e["timestamp_ms"] >= end - params.events_lookback_s * 1000 - size_ms]
-        detail, unexplained[editor] = editor_window_composite(end, size_ms, editor_windows[(editor, end)], seen,
-                                                              config, unexplained.get(editor))
-        if detail is not None:
-            bus.append({"source": COMPOSITE[0], "detail-type": COMPOSITE[1], "detail": detail})
     last_status: dict = {}
-    for (partner, end) in sorted(partner_windows, key=lambda k: (k[1], k[0])):
-        detail, last_status[partner] = partner_window_check(end, size_ms, partner_windows[(partner, end)],
-                                                            last_status.get(partner))
-        if detail is not None:
-            bus.append({"source": PARTNER_HEALTH[0], "detail-type": PARTNER_HEALTH[1], "detail": detail})
+    for end in sorted(by_end):
+        partners, editors = by_end[end]
+        # A window's partner findings reach the editor operator before the watermark that closes
+        # the window (udfs/correlator.py), so the partners of a window are judged first.
+        findings: dict = defaultdict(list)
+        for partner in sorted(partners):
+            detail, last_status[partner], hurt = partner_window_check(end, size_ms, partner_windows[(partner, end)],
+                                                                      last_status.get(partner))
+            for f in hurt:
+                findings[f["editor_id"]].append(f)
+            if detail is not None:
+                bus.append({"source": PARTNER_HEALTH[0], "detail-type": PARTNER_HEALTH[1], "detail": detail})
+        for editor in sorted(editors):
+            # The correlator sees the events that reached it before the watermark passed the window end.
+            seen = [e for e in events_by_editor.get(editor, ())
+                    if e["arrived_at_watermark"] is None or e["arrived_at_watermark"] < end - 1
+                    and e["timestamp_ms"] >= end - params.events_lookback_s * 1000 - size_ms]
+            detail, unexplained[editor] = editor_window_composite(end, size_ms, editor_windows[(editor, end)],
+                                                                  seen + findings.get(editor, []), config,
+                                                                  unexplained.get(editor))
+            if detail is not None:
+                bus.append({"source": COMPOSITE[0], "detail-type": COMPOSITE[1], "detail": detail})
     bus += security_events(windows.events, params.security_min_severity)
     return bus
 
