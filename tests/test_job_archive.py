@@ -2,7 +2,8 @@
 
 One bounded job: `python -m flink_jobs.main --source archive` reads a .jsonl.gz
 replay, finishes by itself (end of input closes every window), delivers the
-incident to EventBridge (flushed at end of input) and writes the archive's bad line as a dead letter.
+incidents to EventBridge (flushed at end of input; the partner outage's editors with the partner
+named) and writes the archive's bad line as a dead letter.
 It runs in PyFlink's process mode, the one the Managed Flink template uses; every other job in the
 suite runs in the local default, thread mode (job.python.execution.mode).
 """
@@ -31,6 +32,9 @@ def test_archive_replay_through_cli(core_stack, drain_sqs, aws_endpoint, tmp_pat
     for editor in ("e-demand", "e-normal"):
         recs, _ = js.editor_records(editor, start)
         records += [r for r in recs]
+    for editor in js.PARTNER_EDITORS:     # the partner outage: its findings name the partner to them
+        recs, _ = js.editor_records(editor, start, partner=js.PARTNER)
+        records += recs
     records.sort(key=js.timestamp_ms)
     archive = tmp_path / "archive" / "metrics"
     archive.mkdir(parents=True)
@@ -63,11 +67,19 @@ def test_archive_replay_through_cli(core_stack, drain_sqs, aws_endpoint, tmp_pat
     dl = [json.loads(l) for f in dead.glob("*.jsonl") for l in f.read_text().splitlines()]
     assert [(d["reason_code"], d["raw"]) for d in dl] == [("WRONG_TYPE", bad_line)]
 
-    got = drain_sqs(core_stack["observation_queues"]["all-adops-events"], 1, timeout=30,
+    partner_editors = sorted(f"{e}-arch" for e in js.PARTNER_EDITORS)
+    got = drain_sqs(core_stack["observation_queues"]["all-adops-events"], 1 + len(partner_editors), timeout=30,
                     predicate=lambda e: e.get("detail-type") == "Composite Anomaly Detected"
                     and e["detail"]["editor_id"].endswith("-arch"))
     # A short archive is read within one watermark interval, so every window and timer fires
     # at end of input; the sink's buffer is flushed then by its end-of-input (final watermark)
     # timer: Flink fires no processing-time timer after a bounded input ends.
-    assert [e["detail"]["editor_id"] for e in got] == ["e-demand-arch"]
-    assert got[0]["detail"]["problem_type"] == "DEMAND_ISSUE"
+    by_editor = {e["detail"]["editor_id"]: e["detail"] for e in got}
+    assert sorted(by_editor) == sorted(["e-demand-arch", *partner_editors]), [e["detail"]["editor_id"] for e in got]
+    assert {d["problem_type"] for d in by_editor.values()} == {"DEMAND_ISSUE"}
+    # In process mode too, and with every window closed by the one final watermark, the partner
+    # operator's findings reach the editor operator before its timers fire (udfs/correlator.py).
+    for editor in partner_editors:
+        cause = by_editor[editor]["suspected_causes"][0]
+        assert (cause["event_type"], cause["partner"], cause["editor_id"]) == ("partner_health", js.PARTNER, editor)
+    assert all(c["event_type"] != "partner_health" for c in by_editor["e-demand-arch"]["suspected_causes"])
