@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 
 from connectors.simulator import Scenario, generate
@@ -23,7 +24,8 @@ def test_report_page_embeds_every_plot_and_the_headline_figures(tmp_path):
         events.append({"source": "adops.analytics", "detail-type": "Composite Anomaly Detected", "id": label["incident_id"],
                        "detail": {"incident_id": f"inc-{label['incident_id']}", "editor_id": editor,
                                   "window_start": iso(ws), "window_end": iso(ws + 300), "problem_type": problem_type,
-                                  "metrics": {"rpm": {"value": 1.0, "baseline": 2.0, "lower": 1.8, "upper": 2.2}}}})
+                                  "metrics": {"rpm": {"value": 1.0, "baseline": 2.0, "lower": 1.8, "upper": 2.2}},
+                                  "summary": f"{problem_type} on {editor}: rpm -50% vs baseline 2 <likely> & more"}})
     report = score(load_labels(archive / "labels.jsonl"), alerts_from_events(events), window_s=300, editor_days=8 / 6)
     report["events"] = events
     page = write_report(report, archive, archive / "labels.jsonl", tmp_path / "out" / "report.html").read_text()
@@ -33,3 +35,8 @@ def test_report_page_embeds_every_plot_and_the_headline_figures(tmp_path):
     assert base64.b64decode(first)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "confusion matrix" in page.lower() and "time to detect" in page.lower()
     assert f">{report['detected']}<" in page and "precision / recall / F1" in page
+    # each composite's own explanation, escaped
+    assert "Composite anomalies as sent (2 of 2, in window order)" in page
+    for e in events:
+        assert html.escape(e["detail"]["summary"]) in page
+    assert "<likely>" not in page

@@ -33,6 +33,8 @@ SIGNATURE_METRIC = {
     "DEMAND_ISSUE": "fill_rate", "LATENCY_ISSUE": "bid_latency_ms", "PRICING_ISSUE": "rpm",
     "CONFIGURATION_ISSUE": "error_rate", "INFRASTRUCTURE_ISSUE": "cache_hit_rate", "SECURITY_ISSUE": "impressions",
 }
+#: The composite anomalies listed with their summaries (a day of the default scenario sends ~70).
+MAX_ALERTS_LISTED = 200
 TYPE_COLORS = {
     "DEMAND_ISSUE": "#1f77b4", "LATENCY_ISSUE": "#ff7f0e", "PRICING_ISSUE": "#2ca02c",
     "CONFIGURATION_ISSUE": "#d62728", "INFRASTRUCTURE_ISSUE": "#9467bd", "SECURITY_ISSUE": "#8c564b",
@@ -280,6 +282,11 @@ def write_report(report: dict, archive, labels_path, out_html, *, title: str = "
                  o["predicted_type"], o["matched_alerts"],
                  None if o["time_to_detect_windows"] is None else round(o["time_to_detect_windows"], 2)]
                 for o in report["outcomes"]]
+    # What an AdOps engineer reads: each composite's own one-line explanation (which metrics,
+    # against what baseline, the likely cause, the revenue at risk), in window order.
+    sent = [[d.get("window_start"), d.get("editor_id"), d.get("problem_type"), d.get("severity"),
+             d.get("revenue_at_risk"), d.get("summary")]
+            for d in sorted(details, key=lambda d: (str(d.get("window_start")), str(d.get("editor_id"))))[:MAX_ALERTS_LISTED]]
     false_alarms = [[f["entity"] if "entity" in f else (f.get("editor_id") or f.get("partner")), f["kind"],
                      f["problem_type"], datetime.fromtimestamp(f["window_start_s"], tz=timezone.utc).isoformat(),
                      f["episode_alerts"]] for f in report["false_alarms"][:40]]
@@ -298,7 +305,9 @@ def write_report(report: dict, archive, labels_path, out_html, *, title: str = "
     parts += ["<h2>Incidents</h2>", _table(outcomes, ["incident", "type", "editor / partner", "start", "end",
                                                        "detected", "predicted", "alerts", "TTD (windows)"]),
               "<h2>False alarms (episodes, first 40)</h2>",
-              _table(false_alarms, ["entity", "kind", "type", "first window", "alerts in episode"])]
+              _table(false_alarms, ["entity", "kind", "type", "first window", "alerts in episode"]),
+              f"<h2>Composite anomalies as sent ({len(sent)} of {len(details)}, in window order)</h2>",
+              _table(sent, ["window start", "editor", "type", "severity", "revenue at risk", "summary"])]
     style = ("body{font-family:sans-serif;max-width:1150px;margin:auto;padding:1em}"
              "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;"
              "font-size:13px}img{max-width:100%}.note{color:#555;font-size:13px}")
