@@ -28,6 +28,7 @@ from typing import Any, Iterable, Mapping
 
 from detectors.classifier import (
     NO_ISSUE,
+    SEVERITIES,
     SIGNATURE_BY_TYPE,
     Classification,
     ClassifierConfig,
@@ -40,7 +41,7 @@ from detectors.revenue import revenue_at_risk  # noqa: F401  (part of this modul
 #: Keys of the composite detail, in DESIGN.md order.
 COMPOSITE_KEYS = ("incident_id", "editor_id", "window_start", "window_end", "severity", "problem_type", "category",
                   "metrics_affected", "affected_metrics", "metrics", "revenue_at_risk", "suspected_causes",
-                  "evidence", "summary")
+                  "evidence", "summary", "episode")
 METRIC_KEYS = ("value", "baseline", "lower", "upper", "score", "deviation_pct")
 
 # EventBridge caps a whole entry at 256 KB; the detail stays well below it.
@@ -49,6 +50,11 @@ MAX_EVIDENCE = 30
 MAX_EVIDENCE_CHARS = 500
 MAX_CAUSES = 20
 MAX_EVENT_DETAILS_BYTES = 4_096
+#: An editor's composites form one episode while each window starts at most this many windows
+#: after the previous composite's window ended: an incident's window in which every metric
+#: happened to stay inside its band (one or two samples per metric at a 150-270 s cadence)
+#: does not split it in two.
+EPISODE_MAX_GAP_WINDOWS = 1
 
 
 def stable_id(prefix: str, *parts: Any) -> str:
@@ -151,6 +157,56 @@ def _partner_evidence(cause: Mapping[str, Any]) -> str:
     return text
 
 
+def next_episode(previous: Mapping[str, Any] | None, incident_id_: str, window_start_s: float, window_end_s: float,
+                 severity: str, max_gap_s: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the composite's ``episode`` block, the editor's episode state after it).
+
+    One composite per anomalous window (the contract) means a 60-minute incident sends twelve;
+    the episode groups them: ``episode_id`` is the ``incident_id`` of its first composite,
+    ``composites`` counts them, ``escalated`` says this one is more severe than every earlier
+    one. A consumer that pages once per incident pages on ``composites == 1`` or
+    ``escalated``. The state (``previous``) is the operator's, one per editor.
+
+    >>> first, state = next_episode(None, "inc-a", 0, 300, "HIGH", 300)
+    >>> first
+    {'episode_id': 'inc-a', 'started_at': '1970-01-01T00:00:00Z', 'composites': 1, 'escalated': False}
+    >>> block, state = next_episode(state, "inc-b", 600, 900, "CRITICAL", 300)   # one quiet window between
+    >>> block["episode_id"], block["composites"], block["escalated"]
+    ('inc-a', 2, True)
+    >>> next_episode(state, "inc-c", 1500, 1800, "HIGH", 300)[0]["episode_id"]  # two quiet windows: a new one
+    'inc-c'
+    """
+    end_s = float(window_end_s)
+    if previous is not None and previous["last_window_end_s"] == end_s:
+        # The same window decided again (a replay after a restore): the same block.
+        return _episode_block(previous, previous.get("escalated", False)), previous
+    if previous is not None and float(window_start_s) - max_gap_s <= previous["last_window_end_s"] < end_s:
+        rank = SEVERITIES.index
+        escalated = rank(severity) > rank(previous["max_severity"])
+        state = {"episode_id": previous["episode_id"], "started_at_s": previous["started_at_s"],
+                 "composites": previous["composites"] + 1, "last_window_end_s": end_s,
+                 "max_severity": severity if escalated else previous["max_severity"], "escalated": escalated}
+    else:
+        state = {"episode_id": incident_id_, "started_at_s": float(window_start_s), "composites": 1,
+                 "last_window_end_s": end_s, "max_severity": severity, "escalated": False}
+    return _episode_block(state, state["escalated"]), state
+
+
+def _episode_block(state: Mapping[str, Any], escalated: bool) -> dict[str, Any]:
+    return {"episode_id": state["episode_id"], "started_at": iso_z(state["started_at_s"]),
+            "composites": state["composites"], "escalated": bool(escalated)}
+
+
+def with_episode(detail: dict[str, Any], block: Mapping[str, Any]) -> dict[str, Any]:
+    """The detail with its ``episode`` block; a continued episode says so in the summary."""
+    detail["episode"] = dict(block)
+    if block["composites"] > 1:
+        note = (f" Ongoing since {block['started_at'][11:16]}Z: composite {block['composites']} of this episode"
+                + (", escalated." if block["escalated"] else "."))
+        detail["summary"] = (detail["summary"][:1000 - len(note)] + note)
+    return detail
+
+
 def _hhmm(timestamp_s: float) -> str:
     return iso_z(timestamp_s)[11:16]
 
@@ -236,8 +292,12 @@ def build_composite_detail(editor_id: str, window_start_s: float, window_end_s: 
         "summary": _summary(editor_id, float(window_start_s), float(window_end_s), snapshot, affected,
                             classification, causes, at_risk, partners)[:1000],
     }
+    # A composite on its own is the first of its episode; the job continues episodes (next_episode).
+    detail["episode"], _ = next_episode(None, detail["incident_id"], float(window_start_s), float(window_end_s),
+                                        classification.severity, 0.0)
     return _fit_size(detail)
 
 
-__all__ = ["COMPOSITE_KEYS", "METRIC_KEYS", "build_composite_detail", "incident_id", "metric_snapshot",
-           "partner_causes", "revenue_at_risk", "stable_id", "suspected_causes"]
+__all__ = ["COMPOSITE_KEYS", "EPISODE_MAX_GAP_WINDOWS", "METRIC_KEYS", "build_composite_detail", "incident_id",
+           "metric_snapshot", "next_episode", "partner_causes", "revenue_at_risk", "stable_id", "suspected_causes",
+           "with_episode"]

@@ -56,6 +56,7 @@ def test_the_replay_and_the_job_share_their_decision_functions():
     # One source of truth: the operators import the functions the replay calls.
     assert correlator.editor_window_composite is decisions.editor_window_composite is offline.editor_window_composite
     assert correlator.partner_window_check is decisions.partner_window_check is offline.partner_window_check
+    assert correlator.composite_episode is decisions.composite_episode is offline.composite_episode
     assert metric_detector.score_window is offline.score_window
 
 

@@ -222,6 +222,9 @@ def test_incident_window_is_classified(scenario, editor, problem_type):
     assert detail["revenue_at_risk"] > 0
     # one event per editor and window: every composite of this editor is for the incident window
     assert {e["detail"]["window_start"] for e in events} == {js._iso(ws)}
+    # ... so it is the first (and only) composite of its episode (udfs.decisions.composite_episode)
+    assert detail["episode"] == {"episode_id": detail["incident_id"], "started_at": detail["window_start"],
+                                 "composites": 1, "escalated": False}
 
 
 def test_suspected_causes_carry_recent_events(scenario):

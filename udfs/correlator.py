@@ -41,7 +41,7 @@ from pyflink.datastream import KeyedCoProcessFunction, KeyedProcessFunction, Out
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from detectors.classifier import ClassifierConfig
-from udfs.decisions import details_of, editor_window_composite, partner_window_check
+from udfs.decisions import composite_episode, details_of, editor_window_composite, partner_window_check
 from udfs.metric_detector import WindowScoring, metric_windows
 from connectors.eventbridge.flink_sink import EVENTBRIDGE_INPUT_TYPE as OUTPUT_TYPE, eventbridge_row
 
@@ -141,6 +141,9 @@ class EditorCorrelator(KeyedCoProcessFunction, _Counters):
         self.events = runtime_context.get_state(ValueStateDescriptor("events", Types.STRING()))
         # End of the last window classified UNKNOWN (udfs.decisions.editor_window_composite).
         self.unexplained = runtime_context.get_state(ValueStateDescriptor("unexplained_window_end", Types.LONG()))
+        # The editor's current episode of composites (udfs.decisions.composite_episode); read and
+        # written only when a composite is emitted. A savepoint from before it restores without it.
+        self.episode = runtime_context.get_state(ValueStateDescriptor("episode", Types.STRING()))
         self.config = replace(ClassifierConfig(), window_seconds=self.window_size_ms / 1000.0,
                               event_lookback_s=self.lookback_ms / 1000.0)
         self._open_counters(runtime_context, "windowsClassified")
@@ -223,6 +226,8 @@ class EditorCorrelator(KeyedCoProcessFunction, _Counters):
             self._set_unexplained(key, unexplained)
         if detail is None:
             return
+        detail, episode = composite_episode(detail, end, self.window_size_ms, self.episode.value())
+        self.episode.update(episode)
         self.composites.inc()
         yield eventbridge_row(COMPOSITE[0], COMPOSITE[1], detail)
 

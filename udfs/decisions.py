@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping
 
 from detectors.classifier import DEMAND_ISSUE, UNKNOWN, ClassifierConfig, MetricDeviation, classify
 from detectors.events import OperationalEvent, iso_z
-from detectors.incident import build_composite_detail, stable_id
+from detectors.incident import EPISODE_MAX_GAP_WINDOWS, build_composite_detail, next_episode, stable_id, with_episode
 from detectors.partner_health import (HEALTHY, PartnerHealthConfig, assess_partner_window, editor_level,
                                       hurt_editor_findings)
 
@@ -92,6 +92,27 @@ def editor_window_composite(window_end_ms: int, window_size_ms: int, results: li
     partner_findings = findings if classification.problem_type == DEMAND_ISSUE else ()
     return build_composite_detail(editor, window_start_s, window_end_s, deviations, window_events,
                                   classification, config, partner_findings=partner_findings), remember
+
+
+def composite_episode(detail: dict, window_end_ms: int, window_size_ms: int,
+                      previous_state: str | None) -> tuple[dict, str]:
+    """(the composite with its ``episode`` block, the editor's episode state to remember) for a
+    composite that :func:`editor_window_composite` returned (detectors.incident.next_episode).
+
+    The state is one string per editor, the operator's ValueState ``episode``; None starts one.
+
+    >>> d = {"incident_id": "inc-a", "severity": "HIGH", "summary": "DEMAND_ISSUE on e-1."}
+    >>> d, state = composite_episode(d, 1793520300000, 300000, None)
+    >>> d2, state = composite_episode({"incident_id": "inc-b", "severity": "HIGH", "summary": "DEMAND_ISSUE on e-1."},
+    ...                               1793520600000, 300000, state)
+    >>> d2["episode"]["episode_id"], d2["episode"]["composites"], d2["summary"]
+    ('inc-a', 2, 'DEMAND_ISSUE on e-1. Ongoing since 08:00Z: composite 2 of this episode.')
+    """
+    previous = json.loads(previous_state) if previous_state else None
+    block, state = next_episode(previous, detail["incident_id"], (window_end_ms - window_size_ms) / 1000.0,
+                                window_end_ms / 1000.0, detail["severity"],
+                                EPISODE_MAX_GAP_WINDOWS * window_size_ms / 1000.0)
+    return with_episode(detail, block), json.dumps(state, separators=(",", ":"), sort_keys=True)
 
 
 def partner_window_check(window_end_ms: int, window_size_ms: int, results: list[Mapping[str, Any]],

@@ -19,7 +19,8 @@ tried on several simulated days. It reproduces the job's path, step by step:
 4. **Decisions** (udfs/correlator.py), window by window: per partner
    udfs.decisions.partner_window_check with its last status, then per editor
    udfs.decisions.editor_window_composite with the editor's events that had
-   arrived before the window closed and the window's partner findings.
+   arrived before the window closed and the window's partner findings, and
+   udfs.decisions.composite_episode for each composite.
 5. **Scoring against labels** with flink_jobs.evaluation.scoring, the same
    warm-up and quiet-editor rules as flink_jobs.evaluate.
 
@@ -53,7 +54,8 @@ from detectors.classifier import ClassifierConfig
 from detectors.events import EventValidationError, parse_event
 from flink_jobs.evaluation.scoring import alerts_from_events, load_labels, score
 from udfs.baseline import score_window
-from udfs.decisions import RESULT_KEYS, editor_window_composite, partner_window_check, security_detail
+from udfs.decisions import (RESULT_KEYS, composite_episode, editor_window_composite, partner_window_check,
+                            security_detail)
 
 #: Metrics reported only per partner: the editor window averages them over its partners. A partner
 #: sample of any other metric (revenue per partner) is part of an editor total and goes to the partner
@@ -274,6 +276,7 @@ def decide(windows: ArchiveWindows, results: list[dict], params: JobParameters,
         by_end[end][1].append(editor)
     bus: list[dict] = []
     unexplained: dict = {}
+    episodes: dict = {}
     last_status: dict = {}
     for end in sorted(by_end):
         partners, editors = by_end[end]
@@ -296,6 +299,7 @@ def decide(windows: ArchiveWindows, results: list[dict], params: JobParameters,
                                                                   seen + findings.get(editor, []), config,
                                                                   unexplained.get(editor))
             if detail is not None:
+                detail, episodes[editor] = composite_episode(detail, end, size_ms, episodes.get(editor))
                 bus.append({"source": COMPOSITE[0], "detail-type": COMPOSITE[1], "detail": detail})
     bus += security_events(windows.events, params.security_min_severity)
     return bus
