@@ -148,9 +148,11 @@ def test_aws_errors_become_502_for_the_agent(monkeypatch, aws_endpoint):
 def test_orchestrator_prompt_and_stream_parsing():
     tool = load_handler("invoke_orchestrator")
     event = {"detail": {"incident_id": "inc-9", "editor_id": "e-1", "severity": "HIGH", "problem_type": "LATENCY_ISSUE",
-                        "metrics_affected": 3, "evidence": ["bid_latency_ms +180%"]}}
+                        "metrics_affected": 3, "evidence": ["bid_latency_ms +180%"],
+                        "episode": {"episode_id": "inc-7", "composites": 3, "escalated": False}}}
     session, prompt = tool.build_prompt(event)
     assert session == "inc-9" and "HIGH LATENCY_ISSUE" in prompt and "bid_latency_ms +180%" in prompt
+    assert '"episode_id": "inc-7"' in prompt      # the agent sees that the incident is ongoing
     with pytest.raises(tool.InvalidIncident, match="missing"):
         tool.build_prompt({"detail": {"incident_id": "x"}})
     text = tool.collect_completion([{"chunk": {"bytes": b'Here: {"root_cause": "partner X slow", '}},
