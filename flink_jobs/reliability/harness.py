@@ -416,6 +416,8 @@ def incident_summary(events: list[dict]) -> dict:
         "copies": sum(len(v) for v in by_key.values()),
         "duplicate_copies": sum(len(v) - 1 for v in by_key.values()),
         "conflicting_ids": conflicting,
+        # The composites' episode blocks: the editor operator's episode state must survive restores.
+        "episodes": {key: details[0]["episode"] for key, details in by_key.items() if "episode" in details[0]},
     }
 
 

@@ -168,7 +168,8 @@ class Harness:
         got = {k for k in result["incidents"]["keys"] if not ignore(k)}
         return {"identical_to_clean": ref == got, "compared": len(ref), "missing_count": len(ref - got),
                 "extra_count": len(got - ref), "missing_vs_clean": sorted(map(str, ref - got))[:25],
-                "extra_vs_clean": sorted(map(str, got - ref))[:25]}
+                "extra_vs_clean": sorted(map(str, got - ref))[:25],
+                **compare_episodes(self.reference["incidents"], result["incidents"], ignore)}
 
     def _sim_letters(self, letters: list[dict]) -> Counter:
         """Dead letters whose raw payload is one of the simulator's valid records, by reason."""
@@ -514,7 +515,24 @@ class Harness:
                 inc = section["incidents"]
                 inc["ids"] = sorted(str(k) for k in inc.pop("keys"))
                 inc["conflicting_ids"] = [str(k) for k in inc["conflicting_ids"]]
+                inc["episodes"] = len(inc.get("episodes") or {})
         return figures
+
+
+def compare_episodes(reference: dict, result: dict, ignore=lambda key: False) -> dict:
+    """Whether the composites both runs sent carry the same episode blocks (incident_summary's "episodes").
+
+    >>> ref = {"episodes": {("C", "inc-1"): {"episode_id": "inc-1", "composites": 1}}}
+    >>> compare_episodes(ref, {"episodes": {("C", "inc-1"): {"episode_id": "inc-1", "composites": 1}}})
+    {'episodes_identical_to_clean': True, 'episodes_compared': 1, 'episodes_differing': []}
+    >>> compare_episodes(ref, {"episodes": {("C", "inc-1"): {"episode_id": "inc-0", "composites": 2}}})["episodes_differing"]
+    ["('C', 'inc-1')"]
+    """
+    ref, got = reference.get("episodes") or {}, result.get("episodes") or {}
+    common = [k for k in ref if k in got and not ignore(k)]
+    differing = sorted(str(k) for k in common if ref[k] != got[k])
+    return {"episodes_identical_to_clean": not differing, "episodes_compared": len(common),
+            "episodes_differing": differing[:25]}
 
 
 def _editor(letter: dict) -> str | None:
@@ -592,17 +610,23 @@ def summarize(f: dict) -> dict:
         "fuzz_incidents_identical_to_clean": get("fuzz", "comparison", "identical_to_clean"),
         "fuzz_incidents_identical_excluding_fuzz_keys": get("fuzz", "comparison_excluding_fuzz_keys",
                                                             "identical_to_clean"),
+        "fuzz_episodes_identical_excluding_fuzz_keys": get("fuzz", "comparison_excluding_fuzz_keys",
+                                                           "episodes_identical_to_clean"),
         "duplicate_incidents_after_dedup": {r: len(get(r, "incidents", "conflicting_ids") or [])
                                             for r in runs if isinstance(get(r, "incidents"), dict)},
         "duplicate_copies_before_dedup": {r: get(r, "incidents", "duplicate_copies") for r in runs
                                           if isinstance(get(r, "incidents"), dict)},
         "restart_savepoint": {"identical_to_clean": get("restart_savepoint", "comparison", "identical_to_clean"),
+                              "episodes_identical_to_clean": get("restart_savepoint", "comparison",
+                                                                 "episodes_identical_to_clean"),
                               "probe_gap": get("restart_savepoint", "probe_gap"),
                               "recovery_seconds_from_stop": get("restart_savepoint", "recovery_seconds_from_stop")},
         "restart_kill": {"identical_to_clean": get("restart_kill", "comparison", "identical_to_clean"),
+                         "episodes_identical_to_clean": get("restart_kill", "comparison", "episodes_identical_to_clean"),
                          "probe_gap": get("restart_kill", "probe_gap"),
                          "recovery_seconds_from_stop": get("restart_kill", "recovery_seconds_from_stop")},
         "sink_faults": {"identical_to_clean": get("sink_faults", "comparison", "identical_to_clean"),
+                        "episodes_identical_to_clean": get("sink_faults", "comparison", "episodes_identical_to_clean"),
                         "events_pending_at_phase_start": {k: v.get("entries_pending_at_start")
                                                           for k, v in (get("sink_faults", "phases") or {}).items()
                                                           if isinstance(v, dict)},
@@ -615,6 +639,8 @@ def summarize(f: dict) -> dict:
                         "outage_over_before_kill": get("sink_faults", "outage_over_before_kill"),
                         "last_delivery_after_outage_end_s": get("sink_faults", "last_delivery_after_outage_end_s")},
         "source_faults": {"identical_to_clean": get("source_faults", "comparison", "identical_to_clean"),
+                          "episodes_identical_to_clean": get("source_faults", "comparison",
+                                                             "episodes_identical_to_clean"),
                           "probe_gap": get("source_faults", "probe_gap"),
                           "read_twice": get("source_faults", "records_read_twice_probes"),
                           "valid_records_flagged_duplicate": get("source_faults", "valid_records_flagged_duplicate")},
