@@ -372,11 +372,14 @@ def hurt_editor_findings(partner: str, window_start_s: float, editor_levels: Map
     [('e-1', 'UNHEALTHY', ['partner_timeouts +400.0% vs baseline (unhealthy)'])]
     """
     hurt = sorted(e for e, (level, _) in editor_levels.items() if level >= 1)
-    return [{"editor_id": editor, "partner": partner, "status": (HEALTHY, DEGRADED, UNHEALTHY)[editor_levels[editor][0]],
-             "signals": [a.describe() for a in editor_levels[editor][1] if a.level > 0],
-             "partner_status": partner_status_, "editors_hurt": len(hurt), "editors_reporting": len(editor_levels),
-             "check_id": check_id(partner, window_start_s)}
-            for editor in hurt]
+    findings = []
+    for editor in hurt:
+        level, assessments = editor_levels[editor]
+        findings.append({"editor_id": editor, "partner": partner, "status": (HEALTHY, DEGRADED, UNHEALTHY)[level],
+                         "signals": [a.describe() for a in assessments if a.level > 0],
+                         "partner_status": partner_status_, "editors_hurt": len(hurt),
+                         "editors_reporting": len(editor_levels), "check_id": check_id(partner, window_start_s)})
+    return findings
 
 
 def partner_status(assessments: Iterable[SignalAssessment], config: PartnerHealthConfig) -> str:

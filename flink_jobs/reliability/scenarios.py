@@ -525,7 +525,8 @@ def compare_episodes(reference: dict, result: dict, ignore=lambda key: False) ->
     >>> ref = {"episodes": {("C", "inc-1"): {"episode_id": "inc-1", "composites": 1}}}
     >>> compare_episodes(ref, {"episodes": {("C", "inc-1"): {"episode_id": "inc-1", "composites": 1}}})
     {'episodes_identical_to_clean': True, 'episodes_compared': 1, 'episodes_differing': []}
-    >>> compare_episodes(ref, {"episodes": {("C", "inc-1"): {"episode_id": "inc-0", "composites": 2}}})["episodes_differing"]
+    >>> other = {"episodes": {("C", "inc-1"): {"episode_id": "inc-0", "composites": 2}}}
+    >>> compare_episodes(ref, other)["episodes_differing"]
     ["('C', 'inc-1')"]
     """
     ref, got = reference.get("episodes") or {}, result.get("episodes") or {}
@@ -622,7 +623,8 @@ def summarize(f: dict) -> dict:
                               "probe_gap": get("restart_savepoint", "probe_gap"),
                               "recovery_seconds_from_stop": get("restart_savepoint", "recovery_seconds_from_stop")},
         "restart_kill": {"identical_to_clean": get("restart_kill", "comparison", "identical_to_clean"),
-                         "episodes_identical_to_clean": get("restart_kill", "comparison", "episodes_identical_to_clean"),
+                         "episodes_identical_to_clean": get("restart_kill", "comparison",
+                                                            "episodes_identical_to_clean"),
                          "probe_gap": get("restart_kill", "probe_gap"),
                          "recovery_seconds_from_stop": get("restart_kill", "recovery_seconds_from_stop")},
         "sink_faults": {"identical_to_clean": get("sink_faults", "comparison", "identical_to_clean"),

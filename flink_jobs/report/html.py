@@ -284,9 +284,9 @@ def write_report(report: dict, archive, labels_path, out_html, *, title: str = "
                 for o in report["outcomes"]]
     # What an AdOps engineer reads: each composite's own one-line explanation (which metrics,
     # against what baseline, the likely cause, the revenue at risk), in window order.
+    in_window_order = sorted(details, key=lambda d: (str(d.get("window_start")), str(d.get("editor_id"))))
     sent = [[d.get("window_start"), d.get("editor_id"), d.get("problem_type"), d.get("severity"),
-             d.get("revenue_at_risk"), d.get("summary")]
-            for d in sorted(details, key=lambda d: (str(d.get("window_start")), str(d.get("editor_id"))))[:MAX_ALERTS_LISTED]]
+             d.get("revenue_at_risk"), d.get("summary")] for d in in_window_order[:MAX_ALERTS_LISTED]]
     false_alarms = [[f["entity"] if "entity" in f else (f.get("editor_id") or f.get("partner")), f["kind"],
                      f["problem_type"], datetime.fromtimestamp(f["window_start_s"], tz=timezone.utc).isoformat(),
                      f["episode_alerts"]] for f in report["false_alarms"][:40]]
