@@ -114,6 +114,8 @@ EVENT_CASES = [
     (_e(timestamp=4102444800000), "FUTURE_TIMESTAMP"),
     (_e(event_type=...), "MISSING_FIELD"),
     (_e(event_type="rollback"), "UNKNOWN_EVENT_TYPE"),
+    # the partner operator's finding type (udfs.decisions.PARTNER_FINDING) cannot come from the stream
+    (_e(event_type="partner_health", partner="p-1"), "UNKNOWN_EVENT_TYPE"),
 ]
 
 SKIP_CATEGORIES = {"oversized"}  # 64 KiB - 1 MiB lines: covered by the job tests
