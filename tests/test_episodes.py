@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from detectors.classifier import ClassifierConfig, MetricDeviation
 from detectors.incident import EPISODE_MAX_GAP_WINDOWS, incident_id
-from udfs.decisions import composite_episode, editor_window_composite
+from udfs.decisions import composite_episode, editor_window_composite, result_of
 
 SIZE_MS = 300_000
 T0 = 1_793_520_000_000  # a window boundary (epoch ms): 2026-11-01T08:00Z
@@ -23,9 +23,7 @@ def composite(window: int, rpm: float = 1.2) -> tuple[dict, int]:
     end = T0 + (window + 1) * SIZE_MS
     devs = {"rpm": MetricDeviation("rpm", rpm, 2.5, 2.25, 2.75, 0.99, True),
             "fill_rate": MetricDeviation("fill_rate", 0.51, 0.85, 0.8, 0.9, 0.99, True)}
-    rows = [{"scope_id": "e-1", "metric": m, "window_end_ms": end, "value": d.value, "baseline": d.baseline,
-             "lower": d.lower, "upper": d.upper, "score": d.score, "is_anomaly": True, "sample_count": 2,
-             "editors": None} for m, d in devs.items()]
+    rows = [result_of("e-1", end, d, 2) for d in devs.values()]
     detail, _ = editor_window_composite(end, SIZE_MS, rows, [], CONFIG)
     assert detail is not None and detail["problem_type"] == "DEMAND_ISSUE"
     return detail, end

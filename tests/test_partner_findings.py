@@ -15,7 +15,7 @@ import pytest
 from detectors.classifier import ClassifierConfig, MetricDeviation
 from detectors.events import EventValidationError, parse_event
 from detectors.partner_health import HEALTHY, UNHEALTHY
-from udfs.decisions import PARTNER_FINDING, editor_window_composite, partner_window_check
+from udfs.decisions import PARTNER_FINDING, editor_window_composite, partner_window_check, result_of
 
 SIZE_MS = 300_000
 T0 = 1_793_520_000_000  # a window boundary (epoch ms)
@@ -29,10 +29,7 @@ def dev(metric: str, value: float, baseline: float, score: float = 0.99, flagged
 
 def results(scope_id: str, end: int, deviations: dict[str, MetricDeviation], editor: str | None = None) -> list[dict]:
     """The per-metric results udfs/metric_detector.WindowScoring hands the decisions."""
-    return [{"scope_id": scope_id, "metric": m, "window_end_ms": end, "value": d.value, "baseline": d.baseline,
-             "lower": d.lower, "upper": d.upper, "score": d.score, "is_anomaly": d.is_anomaly, "sample_count": 3,
-             "editors": editor}
-            for m, d in sorted(deviations.items())]
+    return [result_of(scope_id, end, d, 3, editor) for _, d in sorted(deviations.items())]
 
 
 def through_partner(hurt: bool) -> dict[str, MetricDeviation]:

@@ -17,7 +17,7 @@ from detectors.classifier import MetricDeviation as D
 from detectors.partner_health import (HEALTHY, UNHEALTHY, PartnerHealthConfig, assess_partner_window,
                                       hold_revenue_references, partner_revenue_impact)
 from flink_jobs.evaluation.offline import JobParameters, read_windows
-from udfs.decisions import partner_window_check, read_partner_state
+from udfs.decisions import partner_window_check, read_partner_state, result_of
 
 WINDOW_S = 300.0
 T0 = 1_793_520_000_000  # a window boundary (epoch ms)
@@ -85,10 +85,8 @@ def test_revenue_above_its_baseline_is_no_loss():
 
 def _rows(window_end_ms: int, by_editor: dict[str, dict[str, D]]) -> list[dict]:
     """The per-metric results the partner operator scores (udfs/metric_detector.py): one per (editor, metric)."""
-    return [{"scope_id": "p-1", "metric": m, "window_end_ms": window_end_ms, "value": d.value,
-             "baseline": d.baseline, "lower": d.lower, "upper": d.upper, "score": d.score,
-             "is_anomaly": d.is_anomaly, "sample_count": 1, "editors": editor}
-            for editor, per_metric in by_editor.items() for m, d in per_metric.items()]
+    return [result_of("p-1", window_end_ms, d, 1, editor) for editor, per_metric in by_editor.items()
+            for d in per_metric.values()]
 
 
 def test_a_lasting_outage_keeps_costing_while_the_model_baseline_follows_it_down():

@@ -14,6 +14,7 @@ one editor whose traffic through the partner the row summarises.
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from typing import Any, Iterable, Mapping
 
@@ -42,6 +43,21 @@ def deviation_of(r: Mapping[str, Any]) -> MetricDeviation:
         nan if r["upper"] is None else r["upper"],
         r["score"], r["is_anomaly"],
     )
+
+
+def result_of(scope_id: str, window_end_ms: int, deviation: MetricDeviation, sample_count: int = 1,
+              editor: str | None = None) -> dict:
+    """The result dict (RESULT_KEYS) of one metric's deviation: the inverse of :func:`deviation_of`,
+    for callers that start from deviations (tests, what-if replays).
+
+    >>> d = MetricDeviation("rpm", 1.2, 2.5, 2.1, 2.9, 0.97, True)
+    >>> deviation_of(result_of("e-1", 1793520300000, d)) == d
+    True
+    """
+    finite = lambda x: x if x is not None and math.isfinite(x) else None
+    return dict(zip(RESULT_KEYS, (scope_id, deviation.metric, window_end_ms, deviation.value, finite(deviation.baseline),
+                                  finite(deviation.lower), finite(deviation.upper), deviation.score,
+                                  deviation.is_anomaly, sample_count, editor)))
 
 
 def event_of(d: Mapping[str, Any]) -> OperationalEvent:
