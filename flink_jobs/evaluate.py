@@ -133,6 +133,8 @@ class RunResult:
     timings: dict
     job_state: str
     endpoint_url: str
+    #: What the stack's incident workflow did with the composites (deploy.local.observe.incident_workflow_outcomes).
+    incident_workflow: dict | None = None
 
 
 def _aws_client(service: str, endpoint_url: str):
@@ -245,7 +247,9 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
             time.sleep(1.0)
         timings["settle_s"] = time.monotonic() - settle_began
         job_state = _state(handle)
-        return RunResult(list(observer.events), stats.to_dict(), facts, timings, job_state, endpoint_url)
+        events = list(observer.events)
+        return RunResult(events, stats.to_dict(), facts, timings, job_state, endpoint_url,
+                         _incident_workflow(stack, events, run_started_ms / 1000.0, endpoint_url))
     finally:
         if observer is not None:
             observer.stop()
@@ -257,6 +261,21 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
         if own_endpoint is not None:
             own_endpoint.stop()
         timings["total_s"] = time.monotonic() - began
+
+
+def _incident_workflow(stack: dict, events: list[dict], started_after_s: float, endpoint_url: str) -> dict:
+    """The run's composites as the stack's incident workflow handled them; a failure to read that is
+    reported in the result, not raised: the detection results stand without it."""
+    from deploy.local.observe import incident_workflow_outcomes
+
+    composites = {e["detail"]["incident_id"] for e in events
+                  if e.get("detail-type") == "Composite Anomaly Detected" and "incident_id" in (e.get("detail") or {})}
+    try:
+        return {"composites": len(composites),
+                **incident_workflow_outcomes(stack, composites, started_after_s, endpoint_url)}
+    except Exception as exc:  # noqa: BLE001 - any AWS or parsing error; logged and kept in the report
+        log.warning("could not read the incident workflow's outcomes: %s", exc)
+        return {"composites": len(composites), "error": f"{type(exc).__name__}: {exc}"}
 
 
 def quiet_spans_from_scenario(path: str | Path) -> dict[str, list[tuple[float, float]]] | None:
@@ -332,6 +351,7 @@ def evaluate(archive: str | Path, labels: str | Path, *, scenario_json: str | Pa
         "replay": result.replay, "timings_s": {k: round(v, 1) for k, v in result.timings.items()},
         "bus_events_received": len(result.events), "job_state_at_end": result.job_state,
         "bus_events_by_type": _count(e.get("detail-type") for e in result.events),
+        "incident_workflow": result.incident_workflow,
     }
     report["events"] = result.events
     return report
@@ -361,7 +381,27 @@ def headline(report: dict) -> str:
                      f"F1 {w['f1']}, {w['false_alarm_episodes_per_editor_day']} episodes per editor-day)")
     if report.get("quiet_editors"):
         lines.append(f"alerts on quiet editors during surges: {report['quiet_editors']['alerts_during_quiet_stretches']}")
+    workflow = (report.get("run") or {}).get("incident_workflow")
+    if workflow:
+        lines.append(f"incident workflow: {workflow_line(workflow)}")
     return "\n".join(lines)
+
+
+def workflow_line(workflow: dict) -> str:
+    """One line on what the stack's incident workflow did with the run's composites.
+
+    >>> workflow_line({"composites": 68, "executions": {"SUCCEEDED": 32}, "episodes_notified": 15,
+    ...                "incidents": {"COVERED_BY_EPISODE": 15, "NOTIFIED": 17}})
+    '32 of 68 composites matched its rule (SUCCEEDED 32); 17 notified in 15 episodes, 15 covered by their episode'
+    """
+    if "error" in workflow:
+        return f"not read ({workflow['error']})"
+    executions, incidents = workflow.get("executions", {}), workflow.get("incidents", {})
+    statuses = ", ".join(f"{k} {v}" for k, v in executions.items()) or "none"
+    others = ", ".join(f"{v} {k}" for k, v in incidents.items() if k not in ("NOTIFIED", "COVERED_BY_EPISODE"))
+    return (f"{sum(executions.values())} of {workflow['composites']} composites matched its rule ({statuses}); "
+            f"{incidents.get('NOTIFIED', 0)} notified in {workflow.get('episodes_notified', 0)} episodes, "
+            f"{incidents.get('COVERED_BY_EPISODE', 0)} covered by their episode" + (f", {others}" if others else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,10 +4,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+
+from deploy.local.observe import incident_workflow_outcomes
+from deploy.stepfunctions.validate import PLACEHOLDER
 
 pytestmark = pytest.mark.aws
 
@@ -309,3 +313,89 @@ def test_redelivered_incident_is_recorded_once_and_not_notified_twice(core_stack
     history = sfn.get_execution_history(executionArn=second["executionArn"])["events"]
     entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
     assert entered == ["RecordIncident", "AlreadyRecorded"]
+
+
+def _entered_states(sfn, execution: dict) -> list[str]:
+    history = sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
+    return [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+
+
+def test_an_episode_is_notified_once_and_again_only_when_it_gets_worse(core_stack, drain_sqs):
+    """Four composites of one episode reach the workflow (HIGH, HIGH, CRITICAL, HIGH): all four are
+    recorded, and the workflow notifies the first and the CRITICAL one. The first to arrive is the
+    episode's second composite (its first did not match the rule), which must still be notified."""
+    sfn, sqs, sns = boto3.client("stepfunctions"), boto3.client("sqs"), boto3.client("sns")
+    dynamodb = boto3.client("dynamodb")
+    queue_url = sqs.create_queue(QueueName=f"episode-alerts-probe-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=core_stack["critical_alerts_topic_arn"], Protocol="sqs", Endpoint=queue_arn,
+                  Attributes={"RawMessageDelivery": "true"})
+    episode = f"inc-{uuid.uuid4().hex[:12]}"
+    started = time.time() - 1
+    composites = []
+    for place, severity, escalated in ((2, "HIGH", False), (3, "HIGH", False), (4, "CRITICAL", True), (5, "HIGH", False)):
+        incident = f"inc-{uuid.uuid4().hex[:12]}"
+        detail = {**composite_detail(incident, severity, 3),
+                  "episode": {"episode_id": episode, "started_at": "2026-11-01T10:00:00Z",
+                              "composites": place, "escalated": escalated}}
+        put(core_stack["bus_name"], "adops.analytics", "Composite Anomaly Detected", detail)
+        # One at a time, so the order the workflow sees them in is the order above.
+        [execution] = _executions_for(sfn, core_stack["state_machine_arn"], incident, 1)
+        assert execution["status"] == "SUCCEEDED", execution
+        composites.append((incident, _entered_states(sfn, execution)))
+
+    notified = [incident for incident, states in composites if "MarkNotified" in states]
+    covered = [incident for incident, states in composites if "MarkCoveredByEpisode" in states]
+    assert notified == [composites[0][0], composites[2][0]]
+    assert covered == [composites[1][0], composites[3][0]]
+    assert composites[1][1] == ["RecordIncident", "InEpisode", "RankSeverity", "RankHigh",
+                                "ClaimEpisodeNotification", "MarkCoveredByEpisode"]
+    table = core_stack["incidents_table"]
+    statuses = [dynamodb.get_item(TableName=table, Key={"incident_id": {"S": i}})["Item"]["status"]["S"]
+                for i, _ in composites]
+    assert statuses == ["NOTIFIED", "COVERED_BY_EPISODE", "NOTIFIED", "COVERED_BY_EPISODE"]
+    item = dynamodb.get_item(TableName=table, Key={"incident_id": {"S": f"episode#{episode}"}})["Item"]
+    assert (item["notifications"]["N"], item["notified_severity"]["S"], item["notified_incident_id"]["S"]) == \
+        ("2", "CRITICAL", composites[2][0])
+    # The topic got the rule's own copy of each event and the workflow's two texts.
+    bodies = drain_sqs(queue_url, 6, predicate=lambda b: any(i in json.dumps(b) for i, _ in composites))
+    texts = sorted(b for b in bodies if isinstance(b, str))
+    assert len([b for b in bodies if isinstance(b, dict)]) == 4
+    assert [t.split(":")[0] for t in texts] == ["CRITICAL DEMAND_ISSUE on e-001 (3 metrics)",
+                                                 "HIGH DEMAND_ISSUE on e-001 (3 metrics)"]
+    assert composites[2][0] in texts[0] and composites[0][0] in texts[1]
+    # What a run's report says of them (flink_jobs.evaluate reads it after the drain).
+    outcomes = incident_workflow_outcomes(core_stack, {i for i, _ in composites}, started)
+    assert outcomes == {"executions": {"SUCCEEDED": 4}, "incidents": {"COVERED_BY_EPISODE": 2, "NOTIFIED": 2},
+                        "episodes_notified": 1}
+
+
+def test_the_agent_workflow_analyses_an_episode_once_and_again_only_when_it_gets_worse(core_stack):
+    """The cloud-only agent workflow's episode claim, executed on the embedded endpoint against the
+    core stack's table. No Lambda runs here, so a claimed composite's analysis fails and pages a
+    human (the workflow's own failure path); what is checked is which composites get that far."""
+    sfn, dynamodb = boto3.client("stepfunctions"), boto3.client("dynamodb")
+    values = {"IncidentsTableName": core_stack["incidents_table"],
+              "CriticalAlertsTopicArn": core_stack["critical_alerts_topic_arn"],
+              "InvokeOrchestratorFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:no-such-orchestrator"}
+    text = (Path(__file__).parents[1] / "deploy" / "stepfunctions" / "critical_incident_workflow_agents.asl.json").read_text()
+    machine = sfn.create_state_machine(name=f"agents-{uuid.uuid4().hex[:8]}",
+                                       definition=PLACEHOLDER.sub(lambda m: values[m.group(1)], text),
+                                       roleArn="arn:aws:iam::123456789012:role/x")["stateMachineArn"]
+    episode = f"inc-{uuid.uuid4().hex[:12]}"
+    runs = []
+    for place, severity in ((1, "HIGH"), (2, "HIGH"), (3, "CRITICAL"), (4, "CRITICAL")):
+        incident = f"inc-{uuid.uuid4().hex[:12]}"
+        detail = {**composite_detail(incident, severity, 3),
+                  "episode": {"episode_id": episode, "started_at": "2026-11-01T10:00:00Z",
+                              "composites": place, "escalated": place == 3}}
+        sfn.start_execution(stateMachineArn=machine, name=incident, input=json.dumps({"id": incident, "detail": detail}))
+        [execution] = _executions_for(sfn, machine, incident, 1, timeout=120)
+        runs.append((incident, execution["status"], _entered_states(sfn, execution)))
+    analysed = [incident for incident, _, states in runs if "InvokeOrchestratorAgent" in states]
+    assert analysed == [runs[0][0], runs[2][0]], runs
+    assert [status for _, status, _ in runs] == ["FAILED", "SUCCEEDED", "FAILED", "SUCCEEDED"], runs
+    assert runs[1][2] == ["InEpisode", "RankSeverity", "RankHigh", "ClaimEpisodeAnalysis", "MarkCoveredByEpisode"]
+    statuses = [dynamodb.get_item(TableName=core_stack["incidents_table"],
+                                  Key={"incident_id": {"S": i}})["Item"]["analysis_status"]["S"] for i, _, _ in runs]
+    assert statuses == ["FAILED", "COVERED_BY_EPISODE", "FAILED", "COVERED_BY_EPISODE"]

@@ -151,8 +151,11 @@ def test_orchestrator_prompt_and_stream_parsing():
                         "metrics_affected": 3, "evidence": ["bid_latency_ms +180%"],
                         "episode": {"episode_id": "inc-7", "composites": 3, "escalated": False}}}
     session, prompt = tool.build_prompt(event)
-    assert session == "inc-9" and "HIGH LATENCY_ISSUE" in prompt and "bid_latency_ms +180%" in prompt
+    # The episode's session: an escalation of the incident continues what the agent found before.
+    assert session == "inc-7" and "HIGH LATENCY_ISSUE" in prompt and "bid_latency_ms +180%" in prompt
     assert '"episode_id": "inc-7"' in prompt      # the agent sees that the incident is ongoing
+    del event["detail"]["episode"]
+    assert tool.build_prompt(event)[0] == "inc-9"  # a composite without an episode: its own session
     with pytest.raises(tool.InvalidIncident, match="missing"):
         tool.build_prompt({"detail": {"incident_id": "x"}})
     text = tool.collect_completion([{"chunk": {"bytes": b'Here: {"root_cause": "partner X slow", '}},

@@ -31,3 +31,10 @@ def test_small_archive_runs_through_the_system_and_is_scored(aws_endpoint, core_
     assert run["bus_events_received"] > 0 and report["alerts"] > 0
     assert report["incidents"] == summary["incidents"] and report["detected"] >= 1
     assert report["time_to_detect"]["windows"]["median"] is not None
+    # The stack's incident workflow ran once for each composite its rule matches, and left each a status.
+    composites = [e["detail"] for e in report["events"] if e["detail-type"] == "Composite Anomaly Detected"]
+    matched = [d for d in composites if d["severity"] in ("HIGH", "CRITICAL") and d["metrics_affected"] > 2]
+    workflow = run["incident_workflow"]
+    assert workflow["composites"] == len(composites) and "error" not in workflow, workflow
+    assert workflow["executions"] == ({"SUCCEEDED": len(matched)} if matched else {}), workflow
+    assert sum(workflow["incidents"].values()) == len(matched), workflow

@@ -26,6 +26,7 @@ import numpy as np
 
 from connectors.archive import METRICS, iter_archive
 from connectors.replay.kinesis import event_time_ms
+from flink_jobs.evaluate import workflow_line
 from flink_jobs.evaluation.scoring import parse_time
 
 #: The metric that shows each problem type best.
@@ -295,6 +296,8 @@ def write_report(report: dict, archive, labels_path, out_html, *, title: str = "
         f"<p>Archive <code>{html.escape(str(archive))}</code>, labels <code>{html.escape(str(labels_path))}</code>. "
         f"Replay: {html.escape(json.dumps(run.get('replay', {}).get('records', {})))} records in "
         f"{run.get('replay', {}).get('seconds')} s; bus events received: {run.get('bus_events_received')}.</p>",
+        *([f"<p>Incident workflow: {html.escape(workflow_line(run['incident_workflow']))}.</p>"]
+          if run.get("incident_workflow") else []),
         "<h2>Summary</h2>", _table(headline, ["figure", "value"]),
         f"<p class=note>Matching rule: {html.escape(report['matching_rule'])}.</p>",
         "<h2>Per problem type</h2>",

@@ -3,8 +3,10 @@
 Called by the full critical-incident workflow (deploy/stepfunctions/
 critical_incident_workflow_agents.asl.json) with the EventBridge event as
 input. Step Functions' aws-sdk integration cannot consume InvokeAgent's event
-stream, hence this small Lambda. The session id is the incident id, so a retry
-of the same incident continues the same agent session instead of starting over.
+stream, hence this small Lambda. The session id is the composite's episode id (its
+incident id when it has no episode), so a retry of the same incident, and a more
+severe window of the same episode (the only ones the workflow sends on), continue the
+agent's session: the orchestrator remembers what it found and did for the episode.
 """
 from __future__ import annotations
 
@@ -37,7 +39,10 @@ def build_prompt(event: dict[str, Any]) -> tuple[str, str]:
         '{"root_cause": str, "confidence": 0-1, "actions_taken": [str], "recommended_actions": [str], '
         '"needs_human": bool}. Incident facts:\n' + json.dumps(facts, default=str)
     )
-    return str(detail["incident_id"]), prompt[:MAX_PROMPT_CHARS]
+    episode = detail.get("episode")
+    episode_id = episode.get("episode_id") if isinstance(episode, dict) else None
+    session = episode_id if isinstance(episode_id, str) and episode_id else detail["incident_id"]
+    return str(session), prompt[:MAX_PROMPT_CHARS]
 
 
 def collect_completion(stream: Iterable[dict[str, Any]]) -> str:
