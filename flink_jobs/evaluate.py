@@ -391,17 +391,18 @@ def workflow_line(workflow: dict) -> str:
     """One line on what the stack's incident workflow did with the run's composites.
 
     >>> workflow_line({"composites": 68, "executions": {"SUCCEEDED": 32}, "episodes_notified": 15,
-    ...                "incidents": {"COVERED_BY_EPISODE": 15, "NOTIFIED": 17}})
-    '32 of 68 composites matched its rule (SUCCEEDED 32); 17 notified in 15 episodes, 15 covered by their episode'
+    ...                "outcomes": {"covered_by_episode": 16, "notified": 16}})
+    '32 of 68 composites matched its rule (SUCCEEDED 32); 16 notified in 15 episodes, 16 covered by their episode'
     """
     if "error" in workflow:
         return f"not read ({workflow['error']})"
-    executions, incidents = workflow.get("executions", {}), workflow.get("incidents", {})
+    executions, outcomes = workflow.get("executions", {}), workflow.get("outcomes", {})
     statuses = ", ".join(f"{k} {v}" for k, v in executions.items()) or "none"
-    others = ", ".join(f"{v} {k}" for k, v in incidents.items() if k not in ("NOTIFIED", "COVERED_BY_EPISODE"))
+    others = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in outcomes.items()
+                       if k not in ("notified", "covered_by_episode"))
     return (f"{sum(executions.values())} of {workflow['composites']} composites matched its rule ({statuses}); "
-            f"{incidents.get('NOTIFIED', 0)} notified in {workflow.get('episodes_notified', 0)} episodes, "
-            f"{incidents.get('COVERED_BY_EPISODE', 0)} covered by their episode" + (f", {others}" if others else ""))
+            f"{outcomes.get('notified', 0)} notified in {workflow.get('episodes_notified', 0)} episodes, "
+            f"{outcomes.get('covered_by_episode', 0)} covered by their episode" + (f", {others}" if others else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

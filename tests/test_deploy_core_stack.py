@@ -332,13 +332,14 @@ def test_an_episode_is_notified_once_and_again_only_when_it_gets_worse(core_stac
                   Attributes={"RawMessageDelivery": "true"})
     episode = f"inc-{uuid.uuid4().hex[:12]}"
     started = time.time() - 1
-    composites = []
+    composites, first_detail = [], None
     for place, severity, escalated in ((2, "HIGH", False), (3, "HIGH", False), (4, "CRITICAL", True), (5, "HIGH", False)):
         incident = f"inc-{uuid.uuid4().hex[:12]}"
         detail = {**composite_detail(incident, severity, 3),
                   "episode": {"episode_id": episode, "started_at": "2026-11-01T10:00:00Z",
                               "composites": place, "escalated": escalated}}
         put(core_stack["bus_name"], "adops.analytics", "Composite Anomaly Detected", detail)
+        first_detail = first_detail if composites else detail
         # One at a time, so the order the workflow sees them in is the order above.
         [execution] = _executions_for(sfn, core_stack["state_machine_arn"], incident, 1)
         assert execution["status"] == "SUCCEEDED", execution
@@ -364,9 +365,13 @@ def test_an_episode_is_notified_once_and_again_only_when_it_gets_worse(core_stac
     assert [t.split(":")[0] for t in texts] == ["CRITICAL DEMAND_ISSUE on e-001 (3 metrics)",
                                                  "HIGH DEMAND_ISSUE on e-001 (3 metrics)"]
     assert composites[2][0] in texts[0] and composites[0][0] in texts[1]
-    # What a run's report says of them (flink_jobs.evaluate reads it after the drain).
+    # What a run's report says of them (flink_jobs.evaluate reads it after the drain), with the
+    # first one delivered again (at least once): recorded already, not notified twice.
+    put(core_stack["bus_name"], "adops.analytics", "Composite Anomaly Detected", first_detail)
+    _executions_for(sfn, core_stack["state_machine_arn"], composites[0][0], 2)
     outcomes = incident_workflow_outcomes(core_stack, {i for i, _ in composites}, started)
-    assert outcomes == {"executions": {"SUCCEEDED": 4}, "incidents": {"COVERED_BY_EPISODE": 2, "NOTIFIED": 2},
+    assert outcomes == {"executions": {"SUCCEEDED": 5},
+                        "outcomes": {"already_recorded": 1, "covered_by_episode": 2, "notified": 2},
                         "episodes_notified": 1}
 
 

@@ -37,4 +37,4 @@ def test_small_archive_runs_through_the_system_and_is_scored(aws_endpoint, core_
     workflow = run["incident_workflow"]
     assert workflow["composites"] == len(composites) and "error" not in workflow, workflow
     assert workflow["executions"] == ({"SUCCEEDED": len(matched)} if matched else {}), workflow
-    assert sum(workflow["incidents"].values()) == len(matched), workflow
+    assert sum(workflow["outcomes"].values()) == len(matched) and "other" not in workflow["outcomes"], workflow

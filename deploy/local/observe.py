@@ -51,41 +51,44 @@ def drain_queue(
     return found[:count] if count else found
 
 
+
+#: The state a core-workflow execution ends its path in, and what it says of the composite.
+WORKFLOW_OUTCOMES = {"MarkNotified": "notified", "MarkCoveredByEpisode": "covered_by_episode",
+                     "AlreadyRecorded": "already_recorded", "RecordedWithoutNotification": "not_notified_severity"}
+
+
 def incident_workflow_outcomes(stack: dict[str, Any], incident_ids: set[str], started_after: float,
                                endpoint_url: str | None = None, region: str | None = None) -> dict[str, Any]:
     """What the stack's incident workflow did with these composites (``incident_ids``), for a run's report.
 
-    ``executions``: the ``critical-incident-workflow`` executions started after ``started_after``
-    (epoch s) for one of them, by final status (the multi-metric-anomaly rule starts one for each
-    composite it matches). ``incidents``: the status the workflow left on each one's item in the
-    incidents table (NOTIFIED, COVERED_BY_EPISODE: its episode was already notified at this
-    severity or above, OPEN: not notified for its severity). ``episodes_notified``: the episodes
-    among them that were notified at least once.
+    Read from the ``critical-incident-workflow`` executions started after ``started_after`` (epoch
+    s) for one of them (the multi-metric-anomaly rule starts one for each composite it matches),
+    not from the incidents table, which on a reused endpoint also holds earlier runs' items.
+    ``executions``: by final status. ``outcomes``: by the path each took (WORKFLOW_OUTCOMES):
+    notified; covered_by_episode (its episode was already notified at this severity or above);
+    already_recorded (a redelivery, or an incident id an earlier run recorded);
+    not_notified_severity. ``episodes_notified``: the episodes among the notified ones.
     """
     from collections import Counter
 
     sfn = client("stepfunctions", endpoint_url, region)
-    dynamodb = client("dynamodb", endpoint_url, region)
     executions: Counter = Counter()
+    outcomes: Counter = Counter()
+    episodes: set = set()
     for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=stack["state_machine_arn"]):
         for summary in page["executions"]:
             if summary["startDate"].timestamp() < started_after:
                 continue
             execution = sfn.describe_execution(executionArn=summary["executionArn"])
-            if json.loads(execution["input"]).get("detail", {}).get("incident_id") in incident_ids:
-                executions[execution["status"]] += 1
-    incidents: Counter = Counter()
-    episodes: set = set()
-    ids = sorted(incident_ids)
-    for start in range(0, len(ids), 100):            # BatchGetItem takes at most 100 keys
-        keys = [{"incident_id": {"S": i}} for i in ids[start:start + 100]]
-        while keys:
-            resp = dynamodb.batch_get_item(RequestItems={stack["incidents_table"]: {"Keys": keys}})
-            for item in resp["Responses"].get(stack["incidents_table"], []):
-                incidents[item.get("status", {}).get("S", "?")] += 1
-                if item.get("status", {}).get("S") == "NOTIFIED":
-                    detail = json.loads(item.get("detail_json", {}).get("S", "{}"))
-                    episodes.add((detail.get("episode") or {}).get("episode_id") or detail.get("incident_id"))
-            keys = resp.get("UnprocessedKeys", {}).get(stack["incidents_table"], {}).get("Keys", [])
-    return {"executions": dict(sorted(executions.items())), "incidents": dict(sorted(incidents.items())),
+            detail = json.loads(execution["input"]).get("detail") or {}
+            if detail.get("incident_id") not in incident_ids:
+                continue
+            executions[execution["status"]] += 1
+            history = sfn.get_execution_history(executionArn=summary["executionArn"], maxResults=1000)["events"]
+            entered = {e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e}
+            outcome = next((o for state, o in WORKFLOW_OUTCOMES.items() if state in entered), "other")
+            outcomes[outcome] += 1
+            if outcome == "notified":
+                episodes.add((detail.get("episode") or {}).get("episode_id") or detail["incident_id"])
+    return {"executions": dict(sorted(executions.items())), "outcomes": dict(sorted(outcomes.items())),
             "episodes_notified": len(episodes)}
