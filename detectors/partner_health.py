@@ -33,9 +33,15 @@ and says nothing about the partner.
 
 The shortfall of a hurt editor is measured against its revenue baseline of the
 first window the partner hurt it in, held while it stays hurt
-(:func:`assess_partner_window`, :func:`hold_revenue_references`): the online
+(:func:`assess_partner_window`, :func:`hold_references`): the online
 model's expected value follows a level shift within a few windows, so against
 the current baseline a lasting outage would look free after 15-20 minutes.
+For the same reason a hurt editor's signals are judged against their baselines
+and bands of that first window while it stays hurt (:func:`judged_against_references`):
+against the current ones the partner was called HEALTHY again while the outage
+went on (up to 42 minutes before its end, over ten simulated days). Both are held
+for at most ``revenue_reference_windows`` windows: a level that lasts longer is
+the editor's new normal.
 
 >>> from detectors.classifier import MetricDeviation as D
 >>> slow = {"partner_timeouts": D("partner_timeouts", 50.0, 10.0, 6.0, 14.0, 0.99, True),
@@ -99,10 +105,11 @@ class PartnerHealthConfig:
     #: ... and at least this share of them are hurt the same way: a partner
     #: failure hits every editor that uses it, one editor's bad window does not.
     min_editor_share: float = 0.5
-    #: A hurt editor's revenue baseline from the window it was first hurt in is
-    #: held for at most this many windows (2 h of 5-min windows): the simulated
-    #: outages last up to 90 min; a lower level that lasts longer is the editor's
-    #: new normal, as the trailing baseline accepts one (udfs.baseline.learn_window).
+    #: A hurt editor's revenue baseline, and its signals' baselines and bands, from the
+    #: window it was first hurt in are held for at most this many windows (2 h of 5-min
+    #: windows): the simulated outages last up to 90 min; a level that lasts longer is the
+    #: editor's new normal, as the trailing baseline accepts one (udfs.baseline.learn_window).
+    #: (The name predates the signals' references; kept, as configurations use it.)
     revenue_reference_windows: int = 24
 
     @classmethod
@@ -227,56 +234,116 @@ def partner_revenue_impact(by_editor: Mapping[str, Mapping[str, MetricDeviation]
     return round(total, 2)
 
 
-def hold_revenue_references(by_editor: Mapping[str, Mapping[str, MetricDeviation]], hurt_editors: Iterable[str],
-                            held: Mapping[str, tuple[float | None, int]],
-                            max_windows: int) -> dict[str, tuple[float | None, int]]:
-    """Each hurt editor's (reference revenue rate or None, windows held) after this window.
+#: What is held for a hurt editor (:func:`hold_references`): its reference revenue rate (None once
+#: expired, or when it has none), the windows held, and its signals' reference (baseline, lower,
+#: upper) by metric (None once expired). States written before the signals' references hold
+#: (revenue, windows) pairs; :func:`held_entry` reads both.
+HeldReference = tuple  # (float | None, int, dict[str, tuple[float, float, float]] | None)
 
-    An editor newly hurt takes its current revenue baseline (the model has not
-    learned the drop yet in the first hurt window); one still hurt keeps its
-    reference; one no longer hurt is dropped. After ``max_windows`` windows the
-    reference expires (None: the current baseline is used) until the editor
-    recovers.
 
-    >>> hold_revenue_references({"e-1": {}}, ["e-1"], {"e-1": (2.0, 3)}, 24)
-    {'e-1': (2.0, 4)}
-    >>> hold_revenue_references({"e-1": {}}, ["e-1"], {"e-1": (2.0, 24)}, 24)
-    {'e-1': (None, 25)}
-    >>> hold_revenue_references({"e-1": {}}, [], {"e-1": (2.0, 3)}, 24)
-    {}
+def held_entry(entry: tuple) -> HeldReference:
+    """A held reference in the current form (a 2-tuple from before the signals' references: none held).
+
+    >>> held_entry((2.0, 3)), held_entry((2.0, 3, {"bid_rate": (0.6, 0.5, 0.7)}))
+    ((2.0, 3, None), (2.0, 3, {'bid_rate': (0.6, 0.5, 0.7)}))
     """
-    out: dict[str, tuple[float | None, int]] = {}
+    return (entry[0], int(entry[1]), entry[2]) if len(entry) > 2 else (entry[0], int(entry[1]), None)
+
+
+def judged_against_references(by_editor: Mapping[str, Mapping[str, MetricDeviation]],
+                              held: Mapping[str, tuple]) -> dict[str, Mapping[str, MetricDeviation]]:
+    """Each editor's deviations, with the health signals of an editor still held (hurt in the previous
+    window) measured against the baselines and bands of the window it was first hurt in.
+
+    The online model learns an outage's level within a few windows (it re-bases its profile), so
+    against the current baseline the editor would look fine while the partner is still down;
+    against the held one it stays hurt until its signals are back near where they were.
+
+    >>> from detectors.classifier import MetricDeviation as D
+    >>> now = {"bid_rate": D("bid_rate", 0.05, 0.06, 0.04, 0.08, 0.1, False)}   # the model followed the outage
+    >>> judged = judged_against_references({"e-1": now}, {"e-1": (2.0, 4, {"bid_rate": (0.6, 0.5, 0.7)})})
+    >>> judged["e-1"]["bid_rate"].baseline, editor_level(judged["e-1"], PartnerHealthConfig())[0]
+    (0.6, 2)
+    """
+    out: dict[str, Mapping[str, MetricDeviation]] = {}
+    for editor, per_metric in by_editor.items():
+        entry = held.get(editor)
+        references = held_entry(entry)[2] if entry is not None else None
+        if not references:
+            out[editor] = per_metric
+            continue
+        judged = dict(per_metric)
+        for metric, (baseline, lower, upper) in references.items():
+            if metric in judged:
+                judged[metric] = replace(judged[metric], baseline=baseline, lower=lower, upper=upper)
+        out[editor] = judged
+    return out
+
+
+def hold_references(by_editor: Mapping[str, Mapping[str, MetricDeviation]], hurt_editors: Iterable[str],
+                    held: Mapping[str, tuple], max_windows: int,
+                    signals: Iterable[str] = ()) -> dict[str, HeldReference]:
+    """Each hurt editor's :data:`HeldReference` after this window.
+
+    An editor newly hurt takes its current revenue baseline, and the current baseline and band
+    of each of ``signals`` it reports (the model has not learned the drop yet in the first hurt
+    window); one still hurt keeps its references; one no longer hurt is dropped. After
+    ``max_windows`` windows the references expire (None: the current baselines are used) until
+    the editor recovers.
+
+    >>> hold_references({"e-1": {}}, ["e-1"], {"e-1": (2.0, 3)}, 24)
+    {'e-1': (2.0, 4, None)}
+    >>> hold_references({"e-1": {}}, ["e-1"], {"e-1": (2.0, 24, {"bid_rate": (0.6, 0.5, 0.7)})}, 24)
+    {'e-1': (None, 25, None)}
+    >>> hold_references({"e-1": {}}, [], {"e-1": (2.0, 3)}, 24)
+    {}
+    >>> from detectors.classifier import MetricDeviation as D
+    >>> first = {"bid_rate": D("bid_rate", 0.05, 0.6, 0.5, 0.7, 0.99, True)}
+    >>> hold_references({"e-1": first}, ["e-1"], {}, 24, ["bid_rate", "win_rate"])
+    {'e-1': (None, 1, {'bid_rate': (0.6, 0.5, 0.7)})}
+    """
+    out: dict[str, HeldReference] = {}
     for editor in hurt_editors:
         if editor in held:
-            reference, windows = held[editor]
-            out[editor] = (reference if windows < max_windows else None, windows + 1)
+            reference, windows, references = held_entry(held[editor])
+            keep = windows < max_windows
+            out[editor] = (reference if keep else None, windows + 1, references if keep else None)
             continue
-        revenue = by_editor.get(editor, {}).get("revenue")
-        if revenue is not None and is_finite_number(revenue.baseline):
-            out[editor] = (max(float(revenue.baseline), 0.0), 1)
+        per_metric = by_editor.get(editor, {})
+        revenue = per_metric.get("revenue")
+        reference = (max(float(revenue.baseline), 0.0)
+                     if revenue is not None and is_finite_number(revenue.baseline) else None)
+        references = {m: (float(d.baseline), float(d.lower), float(d.upper)) for m, d in sorted(per_metric.items())
+                      if m in signals and all(is_finite_number(x) for x in (d.baseline, d.lower, d.upper))}
+        out[editor] = (reference, 1, references or None)
     return out
 
 
 def assess_partner_window(partner: str, window_start_s: float, window_end_s: float,
                           by_editor: Mapping[str, Mapping[str, MetricDeviation]],
-                          held_references: Mapping[str, tuple[float | None, int]] | None = None,
+                          held_references: Mapping[str, tuple] | None = None,
                           config: PartnerHealthConfig | None = None,
                           editor_levels: Mapping[str, tuple[int, list]] | None = None,
-                          ) -> tuple[dict[str, Any], dict[str, tuple[float | None, int]]]:
-    """(the Partner Health Check detail, the revenue references to hold for the next window).
+                          ) -> tuple[dict[str, Any], dict[str, HeldReference]]:
+    """(the Partner Health Check detail, the references to hold for the next window).
 
-    The job's entry point: like :func:`assess_partner_editors` with the revenue
-    impact of the hurt editors measured against the references held since they
-    were first hurt (module docstring). ``editor_levels``: what :func:`editor_level`
-    gave for each editor, when the caller already has it.
+    The job's entry point: like :func:`assess_partner_editors`, with each editor that was
+    hurt in the previous window judged against the signal baselines held since it was
+    first hurt (:func:`judged_against_references`), and the revenue impact of the hurt
+    editors measured against their held revenue references (module docstring).
+    ``editor_levels``: what :func:`editor_level` gave for each editor of
+    ``judged_against_references(by_editor, held_references)``, when the caller
+    already has it.
     """
     config = config or PartnerHealthConfig()
+    held = held_references or {}
+    by_editor = judged_against_references(by_editor, held)
     levels = editor_levels if editor_levels is not None else {
         editor: editor_level(per_metric, config) for editor, per_metric in by_editor.items()}
     hurt = sorted(e for e, (level, _) in levels.items() if level >= 1)
-    references = hold_revenue_references(by_editor, hurt, held_references or {}, config.revenue_reference_windows)
+    references = hold_references(by_editor, hurt, held, config.revenue_reference_windows, config.signals)
     impact = partner_revenue_impact(by_editor, hurt, float(window_end_s) - float(window_start_s),
-                                    {e: r for e, (r, _) in references.items()})
+                                    {e: entry[0] for e, entry in references.items()})
     return assess_partner_editors(partner, window_start_s, window_end_s, by_editor, impact, config,
                                   editor_levels=levels), references
 

@@ -15,7 +15,8 @@ import pytest
 from detectors.classifier import ClassifierConfig, MetricDeviation
 from detectors.events import EventValidationError, parse_event
 from detectors.partner_health import HEALTHY, UNHEALTHY
-from udfs.decisions import PARTNER_FINDING, editor_window_composite, partner_window_check, result_of
+from udfs.decisions import (PARTNER_FINDING, editor_window_composite, partner_window_check, read_partner_state,
+                            result_of)
 
 SIZE_MS = 300_000
 T0 = 1_793_520_000_000  # a window boundary (epoch ms)
@@ -63,7 +64,9 @@ def test_a_partner_serving_one_editor_is_not_judged_but_names_itself_to_that_edi
     detail, state, findings = partner_window_check(END, SIZE_MS, results("p-solo", END, through_partner(True), "e-1"),
                                                    None)
     # One reporting editor cannot tell a partner failure from the editor's own (min_editors = 2) ...
-    assert detail is None and state == HEALTHY
+    assert detail is None and read_partner_state(state)[0] == HEALTHY
+    # (the hurt editor's signal baselines are held, so it is named for as long as it stays hurt)
+    assert list(read_partner_state(state)[1]) == ["e-1"]
     # ... but the editor learns which partner hurt it, and how.
     assert len(findings) == 1
     f = findings[0]

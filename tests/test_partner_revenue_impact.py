@@ -15,7 +15,7 @@ import pytest
 
 from detectors.classifier import MetricDeviation as D
 from detectors.partner_health import (HEALTHY, UNHEALTHY, PartnerHealthConfig, assess_partner_window,
-                                      hold_revenue_references, partner_revenue_impact)
+                                      hold_references, partner_revenue_impact)
 from flink_jobs.evaluation.offline import JobParameters, read_windows
 from udfs.decisions import partner_window_check, read_partner_state, result_of
 
@@ -68,7 +68,8 @@ def test_a_degraded_partner_costs_the_hurt_editors_revenue_shortfall_bounded_by_
     # (2.0 - 0.2) + (4.0 - 0.0) per minute over 5 minutes; e-3 (not hurt) adds nothing
     assert impact == pytest.approx((1.8 + 4.0) * 5)
     assert 0 < impact <= (2.0 + 4.0) * WINDOW_S / 60
-    assert references == {"e-1": (2.0, 1), "e-2": (4.0, 1)}
+    held_signals = {"bid_rate": (0.6, 0.5, 0.7), "partner_timeouts": (10.0, 6.0, 14.0)}
+    assert references == {"e-1": (2.0, 1, held_signals), "e-2": (4.0, 1, held_signals)}
 
 
 def test_a_hurt_editor_without_revenue_per_partner_adds_nothing_so_the_impact_is_a_lower_bound():
@@ -76,7 +77,8 @@ def test_a_hurt_editor_without_revenue_per_partner_adds_nothing_so_the_impact_is
     detail, references = assess_partner_window("p-1", 0, WINDOW_S, by_editor)
     assert detail["partner_status"] == UNHEALTHY and detail["impact_assessment"]["editors_affected"] == 2
     assert detail["impact_assessment"]["revenue_impact"] == pytest.approx(1.5 * 5)
-    assert set(references) == {"e-1"}
+    # e-2 is held too, for its signals' baselines; it has no revenue reference
+    assert {e: r for e, (r, _, _) in references.items()} == {"e-1": 2.0, "e-2": None}
 
 
 def test_revenue_above_its_baseline_is_no_loss():
@@ -102,7 +104,8 @@ def test_a_lasting_outage_keeps_costing_while_the_model_baseline_follows_it_down
         assert detail is not None and detail["partner_status"] == UNHEALTHY
         impacts.append(detail["impact_assessment"]["revenue_impact"])
     assert impacts == [pytest.approx(2 * 1.8 * 5)] * 6
-    assert read_partner_state(state) == (UNHEALTHY, {"e-1": (2.0, 6), "e-2": (2.0, 6)})
+    held_signals = {"bid_rate": (0.6, 0.5, 0.7), "partner_timeouts": (10.0, 6.0, 14.0)}
+    assert read_partner_state(state) == (UNHEALTHY, {"e-1": (2.0, 6, held_signals), "e-2": (2.0, 6, held_signals)})
     # recovery: the all-clear carries no impact, and the state is the bare status again
     end = T0 + 7 * 300_000
     detail, state, findings = partner_window_check(end, 300_000, _rows(end, {"e-1": fine(), "e-2": fine()}), state)
@@ -118,10 +121,41 @@ def test_a_held_reference_expires_after_the_configured_windows():
     config = PartnerHealthConfig.from_dict({"revenue_reference_windows": 2})
     held: dict = {}
     for _ in range(3):
-        held = hold_revenue_references({"e-1": outage(0.5, 0.2)}, ["e-1"], held, config.revenue_reference_windows)
-    assert held == {"e-1": (None, 3)}
+        held = hold_references({"e-1": outage(0.5, 0.2)}, ["e-1"], held, config.revenue_reference_windows,
+                               config.signals)
+    assert held == {"e-1": (None, 3, None)}       # the revenue and the signals' references alike
     # expired: the shortfall is against the current (adapted) baseline again
     assert partner_revenue_impact({"e-1": outage(0.5, 0.2)}, ["e-1"], WINDOW_S, {"e-1": None}) == pytest.approx(1.5)
+
+
+def test_the_partner_stays_down_while_the_models_signal_baselines_follow_the_outage():
+    """Measured on the simulated outages: the online model learns an outage's bid rate and timeouts within
+    a few windows, and against its current baseline the partner was called HEALTHY while still down (up
+    to 42 min before the end). Each hurt editor is judged against the baselines of the window it was
+    first hurt in, until its signals are back: then, and only then, the all-clear."""
+    def down(adapted: float) -> dict[str, D]:
+        # the partner's outage values, against a model baseline (and band) moved `adapted` of the way to them
+        bid, timeouts = 0.6 + adapted * (0.06 - 0.6), 10.0 + adapted * (100.0 - 10.0)
+        return {"partner_timeouts": D("partner_timeouts", 100.0, timeouts, 0.6 * timeouts, 1.4 * timeouts, 0.2, False),
+                "bid_rate": D("bid_rate", 0.06, bid, 0.83 * bid, 1.17 * bid, 0.2, False)}
+
+    assert assess_partner_window("p-1", 0, WINDOW_S, {"e-1": down(1.0), "e-2": down(1.0)})[0]["partner_status"] \
+        == HEALTHY                                  # what the current baseline alone says by the end
+    state, statuses = None, []
+    for k, adapted in enumerate([0.0, 0.5, 0.9, 1.0, 1.0, 1.0]):
+        end = T0 + (k + 1) * 300_000
+        detail, state, findings = partner_window_check(end, 300_000, _rows(end, {"e-1": down(adapted),
+                                                                                 "e-2": down(adapted)}), state)
+        statuses.append(detail["partner_status"])
+        assert [f["editor_id"] for f in findings] == ["e-1", "e-2"]
+    assert statuses == [UNHEALTHY] * 6
+    assert "bid_rate -90.0% vs baseline (unhealthy)" in detail["reasons"][0] + detail["reasons"][1]
+    # back to normal, while the model's baseline is still at the outage's level: the all-clear
+    back = {"partner_timeouts": D("partner_timeouts", 10.0, 100.0, 60.0, 140.0, 0.9, True),
+            "bid_rate": D("bid_rate", 0.6, 0.06, 0.05, 0.07, 0.9, True)}
+    end = T0 + 7 * 300_000
+    detail, state, findings = partner_window_check(end, 300_000, _rows(end, {"e-1": back, "e-2": back}), state)
+    assert detail["partner_status"] == HEALTHY and findings == [] and state == HEALTHY
 
 
 def test_a_status_restored_from_before_references_existed_is_read():

@@ -251,7 +251,7 @@ class PartnerHealth(KeyedProcessFunction, _Counters):
 
     def open(self, runtime_context: RuntimeContext):
         self.models = runtime_context.get_map_state(MapStateDescriptor("models", Types.STRING(), MODELS_TYPE))
-        # partner_window_check's state: the last status, plus the hurt editors' held revenue references
+        # partner_window_check's state: the last status, plus the hurt editors' held references (revenue, signals)
         # (the descriptor keeps its name so that savepoints taken before the references restore).
         self.last_status = runtime_context.get_state(ValueStateDescriptor("last_status", Types.STRING()))
         self._open_counters(runtime_context, "partnerChecks")

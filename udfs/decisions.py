@@ -22,7 +22,7 @@ from detectors.classifier import DEMAND_ISSUE, UNKNOWN, ClassifierConfig, Metric
 from detectors.events import OperationalEvent, iso_z
 from detectors.incident import EPISODE_MAX_GAP_WINDOWS, build_composite_detail, next_episode, stable_id, with_episode
 from detectors.partner_health import (HEALTHY, PartnerHealthConfig, assess_partner_window, editor_level,
-                                      hurt_editor_findings)
+                                      held_entry, hurt_editor_findings, judged_against_references)
 
 RESULT_KEYS = ("scope_id", "metric", "window_end_ms", "value", "baseline", "lower", "upper", "score",
                "is_anomaly", "sample_count", "editors")
@@ -138,14 +138,15 @@ def partner_window_check(window_end_ms: int, window_size_ms: int, results: list[
     findings) for one partner's window.
 
     Each editor's traffic through the partner is judged against that editor's
-    own baseline, and the revenue impact is the shortfall of the hurt editors'
-    revenue through the partner against their baselines of the window each was
-    first hurt in (detectors.partner_health.assess_partner_window). A check is
+    own baseline (while it stays hurt, the one of the window it was first hurt in),
+    and the revenue impact is the shortfall of the hurt editors' revenue through the
+    partner against their baselines of that window
+    (detectors.partner_health.assess_partner_window). A check is
     emitted when the partner is not HEALTHY, and once more when it recovers
     (the all-clear); a healthy steady state is silent.
 
     The state (one string, the operator's ValueState) is the last status, plus,
-    while editors are hurt, their held revenue references (:func:`partner_state`).
+    while editors are hurt, their held references (:func:`partner_state`).
 
     The findings are one event dict (type :data:`PARTNER_FINDING`, the events input's shape)
     per editor the partner hurts in the window, whatever the partner's own status
@@ -161,9 +162,10 @@ def partner_window_check(window_end_ms: int, window_size_ms: int, results: list[
     by_editor: dict[str, dict[str, MetricDeviation]] = defaultdict(dict)
     for r in results:
         by_editor[r["editors"] or ""][r["metric"]] = deviation_of(r)
-    levels = {editor: editor_level(per_metric, config) for editor, per_metric in by_editor.items()}
+    judged = judged_against_references(by_editor, held)
+    levels = {editor: editor_level(per_metric, config) for editor, per_metric in judged.items()}
     window_start_s = (window_end_ms - window_size_ms) / 1000.0
-    detail, references = assess_partner_window(partner, window_start_s, window_end_ms / 1000.0, by_editor, held,
+    detail, references = assess_partner_window(partner, window_start_s, window_end_ms / 1000.0, judged, held,
                                                config, editor_levels=levels)
     status = detail["partner_status"]
     state = partner_state(status, references)
@@ -186,29 +188,43 @@ def partner_finding_event(window_end_ms: int, finding: Mapping[str, Any]) -> dic
             "partner": finding["partner"], "severity": None, "details": details}
 
 
-def partner_state(status: str, references: Mapping[str, tuple[float | None, int]]) -> str:
+def partner_state(status: str, references: Mapping[str, tuple]) -> str:
     """The partner operator's state: the bare status while no editor is hurt (the healthy steady state,
-    and the form states restored from before references existed have), else JSON with the references.
+    and the form states restored from before references existed have), else JSON with the held
+    references (detectors.partner_health.HeldReference): each hurt editor's revenue reference and
+    windows held, and, for those that have them, its signals' (baseline, lower, upper).
 
     >>> partner_state("HEALTHY", {})
     'HEALTHY'
-    >>> read_partner_state(partner_state("UNHEALTHY", {"e-1": (2.5, 3)}))
-    ('UNHEALTHY', {'e-1': (2.5, 3)})
+    >>> read_partner_state(partner_state("UNHEALTHY", {"e-1": (2.5, 3, {"bid_rate": (0.6, 0.5, 0.7)}), "e-2": (None, 1, None)}))
+    ('UNHEALTHY', {'e-1': (2.5, 3, {'bid_rate': (0.6, 0.5, 0.7)}), 'e-2': (None, 1, None)})
     """
     if not references:
         return status
-    return json.dumps({"status": status, "revenue_reference": {e: [r, n] for e, (r, n) in sorted(references.items())}},
-                      separators=(",", ":"))
+    entries = {e: held_entry(entry) for e, entry in sorted(references.items())}
+    state: dict = {"status": status, "revenue_reference": {e: [r, n] for e, (r, n, _) in entries.items()}}
+    signals = {e: {m: list(ref) for m, ref in refs.items()} for e, (_, _, refs) in entries.items() if refs}
+    if signals:
+        state["signal_reference"] = signals
+    return json.dumps(state, separators=(",", ":"))
 
 
-def read_partner_state(text: str | None) -> tuple[str, dict[str, tuple[float | None, int]]]:
-    """(last status, held revenue references) from :func:`partner_state`'s string; None is a healthy start."""
+def read_partner_state(text: str | None) -> tuple[str, dict[str, tuple]]:
+    """(last status, held references) from :func:`partner_state`'s string; None is a healthy start.
+    A state from before the signals' references (no ``signal_reference``) holds none.
+
+    >>> read_partner_state('{"status":"DEGRADED","revenue_reference":{"e-1":[2.0,6]}}')
+    ('DEGRADED', {'e-1': (2.0, 6, None)})
+    """
     if not text:
         return HEALTHY, {}
     if not text.startswith("{"):
         return text, {}
     state = json.loads(text)
-    return state.get("status") or HEALTHY, {e: (r, int(n)) for e, (r, n) in (state.get("revenue_reference") or {}).items()}
+    signals = state.get("signal_reference") or {}
+    return state.get("status") or HEALTHY, {
+        e: (r, int(n), {m: tuple(ref) for m, ref in signals[e].items()} if signals.get(e) else None)
+        for e, (r, n) in (state.get("revenue_reference") or {}).items()}
 
 
 def details_of(text: str | None) -> dict:
