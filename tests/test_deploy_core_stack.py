@@ -333,7 +333,8 @@ def test_an_episode_is_notified_once_and_again_only_when_it_gets_worse(core_stac
     episode = f"inc-{uuid.uuid4().hex[:12]}"
     started = time.time() - 1
     composites, first_detail = [], None
-    for place, severity, escalated in ((2, "HIGH", False), (3, "HIGH", False), (4, "CRITICAL", True), (5, "HIGH", False)):
+    for place, severity, escalated in ((2, "HIGH", False), (3, "HIGH", False), (4, "CRITICAL", True),
+                                       (5, "HIGH", False)):
         incident = f"inc-{uuid.uuid4().hex[:12]}"
         detail = {**composite_detail(incident, severity, 3),
                   "episode": {"episode_id": episode, "started_at": "2026-11-01T10:00:00Z",
@@ -383,7 +384,8 @@ def test_the_agent_workflow_analyses_an_episode_once_and_again_only_when_it_gets
     values = {"IncidentsTableName": core_stack["incidents_table"],
               "CriticalAlertsTopicArn": core_stack["critical_alerts_topic_arn"],
               "InvokeOrchestratorFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:no-such-orchestrator"}
-    text = (Path(__file__).parents[1] / "deploy" / "stepfunctions" / "critical_incident_workflow_agents.asl.json").read_text()
+    text = (Path(__file__).parents[1] / "deploy" / "stepfunctions"
+            / "critical_incident_workflow_agents.asl.json").read_text()
     machine = sfn.create_state_machine(name=f"agents-{uuid.uuid4().hex[:8]}",
                                        definition=PLACEHOLDER.sub(lambda m: values[m.group(1)], text),
                                        roleArn="arn:aws:iam::123456789012:role/x")["stateMachineArn"]
@@ -394,7 +396,8 @@ def test_the_agent_workflow_analyses_an_episode_once_and_again_only_when_it_gets
         detail = {**composite_detail(incident, severity, 3),
                   "episode": {"episode_id": episode, "started_at": "2026-11-01T10:00:00Z",
                               "composites": place, "escalated": place == 3}}
-        sfn.start_execution(stateMachineArn=machine, name=incident, input=json.dumps({"id": incident, "detail": detail}))
+        sfn.start_execution(stateMachineArn=machine, name=incident,
+                            input=json.dumps({"id": incident, "detail": detail}))
         [execution] = _executions_for(sfn, machine, incident, 1, timeout=120)
         runs.append((incident, execution["status"], _entered_states(sfn, execution)))
     analysed = [incident for incident, _, states in runs if "InvokeOrchestratorAgent" in states]

@@ -51,7 +51,6 @@ def drain_queue(
     return found[:count] if count else found
 
 
-
 #: The state a core-workflow execution ends its path in, and what it says of the composite.
 WORKFLOW_OUTCOMES = {"MarkNotified": "notified", "MarkCoveredByEpisode": "covered_by_episode",
                      "AlreadyRecorded": "already_recorded", "RecordedWithoutNotification": "not_notified_severity"}
