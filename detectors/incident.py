@@ -164,8 +164,10 @@ def next_episode(previous: Mapping[str, Any] | None, incident_id_: str, window_s
     One composite per anomalous window (the contract) means a 60-minute incident sends twelve;
     the episode groups them: ``episode_id`` is the ``incident_id`` of its first composite,
     ``composites`` counts them, ``escalated`` says this one is more severe than every earlier
-    one. A consumer that pages once per incident pages on ``composites == 1`` or
-    ``escalated``. The state (``previous``) is the operator's, one per editor.
+    one. To page once per incident, a consumer keeps per ``episode_id`` the highest severity it
+    acted on, as the stack's workflows do (deploy/README.md): ``composites == 1`` or ``escalated``
+    alone misses an episode whose first composites were below its bar. The state (``previous``)
+    is the operator's, one per editor.
 
     >>> first, state = next_episode(None, "inc-a", 0, 300, "HIGH", 300)
     >>> first
