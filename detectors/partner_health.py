@@ -459,6 +459,47 @@ def partner_status(assessments: Iterable[SignalAssessment], config: PartnerHealt
     return HEALTHY
 
 
+def next_outage(previous: Mapping[str, Any] | None, check_id_: str, window_start_s: float,
+                status: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(the check's ``outage`` block or None, the partner's outage state after it).
+
+    A partner outage is the run of its checks that are not HEALTHY, and it ends with the
+    all-clear: a degraded partner sends a check every window, so the outage groups them the
+    way a composite's ``episode`` groups an editor's. ``outage_id`` is the ``check_id`` of its
+    first check, ``checks`` counts its non-healthy checks, ``escalated`` says this check is
+    UNHEALTHY after only DEGRADED ones, and the all-clear carries the outage it ends
+    (``ended``). The state (``previous``) is the partner operator's.
+
+    >>> block, state = next_outage(None, "phc-a", 0, DEGRADED)
+    >>> block
+    {'outage_id': 'phc-a', 'started_at': '1970-01-01T00:00:00Z', 'checks': 1, 'escalated': False, 'ended': False}
+    >>> block, state = next_outage(state, "phc-b", 300, UNHEALTHY)
+    >>> block["outage_id"], block["checks"], block["escalated"]
+    ('phc-a', 2, True)
+    >>> block, state = next_outage(state, "phc-c", 600, HEALTHY)
+    >>> block["outage_id"], block["checks"], block["ended"], state
+    ('phc-a', 2, True, None)
+    >>> next_outage(None, "phc-d", 900, HEALTHY)
+    (None, None)
+    """
+    rank = (HEALTHY, DEGRADED, UNHEALTHY).index
+    if status == HEALTHY:
+        if previous is None:
+            return None, None
+        return _outage_block(previous, escalated=False, ended=True), None
+    if previous is None:
+        state = {"outage_id": check_id_, "started_at_s": float(window_start_s), "checks": 1, "worst": status}
+        return _outage_block(state, escalated=False, ended=False), state
+    escalated = rank(status) > rank(previous["worst"])
+    state = {**previous, "checks": previous["checks"] + 1, "worst": status if escalated else previous["worst"]}
+    return _outage_block(state, escalated=escalated, ended=False), state
+
+
+def _outage_block(state: Mapping[str, Any], escalated: bool, ended: bool) -> dict[str, Any]:
+    return {"outage_id": state["outage_id"], "started_at": iso_z(state["started_at_s"]), "checks": state["checks"],
+            "escalated": escalated, "ended": ended}
+
+
 def check_id(partner: str, window_start_s: float) -> str:
     """Deterministic id of one partner's check in one window (the status is not part of it:
     a re-evaluated window replaces, rather than adds to, the earlier check).

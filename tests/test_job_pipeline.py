@@ -253,9 +253,12 @@ def test_partner_outage_is_reported(scenario):
     assert detail["partner"] == js.PARTNER and detail["partner_status"] in ("DEGRADED", "UNHEALTHY")
     assert detail["editors_affected"] == sorted(js.PARTNER_EDITORS)
     assert detail["impact_assessment"]["editors_affected"] == 2
-    # ... and one all-clear when it recovered
+    # ... and one all-clear when it recovered, which names the outage it ends
     healthy = [e["detail"] for e in checks if e["detail"]["partner_status"] == "HEALTHY"]
     assert [d["window_start"] for d in healthy] == [js._iso(scenario["incidents"]["e-demand"] + js.WINDOW_S)]
+    assert detail["outage"] == {"outage_id": detail["check_id"], "started_at": detail["window_start"], "checks": 1,
+                                "escalated": False, "ended": False}
+    assert healthy[0]["outage"] == {**detail["outage"], "ended": True}
 
 
 def test_the_partners_editors_composites_name_the_partner(scenario):

@@ -105,7 +105,9 @@ def test_a_lasting_outage_keeps_costing_while_the_model_baseline_follows_it_down
         impacts.append(detail["impact_assessment"]["revenue_impact"])
     assert impacts == [pytest.approx(2 * 1.8 * 5)] * 6
     held_signals = {"bid_rate": (0.6, 0.5, 0.7), "partner_timeouts": (10.0, 6.0, 14.0)}
-    assert read_partner_state(state) == (UNHEALTHY, {"e-1": (2.0, 6, held_signals), "e-2": (2.0, 6, held_signals)})
+    status, held, outage_state = read_partner_state(state)
+    assert (status, held) == (UNHEALTHY, {"e-1": (2.0, 6, held_signals), "e-2": (2.0, 6, held_signals)})
+    assert outage_state["checks"] == 6
     # recovery: the all-clear carries no impact, and the state is the bare status again
     end = T0 + 7 * 300_000
     detail, state, findings = partner_window_check(end, 300_000, _rows(end, {"e-1": fine(), "e-2": fine()}), state)
@@ -141,14 +143,19 @@ def test_the_partner_stays_down_while_the_models_signal_baselines_follow_the_out
 
     assert assess_partner_window("p-1", 0, WINDOW_S, {"e-1": down(1.0), "e-2": down(1.0)})[0]["partner_status"] \
         == HEALTHY                                  # what the current baseline alone says by the end
-    state, statuses = None, []
+    state, statuses, outages = None, [], []
     for k, adapted in enumerate([0.0, 0.5, 0.9, 1.0, 1.0, 1.0]):
         end = T0 + (k + 1) * 300_000
         detail, state, findings = partner_window_check(end, 300_000, _rows(end, {"e-1": down(adapted),
                                                                                  "e-2": down(adapted)}), state)
         statuses.append(detail["partner_status"])
+        outages.append(detail["outage"])
         assert [f["editor_id"] for f in findings] == ["e-1", "e-2"]
     assert statuses == [UNHEALTHY] * 6
+    # one outage: every check names the first one's id and counts itself
+    first_check = outages[0]["outage_id"]
+    assert [(o["outage_id"], o["checks"], o["ended"]) for o in outages] == [(first_check, n, False)
+                                                                          for n in range(1, 7)]
     assert "bid_rate -90.0% vs baseline (unhealthy)" in detail["reasons"][0] + detail["reasons"][1]
     # back to normal, while the model's baseline is still at the outage's level: the all-clear
     back = {"partner_timeouts": D("partner_timeouts", 10.0, 100.0, 60.0, 140.0, 0.9, True),
@@ -156,6 +163,9 @@ def test_the_partner_stays_down_while_the_models_signal_baselines_follow_the_out
     end = T0 + 7 * 300_000
     detail, state, findings = partner_window_check(end, 300_000, _rows(end, {"e-1": back, "e-2": back}), state)
     assert detail["partner_status"] == HEALTHY and findings == [] and state == HEALTHY
+    # the all-clear says which outage it ends
+    ended = detail["outage"]
+    assert (ended["outage_id"], ended["checks"], ended["ended"]) == (first_check, 6, True)
 
 
 def test_a_status_restored_from_before_references_existed_is_read():

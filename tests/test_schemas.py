@@ -90,6 +90,24 @@ def test_partner_health_detail_built_by_the_partner_module_is_valid():
     assert _errors("partner_health", dict(detail, partner_status="DOWN"))
 
 
+def test_partner_checks_of_an_outage_and_its_all_clear_are_valid():
+    """What the job's partner operator emits (udfs.decisions.partner_window_check), the outage block included."""
+    from detectors.classifier import MetricDeviation as D
+    from udfs.decisions import partner_window_check, result_of
+
+    slow = D("partner_timeouts", 50.0, 10.0, 6.0, 14.0, 0.99, True)
+    fine = D("partner_timeouts", 10.0, 10.0, 6.0, 14.0, 0.1, False)
+    end = 1793527800000
+    down, state, _ = partner_window_check(end, 300_000, [result_of("p-1", end, slow, 3, e) for e in ("e-1", "e-2")],
+                                          None)
+    clear, _, _ = partner_window_check(end + 300_000, 300_000,
+                                       [result_of("p-1", end + 300_000, fine, 3, e) for e in ("e-1", "e-2")], state)
+    assert (down["outage"]["ended"], clear["outage"]["ended"]) == (False, True)
+    for detail in (down, clear):
+        assert _errors("partner_health", json.loads(json.dumps(detail))) == []
+    assert _errors("partner_health", dict(down, outage={**down["outage"], "checks": 0}))
+
+
 def test_dead_letters_built_by_the_connector_are_valid_and_truncated_raw_is_flagged():
     small = json.loads(dead_letter_json("INVALID_JSON", "truncated JSON", "metrics", '{"editor_id": "e-0'))
     assert _errors("dead_letter_record", small) == []

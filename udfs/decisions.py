@@ -22,7 +22,7 @@ from detectors.classifier import DEMAND_ISSUE, UNKNOWN, ClassifierConfig, Metric
 from detectors.events import OperationalEvent, iso_z
 from detectors.incident import EPISODE_MAX_GAP_WINDOWS, build_composite_detail, next_episode, stable_id, with_episode
 from detectors.partner_health import (HEALTHY, PartnerHealthConfig, assess_partner_window, editor_level,
-                                      held_entry, hurt_editor_findings, judged_against_references)
+                                      held_entry, hurt_editor_findings, judged_against_references, next_outage)
 
 RESULT_KEYS = ("scope_id", "metric", "window_end_ms", "value", "baseline", "lower", "upper", "score",
                "is_anomaly", "sample_count", "editors")
@@ -146,7 +146,9 @@ def partner_window_check(window_end_ms: int, window_size_ms: int, results: list[
     (the all-clear); a healthy steady state is silent.
 
     The state (one string, the operator's ValueState) is the last status, plus,
-    while editors are hurt, their held references (:func:`partner_state`).
+    while editors are hurt, their held references, and while the partner is not HEALTHY,
+    its outage (:func:`partner_state`). Every check but a healthy one carries the outage it
+    belongs to, the all-clear included (detectors.partner_health.next_outage).
 
     The findings are one event dict (type :data:`PARTNER_FINDING`, the events input's shape)
     per editor the partner hurts in the window, whatever the partner's own status
@@ -154,9 +156,9 @@ def partner_window_check(window_end_ms: int, window_size_ms: int, results: list[
     the editor's operational events, so a composite names the partner even when it serves
     that editor alone and cannot be judged across editors.
     """
-    previous_status, held = read_partner_state(previous_state)
+    previous_status, held, outage = read_partner_state(previous_state)
     if not results:
-        return None, partner_state(previous_status, held), []
+        return None, partner_state(previous_status, held, outage), []
     config = config or PartnerHealthConfig()
     partner = results[0]["scope_id"]
     by_editor: dict[str, dict[str, MetricDeviation]] = defaultdict(dict)
@@ -168,7 +170,10 @@ def partner_window_check(window_end_ms: int, window_size_ms: int, results: list[
     detail, references = assess_partner_window(partner, window_start_s, window_end_ms / 1000.0, judged, held,
                                                config, editor_levels=levels)
     status = detail["partner_status"]
-    state = partner_state(status, references)
+    block, outage = next_outage(outage, detail["check_id"], window_start_s, status)
+    if block is not None:
+        detail["outage"] = block
+    state = partner_state(status, references, outage)
     findings = [partner_finding_event(window_end_ms, f)
                 for f in hurt_editor_findings(partner, window_start_s, levels, status)]
     if status == HEALTHY and previous_status == HEALTHY:
@@ -188,44 +193,48 @@ def partner_finding_event(window_end_ms: int, finding: Mapping[str, Any]) -> dic
             "partner": finding["partner"], "severity": None, "details": details}
 
 
-def partner_state(status: str, references: Mapping[str, tuple]) -> str:
-    """The partner operator's state: the bare status while no editor is hurt (the healthy steady state,
-    and the form states restored from before references existed have), else JSON with the held
-    references (detectors.partner_health.HeldReference): each hurt editor's revenue reference and
-    windows held, and, for those that have them, its signals' (baseline, lower, upper).
+def partner_state(status: str, references: Mapping[str, tuple], outage: Mapping[str, Any] | None = None) -> str:
+    """The partner operator's state: the bare status while no editor is hurt and no outage is on (the
+    healthy steady state, and the form states restored from before references existed have), else
+    JSON with the held references (detectors.partner_health.HeldReference: each hurt editor's revenue
+    reference and windows held, and, for those that have them, its signals' (baseline, lower, upper))
+    and the outage (detectors.partner_health.next_outage).
 
     >>> partner_state("HEALTHY", {})
     'HEALTHY'
     >>> held = {"e-1": (2.5, 3, {"bid_rate": (0.6, 0.5, 0.7)}), "e-2": (None, 1, None)}
-    >>> read_partner_state(partner_state("UNHEALTHY", held)) == ("UNHEALTHY", held)
+    >>> outage = {"outage_id": "phc-a", "started_at_s": 0.0, "checks": 2, "worst": "UNHEALTHY"}
+    >>> read_partner_state(partner_state("UNHEALTHY", held, outage)) == ("UNHEALTHY", held, outage)
     True
     """
-    if not references:
+    if not references and not outage:
         return status
     entries = {e: held_entry(entry) for e, entry in sorted(references.items())}
     state: dict = {"status": status, "revenue_reference": {e: [r, n] for e, (r, n, _) in entries.items()}}
     signals = {e: {m: list(ref) for m, ref in refs.items()} for e, (_, _, refs) in entries.items() if refs}
     if signals:
         state["signal_reference"] = signals
+    if outage:
+        state["outage"] = dict(outage)
     return json.dumps(state, separators=(",", ":"))
 
 
-def read_partner_state(text: str | None) -> tuple[str, dict[str, tuple]]:
-    """(last status, held references) from :func:`partner_state`'s string; None is a healthy start.
-    A state from before the signals' references (no ``signal_reference``) holds none.
+def read_partner_state(text: str | None) -> tuple[str, dict[str, tuple], dict | None]:
+    """(last status, held references, outage or None) from :func:`partner_state`'s string; None is a
+    healthy start. A state from before the signals' references or the outages holds none of them.
 
     >>> read_partner_state('{"status":"DEGRADED","revenue_reference":{"e-1":[2.0,6]}}')
-    ('DEGRADED', {'e-1': (2.0, 6, None)})
+    ('DEGRADED', {'e-1': (2.0, 6, None)}, None)
     """
     if not text:
-        return HEALTHY, {}
+        return HEALTHY, {}, None
     if not text.startswith("{"):
-        return text, {}
+        return text, {}, None
     state = json.loads(text)
     signals = state.get("signal_reference") or {}
     return state.get("status") or HEALTHY, {
         e: (r, int(n), {m: tuple(ref) for m, ref in signals[e].items()} if signals.get(e) else None)
-        for e, (r, n) in (state.get("revenue_reference") or {}).items()}
+        for e, (r, n) in (state.get("revenue_reference") or {}).items()}, state.get("outage")
 
 
 def details_of(text: str | None) -> dict:
