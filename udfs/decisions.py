@@ -147,8 +147,8 @@ def partner_window_check(window_end_ms: int, window_size_ms: int, results: list[
 
     The state (one string, the operator's ValueState) is the last status, plus,
     while editors are hurt, their held references, and while the partner is not HEALTHY,
-    its outage (:func:`partner_state`). Every check but a healthy one carries the outage it
-    belongs to, the all-clear included (detectors.partner_health.next_outage).
+    its outage (:func:`partner_state`). Every check that is not HEALTHY carries the outage it
+    belongs to, and the all-clear the outage it ends (detectors.partner_health.next_outage).
 
     The findings are one event dict (type :data:`PARTNER_FINDING`, the events input's shape)
     per editor the partner hurts in the window, whatever the partner's own status
