@@ -401,7 +401,18 @@ def incident_key(event: dict) -> tuple[str, str | None]:
 
 
 def incident_summary(events: list[dict]) -> dict:
-    """Ids, copies, and ids whose copies disagree (a duplicate that is not the same incident)."""
+    """Ids, copies, and ids whose copies disagree (a duplicate that is not the same incident); and the
+    groupings the job keeps in state, to compare after restores: each composite's ``episode`` block and
+    each Partner Health Check's ``outage`` block (under "episodes", by id).
+
+    >>> s = incident_summary([
+    ...     {"detail-type": "Composite Anomaly Detected", "detail": {"incident_id": "inc-1", "episode": {"composites": 2}}},
+    ...     {"detail-type": "Partner Health Check", "detail": {"check_id": "phc-1", "outage": {"checks": 3}}},
+    ...     {"detail-type": "Partner Health Check", "detail": {"check_id": "phc-2", "partner_status": "HEALTHY"}}])
+    >>> sorted(s["keys"]), s["episodes"]
+    ([('Composite Anomaly Detected', 'inc-1'), ('Partner Health Check', 'phc-1'), ('Partner Health Check', 'phc-2')], \
+{('Composite Anomaly Detected', 'inc-1'): {'composites': 2}, ('Partner Health Check', 'phc-1'): {'checks': 3}})
+    """
     by_key: dict[tuple, list[dict]] = {}
     for e in events:
         by_key.setdefault(incident_key(e), []).append(e.get("detail") or {})
@@ -416,8 +427,10 @@ def incident_summary(events: list[dict]) -> dict:
         "copies": sum(len(v) for v in by_key.values()),
         "duplicate_copies": sum(len(v) - 1 for v in by_key.values()),
         "conflicting_ids": conflicting,
-        # The composites' episode blocks: the editor operator's episode state must survive restores.
-        "episodes": {key: details[0]["episode"] for key, details in by_key.items() if "episode" in details[0]},
+        # The composites' episode blocks and the partner checks' outage blocks: the editor and the partner
+        # operators' state must survive restores.
+        "episodes": {key: details[0].get("episode") or details[0]["outage"] for key, details in by_key.items()
+                     if "episode" in details[0] or "outage" in details[0]},
     }
 
 

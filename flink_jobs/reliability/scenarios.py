@@ -520,7 +520,8 @@ class Harness:
 
 
 def compare_episodes(reference: dict, result: dict, ignore=lambda key: False) -> dict:
-    """Whether the composites both runs sent carry the same episode blocks (incident_summary's "episodes").
+    """Whether the composites both runs sent carry the same episode blocks, and the partner checks the same
+    outage blocks (incident_summary's "episodes").
 
     >>> ref = {"episodes": {("C", "inc-1"): {"episode_id": "inc-1", "composites": 1}}}
     >>> compare_episodes(ref, {"episodes": {("C", "inc-1"): {"episode_id": "inc-1", "composites": 1}}})
