@@ -236,18 +236,9 @@ def partner_revenue_impact(by_editor: Mapping[str, Mapping[str, MetricDeviation]
 
 #: What is held for a hurt editor (:func:`hold_references`): its reference revenue rate (None once
 #: expired, or when it has none), the windows held, and its signals' reference (baseline, lower,
-#: upper) by metric (None once expired). States written before the signals' references hold
-#: (revenue, windows) pairs; :func:`held_entry` reads both.
+#: upper) by metric (None once expired). (udfs.decisions.read_partner_state reads the operator
+#: states written before the signals' references, which held (revenue, windows) pairs, as these.)
 HeldReference = tuple  # (float | None, int, dict[str, tuple[float, float, float]] | None)
-
-
-def held_entry(entry: tuple) -> HeldReference:
-    """A held reference in the current form (a 2-tuple from before the signals' references: none held).
-
-    >>> held_entry((2.0, 3)), held_entry((2.0, 3, {"bid_rate": (0.6, 0.5, 0.7)}))
-    ((2.0, 3, None), (2.0, 3, {'bid_rate': (0.6, 0.5, 0.7)}))
-    """
-    return (entry[0], int(entry[1]), entry[2]) if len(entry) > 2 else (entry[0], int(entry[1]), None)
 
 
 def judged_against_references(by_editor: Mapping[str, Mapping[str, MetricDeviation]],
@@ -268,7 +259,7 @@ def judged_against_references(by_editor: Mapping[str, Mapping[str, MetricDeviati
     out: dict[str, Mapping[str, MetricDeviation]] = {}
     for editor, per_metric in by_editor.items():
         entry = held.get(editor)
-        references = held_entry(entry)[2] if entry is not None else None
+        references = entry[2] if entry is not None else None
         if not references:
             out[editor] = per_metric
             continue
@@ -291,11 +282,11 @@ def hold_references(by_editor: Mapping[str, Mapping[str, MetricDeviation]], hurt
     ``max_windows`` windows the references expire (None: the current baselines are used) until
     the editor recovers.
 
-    >>> hold_references({"e-1": {}}, ["e-1"], {"e-1": (2.0, 3)}, 24)
+    >>> hold_references({"e-1": {}}, ["e-1"], {"e-1": (2.0, 3, None)}, 24)
     {'e-1': (2.0, 4, None)}
     >>> hold_references({"e-1": {}}, ["e-1"], {"e-1": (2.0, 24, {"bid_rate": (0.6, 0.5, 0.7)})}, 24)
     {'e-1': (None, 25, None)}
-    >>> hold_references({"e-1": {}}, [], {"e-1": (2.0, 3)}, 24)
+    >>> hold_references({"e-1": {}}, [], {"e-1": (2.0, 3, None)}, 24)
     {}
     >>> from detectors.classifier import MetricDeviation as D
     >>> first = {"bid_rate": D("bid_rate", 0.05, 0.6, 0.5, 0.7, 0.99, True)}
@@ -305,7 +296,7 @@ def hold_references(by_editor: Mapping[str, Mapping[str, MetricDeviation]], hurt
     out: dict[str, HeldReference] = {}
     for editor in hurt_editors:
         if editor in held:
-            reference, windows, references = held_entry(held[editor])
+            reference, windows, references = held[editor]
             keep = windows < max_windows
             out[editor] = (reference if keep else None, windows + 1, references if keep else None)
             continue
@@ -331,15 +322,18 @@ def assess_partner_window(partner: str, window_start_s: float, window_end_s: flo
     hurt in the previous window judged against the signal baselines held since it was
     first hurt (:func:`judged_against_references`), and the revenue impact of the hurt
     editors measured against their held revenue references (module docstring).
-    ``editor_levels``: what :func:`editor_level` gave for each editor of
-    ``judged_against_references(by_editor, held_references)``, when the caller
-    already has it.
+    ``editor_levels``: a caller that already judged the editors passes ``by_editor`` as
+    ``judged_against_references(by_editor, held_references)`` gave it, and what
+    :func:`editor_level` gave for each of them (udfs.decisions.partner_window_check, which
+    needs the levels for its findings), so the judging is not done twice.
     """
     config = config or PartnerHealthConfig()
     held = held_references or {}
-    by_editor = judged_against_references(by_editor, held)
-    levels = editor_levels if editor_levels is not None else {
-        editor: editor_level(per_metric, config) for editor, per_metric in by_editor.items()}
+    if editor_levels is None:
+        by_editor = judged_against_references(by_editor, held)
+        levels = {editor: editor_level(per_metric, config) for editor, per_metric in by_editor.items()}
+    else:
+        levels = editor_levels
     hurt = sorted(e for e, (level, _) in levels.items() if level >= 1)
     references = hold_references(by_editor, hurt, held, config.revenue_reference_windows, config.signals)
     impact = partner_revenue_impact(by_editor, hurt, float(window_end_s) - float(window_start_s),

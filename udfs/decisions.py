@@ -22,7 +22,7 @@ from detectors.classifier import DEMAND_ISSUE, UNKNOWN, ClassifierConfig, Metric
 from detectors.events import OperationalEvent, iso_z
 from detectors.incident import EPISODE_MAX_GAP_WINDOWS, build_composite_detail, next_episode, stable_id, with_episode
 from detectors.partner_health import (HEALTHY, PartnerHealthConfig, assess_partner_window, editor_level,
-                                      held_entry, hurt_editor_findings, judged_against_references, next_outage)
+                                      hurt_editor_findings, judged_against_references, next_outage)
 
 RESULT_KEYS = ("scope_id", "metric", "window_end_ms", "value", "baseline", "lower", "upper", "score",
                "is_anomaly", "sample_count", "editors")
@@ -209,7 +209,7 @@ def partner_state(status: str, references: Mapping[str, tuple], outage: Mapping[
     """
     if not references and not outage:
         return status
-    entries = {e: held_entry(entry) for e, entry in sorted(references.items())}
+    entries = dict(sorted(references.items()))
     state: dict = {"status": status, "revenue_reference": {e: [r, n] for e, (r, n, _) in entries.items()}}
     signals = {e: {m: list(ref) for m, ref in refs.items()} for e, (_, _, refs) in entries.items() if refs}
     if signals:
