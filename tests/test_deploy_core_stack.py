@@ -332,7 +332,7 @@ def test_an_episode_is_notified_once_and_again_only_when_it_gets_worse(core_stac
                   Attributes={"RawMessageDelivery": "true"})
     episode = f"inc-{uuid.uuid4().hex[:12]}"
     started = time.time() - 1
-    composites, first_detail = [], None
+    composites, details = [], []
     for place, severity, escalated in ((2, "HIGH", False), (3, "HIGH", False), (4, "CRITICAL", True),
                                        (5, "HIGH", False)):
         incident = f"inc-{uuid.uuid4().hex[:12]}"
@@ -340,7 +340,7 @@ def test_an_episode_is_notified_once_and_again_only_when_it_gets_worse(core_stac
                   "episode": {"episode_id": episode, "started_at": "2026-11-01T10:00:00Z",
                               "composites": place, "escalated": escalated}}
         put(core_stack["bus_name"], "adops.analytics", "Composite Anomaly Detected", detail)
-        first_detail = first_detail if composites else detail
+        details.append(detail)
         # One at a time, so the order the workflow sees them in is the order above.
         [execution] = _executions_for(sfn, core_stack["state_machine_arn"], incident, 1)
         assert execution["status"] == "SUCCEEDED", execution
@@ -368,7 +368,7 @@ def test_an_episode_is_notified_once_and_again_only_when_it_gets_worse(core_stac
     assert composites[2][0] in texts[0] and composites[0][0] in texts[1]
     # What a run's report says of them (flink_jobs.evaluate reads it after the drain), with the
     # first one delivered again (at least once): recorded already, not notified twice.
-    put(core_stack["bus_name"], "adops.analytics", "Composite Anomaly Detected", first_detail)
+    put(core_stack["bus_name"], "adops.analytics", "Composite Anomaly Detected", details[0])
     _executions_for(sfn, core_stack["state_machine_arn"], composites[0][0], 2)
     outcomes = incident_workflow_outcomes(core_stack, {i for i, _ in composites}, started)
     assert outcomes == {"executions": {"SUCCEEDED": 5},
