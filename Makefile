@@ -28,8 +28,8 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(PY) -m detectors.benchmark --out bench/detectors.json
-	$(PY) -m flink_jobs.benchmark --out bench/flink.json
+	$(PY) -m detectors.benchmark --out detectors/benchmark.json
+	$(PY) -m flink_jobs.benchmark --out flink_jobs/bench/flink.json
 
 local-up: $(STAMP)
 	$(PY) -m deploy.local up

@@ -1,6 +1,6 @@
 """Benchmark figures for the detectors: NAB scores, cost per update, state size.
 
-    python -m detectors.benchmark --out bench/detectors.json \\
+    python -m detectors.benchmark --out detectors/benchmark.json \\
         [--data ../shared/nab/data] [--windows ../shared/nab/labels/combined_windows.json] \\
         [--detectors ensemble,windowed_gaussian] [--workers 2]
 

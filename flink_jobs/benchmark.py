@@ -1,6 +1,6 @@
 """Benchmark of the streaming job, measured in one run on this machine.
 
-    python -m flink_jobs.benchmark --out bench/flink.json [--rows 2000000] [--editors 40] [--stages]
+    python -m flink_jobs.benchmark --out flink_jobs/bench/flink.json [--rows 2000000] [--editors 40] [--stages]
 
 (a) throughput: metric records/s through the FULL job (SQL parse + windows +
     Python editor and partner operators, each scoring and deciding + EventBridge sink) from
@@ -85,7 +85,7 @@ CPU seconds, not wall rates, are the comparable figures):
     1.2, partner health 0.9, correlator 0.8. The pure-SQL baseline over 8 s: 15.0 s in all,
     parse 8.0, marking chain 3.2, C2 2.7. That is about 90 us of CPU per record for the
     baseline and 170 us for the full job; 200k records/s on 2 cores leaves 10 us. The same
-    split, taken by the benchmark itself: bench/flink-throughput-cpu-by-thread.json (and at
+    split, taken by the benchmark itself: flink_jobs/bench/flink-throughput-cpu-by-thread.json (and at
     parallelism 1, -parallelism-1.json, where the same rows cost about half the CPU seconds).
   * After the pivot (one Python row per editor or partner window), 2M rows: the Python operators
     took ~40 of the full job's ~114 CPU s, on about one core (one interpreter in thread mode).

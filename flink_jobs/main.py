@@ -68,7 +68,7 @@ SOURCES = ("kinesis", "kinesis-local", "archive", "datagen")
 # bundle, state read and timer crosses gRPC. "thread" embeds CPython in the task threads (pemja)
 # and calls the same functions directly. On the benchmark's full job (datagen, 400k rows,
 # parallelism 2, one run) thread mode did 35,651 rec/s and process mode 27,933
-# (bench/flink-throughput.json; 12,504 and 5,004 before the windows were pivoted, -afbcf69.json;
+# (flink_jobs/bench/flink-throughput.json; 12,504 and 5,004 before the windows were pivoted, -afbcf69.json;
 # 7,045 and 4,086 before the parse change, -566c66a.json).
 # Managed Flink's template keeps "process", the mode AWS documents, until thread mode is
 # tried on the service.

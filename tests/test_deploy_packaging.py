@@ -61,6 +61,7 @@ def test_build_layout_with_a_cached_jar(tmp_path):
                 "flink_jobs/application_properties.json"} <= names
         assert any(n.startswith("detectors/") for n in names) and any(n.startswith("sql/") for n in names)
         assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+        assert not any(n.startswith("flink_jobs/bench/") for n in names)   # measured figures, not code
         assert zf.read("requirements.txt").decode().split() == ["boto3==1.44.8", "numpy==2.1.3"]
         assert zf.read(f"lib/{ARTIFACT}-{VERSION}.jar") == JAR_BYTES
         compile(zf.read("main.py"), "main.py", "exec")

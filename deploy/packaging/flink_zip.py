@@ -18,6 +18,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CODE_PACKAGES = ("flink_jobs", "udfs", "detectors", "connectors", "sql")
 EXCLUDED_PARTS = {"__pycache__", ".pytest_cache", ".hypothesis"}
+# The benchmarks' measured figures (JSON files and their notes), not code the job runs.
+EXCLUDED_FOLDERS = ("flink_jobs/bench/",)
 EXCLUDED_SUFFIXES = {".pyc", ".pyo"}
 PROVIDED_BY_SERVICE = {"apache-flink"}
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
@@ -54,7 +56,8 @@ def code_files(repo_root: Path = REPO_ROOT) -> list[tuple[Path, str]]:
             continue
         for path in base.rglob("*"):
             rel = path.relative_to(repo_root)
-            if path.is_file() and not (set(rel.parts) & EXCLUDED_PARTS) and path.suffix not in EXCLUDED_SUFFIXES:
+            if (path.is_file() and not (set(rel.parts) & EXCLUDED_PARTS) and path.suffix not in EXCLUDED_SUFFIXES
+                    and not rel.as_posix().startswith(EXCLUDED_FOLDERS)):
                 files.append((path, rel.as_posix()))
     return files
 
