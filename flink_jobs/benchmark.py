@@ -92,7 +92,7 @@ CPU seconds, not wall rates, are the comparable figures):
     Per (series, window), outside Flink: ~97 us, of which serialising the model ~34 and the
     trailing baseline's JSON ~12. The models are now serialised once in
     processing.model.snapshot.windows windows, with a journal in between (udfs/metric_detector.py),
-    and the baseline history is a tuple: ~54 us (README, "The 0.7x target").
+    and the baseline history is a tuple: ~54 us (flink_jobs/bench/README.md, "The 0.7x target").
 
 No figure is invented: everything in the JSON is measured in this run, and
 the machine's load average is recorded beside it (2 shared cores here).

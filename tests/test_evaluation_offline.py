@@ -3,7 +3,8 @@
 No Flink, no AWS. The replay calls the very functions the job's operators call
 (udfs.baseline.score_window, udfs.decisions.*); these tests check the parts
 around them -- late rule and windows, the model cache, the scoring -- on small
-archives. Agreement with a real run is checked in tests/test_evaluation_e2e.py.
+archives. Agreement with a real run of the job (the same events, by id) is checked in
+tests/test_evaluation_e2e.py.
 """
 from __future__ import annotations
 

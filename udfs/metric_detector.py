@@ -20,7 +20,7 @@ and the operators keep one value per editor (or per partner and editor) holding
 that triple for each of its metrics: one state read and one write per row.
 
 Why a journal: serialising the model was a quarter of the Python time (~34 us of
-~97 per series and window; README, "The 0.7x target"). The models are deterministic
+~97 per series and window; flink_jobs/bench/README.md, "The 0.7x target"). The models are deterministic
 (a model restored from its bytes is bit-identical, detectors/serialization.py), so
 the snapshot plus the journal replayed through ``update`` IS the current model. A
 new snapshot is taken every ``snapshot_windows`` windows, which bounds the journal
