@@ -395,6 +395,25 @@ def check_archive_files(path: str, prop: str, *, verify_compressed: bool = True)
                       "(or set archive.verify.compressed=false to start anyway).")
 
 
+def _require_kinesis_connector(t_env) -> None:
+    """A clear error, instead of Flink's planner trace, when the official Kinesis connector JAR is not loaded.
+
+    Planning a query over the table is what looks its connector up (the DDL alone does not)."""
+    from py4j.protocol import Py4JJavaError
+
+    try:
+        t_env.sql_query("SELECT payload FROM metrics_raw").explain()
+    except Py4JJavaError as exc:
+        if "Could not find any factory for identifier 'kinesis'" not in str(exc):
+            raise
+        raise ConfigError(
+            "job.source 'kinesis' reads through the official Flink Kinesis connector "
+            "(flink-sql-connector-aws-kinesis-streams, pinned in pom-free-requirements.txt), and no JAR of it "
+            "is loaded: Managed Flink loads it from the package's lib/ (python -m deploy.packaging build "
+            "--fetch-jars; the JAR is only on Maven Central). Where it cannot be fetched, read Kinesis with "
+            "--source kinesis-local (boto3 inside PyFlink, the same SQL downstream).") from None
+
+
 def create_sources(t_env, env, cfg: JobConfig, s: Settings, source: str) -> tuple[str, str | None]:
     """Register `metrics_raw` and `events_raw` (or None when the source has no events)."""
     common = _common_params(s)
@@ -407,6 +426,7 @@ def create_sources(t_env, env, cfg: JobConfig, s: Settings, source: str) -> tupl
                 region=cfg.get_str("kinesis", "region", allow_empty=False),
                 start_position=cfg.get_choice("kinesis", "start.position", ("LATEST", "TRIM_HORIZON")),
                 **common))
+        _require_kinesis_connector(t_env)
         return "metrics_raw", "events_raw"
     if source == "kinesis-local":
         from connectors.kinesis.flink_source import kinesis_payload_table
