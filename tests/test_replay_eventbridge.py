@@ -22,6 +22,13 @@ def _composite(incident_id: str) -> dict:
             "metrics": {}, "revenue_at_risk": 10.0, "suspected_causes": [], "evidence": [], "summary": "test"}
 
 
+def _utc(printed) -> datetime:
+    """A time as the CLI prints describe_replay's answer (datetimes as str, or epoch seconds)."""
+    if isinstance(printed, (int, float)):
+        return datetime.fromtimestamp(printed, timezone.utc)
+    return datetime.fromisoformat(printed).astimezone(timezone.utc)
+
+
 def test_start_replay_re_drives_archived_incidents_through_the_rules(core_stack, drain_sqs, aws_endpoint):
     events = boto3.client("events", endpoint_url=aws_endpoint.url)
     incident_id = f"inc-replay-{uuid.uuid4().hex[:8]}"
@@ -34,16 +41,19 @@ def test_start_replay_re_drives_archived_incidents_through_the_rules(core_stack,
     first = drain_sqs(catch_all, 1, timeout=10, predicate=mine)
     assert first and "replay-name" not in first[0]
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    start, end = now - timedelta(days=3), now - timedelta(days=2)
     # A window that does not contain the event: AWS would replay nothing; moto replays everything.
     out = subprocess.run([sys.executable, "-m", "connectors.replay", "eventbridge",
                           "--archive", core_stack["archive_name"], "--bus", core_stack["bus_name"],
-                          "--from", (now - timedelta(days=3)).isoformat(), "--to", (now - timedelta(days=2)).isoformat(),
+                          "--from", start.isoformat(), "--to", end.isoformat(),
                           "--endpoint", aws_endpoint.url, "--name", f"test-{incident_id}"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     state = json.loads(out.stdout)
     assert state["State"] == "COMPLETED" and state["ReplayName"] == f"test-{incident_id}"
+    # The replay was asked for the window given on the command line (AWS replays only that window).
+    assert (_utc(state["EventStartTime"]), _utc(state["EventEndTime"])) == (start, end), state
     # moto replays the whole archive, i.e. every event the test session put on the bus before this
     # test (hundreds to thousands in a full run), so ours can be far back in the catch-all queue.
     replayed = drain_sqs(catch_all, 1, timeout=120, predicate=mine)

@@ -28,7 +28,12 @@ DEFAULT_INSTALL_DIR = REPO_ROOT / ".local-aws" / "kinesis-local"
 
 
 class KinesisLocalUnavailable(RuntimeError):
-    pass
+    """kinesis-local could not be started (the message says why)."""
+
+
+class KinesisLocalNotInstallable(KinesisLocalUnavailable):
+    """The machine lacks what installs it: Node.js, npm, or npm's registry. Unlike a server that
+    was installed but crashed or did not answer, this is the environment, not kinesis-local."""
 
 
 @dataclass
@@ -54,14 +59,14 @@ class KinesisLocal:
 def ensure_installed(install_dir: Path = DEFAULT_INSTALL_DIR) -> Path:
     """Path of the package's directory (main.js + server.json); npm-installs it if missing."""
     if shutil.which("node") is None:
-        raise KinesisLocalUnavailable("Node.js (node) is not on PATH; install Node.js 18+ to use kinesis-local")
+        raise KinesisLocalNotInstallable("Node.js (node) is not on PATH; install Node.js 18+ to use kinesis-local")
     package_dir = install_dir / "node_modules" / "kinesis-local"
     manifest = package_dir / "package.json"
     if manifest.exists() and f'"{KINESIS_LOCAL_VERSION}"' in manifest.read_text():
         return package_dir
     npm = shutil.which("npm")
     if npm is None:
-        raise KinesisLocalUnavailable("npm is not on PATH; it is needed once to install kinesis-local")
+        raise KinesisLocalNotInstallable("npm is not on PATH; it is needed once to install kinesis-local")
     install_dir.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
         [npm, "install", "--prefix", str(install_dir), "--no-audit", "--no-fund", "--no-save",
@@ -69,7 +74,7 @@ def ensure_installed(install_dir: Path = DEFAULT_INSTALL_DIR) -> Path:
         capture_output=True, text=True, timeout=600,
     )
     if result.returncode != 0 or not (package_dir / "main.js").exists():
-        raise KinesisLocalUnavailable(f"npm install kinesis-local@{KINESIS_LOCAL_VERSION} failed: {result.stderr[-2000:]}")
+        raise KinesisLocalNotInstallable(f"npm install kinesis-local@{KINESIS_LOCAL_VERSION} failed: {result.stderr[-2000:]}")
     return package_dir
 
 
