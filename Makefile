@@ -21,6 +21,7 @@ $(STAMP): pom-free-requirements.txt pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $@
 
 run: $(STAMP)
+	@$(PY) flink_jobs/preflight.py
 	$(PY) -m flink_jobs.run_local $(ARGS)
 
 test: $(STAMP)
