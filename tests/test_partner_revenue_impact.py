@@ -177,7 +177,8 @@ def test_a_status_restored_from_before_references_existed_is_read():
 def test_revenue_per_partner_goes_to_the_partner_window_only(tmp_path):
     """The ad server's revenue per partner is a part of the editor's revenue: the editor's revenue window
     averages its own totals only, while per-partner-only metrics still make the editor's mean over partners
-    (the offline mirror of sql/windows/editor_windows.sql's WHERE; tests/test_sql_windows.py runs that SQL against it)."""
+    (the offline mirror of sql/windows/editor_windows.sql's WHERE; tests/test_sql_windows.py runs that
+    SQL against it)."""
     m = lambda ms, metric, value, **kw: {"editor_id": "e-1", "metric": metric, "value": value,
                                          "timestamp": T0 + ms, **kw}
     folder = tmp_path / "metrics"
