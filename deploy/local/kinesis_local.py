@@ -74,7 +74,8 @@ def ensure_installed(install_dir: Path = DEFAULT_INSTALL_DIR) -> Path:
         capture_output=True, text=True, timeout=600,
     )
     if result.returncode != 0 or not (package_dir / "main.js").exists():
-        raise KinesisLocalNotInstallable(f"npm install kinesis-local@{KINESIS_LOCAL_VERSION} failed: {result.stderr[-2000:]}")
+        raise KinesisLocalNotInstallable(
+            f"npm install kinesis-local@{KINESIS_LOCAL_VERSION} failed: {result.stderr[-2000:]}")
     return package_dir
 
 
