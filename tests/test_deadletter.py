@@ -112,33 +112,41 @@ class _FakeClock:
         self.now += seconds
 
 
-class _DownUntil:
-    """A Kinesis client whose endpoint refuses connections until `clock` reaches `up_at`;
-    each refused call costs 0.05 s (a connect that fails fast), as on loopback."""
+def _down_until(client, clock: _FakeClock, up_at: float) -> None:
+    """The real client on the embedded endpoint, whose connections are refused until ``clock`` reaches
+    ``up_at`` (injected at botocore's HTTP layer, ``before-send``); each refused call costs 0.05 s
+    (a connect that fails fast, as on loopback)."""
 
-    def __init__(self, clock: _FakeClock, up_at: float):
-        self.clock, self.up_at, self.stored = clock, up_at, []
+    def refuse_while_down(request, **_):
+        clock.now += 0.05
+        if clock.now < up_at:
+            raise EndpointConnectionError(endpoint_url=request.url)
+        return None                     # up: the request goes to the endpoint
 
-    def put_records(self, StreamName, Records):  # noqa: N803 - boto3's argument names
-        self.clock.now += 0.05
-        if self.clock.now < self.up_at:
-            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
-        self.stored += [r["Data"].decode() for r in Records]
-        return {"FailedRecordCount": 0, "Records": [{"SequenceNumber": "1"} for _ in Records]}
+    client.meta.events.register("before-send.kinesis.PutRecords", refuse_while_down)
+
+
+def _stored(aws_client, stream: str) -> list[str]:
+    reader = StreamReader(aws_client("kinesis"), stream)
+    reader.discover()
+    return [r.payload for r in reader.read_available()]
 
 
 def _lines(n, tag="x"):
     return [dead_letter_json("INVALID_JSON", f"{tag} {i}", "metrics", "{") for i in range(n)]
 
 
-def test_kinesis_writer_default_retries_ride_out_a_60_second_outage():
+def test_kinesis_writer_default_retries_ride_out_a_60_second_outage(aws_client, unique_name):
     # Issue #6: the writer used to give up after 8 attempts (6-11 s of waiting) and drop.
     clock = _FakeClock()
-    client = _DownUntil(clock, up_at=60.0)
-    writer = KinesisDeadLetterWriter(client, "dl", sleep=clock.sleep, clock=clock)
+    client = aws_client("kinesis")
+    stream = unique_name("adops-dead-letters-outage")
+    client.create_stream(StreamName=stream, ShardCount=1)
+    _down_until(client, clock, up_at=60.0)
+    writer = KinesisDeadLetterWriter(client, stream, sleep=clock.sleep, clock=clock)
     lines = _lines(3)
     assert writer.write(lines) == 3
-    assert client.stored == lines
+    assert clock.now >= 60.0 and _stored(aws_client, stream) == lines
     assert writer.counters.dropped == 0 and writer.counters.fell_back == 0
     # Exponential backoff with jitter, capped: waits grow, then stay within [cap/2, cap].
     assert clock.sleeps[0] <= 0.1 and max(clock.sleeps) <= 8.0
@@ -146,14 +154,19 @@ def test_kinesis_writer_default_retries_ride_out_a_60_second_outage():
     assert len(set(clock.sleeps)) == len(clock.sleeps)  # jittered, not a fixed schedule
 
 
-def test_kinesis_writer_falls_back_to_the_local_file_when_the_retry_deadline_passes(tmp_path):
+def test_kinesis_writer_falls_back_to_the_local_file_when_the_retry_deadline_passes(aws_client, unique_name,
+                                                                                    tmp_path):
     clock = _FakeClock()
-    client = _DownUntil(clock, up_at=float("inf"))
+    client = aws_client("kinesis")
+    stream = unique_name("adops-dead-letters-down")
+    client.create_stream(StreamName=stream, ShardCount=1)
+    _down_until(client, clock, up_at=float("inf"))
     fallback = JsonLinesDeadLetterWriter(str(tmp_path / "fallback.jsonl"))
-    writer = KinesisDeadLetterWriter(client, "dl", deadline_s=20, fallback=fallback,
+    writer = KinesisDeadLetterWriter(client, stream, deadline_s=20, fallback=fallback,
                                      sleep=clock.sleep, clock=clock)
     lines = _lines(4)
     assert writer.write(lines) == 0
+    assert _stored(aws_client, stream) == []
     fallback.close()
     assert [r["reason"] for r in read_jsonl(str(tmp_path / "fallback.jsonl"))] == [f"x {i}" for i in range(4)]
     assert writer.counters.fell_back == 4 and writer.counters.dropped == 0
