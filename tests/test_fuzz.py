@@ -9,10 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import socket
 from collections import Counter
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -199,31 +197,26 @@ def test_oversized_records_straddle_the_pipeline_limit_and_stay_under_kinesis():
     assert DEFAULT_MAX_PAYLOAD_BYTES in {len(r.payload) for r in edge}
 
 
-@pytest.fixture(scope="module")
-def kinesis():
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    client = boto3.client("kinesis", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                          aws_access_key_id="test", aws_secret_access_key="test")
-    client.create_stream(StreamName="size-rule", ShardCount=1)
-    yield client
-    server.stop()
+@pytest.fixture
+def kinesis(aws_client, unique_name):
+    """A stream on the session's embedded endpoint, whose PutRecords is the patched fast path the
+    replay and the reliability harness use (deploy/local/patches/kinesis)."""
+    client = aws_client("kinesis")
+    name = unique_name("size-rule")
+    client.create_stream(StreamName=name, ShardCount=1)
+    return client, name
 
 
 def test_kinesis_size_rule_largest_oversized_is_putable_and_unputable_is_refused(kinesis):
+    kinesis, stream = kinesis
     generator = FuzzGenerator(seed=9)
     largest = max((generator.make("oversized", START_MS) for _ in range(40)), key=lambda r: len(r.payload))
     assert len(largest.payload) + len(largest.partition_key) == KINESIS_MAX_RECORD_BYTES
-    kinesis.put_record(StreamName="size-rule", Data=largest.payload, PartitionKey=largest.partition_key)
+    kinesis.put_record(StreamName=stream, Data=largest.payload, PartitionKey=largest.partition_key)
     unputable = generator.make_unputable(START_MS)
     assert not unputable.putable
     assert len(unputable.payload) + len(unputable.partition_key) > KINESIS_MAX_RECORD_BYTES
     with pytest.raises(ClientError) as err:
-        kinesis.put_records(StreamName="size-rule",
+        kinesis.put_records(StreamName=stream,
                             Records=[{"Data": unputable.payload, "PartitionKey": unputable.partition_key}])
     assert err.value.response["Error"]["Code"] == "ValidationException"
