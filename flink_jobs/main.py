@@ -426,7 +426,8 @@ def create_sources(t_env, env, cfg: JobConfig, s: Settings, source: str) -> tupl
                 region=cfg.get_str("kinesis", "region", allow_empty=False),
                 start_position=cfg.get_choice("kinesis", "start.position", ("LATEST", "TRIM_HORIZON")),
                 **common))
-        _require_kinesis_connector(t_env)
+        if not running_on_managed_flink():     # where the package's lib/ is loaded by the service
+            _require_kinesis_connector(t_env)
         return "metrics_raw", "events_raw"
     if source == "kinesis-local":
         from connectors.kinesis.flink_source import kinesis_payload_table
