@@ -178,16 +178,6 @@ def test_labels_on_the_shared_subset_match_nabs_stored_labels(tmp_path):
         assert ours == nab, key
 
 
-def _registry_has(name: str) -> bool:
-    try:
-        import detectors
-
-        return name in detectors.available()
-    except (ImportError, AttributeError):
-        return False
-
-
-@pytest.mark.skipif(not _registry_has("windowed_gaussian"), reason="detectors registry has no windowed_gaussian yet")
 def test_cli_run_with_a_registered_detector(nab_dir):
     data, labels, out = nab_dir
     cli = [sys.executable, "-m", "detectors.nab", "run", "--data", str(data), "--labels", str(labels),
