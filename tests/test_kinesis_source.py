@@ -283,3 +283,45 @@ def test_moto_get_records_fastpath_answers_exactly_like_moto(in_process_moto, un
     assert sum(len(r["Records"]) for r in plain) == 701
     # Iterators encode the position, so they match too; MillisBehindLatest is computed the same way.
     assert fast == plain
+
+
+class _MetricsGroup:
+    """The two calls ShardFanOut.open makes on a Flink metrics group, counting in memory."""
+
+    def add_group(self, _name):
+        return self
+
+    def counter(self, _name):
+        return type("Counter", (), {"n": 0, "inc": lambda self, k=1: setattr(self, "n", self.n + k)})()
+
+
+class _RuntimeContext:
+    def get_metrics_group(self):
+        return _MetricsGroup()
+
+
+def test_shard_discovery_failures_are_logged_not_silent(aws_endpoint, refused_url, unique_name, caplog):
+    """A wrong endpoint (or stream) must not look like a quiet stream: the discovery operator warns,
+    at most once a minute while it keeps failing, and says when the shards are listed again."""
+    from connectors.kinesis.flink_source import ShardFanOut
+
+    stream = unique_name("discovery")
+    fan_out = ShardFanOut(stream, refused_url, "us-east-1", shard_discovery_interval_ms=500, max_parallelism=128)
+    fan_out.open(_RuntimeContext())
+    fan_out._client = make_client("kinesis", endpoint_url=refused_url, region="us-east-1", max_attempts=1,
+                                  connect_timeout_s=0.5)
+    with caplog.at_level("WARNING", logger="connectors.kinesis.flink_source"):
+        fan_out._discover()
+        fan_out._discover()                      # within the minute: counted, not logged again
+        assert fan_out._discovery_failures.n == 2
+        [warning] = [r.getMessage() for r in caplog.records]
+        assert f"cannot list the shards of stream {stream!r} at {refused_url}" in warning
+        assert "EndpointConnectionError" in warning and "nothing is read from it" in warning
+        caplog.clear()
+        client = make_client("kinesis", endpoint_url=aws_endpoint.url, region="us-east-1")
+        client.create_stream(StreamName=stream, ShardCount=2)
+        fan_out._client = client
+        fan_out._discover()
+        [recovered] = [r.getMessage() for r in caplog.records]
+        assert f"the shards of stream {stream!r} are listed again" in recovered
+        assert fan_out._discoveries.n == 1 and len(json.loads(fan_out._groups[0][1])) >= 1

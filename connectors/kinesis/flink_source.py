@@ -48,6 +48,7 @@ are read at once rather than up to `shard_discovery_interval_ms` later.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any, Callable
 
@@ -75,6 +76,8 @@ from connectors.kinesis.poller import (
     positions_from_text,
     positions_to_text,
 )
+
+log = logging.getLogger(__name__)
 
 KINESIS_ROW_FIELDS = ["payload", "partition_key", "shard_id", "sequence_number", "arrival_ms",
                       "watermark_floor_ms"]
@@ -209,13 +212,32 @@ class ShardFanOut(ProcessFunction):
         metrics = runtime_context.get_metrics_group().add_group("kinesis")
         self._discoveries = metrics.counter("shardDiscoveries")
         self._discovery_failures = metrics.counter("shardDiscoveryFailures")
+        self._failing_since: float | None = None    # monotonic time of the current streak's first failure
+        self._failure_logged_at = 0.0
+
+    #: While ListShards keeps failing, the failure is logged again at most this often.
+    FAILURE_LOG_INTERVAL_S = 60.0
 
     def _discover(self) -> None:
         try:
             shards = list_shards(self._client, self.stream_name)
-        except Exception:  # keep the last known shards; try again next interval
+        except Exception as exc:  # keep the last known shards; try again next interval
             self._discovery_failures.inc()
+            # A wrong stream name or an unreachable endpoint must not look like a quiet stream.
+            now = time.monotonic()
+            if self._failing_since is None:
+                self._failing_since = now
+            if now - self._failure_logged_at >= self.FAILURE_LOG_INTERVAL_S:
+                self._failure_logged_at = now
+                log.warning("Kinesis source: cannot list the shards of stream %r at %s for %.0f s (%s: %s); "
+                            "nothing is read from it meanwhile; trying again every %d ms",
+                            self.stream_name, self.endpoint_url or "the default AWS endpoint",
+                            now - self._failing_since, type(exc).__name__, exc, self.shard_discovery_interval_ms)
             return
+        if self._failing_since is not None:
+            log.warning("Kinesis source: the shards of stream %r are listed again after %.0f s of failures",
+                        self.stream_name, time.monotonic() - self._failing_since)
+            self._failing_since, self._failure_logged_at = None, 0.0
         self._discoveries.inc()
         self._discovered_at_ms = int(time.time() * 1000)
         self._groups = [
