@@ -395,6 +395,17 @@ def check_archive_files(path: str, prop: str, *, verify_compressed: bool = True)
                       "(or set archive.verify.compressed=false to start anyway).")
 
 
+def local_flink_log_dir() -> Path:
+    """Where a local mini-cluster writes Flink's own log (job and task states, and the Python operators'
+    warnings, e.g. a Kinesis stream that cannot be listed): ``FLINK_LOG_DIR`` when it is set before
+    the JVM starts, otherwise PyFlink's ``log/`` folder (what its gateway launcher uses)."""
+    if os.environ.get("FLINK_LOG_DIR"):
+        return Path(os.environ["FLINK_LOG_DIR"])
+    import pyflink
+
+    return Path(pyflink.__file__).resolve().parent / "log"
+
+
 def _require_kinesis_connector(t_env) -> None:
     """A clear error, instead of Flink's planner trace, when the official Kinesis connector JAR is not loaded.
 
@@ -848,7 +859,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"input error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({"job_id": handle.job_id, "source": source, "restored_from": handle.restored_from,
-                      "checkpoint_dir": s.checkpoint_dir, "python_execution_mode": s.python_execution_mode}),
+                      "checkpoint_dir": s.checkpoint_dir, "python_execution_mode": s.python_execution_mode,
+                      "flink_log_dir": str(local_flink_log_dir())}),
           flush=True)
     stopping = threading.Event()
 

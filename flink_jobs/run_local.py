@@ -141,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out or Path("reports") / f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}")
     out.mkdir(parents=True, exist_ok=True)
+    # Flink's own log (the job's warnings among it) goes with the report, unless the caller chose a
+    # place; read when the mini-cluster's JVM starts, which is later in this process.
+    os.environ.setdefault("FLINK_LOG_DIR", str((out / "flink-log").resolve()))
     began = time.monotonic()
 
     def phase(text: str) -> None:
@@ -239,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     print(headline(report))
     if warning:
         print(f"\nWARNING: {warning}")
-    print(f"\nreport:  {html_path.resolve()}\nsummary: {summary_path.resolve()}")
+    from flink_jobs.main import local_flink_log_dir
+
+    print(f"\nreport:  {html_path.resolve()}\nsummary: {summary_path.resolve()}\njob log: {local_flink_log_dir()}")
     return 0
 
 

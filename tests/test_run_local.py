@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,16 @@ def test_the_drain_wait_grows_with_the_jobs_lag():
     assert drain_wait_s(20.0, []) == 20.0
     assert drain_wait_s(20.0, [-0.3, 2.0]) == 22.0
     assert drain_wait_s(20.0, [5.0, 73.0, 40.0]) == 93.0
+
+
+def test_the_job_log_folder_is_flink_log_dir_else_pyflinks_own(monkeypatch, tmp_path):
+    """Where the CLI and make run say Flink's own log is (make run sets FLINK_LOG_DIR to its output
+    folder's flink-log/ before the mini-cluster's JVM starts)."""
+    import pyflink
+
+    from flink_jobs.main import local_flink_log_dir
+
+    monkeypatch.delenv("FLINK_LOG_DIR", raising=False)
+    assert local_flink_log_dir() == Path(pyflink.__file__).resolve().parent / "log"
+    monkeypatch.setenv("FLINK_LOG_DIR", str(tmp_path / "mine"))
+    assert local_flink_log_dir() == tmp_path / "mine"
