@@ -15,7 +15,10 @@ The same file format is used locally. Values are resolved, last one wins:
 4. ``--set group.key=value`` on the command line (repeatable).
 
 Every key must exist in the defaults file: an override of an unknown key is an
-error rather than silently ignored (a typo would otherwise change nothing).
+error rather than silently ignored (a typo would otherwise change nothing). The one
+exception is the service's own groups, ``kinesis.analytics.*`` (the run options
+``python`` and ``jarfile``, which Managed Flink reads to start the job): they sit in the
+same file on the service, and the job reads none of them.
 Typed accessors validate and raise :class:`ConfigError` naming the key.
 
 >>> c = JobConfig.load(overrides=["processing.window.size.s=60"], environ={})
@@ -36,6 +39,8 @@ from typing import Iterable, Mapping
 DEFAULTS_PATH = Path(__file__).with_name("application_properties.json")
 MANAGED_PATH = Path("/etc/flink/application_properties.json")
 ENV_PREFIX = "ADOPS__"
+#: Property groups Managed Flink reads itself (kinesis.analytics.flink.run.options), not the job.
+SERVICE_GROUP_PREFIX = "kinesis.analytics."
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -97,6 +102,8 @@ class JobConfig:
         extra = properties_file or env.get("ADOPS_PROPERTIES") or (MANAGED_PATH if running_on_managed_flink() else None)
         if extra:
             for gid, pmap in read_property_groups(extra).items():
+                if gid.startswith(SERVICE_GROUP_PREFIX):
+                    continue
                 for key, value in pmap.items():
                     _check_known(groups, gid, key, f"properties file {extra}")
                     groups[gid][key] = value

@@ -183,6 +183,25 @@ def test_flink_property_groups_exist_in_application_properties():
         assert not unknown, f"{group['PropertyGroupId']}: keys the job does not read: {unknown}"
 
 
+def test_the_job_loads_the_properties_the_template_gives_it(tmp_path):
+    """On the service, /etc/flink/application_properties.json holds every group of the template,
+    the run options included; the job must load it as it is (it used to refuse the run-options group
+    as unknown and exit before starting)."""
+    from flink_jobs.config import JobConfig
+
+    flink = next(r for r in _cloud_resources().values() if r["Type"] == "AWS::KinesisAnalyticsV2::Application")
+    groups = flink["Properties"]["ApplicationConfiguration"]["EnvironmentProperties"]["PropertyGroups"]
+    assert any(g["PropertyGroupId"] == "kinesis.analytics.flink.run.options" for g in groups)
+    as_on_the_service = [{"PropertyGroupId": g["PropertyGroupId"],
+                          "PropertyMap": {k: v if isinstance(v, str) else f"resolved-{k}"
+                                          for k, v in g["PropertyMap"].items()}} for g in groups]
+    path = tmp_path / "application_properties.json"
+    path.write_text(json.dumps(as_on_the_service))
+    cfg = JobConfig.load(properties_file=path, environ={})
+    assert cfg.get_str("job", "source") == "kinesis"
+    assert cfg.get_str("job", "python.execution.mode") == "process"
+
+
 def test_agent_analysis_rule_uses_the_core_multi_metric_pattern():
     core = render("core")["Resources"]["MultiMetricAnomalyRule"]["Properties"]["EventPattern"]
     cloud = _cloud_resources()["MultiMetricAnomalyAgentAnalysisRule"]["Properties"]["EventPattern"]
