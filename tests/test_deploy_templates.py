@@ -167,6 +167,24 @@ def test_openapi_operations_are_exactly_the_handler_routes(schema_file):
             assert path_params == {seg[1:-1] for seg in path.split("/") if seg.startswith("{")}
 
 
+@pytest.mark.parametrize("schema_file", sorted((DEPLOY / "bedrock" / "action_groups").glob("*.openapi.json")),
+                         ids=lambda p: p.name)
+def test_openapi_schemas_keep_to_openapi_3_0(schema_file):
+    """The action groups' schemas go to Bedrock whole (ApiSchema.Payload): only OpenAPI 3.0's top-level
+    fields or x- extensions, and no empty `required` list (3.0 asks for at least one entry)."""
+    schema = json.loads(schema_file.read_text())
+    allowed = {"openapi", "info", "servers", "paths", "components", "security", "tags", "externalDocs"}
+    assert schema["openapi"].startswith("3.0")
+    assert not {k for k in schema if k not in allowed and not k.startswith("x-")}
+
+    def empty_required(node):
+        if isinstance(node, dict):
+            return node.get("required") == [] or any(empty_required(v) for v in node.values())
+        return isinstance(node, list) and any(empty_required(v) for v in node)
+
+    assert not empty_required(schema)
+
+
 def test_flink_property_groups_exist_in_application_properties():
     app = json.loads((DEPLOY.parent / "flink_jobs" / "application_properties.json").read_text())
     known = {g["PropertyGroupId"]: set(g["PropertyMap"]) for g in app}
