@@ -118,9 +118,8 @@ def test_delivers_every_entry_in_order_with_its_deterministic_id(aws_client, eve
     received = _received(aws_client, queue_url, 23)
     assert sorted(dedup_key(e) for e in received) == sorted(
         ("Composite Anomaly Detected", entry_id(e)) for e in entries)
-    # The id is also the entry's resource, so rules/archives see it without parsing the detail.
-    assert all(e["resources"] == [f"adops:composite-anomaly-detected/{e['detail']['incident_id']}"]
-               for e in received)
+    # No Resources: that field is for AWS resource ARNs, and the id is not one.
+    assert all(not e.get("resources") for e in received)
 
 
 def test_partial_failure_resends_only_the_failed_entries(aws_client, events_client, bus):

@@ -17,6 +17,6 @@ Public API (stable):
         EVENTBRIDGE_INPUT_TYPE,
     )
 
-Dedup key downstream: (detail-type, detail.incident_id | check_id | finding_id); the id is also the
-entry's only Resources element, "adops:<detail-type slug>/<id>". PutEvents has no client-supplied id.
+Dedup key downstream: (detail-type, detail.incident_id | check_id | finding_id). PutEvents has no
+client-supplied id, and the entries carry no Resources (that field is for AWS resource ARNs).
 """

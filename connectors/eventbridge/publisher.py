@@ -19,8 +19,9 @@ called (the Flink sink turns it into a DELIVERY_FAILED dead letter).
 Deduplication key: PutEvents has no client-supplied id (EventBridge assigns a
 new EventId per attempt), so a retried or replayed entry can arrive twice. Every
 entry carries its deterministic id (incident_id / check_id / finding_id) in the
-detail and as its only `Resources` element, `adops:<detail-type slug>/<id>`;
-downstream deduplicates on (detail-type, that id). See `dedup_key`.
+detail; downstream deduplicates on (detail-type, that id). See `dedup_key`. It is not
+put in `Resources`: PutEvents documents that field as ARNs of AWS resources, and an id
+is not one (a non-ARN there may be refused by the service; moto accepts anything).
 """
 from __future__ import annotations
 
@@ -104,20 +105,18 @@ def make_entry(
 ) -> dict[str, Any]:
     """A PutEvents entry whose identity is the detail's deterministic id.
 
-    event_id defaults to detail[incident_id|check_id|finding_id]; it is also put in
-    `Resources` so rules and archives can match/deduplicate without parsing Detail.
+    event_id defaults to detail[incident_id|check_id|finding_id] (it must exist: it is the
+    downstream dedup key); no `Resources` (module docstring).
     """
     if event_id is None:
         event_id = next((str(detail[n]) for n in ID_FIELDS if detail.get(n)), None)
     if not event_id:
         raise ValueError(f"detail has none of {ID_FIELDS}: cannot build a deduplicable entry")
-    slug = detail_type.lower().replace(" ", "-")
     return {
         "EventBusName": bus_name,
         "Source": source,
         "DetailType": detail_type,
         "Detail": json.dumps(detail, separators=(",", ":"), sort_keys=True, ensure_ascii=False),
-        "Resources": [f"adops:{slug}/{event_id}"],
     }
 
 
