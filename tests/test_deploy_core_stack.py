@@ -234,7 +234,8 @@ def test_security_rule_matches_forwarded_and_guardduty_findings_with_transformer
     put(bus, "adops.security", "Security Incident Detected",
         {"finding_id": ours, "severity": 8, "editor_id": "e-001", "title": f"ad injection {ours}",
          "details": {}, "detected_at": "2026-11-01T10:00:00Z"})
-    put(bus, "aws.guardduty", "GuardDuty Finding",
+    # GuardDuty publishes to the account's default bus only; the stack forwards it to the production bus.
+    put("default", "aws.guardduty", "GuardDuty Finding",
         {"id": guardduty, "severity": 7.5, "title": f"crypto mining {guardduty}", "type": "CryptoCurrency:EC2/BitcoinTool.B"})
     titles = lambda b: json.dumps(b)  # noqa: E731
     seen = drain_sqs(queue, 2, predicate=lambda b: any(x in titles(b) for x in (ours, guardduty, low)))
