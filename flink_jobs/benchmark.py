@@ -287,12 +287,11 @@ def _run_stage(cfg: JobConfig, stage: str, timeout_s: float) -> dict:
     raw, _ = job.create_sources(t_env, env, cfg, s, "datagen")
     if stage == "source":
         table = t_env.sql_query(f"SELECT payload FROM {raw}")
-    else:
+    elif stage == "parse":
         table = t_env.sql_query(job.render_sql("parse/metrics.sql", source_table=raw,
                                                max_metric_value=s.max_metric_value, **job._common_params(s)))
-        if stage == "duplicates":
-            table = job.mark_duplicates(t_env, table, s, "metrics", job.METRIC_PARSED_COLUMNS,
-                                        "reason_code IS NULL AND NOT is_late")
+    else:   # "duplicates": the parse and the marking, as the job does them
+        table = job.parse_metrics(t_env, s, raw)
     schema = Schema.new_builder().from_row_data_type(table.get_resolved_schema().to_physical_row_data_type()).build()
     with ProcessTreeCpu() as cpu:
         t0 = time.perf_counter()

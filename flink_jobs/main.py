@@ -609,6 +609,19 @@ def _attach_dead_letter_sink(stream, s: Settings, name: str, *, unbounded: bool,
     return attach_deadletter_file_sink(stream, directory, name=f"deadletter-{name}", heartbeat_interval_ms=heartbeat_ms)
 
 
+#: The metric rows counted into a window: valid and not late (duplicate marking counts only these).
+METRIC_COUNTED = "reason_code IS NULL AND NOT is_late"
+
+
+def parse_metrics(t_env, s: Settings, source_table: str):
+    """sql/parse/metrics.sql over ``source_table``, then duplicate marking: every row once, with its
+    reason code (None when valid) and ``is_late``; the rows :data:`METRIC_COUNTED` selects are the
+    windows' input."""
+    parsed = t_env.sql_query(render_sql("parse/metrics.sql", source_table=source_table,
+                                        max_metric_value=s.max_metric_value, **_common_params(s)))
+    return mark_duplicates(t_env, parsed, s, "metrics", METRIC_PARSED_COLUMNS, METRIC_COUNTED)
+
+
 def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_only: bool = False) -> Pipeline:
     """Attach the whole job to env/t_env. sql_only: the pure-SQL baseline of the benchmark
     (same source, parse and windows, window rows discarded; no Python operator)."""
@@ -618,13 +631,9 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
     pipe = Pipeline(source)
     metrics_raw, events_raw = create_sources(t_env, env, cfg, s, source)
     common = _common_params(s)
-    parsed = t_env.sql_query(render_sql("parse/metrics.sql", source_table=metrics_raw,
-                                        max_metric_value=s.max_metric_value, **common))
-    # Valid and not late: the rows that are counted into a window.
-    parsed = mark_duplicates(t_env, parsed, s, "metrics", METRIC_PARSED_COLUMNS, "reason_code IS NULL AND NOT is_late")
-    materialize(t_env, parsed, "metrics_parsed", METRIC_PARSED_COLUMNS)
-    t_env.create_temporary_view("metrics_valid", t_env.sql_query(
-        "SELECT * FROM metrics_parsed WHERE reason_code IS NULL AND NOT is_late"))
+    materialize(t_env, parse_metrics(t_env, s, metrics_raw), "metrics_parsed", METRIC_PARSED_COLUMNS)
+    t_env.create_temporary_view("metrics_valid",
+                                t_env.sql_query(f"SELECT * FROM metrics_parsed WHERE {METRIC_COUNTED}"))
     t_env.create_temporary_view("partner_editor_windows", t_env.sql_query(window_sql(s, "partner_editor")))
     windows = {scope: t_env.sql_query(window_sql(s, scope)) for scope in ("editor", "partner")}
 

@@ -14,8 +14,8 @@ import time
 import pytest
 
 from flink_jobs.config import JobConfig
-from flink_jobs.main import (EVENT_PARSED_COLUMNS, METRIC_PARSED_COLUMNS, Settings, _common_params,
-                             _event_time_expr, mark_duplicates, render_sql, window_sql)
+from flink_jobs.main import (EVENT_PARSED_COLUMNS, METRIC_COUNTED, Settings, _common_params, _event_time_expr,
+                             mark_duplicates, parse_metrics, render_sql, window_sql)
 
 pytestmark = [pytest.mark.flink, pytest.mark.timeout(900)]
 
@@ -76,13 +76,10 @@ def _pipeline(root, s, metric_lines, event_lines):
         _write_lines(root / kind, lines)
         t_env.execute_sql(render_sql("sources/archive_jsonl.sql", table_name=f"{kind}_raw",
                                      event_time_expr=_event_time_expr(s), path=str(root / kind), **common))
-    metrics = t_env.sql_query(render_sql("parse/metrics.sql", source_table="metrics_raw",
-                                         max_metric_value=s.max_metric_value, **common))
     events = t_env.sql_query(render_sql("parse/events.sql", source_table="events_raw",
                                         events_lookback_s=s.events_lookback_s, **common))
     # the same calls and counted conditions as flink_jobs.main.build_pipeline
-    t_env.create_temporary_view("m", mark_duplicates(t_env, metrics, s, "metrics", METRIC_PARSED_COLUMNS,
-                                                     "reason_code IS NULL AND NOT is_late"))
+    t_env.create_temporary_view("m", parse_metrics(t_env, s, "metrics_raw"))
     t_env.create_temporary_view("e", mark_duplicates(t_env, events, s, "events", EVENT_PARSED_COLUMNS,
                                                      "reason_code IS NULL"))
     return t_env
@@ -161,9 +158,7 @@ def _slow_copies_codes(s, ttl: str, copies: int = 3) -> list:
         f"event_time AS TO_TIMESTAMP_LTZ({TS}, 3), WATERMARK FOR event_time AS event_time - {common['watermark_interval']}) "
         f"WITH ('connector' = 'datagen', 'rows-per-second' = '1', 'fields.seq.kind' = 'sequence', "
         f"'fields.seq.start' = '1', 'fields.seq.end' = '{copies}')")
-    parsed = t_env.sql_query(render_sql("parse/metrics.sql", source_table="metrics_raw",
-                                        max_metric_value=s.max_metric_value, **common))
-    table = mark_duplicates(t_env, parsed, s, "metrics", METRIC_PARSED_COLUMNS, "reason_code IS NULL AND NOT is_late")
+    table = parse_metrics(t_env, s, "metrics_raw")
     # processing.dedup.retention.s is whole seconds; a sub-second TTL keeps this test short.
     t_env.get_config().set("table.exec.state.ttl", ttl)
     t_env.create_temporary_view("m", table)
@@ -194,13 +189,11 @@ def test_the_retention_does_not_expire_window_state():
         f"event_time AS TO_TIMESTAMP_LTZ({TS}, 3), WATERMARK FOR event_time AS event_time - {common['watermark_interval']}) "
         "WITH ('connector' = 'datagen', 'rows-per-second' = '1', 'fields.seq.kind' = 'sequence', "
         "'fields.seq.start' = '1', 'fields.seq.end' = '3')")
-    parsed = t_env.sql_query(render_sql("parse/metrics.sql", source_table="metrics_raw",
-                                        max_metric_value=s.max_metric_value, **common))
-    marked = mark_duplicates(t_env, parsed, s, "metrics", METRIC_PARSED_COLUMNS, "reason_code IS NULL AND NOT is_late")
+    marked = parse_metrics(t_env, s, "metrics_raw")
     t_env.get_config().set("table.exec.state.ttl", "200 ms")
     t_env.create_temporary_view("metrics_marked", marked)
-    t_env.create_temporary_view("metrics_valid", t_env.sql_query(
-        "SELECT * FROM metrics_marked WHERE reason_code IS NULL AND NOT is_late"))
+    t_env.create_temporary_view("metrics_valid",
+                                t_env.sql_query(f"SELECT * FROM metrics_marked WHERE {METRIC_COUNTED}"))
     windows = window_sql(s, "editor")   # reads the view metrics_valid
     with t_env.execute_sql(f"SELECT rpm__n, rpm__avg, fill_rate__n, fill_rate__avg FROM ({windows})").collect() as rows:
         assert [tuple(r) for r in rows] == [(3, 2.0, 0, None)]

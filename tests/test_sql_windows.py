@@ -24,8 +24,8 @@ import pytest
 from detectors.classifier import METRICS
 from flink_jobs.config import JobConfig
 from flink_jobs.evaluation.offline import JobParameters, read_windows
-from flink_jobs.main import (METRIC_PARSED_COLUMNS, Settings, _common_params, _event_time_expr,
-                             mark_duplicates, metric_columns, render_sql, window_sql)
+from flink_jobs.main import (METRIC_COUNTED, Settings, _common_params, _event_time_expr, metric_columns,
+                             parse_metrics, render_sql, window_sql)
 
 pytestmark = [pytest.mark.flink, pytest.mark.timeout(900)]
 
@@ -66,12 +66,9 @@ def _sql_windows(root) -> dict:
     t_env.get_config().set("table.local-time-zone", "UTC")
     t_env.execute_sql(render_sql("sources/archive_jsonl.sql", table_name="metrics_raw",
                                  event_time_expr=_event_time_expr(s), path=str(root / "metrics"), **common))
-    parsed = t_env.sql_query(render_sql("parse/metrics.sql", source_table="metrics_raw",
-                                        max_metric_value=s.max_metric_value, **common))
-    marked = mark_duplicates(t_env, parsed, s, "metrics", METRIC_PARSED_COLUMNS, "reason_code IS NULL AND NOT is_late")
-    t_env.create_temporary_view("metrics_marked", marked)
-    t_env.create_temporary_view("metrics_valid", t_env.sql_query(
-        "SELECT * FROM metrics_marked WHERE reason_code IS NULL AND NOT is_late"))
+    t_env.create_temporary_view("metrics_marked", parse_metrics(t_env, s, "metrics_raw"))
+    t_env.create_temporary_view("metrics_valid",
+                                t_env.sql_query(f"SELECT * FROM metrics_marked WHERE {METRIC_COUNTED}"))
     series: dict = {}
     queries = {  # the window time as UTC wall time: a TIMESTAMP_LTZ does not cross to Python in collect()
         "editor": f"SELECT editor_id AS scope_id, CAST(NULL AS STRING) AS editor, {metric_columns()}, "
