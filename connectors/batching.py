@@ -3,6 +3,15 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
+# The services' per-request limits (their API references). They live here, free of the AWS
+# SDK, because the sinks' constructors read them in the job's client process, which only
+# plans the job: on Managed Flink that process has PyFlink but not the job's own
+# dependencies (boto3 among them), which are installed for the Python workers only.
+PUT_EVENTS_MAX_ENTRIES = 10
+PUT_EVENTS_MAX_BYTES = 256 * 1024
+PUT_RECORDS_MAX_RECORDS = 500
+PUT_RECORDS_MAX_BYTES = 5 * 1024 * 1024
+
 
 def limited_batches(items: Iterable[Any], *, max_items: int, max_bytes: int,
                     size_of: Callable[[Any], int]) -> Iterable[list[Any]]:

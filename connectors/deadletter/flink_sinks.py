@@ -47,9 +47,9 @@ class KinesisDeadLetterSink(BufferedBatchFunction):
     def __init__(self, stream_name: str, endpoint_url: str | None, region: str | None,
                  flush_interval_ms: int, max_batch_records: int, *, retry_deadline_s: float = 90.0,
                  fallback_directory: str | None = None, name: str = "deadletter-kinesis") -> None:
-        from connectors.deadletter.writers import MAX_REQUEST_BYTES
+        from connectors.batching import PUT_RECORDS_MAX_BYTES
 
-        super().__init__(max_batch_records, MAX_REQUEST_BYTES, flush_interval_ms, "deadletter-kinesis")
+        super().__init__(max_batch_records, PUT_RECORDS_MAX_BYTES, flush_interval_ms, "deadletter-kinesis")
         self.stream_name = stream_name
         self.endpoint_url = endpoint_url
         self.region = region

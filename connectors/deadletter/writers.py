@@ -12,6 +12,8 @@ line counted in `dropped` (and logged with the reason).
 """
 from __future__ import annotations
 
+from connectors.batching import PUT_RECORDS_MAX_BYTES as MAX_REQUEST_BYTES
+from connectors.batching import PUT_RECORDS_MAX_RECORDS as MAX_RECORDS_PER_PUT
 from connectors.batching import limited_batches
 
 import hashlib
@@ -27,8 +29,6 @@ from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 
 log = logging.getLogger(__name__)
 
-MAX_RECORDS_PER_PUT = 500
-MAX_REQUEST_BYTES = 5 * 1024 * 1024
 MAX_RECORD_BYTES = 1024 * 1024  # data + partition key
 TRANSIENT_EXCEPTIONS = (BotocoreConnectionError, ConnectTimeoutError, ReadTimeoutError)
 

@@ -88,9 +88,9 @@ class EventBridgeBatchSink(BufferedBatchFunction):
                  flush_interval_ms: int, max_attempts: int, base_backoff_s: float,
                  max_backoff_s: float, deadline_s: float, latency_log_path: str | None,
                  max_in_flight: int = 1) -> None:
-        from connectors.eventbridge.publisher import MAX_ENTRIES_PER_REQUEST, MAX_REQUEST_BYTES
+        from connectors.batching import PUT_EVENTS_MAX_BYTES, PUT_EVENTS_MAX_ENTRIES
 
-        super().__init__(MAX_ENTRIES_PER_REQUEST, MAX_REQUEST_BYTES, flush_interval_ms, "eventbridge",
+        super().__init__(PUT_EVENTS_MAX_ENTRIES, PUT_EVENTS_MAX_BYTES, flush_interval_ms, "eventbridge",
                          max_in_flight=max_in_flight)
         self.bus_name = bus_name
         self.endpoint_url = endpoint_url

@@ -25,6 +25,8 @@ is not one (a non-ARN there may be refused by the service; moto accepts anything
 """
 from __future__ import annotations
 
+from connectors.batching import PUT_EVENTS_MAX_BYTES as MAX_REQUEST_BYTES
+from connectors.batching import PUT_EVENTS_MAX_ENTRIES as MAX_ENTRIES_PER_REQUEST
 from connectors.batching import limited_batches
 
 import json
@@ -39,8 +41,6 @@ from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 
 log = logging.getLogger(__name__)
 
-MAX_ENTRIES_PER_REQUEST = 10
-MAX_REQUEST_BYTES = 256 * 1024
 
 # Detail fields that carry the deterministic id, in the order they are looked up.
 ID_FIELDS = ("incident_id", "check_id", "finding_id")
