@@ -58,6 +58,7 @@ import re
 from pyflink.common import Row
 from pyflink.datastream import ProcessFunction
 
+from connectors.flink_runtime import REPOSITORY, package_root, packaged_python_dependencies
 from flink_jobs.config import ConfigError, JobConfig, running_on_managed_flink
 
 log = logging.getLogger("flink_jobs.main")
@@ -333,9 +334,13 @@ def create_environments(settings: Settings, *, restore_path: str | None = None, 
         # Connector JARs (the official Kinesis connector for --source kinesis) from the package's
         # lib/, as the Managed Flink zip ships them; on Managed Flink the service's
         # kinesis.analytics.flink.run.options/jarfile property loads them instead.
-        jars = sorted(Path(__file__).resolve().parent.parent.glob("lib/*.jar"))
+        jars = sorted((package_root() or REPOSITORY).glob("lib/*.jar"))
         if jars:
             conf.set_string("pipeline.jars", ";".join(j.as_uri() for j in jars))
+    # In the Managed Flink package (on the service or unpacked anywhere): the job's Python
+    # dependencies and code for the workers. Nothing in a checkout.
+    for key, value in packaged_python_dependencies().items():
+        conf.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     t_env = StreamTableEnvironment.create(env, EnvironmentSettings.in_streaming_mode())
     tc = t_env.get_config()
@@ -869,7 +874,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(json.dumps({"job_id": handle.job_id, "source": source, "restored_from": handle.restored_from,
                       "checkpoint_dir": s.checkpoint_dir, "python_execution_mode": s.python_execution_mode,
-                      "flink_log_dir": str(local_flink_log_dir())}),
+                      "flink_log_dir": str(local_flink_log_dir()),
+                      "packaged_dependencies": "python.requirements" in packaged_python_dependencies()}),
           flush=True)
     stopping = threading.Event()
 

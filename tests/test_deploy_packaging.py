@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import importlib.metadata
 import socket
 import subprocess
 import sys
@@ -29,7 +30,12 @@ def requirements(tmp_path: Path, sha: str) -> Path:
 
 def package(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "deploy.packaging", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=300)
+
+
+def package_without_wheels(*args: str) -> subprocess.CompletedProcess:
+    """For the checks on JARs: the wheels are checked by the layout test."""
+    return package(*args, "--skip-wheels")
 
 
 def test_the_repository_declares_the_kinesis_connector_for_flink_2():
@@ -57,15 +63,40 @@ def test_build_layout_with_a_cached_jar(tmp_path):
     assert result.returncode == 0, result.stderr
     with zipfile.ZipFile(out) as zf:
         names = set(zf.namelist())
-        assert {"main.py", "requirements.txt", f"lib/{ARTIFACT}-{VERSION}.jar", "flink_jobs/main.py",
-                "flink_jobs/application_properties.json"} <= names
-        assert any(n.startswith("detectors/") for n in names) and any(n.startswith("sql/") for n in names)
+        assert {"main.py", "requirements.txt", f"lib/{ARTIFACT}-{VERSION}.jar", "job/flink_jobs/main.py",
+                "job/flink_jobs/application_properties.json"} <= names
+        assert any(n.startswith("job/detectors/") for n in names) and any(n.startswith("job/sql/") for n in names)
         assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
-        assert not any(n.startswith("flink_jobs/bench/") for n in names)   # measured figures, not code
+        assert not any(n.startswith("job/flink_jobs/bench/") for n in names)   # measured figures, not code
+        # apache-flink (the service's) and localstack-client (local endpoint only) are left out.
         assert zf.read("requirements.txt").decode().split() == ["boto3==1.44.8", "numpy==2.1.3"]
         assert zf.read(f"lib/{ARTIFACT}-{VERSION}.jar") == JAR_BYTES
         compile(zf.read("main.py"), "main.py", "exec")
         assert b"from flink_jobs.main import main" in zf.read("main.py")
+        # The wheels: the pins and what they need (botocore for boto3), binary for the service's
+        # CPython 3.11 on manylinux, at the versions this environment has (the tested ones).
+        wheels = {n.split("/", 1)[1].split("-")[0].lower(): n for n in names if n.startswith("wheelhouse/")}
+        assert {"boto3", "botocore", "numpy", "jmespath"} <= set(wheels), sorted(wheels)
+        assert "cp311-cp311-manylinux" in wheels["numpy"]
+        assert wheels["botocore"] == f"wheelhouse/botocore-{importlib.metadata.version('botocore')}-py3-none-any.whl"
+        assert zf.getinfo(wheels["numpy"]).compress_type == zipfile.ZIP_STORED
+
+
+def test_a_pin_without_a_wheel_for_the_service_fails_clearly(tmp_path):
+    reqs = tmp_path / "reqs.txt"
+    reqs.write_text("localstack-client==2.12\nriver==0.0.1\n")   # river 0.0.1 never had a cp311 wheel
+    result = package("build", "--out", str(tmp_path / "x.zip"), "--requirements", str(reqs), "--skip-jars")
+    assert result.returncode == 2, result.stdout
+    assert "pip could not download wheels for CPython 3.11" in result.stderr and "river" in result.stderr
+    assert not (tmp_path / "x.zip").exists()
+
+
+def test_manylinux_platforms_cover_every_older_glibc():
+    from deploy.packaging.wheels import manylinux_platforms
+
+    tags = manylinux_platforms((2, 28))
+    assert tags[0] == "manylinux_2_5_x86_64" and "manylinux_2_28_x86_64" in tags and "manylinux_2_29_x86_64" not in tags
+    assert {"manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"} <= set(tags)
 
 
 def test_build_is_reproducible(tmp_path):
@@ -92,14 +123,14 @@ def test_checksum_mismatch_refuses_to_build(tmp_path):
     cache.mkdir()
     (cache / f"{ARTIFACT}-{VERSION}.jar").write_bytes(JAR_BYTES + b"tampered")
     out = tmp_path / "x.zip"
-    result = package("build", "--out", str(out), "--requirements", str(requirements(tmp_path, JAR_SHA)),
+    result = package_without_wheels("build", "--out", str(out), "--requirements", str(requirements(tmp_path, JAR_SHA)),
                      "--jar-cache", str(cache))
     assert result.returncode == 2 and "SHA-256 mismatch" in result.stderr
     assert not out.exists()
 
 
 def test_missing_jar_without_fetch_names_the_flag(tmp_path):
-    result = package("build", "--out", str(tmp_path / "x.zip"), "--requirements", str(requirements(tmp_path, JAR_SHA)),
+    result = package_without_wheels("build", "--out", str(tmp_path / "x.zip"), "--requirements", str(requirements(tmp_path, JAR_SHA)),
                      "--jar-cache", str(tmp_path / "empty"))
     assert result.returncode == 2 and "--fetch-jars" in result.stderr
 
@@ -111,7 +142,7 @@ def _free_port() -> int:
 
 
 def test_unreachable_repository_fails_clearly(tmp_path):
-    result = package("build", "--out", str(tmp_path / "x.zip"), "--requirements", str(requirements(tmp_path, JAR_SHA)),
+    result = package_without_wheels("build", "--out", str(tmp_path / "x.zip"), "--requirements", str(requirements(tmp_path, JAR_SHA)),
                      "--jar-cache", str(tmp_path / "jars"), "--fetch-jars",
                      "--maven-repo", f"http://127.0.0.1:{_free_port()}/maven2")
     assert result.returncode == 2 and "cannot reach the Maven repository" in result.stderr
@@ -142,7 +173,7 @@ def maven_mirror(tmp_path):
 
 def test_fetch_jars_downloads_and_verifies(tmp_path, maven_mirror):
     out, cache = tmp_path / "x.zip", tmp_path / "jars"
-    result = package("build", "--out", str(out), "--requirements", str(requirements(tmp_path, JAR_SHA)),
+    result = package_without_wheels("build", "--out", str(out), "--requirements", str(requirements(tmp_path, JAR_SHA)),
                      "--jar-cache", str(cache), "--fetch-jars", "--maven-repo", maven_mirror)
     assert result.returncode == 0, result.stderr
     assert (cache / f"{ARTIFACT}-{VERSION}.jar").read_bytes() == JAR_BYTES
@@ -151,14 +182,14 @@ def test_fetch_jars_downloads_and_verifies(tmp_path, maven_mirror):
 
 def test_fetch_with_wrong_recorded_hash_keeps_nothing(tmp_path, maven_mirror):
     cache = tmp_path / "jars"
-    result = package("build", "--out", str(tmp_path / "x.zip"), "--requirements", str(requirements(tmp_path, "0" * 64)),
+    result = package_without_wheels("build", "--out", str(tmp_path / "x.zip"), "--requirements", str(requirements(tmp_path, "0" * 64)),
                      "--jar-cache", str(cache), "--fetch-jars", "--maven-repo", maven_mirror)
     assert result.returncode == 2 and "SHA-256 mismatch" in result.stderr
     assert not list(cache.glob("*"))
 
 
 def test_unverified_jar_is_packaged_with_its_hash_reported(tmp_path, maven_mirror):
-    result = package("build", "--out", str(tmp_path / "x.zip"), "--requirements", str(requirements(tmp_path, "UNVERIFIED")),
+    result = package_without_wheels("build", "--out", str(tmp_path / "x.zip"), "--requirements", str(requirements(tmp_path, "UNVERIFIED")),
                      "--jar-cache", str(tmp_path / "jars"), "--fetch-jars", "--maven-repo", maven_mirror)
     assert result.returncode == 0, result.stderr
     assert f"record 'sha256={JAR_SHA}'" in result.stderr

@@ -3,10 +3,14 @@
 Layout (the application's ``kinesis.analytics.flink.run.options`` property group
 points at it: ``python=main.py``, ``jarfile=lib/<connector>.jar``)::
 
-    main.py                 entry point: runs flink_jobs.main
-    flink_jobs/ udfs/ detectors/ connectors/ sql/    the job's code and SQL
+    main.py                 entry point: puts job/ on the path, runs flink_jobs.main
+    job/flink_jobs/ job/udfs/ job/detectors/ job/connectors/ job/sql/
+                            the job's code and SQL, in one folder the job ships to its
+                            Python workers (python.files; connectors.flink_runtime says why)
     lib/*.jar               connector JARs from pom-free-requirements.txt
     requirements.txt        the job's Python pins (apache-flink excluded: the service provides it)
+    wheelhouse/*.whl        wheels for those pins and all they need (deploy/packaging/wheels.py);
+                            the job installs them into its Python workers (python.requirements)
 
 The zip is reproducible: sorted entries, fixed timestamps.
 """
@@ -15,19 +19,29 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+from connectors.flink_runtime import PACKAGED_CODE_FOLDER, PACKAGED_REQUIREMENTS, PACKAGED_WHEELHOUSE
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CODE_PACKAGES = ("flink_jobs", "udfs", "detectors", "connectors", "sql")
 EXCLUDED_PARTS = {"__pycache__", ".pytest_cache", ".hypothesis"}
 # The benchmarks' measured figures (JSON files and their notes), not code the job runs.
 EXCLUDED_FOLDERS = ("flink_jobs/bench/",)
 EXCLUDED_SUFFIXES = {".pyc", ".pyo"}
-PROVIDED_BY_SERVICE = {"apache-flink"}
+#: Pins in pom-free-requirements.txt that the package leaves out, and why.
+NOT_PACKAGED = {
+    "apache-flink": "the service provides PyFlink",
+    "localstack-client": "for the local endpoint only; the job does not import it",
+}
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 
 ENTRY_POINT = '''"""Managed Flink entry point (property group kinesis.analytics.flink.run.options: python=main.py)."""
 import sys
+from pathlib import Path
 
-from flink_jobs.main import main
+# The job's code is in job/, the folder the job ships to its Python workers.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "job"))
+
+from flink_jobs.main import main  # noqa: E402
 
 code = main(sys.argv[1:])
 if code:
@@ -36,14 +50,14 @@ if code:
 
 
 def python_requirements(requirements_text: str) -> list[str]:
-    """Pinned requirement lines, minus comments and what the service already provides."""
+    """Pinned requirement lines, minus comments and what the package leaves out (NOT_PACKAGED)."""
     lines = []
     for raw in requirements_text.splitlines():
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         name = line.split("==")[0].split(">=")[0].split("[")[0].strip().lower()
-        if name not in PROVIDED_BY_SERVICE:
+        if name not in NOT_PACKAGED:
             lines.append(line)
     return lines
 
@@ -64,19 +78,23 @@ def code_files(repo_root: Path = REPO_ROOT) -> list[tuple[Path, str]]:
 
 def _write(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
     info = zipfile.ZipInfo(name, FIXED_TIME)
-    info.compress_type = zipfile.ZIP_DEFLATED
+    # Wheels and JARs are zip files already: deflating them again costs time and saves nothing.
+    info.compress_type = zipfile.ZIP_STORED if name.endswith((".whl", ".jar")) else zipfile.ZIP_DEFLATED
     info.external_attr = 0o644 << 16
     zf.writestr(info, data)
 
 
-def build_zip(out: Path, jars: list[Path], requirements_text: str, repo_root: Path = REPO_ROOT) -> list[str]:
+def build_zip(out: Path, jars: list[Path], requirements_text: str, repo_root: Path = REPO_ROOT,
+              wheels: list[Path] = ()) -> list[str]:
     """Write the package; return its entry names."""
     entries: dict[str, bytes] = {"main.py": ENTRY_POINT.encode()}
     for path, name in code_files(repo_root):
-        entries[name] = path.read_bytes()
+        entries[f"{PACKAGED_CODE_FOLDER}/{name}"] = path.read_bytes()
     for jar in jars:
         entries[f"lib/{jar.name}"] = jar.read_bytes()
-    entries["requirements.txt"] = ("\n".join(python_requirements(requirements_text)) + "\n").encode()
+    for wheel in wheels:
+        entries[f"{PACKAGED_WHEELHOUSE}/{wheel.name}"] = wheel.read_bytes()
+    entries[PACKAGED_REQUIREMENTS] = ("\n".join(python_requirements(requirements_text)) + "\n").encode()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     with zipfile.ZipFile(tmp, "w") as zf:
