@@ -1,4 +1,5 @@
-"""connectors.flink_runtime: the thread-mode options and the subtask index in both PyFlink modes.
+"""connectors.flink_runtime: the thread-mode options, the subtask index in both PyFlink modes, and
+what the job ships to its Python workers when it runs from the Managed Flink package.
 
 The pipeline tests run the job in thread mode, where the fallback is the path taken; this
 checks the dispatch on its own with stand-ins shaped like PyFlink 2.2's two RuntimeContexts."""
@@ -47,3 +48,21 @@ def test_thread_mode_puts_the_repository_and_pemja_on_the_embedded_path():
     path = [Path(p) for p in options["python.pythonpath"].split(os.pathsep)]
     assert REPOSITORY in path and (REPOSITORY / "udfs").is_dir()
     assert any((p / "pemja").is_dir() for p in path), path  # what the embedded interpreter imports
+
+
+def test_the_package_ships_its_code_and_wheels_to_the_workers_and_a_checkout_does_not(tmp_path):
+    from connectors.flink_runtime import package_root, packaged_python_dependencies
+
+    assert packaged_python_dependencies() == {}              # this checkout: the venv has everything
+    code = tmp_path / "job"
+    code.mkdir()
+    assert packaged_python_dependencies(code) == {}          # no main.py beside it: not the package
+    (tmp_path / "main.py").write_text("")
+    assert package_root(code) == tmp_path
+    assert packaged_python_dependencies(code) == {"python.files": str(code)}   # built with --skip-wheels
+    (tmp_path / "requirements.txt").write_text("river==0.23.0\n")
+    (tmp_path / "wheelhouse").mkdir()
+    assert packaged_python_dependencies(code) == {
+        "python.files": str(code),
+        "python.requirements": f"{tmp_path / 'requirements.txt'}#{tmp_path / 'wheelhouse'}"}
+    assert packaged_python_dependencies(tmp_path / "other") == {}   # the code folder has another name
