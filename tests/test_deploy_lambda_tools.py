@@ -115,9 +115,20 @@ def test_adjust_floor_price_with_guardrails(editor):
     assert status == 422 and "exceeds the 30% limit" in body["error"]
     status, body = call("adjust_floor_price", "POST", path, {"editor_id": editor}, {"new_floor_cpm": "1.2", "dry_run": "true"})
     assert status == 200 and body["dry_run"] is True and "version" not in body
-    assert boto3.client("ssm").get_parameter(Name=f"/adops/editors/{editor}/floor_price")["Parameter"]["Value"] == "1.0"
+    assert boto3.client("ssm").get_parameter(Name=f"/adops/editors/{editor}/config/floor_price")["Parameter"]["Value"] == "1.0"
     status, body = call("adjust_floor_price", "POST", path, {"editor_id": editor}, {"new_floor_cpm": "999"})
     assert status == 400 and "between 0.01 and 50.0" in body["error"]
+
+
+def test_a_floor_price_change_is_listed_and_rolled_back(editor):
+    path = "/editors/{editor_id}/floor-price"
+    assert call("adjust_floor_price", "POST", path, {"editor_id": editor}, {"new_floor_cpm": "1.00"})[0] == 200
+    assert call("adjust_floor_price", "POST", path, {"editor_id": editor}, {"new_floor_cpm": "1.25"})[0] == 200
+    status, body = call("get_recent_changes", "GET", "/editors/{editor_id}/changes", {"editor_id": editor, "hours": "1"})
+    assert status == 200 and (body["changes"][0]["parameter"], body["changes"][0]["new_value"]) == ("config/floor_price", "1.25")
+    status, body = call("rollback_config", "POST", "/editors/{editor_id}/config/{config_key}/rollback",
+                        {"editor_id": editor, "config_key": "floor_price"}, {"reason": "inc-2"})
+    assert status == 200 and (body["old_value"], body["value"]) == ("1.25", "1.0"), body
 
 
 def test_pause_and_resume_demand_partner(aws_endpoint):

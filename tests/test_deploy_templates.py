@@ -138,8 +138,11 @@ def test_orchestrator_delegates_to_one_specialist_per_category():
     specialists = [json.loads((DEPLOY / "bedrock" / "agents" / f"{c['agent']}.json").read_text())
                    for c in orchestrator["collaborators"]]
     covered = [cat for s in specialists for cat in s["categories"]]
-    # Every category the classifier emits (detectors/classifier.py) has exactly one specialist.
-    assert sorted(covered) == sorted(["DEMAND", "PERFORMANCE", "CONFIGURATION", "INFRASTRUCTURE", "SECURITY"])
+    # Every category the classifier emits (detectors/classifier.py) has exactly one specialist,
+    # and the orchestrator names those and no other (it named an UNKNOWN no composite carries).
+    from detectors.classifier import CATEGORY_OF
+
+    assert sorted(covered) == sorted(set(CATEGORY_OF.values())) == sorted(orchestrator["categories"])
     deployed = _agent_resources()[orchestrator["name"]]
     assert [c["CollaboratorName"] for c in deployed["AgentCollaborators"]] == \
         [f"{c['agent']}-specialist" for c in orchestrator["collaborators"]]

@@ -11,6 +11,7 @@ from typing import Any
 from action_group import ToolError, aws_client, dispatch, optional_str, require_bool, require_id, require_number
 
 MIN_FLOOR, MAX_FLOOR = 0.01, 50.0
+FLOOR_PRICE_KEY = "floor_price"
 MAX_CHANGE_PCT = float(os.environ.get("MAX_FLOOR_CHANGE_PCT", "30"))
 
 
@@ -20,7 +21,9 @@ def adjust_floor_price(args: dict[str, Any]) -> dict[str, Any]:
     dry_run = require_bool(args, "dry_run", default=False)
     reason = optional_str(args, "reason") or "adjusted by the incident agent"
     ssm = aws_client("ssm")
-    name = f"/adops/editors/{editor_id}/floor_price"
+    # Under the editor's config/, so getRecentChanges lists it and rollback_config restores it
+    # like any configuration key (config_key "floor_price").
+    name = f"/adops/editors/{editor_id}/config/{FLOOR_PRICE_KEY}"
     try:
         current: float | None = float(ssm.get_parameter(Name=name)["Parameter"]["Value"])
     except ssm.exceptions.ParameterNotFound:
