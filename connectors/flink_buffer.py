@@ -81,10 +81,10 @@ def bucket_heartbeats(env: Any, interval_ms: int, buckets: int, name: str,
     """A DataStream of `heartbeat_for_bucket(b)` for every bucket b every `interval_ms` (>= 1 s):
     lets the buffer of every bucket check its flush timer after a restore. Unbounded: only for
     jobs with unbounded sources (a bounded job would never finish)."""
-    from connectors.kinesis.flink_source import _tick_stream
+    from connectors.flink_runtime import tick_stream
 
     return (
-        _tick_stream(env, interval_ms, f"{name}-heartbeat")
+        tick_stream(env, interval_ms, f"{name}-heartbeat")
         .flat_map(lambda _tick: [heartbeat_for_bucket(b) for b in range(buckets)], output_type=output_type)
         .name(f"{name}-heartbeat").uid(f"{name}-heartbeat")
         # Default parallelism (not 1): the key_by after the union is a forward edge, which

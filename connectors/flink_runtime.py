@@ -26,6 +26,7 @@ def execution_mode_options(mode: str) -> dict[str, str]:
 #: main.py, lib/ (connector JARs), the job's pinned Python requirements and a folder of wheels
 #: that satisfies them (the whole dependency closure).
 PACKAGED_CODE_FOLDER = "job"
+PACKAGED_ENTRY_POINT = "main.py"
 PACKAGED_REQUIREMENTS = "requirements.txt"
 PACKAGED_WHEELHOUSE = "wheelhouse"
 
@@ -33,7 +34,7 @@ PACKAGED_WHEELHOUSE = "wheelhouse"
 def package_root(code_root: Path = REPOSITORY) -> Path | None:
     """The unpacked Managed Flink package this code runs from, or None in a checkout."""
     root = code_root.parent
-    if code_root.name == PACKAGED_CODE_FOLDER and (root / "main.py").is_file():
+    if code_root.name == PACKAGED_CODE_FOLDER and (root / PACKAGED_ENTRY_POINT).is_file():
         return root
     return None
 
@@ -49,7 +50,7 @@ def packaged_python_dependencies(code_root: Path = REPOSITORY) -> dict[str, str]
     start, so no network is needed. ``python.files`` ships the code folder to the workers
     (process mode unpickles the operators by module name). Flink puts a shipped folder itself
     on the workers' path, not its parent, which is why the package keeps the code in one
-    folder and not at its root next to 130 MB of wheels. The client process, which only plans
+    folder and not at its root next to 128 MB of wheels. The client process, which only plans
     the job, gets neither: nothing it imports needs them. A test runs the package with a Python
     that has PyFlink and nothing else of the job's, its workers in separate processes.
 
@@ -63,6 +64,29 @@ def packaged_python_dependencies(code_root: Path = REPOSITORY) -> dict[str, str]
     if (root / PACKAGED_REQUIREMENTS).is_file() and (root / PACKAGED_WHEELHOUSE).is_dir():  # not --skip-wheels
         options["python.requirements"] = f"{root / PACKAGED_REQUIREMENTS}#{root / PACKAGED_WHEELHOUSE}"
     return options
+
+
+def tick_stream(env, interval_ms: int, name: str):
+    """Unbounded, rate-limited ticks (the Table API datagen connector, as a DataStream): what
+    drives the boto3 Kinesis source's polls and the sinks' heartbeats.
+
+    Here rather than beside the Kinesis poller, which imports botocore: the sinks' heartbeats
+    are planned in the client process, which on Managed Flink has no boto3.
+    """
+    from pyflink.table import DataTypes, Schema, StreamTableEnvironment, TableDescriptor
+
+    t_env = StreamTableEnvironment.create(env)
+    ticks_per_second = max(1, round(1000 / max(1, interval_ms)))
+    descriptor = (
+        TableDescriptor.for_connector("datagen")
+        .schema(Schema.new_builder().column("tick", DataTypes.BIGINT()).build())
+        .option("rows-per-second", str(ticks_per_second))
+        .option("fields.tick.kind", "random")
+        # One tick generator is enough; the fan-out after it runs at parallelism 1 too.
+        .option("scan.parallelism", "1")
+        .build()
+    )
+    return t_env.to_data_stream(t_env.from_descriptor(descriptor))
 
 
 def subtask_index(runtime_context) -> int:

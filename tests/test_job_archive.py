@@ -37,6 +37,24 @@ pytestmark = [pytest.mark.flink, pytest.mark.aws, pytest.mark.timeout(1800)]
 REPO = Path(__file__).resolve().parent.parent
 
 
+SERVICE_SINKS_PLAN = """
+import sys
+sys.path.insert(0, "job")
+from pyflink.common import Types
+from pyflink.datastream import StreamExecutionEnvironment
+from connectors.deadletter.flink_sinks import attach_deadletter_kinesis_sink
+from connectors.eventbridge.flink_sink import EVENTBRIDGE_INPUT_TYPE, attach_eventbridge_sink
+
+env = StreamExecutionEnvironment.get_execution_environment()
+env.set_parallelism(1)   # from_collection runs at 1; the heartbeats join it on forward edges
+lines = env.from_collection(["line"], type_info=Types.STRING())
+attach_deadletter_kinesis_sink(lines, "adops-dead-letter-stream", region="us-east-1", heartbeat_interval_ms=1000)
+events = lines.map(lambda line: None, output_type=EVENTBRIDGE_INPUT_TYPE)
+attach_eventbridge_sink(events, "adops-production-events", region="us-east-1", heartbeat_interval_ms=1000)
+print(env.get_execution_plan())
+"""
+
+
 def distribution_closure(name: str) -> list[importlib.metadata.Distribution]:
     """``name`` and every distribution it requires, transitively, as installed here."""
     from packaging.requirements import Requirement
@@ -109,6 +127,14 @@ def test_archive_replay_through_cli(core_stack, drain_sqs, aws_endpoint, tmp_pat
                                ("udfs", False)):
         probe = subprocess.run([python, "-c", f"import {module}"], cwd=tmp_path, capture_output=True, text=True)
         assert (probe.returncode == 0) == importable, (module, probe.stderr[-500:])
+
+    # What the service's run plans beyond its source (the official connector, whose JAR is not
+    # here): the Kinesis dead-letter sink and both sinks' heartbeats, which an unbounded source
+    # turns on and the bounded run below leaves off. Planned by the same PyFlink-only client.
+    plan = subprocess.run([python, "-c", SERVICE_SINKS_PLAN], cwd=unpacked, capture_output=True, text=True,
+                          timeout=300)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert "eventbridge-sink-heartbeat" in plan.stdout and "deadletter-kinesis-heartbeat" in plan.stdout
 
     dead = tmp_path / "dead"
     cmd = [str(python), str(unpacked / "main.py"), "--source", "archive",

@@ -63,6 +63,7 @@ from pyflink.datastream import (
 )
 from pyflink.datastream.state import ValueStateDescriptor
 
+from connectors.flink_runtime import tick_stream
 from connectors.kinesis.poller import (
     MAX_RECORDS_PER_GET,
     EventTimeAlignment,
@@ -459,24 +460,6 @@ class KinesisGroupReader(KeyedProcessFunction):
 # --------------------------------------------------------------------------- public wiring
 
 
-def _tick_stream(env: StreamExecutionEnvironment, poll_interval_ms: int, name: str) -> DataStream:
-    """Unbounded, rate-limited ticks: the Table API datagen connector, converted to a DataStream."""
-    from pyflink.table import DataTypes, Schema, StreamTableEnvironment, TableDescriptor
-
-    t_env = StreamTableEnvironment.create(env)
-    ticks_per_second = max(1, round(1000 / max(1, poll_interval_ms)))
-    descriptor = (
-        TableDescriptor.for_connector("datagen")
-        .schema(Schema.new_builder().column("tick", DataTypes.BIGINT()).build())
-        .option("rows-per-second", str(ticks_per_second))
-        .option("fields.tick.kind", "random")
-        # One tick generator is enough; the fan-out after it runs at parallelism 1 too.
-        .option("scan.parallelism", "1")
-        .build()
-    )
-    return t_env.to_data_stream(t_env.from_descriptor(descriptor))
-
-
 def kinesis_payload_stream(
     env: StreamExecutionEnvironment,
     stream_name: str,
@@ -513,7 +496,7 @@ def kinesis_payload_stream(
     name = name or f"kinesis-{stream_name}"
     if alignment_max_ahead_ms > 0 and not alignment_dir:
         alignment_dir = default_alignment_dir(stream_name)
-    ticks = _tick_stream(env, poll_interval_ms, name)
+    ticks = tick_stream(env, poll_interval_ms, name)
     groups = (
         ticks.process(
             ShardFanOut(stream_name, endpoint_url, region, shard_discovery_interval_ms,
