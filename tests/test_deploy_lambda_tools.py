@@ -129,6 +129,11 @@ def test_a_floor_price_change_is_listed_and_rolled_back(editor):
     status, body = call("rollback_config", "POST", "/editors/{editor_id}/config/{config_key}/rollback",
                         {"editor_id": editor, "config_key": "floor_price"}, {"reason": "inc-2"})
     assert status == 200 and (body["old_value"], body["value"]) == ("1.25", "1.0"), body
+    # A rollback keeps the adjust tool's guardrails: 1.0 -> 0.75 (-25%) is allowed, back to 1.0 (+33%) is not.
+    assert call("adjust_floor_price", "POST", path, {"editor_id": editor}, {"new_floor_cpm": "0.75"})[0] == 200
+    status, body = call("rollback_config", "POST", "/editors/{editor_id}/config/{config_key}/rollback",
+                        {"editor_id": editor, "config_key": "floor_price"})
+    assert status == 422 and "exceeds the 30% limit" in body["error"], body
 
 
 def test_pause_and_resume_demand_partner(aws_endpoint):

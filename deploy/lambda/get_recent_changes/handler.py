@@ -44,7 +44,8 @@ def get_recent_changes(args: dict[str, Any]) -> dict[str, Any]:
                 "changed_by": current.get("LastModifiedUser"), "description": current.get("Description"),
                 "old_value": previous["Value"] if previous else None, "new_value": current["Value"],
             })
-    changes.sort(key=lambda c: c["changed_at"], reverse=True)
+    # Newest first; two changes within one timestamp tick are ordered by version.
+    changes.sort(key=lambda c: (c["changed_at"], c["version"]), reverse=True)
     return {"editor_id": editor_id, "since": since.isoformat(), "changes": changes}
 
 

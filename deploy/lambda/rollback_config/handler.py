@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from action_group import PARAM_KEY_PATTERN, ToolError, aws_client, dispatch, optional_str, require_id, require_int
+from action_group import (FLOOR_PRICE_KEY, PARAM_KEY_PATTERN, ToolError, aws_client, check_floor_change, dispatch,
+                          optional_str, require_id, require_int)
 
 
 def rollback_config(args: dict[str, Any]) -> dict[str, Any]:
@@ -33,6 +34,8 @@ def rollback_config(args: dict[str, Any]) -> dict[str, Any]:
         target = ssm.get_parameter(Name=f"{name}:{target_version}")["Parameter"]
     except (ssm.exceptions.ParameterVersionNotFound, ssm.exceptions.ParameterNotFound):
         raise ToolError(404, f"'{key}' has no version {target_version}") from None
+    if key == FLOOR_PRICE_KEY:      # the floor price keeps adjust_floor_price's guardrails
+        check_floor_change(float(current["Value"]), float(target["Value"]))
     put = ssm.put_parameter(
         Name=name, Value=target["Value"], Type=current["Type"], Overwrite=True,
         Description=f"rollback to v{target_version}: {reason}"[:1024],

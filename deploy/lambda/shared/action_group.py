@@ -85,6 +85,25 @@ def require_bool(args: dict[str, Any], name: str, default: bool) -> bool:
     raise ToolError(400, f"'{name}' must be true or false, got {raw!r}")
 
 
+#: The floor price, a configuration key (config/floor_price): adjust_floor_price sets it,
+#: rollback_config can restore it, and both keep to the same guardrails.
+FLOOR_PRICE_KEY = "floor_price"
+MIN_FLOOR, MAX_FLOOR = 0.01, 50.0
+MAX_FLOOR_CHANGE_PCT = float(os.environ.get("MAX_FLOOR_CHANGE_PCT", "30"))
+
+
+def check_floor_change(current: float | None, new_floor: float) -> None:
+    """Refuse a floor outside [MIN_FLOOR, MAX_FLOOR], or a change of more than
+    MAX_FLOOR_CHANGE_PCT from a set floor, whichever tool asks."""
+    if not MIN_FLOOR <= new_floor <= MAX_FLOOR:
+        raise ToolError(422, f"floor {new_floor} is outside {MIN_FLOOR}..{MAX_FLOOR} USD CPM")
+    if current is not None and current > 0:
+        change_pct = abs(new_floor - current) / current * 100
+        if change_pct > MAX_FLOOR_CHANGE_PCT:
+            raise ToolError(422, f"change of {change_pct:.1f}% exceeds the {MAX_FLOOR_CHANGE_PCT:.0f}% limit per call "
+                                 f"(current {current}, requested {new_floor}); ask a human or step gradually")
+
+
 def response(event: dict[str, Any], status: int, body: Any) -> dict[str, Any]:
     return {
         "messageVersion": "1.0",
