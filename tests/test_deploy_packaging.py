@@ -1,4 +1,5 @@
-"""deploy.packaging: the Managed Flink zip layout and JAR handling, without touching Maven Central."""
+"""deploy.packaging: the Managed Flink zip layout, its wheels (from PyPI, as `make test` installs) and
+JAR handling, without touching Maven Central."""
 from __future__ import annotations
 
 import hashlib
@@ -88,6 +89,7 @@ def test_a_pin_without_a_wheel_for_the_service_fails_clearly(tmp_path):
     result = package("build", "--out", str(tmp_path / "x.zip"), "--requirements", str(reqs), "--skip-jars")
     assert result.returncode == 2, result.stdout
     assert "pip could not download wheels for CPython 3.11" in result.stderr and "river" in result.stderr
+    assert "(from versions: none)" not in result.stderr    # the index was reached: river has releases, not that one
     assert not (tmp_path / "x.zip").exists()
 
 

@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="package without JARs (layout checks only; the result cannot run on Managed Flink)")
     build.add_argument("--python-version", default=DEFAULT_PYTHON_VERSION,
                        help="the service runtime's CPython version the wheels are for (default %(default)s)")
-    build.add_argument("--max-glibc", type=_glibc, default=DEFAULT_MAX_GLIBC, metavar="MAJOR.MINOR",
-                       help="newest manylinux glibc the service's hosts have (default 2.28)")
+    build.add_argument("--max-glibc", type=_glibc, default=".".join(map(str, DEFAULT_MAX_GLIBC)), metavar="MAJOR.MINOR",
+                       help="newest manylinux glibc the service's hosts have (default %(default)s)")
     build.add_argument("--skip-wheels", action="store_true",
                        help="package without wheelhouse/ (layout checks only; the job's Python workers "
                             "on Managed Flink would lack river, scipy and boto3)")

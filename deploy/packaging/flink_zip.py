@@ -8,7 +8,7 @@ points at it: ``python=main.py``, ``jarfile=lib/<connector>.jar``)::
                             the job's code and SQL, in one folder the job ships to its
                             Python workers (python.files; connectors.flink_runtime says why)
     lib/*.jar               connector JARs from pom-free-requirements.txt
-    requirements.txt        the job's Python pins (apache-flink excluded: the service provides it)
+    requirements.txt        the job's Python pins, less NOT_PACKAGED (apache-flink, localstack-client)
     wheelhouse/*.whl        wheels for those pins and all they need (deploy/packaging/wheels.py);
                             the job installs them into its Python workers (python.requirements)
 
@@ -16,10 +16,12 @@ The zip is reproducible: sorted entries, fixed timestamps.
 """
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
-from connectors.flink_runtime import PACKAGED_CODE_FOLDER, PACKAGED_REQUIREMENTS, PACKAGED_WHEELHOUSE
+from connectors.flink_runtime import (PACKAGED_CODE_FOLDER, PACKAGED_ENTRY_POINT, PACKAGED_REQUIREMENTS,
+                                      PACKAGED_WHEELHOUSE)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CODE_PACKAGES = ("flink_jobs", "udfs", "detectors", "connectors", "sql")
@@ -38,15 +40,15 @@ ENTRY_POINT = '''"""Managed Flink entry point (property group kinesis.analytics.
 import sys
 from pathlib import Path
 
-# The job's code is in job/, the folder the job ships to its Python workers.
-sys.path.insert(0, str(Path(__file__).resolve().parent / "job"))
+# The job's code is in {code}/, the folder the job ships to its Python workers.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "{code}"))
 
 from flink_jobs.main import main  # noqa: E402
 
 code = main(sys.argv[1:])
 if code:
     sys.exit(code)
-'''
+'''.replace("{code}", PACKAGED_CODE_FOLDER)
 
 
 def python_requirements(requirements_text: str) -> list[str]:
@@ -56,7 +58,8 @@ def python_requirements(requirements_text: str) -> list[str]:
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
-        name = line.split("==")[0].split(">=")[0].split("[")[0].strip().lower()
+        # The project name, normalised as PEP 503 does (apache_flink, Apache-Flink~=2.2 ...).
+        name = re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", line).group(0)).lower()
         if name not in NOT_PACKAGED:
             lines.append(line)
     return lines
@@ -87,7 +90,7 @@ def _write(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
 def build_zip(out: Path, jars: list[Path], requirements_text: str, repo_root: Path = REPO_ROOT,
               wheels: list[Path] = ()) -> list[str]:
     """Write the package; return its entry names."""
-    entries: dict[str, bytes] = {"main.py": ENTRY_POINT.encode()}
+    entries: dict[str, bytes] = {PACKAGED_ENTRY_POINT: ENTRY_POINT.encode()}
     for path, name in code_files(repo_root):
         entries[f"{PACKAGED_CODE_FOLDER}/{name}"] = path.read_bytes()
     for jar in jars:

@@ -58,8 +58,8 @@ def installed_versions() -> list[str]:
         name = (dist.metadata["Name"] or "").lower()
         if json.loads(dist.read_text("direct_url.json") or "{}").get("dir_info", {}).get("editable"):
             editable.add(name)                   # this repository itself, installed with -e
-        elif name:
-            pins[name] = f"{dist.metadata['Name']}=={dist.version}"
+        elif name:     # the first found is the one Python imports
+            pins.setdefault(name, f"{dist.metadata['Name']}=={dist.version}")
     return sorted(pin for name, pin in pins.items() if name not in editable)
 
 
