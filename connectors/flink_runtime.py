@@ -51,8 +51,10 @@ def packaged_python_dependencies(code_root: Path = REPOSITORY) -> dict[str, str]
     (process mode unpickles the operators by module name). Flink puts a shipped folder itself
     on the workers' path, not its parent, which is why the package keeps the code in one
     folder and not at its root next to 128 MB of wheels. The client process, which only plans
-    the job, gets neither: nothing it imports needs them. A test runs the package with a Python
-    that has PyFlink and nothing else of the job's, its workers in separate processes.
+    the job, gets neither: planning the service's run (official connector, both sinks, their
+    heartbeats) imports nothing that needs them; the boto3 Kinesis source, a local path, does.
+    A test runs the package with a Python that has PyFlink and nothing else of the job's, its
+    workers in separate processes, and plans the service's sinks with it.
 
     >>> packaged_python_dependencies(Path("/nonexistent/job"))
     {}
