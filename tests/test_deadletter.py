@@ -9,8 +9,8 @@ from botocore.exceptions import EndpointConnectionError
 
 from connectors.aws import make_client
 from connectors.deadletter.records import RAW_LIMIT_BYTES, build_dead_letter, dead_letter_json, truncate_utf8
+from connectors.batching import PUT_RECORDS_MAX_RECORDS
 from connectors.deadletter.writers import (
-    MAX_RECORDS_PER_PUT,
     JsonLinesDeadLetterWriter,
     KinesisDeadLetterWriter,
     put_records_batches,
@@ -80,7 +80,7 @@ def test_kinesis_writer_writes_every_line_in_batches_and_retries_failed_records(
     lines = [dead_letter_json("INVALID_JSON", f"bad {i}", "metrics", f'{{"n":{i}') for i in range(700)]
     assert writer.write(lines) == 700
     # 500 (2 failed, injected answer) -> 2 re-sent -> 200.
-    assert requests == [MAX_RECORDS_PER_PUT, 2, 200]
+    assert requests == [PUT_RECORDS_MAX_RECORDS, 2, 200]
     assert writer.counters.retried == 2 and writer.counters.dropped == 0
     reader = StreamReader(aws_client("kinesis"), stream)
     reader.discover()

@@ -14,8 +14,8 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 
 from connectors.aws import make_client
+from connectors.batching import PUT_EVENTS_MAX_BYTES
 from connectors.eventbridge.publisher import (
-    MAX_REQUEST_BYTES,
     EventBridgePublisher,
     batches,
     dedup_key,
@@ -101,7 +101,7 @@ def test_batches_keep_order_within_ten_entries_and_256_kib():
     big = _entries("b", 5, "big", detail_bytes=100_000)
     grouped = list(batches(big))
     assert [len(b) for b in grouped] == [2, 2, 1]
-    assert all(sum(entry_size(e) for e in b) <= MAX_REQUEST_BYTES for b in grouped)
+    assert all(sum(entry_size(e) for e in b) <= PUT_EVENTS_MAX_BYTES for b in grouped)
     assert [entry_id(e) for b in grouped for e in b] == [entry_id(e) for e in big]
 
 
@@ -187,7 +187,7 @@ def test_oversized_and_permanently_rejected_entries_are_not_retried(events_clien
     tap = PutEventsTap(client, reject_first)
     overflowed = []
     publisher = EventBridgePublisher(name, client, on_overflow=lambda e, r: overflowed.append(r))
-    too_big = _entries(name, 1, "huge", detail_bytes=MAX_REQUEST_BYTES)[0]
+    too_big = _entries(name, 1, "huge", detail_bytes=PUT_EVENTS_MAX_BYTES)[0]
     publisher.publish([too_big] + _entries(name, 3, "perm"))
     assert len(tap.requests) == 1 and len(tap.requests[0]) == 3  # the huge one was never sent
     assert overflowed[0].startswith("OVERSIZED_ENTRY") and "MalformedDetail" in overflowed[1]

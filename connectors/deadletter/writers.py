@@ -12,9 +12,7 @@ line counted in `dropped` (and logged with the reason).
 """
 from __future__ import annotations
 
-from connectors.batching import PUT_RECORDS_MAX_BYTES as MAX_REQUEST_BYTES
-from connectors.batching import PUT_RECORDS_MAX_RECORDS as MAX_RECORDS_PER_PUT
-from connectors.batching import limited_batches
+from connectors.batching import PUT_RECORDS_MAX_BYTES, PUT_RECORDS_MAX_RECORDS, limited_batches
 
 import hashlib
 import logging
@@ -44,7 +42,7 @@ def _record_size(record: dict[str, Any]) -> int:
 
 def put_records_batches(records: Iterable[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
     """Order-keeping batches within 500 records and 5 MiB (data + partition keys)."""
-    return limited_batches(records, max_items=MAX_RECORDS_PER_PUT, max_bytes=MAX_REQUEST_BYTES,
+    return limited_batches(records, max_items=PUT_RECORDS_MAX_RECORDS, max_bytes=PUT_RECORDS_MAX_BYTES,
                            size_of=_record_size)
 
 

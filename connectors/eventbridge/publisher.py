@@ -25,9 +25,7 @@ is not one (a non-ARN there may be refused by the service; moto accepts anything
 """
 from __future__ import annotations
 
-from connectors.batching import PUT_EVENTS_MAX_BYTES as MAX_REQUEST_BYTES
-from connectors.batching import PUT_EVENTS_MAX_ENTRIES as MAX_ENTRIES_PER_REQUEST
-from connectors.batching import limited_batches
+from connectors.batching import PUT_EVENTS_MAX_BYTES, PUT_EVENTS_MAX_ENTRIES, limited_batches
 
 import json
 import logging
@@ -123,7 +121,7 @@ def make_entry(
 def batches(entries: Iterable[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
     """Consecutive, order-keeping batches within 10 entries / 256 KiB. Callers drop
     entries bigger than the limit before (they can never be sent)."""
-    return limited_batches(entries, max_items=MAX_ENTRIES_PER_REQUEST, max_bytes=MAX_REQUEST_BYTES,
+    return limited_batches(entries, max_items=PUT_EVENTS_MAX_ENTRIES, max_bytes=PUT_EVENTS_MAX_BYTES,
                            size_of=entry_size)
 
 
@@ -202,8 +200,8 @@ class EventBridgePublisher:
         sendable = []
         for entry in entries:
             entry = self._with_bus(entry)
-            if entry_size(entry) > MAX_REQUEST_BYTES:
-                self._overflow(entry, f"OVERSIZED_ENTRY: {entry_size(entry)} bytes > {MAX_REQUEST_BYTES}",
+            if entry_size(entry) > PUT_EVENTS_MAX_BYTES:
+                self._overflow(entry, f"OVERSIZED_ENTRY: {entry_size(entry)} bytes > {PUT_EVENTS_MAX_BYTES}",
                                result)
             else:
                 sendable.append(entry)
