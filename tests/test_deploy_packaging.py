@@ -93,6 +93,17 @@ def test_a_pin_without_a_wheel_for_the_service_fails_clearly(tmp_path):
     assert not (tmp_path / "x.zip").exists()
 
 
+def test_requirement_names_are_normalised_and_a_line_that_is_no_pin_is_refused(tmp_path):
+    from deploy.packaging.flink_zip import python_requirements
+
+    assert python_requirements("apache_flink==2.2.1\nApache-Flink~=2.2\nlocalstack_client==2.12\n"
+                               "river==0.23.0  # x\nboto3[crt]==1.44.8\n") == ["river==0.23.0", "boto3[crt]==1.44.8"]
+    reqs = tmp_path / "reqs.txt"
+    reqs.write_text("river==0.23.0\n-r other.txt\n")
+    result = package("build", "--out", str(tmp_path / "x.zip"), "--requirements", str(reqs), "--skip-jars")
+    assert result.returncode == 2 and "'-r other.txt' is not a pinned requirement" in result.stderr, result.stderr
+
+
 def test_manylinux_platforms_cover_every_older_glibc():
     from deploy.packaging.wheels import manylinux_platforms
 

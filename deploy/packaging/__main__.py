@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                 python_requirements(text), Path(wheel_dir), python_version=args.python_version,
                 max_glibc=args.max_glibc, constraints=installed_versions())
             entries = build_zip(args.out, [path for _, path, _ in jars], text, wheels=wheels)
-    except (JarError, WheelError, OSError) as exc:
+    except (JarError, WheelError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {args.out} ({len(entries)} entries)")

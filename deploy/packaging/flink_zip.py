@@ -59,7 +59,10 @@ def python_requirements(requirements_text: str) -> list[str]:
         if not line:
             continue
         # The project name, normalised as PEP 503 does (apache_flink, Apache-Flink~=2.2 ...).
-        name = re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", line).group(0)).lower()
+        project = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", line)
+        if project is None:     # an option line (-r, --index-url ...) or a typo: not a pin
+            raise ValueError(f"requirements line {raw.strip()!r} is not a pinned requirement")
+        name = re.sub(r"[-_.]+", "-", project.group(0)).lower()
         if name not in NOT_PACKAGED:
             lines.append(line)
     return lines
