@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from action_group import (FLOOR_PRICE_KEY, MAX_FLOOR, MIN_FLOOR, aws_client, check_floor_change, dispatch,
-                          optional_str, require_bool, require_id, require_number)
+                          optional_str, require_bool, require_id, require_number, stored_floor)
 
 
 def adjust_floor_price(args: dict[str, Any]) -> dict[str, Any]:
@@ -22,7 +22,7 @@ def adjust_floor_price(args: dict[str, Any]) -> dict[str, Any]:
     # like any configuration key (config_key "floor_price").
     name = f"/adops/editors/{editor_id}/config/{FLOOR_PRICE_KEY}"
     try:
-        current: float | None = float(ssm.get_parameter(Name=name)["Parameter"]["Value"])
+        current: float | None = stored_floor(ssm.get_parameter(Name=name)["Parameter"]["Value"])
     except ssm.exceptions.ParameterNotFound:
         current = None
     check_floor_change(current, new_floor)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from action_group import (FLOOR_PRICE_KEY, PARAM_KEY_PATTERN, ToolError, aws_client, check_floor_change, dispatch,
-                          optional_str, require_id, require_int)
+                          optional_str, require_id, require_int, stored_floor)
 
 
 def rollback_config(args: dict[str, Any]) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def rollback_config(args: dict[str, Any]) -> dict[str, Any]:
     except (ssm.exceptions.ParameterVersionNotFound, ssm.exceptions.ParameterNotFound):
         raise ToolError(404, f"'{key}' has no version {target_version}") from None
     if key == FLOOR_PRICE_KEY:      # the floor price keeps adjust_floor_price's guardrails
-        check_floor_change(float(current["Value"]), float(target["Value"]))
+        check_floor_change(stored_floor(current["Value"]), stored_floor(target["Value"]))
     put = ssm.put_parameter(
         Name=name, Value=target["Value"], Type=current["Type"], Overwrite=True,
         Description=f"rollback to v{target_version}: {reason}"[:1024],

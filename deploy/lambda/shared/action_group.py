@@ -92,6 +92,15 @@ MIN_FLOOR, MAX_FLOOR = 0.01, 50.0
 MAX_FLOOR_CHANGE_PCT = float(os.environ.get("MAX_FLOOR_CHANGE_PCT", "30"))
 
 
+def stored_floor(value: str) -> float:
+    """A floor price as read from the parameter store; one that is not a number is a 409 that
+    says so (not a 502 "AWS call failed"): a human has to fix the parameter."""
+    try:
+        return float(value)
+    except ValueError:
+        raise ToolError(409, f"the stored floor price {value!r} is not a number; fix the parameter first") from None
+
+
 def check_floor_change(current: float | None, new_floor: float) -> None:
     """Refuse a floor outside [MIN_FLOOR, MAX_FLOOR], or a change of more than
     MAX_FLOOR_CHANGE_PCT from a set floor, whichever tool asks."""
