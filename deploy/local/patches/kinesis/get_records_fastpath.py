@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import threading
 from itertools import islice
 from typing import Any
 
@@ -31,6 +32,7 @@ from moto.kinesis.models import Shard
 
 _ORIGINAL = {
     "get_records": kinesis_responses.KinesisResponse.get_records,
+    "shard_put_record": Shard.put_record,
     "shard_get_records": Shard.get_records,
     "shard_max_sequence": Shard.get_max_sequence_number,
     "shard_min_sequence": Shard.get_min_sequence_number,
@@ -44,6 +46,17 @@ _ORIGINAL = {
 # are appended and rebuilt if the dict ever shrinks or is reordered, makes
 # GetRecords a bisection and PutRecord O(1), with the same answers.
 _KEYS_ATTRIBUTE = "_adops_sequence_keys"
+
+# The server answers each request on its own thread, so a PutRecords (the producer)
+# and a GetRecords (the job's reader) run side by side on one shard. Unguarded, a put
+# landing between the key cache's length check and its scan of the newest keys made
+# the cache skip the records in between, and the GetRecords built on it returned the
+# records after them: the reader's position moved past records it never saw (one
+# record lost, found by a CI run of tests/test_reliability_job.py); a scan racing a
+# put also failed with "OrderedDict mutated during iteration" (an HTTP 500). moto's own
+# put_record says "not safe for concurrency" (two puts could take one sequence
+# number). One lock for every shard: the GIL serialises this work anyway.
+_SHARD_LOCK = threading.RLock()
 
 
 def _sorted_sequence_keys(shard: Any) -> list[int]:
@@ -61,8 +74,17 @@ def _sorted_sequence_keys(shard: Any) -> list[int]:
     return keys
 
 
+def _shard_put_record(self: Any, *args: Any, **kwargs: Any) -> str:
+    with _SHARD_LOCK:
+        return _ORIGINAL["shard_put_record"](self, *args, **kwargs)
+
+
 def _shard_get_records(self: Any, last_sequence_id: str, limit: int | None) -> tuple[list[Any], int, int]:
-    last_sequence_int = int(last_sequence_id)
+    with _SHARD_LOCK:
+        return _shard_get_records_unlocked(self, int(last_sequence_id), limit)
+
+
+def _shard_get_records_unlocked(self: Any, last_sequence_int: int, limit: int | None) -> tuple[list[Any], int, int]:
     keys = _sorted_sequence_keys(self)
     start = bisect.bisect_right(keys, last_sequence_int)
     if limit == 0 and start > 0:
@@ -80,11 +102,13 @@ def _shard_get_records(self: Any, last_sequence_id: str, limit: int | None) -> t
 
 
 def _shard_max_sequence(self: Any) -> int:
-    return next(reversed(self.records)) if self.records else 0
+    with _SHARD_LOCK:
+        return next(reversed(self.records)) if self.records else 0
 
 
 def _shard_min_sequence(self: Any) -> int:
-    return next(iter(self.records)) if self.records else 0
+    with _SHARD_LOCK:
+        return next(iter(self.records)) if self.records else 0
 
 
 def _get_records_fast(self: Any) -> str:
@@ -110,6 +134,7 @@ def _get_records_fast(self: Any) -> str:
 
 def apply() -> None:
     kinesis_responses.KinesisResponse.get_records = _get_records_fast
+    Shard.put_record = _shard_put_record
     Shard.get_records = _shard_get_records
     Shard.get_max_sequence_number = _shard_max_sequence
     Shard.get_min_sequence_number = _shard_min_sequence
@@ -117,6 +142,7 @@ def apply() -> None:
 
 def revert() -> None:
     kinesis_responses.KinesisResponse.get_records = _ORIGINAL["get_records"]
+    Shard.put_record = _ORIGINAL["shard_put_record"]
     Shard.get_records = _ORIGINAL["shard_get_records"]
     Shard.get_max_sequence_number = _ORIGINAL["shard_max_sequence"]
     Shard.get_min_sequence_number = _ORIGINAL["shard_min_sequence"]
