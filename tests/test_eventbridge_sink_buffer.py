@@ -296,6 +296,44 @@ def test_dead_letter_sinks_recognise_their_heartbeat_and_route_it_to_its_bucket(
     assert 0 <= bucket_of(line, 4) < 4
 
 
+
+def test_file_dead_letter_sinks_sharing_a_directory_write_separate_files(tmp_path):
+    """The job's record, encoding and late sinks can all point at deadletter.path; two
+    writers appending to one file could interleave partial lines."""
+    from connectors.deadletter.flink_sinks import FileDeadLetterSink
+
+    class _Counter:
+        def inc(self, n=1):
+            pass
+
+    class _Metrics:
+        def add_group(self, name):
+            return self
+
+        def counter(self, name):
+            return _Counter()
+
+    class _SinkContext(_RuntimeContext):
+        def get_index_of_this_subtask(self):
+            return 0
+
+        def get_metrics_group(self):
+            return _Metrics()
+
+    names = ["deadletter-records", "deadletter-metrics-encoding", "deadletter-late"]
+    sinks = [FileDeadLetterSink(str(tmp_path), 200, 10, name) for name in names]
+    for sink in sinks:
+        sink.open(_SinkContext({}, lambda: 0))
+    try:
+        for name, sink in zip(names, sinks):
+            list(sink.deliver([f'{{"from": "{name}"}}']))
+    finally:
+        for sink in sinks:
+            sink.close()
+    files = {path.name: path.read_text() for path in tmp_path.iterdir()}
+    assert files == {f"dead-letters-{name}-0.jsonl": f'{{"from": "{name}"}}\n' for name in names}
+
+
 # -- concurrent flushes (max_in_flight > 1): send on worker threads, emit on the operator's
 
 

@@ -6,8 +6,9 @@
 
 Both use the keyed ListState buffer of `connectors.flink_buffer` (checkpointed;
 at-least-once), so a dead letter buffered when the job stops is written after the
-restart. Files: one `dead-letters-<subtask>.jsonl` per subtask (no two writers on
-one file); lines are flushed on every batch, so tests can read them while the job
+restart. Files: one `dead-letters-<name>-<subtask>.jsonl` per sink and subtask (no
+two writers on one file: the job's record, encoding and late sinks may share a
+directory); lines are flushed on every batch, so tests can read them while the job
 runs. Flink's own FileSink also works in PyFlink 2.2 (flink-connector-files ships
 in pyflink/lib) but only finalises part files on checkpoints, which makes a local
 run's output invisible until then; hence this writer.
@@ -103,9 +104,11 @@ class KinesisDeadLetterSink(BufferedBatchFunction):
 
 
 class FileDeadLetterSink(BufferedBatchFunction):
-    def __init__(self, directory: str, flush_interval_ms: int, max_batch_records: int) -> None:
+    def __init__(self, directory: str, flush_interval_ms: int, max_batch_records: int,
+                 name: str = "deadletter-file") -> None:
         super().__init__(max_batch_records, 8 * 1024 * 1024, flush_interval_ms, "deadletter-file")
         self.directory = directory
+        self.name = name
 
     def open(self, runtime_context: RuntimeContext) -> None:
         super().open(runtime_context)
@@ -113,7 +116,7 @@ class FileDeadLetterSink(BufferedBatchFunction):
 
         subtask = subtask_index(runtime_context)
         self._writer = JsonLinesDeadLetterWriter(
-            os.path.join(self.directory, f"dead-letters-{subtask}.jsonl"))
+            os.path.join(self.directory, f"dead-letters-{self.name}-{subtask}.jsonl"))
         self._written = runtime_context.get_metrics_group().add_group("deadletter").counter(
             "deadLettersWritten")
 
@@ -183,10 +186,10 @@ def attach_deadletter_file_sink(
     name: str = "deadletter-file",
     heartbeat_interval_ms: int = 0,
 ) -> DataStream:
-    """Append every dead-letter JSON string to `directory`/dead-letters-<subtask>.jsonl.
+    """Append every dead-letter JSON string to `directory`/dead-letters-<name>-<subtask>.jsonl.
     heartbeat_interval_ms: see `_keyed`."""
     sink = _keyed(dead_letters, buckets, heartbeat_interval_ms, name).process(
-        FileDeadLetterSink(directory, flush_interval_ms, max_batch_records),
+        FileDeadLetterSink(directory, flush_interval_ms, max_batch_records, name),
         output_type=Types.STRING(),
     ).name(name).uid(name)
     return sink
