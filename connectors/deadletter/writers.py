@@ -13,6 +13,7 @@ line counted in `dropped` (and logged with the reason).
 from __future__ import annotations
 
 from connectors.batching import PUT_RECORDS_MAX_BYTES, PUT_RECORDS_MAX_RECORDS, limited_batches
+from connectors.retry import equal_jitter_delay
 
 import hashlib
 import logging
@@ -88,8 +89,7 @@ class KinesisDeadLetterWriter:
 
     def backoff_delay(self, attempt: int) -> float:
         """Equal jitter: a wait in [d/2, d], d = min(cap, base * 2**attempt)."""
-        ceiling = min(self.max_backoff_s, self.base_backoff_s * 2 ** min(attempt, 30))
-        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+        return equal_jitter_delay(attempt, self.base_backoff_s, self.max_backoff_s, self._rng)
 
     def write(self, lines: Sequence[str]) -> int:
         """Write the lines; returns how many were written to the stream (the rest fell back

@@ -26,6 +26,7 @@ is not one (a non-ARN there may be refused by the service; moto accepts anything
 from __future__ import annotations
 
 from connectors.batching import PUT_EVENTS_MAX_BYTES, PUT_EVENTS_MAX_ENTRIES, limited_batches
+from connectors.retry import equal_jitter_delay
 
 import json
 import logging
@@ -185,8 +186,7 @@ class EventBridgePublisher:
 
     def backoff_delay(self, attempt: int) -> float:
         """Equal jitter: wait in [d/2, d], d = min(cap, base * 2**attempt)."""
-        ceiling = min(self.max_backoff_s, self.base_backoff_s * (2 ** min(attempt, 30)))
-        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+        return equal_jitter_delay(attempt, self.base_backoff_s, self.max_backoff_s, self._rng)
 
     def _with_bus(self, entry: dict[str, Any]) -> dict[str, Any]:
         if entry.get("EventBusName"):

@@ -35,6 +35,8 @@ from typing import Any, Callable, Iterable
 from botocore.exceptions import ClientError, ConnectionError as BotocoreConnectionError
 from botocore.exceptions import ReadTimeoutError, ConnectTimeoutError
 
+from connectors.retry import equal_jitter_delay
+
 log = logging.getLogger(__name__)
 
 # GetRecords returns at most 10,000 records (and 10 MiB) per call.
@@ -197,19 +199,14 @@ class PollerMetrics:
 
 @dataclass
 class ExponentialBackoff:
-    """Equal-jitter exponential backoff: attempt n waits in [d/2, d], d = min(cap, base * 2**n).
-
-    Equal jitter (not full jitter) keeps a floor under every wait, so a bounded
-    number of attempts spans a predictable minimum time.
-    """
+    """Equal-jitter exponential backoff (connectors.retry): attempt n waits in [d/2, d], d = min(cap, base * 2**n)."""
 
     base_s: float = 0.1
     cap_s: float = 5.0
     rng: random.Random = field(default_factory=random.Random)
 
     def delay(self, attempt: int) -> float:
-        ceiling = min(self.cap_s, self.base_s * (2 ** min(attempt, 30)))
-        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+        return equal_jitter_delay(attempt, self.base_s, self.cap_s, self.rng)
 
 
 # --------------------------------------------------------------------------- helpers
