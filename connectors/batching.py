@@ -1,4 +1,4 @@
-"""Order-keeping batches within an API's per-request limits (PutEvents, PutRecords)."""
+"""Order-keeping batches within an API's per-request limits (PutEvents, PutRecords, PutMetricData)."""
 from __future__ import annotations
 
 from typing import Any, Callable, Iterable
@@ -11,6 +11,8 @@ PUT_EVENTS_MAX_ENTRIES = 10
 PUT_EVENTS_MAX_BYTES = 256 * 1024
 PUT_RECORDS_MAX_RECORDS = 500
 PUT_RECORDS_MAX_BYTES = 5 * 1024 * 1024
+PUT_METRIC_DATA_MAX_DATUMS = 1000
+PUT_METRIC_DATA_MAX_BYTES = 1024 * 1024
 
 
 def limited_batches(items: Iterable[Any], *, max_items: int, max_bytes: int,

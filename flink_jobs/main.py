@@ -12,8 +12,10 @@ Topology (SQL does everything per record; Python once per editor window and per 
     metrics_raw (sql/sources/*) ─ sql/parse/metrics.sql
         ├─ invalid / late ─ sql/sinks/dead_letters.sql ─ connectors/deadletter
         └─ valid ─┬─ sql/windows/editor_windows.sql   (a row per editor and window, every metric side by side)
-                  │     └─ udfs.correlator.EditorCorrelator (keyed editor): scores each metric against its
-                  │        model and trailing baseline, adds the editor's events, classifies ─ composite anomalies
+                  │     ├─ udfs.correlator.EditorCorrelator (keyed editor): scores each metric against its
+                  │     │  model and trailing baseline, adds the editor's events, classifies ─ composite anomalies
+                  │     └─ udfs.window_metrics.EditorWindowMetrics: each metric's window mean ─
+                  │        connectors.cloudwatch.flink_sink (PutMetricData, what the agents' metrics tool reads)
                   └─ sql/windows/partner_editor_windows.sql, partner_windows.sql  (a row per partner and
                         │  window, each editor's window in a JSON array)
                         └─ udfs.correlator.PartnerHealth (keyed partner): scores, judges ─ partner health checks
@@ -175,6 +177,9 @@ class Settings:
     sink_heartbeat_interval_ms: int = 1000
     sink_max_in_flight: int = 4
     deadletter_retry_deadline_s: float = 90.0
+    cloudwatch_metrics_enabled: bool = True
+    cloudwatch_namespace: str = "AdOps"
+    cloudwatch_flush_interval_ms: int = 1000
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -220,6 +225,9 @@ class Settings:
             sink_heartbeat_interval_ms=c.get_int("eventbridge", "heartbeat.interval.ms", minimum=0),
             sink_max_in_flight=c.get_int("eventbridge", "max.in.flight", minimum=1),
             deadletter_retry_deadline_s=c.get_float("deadletter", "retry.deadline.s", minimum=0.0),
+            cloudwatch_metrics_enabled=c.get_bool("cloudwatch", "metrics.enabled"),
+            cloudwatch_namespace=c.get_str("cloudwatch", "namespace", allow_empty=False),
+            cloudwatch_flush_interval_ms=c.get_int("cloudwatch", "flush.interval.ms", minimum=1),
         )
 
 
@@ -706,6 +714,17 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
                  output_type=OUTPUT_TYPE)
         .name("editor-correlator").uid("editor-correlator")
     )
+    if s.cloudwatch_metrics_enabled:
+        # The same AWS endpoint and region as the bus and the dead-letter stream (one local endpoint).
+        from connectors.cloudwatch.flink_sink import attach_cloudwatch_metrics_sink
+        from udfs.window_metrics import EditorWindowMetrics
+
+        window_metrics = editor_windows.process(EditorWindowMetrics(s.window_size_s), output_type=Types.STRING()) \
+            .name("editor-window-metrics").uid("editor-window-metrics")
+        attach_cloudwatch_metrics_sink(
+            window_metrics, s.cloudwatch_namespace, endpoint_url=s.eventbridge_endpoint, region=s.eventbridge_region,
+            flush_interval_ms=s.cloudwatch_flush_interval_ms,
+            heartbeat_interval_ms=s.sink_heartbeat_interval_ms if source in UNBOUNDED_SOURCES else 0)
     bus_events = composites.union(partner_checks) if security is None else composites.union(partner_checks, security)
     delivered, delivery_failed = attach_eventbridge_sink(
         bus_events, s.bus_name, endpoint_url=s.eventbridge_endpoint, region=s.eventbridge_region,

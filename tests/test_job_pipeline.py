@@ -325,3 +325,25 @@ def test_savepoint_and_checkpoints_record_the_execution_mode(scenario):
     job_dirs = [d for d in savepoint.parent.parent.iterdir() if d.is_dir() and d.name != "savepoints"]
     assert len(job_dirs) == 2  # run A and run B
     assert [(d / EXECUTION_MODE_MARKER).read_text().strip() for d in job_dirs] == ["thread", "thread"]
+
+
+def test_the_agents_metrics_tool_reads_the_window_means_the_job_published(scenario):
+    """get_editor_metrics (deploy/lambda), the orchestrator's first check, reads CloudWatch namespace
+    AdOps; the job's CloudWatch sink (connectors/cloudwatch) wrote each editor window's means there."""
+    import datetime as dt
+
+    from test_deploy_lambda_tools import call
+
+    incident_s = scenario["incidents"]["e-demand"]
+    minutes = min(1440, int(time.time() - incident_s) // 60 + 30)
+    status, body = call("get_editor_metrics", "GET", "/editors/{editor_id}/metrics",
+                        {"editor_id": "e-demand", "minutes": str(minutes), "period_seconds": "300",
+                         "metrics": "rpm,fill_rate,bid_latency_ms"})
+    assert status == 200, body
+    assert body["empty_metrics"] == [], body
+    rpm = {dt.datetime.fromisoformat(p["timestamp"]).timestamp(): p["average"] for p in body["metrics"]["rpm"]}
+    assert incident_s in rpm, sorted(rpm)
+    normal = [v for t, v in rpm.items() if t != incident_s]
+    assert len(normal) >= 4
+    # The scripted demand drop: rpm x0.45 in the incident window (js.INCIDENTS), one sample a window.
+    assert rpm[incident_s] < 0.6 * min(normal), rpm

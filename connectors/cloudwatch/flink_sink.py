@@ -1,0 +1,114 @@
+"""The CloudWatch metrics sink as a PyFlink operator.
+
+    attach_cloudwatch_metrics_sink(items, "AdOps", endpoint_url=..., region=...)
+
+Input: a DataStream of `connectors.cloudwatch.datums.window_item` strings (one per
+editor window; udfs/window_metrics.py makes them from the editor windows).
+Keyed by bucket and buffered in the checkpointed ListState of connectors.flink_buffer,
+like the EventBridge and dead-letter sinks (a restart re-sends what was buffered;
+CloudWatch keeps a repeated datum as one more sample of the same mean, so the
+average is unchanged); flushed at 1,000 datums / ~1 MB or `flush_interval_ms` after
+the first buffered item (100 windows: at most 1,000 datums, one request). Each bucket's request runs on a worker thread ("Concurrent
+flushes" there): the editor windows feed this sink and the incident correlator alike,
+so a CloudWatch outage, retried for up to `deadline_s`, must not hold the operator
+thread and back-pressure the incidents. Metrics (group "cloudwatch"): counters
+metricsPublished, metricsOutOfRange, metricsDropped, putMetricDataRequests.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from pyflink.common import Types
+from pyflink.datastream import DataStream, RuntimeContext
+
+from connectors.cloudwatch.datums import MAX_DATUMS_PER_WINDOW
+from connectors.flink_buffer import BufferedBatchFunction, bucket_heartbeats, stable_bucket
+
+# The sink's own heartbeat items (prefix + bucket number); never sent. An item is a JSON
+# object, so it never starts with a NUL.
+HEARTBEAT_PREFIX = "\x00adops.cloudwatch-heartbeat:"
+
+
+def bucket_of(item: str, buckets: int) -> int:
+    if item.startswith(HEARTBEAT_PREFIX):
+        return int(item[len(HEARTBEAT_PREFIX):]) % buckets
+    return stable_bucket(item, buckets)
+
+
+class CloudWatchMetricsSink(BufferedBatchFunction):
+    def __init__(self, namespace: str, endpoint_url: str | None, region: str | None,
+                 flush_interval_ms: int, deadline_s: float, max_in_flight: int = 2) -> None:
+        from connectors.batching import PUT_METRIC_DATA_MAX_DATUMS
+
+        # The publisher splits a batch by datums and bytes itself; the buffer only bounds a flush
+        # to one request's worth of windows.
+        super().__init__(PUT_METRIC_DATA_MAX_DATUMS // MAX_DATUMS_PER_WINDOW, 1 << 30, flush_interval_ms,
+                         "cloudwatch", max_in_flight=max_in_flight)
+        self.namespace = namespace
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.deadline_s = deadline_s
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        super().open(runtime_context)
+        from connectors.aws import make_client
+
+        self._client = make_client("cloudwatch", endpoint_url=self.endpoint_url, region=self.region, max_attempts=1,
+                                   max_pool_connections=max(10, self.max_in_flight))
+        group = runtime_context.get_metrics_group().add_group("cloudwatch")
+        self._counters = {name: group.counter(metric) for name, metric in (
+            ("published", "metricsPublished"), ("out_of_range", "metricsOutOfRange"),
+            ("dropped", "metricsDropped"), ("requests", "putMetricDataRequests"))}
+
+    def is_heartbeat(self, value: str) -> bool:
+        return value.startswith(HEARTBEAT_PREFIX)
+
+    def element_to_item(self, value: str) -> str:
+        return value
+
+    def item_size(self, item: str) -> int:
+        return len(item)
+
+    def send(self, items: list[str]) -> Any:
+        """PutMetricData with retries, on a worker thread. A publisher per batch: its counters
+        belong to this request alone."""
+        from connectors.cloudwatch.publisher import MetricDataPublisher
+
+        publisher = MetricDataPublisher(self._client, self.namespace, deadline_s=self.deadline_s)
+        publisher.publish(items)
+        return publisher.counters
+
+    def emit(self, items: list[str], outcome: Any) -> Iterable[Any]:
+        for name, counter in self._counters.items():
+            counter.inc(getattr(outcome, name))
+        return ()
+
+
+def attach_cloudwatch_metrics_sink(
+    items: DataStream,
+    namespace: str,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    flush_interval_ms: int = 1000,
+    buckets: int = 2,
+    deadline_s: float = 90.0,
+    name: str = "cloudwatch-metrics",
+    heartbeat_interval_ms: int = 0,
+    max_in_flight: int = 2,
+) -> DataStream:
+    """PutMetricData every window item of `items` to `namespace` (module docstring).
+
+    heartbeat_interval_ms > 0 (1000 with unbounded sources) unions a heartbeat item per
+    bucket every interval, so a bucket restored without its flush timer is still flushed
+    (connectors.flink_buffer); leave it at 0 for bounded jobs that must finish."""
+    if heartbeat_interval_ms > 0:
+        items = items.union(bucket_heartbeats(items.get_execution_environment(), heartbeat_interval_ms, buckets,
+                                              name, lambda bucket: f"{HEARTBEAT_PREFIX}{bucket}", Types.STRING()))
+    return (
+        items.key_by(lambda item: bucket_of(item, buckets), key_type=Types.INT())
+        .process(CloudWatchMetricsSink(namespace, endpoint_url, region, flush_interval_ms, deadline_s,
+                                       max_in_flight=min(max_in_flight, buckets)),
+                 output_type=Types.STRING())
+        .name(name).uid(name)
+    )
