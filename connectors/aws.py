@@ -46,6 +46,7 @@ def make_client(
     read_timeout_s: float = 10.0,
     max_pool_connections: int = 10,
     raw_timestamps: bool = False,
+    validate_parameters: bool = True,
 ) -> Any:
     """A boto3 client for `service` ("kinesis", "events", ...).
 
@@ -53,6 +54,10 @@ def make_client(
     raw_timestamps: leave response timestamps as the service sent them (epoch seconds
     for JSON protocols) instead of datetime objects. Measured on GetRecords: botocore's
     timestamp parsing (tzlocal per record) is ~75% of the client-side cost per record.
+    validate_parameters=False: skip botocore's client-side check of the request (the service
+    still validates; its refusal is a ClientError the connectors handle, where botocore's
+    ParamValidationError would escape them). Measured on PutMetricData: 84 -> 44 ms of CPU
+    per 1,000 datums.
     """
     resolved_endpoint = resolve_endpoint_url(service, endpoint_url)
     config = Config(
@@ -63,6 +68,7 @@ def make_client(
         connect_timeout=connect_timeout_s,
         read_timeout=read_timeout_s,
         max_pool_connections=max_pool_connections,
+        parameter_validation=validate_parameters,
     )
     credentials: dict[str, str] = {}
     if resolved_endpoint and not (

@@ -19,7 +19,7 @@ def _plan(source: str, *overrides: str) -> str:
     from flink_jobs.config import JobConfig
     from flink_jobs.main import Settings, build_pipeline, create_environments
 
-    cfg = JobConfig.load(environ={}, overrides=list(overrides))
+    cfg = JobConfig.load(environ={}, overrides=["cloudwatch.metrics.enabled=true", *overrides])
     settings = Settings.from_config(cfg)
     env, t_env = create_environments(settings, managed=False)
     build_pipeline(env, t_env, cfg, settings, source)

@@ -115,6 +115,7 @@ def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
         f"deadletter.path={dead_dir}",
         f"deadletter.late.path={late_dir}",
         "processing.idle.timeout.s=3",
+        "cloudwatch.metrics.enabled=true",   # as in the Managed Flink template (off in the local defaults)
     ])
     observed = Observed(drain_sqs, core_stack["observation_queues"]["all-adops-events"])
     start = js.window_start(time.time())

@@ -53,8 +53,10 @@ class CloudWatchMetricsSink(BufferedBatchFunction):
         super().open(runtime_context)
         from connectors.aws import make_client
 
+        # The datums are built by connectors.cloudwatch.datums; CloudWatch's own validation answers
+        # a bad one with a ClientError the publisher handles (botocore's would escape it).
         self._client = make_client("cloudwatch", endpoint_url=self.endpoint_url, region=self.region, max_attempts=1,
-                                   max_pool_connections=max(10, self.max_in_flight))
+                                   max_pool_connections=max(10, self.max_in_flight), validate_parameters=False)
         group = runtime_context.get_metrics_group().add_group("cloudwatch")
         self._counters = {name: group.counter(metric) for name, metric in (
             ("published", "metricsPublished"), ("out_of_range", "metricsOutOfRange"),

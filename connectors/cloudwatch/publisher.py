@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from botocore.exceptions import ClientError, ConnectionError as BotocoreConnectionError
-from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+from botocore.exceptions import ConnectTimeoutError, ParamValidationError, ReadTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,9 @@ class MetricDataPublisher:
                 last_error = f"{code}: {exc.response.get('Error', {}).get('Message', '')}"
                 if status < 500 and code in PERMANENT_REQUEST_ERRORS:
                     break
+            except ParamValidationError as exc:   # a client that validates (the sink's does not)
+                last_error = f"ParamValidationError: {exc}"
+                break
             except TRANSIENT_EXCEPTIONS as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
             else:
