@@ -177,7 +177,7 @@ class Settings:
     sink_heartbeat_interval_ms: int = 1000
     sink_max_in_flight: int = 4
     deadletter_retry_deadline_s: float = 90.0
-    cloudwatch_metrics_enabled: bool = True
+    cloudwatch_metrics_enabled: bool = False
     cloudwatch_namespace: str = "AdOps"
     cloudwatch_flush_interval_ms: int = 1000
     extra: dict = field(default_factory=dict)

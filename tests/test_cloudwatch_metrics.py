@@ -118,3 +118,31 @@ def test_a_permanent_refusal_is_not_retried(aws_client):
     publisher = MetricDataPublisher(client, sleep=clock.sleep, clock=clock)
     assert publisher.publish([window_item("e-denied", _window_start(10), [("rpm", 2.0, 3)])]) == 0
     assert sizes == [1] and clock.sleeps == [] and publisher.counters.dropped == 1
+
+
+def test_an_editor_id_cloudwatch_refuses_costs_only_that_editors_datums(aws_client):
+    """The job accepts any non-empty editor id; CloudWatch refuses a whole request over one
+    dimension value that is not printable ASCII, so such a window is skipped and counted."""
+    editor = f"e-{uuid.uuid4().hex[:8]}"
+    start = _window_start(10)
+    publisher = MetricDataPublisher(aws_client("cloudwatch"))
+    published = publisher.publish([window_item("e-\ufffd", start, [("rpm", 2.0, 3)]),
+                                   window_item(editor, start, [("rpm", 2.0, 3), ("fill_rate", 0.8, 3)])])
+    assert published == 2
+    assert (publisher.counters.unpublishable, publisher.counters.dropped) == (1, 0)
+
+
+def test_a_closed_connection_is_retried_not_raised(aws_client):
+    from botocore.exceptions import ConnectionClosedError
+
+    client = aws_client("cloudwatch")
+
+    def close_first(n):
+        if n == 1:
+            raise ConnectionClosedError(endpoint_url="http://cloudwatch")
+
+    sizes = _requests_to(client, close_first)
+    clock = _Clock()
+    publisher = MetricDataPublisher(client, sleep=clock.sleep, clock=clock)
+    assert publisher.publish([window_item("e-reset", _window_start(10), [("rpm", 2.0, 3)])]) == 1
+    assert sizes == [1, 1] and publisher.counters.retried_requests == 1

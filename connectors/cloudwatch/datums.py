@@ -54,3 +54,12 @@ def item_timestamp_ms(item: str) -> int:
 
 def datum_size(datum: dict[str, Any]) -> int:
     return DATUM_OVERHEAD_BYTES + 2 * (len(datum["MetricName"]) + len(datum["Dimensions"][0]["Value"]))
+
+
+def publishable_dimension(value: str) -> bool:
+    """CloudWatch's rule for a dimension value: 1-1024 printable ASCII characters, not only blanks.
+
+    >>> [publishable_dimension(v) for v in ("e-001", "", "   ", "e-\ufffd", "e\x01", "e" * 1025)]
+    [True, False, False, False, False, False]
+    """
+    return 0 < len(value) <= 1024 and value.isascii() and value.isprintable() and not value.isspace()

@@ -5,14 +5,17 @@
 Input: a DataStream of `connectors.cloudwatch.datums.window_item` strings (one per
 editor window; udfs/window_metrics.py makes them from the editor windows).
 Keyed by bucket and buffered in the checkpointed ListState of connectors.flink_buffer,
-like the EventBridge and dead-letter sinks (a restart re-sends what was buffered;
-CloudWatch keeps a repeated datum as one more sample of the same mean, so the
-average is unchanged); flushed at 1,000 datums / ~1 MB or `flush_interval_ms` after
-the first buffered item (100 windows: at most 1,000 datums, one request). Each bucket's request runs on a worker thread ("Concurrent
+like the EventBridge and dead-letter sinks (at-least-once: a restart re-sends what was
+buffered; CloudWatch keeps a repeated datum as more samples of the same mean, so a
+window's average is unchanged, though over a period of several windows it weighs
+twice); flushed at 1,000 datums / ~1 MB or `flush_interval_ms` after
+the first buffered item (100 windows: at most 1,000 datums, one request; the publisher
+splits a batch by bytes itself). Each bucket's request runs on a worker thread ("Concurrent
 flushes" there): the editor windows feed this sink and the incident correlator alike,
 so a CloudWatch outage, retried for up to `deadline_s`, must not hold the operator
 thread and back-pressure the incidents. Metrics (group "cloudwatch"): counters
-metricsPublished, metricsOutOfRange, metricsDropped, putMetricDataRequests.
+metricsPublished, metricsOutOfRange, metricsUnpublishable, metricsDropped,
+putMetricDataRequests.
 """
 from __future__ import annotations
 
@@ -53,13 +56,14 @@ class CloudWatchMetricsSink(BufferedBatchFunction):
         super().open(runtime_context)
         from connectors.aws import make_client
 
-        # The datums are built by connectors.cloudwatch.datums; CloudWatch's own validation answers
-        # a bad one with a ClientError the publisher handles (botocore's would escape it).
+        # The datums are built by connectors.cloudwatch.datums and CloudWatch validates them again;
+        # botocore's client-side check would only repeat that (connectors.aws.make_client).
         self._client = make_client("cloudwatch", endpoint_url=self.endpoint_url, region=self.region, max_attempts=1,
                                    max_pool_connections=max(10, self.max_in_flight), validate_parameters=False)
         group = runtime_context.get_metrics_group().add_group("cloudwatch")
         self._counters = {name: group.counter(metric) for name, metric in (
             ("published", "metricsPublished"), ("out_of_range", "metricsOutOfRange"),
+            ("unpublishable", "metricsUnpublishable"),
             ("dropped", "metricsDropped"), ("requests", "putMetricDataRequests"))}
 
     def is_heartbeat(self, value: str) -> bool:

@@ -14,12 +14,15 @@ An editor window is carried through Flink as one compact JSON item
 holds one entry per window, not one per metric) and becomes PutMetricData datums only here.
 
 Limits (CloudWatch API reference): 1,000 datums and 1 MB per request; a timestamp
-more than two weeks old or more than two hours ahead is refused — the whole request
-fails with InvalidParameterValue. Such datums are therefore skipped before sending and
-counted (`out_of_range`): a replay of traffic older than two weeks publishes nothing.
+more than two weeks old or more than two hours ahead is refused, and so is a dimension
+value that is not 1-1024 printable ASCII characters — the whole request fails with
+InvalidParameterValue. Such datums are therefore skipped before sending and counted
+(`out_of_range`, `unpublishable`): a replay of traffic older than two weeks publishes
+nothing, and an editor id the job accepts but CloudWatch does not (any non-empty string
+is a valid editor id) costs only that editor's datums.
 
-Retries: throttling, 5xx and connection errors, with equal-jitter exponential
-backoff until `deadline_s` (90 s, as the other sinks: a 60 s outage is ridden out).
+Retries: throttling, 5xx and connection errors (any botocore error but missing
+credentials and parameter validation), with equal-jitter exponential backoff until `deadline_s` (90 s, as the other sinks: a 60 s outage is ridden out).
 What is still unsent then, or refused for good (access denied, validation), is
 dropped, counted (`dropped`) and logged. These are a derived view of records the job
 has already counted: windows, incidents and dead letters do not depend on them.
@@ -27,7 +30,7 @@ has already counted: windows, incidents and dead letters do not depend on them.
 from __future__ import annotations
 
 from connectors.batching import PUT_METRIC_DATA_MAX_BYTES, PUT_METRIC_DATA_MAX_DATUMS, limited_batches
-from connectors.cloudwatch.datums import datum_size, item_timestamp_ms, to_datums
+from connectors.cloudwatch.datums import datum_size, item_timestamp_ms, publishable_dimension, to_datums
 from connectors.retry import equal_jitter_delay
 
 import logging
@@ -36,8 +39,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from botocore.exceptions import ClientError, ConnectionError as BotocoreConnectionError
-from botocore.exceptions import ConnectTimeoutError, ParamValidationError, ReadTimeoutError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +51,13 @@ MAX_AHEAD_MS = 2 * 3600 * 1000  # and more than two hours in the future
 PERMANENT_REQUEST_ERRORS = frozenset({"AccessDenied", "AccessDeniedException", "InvalidParameterValue",
                                       "InvalidParameterCombination", "MissingParameter",
                                       "UnrecognizedClientException", "InvalidSignatureException"})
-TRANSIENT_EXCEPTIONS = (BotocoreConnectionError, ConnectTimeoutError, ReadTimeoutError)
 
 
 @dataclass
 class MetricsCounters:
     published: int = 0  # datums CloudWatch accepted
     out_of_range: int = 0  # skipped: older than two weeks or more than two hours ahead
+    unpublishable: int = 0  # skipped: an editor id CloudWatch refuses as a dimension value
     dropped: int = 0  # not accepted after the retries, or refused for good (logged)
     requests: int = 0
     retried_requests: int = 0
@@ -94,7 +96,10 @@ class MetricDataPublisher:
         datums = []
         for item in items:
             item_datums = to_datums(item)
-            if now_ms - MAX_AGE_MS < item_timestamp_ms(item) <= now_ms + MAX_AHEAD_MS:
+            if not publishable_dimension(item_datums[0]["Dimensions"][0]["Value"] if item_datums else ""):
+                # CloudWatch would refuse the whole request over it, with every other editor's datums.
+                self.counters.unpublishable += len(item_datums)
+            elif now_ms - MAX_AGE_MS < item_timestamp_ms(item) <= now_ms + MAX_AHEAD_MS:
                 datums += item_datums
             else:
                 self.counters.out_of_range += len(item_datums)
@@ -117,11 +122,16 @@ class MetricDataPublisher:
                 last_error = f"{code}: {exc.response.get('Error', {}).get('Message', '')}"
                 if status < 500 and code in PERMANENT_REQUEST_ERRORS:
                     break
-            except ParamValidationError as exc:   # a client that validates (the sink's does not)
-                last_error = f"ParamValidationError: {exc}"
-                break
-            except TRANSIENT_EXCEPTIONS as exc:
+            except (ParamValidationError, NoCredentialsError) as exc:   # no retry helps
                 last_error = f"{type(exc).__name__}: {exc}"
+                break
+            except BotoCoreError as exc:
+                # Connection refused / reset / closed, timeouts: worth retrying.
+                last_error = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # noqa: BLE001 - metrics must never fail the job (module docstring)
+                log.exception("PutMetricData failed unexpectedly")
+                last_error = f"{type(exc).__name__}: {exc}"
+                break
             else:
                 self.counters.published += len(datums)
                 return
