@@ -33,6 +33,7 @@ from moto.kinesis.models import Shard
 _ORIGINAL = {
     "get_records": kinesis_responses.KinesisResponse.get_records,
     "shard_put_record": Shard.put_record,
+    "shard_sequence_number_at": Shard.get_sequence_number_at,
     "shard_get_records": Shard.get_records,
     "shard_max_sequence": Shard.get_max_sequence_number,
     "shard_min_sequence": Shard.get_min_sequence_number,
@@ -77,6 +78,12 @@ def _sorted_sequence_keys(shard: Any) -> list[int]:
 def _shard_put_record(self: Any, *args: Any, **kwargs: Any) -> str:
     with _SHARD_LOCK:
         return _ORIGINAL["shard_put_record"](self, *args, **kwargs)
+
+
+def _shard_sequence_number_at(self: Any, at_timestamp: float) -> int:
+    # moto's own scan (AT_TIMESTAMP iterators), under the lock: it walks the records too.
+    with _SHARD_LOCK:
+        return _ORIGINAL["shard_sequence_number_at"](self, at_timestamp)
 
 
 def _shard_get_records(self: Any, last_sequence_id: str, limit: int | None) -> tuple[list[Any], int, int]:
@@ -135,6 +142,7 @@ def _get_records_fast(self: Any) -> str:
 def apply() -> None:
     kinesis_responses.KinesisResponse.get_records = _get_records_fast
     Shard.put_record = _shard_put_record
+    Shard.get_sequence_number_at = _shard_sequence_number_at
     Shard.get_records = _shard_get_records
     Shard.get_max_sequence_number = _shard_max_sequence
     Shard.get_min_sequence_number = _shard_min_sequence
@@ -143,6 +151,7 @@ def apply() -> None:
 def revert() -> None:
     kinesis_responses.KinesisResponse.get_records = _ORIGINAL["get_records"]
     Shard.put_record = _ORIGINAL["shard_put_record"]
+    Shard.get_sequence_number_at = _ORIGINAL["shard_sequence_number_at"]
     Shard.get_records = _ORIGINAL["shard_get_records"]
     Shard.get_max_sequence_number = _ORIGINAL["shard_max_sequence"]
     Shard.get_min_sequence_number = _ORIGINAL["shard_min_sequence"]
