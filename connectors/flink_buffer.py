@@ -36,11 +36,11 @@ incidents sat in it for hours and were lost when the job stopped. Hence:
     timer (a leftover of a buffer already flushed by size).
   * PyFlink offers no way to visit every key after a restore, so a restored,
     timer-less bucket that never received another element would stay buffered: the
-    EventBridge and dead-letter sinks can feed every bucket a heartbeat element
+    EventBridge, CloudWatch and dead-letter sinks can feed every bucket a heartbeat element
     (`is_heartbeat`, `bucket_heartbeats`; `heartbeat_interval_ms=1000` of their attach
     functions, for unbounded jobs) that does the two checks above without buffering anything.
 
-Concurrent flushes (`max_in_flight` > 1, the EventBridge sink). Timers of different keys
+Concurrent flushes (`max_in_flight` > 1, the EventBridge and CloudWatch sinks). Timers of different keys
 fire one after another on the operator's thread, so with a blocking `deliver` a burst of
 windows closing together made each bucket wait for every earlier bucket's request (the
 p99 of the sink's buffer wait was 2.4 s with 60 editors, measured 2026-11-25). A
