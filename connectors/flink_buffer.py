@@ -92,6 +92,40 @@ def bucket_heartbeats(env: Any, interval_ms: int, buckets: int, name: str,
     )
 
 
+class TextHeartbeats:
+    """Bucket keys for a sink whose elements are JSON strings (dead letters, CloudWatch window
+    items), and the heartbeat strings it feeds every bucket: a NUL-led prefix and the bucket
+    number, which no JSON object starts with.
+
+    >>> beats = TextHeartbeats("deadletter")
+    >>> beats.is_heartbeat(beats.heartbeat(3)), beats.bucket_of(beats.heartbeat(3), 4), beats.is_heartbeat("{}")
+    (True, 3, False)
+    """
+
+    def __init__(self, sink: str) -> None:
+        self.prefix = f"\x00adops.{sink}-heartbeat:"
+
+    def heartbeat(self, bucket: int) -> str:
+        return f"{self.prefix}{bucket}"
+
+    def is_heartbeat(self, value: str) -> bool:
+        return value.startswith(self.prefix)
+
+    def bucket_of(self, value: str, buckets: int) -> int:
+        if self.is_heartbeat(value):
+            return int(value[len(self.prefix):]) % buckets
+        return stable_bucket(value, buckets)
+
+    def key_by_bucket(self, stream: Any, buckets: int, heartbeat_interval_ms: int, name: str) -> Any:
+        """`stream` keyed by bucket; heartbeat_interval_ms > 0 (1000 with unbounded sources) first
+        unions a heartbeat per bucket every interval (`bucket_heartbeats`). Leave it at 0 for
+        bounded jobs that must finish."""
+        if heartbeat_interval_ms > 0:
+            stream = stream.union(bucket_heartbeats(stream.get_execution_environment(), heartbeat_interval_ms,
+                                                    buckets, name, self.heartbeat, Types.STRING()))
+        return stream.key_by(lambda value: self.bucket_of(value, buckets), key_type=Types.INT())
+
+
 class BufferedBatchFunction(KeyedProcessFunction):
     """Subclasses implement `element_to_item`, `item_size` and `deliver` (or, for concurrent
     flushes with `max_in_flight` > 1, `send` and `emit`: see the module docstring)."""

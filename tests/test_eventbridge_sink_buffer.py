@@ -283,17 +283,17 @@ def test_restored_buffer_is_flushed_at_end_of_input_once_an_element_rearms_it():
 
 
 def test_dead_letter_sinks_recognise_their_heartbeat_and_route_it_to_its_bucket():
-    from connectors.deadletter.flink_sinks import HEARTBEAT_PREFIX, FileDeadLetterSink, bucket_of
+    from connectors.deadletter.flink_sinks import HEARTBEATS, FileDeadLetterSink
     from connectors.deadletter.records import dead_letter_json
 
     line = dead_letter_json("INVALID_JSON", "not JSON", "metrics", "{oops")
     sink = FileDeadLetterSink("/nonexistent", 200, 10)
     assert not sink.is_heartbeat(line)
     for bucket in range(4):
-        heartbeat = f"{HEARTBEAT_PREFIX}{bucket}"
+        heartbeat = HEARTBEATS.heartbeat(bucket)
         assert sink.is_heartbeat(heartbeat)
-        assert bucket_of(heartbeat, 4) == bucket  # every bucket gets its own heartbeat
-    assert 0 <= bucket_of(line, 4) < 4
+        assert HEARTBEATS.bucket_of(heartbeat, 4) == bucket  # every bucket gets its own heartbeat
+    assert 0 <= HEARTBEATS.bucket_of(line, 4) < 4
 
 
 

@@ -8,9 +8,8 @@ Keyed by bucket and buffered in the checkpointed ListState of connectors.flink_b
 like the EventBridge and dead-letter sinks (at-least-once: a restart re-sends what was
 buffered; CloudWatch keeps a repeated datum as more samples of the same mean, so a
 window's average is unchanged, though over a period of several windows it weighs
-twice); flushed at 1,000 datums / ~1 MB or `flush_interval_ms` after
-the first buffered item (100 windows: at most 1,000 datums, one request; the publisher
-splits a batch by bytes itself). Each bucket's request runs on a worker thread ("Concurrent
+twice); flushed at 100 windows (at most 1,000 datums: one request; the publisher splits a
+batch by bytes itself) or `flush_interval_ms` after the first buffered item. Each bucket's request runs on a worker thread ("Concurrent
 flushes" there): the editor windows feed this sink and the incident correlator alike,
 so a CloudWatch outage, retried for up to `deadline_s`, must not hold the operator
 thread and back-pressure the incidents. Metrics (group "cloudwatch"): counters
@@ -25,17 +24,10 @@ from pyflink.common import Types
 from pyflink.datastream import DataStream, RuntimeContext
 
 from connectors.cloudwatch.datums import MAX_DATUMS_PER_WINDOW
-from connectors.flink_buffer import BufferedBatchFunction, bucket_heartbeats, stable_bucket
+from connectors.flink_buffer import BufferedBatchFunction, TextHeartbeats
 
-# The sink's own heartbeat items (prefix + bucket number); never sent. An item is a JSON
-# object, so it never starts with a NUL.
-HEARTBEAT_PREFIX = "\x00adops.cloudwatch-heartbeat:"
-
-
-def bucket_of(item: str, buckets: int) -> int:
-    if item.startswith(HEARTBEAT_PREFIX):
-        return int(item[len(HEARTBEAT_PREFIX):]) % buckets
-    return stable_bucket(item, buckets)
+# The sink's own heartbeat items; never sent.
+HEARTBEATS = TextHeartbeats("cloudwatch")
 
 
 class CloudWatchMetricsSink(BufferedBatchFunction):
@@ -67,7 +59,7 @@ class CloudWatchMetricsSink(BufferedBatchFunction):
             ("dropped", "metricsDropped"), ("requests", "putMetricDataRequests"))}
 
     def is_heartbeat(self, value: str) -> bool:
-        return value.startswith(HEARTBEAT_PREFIX)
+        return HEARTBEATS.is_heartbeat(value)
 
     def element_to_item(self, value: str) -> str:
         return value
@@ -108,11 +100,8 @@ def attach_cloudwatch_metrics_sink(
     heartbeat_interval_ms > 0 (1000 with unbounded sources) unions a heartbeat item per
     bucket every interval, so a bucket restored without its flush timer is still flushed
     (connectors.flink_buffer); leave it at 0 for bounded jobs that must finish."""
-    if heartbeat_interval_ms > 0:
-        items = items.union(bucket_heartbeats(items.get_execution_environment(), heartbeat_interval_ms, buckets,
-                                              name, lambda bucket: f"{HEARTBEAT_PREFIX}{bucket}", Types.STRING()))
     return (
-        items.key_by(lambda item: bucket_of(item, buckets), key_type=Types.INT())
+        HEARTBEATS.key_by_bucket(items, buckets, heartbeat_interval_ms, name)
         .process(CloudWatchMetricsSink(namespace, endpoint_url, region, flush_interval_ms, deadline_s,
                                        max_in_flight=min(max_in_flight, buckets)),
                  output_type=Types.STRING())

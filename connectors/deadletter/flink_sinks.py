@@ -26,22 +26,11 @@ from typing import Any, Iterable
 from pyflink.common import Types
 from pyflink.datastream import DataStream, RuntimeContext
 
-from connectors.flink_buffer import BufferedBatchFunction, bucket_heartbeats, stable_bucket
+from connectors.flink_buffer import BufferedBatchFunction, TextHeartbeats
 from connectors.flink_runtime import subtask_index
 
-# The sinks' own heartbeat lines (prefix + bucket number); never written. A dead letter is a
-# JSON object, so it never starts with a NUL.
-HEARTBEAT_PREFIX = "\x00adops.deadletter-heartbeat:"
-
-
-def is_heartbeat_line(line: str) -> bool:
-    return line.startswith(HEARTBEAT_PREFIX)
-
-
-def bucket_of(line: str, buckets: int) -> int:
-    if is_heartbeat_line(line):
-        return int(line[len(HEARTBEAT_PREFIX):]) % buckets
-    return stable_bucket(line, buckets)
+# The sinks' own heartbeat lines; never written.
+HEARTBEATS = TextHeartbeats("deadletter")
 
 
 class KinesisDeadLetterSink(BufferedBatchFunction):
@@ -84,7 +73,7 @@ class KinesisDeadLetterSink(BufferedBatchFunction):
             self._fallback.close()
 
     def is_heartbeat(self, value: str) -> bool:
-        return is_heartbeat_line(value)
+        return HEARTBEATS.is_heartbeat(value)
 
     def element_to_item(self, value: str) -> str:
         return value
@@ -125,7 +114,7 @@ class FileDeadLetterSink(BufferedBatchFunction):
             self._writer.close()
 
     def is_heartbeat(self, value: str) -> bool:
-        return is_heartbeat_line(value)
+        return HEARTBEATS.is_heartbeat(value)
 
     def element_to_item(self, value: str) -> str:
         return value
@@ -136,18 +125,6 @@ class FileDeadLetterSink(BufferedBatchFunction):
     def deliver(self, items: list[str]) -> Iterable[Any]:
         self._written.inc(self._writer.write(items))
         return ()
-
-
-def _keyed(dead_letters: DataStream, buckets: int, heartbeat_interval_ms: int, name: str):
-    """heartbeat_interval_ms > 0 (1000 with unbounded sources) unions a heartbeat line per bucket
-    every interval (>= 1 s), so that a bucket restored from a checkpoint without its flush timer
-    is written out even if no further dead letter reaches it (connectors.flink_buffer). Leave
-    it at 0 for bounded jobs that must finish."""
-    if heartbeat_interval_ms > 0:
-        dead_letters = dead_letters.union(bucket_heartbeats(
-            dead_letters.get_execution_environment(), heartbeat_interval_ms, buckets, name,
-            lambda bucket: f"{HEARTBEAT_PREFIX}{bucket}", Types.STRING()))
-    return dead_letters.key_by(lambda line: bucket_of(line, buckets), key_type=Types.INT())
 
 
 def attach_deadletter_kinesis_sink(
@@ -166,8 +143,8 @@ def attach_deadletter_kinesis_sink(
 ) -> DataStream:
     """PutRecords every dead-letter JSON string to `stream_name` (batched <= 500 / 5 MiB, retried
     until `retry_deadline_s`, then written to `fallback_directory`; module docstring).
-    heartbeat_interval_ms: see `_keyed`."""
-    sink = _keyed(dead_letters, buckets, heartbeat_interval_ms, name).process(
+    heartbeat_interval_ms: see `TextHeartbeats.key_by_bucket`."""
+    sink = HEARTBEATS.key_by_bucket(dead_letters, buckets, heartbeat_interval_ms, name).process(
         KinesisDeadLetterSink(stream_name, endpoint_url, region, flush_interval_ms, max_batch_records,
                               retry_deadline_s=retry_deadline_s, fallback_directory=fallback_directory,
                               name=name),
@@ -187,8 +164,8 @@ def attach_deadletter_file_sink(
     heartbeat_interval_ms: int = 0,
 ) -> DataStream:
     """Append every dead-letter JSON string to `directory`/dead-letters-<name>-<subtask>.jsonl.
-    heartbeat_interval_ms: see `_keyed`."""
-    sink = _keyed(dead_letters, buckets, heartbeat_interval_ms, name).process(
+    heartbeat_interval_ms: see `TextHeartbeats.key_by_bucket`."""
+    sink = HEARTBEATS.key_by_bucket(dead_letters, buckets, heartbeat_interval_ms, name).process(
         FileDeadLetterSink(directory, flush_interval_ms, max_batch_records, name),
         output_type=Types.STRING(),
     ).name(name).uid(name)
