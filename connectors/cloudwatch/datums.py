@@ -32,24 +32,21 @@ def window_item(editor_id: str, window_start_ms: int, metrics: Iterable[tuple[st
                       separators=(",", ":"))
 
 
-def to_datums(item: str) -> list[dict[str, Any]]:
-    """The PutMetricData datums of a `window_item`, one per metric.
+def to_datums(item: str) -> tuple[str, int, list[dict[str, Any]]]:
+    """(editor id, window start in ms, its PutMetricData datums: one per metric) of a `window_item`.
 
-    >>> rpm, fill_rate = to_datums(window_item("e-1", 1793520000000, [("rpm", 2.5, 12), ("fill_rate", 0.8, 12)]))
-    >>> rpm["MetricName"], rpm["Dimensions"], rpm["Values"], rpm["Counts"]
-    ('rpm', [{'Name': 'EditorId', 'Value': 'e-1'}], [2.5], [12])
+    >>> editor, start_ms, (rpm, fill_rate) = to_datums(window_item("e-1", 1793520000000, [("rpm", 2.5, 12), ("fill_rate", 0.8, 12)]))
+    >>> editor, start_ms, rpm["MetricName"], rpm["Dimensions"], rpm["Values"], rpm["Counts"]
+    ('e-1', 1793520000000, 'rpm', [{'Name': 'EditorId', 'Value': 'e-1'}], [2.5], [12])
     >>> rpm["Timestamp"].isoformat(), fill_rate["MetricName"]
     ('2026-11-01T08:00:00+00:00', 'fill_rate')
     """
     data = json.loads(item)
-    timestamp = dt.datetime.fromtimestamp(data["t"] / 1000, tz=dt.timezone.utc)
-    dimensions = [{"Name": EDITOR_DIMENSION, "Value": data["e"]}]
-    return [{"MetricName": metric, "Dimensions": dimensions, "Timestamp": timestamp, "Values": [mean],
-             "Counts": [samples]} for metric, mean, samples in data["m"]]
-
-
-def item_timestamp_ms(item: str) -> int:
-    return int(json.loads(item)["t"])
+    editor_id, start_ms = data["e"], int(data["t"])
+    timestamp = dt.datetime.fromtimestamp(start_ms / 1000, tz=dt.timezone.utc)
+    dimensions = [{"Name": EDITOR_DIMENSION, "Value": editor_id}]
+    return editor_id, start_ms, [{"MetricName": metric, "Dimensions": dimensions, "Timestamp": timestamp,
+                                  "Values": [mean], "Counts": [samples]} for metric, mean, samples in data["m"]]
 
 
 def datum_size(datum: dict[str, Any]) -> int:

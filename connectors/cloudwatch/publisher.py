@@ -30,7 +30,7 @@ has already counted: windows, incidents and dead letters do not depend on them.
 from __future__ import annotations
 
 from connectors.batching import PUT_METRIC_DATA_MAX_BYTES, PUT_METRIC_DATA_MAX_DATUMS, limited_batches
-from connectors.cloudwatch.datums import datum_size, item_timestamp_ms, publishable_dimension, to_datums
+from connectors.cloudwatch.datums import datum_size, publishable_dimension, to_datums
 from connectors.retry import equal_jitter_delay
 
 import logging
@@ -95,11 +95,11 @@ class MetricDataPublisher:
         now_ms = self._wall_clock_ms()
         datums = []
         for item in items:
-            item_datums = to_datums(item)
-            if not publishable_dimension(item_datums[0]["Dimensions"][0]["Value"] if item_datums else ""):
+            editor_id, start_ms, item_datums = to_datums(item)
+            if not publishable_dimension(editor_id):
                 # CloudWatch would refuse the whole request over it, with every other editor's datums.
                 self.counters.unpublishable += len(item_datums)
-            elif now_ms - MAX_AGE_MS < item_timestamp_ms(item) <= now_ms + MAX_AHEAD_MS:
+            elif now_ms - MAX_AGE_MS < start_ms <= now_ms + MAX_AHEAD_MS:
                 datums += item_datums
             else:
                 self.counters.out_of_range += len(item_datums)
