@@ -58,10 +58,15 @@ from pathlib import Path
 import re
 
 from pyflink.common import Row
+from pyflink.common.job_client import JobClient
 from pyflink.datastream import ProcessFunction
 
 from connectors.flink_runtime import REPOSITORY, package_root, packaged_python_dependencies
 from flink_jobs.config import ConfigError, JobConfig, running_on_managed_flink
+from flink_jobs.restore_points import (  # noqa: F401 - EXECUTION_MODE_MARKER, recorded_execution_mode: API
+    EXECUTION_MODE_MARKER, _local_path, check_restore_mode, check_restore_operators, job_graph_operators,
+    record_execution_mode, record_operators, recorded_execution_mode, resolve_restore,
+)
 
 log = logging.getLogger("flink_jobs.main")
 
@@ -232,67 +237,6 @@ class Settings:
 
 
 # ----------------------------------------------------------------------------- environment
-def _latest_restore_point(checkpoint_dir: str) -> str | None:
-    """Newest complete checkpoint (chk-N with _metadata) or savepoint under checkpoint_dir."""
-    root = Path(checkpoint_dir)
-    candidates = [p.parent for p in root.glob("*/chk-*/_metadata")]
-    candidates += [p.parent for p in (root / "savepoints").glob("*/_metadata")]
-    if not candidates:
-        return None
-    return str(max(candidates, key=lambda p: (p / "_metadata").stat().st_mtime))
-
-
-def resolve_restore(restore: str | None, settings: Settings) -> str | None:
-    if not restore:
-        return None
-    if restore == "latest":
-        found = _latest_restore_point(settings.checkpoint_dir)
-        if found is None:
-            raise ConfigError(f"--restore latest: no retained checkpoint or savepoint under {settings.checkpoint_dir}")
-        return found
-    restore = str(_local_path(restore))
-    if not (Path(restore) / "_metadata").exists() and not Path(restore).name == "_metadata":
-        raise ConfigError(f"--restore {restore}: not a checkpoint/savepoint directory (no _metadata)")
-    return restore
-
-
-# Written beside each job's checkpoints (<checkpoint dir>/<job id>/) and into each savepoint this
-# client takes. PyFlink's two execution modes do not share Python keyed state: a savepoint taken
-# in process mode and restored in thread mode started the Kinesis source from TRIM_HORIZON again
-# (measured 2026-12-05: 5,539 re-read records, caught only by duplicate marking), and the
-# detectors' state would restart cold the same way. So a restore across modes is refused.
-EXECUTION_MODE_MARKER = "python-execution-mode"
-
-
-def _local_path(uri_or_path: str) -> Path:
-    return Path("/" + uri_or_path[len("file:"):].lstrip("/")) if uri_or_path.startswith("file:") else Path(uri_or_path)
-
-
-def recorded_execution_mode(restore_path: str) -> str | None:
-    """The Python execution mode that wrote a checkpoint or savepoint, if this client recorded it."""
-    path = _local_path(restore_path)
-    if path.name == "_metadata":
-        path = path.parent
-    for marker in (path / EXECUTION_MODE_MARKER, path.parent / EXECUTION_MODE_MARKER):
-        if marker.is_file():
-            return marker.read_text().strip()
-    return None
-
-
-def check_restore_mode(restore_path: str | None, mode: str) -> None:
-    recorded = recorded_execution_mode(restore_path) if restore_path else None
-    if recorded is not None and recorded != mode:
-        raise ConfigError(
-            f"--restore {restore_path}: written with job.python.execution.mode={recorded}, this run uses {mode}; "
-            "PyFlink's two modes do not share Python keyed state (the Kinesis positions and the detectors "
-            f"would start over). Restore with job.python.execution.mode={recorded}, or start without --restore.")
-
-
-def record_execution_mode(directory: Path, mode: str) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / EXECUTION_MODE_MARKER).write_text(mode + "\n")
-
-
 def create_environments(settings: Settings, *, restore_path: str | None = None, managed: bool | None = None):
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
@@ -714,17 +658,23 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
                  output_type=OUTPUT_TYPE)
         .name("editor-correlator").uid("editor-correlator")
     )
-    if s.cloudwatch_metrics_enabled:
-        # The same AWS endpoint and region as the bus and the dead-letter stream (one local endpoint).
-        from connectors.cloudwatch.flink_sink import attach_cloudwatch_metrics_sink
-        from udfs.window_metrics import EditorWindowMetrics
+    # The CloudWatch branch is in the job whether or not it publishes. The SQL operators' ids
+    # (their state's keys in a savepoint) are hashed from the job's topology, not set by us: with
+    # the branch added or removed, 68 of the 92 operator ids changed, windows and duplicate
+    # marking among them, so a savepoint would not restore across the switch, and forcing it
+    # (allowNonRestoredState) would drop that state. Off, the branch emits nothing.
+    # (tests/test_job_plan.py checks the ids against the operational settings.)
+    from connectors.cloudwatch.flink_sink import attach_cloudwatch_metrics_sink
+    from udfs.window_metrics import EditorWindowMetrics
 
-        window_metrics = editor_windows.process(EditorWindowMetrics(s.window_size_s), output_type=Types.STRING()) \
-            .name("editor-window-metrics").uid("editor-window-metrics")
-        attach_cloudwatch_metrics_sink(
-            window_metrics, s.cloudwatch_namespace, endpoint_url=s.eventbridge_endpoint, region=s.eventbridge_region,
-            flush_interval_ms=s.cloudwatch_flush_interval_ms,
-            heartbeat_interval_ms=s.sink_heartbeat_interval_ms if source in UNBOUNDED_SOURCES else 0)
+    window_metrics = editor_windows.process(EditorWindowMetrics(s.window_size_s, enabled=s.cloudwatch_metrics_enabled),
+                                            output_type=Types.STRING()) \
+        .name("editor-window-metrics").uid("editor-window-metrics")
+    # The same AWS endpoint and region as the bus and the dead-letter stream (one local endpoint).
+    attach_cloudwatch_metrics_sink(
+        window_metrics, s.cloudwatch_namespace, endpoint_url=s.eventbridge_endpoint, region=s.eventbridge_region,
+        flush_interval_ms=s.cloudwatch_flush_interval_ms, enabled=s.cloudwatch_metrics_enabled,
+        heartbeat_interval_ms=s.sink_heartbeat_interval_ms if source in UNBOUNDED_SOURCES else 0)
     bus_events = composites.union(partner_checks) if security is None else composites.union(partner_checks, security)
     delivered, delivery_failed = attach_eventbridge_sink(
         bus_events, s.bus_name, endpoint_url=s.eventbridge_endpoint, region=s.eventbridge_region,
@@ -767,6 +717,7 @@ class JobHandle:
     settings: Settings
     restored_from: str | None = None
     failure: str | None = None
+    operators: dict[str, str] = field(default_factory=dict)  # operator id -> its task's name
     _stopped: bool = False
 
     @property
@@ -797,6 +748,7 @@ class JobHandle:
         future = j.stopWithSavepoint(False, directory, fmt)
         path = future.get(int(timeout_s * 1000), get_gateway().jvm.java.util.concurrent.TimeUnit.MILLISECONDS)
         record_execution_mode(_local_path(str(path)), self.settings.python_execution_mode)
+        record_operators(_local_path(str(path)), self.operators)
         return str(path)
 
     def cancel(self) -> None:
@@ -838,12 +790,19 @@ def start_job(cfg: JobConfig, source: str | None = None, *, restore: str | None 
     t0 = time.monotonic()
     env, t_env = create_environments(s, restore_path=restore_path)
     build_pipeline(env, t_env, cfg, s, source, sql_only=sql_only)
+    # What env.execute_async does, with the job's operator ids read in between: a restore point
+    # holding state for operators this job lacks is refused before Flink is asked (restore_points).
+    stream_graph = env._generate_stream_graph(clear_transformations=True, job_name=s.name)
+    operators = job_graph_operators(stream_graph)
+    check_restore_operators(restore_path, operators)
     t1 = time.monotonic()
-    client = env.execute_async(s.name)
-    record_execution_mode(Path(s.checkpoint_dir).resolve() / str(client.get_job_id()), s.python_execution_mode)
+    client = JobClient(env._j_stream_execution_environment.executeAsync(stream_graph))
+    job_dir = Path(s.checkpoint_dir).resolve() / str(client.get_job_id())
+    record_execution_mode(job_dir, s.python_execution_mode)
+    record_operators(job_dir, operators)
     log.info("job graph built in %.1f s, submitted in %.1f s", t1 - t0, time.monotonic() - t1)
     log.info("submitted %s (job %s, source %s, restored from %s)", s.name, client.get_job_id(), source, restore_path)
-    return JobHandle(client, s, restore_path)
+    return JobHandle(client, s, restore_path, operators=operators)
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -146,3 +146,26 @@ def test_a_closed_connection_is_retried_not_raised(aws_client):
     publisher = MetricDataPublisher(client, sleep=clock.sleep, clock=clock)
     assert publisher.publish([window_item("e-reset", _window_start(10), [("rpm", 2.0, 3)])]) == 1
     assert sizes == [1, 1] and publisher.counters.retried_requests == 1
+
+
+def test_switched_off_the_sink_sends_nothing_and_counts_what_a_savepoint_held():
+    """cloudwatch.metrics.enabled off: the operators stay in the job (the job's operator ids must not
+    depend on it, tests/test_job_plan.py); the window operator emits nothing, and window items
+    restored from a savepoint taken while it was on are dropped and counted, with no client."""
+    from connectors.cloudwatch.flink_sink import CloudWatchMetricsSink
+    from udfs.window_metrics import EditorWindowMetrics
+
+    sink = CloudWatchMetricsSink("AdOps", None, None, flush_interval_ms=1000, deadline_s=1.0, enabled=False)
+    items = [window_item("e-1", 1793520000000, [("rpm", 2.5, 12), ("fill_rate", 0.8, 12)]),
+             window_item("e-2", 1793520000000, [("rpm", 1.5, 6)])]
+    counters = sink.send(items)   # no client was made: it would fail the call if it tried to send
+    assert (counters.dropped, counters.published, counters.requests) == (3, 0, 0)
+
+    class _Context:
+        def timestamp(self):
+            return 1793520300000 - 1
+
+    row = ["e-1", 2.5, 4] + [None, 0] * 9 + ["window_time"]    # rpm's mean and count, no other metric
+    assert list(EditorWindowMetrics(300).process_element(row, _Context())) == [
+        window_item("e-1", 1793520000000, [("rpm", 2.5, 4)])]
+    assert list(EditorWindowMetrics(300, enabled=False).process_element(row, _Context())) == []

@@ -8,8 +8,8 @@ run A (fresh, TRIM_HORIZON): scripted editors with 14 h of normal history, then
   a severity-8 finding -> Security Incident, bad records -> dead letters with
   reason codes, a record behind the watermark -> late output (LATE_RECORD).
   Stopped with a savepoint.
-run B (restored from that savepoint): new records only are read — nothing of
-  run A is re-read (no dead letter, late record or incident appears twice).
+run B (restored from that savepoint, CloudWatch metrics turned off): new records only are
+  read — nothing of run A is re-read (no dead letter, late record or incident appears twice).
 """
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
     # Streams of its own: the session's core-stack streams also carry other tests'
     # replays (test_evaluation_e2e), which a TRIM_HORIZON reader would consume too.
     metrics_stream, events_stream = _private_streams(endpoint_url)
-    cfg = JobConfig.load(environ={}, overrides=[
+    overrides = [
         "job.parallelism=2",
         "job.checkpoint.interval.ms=2000",
         f"job.checkpoint.dir={state / 'checkpoints'}",
@@ -116,7 +116,8 @@ def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
         f"deadletter.late.path={late_dir}",
         "processing.idle.timeout.s=3",
         "cloudwatch.metrics.enabled=true",   # as in the Managed Flink template (off in the local defaults)
-    ])
+    ]
+    cfg = JobConfig.load(environ={}, overrides=overrides)
     observed = Observed(drain_sqs, core_stack["observation_queues"]["all-adops-events"])
     start = js.window_start(time.time())
     records, incidents = [], {}
@@ -180,7 +181,10 @@ def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
         more += [(editor, json.dumps(r)) for r in recs]
     more.sort(key=lambda kv: js.timestamp_ms(json.loads(kv[1])))
     new_bad = '{"editor_id": "e-restart", "metric": "rpm", "value": "restart"'
-    handle_b = start_job(cfg, "kinesis-local", restore=savepoint)
+    # Run B with the CloudWatch metrics turned off: a setting that must not change the job's
+    # operators, or the savepoint would not restore whole (flink_jobs/restore_points.py).
+    cfg_b = JobConfig.load(environ={}, overrides=[*overrides, "cloudwatch.metrics.enabled=false"])
+    handle_b = start_job(cfg_b, "kinesis-local", restore=savepoint)
     try:
         put_records(metrics_stream, more + [("e-normal", new_bad)])
         deadline = time.monotonic() + 400
@@ -326,6 +330,22 @@ def test_savepoint_and_checkpoints_record_the_execution_mode(scenario):
     job_dirs = [d for d in savepoint.parent.parent.iterdir() if d.is_dir() and d.name != "savepoints"]
     assert len(job_dirs) == 2  # run A and run B
     assert [(d / EXECUTION_MODE_MARKER).read_text().strip() for d in job_dirs] == ["thread", "thread"]
+
+
+def test_a_restore_point_the_job_cannot_take_whole_is_refused_naming_what_it_lacks(scenario):
+    from flink_jobs.config import ConfigError
+    from flink_jobs.restore_points import OPERATORS_MARKER, _local_path, check_restore_operators, operators_with_state
+
+    savepoint = scenario["a"]["savepoint"]
+    operators = json.loads((_local_path(savepoint) / OPERATORS_MARKER).read_text())   # run A's job graph
+    stateful = operators_with_state(savepoint)
+    # What the check guards: the SQL windows and duplicate marking hold state, keyed by topology-hashed ids.
+    assert any("WindowAggregate" in operators[i] for i in stateful)
+    assert any("OverAggregate" in operators[i] for i in stateful)
+    check_restore_operators(savepoint, operators)    # run B took it (with its metrics off: same operators)
+    lacking = {i: name for i, name in operators.items() if name != "editor-correlator"}
+    with pytest.raises(ConfigError, match="1 operator.*editor-correlator.*start without --restore"):
+        check_restore_operators(savepoint, lacking)
 
 
 def test_the_agents_metrics_tool_reads_the_window_means_the_job_published(scenario):

@@ -15,9 +15,15 @@ so a CloudWatch outage, retried for up to `deadline_s`, must not hold the operat
 thread and back-pressure the incidents. Metrics (group "cloudwatch"): counters
 metricsPublished, metricsOutOfRange, metricsUnpublishable, metricsDropped,
 putMetricDataRequests.
+
+`enabled=False` (`cloudwatch.metrics.enabled` off): the job keeps this operator so that the
+switch leaves its topology, and so its savepoints, unchanged (flink_jobs/main.py). Its
+input then carries nothing; window items restored from a savepoint taken while it was on
+are dropped, counted (metricsDropped) and logged, not sent: off means no PutMetricData.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Iterable
 
 from pyflink.common import Types
@@ -26,13 +32,15 @@ from pyflink.datastream import DataStream, RuntimeContext
 from connectors.cloudwatch.datums import MAX_DATUMS_PER_WINDOW
 from connectors.flink_buffer import BufferedBatchFunction, TextHeartbeats
 
+log = logging.getLogger(__name__)
+
 # The sink's own heartbeat items; never sent.
 HEARTBEATS = TextHeartbeats("cloudwatch")
 
 
 class CloudWatchMetricsSink(BufferedBatchFunction):
     def __init__(self, namespace: str, endpoint_url: str | None, region: str | None,
-                 flush_interval_ms: int, deadline_s: float, max_in_flight: int = 2) -> None:
+                 flush_interval_ms: int, deadline_s: float, max_in_flight: int = 2, enabled: bool = True) -> None:
         from connectors.batching import PUT_METRIC_DATA_MAX_DATUMS
 
         # The publisher splits a batch by datums and bytes itself; the buffer only bounds a flush
@@ -43,6 +51,7 @@ class CloudWatchMetricsSink(BufferedBatchFunction):
         self.endpoint_url = endpoint_url
         self.region = region
         self.deadline_s = deadline_s
+        self.enabled = enabled
 
     def open(self, runtime_context: RuntimeContext) -> None:
         super().open(runtime_context)
@@ -51,7 +60,8 @@ class CloudWatchMetricsSink(BufferedBatchFunction):
         # The datums are built by connectors.cloudwatch.datums and CloudWatch validates them again;
         # botocore's client-side check would only repeat that (connectors.aws.make_client).
         self._client = make_client("cloudwatch", endpoint_url=self.endpoint_url, region=self.region, max_attempts=1,
-                                   max_pool_connections=max(10, self.max_in_flight), validate_parameters=False)
+                                   max_pool_connections=max(10, self.max_in_flight),
+                                   validate_parameters=False) if self.enabled else None
         group = runtime_context.get_metrics_group().add_group("cloudwatch")
         self._counters = {name: group.counter(metric) for name, metric in (
             ("published", "metricsPublished"), ("out_of_range", "metricsOutOfRange"),
@@ -70,8 +80,14 @@ class CloudWatchMetricsSink(BufferedBatchFunction):
     def send(self, items: list[str]) -> Any:
         """PutMetricData with retries, on a worker thread. A publisher per batch: its counters
         belong to this request alone."""
-        from connectors.cloudwatch.publisher import MetricDataPublisher
+        from connectors.cloudwatch.datums import to_datums
+        from connectors.cloudwatch.publisher import MetricDataPublisher, MetricsCounters
 
+        if not self.enabled:
+            dropped = sum(len(to_datums(item)[2]) for item in items)
+            log.warning("CloudWatch metrics are off (cloudwatch.metrics.enabled): %d window metrics restored "
+                        "from a savepoint taken while they were on are dropped, not published", dropped)
+            return MetricsCounters(dropped=dropped)
         publisher = MetricDataPublisher(self._client, self.namespace, deadline_s=self.deadline_s)
         publisher.publish(items)
         return publisher.counters
@@ -94,16 +110,18 @@ def attach_cloudwatch_metrics_sink(
     name: str = "cloudwatch-metrics",
     heartbeat_interval_ms: int = 0,
     max_in_flight: int = 2,
+    enabled: bool = True,
 ) -> DataStream:
     """PutMetricData every window item of `items` to `namespace` (module docstring).
 
     heartbeat_interval_ms > 0 (1000 with unbounded sources) unions a heartbeat item per
     bucket every interval, so a bucket restored without its flush timer is still flushed
-    (connectors.flink_buffer); leave it at 0 for bounded jobs that must finish."""
+    (connectors.flink_buffer); leave it at 0 for bounded jobs that must finish.
+    enabled=False: the operator publishes nothing (module docstring)."""
     return (
         HEARTBEATS.key_by_bucket(items, buckets, heartbeat_interval_ms, name)
         .process(CloudWatchMetricsSink(namespace, endpoint_url, region, flush_interval_ms, deadline_s,
-                                       max_in_flight=min(max_in_flight, buckets)),
+                                       max_in_flight=min(max_in_flight, buckets), enabled=enabled),
                  output_type=Types.STRING())
         .name(name).uid(name)
     )
