@@ -77,3 +77,14 @@ def test_operational_settings_keep_every_operator_id():
     # with a non-zero interval) changes ids far beyond that operator, the SQL ones among them.
     gone = set(base) - set(_planned("kinesis-local", "eventbridge.heartbeat.interval.ms=0")[1])
     assert len(gone) > 20 and any("OverAggregate" in base[i] or "WindowAggregate" in base[i] for i in gone)
+
+
+def test_a_restore_point_whose_metadata_cannot_be_read_is_left_to_flinks_own_check(tmp_path, caplog):
+    import logging
+
+    from flink_jobs.restore_points import check_restore_operators
+
+    (tmp_path / "_metadata").write_bytes(b"not a checkpoint")
+    with caplog.at_level(logging.WARNING, logger="flink_jobs.restore_points"):
+        check_restore_operators(str(tmp_path), {})   # no operator at all: any state read would be refused
+    assert "were not checked" in caplog.text
