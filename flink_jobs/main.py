@@ -63,9 +63,9 @@ from pyflink.datastream import ProcessFunction
 
 from connectors.flink_runtime import REPOSITORY, package_root, packaged_python_dependencies
 from flink_jobs.config import ConfigError, JobConfig, running_on_managed_flink
-from flink_jobs.restore_points import (  # noqa: F401 - EXECUTION_MODE_MARKER, recorded_execution_mode: API
-    EXECUTION_MODE_MARKER, _local_path, check_restore_mode, check_restore_operators, job_graph_operators,
-    record_execution_mode, record_operators, recorded_execution_mode, resolve_restore,
+from flink_jobs.restore_points import (
+    check_restore_mode, check_restore_operators, job_graph_operators, local_path, record_execution_mode,
+    record_operators, resolve_restore,
 )
 
 log = logging.getLogger("flink_jobs.main")
@@ -658,12 +658,9 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
                  output_type=OUTPUT_TYPE)
         .name("editor-correlator").uid("editor-correlator")
     )
-    # The CloudWatch branch is in the job whether or not it publishes. The SQL operators' ids
-    # (their state's keys in a savepoint) are hashed from the job's topology, not set by us: with
-    # the branch added or removed, 68 of the 92 operator ids changed, windows and duplicate
-    # marking among them, so a savepoint would not restore across the switch, and forcing it
-    # (allowNonRestoredState) would drop that state. Off, the branch emits nothing.
-    # (tests/test_job_plan.py checks the ids against the operational settings.)
+    # The CloudWatch branch is in the job whether or not it publishes (off, it emits nothing): the
+    # SQL operators' state ids are hashed from the job's topology, so an optional operator would
+    # keep savepoints from restoring across the switch (flink_jobs/restore_points.py).
     from connectors.cloudwatch.flink_sink import attach_cloudwatch_metrics_sink
     from udfs.window_metrics import EditorWindowMetrics
 
@@ -747,8 +744,8 @@ class JobHandle:
         fmt = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
         future = j.stopWithSavepoint(False, directory, fmt)
         path = future.get(int(timeout_s * 1000), get_gateway().jvm.java.util.concurrent.TimeUnit.MILLISECONDS)
-        record_execution_mode(_local_path(str(path)), self.settings.python_execution_mode)
-        record_operators(_local_path(str(path)), self.operators)
+        record_execution_mode(local_path(str(path)), self.settings.python_execution_mode)
+        record_operators(local_path(str(path)), self.operators)
         return str(path)
 
     def cancel(self) -> None:
@@ -780,6 +777,13 @@ class JobHandle:
         return "FINISHED"
 
 
+def planned_job(env, job_name: str) -> tuple[object, dict[str, str]]:
+    """(the Java StreamGraph that PyFlink's env.execute_async would submit, its job graph's operator
+    ids -> task names). start_job submits the graph itself, so that the ids can be checked first."""
+    stream_graph = env._generate_stream_graph(clear_transformations=True, job_name=job_name)
+    return stream_graph, job_graph_operators(stream_graph)
+
+
 def start_job(cfg: JobConfig, source: str | None = None, *, restore: str | None = None,
               sql_only: bool = False) -> JobHandle:
     """Build and submit the job detached; returns at once with a JobHandle."""
@@ -790,10 +794,8 @@ def start_job(cfg: JobConfig, source: str | None = None, *, restore: str | None 
     t0 = time.monotonic()
     env, t_env = create_environments(s, restore_path=restore_path)
     build_pipeline(env, t_env, cfg, s, source, sql_only=sql_only)
-    # What env.execute_async does, with the job's operator ids read in between: a restore point
-    # holding state for operators this job lacks is refused before Flink is asked (restore_points).
-    stream_graph = env._generate_stream_graph(clear_transformations=True, job_name=s.name)
-    operators = job_graph_operators(stream_graph)
+    stream_graph, operators = planned_job(env, s.name)
+    # A restore point holding state for operators this job lacks is refused before Flink is asked.
     check_restore_operators(restore_path, operators)
     t1 = time.monotonic()
     client = JobClient(env._j_stream_execution_environment.executeAsync(stream_graph))

@@ -12,8 +12,9 @@ stack trace from the submission, or worse:
 * **Operators whose state has nowhere to go.** Flink keys each operator's state by an id.
   Ours (sources, Python operators, sinks) set theirs (`uid`), but the ids of Flink SQL's
   operators (duplicate marking, the windows) are hashed from the job's topology: add or remove
-  one operator and most of them change (68 of 92 when the CloudWatch branch was added, before it
-  was made permanent, 2026-12-06). Flink then refuses the restore, and skipping what does not
+  one operator and most of them change: when the CloudWatch branch was built only with the
+  metrics on, 68 of the 92 operator ids of the job graph (`--source kinesis-local`, parallelism 2,
+  ids as `job_graph_operators` reads them, 0da485c) differed between on and off (2026-12-06). Flink then refuses the restore, and skipping what does not
   map (its allowNonRestoredState) would drop the windows and the duplicate marking while the
   Kinesis positions restore: the records of the open windows would be lost. So a restore point
   holding state for an operator the job lacks is refused here, naming the operators (the client
@@ -53,7 +54,7 @@ def resolve_restore(restore: str | None, settings: "Settings") -> str | None:
         if found is None:
             raise ConfigError(f"--restore latest: no retained checkpoint or savepoint under {settings.checkpoint_dir}")
         return found
-    restore = str(_local_path(restore))
+    restore = str(local_path(restore))
     if not (Path(restore) / "_metadata").exists() and not Path(restore).name == "_metadata":
         raise ConfigError(f"--restore {restore}: not a checkpoint/savepoint directory (no _metadata)")
     return restore
@@ -65,13 +66,14 @@ EXECUTION_MODE_MARKER = "python-execution-mode"
 OPERATORS_MARKER = "operators.json"
 
 
-def _local_path(uri_or_path: str) -> Path:
+def local_path(uri_or_path: str) -> Path:
+    """A local path of a restore point given as a path or a file: URI (Flink reports the latter)."""
     return Path("/" + uri_or_path[len("file:"):].lstrip("/")) if uri_or_path.startswith("file:") else Path(uri_or_path)
 
 
 def _recorded(restore_path: str, marker_name: str) -> str | None:
     """A marker's text for a checkpoint (chk-N: the job's directory holds it) or a savepoint."""
-    path = _local_path(restore_path)
+    path = local_path(restore_path)
     if path.name == "_metadata":
         path = path.parent
     for marker in (path / marker_name, path.parent / marker_name):
@@ -101,9 +103,9 @@ def record_execution_mode(directory: Path, mode: str) -> None:
 
 
 # ------------------------------------------------------------------------ operator ids
-def _java_items(collection: Any):
-    """A java.util.Collection's items (py4j makes only Lists, Sets and Maps iterable)."""
-    iterator = collection.iterator()
+def _java_items(iterable: Any):
+    """A java.lang.Iterable's items (py4j makes only Lists, Sets and Maps iterable)."""
+    iterator = iterable.iterator()
     while iterator.hasNext():
         yield iterator.next()
 
@@ -126,20 +128,27 @@ def record_operators(directory: Path, operators: dict[str, str]) -> None:
     (directory / OPERATORS_MARKER).write_text(json.dumps(operators, indent=1, sort_keys=True) + "\n")
 
 
-def operators_with_state(restore_path: str) -> set[str]:
+def operators_with_state(restore_path: str) -> set[str] | None:
     """Ids of the operators a checkpoint or savepoint holds state for, read from its _metadata as
-    Flink reads it (empty states are ignored by Flink's restore too)."""
+    Flink reads it (empty states are ignored by Flink's restore too); None, with a warning, if
+    Flink cannot read it here (then Flink's own restore says why)."""
+    from py4j.protocol import Py4JJavaError
     from pyflink.java_gateway import get_gateway
 
     jvm = get_gateway().jvm
-    path = _local_path(restore_path)
+    path = local_path(restore_path)
     metadata = path if path.name == "_metadata" else path / "_metadata"
-    stream = jvm.java.io.DataInputStream(jvm.java.io.FileInputStream(str(metadata)))
     try:
-        loaded = jvm.org.apache.flink.runtime.checkpoint.Checkpoints.loadCheckpointMetadata(
-            stream, jvm.java.lang.Thread.currentThread().getContextClassLoader(), str(metadata.parent))
-    finally:
-        stream.close()
+        stream = jvm.java.io.DataInputStream(jvm.java.io.FileInputStream(str(metadata)))
+        try:
+            loaded = jvm.org.apache.flink.runtime.checkpoint.Checkpoints.loadCheckpointMetadata(
+                stream, jvm.java.lang.Thread.currentThread().getContextClassLoader(), str(metadata.parent))
+        finally:
+            stream.close()
+    except Py4JJavaError as exc:
+        log.warning("--restore %s: its operators were not checked, Flink cannot read %s here (%s); "
+                    "Flink checks them on restore", restore_path, metadata, exc.java_exception.toString())
+        return None
     found = set()
     for state in _java_items(loaded.getOperatorStates()):
         if state.getCoordinatorState() is not None or any(s.hasState() for s in _java_items(state.getStates())):
@@ -152,11 +161,8 @@ def check_restore_operators(restore_path: str | None, operators: dict[str, str])
     ids) does not have (module docstring)."""
     if not restore_path:
         return
-    try:
-        saved = operators_with_state(restore_path)
-    except Exception as exc:  # noqa: BLE001 - e.g. a format this Flink cannot read: Flink's own restore says so
-        log.warning("--restore %s: its operators were not checked (%s); Flink checks them on restore",
-                    restore_path, str(exc).splitlines()[0][:300])
+    saved = operators_with_state(restore_path)
+    if saved is None:
         return
     missing = sorted(saved - set(operators))
     if not missing:
@@ -172,7 +178,8 @@ def check_restore_operators(restore_path: str | None, operators: dict[str, str])
     raise ConfigError(
         f"--restore {restore_path}: it holds the state of {len(missing)} operator(s) this job does not have: "
         f"{shown}. The job's topology is not the one that wrote it: a different Kinesis stream name (the "
-        "reader keeps its positions under the stream's name), eventbridge.heartbeat.interval.ms changed between "
-        "0 and not 0, another --source, or code that adds or removes an operator. Flink SQL's operators (the "
+        "reader keeps its positions under the stream's name), eventbridge.heartbeat.interval.ms or "
+        "processing.dedup.retention.s changed between 0 and not 0, archive.events.path set or unset, another "
+        "--source, or code that adds or removes an operator. Flink SQL's operators (the "
         "windows, duplicate marking) keep their state under ids hashed from the topology, so skipping what does "
         "not map would drop it. Restore with the settings and code that wrote it, or start without --restore.")

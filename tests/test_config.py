@@ -102,7 +102,7 @@ def test_settings_are_typed_and_validated():
 
 
 def test_a_restore_across_python_execution_modes_is_refused(tmp_path):
-    from flink_jobs.main import check_restore_mode, record_execution_mode, recorded_execution_mode
+    from flink_jobs.restore_points import check_restore_mode, record_execution_mode, recorded_execution_mode
 
     job_dir = tmp_path / "ckpt" / "0123456789abcdef"
     (job_dir / "chk-7").mkdir(parents=True)

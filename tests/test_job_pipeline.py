@@ -166,7 +166,7 @@ def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
         _log(f"run A: savepoint {savepoint}")
         run_a = {"observed": list(observed.events), "dead": read_lines(dead_dir),
                  "late": read_lines(late_dir) if late_dir.exists() else [], "savepoint": savepoint,
-                 "got_all": got_all}
+                 "got_all": got_all, "operators": handle.operators}
     except BaseException:
         try:
             handle.cancel()
@@ -193,7 +193,7 @@ def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
         observed.events = []
         observed.poll(8)
         run_b = {"observed": list(observed.events), "dead": read_lines(dead_dir), "late": read_lines(late_dir),
-                 "restored_from": handle_b.restored_from}
+                 "restored_from": handle_b.restored_from, "operators": handle_b.operators}
     finally:
         handle_b.cancel()
     return {"a": run_a, "b": run_b, "incidents": incidents, "bad": bad, "late": late, "new_bad": new_bad,
@@ -322,10 +322,10 @@ def test_restored_job_resumes_instead_of_rereading(scenario):
 
 
 def test_savepoint_and_checkpoints_record_the_execution_mode(scenario):
-    from flink_jobs.main import EXECUTION_MODE_MARKER, _local_path, recorded_execution_mode
+    from flink_jobs.restore_points import EXECUTION_MODE_MARKER, local_path, recorded_execution_mode
 
     # what a restore in the other mode is refused by (tests/test_config.py)
-    savepoint = _local_path(scenario["a"]["savepoint"])
+    savepoint = local_path(scenario["a"]["savepoint"])
     assert recorded_execution_mode(str(savepoint)) == "thread"
     job_dirs = [d for d in savepoint.parent.parent.iterdir() if d.is_dir() and d.name != "savepoints"]
     assert len(job_dirs) == 2  # run A and run B
@@ -334,17 +334,21 @@ def test_savepoint_and_checkpoints_record_the_execution_mode(scenario):
 
 def test_a_restore_point_the_job_cannot_take_whole_is_refused_naming_what_it_lacks(scenario):
     from flink_jobs.config import ConfigError
-    from flink_jobs.restore_points import OPERATORS_MARKER, _local_path, check_restore_operators, operators_with_state
+    from flink_jobs.restore_points import OPERATORS_MARKER, check_restore_operators, local_path, operators_with_state
 
     savepoint = scenario["a"]["savepoint"]
-    operators = json.loads((_local_path(savepoint) / OPERATORS_MARKER).read_text())   # run A's job graph
+    operators = json.loads((local_path(savepoint) / OPERATORS_MARKER).read_text())   # run A's job graph
+    assert operators == scenario["a"]["operators"]
     stateful = operators_with_state(savepoint)
     # What the check guards: the SQL windows and duplicate marking hold state, keyed by topology-hashed ids.
     assert any("WindowAggregate" in operators[i] for i in stateful)
     assert any("OverAggregate" in operators[i] for i in stateful)
-    check_restore_operators(savepoint, operators)    # run B took it (with its metrics off: same operators)
+    # Run B, with its CloudWatch metrics off, had the same operators, and took the savepoint whole.
+    assert set(scenario["b"]["operators"]) == set(operators)
+    check_restore_operators(savepoint, scenario["b"]["operators"])
     lacking = {i: name for i, name in operators.items() if name != "editor-correlator"}
-    with pytest.raises(ConfigError, match="1 operator.*editor-correlator.*start without --restore"):
+    with pytest.raises(ConfigError, match=r"state of 1 operator\(s\) this job does not have: editor-correlator\. "
+                                          r".*start without --restore"):
         check_restore_operators(savepoint, lacking)
 
 
