@@ -12,11 +12,12 @@ stack trace from the submission, or worse:
 * **Operators whose state has nowhere to go.** Flink keys each operator's state by an id.
   Ours (sources, Python operators, sinks) set theirs (`uid`), but the ids of Flink SQL's
   operators (duplicate marking, the windows) are hashed from the job's topology: add or remove
-  one operator and most of them change: when the CloudWatch branch was built only with the
-  metrics on, 68 of the 92 operator ids of the job graph (`--source kinesis-local`, parallelism 2,
-  ids as `job_graph_operators` reads them, 0da485c) differed between on and off (2026-12-06). Flink then refuses the restore, and skipping what does not
-  map (its allowNonRestoredState) would drop the windows and the duplicate marking while the
-  Kinesis positions restore: the records of the open windows would be lost. So a restore point
+  one operator and most of them change. When the CloudWatch branch was built only with the
+  metrics on, 68 of the 92 operator ids of the job graph (`--source kinesis-local`, parallelism
+  2, ids as `job_graph_operators` reads them, 0da485c) differed between on and off (2026-12-06).
+  Flink then refuses the restore, and skipping what does not map (its allowNonRestoredState)
+  would drop the windows and the duplicate marking while the Kinesis positions restore: the
+  records of the open windows would be lost. So a restore point
   holding state for an operator the job lacks is refused here, naming the operators (the client
   records each job's operator names, OPERATORS_MARKER) and what changes a topology.
   tests/test_job_plan.py checks that no operational setting does.

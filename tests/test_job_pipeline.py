@@ -340,6 +340,7 @@ def test_a_restore_point_the_job_cannot_take_whole_is_refused_naming_what_it_lac
     operators = json.loads((local_path(savepoint) / OPERATORS_MARKER).read_text())   # run A's job graph
     assert operators == scenario["a"]["operators"]
     stateful = operators_with_state(savepoint)
+    assert stateful is not None, "Flink could not read the savepoint's _metadata"
     # What the check guards: the SQL windows and duplicate marking hold state, keyed by topology-hashed ids.
     assert any("WindowAggregate" in operators[i] for i in stateful)
     assert any("OverAggregate" in operators[i] for i in stateful)

@@ -11,7 +11,10 @@ theirs hashed from the job's topology, so no operational setting may add or remo
 """
 from __future__ import annotations
 
+import atexit
 import functools
+import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,7 +22,9 @@ import pytest
 
 pytestmark = [pytest.mark.flink, pytest.mark.timeout(1800)]
 HEARTBEAT_OPERATORS = ('"eventbridge-sink-heartbeat"', '"cloudwatch-metrics-heartbeat"')
-_STATE = Path(tempfile.mkdtemp(prefix="adops-test-job-plan-"))   # planning creates the checkpoint directory
+# Planning creates the checkpoint directory: one per test process, removed when it exits.
+_STATE = Path(tempfile.gettempdir()) / f"adops-test-job-plan-{os.getpid()}"
+atexit.register(shutil.rmtree, _STATE, ignore_errors=True)
 BASE = ("job.parallelism=2", "deadletter.sink=file", "eventbridge.heartbeat.interval.ms=1000",
         f"job.checkpoint.dir={_STATE / 'checkpoints'}", f"deadletter.path={_STATE / 'dead'}")
 
