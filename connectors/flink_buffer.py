@@ -125,6 +125,13 @@ class TextHeartbeats:
                                                     buckets, name, self.heartbeat, Types.STRING()))
         return stream.key_by(lambda value: self.bucket_of(value, buckets), key_type=Types.INT())
 
+    def attach(self, stream: Any, function: "BufferedBatchFunction", buckets: int, heartbeat_interval_ms: int,
+               name: str) -> Any:
+        """`function`, a sink of this class's JSON strings, over `stream` keyed by bucket
+        (`key_by_bucket`); named `name`, which is also its uid: its state's key in savepoints."""
+        return (self.key_by_bucket(stream, buckets, heartbeat_interval_ms, name)
+                .process(function, output_type=Types.STRING()).name(name).uid(name))
+
 
 class BufferedBatchFunction(KeyedProcessFunction):
     """Subclasses implement `element_to_item`, `item_size` and `deliver` (or, for concurrent

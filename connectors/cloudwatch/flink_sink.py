@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
-from pyflink.common import Types
 from pyflink.datastream import DataStream, RuntimeContext
 
 from connectors.cloudwatch.datums import MAX_DATUMS_PER_WINDOW
@@ -113,15 +112,8 @@ def attach_cloudwatch_metrics_sink(
     enabled: bool = True,
 ) -> DataStream:
     """PutMetricData every window item of `items` to `namespace` (module docstring).
-
-    heartbeat_interval_ms > 0 (1000 with unbounded sources) unions a heartbeat item per
-    bucket every interval, so a bucket restored without its flush timer is still flushed
-    (connectors.flink_buffer); leave it at 0 for bounded jobs that must finish.
-    enabled=False: the operator publishes nothing (module docstring)."""
-    return (
-        HEARTBEATS.key_by_bucket(items, buckets, heartbeat_interval_ms, name)
-        .process(CloudWatchMetricsSink(namespace, endpoint_url, region, flush_interval_ms, deadline_s,
-                                       max_in_flight=min(max_in_flight, buckets), enabled=enabled),
-                 output_type=Types.STRING())
-        .name(name).uid(name)
-    )
+    heartbeat_interval_ms: see `TextHeartbeats.key_by_bucket`. enabled=False: the operator
+    publishes nothing (module docstring)."""
+    sink = CloudWatchMetricsSink(namespace, endpoint_url, region, flush_interval_ms, deadline_s,
+                                 max_in_flight=min(max_in_flight, buckets), enabled=enabled)
+    return HEARTBEATS.attach(items, sink, buckets, heartbeat_interval_ms, name)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable
 
-from pyflink.common import Types
 from pyflink.datastream import DataStream, RuntimeContext
 
 from connectors.flink_buffer import BufferedBatchFunction, TextHeartbeats
@@ -144,13 +143,9 @@ def attach_deadletter_kinesis_sink(
     """PutRecords every dead-letter JSON string to `stream_name` (batched <= 500 / 5 MiB, retried
     until `retry_deadline_s`, then written to `fallback_directory`; module docstring).
     heartbeat_interval_ms: see `TextHeartbeats.key_by_bucket`."""
-    sink = HEARTBEATS.key_by_bucket(dead_letters, buckets, heartbeat_interval_ms, name).process(
-        KinesisDeadLetterSink(stream_name, endpoint_url, region, flush_interval_ms, max_batch_records,
-                              retry_deadline_s=retry_deadline_s, fallback_directory=fallback_directory,
-                              name=name),
-        output_type=Types.STRING(),
-    ).name(name).uid(name)
-    return sink
+    sink = KinesisDeadLetterSink(stream_name, endpoint_url, region, flush_interval_ms, max_batch_records,
+                                 retry_deadline_s=retry_deadline_s, fallback_directory=fallback_directory, name=name)
+    return HEARTBEATS.attach(dead_letters, sink, buckets, heartbeat_interval_ms, name)
 
 
 def attach_deadletter_file_sink(
@@ -165,8 +160,5 @@ def attach_deadletter_file_sink(
 ) -> DataStream:
     """Append every dead-letter JSON string to `directory`/dead-letters-<name>-<subtask>.jsonl.
     heartbeat_interval_ms: see `TextHeartbeats.key_by_bucket`."""
-    sink = HEARTBEATS.key_by_bucket(dead_letters, buckets, heartbeat_interval_ms, name).process(
-        FileDeadLetterSink(directory, flush_interval_ms, max_batch_records, name),
-        output_type=Types.STRING(),
-    ).name(name).uid(name)
-    return sink
+    sink = FileDeadLetterSink(directory, flush_interval_ms, max_batch_records, name)
+    return HEARTBEATS.attach(dead_letters, sink, buckets, heartbeat_interval_ms, name)
