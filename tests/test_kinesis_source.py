@@ -325,3 +325,69 @@ def test_shard_discovery_failures_are_logged_not_silent(aws_endpoint, refused_ur
         [recovered] = [r.getMessage() for r in caplog.records]
         assert f"the shards of stream {stream!r} are listed again" in recovered
         assert fan_out._discoveries.n == 1 and len(json.loads(fan_out._groups[0][1])) >= 1
+
+
+class _ValueState:
+    def __init__(self):
+        self.text = None
+
+    def value(self):
+        return self.text
+
+    def update(self, text):
+        self.text = text
+
+
+class _ReaderContext(_RuntimeContext):
+    """What KinesisGroupReader.open uses of a Flink runtime context: its metrics and one ValueState."""
+
+    def __init__(self):
+        self.positions = _ValueState()
+
+    def get_state(self, _descriptor):
+        return self.positions
+
+
+def test_ticks_queued_behind_a_poll_are_answered_by_it(aws_endpoint, kinesis, new_stream):
+    """Ticks come at a fixed rate; while a poll is slower than the interval they queue in front of
+    the reader, and a checkpoint barrier waits behind them. A tick made before the last poll began
+    is answered by that poll: no GetRecords, nothing emitted, nothing lost. A tick made after it
+    began still polls, and so does any tick once a poll interval has passed since the last poll."""
+    from connectors.kinesis.flink_source import KinesisGroupReader, ShardFanOut
+
+    def put(values):
+        kinesis.put_records(StreamName=stream, Records=[
+            {"Data": json.dumps({"v": v}).encode(), "PartitionKey": str(v)} for v in values])
+
+    def payloads(rows):
+        return [json.loads(row[0])["v"] for row in rows if row[0]]
+
+    stream = new_stream(1)
+    put(range(5))
+    fan_out = ShardFanOut(stream, aws_endpoint.url, "us-east-1", shard_discovery_interval_ms=60_000,
+                          max_parallelism=128)
+    fan_out.open(_RuntimeContext())
+    reader = KinesisGroupReader(stream, aws_endpoint.url, "us-east-1", "TRIM_HORIZON", 1000, "metrics",
+                                poll_interval_ms=2000)
+    reader.open(_ReaderContext())
+    get_records = []
+    reader._client.meta.events.register("before-send.kinesis.GetRecords", lambda **_: get_records.append(1))
+
+    [tick] = fan_out.process_element(None, None)
+    queued = [tick] * 3                                # made at the same time, waiting behind it
+    time.sleep(0.01)                                   # the poll begins after the ticks were made
+    assert payloads(reader.process_element(tick, None)) == [0, 1, 2, 3, 4]
+    polls = len(get_records)
+    put([5, 6])
+    for queued_tick in queued:
+        assert list(reader.process_element(queued_tick, None)) == []
+    assert len(get_records) == polls and reader._counters["answeredTicks"].n == 3
+
+    time.sleep(0.01)
+    [fresh] = fan_out.process_element(None, None)      # made after the poll began: polls
+    assert payloads(reader.process_element(fresh, None)) == [5, 6]
+    assert len(get_records) > polls and reader._counters["answeredTicks"].n == 3
+
+    put([7])
+    time.sleep(2.1)                                    # a poll interval after the last poll
+    assert payloads(reader.process_element(tick, None)) == [7]   # an old tick polls again
