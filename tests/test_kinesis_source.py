@@ -349,10 +349,13 @@ class _ReaderContext(_RuntimeContext):
 
 
 def test_ticks_queued_behind_a_poll_are_answered_by_it(aws_endpoint, kinesis, new_stream):
-    """Ticks come at a fixed rate; while a poll is slower than the interval they queue in front of
-    the reader, and a checkpoint barrier waits behind them. A tick made before the last poll began
-    is answered by that poll: no GetRecords, nothing emitted, nothing lost. A tick made after it
-    began still polls, and so does any tick once a poll interval has passed since the last poll."""
+    """Ticks come at a fixed rate; while polls are slower than the interval they queue in front of
+    the reader. A tick made more than a poll interval before the last poll began is answered by
+    that poll: no GetRecords, nothing emitted, nothing lost. A tick made later (or stamped by a
+    fan-out clock less than an interval behind) still polls, and so does any tick once a poll
+    interval has passed since the last poll ended."""
+    from pyflink.common import Row
+
     from connectors.kinesis.flink_source import KinesisGroupReader, ShardFanOut
 
     def put(values):
@@ -362,32 +365,36 @@ def test_ticks_queued_behind_a_poll_are_answered_by_it(aws_endpoint, kinesis, ne
     def payloads(rows):
         return [json.loads(row[0])["v"] for row in rows if row[0]]
 
+    def made_before_the_poll(tick, ms):
+        return Row(tick[0], tick[1], tick[2], reader._poll_started_ms[tick[0]] - ms)
+
+    interval_ms = 3000
     stream = new_stream(1)
     put(range(5))
     fan_out = ShardFanOut(stream, aws_endpoint.url, "us-east-1", shard_discovery_interval_ms=60_000,
                           max_parallelism=128)
     fan_out.open(_RuntimeContext())
     reader = KinesisGroupReader(stream, aws_endpoint.url, "us-east-1", "TRIM_HORIZON", 1000, "metrics",
-                                poll_interval_ms=2000)
+                                poll_interval_ms=interval_ms)
     reader.open(_ReaderContext())
     get_records = []
     reader._client.meta.events.register("before-send.kinesis.GetRecords", lambda **_: get_records.append(1))
 
     [tick] = fan_out.process_element(None, None)
-    queued = [tick] * 3                                # made at the same time, waiting behind it
-    time.sleep(0.01)                                   # the poll begins after the ticks were made
     assert payloads(reader.process_element(tick, None)) == [0, 1, 2, 3, 4]
     polls = len(get_records)
     put([5, 6])
-    for queued_tick in queued:
-        assert list(reader.process_element(queued_tick, None)) == []
+    for age_ms in (interval_ms, interval_ms + 1, 60_000):      # queued while that poll ran
+        assert list(reader.process_element(made_before_the_poll(tick, age_ms), None)) == []
     assert len(get_records) == polls and reader._counters["answeredTicks"].n == 3
 
-    time.sleep(0.01)
-    [fresh] = fan_out.process_element(None, None)      # made after the poll began: polls
-    assert payloads(reader.process_element(fresh, None)) == [5, 6]
+    # Stamped less than an interval before the poll began (a fan-out clock behind the reader's): polls.
+    assert payloads(reader.process_element(made_before_the_poll(tick, interval_ms // 2), None)) == [5, 6]
     assert len(get_records) > polls and reader._counters["answeredTicks"].n == 3
 
     put([7])
-    time.sleep(2.1)                                    # a poll interval after the last poll
-    assert payloads(reader.process_element(tick, None)) == [7]   # an old tick polls again
+    old = made_before_the_poll(tick, 60_000)
+    assert list(reader.process_element(old, None)) == []          # answered by the poll just made
+    reader._poll_ended[tick[0]] -= interval_ms / 1000              # ... a poll interval ago: polls
+    assert payloads(reader.process_element(old, None)) == [7]
+    assert reader._counters["answeredTicks"].n == 4

@@ -9,7 +9,7 @@ Topology (all unbounded, all checkpointable):
       → KinesisGroupReader (KeyedProcessFunction, parallelism = env's):
         ValueState = the group's shard positions (sequence numbers, finished flags);
         each tick = one GetRecords per readable shard of the group (connectors.kinesis.poller),
-        unless a poll that began after the tick was made has answered it
+        unless a poll that began after the tick was made has answered it (_answered)
       → Row(payload, partition_key, shard_id, sequence_number, arrival_ms)
         + side output INVALID_ENCODING_TAG: dead-letter JSON for non-UTF-8 Data
 
@@ -296,8 +296,7 @@ class KinesisGroupReader(KeyedProcessFunction):
         # while a slow poll runs; without this, the queued ticks would fire a burst of
         # empty GetRecords once caught up (and AWS allows 5 per second per shard).
         self._idle_since: dict[str, float] = {}
-        # key -> wall ms at the start of its last poll, and monotonic time at its end: a tick
-        # that predates a poll which ended less than a poll interval ago is skipped (_answered).
+        # key -> wall ms at the start of its last poll, and monotonic time at its end (_answered).
         self._poll_started_ms: dict[str, int] = {}
         self._poll_ended: dict[str, float] = {}
         group = runtime_context.get_metrics_group().add_group("kinesis")
@@ -341,23 +340,23 @@ class KinesisGroupReader(KeyedProcessFunction):
         return reader
 
     def _answered(self, key: str, tick_ms: int) -> bool:
-        """Whether a poll has already answered this tick: one started after the tick was made and
-        ended less than a poll interval ago.
+        """Whether a later poll has already answered this tick: one that began more than a poll
+        interval after the tick was made and ended less than a poll interval ago.
 
         Ticks come at a fixed rate, so while polls are slower than the interval (a loaded
-        machine, a slow endpoint, a downstream that holds the records back) they queue in
-        front of this operator, each queued tick made one more GetRecords, and a checkpoint
-        barrier waited behind the queue. A tick made before the last poll began asks for
-        nothing that poll did not read, so it is dropped at once (metric `answeredTicks`); the
-        first tick made after the poll began still polls, so a slow reader polls back to back,
-        as fast as before. In two `make run`s on a loaded machine (2026-12-06), 362-391 of each
-        subtask's 400-405 ticks were answered this way. What still holds a barrier back is the
-        poll in progress: its records go through the parse chained behind this operator
-        (connectors/kinesis/README.md, "Ticks"). The interval bound keeps a reader whose
-        fan-out's clock runs behind its own polling at least once per poll interval.
+        machine, a slow endpoint, a downstream that holds the records back) they queue in front
+        of this operator, and each queued tick made one more GetRecords. A tick asks for a poll
+        after it; once one has begun, dropping the tick loses nothing: what that poll left
+        unread (its records limit, a throttled or paced shard) is read by the next tick, at most
+        a poll interval after the poll ended. So the queue drains at once (metric
+        `answeredTicks`), and a slow reader still polls back to back: the ticks made during a
+        poll are not answered by it. The tick's time is the fan-out's clock and the poll's the
+        reader's; the one-interval margin keeps a skew smaller than the interval from dropping
+        a tick made after the poll began. Measured in `make run`: connectors/kinesis/README.md,
+        "Ticks".
         """
         started = self._poll_started_ms.get(key)
-        return (started is not None and tick_ms < started
+        return (started is not None and tick_ms + self.poll_interval_ms <= started
                 and (time.monotonic() - self._poll_ended.get(key, float("-inf"))) * 1000 < self.poll_interval_ms)
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context):
