@@ -353,7 +353,8 @@ def test_ticks_queued_behind_a_poll_are_answered_by_it(aws_endpoint, kinesis, ne
     the reader. A tick made more than a poll interval before the last poll began is answered by
     that poll: no GetRecords, nothing emitted, nothing lost. A tick made later (or stamped by a
     fan-out clock less than an interval behind) still polls, and so does any tick once a poll
-    interval has passed since the last poll ended."""
+    interval has passed since the last poll ended. After a poll that read nothing, every tick
+    waits for the interval."""
     from pyflink.common import Row
 
     from connectors.kinesis.flink_source import KinesisGroupReader, ShardFanOut
@@ -366,7 +367,7 @@ def test_ticks_queued_behind_a_poll_are_answered_by_it(aws_endpoint, kinesis, ne
         return [json.loads(row[0])["v"] for row in rows if row[0]]
 
     def made_before_the_poll(tick, ms):
-        return Row(tick[0], tick[1], tick[2], reader._poll_started_ms[tick[0]] - ms)
+        return Row(tick[0], tick[1], tick[2], reader._last_poll[tick[0]][0] - ms)
 
     interval_ms = 3000
     stream = new_stream(1)
@@ -395,6 +396,15 @@ def test_ticks_queued_behind_a_poll_are_answered_by_it(aws_endpoint, kinesis, ne
     put([7])
     old = made_before_the_poll(tick, 60_000)
     assert list(reader.process_element(old, None)) == []          # answered by the poll just made
-    reader._poll_ended[tick[0]] -= interval_ms / 1000              # ... a poll interval ago: polls
+    began_ms, ended, read_nothing = reader._last_poll[tick[0]]     # ... a poll interval ago: polls
+    reader._last_poll[tick[0]] = (began_ms, ended - interval_ms / 1000, read_nothing)
     assert payloads(reader.process_element(old, None)) == [7]
+    assert reader._counters["answeredTicks"].n == 4
+
+    # Caught up: a poll that reads nothing paces the next ticks for an interval (no burst of empty calls).
+    [fresh] = fan_out.process_element(None, None)
+    assert payloads(reader.process_element(fresh, None)) == []
+    calls = len(get_records)
+    [fresh] = fan_out.process_element(None, None)
+    assert list(reader.process_element(fresh, None)) == [] and len(get_records) == calls
     assert reader._counters["answeredTicks"].n == 4

@@ -9,7 +9,7 @@ Topology (all unbounded, all checkpointable):
       → KinesisGroupReader (KeyedProcessFunction, parallelism = env's):
         ValueState = the group's shard positions (sequence numbers, finished flags);
         each tick = one GetRecords per readable shard of the group (connectors.kinesis.poller),
-        unless a poll that began after the tick was made has answered it (_answered)
+        unless the group's last poll leaves the tick nothing to do (_skipped_tick)
       → Row(payload, partition_key, shard_id, sequence_number, arrival_ms)
         + side output INVALID_ENCODING_TAG: dead-letter JSON for non-UTF-8 Data
 
@@ -253,7 +253,7 @@ class ShardFanOut(ProcessFunction):
         if not self._groups or (now - self._discovered_at) * 1000 >= self.shard_discovery_interval_ms:
             self._discovered_at = now
             self._discover()
-        # The tick's wall time rides along: KinesisGroupReader skips a tick a poll has already answered.
+        # The tick's wall time rides along: KinesisGroupReader drops a tick a poll has already answered.
         tick_ms = int(time.time() * 1000)
         for group_key, shards_json in self._groups:
             yield Row(group_key, shards_json, self._discovered_at_ms, tick_ms)
@@ -292,13 +292,9 @@ class KinesisGroupReader(KeyedProcessFunction):
         self._readers: dict[str, tuple[StreamReader, str | None]] = {}
         self._metrics = PollerMetrics()
         self._reported = PollerMetrics()
-        # key -> monotonic time of its last poll that came back empty. Ticks queue up
-        # while a slow poll runs; without this, the queued ticks would fire a burst of
-        # empty GetRecords once caught up (and AWS allows 5 per second per shard).
-        self._idle_since: dict[str, float] = {}
-        # key -> wall ms at the start of its last poll, and monotonic time at its end (_answered).
-        self._poll_started_ms: dict[str, int] = {}
-        self._poll_ended: dict[str, float] = {}
+        # key -> its last poll: wall ms when it began, monotonic time when it ended, whether it
+        # read nothing (_skipped_tick).
+        self._last_poll: dict[str, tuple[int, float, bool]] = {}
         group = runtime_context.get_metrics_group().add_group("kinesis")
         self._counters = {
             name: group.counter(name)
@@ -339,39 +335,44 @@ class KinesisGroupReader(KeyedProcessFunction):
         self._readers[key] = (reader, stored)
         return reader
 
-    def _answered(self, key: str, tick_ms: int) -> bool:
-        """Whether a later poll has already answered this tick: one that began more than a poll
-        interval after the tick was made and ended less than a poll interval ago.
+    def _skipped_tick(self, key: str, tick_ms: int) -> bool:
+        """Whether the group's last poll, which ended less than a poll interval ago, leaves this
+        tick nothing to do, so it is dropped without a GetRecords.
 
         Ticks come at a fixed rate, so while polls are slower than the interval (a loaded
         machine, a slow endpoint, a downstream that holds the records back) they queue in front
-        of this operator, and each queued tick made one more GetRecords. A tick asks for a poll
-        after it; once one has begun, dropping the tick loses nothing: what that poll left
-        unread (its records limit, a throttled or paced shard) is read by the next tick, at most
-        a poll interval after the poll ended. So the queue drains at once (metric
-        `answeredTicks`), and a slow reader still polls back to back: the ticks made during a
-        poll are not answered by it. The tick's time is the fan-out's clock and the poll's the
-        reader's; the one-interval margin keeps a skew smaller than the interval from dropping
-        a tick made after the poll began. Measured in `make run`: connectors/kinesis/README.md,
-        "Ticks".
+        of this operator. Two cases:
+
+        * the last poll read nothing: the group is caught up, and the queued ticks would fire a
+          burst of empty GetRecords (AWS allows 5 per second per shard);
+        * the last poll began more than a poll interval after the tick was made: it answered the
+          tick (metric `answeredTicks`). What it left unread (its records limit, a throttled or
+          paced shard) is read by the next tick, so the queue drains at once and a slow reader
+          still polls back to back: the ticks made during a poll are not answered by it. The
+          tick's time is the fan-out's clock and the poll's the reader's; the one-interval
+          margin keeps a skew smaller than the interval from dropping a tick made after the
+          poll began. Measured in `make run`: connectors/kinesis/README.md, "Ticks".
+
+        Either way the next tick after the interval polls.
         """
-        started = self._poll_started_ms.get(key)
-        return (started is not None and tick_ms + self.poll_interval_ms <= started
-                and (time.monotonic() - self._poll_ended.get(key, float("-inf"))) * 1000 < self.poll_interval_ms)
+        last = self._last_poll.get(key)
+        if last is None or (time.monotonic() - last[1]) * 1000 >= self.poll_interval_ms:
+            return False
+        began_ms, _, read_nothing = last
+        if read_nothing:
+            return True
+        if tick_ms + self.poll_interval_ms <= began_ms:
+            self._counters["answeredTicks"].inc()
+            return True
+        return False
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context):
         key = value[0]
-        idle_since = self._idle_since.get(key)
-        if idle_since is not None and (time.monotonic() - idle_since) * 1000 < self.poll_interval_ms:
+        if self._skipped_tick(key, value[3]):
             return
-        if self._answered(key, value[3]):
-            self._counters["answeredTicks"].inc()
-            return
-        self._poll_started_ms[key] = int(time.time() * 1000)
-        try:
-            yield from self._poll(key, value)
-        finally:
-            self._poll_ended[key] = time.monotonic()
+        began_ms = int(time.time() * 1000)
+        read = yield from self._poll(key, value)
+        self._last_poll[key] = (began_ms, time.monotonic(), not read)
 
     def _poll(self, key: str, value: Row):
         reader = self._reader_for(key)
@@ -391,10 +392,6 @@ class KinesisGroupReader(KeyedProcessFunction):
             alignment.publish(reader.shard_event_ms, {
                 sid: active and not reader.positions.get(sid, ShardPosition(sid)).finished
                 for sid, active in reader.shard_active.items()})
-        if records:
-            self._idle_since.pop(key, None)
-        else:
-            self._idle_since[key] = time.monotonic()
         self._awaited_parents[key] = self._parents_awaiting_children(key, reader)
         floor = self._watermark_floor_ms()
         for record in records:
@@ -420,6 +417,7 @@ class KinesisGroupReader(KeyedProcessFunction):
             self._positions.update(text)
             self._readers[key] = (reader, text)
         self._report_metrics()
+        return bool(records)
 
     def _parents_awaiting_children(self, key: str, reader: StreamReader) -> list[str]:
         """Shards of this group that have ended while their children are not known yet (for at
