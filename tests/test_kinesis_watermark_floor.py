@@ -114,3 +114,24 @@ def test_a_split_parent_holds_the_floor_until_its_children_are_known_and_they_in
     assert faults.injected
     assert all(reader.shard_event_ms[c] == parent_ms for c in children)
     assert reader.lagging_event_ms() == parent_ms
+
+
+def test_a_large_batch_is_timed_by_the_median_of_an_even_sample(aws_client, unique_name, monkeypatch):
+    """A 1,000-record batch: its event time is the median of EVENT_TIME_SAMPLE payloads spread over
+    it (each payload parsed in Python costs), still a time the shard has reached, near the whole
+    batch's median, and not moved by a few far-ahead records."""
+    from connectors.kinesis import poller
+
+    kinesis = aws_client("kinesis")
+    stream = unique_name("floor-sample")
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    _put(kinesis, stream, SHARD_0_HASH, BASE_MS, 990, 1_000)
+    _put(kinesis, stream, SHARD_0_HASH, BASE_MS + 12 * 3_600_000, 10, 1_000)  # ten records 12 h ahead
+    parsed = []
+    monkeypatch.setattr(poller, "payload_event_time_ms",
+                        lambda payload, parse=poller.payload_event_time_ms: parsed.append(1) or parse(payload))
+    reader = _reader(aws_client, stream, max_records_per_call=1_000)
+    assert len(reader.poll_once()) == 1_000
+    assert len(parsed) <= poller.EVENT_TIME_SAMPLE
+    whole_batch_median_ms = BASE_MS + 499 * 1_000
+    assert abs(reader.shard_event_ms["shardId-000000000000"] - whole_batch_median_ms) <= 20 * 1_000
