@@ -24,6 +24,7 @@ from connectors.kinesis.poller import (
     StreamReader,
     group_by_lineage,
     list_shards,
+    parse_records_before_botocore,
     positions_from_text,
     positions_to_text,
 )
@@ -67,7 +68,7 @@ def _assert_exactly_once_in_key_order(records, expected, keys=17):
 
 
 def _reader(aws_client, stream, start="TRIM_HORIZON", **kwargs):
-    client = aws_client("kinesis", raw_timestamps=True)
+    client = parse_records_before_botocore(aws_client("kinesis", raw_timestamps=True))   # as the job's reader
     kwargs.setdefault("backoff", ExponentialBackoff(base_s=0.005, cap_s=0.02))
     reader = StreamReader(client, stream, start, **kwargs)
     reader.discover()
@@ -283,6 +284,67 @@ def test_moto_get_records_fastpath_answers_exactly_like_moto(in_process_moto, un
     assert sum(len(r["Records"]) for r in plain) == 701
     # Iterators encode the position, so they match too; MillisBehindLatest is computed the same way.
     assert fast == plain
+
+
+def test_the_readers_record_parsing_gives_what_botocore_gives(aws_client, kinesis, new_stream):
+    """reader_client's GetRecords answers equal botocore's own parse of the same answers: records with
+    Data as bytes (one not UTF-8), an empty answer at the tip, a 200 body the hook does not understand
+    (a record without Data: left to botocore), and a service error (left to botocore's ClientError)."""
+    stream = new_stream(2)
+    _put(kinesis, stream, 0, 300)
+    kinesis.put_record(StreamName=stream, Data=b'{"n": 300, "raw": "\xff"}', PartitionKey="k0")
+    plain = aws_client("kinesis", raw_timestamps=True)
+    parsed_first = parse_records_before_botocore(aws_client("kinesis", raw_timestamps=True))
+    hook_records = []
+    parsed_first.meta.events.register(   # registered after the hook: sees what it handed to botocore
+        "before-parse.kinesis.GetRecords",
+        lambda customized_response_dict, **_: hook_records.append(len(customized_response_dict.get("Records", ()))))
+
+    def answers(client, iterators):
+        out = []
+        for iterator in iterators:
+            for _ in range(3):   # 200 records, the rest, then nothing (at the tip)
+                response = client.get_records(ShardIterator=iterator, Limit=200)
+                out.append({k: v for k, v in response.items() if k != "ResponseMetadata"})
+                iterator = response["NextShardIterator"]
+        return out
+
+    iterators = [kinesis.get_shard_iterator(StreamName=stream, ShardId=shard.shard_id,
+                                            ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+                 for shard in list_shards(kinesis, stream)]
+    expected = answers(plain, iterators)
+    assert answers(parsed_first, iterators) == expected
+    assert sum(len(a["Records"]) for a in expected) == 301 and any(not a["Records"] for a in expected)
+    assert b"\xff" in b"".join(r["Data"] for a in expected for r in a["Records"])
+    assert sum(hook_records) == 301, "the records did not come from the hook"
+
+    def injected(status, body):
+        def answer(request, **_):
+            class Raw:
+                def stream(self, **_):
+                    yield json.dumps(body).encode()
+
+            return AWSResponse(request.url, status, {"Content-Type": "application/x-amz-json-1.1",
+                                                     "x-amzn-RequestId": "injected"}, Raw())
+        return answer
+
+    no_data = {"Records": [{"PartitionKey": "k", "SequenceNumber": "1"}], "NextShardIterator": "i",
+               "MillisBehindLatest": 0}
+    error = {"__type": "ExpiredIteratorException", "message": "injected"}
+    for status, body in ((200, no_data), (400, error)):
+        outcomes = []
+        for client in (plain, parsed_first):
+            handler = injected(status, body)
+            client.meta.events.register("before-send.kinesis.GetRecords", handler)
+            try:
+                response = client.get_records(ShardIterator=iterators[0])
+                outcomes.append({k: v for k, v in response.items() if k != "ResponseMetadata"})
+            except client.exceptions.ExpiredIteratorException as exc:
+                outcomes.append(exc.response["Error"])
+            finally:
+                client.meta.events.unregister("before-send.kinesis.GetRecords", handler)
+        assert outcomes[0] == outcomes[1], (status, outcomes)
+    assert outcomes[0]["Code"] == "ExpiredIteratorException"
 
 
 class _MetricsGroup:

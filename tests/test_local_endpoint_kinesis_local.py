@@ -11,7 +11,8 @@ from collections import defaultdict
 import boto3
 import pytest
 
-from connectors.kinesis.poller import StreamReader, positions_from_text
+from connectors.aws import make_client
+from connectors.kinesis.poller import StreamReader, positions_from_text, reader_client
 from deploy.local.kinesis_local import KinesisLocalNotInstallable, start_kinesis_local
 
 pytestmark = pytest.mark.aws
@@ -36,6 +37,14 @@ def kinesis(request, aws_endpoint):
                         aws_access_key_id="test", aws_secret_access_key="test")
 
 
+def _reader(kinesis, stream: str, **kwargs) -> StreamReader:
+    """A reader on the job's client (connectors.kinesis.poller.reader_client) for the same endpoint."""
+    reader = StreamReader(reader_client(endpoint_url=kinesis.meta.endpoint_url, region="us-east-1", max_attempts=3),
+                          stream, "TRIM_HORIZON", **kwargs)
+    reader.discover()
+    return reader
+
+
 def _active_stream(kinesis, shards: int) -> str:
     name = f"impl-{uuid.uuid4().hex[:8]}"
     kinesis.create_stream(StreamName=name, ShardCount=shards)
@@ -57,8 +66,7 @@ def _put(kinesis, stream: str, start: int, count: int, keys: int = 13) -> None:
 def test_reader_gets_every_record_once_in_per_key_order(kinesis):
     stream = _active_stream(kinesis, shards=2)
     _put(kinesis, stream, 0, 600)
-    reader = StreamReader(kinesis, stream, "TRIM_HORIZON")
-    reader.discover()
+    reader = _reader(kinesis, stream)
     records = reader.read_available()
     values = [json.loads(r.payload) for r in records]
     assert sorted(v["n"] for v in values) == list(range(600))
@@ -72,13 +80,11 @@ def test_reader_gets_every_record_once_in_per_key_order(kinesis):
 def test_reader_resumes_from_saved_positions_without_rereading(kinesis):
     stream = _active_stream(kinesis, shards=2)
     _put(kinesis, stream, 0, 300)
-    first = StreamReader(kinesis, stream, "TRIM_HORIZON")
-    first.discover()
+    first = _reader(kinesis, stream)
     got = first.read_available()
     saved = first.positions_text()
     _put(kinesis, stream, 300, 200)
-    resumed = StreamReader(kinesis, stream, "TRIM_HORIZON", positions=positions_from_text(saved))
-    resumed.discover()
+    resumed = _reader(kinesis, stream, positions=positions_from_text(saved))
     more = resumed.read_available()
     assert sorted(json.loads(r.payload)["n"] for r in got) == list(range(300))
     assert sorted(json.loads(r.payload)["n"] for r in more) == list(range(300, 500))
@@ -87,8 +93,7 @@ def test_reader_resumes_from_saved_positions_without_rereading(kinesis):
 def test_reader_crosses_a_shard_split_without_loss_or_duplicates(kinesis):
     stream = _active_stream(kinesis, shards=1)
     _put(kinesis, stream, 0, 200)
-    reader = StreamReader(kinesis, stream, "TRIM_HORIZON")
-    reader.discover()
+    reader = _reader(kinesis, stream)
     got = reader.read_available()
     kinesis.split_shard(StreamName=stream, ShardToSplit="shardId-000000000000", NewStartingHashKey=str(2**127))
     deadline = time.monotonic() + 20
@@ -100,3 +105,19 @@ def test_reader_crosses_a_shard_split_without_loss_or_duplicates(kinesis):
     got += reader.read_available()
     numbers = [json.loads(r.payload)["n"] for r in got]
     assert sorted(numbers) == list(range(400)), f"{400 - len(set(numbers))} lost, {len(numbers) - len(set(numbers))} duplicated"
+
+
+def test_the_readers_record_parsing_gives_what_botocore_gives(kinesis):
+    """The reader's client parses GetRecords' records itself (poller.reader_client): the same records
+    as botocore's own parse with the same options, on both implementations."""
+    stream = _active_stream(kinesis, shards=1)
+    _put(kinesis, stream, 0, 120)
+    kinesis.put_record(StreamName=stream, Data=b'{"n": 120, "raw": "\xff"}', PartitionKey="k0")
+    iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId="shardId-000000000000",
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    url = kinesis.meta.endpoint_url
+    answers = [client.get_records(ShardIterator=iterator, Limit=200)["Records"]
+               for client in (make_client("kinesis", endpoint_url=url, region="us-east-1", raw_timestamps=True),
+                              reader_client(endpoint_url=url, region="us-east-1"))]
+    assert len(answers[0]) == 121 and answers[0][-1]["Data"].endswith(b'"\xff"}')
+    assert answers[1] == answers[0]

@@ -77,6 +77,7 @@ from connectors.kinesis.poller import (
     list_shards,
     positions_from_text,
     positions_to_text,
+    reader_client,
 )
 
 log = logging.getLogger(__name__)
@@ -277,13 +278,10 @@ class KinesisGroupReader(KeyedProcessFunction):
         self.alignment_max_ahead_ms = alignment_max_ahead_ms
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        from connectors.aws import make_client
-
         # A 10,000-record GetRecords can take seconds on a loaded local endpoint; a read
         # timeout would only make the server do the same work again.
-        self._client = make_client("kinesis", endpoint_url=self.endpoint_url, region=self.region,
-                                   max_attempts=1, max_pool_connections=4, read_timeout_s=30,
-                                   raw_timestamps=True)
+        self._client = reader_client(endpoint_url=self.endpoint_url, region=self.region,
+                                     max_attempts=1, max_pool_connections=4, read_timeout_s=30)
         self._positions = runtime_context.get_state(
             ValueStateDescriptor("kinesis-shard-positions", Types.STRING())
         )
