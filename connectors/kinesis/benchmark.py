@@ -14,11 +14,15 @@ process unless `endpoint_url` is given):
    ceiling the endpoint + boto3 allow for one sequential reader, and how much of
    it is spent inside GetRecords (server + HTTP + response parsing).
 2. `flink`: the PyFlink job `kinesis_payload_table` (watermark on, as the job
-   uses it) → `to_data_stream` → a counting Python map, parallelism N. The rate
-   is records / (time the last record reached the counter − time the first
-   did), so job start-up is excluded. The counter sits behind a Java operator
-   (the watermark assigner), so records pay the Python→Java→Python trip: a
-   conservative figure for a job that continues in SQL.
+   uses it), continued in SQL as the job continues: a filter on the sequence
+   number lets only each shard's first and last record through to a Python map
+   that writes the time they arrived, parallelism N. The rate is records / (time
+   the last record arrived − time the first did), so job start-up is excluded.
+3. `flink_python_map`: the same job with every record taken to that Python map
+   (`to_data_stream` → map): what this figure was until 2026-12-06. Each record
+   then pays a Java → Python crossing and a Python call that no job operator
+   makes (the job parses in SQL); in thread mode that map shares the one
+   interpreter with the readers, so it measures the map as much as the reader.
 
 The stream is filled before the job starts (a backlog read from TRIM_HORIZON),
 which measures read capacity, not a producer's rate.
@@ -33,17 +37,16 @@ import shutil
 import sys
 import tempfile
 import time
-from collections import Counter
 from typing import Any
 
 from connectors.aws import make_client
-from connectors.kinesis.poller import StreamReader
+from connectors.kinesis.poller import StreamReader, reader_client
 from connectors.flink_runtime import execution_mode_options, subtask_index
 
 
-def _fill_stream(kinesis: Any, stream: str, records: int) -> Counter:
-    """Put metric-like records; returns how many landed on each shard."""
-    per_shard: Counter = Counter()
+def _fill_stream(kinesis: Any, stream: str, records: int) -> dict[str, list]:
+    """Put metric-like records; returns each shard's [count, first sequence number, last sequence number]."""
+    per_shard: dict[str, list] = {}
     base_ms = 1_793_527_200_000
     for start in range(0, records, 500):
         batch = [
@@ -55,12 +58,15 @@ def _fill_stream(kinesis: Any, stream: str, records: int) -> Counter:
         response = kinesis.put_records(StreamName=stream, Records=batch)
         if response.get("FailedRecordCount"):
             raise RuntimeError(f"PutRecords failed for {response['FailedRecordCount']} records")
-        per_shard.update(r["ShardId"] for r in response["Records"])
+        for put in response["Records"]:
+            shard = per_shard.setdefault(put["ShardId"], [0, put["SequenceNumber"], None])
+            shard[0] += 1
+            shard[2] = put["SequenceNumber"]
     return per_shard
 
 
 def _poller_only(endpoint_url: str, stream: str, max_records_per_poll: int) -> dict[str, Any]:
-    client = make_client("kinesis", endpoint_url=endpoint_url, max_attempts=3, raw_timestamps=True)
+    client = reader_client(endpoint_url=endpoint_url, max_attempts=3)   # the job's reader's client
     reader = StreamReader(client, stream, "TRIM_HORIZON", max_records_per_call=max_records_per_poll)
     reader.discover()
     started = time.perf_counter()
@@ -75,25 +81,24 @@ def _poller_only(endpoint_url: str, stream: str, max_records_per_poll: int) -> d
     }
 
 
-class _CountingMap:
-    """Counts records per shard; writes the first-record time and, when a shard's
-    expected count is reached, the completion time (one JSON line per event)."""
+class _ArrivalMap:
+    """Writes the time each shard's first and last record reached it (one JSON line each).
+    Records are told apart by shard and sequence number (a sequence number is unique only within
+    its shard: the embedded endpoint numbers each shard from 1); any other record passes without
+    a write."""
 
-    def __init__(self, progress_dir: str, expected_per_shard: dict[str, int]) -> None:
+    def __init__(self, progress_dir: str, edges: dict[str, tuple[str, str]]) -> None:
         self.progress_dir = progress_dir
-        self.expected_per_shard = expected_per_shard
+        self.edges = {(shard, seq): edge for shard, pair in edges.items() for edge, seq in zip(("first", "last"), pair)}
 
     def open(self, runtime_context: Any) -> None:
         self.subtask = subtask_index(runtime_context)
-        self.counts: Counter = Counter()
         self.log = open(os.path.join(self.progress_dir, f"progress-{self.subtask}.jsonl"), "a")
 
     def map(self, value: Any) -> int:
-        shard = value[1]
-        self.counts[shard] += 1
-        count = self.counts[shard]
-        if count == 1 or count == self.expected_per_shard.get(shard):
-            self.log.write(json.dumps({"shard": shard, "count": count, "t": time.time()}) + "\n")
+        edge = self.edges.get((value[1], value[2]))
+        if edge is not None:
+            self.log.write(json.dumps({"shard": value[1], "edge": edge, "t": time.time()}) + "\n")
             self.log.flush()
         return 0
 
@@ -101,7 +106,11 @@ class _CountingMap:
         self.log.close()
 
 
-def _flink_run(endpoint_url: str, stream: str, expected_per_shard: dict[str, int], *, parallelism: int,
+#: How the read records continue after the Kinesis table: the figures' keys (module docstring).
+DOWNSTREAMS = ("flink", "flink_python_map")
+
+
+def _flink_run(endpoint_url: str, stream: str, per_shard: dict[str, list], *, downstream: str, parallelism: int,
                max_records_per_poll: int, poll_interval_ms: int, bundle_size: int, bundle_time_ms: int,
                timeout_s: float, python_execution_mode: str = "thread") -> dict[str, Any]:
     from pyflink.common import Configuration, Types
@@ -111,9 +120,10 @@ def _flink_run(endpoint_url: str, stream: str, expected_per_shard: dict[str, int
 
     from connectors.kinesis.flink_source import kinesis_payload_table
 
-    class CountingMap(_CountingMap, MapFunction):
+    class ArrivalMap(_ArrivalMap, MapFunction):
         pass
 
+    edges = {shard: (first, last) for shard, (_, first, last) in per_shard.items()}
     progress_dir = tempfile.mkdtemp(prefix="kinesis-bench-")
     config = Configuration()
     # The Python workers must run this interpreter (the venv), not whatever `python` is on PATH.
@@ -131,29 +141,28 @@ def _flink_run(endpoint_url: str, stream: str, expected_per_shard: dict[str, int
         watermark_expr="event_time - INTERVAL '30' SECOND",
         endpoint_url=endpoint_url, poll_interval_ms=poll_interval_ms, max_records_per_poll=max_records_per_poll,
     )
-    rows = t_env.to_data_stream(table.select(col("payload"), col("shard_id")))
-    rows.map(CountingMap(progress_dir, dict(expected_per_shard)), output_type=Types.INT())
+    if downstream == "flink":   # lets through the edges' sequence numbers, of any shard: the map tells them apart
+        table = table.where(col("sequence_number").in_(*(seq for pair in edges.values() for seq in pair)))
+    rows = t_env.to_data_stream(table.select(col("payload"), col("shard_id"), col("sequence_number")))
+    rows.map(ArrivalMap(progress_dir, edges), output_type=Types.INT())
     submitted = time.time()
-    job = env.execute_async("kinesis-throughput")
-    total = sum(expected_per_shard.values())
-    first: dict[str, float] = {}
-    done: dict[str, float] = {}
+    job = env.execute_async(f"kinesis-throughput-{downstream}")
+    total = sum(count for count, _, _ in per_shard.values())
+    arrived: dict[str, dict[str, float]] = {"first": {}, "last": {}}
     try:
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and len(done) < len(expected_per_shard):
+        while time.monotonic() < deadline and len(arrived["last"]) < len(per_shard):
             time.sleep(0.5)
             for path in glob.glob(os.path.join(progress_dir, "progress-*.jsonl")):
                 with open(path) as handle:
                     for line in handle:
                         event = json.loads(line)
-                        if event["count"] == 1:
-                            first.setdefault(event["shard"], event["t"])
-                        if event["count"] == expected_per_shard[event["shard"]]:
-                            done[event["shard"]] = event["t"]
+                        arrived[event["edge"]].setdefault(event["shard"], event["t"])
     finally:
         job.cancel().result()
         shutil.rmtree(progress_dir, ignore_errors=True)
-    if len(done) < len(expected_per_shard):
+    first, done = arrived["first"], arrived["last"]
+    if len(done) < len(per_shard) or len(first) < len(per_shard):
         return {"completed": False, "shards_completed": len(done), "timeout_s": timeout_s}
     span = max(done.values()) - min(first.values())
     return {
@@ -187,7 +196,8 @@ def measure_kinesis_throughput(
 ) -> dict[str, Any]:
     """Fill a fresh stream with `records` records over `shards` shards and measure the read rates.
 
-    Returns {"poller_only": {...}, "flink": {...}, "setup": {...}}; see the module docstring.
+    Returns {"poller_only": {...}, "flink": {...}, "flink_python_map": {...}, "setup": {...}}; see the module
+    docstring.
     """
     endpoint = None
     if endpoint_url is None:
@@ -205,16 +215,18 @@ def measure_kinesis_throughput(
         per_shard = _fill_stream(kinesis, stream, records)
         fill_seconds = time.perf_counter() - started
         poller = _poller_only(endpoint_url, stream, max_records_per_poll)
-        flink = _flink_run(endpoint_url, stream, dict(per_shard), parallelism=parallelism,
-                           max_records_per_poll=max_records_per_poll, poll_interval_ms=poll_interval_ms,
-                           bundle_size=bundle_size, bundle_time_ms=bundle_time_ms, timeout_s=timeout_s,
-                           python_execution_mode=python_execution_mode)
+        runs = {downstream: _flink_run(endpoint_url, stream, per_shard, downstream=downstream, parallelism=parallelism,
+                                       max_records_per_poll=max_records_per_poll, poll_interval_ms=poll_interval_ms,
+                                       bundle_size=bundle_size, bundle_time_ms=bundle_time_ms, timeout_s=timeout_s,
+                                       python_execution_mode=python_execution_mode)
+                for downstream in DOWNSTREAMS}
         return {
             "setup": {"endpoint": "embedded (own process)" if endpoint else endpoint_url, "stream": stream,
-                      "records": records, "shards": shards, "records_per_shard": dict(sorted(per_shard.items())),
+                      "records": records, "shards": shards,
+                      "records_per_shard": {shard: count for shard, (count, _, _) in sorted(per_shard.items())},
                       "fill_seconds": round(fill_seconds, 2), "cpu_count": os.cpu_count()},
             "poller_only": poller,
-            "flink": flink,
+            **runs,
         }
     finally:
         if endpoint is not None:
