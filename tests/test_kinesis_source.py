@@ -17,6 +17,7 @@ from botocore.awsrequest import AWSResponse
 
 from connectors.aws import make_client
 from connectors.kinesis.flink_source import spread_group_key, subtask_of
+from flink_fakes import RuntimeContext
 from connectors.kinesis.poller import (
     ExponentialBackoff,
     ShardPosition,
@@ -347,21 +348,6 @@ def test_the_readers_record_parsing_gives_what_botocore_gives(aws_client, kinesi
     assert outcomes[0]["Code"] == "ExpiredIteratorException"
 
 
-class _MetricsGroup:
-    """The two calls ShardFanOut.open makes on a Flink metrics group, counting in memory."""
-
-    def add_group(self, _name):
-        return self
-
-    def counter(self, _name):
-        return type("Counter", (), {"n": 0, "inc": lambda self, k=1: setattr(self, "n", self.n + k)})()
-
-
-class _RuntimeContext:
-    def get_metrics_group(self):
-        return _MetricsGroup()
-
-
 def test_shard_discovery_failures_are_logged_not_silent(aws_endpoint, refused_url, unique_name, caplog):
     """A wrong endpoint (or stream) must not look like a quiet stream: the discovery operator warns,
     at most once a minute while it keeps failing, and says when the shards are listed again."""
@@ -369,13 +355,13 @@ def test_shard_discovery_failures_are_logged_not_silent(aws_endpoint, refused_ur
 
     stream = unique_name("discovery")
     fan_out = ShardFanOut(stream, refused_url, "us-east-1", shard_discovery_interval_ms=500, max_parallelism=128)
-    fan_out.open(_RuntimeContext())
+    fan_out.open(RuntimeContext())
     fan_out._client = make_client("kinesis", endpoint_url=refused_url, region="us-east-1", max_attempts=1,
                                   connect_timeout_s=0.5)
     with caplog.at_level("WARNING", logger="connectors.kinesis.flink_source"):
         fan_out._discover()
         fan_out._discover()                      # within the minute: counted, not logged again
-        assert fan_out._discovery_failures.n == 2
+        assert fan_out._discovery_failures.count == 2
         [warning] = [r.getMessage() for r in caplog.records]
         assert f"cannot list the shards of stream {stream!r} at {refused_url}" in warning
         assert "EndpointConnectionError" in warning and "nothing is read from it" in warning
@@ -386,28 +372,7 @@ def test_shard_discovery_failures_are_logged_not_silent(aws_endpoint, refused_ur
         fan_out._discover()
         [recovered] = [r.getMessage() for r in caplog.records]
         assert f"the shards of stream {stream!r} are listed again" in recovered
-        assert fan_out._discoveries.n == 1 and len(json.loads(fan_out._groups[0][1])) >= 1
-
-
-class _ValueState:
-    def __init__(self):
-        self.text = None
-
-    def value(self):
-        return self.text
-
-    def update(self, text):
-        self.text = text
-
-
-class _ReaderContext(_RuntimeContext):
-    """What KinesisGroupReader.open uses of a Flink runtime context: its metrics and one ValueState."""
-
-    def __init__(self):
-        self.positions = _ValueState()
-
-    def get_state(self, _descriptor):
-        return self.positions
+        assert fan_out._discoveries.count == 1 and len(json.loads(fan_out._groups[0][1])) >= 1
 
 
 def test_ticks_queued_behind_a_poll_are_answered_by_it(aws_endpoint, kinesis, new_stream):
@@ -436,10 +401,10 @@ def test_ticks_queued_behind_a_poll_are_answered_by_it(aws_endpoint, kinesis, ne
     put(range(5))
     fan_out = ShardFanOut(stream, aws_endpoint.url, "us-east-1", shard_discovery_interval_ms=60_000,
                           max_parallelism=128)
-    fan_out.open(_RuntimeContext())
+    fan_out.open(RuntimeContext())
     reader = KinesisGroupReader(stream, aws_endpoint.url, "us-east-1", "TRIM_HORIZON", 1000, "metrics",
                                 poll_interval_ms=interval_ms)
-    reader.open(_ReaderContext())
+    reader.open(RuntimeContext())
     get_records = []
     reader._client.meta.events.register("before-send.kinesis.GetRecords", lambda **_: get_records.append(1))
 
@@ -449,11 +414,11 @@ def test_ticks_queued_behind_a_poll_are_answered_by_it(aws_endpoint, kinesis, ne
     put([5, 6])
     for age_ms in (interval_ms, interval_ms + 1, 60_000):      # queued while that poll ran
         assert list(reader.process_element(made_before_the_poll(tick, age_ms), None)) == []
-    assert len(get_records) == polls and reader._counters["answeredTicks"].n == 3
+    assert len(get_records) == polls and reader._counters["answeredTicks"].count == 3
 
     # Stamped less than an interval before the poll began (a fan-out clock behind the reader's): polls.
     assert payloads(reader.process_element(made_before_the_poll(tick, interval_ms // 2), None)) == [5, 6]
-    assert len(get_records) > polls and reader._counters["answeredTicks"].n == 3
+    assert len(get_records) > polls and reader._counters["answeredTicks"].count == 3
 
     put([7])
     old = made_before_the_poll(tick, 60_000)
@@ -461,7 +426,7 @@ def test_ticks_queued_behind_a_poll_are_answered_by_it(aws_endpoint, kinesis, ne
     began_ms, ended, read_nothing = reader._last_poll[tick[0]]     # ... a poll interval ago: polls
     reader._last_poll[tick[0]] = (began_ms, ended - interval_ms / 1000, read_nothing)
     assert payloads(reader.process_element(old, None)) == [7]
-    assert reader._counters["answeredTicks"].n == 4
+    assert reader._counters["answeredTicks"].count == 4
 
     # Caught up: a poll that reads nothing paces the next ticks for an interval (no burst of empty calls).
     [fresh] = fan_out.process_element(None, None)
@@ -469,4 +434,4 @@ def test_ticks_queued_behind_a_poll_are_answered_by_it(aws_endpoint, kinesis, ne
     calls = len(get_records)
     [fresh] = fan_out.process_element(None, None)
     assert list(reader.process_element(fresh, None)) == [] and len(get_records) == calls
-    assert reader._counters["answeredTicks"].n == 4
+    assert reader._counters["answeredTicks"].count == 4

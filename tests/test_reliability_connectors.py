@@ -21,6 +21,7 @@ from connectors.deadletter.records import dead_letter_json
 from connectors.deadletter.writers import JsonLinesDeadLetterWriter, KinesisDeadLetterWriter
 from connectors.eventbridge.publisher import EventBridgePublisher, dedup_key, entry_id, make_entry
 from connectors.kinesis.poller import ExponentialBackoff, StreamReader
+from flink_fakes import RuntimeContext
 from flink_jobs.reliability.fault_proxy import KINESIS_GET_RECORDS, PUT_EVENTS, FaultProxy
 
 
@@ -289,69 +290,6 @@ def test_poller_reads_across_a_shard_split_without_loss_or_rereading(proxy, dire
     assert _read_all(resumed) == []
 
 
-class _Metric:
-    def __init__(self):
-        self.count, self.values = 0, []
-
-    def inc(self, n=1):
-        self.count += n
-
-    def update(self, value):
-        self.values.append(value)
-
-
-class _MetricGroup:
-    def __init__(self):
-        self.metrics: dict[str, _Metric] = {}
-
-    def add_group(self, _name):
-        return self
-
-    def counter(self, name):
-        return self.metrics.setdefault(name, _Metric())
-
-    distribution = counter
-
-
-class _OneKeyState:
-    """Keyed state of a single key (the sink's bucket), enough to drive one flush."""
-
-    def __init__(self):
-        self.data = None
-
-    def value(self):
-        return self.data
-
-    def update(self, value):
-        self.data = value
-
-    def get(self):
-        return list(self.data or [])
-
-    def add(self, value):
-        self.data = (self.data or []) + [value]
-
-    def clear(self):
-        self.data = None
-
-
-class _SinkRuntime:
-    def __init__(self):
-        self.metrics = _MetricGroup()
-
-    def get_list_state(self, _descriptor):
-        return _OneKeyState()
-
-    def get_state(self, _descriptor):
-        return _OneKeyState()
-
-    def get_metrics_group(self):
-        return self.metrics
-
-    def get_index_of_this_subtask(self):
-        return 0
-
-
 class _SinkCtx:
     def __init__(self):
         self.event_timers, self.processing_timers = set(), set()
@@ -380,7 +318,7 @@ def _run_sink_to_end_of_input(sink, rows, before_flush=lambda: None):
 
     ``before_flush`` runs between buffering and the flush, e.g. to start an outage the flush
     must meet however long the set-up took on a loaded machine."""
-    runtime, ctx = _SinkRuntime(), _SinkCtx()
+    runtime, ctx = RuntimeContext(), _SinkCtx()
     sink.open(runtime)
     out = [o for row in rows for o in sink.process_element(row, ctx)]
     assert out == [] and len(ctx.event_timers) == 1  # buffered, end-of-input timer armed
