@@ -289,8 +289,9 @@ def test_moto_get_records_fastpath_answers_exactly_like_moto(in_process_moto, un
 
 def test_the_readers_record_parsing_gives_what_botocore_gives(aws_client, kinesis, new_stream):
     """reader_client's GetRecords answers equal botocore's own parse of the same answers: records with
-    Data as bytes (one not UTF-8), an empty answer at the tip, a 200 body the hook does not understand
-    (a record without Data: left to botocore), and a service error (left to botocore's ClientError)."""
+    Data as bytes (one not UTF-8), an empty answer at the tip, 200 bodies the hook leaves to botocore
+    (a record without Data, a null or unknown member, a byte-order mark), and a service error (left
+    to botocore's ClientError)."""
     stream = new_stream(2)
     _put(kinesis, stream, 0, 300)
     kinesis.put_record(StreamName=stream, Data=b'{"n": 300, "raw": "\xff"}', PartitionKey="k0")
@@ -323,16 +324,22 @@ def test_the_readers_record_parsing_gives_what_botocore_gives(aws_client, kinesi
         def answer(request, **_):
             class Raw:
                 def stream(self, **_):
-                    yield json.dumps(body).encode()
+                    yield body if isinstance(body, bytes) else json.dumps(body).encode()
 
             return AWSResponse(request.url, status, {"Content-Type": "application/x-amz-json-1.1",
                                                      "x-amzn-RequestId": "injected"}, Raw())
         return answer
 
-    no_data = {"Records": [{"PartitionKey": "k", "SequenceNumber": "1"}], "NextShardIterator": "i",
-               "MillisBehindLatest": 0}
+    def answer_with(*records):
+        return {"Records": list(records), "NextShardIterator": "i", "MillisBehindLatest": 0}
+
+    record = {"Data": "eyJuIjogMX0=", "PartitionKey": "k", "SequenceNumber": "1", "ApproximateArrivalTimestamp": 1.5}
+    left_to_botocore = [answer_with({"PartitionKey": "k", "SequenceNumber": "1"}),      # no Data
+                        answer_with(record, {**record, "EncryptionType": None}),         # a null member
+                        answer_with(record, {**record, "Unmodelled": 1}),                # a member the model lacks
+                        b"\xef\xbb\xbf" + json.dumps(answer_with(record)).encode()]     # a byte-order mark
     error = {"__type": "ExpiredIteratorException", "message": "injected"}
-    for status, body in ((200, no_data), (400, error)):
+    for status, body in [(200, body) for body in left_to_botocore] + [(400, error)]:
         outcomes = []
         for client in (plain, parsed_first):
             handler = injected(status, body)

@@ -116,8 +116,14 @@ def test_the_readers_record_parsing_gives_what_botocore_gives(kinesis):
     iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId="shardId-000000000000",
                                           ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
     url = kinesis.meta.endpoint_url
+    parsed_first = reader_client(endpoint_url=url, region="us-east-1")
+    hook_records = []
+    parsed_first.meta.events.register(   # registered after the hook: sees what it handed to botocore
+        "before-parse.kinesis.GetRecords",
+        lambda customized_response_dict, **_: hook_records.append(len(customized_response_dict.get("Records", ()))))
     answers = [client.get_records(ShardIterator=iterator, Limit=200)["Records"]
                for client in (make_client("kinesis", endpoint_url=url, region="us-east-1", raw_timestamps=True),
-                              reader_client(endpoint_url=url, region="us-east-1"))]
+                              parsed_first)]
     assert len(answers[0]) == 121 and answers[0][-1]["Data"].endswith(b'"\xff"}')
     assert answers[1] == answers[0]
+    assert hook_records == [121], "the records did not come from the hook"

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import functools
 import json
 import logging
 import random
@@ -228,14 +229,16 @@ def reader_client(*, endpoint_url: str | None = None, region: str | None = None,
 
 
 def parse_records_before_botocore(client: Any) -> Any:
-    """`client` (a Kinesis client with raw timestamps), its GetRecords records parsed by
-    `_parse_records_before_botocore`."""
-    client.meta.events.register("before-parse.kinesis.GetRecords", _parse_records_before_botocore)
+    """`client` (a Kinesis client made with raw timestamps: the hook leaves them as sent, as botocore then
+    does), its GetRecords records parsed by `_parse_records_before_botocore`."""
+    members = frozenset(client.meta.service_model.shape_for("Record").members)
+    client.meta.events.register("before-parse.kinesis.GetRecords",
+                                functools.partial(_parse_records_before_botocore, members))
     return client
 
 
-def _parse_records_before_botocore(response_dict: dict[str, Any], customized_response_dict: dict[str, Any],
-                                   **_: Any) -> None:
+def _parse_records_before_botocore(record_members: frozenset, response_dict: dict[str, Any],
+                                   customized_response_dict: dict[str, Any], **_: Any) -> None:
     """botocore's `before-parse` hook for GetRecords: the records of a successful answer are read here
     and taken out of the body that botocore then parses (`NextShardIterator`, `MillisBehindLatest`,
     `ChildShards`); botocore adds `customized_response_dict` to its result.
@@ -243,14 +246,18 @@ def _parse_records_before_botocore(response_dict: dict[str, Any], customized_res
     Why: botocore walks every field of every record through its generic shape parser, which was about
     half of the reader's CPU per record (a profile of 100,000 records; connectors/kinesis/README.md).
     Here a record is its JSON object with `Data` base64-decoded to bytes: what botocore makes of it
-    with raw timestamps (tests/test_kinesis_source.py compares the two on the same answers). An error
-    answer, or a body this does not understand, is left to botocore whole."""
+    with raw timestamps (tests/test_kinesis_source.py compares the two on the same answers). Where
+    botocore would make something else of the body, it is left to botocore whole: an error answer,
+    a body that is not UTF-8 JSON with a list of records, and a record with a member the model does
+    not know or a null one (botocore leaves those out)."""
     if response_dict.get("status_code") != 200:
         return
     try:
-        body = json.loads(response_dict["body"])
+        body = json.loads(response_dict["body"].decode("utf-8"))
         records = body.pop("Records")
         for record in records:
+            if not record.keys() <= record_members or None in record.values():
+                return
             record["Data"] = base64.b64decode(record["Data"])
     except Exception:  # noqa: BLE001 - whatever it is, botocore parses (or rejects) the body as it would have
         return
