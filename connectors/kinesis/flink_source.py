@@ -10,7 +10,7 @@ Topology (all unbounded, all checkpointable):
         ValueState = the group's shard positions (sequence numbers, finished flags);
         each tick = one GetRecords per readable shard of the group (connectors.kinesis.poller),
         unless the group's last poll leaves the tick nothing to do (_skipped_tick)
-      → Row(payload, partition_key, shard_id, sequence_number, arrival_ms)
+      → Row(payload, partition_key, shard_id, sequence_number, arrival_ms, watermark_floor_ms)
         + side output INVALID_ENCODING_TAG: dead-letter JSON for non-UTF-8 Data
 
 Why lineage groups and not one key per shard: after a split, the children must
@@ -40,7 +40,10 @@ few seconds (throttling backoff, the wait for a split's children) marked the
 subtask idle, the other subtasks moved the watermark on, and every record the
 stalled group then read was late. When *every* shard is idle, no watermark moves
 and the last windows fire only when new records arrive (same as the official
-connector without a watermark-emitting heartbeat).
+connector without a watermark-emitting heartbeat). Within a subtask, each row's
+`watermark_floor_ms` (the smallest event time reached by its shards that still
+have records waiting; 0 when none lags) holds the watermark back for a lagging
+shard while a faster one runs ahead (`aligned_watermark_expr`).
 
 Splits: when a shard ends before the fan-out's ListShards has shown its children,
 the group's reader lists the shards itself (at most once a second) so the children
