@@ -6,14 +6,15 @@ measured figures:
 
 1. clean     the simulator's traffic, no fault: the reference incident set;
 2. fuzz      the same traffic + >= 10,000 malformed records, late and edge records;
-3. restart   stop with a savepoint mid-stream, restore; and a kill -9, restore;
+3. restart   stop with a savepoint mid-stream, restore; a kill -9, restore; and a
+             savepoint restored at another parallelism (--rescale-to; the job runs at 2);
 4. sink      EventBridge throttling, partial failures, a 30 s outage (proxy); the job
              is stopped only after the fault schedule is over and the sink has drained
              (deliveries and DELIVERY_FAILED dead letters quiet for 20 s);
 5. source    GetRecords expired iterators and throughput exceeded, and a split of
              every shard while the job runs.
 
-Nine job launches (each restart scenario launches twice); about 15-25 minutes on 2 cores.
+Eleven job launches (each restart scenario launches twice); about 20-30 minutes on 2 cores.
 """
 from __future__ import annotations
 
@@ -36,15 +37,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bad-records", type=int, default=10_000)
     parser.add_argument("--outage-s", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rescale-to", type=int, default=3,
+                        help="restart_rescale: the restored job's parallelism (3: key groups split unevenly)")
     parser.add_argument("--only", action="append", default=[],
-                        choices=["clean", "backlog", "fuzz", "restart_savepoint", "restart_kill", "sink_faults", "source_faults"],
+                        choices=["clean", "backlog", "fuzz", "restart_savepoint", "restart_kill", "restart_rescale",
+                                 "sink_faults", "source_faults"],
                         help="run only these scenarios (clean always runs: it is the reference)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     started = time.monotonic()
     harness = Harness(Path(args.workdir), editors=args.editors, hours=args.hours, seed=args.seed)
     try:
-        figures = harness.run_all(bad_records=args.bad_records, outage_s=args.outage_s, only=set(args.only))
+        figures = harness.run_all(bad_records=args.bad_records, outage_s=args.outage_s, only=set(args.only),
+                                   rescale_to=args.rescale_to)
     finally:
         harness.close()
     figures["harness_seconds"] = round(time.monotonic() - started, 1)

@@ -282,11 +282,18 @@ class Harness:
         })
         return result
 
-    def restart(self, mode: str) -> dict:
-        name = f"restart_{mode}"
+    def restart(self, mode: str, *, restore_parallelism: int | None = None) -> dict:
+        """Stop mid-stream (``mode`` "savepoint": a savepoint; "kill": kill -9) and restore.
+
+        With ``restore_parallelism``, the restored job runs at that parallelism instead of
+        JOB_SETTINGS' 2, as after Managed Flink's autoscaling: Flink then redistributes the
+        keyed state (the Kinesis positions, windows, duplicate marking, models) by key group.
+        """
+        name = f"restart_{mode}" if restore_parallelism is None else "restart_rescale"
         run_dir, streams, probed, n_probes, watcher = self._prepare(name, self.traffic)
         started = time.monotonic()
         overrides = self._overrides(run_dir, streams, kinesis_url=self.endpoint.url, eventbridge_url=self.endpoint.url)
+        restored_overrides = overrides if restore_parallelism is None else [*overrides, f"job.parallelism={restore_parallelism}"]
         first = JobProcess(run_dir, overrides, tag="job-1")
         feeder = self._feed(first, streams, probed, watcher)
         target = int((n_probes - END_PROBES) * 0.45)
@@ -311,7 +318,7 @@ class Harness:
             first.kill_hard()
         stop_took = time.monotonic() - stop_at
         watcher.poll()
-        second = JobProcess(run_dir, overrides, restore="latest", tag="job-2")
+        second = JobProcess(run_dir, restored_overrides, restore="latest", tag="job-2")
         relaunch_at = time.monotonic()
         # Recovered = the restored job has re-read what it replays from its checkpoint and reads
         # a record put after the relaunch.
@@ -326,6 +333,7 @@ class Harness:
             "reached_mid_stream": reached,
             "waited_for_first_checkpoint_s": round(checkpoint_wait_s, 1),
             "savepoint": savepoint,
+            "parallelism": {"before": _parallelism(overrides), "after": _parallelism(restored_overrides)},
             "stop_seconds": round(stop_took, 1),
             "recovery_seconds_from_stop": round(recovered_at - stop_at, 1),
             "recovery_seconds_from_relaunch": round(recovered_at - relaunch_at, 1),
@@ -494,13 +502,15 @@ class Harness:
         return result
 
     # -- all ------------------------------------------------------------------------------
-    def run_all(self, *, bad_records: int, outage_s: float, only: set[str]) -> dict:
+    def run_all(self, *, bad_records: int, outage_s: float, only: set[str], rescale_to: int = 3) -> dict:
         figures: dict = {"simulation": {k: self.simulation[k] for k in ("records", "incidents", "incidents_by_type")},
                          "job_settings": JOB_SETTINGS}
         wanted = lambda name: not only or name in only  # noqa: E731
         figures["clean"] = self.clean()
         steps = [("backlog", self.backlog), ("fuzz", lambda: self.fuzz(bad_records)), ("restart_savepoint", lambda: self.restart("savepoint")),
-                 ("restart_kill", lambda: self.restart("kill")), ("sink_faults", lambda: self.sink_faults(outage_s)),
+                 ("restart_kill", lambda: self.restart("kill")),
+                 ("restart_rescale", lambda: self.restart("savepoint", restore_parallelism=rescale_to)),
+                 ("sink_faults", lambda: self.sink_faults(outage_s)),
                  ("source_faults", self.source_faults)]
         for name, step in steps:
             if wanted(name):
@@ -574,6 +584,15 @@ def _sink_receipts(path: Path, started_wall: float) -> list[dict]:
     return out
 
 
+def _parallelism(overrides: list[str]) -> int:
+    """The job.parallelism the last of ``overrides`` sets (flink_jobs.config: the last one wins).
+
+    >>> _parallelism([*JOB_SETTINGS, "job.parallelism=3"]), _parallelism(JOB_SETTINGS)
+    (3, 2)
+    """
+    return int([o for o in overrides if o.startswith("job.parallelism=")][-1].split("=", 1)[1])
+
+
 def _restored_from(log_path: Path) -> str | None:
     import json as _json
 
@@ -599,7 +618,15 @@ def summarize(f: dict) -> dict:
         # Job state transitions read from Flink's log: > 0 shows the failure counts could see one.
         return sum(get(section, key) or 0 for key in ("job_state_transitions_seen", "first_job_state_transitions_seen"))
 
-    runs = ["clean", "backlog", "fuzz", "restart_savepoint", "restart_kill", "sink_faults", "source_faults"]
+    runs = ["clean", "backlog", "fuzz", "restart_savepoint", "restart_kill", "restart_rescale", "sink_faults",
+            "source_faults"]
+
+    def restart(section):
+        return {"identical_to_clean": get(section, "comparison", "identical_to_clean"),
+                "episodes_identical_to_clean": get(section, "comparison", "episodes_identical_to_clean"),
+                "probe_gap": get(section, "probe_gap"),
+                "recovery_seconds_from_stop": get(section, "recovery_seconds_from_stop")}
+
     return {
         "backlog_valid_records_routed_late_share": get("backlog", "valid_records_routed_late_share"),
         "bad_records_tried": get("fuzz", "bad_records_tried"),
@@ -618,16 +645,9 @@ def summarize(f: dict) -> dict:
                                             for r in runs if isinstance(get(r, "incidents"), dict)},
         "duplicate_copies_before_dedup": {r: get(r, "incidents", "duplicate_copies") for r in runs
                                           if isinstance(get(r, "incidents"), dict)},
-        "restart_savepoint": {"identical_to_clean": get("restart_savepoint", "comparison", "identical_to_clean"),
-                              "episodes_identical_to_clean": get("restart_savepoint", "comparison",
-                                                                 "episodes_identical_to_clean"),
-                              "probe_gap": get("restart_savepoint", "probe_gap"),
-                              "recovery_seconds_from_stop": get("restart_savepoint", "recovery_seconds_from_stop")},
-        "restart_kill": {"identical_to_clean": get("restart_kill", "comparison", "identical_to_clean"),
-                         "episodes_identical_to_clean": get("restart_kill", "comparison",
-                                                            "episodes_identical_to_clean"),
-                         "probe_gap": get("restart_kill", "probe_gap"),
-                         "recovery_seconds_from_stop": get("restart_kill", "recovery_seconds_from_stop")},
+        "restart_savepoint": restart("restart_savepoint"),
+        "restart_kill": restart("restart_kill"),
+        "restart_rescale": {**restart("restart_rescale"), "parallelism": get("restart_rescale", "parallelism")},
         "sink_faults": {"identical_to_clean": get("sink_faults", "comparison", "identical_to_clean"),
                         "episodes_identical_to_clean": get("sink_faults", "comparison", "episodes_identical_to_clean"),
                         "events_pending_at_phase_start": {k: v.get("entries_pending_at_start")
