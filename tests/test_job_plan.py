@@ -73,11 +73,12 @@ def test_operational_settings_keep_every_operator_id():
     assert len(base) > 50   # every operator of the job, the SQL ones included
     changed = _planned("kinesis-local", *OPERATIONAL_SETTINGS)[1]
     assert set(changed) == set(base), sorted({base[i][:100] for i in set(base) - set(changed)})
-    # A rescale changes the ids of operators that chain differently at parallelism 1: the tick
-    # sources (datagen: the Kinesis readers' polls, the heartbeats), whose parallelism is fixed, and
-    # what follows them. None holds state; the SQL aggregates keep theirs. A savepoint of this job at
-    # parallelism 2 (kinesis-local, run ~40 s on a scripted editor's records, 2026-12-06) held state
-    # for 15 operators, all present at 1: it passed this client's check (Flink did not restore it).
+    # A rescale up keeps every id (Managed Flink's autoscaling restores a snapshot at the new parallelism).
+    assert set(_planned("kinesis-local", "job.parallelism=3")[1]) == set(base)
+    # Down to 1, the operators that chain differently get other ids: the tick sources (datagen: the
+    # Kinesis readers' polls, the heartbeats), whose parallelism is fixed, and what follows them. None
+    # holds state; the SQL aggregates keep theirs. tests/test_job_pipeline.py restores a savepoint
+    # taken at 2 into the job at 1, and checks that every operator holding state is there.
     rescaled = set(base) - set(_planned("kinesis-local", "job.parallelism=1")[1])
     assert rescaled and not [base[i] for i in rescaled if "Aggregate" in base[i] or "get-records" in base[i]]
     # The check can fail: a setting that does add an operator (the heartbeat source, built only
