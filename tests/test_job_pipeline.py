@@ -187,7 +187,8 @@ def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
     # operators, or the savepoint would not restore whole (flink_jobs/restore_points.py). And
     # rescaled, as Managed Flink's autoscaling restores a snapshot at another parallelism: Flink
     # redistributes the keyed state by key group (the reliability harness's restart_rescale
-    # compares a whole day's incidents after 2 -> 3 and 2 -> 1).
+    # compares 8 simulated hours' incidents with a clean run's after 2 -> 3, or 2 -> 1 with
+    # --rescale-to 1).
     cfg_b = JobConfig.load(environ={}, overrides=[*overrides, "cloudwatch.metrics.enabled=false", "job.parallelism=1"])
     handle_b = start_job(cfg_b, "kinesis-local", restore=savepoint)
     try:
