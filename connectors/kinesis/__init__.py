@@ -6,10 +6,12 @@ Public API (stable):
         kinesis_payload_table,          # (t_env, env, stream_name, *, event_time_expr, watermark_expr, endpoint_url=None,
                                         #  region=None, start_position="TRIM_HORIZON", poll_interval_ms=200,
                                         #  max_records_per_poll=10000, shard_discovery_interval_ms=10000,
-                                        #  idle_timeout="5 s", dead_letter_source="metrics", on_invalid_encoding=None) -> Table
+                                        #  idle_timeout="5 s", dead_letter_source="metrics", on_invalid_encoding=None,
+                                        #  alignment_max_ahead_ms=0, alignment_dir=None) -> Table
         kinesis_payload_stream,         # (env, stream_name, *, endpoint_url, region, start_position, poll_interval_ms,
                                         #  max_records_per_poll, shard_discovery_interval_ms, dead_letter_source="metrics",
-                                        #  max_parallelism=128, name=None) -> DataStream[Row(KINESIS_ROW_TYPE)]
+                                        #  max_parallelism=128, name=None, alignment_max_ahead_ms=0,
+                                        #  alignment_dir=None) -> DataStream[Row(KINESIS_ROW_TYPE)]
         kinesis_invalid_encoding_stream,  # (payload_stream) -> DataStream[str] of INVALID_ENCODING dead letters
         KINESIS_ROW_TYPE, INVALID_ENCODING_TAG,
     )

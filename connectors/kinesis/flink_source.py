@@ -512,7 +512,8 @@ def kinesis_payload_stream(
     alignment_dir: str | None = None,
 ) -> DataStream:
     """DataStream of Row(payload STRING, partition_key STRING, shard_id STRING,
-    sequence_number STRING, arrival_ms BIGINT) read from `stream_name`.
+    sequence_number STRING, arrival_ms BIGINT, watermark_floor_ms BIGINT) read from
+    `stream_name` (KINESIS_ROW_TYPE; keep-alive rows have no payload: `keepalive_row`).
 
     Records whose Data is not UTF-8 go to the side output `INVALID_ENCODING_TAG` as
     dead-letter JSON (reason INVALID_ENCODING, source `dead_letter_source`):
