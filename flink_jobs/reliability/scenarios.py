@@ -333,7 +333,7 @@ class Harness:
             "reached_mid_stream": reached,
             "waited_for_first_checkpoint_s": round(checkpoint_wait_s, 1),
             "savepoint": savepoint,
-            "parallelism": {"before": _parallelism(overrides), "after": _parallelism(restored_overrides)},
+            "parallelism": {"before": job_parallelism_of(overrides), "after": job_parallelism_of(restored_overrides)},
             "stop_seconds": round(stop_took, 1),
             "recovery_seconds_from_stop": round(recovered_at - stop_at, 1),
             "recovery_seconds_from_relaunch": round(recovered_at - relaunch_at, 1),
@@ -584,10 +584,10 @@ def _sink_receipts(path: Path, started_wall: float) -> list[dict]:
     return out
 
 
-def _parallelism(overrides: list[str]) -> int:
+def job_parallelism_of(overrides: list[str]) -> int:
     """The job.parallelism the last of ``overrides`` sets (flink_jobs.config: the last one wins).
 
-    >>> _parallelism([*JOB_SETTINGS, "job.parallelism=3"]), _parallelism(JOB_SETTINGS)
+    >>> job_parallelism_of([*JOB_SETTINGS, "job.parallelism=3"]), job_parallelism_of(JOB_SETTINGS)
     (3, 2)
     """
     return int([o for o in overrides if o.startswith("job.parallelism=")][-1].split("=", 1)[1])
