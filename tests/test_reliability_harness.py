@@ -1,4 +1,4 @@
-"""The harness's own bookkeeping for the sink-fault scenario (no job, no endpoint).
+"""The harness's own bookkeeping for the sink-fault scenario, and its command line (no job, no endpoint).
 
 The scenario kills the job only once the sink has drained (``wait_until_stable``), and
 tells lost events from overflowed ones by the ids in the DELIVERY_FAILED dead letters
@@ -82,3 +82,20 @@ def test_failures_are_read_from_the_flink_log_not_only_the_client_output(tmp_pat
     assert count_state_transitions(client_log, flink_logs) == 3
     # The client's output alone holds no transition: the old reading could never count a failure.
     assert count_state_transitions(client_log, tmp_path / "absent") == 0
+
+
+def test_a_rescale_to_the_jobs_own_parallelism_is_refused_before_anything_starts(monkeypatch, capsys):
+    import pytest
+
+    from flink_jobs.reliability import __main__ as cli
+
+    def no_harness(*args, **kwargs):
+        raise AssertionError("the harness started")
+
+    monkeypatch.setattr(cli, "Harness", no_harness)
+    for refused in ("2", "0", "129"):   # the job runs at 2; the max parallelism is 128
+        with pytest.raises(SystemExit):
+            cli.main(["--out", "unused.json", "--rescale-to", refused])
+        assert f"--rescale-to {refused}: expected another parallelism than the job's 2" in capsys.readouterr().err
+    with pytest.raises(AssertionError, match="the harness started"):   # an accepted value gets as far as the harness
+        cli.main(["--out", "unused.json", "--rescale-to", "3"])
