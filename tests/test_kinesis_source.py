@@ -442,3 +442,18 @@ def test_ticks_queued_behind_a_poll_are_answered_by_it(aws_endpoint, kinesis, ne
     [fresh] = fan_out.process_element(None, None)
     assert list(reader.process_element(fresh, None)) == [] and len(get_records) == calls
     assert reader._counters["answeredTicks"].count == 4
+
+
+def test_the_benchmarks_arrival_map_writes_each_shards_edges_once_even_for_a_one_record_shard(tmp_path):
+    """connectors.kinesis.benchmark times a shard from its first to its last record; a shard holding one
+    record has both edges on that record, and the same sequence number on another shard is no edge."""
+    from connectors.kinesis.benchmark import _ArrivalMap
+
+    arrivals = _ArrivalMap(str(tmp_path), {"shard-0": ("1", "9"), "shard-1": ("1", "1")})
+    arrivals.open(RuntimeContext())
+    for shard, seq in [("shard-0", "1"), ("shard-0", "5"), ("shard-1", "1"), ("shard-0", "9"), ("shard-2", "1")]:
+        arrivals.map((None, shard, seq))
+    arrivals.close()
+    lines = [json.loads(line) for line in (tmp_path / "progress-0.jsonl").read_text().splitlines()]
+    assert [(line["shard"], line["edge"]) for line in lines] == [
+        ("shard-0", "first"), ("shard-1", "first"), ("shard-1", "last"), ("shard-0", "last")]

@@ -94,23 +94,27 @@ def _poller_only(endpoint_url: str, stream: str, max_records_per_poll: int) -> d
 
 
 class _ArrivalMap:
-    """Writes the time each shard's first and last record reached it (one JSON line each).
-    Records are told apart by shard and sequence number (a sequence number is unique only within
-    its shard: the embedded endpoint numbers each shard from 1); any other record passes without
-    a write."""
+    """Writes the time each shard's first and last record reached it (one JSON line each; both for
+    a shard of one record). Records are told apart by shard and sequence number (a sequence number
+    is unique only within its shard: the embedded endpoint numbers each shard from 1); any other
+    record passes without a write."""
 
     def __init__(self, progress_dir: str, edges: dict[str, tuple[str, str]]) -> None:
         self.progress_dir = progress_dir
-        self.edges = {(shard, seq): edge for shard, pair in edges.items() for edge, seq in zip(("first", "last"), pair)}
+        self.edges: dict[tuple[str, str], tuple[str, ...]] = {}
+        for shard, pair in edges.items():
+            for edge, seq in zip(("first", "last"), pair):
+                self.edges[(shard, seq)] = (*self.edges.get((shard, seq), ()), edge)
 
     def open(self, runtime_context: Any) -> None:
         self.subtask = subtask_index(runtime_context)
         self.log = open(os.path.join(self.progress_dir, f"progress-{self.subtask}.jsonl"), "a")
 
     def map(self, value: Any) -> int:
-        edge = self.edges.get((value[1], value[2]))
-        if edge is not None:
-            self.log.write(json.dumps({"shard": value[1], "edge": edge, "t": time.time()}) + "\n")
+        edges = self.edges.get((value[1], value[2]))
+        if edges:
+            now = time.time()
+            self.log.write("".join(json.dumps({"shard": value[1], "edge": edge, "t": now}) + "\n" for edge in edges))
             self.log.flush()
         return 0
 
