@@ -69,6 +69,17 @@ def test_typed_accessors_validate_with_clear_errors():
 
 def test_bool_and_optional():
     cfg = JobConfig.load(environ={})
+    # the shipped defaults: one of each, so a get_bool that ignores its value fails here
+    assert cfg.get_bool("archive", "verify.compressed") is True
+    assert cfg.get_bool("cloudwatch", "metrics.enabled") is False
+    for text, expected in (("TRUE", True), ("1", True), ("yes", True), ("On", True),
+                           ("false", False), ("0", False), ("NO", False), ("off", False)):
+        cfg.set("cloudwatch.metrics.enabled", text)
+        assert cfg.get_bool("cloudwatch", "metrics.enabled") is expected, text
+    for text in ("ture", "2", "enabled"):
+        cfg.set("cloudwatch.metrics.enabled", text)
+        with pytest.raises(ConfigError, match=r"cloudwatch\.metrics\.enabled=.* is not a boolean"):
+            cfg.get_bool("cloudwatch", "metrics.enabled")
     assert cfg.get_optional("kinesis", "endpoint.url") is None
     cfg.set("kinesis.endpoint.url", "http://127.0.0.1:9")
     assert cfg.get_optional("kinesis", "endpoint.url") == "http://127.0.0.1:9"

@@ -127,8 +127,19 @@ def test_build_is_reproducible(tmp_path):
     text = requirements(tmp_path, JAR_SHA).read_text()
     first, second = tmp_path / "a.zip", tmp_path / "b.zip"
     build_zip(first, [jar], text, repo_root=frozen)
-    build_zip(second, [jar], text, repo_root=frozen)
+    # The second build from another copy whose files carry other times (as a fresh clone's do),
+    # so a zip that took anything from the clock or the files' times would differ.
+    import os
+
+    other = tmp_path / "other-checkout"
+    shutil.copytree(frozen, other)
+    three_days_ago = first.stat().st_mtime - 3 * 86400
+    for path in [*other.rglob("*"), jar]:
+        os.utime(path, (three_days_ago, three_days_ago))
+    build_zip(second, [jar], text, repo_root=other)
     assert first.read_bytes() == second.read_bytes()
+    with zipfile.ZipFile(first) as archive:
+        assert {info.date_time for info in archive.infolist()} == {(2020, 1, 1, 0, 0, 0)}
 
 
 def test_checksum_mismatch_refuses_to_build(tmp_path):
