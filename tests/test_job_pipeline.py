@@ -308,12 +308,24 @@ def test_bad_records_land_in_dead_letters_with_reason_codes(scenario):
     assert any(d["reason_code"] == "UNKNOWN_EVENT_TYPE" and d["source"] == "events" for d in dead)
     oversized = [d for d in dead if d["reason_code"] == "OVERSIZED_RECORD"][0]
     assert len(oversized["raw"]) == 65536
+    assert oversized["raw_truncated"] is True and oversized["raw_size_chars"] > 70000
+    # every line the job wrote fits the documented shape (connectors/schemas/dead_letter_record)
+    from connectors.schemas import validator
+
+    check = validator("dead_letter_record")
+    assert [(d["reason_code"], e.message) for d in dead for e in check.iter_errors(d)] == []
+    # the event time only where the timestamp was read: none for an unreadable one
+    assert all("event_time" not in d for d in dead if d["reason_code"] in ("INVALID_TIMESTAMP", "OVERSIZED_RECORD"))
 
 
 def test_late_record_goes_to_late_output(scenario):
     late = scenario["a"]["late"]
     assert [json.loads(d["raw"]) for d in late] == [scenario["late"]]
     assert late[0]["reason_code"] == "LATE_RECORD"
+    from connectors.schemas import validator
+
+    assert list(validator("dead_letter_record").iter_errors(late[0])) == []
+    assert late[0]["event_time"].startswith(time.strftime("%Y-%m-%dT%H:%M", time.gmtime(scenario["late"]["timestamp"] / 1000)))
 
 
 def test_restored_job_resumes_instead_of_rereading(scenario):

@@ -120,3 +120,15 @@ def test_dead_letters_built_by_the_connector_are_valid_and_truncated_raw_is_flag
     assert _errors("dead_letter_record", dict(small, source="kinesis"))
     assert _errors("dead_letter_record", {k: v for k, v in small.items() if k != "raw"})
     assert _errors("dead_letter_record", dict(small, raw_truncated=True))  # needs raw_size_bytes
+    assert _errors("dead_letter_record", dict(small, raw_size_bytes=70000))  # needs raw_truncated
+
+
+def test_dead_letters_built_in_sql_fit_the_schema():
+    """The shapes sql/sinks/dead_letters.sql writes (the job's own lines are checked in test_job_pipeline)."""
+    sql_line = {"reason_code": "LATE_RECORD", "reason": "record arrived behind the watermark", "source": "metrics",
+                "raw": "{}", "event_time": "2026-11-01T10:05:00.000Z", "detected_at": "2026-11-01T10:06:00.000Z"}
+    assert _errors("dead_letter_record", sql_line) == []
+    cut = dict(sql_line, reason_code="OVERSIZED_RECORD", raw="x" * 65536, raw_truncated=True, raw_size_chars=70000)
+    assert _errors("dead_letter_record", cut) == []
+    assert _errors("dead_letter_record", dict(cut, raw_size_bytes=70000))  # one size, not both
+    assert _errors("dead_letter_record", dict(sql_line, event_time="yesterday"))

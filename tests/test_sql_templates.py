@@ -93,6 +93,7 @@ def test_parse_and_dead_letter_templates_render():
     dl = render_sql("sinks/dead_letters.sql", parsed_table="metrics_parsed", source_name="metrics",
                     **_common_params(s))
     assert "'LATE_RECORD'" in dl and "'source' VALUE 'metrics'" in dl and "SUBSTRING(payload FROM 1 FOR 65536)" in dl
+    assert "ABSENT ON NULL" in dl  # the optional keys are left out, not null (the schema refuses null)
 
 
 @pytest.mark.parametrize("seconds, text", [(30, "0 00:00:30"), (300, "0 00:05:00"), (90061, "1 01:01:01")])

@@ -4,8 +4,11 @@
      "raw": original payload (truncated to 64 KiB of UTF-8), "detected_at": ISO-8601 UTC}
 
 When `raw` had to be cut, two optional fields say so: "raw_truncated": true and
-"raw_size_bytes": the original UTF-8 size. Consumers that only know the five
-contract fields can ignore them (the JSON Schema allows exactly these extras).
+"raw_size_bytes": the original UTF-8 size. The dead letters built in SQL
+(sql/sinks/dead_letters.sql) say "raw_size_chars" instead (Flink SQL has no byte
+length) and add "event_time" when the record's timestamp could be read. Consumers
+that only know the five contract fields can ignore them (the JSON Schema allows
+exactly these extras).
 """
 from __future__ import annotations
 
