@@ -312,6 +312,10 @@ def _common_params(s: Settings) -> dict:
         "max_payload_bytes": s.max_payload_bytes,
         "dedup_retention_s": s.dedup_retention_s,
     }
+    # The ISO-8601 reading, over the payload (event_time.sql) and over the parsed text (timestamp_reason.sql).
+    for name, text in (("payload", "JSON_VALUE(payload, '$.timestamp')"), ("text", "timestamp_text")):
+        params[f"iso_timestamp_of_{name}"] = Raw(_strip_comments(render_sql("parse/iso_timestamp.sql",
+                                                                            iso_text=Raw(text))))
     # The checks sql/parse/metrics.sql and events.sql share, as SQL fragments (like event_time.sql).
     for fragment in ("json_document", "timestamp_reason"):
         params[fragment] = Raw(_strip_comments(render_sql(f"parse/{fragment}.sql", **params)))

@@ -9,6 +9,7 @@ to tests/test_reliability_job.py.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import time
@@ -84,6 +85,13 @@ METRIC_CASES = [
     (_m(dimensions=[{"site": "a"}]), "WRONG_TYPE"),
     (_m(value=None), "MISSING_FIELD"),
     (_m(editor_id=...), "MISSING_FIELD"),
+    # partner: optional; null is an editor-level sample, anything but a non-empty string is refused
+    # (an object or array used to come out as NULL, its sample averaged into the editor's own)
+    (_m(partner=None), None),
+    (_m(partner={"id": "p-1"}), "WRONG_TYPE"),
+    (_m(partner=["p-1"]), "WRONG_TYPE"),
+    (_m(partner=42), "WRONG_TYPE"),
+    (_m(partner=""), "WRONG_TYPE"),
     # timestamps
     (_m(timestamp="2026/11/01 10:00:00"), "INVALID_TIMESTAMP"),
     (_m(timestamp=iso_ms(TS).replace("T", " ")[:19]), "INVALID_TIMESTAMP"),
@@ -95,6 +103,35 @@ METRIC_CASES = [
     (_m(timestamp="1969-12-31T23:59:59Z"), "INVALID_TIMESTAMP"),
     (_m(timestamp=4102444800000), "FUTURE_TIMESTAMP"),
     (_m(timestamp="2099-01-01T00:00:00Z"), "FUTURE_TIMESTAMP"),
+    (_m(timestamp=iso_ms(TS).replace(".000Z", ".1234567891Z")), "INVALID_TIMESTAMP"),  # 10 fraction digits
+    (_m(timestamp=iso_ms(TS).replace("Z", "+2")), "INVALID_TIMESTAMP"),
+]
+
+
+def _iso_at(ms: int, offset_minutes: int, fraction: str = "", *, sep: str = "T", colon: bool = True,
+            seconds: bool = True) -> str:
+    """The instant ``ms`` written as local time at ``offset_minutes`` east of UTC (ISO-8601)."""
+    zone = dt.timezone(dt.timedelta(minutes=offset_minutes))
+    local = dt.datetime.fromtimestamp(ms // 1000, zone)
+    text = local.strftime(f"%Y-%m-%d{sep}%H:%M" + (":%S" if seconds else "")) + fraction
+    if offset_minutes == 0:
+        return text + "Z"
+    sign, minutes = ("+" if offset_minutes > 0 else "-"), abs(offset_minutes)
+    return text + f"{sign}{minutes // 60:02d}{':' if colon else ''}{minutes % 60:02d}"
+
+
+TS_MINUTE = TS // 60_000 * 60_000
+# (payload, the instant its timestamp names, in epoch ms): the event time must be that instant
+# whatever the offset and fraction are written with (Flink's two-argument TO_TIMESTAMP_LTZ
+# dropped the offset, and read only three fraction digits).
+INSTANT_CASES = [
+    (_m(metric="impressions", timestamp=_iso_at(TS, 330)), TS),
+    (_m(metric="impressions", timestamp=_iso_at(TS, -300, ".5")), TS + 500),
+    (_m(metric="impressions", timestamp=_iso_at(TS, 0, ".123456")), TS + 123),
+    (_m(metric="impressions", timestamp=_iso_at(TS, 120, ".123456789", sep=" ", colon=False)), TS + 123),
+    (_m(metric="impressions", timestamp=_iso_at(TS_MINUTE, -570, seconds=False)), TS_MINUTE),
+    (_m(metric="impressions", timestamp=TS + 7), TS + 7),
+    (_e(event_type="deployment", timestamp=_iso_at(TS, 60, ".04")), TS + 40),
 ]
 EVENT_CASES = [
     (_e(), None),
@@ -104,6 +141,14 @@ EVENT_CASES = [
     (_e(severity="high"), "WRONG_TYPE"),
     (_e(severity=11), "OUT_OF_RANGE_VALUE"),
     (_e(editor_id=42), "WRONG_TYPE"),
+    (_e(editor_id=""), "WRONG_TYPE"),
+    (_e(partner=""), "WRONG_TYPE"),
+    (_e(partner=None), None),
+    (_e(details=None), None),
+    (_e(details="oops"), "WRONG_TYPE"),   # scalars used to be read as no details at all
+    (_e(details=42), "WRONG_TYPE"),
+    (_e(details=True), "WRONG_TYPE"),
+    (_e(details=["a"]), "WRONG_TYPE"),
     (_e() + "}", "INVALID_JSON"),
     (_e() + " x", "INVALID_JSON"),
     (b'{"event_type":"config_change","timestamp":%d,"editor_id":"e-\xff"}' % TS, "INVALID_ENCODING"),
@@ -148,13 +193,17 @@ def parsed(tmp_path_factory):
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
     fuzz = _fuzz_cases()
-    metric_lines = [p for p, _ in METRIC_CASES] + [p for s, p, _, _, _ in fuzz if s == "metrics"]
-    event_lines = [p for p, _ in EVENT_CASES] + [p for s, p, _, _, _ in fuzz if s == "events"]
+    instants = [p for p, _ in INSTANT_CASES]
+    metric_lines = ([p for p, _ in METRIC_CASES] + [p for p in instants if '"metric"' in p]
+                    + [p for s, p, _, _, _ in fuzz if s == "metrics"])
+    event_lines = ([p for p, _ in EVENT_CASES] + [p for p in instants if '"event_type"' in p]
+                   + [p for s, p, _, _, _ in fuzz if s == "events"])
     root = tmp_path_factory.mktemp("sqlval")
     s = Settings.from_config(JobConfig.load(overrides=[], environ={}))
     common = _common_params(s)
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     t_env.get_config().set("parallelism.default", "1")
+    t_env.get_config().set("table.local-time-zone", "UTC")  # as the job sets it
     for kind, lines in (("metrics", metric_lines), ("events", event_lines)):
         _write_lines(root / kind, lines)
         t_env.execute_sql(render_sql("sources/archive_jsonl.sql", table_name=f"{kind}_raw",
@@ -163,11 +212,14 @@ def parsed(tmp_path_factory):
         "parse/metrics.sql", source_table="metrics_raw", max_metric_value=s.max_metric_value, **common)))
     t_env.create_temporary_view("e", t_env.sql_query(render_sql(
         "parse/events.sql", source_table="events_raw", events_lookback_s=s.events_lookback_s, **common)))
-    got = {"metrics": {}, "events": {}}
-    with t_env.execute_sql("SELECT 'metrics', payload, reason_code FROM m UNION ALL "
-                           "SELECT 'events', payload, reason_code FROM e").collect() as rows:
-        for kind, payload, code in rows:
+    got = {"metrics": {}, "events": {}, "event_time": {}}
+    epoch_ms = "CAST(UNIX_TIMESTAMP(DATE_FORMAT(event_time, 'yyyy-MM-dd HH:mm:ss')) AS BIGINT) * 1000 + " \
+               "CAST(DATE_FORMAT(event_time, 'SSS') AS BIGINT)"
+    with t_env.execute_sql(f"SELECT 'metrics', payload, reason_code, {epoch_ms} FROM m UNION ALL "
+                           f"SELECT 'events', payload, reason_code, {epoch_ms} FROM e").collect() as rows:
+        for kind, payload, code, event_ms in rows:
             got[kind].setdefault(payload, []).append(code)
+            got["event_time"][payload] = event_ms
             # by fuzz id too: Java and Python decode invalid UTF-8 differently
             for fid in set(FUZZ_ID_PATTERN.findall(payload)):
                 got[kind].setdefault(fid, []).append(code)
@@ -192,6 +244,14 @@ def test_hand_written_event_cases(parsed):
     got, _ = parsed
     wrong = [(p[:100], want, _code(got, "events", p)) for p, want in EVENT_CASES if _code(got, "events", p) != want]
     assert not wrong, wrong
+
+
+def test_iso_timestamps_name_the_same_instant_whatever_their_offset_and_fraction(parsed):
+    got, _ = parsed
+    for payload, expected_ms in INSTANT_CASES:
+        kind = "metrics" if '"metric"' in payload else "events"
+        assert _code(got, kind, payload) is None, payload
+    assert [got["event_time"][p] for p, _ in INSTANT_CASES] == [ms for _, ms in INSTANT_CASES]
 
 
 def test_every_fuzz_category_gets_an_accepted_code(parsed):

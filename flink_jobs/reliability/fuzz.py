@@ -441,7 +441,10 @@ class FuzzGenerator:
         body = self._metric_template(fid, ts_ms)
         kind = self.rng.randrange(7)
         if kind == 0:
-            body["timestamp"] = iso_ms(ts_ms).replace("Z", "+00:00")
+            # the same instant as local time east of UTC, in microseconds (Python's isoformat
+            # default): read with its offset dropped it would be 5.5 h ahead, FUTURE_TIMESTAMP
+            india = dt.timezone(dt.timedelta(hours=5, minutes=30))
+            body["timestamp"] = dt.datetime.fromtimestamp(ts_ms / 1000, india).isoformat(timespec="microseconds")
         elif kind == 1:
             body["timestamp"] = ts_ms
         elif kind == 2:

@@ -5,7 +5,7 @@
 -- Flink only lets a WATERMARK reference a column of that table.
 --
 -- `timestamp` is either integer epoch milliseconds or ISO-8601 with a zone
--- (`2026-11-01T10:05:00Z`, `2026-11-01T10:05:00.123+02:00`).
+-- (`2026-11-01T10:05:00Z`, `2026-11-01T10:05:00.123456+02:00`; sql/parse/iso_timestamp.sql).
 --   * TRY_CAST, never JSON_VALUE(... RETURNING ...): RETURNING with a type the
 --     JSON value does not have throws a ClassCastException that fails the job.
 --   * Never NULL: a missing/invalid timestamp, an oversized payload, or a
@@ -19,11 +19,11 @@ COALESCE(
   CASE WHEN CHAR_LENGTH(payload) <= ${max_payload_bytes} THEN
     CASE WHEN COALESCE(
            TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(payload, '$.timestamp') AS BIGINT), 3),
-           TO_TIMESTAMP_LTZ(JSON_VALUE(payload, '$.timestamp'), 'yyyy-MM-dd''T''HH:mm:ss[.SSS]XXX'))
+           ${iso_timestamp_of_payload})
          <= TIMESTAMPADD(SECOND, ${max_future_s}, CURRENT_TIMESTAMP)
     THEN COALESCE(
            TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(payload, '$.timestamp') AS BIGINT), 3),
-           TO_TIMESTAMP_LTZ(JSON_VALUE(payload, '$.timestamp'), 'yyyy-MM-dd''T''HH:mm:ss[.SSS]XXX'))
+           ${iso_timestamp_of_payload})
     END
   END,
   TO_TIMESTAMP_LTZ(0, 3))
