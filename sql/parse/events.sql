@@ -8,7 +8,8 @@
 --   INVALID_JSON (also an object followed by `}`, garbage or another object),
 --   MISSING_FIELD (event_type / timestamp),
 --   WRONG_TYPE (severity not a JSON number -- "high", [9], true --; editor_id or
---   partner present but not a JSON string; details present but not an object),
+--   partner present (not null) but not a non-empty JSON string; details present (not
+--   null) but not an object: a string, number or boolean would else be dropped unseen),
 --   UNKNOWN_EVENT_TYPE, OUT_OF_RANGE_VALUE (severity outside 0-10),
 --   INVALID_TIMESTAMP / FUTURE_TIMESTAMP (sql/parse/timestamp_reason.sql).
 -- Late events are NOT dropped: an event is a suspected cause for windows that
@@ -34,9 +35,9 @@ FROM (
       WHEN CAST(payload AS BYTES) <> ENCODE(payload, 'UTF-8') THEN 'INVALID_ENCODING'
       WHEN NOT is_object OR NOT (doc IS JSON ARRAY) THEN 'INVALID_JSON'
       WHEN event_type IS NULL OR timestamp_text IS NULL THEN 'MISSING_FIELD'
-      WHEN NOT COALESCE(editor_json LIKE '["%' OR editor_json = '[null]', TRUE)
-           OR NOT COALESCE(partner_json LIKE '["%' OR partner_json = '[null]', TRUE)
-           OR NOT COALESCE(details LIKE '{%' OR details = 'null', TRUE)
+      WHEN NOT COALESCE(editor_json LIKE '["%' OR editor_json = '[null]', TRUE) OR editor_json = '[""]'
+           OR NOT COALESCE(partner_json LIKE '["%' OR partner_json = '[null]', TRUE) OR partner_json = '[""]'
+           OR NOT COALESCE(details_json LIKE '[{%' OR details_json = '[null]', TRUE)
            OR (severity_json IS NOT NULL AND severity_json <> '[null]'
                AND (severity_json LIKE '["%' OR severity_json LIKE '[[%' OR severity_json LIKE '[{%'
                     OR severity_json IN ('[true]', '[false]') OR severity IS NULL))
@@ -49,7 +50,8 @@ FROM (
   FROM (
     SELECT
       payload, event_time, oversized, doc, is_object, event_type, editor_json, partner_json, severity_json,
-      timestamp_text, details,
+      timestamp_text, details_json,
+      CASE WHEN details_json LIKE '[{%' THEN JSON_QUERY(details_json, '$[0]') END AS details,
       JSON_VALUE(editor_json, '$[0]') AS editor_id,
       JSON_VALUE(partner_json, '$[0]') AS partner,
       TRY_CAST(JSON_VALUE(severity_json, '$[0]') AS DOUBLE) AS severity
@@ -62,7 +64,8 @@ FROM (
         JSON_QUERY(doc, '$[0].record.partner' WITH UNCONDITIONAL ARRAY WRAPPER) AS partner_json,
         JSON_QUERY(doc, '$[0].record.severity' WITH UNCONDITIONAL ARRAY WRAPPER) AS severity_json,
         JSON_VALUE(doc, '$[0].record.timestamp') AS timestamp_text,
-        JSON_QUERY(doc, '$[0].record.details') AS details
+        -- wrapped, like the other fields, so a scalar shows as itself instead of NULL
+        JSON_QUERY(doc, '$[0].record.details' WITH UNCONDITIONAL ARRAY WRAPPER) AS details_json
       FROM (
         SELECT
           payload,

@@ -21,7 +21,9 @@
 --   MISSING_FIELD      editor_id, metric, value or timestamp absent / null
 --   WRONG_TYPE         value not a JSON number (a string -- "", "12,5", "1.5" --, boolean,
 --                      array or object); editor_id not a JSON string (a number, array,
---                      object) or empty; dimensions present but not an object whose
+--                      object) or empty; partner present (not null) but not a non-empty
+--                      JSON string (it would else be read as NULL, and the partner's
+--                      sample averaged into the editor's own); dimensions present but not an object whose
 --                      values are all strings (the contract: {str: str})
 --   UNKNOWN_METRIC     metric outside the contract's ten names (a non-string metric too)
 --   NON_FINITE_VALUE   value overflows a double (1e400) or is a bare NaN/Infinity token
@@ -86,6 +88,7 @@ FROM (
            AND (metric_value <= 1 OR metric NOT IN ('fill_rate', 'error_rate', 'cache_hit_rate', 'bid_rate', 'win_rate'))
            AND timestamp_reason IS NULL
            AND NOT dimensions_bad
+           AND NOT partner_bad
         THEN CAST(NULL AS STRING)
       -- Only rows that failed the fast path above pay for the diagnosis below.
       WHEN CAST(payload AS BYTES) <> ENCODE(payload, 'UTF-8') THEN 'INVALID_ENCODING'
@@ -93,6 +96,7 @@ FROM (
       WHEN editor_json IS NULL OR editor_json = '[null]' OR metric IS NULL
            OR value_json IS NULL OR value_json = '[null]' OR timestamp_text IS NULL THEN 'MISSING_FIELD'
       WHEN NOT (editor_json LIKE '["%') OR editor_id = '' OR NOT COALESCE(value_is_number, FALSE) OR dimensions_bad
+           OR partner_bad
         THEN 'WRONG_TYPE'
       WHEN metric NOT IN ('rpm', 'fill_rate', 'bid_latency_ms', 'error_rate', 'partner_timeouts',
                           'cache_hit_rate', 'impressions', 'revenue', 'bid_rate', 'win_rate') THEN 'UNKNOWN_METRIC'
@@ -105,7 +109,7 @@ FROM (
       ELSE timestamp_reason
     END AS reason_code
   FROM (
-    SELECT payload, event_time, oversized, doc, is_object, editor_json, metric, partner, value_json,
+    SELECT payload, event_time, oversized, doc, is_object, editor_json, metric, value_json,
            timestamp_text, checks.*
     FROM (
       SELECT payload, event_time, oversized, doc, is_object, fields.*
@@ -123,12 +127,12 @@ FROM (
       CROSS JOIN UNNEST(ARRAY[ROW(
         JSON_QUERY(doc, '$[0].record.editor_id' WITH UNCONDITIONAL ARRAY WRAPPER),
         JSON_VALUE(doc, '$[0].record.metric'),
-        JSON_VALUE(doc, '$[0].record.partner'),
+        JSON_QUERY(doc, '$[0].record.partner' WITH UNCONDITIONAL ARRAY WRAPPER),
         JSON_QUERY(doc, '$[0].record.value' WITH UNCONDITIONAL ARRAY WRAPPER),
         JSON_VALUE(doc, '$[0].record.timestamp'),
         CASE WHEN POSITION('"dimensions"' IN payload) > 0
              THEN JSON_QUERY(doc, '$[0].record.dimensions' WITH UNCONDITIONAL ARRAY WRAPPER) END
-      )]) AS fields (editor_json, metric, partner, value_json, timestamp_text, dimensions_json)
+      )]) AS fields (editor_json, metric, partner_json, value_json, timestamp_text, dimensions_json)
     )
     -- The checks on those fields, also evaluated once per row (the CASE below references
     -- each of them several times).
@@ -147,7 +151,11 @@ FROM (
         AND (dimensions_json NOT LIKE '[{%'
              OR COALESCE(REPLACE(REPLACE(REGEXP_REPLACE(REPLACE(REPLACE(
                   JSON_QUERY(dimensions_json, '$[0].*' WITH CONDITIONAL ARRAY WRAPPER),
-                  '\\', ''), '\"', ''), '"[^"]*"', 's'), 's', ''), ',', ''), '') NOT IN ('[]', ''))
-    )]) AS checks (editor_id, metric_value, value_is_number, timestamp_reason, dimensions_bad)
+                  '\\', ''), '\"', ''), '"[^"]*"', 's'), 's', ''), ',', ''), '') NOT IN ('[]', '')),
+      -- partner: absent or null (an editor-level sample), else a non-empty JSON string
+      CASE WHEN partner_json LIKE '["%' THEN JSON_VALUE(partner_json, '$[0]') END,
+      partner_json IS NOT NULL AND partner_json <> '[null]'
+        AND (partner_json NOT LIKE '["%' OR partner_json = '[""]')
+    )]) AS checks (editor_id, metric_value, value_is_number, timestamp_reason, dimensions_bad, partner, partner_bad)
   )
 )
