@@ -186,6 +186,39 @@ def test_split_mid_read_reads_parent_to_its_end_before_children(aws_client, kine
     assert resumed.read_available() == []
 
 
+def test_children_of_a_followed_shard_are_read_from_their_start_whatever_the_start_position(
+        aws_client, kinesis, new_stream):
+    stream = new_stream(1)
+    reader = _reader(aws_client, stream, "LATEST")
+    assert reader.poll_once() == []  # LATEST iterator on the open shard
+    _put(kinesis, stream, 0, 3)
+    kinesis.split_shard(StreamName=stream, ShardToSplit="shardId-000000000000", NewStartingHashKey=str(2 ** 127))
+    _put(kinesis, stream, 3, 5)  # into the children, before the reader knows them
+    reader.discover()
+    records = reader.read_available()
+    _put(kinesis, stream, 8, 2)
+    records += reader.read_available()
+    # With the configured LATEST for the children too, 3-7 were lost (read: 0-2, 8, 9).
+    _assert_exactly_once_in_key_order(records, range(10))
+    assert reader.positions["shardId-000000000000"].followed_open
+    # ... and a restart knows it: a child without a stored position still starts at its beginning
+    restored = positions_from_text(positions_to_text(reader.positions))
+    assert restored["shardId-000000000000"].followed_open
+
+
+def test_a_split_older_than_a_latest_start_is_not_read_back(aws_client, kinesis, new_stream):
+    stream = new_stream(1)
+    _put(kinesis, stream, 0, 3)
+    kinesis.split_shard(StreamName=stream, ShardToSplit="shardId-000000000000", NewStartingHashKey=str(2 ** 127))
+    _put(kinesis, stream, 3, 5)  # before the reader starts
+    reader = _reader(aws_client, stream, "LATEST")
+    assert reader.read_available() == []  # the closed parent is never followed; the children start at LATEST
+    time.sleep(0.01)
+    _put(kinesis, stream, 8, 4)
+    _assert_exactly_once_in_key_order(reader.read_available(), range(8, 12))
+    assert not reader.positions["shardId-000000000000"].followed_open
+
+
 def test_expired_iterators_and_throughput_exceeded_lose_and_duplicate_nothing(aws_client, kinesis, new_stream):
     stream = new_stream(2)
     _put(kinesis, stream, 0, 2000)

@@ -153,13 +153,19 @@ class ShardPosition:
     shard_id: str
     last_sequence_number: str | None = None  # last record handed downstream
     finished: bool = False  # closed and read to its end
+    # An iterator was taken while the shard was open: the reader has followed it since, so
+    # whatever its children hold came after what it read (see `StreamReader.start_of`).
+    followed_open: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"s": self.last_sequence_number, "f": self.finished}
+        data = {"s": self.last_sequence_number, "f": self.finished}
+        if self.followed_open:
+            data["o"] = True
+        return data
 
     @classmethod
     def from_json(cls, shard_id: str, data: dict[str, Any]) -> "ShardPosition":
-        return cls(shard_id, data.get("s"), bool(data.get("f")))
+        return cls(shard_id, data.get("s"), bool(data.get("f")), bool(data.get("o")))
 
 
 def positions_to_text(positions: dict[str, ShardPosition]) -> str:
@@ -416,7 +422,10 @@ class ShardPoller:
             )
         else:
             arguments.update(self.start_position.iterator_arguments())
-        return self.client.get_shard_iterator(**arguments)["ShardIterator"]
+        iterator = self.client.get_shard_iterator(**arguments)["ShardIterator"]
+        if self.shard.ending_sequence_number is None:
+            self.position.followed_open = True
+        return iterator
 
     def _read_to_closed_end(self) -> bool:
         """A closed shard whose last record has been emitted (the service may still hand out iterators)."""
@@ -591,6 +600,24 @@ class StreamReader:
             and all(self._parent_done(p) for p in shard.parents)
         ]
 
+    def start_of(self, shard_id: str) -> StartPosition:
+        """Where a shard with no stored sequence number starts.
+
+        The configured start position applies to the shards the reader finds. A child of a
+        shard the reader has followed (read records from, or held an iterator on while it
+        was open) starts at TRIM_HORIZON instead: its records all came after the parent's,
+        which were read, so a LATEST (or AT_TIMESTAMP) iterator taken only once the parent
+        is drained would skip whatever was put into the child in between (as the Flink
+        Kinesis connector does, shards found after the start are read from their
+        beginning). A child of a parent this reader never followed, such as a split
+        older than a LATEST start, keeps the configured position.
+        """
+        for parent_id in self.shards[shard_id].parents:
+            parent = self.positions.get(parent_id)
+            if parent is not None and (parent.last_sequence_number is not None or parent.followed_open):
+                return StartPosition("TRIM_HORIZON")
+        return self.start_position
+
     def _poller(self, shard_id: str) -> ShardPoller:
         poller = self._pollers.get(shard_id)
         if poller is None:
@@ -600,7 +627,7 @@ class StreamReader:
                 self.stream_name,
                 self.shards[shard_id],
                 position,
-                self.start_position,
+                self.start_of(shard_id),
                 max_records_per_call=self.max_records_per_call,
                 max_attempts_per_poll=self.max_attempts_per_poll,
                 backoff=self.backoff,
@@ -653,7 +680,7 @@ class StreamReader:
                                      if t is not None), None)
                 limit = event_limit_ms(shard_id, first_ms)
             # A LATEST iterator cannot be re-acquired at a record it already passed.
-            if limit is not None and previous is None and self.start_position.kind == "LATEST":
+            if limit is not None and previous is None and poller.start_position.kind == "LATEST":
                 limit = None
             if limit is not None and not result.finished:
                 kept = _records_up_to(result.records, limit)
