@@ -166,7 +166,7 @@ class JobConfig:
     def get_int(self, group: str, key: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
         text = self.get_str(group, key, allow_empty=False)
         try:
-            value = int(text)
+            value = int(_plain_number(text))
         except ValueError:
             raise ConfigError(f"property {group}.{key}={text!r} is not an integer") from None
         _check_range(group, key, value, minimum, maximum)
@@ -175,7 +175,7 @@ class JobConfig:
     def get_float(self, group: str, key: str, *, minimum: float | None = None, maximum: float | None = None) -> float:
         text = self.get_str(group, key, allow_empty=False)
         try:
-            value = float(text)
+            value = float(_plain_number(text))
         except ValueError:
             raise ConfigError(f"property {group}.{key}={text!r} is not a number") from None
         if not math.isfinite(value):
@@ -221,6 +221,14 @@ def _match(options: Iterable[str], token: str, error: str) -> str:
         if opt.lower().replace(".", "_").replace("-", "_") == norm:
             return opt
     raise ConfigError(f"{error}: {token!r}")
+
+
+def _plain_number(text: str) -> str:
+    """``text`` if it is written the plain way; Python's int() and float() also take "3_00" and
+    other scripts' digits ("٣٠"), which a properties file means as neither (and Java refuses)."""
+    if "_" in text or not text.isascii():
+        raise ValueError(text)
+    return text
 
 
 def _check_range(group, key, value, minimum, maximum) -> None:

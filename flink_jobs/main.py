@@ -196,6 +196,12 @@ class Settings:
         except (ValueError, AssertionError):
             raise ConfigError(f"property processing.detector.params={params_text!r} must be a JSON object") from None
         window = c.get_int("processing", "window.size.s", minimum=1, maximum=86400)
+        # Checked here, not at the first bad record: a sink that cannot write would fail the job
+        # then, and again at every restart (the dead letter is in the checkpoint).
+        if c.get_choice("deadletter", "sink", ("file", "kinesis")) == "kinesis":
+            c.get_str("deadletter", "stream.name", allow_empty=False)
+        c.get_str("deadletter", "path", allow_empty=False)  # the files, and the Kinesis sink's fallback
+        baseline_windows = c.get_int("processing", "baseline.windows", minimum=1, maximum=10000)
         return cls(
             name=c.get_str("job", "name", allow_empty=False),
             parallelism=c.get_int("job", "parallelism", minimum=1, maximum=1024),
@@ -211,8 +217,8 @@ class Settings:
             dedup_retention_s=c.get_int("processing", "dedup.retention.s", minimum=0),
             timer_grace_ms=c.get_int("processing", "timer.grace.ms", minimum=0, maximum=window * 1000),
             events_lookback_s=c.get_int("processing", "events.lookback.s", minimum=0),
-            baseline_windows=c.get_int("processing", "baseline.windows", minimum=1, maximum=10000),
-            baseline_min_windows=c.get_int("processing", "baseline.min.windows", minimum=1),
+            baseline_windows=baseline_windows,
+            baseline_min_windows=_baseline_min_windows(c, baseline_windows),
             baseline_threshold=c.get_float("processing", "baseline.threshold", minimum=0.0),
             model_snapshot_windows=c.get_int("processing", "model.snapshot.windows", minimum=1, maximum=10000),
             detector=c.get_str("processing", "detector", allow_empty=False),
@@ -234,6 +240,15 @@ class Settings:
             cloudwatch_namespace=c.get_str("cloudwatch", "namespace", allow_empty=False),
             cloudwatch_flush_interval_ms=c.get_int("cloudwatch", "flush.interval.ms", minimum=1),
         )
+
+
+def _baseline_min_windows(c: JobConfig, baseline_windows: int) -> int:
+    value = c.get_int("processing", "baseline.min.windows", minimum=1)
+    if value > baseline_windows:
+        # the history never holds that many windows, so the trailing baseline would never judge anything
+        raise ConfigError(f"property processing.baseline.min.windows={value} must be <= "
+                          f"processing.baseline.windows={baseline_windows} (the history it is taken from)")
+    return value
 
 
 # ----------------------------------------------------------------------------- environment

@@ -85,6 +85,45 @@ def test_bool_and_optional():
     assert cfg.get_optional("kinesis", "endpoint.url") == "http://127.0.0.1:9"
 
 
+def test_numbers_are_written_the_plain_way():
+    cfg = JobConfig.load(environ={})
+    for text in ("3_00", "\u0663\u0660", "1_0.5"):   # Python's int()/float() take these
+        cfg.set("processing.window.size.s", text)
+        with pytest.raises(ConfigError, match="is not an integer"):
+            cfg.get_int("processing", "window.size.s")
+        cfg.set("processing.baseline.threshold", text)
+        with pytest.raises(ConfigError, match="is not a number"):
+            cfg.get_float("processing", "baseline.threshold")
+    cfg.set("processing.window.size.s", "+300")
+    assert cfg.get_int("processing", "window.size.s") == 300
+
+
+def test_settings_that_would_fail_later_are_refused_at_start():
+    from flink_jobs.main import Settings
+
+    def settings(*overrides):
+        return Settings.from_config(JobConfig.load(overrides=list(overrides), environ={}))
+
+    # a Kinesis dead-letter sink without a stream failed the job at its first bad record, at every restart
+    with pytest.raises(ConfigError, match=r"deadletter\.stream\.name must not be empty"):
+        settings("deadletter.sink=kinesis", "deadletter.stream.name=")
+    assert settings("deadletter.sink=file", "deadletter.stream.name=").deadletter_sink == "file"
+    with pytest.raises(ConfigError, match=r"deadletter\.path must not be empty"):
+        settings("deadletter.path= ")
+    # more windows asked for than the history keeps: the trailing baseline would never judge
+    with pytest.raises(ConfigError, match=r"baseline\.min\.windows=20 must be <= processing\.baseline\.windows=12"):
+        settings("processing.baseline.windows=12", "processing.baseline.min.windows=20")
+    assert settings("processing.baseline.windows=12", "processing.baseline.min.windows=12").baseline_min_windows == 12
+
+
+def test_the_datagen_defaults_pass_the_checks_the_datagen_source_applies():
+    # `--source datagen` with the shipped defaults stopped at "number.of.rows=0 must be >= 1"
+    cfg = JobConfig.load(environ={})
+    assert cfg.get_int("datagen", "number.of.rows", minimum=1) >= 1
+    assert cfg.get_int("datagen", "partners.per.editor", minimum=1,
+                       maximum=cfg.get_int("datagen", "partners", minimum=1)) >= 1
+
+
 def test_bad_properties_file(tmp_path):
     bad = tmp_path / "p.json"
     bad.write_text('{"PropertyGroupId": "x"}')
