@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +18,7 @@ DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 TEMPLATES = sorted((DEPLOY / "cloudformation").glob("*.yaml"))
 ASL_FILES = sorted((DEPLOY / "stepfunctions").glob("*.asl.json"))
 AGENT_FILES = sorted((DEPLOY / "bedrock" / "agents").glob("*.json"))
+DEPLOY_README = DEPLOY / "README.md"
 
 
 def cfn_lint(path: Path) -> subprocess.CompletedProcess:
@@ -266,3 +269,138 @@ def test_core_stack_exports_are_listed_by_cloudformation(core_stack):
     assert exports["adops-core-MetricsStreamArn"] == core_stack["metrics_stream_arn"]
     assert exports["adops-core-EventBusName"] == core_stack["bus_name"]
     assert exports["adops-core-CodeBucketName"].startswith("adops-code-")
+
+
+# ------------------------------------------------------------------ the documented AWS deployment
+
+#: Bytes: `aws cloudformation deploy` refuses a larger --template-file unless it may upload it (--s3-bucket).
+CLI_INLINE_TEMPLATE_LIMIT = 51_200
+#: Bytes: CloudFormation's limit for a template it reads from S3.
+S3_TEMPLATE_LIMIT = 1_000_000
+
+
+def _documented_aws_commands(service: str, operation: str) -> list[dict[str, str | bool]]:
+    """Every `aws <service> <operation> ...` of deploy/README.md's code blocks, in order, as {--flag: value}
+    (True for a flag without one); continuation lines joined as the shell joins them."""
+    logical, pending = [], ""
+    for line in DEPLOY_README.read_text().splitlines():
+        if not line.startswith("    "):
+            pending = ""
+            continue
+        pending += line.strip()
+        if pending.endswith("\\"):
+            pending = pending[:-1] + " "
+        else:
+            logical.append(pending)
+            pending = ""
+    commands = []
+    for text in logical:
+        if not text.startswith(f"aws {service} {operation} "):
+            continue
+        words = shlex.split(text, comments=True)[3:]
+        flags: dict[str, str | bool] = {}
+        for i, word in enumerate(words):
+            if word.startswith("--"):
+                following = words[i + 1] if i + 1 < len(words) else "--"
+                flags[word] = True if following.startswith("--") else following
+        commands.append(flags)
+    return commands
+
+
+def test_every_template_is_deployed_in_a_form_the_cli_accepts():
+    """The rendered cloud-only template is about 72 KB; the CLI sends one over 51,200 bytes only
+    through S3, so its documented deploy needs --s3-bucket (it had none, and failed on AWS)."""
+    deploys = {Path(str(flags["--template-file"])).stem: flags
+               for flags in _documented_aws_commands("cloudformation", "deploy")}
+    assert set(deploys) == {t.stem for t in TEMPLATES}
+    for template in TEMPLATES:
+        size = len(render_json(template).encode())  # what `render --out` writes
+        assert size <= S3_TEMPLATE_LIMIT, f"{template.name} renders to {size} bytes"
+        bucket = deploys[template.stem].get("--s3-bucket")
+        if size > CLI_INLINE_TEMPLATE_LIMIT:
+            assert isinstance(bucket, str) and bucket, \
+                f"{template.name} renders to {size} bytes; deploy/README.md deploys it without --s3-bucket"
+
+
+def _parameters_as_the_cli_sends_them(flags: dict[str, str | bool], input_shape) -> dict:
+    from botocore import xform_name
+
+    members = {f"--{xform_name(name, '-')}": (name, shape) for name, shape in input_shape.members.items()}
+    unknown = set(flags) - set(members)
+    assert not unknown, f"not parameters of {input_shape.name}: {unknown}"
+    params = {}
+    for flag, value in flags.items():
+        name, shape = members[flag]
+        params[name] = json.loads(value) if shape.type_name in ("structure", "list", "map") else value
+    return params
+
+
+def _enum_violations(value, shape, where: str = "") -> list[str]:
+    """botocore's validator checks names and types, not enum values: these are checked here."""
+    if shape.type_name == "string" and shape.enum and value not in shape.enum:
+        return [f"{where}: {value!r} is not one of {shape.enum}"]
+    if shape.type_name == "structure" and isinstance(value, dict):
+        return [v for key, item in value.items() if key in shape.members
+                for v in _enum_violations(item, shape.members[key], f"{where}.{key}")]
+    if shape.type_name == "list" and isinstance(value, list):
+        return [v for item in value for v in _enum_violations(item, shape.member, f"{where}[]")]
+    return []
+
+
+def test_the_flink_application_is_started_as_documented():
+    """CloudFormation creates the Managed Flink application READY, not RUNNING: the documented deployment
+    starts it after the cloud-only stack, the first time without a snapshot to restore, and every
+    documented start-application is a valid StartApplication request."""
+    import botocore.session
+    from botocore.validate import validate_parameters
+
+    start = botocore.session.get_session().get_service_model("kinesisanalyticsv2") \
+        .operation_model("StartApplication").input_shape
+    starts = _documented_aws_commands("kinesisanalyticsv2", "start-application")
+    assert starts, "deploy/README.md does not start the Managed Flink application"
+    requests = [_parameters_as_the_cli_sends_them(flags, start) for flags in starts]
+    for request in requests:
+        validate_parameters(request, start)  # raises ParamValidationError on a wrong name or type
+        assert _enum_violations(request, start) == []
+    first = requests[0]["RunConfiguration"]["ApplicationRestoreConfiguration"]["ApplicationRestoreType"]
+    assert first == "SKIP_RESTORE_FROM_SNAPSHOT"  # a new application has no snapshot
+
+    text = DEPLOY_README.read_text()
+    assert text.index("--template-file build/cloudformation/cloud-only.json") < text.index(
+        "aws kinesisanalyticsv2 start-application")
+    # The name comes from the cloud-only stack's output for the application.
+    [cloud_deploy] = [f for f in _documented_aws_commands("cloudformation", "deploy")
+                      if str(f["--template-file"]).endswith("cloud-only.json")]
+    assignment = re.search(r"APP=\$\(aws cloudformation describe-stacks --stack-name (\S+)\s*\\?\s*"
+                           r"--query \"Stacks\[0\]\.Outputs\[\?OutputKey=='(\w+)'\]\.OutputValue\"", text)
+    assert assignment, "deploy/README.md does not set APP from the cloud-only stack's outputs"
+    assert assignment.group(1) == cloud_deploy["--stack-name"]
+    assert render("cloud-only")["Outputs"][assignment.group(2)]["Value"] == {"Ref": "FlinkApplication"}
+    assert all(flags["--application-name"] == "$APP" for flags in starts)
+
+
+# ------------------------------------------------------------------ the workflows' retries
+
+def _service_tasks(asl: Path) -> dict[str, dict]:
+    states = json.loads(asl.read_text())["States"]
+    return {name: state for name, state in states.items() if state["Type"] == "Task"
+            and state["Resource"].split(":::")[-1].split(":")[0] in ("dynamodb", "sns")}
+
+
+@pytest.mark.parametrize("asl", ASL_FILES, ids=lambda p: p.name)
+def test_every_dynamodb_and_sns_task_retries_a_transient_failure(asl):
+    """One throttled or failed call must not lose a page or an incident record: every DynamoDB and SNS
+    task retries States.TaskFailed with backoff. A refused condition is an answer, not a failure:
+    it must reach the task's Catch at once (States.TaskFailed matches it too, so a MaxAttempts 0
+    retrier for it has to come first)."""
+    tasks = _service_tasks(asl)
+    assert tasks
+    for name, state in tasks.items():
+        retriers = state.get("Retry", [])
+        transient = [r for r in retriers if "States.TaskFailed" in r["ErrorEquals"]]
+        assert transient, f"{name} does not retry"
+        assert transient[0].get("MaxAttempts", 3) >= 2 and transient[0].get("BackoffRate", 2.0) > 1, name
+        if "ConditionExpression" in state["Parameters"]:
+            first_match = next(r for r in retriers if {"DynamoDB.ConditionalCheckFailedException", "States.TaskFailed",
+                                                       "States.ALL"} & set(r["ErrorEquals"]))
+            assert first_match == {"ErrorEquals": ["DynamoDB.ConditionalCheckFailedException"], "MaxAttempts": 0}, name

@@ -18,12 +18,15 @@ def drain_queue(
 ) -> list[Any]:
     """Receive until ``count`` matching messages arrived or ``timeout`` seconds passed.
 
-    Returns the message bodies (parsed as JSON when they are JSON), in arrival
-    order, at most ``count`` of them. Every message received is deleted, matching
-    or not: the queues are shared by a whole test session, so a test filters with
-    ``predicate`` (e.g. on its own incident id) and stale messages must not come
-    back after the visibility timeout. Extra matching messages beyond ``count``
-    are also consumed; call again with a short timeout to assert "no more".
+    Returns the bodies of every matching message received (parsed as JSON when
+    they are JSON), in arrival order: ``count`` says when to stop waiting, not how
+    many to return, so a caller that expects exactly ``count`` sees an extra one
+    that came in the same receive instead of it being deleted unseen. Every
+    message received is deleted, matching or not: the queues are shared by a
+    whole test session, so a test filters with ``predicate`` (e.g. on its own
+    incident id) and stale messages must not come back after the visibility
+    timeout. A duplicate can also arrive after the call returned: to assert
+    "exactly N", call again with a short timeout and expect nothing more.
     """
     import os
 
@@ -48,12 +51,13 @@ def drain_queue(
                 found.append(body)
         if not resp.get("Messages"):
             time.sleep(0.05)
-    return found[:count] if count else found
+    return found
 
 
 #: The state a core-workflow execution ends its path in, and what it says of the composite.
 WORKFLOW_OUTCOMES = {"MarkNotified": "notified", "MarkCoveredByEpisode": "covered_by_episode",
-                     "AlreadyRecorded": "already_recorded", "RecordedWithoutNotification": "not_notified_severity"}
+                     "AlreadyRecorded": "already_recorded", "RecordedWithoutNotification": "not_notified_severity",
+                     "NotificationFailed": "notification_failed"}
 
 
 def incident_workflow_outcomes(stack: dict[str, Any], incident_ids: set[str], started_after: float,
@@ -66,7 +70,8 @@ def incident_workflow_outcomes(stack: dict[str, Any], incident_ids: set[str], st
     ``executions``: by final status. ``outcomes``: by the path each took (WORKFLOW_OUTCOMES):
     notified; covered_by_episode (its episode was already notified at this severity or above);
     already_recorded (a redelivery, or an incident id an earlier run recorded);
-    not_notified_severity. ``episodes_notified``: the episodes among the notified ones.
+    not_notified_severity; notification_failed (SNS failed after its retries; the episode's claim
+    was given back). ``episodes_notified``: the episodes among the notified ones.
     """
     from collections import Counter
 

@@ -15,6 +15,11 @@ def get_editor_metrics(args: dict[str, Any]) -> dict[str, Any]:
     editor_id = require_id(args, "editor_id")
     minutes = require_int(args, "minutes", 5, 1440, default=60)
     period = require_int(args, "period_seconds", 60, 3600, default=300)
+    if period % 60:
+        # CloudWatch refuses a standard-resolution period that is not a multiple of 60, which the
+        # agent would only see as a 502; a 400 tells it what to send instead.
+        raise ToolError(400, f"'period_seconds' must be a multiple of 60 (CloudWatch's standard resolution), "
+                             f"got {period}; e.g. {max(60, period // 60 * 60)}")
     wanted = args.get("metrics") or ",".join(METRICS)
     names = [m.strip() for m in str(wanted).split(",") if m.strip()]
     unknown = sorted(set(names) - set(METRICS))

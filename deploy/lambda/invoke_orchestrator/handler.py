@@ -16,6 +16,16 @@ from typing import Any, Iterable
 
 MAX_PROMPT_CHARS = 20000
 
+#: What the orchestrator's turn may take: the function's Timeout in cloud-only.yaml and the
+#: workflow's TimeoutSeconds for InvokeOrchestratorAgent (a test keeps the three equal). A turn
+#: that consults specialists and calls tools takes minutes; botocore's default read timeout of
+#: 60 s ended it long before that and failed the analysis.
+INVOKE_BUDGET_SECONDS = 600
+#: The answer can come as one chunk at the end of the turn, so one socket read may wait for the
+#: whole turn; 30 s are kept for reading the stream's end and answering before Lambda stops us.
+READ_TIMEOUT_SECONDS = INVOKE_BUDGET_SECONDS - 30
+CONNECT_TIMEOUT_SECONDS = 10
+
 
 class InvalidIncident(ValueError):
     pass
@@ -66,11 +76,22 @@ def parse_analysis(text: str) -> dict[str, Any]:
     return {"structured": False, "text": text}
 
 
-def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+def agent_runtime_client() -> Any:
     import boto3
+    from botocore.config import Config
 
+    # One attempt: InvokeAgent is not idempotent (the agent's tools pause partners and change
+    # configuration), and botocore retries a read timeout by sending the request again, which
+    # would start a second turn. A failure goes to the workflow, which retries Lambda's own
+    # errors and otherwise pages a human.
+    return boto3.client("bedrock-agent-runtime", config=Config(
+        connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS,
+        retries={"total_max_attempts": 1}))
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     session_id, prompt = build_prompt(event)
-    runtime = boto3.client("bedrock-agent-runtime")
+    runtime = agent_runtime_client()
     answer = runtime.invoke_agent(
         agentId=os.environ["ORCHESTRATOR_AGENT_ID"], agentAliasId=os.environ["ORCHESTRATOR_AGENT_ALIAS_ID"],
         sessionId=session_id, inputText=prompt,
