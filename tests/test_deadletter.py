@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 
 from connectors.aws import make_client
@@ -18,6 +17,7 @@ from connectors.deadletter.writers import (
 )
 from connectors.kinesis.poller import StreamReader
 from connectors.schemas import validator
+from flink_jobs.reliability.fault_proxy import KINESIS_PUT_RECORDS, FaultProxy
 
 
 def test_record_has_the_contract_shape():
@@ -53,40 +53,29 @@ def test_put_records_batches_respect_500_records_and_5_mib():
     assert [len(b) for b in put_records_batches(big)] == [5, 2]
 
 
-def test_kinesis_writer_writes_every_line_in_batches_and_retries_failed_records(aws_client, unique_name):
-    client = aws_client("kinesis")
+def test_kinesis_writer_writes_every_line_in_batches_and_retries_failed_records(aws_endpoint, aws_client,
+                                                                              unique_name):
     stream = unique_name("adops-dead-letters-test")
-    client.create_stream(StreamName=stream, ShardCount=2)
-    requests = []
-
-    def fail_two_records_of_the_first_call(request, **_):
-        records = json.loads(request.body)["Records"]
-        requests.append(len(records))
-        if len(requests) != 1:
-            return None
-        outcomes = [{"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "injected"}
-                    if i in (3, 400) else {"SequenceNumber": "1", "ShardId": "shardId-000000000000"}
-                    for i in range(len(records))]
-        body = json.dumps({"FailedRecordCount": 2, "Records": outcomes}).encode()
-
-        class Raw:
-            def stream(self, **_):
-                yield body
-
-        return AWSResponse(request.url, 200, {"Content-Type": "application/x-amz-json-1.1"}, Raw())
-
-    client.meta.events.register("before-send.kinesis.PutRecords", fail_two_records_of_the_first_call)
-    writer = KinesisDeadLetterWriter(client, stream, sleep=lambda s: None)
-    lines = [dead_letter_json("INVALID_JSON", f"bad {i}", "metrics", f'{{"n":{i}') for i in range(700)]
-    assert writer.write(lines) == 700
-    # 500 (2 failed, injected answer) -> 2 re-sent -> 200.
+    aws_client("kinesis").create_stream(StreamName=stream, ShardCount=2)
+    with FaultProxy(aws_endpoint.url, seed=3) as proxy:
+        # The writer's client goes through the fault proxy to the real endpoint; the requests are only observed.
+        client = make_client("kinesis", endpoint_url=proxy.url, region="us-east-1")
+        requests = []
+        client.meta.events.register("before-send.kinesis.PutRecords",
+                                    lambda request, **_: requests.append(len(json.loads(request.body)["Records"])))
+        writer = KinesisDeadLetterWriter(client, stream, sleep=lambda s: None)
+        lines = [dead_letter_json("INVALID_JSON", f"bad {i}", "metrics", f'{{"n":{i}') for i in range(700)]
+        # The first PutRecords: 2 of its 500 records are withheld from the endpoint and answered failed.
+        with proxy.fault(KINESIS_PUT_RECORDS, "partial_failure", failed_fraction=0.004, max_injections=1):
+            assert writer.write(lines) == 700
+        counters = proxy.counters()
+    # 500 (2 failed) -> the 2 re-sent -> 200.
     assert requests == [PUT_RECORDS_MAX_RECORDS, 2, 200]
-    assert writer.counters.retried == 2 and writer.counters.dropped == 0
-    reader = StreamReader(aws_client("kinesis"), stream)
-    reader.discover()
-    stored = [json.loads(r.payload) for r in reader.read_available()]
-    # The 498 the injected answer "accepted" never reached moto; the other 202 did, once each.
-    assert sorted(r["reason"] for r in stored) == sorted(["bad 3", "bad 400"] + [f"bad {i}" for i in range(500, 700)])
+    assert counters["failed_entries"] == {KINESIS_PUT_RECORDS: 2}
+    assert counters["delivered_entries"] == {KINESIS_PUT_RECORDS: 700}
+    assert writer.counters.retried == 2 and writer.counters.dropped == 0 and writer.counters.written == 700
+    # What really is on the stream: every line exactly once.
+    assert sorted(_stored(aws_client, stream)) == sorted(lines)
 
 
 def test_kinesis_writer_drops_and_counts_after_bounded_attempts_without_raising(refused_url):

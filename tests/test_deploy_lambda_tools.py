@@ -54,7 +54,8 @@ def test_get_editor_metrics_reads_cloudwatch(editor):
     assert status == 200, body
     assert body["empty_metrics"] == ["fill_rate"]
     points = body["metrics"]["rpm"]
-    assert sum(p["average"] for p in points) / len(points) == pytest.approx(2.0, abs=0.5)
+    # The two samples share a 300 s period (one average, 2.0) or fall in two (their own values).
+    assert sorted(p["average"] for p in points) in ([2.0], [1.5, 2.5])
     assert min(p["min"] for p in points) == 1.5 and max(p["max"] for p in points) == 2.5
 
 
@@ -64,10 +65,27 @@ def test_get_editor_metrics_reads_cloudwatch(editor):
     ({"editor_id": "e-1", "minutes": "0"}, "between 5 and 1440"),
     ({"editor_id": "e-1", "minutes": "ten"}, "must be a number"),
     ({"editor_id": "e-1", "metrics": "rpm,ctr"}, "unknown metrics ['ctr']"),
+    # In range but not a whole minute: CloudWatch would refuse it, and the agent would get a 502.
+    ({"editor_id": "e-1", "period_seconds": "90"}, "'period_seconds' must be a multiple of 60"),
+    ({"editor_id": "e-1", "period_seconds": "3599"}, "got 3599; e.g. 3540"),
 ])
 def test_get_editor_metrics_rejects_bad_parameters(aws_endpoint, params, fragment):
     status, body = call("get_editor_metrics", "GET", "/editors/{editor_id}/metrics", params)
     assert status == 400 and fragment in body["error"]
+
+
+def test_get_editor_metrics_takes_every_whole_minute_period_and_documents_the_rule(editor):
+    now = dt.datetime.now(dt.timezone.utc)
+    boto3.client("cloudwatch").put_metric_data(Namespace="AdOps", MetricData=[
+        {"MetricName": "rpm", "Dimensions": [{"Name": "EditorId", "Value": editor}], "Timestamp": now, "Value": 1.0}])
+    for period in ("60", "120", "3600"):
+        status, body = call("get_editor_metrics", "GET", "/editors/{editor_id}/metrics",
+                            {"editor_id": editor, "period_seconds": period, "metrics": "rpm"})
+        assert (status, body.get("period_seconds")) == (200, int(period)), body
+    schema = json.loads((LAMBDA_DIR.parent / "bedrock" / "action_groups" / "get_editor_metrics.openapi.json").read_text())
+    [period_parameter] = [p for p in schema["paths"]["/editors/{editor_id}/metrics"]["get"]["parameters"]
+                          if p["name"] == "period_seconds"]
+    assert "multiple of 60" in period_parameter["description"]  # the agent reads the rule before it calls
 
 
 def test_unknown_operation_is_a_404_naming_the_served_ones(aws_endpoint):
@@ -185,3 +203,18 @@ def test_orchestrator_prompt_and_stream_parsing():
                                     {"trace": {}}, {"chunk": {"bytes": b'"needs_human": false}'}}])
     assert tool.parse_analysis(text) == {"structured": True, "root_cause": "partner X slow", "needs_human": False}
     assert tool.parse_analysis("no json") == {"structured": False, "text": "no json"}
+
+
+def test_orchestrator_client_waits_for_the_whole_agent_turn(aws_endpoint):
+    """botocore's default read timeout (60 s) ended the agent's turn long before the 600 s the
+    function and the workflow allow it; and a read timeout must not send InvokeAgent again."""
+    from deploy.cloudformation.render import render
+
+    tool = load_handler("invoke_orchestrator")
+    function = render("cloud-only")["Resources"]["InvokeOrchestratorFunction"]["Properties"]
+    asl = json.loads((LAMBDA_DIR.parent / "stepfunctions" / "critical_incident_workflow_agents.asl.json").read_text())
+    assert tool.INVOKE_BUDGET_SECONDS == function["Timeout"] == asl["States"]["InvokeOrchestratorAgent"]["TimeoutSeconds"]
+    config = tool.agent_runtime_client().meta.config
+    assert tool.INVOKE_BUDGET_SECONDS - 60 <= config.read_timeout < tool.INVOKE_BUDGET_SECONDS
+    assert config.connect_timeout <= 30
+    assert config.retries["total_max_attempts"] == 1

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import detectors
 from connectors.simulator import Scenario, generate
 from flink_jobs.evaluation import offline
 from flink_jobs.evaluation.offline import JobParameters, evaluate_offline, read_windows
@@ -69,11 +70,18 @@ def small_day(tmp_path_factory):
     return archive, summary, tmp_path_factory.mktemp("offline-cache")
 
 
-def test_small_simulated_day_is_replayed_and_scored(small_day, tmp_path):
+def test_small_simulated_day_is_replayed_and_scored(small_day, tmp_path, monkeypatch):
     archive, summary, cache = small_day
+    for stale in cache.glob("models-*.pkl"):  # whatever ran before, this test starts from an empty cache
+        stale.unlink()
+    # Every model the replay builds, counted; the real detectors still do the scoring.
+    built = []
+    real_make = detectors.make
+    monkeypatch.setattr(detectors, "make", lambda *a, **kw: built.append(a) or real_make(*a, **kw))
     # 6 h of data: the ensemble must start scoring after 2 h (as in tests/test_evaluation_e2e.py)
     params = JobParameters.from_job_config(['processing.detector.params={"warmup": 24}'])
     report = evaluate_offline(archive, params=params, cache_dir=cache)
+    assert len(built) == report["run"]["keys_scored"] > 0  # one model per key: the first run scored
     assert report["run"]["metric_records"] == summary["records"]["metrics"]
     assert report["incidents"] == summary["incidents"]
     # the scenario's incidents are clear: the replay catches and names most of them
@@ -85,13 +93,19 @@ def test_small_simulated_day_is_replayed_and_scored(small_day, tmp_path):
     assert all(e["detail"].get("incident_id") or e["detail"].get("check_id") or e["detail"].get("finding_id")
                for e in report["events"])
 
-    # The models' outputs are cached: a second replay reads them back and decides the same.
-    assert len(list(cache.glob("models-*.pkl"))) == 1
+    # The models' outputs are cached: a second replay reads them back and decides the same,
+    # building no model and leaving the cache file as it was (not rewritten).
+    [cached] = cache.glob("models-*.pkl")
+    written = cached.stat()
+    built.clear()
     again = evaluate_offline(archive, params=params, cache_dir=cache)
+    assert built == []
+    assert (cached.stat().st_ino, cached.stat().st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
     assert again["events"] == report["events"]
-    # ... and other detector settings are another cache entry, not a stale read.
+    # ... and other detector settings are another cache entry, scored afresh, not a stale read.
     other = JobParameters.from_job_config(['processing.detector.params={"warmup": 30}'])
     evaluate_offline(archive, params=other, cache_dir=cache)
+    assert len(built) == report["run"]["keys_scored"]
     assert len(list(cache.glob("models-*.pkl"))) == 2
 
 

@@ -1,8 +1,11 @@
 """EventBridgePublisher against the embedded endpoint (bus → rule → SQS shows what was delivered).
 
-Faults are injected at botocore's HTTP layer (`before-send`): the error response
-EventBridge sends (throttling 400, 500), a 200 with FailedEntryCount for chosen
-entries, or the connection error botocore raises for a refused connection.
+Partial failures come from the real endpoint: the repo's fault proxy
+(flink_jobs/reliability/fault_proxy.py) withholds some entries from moto and reports
+them failed, and moto itself answers MalformedDetail for an entry whose Detail is not
+JSON. Whole-request faults are injected at botocore's HTTP layer (`before-send`): the
+error response EventBridge sends (throttling 400, 500) or the connection error botocore
+raises for a refused connection.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from connectors.eventbridge.publisher import (
     entry_size,
     make_entry,
 )
+from flink_jobs.reliability.fault_proxy import PUT_EVENTS, FaultProxy
 
 EVENTS_CLIENT_OPTIONS = {"max_attempts": 1, "connect_timeout_s": 1, "read_timeout_s": 5}
 
@@ -37,6 +41,19 @@ def bus(bus_with_queue):
 def events_client(aws_client):
     """A fresh events client per test (each test taps its requests); botocore does not retry."""
     return aws_client("events", **EVENTS_CLIENT_OPTIONS)
+
+
+@pytest.fixture()
+def proxy(aws_endpoint):
+    """The fault proxy in front of the embedded endpoint: forwards unchanged unless a fault is switched on."""
+    with FaultProxy(aws_endpoint.url, seed=5) as p:
+        yield p
+
+
+@pytest.fixture()
+def proxied_events_client(proxy):
+    """An events client whose requests go through the proxy to the real endpoint; botocore does not retry."""
+    return make_client("events", endpoint_url=proxy.url, region="us-east-1", **EVENTS_CLIENT_OPTIONS)
 
 
 def _received(aws_client, queue_url, expected, timeout=15.0):
@@ -122,27 +139,31 @@ def test_delivers_every_entry_in_order_with_its_deterministic_id(aws_client, eve
     assert all(not e.get("resources") for e in received)
 
 
-def test_partial_failure_resends_only_the_failed_entries(aws_client, events_client, bus):
+def test_partial_failure_resends_only_the_failed_entries(aws_client, proxied_events_client, proxy, bus):
     name, queue_url = bus
-    client = events_client
-
-    def fail_some_of_the_first_request(call, entries):
-        if call != 1:
-            return None  # to the real server
-        outcomes = [{"ErrorCode": "InternalFailure", "ErrorMessage": "injected"} if i in (2, 5, 7)
-                    else {"EventId": f"ev-{i}"} for i in range(len(entries))]
-        return 200, {"FailedEntryCount": 3, "Entries": outcomes}
-
-    tap = PutEventsTap(client, fail_some_of_the_first_request)
+    client = proxied_events_client
+    tap = PutEventsTap(client)  # observes the requests only; they all go to the proxy and on to moto
+    answers = []
+    client.meta.events.register("after-call.eventbridge.PutEvents",
+                                lambda parsed, **_: answers.append(parsed["Entries"]))
     publisher = EventBridgePublisher(name, client, base_backoff_s=0.01, max_backoff_s=0.05)
     entries = _entries(name, 10, "partial")
-    result = publisher.publish(entries)
-    assert [entry_id(e) for e in tap.requests[1]] == [entry_id(entries[i]) for i in (2, 5, 7)]
+    # The first request: 3 of its 10 entries are withheld from moto and answered failed (retryable codes).
+    with proxy.fault(PUT_EVENTS, "partial_failure", failed_fraction=0.3, max_injections=1):
+        result = publisher.publish(entries)
+    failed = [i for i, outcome in enumerate(answers[0]) if "ErrorCode" in outcome]
+    assert len(failed) == 3
     assert len(tap.requests) == 2 and not result.overflowed
+    assert [entry_id(e) for e in tap.requests[1]] == [entry_id(entries[i]) for i in failed]
     assert publisher.counters.partial_failures == 3 and publisher.counters.retried == 3
     assert publisher.counters.sent == 10
-    received = _received(aws_client, queue_url, 3)  # the 7 "accepted" by the injected answer never reached moto
-    assert sorted(e["detail"]["incident_id"] for e in received) == [entry_id(entries[i]) for i in (2, 5, 7)]
+    counters = proxy.counters()
+    assert counters["forwarded"] == {PUT_EVENTS: 2}
+    assert counters["failed_entries"] == {PUT_EVENTS: 3} and counters["delivered_entries"] == {PUT_EVENTS: 10}
+    # What really reached the bus: every entry exactly once (7 on the first request, the 3 re-sent on the second).
+    received = _received(aws_client, queue_url, 10)
+    assert sorted(dedup_key(e) for e in received) == sorted(
+        ("Composite Anomaly Detected", entry_id(e)) for e in entries)
 
 
 def test_throttling_and_server_errors_are_retried_with_backoff(aws_client, events_client, bus):
@@ -176,21 +197,27 @@ def test_overflow_after_bounded_attempts_goes_to_the_handler_with_the_reason(eve
     assert publisher.counters.failed_over == 12 and result.delivered == []
 
 
-def test_oversized_and_permanently_rejected_entries_are_not_retried(events_client, bus):
-    name, _ = bus
-    client = events_client
-
-    def reject_first(call, entries):
-        return 200, {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "MalformedDetail", "ErrorMessage": "x"}]
-                     + [{"EventId": "ok"}] * (len(entries) - 1)}
-
-    tap = PutEventsTap(client, reject_first)
+def test_oversized_and_permanently_rejected_entries_are_not_retried(aws_client, proxied_events_client, proxy,
+                                                                    bus):
+    name, queue_url = bus
     overflowed = []
-    publisher = EventBridgePublisher(name, client, on_overflow=lambda e, r: overflowed.append(r))
+    publisher = EventBridgePublisher(name, proxied_events_client, base_backoff_s=0.01, max_backoff_s=0.05,
+                                     on_overflow=lambda e, r: overflowed.append((e, r)))
     too_big = _entries(name, 1, "huge", detail_bytes=PUT_EVENTS_MAX_BYTES)[0]
-    publisher.publish([too_big] + _entries(name, 3, "perm"))
-    assert len(tap.requests) == 1 and len(tap.requests[0]) == 3  # the huge one was never sent
-    assert overflowed[0].startswith("OVERSIZED_ENTRY") and "MalformedDetail" in overflowed[1]
+    good = _entries(name, 2, "perm")
+    # Detail that is not JSON: the endpoint itself (moto, as EventBridge) rejects that entry with MalformedDetail.
+    malformed = dict(good[0], Detail='{"incident_id": "inc-perm-malformed", not json')
+    result = publisher.publish([too_big, good[0], malformed, good[1]])
+    assert [(e["Detail"], r.split(":")[0]) for e, r in overflowed] == [
+        (too_big["Detail"], "OVERSIZED_ENTRY"), (malformed["Detail"], "DELIVERY_FAILED (permanent) MalformedDetail")]
+    # One request, never repeated: the huge entry was not sent, the malformed one not retried.
+    counters = proxy.counters()
+    assert counters["forwarded"] == {PUT_EVENTS: 1} and counters["delivered_entries"] == {PUT_EVENTS: 2}
+    assert publisher.counters.requests == 1 and publisher.counters.retried == 0
+    assert publisher.counters.partial_failures == 1 and publisher.counters.failed_over == 2
+    assert [entry_id(e) for e in result.delivered] == [entry_id(e) for e in good]
+    received = _received(aws_client, queue_url, 2)
+    assert sorted(dedup_key(e) for e in received) == sorted(("Composite Anomaly Detected", entry_id(e)) for e in good)
 
 
 def test_default_settings_ride_out_a_30_second_outage(aws_client, events_client, bus):

@@ -180,12 +180,15 @@ def test_inserted_records_take_the_traffic_time_around_them(mixed):
 
 def test_late_records_are_behind_by_the_requested_lateness():
     traffic = mix(valid_traffic(minutes=20), 0, seed=1, n_late=50, late_by_ms=(600_000, 700_000))
-    last = None
+    last, behind = None, []
     for record in traffic:
         if record.fuzz is None:
             last = timestamp_ms_of(record.payload)
         else:
-            assert 600_000 <= last - timestamp_ms_of(record.payload) < 700_000
+            assert record.fuzz.category == "late"
+            behind.append(last - timestamp_ms_of(record.payload))
+    assert len(behind) == 50
+    assert all(600_000 <= b < 700_000 for b in behind), behind
 
 
 def test_oversized_records_straddle_the_pipeline_limit_and_stay_under_kinesis():
