@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 import time
 
@@ -18,9 +20,69 @@ from .generator import generate
 from .scenario import Scenario, default_scenario
 
 
+# Bad sizes used to reach numpy and end in a traceback far from the argument (--hours -1:
+# "negative dimensions are not allowed", --cadence 0: ZeroDivisionError, --editors 0: "high <= 0");
+# each is refused here, by argparse (exit code 2), with what is expected.
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_RANGE = re.compile(rf"\s*({_NUMBER})\s*(?:-\s*({_NUMBER})\s*)?")
+#: Timestamps are in milliseconds: sampling faster than that gives samples the same time.
+MIN_CADENCE_S = 0.001
+
+
 def _range(text: str) -> tuple[float, float]:
-    low, _, high = text.partition("-")
-    return float(low), float(high or low)
+    """'10-60' -> (10.0, 60.0); '30' -> (30.0, 30.0): seconds between samples, at least 1 ms, low <= high."""
+    match = _RANGE.fullmatch(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected seconds as LOW-HIGH or one number, e.g. 10-60; got {text!r}")
+    low = float(match.group(1))
+    high = float(match.group(2)) if match.group(2) is not None else low
+    if not (math.isfinite(low) and math.isfinite(high)) or low < MIN_CADENCE_S:
+        raise argparse.ArgumentTypeError(f"intervals must be finite and at least {MIN_CADENCE_S} s "
+                                         f"(timestamps are in ms); got {text!r}")
+    if high < low:
+        raise argparse.ArgumentTypeError(f"the range's low end must not be above its high end; got {text!r}")
+    return low, high
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:                      # numpy's generators take non-negative seeds only
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _hours(positive: bool):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of hours, got {text!r}") from None
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number of hours {'> 0' if positive else '>= 0'}, got {text!r}")
+        return value
+    return parse
+
+
+def _start(text: str) -> str:
+    try:
+        Scenario(start=text).start_epoch_s
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a UTC time as YYYY-MM-DDTHH:MM:SSZ, got {text!r}") from None
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,15 +90,15 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
     parser.add_argument("--default", action="store_true", help="the default scenario (other sizes ignored)")
-    parser.add_argument("--editors", type=int, default=50)
-    parser.add_argument("--partners", type=int, default=8)
-    parser.add_argument("--hours", type=float, default=24.0)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--start", default=Scenario.start, help="UTC start, e.g. 2026-11-02T00:00:00Z")
+    parser.add_argument("--editors", type=_count, default=50)
+    parser.add_argument("--partners", type=_count, default=8)
+    parser.add_argument("--hours", type=_hours(positive=True), default=24.0)
+    parser.add_argument("--seed", type=_seed, default=7)
+    parser.add_argument("--start", type=_start, default=Scenario.start, help="UTC start, e.g. 2026-11-02T00:00:00Z")
     parser.add_argument("--cadence", type=_range, default=Scenario.editor_cadence_s,
                         help="editor sampling interval range in seconds, e.g. 10-60")
     parser.add_argument("--partner-cadence", type=_range, default=Scenario.partner_cadence_s)
-    parser.add_argument("--warmup-hours", type=float, default=Scenario.warmup_hours,
+    parser.add_argument("--warmup-hours", type=_hours(positive=False), default=Scenario.warmup_hours,
                         help="hours at the start without incidents (the models learn the editors)")
     parser.add_argument("--format", choices=[PARQUET, JSONL], default=PARQUET)
     args = parser.parse_args(argv)
