@@ -86,24 +86,128 @@ def test_identical_input_gives_identical_bytes(tmp_path):
     assert one == two
 
 
-def test_capture_archives_a_live_stream_by_arrival_hour(aws_endpoint, tmp_path):
+def _arrivals(kinesis, stream: str) -> dict[bytes, float]:
+    """Each record's payload -> its ApproximateArrivalTimestamp (epoch s), as the stream reports it."""
+    out = {}
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        response = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+        out.update({r["Data"]: r["ApproximateArrivalTimestamp"].timestamp() for r in response["Records"]})
+    return out
+
+
+def test_capture_archives_a_live_stream_by_arrival_hour(aws_endpoint, tmp_path, unique_name):
+    import boto3
+
+    from connectors.archive import kind_of
+    from connectors.archive.capture import capture_stream, kinesis_client
+    from connectors.archive.formats import read_parquet
+
+    stream = unique_name("archive-capture")
+    kinesis = boto3.client("kinesis", endpoint_url=aws_endpoint.url)
+    kinesis.create_stream(StreamName=stream, ShardCount=2)
+    kinesis.get_waiter("stream_exists").wait(StreamName=stream)
+    records = [r for r in METRIC_RECORDS[:4]] + [EVENT_RECORDS[0]]
+    kinesis.put_records(StreamName=stream, Records=[
+        {"Data": json.dumps(r).encode(), "PartitionKey": r.get("editor_id", "x")} for r in records]
+        + [{"Data": b"\xff not json", "PartitionKey": "bad"}])
+    writer = ArchiveWriter(tmp_path, fmt=PARQUET)
+    stats = capture_stream(stream, writer, client=kinesis_client(aws_endpoint.url), idle_exit_s=1.0)
+    assert stats.records == 6 and stats.undecodable == 1 and len(stats.shards) == 2
+    assert stats.skipped == {"not UTF-8": 1}
+    captured = read_records(tmp_path, METRICS) + read_records(tmp_path, EVENTS)
+    key = lambda r: json.dumps(r, sort_keys=True)
+    assert sorted(captured, key=key) == sorted(records, key=key)
+    # Each record is in the partition of the hour the stream says it arrived in (so a run that
+    # crosses an hour boundary checks the right hour for each, not the day only).
+    expected = {key(json.loads(data)): partition_dir(kind_of(json.loads(data)), arrival)
+                for data, arrival in _arrivals(kinesis, stream).items() if data != b"\xff not json"}
+    found = {}
+    for part in data_files(tmp_path):
+        kind = part.relative_to(tmp_path).parts[0]
+        for record, _ in read_parquet(kind, part):
+            found[key(record)] = str(part.parent.relative_to(tmp_path))
+    assert found == expected
+
+
+# The JSON parser takes NaN, Infinity and 1e999 (read as inf); strict JSON cannot write them back.
+NON_FINITE_PAYLOADS = [
+    b'{"editor_id":"e-3","metric":"rpm","value":NaN,"timestamp":"2026-11-02T14:00:03Z"}',
+    b'{"editor_id":"e-5", "metric":"rpm", "value":1e999, "timestamp":1793628004000}',
+    b'{"editor_id":"e-6","metric":"rpm","value":1.5,"timestamp":"2026-11-02T14:00:05Z","note":-Infinity}',
+    b'{"event_type":"config_change","timestamp":"2026-11-02T14:00:06Z","details":{"old_value":NaN}}',
+]
+
+
+@pytest.mark.parametrize("fmt", [PARQUET, JSONL])
+@pytest.mark.parametrize("per_part", [250_000, 3])
+def test_capture_archives_non_finite_numbers_as_read_and_loses_nothing(aws_endpoint, tmp_path, unique_name,
+                                                                          fmt, per_part):
+    """Reported: the default settings stopped the capture ("Out of range float values", nothing
+    archived); 3 records per part lost e-1 and e-2 with the NaN record, as "not JSON"."""
     import boto3
 
     from connectors.archive.capture import capture_stream, kinesis_client
 
+    valid = [json.dumps(r, separators=(",", ":")).encode() for r in (
+        {"editor_id": "e-1", "metric": "rpm", "value": 2.5, "timestamp": "2026-11-02T14:00:01Z"},
+        {"editor_id": "e-2", "metric": "rpm", "value": 3.5, "timestamp": "2026-11-02T14:00:02Z"},
+        {"editor_id": "e-4", "metric": "rpm", "value": 4.5, "timestamp": "2026-11-02T14:00:04Z"})]
+    payloads = valid[:2] + NON_FINITE_PAYLOADS[:1] + valid[2:] + NON_FINITE_PAYLOADS[1:]
+    stream = unique_name("archive-nan")
     kinesis = boto3.client("kinesis", endpoint_url=aws_endpoint.url)
-    kinesis.create_stream(StreamName="archive-capture-test", ShardCount=2)
-    kinesis.get_waiter("stream_exists").wait(StreamName="archive-capture-test")
-    records = [r for r in METRIC_RECORDS[:4]] + [EVENT_RECORDS[0]]
-    kinesis.put_records(StreamName="archive-capture-test", Records=[
-        {"Data": json.dumps(r).encode(), "PartitionKey": r.get("editor_id", "x")} for r in records]
-        + [{"Data": b"\xff not json", "PartitionKey": "bad"}])
-    writer = ArchiveWriter(tmp_path, fmt=PARQUET)
-    stats = capture_stream("archive-capture-test", writer, client=kinesis_client(aws_endpoint.url),
-                           idle_exit_s=1.0)
-    assert stats.records == 6 and stats.undecodable == 1 and len(stats.shards) == 2
-    captured = read_records(tmp_path, METRICS) + read_records(tmp_path, EVENTS)
-    key = lambda r: json.dumps(r, sort_keys=True)
-    assert sorted(captured, key=key) == sorted(records, key=key)
-    now_hour = partition_dir(METRICS, datetime.now(timezone.utc).timestamp()).split("/", 1)[1]
-    assert any(now_hour[:len("year=2026/month=11/day=02")] in str(p) for p in data_files(tmp_path))
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=stream, WaiterConfig={"Delay": 0.2})
+    kinesis.put_records(StreamName=stream, Records=[{"Data": d, "PartitionKey": "k"} for d in payloads])
+    writer = ArchiveWriter(tmp_path, fmt=fmt, max_records_per_part=per_part)
+    stats = capture_stream(stream, writer, client=kinesis_client(aws_endpoint.url), idle_exit_s=1.0)
+    assert stats.records == len(payloads) and stats.undecodable == 0
+    assert writer.record_counts == {METRICS: 6, EVENTS: 1}
+    # Byte for byte what came, in arrival order per kind: what the replay will put on the stream.
+    archived = [item.payload.encode() for kind in (METRICS, EVENTS) for item in iter_archive(tmp_path, kind)]
+    assert archived == [p for p in payloads if b"event_type" not in p] + [NON_FINITE_PAYLOADS[3]]
+
+
+@pytest.mark.parametrize("fmt", [PARQUET, JSONL])
+def test_a_record_the_archive_cannot_hold_is_refused_alone_and_odd_ones_are_kept(tmp_path, fmt):
+    odd = [
+        {"editor_id": "e-7", "metric": "rpm", "value": 10 ** 400, "timestamp": "2026-11-02T14:00:00Z"},
+        {"editor_id": "e-\udcff", "metric": "rpm", "value": 1.0, "timestamp": "2026-11-02T14:00:01Z"},
+        {"event_type": "deployment", "timestamp": "2026-11-02T14:00:02Z", "severity": 10 ** 400,
+         "details": {"who": "\ud800"}},
+    ]
+    writer = ArchiveWriter(tmp_path, fmt=fmt, max_records_per_part=2)
+    writer.add(METRIC_RECORDS[0], T0)
+    # No payload text and a NaN: JSON lines cannot write it, Parquet keeps it in raw.
+    nan_record = {"editor_id": "e-9", "metric": "rpm", "value": float("nan"), "timestamp": "2026-11-02T14:00:00Z"}
+    if fmt == JSONL:
+        with pytest.raises(ValueError, match="NaN or Infinity"):
+            writer.add(nan_record, T0)
+    else:
+        writer.add(nan_record, T0)
+    for i, record in enumerate(odd):
+        writer.add(record, T0)
+    writer.close()
+    metrics = read_records(tmp_path, METRICS)
+    assert metrics[0] == METRIC_RECORDS[0] and metrics[-2:] == odd[:2]
+    assert len(metrics) == (3 if fmt == JSONL else 4)
+    assert read_records(tmp_path, EVENTS) == odd[2:]
+
+
+def test_a_tree_is_its_metrics_and_events_and_files_beside_them_are_named(tmp_path, caplog):
+    """The simulator's labels.jsonl sits beside its tree: read as records of unknown kind, each line
+    would be replayed to the metrics stream (connectors/replay/README.md) and dead-lettered."""
+    with ArchiveWriter(tmp_path, fmt=JSONL) as writer:
+        writer.add(METRIC_RECORDS[0], T0)
+        writer.add(EVENT_RECORDS[0], T0)
+    (tmp_path / "labels.jsonl").write_text('{"incident_id": "sim-1", "problem_type": "DEMAND_ISSUE"}\n')
+    (tmp_path / "stray.jsonl").write_text(json.dumps(METRIC_RECORDS[1]) + "\n")
+    with caplog.at_level("WARNING", logger="connectors.archive.store"):
+        items = list(iter_archive(tmp_path))
+    assert [(i.kind, i.record) for i in items] == [(EVENTS, EVENT_RECORDS[0]), (METRICS, METRIC_RECORDS[0])]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "1 data file(s) beside" in warnings[0] and "stray.jsonl" in warnings[0]
+    assert "labels.jsonl" not in warnings[0]
+    # On its own, the same file is an archive (a flat one).
+    assert [i.record for i in iter_archive(tmp_path / "stray.jsonl")] == [METRIC_RECORDS[1]]

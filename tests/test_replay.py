@@ -55,8 +55,9 @@ def small_archive(tmp_path_factory):
 
 def test_parse_speed_and_partition_keys():
     assert parse_speed("60x") == 60.0 and parse_speed("720") == 720.0 and parse_speed("max") is None
-    with pytest.raises(ValueError):
-        parse_speed("0x")
+    for bad in ("0x", "nan", "NaNx", "inf", "-5", "fast"):
+        with pytest.raises(ValueError, match="speed must be"):
+            parse_speed(bad)
     assert partition_key({"editor_id": "e-1", "partner": "p"}) == "e-1"
     assert partition_key({"event_type": "partner_status", "partner": "p-2"}) == "p-2"
     assert partition_key("not an object") == "unkeyed"
@@ -162,3 +163,68 @@ def test_a_line_that_is_not_utf8_is_replayed_as_its_bytes(aws_endpoint, tmp_path
     iterator = kinesis.get_shard_iterator(StreamName="replay-encoding", ShardId=shard,
                                           ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
     assert sorted(r["Data"] for r in kinesis.get_records(ShardIterator=iterator)["Records"]) == sorted([good, bad, good])
+
+
+def _read_bytes(url: str, name: str) -> list[bytes]:
+    kinesis = boto3.client("kinesis", endpoint_url=url)
+    out = []
+    for shard in kinesis.list_shards(StreamName=name)["Shards"]:
+        iterator = kinesis.get_shard_iterator(StreamName=name, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        out += [r["Data"] for r in kinesis.get_records(ShardIterator=iterator, Limit=10_000)["Records"]]
+    return out
+
+
+FLAT_LINES = [
+    b'{"editor_id":"e-1","metric":"rpm","value":2.5,"timestamp":1793613600000}',
+    b'{"editor_id":"e-1","metric":"rpm","val',                                      # truncated: INVALID_JSON
+    b'{"editr_id":"e-2","metrc":"rpm","vale":1.0,"timestamp":1793613601000}',       # misspelled: MISSING_FIELD
+    b'{"editor_id":"e-\xff","metric":"rpm","value":2.5,"timestamp":1793613602000}',  # INVALID_ENCODING
+]
+
+
+def test_bad_lines_of_a_flat_file_go_to_the_metrics_stream_as_under_metrics(aws_endpoint, tmp_path, unique_name,
+                                                                              caplog):
+    """Reported: this 4-line file replayed 1 record, silently; under metrics/ it replays 4."""
+    flat = tmp_path / "flat.jsonl"
+    flat.write_bytes(b"\n".join(FLAT_LINES) + b"\n")
+    (tmp_path / "tree" / "metrics").mkdir(parents=True)
+    (tmp_path / "tree" / "metrics" / "part.jsonl").write_bytes(flat.read_bytes())
+    got = {}
+    for name, path in (("flat", flat), ("tree", tmp_path / "tree")):
+        metrics, events = unique_name(f"replay-{name}-m"), unique_name(f"replay-{name}-e")
+        _stream(aws_endpoint.url, metrics, shards=1)
+        _stream(aws_endpoint.url, events, shards=1)
+        with caplog.at_level("WARNING", logger="connectors.replay.kinesis"):
+            stats = replay_archive(path, {METRICS: metrics, EVENTS: events},
+                                   client=kinesis_client(aws_endpoint.url), speed=None)
+        assert stats.records == {metrics: 4, events: 0}
+        got[name] = (stats.unrecognised, sorted(_read_bytes(aws_endpoint.url, metrics)))
+    assert got["flat"] == (3, sorted(FLAT_LINES))
+    assert got["tree"] == (0, sorted(FLAT_LINES))
+    assert "3 line(s) whose kind could not be told" in caplog.text
+
+    # Only events asked for: the three are not sent, but counted and reported.
+    caplog.clear()
+    events = unique_name("replay-flat-only-e")
+    _stream(aws_endpoint.url, events, shards=1)
+    with caplog.at_level("WARNING", logger="connectors.replay.kinesis"):
+        stats = replay_archive(flat, {EVENTS: events}, client=kinesis_client(aws_endpoint.url), speed=None)
+    assert stats.total == 0 and stats.unrecognised_not_replayed == 3
+    assert "were NOT replayed" in caplog.text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--speed", "nan"], "speed must be a finite positive number"),
+    (["--speed", "inf"], "speed must be a finite positive number"),
+    (["--speed", "fast"], "speed must be a number like 60x"),
+    (["--per-key-batch", "0"], "must be at least 1"),
+    (["--max-skew", "nan"], "must be a finite number of seconds"),
+])
+def test_the_cli_refuses_bad_numbers_before_reading_anything(tmp_path, capsys, argv, message):
+    from connectors.replay.__main__ import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--from", str(tmp_path / "no-such-archive"), "--to", "kinesis://no-such-stream", *argv])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err

@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
                             should_stop=lambda: stopping["now"])
     print(json.dumps({"stream": args.stream, "records": result.records, "undecodable": result.undecodable,
                       "throttled": result.throttled, "expired_iterators": result.expired_iterators,
-                      "files": [str(p) for p in writer.written_files], "counts": writer.record_counts}, indent=2))
+                      "not_archived": dict(result.skipped), "files": [str(p) for p in writer.written_files],
+                      "counts": writer.record_counts}, indent=2))
     return 0
 
 

@@ -7,6 +7,21 @@ children are picked up on the next discovery), and writes the records to an
 :class:`~connectors.archive.ArchiveWriter` partitioned by their arrival time
 (``ApproximateArrivalTimestamp``), flushing a part file every
 ``buffer_interval_s`` like Firehose's buffer interval.
+
+What is archived is the traffic as it came: each record's payload text is kept
+(``ArchiveWriter.add(payload=...)``), so a record the job dead-letters -- a
+``NaN`` or ``1e999`` value (NON_FINITE_VALUE), a wrong type -- is archived as
+read and dead-lettered again on replay. Until 2026-12-06 such a record made the
+write of its whole partition buffer fail after the buffer was taken: with the
+default settings the capture stopped with ``ValueError: Out of range float
+values`` and nothing was archived; with small parts the error was taken for "not
+JSON" and the valid records buffered with it were lost.
+
+What cannot be archived is a payload whose kind cannot be told: not UTF-8, not
+JSON, or not a metric/event object (no ``metric``/``value``/``event_type``),
+since the archive is split into ``metrics/`` and ``events/``. Each such record
+is logged (shard, sequence number, reason, start of the payload) and counted:
+``CaptureStats.undecodable`` in total, ``CaptureStats.skipped`` per reason.
 """
 from __future__ import annotations
 
@@ -14,6 +29,7 @@ import json
 import logging
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -21,6 +37,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from .formats import kind_of
 from .store import ArchiveWriter
 
 log = logging.getLogger(__name__)
@@ -51,7 +68,8 @@ class _Shard:
 @dataclass
 class CaptureStats:
     records: int = 0
-    undecodable: int = 0
+    undecodable: int = 0        # records read but not archived (each logged), whatever the reason
+    skipped: Counter = field(default_factory=Counter)    # the same, per reason
     throttled: int = 0
     expired_iterators: int = 0
     shards: set = field(default_factory=set)
@@ -110,14 +128,12 @@ def capture_stream(stream: str, writer: ArchiveWriter, *, client=None, from_star
                 raise
             shard.backoff_s = 0.0
             for item in response["Records"]:
-                arrival = item["ApproximateArrivalTimestamp"].timestamp()
-                try:
-                    record = json.loads(item["Data"])
-                    writer.add(record, arrival)
-                except (ValueError, UnicodeDecodeError):
+                refused = _archive(writer, item)
+                if refused is not None:
                     stats.undecodable += 1
-                    log.warning("shard %s sequence %s: not a JSON record, skipped", shard.shard_id,
-                                item["SequenceNumber"])
+                    stats.skipped[refused[0]] += 1
+                    log.warning("shard %s sequence %s: not archived, %s (%s); payload starts %r", shard.shard_id,
+                                item["SequenceNumber"], refused[0], refused[1], item["Data"][:120])
                 shard.last_sequence = item["SequenceNumber"]
                 stats.records += 1
                 got_any = True
@@ -142,3 +158,27 @@ def capture_stream(stream: str, writer: ArchiveWriter, *, client=None, from_star
             time.sleep(poll_interval_s)
     writer.flush()
     return stats
+
+
+def _archive(writer: ArchiveWriter, item: dict) -> tuple[str, str] | None:
+    """Add one Kinesis record to the archive; None when done, else (reason, detail) why it could not be."""
+    data = item["Data"]
+    arrival = item["ApproximateArrivalTimestamp"].timestamp()
+    try:
+        # Decoded here, strictly: json.loads(bytes) would also take UTF-16/32, which the job does not.
+        # A leading BOM is dropped, as json.loads(bytes) did before: kept, the archived text would not
+        # parse back (json.loads refuses a BOM in text), and a Parquet raw row would stop the reading.
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return "not UTF-8", str(exc)
+    try:
+        record = json.loads(text)
+    except ValueError as exc:
+        return "not JSON", str(exc)
+    if kind_of(record) is None:
+        return "neither a metric nor an event", "no metric, value or event_type field"
+    try:
+        writer.add(record, arrival, payload=text)
+    except ValueError as exc:
+        return "not archivable", str(exc)
+    return None

@@ -9,6 +9,18 @@ back exactly as it was written. Fields outside the contract go, as JSON, to
 
 Numbers: ``value`` and ``severity`` are stored as doubles, so an integer value
 reads back as the equal float (``5`` -> ``5.0``), the same number in JSON.
+
+Records as received. Python's JSON parser accepts ``NaN``, ``Infinity`` and
+``1e999`` (read as infinity), which strict JSON cannot write back; strings may
+hold lone surrogates (``"\\udcff"`` escapes) that UTF-8 cannot encode. Such a
+record is bad input the job dead-letters (NON_FINITE_VALUE, ...), so the archive
+must keep it as it came, not fail on it: when the caller has the record's text
+as received (``payload``: the capture does), a JSON-lines archive writes that
+text and a Parquet archive puts it in ``raw`` whenever the record does not fit
+the typed columns exactly. A row or line is built when the record is added
+(:func:`metric_row`, :func:`event_row`, :func:`jsonl_line`), so a record that
+cannot be archived is refused on its own, with a ValueError, before it is
+buffered with others.
 """
 from __future__ import annotations
 
@@ -72,7 +84,42 @@ def kind_of(record: Any) -> str | None:
 
 
 def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    if not isinstance(x, (int, float)) or isinstance(x, bool):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:          # an int beyond a double (JSON 1 followed by 400 zeros)
+        return False
+
+
+def _utf8(text: str) -> bool:
+    """Whether Arrow (and a JSON-lines file) can store the string: not if it holds a lone surrogate."""
+    if text.isascii():             # nearly always, and much cheaper than encoding
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _strict_json(value: Any) -> str | None:
+    """``value`` as strict JSON text that UTF-8 can encode, or None when it holds NaN/Infinity or a lone surrogate."""
+    try:
+        text = dumps(value)
+    except ValueError:
+        return None
+    return text if _utf8(text) else None
+
+
+def _strings_ok(*texts: str | None, pairs: dict | None = None) -> bool:
+    """Whether every string of a typed row can be stored, checked joined: one call per row (the
+    simulator writes ~150k rows a day). Joining cannot hide a lone surrogate, nor pair two: Python
+    keeps them separate code points."""
+    joined = "".join(t for t in texts if t)
+    if pairs:
+        joined += "".join(k + v for k, v in pairs.items())
+    return _utf8(joined)
 
 
 def _is_epoch_ms(x: Any) -> bool:
@@ -87,20 +134,34 @@ def _timestamp_columns(ts: Any) -> tuple[str | None, int | None] | None:
     return None
 
 
-def _extra(record: dict, known: tuple[str, ...]) -> str | None:
+_UNFIT = object()      # an extra/details part strict JSON cannot hold: the record goes to ``raw``
+
+
+def _extra(record: dict, known: tuple[str, ...]) -> Any:
     rest = {k: v for k, v in record.items() if k not in known}
-    return dumps(rest) if rest else None
+    if not rest:
+        return None
+    text = _strict_json(rest)
+    return _UNFIT if text is None else text
 
 
-def _raw_row(schema: pa.Schema, record: Any) -> dict:
+def _raw_row(schema: pa.Schema, record: Any, payload: str | None) -> dict:
     row = {name: None for name in schema.names}
-    row["raw"] = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+    if payload is None:
+        # Python's JSON (allow_nan) reads NaN/Infinity back; ASCII escapes keep a lone surrogate storable.
+        payload = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+        if not _utf8(payload):
+            payload = json.dumps(record, separators=(",", ":"))
+    elif not _utf8(payload):
+        raise ValueError(f"payload holds characters UTF-8 cannot encode (lone surrogates): {payload[:200]!r}")
+    row["raw"] = payload
     return row
 
 
-def metric_row(record: Any) -> dict:
+def metric_row(record: Any, payload: str | None = None) -> dict:
+    """The Parquet row of a metric record; ``payload`` (its text as received) is kept in ``raw`` when it does not fit."""
     if not isinstance(record, dict):
-        return _raw_row(METRIC_SCHEMA, record)
+        return _raw_row(METRIC_SCHEMA, record, payload)
     ts = _timestamp_columns(record.get("timestamp"))
     dims = record.get("dimensions")
     fits = (isinstance(record.get("editor_id"), str) and isinstance(record.get("metric"), str)
@@ -109,29 +170,37 @@ def metric_row(record: Any) -> dict:
             and ("dimensions" not in record or (isinstance(dims, dict)
                                                 and all(isinstance(k, str) and isinstance(v, str)
                                                         for k, v in dims.items()))))
-    if not fits:
-        return _raw_row(METRIC_SCHEMA, record)
-    return {"editor_id": record["editor_id"], "metric": record["metric"], "value": float(record["value"]),
-            "timestamp": ts[0], "timestamp_ms": ts[1], "partner": record.get("partner"),
-            "dimensions": list(dims.items()) if dims is not None else None,
-            "extra": _extra(record, _METRIC_FIELDS), "raw": None}
+    extra = _extra(record, _METRIC_FIELDS) if fits else None
+    row = None if not fits or extra is _UNFIT else {
+        "editor_id": record["editor_id"], "metric": record["metric"], "value": float(record["value"]),
+        "timestamp": ts[0], "timestamp_ms": ts[1], "partner": record.get("partner"),
+        "dimensions": list(dims.items()) if dims is not None else None, "extra": extra, "raw": None}
+    if row is None or not _strings_ok(row["editor_id"], row["metric"], row["timestamp"], row["partner"], extra,
+                                      pairs=dims):
+        return _raw_row(METRIC_SCHEMA, record, payload)
+    return row
 
 
-def event_row(record: Any) -> dict:
+def event_row(record: Any, payload: str | None = None) -> dict:
+    """The Parquet row of an event record; ``payload`` (its text as received) is kept in ``raw`` when it does not fit."""
     if not isinstance(record, dict):
-        return _raw_row(EVENT_SCHEMA, record)
+        return _raw_row(EVENT_SCHEMA, record, payload)
     ts = _timestamp_columns(record.get("timestamp"))
     fits = (isinstance(record.get("event_type"), str) and ts is not None
             and all(k not in record or isinstance(record[k], str) for k in ("editor_id", "partner"))
             and ("severity" not in record or _is_number(record["severity"]))
             and ("details" not in record or isinstance(record["details"], dict)))
-    if not fits:
-        return _raw_row(EVENT_SCHEMA, record)
-    return {"event_type": record["event_type"], "timestamp": ts[0], "timestamp_ms": ts[1],
-            "editor_id": record.get("editor_id"), "partner": record.get("partner"),
-            "severity": float(record["severity"]) if "severity" in record else None,
-            "details": dumps(record["details"]) if "details" in record else None,
-            "extra": _extra(record, _EVENT_FIELDS), "raw": None}
+    extra = _extra(record, _EVENT_FIELDS) if fits else None
+    details = _strict_json(record["details"]) if fits and "details" in record else None
+    row = None if (not fits or extra is _UNFIT or ("details" in record and details is None)) else {
+        "event_type": record["event_type"], "timestamp": ts[0], "timestamp_ms": ts[1],
+        "editor_id": record.get("editor_id"), "partner": record.get("partner"),
+        "severity": float(record["severity"]) if "severity" in record else None,
+        "details": details, "extra": extra, "raw": None}
+    if row is None or not _strings_ok(row["event_type"], row["timestamp"], row["editor_id"], row["partner"],
+                                      details, extra):
+        return _raw_row(EVENT_SCHEMA, record, payload)
+    return row
 
 
 def metric_record(row: dict) -> Any:
@@ -167,12 +236,16 @@ TO_ROW = {METRICS: metric_row, EVENTS: event_row}
 FROM_ROW = {METRICS: metric_record, EVENTS: event_record}
 
 
-def parquet_bytes(kind: str, records: Iterable[Any]) -> bytes:
-    rows = [TO_ROW[kind](r) for r in records]
+def parquet_table_bytes(kind: str, rows: list[dict]) -> bytes:
+    """A Parquet file of rows made by :func:`metric_row` / :func:`event_row`."""
     table = pa.Table.from_pylist(rows, schema=SCHEMAS[kind])
     sink = io.BytesIO()
     pq.write_table(table, sink, compression=PARQUET_COMPRESSION)
     return sink.getvalue()
+
+
+def parquet_bytes(kind: str, records: Iterable[Any]) -> bytes:
+    return parquet_table_bytes(kind, [TO_ROW[kind](r) for r in records])
 
 
 def read_parquet(kind: str, path) -> Iterator[tuple[Any, str]]:
@@ -183,6 +256,27 @@ def read_parquet(kind: str, path) -> Iterator[tuple[Any, str]]:
         for row in batch.to_pylist():
             record = to_record(row)
             yield record, (row["raw"] if row["raw"] is not None else dumps(record))
+
+
+def jsonl_line(record: Any, payload: str | None = None) -> str:
+    """The archive line of a record: its text as received when given, else its compact JSON.
+
+    A received text is kept as it is (NaN, 1e999, key order and spacing included), except that
+    line breaks become spaces: it parsed as JSON, so they can only be whitespace between tokens,
+    and one record must stay one line. Raises ValueError for what a line cannot hold.
+    """
+    if payload is None:
+        try:
+            line = dumps(record)
+        except ValueError:
+            raise ValueError("record holds NaN or Infinity, which strict JSON cannot write; pass the text "
+                             f"it was received as (payload=): {str(record)[:200]}") from None
+        if not _utf8(line):
+            line = json.dumps(record, separators=(",", ":"), allow_nan=False)   # escapes lone surrogates
+        return line
+    if not _utf8(payload):
+        raise ValueError(f"payload holds characters UTF-8 cannot encode (lone surrogates): {payload[:200]!r}")
+    return payload.replace("\r", " ").replace("\n", " ")
 
 
 def jsonl_gz_bytes(lines: Iterable[str]) -> bytes:

@@ -12,6 +12,7 @@ and parts in path order gives the stream back in the order it was received.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -20,13 +21,18 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from . import formats
-from .formats import EVENTS, KINDS, METRICS, dumps, kind_of
+from .formats import EVENTS, KINDS, METRICS, kind_of
 from .integrity import check_archive
 
 PARQUET = "parquet"
 JSONL = "jsonl"
 SUFFIX = {PARQUET: ".parquet", JSONL: ".jsonl.gz"}
 _DATA_FILE = re.compile(r".*\.(parquet|jsonl|jsonl\.gz|json\.gz|ndjson|ndjson\.gz)$")
+#: What the simulator writes beside its archive's metrics/ and events/ (connectors/simulator):
+#: the labelled incidents, not traffic, so not worth a warning when a replay leaves it out.
+SIMULATOR_LABELS = "labels.jsonl"
+
+log = logging.getLogger(__name__)
 
 
 def partition_dir(kind: str, arrival_s: float) -> str:
@@ -52,13 +58,23 @@ class ArchiveWriter:
         self.written_files: list[Path] = []
         self.record_counts = {kind: 0 for kind in KINDS}
 
-    def add(self, record: Any, arrival_s: float, kind: str | None = None) -> None:
+    def add(self, record: Any, arrival_s: float, kind: str | None = None, payload: str | None = None) -> None:
+        """Buffer ``record`` in its arrival hour's partition.
+
+        ``payload``: the record's text as received (the capture passes it), kept as it is so the
+        archive reads back what came, NaN and 1e999 included (formats' module docstring). The
+        record is turned into its line or row here, not at the flush: a record the archive cannot
+        hold raises ValueError now, on its own, instead of failing the write of a whole buffer
+        of other records.
+        """
         kind = kind or kind_of(record)
         if kind not in KINDS:
             raise ValueError(f"cannot tell whether this is a metric or an event record: {str(record)[:200]}")
+        entry = (formats.TO_ROW[kind](record, payload) if self.fmt == PARQUET
+                 else formats.jsonl_line(record, payload))
         key = partition_dir(kind, arrival_s)
         buffer = self._buffers.setdefault(key, [])
-        buffer.append(record)
+        buffer.append(entry)
         self.record_counts[kind] += 1
         if len(buffer) >= self.max_records_per_part:
             self._write(key)
@@ -78,19 +94,22 @@ class ArchiveWriter:
             self.close()
 
     def _write(self, key: str) -> None:
-        records = self._buffers.pop(key, [])
-        if not records:
+        entries = self._buffers.get(key)
+        if not entries:
+            self._buffers.pop(key, None)
             return
         directory = self.root / key
         directory.mkdir(parents=True, exist_ok=True)
         existing = sorted(p.name for p in directory.glob("part-*"))
         path = directory / f"part-{len(existing):05d}{SUFFIX[self.fmt]}"
         kind = key.split("/", 1)[0]
-        data = (formats.parquet_bytes(kind, records) if self.fmt == PARQUET
-                else formats.jsonl_gz_bytes(dumps(r) for r in records))
+        data = (formats.parquet_table_bytes(kind, entries) if self.fmt == PARQUET
+                else formats.jsonl_gz_bytes(entries))
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
+        # Dropped only once written: a failed write (disk full) leaves the records for the next flush.
+        del self._buffers[key]
         self.written_files.append(path)
 
 
@@ -123,20 +142,45 @@ def _kind_from_path(file: Path, root: Path) -> str | None:
     return None
 
 
-def iter_archive(path: str | Path, kind: str | None = None) -> Iterator[ArchivedRecord]:
+def iter_archive(path: str | Path, kind: str | None = None, *, unrecognised: bool = False,
+                 report_left_out: bool = True) -> Iterator[ArchivedRecord]:
     """All records of an archive (a Firehose-style tree, any directory of data files, or one file).
 
     Under a ``metrics/`` or ``events/`` directory the kind comes from the path;
     elsewhere each record's fields say which it is. Parquet files must be under
-    one of those directories (their schema depends on it).
+    one of those directories (their schema depends on it). When some files are
+    under such a directory, the path is a tree and only those are read: data
+    files beside them are left out, with a warning that names them (unless
+    ``report_left_out`` is false) -- except the simulator's ``labels.jsonl``.
+
+    A line outside those directories whose kind cannot be told -- not UTF-8, not
+    JSON, or an object without ``metric``/``value``/``event_type`` -- has kind
+    None. Without a ``kind`` every line is yielded; with one, such lines are
+    yielded too only when ``unrecognised`` is true (the replay asks for them with
+    the metrics, so that they reach the job and are dead-lettered with their
+    reason instead of vanishing: ``connectors/replay/README.md``).
     """
     root = Path(path)
     files = [(file, _kind_from_path(file, root) or (root.name if root.name in KINDS else None))
              for file in data_files(root)]
+    if any(file_kind is not None for _, file_kind in files):
+        # A tree: its records are under metrics/ and events/. Files beside those (the simulator's
+        # labels.jsonl) are not traffic; read as records of unknown kind they would be replayed to
+        # the metrics stream and dead-lettered, line by line.
+        beside = [file for file, file_kind in files if file_kind is None]
+        files = [(file, file_kind) for file, file_kind in files if file_kind is not None]
+        unexpected = [file for file in beside if not (file.name == SIMULATOR_LABELS and file.parent == root)]
+        if unexpected and report_left_out:
+            log.warning("%s: %d data file(s) beside its metrics/ and events/ directories are not part of the "
+                        "archive and were not read (move them under metrics/ or events/, or replay them on "
+                        "their own): %s", root, len(unexpected),
+                        ", ".join(str(f.relative_to(root)) for f in unexpected[:10])
+                        + (", ..." if len(unexpected) > 10 else ""))
     # A damaged compressed file would otherwise stop the reading half-way, after the records
     # before it were used (replayed into Kinesis): refuse the archive before the first record.
     check_archive([file for file, file_kind in files if file_kind is None or kind in (None, file_kind)],
                   str(root), "Re-copy or remove them; nothing of the archive was read.")
+    wanted = (None, kind) if unrecognised else (kind,)
     for file, file_kind in files:
         if file.suffix == ".parquet" and file_kind is None:
             raise ValueError(f"{file}: a Parquet part must be under a metrics/ or events/ directory")
@@ -148,7 +192,7 @@ def iter_archive(path: str | Path, kind: str | None = None) -> Iterator[Archived
             continue
         for record, line in formats.read_jsonl(file):
             record_kind = file_kind or kind_of(record)
-            if kind in (None, record_kind):
+            if kind is None or record_kind in wanted:
                 yield ArchivedRecord(record_kind, record, line)
 
 

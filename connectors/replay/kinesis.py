@@ -29,11 +29,24 @@ they are read, like they arrived), so 24 h at 720x take two minutes; with no
 speed (``max``) records go as fast as the endpoint takes them.
 
 Payloads are the archived records unchanged: timestamps stay what they were.
+
+Lines of unknown kind. In a flat file or directory (outside ``metrics/`` and
+``events/``) each line's kind comes from its fields. A line that is not UTF-8,
+not JSON, or an object without ``metric``/``value``/``event_type`` has none; it
+goes to the metrics stream, as its archived bytes, where the job's parse
+dead-letters it with its reason (INVALID_ENCODING, INVALID_JSON,
+MISSING_FIELD), as it would any bad line of a ``metrics/`` file. So the dead
+letters show every bad line of the file. They are counted
+(``ReplayStats.unrecognised``) and summed up in a warning; without a metrics
+stream (``--only events``) they are not sent, and counted as
+``unrecognised_not_replayed``. Until 2026-12-06 such lines were dropped with no
+count and no log (a 4-line file with 3 bad lines replayed 1 record).
 """
 from __future__ import annotations
 
 import heapq
 import logging
+import math
 import os
 import random
 import time
@@ -77,9 +90,14 @@ def parse_speed(text: str | float | None) -> float | None:
     """'60x' / '60' -> 60.0; 'max' / None -> None (as fast as possible)."""
     if text is None or (isinstance(text, str) and text.strip().lower() in ("max", "")):
         return None
-    value = float(str(text).strip().lower().rstrip("x"))
-    if value <= 0:
-        raise ValueError("speed must be positive (or 'max')")
+    number = str(text).strip().lower().removesuffix("x")
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"speed must be a number like 60x, or 'max'; got {text!r}") from None
+    # NaN would make every due time NaN (never due, or always, depending on the comparison).
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"speed must be a finite positive number like 60x, or 'max'; got {text!r}")
     return value
 
 
@@ -130,6 +148,8 @@ class ReplayStats:
     retried_records: int = 0
     failed_calls: int = 0
     skipped_oversized: int = 0
+    unrecognised: int = 0               # lines of unknown kind sent to the metrics stream (module docstring)
+    unrecognised_not_replayed: int = 0  # the same, when there was no metrics stream to send them to
     reordered: int = 0      # records that reached the stream ahead of an earlier failed one of their key
     first_event_ms: int | None = None
     last_event_ms: int | None = None
@@ -142,16 +162,26 @@ class ReplayStats:
     def to_dict(self) -> dict:
         return {"records": dict(self.records), "total": self.total, "calls": self.calls,
                 "retried_records": self.retried_records, "failed_calls": self.failed_calls,
-                "skipped_oversized": self.skipped_oversized, "reordered": self.reordered, "first_event_ms": self.first_event_ms,
+                "skipped_oversized": self.skipped_oversized, "unrecognised": self.unrecognised,
+                "unrecognised_not_replayed": self.unrecognised_not_replayed,
+                "reordered": self.reordered, "first_event_ms": self.first_event_ms,
                 "last_event_ms": self.last_event_ms, "seconds": round(self.seconds, 2),
                 "records_per_s": round(self.total / self.seconds, 1) if self.seconds else None}
 
 
 def merged_archive(path, kinds: Iterable[str] = (METRICS, EVENTS)) -> Iterator[ArchivedRecord]:
-    """Metrics and events of an archive interleaved by event time, each kind in its own archive order."""
+    """Metrics and events of an archive interleaved by event time, each kind in its own archive order.
+
+    Lines of unknown kind (kind None, module docstring) come in the metrics' order, or the first
+    kind's when metrics are not asked for, so that a replayer sees and counts them.
+    """
+    kinds = list(kinds)
+    with_unknown = METRICS if METRICS in kinds else (kinds[0] if kinds else None)
+
     def keyed(kind: str):
         last = 0
-        for item in iter_archive(path, kind):
+        for item in iter_archive(path, kind, unrecognised=kind == with_unknown,
+                                 report_left_out=kind == kinds[0]):     # one warning, not one per kind
             ms = event_time_ms(item.record)
             last = ms if ms is not None and ms > last else last
             yield last, item
@@ -196,9 +226,17 @@ class KinesisReplayer:
                 except StopIteration:
                     exhausted = True
                     break
-                stream = self.streams.get(item.kind or "")
-                if stream is None:
-                    continue
+                if item.kind is None:
+                    # Unknown kind: to the metrics stream, whose parse dead-letters it with its reason.
+                    stream = self.streams.get(METRICS)
+                    if stream is None:
+                        self.stats.unrecognised_not_replayed += 1
+                        continue
+                    self.stats.unrecognised += 1
+                else:
+                    stream = self.streams.get(item.kind)
+                    if stream is None:
+                        continue                     # a kind the caller did not ask to replay
                 # surrogateescape: the archived bytes of a line that is not UTF-8 (archive.formats.read_jsonl)
                 data = item.payload.encode("utf-8", "surrogateescape")
                 key = partition_key(item.record)
@@ -226,6 +264,14 @@ class KinesisReplayer:
             if self.progress:
                 self.progress(self.stats)
         self.stats.seconds = self.clock() - began
+        if self.stats.unrecognised:
+            log.warning("%d line(s) whose kind could not be told (not UTF-8, not JSON, or no metric/value/"
+                        "event_type field) were sent to the metrics stream %s, where the job dead-letters "
+                        "each with its reason", self.stats.unrecognised, self.streams.get(METRICS))
+        if self.stats.unrecognised_not_replayed:
+            log.warning("%d line(s) whose kind could not be told were NOT replayed: no metrics stream to send "
+                        "them to (replay the metrics too to have them dead-lettered)",
+                        self.stats.unrecognised_not_replayed)
         return self.stats
 
     def _take_batch(self, pending: deque[_Pending], now: float) -> list[_Pending]:
