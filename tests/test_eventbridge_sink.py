@@ -1,20 +1,20 @@
 """EventBridgePublisher against the embedded endpoint (bus → rule → SQS shows what was delivered).
 
-Partial failures come from the real endpoint: the repo's fault proxy
-(flink_jobs/reliability/fault_proxy.py) withholds some entries from moto and reports
-them failed, and moto itself answers MalformedDetail for an entry whose Detail is not
-JSON. Whole-request faults are injected at botocore's HTTP layer (`before-send`): the
-error response EventBridge sends (throttling 400, 500) or the connection error botocore
-raises for a refused connection.
+Every fault comes from the real endpoint path: the repo's fault proxy
+(flink_jobs/reliability/fault_proxy.py) sits between the client and moto and answers
+whole requests with the error EventBridge sends (throttling 400, 500), withholds some
+entries from moto and reports them failed (partial failure), or takes the endpoint away
+(an outage: refused connections); moto itself answers MalformedDetail for an entry whose
+Detail is not JSON. No test answers a request in place of the endpoint.
 """
 from __future__ import annotations
 
+import inspect
 import json
+import random
 import time
 
 import pytest
-from botocore.awsrequest import AWSResponse
-from botocore.exceptions import EndpointConnectionError
 
 from connectors.aws import make_client
 from connectors.batching import PUT_EVENTS_MAX_BYTES
@@ -78,31 +78,22 @@ def _entries(bus_name, n, tag, detail_bytes=0):
 
 
 class PutEventsTap:
-    """Records every PutEvents request body and optionally answers it itself."""
+    """Records every PutEvents request body the client sends; never answers one (the request goes on)."""
 
-    def __init__(self, client, respond=None):
+    def __init__(self, client):
         self.requests: list[list[dict]] = []
-        self.respond = respond
         client.meta.events.register("before-send.eventbridge.PutEvents", self)
 
     def __call__(self, request, **_):
-        entries = json.loads(request.body)["Entries"]
-        self.requests.append(entries)
-        answer = self.respond(len(self.requests), entries) if self.respond else None
-        if answer is None:
-            return None
-        if isinstance(answer, Exception):
-            raise answer
-        status, body = answer
-        payload = json.dumps(body).encode()
-
-        class Raw:
-            def stream(self, **_):
-                yield payload
-
-        return AWSResponse(request.url, status, {"Content-Type": "application/x-amz-json-1.1"}, Raw())
+        self.requests.append(json.loads(request.body)["Entries"])
 
 
+def _delivered_ids(received):
+    return sorted(dedup_key(e) for e in received)
+
+
+def _ids(entries):
+    return sorted(("Composite Anomaly Detected", entry_id(e)) for e in entries)
 
 
 def test_entry_size_is_computed_as_eventbridge_does():
@@ -166,35 +157,45 @@ def test_partial_failure_resends_only_the_failed_entries(aws_client, proxied_eve
         ("Composite Anomaly Detected", entry_id(e)) for e in entries)
 
 
-def test_throttling_and_server_errors_are_retried_with_backoff(aws_client, events_client, bus):
+def test_throttling_and_server_errors_are_retried_with_backoff(aws_client, proxied_events_client, proxy, bus):
     name, queue_url = bus
-    client = events_client
-    answers = {1: (400, {"__type": "ThrottlingException", "message": "Rate exceeded"}),
-               2: (500, {"__type": "InternalException", "message": "boom"})}
-    PutEventsTap(client, lambda call, entries: answers.get(call))
     sleeps = []
-    publisher = EventBridgePublisher(name, client, base_backoff_s=0.1, max_backoff_s=1.0, sleep=sleeps.append)
+    publisher = EventBridgePublisher(name, proxied_events_client, base_backoff_s=0.1, max_backoff_s=1.0,
+                                     sleep=sleeps.append)
     entries = _entries(name, 4, "throttle")
-    result = publisher.publish(entries)
+    # The proxy answers the 1st request 400 ThrottlingException and the 2nd 500 InternalException
+    # (rules are tried in order; each is spent after one injection); the 3rd goes on to moto.
+    with proxy.fault(PUT_EVENTS, "throttle", max_injections=1), \
+            proxy.fault(PUT_EVENTS, "error", max_injections=1, status=500, error_type="InternalException",
+                        message="boom"):
+        result = publisher.publish(entries)
     assert len(result.delivered) == 4 and not result.overflowed
     assert publisher.counters.throttled_requests == 2 and publisher.counters.retried == 8
     assert 0.05 <= sleeps[0] <= 0.1 and 0.1 <= sleeps[1] <= 0.2  # equal jitter, doubling
-    assert len(_received(aws_client, queue_url, 4)) == 4
+    counters = proxy.counters()
+    assert counters["injected"] == {f"{PUT_EVENTS}:throttle": 1, f"{PUT_EVENTS}:error": 1}
+    assert counters["forwarded"] == {PUT_EVENTS: 1} and counters["delivered_entries"] == {PUT_EVENTS: 4}
+    # What really reached the bus: each entry exactly once.
+    assert _delivered_ids(_received(aws_client, queue_url, 4)) == _ids(entries)
 
 
-def test_overflow_after_bounded_attempts_goes_to_the_handler_with_the_reason(events_client, bus):
-    name, _ = bus
-    client = events_client
-    tap = PutEventsTap(client, lambda call, entries: (400, {"__type": "ThrottlingException", "message": "no"}))
+def test_overflow_after_bounded_attempts_goes_to_the_handler_with_the_reason(aws_client, proxied_events_client,
+                                                                            proxy, bus):
+    name, queue_url = bus
     overflowed = []
-    publisher = EventBridgePublisher(name, client, max_attempts=4, base_backoff_s=0.001, max_backoff_s=0.002,
+    publisher = EventBridgePublisher(name, proxied_events_client, max_attempts=4, base_backoff_s=0.001,
+                                     max_backoff_s=0.002,
                                      on_overflow=lambda entry, reason: overflowed.append((entry, reason)))
     entries = _entries(name, 12, "overflow")
-    result = publisher.publish(entries)
-    assert len(tap.requests) == 8  # two batches, four attempts each
+    with proxy.fault(PUT_EVENTS, "throttle"):  # every PutEvents answered 400 ThrottlingException
+        result = publisher.publish(entries)
+    counters = proxy.counters()
+    assert counters["injected"] == {f"{PUT_EVENTS}:throttle": 8}  # two batches, four attempts each
+    assert counters["forwarded"] == {}  # none reached the endpoint
     assert [entry_id(e) for e, _ in overflowed] == [entry_id(e) for e in entries]
     assert all(reason.startswith("DELIVERY_FAILED after 4 attempts: ThrottlingException") for _, reason in overflowed)
     assert publisher.counters.failed_over == 12 and result.delivered == []
+    assert _received(aws_client, queue_url, 0) == []
 
 
 def test_oversized_and_permanently_rejected_entries_are_not_retried(aws_client, proxied_events_client, proxy,
@@ -220,22 +221,34 @@ def test_oversized_and_permanently_rejected_entries_are_not_retried(aws_client, 
     assert sorted(dedup_key(e) for e in received) == sorted(("Composite Anomaly Detected", entry_id(e)) for e in good)
 
 
-def test_default_settings_ride_out_a_30_second_outage(aws_client, events_client, bus):
+# Wall-clock seconds per publisher second in the outage test: the publisher runs with its default
+# schedule (attempts, backoffs, 90 s deadline) on a clock 20x faster than the wall clock.
+TIME_SCALE = 0.05
+
+
+def test_default_settings_ride_out_a_30_second_outage(aws_client, proxied_events_client, proxy, bus):
     name, queue_url = bus
-    client = events_client
-    clock = {"now": 0.0}
-    outage_ends = 30.0
-    # Refused connections while the (simulated) clock is inside the outage; the
-    # waits advance that clock instead of the test's wall time.
-    PutEventsTap(client, lambda call, entries: EndpointConnectionError(endpoint_url=client.meta.endpoint_url)
-                 if clock["now"] < outage_ends else None)
-    publisher = EventBridgePublisher(name, client, sleep=lambda s: clock.__setitem__("now", clock["now"] + s),
-                                     clock=lambda: clock["now"])
+    outage_s = 30.0
+    # The publisher's waits and its deadline clock run 20x fast, so 30 s of its time is 1.5 s of
+    # wall time; the proxy refuses connections for those 1.5 s (a real outage, then moto again).
+    publisher = EventBridgePublisher(name, proxied_events_client, rng=random.Random(5),
+                                     sleep=lambda s: time.sleep(s * TIME_SCALE),
+                                     clock=lambda: time.monotonic() / TIME_SCALE)
+    defaults = {p.name: p.default for p in inspect.signature(EventBridgePublisher).parameters.values()}
+    settings = ("max_attempts", "base_backoff_s", "max_backoff_s", "deadline_s")
+    assert [getattr(publisher, k) for k in settings] == [defaults[k] for k in settings]
     entries = _entries(name, 5, "outage")
+    started = time.monotonic()
+    proxy.outage(outage_s * TIME_SCALE, style="refuse")
     result = publisher.publish(entries)
+    elapsed = (time.monotonic() - started) / TIME_SCALE
     assert len(result.delivered) == 5 and not result.overflowed
-    assert clock["now"] >= outage_ends and publisher.counters.throttled_requests >= 5
-    assert len(_received(aws_client, queue_url, 5)) == 5
+    assert elapsed >= outage_s and publisher.counters.throttled_requests >= 5
+    counters = proxy.counters()
+    # Every attempt during the outage was refused; the one after it reached moto with all 5 entries.
+    assert counters["forwarded"] == {PUT_EVENTS: 1} and counters["delivered_entries"] == {PUT_EVENTS: 5}
+    assert publisher.counters.requests == publisher.counters.throttled_requests + 1
+    assert _delivered_ids(_received(aws_client, queue_url, 5)) == _ids(entries)
 
 
 def test_total_deadline_bounds_the_retries(refused_url):
