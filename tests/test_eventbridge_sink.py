@@ -263,3 +263,22 @@ def test_total_deadline_bounds_the_retries(refused_url):
     assert clock["now"] <= 20 and "deadline 20" in overflowed[0]
     assert "EndpointConnectionError" in overflowed[0]
     assert 3 < publisher.counters.requests < 100
+
+
+def test_details_never_carry_a_number_json_cannot_write():
+    """A number too big for a double (1e999, valid JSON; Flink's JSON_QUERY writes it 1E+999) read as
+    infinity, and json.dumps wrote a bare `Infinity`: PutEvents refuses such a detail for good."""
+    from connectors.eventbridge.flink_sink import eventbridge_row
+    from udfs.decisions import security_detail
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON: {text}"))
+
+    finding = security_detail("security_finding", 1793527500000, "e-1", None, 8.0,
+                              '{"title": "bots", "x": 1E+999, "n": [-1e999, 2]}', 7)
+    row = eventbridge_row("adops.security", "Security Incident Detected", finding)
+    assert strict(row[2])["details"] == {"title": "bots", "x": "1E+999", "n": ["-1e999", 2]}
+    # and whatever else a detail might hold: non-finite numbers go out as null, never as a bare token
+    row = eventbridge_row("adops.analytics", "Composite Anomaly Detected",
+                          {"incident_id": "inc-1", "metrics": [{"score": float("nan")}], "r": float("inf")})
+    assert strict(row[2]) == {"incident_id": "inc-1", "metrics": [{"score": None}], "r": None}

@@ -238,14 +238,32 @@ def read_partner_state(text: str | None) -> tuple[str, dict[str, tuple], dict | 
 
 
 def details_of(text: str | None) -> dict:
-    """An event's ``details`` JSON text as a dict (a non-object value wrapped, bad JSON dropped)."""
+    """An event's ``details`` JSON text as a dict (a non-object value wrapped, bad JSON dropped).
+
+    A number too large for a double (``1e999``, valid JSON) reads as infinity, which JSON cannot
+    carry on to the bus: it is kept as its text instead.
+
+    >>> details_of('{"floor": 1e999, "n": [2, -1e999]}')
+    {'floor': '1e999', 'n': [2, '-1e999']}
+    """
     if not text:
         return {}
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_float=_finite_or_text, parse_int=_int_or_text)
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {"value": value}
+
+
+def _finite_or_text(text: str) -> float | str:
+    number = float(text)
+    return number if math.isfinite(number) else text
+
+
+def _int_or_text(text: str) -> int | str:
+    # Python's ints have no bound, but a consumer reading the bus's JSON into doubles would get infinity
+    number = int(text)
+    return number if abs(number) < 1e308 else text
 
 
 def security_detail(event_type, timestamp_ms, editor_id, partner, severity, details_json, min_severity) -> dict | None:

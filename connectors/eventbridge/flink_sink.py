@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import os
 import time
 from typing import Any, Iterable
@@ -37,6 +39,8 @@ from pyflink.datastream import DataStream, OutputTag, RuntimeContext
 
 from connectors.flink_buffer import BufferedBatchFunction, bucket_heartbeats, stable_bucket
 from connectors.flink_runtime import subtask_index
+
+log = logging.getLogger(__name__)
 
 EVENTBRIDGE_INPUT_FIELDS = ["source", "detail_type", "detail", "emitted_at_ms"]
 EVENTBRIDGE_INPUT_TYPE = Types.ROW_NAMED(
@@ -64,9 +68,26 @@ def eventbridge_row(source: str, detail_type: str, detail: dict[str, Any] | str,
                     emitted_at_ms: int | None = None) -> Row:
     """An input row for the sink (detail as dict or as JSON text)."""
     if not isinstance(detail, str):
-        detail = json.dumps(detail, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        try:
+            detail = json.dumps(detail, separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False)
+        except ValueError:
+            # NaN or infinity somewhere: json.dumps would write bare NaN / Infinity tokens, which are
+            # not JSON, and PutEvents would refuse the entry for good (MalformedDetail). Null instead.
+            log.warning("EventBridge detail (%s) held a non-finite number; sent as null", detail_type)
+            detail = json.dumps(_finite(detail), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
     return Row(source, detail_type, detail,
                int(time.time() * 1000) if emitted_at_ms is None else int(emitted_at_ms))
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN / infinity (at any depth) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _detail_id(detail_text: str) -> str:
