@@ -752,9 +752,14 @@ def describe_event(event: OperationalEvent, window_end_s: float | None) -> str:
 
 # --------------------------------------------------------------------------- classify
 def linked_events(events: Iterable[OperationalEvent], window_end_s: float | None, lookback_s: float) -> list[OperationalEvent]:
-    """Events in ``[window_end - lookback, window_end]`` (all of them when no window end is known), oldest first."""
+    """Events in ``[window_end - lookback, window_end)`` (all of them when no window end is known), oldest first.
+
+    The window's end is not its own (Flink's windows are half-open): an event stamped at the end
+    happened after every sample of the window, so it cannot explain it, and whether it had
+    arrived when the window was decided would depend on arrival order.
+    """
     chosen = [e for e in events
-              if window_end_s is None or window_end_s - lookback_s <= e.timestamp_s <= window_end_s]
+              if window_end_s is None or window_end_s - lookback_s <= e.timestamp_s < window_end_s]
     return sorted(chosen, key=lambda e: (e.timestamp_s, e.event_type))
 
 

@@ -116,7 +116,7 @@ def suspected_causes(editor_id: str, events: Iterable[OperationalEvent], window_
     ['deployment']
     """
     relevant = [e for e in events
-                if (e.editor_id in (None, editor_id)) and window_end_s - lookback_s <= e.timestamp_s <= window_end_s]
+                if (e.editor_id in (None, editor_id)) and window_end_s - lookback_s <= e.timestamp_s < window_end_s]
     relevant.sort(key=lambda e: (-e.timestamp_s, e.event_type))
     return _as_causes(relevant)
 

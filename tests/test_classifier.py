@@ -574,3 +574,21 @@ def test_invalid_traffic_severity_follows_the_share_of_suspect_impressions():
     heavy = classify(window(impressions=3.0, rpm=0.4, revenue=1.2), [])     # ~67 % suspect
     assert mild.problem_type == heavy.problem_type == "SECURITY_ISSUE"
     assert SEVERITIES.index(mild.severity) < SEVERITIES.index(heavy.severity) == SEVERITIES.index("HIGH")
+
+
+def test_an_event_at_the_windows_end_is_not_its_cause():
+    """Windows are half-open: an event stamped at the end came after all the window's samples
+    (and whether it had arrived when the window was decided depended on arrival order)."""
+    from detectors.classifier import linked_events
+    from detectors.events import OperationalEvent
+    from detectors.incident import suspected_causes
+
+    end = 1793527800.0
+    at_end = OperationalEvent("deployment", end, "e-1")
+    just_before = OperationalEvent("config_change", end - 0.001, "e-1")
+    lookback_start = OperationalEvent("feature_flag", end - 1800.0, "e-1")
+    too_old = OperationalEvent("feature_flag", end - 1800.001, "e-1")
+    events = [at_end, just_before, lookback_start, too_old]
+    assert linked_events(events, end, 1800.0) == [lookback_start, just_before]
+    assert [c["event_type"] for c in suspected_causes("e-1", events, window_end_s=end, lookback_s=1800.0)] == \
+        ["config_change", "feature_flag"]

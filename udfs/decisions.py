@@ -88,7 +88,7 @@ def editor_window_composite(window_end_ms: int, window_size_ms: int, results: li
     window_events, findings = [], []
     for e in events:
         if e["event_type"] != PARTNER_FINDING:
-            if e["timestamp_ms"] <= window_end_ms:
+            if e["timestamp_ms"] < window_end_ms:  # half-open, as classifier.linked_events says
                 window_events.append(event_of(e))
         elif window_end_ms - window_size_ms < e["timestamp_ms"] <= window_end_ms:
             findings.append(event_of(e))
