@@ -193,6 +193,21 @@ class MetricDeviation:
             return 0.0
         return (self.value - self.baseline) / denominator
 
+    def percent_change(self) -> float | None:
+        """``100 * (value - baseline) / |baseline|``, as a reader computes it from the two numbers shown
+        next to it; None when undefined (a zero or non-finite baseline). The classifier's
+        thresholds use :meth:`relative_change` with a floor instead, so a tiny baseline does not
+        make a small move look huge; a figure users read must match the value and baseline they see.
+
+        >>> MetricDeviation("error_rate", 0.008, 0.002, 0.0, 0.004, 0.9, True).percent_change()
+        300.0
+        >>> MetricDeviation("error_rate", 0.003, 0.0, 0.0, 0.001, 0.9, True).percent_change() is None
+        True
+        """
+        if not self.is_finite or self.baseline == 0.0:
+            return None
+        return (self.value - self.baseline) / abs(self.baseline) * 100.0
+
     @property
     def is_finite(self) -> bool:
         """Value and baseline are usable numbers (a detector still warming up may give neither)."""
@@ -730,7 +745,8 @@ def _fmt(x: float) -> str:
 def describe_deviation(reading: MetricReading) -> str:
     """``"rpm 1.20 vs baseline 2.50 (-52.0%, detector score 0.97)"``."""
     d = reading.deviation
-    detail = f"{reading.change * 100:+.1f}%"
+    percent = d.percent_change()
+    detail = f"{percent:+.1f}%" if percent is not None else "from a zero baseline"
     if d.metric in DERIVED_METRICS:
         detail += ", derived: {} / {}".format(*DERIVED_METRICS[d.metric])
     elif d.score or d.is_anomaly:

@@ -86,16 +86,17 @@ def _json_number(x: float, digits: int = 6) -> float | None:
     return round(float(x), digits)
 
 
-def metric_snapshot(deviation: MetricDeviation, floor: float = 0.0) -> dict[str, float | None]:
-    """The per-metric block of the bus details: value, band, score and % change vs baseline."""
-    finite = deviation.is_finite
+def metric_snapshot(deviation: MetricDeviation) -> dict[str, float | None]:
+    """The per-metric block of the bus details: value, band, score and % change vs the baseline shown
+    (``MetricDeviation.percent_change``; null for a zero baseline)."""
+    percent = deviation.percent_change()
     return {
         "value": _json_number(deviation.value),
         "baseline": _json_number(deviation.baseline),
         "lower": _json_number(deviation.lower),
         "upper": _json_number(deviation.upper),
         "score": _json_number(deviation.score, 4),
-        "deviation_pct": round(deviation.relative_change(floor) * 100, 1) if finite else None,
+        "deviation_pct": round(percent, 1) if percent is not None else None,
     }
 
 
@@ -270,7 +271,7 @@ def build_composite_detail(editor_id: str, window_start_s: float, window_end_s: 
     if classification.problem_type == NO_ISSUE:
         raise ValueError("classification is not an incident (problem_type NONE); emit nothing for this window")
     window_seconds = float(window_end_s) - float(window_start_s)
-    snapshot = {name: metric_snapshot(dev, config.floor(name)) for name, dev in sorted(deviations.items())}
+    snapshot = {name: metric_snapshot(dev) for name, dev in sorted(deviations.items())}
     at_risk = revenue_at_risk(deviations, window_seconds, config.rate_period_s) if window_seconds > 0 else 0.0
     partners = partner_causes(partner_findings)
     causes = suspected_causes(editor_id, events, float(window_end_s), config.event_lookback_s)

@@ -396,7 +396,7 @@ def assess_partner_editors(partner: str, window_start_s: float, window_end_s: fl
                                  _median(d.lower for d in devs), _median(d.upper for d in devs),
                                  max((d.score for d in devs if is_finite_number(d.score)), default=0.0),
                                  any(d.is_anomaly for d in devs))
-        metrics[metric] = {**metric_snapshot(median, config.relative_floor.get(metric, 0.0)), "editors": len(devs),
+        metrics[metric] = {**metric_snapshot(median), "editors": len(devs),
                            "editors_outside_band": sum(1 for d in devs if d.is_anomaly or (
                                d.is_finite and not d.lower <= d.value <= d.upper))}
     return {

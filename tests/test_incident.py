@@ -152,6 +152,19 @@ def test_suspected_causes_are_the_editors_events_of_the_last_30_minutes():
     assert [c["event_type"] for c in narrower["suspected_causes"]] == ["partner_status", "config_change"]
 
 
+def test_the_percentage_shown_is_the_one_its_value_and_baseline_give():
+    """The classifier floors a tiny baseline (error_rate: 0.005) so a small move does not look huge;
+    the detail showed that floored figure next to the real baseline (0.008 vs 0.002 read +120%)."""
+    devs = demand_outage()
+    devs["error_rate"] = MetricDeviation("error_rate", 0.008, 0.002, 0.0, 0.004, 0.99, True)
+    devs["cache_hit_rate"] = MetricDeviation("cache_hit_rate", 0.4, 0.0, 0.0, 0.1, 0.99, True)
+    detail, classification = build(devs)
+    assert detail["metrics"]["error_rate"]["deviation_pct"] == 300.0
+    assert detail["metrics"]["cache_hit_rate"]["deviation_pct"] is None   # no percentage of zero
+    assert "error_rate +300% vs baseline 0.002" in detail["summary"]
+    assert any(e.startswith("error_rate 0.008 vs baseline 0.002 (+300.0%") for e in classification.evidence)
+
+
 def test_non_finite_numbers_become_null():
     devs = demand_outage()
     devs["bid_latency_ms"] = MetricDeviation("bid_latency_ms", math.nan, 200.0, math.nan, math.inf, math.nan, False)
