@@ -206,10 +206,15 @@ class JobConfig:
         return [{"PropertyGroupId": g, "PropertyMap": dict(m)} for g, m in self.groups.items()]
 
 
+#: Groups whose keys are not all in the defaults file: their consumer checks them (the job's
+#: ``classifier`` group: any key ``ClassifierConfig.from_properties`` takes, flink_jobs/main.py).
+OPEN_GROUPS = frozenset({"classifier"})
+
+
 def _check_known(groups: Mapping[str, Mapping[str, str]], group: str, key: str, where: str) -> None:
     if group not in groups:
         raise ConfigError(f"{where}: unknown property group {group!r} (known: {', '.join(sorted(groups))})")
-    if key not in groups[group]:
+    if key not in groups[group] and group not in OPEN_GROUPS:
         raise ConfigError(
             f"{where}: unknown property {group}.{key} (known in {group}: {', '.join(sorted(groups[group]))})"
         )

@@ -185,6 +185,8 @@ class Settings:
     cloudwatch_metrics_enabled: bool = False
     cloudwatch_namespace: str = "AdOps"
     cloudwatch_flush_interval_ms: int = 1000
+    # The classifier's tuning (README "Configuration"): ClassifierConfig.from_properties keys, checked here.
+    classifier_properties: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -239,7 +241,23 @@ class Settings:
             cloudwatch_metrics_enabled=c.get_bool("cloudwatch", "metrics.enabled"),
             cloudwatch_namespace=c.get_str("cloudwatch", "namespace", allow_empty=False),
             cloudwatch_flush_interval_ms=c.get_int("cloudwatch", "flush.interval.ms", minimum=1),
+            classifier_properties=_classifier_properties(c),
         )
+
+
+def _classifier_properties(c: JobConfig) -> dict[str, str]:
+    from detectors.classifier import ClassifierConfig
+
+    properties = dict(c.groups.get("classifier", {}))
+    if "event_lookback_s" in properties or "window_seconds" in properties:
+        # one value each, not two that could disagree
+        raise ConfigError("property group classifier: set the look-back as processing.events.lookback.s and the "
+                          "window as processing.window.size.s, not event_lookback_s / window_seconds")
+    try:
+        ClassifierConfig.from_properties(properties)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"property group classifier: {exc}") from None
+    return properties
 
 
 def _baseline_min_windows(c: JobConfig, baseline_windows: int) -> int:
@@ -673,7 +691,8 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
     composites = (
         editor_windows.connect(editor_events)
         .key_by(lambda r: r[0], lambda e: e[2], key_type=Types.STRING())
-        .process(EditorCorrelator(s.window_size_s, s.timer_grace_ms, s.events_lookback_s, scoring),
+        .process(EditorCorrelator(s.window_size_s, s.timer_grace_ms, s.events_lookback_s, scoring,
+                                  classifier_properties=s.classifier_properties),
                  output_type=OUTPUT_TYPE)
         .name("editor-correlator").uid("editor-correlator")
     )

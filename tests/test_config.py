@@ -124,6 +124,37 @@ def test_the_datagen_defaults_pass_the_checks_the_datagen_source_applies():
                        maximum=cfg.get_int("datagen", "partners", minimum=1)) >= 1
 
 
+def test_the_classifier_is_tuned_from_its_property_group(tmp_path):
+    """DESIGN.md promised ClassifierConfig.from_properties for property groups; the job used the defaults."""
+    from dataclasses import replace
+
+    from detectors.classifier import DOWN, ClassifierConfig
+    from flink_jobs.main import Settings
+    from udfs.correlator import EditorCorrelator
+
+    def settings(*overrides, properties_file=None):
+        return Settings.from_config(JobConfig.load(properties_file, overrides=list(overrides), environ={}))
+
+    assert settings().classifier_properties == {}
+    tuned = settings("classifier.thresholds.rpm.down=0.3", "classifier.severity_revenue_at_risk=10,100,1000")
+    assert tuned.classifier_properties == {"thresholds.rpm.down": "0.3", "severity_revenue_at_risk": "10,100,1000"}
+    managed = tmp_path / "application_properties.json"   # as Managed Flink hands it over
+    managed.write_text(json.dumps([{"PropertyGroupId": "classifier", "PropertyMap": {"min_signature_score": "0.5"}}]))
+    assert settings(properties_file=managed).classifier_properties == {"min_signature_score": "0.5"}
+    with pytest.raises(ConfigError, match="property group classifier: unknown classifier config keys: no_such_knob"):
+        settings("classifier.no_such_knob=1")
+    with pytest.raises(ConfigError, match="processing.events.lookback.s"):
+        settings("classifier.event_lookback_s=60")
+    # the editor operator classifies with them (its window and look-back stay the job's)
+    from test_correlator_restore import _KeyedStore, _RuntimeContext   # its keyed-state stand-in
+
+    operator = EditorCorrelator(300, 0, 1800, scoring=None, classifier_properties=tuned.classifier_properties)
+    operator.open(_RuntimeContext(_KeyedStore()))
+    assert operator.config.threshold("rpm", DOWN) == 0.3
+    assert operator.config == replace(ClassifierConfig.from_properties(tuned.classifier_properties),
+                                      window_seconds=300.0, event_lookback_s=1800.0)
+
+
 def test_bad_properties_file(tmp_path):
     bad = tmp_path / "p.json"
     bad.write_text('{"PropertyGroupId": "x"}')

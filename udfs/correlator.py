@@ -126,11 +126,14 @@ class EditorCorrelator(KeyedCoProcessFunction, _Counters):
     ``_armed`` (key -> window ends), so later rows need no state lookup for it.
     """
 
-    def __init__(self, window_size_s: int, grace_ms: int, lookback_s: int, scoring: WindowScoring):
+    def __init__(self, window_size_s: int, grace_ms: int, lookback_s: int, scoring: WindowScoring,
+                 classifier_properties: dict[str, str] | None = None):
         self.window_size_ms = window_size_s * 1000
         self.grace_ms = grace_ms
         self.lookback_ms = lookback_s * 1000
         self.scoring = scoring
+        # the job's classifier property group (flink_jobs/main.py has checked it); empty: the defaults
+        self.classifier_properties = dict(classifier_properties or {})
 
     def open(self, runtime_context: RuntimeContext):
         self.models = runtime_context.get_state(ValueStateDescriptor("models", MODELS_TYPE))
@@ -144,7 +147,9 @@ class EditorCorrelator(KeyedCoProcessFunction, _Counters):
         # The editor's current episode of composites (udfs.decisions.composite_episode); read and
         # written only when a composite is emitted. A savepoint from before it restores without it.
         self.episode = runtime_context.get_state(ValueStateDescriptor("episode", Types.STRING()))
-        self.config = replace(ClassifierConfig(), window_seconds=self.window_size_ms / 1000.0,
+        tuned = ClassifierConfig.from_properties(self.classifier_properties) if self.classifier_properties \
+            else ClassifierConfig()
+        self.config = replace(tuned, window_seconds=self.window_size_ms / 1000.0,
                               event_lookback_s=self.lookback_ms / 1000.0)
         self._open_counters(runtime_context, "windowsClassified")
         self.composites = runtime_context.get_metrics_group().counter("compositeAnomalies")
