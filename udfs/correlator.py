@@ -41,7 +41,8 @@ from pyflink.datastream import KeyedCoProcessFunction, KeyedProcessFunction, Out
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from detectors.classifier import ClassifierConfig
-from udfs.decisions import composite_episode, details_of, editor_window_composite, partner_window_check
+from udfs.decisions import (PARTNER_FINDING, composite_episode, details_of, editor_window_composite,
+                             partner_window_check)
 from udfs.metric_detector import WindowScoring, metric_windows
 from connectors.eventbridge.flink_sink import EVENTBRIDGE_INPUT_TYPE as OUTPUT_TYPE, eventbridge_row
 
@@ -104,6 +105,27 @@ class _Counters:
     def close(self):
         if hasattr(self, "_counts"):
             self._flush_counters()
+
+
+#: At most this many of an editor's own operational events, and as many partner findings, in its state.
+MAX_KEPT_EVENTS = 200
+
+
+def bounded_events(events: list[dict]) -> list[dict]:
+    """The newest :data:`MAX_KEPT_EVENTS` own events and as many partner findings, in their order.
+
+    Capped apart: an editor hurt through every partner gets one finding per partner and window,
+    which under one shared cap pushed its own deployment out of the look-back (35 partners did).
+
+    >>> own = [{"event_type": "deployment", "timestamp_ms": 0}]
+    >>> findings = [{"event_type": PARTNER_FINDING, "timestamp_ms": t} for t in range(1, 301)]
+    >>> kept = bounded_events(own + findings)
+    >>> kept[0]["event_type"], len(kept), kept[1]["timestamp_ms"]
+    ('deployment', 201, 101)
+    """
+    own = [i for i, e in enumerate(events) if e["event_type"] != PARTNER_FINDING][-MAX_KEPT_EVENTS:]
+    findings = [i for i, e in enumerate(events) if e["event_type"] == PARTNER_FINDING][-MAX_KEPT_EVENTS:]
+    return [events[i] for i in sorted(own + findings)]
 
 
 class EditorCorrelator(KeyedCoProcessFunction, _Counters):
@@ -195,8 +217,7 @@ class EditorCorrelator(KeyedCoProcessFunction, _Counters):
                        "severity": row[4], "details": details_of(row[5])})
         # Keep what can still be a suspected cause: lookback before the newest watermark-ish time.
         horizon = max(e["timestamp_ms"] for e in events) - self.lookback_ms - self.window_size_ms
-        events = [e for e in events if e["timestamp_ms"] >= horizon][-200:]
-        self.events.update(json.dumps(events))
+        self.events.update(json.dumps(bounded_events([e for e in events if e["timestamp_ms"] >= horizon])))
 
     def _set_unexplained(self, key: str, end: int | None) -> None:
         if end is None:
