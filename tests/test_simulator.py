@@ -204,3 +204,48 @@ def test_daily_seasonality_shows_in_impressions(tmp_path):
     for editor in {k[0] for k in hourly}:
         means = [np.mean(hourly[(editor, h)]) for h in range(24)]
         assert max(means) / min(means) > 1.4, "peak hour well above the trough"
+
+
+TINY = Scenario(editors=2, partners=2, hours=2.0, seed=1, editor_cadence_s=(60.0, 90.0),
+                partner_cadence_s=(120.0, 180.0), warmup_hours=0.5)
+
+
+def test_a_second_scenario_is_not_written_over_a_first_unless_asked(tmp_path):
+    """Seed 1 then seed 2 into one folder used to leave both days' parts under seed 2's labels."""
+    out = tmp_path / "sim"
+    generate(TINY, out)
+    first = _digest(out)
+    seed2 = Scenario(**{**TINY.to_dict(), "seed": 2})
+    with pytest.raises(ValueError, match=r"holds an earlier scenario \(events, labels.jsonl, metrics, "
+                                                   r"scenario.json\).*pass --overwrite"):
+        generate(seed2, out)
+    assert _digest(out) == first, "a refusal changes nothing"
+    generate(seed2, out, overwrite=True)
+    fresh = tmp_path / "fresh"
+    generate(seed2, fresh)
+    assert _digest(out) == _digest(fresh), "overwrite leaves exactly seed 2's files"
+
+
+def test_overwrite_removes_nothing_but_a_scenario(tmp_path):
+    out = tmp_path / "sim"
+    generate(TINY, out)
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"files that are not a scenario's \(notes.txt\)"):
+        generate(TINY, out, overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine" and (out / "scenario.json").exists()
+
+
+def test_the_cli_refuses_a_used_folder_with_a_message_and_overwrites_on_request(tmp_path, capsys):
+    from connectors.simulator.__main__ import main
+
+    out = tmp_path / "sim"
+    argv = ["--out", str(out), "--editors", "2", "--partners", "2", "--hours", "1", "--cadence", "60-90",
+            "--partner-cadence", "120-180", "--warmup-hours", "0.2"]
+    assert main([*argv, "--seed", "1"]) == 0
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--seed", "2"])
+    assert info.value.code == 2 and "holds an earlier scenario" in capsys.readouterr().err
+    assert json.loads((out / "scenario.json").read_text())["scenario"]["seed"] == 1
+    assert main([*argv, "--seed", "2", "--overwrite"]) == 0
+    assert json.loads((out / "scenario.json").read_text())["scenario"]["seed"] == 2
+    assert all(p.name == "part-00000.parquet" for p in out.rglob("part-*")), "no second day's parts"

@@ -1,7 +1,8 @@
 """python -m connectors.simulator --editors N --partners M --hours H --seed S --out DIR
 
 Writes a Firehose-style archive (Parquet by default, ``--format jsonl`` for
-gzipped JSON lines), ``labels.jsonl`` and ``scenario.json`` under DIR.
+gzipped JSON lines), ``labels.jsonl`` and ``scenario.json`` under DIR, which must
+be empty or absent; ``--overwrite`` replaces an earlier scenario there.
 ``--default`` generates the scenario `make run` uses (20 editors, 8 partners,
 24 h, slower sampling: ~152k records, sized for the local endpoint).
 """
@@ -16,7 +17,7 @@ import time
 
 from connectors.archive import JSONL, PARQUET
 
-from .generator import generate
+from .generator import OutputFolderNotEmpty, generate
 from .scenario import Scenario, default_scenario
 
 
@@ -101,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup-hours", type=_hours(positive=False), default=Scenario.warmup_hours,
                         help="hours at the start without incidents (the models learn the editors)")
     parser.add_argument("--format", choices=[PARQUET, JSONL], default=PARQUET)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="remove an earlier scenario in --out first (its metrics/, events/, labels.jsonl, "
+                             "scenario.json); without it a non-empty --out is refused")
     args = parser.parse_args(argv)
     if args.default:
         scenario = default_scenario(seed=args.seed)
@@ -109,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
                             start=args.start, editor_cadence_s=args.cadence, partner_cadence_s=args.partner_cadence,
                             warmup_hours=args.warmup_hours)
     began = time.perf_counter()
-    summary = generate(scenario, args.out, fmt=args.format)
+    try:
+        # generate checks the folder before anything else: a refusal costs no generation.
+        summary = generate(scenario, args.out, fmt=args.format, overwrite=args.overwrite)
+    except OutputFolderNotEmpty as exc:
+        parser.error(str(exc))
     print(json.dumps({"out": args.out, "records": summary["records"], "incidents": summary["incidents"],
                       "incidents_by_type": summary["incidents_by_type"],
                       "quiet_editors": len(summary["quiet_editors"]),

@@ -8,10 +8,18 @@
 Deterministic: every random draw comes from generators seeded by
 ``Scenario.seed`` (one independent stream per purpose and per editor), and the
 files carry no wall-clock time, so the same scenario gives byte-identical files.
+
+The output folder must be empty (or not exist): the archive writer numbers new
+parts after the ones it finds (part-00001 beside an earlier part-00000) while
+labels.jsonl and scenario.json are rewritten, so a second scenario written over
+a first would replay two days' traffic against one day's labels. ``overwrite``
+removes an earlier scenario's files first (only those: metrics/, events/,
+labels.jsonl, scenario.json); anything else in the folder is still refused.
 """
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -72,9 +80,45 @@ def _event_records(sim: Simulation) -> tuple[np.ndarray, np.ndarray, list[dict]]
     return event_ms, arrival_ms, records
 
 
-def generate(scenario: Scenario, out: str | Path, fmt: str = PARQUET, progress=None) -> dict:
-    """Write the scenario's archive, labels and description under ``out``; returns the summary."""
+#: What generate writes directly under its output folder.
+SCENARIO_FILES = ("metrics", "events", "labels.jsonl", "scenario.json")
+
+
+class OutputFolderNotEmpty(ValueError):
+    """The output folder holds files; generating into it would mix them with the new scenario."""
+
+
+def prepare_output(out: str | Path, overwrite: bool = False) -> Path:
+    """Check (and with ``overwrite`` clear) the folder a scenario is about to be written to."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputFolderNotEmpty(f"{out} is a file, not a folder to write a scenario into")
+    present = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if not present:
+        return out
+    ours = [name for name in present if name in SCENARIO_FILES]
+    others = [name for name in present if name not in SCENARIO_FILES]
+    if overwrite and not others:
+        for name in ours:
+            path = out / name
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        return out
+    what = (f"an earlier scenario ({', '.join(ours)})" if ours and not others
+            else f"files that are not a scenario's ({', '.join(others[:5])}{', ...' if len(others) > 5 else ''})")
+    advice = ("pass --overwrite to replace it, or choose an empty folder" if ours and not others
+              else "choose an empty folder (--overwrite only replaces an earlier scenario, it removes nothing else)")
+    raise OutputFolderNotEmpty(
+        f"{out} holds {what}: a new scenario written there would add its parts beside the old ones "
+        f"under one labels file; {advice}")
+
+
+def generate(scenario: Scenario, out: str | Path, fmt: str = PARQUET, progress=None, *,
+             overwrite: bool = False) -> dict:
+    """Write the scenario's archive, labels and description under ``out``; returns the summary.
+
+    ``out`` must be empty or absent; with ``overwrite`` an earlier scenario there is removed first
+    (:func:`prepare_output`)."""
+    out = prepare_output(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     sim = plan(scenario)
     traffic_seeds = _streams(scenario.seed)["traffic"].spawn(len(sim.editors))
