@@ -2,8 +2,10 @@
 
     python -m flink_jobs.evaluate --archive DIR --labels FILE --out FILE.json [--speed 720x|max]
     python -m flink_jobs.evaluate --out FILE.json          # generates and runs the default scenario
+    python -m flink_jobs.evaluate --rescore reports/run-X --out FILE.json   # score a run's events again
 
 What happens:
+0. the labels are read and checked (file:line of any mistake) before anything runs;
 1. the embedded AWS endpoint starts on a free port (or ``--endpoint URL`` is used)
    and the core stack is deployed on it (2 shards, observation queues on);
 2. the streaming job starts detached on the local mini-cluster, reading both
@@ -14,8 +16,16 @@ What happens:
 4. every event the bus delivers to the catch-all ``all-adops-events`` queue is
    collected while the job runs, until nothing new has arrived for
    ``--settle`` seconds after the replay ended;
-5. the alerts are scored against the labels with
-   :mod:`flink_jobs.evaluation.scoring` (its docstring has the matching rule).
+5. the events are written (``OUT``'s name with ``.events.jsonl``), then the
+   alerts are scored against the labels with :mod:`flink_jobs.evaluation.scoring`
+   (its docstring has the matching rule), in the job's own window size
+   (``processing.window.size.s``, ``--set`` to change it).
+
+A run whose events may be incomplete -- the collector thread died, the drain
+hit its limit while events were still arriving (or none had come), the job
+stopped while draining -- is still scored and written, marked
+``run_complete: false`` with the reasons in ``run_incomplete``, the headline
+starts with INCOMPLETE RUN, and the exit status is 3.
 
 The last windows of an archive only close when later data moves the watermark
 past them, so incidents in the final ``window + watermark`` of an archive
@@ -31,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -58,6 +69,10 @@ class ArchiveFacts:
     first_ms: int | None = None
     last_ms: int | None = None
     records: dict = field(default_factory=lambda: {METRICS: 0, EVENTS: 0})
+    #: Every metric sample's time (epoch s) per alert entity (``editor:ID``, ``partner:NAME``):
+    #: whether an alert's window held incident data (scoring.detects) is decided on them. Packed
+    #: doubles (8 bytes a sample), so a real day of millions of records stays small.
+    sample_times: dict = field(default_factory=dict)
 
     def observe(self, items: Iterator[ArchivedRecord]) -> Iterator[ArchivedRecord]:
         for item in items:
@@ -71,7 +86,16 @@ class ArchiveFacts:
                 if ms is not None:
                     self.first_ms = ms if self.first_ms is None else min(self.first_ms, ms)
                     self.last_ms = ms if self.last_ms is None else max(self.last_ms, ms)
+                    partner = item.record.get("partner")
+                    for entity in (f"editor:{editor}" if isinstance(editor, str) and editor else None,
+                                   f"partner:{partner}" if isinstance(partner, str) and partner else None):
+                        if entity is not None:
+                            self.sample_times.setdefault(entity, array("d")).append(ms / 1000.0)
             yield item
+
+    def samples(self) -> dict[str, list[float]] | None:
+        """Sorted sample times per alert entity, or None when the archive's samples were not read."""
+        return {entity: sorted(times) for entity, times in self.sample_times.items()} if self.sample_times else None
 
     def editor_days(self, since_s: float | None = None) -> float | None:
         """Editors x days the metrics span (from ``since_s`` when given)."""
@@ -82,43 +106,107 @@ class ArchiveFacts:
 
 
 class BusObserver:
-    """Drains the catch-all observation queue in a background thread."""
+    """Drains the catch-all observation queue in a background thread.
+
+    A message is deleted only once its event is recorded, and no error of one call stops the
+    thread: an endpoint hiccup under load (a read timeout on the delete) used to kill it with the
+    batch just received lost, and the run went on to score what had arrived as if complete.
+    A message whose delete failed comes back after the visibility timeout; its MessageId says it
+    is recorded already. Errors are counted (:meth:`stats`); the quiet time before scoring is
+    measured between successful receives only (:attr:`last_ok`), so a collector that cannot read
+    the queue never looks like a drained job. If the thread dies all the same, :attr:`failure` says why.
+    """
 
     def __init__(self, sqs, queue_url: str, on_event: Callable[[dict], None] | None = None):
         self.sqs, self.queue_url, self.on_event = sqs, queue_url, on_event
         self.events: list[dict] = []
         self.last_arrival = time.monotonic()
+        #: When a receive last succeeded: the queue was seen empty of anything newer up to then.
+        self.last_ok = self.last_arrival
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bus-observer", daemon=True)
         self.errors = 0
+        self.errors_by_call: dict[str, int] = {}
+        self.last_error: str | None = None
+        self.failure: str | None = None
+        self.unreadable: list[str] = []      # bodies that are not a JSON object (kept, reported)
+        self.redelivered = 0
+        self._recorded_ids: set[str] = set()
 
     def start(self) -> "BusObserver":
         self._thread.start()
         return self
 
+    @property
+    def dead(self) -> bool:
+        """The thread ended without being stopped: nothing is collected any more."""
+        return self.failure is not None or (self._thread.ident is not None and not self._thread.is_alive()
+                                            and not self._stop.is_set())
+
+    def _error(self, call: str, exc: BaseException) -> None:
+        self.errors += 1
+        self.errors_by_call[call] = self.errors_by_call.get(call, 0) + 1
+        self.last_error = f"{call}: {type(exc).__name__}: {exc}"
+        if not self._stop.is_set():          # at shutdown the endpoint may be going away
+            log.warning("bus collector: %s (%d errors so far)", self.last_error, self.errors)
+
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                response = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
-                                                    WaitTimeSeconds=1)
-            except Exception as exc:  # the endpoint may be going away at shutdown
-                self.errors += 1
-                log.debug("receive_message failed: %s", exc)
-                time.sleep(0.5)
+        try:
+            while not self._stop.is_set():
+                self.poll()
+        except BaseException as exc:  # noqa: BLE001 - recorded: the run is reported incomplete
+            self.failure = f"{type(exc).__name__}: {exc}"
+            log.error("bus collector stopped: %s", self.failure)
+
+    def poll(self) -> None:
+        """One receive, record, delete round."""
+        try:
+            response = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                                                WaitTimeSeconds=1)
+        except Exception as exc:  # noqa: BLE001 - any endpoint error: counted, retried
+            self._error("receive_message", exc)
+            time.sleep(0.5)
+            return
+        handled = []
+        for message in response.get("Messages", []):
+            message_id = message.get("MessageId")
+            if message_id is not None and message_id in self._recorded_ids:
+                self.redelivered += 1             # recorded before; its delete had failed
+                handled.append(message)
                 continue
-            messages = response.get("Messages", [])
-            if messages:
-                self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
-            for message in messages:
-                try:
-                    event = json.loads(message["Body"])
-                except ValueError:
-                    continue
+            try:
+                event = json.loads(message["Body"])
+                if not isinstance(event, dict):
+                    raise ValueError("not a JSON object")
+            except (ValueError, KeyError, TypeError):
+                self.unreadable.append(str(message.get("Body"))[:2000])
+            else:
                 self.events.append(event)
                 self.last_arrival = time.monotonic()
                 if self.on_event:
-                    self.on_event(event)
+                    try:
+                        self.on_event(event)
+                    except Exception as exc:  # noqa: BLE001 - progress display only; the event is kept
+                        self._error("on_event", exc)
+            if message_id is not None:
+                self._recorded_ids.add(message_id)
+            handled.append(message)
+        if handled:
+            try:
+                result = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(handled)])
+                for failed in result.get("Failed", []) if isinstance(result, dict) else []:
+                    self._error("delete_message_batch", RuntimeError(f"entry {failed}"))
+            except Exception as exc:  # noqa: BLE001 - recorded already; a redelivery is skipped
+                self._error("delete_message_batch", exc)
+        # After the round: events of this response are recorded before the quiet time moves on.
+        self.last_ok = time.monotonic()
+
+    def stats(self) -> dict:
+        return {"events": len(self.events), "errors": self.errors, "errors_by_call": dict(self.errors_by_call),
+                "last_error": self.last_error, "redeliveries_skipped": self.redelivered,
+                "unreadable_messages": len(self.unreadable), "unreadable_examples": self.unreadable[:3],
+                "died": self.failure}
 
     def stop(self) -> None:
         self._stop.set()
@@ -135,6 +223,11 @@ class RunResult:
     endpoint_url: str
     #: What the stack's incident workflow did with the composites (deploy.local.observe.incident_workflow_outcomes).
     incident_workflow: dict | None = None
+    #: The job's window (processing.window.size.s of the job's own configuration): the scorer's too.
+    window_s: float = 300.0
+    #: Why the events may not be all the job sent (empty: the run drained as it should).
+    incomplete: list[str] = field(default_factory=list)
+    collector: dict = field(default_factory=dict)
 
 
 def _aws_client(service: str, endpoint_url: str):
@@ -150,13 +243,29 @@ def _state(handle) -> str:
     return str(handle.status()).rsplit(".", 1)[-1]
 
 
+def job_window_s(job_overrides: list[str] = ()) -> float:
+    """The job's window size (``processing.window.size.s``) with these overrides: the scorer's
+    grace window and time-to-detect unit must be the windows the job emits."""
+    from flink_jobs.config import JobConfig
+
+    return float(JobConfig.load(overrides=list(job_overrides)).get_int("processing", "window.size.s",
+                                                                        minimum=1, maximum=86400))
+
+
 def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, speed: float | None = DEFAULT_SPEED,
                        settle_s: float | Callable[[], float] = 45.0, max_settle_s: float = 900.0,
                        work_dir: str | Path | None = None,
                        job_overrides: list[str] = (), on_replay: Callable[[Any], None] | None = None,
                        on_event: Callable[[dict], None] | None = None,
-                       on_phase: Callable[[str], None] | None = None) -> RunResult:
-    """Replay ``archive`` through Kinesis -> job -> EventBridge -> catch-all queue; return what the bus delivered."""
+                       on_phase: Callable[[str], None] | None = None,
+                       before_replay: Callable[[], None] | None = None) -> RunResult:
+    """Replay ``archive`` through Kinesis -> job -> EventBridge -> catch-all queue; return what the bus delivered.
+
+    ``before_replay`` runs once the job is up, right before the first record is replayed (an
+    exception there ends the run before it costs the replay and the drain). A run whose events
+    may be incomplete -- the collector died, the drain was cut at ``max_settle_s``, the job
+    stopped while draining -- returns what arrived with the reasons in ``incomplete``.
+    """
     from deploy.local.endpoint import start_endpoint
     from deploy.local.stack import LOCAL_PARAMETERS, deploy_core_stack
 
@@ -203,8 +312,10 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
             "kinesis.poll.interval.ms=1000",
             *job_overrides,
         ]
+        config = JobConfig.load(overrides=overrides)
+        window_s = float(config.get_int("processing", "window.size.s", minimum=1, maximum=86400))
         phase("starting the streaming job on the local mini-cluster")
-        handle = start_job(JobConfig.load(overrides=overrides), source="kinesis-local")
+        handle = start_job(config, source="kinesis-local")
         deadline = time.monotonic() + 180
         while _state(handle) != "RUNNING" and time.monotonic() < deadline:
             if _state(handle) in ("FAILED", "CANCELED", "FINISHED"):
@@ -214,6 +325,8 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
         observer = BusObserver(sqs, queue_url, on_event).start()
 
         phase("replaying the archive into Kinesis")
+        if before_replay is not None:
+            before_replay()
         facts = ArchiveFacts()
         replay_began = time.monotonic()
         replayer = KinesisReplayer({METRICS: stack["metrics_stream"], EVENTS: stack["events_stream"]},
@@ -226,30 +339,13 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
         settle_now = settle_s if callable(settle_s) else (lambda: settle_s)
         phase(f"waiting for the job to drain (until {settle_now():.0f} s without new bus events)")
         settle_began = time.monotonic()
-        observer.last_arrival = max(observer.last_arrival, settle_began)
-        next_note = settle_began + 15.0
-        # Until the first bus event, the quiet time says nothing about the job (measured: a job
-        # catching up on a loaded machine was still on the archive's first windows when a 30 s
-        # settle ran out, and the run was scored on 0 events). So with no event yet, wait up to
-        # max_settle_s; an archive with nothing to alert on costs that wait once.
-        while (not observer.events or time.monotonic() - observer.last_arrival < settle_now()):
-            if time.monotonic() >= next_note:
-                phase(f"  ... {len(observer.events)} bus events so far, last one "
-                      f"{time.monotonic() - observer.last_arrival:.0f} s ago")
-                next_note += 15.0
-            if time.monotonic() - settle_began > max_settle_s:
-                log.warning("%s after %.0f s; scoring what arrived",
-                            "still receiving events" if observer.events else "no bus event at all", max_settle_s)
-                break
-            state = _state(handle)
-            if state in ("FAILED", "CANCELED", "FINISHED"):
-                raise RuntimeError(f"the job stopped while draining: {state} {handle.failure or ''}")
-            time.sleep(1.0)
+        incomplete = drain(observer, handle, settle_now, max_settle_s, phase)
         timings["settle_s"] = time.monotonic() - settle_began
         job_state = _state(handle)
         events = list(observer.events)
         return RunResult(events, stats.to_dict(), facts, timings, job_state, endpoint_url,
-                         _incident_workflow(stack, events, run_started_ms / 1000.0, endpoint_url))
+                         _incident_workflow(stack, events, run_started_ms / 1000.0, endpoint_url),
+                         window_s=window_s, incomplete=incomplete, collector=observer.stats())
     finally:
         if observer is not None:
             observer.stop()
@@ -261,6 +357,54 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
         if own_endpoint is not None:
             own_endpoint.stop()
         timings["total_s"] = time.monotonic() - began
+
+
+def drain(observer: BusObserver, handle, settle_now: Callable[[], float], max_settle_s: float,
+          phase: Callable[[str], None], *, poll_s: float = 1.0) -> list[str]:
+    """Wait until no bus event has arrived for ``settle_now()`` seconds; return why the events
+    may be incomplete (empty: drained).
+
+    Quiet counts only up to the collector's last successful receive (a collector failing to
+    read looks quiet); a dead collector, the ``max_settle_s`` cut-off and a job that stopped
+    are reasons, not a silent end: the caller reports them and exits non-zero.
+    """
+    settle_began = time.monotonic()
+    observer.last_arrival = max(observer.last_arrival, settle_began)
+    next_note = settle_began + 15.0
+    # Until the first bus event, the quiet time says nothing about the job (measured: a job
+    # catching up on a loaded machine was still on the archive's first windows when a 30 s
+    # settle ran out, and the run was scored on 0 events). So with no event yet, wait up to
+    # max_settle_s; an archive with nothing to alert on costs that wait once.
+    while not observer.events or observer.last_ok - observer.last_arrival < settle_now():
+        now = time.monotonic()
+        if observer.dead:
+            reason = (f"the bus collector stopped ({observer.failure or 'thread ended'}) after "
+                      f"{len(observer.events)} events: events the job sent after that were not collected")
+            log.warning("%s; scoring what arrived, reported as incomplete", reason)
+            return [reason]
+        if now >= next_note:
+            phase(f"  ... {len(observer.events)} bus events so far, last one "
+                  f"{now - observer.last_arrival:.0f} s ago"
+                  + (f"; collector errors {observer.errors} ({observer.last_error})" if observer.errors else ""))
+            next_note += 15.0
+        if now - settle_began > max_settle_s:
+            if observer.events:
+                reason = (f"cut short: bus events were still arriving (the last {now - observer.last_arrival:.0f} s "
+                          f"ago, {settle_now():.0f} s of quiet needed) when the drain's limit of "
+                          f"{max_settle_s:.0f} s ran out")
+            else:
+                reason = (f"no bus event at all in {max_settle_s:.0f} s after the replay: the job may not have "
+                          "emitted its results yet")
+            if observer.errors and now - observer.last_ok > settle_now():
+                reason += f"; the collector could not read the queue since {now - observer.last_ok:.0f} s " \
+                          f"({observer.last_error})"
+            log.warning("%s; scoring what arrived, reported as incomplete", reason)
+            return [reason]
+        state = _state(handle)
+        if state in ("FAILED", "CANCELED", "FINISHED"):
+            return [f"the job stopped while draining: {state} {getattr(handle, 'failure', '') or ''}".rstrip()]
+        time.sleep(poll_s)
+    return []
 
 
 def _incident_workflow(stack: dict, events: list[dict], started_after_s: float, endpoint_url: str) -> dict:
@@ -317,8 +461,10 @@ def warmup_end_from_scenario(path: str | Path | None) -> float | None:
     return scenario.start_epoch_s + scenario.effective_warmup_s
 
 
-def score_run(incidents, result: "RunResult", *, window_s: float = 300.0, scenario_json=None,
+def score_run(incidents, result: "RunResult", *, window_s: float | None = None, scenario_json=None,
               warmup_hours: float | None = None) -> dict:
+    """Score a run's events; ``window_s`` defaults to the window the run's job used."""
+    window_s = result.window_s if window_s is None else window_s
     alerts = alerts_from_events(result.events)
     surges = surge_spans_from_scenario(scenario_json) if scenario_json else None
     if warmup_hours is not None:
@@ -327,7 +473,10 @@ def score_run(incidents, result: "RunResult", *, window_s: float = 300.0, scenar
         warmup_end = warmup_end_from_scenario(scenario_json)
     report = score(incidents, alerts, window_s=window_s, quiet_spans=surges, warmup_end_s=warmup_end,
                    editor_days=result.facts.editor_days(since_s=warmup_end),
-                   editor_days_including_warmup=result.facts.editor_days())
+                   editor_days_including_warmup=result.facts.editor_days(), samples=result.facts.samples())
+    # Next to the figures, not only in "run": figures of an incomplete run are not the scenario's.
+    report["run_complete"] = not result.incomplete
+    report["run_incomplete"] = list(result.incomplete)
     if scenario_json:
         quiet = quiet_spans_from_scenario(scenario_json) or {}
         report["quiet_editors_any_time"] = {
@@ -336,13 +485,49 @@ def score_run(incidents, result: "RunResult", *, window_s: float = 300.0, scenar
     return report
 
 
+def write_events(path: str | Path, events: list[dict]) -> Path:
+    """The run's bus events as JSON lines (what ``--rescore`` reads)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(e, default=str) + "\n" for e in events), encoding="utf-8")
+    return path
+
+
 def evaluate(archive: str | Path, labels: str | Path, *, scenario_json: str | Path | None = None,
-             window_s: float = 300.0, warmup_hours: float | None = None, **run_kwargs) -> dict:
-    """Run the archive through the system and score it: the JSON report."""
-    # Labels are read after the run: `make run` generates the scenario while the job starts.
-    result = run_through_system(archive, **run_kwargs)
-    report = score_run(load_labels(labels), result, window_s=window_s, scenario_json=scenario_json,
-                       warmup_hours=warmup_hours)
+             warmup_hours: float | None = None, events_path: str | Path | None = None,
+             labels_later: bool = False, **run_kwargs) -> dict:
+    """Run the archive through the system and score it: the JSON report.
+
+    The labels are read and checked before the run, so a mistake in them costs no run; with
+    ``labels_later`` (make run: its scenario is generated while the job starts) right before the
+    replay, still before the replay and the drain. The events are written to ``events_path``
+    before scoring, so that no scoring error loses them.
+    """
+    incidents: list = []
+
+    def read_labels() -> None:
+        if not incidents:
+            incidents.extend(load_labels(labels))
+
+    if not labels_later:
+        read_labels()
+    caller_before_replay = run_kwargs.pop("before_replay", None)
+
+    def before_replay() -> None:
+        if caller_before_replay is not None:
+            caller_before_replay()
+        read_labels()
+
+    result = run_through_system(archive, before_replay=before_replay, **run_kwargs)
+    if events_path is not None:
+        write_events(events_path, result.events)
+    try:
+        report = score_run(incidents, result, scenario_json=scenario_json, warmup_hours=warmup_hours)
+    except Exception as exc:
+        if events_path is not None:
+            exc.add_note(f"the run's {len(result.events)} bus events are in {events_path}: score them again "
+                         f"with python -m flink_jobs.evaluate --rescore {events_path} --archive ... --labels ...")
+        raise
     report["run"] = {
         "archive": str(archive), "labels": str(labels),
         "archive_records": result.facts.records, "editors": len(result.facts.editors),
@@ -352,7 +537,11 @@ def evaluate(archive: str | Path, labels: str | Path, *, scenario_json: str | Pa
         "bus_events_received": len(result.events), "job_state_at_end": result.job_state,
         "bus_events_by_type": _count(e.get("detail-type") for e in result.events),
         "incident_workflow": result.incident_workflow,
+        "collector": result.collector,
+        "complete": not result.incomplete, "incomplete": list(result.incomplete),
     }
+    if events_path is not None:
+        report["run"]["events_file"] = str(events_path)
     report["events"] = result.events
     return report
 
@@ -364,14 +553,24 @@ def _count(items) -> dict:
     return counts
 
 
+def incomplete_banner(report: dict) -> str | None:
+    """The warning an incomplete run's figures carry, or None."""
+    reasons = report.get("run_incomplete") or []
+    if report.get("run_complete", True) and not reasons:
+        return None
+    return ("INCOMPLETE RUN: the figures below are scored on part of the job's events, not the "
+            "scenario's result (" + "; ".join(reasons) + ")")
+
+
 def headline(report: dict) -> str:
     ttd = report["time_to_detect"]["windows"]
-    lines = [
+    banner = incomplete_banner(report)
+    lines = [*([banner] if banner else []),
         f"incidents {report['incidents']}, detected {report['detected']}, "
         f"false-alarm episodes {report['false_alarm_episodes']} ({report['false_alarm_alerts']} alerts)",
         f"precision {report['precision']}  recall {report['recall']}  F1 {report['f1']}  "
         f"type accuracy {report['type_accuracy']}",
-        f"time to detect (windows): median {ttd['median']}  p90 {ttd['p90']}  max {ttd['max']}",
+        f"time to detect (windows of event time): median {ttd['median']}  p90 {ttd['p90']}  max {ttd['max']}",
         f"false-alarm episodes per editor-day {report['false_alarm_episodes_per_editor_day']}",
     ]
     if report.get("warmup_end"):
@@ -405,59 +604,162 @@ def workflow_line(workflow: dict) -> str:
             f"{outcomes.get('covered_by_episode', 0)} covered by their episode" + (f", {others}" if others else ""))
 
 
+#: Exit status of a run whose events may be incomplete (the report is written all the same):
+#: its figures are not the scenario's, and a script reading only the status must not take them
+#: for a result.
+EXIT_INCOMPLETE = 3
+
+
+class RescoreError(ValueError):
+    """What --rescore was given holds no events to score."""
+
+
+def read_run_events(path: str | Path) -> tuple[list[dict], dict | None]:
+    """The bus events of an earlier run, and its summary when there is one.
+
+    ``path``: a make run output folder (its ``bus_events.jsonl``, and ``summary.json``), an
+    events file (JSON lines; the ``summary.json`` beside a ``bus_events.jsonl`` is read too), or
+    a JSON report of ``python -m flink_jobs.evaluate`` (it holds its events).
+    """
+    path = Path(path)
+    if path.is_dir():
+        events_file = path / "bus_events.jsonl"
+        if not events_file.is_file():
+            raise RescoreError(f"{path} has no bus_events.jsonl: pass a make run output folder, its "
+                               "bus_events.jsonl, or a report of python -m flink_jobs.evaluate")
+        path = events_file
+    if not path.is_file():
+        raise RescoreError(f"{path}: no such file or folder")
+    text = path.read_text(encoding="utf-8")
+    stripped = text.lstrip()
+    if stripped.startswith("{") and not path.suffix == ".jsonl":
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            doc = None                         # one event per line, read below
+        if isinstance(doc, dict) and "detail-type" not in doc:
+            if not isinstance(doc.get("events"), list):
+                beside = path.parent / "bus_events.jsonl"
+                raise RescoreError(
+                    f"{path} holds no events (make run's summary.json is written without them)"
+                    + (f": pass {path.parent} or {beside}" if beside.is_file() else
+                       ": pass a make run output folder, its bus_events.jsonl, or a report of "
+                       "python -m flink_jobs.evaluate"))
+            return _checked_events(doc["events"], path), doc
+    events = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                events.append(json.loads(line))
+            except ValueError as exc:
+                raise RescoreError(f"{path}:{n}: not a JSON event ({exc})") from None
+    summary_file = path.parent / "summary.json"
+    summary = (json.loads(summary_file.read_text(encoding="utf-8"))
+               if path.name == "bus_events.jsonl" and summary_file.is_file() else None)
+    return _checked_events(events, path), summary
+
+
+def _checked_events(events: list, path: Path) -> list[dict]:
+    for n, event in enumerate(events, start=1):
+        if not isinstance(event, dict):
+            raise RescoreError(f"{path}: event {n} is not a JSON object: {event!r:.80}")
+    return events
+
+
+def _rescore(args, parser) -> int:
+    try:
+        events, summary = read_run_events(args.rescore)
+    except RescoreError as exc:
+        parser.error(str(exc))
+    run = (summary or {}).get("run") or {}
+    archive = args.archive or run.get("archive")
+    labels = args.labels or run.get("labels")
+    for name, value in (("--archive", archive), ("--labels", labels)):
+        if not value or not Path(value).exists():
+            parser.error(f"--rescore needs {name} (editors, time span and samples come from the archive)"
+                         + (f"; the run's summary names {value}, which does not exist" if value else ""))
+    try:
+        incidents = load_labels(labels)
+    except ValueError as exc:
+        parser.error(str(exc))
+    # The run's window, as the job used it; an events file alone: the job's configuration's.
+    window_s = (summary or {}).get("window_seconds") or job_window_s(args.overrides)
+    facts = ArchiveFacts()
+    for _ in facts.observe(merged_archive(archive)):
+        pass
+    scenario_json = args.scenario or (Path(labels).parent / "scenario.json")
+    scenario_json = scenario_json if Path(scenario_json).exists() else None
+    # Rescoring does not complete a run: one that was cut short stays so.
+    incomplete = list((summary or {}).get("run_incomplete") or run.get("incomplete") or [])
+    result = RunResult(events, {}, facts, {}, "not run (rescored)", "", window_s=float(window_s),
+                       incomplete=incomplete)
+    report = score_run(incidents, result, scenario_json=scenario_json, warmup_hours=args.warmup_hours)
+    report["rescored"] = {"events_from": str(args.rescore), "archive": str(archive), "labels": str(labels),
+                          "bus_events": len(events)}
+    report["events"] = events
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1, default=str) + "\n")
+    print(headline(report))
+    return EXIT_INCOMPLETE if incomplete else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flink_jobs.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--archive", help="archive to replay (default: generate the default scenario)")
     parser.add_argument("--labels", help="labels JSON lines (required with --archive)")
     parser.add_argument("--scenario", help="simulator scenario.json (quiet editors); default: next to the labels")
-    parser.add_argument("--out", required=True, help="JSON report path")
+    parser.add_argument("--out", required=True, help="JSON report path (the bus events also go to "
+                                                      "OUT's name with .events.jsonl, written before scoring)")
     parser.add_argument("--speed", default=f"{DEFAULT_SPEED:g}x", help="replay speed-up, e.g. 720x, or max")
     parser.add_argument("--endpoint", default=None, help="use this AWS endpoint instead of starting one")
     parser.add_argument("--settle", type=float, default=45.0,
                         help="seconds without new bus events after the replay before scoring")
-    parser.add_argument("--window", type=float, default=300.0, help="window size in seconds (matching grace)")
+    # Gone: a scorer window apart from the job's scored the job's windows with the wrong grace.
+    parser.add_argument("--window", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--warmup-hours", type=float, default=None,
                         help="hours at the start whose unmatched alerts are reported apart "
                              "(default: the simulator scenario's warm-up, else none)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="GROUP.KEY=VALUE",
-                        help="job property override (repeatable)")
+                        help="job property override (repeatable); the scorer uses the job's "
+                             "processing.window.size.s")
     parser.add_argument("--work-dir", default=None, help="where the run keeps its state and logs")
-    parser.add_argument("--rescore", default=None, metavar="REPORT_OR_EVENTS",
-                        help="score the bus events of an earlier run (its JSON report, or JSON lines of "
-                             "events) against --archive/--labels again, without running anything")
+    parser.add_argument("--rescore", default=None, metavar="RUN",
+                        help="score the bus events of an earlier run again without running anything: a make "
+                             "run output folder (or its bus_events.jsonl), an .events.jsonl or a JSON report "
+                             "of this command; --archive/--labels default to the run's")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.window is not None:
+        parser.error("--window is gone: the scorer uses the job's window, processing.window.size.s; "
+                     "change both with --set processing.window.size.s=N")
+    if args.rescore:
+        return _rescore(args, parser)
     if args.archive and not args.labels:
         parser.error("--labels is required with --archive")
-
-    if args.rescore:
-        if not args.archive:
-            parser.error("--rescore needs --archive and --labels (editors and time span come from the archive)")
-        text = Path(args.rescore).read_text()
-        events = (json.loads(text)["events"] if text.lstrip().startswith("{\n") or args.rescore.endswith(".json")
-                  else [json.loads(line) for line in text.splitlines() if line.strip()])
-        facts = ArchiveFacts()
-        for _ in facts.observe(merged_archive(args.archive)):
-            pass
-        scenario_json = args.scenario or (Path(args.labels).parent / "scenario.json")
-        scenario_json = scenario_json if Path(scenario_json).exists() else None
-        result = RunResult(events, {}, facts, {}, "not run (rescored)", "")
-        report = score_run(load_labels(args.labels), result, window_s=args.window, scenario_json=scenario_json,
-                           warmup_hours=args.warmup_hours)
-        report["events"] = events
-        Path(args.out).write_text(json.dumps(report, indent=1, default=str) + "\n")
-        print(headline(report))
-        return 0
+    if args.labels:
+        try:
+            # Before the run: a mistake in the labels found after it costs the run.
+            load_labels(args.labels)
+        except ValueError as exc:
+            parser.error(str(exc))
+    try:
+        job_window_s(args.overrides)            # a bad --set fails here, not after the stack is up
+    except ValueError as exc:
+        parser.error(str(exc))
 
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="adops-eval-"))
     archive, labels, scenario_json = args.archive, args.labels, args.scenario
     if archive is None:
         from connectors.simulator import default_scenario, generate
+        from connectors.simulator.generator import OutputFolderNotEmpty
 
         archive = work / "scenario"
         log.info("generating the default scenario into %s", archive)
-        generate(default_scenario(), archive)
+        try:
+            generate(default_scenario(), archive)
+        except OutputFolderNotEmpty as exc:
+            parser.error(f"{exc} (--work-dir of an earlier run?)")
         labels = archive / "labels.jsonl"
     if scenario_json is None and (Path(labels).parent / "scenario.json").exists():
         scenario_json = Path(labels).parent / "scenario.json"
@@ -471,13 +773,19 @@ def main(argv: list[str] | None = None) -> int:
         if stats.calls % 200 == 0:
             phase(f"replayed {stats.total} records")
 
-    report = evaluate(archive, labels, scenario_json=scenario_json, window_s=args.window,
-                      warmup_hours=args.warmup_hours, endpoint_url=args.endpoint, speed=parse_speed(args.speed), settle_s=args.settle,
-                      work_dir=work, job_overrides=args.overrides, on_phase=phase, on_replay=replay_progress)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1, default=str) + "\n")
+    out = Path(args.out)
+    events_path = out.with_name(out.stem + ".events.jsonl")
+    report = evaluate(archive, labels, scenario_json=scenario_json, warmup_hours=args.warmup_hours,
+                      endpoint_url=args.endpoint, speed=parse_speed(args.speed), settle_s=args.settle,
+                      work_dir=work, job_overrides=args.overrides, on_phase=phase, on_replay=replay_progress,
+                      events_path=events_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, default=str) + "\n")
     print(headline(report))
-    print(f"report: {args.out}")
+    print(f"report: {args.out}\nevents: {events_path}")
+    if not report["run_complete"]:
+        print(f"\n{incomplete_banner(report)}", file=sys.stderr)
+        return EXIT_INCOMPLETE
     return 0
 
 

@@ -15,6 +15,13 @@
    the replay without a new bus event), scores
    the alerts against the labels and writes ``report.html`` (plots embedded) and
    ``summary.json`` into the output folder, whose path it prints at the end.
+
+The labels (``--labels``) are checked before anything starts, the generated ones
+before the replay; the bus events go to ``bus_events.jsonl`` before scoring
+(``python -m flink_jobs.evaluate --rescore OUT`` scores them again). A run whose
+events may be incomplete (the collector died, the drain was cut short, the job
+stopped) is reported as such in the summary, the page and the output, and exits
+with status 3: its figures are not the scenario's.
 """
 from __future__ import annotations
 
@@ -134,12 +141,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if bool(args.archive) != bool(args.labels):
         parser.error("--archive and --labels go together")
-    if args.labels and not Path(args.labels).is_file():
-        parser.error(f"--labels {args.labels}: no such file")
+    from flink_jobs.evaluate import EXIT_INCOMPLETE, evaluate, headline, incomplete_banner, job_window_s
+    from flink_jobs.evaluation import load_labels
+
+    if args.labels:
+        try:
+            # Now, not after the run: a mistake found then costs the 3-10 minutes of the run.
+            load_labels(args.labels)
+        except ValueError as exc:
+            parser.error(str(exc))
+    try:
+        job_window_s([*LOCAL_JOB_OVERRIDES, *args.overrides])     # a bad --set fails now too
+    except ValueError as exc:
+        parser.error(str(exc))
 
     from tqdm import tqdm
 
     out = Path(args.out or Path("reports") / f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}")
+    if not args.archive:
+        from connectors.simulator.generator import OutputFolderNotEmpty, prepare_output
+
+        try:
+            # The generation (in its own process) would refuse it only once the job is starting.
+            prepare_output(out / "scenario")
+        except OutputFolderNotEmpty as exc:
+            parser.error(f"{exc} (--out of an earlier run? choose a new --out)")
     out.mkdir(parents=True, exist_ok=True)
     # Flink's own log (the job's warnings among it) goes with the report, unless the caller chose a
     # place; read when the mini-cluster's JVM starts, which is later in this process.
@@ -214,11 +240,12 @@ def main(argv: list[str] | None = None) -> int:
             replay_began.append(time.monotonic())
             bars.append(tqdm(total=total[0], unit="rec", desc="replay", dynamic_ncols=True, file=sys.stderr))
 
-    from flink_jobs.evaluate import evaluate, headline
     from flink_jobs.report.html import write_report
 
+    events_path = out / "bus_events.jsonl"
     try:
-        report = evaluate(archive, labels, scenario_json=scenario_json,
+        report = evaluate(archive, labels, scenario_json=scenario_json, events_path=events_path,
+                          labels_later=generation is not None,
                           endpoint_url=endpoint, speed=speed,
                           settle_s=lambda: drain_wait_s(args.settle, list(lags_s)),
                           work_dir=out / "work", job_overrides=[*LOCAL_JOB_OVERRIDES, *args.overrides],
@@ -236,7 +263,6 @@ def main(argv: list[str] | None = None) -> int:
     summary_path = out / "summary.json"
     summary_path.write_text(json.dumps({k: v for k, v in report.items() if k != "events"}, indent=1, default=str)
                             + "\n")
-    (out / "bus_events.jsonl").write_text("".join(json.dumps(e, default=str) + "\n" for e in report["events"]))
     phase("writing the HTML report")
     html_path = write_report(report, archive, labels, out / "report.html")
     print(headline(report))
@@ -244,7 +270,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nWARNING: {warning}")
     from flink_jobs.main import local_flink_log_dir
 
-    print(f"\nreport:  {html_path.resolve()}\nsummary: {summary_path.resolve()}\njob log: {local_flink_log_dir()}")
+    print(f"\nreport:  {html_path.resolve()}\nsummary: {summary_path.resolve()}\nevents:  {events_path.resolve()}"
+          f"\njob log: {local_flink_log_dir()}")
+    banner = incomplete_banner(report)
+    if banner:
+        # Last, where it is read, and in the exit status: CI or a script must not take these
+        # figures for the scenario's.
+        print(f"\n{banner}", file=sys.stderr)
+        return EXIT_INCOMPLETE
     return 0
 
 

@@ -130,3 +130,148 @@ def test_warmup_alarms_are_reported_apart_and_also_in_the_including_warmup_figur
     assert report["false_alarm_alerts"] == 1 and report["precision"] == 0.5
     assert report["including_warmup"]["false_alarm_episodes"] == 3
     assert report["including_warmup"]["precision"] == 0.25
+
+
+# --- labels are validated with file:line (no silent wrong day, type or editor list) --------------
+
+GOOD = {"incident_id": "a", "scope": "editor", "problem_type": "LATENCY_ISSUE", "start": "2026-11-02T12:00:00Z",
+        "end": "2026-11-02T12:30:00Z", "editor_id": "e-1"}
+PARTNER = {"incident_id": "p", "scope": "partner", "problem_type": "DEMAND_ISSUE", "start": "2026-11-02T12:00:00Z",
+           "end": "2026-11-02T12:30:00Z", "partner": "p-1"}
+
+
+@pytest.mark.parametrize("lines, message", [
+    ([{**GOOD, "start": 1793620800, "end": 1793622600}],
+     r":1: start 1793620800 is not a plausible time in epoch milliseconds \(2000-2099\) \(it looks like epoch seconds"),
+    ([{**GOOD, "end": 1793622600000000}], r":1: end 1793622600000000 is not a plausible time"),
+    ([{**GOOD, "start": "12:00 yesterday"}], r":1: start '12:00 yesterday' is not an ISO-8601 time"),
+    ([{**GOOD, "start": True}], r":1: start must be an ISO-8601 time or epoch milliseconds, not True"),
+    ([{**GOOD, "problem_type": "LATENCY"}], r":1: label a: problem_type must be one of DEMAND_ISSUE, .*not 'LATENCY'"),
+    ([{**GOOD, "problem_type": "latency_issue"}], r":1: label a: problem_type must be one of"),
+    ([{**GOOD, "problem_type": "UNKNOWN"}], r":1: label a: problem_type must be one of"),
+    ([GOOD, {**GOOD, "editor_id": "e-2"}], r":2: incident_id 'a' is already used on line 1"),
+    ([{**GOOD, "incident_id": 7}, {**GOOD, "incident_id": "7"}], r":2: incident_id '7' is already used on line 1"),
+    ([{**PARTNER, "editors": "e-10"}], r":1: label p: editors must be a list of editor ids \(strings\), not 'e-10'"),
+    ([{**PARTNER, "editors": ["e-1", 3]}], r":1: label p: editors must be a list of editor ids"),
+    ([{**GOOD, "editors": ["e-2"]}], r":1: label a: an editor incident has no editors"),
+    ([{**GOOD, "editor_id": 5}], r":1: label a: editor_id must be a non-empty string, not 5"),
+    ([{**GOOD, "incident_id": None}], r":1: incident_id must be a non-empty string or an integer, not None"),
+    (["just a string"], r":1: a label must be a JSON object, not str"),
+    ([GOOD, [1, 2]], r":2: a label must be a JSON object, not list"),
+    ([], r": no labeled incident \(the file is empty\)"),
+])
+def test_a_label_that_would_be_scored_wrong_is_refused_with_file_and_line(tmp_path, lines, message):
+    path = tmp_path / "labels.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines) + "\n")
+    with pytest.raises(ValueError, match=f"labels.jsonl{message}"):
+        load_labels(path)
+
+
+def test_a_line_that_is_not_json_names_its_line(tmp_path):
+    path = tmp_path / "labels.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n{\"incident_id\": \n")
+    with pytest.raises(ValueError, match=r"labels.jsonl:2: not valid JSON"):
+        load_labels(path)
+
+
+def test_valid_labels_keep_loading_numeric_ids_epoch_ms_and_partner_editors(tmp_path):
+    path = tmp_path / "labels.jsonl"
+    lines = [{**GOOD, "incident_id": 7, "start": 1793620800000, "end": 1793622600000.0},
+             {**PARTNER, "editors": ["e-1", "e-2"], "magnitude": {"fill": 0.1}}, PARTNER | {"incident_id": "q"}]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    first, second, third = load_labels(path)
+    assert first.incident_id == "7" and first.start_s == 1793620800.0 and first.end_s == 1793622600.0
+    assert second.editors == ("e-1", "e-2") and third.editors == ()
+
+
+# --- one alert is credited to one incident ---------------------------------------------------------
+
+N = 1793620800.0      # 2026-11-02T12:00:00Z
+
+
+def test_one_alert_between_back_to_back_incidents_detects_one_of_them():
+    """LATENCY 12:00-12:30 and CONFIGURATION 12:31:40-13:00 on one editor; one LATENCY alert 12:30-12:35:
+    it overlaps the first's grace window and the second's start, and names the first's type."""
+    incidents = [editor_incident("L", "e-1", N, N + 1800, "LATENCY_ISSUE"),
+                 editor_incident("C", "e-1", N + 1900, N + 3600, "CONFIGURATION_ISSUE")]
+    report = score(incidents, alerts_from_events([composite("e-1", N + 1800, "LATENCY_ISSUE")]), window_s=W)
+    assert report["detected"] == 1 and report["recall"] == 0.5 and report["matched_alerts"] == 1
+    by_id = {o["incident_id"]: o for o in report["outcomes"]}
+    assert by_id["L"]["detected"] and by_id["L"]["predicted_type"] == "LATENCY_ISSUE"
+    assert not by_id["C"]["detected"] and by_id["C"]["matched_alerts"] == 0
+    assert report["type_accuracy"] == 1.0
+
+
+def test_one_composite_during_a_partner_outage_detects_the_editor_incident_it_names_only():
+    outage = Incident("P", "partner", "DEMAND_ISSUE", N, N + 3600, partner="p-1", editors=("e-1", "e-2"))
+    latency = editor_incident("L", "e-1", N, N + 3600, "LATENCY_ISSUE")
+    report = score([outage, latency], alerts_from_events([composite("e-1", N, "LATENCY_ISSUE")]), window_s=W)
+    assert report["detected"] == 1 and report["alerts"] == 1 and report["matched_alerts"] == 1
+    by_id = {o["incident_id"]: o for o in report["outcomes"]}
+    assert by_id["L"]["detected"] and not by_id["P"]["detected"]
+    assert report["confusion"] == {"DEMAND_ISSUE": {"MISSED": 1}, "LATENCY_ISSUE": {"LATENCY_ISSUE": 1}}
+
+
+def test_without_a_type_match_the_alert_goes_to_the_incident_its_window_overlaps_most():
+    # Same type both: the window [12:30, 12:35) holds nothing of the first (it ended 12:30) and
+    # 3 min 20 s of the second; then the earliest breaks a tie.
+    first = editor_incident("A", "e-1", N, N + 1800, "LATENCY_ISSUE")
+    second = editor_incident("B", "e-1", N + 1900, N + 3600, "LATENCY_ISSUE")
+    report = score([first, second], alerts_from_events([composite("e-1", N + 1800, "LATENCY_ISSUE")]), window_s=W)
+    assert [o["incident_id"] for o in report["outcomes"] if o["detected"]] == ["B"]
+    twin = editor_incident("A2", "e-1", N, N + 1800, "LATENCY_ISSUE")
+    report = score([twin, first], alerts_from_events([composite("e-1", N, "LATENCY_ISSUE")]), window_s=W)
+    assert [o["incident_id"] for o in report["outcomes"] if o["detected"]] == ["A"]
+
+
+# --- matched alerts are the alerts credited to an incident ---------------------------------------
+
+def test_warmup_alerts_are_not_counted_as_matched():
+    """The published make run: 79 alerts, one (e-019 at 02:10) in the warm-up matching nothing."""
+    inc = editor_incident("i1", "e-1", T + 7200, T + 8000, "LATENCY_ISSUE")
+    events = [composite("e-9", T), composite("e-1", T + 7200, "LATENCY_ISSUE"),
+              composite("e-1", T + 7200 + W, "LATENCY_ISSUE"), composite("e-1", T + 7200 + 2 * W, "LATENCY_ISSUE")]
+    report = score([inc], alerts_from_events(events), window_s=W, warmup_end_s=T + 3600)
+    assert report["alerts"] == 4 and report["warmup_false_alarm_alerts"] == 1 and report["false_alarm_alerts"] == 0
+    assert report["matched_alerts"] == 3 and report["alert_precision"] == 0.75
+    assert report["matched_alerts"] == sum(o["matched_alerts"] for o in report["outcomes"])
+
+
+# --- time to detect counts the first window holding incident data -------------------------------
+
+def test_a_window_that_ends_seconds_after_the_start_without_incident_samples_does_not_detect():
+    """sim-7-007 of a make run: incident from 19:04:57, first alert [19:00, 19:05) whose samples of
+    the editor are all before 19:04:57; the next window's alert is the detection."""
+    start = T + 3600 * 9 + 297                                    # 19:04:57
+    inc = editor_incident("i7", "e-14", start, start + 5400, "CONFIGURATION_ISSUE")
+    edge = composite("e-14", T + 3600 * 9, "INFRASTRUCTURE_ISSUE")    # [19:00, 19:05)
+    inside = composite("e-14", T + 3600 * 9 + W, "CONFIGURATION_ISSUE")
+    samples = {"editor:e-14": [T + 3600 * 9 + 264, start + 11, start + 51, start + 400]}   # 19:04:24, 19:05:08, ...
+    report = score([inc], alerts_from_events([edge, inside]), window_s=W, samples=samples)
+    outcome = report["outcomes"][0]
+    assert outcome["time_to_detect_s"] == pytest.approx(303.0)
+    assert outcome["first_alert"] == inside["detail"]["incident_id"]
+    assert outcome["matched_alerts"] == 2 and outcome["detecting_alerts"] == 1
+    assert outcome["predicted_type"] == "CONFIGURATION_ISSUE", "the window without incident data does not vote"
+    assert report["false_alarm_alerts"] == 0, "it overlaps the incident: not a false alarm either"
+    assert report["time_to_detect"]["detection"] == "first window holding a sample of the incident"
+    # A window with a sample from the incident is a detection however small the overlap.
+    report = score([inc], alerts_from_events([edge, inside]), window_s=W,
+                   samples={"editor:e-14": [start + 1, start + 51]})
+    assert report["outcomes"][0]["time_to_detect_s"] == pytest.approx(3.0)
+    # Only its window's edge and no sample at all: credited, not detected.
+    report = score([inc], alerts_from_events([edge]), window_s=W, samples=samples)
+    assert report["detected"] == 0 and report["false_alarm_alerts"] == 0 and report["matched_alerts"] == 1
+    # Without samples the report says what the time to detect then counts.
+    report = score([inc], alerts_from_events([edge, inside]), window_s=W)
+    assert report["outcomes"][0]["time_to_detect_s"] == pytest.approx(3.0)
+    assert report["time_to_detect"]["detection"].startswith("first credited window (no archive samples")
+    assert report["time_to_detect"]["measure"].startswith("event time: first detecting alert's window_end")
+
+
+def test_a_partner_check_detects_on_the_partners_samples():
+    inc = Incident("p1", "partner", "DEMAND_ISSUE", T + 240, T + 1800, partner="p-01", editors=("e-1",))
+    events = [partner_check("p-01", T), partner_check("p-01", T + W)]
+    report = score([inc], alerts_from_events(events), window_s=W,
+                   samples={"partner:p-01": [T + 100, T + 400], "editor:e-1": [T + 250]})
+    assert report["outcomes"][0]["time_to_detect_s"] == pytest.approx(2 * W - 240)

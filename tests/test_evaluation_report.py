@@ -40,3 +40,45 @@ def test_report_page_embeds_every_plot_and_the_headline_figures(tmp_path):
     for e in events:
         assert html.escape(e["detail"]["summary"]) in page
     assert "<likely>" not in page
+
+
+def _labels_file(path, labels):
+    path.write_text("".join(json.dumps(label) + "\n" for label in labels))
+    return path
+
+
+def test_labels_the_scorer_accepts_render_a_numeric_id_and_a_partner_without_editors(tmp_path):
+    """Both are valid labels (editors is optional; an id may be a number): the page used to raise
+    KeyError on each."""
+    archive = tmp_path / "sim"
+    generate(Scenario(editors=3, partners=2, hours=3.0, seed=5, editor_cadence_s=(60.0, 90.0),
+                      partner_cadence_s=(120.0, 180.0)), archive)
+    t = parse_time("2026-11-02T01:00:00Z")
+    labels = _labels_file(tmp_path / "labels.jsonl", [
+        {"incident_id": 1, "scope": "editor", "problem_type": "LATENCY_ISSUE", "start": iso(t), "end": iso(t + 1800),
+         "editor_id": "e-001"},
+        {"incident_id": "P", "scope": "partner", "problem_type": "DEMAND_ISSUE", "start": iso(t),
+         "end": iso(t + 1800), "partner": "p-01"}])
+    events = [{"source": "adops.analytics", "detail-type": "Composite Anomaly Detected", "id": "x",
+               "detail": {"incident_id": "inc-x", "editor_id": "e-001", "window_start": iso(t),
+                          "window_end": iso(t + 300), "problem_type": "LATENCY_ISSUE"}},
+              {"source": "adops.monitoring", "detail-type": "Partner Health Check", "id": "y",
+               "detail": {"check_id": "chk-y", "partner": "p-01", "partner_status": "UNHEALTHY",
+                          "window_start": iso(t), "window_end": iso(t + 300)}}]
+    report = score(load_labels(labels), alerts_from_events(events), window_s=300)
+    report["events"] = events
+    page = write_report(report, archive, labels, tmp_path / "report.html").read_text()
+    assert report["detected"] == 2 and "<td>1</td><td>LATENCY_ISSUE</td>" in page and "partner:p-01" in page
+    assert page.count("data:image/png;base64,") == 4, "timeline, the editor's series, confusion, time to detect"
+
+
+def test_an_incomplete_run_is_flagged_at_the_top_of_the_page(tmp_path):
+    labels = _labels_file(tmp_path / "labels.jsonl", [
+        {"incident_id": "a", "scope": "editor", "problem_type": "LATENCY_ISSUE", "start": "2026-11-02T01:00:00Z",
+         "end": "2026-11-02T01:30:00Z", "editor_id": "e-001"}])
+    (tmp_path / "archive").mkdir()
+    report = score(load_labels(labels), [], window_s=300)
+    report.update(run_complete=False, run_incomplete=["cut short: bus events were still arriving"])
+    page = write_report(report, tmp_path / "archive", labels, tmp_path / "report.html").read_text()
+    head = page.split("<h2>")[0]
+    assert "INCOMPLETE RUN" in head and "cut short: bus events were still arriving" in head

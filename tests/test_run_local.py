@@ -62,3 +62,74 @@ def test_the_job_log_folder_is_flink_log_dir_else_pyflinks_own(monkeypatch, tmp_
     assert local_flink_log_dir() == Path(pyflink.__file__).resolve().parent / "log"
     monkeypatch.setenv("FLINK_LOG_DIR", str(tmp_path / "mine"))
     assert local_flink_log_dir() == tmp_path / "mine"
+
+
+@pytest.fixture()
+def no_run(monkeypatch):
+    """The run (endpoint + Flink job) replaced: these tests are about what make run does around it."""
+    import flink_jobs.evaluate as ev
+
+    calls: list = []
+
+    def refuse(archive, **kwargs):
+        calls.append(archive)
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(ev, "run_through_system", refuse)
+    monkeypatch.setenv("FLINK_LOG_DIR", "/nonexistent-flink-log")
+    return calls
+
+
+def test_bad_labels_are_refused_before_the_run(tmp_path, capsys, no_run):
+    from flink_jobs.run_local import main
+
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"incident_id": "a", "scope": "editor", "problem_type": "LATENCY_ISSUE", '
+                      '"start": 1793620800, "end": 1793622600, "editor_id": "e-1"}\n')
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as info:
+        main(["--archive", str(tmp_path), "--labels", str(labels), "--out", str(out),
+              "--endpoint", "http://127.0.0.1:9"])
+    assert info.value.code == 2
+    assert "labels.jsonl:1: start 1793620800 is not a plausible time" in capsys.readouterr().err
+    assert no_run == [] and not out.exists()
+
+
+def test_an_earlier_runs_folder_is_not_generated_into(tmp_path, capsys, no_run):
+    from flink_jobs.run_local import main
+
+    out = tmp_path / "run"
+    (out / "scenario" / "metrics").mkdir(parents=True)
+    (out / "scenario" / "labels.jsonl").write_text("{}\n")
+    with pytest.raises(SystemExit) as info:
+        main(["--out", str(out), "--endpoint", "http://127.0.0.1:9"])
+    assert info.value.code == 2
+    assert "holds an earlier scenario (labels.jsonl, metrics)" in capsys.readouterr().err and no_run == []
+
+
+def test_an_incomplete_run_is_written_flagged_and_exits_non_zero(tmp_path, capsys, monkeypatch):
+    """The collector died mid-run: make run still writes what arrived, says so, and exits 3."""
+    import flink_jobs.evaluate as ev
+    from connectors.simulator import Scenario, generate
+    from flink_jobs.run_local import main
+
+    archive = tmp_path / "sim"
+    generate(Scenario(editors=2, partners=2, hours=2.0, seed=1, editor_cadence_s=(60.0, 90.0),
+                      partner_cadence_s=(120.0, 180.0), warmup_hours=0.5), archive)
+    reason = "the bus collector stopped (ConnectionError: reset) after 0 events"
+
+    def cut_run(path, **kwargs):
+        kwargs["before_replay"]()
+        return ev.RunResult([], {}, ev.ArchiveFacts(), {}, "RUNNING", "", window_s=300.0, incomplete=[reason])
+
+    monkeypatch.setattr(ev, "run_through_system", cut_run)
+    monkeypatch.setenv("FLINK_LOG_DIR", str(tmp_path / "flink-log"))
+    out = tmp_path / "out"
+    code = main(["--archive", str(archive), "--labels", str(archive / "labels.jsonl"), "--out", str(out),
+                 "--endpoint", "http://127.0.0.1:9"])
+    assert code == 3
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["run_complete"] is False and summary["run_incomplete"] == [reason]
+    assert (out / "bus_events.jsonl").exists() and "INCOMPLETE RUN" in (out / "report.html").read_text()
+    captured = capsys.readouterr()
+    assert captured.out.startswith("INCOMPLETE RUN") and reason in captured.err

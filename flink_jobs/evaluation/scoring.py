@@ -14,12 +14,29 @@ Matching rule
   window ``[window_start, window_end)`` overlaps ``[incident start, incident end
   + one window]`` (the grace window lets the window that closes just after the
   incident count: windows are only emitted once they end).
-- An incident is **detected** once, however many alerts match it. Its
-  **time-to-detect** is the earliest matching alert's ``window_end`` minus the
-  incident start (seconds, and in windows). Its **predicted type** is the
-  most frequent type among its matching alerts (UNKNOWN only counts when no
-  alert named a type; ties go to the type of the earliest alert).
-- Alerts that match no incident are **false alarms**. Consecutive false alarms
+- **One alert, one incident**: an alert that matches several incidents (back-to-
+  back incidents on one editor, an editor incident during a partner outage that
+  hurts that editor) is credited to one of them only: the one whose type it
+  names, then the one whose labeled span ``[start, end]`` its window overlaps
+  most, then the one whose span plus grace window it overlaps most, then the
+  earliest (then the lowest id). Otherwise one alert would detect two incidents
+  and recall would count a detection twice.
+- An incident is **detected** by a credited alert whose window holds incident
+  data: a sample of the alert's editor (partner, for a partner check) timed in
+  ``[incident start, end + one window)``; a zero-length security finding, by
+  its instant falling in that span. A credited alert without such a sample (a
+  window ending 3 s after the start, all its samples from before) is not a
+  false alarm -- its window overlaps the incident -- but it neither detects the
+  incident nor votes on its type. The samples come from the archive
+  (``samples``); without them every credited alert counts, and the report says
+  so (``time_to_detect.detection``).
+- **Time-to-detect** (event time): the earliest detecting alert's
+  ``window_end`` minus the incident start (seconds, and in windows). It leaves
+  out the job's watermark delay and the bus latency, which a live run measures
+  as the job's lag. The **predicted type** is the most frequent type among the
+  detecting alerts (UNKNOWN only counts when no alert named a type; ties go to
+  the type of the earliest alert).
+- Alerts credited to no incident are **false alarms**. Consecutive false alarms
   on the same editor (or partner) whose windows follow each other with no gap
   of more than one window form one false-alarm **episode**: event-level
   precision counts episodes, like recall counts incidents.
@@ -30,10 +47,16 @@ and left out of precision; the figures including them are reported too.
 
 Figures: precision = detected / (detected + false-alarm episodes), recall =
 detected / incidents, F1; type accuracy = correctly typed / detected;
-time-to-detect distribution; false-alarm episodes (and alerts) per editor-day.
+time-to-detect distribution; false-alarm episodes (and alerts) per editor-day;
+``matched_alerts`` = alerts credited to an incident, ``alert_precision`` =
+matched_alerts / all alerts (warm-up ones included: they matched nothing either).
+
+Labels are validated as they are read (:func:`load_labels`): a mistake there would
+otherwise turn into wrong figures, not an error.
 """
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import statistics
@@ -41,7 +64,9 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, Sequence
+
+from detectors.classifier import PROBLEM_TYPES as CLASSIFIER_PROBLEM_TYPES
 
 COMPOSITE = ("adops.analytics", "Composite Anomaly Detected")
 PARTNER_HEALTH = ("adops.monitoring", "Partner Health Check")
@@ -66,6 +91,40 @@ def iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+#: The types a label may name: the classifier's, less UNKNOWN (what it says when it cannot tell;
+#: a label is the truth and names the type).
+LABEL_PROBLEM_TYPES = tuple(t for t in CLASSIFIER_PROBLEM_TYPES if t != UNKNOWN)
+#: Label times given as numbers are epoch milliseconds. Outside these bounds (2000-01-01,
+#: 2100-01-01) a number is not a plausible time in ms: epoch seconds (1793620800 read as ms is
+#: 1970-01-21) or microseconds; refused instead of scoring against the wrong day.
+PLAUSIBLE_MS = (946_684_800_000, 4_102_444_800_000)
+
+
+def label_time(value: Any, field_name: str) -> float:
+    """A label's ``start``/``end``: ISO-8601 or epoch milliseconds -> epoch seconds, checked."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{field_name} must be an ISO-8601 time or epoch milliseconds, not {value!r}")
+    if isinstance(value, str):
+        try:
+            return parse_time(value)
+        except ValueError:
+            raise ValueError(f"{field_name} {value!r} is not an ISO-8601 time "
+                             "(e.g. 2026-11-02T12:00:00Z) or a number of epoch milliseconds") from None
+    if not (math.isfinite(value) and PLAUSIBLE_MS[0] <= value < PLAUSIBLE_MS[1]):
+        hint = (" (it looks like epoch seconds: times given as numbers are epoch milliseconds)"
+                if math.isfinite(value) and PLAUSIBLE_MS[0] / 1000 <= value < PLAUSIBLE_MS[1] / 1000 else "")
+        raise ValueError(f"{field_name} {value!r} is not a plausible time in epoch milliseconds "
+                         f"(2000-2099){hint}")
+    return parse_time(value)
+
+
+def _text(label: dict, key: str, iid: str) -> str:
+    value = label.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"label {iid}: {key} must be a non-empty string, not {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Incident:
     incident_id: str
@@ -78,22 +137,52 @@ class Incident:
     editors: tuple[str, ...] = ()
 
     @classmethod
-    def from_label(cls, label: dict) -> "Incident":
+    def from_label(cls, label: Any) -> "Incident":
+        if not isinstance(label, dict):
+            raise ValueError(f"a label must be a JSON object, not {type(label).__name__} {label!r:.60}")
         missing = [k for k in ("incident_id", "scope", "problem_type", "start", "end") if k not in label]
         if missing:
             raise ValueError(f"label {label.get('incident_id', '?')}: missing {', '.join(missing)}")
+        raw_id = label["incident_id"]
+        # A number is a valid id (the report and outcomes use its text); anything else is a mistake.
+        if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)) or not str(raw_id).strip():
+            raise ValueError(f"incident_id must be a non-empty string or an integer, not {raw_id!r}")
+        iid = str(raw_id)
         scope = label["scope"]
         if scope not in ("editor", "partner"):
-            raise ValueError(f"label {label['incident_id']}: scope must be editor or partner, not {scope!r}")
-        if scope == "editor" and not label.get("editor_id"):
-            raise ValueError(f"label {label['incident_id']}: an editor incident needs editor_id")
-        if scope == "partner" and not label.get("partner"):
-            raise ValueError(f"label {label['incident_id']}: a partner incident needs partner")
-        start, end = parse_time(label["start"]), parse_time(label["end"])
+            raise ValueError(f"label {iid}: scope must be editor or partner, not {scope!r}")
+        problem_type = label["problem_type"]
+        if problem_type not in LABEL_PROBLEM_TYPES:
+            raise ValueError(f"label {iid}: problem_type must be one of {', '.join(LABEL_PROBLEM_TYPES)}, "
+                             f"not {problem_type!r}")
+        editor_id = partner = None
+        editors: tuple[str, ...] = ()
+        if scope == "editor":
+            if not label.get("editor_id"):
+                raise ValueError(f"label {iid}: an editor incident needs editor_id")
+            editor_id = _text(label, "editor_id", iid)
+            # Ignored by the matching: present, it says the labeler meant a partner incident.
+            for key in ("partner", "editors"):
+                if label.get(key):
+                    raise ValueError(f"label {iid}: an editor incident has no {key} (a partner incident "
+                                     "has scope partner)")
+        else:
+            if not label.get("partner"):
+                raise ValueError(f"label {iid}: a partner incident needs partner")
+            partner = _text(label, "partner", iid)
+            if label.get("editor_id"):
+                raise ValueError(f"label {iid}: a partner incident names the editors it hurts in editors "
+                                 "(a list), not editor_id")
+            listed = label.get("editors")
+            if listed is not None:
+                if not isinstance(listed, list) or not all(isinstance(e, str) and e.strip() for e in listed):
+                    raise ValueError(f"label {iid}: editors must be a list of editor ids (strings), "
+                                     f"not {listed!r}")
+                editors = tuple(listed)
+        start, end = label_time(label["start"], "start"), label_time(label["end"], "end")
         if end < start:
-            raise ValueError(f"label {label['incident_id']}: end before start")
-        return cls(str(label["incident_id"]), scope, str(label["problem_type"]), start, end,
-                   label.get("editor_id"), label.get("partner"), tuple(label.get("editors") or ()))
+            raise ValueError(f"label {iid}: end before start")
+        return cls(iid, scope, problem_type, start, end, editor_id, partner, editors)
 
 
 @dataclass(frozen=True)
@@ -113,13 +202,35 @@ class Alert:
 
 
 def load_labels(path: str | Path) -> list[Incident]:
+    """The incidents of a labels file (JSON lines); any mistake is a ValueError naming ``file:line``."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such labels file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the labels ({exc})") from None
     incidents = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
+    first_line: dict[str, int] = {}
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
             try:
-                incidents.append(Incident.from_label(json.loads(line)))
-            except (ValueError, KeyError) as exc:
-                raise ValueError(f"{path}:{n}: {exc}") from exc
+                label = json.loads(line)
+            except ValueError as exc:
+                raise ValueError(f"not valid JSON ({exc})") from None
+            incident = Incident.from_label(label)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{n}: {exc}") from exc
+        if incident.incident_id in first_line:
+            # Two labels with one id would be two incidents in recall but one row in the report.
+            raise ValueError(f"{path}:{n}: incident_id {incident.incident_id!r} is already used on line "
+                             f"{first_line[incident.incident_id]}")
+        first_line[incident.incident_id] = n
+        incidents.append(incident)
+    if not incidents:
+        # Nothing to score against: every figure would be None, which reads like a result.
+        raise ValueError(f"{path}: no labeled incident (the file is empty)")
     return incidents
 
 
@@ -158,6 +269,7 @@ def alerts_from_events(events: Iterable[dict]) -> list[Alert]:
 
 
 def matches(alert: Alert, incident: Incident, window_s: float) -> bool:
+    """Same scope and the alert's window overlaps [start, end + one window] (the candidates; see credit)."""
     if not (alert.window_start_s < incident.end_s + window_s and alert.window_end_s > incident.start_s):
         # A zero-length alert (a security finding) overlaps when its instant falls in the span.
         if not (alert.window_start_s == alert.window_end_s
@@ -167,6 +279,42 @@ def matches(alert: Alert, incident: Incident, window_s: float) -> bool:
         return alert.editor_id is not None and alert.editor_id == incident.editor_id
     return ((alert.partner is not None and alert.partner == incident.partner)
             or (alert.editor_id is not None and alert.editor_id in incident.editors))
+
+
+def _overlap(alert: Alert, start_s: float, end_s: float) -> float:
+    return max(0.0, min(alert.window_end_s, end_s) - max(alert.window_start_s, start_s))
+
+
+def credit(alert: Alert, candidates: list[Incident], window_s: float) -> Incident | None:
+    """The one incident ``alert`` is credited to among those it matches (module docstring)."""
+    if not candidates:
+        return None
+    return min(candidates, key=lambda i: (
+        alert.problem_type != i.problem_type,
+        -_overlap(alert, i.start_s, i.end_s),
+        -_overlap(alert, i.start_s, i.end_s + window_s),
+        i.start_s, i.incident_id))
+
+
+def detects(alert: Alert, incident: Incident, window_s: float,
+            samples: Mapping[str, Sequence[float]] | None = None) -> bool:
+    """A credited alert detects the incident when its window holds incident data (module docstring).
+
+    ``samples``: sorted sample times (epoch s) per alert entity (``editor:ID``, ``partner:NAME``).
+    """
+    end = incident.end_s + window_s
+    if alert.window_start_s == alert.window_end_s:
+        return incident.start_s <= alert.window_start_s <= end
+    low, high = max(alert.window_start_s, incident.start_s), min(alert.window_end_s, end)
+    if high <= low:
+        return False
+    if samples is None:
+        return True
+    # The first window holding a sample of the incident: an overlap of a few seconds (sim-7-007
+    # of a make run: a window ending 3 s after the start) holds none at a 150-270 s cadence.
+    times = samples.get(alert.entity, ())
+    i = bisect.bisect_left(times, low)
+    return i < len(times) and times[i] < high
 
 
 @dataclass
@@ -179,7 +327,8 @@ class IncidentOutcome:
     entity: str
     detected: bool
     predicted_type: str
-    matched_alerts: int
+    matched_alerts: int              # credited to this incident (not false alarms)
+    detecting_alerts: int            # of those, the ones whose window holds incident data
     time_to_detect_s: float | None
     time_to_detect_windows: float | None
     first_alert: str | None
@@ -226,7 +375,8 @@ def _episodes(alerts: list[Alert], window_s: float) -> list[list[Alert]]:
 
 def score(incidents: list[Incident], alerts: list[Alert], *, window_s: float = 300.0,
           editor_days: float | None = None, quiet_spans: dict[str, list[tuple[float, float]]] | None = None,
-          warmup_end_s: float | None = None, editor_days_including_warmup: float | None = None) -> dict:
+          warmup_end_s: float | None = None, editor_days_including_warmup: float | None = None,
+          samples: Mapping[str, Sequence[float]] | None = None) -> dict:
     """Every figure of the evaluation as a JSON-ready dict (see the module docstring for the rules).
 
     ``warmup_end_s``: unmatched alerts whose window starts before this time are
@@ -238,19 +388,29 @@ def score(incidents: list[Incident], alerts: list[Alert], *, window_s: float = 3
     ``quiet_spans``: editor -> [(start_s, end_s)] stretches that must not alarm
     (holiday surges of incident-free editors); alerts on those editors inside
     them are reported separately.
+
+    ``samples``: the archive's sample times, sorted, per ``editor:ID`` / ``partner:NAME``
+    (``evaluate.ArchiveFacts.samples``): an alert detects an incident only if its window holds one from the
+    incident. Without them, any credited alert detects.
     """
+    ordered = sorted(incidents, key=lambda i: (i.start_s, i.incident_id))
+    credited: dict[str, list[Alert]] = {i.incident_id: [] for i in ordered}
     matched_alert_ids: set[str] = set()
+    for alert in alerts:
+        incident = credit(alert, [i for i in ordered if matches(alert, i, window_s)], window_s)
+        if incident is not None:
+            credited[incident.incident_id].append(alert)
+            matched_alert_ids.add(alert.alert_id)
     outcomes: list[IncidentOutcome] = []
-    for incident in sorted(incidents, key=lambda i: (i.start_s, i.incident_id)):
-        hits = [a for a in alerts if matches(a, incident, window_s)]
-        matched_alert_ids.update(a.alert_id for a in hits)
-        hits.sort(key=lambda a: (a.window_end_s, a.window_start_s, a.alert_id))
+    for incident in ordered:
+        mine = sorted(credited[incident.incident_id], key=lambda a: (a.window_end_s, a.window_start_s, a.alert_id))
+        hits = [a for a in mine if detects(a, incident, window_s, samples)]
         first = hits[0] if hits else None
         ttd = (first.window_end_s - incident.start_s) if first else None
         outcomes.append(IncidentOutcome(
             incident.incident_id, incident.problem_type, incident.scope, iso(incident.start_s), iso(incident.end_s),
             incident.editor_id if incident.scope == "editor" else f"partner:{incident.partner}",
-            bool(hits), _predicted_type(hits) if hits else MISSED, len(hits), ttd,
+            bool(hits), _predicted_type(hits) if hits else MISSED, len(mine), len(hits), ttd,
             None if ttd is None else ttd / window_s, first.alert_id if first else None))
 
     unmatched = [a for a in alerts if a.alert_id not in matched_alert_ids]
@@ -298,27 +458,36 @@ def score(incidents: list[Incident], alerts: list[Alert], *, window_s: float = 3
 
     return {
         "matching_rule": "same editor (partner incidents: same partner or an affected editor), alert window "
-                         "overlapping [start, end + 1 window]; one detection per incident; unmatched alerts are "
-                         "false alarms, grouped into episodes per editor/partner",
+                         "overlapping [start, end + 1 window]; each alert credited to one incident only (the one "
+                         "whose type it names, else the one it overlaps most, else the earliest); detected by a "
+                         "credited alert whose window holds a sample of the incident; time to detect "
+                         "= that alert's window end - incident start (event time); alerts credited to no "
+                         "incident are false alarms, grouped into episodes per editor/partner",
         "window_seconds": window_s,
         "incidents": n,
         "detected": tp,
         "missed": n - tp,
         "alerts": len(alerts),
         "alerts_by_kind": dict(Counter(a.kind for a in alerts)),
-        "matched_alerts": len(alerts) - len(false_alarms),
+        # Counted, not derived: len(alerts) - len(false_alarms) would count warm-up alerts,
+        # which matched nothing, as matched.
+        "matched_alerts": len(matched_alert_ids),
         "false_alarm_alerts": len(false_alarms),
         "false_alarm_episodes": fp,
         "precision": rounded(precision),
         "recall": rounded(recall),
         "f1": rounded(f1),
-        "alert_precision": rounded((len(alerts) - len(false_alarms)) / len(alerts)) if alerts else None,
+        "alert_precision": rounded(len(matched_alert_ids) / len(alerts)) if alerts else None,
         "type_accuracy": rounded(len(correct) / tp) if tp else None,
         "time_to_detect": {
             "seconds": {"median": rounded(_percentile(ttd_s, 0.5)), "p90": rounded(_percentile(ttd_s, 0.9)),
                         "max": rounded(max(ttd_s)) if ttd_s else None, "values": [round(v, 1) for v in ttd_s]},
             "windows": {"median": rounded(_percentile(ttd_w, 0.5)), "p90": rounded(_percentile(ttd_w, 0.9)),
                         "max": rounded(max(ttd_w)) if ttd_w else None},
+            "measure": "event time: first detecting alert's window_end - incident start (excludes the "
+                       "watermark delay and the bus latency: the job's lag)",
+            "detection": ("first window holding a sample of the incident" if samples is not None else
+                          "first credited window (no archive samples given: it may hold no incident data)"),
         },
         "editor_days": rounded(editor_days),
         "false_alarm_episodes_per_editor_day": rounded(fp / editor_days) if editor_days else None,

@@ -26,8 +26,8 @@ import numpy as np
 
 from connectors.archive import METRICS, iter_archive
 from connectors.replay.kinesis import event_time_ms
-from flink_jobs.evaluate import workflow_line
-from flink_jobs.evaluation.scoring import parse_time
+from flink_jobs.evaluate import incomplete_banner, workflow_line
+from flink_jobs.evaluation.scoring import load_labels, parse_time
 
 #: The metric that shows each problem type best.
 SIGNATURE_METRIC = {
@@ -94,20 +94,27 @@ def trailing_band(series: dict[int, float], history: int = 12, k: float = 3.0):
     return windows, np.array(base), np.array(low), np.array(high)
 
 
+def _affected_editors(label: dict) -> list[str]:
+    """The editors a label is about: its editor, or a partner incident's optional ``editors``."""
+    return [label["editor_id"]] if label.get("editor_id") else list(label.get("editors") or [])
+
+
 def _pick_showcase(outcomes: list[dict], labels: dict[str, dict], limit: int = 6) -> list[dict]:
-    """One incident per problem type (detected ones first), for the series plots."""
+    """One incident per problem type (detected ones first), for the series plots; a partner
+    incident that names no editor has no editor series to show."""
     chosen, seen = [], set()
     for outcome in sorted(outcomes, key=lambda o: (not o["detected"], o["start"])):
-        if outcome["problem_type"] in seen:
+        label = labels[str(outcome["incident_id"])]
+        if outcome["problem_type"] in seen or not _affected_editors(label):
             continue
         seen.add(outcome["problem_type"])
-        chosen.append(labels[outcome["incident_id"]])
+        chosen.append(label)
     return chosen[:limit]
 
 
 def series_figure(label: dict, means, alerts: list[dict], window_s: float):
     plt = _matplotlib()
-    editor = label.get("editor_id") or label["editors"][0]
+    editor = _affected_editors(label)[0]
     metrics = [SIGNATURE_METRIC.get(label["problem_type"], "rpm"), "rpm" if label["problem_type"] != "PRICING_ISSUE"
                else "fill_rate"]
     start, end = parse_time(label["start"]), parse_time(label["end"])
@@ -153,7 +160,7 @@ def timeline_figure(labels: list[dict], alerts: list[dict], window_s: float):
     rows: list[str] = []
     for label in labels:
         entities = ([label["editor_id"]] if label["scope"] == "editor"
-                    else [f"partner:{label['partner']}", *label.get("editors", [])])
+                    else [f"partner:{label['partner']}", *(label.get("editors") or [])])
         for entity in entities:
             if entity not in rows:
                 rows.append(entity)
@@ -169,7 +176,7 @@ def timeline_figure(labels: list[dict], alerts: list[dict], window_s: float):
         start, end = parse_time(label["start"]), parse_time(label["end"])
         ax.barh(index[entity], (end - start) / 86400.0, left=_dt(start), height=0.8,
                 color=TYPE_COLORS.get(label["problem_type"]), alpha=0.35, edgecolor="none")
-        for editor in label.get("editors", []) if label["scope"] == "partner" else []:
+        for editor in (label.get("editors") or []) if label["scope"] == "partner" else []:
             # the editors a partner outage hurts: a lighter bar on their rows
             ax.barh(index[editor], (end - start) / 86400.0, left=_dt(start), height=0.5,
                     color=TYPE_COLORS.get(label["problem_type"]), alpha=0.18, edgecolor="none")
@@ -219,7 +226,8 @@ def ttd_figure(report: dict, window_s: float):
         ax.hist(values, bins=bins if len(bins) > 1 else 4, color="#6fa8dc", edgecolor="white")
         ax.axvline(np.median(values), color="black", ls="--", lw=1, label=f"median {np.median(values):.2f}")
         ax.legend()
-    ax.set_xlabel("time to detect (windows of %g s): first alert window end - incident start" % window_s)
+    ax.set_xlabel("time to detect (windows of %g s, event time): first detecting alert's window end - "
+                  "incident start" % window_s)
     ax.set_ylabel("incidents")
     ax.set_title("time-to-detect distribution")
     return fig
@@ -235,8 +243,10 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
 def write_report(report: dict, archive, labels_path, out_html, *, title: str = "AdOps anomaly detection run") -> Path:
     """Render ``report`` (from flink_jobs.evaluate.evaluate) into a self-contained HTML page."""
     window_s = float(report.get("window_seconds", 300.0))
+    load_labels(labels_path)           # checked like the scorer's (file:line), before any plot
     labels = [json.loads(l) for l in Path(labels_path).read_text().splitlines() if l.strip()]
-    by_id = {l["incident_id"]: l for l in labels}
+    # The outcomes name incidents by the text of their id (an integer id is valid).
+    by_id = {str(l["incident_id"]): l for l in labels}
     details = [e.get("detail", {}) for e in report.get("events", [])
                if e.get("detail-type") in ("Composite Anomaly Detected",)]
     alert_points = [dict(d, problem_type=d.get("problem_type")) for d in details]
@@ -250,7 +260,7 @@ def write_report(report: dict, archive, labels_path, out_html, *, title: str = "
                                  "window_end": d["detected_at"], "problem_type": "SECURITY_ISSUE"})
 
     showcase = _pick_showcase(report["outcomes"], by_id)
-    editors = {l.get("editor_id") or l["editors"][0] for l in showcase}
+    editors = {_affected_editors(l)[0] for l in showcase}
     means = window_means(archive, editors, window_s)
     images = [("Metric series of affected editors", _png(series_figure(l, means, alert_points, window_s)))
               for l in showcase]
@@ -264,7 +274,8 @@ def write_report(report: dict, archive, labels_path, out_html, *, title: str = "
         ["false-alarm episodes (alerts)", f"{report['false_alarm_episodes']} ({report['false_alarm_alerts']})"],
         ["precision / recall / F1", f"{report['precision']} / {report['recall']} / {report['f1']}"],
         ["problem-type accuracy", report["type_accuracy"]],
-        ["time to detect, windows (median / p90 / max)", f"{ttd['median']} / {ttd['p90']} / {ttd['max']}"],
+        ["time to detect, windows of event time (median / p90 / max)",
+         f"{ttd['median']} / {ttd['p90']} / {ttd['max']}"],
         ["false-alarm episodes per editor-day", report["false_alarm_episodes_per_editor_day"]],
     ]
     if report.get("warmup_end"):
@@ -291,8 +302,10 @@ def write_report(report: dict, archive, labels_path, out_html, *, title: str = "
     false_alarms = [[f["entity"] if "entity" in f else (f.get("editor_id") or f.get("partner")), f["kind"],
                      f["problem_type"], datetime.fromtimestamp(f["window_start_s"], tz=timezone.utc).isoformat(),
                      f["episode_alerts"]] for f in report["false_alarms"][:40]]
+    banner = incomplete_banner(report)
     parts = [
         f"<h1>{html.escape(title)}</h1>",
+        *([f"<p class=warn><strong>{html.escape(banner)}</strong></p>"] if banner else []),
         f"<p>Archive <code>{html.escape(str(archive))}</code>, labels <code>{html.escape(str(labels_path))}</code>. "
         f"Replay: {html.escape(json.dumps(run.get('replay', {}).get('records', {})))} records in "
         f"{run.get('replay', {}).get('seconds')} s; bus events received: {run.get('bus_events_received')}.</p>",
@@ -313,7 +326,8 @@ def write_report(report: dict, archive, labels_path, out_html, *, title: str = "
               _table(sent, ["window start", "editor", "type", "severity", "revenue at risk", "summary"])]
     style = ("body{font-family:sans-serif;max-width:1150px;margin:auto;padding:1em}"
              "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;"
-             "font-size:13px}img{max-width:100%}.note{color:#555;font-size:13px}")
+             "font-size:13px}img{max-width:100%}.note{color:#555;font-size:13px}"
+             ".warn{background:#fce8e6;border:1px solid #d93025;padding:0.6em}")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
     out_html = Path(out_html)

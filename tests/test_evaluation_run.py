@@ -1,0 +1,337 @@
+"""The live run's own pieces without Flink: the bus collector on the real local endpoint (faults
+injected by the fault proxy), the drain's verdicts, the labels read before the run, the events
+written before scoring, the job's window, and --rescore of a run's output.
+
+The Flink job is stubbed where a piece only needs its status (the drain) or its events (evaluate):
+what those pieces do with them is under test, not the job.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import flink_jobs.evaluate as ev
+from connectors.simulator import Scenario, generate
+from flink_jobs.evaluation import Incident
+from flink_jobs.evaluation.scoring import iso, parse_time
+from flink_jobs.reliability.fault_proxy import FaultProxy
+
+DELETE_BATCH = "AmazonSQS.DeleteMessageBatch"
+
+
+@pytest.fixture(autouse=True)
+def _never_the_real_run(monkeypatch):
+    """No test here starts the job: one that reached the real run would fail, not run Flink."""
+    def refuse(archive, **kwargs):
+        raise AssertionError("the real run (endpoint + Flink job) was started")
+
+    monkeypatch.setattr(ev, "run_through_system", refuse)
+
+
+def _sqs(url: str):
+    import boto3
+    from botocore.config import Config
+
+    # No retries: the error the collector sees is one that outlasted them in a run.
+    return boto3.client("sqs", endpoint_url=url, region_name="us-east-1", aws_access_key_id="test",
+                        aws_secret_access_key="test",
+                        config=Config(retries={"mode": "standard", "total_max_attempts": 1}))
+
+
+@pytest.fixture()
+def queue(aws_endpoint, unique_name):
+    sqs = _sqs(aws_endpoint.url)
+    # 1 s visibility: a message whose delete failed comes back within the test.
+    url = sqs.create_queue(QueueName=unique_name("collector"), Attributes={"VisibilityTimeout": "1"})["QueueUrl"]
+    yield sqs, url
+    sqs.delete_queue(QueueUrl=url)
+
+
+def _send(sqs, url, n, start=0):
+    for i in range(start, start + n):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"id": f"ev-{i}", "detail-type": "x", "detail": {}}))
+
+
+def _wait(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.aws
+def test_a_failed_delete_loses_nothing_and_counts_the_error_and_the_redelivery_once(aws_endpoint, queue):
+    sqs, url = queue
+    with FaultProxy(aws_endpoint.url) as proxy:
+        proxy.set_mode(DELETE_BATCH, "error", max_injections=1)
+        observer = ev.BusObserver(_sqs(proxy.url), url).start()
+        try:
+            _send(sqs, url, 3)
+            assert _wait(lambda: len(observer.events) >= 3), "the batch whose delete failed is kept"
+            _send(sqs, url, 2, start=3)          # the collector goes on after the error
+            assert _wait(lambda: len(observer.events) >= 5), "the collector survived the error"
+            time.sleep(2.5)                      # a redelivery would be back by now
+        finally:
+            observer.stop()
+    assert sorted(e["id"] for e in observer.events) == [f"ev-{i}" for i in range(5)], "each event once"
+    stats = observer.stats()
+    assert stats["errors"] == 1 and stats["errors_by_call"] == {"delete_message_batch": 1}
+    assert "InternalFailure" in stats["last_error"] and stats["died"] is None and not observer.dead
+    assert stats["redeliveries_skipped"] >= 1
+    assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages") is None, "deleted after all"
+
+
+@pytest.mark.aws
+def test_a_failing_callback_and_an_unreadable_message_keep_the_collector_going(aws_endpoint, queue):
+    sqs, url = queue
+    seen = []
+
+    def on_event(event):
+        seen.append(event["id"])
+        if event["id"] == "ev-0":
+            raise RuntimeError("progress bar closed")
+
+    observer = ev.BusObserver(_sqs(aws_endpoint.url), url, on_event).start()
+    try:
+        _send(sqs, url, 1)
+        sqs.send_message(QueueUrl=url, MessageBody="not json")
+        _send(sqs, url, 2, start=1)
+        assert _wait(lambda: len(observer.events) == 3), "the collector survived the callback's error"
+    finally:
+        observer.stop()
+    assert seen == ["ev-0", "ev-1", "ev-2"]
+    stats = observer.stats()
+    assert stats["errors_by_call"] == {"on_event": 1} and stats["unreadable_messages"] == 1
+    assert stats["unreadable_examples"] == ["not json"]
+
+
+class _Job:
+    """The job's handle as the drain sees it (only its status)."""
+
+    def __init__(self, state="RUNNING"):
+        self.state, self.failure = state, None
+
+    def status(self):
+        return f"JobStatus.{self.state}"
+
+
+class _Stop(BaseException):
+    """Something no handler of the collector foresaw."""
+
+
+@pytest.mark.aws
+def test_a_dead_collector_ends_the_drain_as_incomplete_instead_of_scoring_after_the_quiet(aws_endpoint, queue):
+    sqs, url = queue
+
+    def on_event(event):
+        raise _Stop("unforeseen")
+
+    observer = ev.BusObserver(_sqs(aws_endpoint.url), url, on_event)
+    hook, threading.excepthook = threading.excepthook, lambda args: None
+    try:
+        observer.start()
+        _send(sqs, url, 1)
+        assert _wait(lambda: observer.dead)
+    finally:
+        threading.excepthook = hook
+    began = time.monotonic()
+    reasons = ev.drain(observer, _Job(), lambda: 30.0, 60.0, lambda text: None, poll_s=0.05)
+    assert time.monotonic() - began < 5.0, "not after the settle time"
+    assert len(reasons) == 1 and "collector stopped" in reasons[0] and "_Stop: unforeseen" in reasons[0]
+
+
+@pytest.mark.aws
+def test_the_drain_limit_and_a_stopped_job_are_reported_not_scored_as_complete(aws_endpoint, queue):
+    sqs, url = queue
+    observer = ev.BusObserver(_sqs(aws_endpoint.url), url).start()
+    stop = threading.Event()
+
+    def trickle():                          # a job still sending when the limit runs out
+        i = 0
+        while not stop.is_set():
+            _send(sqs, url, 1, start=i)
+            i += 1
+            time.sleep(0.3)
+
+    sender = threading.Thread(target=trickle, daemon=True)
+    sender.start()
+    try:
+        reasons = ev.drain(observer, _Job(), lambda: 2.0, 3.0, lambda text: None, poll_s=0.1)
+        assert len(reasons) == 1 and reasons[0].startswith("cut short: bus events were still arriving")
+        stop.set()
+        sender.join()
+        assert ev.drain(observer, _Job("FAILED"), lambda: 30.0, 60.0, lambda text: None,
+                        poll_s=0.1) == ["the job stopped while draining: FAILED"]
+        # Quiet for the settle time: drained, nothing to report.
+        assert ev.drain(observer, _Job(), lambda: 2.0, 30.0, lambda text: None, poll_s=0.1) == []
+    finally:
+        stop.set()
+        observer.stop()
+
+
+def test_no_event_at_all_within_the_limit_is_reported_too():
+    class Idle:                              # a queue that answers, empty
+        def receive_message(self, **kw):
+            time.sleep(0.05)
+            return {}
+
+    observer = ev.BusObserver(Idle(), "q").start()
+    try:
+        reasons = ev.drain(observer, _Job(), lambda: 1.0, 1.0, lambda text: None, poll_s=0.05)
+    finally:
+        observer.stop()
+    assert len(reasons) == 1 and reasons[0].startswith("no bus event at all in 1 s")
+
+
+# --- evaluate(): labels before the run, events before scoring ------------------------------------
+
+T = 1793620800.0      # 2026-11-02T12:00:00Z
+
+
+def _composite(editor, ws, problem_type="LATENCY_ISSUE", window=300.0):
+    return {"source": "adops.analytics", "detail-type": "Composite Anomaly Detected", "id": f"{editor}-{ws}",
+            "detail": {"incident_id": f"inc-{editor}-{ws}", "editor_id": editor, "problem_type": problem_type,
+                       "window_start": iso(ws), "window_end": iso(ws + window), "severity": "HIGH"}}
+
+
+def _label(**over):
+    return json.dumps({"incident_id": "a", "scope": "editor", "problem_type": "LATENCY_ISSUE",
+                       "start": iso(T), "end": iso(T + 1800), "editor_id": "e-1", **over}) + "\n"
+
+
+@pytest.fixture()
+def stub_run(monkeypatch):
+    """run_through_system without the job: records that it ran, returns these events."""
+    calls: list[dict] = []
+
+    def fake(archive, **kwargs):
+        calls.append(kwargs)
+        if kwargs.get("before_replay"):
+            kwargs["before_replay"]()
+        return ev.RunResult([_composite("e-1", T)], {}, ev.ArchiveFacts(), {}, "RUNNING", "", window_s=300.0)
+
+    monkeypatch.setattr(ev, "run_through_system", fake)
+    return calls
+
+
+def test_bad_labels_fail_before_the_run_starts(tmp_path, stub_run):
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(_label(start=1793620800))               # epoch seconds
+    with pytest.raises(ValueError, match=r"labels.jsonl:1: start 1793620800 is not a plausible time"):
+        ev.evaluate(tmp_path, labels)
+    assert stub_run == [], "the run must not start on labels that cannot be scored"
+
+
+def test_labels_written_while_the_job_starts_are_checked_before_the_replay(tmp_path, stub_run):
+    labels = tmp_path / "labels.jsonl"
+    written = []
+
+    def generated():                          # make run: the scenario is ready when the replay starts
+        labels.write_text(_label(problem_type="LATENCY"))
+        written.append(True)
+
+    with pytest.raises(ValueError, match="labels.jsonl:1: .*problem_type must be one of"):
+        ev.evaluate(tmp_path, labels, labels_later=True, before_replay=generated)
+    assert written == [True] and len(stub_run) == 1
+
+
+def test_the_events_are_written_before_scoring_so_a_scoring_error_keeps_them(tmp_path, stub_run):
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(_label())
+    broken_scenario = tmp_path / "scenario.json"
+    broken_scenario.write_text("{not json")
+    events_path = tmp_path / "out" / "bus_events.jsonl"
+    with pytest.raises(ValueError) as info:
+        ev.evaluate(tmp_path, labels, scenario_json=broken_scenario, events_path=events_path)
+    assert [json.loads(l)["id"] for l in events_path.read_text().splitlines()] == [f"e-1-{T}"]
+    assert any(f"--rescore {events_path}" in note for note in info.value.__notes__)
+
+
+def test_an_incomplete_run_says_so_in_the_figures_and_the_headline(tmp_path, monkeypatch):
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(_label())
+    monkeypatch.setattr(ev, "run_through_system", lambda archive, **kw: ev.RunResult(
+        [_composite("e-1", T)], {}, ev.ArchiveFacts(), {}, "RUNNING", "", window_s=300.0,
+        incomplete=["the bus collector stopped (ConnectionError: x) after 1 events"]))
+    report = ev.evaluate(tmp_path, labels)
+    assert report["run_complete"] is False and report["run"]["complete"] is False
+    assert report["run_incomplete"] == ["the bus collector stopped (ConnectionError: x) after 1 events"]
+    assert ev.headline(report).startswith("INCOMPLETE RUN: the figures below are scored on part of")
+
+
+# --- the job's window ----------------------------------------------------------------------------
+
+def test_the_scorer_uses_the_jobs_window():
+    assert ev.job_window_s([]) == 300.0
+    assert ev.job_window_s(["processing.window.size.s=60"]) == 60.0
+    # A 60 s job: its window [12:35, 12:36) is 5 windows after a 30 min incident, beyond the grace.
+    labels = [Incident("a", "editor", "LATENCY_ISSUE", T, T + 1800, editor_id="e-1")]
+    late = [_composite("e-1", T + 2100, window=60.0)]
+    result = ev.RunResult(late, {}, ev.ArchiveFacts(), {}, "RUNNING", "", window_s=60.0)
+    report = ev.score_run(labels, result)
+    assert report["window_seconds"] == 60.0 and report["detected"] == 0 and report["false_alarm_alerts"] == 1
+
+
+def test_the_cli_refuses_a_window_of_its_own(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        ev.main(["--out", str(tmp_path / "r.json"), "--window", "60"])
+    assert info.value.code == 2
+    assert "--set processing.window.size.s=N" in capsys.readouterr().err
+
+
+# --- --rescore ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    """What make run leaves: scenario/, summary.json (no events), bus_events.jsonl."""
+    out = tmp_path_factory.mktemp("run")
+    archive = out / "scenario"
+    generate(Scenario(editors=3, partners=2, hours=3.0, seed=5, editor_cadence_s=(60.0, 90.0),
+                      partner_cadence_s=(120.0, 180.0), warmup_hours=1.0), archive)
+    label = json.loads((archive / "labels.jsonl").read_text().splitlines()[0])
+    editor = label.get("editor_id") or label["editors"][0]
+    ws = parse_time(label["start"]) // 300 * 300 + 300
+    events = [_composite(editor, ws, label["problem_type"])]
+    (out / "bus_events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    (out / "summary.json").write_text(json.dumps({"window_seconds": 300.0, "run_complete": True,
+                                                  "run_incomplete": [],
+                                                  "run": {"archive": str(archive),
+                                                          "labels": str(archive / "labels.jsonl")}}))
+    return out
+
+
+def test_rescore_takes_the_run_folder_or_its_events_file(run_folder, tmp_path, capsys):
+    for source in (run_folder, run_folder / "bus_events.jsonl"):
+        out = tmp_path / "rescored.json"
+        assert ev.main(["--rescore", str(source), "--out", str(out)]) == 0
+        report = json.loads(out.read_text())
+        assert report["detected"] == 1 and report["alerts"] == 1 and len(report["events"]) == 1
+        assert report["rescored"]["labels"].endswith("labels.jsonl")
+    assert "detected 1" in capsys.readouterr().out
+
+
+def test_rescore_of_the_summary_says_where_the_events_are(run_folder, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        ev.main(["--rescore", str(run_folder / "summary.json"), "--out", str(tmp_path / "r.json")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "holds no events (make run's summary.json is written without them)" in err
+    assert str(run_folder / "bus_events.jsonl") in err
+
+
+def test_rescore_of_an_incomplete_run_stays_incomplete(run_folder, tmp_path):
+    folder = tmp_path / "cut"
+    folder.mkdir()
+    (folder / "bus_events.jsonl").write_text((run_folder / "bus_events.jsonl").read_text())
+    summary = json.loads((run_folder / "summary.json").read_text())
+    (folder / "summary.json").write_text(json.dumps({**summary, "run_complete": False,
+                                                     "run_incomplete": ["cut short: ..."]}))
+    out = tmp_path / "r.json"
+    assert ev.main(["--rescore", str(folder), "--out", str(out)]) == ev.EXIT_INCOMPLETE
+    assert json.loads(out.read_text())["run_incomplete"] == ["cut short: ..."]
