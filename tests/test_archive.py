@@ -211,3 +211,18 @@ def test_a_tree_is_its_metrics_and_events_and_files_beside_them_are_named(tmp_pa
     assert "labels.jsonl" not in warnings[0]
     # On its own, the same file is an archive (a flat one).
     assert [i.record for i in iter_archive(tmp_path / "stray.jsonl")] == [METRIC_RECORDS[1]]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--idle-exit", "nan"], "argument --idle-exit: must be a finite number of seconds >= 0"),
+    (["--idle-exit", "-1"], "argument --idle-exit: must be a finite number of seconds >= 0"),
+    (["--buffer-interval", "0"], "argument --buffer-interval: must be a finite number of seconds > 0"),
+    (["--max-records", "0"], "argument --max-records: must be at least 1"),
+])
+def test_capture_refuses_bad_numbers_before_it_starts(tmp_path, capsys, argv, message):
+    from connectors.archive.__main__ import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["capture", "--stream", "no-such-stream", "--out", str(tmp_path / "a"), *argv])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err

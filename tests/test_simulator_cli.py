@@ -24,7 +24,7 @@ from connectors.simulator.__main__ import main
     (["--partner-cadence", "0-30"], "argument --partner-cadence: intervals must be finite and at least"),
     (["--editors", "0"], "argument --editors: must be at least 1"),
     (["--partners", "0"], "argument --partners: must be at least 1"),
-    (["--seed", "-1"], "argument --seed: must be 0 or more"),
+    (["--seed", "-1"], "argument --seed: must be at least 0"),
     (["--warmup-hours", "-2"], "argument --warmup-hours: must be a finite number of hours >= 0"),
     (["--start", "2026-11-02T00:00:00+01:00"], "argument --start: expected a UTC time as YYYY-MM-DDTHH:MM:SSZ"),
 ])

@@ -15,6 +15,8 @@ import signal
 import sys
 from collections import Counter
 
+from connectors.cli_numbers import finite_number, whole_number
+
 from .capture import capture_stream, kinesis_client
 from .store import JSONL, PARQUET, ArchiveWriter, data_files, iter_archive
 
@@ -29,10 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     cap.add_argument("--region", default=None)
     cap.add_argument("--format", choices=[PARQUET, JSONL], default=PARQUET)
     cap.add_argument("--latest", action="store_true", help="start at the stream's tip instead of its oldest record")
-    cap.add_argument("--idle-exit", type=float, default=30.0,
+    cap.add_argument("--idle-exit", type=finite_number("seconds", 0), default=30.0,
                      help="stop after this many seconds without records (0: run until interrupted)")
-    cap.add_argument("--max-records", type=int, default=None)
-    cap.add_argument("--buffer-interval", type=float, default=60.0, help="seconds between part files")
+    cap.add_argument("--max-records", type=whole_number(1), default=None)
+    cap.add_argument("--buffer-interval", type=finite_number("seconds", 0, above=True), default=60.0, help="seconds between part files")
     stats = sub.add_parser("stats", help="count the records of an archive")
     stats.add_argument("archive")
     args = parser.parse_args(argv)

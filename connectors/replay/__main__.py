@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 
 from connectors.archive import EVENTS, METRICS
+from connectors.cli_numbers import finite_number, whole_number
 
 from .eventbridge import events_client, parse_time, replay_from_archive
 from .kinesis import kinesis_client, parse_speed, replay_archive
@@ -38,27 +38,6 @@ def _speed(text: str) -> float | None:
         return parse_speed(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    # NaN would disable the skew bound without saying so (every comparison with it is false).
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, got {text!r}")
-    return value
 
 
 def _eventbridge(argv: list[str]) -> int:
@@ -91,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="kinesis://STREAM for event records (default kinesis://adops-events-stream)")
     parser.add_argument("--only", choices=[METRICS, EVENTS], default=None, help="replay one kind only")
     parser.add_argument("--speed", type=_speed, default="max", help="event-time speed-up, e.g. 60x, or max")
-    parser.add_argument("--per-key-batch", type=_positive_int, default=1,
+    parser.add_argument("--per-key-batch", type=whole_number(1), default=1,
                         help="records of one key per PutRecords call; 1 (default) guarantees per-key order "
                              "through partial failures, more trades that for fewer calls")
-    parser.add_argument("--max-skew", type=_seconds, default=10.0,
+    parser.add_argument("--max-skew", type=finite_number("seconds", 0), default=10.0,
                         help="seconds of event time a record may be overtaken by later ones (default 10)")
     parser.add_argument("--endpoint", default=None, help="endpoint URL (default: AWS_ENDPOINT_URL or AWS)")
     parser.add_argument("--region", default=None)

@@ -16,14 +16,15 @@ import sys
 import time
 
 from connectors.archive import JSONL, PARQUET
+from connectors.cli_numbers import finite_number, whole_number
 
 from .generator import OutputFolderNotEmpty, generate
 from .scenario import Scenario, default_scenario
 
 
-# Bad sizes used to reach numpy and end in a traceback far from the argument (--hours -1:
-# "negative dimensions are not allowed", --cadence 0: ZeroDivisionError, --editors 0: "high <= 0");
-# each is refused here, by argparse (exit code 2), with what is expected.
+# Bad sizes used to reach numpy and end in a traceback far from the argument (--cadence 0:
+# ZeroDivisionError, --editors 0: "high <= 0"); each is refused by argparse (exit code 2) with
+# what is expected (connectors/cli_numbers.py for the plain numbers).
 _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _RANGE = re.compile(rf"\s*({_NUMBER})\s*(?:-\s*({_NUMBER})\s*)?")
 #: Timestamps are in milliseconds: sampling faster than that gives samples the same time.
@@ -45,39 +46,6 @@ def _range(text: str) -> tuple[float, float]:
     return low, high
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:                      # numpy's generators take non-negative seeds only
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _hours(positive: bool):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number of hours, got {text!r}") from None
-        if not math.isfinite(value) or value < 0 or (positive and value == 0):
-            raise argparse.ArgumentTypeError(
-                f"must be a finite number of hours {'> 0' if positive else '>= 0'}, got {text!r}")
-        return value
-    return parse
-
-
 def _start(text: str) -> str:
     try:
         Scenario(start=text).start_epoch_s
@@ -91,15 +59,15 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
     parser.add_argument("--default", action="store_true", help="the default scenario (other sizes ignored)")
-    parser.add_argument("--editors", type=_count, default=50)
-    parser.add_argument("--partners", type=_count, default=8)
-    parser.add_argument("--hours", type=_hours(positive=True), default=24.0)
-    parser.add_argument("--seed", type=_seed, default=7)
+    parser.add_argument("--editors", type=whole_number(1), default=50)
+    parser.add_argument("--partners", type=whole_number(1), default=8)
+    parser.add_argument("--hours", type=finite_number("hours", 0, above=True), default=24.0)
+    parser.add_argument("--seed", type=whole_number(0), default=7)  # numpy takes non-negative seeds only
     parser.add_argument("--start", type=_start, default=Scenario.start, help="UTC start, e.g. 2026-11-02T00:00:00Z")
     parser.add_argument("--cadence", type=_range, default=Scenario.editor_cadence_s,
                         help="editor sampling interval range in seconds, e.g. 10-60")
     parser.add_argument("--partner-cadence", type=_range, default=Scenario.partner_cadence_s)
-    parser.add_argument("--warmup-hours", type=_hours(positive=False), default=Scenario.warmup_hours,
+    parser.add_argument("--warmup-hours", type=finite_number("hours", 0), default=Scenario.warmup_hours,
                         help="hours at the start without incidents (the models learn the editors)")
     parser.add_argument("--format", choices=[PARQUET, JSONL], default=PARQUET)
     parser.add_argument("--overwrite", action="store_true",
