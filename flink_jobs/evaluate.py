@@ -243,6 +243,17 @@ def _state(handle) -> str:
     return str(handle.status()).rsplit(".", 1)[-1]
 
 
+def check_before_run(parser: argparse.ArgumentParser, labels: str | None, job_overrides: list[str]) -> None:
+    """Refuse bad labels or a bad job override now (``parser.error``, exit 2): found after the run,
+    either costs its 3-10 minutes, and the labels' mistake used to cost its events too."""
+    try:
+        if labels:
+            load_labels(labels)
+        job_window_s(job_overrides)
+    except ValueError as exc:       # ConfigError is one
+        parser.error(str(exc))
+
+
 def job_window_s(job_overrides: list[str] = ()) -> float:
     """The job's window size (``processing.window.size.s``) with these overrides: the scorer's
     grace window and time-to-detect unit must be the windows the job emits."""
@@ -737,16 +748,7 @@ def main(argv: list[str] | None = None) -> int:
         return _rescore(args, parser)
     if args.archive and not args.labels:
         parser.error("--labels is required with --archive")
-    if args.labels:
-        try:
-            # Before the run: a mistake in the labels found after it costs the run.
-            load_labels(args.labels)
-        except ValueError as exc:
-            parser.error(str(exc))
-    try:
-        job_window_s(args.overrides)            # a bad --set fails here, not after the stack is up
-    except ValueError as exc:
-        parser.error(str(exc))
+    check_before_run(parser, args.labels, args.overrides)
 
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="adops-eval-"))
     archive, labels, scenario_json = args.archive, args.labels, args.scenario

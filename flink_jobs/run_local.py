@@ -141,19 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if bool(args.archive) != bool(args.labels):
         parser.error("--archive and --labels go together")
-    from flink_jobs.evaluate import EXIT_INCOMPLETE, evaluate, headline, incomplete_banner, job_window_s
-    from flink_jobs.evaluation import load_labels
+    from flink_jobs.evaluate import EXIT_INCOMPLETE, check_before_run, evaluate, headline, incomplete_banner
 
-    if args.labels:
-        try:
-            # Now, not after the run: a mistake found then costs the 3-10 minutes of the run.
-            load_labels(args.labels)
-        except ValueError as exc:
-            parser.error(str(exc))
-    try:
-        job_window_s([*LOCAL_JOB_OVERRIDES, *args.overrides])     # a bad --set fails now too
-    except ValueError as exc:
-        parser.error(str(exc))
+    check_before_run(parser, args.labels, [*LOCAL_JOB_OVERRIDES, *args.overrides])
 
     from tqdm import tqdm
 
