@@ -87,6 +87,8 @@ def test_small_simulated_day_is_replayed_and_scored(small_day, tmp_path, monkeyp
     # the scenario's incidents are clear: the replay catches and names most of them
     assert report["detected"] >= summary["incidents"] - 1 and report["type_accuracy"] >= 0.75
     assert report["quiet_editors"]["alerts_during_quiet_stretches"] == 0
+    # detection is judged on the archive's samples, as in the live run (not the first credited window)
+    assert report["time_to_detect"]["detection"] == "first window holding a sample of the incident"
     # every bus event has the shape the EventBridge rules and the scorer read
     kinds = {(e["source"], e["detail-type"]) for e in report["events"]}
     assert ("adops.analytics", "Composite Anomaly Detected") in kinds
