@@ -118,3 +118,28 @@ def test_cli_writes_the_report(small_day, tmp_path, capsys):
                          "--cache", str(cache), "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["run"]["mode"] == "offline" and "precision" in capsys.readouterr().out
+
+
+def test_the_offline_replay_decides_as_the_job_is_configured(tmp_path):
+    """The classifier property group reaches the offline decisions, and a metric record the job
+    dead-letters for its partner's type (WRONG_TYPE) is not averaged into a window offline either."""
+    import json as _json
+
+    from detectors.classifier import DOWN, ClassifierConfig
+    from flink_jobs.evaluation.offline import JobParameters, classifier_config_of, read_windows
+
+    params = JobParameters.from_job_config(["classifier.thresholds.rpm.down=0.3", "processing.window.size.s=60"])
+    config = classifier_config_of(params)
+    assert config.threshold("rpm", DOWN) == 0.3 and config.window_seconds == 60.0
+    assert classifier_config_of(JobParameters()).threshold("rpm", DOWN) == ClassifierConfig().threshold("rpm", DOWN)
+
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    base = {"editor_id": "e-1", "metric": "rpm", "timestamp": 1793527200000}
+    lines = [dict(base, value=1.0), dict(base, value=100.0, partner=5), dict(base, value=100.0, partner={"x": 1}),
+             dict(base, value=100.0, partner=""), dict(base, value=3.0, partner=None),
+             dict(base, value=0.5, timestamp=1793527200000 + 3_600_000)]   # moves the watermark past the window
+    (folder / "part-0.jsonl").write_text("".join(_json.dumps(line) + "\n" for line in lines))
+    windows = read_windows(tmp_path, JobParameters())
+    (end, mean, count), = windows.series[("editor", "e-1", "rpm", None)][:1]
+    assert (mean, count) == (2.0, 2)   # 1.0 and the null-partner 3.0; the three bad partners are out

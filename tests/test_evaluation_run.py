@@ -270,12 +270,16 @@ def test_an_incomplete_run_says_so_in_the_figures_and_the_headline(tmp_path, mon
 def test_the_scorer_uses_the_jobs_window():
     assert ev.job_window_s([]) == 300.0
     assert ev.job_window_s(["processing.window.size.s=60"]) == 60.0
-    # A 60 s job: its window [12:35, 12:36) is 5 windows after a 30 min incident, beyond the grace.
+    # A 60 s job's window [12:32, 12:33) after a 30 min incident: two of its windows late, beyond a
+    # grace of one 60 s window, but inside one of 300 s, so a scorer that ignored the job's window
+    # would count it as the detection.
     labels = [Incident("a", "editor", "LATENCY_ISSUE", T, T + 1800, editor_id="e-1")]
-    late = [_composite("e-1", T + 2100, window=60.0)]
+    late = [_composite("e-1", T + 1920, window=60.0)]
     result = ev.RunResult(late, {}, ev.ArchiveFacts(), {}, "RUNNING", "", window_s=60.0)
     report = ev.score_run(labels, result)
     assert report["window_seconds"] == 60.0 and report["detected"] == 0 and report["false_alarm_alerts"] == 1
+    as_if_300 = ev.score_run(labels, ev.RunResult(late, {}, ev.ArchiveFacts(), {}, "RUNNING", "", window_s=300.0))
+    assert as_if_300["detected"] == 1   # the case the test tells apart
 
 
 def test_the_cli_refuses_a_window_of_its_own(tmp_path, capsys):

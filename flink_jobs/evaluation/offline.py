@@ -80,6 +80,8 @@ class JobParameters:
     detector: str = "ensemble"
     detector_params: dict = field(default_factory=dict)
     security_min_severity: float = 7.0
+    #: the job's classifier property group (README "Configuration"), as the editor operator reads it
+    classifier_properties: dict = field(default_factory=dict)
 
     @classmethod
     def from_job_config(cls, overrides: list[str] = ()) -> "JobParameters":
@@ -89,7 +91,7 @@ class JobParameters:
         s = Settings.from_config(JobConfig.load(overrides=overrides))
         return cls(s.window_size_s, s.watermark_delay_s, s.events_lookback_s, s.baseline_windows,
                    s.baseline_min_windows, s.baseline_threshold, s.detector, s.detector_params,
-                   s.security_min_severity)
+                   s.security_min_severity, s.classifier_properties)
 
 
 @dataclass
@@ -157,6 +159,8 @@ def read_windows(archive: str | Path, params: JobParameters) -> ArchiveWindows:
         editor, metric, value = record.get("editor_id"), record.get("metric"), _number(record.get("value"))
         if not isinstance(editor, str) or not isinstance(metric, str) or value is None:
             continue
+        if record.get("partner") is not None and not (isinstance(record["partner"], str) and record["partner"]):
+            continue   # WRONG_TYPE in the job (sql/parse/metrics.sql): a partner must be a non-empty string
         n_metrics += 1
         editors.add(editor)
         partner = record.get("partner")
@@ -265,12 +269,22 @@ def _finite_or_none(x: float | None) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
 
+def classifier_config_of(params: JobParameters, classifier_config: ClassifierConfig | None = None) -> ClassifierConfig:
+    """The classifier the editor operator would use: ``classifier_config`` when given (a tuning
+    experiment), else the job's classifier property group (as udfs/correlator.py reads it), with
+    the job's window and look-back."""
+    if classifier_config is None:
+        classifier_config = (ClassifierConfig.from_properties(params.classifier_properties)
+                             if params.classifier_properties else ClassifierConfig())
+    return replace(classifier_config, window_seconds=float(params.window_size_s),
+                   event_lookback_s=float(params.events_lookback_s))
+
+
 def decide(windows: ArchiveWindows, results: list[dict], params: JobParameters,
            classifier_config: ClassifierConfig | None = None) -> list[dict]:
     """Step 4: the bus events the job would emit, in the EventBridge target shape."""
     size_ms = params.window_size_s * 1000
-    config = replace(classifier_config or ClassifierConfig(), window_seconds=float(params.window_size_s),
-                     event_lookback_s=float(params.events_lookback_s))
+    config = classifier_config_of(params, classifier_config)
     editor_windows: dict = defaultdict(list)
     partner_windows: dict = defaultdict(list)
     for r in results:
