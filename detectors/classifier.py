@@ -260,6 +260,19 @@ def _default_relative_floor() -> dict[str, float]:
     return {"error_rate": 0.005, "partner_timeouts": 0.01, "fill_rate": 0.01, "cache_hit_rate": 0.01}
 
 
+def _known_metric(table: str, metric: str) -> None:
+    # A misspelt metric would be merged into the table and never read: the tuning silently ignored.
+    if metric not in METRICS and metric not in DERIVED_METRICS:
+        raise ValueError(f"{table}.{metric}: unknown metric (known: {', '.join(METRICS + tuple(DERIVED_METRICS))})")
+
+
+def _finite(name: str, value: Any) -> float:
+    number = float(value)
+    if not math.isfinite(number):   # NaN passes no comparison: a NaN threshold disables its rule
+        raise ValueError(f"{name}={value!r} must be a finite number")
+    return number
+
+
 @dataclass(frozen=True)
 class ClassifierConfig:
     """Every threshold the classifier uses. Load overrides with :meth:`from_dict` / :meth:`from_json`.
@@ -325,16 +338,25 @@ class ClassifierConfig:
             if key == "thresholds":
                 merged = {m: dict(v) for m, v in current.items()}
                 for metric, directions in value.items():
-                    merged.setdefault(metric, {}).update({d: float(x) for d, x in directions.items()})
+                    _known_metric(key, metric)
+                    wrong = set(directions) - {"up", "down"}
+                    if wrong:
+                        raise ValueError(f"thresholds.{metric}: a direction is up or down, not {', '.join(sorted(wrong))}")
+                    merged.setdefault(metric, {}).update({d: _finite(f"{key}.{metric}.{d}", x)
+                                                          for d, x in directions.items()})
                 updates[key] = merged
             elif key == "relative_floor":
-                updates[key] = {**current, **{m: float(x) for m, x in value.items()}}
+                for metric in value:
+                    _known_metric(key, metric)
+                updates[key] = {**current, **{m: _finite(f"{key}.{m}", x) for m, x in value.items()}}
             elif isinstance(current, tuple):
-                updates[key] = tuple(float(x) for x in value)
-            elif isinstance(current, int):
-                updates[key] = int(float(value))
-            else:
+                updates[key] = tuple(_finite(key, x) for x in value)
+            elif isinstance(current, bool) or not isinstance(current, (int, float)):
                 updates[key] = type(current)(value)
+            elif isinstance(current, int):
+                updates[key] = int(_finite(key, value))
+            else:
+                updates[key] = _finite(key, value)
         return replace(base, **updates)
 
     @classmethod

@@ -147,11 +147,15 @@ class PartnerHealthConfig:
 class SignalAssessment:
     metric: str
     level: int          # 0 fine, 1 degraded, 2 unhealthy
-    change: float       # relative change vs the partner's baseline
+    change: float       # relative change vs the partner's baseline (floored denominator: what levels use)
+    #: % change vs the baseline itself (MetricDeviation.percent_change, what the detail's metrics
+    #: block shows); None for a zero baseline
+    percent: float | None = None
 
     def describe(self) -> str:
         word = ("normal", "degraded", "unhealthy")[self.level]
-        return f"{self.metric} {self.change * 100:+.1f}% vs baseline ({word})"
+        moved = f"{self.percent:+.1f}% vs baseline" if self.percent is not None else "from a zero baseline"
+        return f"{self.metric} {moved} ({word})"
 
 
 def assess_signal(deviation: MetricDeviation, spec: Mapping[str, float], floor: float,
@@ -166,7 +170,7 @@ def assess_signal(deviation: MetricDeviation, spec: Mapping[str, float], floor: 
             level = 2
         elif bad >= spec["degraded"] or (deviation.is_anomaly and bad >= flag_min_fraction * spec["degraded"]):
             level = 1
-    return SignalAssessment(deviation.metric, level, change)
+    return SignalAssessment(deviation.metric, level, change, deviation.percent_change())
 
 
 def _outside_band_badly(deviation: MetricDeviation, direction: int) -> bool:
@@ -187,7 +191,7 @@ def editor_level(per_metric: Mapping[str, MetricDeviation], config: PartnerHealt
             continue
         a = assess_signal(deviation, spec, config.relative_floor.get(metric, 0.0), config.flag_min_fraction)
         if a.level and config.require_outside_band and not _outside_band_badly(deviation, spec["direction"]):
-            a = SignalAssessment(a.metric, 0, a.change)
+            a = SignalAssessment(a.metric, 0, a.change, a.percent)
         assessments.append(a)
     status = partner_status(assessments, config)
     return {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}[status], assessments

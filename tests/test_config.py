@@ -143,6 +143,14 @@ def test_the_classifier_is_tuned_from_its_property_group(tmp_path):
     assert settings(properties_file=managed).classifier_properties == {"min_signature_score": "0.5"}
     with pytest.raises(ConfigError, match="property group classifier: unknown classifier config keys: no_such_knob"):
         settings("classifier.no_such_knob=1")
+    # misspelt metrics or directions, and NaN, were merged in and never read (or disabled a rule)
+    for override, message in (("classifier.thresholds.rmp.down=0.3", r"thresholds\.rmp: unknown metric"),
+                              ("classifier.thresholds.rpm.dwn=0.3", "a direction is up or down, not dwn"),
+                              ("classifier.relative_floor.eror_rate=0.5", r"relative_floor\.eror_rate: unknown metric"),
+                              ("classifier.min_signature_score=nan", "min_signature_score=nan must be a finite number"),
+                              ("classifier.severity_revenue_at_risk=10,inf,1000", "must be a finite number")):
+        with pytest.raises(ConfigError, match=message):
+            settings(override)
     with pytest.raises(ConfigError, match="processing.events.lookback.s"):
         settings("classifier.event_lookback_s=60")
     # the editor operator classifies with them (its window and look-back stay the job's)

@@ -165,6 +165,17 @@ def test_the_percentage_shown_is_the_one_its_value_and_baseline_give():
     assert any(e.startswith("error_rate 0.008 vs baseline 0.002 (+300.0%") for e in classification.evidence)
 
 
+def test_a_partner_checks_reasons_give_the_percentage_its_metrics_block_shows():
+    from detectors.partner_health import PartnerHealthConfig, assess_signal
+
+    deviation = MetricDeviation("partner_timeouts", 0.008, 0.002, 0.0, 0.004, 0.99, True)
+    spec = {"direction": 1, "degraded": 0.5, "unhealthy": 1.0}
+    assessment = assess_signal(deviation, spec, floor=0.01)
+    assert assessment.describe() == "partner_timeouts +300.0% vs baseline (degraded)"   # was +60.0% (floored)
+    zero = assess_signal(MetricDeviation("partner_timeouts", 3.0, 0.0, 0.0, 1.0, 0.99, True), spec, floor=1.0)
+    assert zero.describe() == "partner_timeouts from a zero baseline (unhealthy)"
+
+
 def test_non_finite_numbers_become_null():
     devs = demand_outage()
     devs["bid_latency_ms"] = MetricDeviation("bid_latency_ms", math.nan, 200.0, math.nan, math.inf, math.nan, False)
