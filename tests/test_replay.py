@@ -22,8 +22,8 @@ def _stream(url: str, name: str, shards: int = 2) -> None:
     kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.2})
 
 
-def _read_all(url: str, name: str) -> list[dict]:
-    """Every record of the stream, shard by shard, in each shard's sequence order."""
+def _records(url: str, name: str) -> list[dict]:
+    """Every record of the stream as GetRecords gives it, shard by shard, in each shard's sequence order."""
     kinesis = boto3.client("kinesis", endpoint_url=url)
     out = []
     for shard in kinesis.list_shards(StreamName=name)["Shards"]:
@@ -31,11 +31,15 @@ def _read_all(url: str, name: str) -> list[dict]:
                                               ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
         while iterator:
             response = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-            out.extend({"key": r["PartitionKey"], "data": r["Data"].decode()} for r in response["Records"])
+            out.extend(response["Records"])
             if not response["Records"]:
                 break
             iterator = response["NextShardIterator"]
     return out
+
+
+def _read_all(url: str, name: str) -> list[dict]:
+    return [{"key": r["PartitionKey"], "data": r["Data"].decode()} for r in _records(url, name)]
 
 
 def _per_key(items) -> dict[str, list[str]]:
@@ -166,13 +170,7 @@ def test_a_line_that_is_not_utf8_is_replayed_as_its_bytes(aws_endpoint, tmp_path
 
 
 def _read_bytes(url: str, name: str) -> list[bytes]:
-    kinesis = boto3.client("kinesis", endpoint_url=url)
-    out = []
-    for shard in kinesis.list_shards(StreamName=name)["Shards"]:
-        iterator = kinesis.get_shard_iterator(StreamName=name, ShardId=shard["ShardId"],
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        out += [r["Data"] for r in kinesis.get_records(ShardIterator=iterator, Limit=10_000)["Records"]]
-    return out
+    return [r["Data"] for r in _records(url, name)]   # as put: a line that is not UTF-8 stays so
 
 
 FLAT_LINES = [
