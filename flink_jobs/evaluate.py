@@ -41,7 +41,6 @@ import sys
 import tempfile
 import threading
 import time
-from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -50,7 +49,7 @@ from connectors.archive import EVENTS, METRICS, ArchivedRecord
 from connectors.replay import KinesisReplayer, merged_archive, parse_speed
 from connectors.replay.kinesis import event_time_ms, kinesis_client
 from flink_jobs.evaluation import alerts_from_events, load_labels, score
-from flink_jobs.evaluation.scoring import parse_time
+from flink_jobs.evaluation.scoring import SampleTimes, parse_time
 
 log = logging.getLogger("flink_jobs.evaluate")
 
@@ -69,10 +68,8 @@ class ArchiveFacts:
     first_ms: int | None = None
     last_ms: int | None = None
     records: dict = field(default_factory=lambda: {METRICS: 0, EVENTS: 0})
-    #: Every metric sample's time (epoch s) per alert entity (``editor:ID``, ``partner:NAME``):
-    #: whether an alert's window held incident data (scoring.detects) is decided on them. Packed
-    #: doubles (8 bytes a sample), so a real day of millions of records stays small.
-    sample_times: dict = field(default_factory=dict)
+    #: whether an alert's window held incident data (scoring.detects) is decided on them
+    sample_times: SampleTimes = field(default_factory=SampleTimes)
 
     def observe(self, items: Iterator[ArchivedRecord]) -> Iterator[ArchivedRecord]:
         for item in items:
@@ -86,16 +83,12 @@ class ArchiveFacts:
                 if ms is not None:
                     self.first_ms = ms if self.first_ms is None else min(self.first_ms, ms)
                     self.last_ms = ms if self.last_ms is None else max(self.last_ms, ms)
-                    partner = item.record.get("partner")
-                    for entity in (f"editor:{editor}" if isinstance(editor, str) and editor else None,
-                                   f"partner:{partner}" if isinstance(partner, str) and partner else None):
-                        if entity is not None:
-                            self.sample_times.setdefault(entity, array("d")).append(ms / 1000.0)
+                    self.sample_times.add(editor, item.record.get("partner"), ms / 1000.0)
             yield item
 
     def samples(self) -> dict[str, list[float]] | None:
         """Sorted sample times per alert entity, or None when the archive's samples were not read."""
-        return {entity: sorted(times) for entity, times in self.sample_times.items()} if self.sample_times else None
+        return self.sample_times.sorted()
 
     def editor_days(self, since_s: float | None = None) -> float | None:
         """Editors x days the metrics span (from ``since_s`` when given)."""

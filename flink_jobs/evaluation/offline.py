@@ -41,7 +41,6 @@ import json
 import math
 import pickle
 import sys
-from array import array
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -53,7 +52,7 @@ from connectors.replay.kinesis import event_time_ms, merged_archive
 from detectors.base import Detection
 from detectors.classifier import ClassifierConfig
 from detectors.events import EventValidationError, parse_event
-from flink_jobs.evaluation.scoring import alerts_from_events, load_labels, score
+from flink_jobs.evaluation.scoring import SampleTimes, alerts_from_events, load_labels, score
 from udfs.baseline import score_window
 from udfs.decisions import (RESULT_KEYS, composite_episode, editor_window_composite, partner_window_check,
                             security_detail)
@@ -106,12 +105,8 @@ class ArchiveWindows:
     last_ms: int | None
     metric_records: int
     late_records: int
-    #: Every metric sample's time (epoch s) per alert entity (``editor:ID``, ``partner:NAME``), as
-    #: flink_jobs.evaluate.ArchiveFacts keeps them: the scorer's "does the window hold incident data".
-    sample_times: dict = field(default_factory=dict)
-
-    def samples(self) -> dict[str, list[float]] | None:
-        return {entity: sorted(times) for entity, times in self.sample_times.items()} if self.sample_times else None
+    #: as flink_jobs.evaluate.ArchiveFacts keeps them: the scorer's "does the window hold incident data"
+    sample_times: SampleTimes = field(default_factory=SampleTimes)
 
     def editor_days(self, since_s: float | None = None) -> float | None:
         if not self.editors or self.first_ms is None:
@@ -137,7 +132,7 @@ def read_windows(archive: str | Path, params: JobParameters) -> ArchiveWindows:
     max_ms: int | None = None
     first_ms = last_ms = None
     n_metrics = late = 0
-    sample_times: dict = {}
+    sample_times = SampleTimes()
     for item in merged_archive(archive):
         record = item.record
         ms = event_time_ms(record)
@@ -165,9 +160,7 @@ def read_windows(archive: str | Path, params: JobParameters) -> ArchiveWindows:
         editors.add(editor)
         partner = record.get("partner")
         partner = partner if isinstance(partner, str) and partner else None
-        for entity in (f"editor:{editor}" if editor else None, f"partner:{partner}" if partner else None):
-            if entity is not None:
-                sample_times.setdefault(entity, array("d")).append(ms / 1000.0)
+        sample_times.add(editor, partner, ms / 1000.0)
         first_ms = ms if first_ms is None else min(first_ms, ms)
         last_ms = ms if last_ms is None else max(last_ms, ms)
         max_ms = ms if max_ms is None else max(max_ms, ms)
@@ -359,7 +352,7 @@ def evaluate_offline(archive: str | Path, labels: str | Path | None = None, *, p
     report = score(load_labels(labels), alerts, window_s=float(params.window_size_s),
                    quiet_spans=surge_spans_from_scenario(scenario_json) if scenario_json.exists() else None,
                    warmup_end_s=warmup_end, editor_days=windows.editor_days(since_s=warmup_end),
-                   editor_days_including_warmup=windows.editor_days(), samples=windows.samples())
+                   editor_days_including_warmup=windows.editor_days(), samples=windows.sample_times.sorted())
     if scenario_json.exists():
         quiet = quiet_spans_from_scenario(scenario_json) or {}
         report["quiet_editors_any_time"] = {"editors": len(quiet),

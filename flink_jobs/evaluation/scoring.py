@@ -60,6 +60,7 @@ import bisect
 import json
 import math
 import statistics
+from array import array
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -268,6 +269,31 @@ def alerts_from_events(events: Iterable[dict]) -> list[Alert]:
     return sorted(seen.values(), key=lambda a: (a.window_end_s, a.window_start_s, a.alert_id))
 
 
+class SampleTimes:
+    """Every metric sample's time (epoch s) per alert entity (``editor:ID``, ``partner:NAME``): what
+    :func:`detects` looks for in an alert's window. Packed doubles (8 bytes a sample), so a real day
+    of millions of records stays small.
+
+    >>> times = SampleTimes()
+    >>> times.add("e-1", "p-1", 20.0); times.add("e-1", None, 10.0); times.add(None, "", 5.0)
+    >>> times.sorted()
+    {'editor:e-1': [10.0, 20.0], 'partner:p-1': [20.0]}
+    """
+
+    def __init__(self) -> None:
+        self._times: dict[str, array] = {}
+
+    def add(self, editor: Any, partner: Any, at_s: float) -> None:
+        for entity in (f"editor:{editor}" if isinstance(editor, str) and editor else None,
+                       f"partner:{partner}" if isinstance(partner, str) and partner else None):
+            if entity is not None:
+                self._times.setdefault(entity, array("d")).append(at_s)
+
+    def sorted(self) -> dict[str, list[float]] | None:
+        """The ``samples`` argument of :func:`score`; None when no sample was seen."""
+        return {entity: sorted(times) for entity, times in self._times.items()} if self._times else None
+
+
 def matches(alert: Alert, incident: Incident, window_s: float) -> bool:
     """Same scope and the alert's window overlaps [start, end + one window] (the candidates; see credit)."""
     if not (alert.window_start_s < incident.end_s + window_s and alert.window_end_s > incident.start_s):
@@ -390,7 +416,7 @@ def score(incidents: list[Incident], alerts: list[Alert], *, window_s: float = 3
     them are reported separately.
 
     ``samples``: the archive's sample times, sorted, per ``editor:ID`` / ``partner:NAME``
-    (``evaluate.ArchiveFacts.samples``): an alert detects an incident only if its window holds one from the
+    (:class:`SampleTimes`): an alert detects an incident only if its window holds one from the
     incident. Without them, any credited alert detects.
     """
     ordered = sorted(incidents, key=lambda i: (i.start_s, i.incident_id))
