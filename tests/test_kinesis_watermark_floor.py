@@ -135,3 +135,22 @@ def test_a_large_batch_is_timed_by_the_median_of_an_even_sample(aws_client, uniq
     assert len(parsed) <= poller.EVENT_TIME_SAMPLE
     whole_batch_median_ms = BASE_MS + 499 * 1_000
     assert abs(reader.shard_event_ms["shardId-000000000000"] - whole_batch_median_ms) <= 20 * 1_000
+
+
+def test_payloads_the_job_dead_letters_never_fail_the_reader(aws_client, unique_name):
+    """The reader parses payload times itself (floor, pacing) before the SQL validates. A timestamp
+    Python's int() refuses ('²' is a digit to str.isdigit; 5,000 digits are over int()'s limit), or a
+    payload nested deeper than json.loads goes, used to raise out of poll_once: the task failed, was
+    restored to the position before the record, read it again and failed again, for ever. Each is
+    handed on (the SQL dead-letters it) and the good record's time still counts."""
+    kinesis = aws_client("kinesis")
+    stream = unique_name("floor-bad")
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    bad = ['{"timestamp": "\u00b2"}', '{"timestamp": "%s"}' % ("9" * 5_000),
+           '{"timestamp": 1, "x": %s%s}' % ("[" * 5_000, "]" * 5_000), '{"timestamp": 1.7935272e12}']
+    good = json.dumps({"timestamp": BASE_MS})
+    kinesis.put_records(StreamName=stream, Records=[
+        {"Data": payload.encode(), "PartitionKey": "k"} for payload in bad + [good]])
+    reader = _reader(aws_client, stream)
+    assert [r.payload for r in reader.poll_once()] == bad + [good]
+    assert reader.shard_event_ms["shardId-000000000000"] == BASE_MS

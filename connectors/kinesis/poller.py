@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterable, NamedTuple
 from botocore.exceptions import ClientError, ConnectionError as BotocoreConnectionError
 from botocore.exceptions import ReadTimeoutError, ConnectTimeoutError
 
+from connectors.event_time import payload_timestamp_ms
 from connectors.retry import equal_jitter_delay
 
 log = logging.getLogger(__name__)
@@ -766,40 +767,14 @@ class StreamReader:
 # --------------------------------------------------------------------------- event-time pacing
 
 
-def _parse_timestamp_ms(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return int(value) if value == value and abs(value) < 1e15 else None
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lstrip("-").isdigit():
-            return int(text)
-        try:
-            parsed = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if parsed.tzinfo is None:
-            return None
-        return int(parsed.timestamp() * 1000)
-    return None
-
-
 def payload_event_time_ms(payload: str) -> int | None:
-    """The payload's `timestamp` (ISO-8601 with zone or epoch ms) in epoch ms, or None.
+    """The payload's `timestamp` in epoch ms by the job's rule (connectors.event_time), or None.
 
     Only for the per-shard watermark floor and pacing; the SQL layer computes the authoritative event time and
-    validates. Absurd values (more than a day in the future) are ignored, so a single
-    bad record cannot pace a shard to a halt."""
-    if '"timestamp"' not in payload:
-        return None
-    try:
-        data = json.loads(payload)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    ms = _parse_timestamp_ms(data.get("timestamp"))
+    validates. Never raises: a payload the job dead-letters must not fail the reader (and, restored
+    to the position before it, fail it again). Absurd values (more than a day in the future) are
+    ignored, so a single bad record cannot pace a shard to a halt."""
+    ms = payload_timestamp_ms(payload)
     if ms is None or ms > time.time() * 1000 + 86_400_000:
         return None
     return ms
