@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
+import time
 from typing import Any
 
 # The pattern of sql/parse/timestamp_reason.sql (``[0-9]`` is ASCII only, unlike str.isdigit).
@@ -68,3 +69,48 @@ def payload_timestamp_ms(payload: str) -> int | None:
     except (ValueError, RecursionError):
         return None
     return timestamp_ms(data.get("timestamp")) if isinstance(data, dict) else None
+
+
+#: A time further ahead of the wall clock than this is not a time any record was sent at: a
+#: reader's pacing and ordering leave it out (the job dead-letters it as FUTURE_TIMESTAMP anyway).
+MAX_AHEAD_MS = 86_400_000
+
+
+class EventTimeProgress:
+    """How far a stream of records has got in event time, with its start, robust to absurd timestamps.
+
+    ``value`` is the running maximum of the valid times that are not more than a day ahead of the
+    wall clock (``MAX_AHEAD_MS``); ``start`` is the median of the first ``start_window`` of them. A
+    raw running maximum is moved for good by one record stamped in 9999, and a start taken from the
+    first record by one stamped in 1970: a paced replay then waited years for the next record, and
+    every later record of a kind sorted behind the other kinds'.
+
+    >>> progress = EventTimeProgress(now_ms=1_000)
+    >>> [progress.add(ms) for ms in (1, 10, None, 253402300799000, 20, 30)]
+    [1, 10, 10, 10, 20, 30]
+    >>> progress.start, progress.add(40), progress.start
+    (None, 40, 20)
+    """
+
+    def __init__(self, start_window: int = 5, now_ms: float | None = None):
+        self._first: list[int] = []
+        self._start_window = start_window
+        self._latest_ms = (time.time() * 1000 if now_ms is None else now_ms) + MAX_AHEAD_MS
+        self.value: int | None = None
+        self.start: int | None = None
+
+    def plausible(self, ms: int | None) -> bool:
+        """A valid time not more than ``MAX_AHEAD_MS`` ahead of the wall clock."""
+        return ms is not None and ms <= self._latest_ms
+
+    def add(self, ms: int | None) -> int | None:
+        """Take one record's time (None: no valid time, ignored); the progress so far."""
+        if not self.plausible(ms):
+            return self.value
+        if self.value is None or ms > self.value:
+            self.value = ms
+        if self.start is None:
+            self._first.append(ms)
+            if len(self._first) == self._start_window:
+                self.start = sorted(self._first)[self._start_window // 2]
+        return self.value

@@ -120,9 +120,34 @@ def test_pacing_follows_event_time_at_the_speed_up(aws_endpoint, tmp_path):
     seen = []
     stats = replay_archive(tmp_path, {METRICS: "replay-paced"}, client=kinesis_client(aws_endpoint.url),
                            speed=parse_speed("20x"), progress=lambda s: seen.append((time.monotonic(), s.total)))
+    # The pacing clock starts at the median of the first five times (connectors.event_time.EventTimeProgress),
+    # T0 + 4 s: 36 s of event time at 20x, 1.8 s.
     assert 1.7 < stats.seconds < 4.0
     assert stats.total == len(records)
     assert seen[0][1] < len(records) and seen[-1][0] - seen[0][0] > 1.5, "records went out over time, not at once"
+
+
+def test_absurd_timestamps_neither_stall_the_pacing_nor_set_its_start(aws_endpoint, tmp_path):
+    """A record stamped 9999 in the middle of an archive held every later one back for ~11 years
+    at 720x, and a first record stamped 1 ms after the epoch delayed the whole archive by ~29 days.
+    Both are accepted by no rule of pacing now; the job dead-letters or routes them as it does."""
+    records = [{"editor_id": "e-1", "metric": "rpm", "value": 1.0, "timestamp": int((T0 + s) * 1000)}
+               for s in range(0, 3601, 60)]
+    records.insert(0, {"editor_id": "e-2", "metric": "rpm", "value": 1.0, "timestamp": 1})
+    records.insert(30, {"editor_id": "e-3", "metric": "rpm", "value": 1.0, "timestamp": "9999-01-01T00:00:00Z"})
+    with ArchiveWriter(tmp_path, fmt=JSONL) as writer:
+        for r in records:
+            writer.add(r, T0)
+    _stream(aws_endpoint.url, "replay-absurd", shards=1)
+    now = [0.0]
+    stats = replay_archive(tmp_path, {METRICS: "replay-absurd"}, client=kinesis_client(aws_endpoint.url),
+                           speed=parse_speed("720x"), clock=lambda: now[0],
+                           sleep=lambda s: now.__setitem__(0, now[0] + s))
+    assert stats.total == len(records)
+    # One hour at 720x is 5 s. The pacing clock starts at the median of the first five times (the
+    # record of 1970 is one of them) and leaves out the one of 9999: T0 + 60 s to T0 + 3600 s, 4.92 s.
+    assert 4.8 < stats.seconds < 5.1
+    assert (stats.first_event_ms, stats.last_event_ms) == (int((T0 + 60) * 1000), int((T0 + 3600) * 1000))
 
 
 def test_busy_keys_are_not_starved_behind_the_watermark(aws_endpoint, tmp_path):

@@ -24,9 +24,16 @@ and starves the busy ones, and the consumer's watermark -- the highest event
 time seen minus a delay -- passes the starved records: they arrive "late".
 
 Pacing. Each record is due at ``start + (t - t0) / speed`` where ``t`` is the
-highest event time read so far (late, out-of-order samples are due as soon as
-they are read, like they arrived), so 24 h at 720x take two minutes; with no
-speed (``max``) records go as fast as the endpoint takes them.
+event time read so far (late, out-of-order samples are due as soon as they are
+read, like they arrived), so 24 h at 720x take two minutes; with no speed
+(``max``) records go as fast as the endpoint takes them. ``t`` leaves out times
+more than a day ahead of the wall clock and ``t0`` is the median of the first
+five times (``connectors.event_time.EventTimeProgress``; records before it are
+due at once), so one record stamped in 9999 or in 1970 neither holds the rest
+back nor sets the start: until 2026-12-06 a record of 9999 in the middle of an
+archive held every later record back for about 11 years at 720x. Times are
+read by the job's rule (``connectors.event_time``); a timestamp the job
+dead-letters paces nothing.
 
 Payloads are the archived records unchanged: timestamps stay what they were.
 
@@ -52,7 +59,6 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator
 
 import boto3
@@ -60,6 +66,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from connectors.archive import EVENTS, METRICS, ArchivedRecord, iter_archive
+from connectors.event_time import EventTimeProgress, timestamp_ms
 
 log = logging.getLogger(__name__)
 
@@ -102,24 +109,9 @@ def parse_speed(text: str | float | None) -> float | None:
 
 
 def event_time_ms(record: Any) -> int | None:
-    """The record's event time in epoch ms, or None when it has no usable timestamp."""
-    if not isinstance(record, dict):
-        return None
-    ts = record.get("timestamp")
-    if isinstance(ts, bool):
-        return None
-    if isinstance(ts, int):
-        return ts
-    if isinstance(ts, str):
-        try:
-            text = ts.strip().replace("Z", "+00:00").replace("z", "+00:00")
-            parsed = datetime.fromisoformat(text)
-            if parsed.tzinfo is None:
-                return None
-            return int(round(parsed.timestamp() * 1000))
-        except ValueError:
-            return None
-    return None
+    """The record's event time in epoch ms by the job's rule (connectors.event_time), or None when the
+    job would dead-letter its timestamp (or it has none)."""
+    return timestamp_ms(record.get("timestamp")) if isinstance(record, dict) else None
 
 
 def partition_key(record: Any) -> str:
@@ -179,12 +171,10 @@ def merged_archive(path, kinds: Iterable[str] = (METRICS, EVENTS)) -> Iterator[A
     with_unknown = METRICS if METRICS in kinds else (kinds[0] if kinds else None)
 
     def keyed(kind: str):
-        last = 0
+        progress = EventTimeProgress()    # a time in 9999 must not sort the rest of its kind last
         for item in iter_archive(path, kind, unrecognised=kind == with_unknown,
                                  report_left_out=kind == kinds[0]):     # one warning, not one per kind
-            ms = event_time_ms(item.record)
-            last = ms if ms is not None and ms > last else last
-            yield last, item
+            yield progress.add(event_time_ms(item.record)) or 0, item
     # heapq.merge only compares the heads, so each input's own order is kept
     # even where it is not sorted by time (late records).
     for _, item in heapq.merge(*(keyed(k) for k in kinds), key=lambda pair: pair[0]):
@@ -218,7 +208,9 @@ class KinesisReplayer:
         pending: deque[_Pending] = deque()
         exhausted = False
         first_ms: int | None = None
-        high_ms: int | None = None
+        # The pacing clock: one record stamped 9999 (or 1970) neither holds every later record
+        # back for years nor sets the start (connectors.event_time.EventTimeProgress).
+        progress = EventTimeProgress()
         while True:
             while not exhausted and len(pending) < self.lookahead:
                 try:
@@ -245,13 +237,13 @@ class KinesisReplayer:
                     log.warning("record of %s skipped: %d bytes is over Kinesis' 1 MiB record limit", key, len(data))
                     continue
                 ms = event_time_ms(item.record)
-                if ms is not None:
-                    first_ms = ms if first_ms is None else first_ms
-                    high_ms = ms if high_ms is None else max(high_ms, ms)
-                    self.stats.first_event_ms = first_ms if self.stats.first_event_ms is None else min(
-                        self.stats.first_event_ms, ms)
-                    self.stats.last_event_ms = high_ms
-                due = began if self.speed is None or high_ms is None else began + (high_ms - first_ms) / 1000.0 / self.speed
+                high_ms = progress.add(ms)
+                ms = ms if progress.plausible(ms) else None    # a time in 9999 bounds no skew either
+                first_ms = progress.start
+                if first_ms is not None:
+                    self.stats.first_event_ms, self.stats.last_event_ms = first_ms, high_ms
+                due = began if self.speed is None or first_ms is None else began + max(
+                    0.0, (high_ms - first_ms) / 1000.0 / self.speed)
                 pending.append(_Pending(stream, key, data, due, ms))
             if not pending:
                 break
