@@ -226,3 +226,53 @@ def test_capture_refuses_bad_numbers_before_it_starts(tmp_path, capsys, argv, me
         main(["capture", "--stream", "no-such-stream", "--out", str(tmp_path / "a"), *argv])
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_capture_refuses_a_line_nested_too_deep_and_writes_what_it_read_when_it_fails(aws_endpoint, tmp_path,
+                                                                                       unique_name):
+    """Reported: a record nested deeper than json.loads goes raised RecursionError out of the capture,
+    and any error out of it (a dropped connection too) lost the records it had read but not yet written
+    (up to buffer_interval_s of them). The record is now refused as not JSON, and the buffer is written
+    whatever stops the capture."""
+    import boto3
+    from botocore.exceptions import EndpointConnectionError
+
+    from connectors.archive.capture import capture_stream, kinesis_client
+
+    good = [json.dumps({"editor_id": f"e-{n}", "metric": "rpm", "value": 1.0,
+                        "timestamp": f"2026-11-02T14:00:0{n}Z"}).encode() for n in range(3)]
+    nested = b'{"editor_id": "e-9", "metric": "rpm", "value": ' + b"[" * 5_000 + b"]" * 5_000 + b"}"
+    stream = unique_name("archive-deep")
+    kinesis = boto3.client("kinesis", endpoint_url=aws_endpoint.url)
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=stream, WaiterConfig={"Delay": 0.2})
+    kinesis.put_records(StreamName=stream, Records=[{"Data": d, "PartitionKey": "k"} for d in
+                                                     good[:2] + [nested] + good[2:]])
+    client = kinesis_client(aws_endpoint.url)
+    calls = []
+
+    class DropsTheSecondRead:
+        def __getattr__(self, name):
+            return getattr(client, name)
+
+        def get_records(self, **kwargs):
+            calls.append(1)
+            if len(calls) > 1:
+                raise EndpointConnectionError(endpoint_url=aws_endpoint.url)
+            return client.get_records(**kwargs)
+
+    writer = ArchiveWriter(tmp_path, fmt=JSONL)
+    with pytest.raises(EndpointConnectionError):
+        capture_stream(stream, writer, client=DropsTheSecondRead(), idle_exit_s=30.0, buffer_interval_s=3600.0)
+    assert [item.payload.encode() for item in iter_archive(tmp_path, METRICS)] == good
+
+
+def test_a_line_nested_too_deep_is_read_as_a_line_of_unknown_kind(tmp_path):
+    """Reported: RecursionError out of the reader stopped a replay (and `archive stats`) half-way.
+    Such a line is not JSON to Python: it is read with no kind, and the replay sends it to the
+    metrics stream, where the job dead-letters it (connectors/replay/kinesis.py)."""
+    nested = '{"metric": "rpm", "x": ' + "[" * 5_000 + "]" * 5_000 + "}"
+    good = json.dumps({"editor_id": "e-1", "metric": "rpm", "value": 1.0, "timestamp": "2026-11-02T14:00:00Z"})
+    (tmp_path / "day.jsonl").write_text("\n".join([good, nested, good]) + "\n")
+    items = list(iter_archive(tmp_path / "day.jsonl", METRICS, unrecognised=True))
+    assert [(item.kind, item.payload) for item in items] == [(METRICS, good), (None, nested), (METRICS, good)]

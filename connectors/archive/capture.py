@@ -101,62 +101,65 @@ def capture_stream(stream: str, writer: ArchiveWriter, *, client=None, from_star
                 break
             kwargs = {"NextToken": page["NextToken"]}
 
-    discover()
-    while not should_stop():
-        now = time.monotonic()
-        got_any = False
-        for shard in shards.values():
-            if shard.closed or now < shard.next_poll:
-                continue
-            try:
-                response = client.get_records(ShardIterator=shard.iterator, Limit=10_000)
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code in _THROTTLED:
-                    stats.throttled += 1
-                    shard.backoff_s = min(5.0, max(0.2, shard.backoff_s * 2))
-                    shard.next_poll = now + shard.backoff_s
+    # Whatever stops the capture (a stop, the limit, the idle exit, or an error such as a dropped
+    # connection), what was read is written: the writer buffers up to buffer_interval_s of records.
+    try:
+        discover()
+        while not should_stop():
+            now = time.monotonic()
+            got_any = False
+            for shard in shards.values():
+                if shard.closed or now < shard.next_poll:
                     continue
-                if code == "ExpiredIteratorException":
-                    stats.expired_iterators += 1
-                    kind = ({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
-                             "StartingSequenceNumber": shard.last_sequence} if shard.last_sequence
-                            else {"ShardIteratorType": "TRIM_HORIZON" if from_start else "LATEST"})
-                    shard.iterator = client.get_shard_iterator(StreamName=stream, ShardId=shard.shard_id,
-                                                               **kind)["ShardIterator"]
-                    continue
-                raise
-            shard.backoff_s = 0.0
-            for item in response["Records"]:
-                refused = _archive(writer, item)
-                if refused is not None:
-                    stats.undecodable += 1
-                    stats.skipped[refused[0]] += 1
-                    log.warning("shard %s sequence %s: not archived, %s (%s); payload starts %r", shard.shard_id,
-                                item["SequenceNumber"], refused[0], refused[1], item["Data"][:120])
-                shard.last_sequence = item["SequenceNumber"]
-                stats.records += 1
-                got_any = True
-                if max_records is not None and stats.records >= max_records:
-                    writer.flush()
-                    return stats
-            shard.iterator = response.get("NextShardIterator")
-            if shard.iterator is None:
-                shard.closed = True
-        now = time.monotonic()
-        if got_any:
-            last_data = now
-        if now - last_flush >= buffer_interval_s:
-            writer.flush()
-            last_flush = now
-        if now - last_discovery >= 10.0 or all(s.closed for s in shards.values()):
-            discover()
-            last_discovery = now
-        if idle_exit_s is not None and now - last_data >= idle_exit_s:
-            break
-        if not got_any:
-            time.sleep(poll_interval_s)
-    writer.flush()
+                try:
+                    response = client.get_records(ShardIterator=shard.iterator, Limit=10_000)
+                except ClientError as exc:
+                    code = exc.response.get("Error", {}).get("Code", "")
+                    if code in _THROTTLED:
+                        stats.throttled += 1
+                        shard.backoff_s = min(5.0, max(0.2, shard.backoff_s * 2))
+                        shard.next_poll = now + shard.backoff_s
+                        continue
+                    if code == "ExpiredIteratorException":
+                        stats.expired_iterators += 1
+                        kind = ({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                                 "StartingSequenceNumber": shard.last_sequence} if shard.last_sequence
+                                else {"ShardIteratorType": "TRIM_HORIZON" if from_start else "LATEST"})
+                        shard.iterator = client.get_shard_iterator(StreamName=stream, ShardId=shard.shard_id,
+                                                                   **kind)["ShardIterator"]
+                        continue
+                    raise
+                shard.backoff_s = 0.0
+                for item in response["Records"]:
+                    refused = _archive(writer, item)
+                    if refused is not None:
+                        stats.undecodable += 1
+                        stats.skipped[refused[0]] += 1
+                        log.warning("shard %s sequence %s: not archived, %s (%s); payload starts %r", shard.shard_id,
+                                    item["SequenceNumber"], refused[0], refused[1], item["Data"][:120])
+                    shard.last_sequence = item["SequenceNumber"]
+                    stats.records += 1
+                    got_any = True
+                    if max_records is not None and stats.records >= max_records:
+                        return stats
+                shard.iterator = response.get("NextShardIterator")
+                if shard.iterator is None:
+                    shard.closed = True
+            now = time.monotonic()
+            if got_any:
+                last_data = now
+            if now - last_flush >= buffer_interval_s:
+                writer.flush()
+                last_flush = now
+            if now - last_discovery >= 10.0 or all(s.closed for s in shards.values()):
+                discover()
+                last_discovery = now
+            if idle_exit_s is not None and now - last_data >= idle_exit_s:
+                break
+            if not got_any:
+                time.sleep(poll_interval_s)
+    finally:
+        writer.flush()
     return stats
 
 
@@ -175,6 +178,8 @@ def _archive(writer: ArchiveWriter, item: dict) -> tuple[str, str] | None:
         record = json.loads(text)
     except ValueError as exc:
         return "not JSON", str(exc)
+    except RecursionError:
+        return "not JSON", "nested deeper than Python's JSON parser goes"
     if kind_of(record) is None:
         return "neither a metric nor an event", "no metric, value or event_type field"
     try:

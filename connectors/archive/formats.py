@@ -311,6 +311,6 @@ def read_jsonl(path) -> Iterator[tuple[Any, str]]:
                 continue
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):   # nested deeper than Python's parser goes: not JSON here
                 record = None
             yield record, line
