@@ -67,14 +67,23 @@ def read_property_groups(path: str | os.PathLike) -> dict[str, dict[str, str]]:
         gid, pmap = entry["PropertyGroupId"], entry["PropertyMap"]
         if not isinstance(gid, str) or not isinstance(pmap, dict):
             raise ConfigError(f"{path}: entry {i}: PropertyGroupId must be a string, PropertyMap an object")
-        # Managed Flink stores every value as a string; accept JSON scalars locally too.
+        # Managed Flink stores every value as a string; accept other JSON values locally too.
         groups.setdefault(gid, {}).update({str(k): _as_text(v) for k, v in pmap.items()})
     return groups
 
 
 def _as_text(v) -> str:
+    """A property value as the text Managed Flink would hold: JSON scalars as written, and a JSON
+    object or list as compact JSON (``str()`` gave Python's repr, ``{'warmup': 10}``, which is not
+    JSON, so ``"detector.params": {"warmup": 10}`` was refused as "not a JSON object").
+
+    >>> _as_text({"warmup": 10}), _as_text([1, "a"]), _as_text(True), _as_text(None), _as_text(60)
+    ('{"warmup":10}', '[1,"a"]', 'true', '', '60')
+    """
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
     return "" if v is None else str(v)
 
 

@@ -291,6 +291,9 @@ def create_environments(settings: Settings, *, restore_path: str | None = None, 
     conf.set_string("pipeline.object-reuse", "true")
     if not managed:
         # Managed Flink owns checkpointing, state backend, parallelism and python.
+        # Locally the Python workers run this process's interpreter (the venv's), on purpose with no
+        # property to change it: thread mode puts this interpreter's site-packages on the embedded
+        # path (connectors.flink_runtime), which another interpreter would not match.
         conf.set_string("python.executable", sys.executable)
         conf.set_string("python.client.executable", sys.executable)
         for key, value in execution_mode_options(settings.python_execution_mode).items():
@@ -419,8 +422,54 @@ def _require_kinesis_connector(t_env) -> None:
             "--source kinesis-local (boto3 inside PyFlink, the same SQL downstream).") from None
 
 
+#: kinesis.start.position values both Kinesis sources take (any case; the DDL gets them upper-cased).
+KINESIS_START_POSITIONS = ("LATEST", "TRIM_HORIZON")
+
+
+def kinesis_start_position(cfg: JobConfig, source: str) -> str:
+    """``kinesis.start.position`` for ``source``, checked before the job is built and normalised.
+
+    Both Kinesis sources take LATEST and TRIM_HORIZON, in any case. ``AT_TIMESTAMP:<epoch ms or
+    ISO-8601 with a zone>`` is the local boto3 path's only (``--source kinesis-local``, what
+    flink_jobs.evaluate uses): the official connector's DDL is given no timestamp option here, so
+    ``--source kinesis`` refuses it. Any other value is a ConfigError naming the property and what
+    it takes (it was a ValueError traceback from the boto3 path's parser, and a different set of
+    accepted spellings on each path). The boto3 path's own parser (StartPosition.parse) judges
+    its values; it is imported for that path only (it needs botocore, which the client has not on
+    Managed Flink, where the official path runs: connectors/flink_runtime.py).
+
+    >>> cfg = JobConfig.load(overrides=["kinesis.start.position=trim_horizon"], environ={})
+    >>> kinesis_start_position(cfg, "kinesis")
+    'TRIM_HORIZON'
+    """
+    prop = "kinesis.start.position"
+    text = cfg.get_str("kinesis", "start.position", allow_empty=False)
+    allowed = ("LATEST or TRIM_HORIZON (any case), or, with --source kinesis-local only, "
+               "AT_TIMESTAMP:<epoch ms or ISO-8601 with a zone>")
+    kind = text.partition(":")[0].strip().upper()
+    if kind == "AT_TIMESTAMP" and source != "kinesis-local":
+        raise ConfigError(
+            f"property {prop}={text!r}: AT_TIMESTAMP is supported only by the local boto3 path "
+            f"(--source kinesis-local); --source {source} (the official connector) takes "
+            f"{' or '.join(KINESIS_START_POSITIONS)}")
+    if text.upper() not in KINESIS_START_POSITIONS and kind != "AT_TIMESTAMP":
+        raise ConfigError(f"property {prop}={text!r} must be {allowed}")
+    if source != "kinesis-local":
+        return text.upper()
+    from connectors.kinesis.poller import StartPosition
+
+    try:
+        position = StartPosition.parse(text)
+        position.iterator_arguments()   # what each reader does with it: a timestamp out of range fails here
+    except (ValueError, OverflowError, OSError) as exc:
+        raise ConfigError(f"property {prop}={text!r}: {exc}; it must be {allowed}") from None
+    return position.kind if position.timestamp_ms is None else f"{position.kind}:{position.timestamp_ms}"
+
+
 def create_sources(t_env, env, cfg: JobConfig, s: Settings, source: str) -> tuple[str, str | None]:
     """Register `metrics_raw` and `events_raw` (or None when the source has no events)."""
+    if source in ("kinesis", "kinesis-local"):   # checked before anything is built
+        start_position = kinesis_start_position(cfg, source)
     common = _common_params(s)
     et = _event_time_expr(s)
     if source == "kinesis":
@@ -429,8 +478,7 @@ def create_sources(t_env, env, cfg: JobConfig, s: Settings, source: str) -> tupl
                 "sources/kinesis_official.sql", table_name=f"{kind}_raw", event_time_expr=et,
                 stream_arn=cfg.get_str("kinesis", f"{kind}.stream.arn", allow_empty=False),
                 region=cfg.get_str("kinesis", "region", allow_empty=False),
-                start_position=cfg.get_choice("kinesis", "start.position", ("LATEST", "TRIM_HORIZON")),
-                **common))
+                start_position=start_position, **common))
         if not running_on_managed_flink():     # where the package's lib/ is loaded by the service
             _require_kinesis_connector(t_env)
         return "metrics_raw", "events_raw"
@@ -444,7 +492,7 @@ def create_sources(t_env, env, cfg: JobConfig, s: Settings, source: str) -> tupl
                 watermark_expr=f"event_time - {sql_interval(s.watermark_delay_s)}",
                 endpoint_url=cfg.get_optional("kinesis", "endpoint.url"),
                 region=cfg.get_str("kinesis", "region", allow_empty=False),
-                start_position=cfg.get_str("kinesis", "start.position", allow_empty=False),
+                start_position=start_position,
                 poll_interval_ms=cfg.get_int("kinesis", "poll.interval.ms", minimum=1),
                 max_records_per_poll=cfg.get_int("kinesis", "max.records.per.get", minimum=1, maximum=10000),
                 idle_timeout=f"{s.idle_timeout_s} s" if s.idle_timeout_s > 0 else None,
@@ -854,8 +902,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--properties", help="application_properties.json to layer over the defaults")
     p.add_argument("--restore", help="'latest' (newest retained checkpoint/savepoint) or a checkpoint/savepoint path")
     p.add_argument("--dry-run", action="store_true", help="validate the config and print the plan, do not run")
-    # Managed Flink passes unknown arguments through; ignore them rather than fail.
-    args, _unknown = p.parse_known_args(argv)
+    if not running_on_managed_flink():
+        # Strict: a mistyped option (--dryrun, --surce, --sett) is an error naming it, not ignored
+        # (a mistyped --dry-run started the real job, and a mistyped --set ran without the override).
+        return p.parse_args(argv)
+    # On Managed Flink the service starts the entry point (deploy/packaging: main.py) and may pass
+    # arguments of its own through to it (why this parser ignored unknown arguments from the start;
+    # not checked on the service). The job is configured there by its property groups, not a
+    # command line, so they are logged and ignored rather than fail the application's start.
+    args, unknown = p.parse_known_args(argv)
+    if unknown:
+        log.warning("ignoring command-line arguments this job does not take: %s", " ".join(unknown))
     return args
 
 

@@ -31,6 +31,25 @@ def test_precedence_file_then_env_then_set(tmp_path):
     assert cfg.get_str("kinesis", "region") == "us-east-1"           # default kept
 
 
+def test_a_json_object_or_list_in_a_properties_file_is_taken_as_json(tmp_path):
+    """`"detector.params": {"warmup": 10}` was read as Python's repr ({'warmup': 10}) and refused
+    as "must be a JSON object", though it is one."""
+    from flink_jobs.main import Settings
+
+    props = tmp_path / "application_properties.json"
+    props.write_text(json.dumps([{"PropertyGroupId": "processing",
+                                  "PropertyMap": {"detector.params": {"warmup": 10, "name": "é"}}}]))
+    cfg = JobConfig.load(props, environ={})
+    assert cfg.get_str("processing", "detector.params") == '{"warmup":10,"name":"é"}'   # compact JSON
+    assert Settings.from_config(cfg).detector_params == {"warmup": 10, "name": "é"}
+    # a list is JSON too, and refused here for what it is
+    props.write_text(json.dumps([{"PropertyGroupId": "processing", "PropertyMap": {"detector.params": [1, 2]}}]))
+    with pytest.raises(ConfigError, match=r"detector\.params='\[1,2\]' must be a JSON object"):
+        Settings.from_config(JobConfig.load(props, environ={}))
+    assert JobConfig.load(environ={}).set("processing.detector.params", {"a": [1, 2]}) \
+        .get_str("processing", "detector.params") == '{"a":[1,2]}'
+
+
 def test_set_with_dots_in_key_and_equals_in_value():
     cfg = JobConfig.load(overrides=["processing.detector.params={\"warmup\": 10, \"a\": \"b=c\"}"], environ={})
     assert json.loads(cfg.get_str("processing", "detector.params")) == {"warmup": 10, "a": "b=c"}

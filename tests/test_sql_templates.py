@@ -59,16 +59,42 @@ def test_window_and_watermark_come_from_config():
     assert "--" not in et  # comments stripped: the fragment is embedded in a column definition
 
 
+class _RecordingTableEnv:
+    """What create_sources calls on a table environment for the official Kinesis source, recorded."""
+
+    def __init__(self):
+        self.statements = []
+
+    def execute_sql(self, statement):
+        self.statements.append(statement)
+
+    def sql_query(self, query):      # the connector check plans a query: here nothing is missing
+        class Planned:
+            def explain(self):
+                return ""
+        return Planned()
+
+
 def test_kinesis_official_ddl_uses_properties():
-    s = settings("kinesis.region=eu-west-1", "kinesis.start.position=TRIM_HORIZON",
-                 "kinesis.metrics.stream.arn=arn:aws:kinesis:eu-west-1:123456789012:stream/m")
-    cfg = JobConfig.load(overrides=["kinesis.region=eu-west-1"], environ={})
-    sql = render_sql("sources/kinesis_official.sql", table_name="metrics_raw", event_time_expr=_event_time_expr(s),
-                     stream_arn="arn:aws:kinesis:eu-west-1:123456789012:stream/m",
-                     region=cfg.get_str("kinesis", "region"), start_position="TRIM_HORIZON", **_common_params(s))
-    for option in ("'connector' = 'kinesis'", "'stream.arn' = 'arn:aws:kinesis:eu-west-1:123456789012:stream/m'",
-                   "'aws.region' = 'eu-west-1'", "'source.init.position' = 'TRIM_HORIZON'", "'format' = 'raw'"):
-        assert option in sql
+    """Rendered through create_sources, as the job does, so each table must get its own stream's
+    ARN, the region and the start position from the properties (upper-cased from any case)."""
+    from flink_jobs.main import create_sources
+
+    metrics_arn = "arn:aws:kinesis:eu-west-1:123456789012:stream/metrics-x"
+    events_arn = "arn:aws:kinesis:eu-west-1:123456789012:stream/events-y"
+    cfg = JobConfig.load(overrides=["kinesis.region=eu-west-1", "kinesis.start.position=trim_horizon",
+                                    f"kinesis.metrics.stream.arn={metrics_arn}",
+                                    f"kinesis.events.stream.arn={events_arn}"], environ={})
+    t_env = _RecordingTableEnv()
+    assert create_sources(t_env, None, cfg, Settings.from_config(cfg), "kinesis") == ("metrics_raw", "events_raw")
+    ddl = {re.search(r"CREATE TEMPORARY TABLE (\w+)", sql).group(1): sql for sql in t_env.statements}
+    assert set(ddl) == {"metrics_raw", "events_raw"} and len(t_env.statements) == 2
+    for table, arn, other in (("metrics_raw", metrics_arn, events_arn), ("events_raw", events_arn, metrics_arn)):
+        sql = ddl[table]
+        for option in ("'connector' = 'kinesis'", f"'stream.arn' = '{arn}'", "'aws.region' = 'eu-west-1'",
+                       "'source.init.position' = 'TRIM_HORIZON'", "'format' = 'raw'"):
+            assert option in sql, (table, option)
+        assert other not in sql and not PLACEHOLDER.search(sql)
 
 
 def test_datagen_template_splits_into_one_statement_with_rate():
