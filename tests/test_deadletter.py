@@ -46,6 +46,46 @@ def test_raw_is_truncated_to_64_kib_without_splitting_a_character():
     assert not list(validator("dead_letter_record").iter_errors(record))
 
 
+def test_an_eventbridge_entry_is_kept_whole_far_beyond_64_kib():
+    # An EventBridge entry may be 256 KiB (more as JSON text: its Detail's quotes are escaped once more);
+    # the sink's DELIVERY_FAILED dead letter keeps it whole so that it can be re-sent.
+    from connectors.deadletter.records import EVENTBRIDGE_RAW_LIMIT_BYTES
+
+    entry = json.dumps({"Source": "adops.analytics", "Detail": json.dumps({"k": "\"q\"" * 40_000})})
+    assert 300 * 1024 < len(entry.encode("utf-8")) <= EVENTBRIDGE_RAW_LIMIT_BYTES
+    record = json.loads(dead_letter_json("DELIVERY_FAILED", "retries exhausted", "eventbridge", entry,
+                                         raw_limit_bytes=EVENTBRIDGE_RAW_LIMIT_BYTES))
+    assert record["raw"] == entry and "raw_truncated" not in record
+    assert not list(validator("dead_letter_record").iter_errors(record))   # the schema allows it
+    # Everything else keeps the 64 KiB cut.
+    assert json.loads(dead_letter_json("OVERSIZED_RECORD", "x", "metrics", entry))["raw_truncated"] is True
+
+
+def test_a_dead_letter_line_always_fits_a_kinesis_record_and_says_when_raw_was_cut():
+    from connectors.deadletter.records import EVENTBRIDGE_RAW_LIMIT_BYTES, MAX_LINE_BYTES
+    from connectors.deadletter.writers import MAX_RECORD_BYTES, partition_key_for
+
+    # A backslash or a quote doubles when raw is written into the line: 520 KiB of them make a 1 MiB line.
+    raw = '\\"' * (EVENTBRIDGE_RAW_LIMIT_BYTES // 2)  # within the raw limit: only the line is too long
+    size = len(raw.encode("utf-8"))
+    line = dead_letter_json("DELIVERY_FAILED", "retries exhausted", "eventbridge", raw,
+                            raw_limit_bytes=EVENTBRIDGE_RAW_LIMIT_BYTES)
+    assert len(line.encode("utf-8")) <= MAX_LINE_BYTES
+    assert len(line.encode("utf-8")) + len(partition_key_for(line)) <= MAX_RECORD_BYTES
+    record = json.loads(line)
+    assert raw.startswith(record["raw"]) and 400 * 1024 < len(record["raw"]) < size
+    assert record["raw_truncated"] is True and record["raw_size_bytes"] == size
+    assert len(line.encode("utf-8")) > MAX_LINE_BYTES - 1024  # cut to the limit, not far below it
+    # Control characters grow six-fold (\u0001); a 64 KiB raw still fits, untouched.
+    small = "\x01" * RAW_LIMIT_BYTES
+    assert json.loads(dead_letter_json("INVALID_JSON", "x", "metrics", small))["raw"] == small
+    # A reason too long for any record is cut before raw is.
+    line = dead_letter_json("DELIVERY_FAILED", "e" * (2 * MAX_LINE_BYTES), "eventbridge", "{}")
+    huge = json.loads(line)
+    assert len(line.encode("utf-8")) <= MAX_LINE_BYTES and huge["raw"] == "{}" and "raw_truncated" not in huge
+    assert huge["reason"].startswith("eee") and len(huge["reason"]) < 8 * 1024
+
+
 def test_put_records_batches_respect_500_records_and_5_mib():
     small = [{"Data": b"x" * 10, "PartitionKey": "k"} for _ in range(1201)]
     assert [len(b) for b in put_records_batches(small)] == [500, 500, 201]

@@ -5,15 +5,19 @@ and never raise for delivery problems: the dead-letter path must not fail the jo
 
 Kinesis retries are bounded by a deadline (default 90 s, so a 60 s outage of the
 endpoint is ridden out), with exponential backoff and equal jitter between attempts.
-What is still not written then (or is refused for good: missing stream, access
-denied) goes to the `fallback` writer — the job passes a local JSON-lines file — and
-is counted in `fell_back`. Only when there is no fallback, or it fails too, is a
-line counted in `dropped` (and logged with the reason).
+Every botocore error on the way (a connection refused, reset or closed without an
+answer, a timeout) is retried like a throttled or failed record. What is still not
+written then (or is refused for good: missing stream, access denied, or a request
+botocore cannot send at all — its parameters, missing credentials, region;
+`connectors.retry.is_permanent_sdk_error`) goes to the `fallback` writer — the job
+passes a local JSON-lines file — and is counted in `fell_back`. Only when there is no
+fallback, or it fails too, is a line counted in `dropped` (and logged with the reason).
 """
 from __future__ import annotations
 
 from connectors.batching import PUT_RECORDS_MAX_BYTES, PUT_RECORDS_MAX_RECORDS, limited_batches
-from connectors.retry import equal_jitter_delay
+from connectors.deadletter.records import KINESIS_RECORD_MAX_BYTES, PARTITION_KEY_CHARS
+from connectors.retry import equal_jitter_delay, is_permanent_sdk_error
 
 import hashlib
 import logging
@@ -23,18 +27,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
-from botocore.exceptions import ClientError, ConnectionError as BotocoreConnectionError
-from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+from botocore.exceptions import BotoCoreError, ClientError
 
 log = logging.getLogger(__name__)
 
-MAX_RECORD_BYTES = 1024 * 1024  # data + partition key
-TRANSIENT_EXCEPTIONS = (BotocoreConnectionError, ConnectTimeoutError, ReadTimeoutError)
+MAX_RECORD_BYTES = KINESIS_RECORD_MAX_BYTES  # data + partition key
 
 
 def partition_key_for(line: str) -> str:
     # Spread dead letters over the shards; the content hash keeps a replayed line on one shard.
-    return hashlib.sha256(line.encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(line.encode("utf-8")).hexdigest()[:PARTITION_KEY_CHARS]
 
 
 def _record_size(record: dict[str, Any]) -> int:
@@ -98,7 +100,7 @@ class KinesisDeadLetterWriter:
         for line in lines:
             record = {"Data": line.encode("utf-8"), "PartitionKey": partition_key_for(line)}
             if _record_size(record) > MAX_RECORD_BYTES:
-                # Cannot happen for records built by dead_letter_json (raw <= 64 KiB).
+                # Cannot happen for lines built by dead_letter_json (records.MAX_LINE_BYTES).
                 self._give_up([record], f"record of {_record_size(record)} bytes exceeds the Kinesis limit")
                 continue
             records.append(record)
@@ -121,8 +123,13 @@ class KinesisDeadLetterWriter:
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
                 if status < 500 and last_error in PERMANENT_REQUEST_ERRORS:
                     break
-            except TRANSIENT_EXCEPTIONS as exc:
+            except BotoCoreError as exc:
+                # No answer (connection refused / reset / closed, timeout): retried. A request
+                # botocore will not send (parameters, credentials, region) is refused every time.
                 last_error = type(exc).__name__
+                if is_permanent_sdk_error(exc):
+                    last_error = f"{last_error}: {exc} (a configuration error: not retried)"
+                    break
             else:
                 outcomes = response.get("Records") or []
                 retry = [record for record, outcome in zip(pending, outcomes) if outcome.get("ErrorCode")]

@@ -12,7 +12,10 @@ watermark passed the window end); delivery latency is measured from it.
   which splits the latency into upstream (emitted -> received by the sink), the sink's
   buffer wait (received -> flush started) and PutEvents with its retries (-> delivered).
 `dead_letters`: dead-letter JSON (reason_code DELIVERY_FAILED, source "eventbridge",
-  raw = the PutEvents entry as JSON) for entries whose retries were exhausted.
+  raw = the PutEvents entry as JSON, whole: an entry may be 256 KiB, and more as JSON text,
+  so these dead letters keep raw up to `records.EVENTBRIDGE_RAW_LIMIT_BYTES` instead of
+  64 KiB, the line itself within a Kinesis record) for entries whose retries were exhausted
+  or that could not be sent at all.
 
 The operator keys by bucket (crc32(id) % buckets), buffers entries in ListState
 (checkpointed: nothing buffered is lost by a restart) and flushes at 10 entries,
@@ -166,13 +169,14 @@ class EventBridgeBatchSink(BufferedBatchFunction):
                            "received_at_ms": int(time.time() * 1000)}, separators=(",", ":"))
 
     def reject(self, value: Row, error: Exception) -> Iterable[Any]:
-        from connectors.deadletter.records import dead_letter_json
+        from connectors.deadletter.records import EVENTBRIDGE_RAW_LIMIT_BYTES, dead_letter_json
 
         self._failed_over.inc()
         yield EVENTBRIDGE_DEAD_LETTER_TAG, dead_letter_json(
             "DELIVERY_FAILED", f"not sendable to EventBridge: {type(error).__name__}: {error}", "eventbridge",
             json.dumps({"source": value[0], "detail_type": value[1], "detail": value[2]},
                        separators=(",", ":"), ensure_ascii=False),
+            raw_limit_bytes=EVENTBRIDGE_RAW_LIMIT_BYTES,
         )
 
     def item_size(self, item: str) -> int:
@@ -194,7 +198,7 @@ class EventBridgeBatchSink(BufferedBatchFunction):
         return result, publisher.counters, flush_started_ms, int(time.time() * 1000)
 
     def emit(self, items: list[str], outcome: tuple[Any, Any, int, int]) -> Iterable[Any]:
-        from connectors.deadletter.records import dead_letter_json
+        from connectors.deadletter.records import EVENTBRIDGE_RAW_LIMIT_BYTES, dead_letter_json
         from connectors.eventbridge.publisher import entry_id
 
         result, counters, flush_started_ms, delivered_at_ms = outcome
@@ -221,6 +225,7 @@ class EventBridgeBatchSink(BufferedBatchFunction):
             yield EVENTBRIDGE_DEAD_LETTER_TAG, dead_letter_json(
                 "DELIVERY_FAILED", reason, "eventbridge",
                 json.dumps(entry, separators=(",", ":"), ensure_ascii=False),
+                raw_limit_bytes=EVENTBRIDGE_RAW_LIMIT_BYTES,  # whole, so that it can be re-sent
             )
         for count, counter in ((counters.sent, self._sent), (counters.retried, self._retried),
                                (counters.failed_over, self._failed_over), (counters.requests, self._requests)):

@@ -4,14 +4,18 @@ Batching: at most 10 entries and 256 KiB per PutEvents request, entry size
 computed the way EventBridge does (`entry_size`). An entry too big on its own is
 never sent; it overflows at once with reason OVERSIZED_ENTRY.
 
-Retries: throttling, 5xx, timeouts and connection errors fail the whole request;
-a 200 with FailedEntryCount > 0 fails some entries. Either way only the entries
-not yet accepted are re-sent, after an equal-jitter exponential backoff, until
-`max_attempts` or `deadline_s` is reached. With the defaults (15 attempts,
-0.25 s doubling to an 8 s cap, equal jitter) the waits alone add up to at least
-~40 s, so a 30 s outage of the endpoint is ridden out; the 90 s deadline bounds
+Retries: throttling, 5xx and every botocore error on the way (a connection refused,
+reset or closed without an answer, a timeout; `connectors.retry.is_permanent_sdk_error`)
+fail the whole request; a 200 with FailedEntryCount > 0 fails some entries. Either way
+only the entries not yet accepted are re-sent, after an equal-jitter exponential
+backoff, until `max_attempts` or `deadline_s` is reached. With the defaults (15
+attempts, 0.25 s doubling to an 8 s cap, equal jitter) the waits alone add up to at
+least ~40 s, so a 30 s outage of the endpoint is ridden out; the 90 s deadline bounds
 the worst case. Entries whose per-entry error is permanent (validation,
-malformed detail, access denied) are not retried.
+malformed detail, access denied) are not retried, nor is a request refused for
+good (access denied, missing bus) or one botocore cannot send at all (its
+parameters, missing credentials, region: a configuration error): those entries
+overflow at once, with the error as reason.
 
 Overflow: when an entry cannot be delivered, `on_overflow(entry, reason)` is
 called (the Flink sink turns it into a DELIVERY_FAILED dead letter).
@@ -26,7 +30,7 @@ is not one (a non-ARN there may be refused by the service; moto accepts anything
 from __future__ import annotations
 
 from connectors.batching import PUT_EVENTS_MAX_BYTES, PUT_EVENTS_MAX_ENTRIES, limited_batches
-from connectors.retry import equal_jitter_delay
+from connectors.retry import equal_jitter_delay, is_permanent_sdk_error
 
 import json
 import logging
@@ -35,8 +39,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from botocore.exceptions import ClientError, ConnectionError as BotocoreConnectionError
-from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+from botocore.exceptions import BotoCoreError, ClientError
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,6 @@ PERMANENT_REQUEST_ERRORS = frozenset(
     {"ValidationException", "AccessDeniedException", "ResourceNotFoundException",
      "UnrecognizedClientException", "InvalidSignatureException", "NotAuthorizedForSourceException"}
 )
-TRANSIENT_EXCEPTIONS = (BotocoreConnectionError, ConnectTimeoutError, ReadTimeoutError)
 
 OverflowHandler = Callable[[dict[str, Any], str], None]
 
@@ -131,7 +133,7 @@ class PublisherCounters:
     sent: int = 0  # entries accepted by EventBridge
     requests: int = 0  # PutEvents calls made
     retried: int = 0  # entries re-sent (each re-send counts)
-    throttled_requests: int = 0  # whole-request throttling/5xx/connection failures
+    throttled_requests: int = 0  # whole-request throttling/5xx/connection failures (retried)
     partial_failures: int = 0  # entries rejected inside a 200 response
     failed_over: int = 0  # entries handed to on_overflow
 
@@ -234,8 +236,13 @@ class EventBridgePublisher:
                 if code in PERMANENT_REQUEST_ERRORS and status < 500:
                     break
                 self.counters.throttled_requests += 1
-            except TRANSIENT_EXCEPTIONS as exc:
+            except BotoCoreError as exc:
+                # No answer (connection refused / reset / closed, timeout): retried. A request
+                # botocore will not send (parameters, credentials, region) is refused every time.
                 last_error = f"{type(exc).__name__}: {exc}"
+                if is_permanent_sdk_error(exc):
+                    last_error += " (a configuration error: not retried)"
+                    break
                 self.counters.throttled_requests += 1
             else:
                 pending, last_error = self._accept(pending, response, result)
