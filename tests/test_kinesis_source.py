@@ -490,3 +490,25 @@ def test_the_benchmarks_arrival_map_writes_each_shards_edges_once_even_for_a_one
     lines = [json.loads(line) for line in (tmp_path / "progress-0.jsonl").read_text().splitlines()]
     assert [(line["shard"], line["edge"]) for line in lines] == [
         ("shard-0", "first"), ("shard-1", "first"), ("shard-1", "last"), ("shard-0", "last")]
+
+
+def test_a_connection_closed_without_an_answer_is_retried_not_raised(aws_client, kinesis, new_stream):
+    """ConnectionClosedError (the server hung up without answering) was not among the errors the
+    reader retried, and the reader's client makes one attempt: it raised out of poll_once and
+    failed the task, restart after restart while a proxy kept cutting connections."""
+    from botocore.exceptions import ConnectionClosedError
+
+    stream = new_stream(1)
+    _put(kinesis, stream, 0, 50)
+    reader = _reader(aws_client, stream)
+    reader._sleep = lambda _: None
+    calls = []
+
+    def hang_up(request, **_):
+        calls.append(1)
+        if len(calls) % 2:
+            raise ConnectionClosedError(endpoint_url=request.url)
+
+    reader.client.meta.events.register("before-send.kinesis.GetRecords", hang_up)
+    assert sorted(_numbers(reader.read_available())) == list(range(50))
+    assert reader.metrics.transient_errors >= 1

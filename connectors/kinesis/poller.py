@@ -34,11 +34,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, NamedTuple
 
-from botocore.exceptions import ClientError, ConnectionError as BotocoreConnectionError
-from botocore.exceptions import ReadTimeoutError, ConnectTimeoutError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from connectors.event_time import payload_timestamp_ms
-from connectors.retry import equal_jitter_delay
+from connectors.retry import equal_jitter_delay, is_permanent_sdk_error
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,6 @@ THROTTLING_ERROR_CODES = frozenset(
     }
 )
 EXPIRED_ITERATOR_ERROR_CODES = frozenset({"ExpiredIteratorException"})
-TRANSIENT_EXCEPTIONS = (BotocoreConnectionError, ReadTimeoutError, ConnectTimeoutError)
 
 
 # --------------------------------------------------------------------------- start position
@@ -303,8 +301,6 @@ def error_code(exc: BaseException) -> str | None:
 
 
 def is_throttling(exc: BaseException) -> bool:
-    if isinstance(exc, TRANSIENT_EXCEPTIONS):
-        return True
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return error_code(exc) in THROTTLING_ERROR_CODES or status >= 500
@@ -466,7 +462,12 @@ class ShardPoller:
                     raise
                 self._back_off(attempt, exc)
                 continue
-            except TRANSIENT_EXCEPTIONS as exc:
+            except BotoCoreError as exc:
+                # No answer: a connection refused, reset or closed without one (ConnectionClosedError,
+                # which failed the task until 2026-12-06), a timeout. A request botocore cannot send at
+                # all (parameters, credentials, region) fails the same way every time: raised.
+                if is_permanent_sdk_error(exc):
+                    raise
                 self.metrics.transient_errors += 1
                 # The iterator may or may not have been consumed server-side; an iterator
                 # stays valid for reuse, so keep it (GetRecords is a pure read).
