@@ -512,3 +512,21 @@ def test_a_connection_closed_without_an_answer_is_retried_not_raised(aws_client,
     reader.client.meta.events.register("before-send.kinesis.GetRecords", hang_up)
     assert sorted(_numbers(reader.read_available())) == list(range(50))
     assert reader.metrics.transient_errors >= 1
+
+
+def test_a_latest_reader_restored_before_its_first_record_reads_what_came_meanwhile(aws_client, kinesis,
+                                                                                      new_stream):
+    """A LATEST shard that had emitted nothing was checkpointed with no position, and a restore took a
+    fresh LATEST iterator: every record put since (during the downtime too) was skipped, on a sparse
+    stream (the events) for a long time. The position now keeps when LATEST was taken."""
+    stream = new_stream(2)
+    _put(kinesis, stream, 0, 40)                     # before the start: LATEST skips these
+    time.sleep(5.2)                                  # more than the clock margin (LATEST_CLOCK_MARGIN_MS)
+    first = _reader(aws_client, stream, "LATEST")
+    assert first.poll_once() == []                   # LATEST iterators taken, nothing emitted yet
+    stored = positions_to_text(first.positions)      # the checkpoint
+    _put(kinesis, stream, 40, 60)                    # while the job is down
+    restored = _reader(aws_client, stream, "LATEST", positions=positions_from_text(stored))
+    assert sorted(_numbers(restored.read_available())) == list(range(40, 100))
+    # Once a record is emitted, the sequence number is the position and the start time is dropped.
+    assert all("t" not in p.to_json() for p in restored.positions.values() if p.last_sequence_number)

@@ -59,6 +59,10 @@ THROTTLING_ERROR_CODES = frozenset(
     }
 )
 EXPIRED_ITERATOR_ERROR_CODES = frozenset({"ExpiredIteratorException"})
+# How far before its LATEST iterator a shard's position says it started (ShardPosition.latest_since_ms):
+# the host's clock may run ahead of the service's arrival timestamps. Too early costs at most this many
+# seconds of records put before the start being read after a restore; too late would lose records.
+LATEST_CLOCK_MARGIN_MS = 5_000
 
 
 # --------------------------------------------------------------------------- start position
@@ -155,16 +159,23 @@ class ShardPosition:
     # An iterator was taken while the shard was open: the reader has followed it since, so
     # whatever its children hold came after what it read (see `StreamReader.start_of`).
     followed_open: bool = False
+    # When a LATEST iterator was first taken (epoch ms, less LATEST_CLOCK_MARGIN_MS): while no
+    # record has been emitted, an iterator taken again (a restore, an expired iterator) starts
+    # AT_TIMESTAMP here. A fresh LATEST would skip whatever was put in between: after a restore,
+    # every record put since the checkpoint on a shard that had not yet had one.
+    latest_since_ms: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {"s": self.last_sequence_number, "f": self.finished}
         if self.followed_open:
             data["o"] = True
+        if self.latest_since_ms is not None and self.last_sequence_number is None:
+            data["t"] = self.latest_since_ms
         return data
 
     @classmethod
     def from_json(cls, shard_id: str, data: dict[str, Any]) -> "ShardPosition":
-        return cls(shard_id, data.get("s"), bool(data.get("f")), bool(data.get("o")))
+        return cls(shard_id, data.get("s"), bool(data.get("f")), bool(data.get("o")), data.get("t"))
 
 
 def positions_to_text(positions: dict[str, ShardPosition]) -> str:
@@ -417,7 +428,11 @@ class ShardPoller:
                 ShardIteratorType="AFTER_SEQUENCE_NUMBER",
                 StartingSequenceNumber=self.position.last_sequence_number,
             )
+        elif self.position.latest_since_ms is not None:
+            arguments.update(StartPosition("AT_TIMESTAMP", self.position.latest_since_ms).iterator_arguments())
         else:
+            if self.start_position.kind == "LATEST":
+                self.position.latest_since_ms = int(time.time() * 1000) - LATEST_CLOCK_MARGIN_MS
             arguments.update(self.start_position.iterator_arguments())
         iterator = self.client.get_shard_iterator(**arguments)["ShardIterator"]
         if self.shard.ending_sequence_number is None:
