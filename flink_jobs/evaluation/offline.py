@@ -164,7 +164,7 @@ def read_windows(archive: str | Path, params: JobParameters) -> ArchiveWindows:
         first_ms = ms if first_ms is None else min(first_ms, ms)
         last_ms = ms if last_ms is None else max(last_ms, ms)
         max_ms = ms if max_ms is None else max(max_ms, ms)
-        if watermark is not None and ms < watermark:
+        if watermark is not None and ms <= watermark:
             late += 1
             continue
         end = (ms // size_ms + 1) * size_ms

@@ -25,7 +25,7 @@ SELECT
   severity,
   details,
   reason_code,
-  reason_code IS NULL AND (event_time < CURRENT_WATERMARK(event_time)) IS TRUE AS is_late
+  reason_code IS NULL AND (event_time <= CURRENT_WATERMARK(event_time)) IS TRUE AS is_late
 FROM (
   SELECT
     payload, event_time, event_type, editor_id, partner, severity, details,

@@ -68,7 +68,7 @@ SELECT
   partner,
   metric_value,
   reason_code,
-  reason_code IS NULL AND (event_time < CURRENT_WATERMARK(event_time)) IS TRUE AS is_late
+  reason_code IS NULL AND (event_time <= CURRENT_WATERMARK(event_time)) IS TRUE AS is_late
 FROM (
   SELECT
     payload,
