@@ -355,6 +355,8 @@ def _common_params(s: Settings) -> dict:
     # The checks sql/parse/metrics.sql and events.sql share, as SQL fragments (like event_time.sql).
     for fragment in ("json_document", "timestamp_reason"):
         params[fragment] = Raw(_strip_comments(render_sql(f"parse/{fragment}.sql", **params)))
+    # Every source's watermark (capped at the wall clock: sql/parse/watermark.sql says why).
+    params["watermark_expr"] = Raw(_strip_comments(render_sql("parse/watermark.sql", **params)))
     return params
 
 
@@ -489,7 +491,7 @@ def create_sources(t_env, env, cfg: JobConfig, s: Settings, source: str) -> tupl
             table = kinesis_payload_table(
                 t_env, env, cfg.get_str("kinesis", f"{kind}.stream.name", allow_empty=False),
                 event_time_expr=str(et),
-                watermark_expr=f"event_time - {sql_interval(s.watermark_delay_s)}",
+                watermark_expr=str(common["watermark_expr"]),
                 endpoint_url=cfg.get_optional("kinesis", "endpoint.url"),
                 region=cfg.get_str("kinesis", "region", allow_empty=False),
                 start_position=start_position,

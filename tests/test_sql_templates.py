@@ -39,7 +39,7 @@ def test_values_are_quote_escaped_but_fragments_are_not():
     assert "'path' = '/data/it''s/archive'" in sql
     assert "JSON_VALUE(payload, '$.timestamp')" in sql       # JSON paths are not placeholders
     assert not PLACEHOLDER.search(sql)
-    assert "WATERMARK FOR event_time AS event_time - INTERVAL '0 00:00:30' DAY TO SECOND" in sql
+    assert "WATERMARK FOR event_time AS LEAST(event_time, CURRENT_TIMESTAMP) - INTERVAL '0 00:00:30' DAY TO SECOND" in sql
 
 
 def test_window_and_watermark_come_from_config():

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -273,3 +274,34 @@ def test_no_returning_clause():
             JobConfig.load(overrides=[], environ={}))), "source_table": "t", "max_metric_value": 1e9,
             "events_lookback_s": 1800}))
         assert "RETURNING" not in sql
+
+
+def test_a_record_ahead_of_the_wall_clock_does_not_move_the_watermark_past_it():
+    """The job's watermark expression (sql/parse/watermark.sql, substituted into every source DDL).
+    A record up to processing.max.future.s ahead of processing time is valid; before the cap, one
+    moved the watermark that far past now, and every on-time record after it was LATE_RECORD for
+    minutes. Here every row is ahead of the wall clock by up to 299 s: the watermark must stay at
+    least the delay behind the processing time of each row."""
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    settings = Settings.from_config(JobConfig.load(overrides=["processing.max.future.s=300"], environ={}))
+    common = _common_params(settings)
+    assert "CURRENT_TIMESTAMP" in common["watermark_expr"]
+    for template in ("sources/archive_jsonl.sql", "sources/kinesis_official.sql", "sources/datagen_metrics.sql"):
+        assert "${watermark_expr}" in (Path(__file__).parent.parent / "sql" / template).read_text()
+    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    t_env.get_config().set("parallelism.default", "1")
+    t_env.get_config().set("table.local-time-zone", "UTC")
+    t_env.execute_sql(
+        "CREATE TEMPORARY TABLE ahead (n BIGINT, "
+        "event_time AS TIMESTAMPADD(SECOND, CAST(n AS INT), CURRENT_TIMESTAMP), "
+        f"WATERMARK FOR event_time AS {common['watermark_expr']}) WITH ('connector' = 'datagen', "
+        "'number-of-rows' = '300', 'rows-per-second' = '150', 'fields.n.kind' = 'sequence', "
+        "'fields.n.start' = '0', 'fields.n.end' = '299')")
+    rows = [(r[0], r[1], r[2]) for r in t_env.execute_sql(
+        "SELECT n, CAST(UNIX_TIMESTAMP(CAST(CURRENT_WATERMARK(event_time) AS STRING)) AS BIGINT), "
+        "UNIX_TIMESTAMP(CAST(CURRENT_TIMESTAMP AS STRING)) FROM ahead").collect()]
+    watermarked = [(n, wm, now) for n, wm, now in rows if wm is not None]
+    assert len(watermarked) > 100, rows[:5]          # watermarks did pass during the two seconds
+    delay_s = settings.watermark_delay_s
+    assert all(wm <= now - delay_s + 1 for _, wm, now in watermarked), watermarked[-3:]

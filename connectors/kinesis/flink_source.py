@@ -591,17 +591,23 @@ def watermark_delay_ms(watermark_expr: str) -> int | None:
 
 
 def aligned_watermark_expr(watermark_expr: str) -> str:
-    """`event_time - INTERVAL ...` made per-shard: the watermark never passes the floor the
-    reader puts on each row (`watermark_floor_ms`, the slowest lagging shard of its subtask).
-    Another form of expression is kept as it is (no per-shard alignment)."""
+    """`<time> - INTERVAL ...` made per-shard, where `<time>` is `event_time` or an expression of it
+    (the job's is `LEAST(event_time, CURRENT_TIMESTAMP)`, sql/parse/watermark.sql): the watermark
+    never passes the floor the reader puts on each row (`watermark_floor_ms`, the slowest lagging
+    shard of its subtask). Another form of expression is kept as it is (no per-shard alignment).
+
+    >>> aligned_watermark_expr("LEAST(event_time, CURRENT_TIMESTAMP) - INTERVAL '30' SECOND")
+    "LEAST(LEAST(event_time, CURRENT_TIMESTAMP), CASE WHEN watermark_floor_ms > 0 THEN TO_TIMESTAMP_LTZ(watermark_floor_ms, 3) ELSE LEAST(event_time, CURRENT_TIMESTAMP) END) - INTERVAL '30' SECOND"
+    """
     import re
 
-    if watermark_delay_ms(watermark_expr) is None or not re.fullmatch(
-            r"\s*event_time\s*-\s*INTERVAL\s+.*", watermark_expr, flags=re.IGNORECASE | re.DOTALL):
+    match = re.fullmatch(r"\s*(.*?\bevent_time\b.*?)\s*-\s*(INTERVAL\s+.*)", watermark_expr,
+                         flags=re.IGNORECASE | re.DOTALL)
+    if watermark_delay_ms(watermark_expr) is None or not match:
         return watermark_expr
-    delay = watermark_expr.split("-", 1)[1].strip()
-    return ("CASE WHEN watermark_floor_ms > 0 THEN LEAST(event_time, TO_TIMESTAMP_LTZ(watermark_floor_ms, 3)) "
-            f"ELSE event_time END - {delay}")
+    time_expr, delay = match.group(1), match.group(2).strip()
+    return (f"LEAST({time_expr}, CASE WHEN watermark_floor_ms > 0 THEN TO_TIMESTAMP_LTZ(watermark_floor_ms, 3) "
+            f"ELSE {time_expr} END) - {delay}")
 
 
 def kinesis_invalid_encoding_stream(payload_stream: DataStream) -> DataStream:

@@ -14,7 +14,7 @@
 CREATE TEMPORARY TABLE ${table_name} (
   payload STRING,
   event_time AS ${event_time_expr},
-  WATERMARK FOR event_time AS event_time - ${watermark_interval}
+  WATERMARK FOR event_time AS ${watermark_expr}
 ) WITH (
   'connector' = 'filesystem',
   'path' = '${path}',

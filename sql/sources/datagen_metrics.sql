@@ -37,7 +37,7 @@ CREATE TEMPORARY TABLE ${table_name} (
     ABSENT ON NULL
   ),
   event_time AS TO_TIMESTAMP_LTZ(${start_epoch_ms} + seq * ${ms_per_row}, 3),
-  WATERMARK FOR event_time AS event_time - ${watermark_interval}
+  WATERMARK FOR event_time AS ${watermark_expr}
 ) WITH (
   'connector' = 'datagen',
   'rows-per-second' = '${rows_per_second}',

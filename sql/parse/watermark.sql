@@ -1,0 +1,13 @@
+-- The watermark of every source table (a SQL fragment, substituted as the watermark_expr
+-- parameter into the sources' WATERMARK clause; the boto3 Kinesis source makes its
+-- per-shard form of it, connectors/kinesis/flink_source.aligned_watermark_expr).
+--
+-- Why LEAST with CURRENT_TIMESTAMP: a record up to ${max_future_s} s ahead of processing
+-- time is valid (a producer's clock may run a little fast; beyond that it gets the
+-- sentinel, sql/parse/event_time.sql). Without the cap one such record moved the
+-- watermark up to ${max_future_s} s past now: the current window closed early and every
+-- on-time record of that source was LATE_RECORD until the wall clock caught up (four and
+-- a half minutes with the defaults). Capped, the watermark never passes now minus the
+-- delay, and the record itself waits in its window like any other. Replays and backfills
+-- of past traffic are unaffected: their event time is behind the wall clock.
+LEAST(event_time, CURRENT_TIMESTAMP) - ${watermark_interval}
