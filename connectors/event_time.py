@@ -71,46 +71,52 @@ def payload_timestamp_ms(payload: str) -> int | None:
     return timestamp_ms(data.get("timestamp")) if isinstance(data, dict) else None
 
 
-#: A time further ahead of the wall clock than this is not a time any record was sent at: a
-#: reader's pacing and ordering leave it out (the job dead-letters it as FUTURE_TIMESTAMP anyway).
+#: A payload time further ahead of the wall clock than this is not a time a live record was sent
+#: at: the Kinesis reader's pacing and watermark floor leave it out (the job dead-letters it as
+#: FUTURE_TIMESTAMP anyway).
 MAX_AHEAD_MS = 86_400_000
 
 
 class EventTimeProgress:
     """How far a stream of records has got in event time, with its start, robust to absurd timestamps.
 
-    ``value`` is the running maximum of the valid times that are not more than a day ahead of the
-    wall clock (``MAX_AHEAD_MS``); ``start`` is the median of the first ``start_window`` of them. A
-    raw running maximum is moved for good by one record stamped in 9999, and a start taken from the
-    first record by one stamped in 1970: a paced replay then waited years for the next record, and
-    every later record of a kind sorted behind the other kinds'.
+    ``value`` is the running maximum of the valid times, except that a time more than ``max_jump_ms``
+    (a day) ahead of it counts only once the next valid time confirms it (lands within a day of it):
+    one record stamped in 9999 is left out, a real gap in the traffic is crossed one record late.
+    ``value`` starts once two valid times in a row lie within a day of each other. ``start`` is the
+    median of the first ``start_window`` valid times. A raw running maximum is moved for good by one
+    record stamped in 9999, and a start taken from the first record by one stamped in 1970: a paced
+    replay then waited years for the next record, and every later record of a kind sorted behind the
+    other kinds'. Nothing here depends on the wall clock (an archive may be dated in the future).
 
-    >>> progress = EventTimeProgress(now_ms=1_000)
-    >>> [progress.add(ms) for ms in (1, 10, None, 253402300799000, 20, 30)]
-    [1, 10, 10, 10, 20, 30]
-    >>> progress.start, progress.add(40), progress.start
-    (None, 40, 20)
+    >>> progress = EventTimeProgress(max_jump_ms=100)
+    >>> [progress.add(ms) for ms in (1, 1000, None, 9_999_999, 1010, 1020, 5000, 5010, 1030)]
+    [None, None, None, None, None, 1020, 1020, 5010, 5010]
+    >>> progress.start
+    1010
     """
 
-    def __init__(self, start_window: int = 5, now_ms: float | None = None):
+    def __init__(self, start_window: int = 5, max_jump_ms: int = 86_400_000):
         self._first: list[int] = []
         self._start_window = start_window
-        self._latest_ms = (time.time() * 1000 if now_ms is None else now_ms) + MAX_AHEAD_MS
+        self._max_jump_ms = max_jump_ms
+        self._previous: int | None = None       # the last valid time, accepted or not
         self.value: int | None = None
         self.start: int | None = None
 
-    def plausible(self, ms: int | None) -> bool:
-        """A valid time not more than ``MAX_AHEAD_MS`` ahead of the wall clock."""
-        return ms is not None and ms <= self._latest_ms
-
     def add(self, ms: int | None) -> int | None:
         """Take one record's time (None: no valid time, ignored); the progress so far."""
-        if not self.plausible(ms):
+        if ms is None:
             return self.value
-        if self.value is None or ms > self.value:
-            self.value = ms
+        previous, self._previous = self._previous, ms
         if self.start is None:
             self._first.append(ms)
             if len(self._first) == self._start_window:
                 self.start = sorted(self._first)[self._start_window // 2]
+        confirmed = previous is not None and abs(ms - previous) <= self._max_jump_ms
+        if self.value is None:
+            if confirmed:
+                self.value = max(ms, previous)
+        elif ms > self.value and (ms - self.value <= self._max_jump_ms or confirmed):
+            self.value = ms
         return self.value

@@ -251,3 +251,16 @@ def test_the_cli_refuses_bad_numbers_before_reading_anything(tmp_path, capsys, a
         main(["--from", str(tmp_path / "no-such-archive"), "--to", "kinesis://no-such-stream", *argv])
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_archive_dated_in_the_future_is_merged_and_paced_by_its_own_times(tmp_path):
+    """The first version of the robust pacing left out times a day ahead of the wall clock: an
+    archive dated in the future (the simulator's --start) then sorted every metric before every
+    event, and its replay ignored the speed. Nothing in the merge or the pacing reads the clock."""
+    future_s = time.time() + 5 * 365 * 86400
+    with ArchiveWriter(tmp_path, fmt=JSONL) as writer:
+        for n in range(6):
+            t_ms = int((future_s + n * 600) * 1000)
+            writer.add({"editor_id": "e-1", "metric": "rpm", "value": 1.0, "timestamp": t_ms}, future_s)
+            writer.add({"event_type": "deployment", "editor_id": "e-1", "timestamp": t_ms + 300_000}, future_s)
+    assert "".join("M" if item.kind == METRICS else "E" for item in merged_archive(tmp_path)) == "ME" * 6

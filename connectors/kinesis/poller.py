@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from connectors.event_time import payload_timestamp_ms
+from connectors.event_time import MAX_AHEAD_MS, payload_timestamp_ms
 from connectors.retry import equal_jitter_delay, is_permanent_sdk_error
 
 log = logging.getLogger(__name__)
@@ -791,7 +791,7 @@ def payload_event_time_ms(payload: str) -> int | None:
     to the position before it, fail it again). Absurd values (more than a day in the future) are
     ignored, so a single bad record cannot pace a shard to a halt."""
     ms = payload_timestamp_ms(payload)
-    if ms is None or ms > time.time() * 1000 + 86_400_000:
+    if ms is None or ms > time.time() * 1000 + MAX_AHEAD_MS:
         return None
     return ms
 

@@ -26,11 +26,11 @@ time seen minus a delay -- passes the starved records: they arrive "late".
 Pacing. Each record is due at ``start + (t - t0) / speed`` where ``t`` is the
 event time read so far (late, out-of-order samples are due as soon as they are
 read, like they arrived), so 24 h at 720x take two minutes; with no speed
-(``max``) records go as fast as the endpoint takes them. ``t`` leaves out times
-more than a day ahead of the wall clock and ``t0`` is the median of the first
-five times (``connectors.event_time.EventTimeProgress``; records before it are
-due at once), so one record stamped in 9999 or in 1970 neither holds the rest
-back nor sets the start: until 2026-12-06 a record of 9999 in the middle of an
+(``max``) records go as fast as the endpoint takes them. ``t`` takes a jump of
+more than a day only once the next time confirms it, and ``t0`` is the median of
+the first five times (``connectors.event_time.EventTimeProgress``; records
+before both are known are due at once), so one record stamped in 9999 or in
+1970 neither holds the rest back nor sets the start: until 2026-12-06 a record of 9999 in the middle of an
 archive held every later record back for about 11 years at 720x. Times are
 read by the job's rule (``connectors.event_time``); a timestamp the job
 dead-letters paces nothing.
@@ -174,7 +174,9 @@ def merged_archive(path, kinds: Iterable[str] = (METRICS, EVENTS)) -> Iterator[A
         progress = EventTimeProgress()    # a time in 9999 must not sort the rest of its kind last
         for item in iter_archive(path, kind, unrecognised=kind == with_unknown,
                                  report_left_out=kind == kinds[0]):     # one warning, not one per kind
-            yield progress.add(event_time_ms(item.record)) or 0, item
+            ms = event_time_ms(item.record)
+            reached = progress.add(ms)
+            yield (reached if reached is not None else ms or 0), item
     # heapq.merge only compares the heads, so each input's own order is kept
     # even where it is not sorted by time (late records).
     for _, item in heapq.merge(*(keyed(k) for k in kinds), key=lambda pair: pair[0]):
@@ -238,11 +240,12 @@ class KinesisReplayer:
                     continue
                 ms = event_time_ms(item.record)
                 high_ms = progress.add(ms)
-                ms = ms if progress.plausible(ms) else None    # a time in 9999 bounds no skew either
+                if ms is not None and high_ms is not None and ms > high_ms:
+                    ms = high_ms                          # a time in 9999 bounds no skew either
                 first_ms = progress.start
-                if first_ms is not None:
+                if first_ms is not None and high_ms is not None:
                     self.stats.first_event_ms, self.stats.last_event_ms = first_ms, high_ms
-                due = began if self.speed is None or first_ms is None else began + max(
+                due = began if self.speed is None or first_ms is None or high_ms is None else began + max(
                     0.0, (high_ms - first_ms) / 1000.0 / self.speed)
                 pending.append(_Pending(stream, key, data, due, ms))
             if not pending:
