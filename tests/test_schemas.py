@@ -121,6 +121,10 @@ def test_dead_letters_built_by_the_connector_are_valid_and_truncated_raw_is_flag
     assert _errors("dead_letter_record", {k: v for k, v in small.items() if k != "raw"})
     assert _errors("dead_letter_record", dict(small, raw_truncated=True))  # needs raw_size_bytes
     assert _errors("dead_letter_record", dict(small, raw_size_bytes=70000))  # needs raw_truncated
+    # Only the EventBridge sink's letters keep raw beyond 64 KiB (the whole PutEvents entry).
+    assert _errors("dead_letter_record", dict(small, raw="x" * 70_000))
+    assert _errors("dead_letter_record", dict(small, source="eventbridge", raw="x" * 70_000)) == []
+    assert _errors("dead_letter_record", dict(small, source="eventbridge", raw="x" * 532_481))
 
 
 def test_dead_letters_built_in_sql_fit_the_schema():
