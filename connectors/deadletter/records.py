@@ -23,7 +23,7 @@ import json
 import re
 from typing import Any
 
-from connectors.batching import PUT_EVENTS_MAX_BYTES
+from connectors.batching import KINESIS_RECORD_MAX_BYTES, PUT_EVENTS_MAX_BYTES
 
 RAW_LIMIT_BYTES = 64 * 1024
 # `raw` of the EventBridge sink's dead letters: the PutEvents entry as JSON. An entry that passed
@@ -33,7 +33,6 @@ RAW_LIMIT_BYTES = 64 * 1024
 EVENTBRIDGE_RAW_LIMIT_BYTES = 2 * PUT_EVENTS_MAX_BYTES + 8 * 1024
 # A dead-letter line is one Kinesis record: at most 1 MiB of data + partition key, and the
 # writer's partition key (writers.partition_key_for) has 32 characters.
-KINESIS_RECORD_MAX_BYTES = 1024 * 1024
 PARTITION_KEY_CHARS = 32
 MAX_LINE_BYTES = KINESIS_RECORD_MAX_BYTES - PARTITION_KEY_CHARS
 # A line over MAX_LINE_BYTES first has its reason cut to this (a reason is a sentence or two).

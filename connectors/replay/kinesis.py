@@ -66,13 +66,14 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from connectors.archive import EVENTS, METRICS, ArchivedRecord, iter_archive
+from connectors.batching import KINESIS_RECORD_MAX_BYTES
 from connectors.event_time import EventTimeProgress, timestamp_ms
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 5 * 1024 * 1024
-MAX_RECORD_BYTES = 1024 * 1024          # data + partition key
+MAX_RECORD_BYTES = KINESIS_RECORD_MAX_BYTES          # data + partition key
 MAX_KEY_CHARS = 256
 _RETRYABLE_CALL_ERRORS = {"ProvisionedThroughputExceededException", "ThrottlingException", "LimitExceededException",
                           "InternalFailure", "ServiceUnavailable", "InternalServerError", "KMSThrottlingException"}

@@ -30,7 +30,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
-KINESIS_MAX_RECORD_BYTES = 1024 * 1024  # data + partition key; PutRecord(s) refuses anything bigger
+from connectors.batching import KINESIS_RECORD_MAX_BYTES
+from connectors.event_time import payload_timestamp_ms
+
+KINESIS_MAX_RECORD_BYTES = KINESIS_RECORD_MAX_BYTES  # data + partition key; PutRecord(s) refuses anything bigger
 DEFAULT_MAX_PAYLOAD_BYTES = 65536  # processing.max.payload.bytes in application_properties.json
 
 METRICS = ("rpm", "fill_rate", "bid_latency_ms", "error_rate", "partner_timeouts",
@@ -78,19 +81,11 @@ class TrafficRecord:
 
 
 def timestamp_ms_of(payload: bytes) -> int | None:
-    """Event time of a valid record (epoch ms int or ISO-8601 with zone), None if absent."""
+    """Event time of a valid record by the job's rule (connectors.event_time), None if absent or invalid."""
     try:
-        value = json.loads(payload).get("timestamp")
-    except (ValueError, AttributeError):
+        return payload_timestamp_ms(payload.decode("utf-8"))
+    except UnicodeDecodeError:
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
-        except ValueError:
-            return None
-    return None
 
 
 def iso_ms(ms: int) -> str:

@@ -53,7 +53,7 @@
 -- only rows that fail it pay for the diagnosis. dimensions are only parsed when the payload
 -- mentions "dimensions".
 --
--- is_late: the row is behind the watermark of this operator (the one right after
+-- is_late: the row is at or behind the watermark of this operator (the one right after
 -- the source's watermark assigner). The window operator downstream sees a
 -- watermark that is never ahead of this one, so a row that is not late here is
 -- never dropped there: rows are counted into a window or into the late output,
