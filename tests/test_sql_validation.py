@@ -42,6 +42,10 @@ VALID = '{"editor_id":"e-1","metric":"rpm","value":1.5,"timestamp":%d}' % TS
 # (payload, expected reason code or None)
 METRIC_CASES = [
     (VALID, None),
+    # payload times the boto3 Kinesis reader parses itself before the SQL: each used to fail it
+    (_m(timestamp="\u00b2"), "INVALID_TIMESTAMP"),
+    (_m(timestamp="9" * 5000), "INVALID_TIMESTAMP"),
+    (VALID[:-1] + ',"dimensions":' + "[" * 5000 + "]" * 5000 + "}", "INVALID_JSON"),
     (_m(timestamp=iso_ms(TS)), None),
     (_m(timestamp=iso_ms(TS).replace("Z", "+00:00")), None),
     (_m(timestamp=iso_ms(TS)[:19] + "+02:00"), None),

@@ -231,6 +231,10 @@ class FuzzGenerator:
             f'{fid} metric={metric} value=0.5 ts={ts}',  # a log line, not JSON
             f'<metric editor="{fid}" name="{metric}" value="0.5"/>',  # XML
             f'{{"editor_id":"{fid}","metric":"{metric}","value":0.5,"timestamp":{ts},"note":"unterminated}}',
+            # nested deeper than Python's json.loads goes (RecursionError in the boto3 reader until
+            # 2026-12-06) and than Flink's JSON parser takes (INVALID_JSON)
+            f'{{"editor_id":"{fid}","metric":"{metric}","value":0.5,"timestamp":{ts},"dimensions":'
+            + "[" * 5000 + "]" * 5000 + "}",
         ]
         return self._record(fid, "invalid_json", self.rng.choice(variants).encode(), "INVALID_JSON")
 
@@ -379,6 +383,9 @@ class FuzzGenerator:
         body["timestamp"] = self.rng.choice([
             "yesterday", "2026-13-45T99:00:00Z", iso_ms(ts_ms)[:-1],  # no zone
             iso_ms(ts_ms).replace("T", " ")[:19], "", "1.7e12", "2026/11/01 10:00:00", "not-a-date",
+            # digits to str.isdigit but not to int(), and more digits than int() converts: each
+            # failed the boto3 Kinesis reader's own parse of payload times until 2026-12-06
+            "\u00b2", "9" * 5000,
         ])
         return self._record(fid, "invalid_timestamp", _dumps(body), "INVALID_TIMESTAMP")
 
