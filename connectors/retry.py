@@ -53,7 +53,7 @@ def is_permanent_sdk_error(exc: BaseException) -> bool:
     """True for a botocore error that retrying cannot fix (a configuration error:
     `PERMANENT_SDK_ERROR_NAMES` and their subclasses).
 
-    The connectors' delivery loops (PutEvents, the dead letters' PutRecords) take every other
+    The connectors' delivery loops (PutEvents, PutMetricData, the dead letters' PutRecords) take every other
     `botocore.exceptions.BotoCoreError` as a transient delivery failure: a connection refused,
     reset or closed without an answer (ConnectionClosedError), a timeout, a proxy or TLS failure, a
     response cut short. Their clients are built with max_attempts=1, so botocore retries none of

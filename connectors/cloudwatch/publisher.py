@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from connectors.batching import PUT_METRIC_DATA_MAX_BYTES, PUT_METRIC_DATA_MAX_DATUMS, limited_batches
 from connectors.cloudwatch.datums import datum_size, publishable_dimension, to_datums
-from connectors.retry import equal_jitter_delay
+from connectors.retry import equal_jitter_delay, is_permanent_sdk_error
 
 import logging
 import random
@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
+from botocore.exceptions import BotoCoreError, ClientError
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +122,12 @@ class MetricDataPublisher:
                 last_error = f"{code}: {exc.response.get('Error', {}).get('Message', '')}"
                 if status < 500 and code in PERMANENT_REQUEST_ERRORS:
                     break
-            except (ParamValidationError, NoCredentialsError) as exc:   # no retry helps
-                last_error = f"{type(exc).__name__}: {exc}"
-                break
             except BotoCoreError as exc:
-                # Connection refused / reset / closed, timeouts: worth retrying.
+                # Connection refused / reset / closed, timeouts: worth retrying; a request botocore
+                # cannot send at all (parameters, credentials, region) is refused every time.
                 last_error = f"{type(exc).__name__}: {exc}"
+                if is_permanent_sdk_error(exc):
+                    break
             except Exception as exc:  # noqa: BLE001 - metrics must never fail the job (module docstring)
                 log.exception("PutMetricData failed unexpectedly")
                 last_error = f"{type(exc).__name__}: {exc}"
