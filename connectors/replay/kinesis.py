@@ -210,7 +210,6 @@ class KinesisReplayer:
         source = iter(items)
         pending: deque[_Pending] = deque()
         exhausted = False
-        first_ms: int | None = None
         # The pacing clock: one record stamped 9999 (or 1970) neither holds every later record
         # back for years nor sets the start (connectors.event_time.EventTimeProgress).
         progress = EventTimeProgress()
@@ -243,11 +242,12 @@ class KinesisReplayer:
                 high_ms = progress.add(ms)
                 if ms is not None and high_ms is not None and ms > high_ms:
                     ms = high_ms                          # a time in 9999 bounds no skew either
-                first_ms = progress.start
-                if first_ms is not None and high_ms is not None:
-                    self.stats.first_event_ms, self.stats.last_event_ms = first_ms, high_ms
-                due = began if self.speed is None or first_ms is None or high_ms is None else began + max(
-                    0.0, (high_ms - first_ms) / 1000.0 / self.speed)
+                start_ms = progress.start
+                due = began
+                if start_ms is not None and high_ms is not None:
+                    self.stats.first_event_ms, self.stats.last_event_ms = start_ms, high_ms
+                    if self.speed is not None:
+                        due += max(0.0, (high_ms - start_ms) / 1000.0 / self.speed)
                 pending.append(_Pending(stream, key, data, due, ms))
             if not pending:
                 break
