@@ -15,8 +15,8 @@ fallback, or it fails too, is a line counted in `dropped` (and logged with the r
 """
 from __future__ import annotations
 
-from connectors.batching import PUT_RECORDS_MAX_BYTES, PUT_RECORDS_MAX_RECORDS, limited_batches
-from connectors.deadletter.records import KINESIS_RECORD_MAX_BYTES, PARTITION_KEY_CHARS
+from connectors.batching import KINESIS_RECORD_MAX_BYTES, PUT_RECORDS_MAX_BYTES, PUT_RECORDS_MAX_RECORDS, limited_batches
+from connectors.deadletter.records import PARTITION_KEY_CHARS
 from connectors.retry import equal_jitter_delay, is_permanent_sdk_error
 
 import hashlib
