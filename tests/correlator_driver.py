@@ -1,0 +1,84 @@
+"""A driver of the job's editor operator (udfs/correlator.EditorCorrelator) without a Flink job.
+
+A driver is one operator instance, one process lifetime, over in-memory keyed state
+(tests/flink_fakes.KeyedStore) that outlives it, as a checkpoint does, with the job's real
+scoring. It feeds rows in the shape sql/windows/editor_windows.sql gives, and moves the
+watermark, which fires the due timers in time order.
+"""
+from __future__ import annotations
+
+import json
+
+from detectors.classifier import METRICS
+from flink_fakes import EventTimeTimers, KeyedContext, KeyedRuntimeContext, KeyedStore, fire_timers
+from udfs.correlator import EditorCorrelator
+from udfs.metric_detector import WindowScoring
+
+WINDOW_S, GRACE_MS, LOOKBACK_S = 300, 1, 1800
+WINDOW_MS = WINDOW_S * 1000
+
+
+def scoring() -> WindowScoring:
+    """The job's default scoring: the ensemble model and the trailing baseline."""
+    return WindowScoring("ensemble", {}, baseline_windows=12, baseline_min_windows=6, baseline_threshold=0.25)
+
+
+def metric_columns(metrics: dict[str, float], samples: int = 5) -> list:
+    """The (m__avg, m__n) columns of every metric, in METRICS order, for the metrics given."""
+    columns = [None, 0] * len(METRICS)
+    for metric, value in metrics.items():
+        i = 2 * METRICS.index(metric)
+        columns[i:i + 2] = [value, samples]
+    return columns
+
+
+class _Driver:
+    def __init__(self, store: KeyedStore, fn):
+        self.store = store
+        self.timers = EventTimeTimers(store)  # a new lifetime starts with no timer registered
+        self.fn = fn
+        self.runtime = KeyedRuntimeContext(store)
+        self.fn.open(self.runtime)
+        self.ctx = KeyedContext(self.timers)
+        self.fired: list[int] = []
+        self.emitted: list = []
+
+    def _row(self, key, end_ms: int, call, row) -> None:
+        self.store.key = key
+        self.ctx.rowtime = end_ms - 1        # a window row's rowtime is window_time = window end - 1 ms
+        self.emitted += list(call(row, self.ctx) or ())
+
+    def watermark(self, wm: int) -> None:
+        for _, t, out in fire_timers(self.timers, wm, self.fn.on_timer, self.ctx):
+            self.fired.append(t)
+            self.emitted += out
+
+    def state(self, name, key):
+        return self.store.data.get((name, key))
+
+    def keys_with_state(self) -> set:
+        """The keys holding any state (an empty map counts as none)."""
+        return {key for (_, key), value in self.store.data.items() if value not in (None, {}, [])}
+
+    def counter(self, name: str) -> int:
+        self.fn.close()        # counters are passed on in batches, and at close
+        return self.runtime.metrics.counter(name).count
+
+
+class EditorDriver(_Driver):
+    """One EditorCorrelator."""
+
+    def __init__(self, store: KeyedStore):
+        super().__init__(store, EditorCorrelator(WINDOW_S, GRACE_MS, LOOKBACK_S, scoring()))
+
+    def window(self, editor: str, end_ms: int, rpm: float | None = None, **metrics: float) -> None:
+        """One row of sql/windows/editor_windows.sql: rpm (and any other metric given) in the window."""
+        if rpm is not None:
+            metrics["rpm"] = rpm
+        self._row(editor, end_ms, self.fn.process_element1, (editor, *metric_columns(metrics), end_ms - 1))
+
+    def event(self, editor: str, timestamp_ms: int, event_type: str = "deployment") -> None:
+        """One operational event of the editor (the events input, udfs.correlator.EVENT_FIELDS)."""
+        self.store.key = editor
+        self.emitted += list(self.fn.process_element2(
+            (event_type, timestamp_ms, editor, None, None, json.dumps({"change": "test"}), None), self.ctx) or ())
