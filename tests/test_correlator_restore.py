@@ -72,3 +72,14 @@ def test_a_normal_window_with_nothing_pending_is_decided_at_once():
     assert not op.state("pending_windows", "e-1") and not op.state("armed_windows", "e-1")
     assert op.state("unexplained_window_end", "e-1") is None
     assert set(op.state("models", "e-1")) == {"rpm"}
+
+
+def test_the_operator_passes_its_last_counts_on_when_it_closes():
+    # Counts are passed to Flink in batches of COUNTER_BATCH windows, and the rest at close. The
+    # operators listed Flink's function class first, whose close() does nothing, so a bounded
+    # replay's last counts were never reported.
+    op = EditorDriver(KeyedStore())
+    _warm_up(op, "e-1")
+    op.fn.close()
+    assert op.runtime.metrics.counter("windowsScored").count == WARM_UP
+    assert op.runtime.metrics.counter("windowsClassified").count == WARM_UP

@@ -103,8 +103,10 @@ class _Counters:
         self._uncounted = 0
 
     def close(self):
+        # First in the operators' bases, so that Flink's close() reaches it (Function.close does nothing).
         if hasattr(self, "_counts"):
             self._flush_counters()
+        super().close()
 
 
 #: At most this many of an editor's own operational events, and as many partner findings, in its state.
@@ -128,7 +130,7 @@ def bounded_events(events: list[dict]) -> list[dict]:
     return [events[i] for i in sorted(own + findings)]
 
 
-class EditorCorrelator(KeyedCoProcessFunction, _Counters):
+class EditorCorrelator(_Counters, KeyedCoProcessFunction):
     """Keyed by editor. A window with an anomalous metric waits for its event-time timer
     (module docstring); its scored results wait in ``pending_windows`` (window end -> JSON
     list) and ``armed_windows`` remembers that the window has a timer.
@@ -258,7 +260,7 @@ class EditorCorrelator(KeyedCoProcessFunction, _Counters):
         yield eventbridge_row(COMPOSITE[0], COMPOSITE[1], detail)
 
 
-class PartnerHealth(KeyedProcessFunction, _Counters):
+class PartnerHealth(_Counters, KeyedProcessFunction):
     """(iii) Per demand partner and window -> udfs.decisions.partner_window_check.
 
     Its input is one row per partner and window (sql/windows/partner_windows.sql) with the
