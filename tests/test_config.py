@@ -173,10 +173,10 @@ def test_the_classifier_is_tuned_from_its_property_group(tmp_path):
     with pytest.raises(ConfigError, match="processing.events.lookback.s"):
         settings("classifier.event_lookback_s=60")
     # the editor operator classifies with them (its window and look-back stay the job's)
-    from test_correlator_restore import _KeyedStore, _RuntimeContext   # its keyed-state stand-in
+    from flink_fakes import KeyedRuntimeContext, KeyedStore   # keyed state in memory
 
     operator = EditorCorrelator(300, 0, 1800, scoring=None, classifier_properties=tuned.classifier_properties)
-    operator.open(_RuntimeContext(_KeyedStore()))
+    operator.open(KeyedRuntimeContext(KeyedStore()))
     assert operator.config.threshold("rpm", DOWN) == 0.3
     assert operator.config == replace(ClassifierConfig.from_properties(tuned.classifier_properties),
                                       window_seconds=300.0, event_lookback_s=1800.0)
