@@ -167,6 +167,7 @@ class Settings:
     baseline_min_windows: int
     baseline_threshold: float
     model_snapshot_windows: int
+    state_idle_retention_s: int
     detector: str
     detector_params: dict
     bus_name: str
@@ -223,6 +224,7 @@ class Settings:
             baseline_min_windows=_baseline_min_windows(c, baseline_windows),
             baseline_threshold=c.get_float("processing", "baseline.threshold", minimum=0.0),
             model_snapshot_windows=c.get_int("processing", "model.snapshot.windows", minimum=1, maximum=10000),
+            state_idle_retention_s=_state_idle_retention_s(c, window),
             detector=c.get_str("processing", "detector", allow_empty=False),
             detector_params=detector_params,
             bus_name=c.get_str("eventbridge", "bus.name", allow_empty=False),
@@ -258,6 +260,23 @@ def _classifier_properties(c: JobConfig) -> dict[str, str]:
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"property group classifier: {exc}") from None
     return properties
+
+
+def _state_idle_retention_s(c: JobConfig, window_s: int) -> int:
+    """``processing.state.idle.retention.s``: 0 keeps every series for ever; otherwise it must leave
+    every decision as it is (udfs/correlator.py, "Idle keys"): longer than the events' look-back plus
+    two windows and the timer grace, so that what is dropped is outside every later window's reach."""
+    from detectors.incident import EPISODE_MAX_GAP_WINDOWS
+
+    retention = c.get_int("processing", "state.idle.retention.s", minimum=0)
+    lookback = c.get_int("processing", "events.lookback.s", minimum=0)
+    grace_s = -(-c.get_int("processing", "timer.grace.ms", minimum=0) // 1000)
+    shortest = lookback + (2 + EPISODE_MAX_GAP_WINDOWS) * window_s + grace_s
+    if 0 < retention < shortest:
+        raise ConfigError(f"property processing.state.idle.retention.s={retention} must be 0 (keep idle series "
+                          f"for ever) or at least {shortest}: the events' look-back ({lookback} s), three windows "
+                          f"({window_s} s each) and the timer grace, so that dropping an idle series changes no decision")
+    return retention
 
 
 def _baseline_min_windows(c: JobConfig, baseline_windows: int) -> int:
@@ -611,7 +630,7 @@ def window_scoring(s: Settings):
     from udfs.metric_detector import WindowScoring
 
     return WindowScoring(s.detector, s.detector_params, s.baseline_windows, s.baseline_min_windows,
-                         s.baseline_threshold, s.model_snapshot_windows)
+                         s.baseline_threshold, s.model_snapshot_windows, s.state_idle_retention_s * 1000)
 
 
 def window_sql(s: Settings, name: str) -> str:

@@ -1,9 +1,9 @@
-"""A driver of the job's editor operator (udfs/correlator.EditorCorrelator) without a Flink job.
+"""Drivers of the job's two keyed Python operators (udfs/correlator.py) without a Flink job.
 
-A driver is one operator instance, one process lifetime, over in-memory keyed state
+Each driver is one operator instance, one process lifetime, over in-memory keyed state
 (tests/flink_fakes.KeyedStore) that outlives it, as a checkpoint does, with the job's real
-scoring. It feeds rows in the shape sql/windows/editor_windows.sql gives, and moves the
-watermark, which fires the due timers in time order.
+scoring. It feeds rows in the shapes sql/windows/editor_windows.sql and partner_windows.sql
+give, and moves the watermark, which fires the due timers in time order.
 """
 from __future__ import annotations
 
@@ -11,16 +11,17 @@ import json
 
 from detectors.classifier import METRICS
 from flink_fakes import EventTimeTimers, KeyedContext, KeyedRuntimeContext, KeyedStore, fire_timers
-from udfs.correlator import EditorCorrelator
+from udfs.correlator import EditorCorrelator, PartnerHealth
 from udfs.metric_detector import WindowScoring
 
 WINDOW_S, GRACE_MS, LOOKBACK_S = 300, 1, 1800
 WINDOW_MS = WINDOW_S * 1000
 
 
-def scoring() -> WindowScoring:
+def scoring(idle_retention_ms: int = 0) -> WindowScoring:
     """The job's default scoring: the ensemble model and the trailing baseline."""
-    return WindowScoring("ensemble", {}, baseline_windows=12, baseline_min_windows=6, baseline_threshold=0.25)
+    return WindowScoring("ensemble", {}, baseline_windows=12, baseline_min_windows=6, baseline_threshold=0.25,
+                         idle_retention_ms=idle_retention_ms)
 
 
 def metric_columns(metrics: dict[str, float], samples: int = 5) -> list:
@@ -68,8 +69,8 @@ class _Driver:
 class EditorDriver(_Driver):
     """One EditorCorrelator."""
 
-    def __init__(self, store: KeyedStore):
-        super().__init__(store, EditorCorrelator(WINDOW_S, GRACE_MS, LOOKBACK_S, scoring()))
+    def __init__(self, store: KeyedStore, idle_retention_ms: int = 0):
+        super().__init__(store, EditorCorrelator(WINDOW_S, GRACE_MS, LOOKBACK_S, scoring(idle_retention_ms)))
 
     def window(self, editor: str, end_ms: int, rpm: float | None = None, **metrics: float) -> None:
         """One row of sql/windows/editor_windows.sql: rpm (and any other metric given) in the window."""
@@ -82,3 +83,15 @@ class EditorDriver(_Driver):
         self.store.key = editor
         self.emitted += list(self.fn.process_element2(
             (event_type, timestamp_ms, editor, None, None, json.dumps({"change": "test"}), None), self.ctx) or ())
+
+
+class PartnerDriver(_Driver):
+    """One PartnerHealth."""
+
+    def __init__(self, store: KeyedStore, idle_retention_ms: int = 0):
+        super().__init__(store, PartnerHealth(WINDOW_S, scoring(idle_retention_ms)))
+
+    def window(self, partner: str, end_ms: int, editors: dict[str, dict[str, float]]) -> None:
+        """One row of sql/windows/partner_windows.sql: each editor's metrics through the partner."""
+        windows = [[editor, *metric_columns(metrics)] for editor, metrics in editors.items()]
+        self._row(partner, end_ms, self.fn.process_element, (partner, json.dumps(windows), end_ms - 1))

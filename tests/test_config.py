@@ -148,7 +148,7 @@ def test_the_classifier_is_tuned_from_its_property_group(tmp_path):
     from dataclasses import replace
 
     from detectors.classifier import DOWN, ClassifierConfig
-    from flink_jobs.main import Settings
+    from flink_jobs.main import Settings, window_scoring
     from udfs.correlator import EditorCorrelator
 
     def settings(*overrides, properties_file=None):
@@ -175,7 +175,8 @@ def test_the_classifier_is_tuned_from_its_property_group(tmp_path):
     # the editor operator classifies with them (its window and look-back stay the job's)
     from flink_fakes import KeyedRuntimeContext, KeyedStore   # keyed state in memory
 
-    operator = EditorCorrelator(300, 0, 1800, scoring=None, classifier_properties=tuned.classifier_properties)
+    operator = EditorCorrelator(300, 0, 1800, scoring=window_scoring(tuned),
+                                classifier_properties=tuned.classifier_properties)
     operator.open(KeyedRuntimeContext(KeyedStore()))
     assert operator.config.threshold("rpm", DOWN) == 0.3
     assert operator.config == replace(ClassifierConfig.from_properties(tuned.classifier_properties),

@@ -44,8 +44,9 @@ def test_models_restored_from_the_state_score_exactly_like_cached_ones():
     state: dict = {}
     assert _run(small, ("e-1", "e-2"), 50, state) == cached
     # 50 windows, a snapshot every 12: the last state holds a snapshot and a journal of 2 windows
-    snapshot, journal, _ = state["e-1"]["rpm"]
+    snapshot, journal, _, last_end = state["e-1"]["rpm"]
     assert snapshot and [end for end, _ in journal] == [END + 48 * WINDOW_MS, END + 49 * WINDOW_MS]
+    assert last_end == END + 49 * WINDOW_MS
 
 
 def test_how_often_a_snapshot_is_taken_changes_nothing_that_is_scored():
@@ -62,8 +63,8 @@ def test_entries_written_before_the_journal_are_read_as_a_snapshot():
     _run(scoring, ("e-1",), 30, state)
     # as 5599c3f wrote them: (model bytes, history JSON)
     old = {metric: (snapshot, json.dumps({"v": list(values), "held": held}))
-           for metric, (snapshot, journal, (values, held)) in state["e-1"].items()}
-    assert all(journal == () for _, journal, _ in state["e-1"].values())
+           for metric, (snapshot, journal, (values, held), _) in state["e-1"].items()}
+    assert all(journal == () for _, journal, _, _ in state["e-1"].values())
     fresh = _scoring()
     first, _ = fresh.score_windows(old, ("editor", "e-1"), "e-1", None, END + 30 * WINDOW_MS, _windows(30))
     again, _ = _scoring().score_windows(state["e-1"], ("editor", "e-1"), "e-1", None, END + 30 * WINDOW_MS,

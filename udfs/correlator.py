@@ -28,6 +28,13 @@ windows close at the same watermark as the editor windows, and PartnerHealth emi
 its findings before it forwards that watermark, so they are in the editor's state
 when the window's timer fires, and a DEMAND_ISSUE composite names the partner.
 
+Idle keys (``processing.state.idle.retention.s``): both operators register an event-time
+timer a retention after a key's latest window (and, for editors, event); when it fires, the
+series idle that long are dropped, and an editor left with nothing has its whole state
+cleared (udfs/metric_detector.prune_idle). Each key registers about two such timers per
+retention, not one per row. Without it, every editor and partner-editor pair the job ever
+saw would stay in its state for ever.
+
 Scoring and deciding share one operator because every Python operator a row
 passes through costs a JVM -> Python -> JVM crossing, more than the scoring.
 """
@@ -43,7 +50,7 @@ from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 from detectors.classifier import ClassifierConfig
 from udfs.decisions import (PARTNER_FINDING, composite_episode, details_of, editor_window_composite,
                              partner_window_check)
-from udfs.metric_detector import WindowScoring, metric_windows
+from udfs.metric_detector import WindowScoring, metric_windows, prune_idle
 from connectors.eventbridge.flink_sink import EVENTBRIDGE_INPUT_TYPE as OUTPUT_TYPE, eventbridge_row
 
 # Output rows are the EventBridge sink's input (connectors.eventbridge.flink_sink):
@@ -77,7 +84,7 @@ class _Counters:
     (and at close), so the metrics lag by at most COUNTER_BATCH windows."""
 
     COUNTER_BATCH = 64
-    NAMES = ("windowsScored", "metricAnomalies")
+    NAMES = ("windowsScored", "metricAnomalies", "seriesExpired")
 
     def _open_counters(self, runtime_context: RuntimeContext, *names: str):
         group = runtime_context.get_metrics_group()
@@ -109,6 +116,36 @@ class _Counters:
         super().close()
 
 
+class _IdleExpiry:
+    """The idle-key timers of both operators (module docstring, "Idle keys").
+
+    ``_idle_due`` (in memory, so empty after a restore: the first row of a key registers again)
+    is the latest expiry timer registered for each key. A row at time t needs one at or after
+    t + retention / 2 (a key is dropped at most half a retention late); a timer that finds the
+    key still active registers the next one where its oldest series falls idle.
+    """
+
+    idle_retention_ms: int
+
+    def _open_idle(self) -> None:
+        self._idle_due: dict = {}
+
+    def _keep_alive(self, key, ctx, activity_ms: int) -> None:
+        if self.idle_retention_ms:
+            due = self._idle_due.get(key)
+            if due is None or due < activity_ms + self.idle_retention_ms // 2:
+                self._expire_at(key, ctx, activity_ms + self.idle_retention_ms)
+
+    def _expire_at(self, key, ctx, due_ms: int) -> None:
+        if self._idle_due.get(key) is None or self._idle_due[key] < due_ms:
+            ctx.timer_service().register_event_time_timer(due_ms)
+            self._idle_due[key] = due_ms
+
+    def _expiry_fired(self, key, timestamp: int) -> None:
+        if self._idle_due.get(key) == timestamp:
+            del self._idle_due[key]
+
+
 #: At most this many of an editor's own operational events, and as many partner findings, in its state.
 MAX_KEPT_EVENTS = 200
 
@@ -130,7 +167,7 @@ def bounded_events(events: list[dict]) -> list[dict]:
     return [events[i] for i in sorted(own + findings)]
 
 
-class EditorCorrelator(_Counters, KeyedCoProcessFunction):
+class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
     """Keyed by editor. A window with an anomalous metric waits for its event-time timer
     (module docstring); its scored results wait in ``pending_windows`` (window end -> JSON
     list) and ``armed_windows`` remembers that the window has a timer.
@@ -156,6 +193,8 @@ class EditorCorrelator(_Counters, KeyedCoProcessFunction):
         self.grace_ms = grace_ms
         self.lookback_ms = lookback_s * 1000
         self.scoring = scoring
+        # flink_jobs/main.py has checked it exceeds the look-back, the grace and an episode's gap
+        self.idle_retention_ms = scoring.idle_retention_ms
         # the job's classifier property group (flink_jobs/main.py has checked it); empty: the defaults
         self.classifier_properties = dict(classifier_properties or {})
 
@@ -175,12 +214,13 @@ class EditorCorrelator(_Counters, KeyedCoProcessFunction):
             else ClassifierConfig()
         self.config = replace(tuned, window_seconds=self.window_size_ms / 1000.0,
                               event_lookback_s=self.lookback_ms / 1000.0)
-        self._open_counters(runtime_context, "windowsClassified")
+        self._open_counters(runtime_context, "windowsClassified", "editorsExpired")
         self.composites = runtime_context.get_metrics_group().counter("compositeAnomalies")
         # In memory, so empty after every restore (the state stays the truth): key -> armed window
         # ends, once the key's first row has re-armed them; keys whose unexplained mark is known clear.
         self._armed: dict[str, set] = {}
         self._unexplained_clear: set = set()
+        self._open_idle()
 
     def _armed_ends(self, key: str, ctx) -> set:
         ends = self._armed.get(key)
@@ -199,6 +239,7 @@ class EditorCorrelator(_Counters, KeyedCoProcessFunction):
         self.models.update(models)
         if not results:
             return
+        self._keep_alive(editor, ctx, end)
         self._count_results(results)
         armed = self._armed_ends(editor, ctx)
         if not armed and not any(r["is_anomaly"] for r in results):
@@ -218,8 +259,10 @@ class EditorCorrelator(_Counters, KeyedCoProcessFunction):
         events.append({"event_type": row[0], "timestamp_ms": int(row[1]), "editor_id": row[2], "partner": row[3],
                        "severity": row[4], "details": details_of(row[5])})
         # Keep what can still be a suspected cause: lookback before the newest watermark-ish time.
-        horizon = max(e["timestamp_ms"] for e in events) - self.lookback_ms - self.window_size_ms
+        newest = max(e["timestamp_ms"] for e in events)
+        horizon = newest - self.lookback_ms - self.window_size_ms
         self.events.update(json.dumps(bounded_events([e for e in events if e["timestamp_ms"] >= horizon])))
+        self._keep_alive(ctx.get_current_key(), ctx, newest)
 
     def _set_unexplained(self, key: str, end: int | None) -> None:
         if end is None:
@@ -238,6 +281,7 @@ class EditorCorrelator(_Counters, KeyedCoProcessFunction):
         if key in self._armed:
             self._armed[key].discard(end)
         if not self.armed.contains(end):
+            self._expire_idle(key, int(timestamp), ctx)     # not a window's timer: an idle check
             return
         self.armed.remove(end)
         stored = self.pending.get(end)
@@ -259,8 +303,50 @@ class EditorCorrelator(_Counters, KeyedCoProcessFunction):
         self.composites.inc()
         yield eventbridge_row(COMPOSITE[0], COMPOSITE[1], detail)
 
+    def _expire_idle(self, key: str, watermark_ms: int, ctx) -> None:
+        """Drop the editor's series idle for the retention, and its events once the newest is that old;
+        with nothing left, clear the editor's whole state.
 
-class PartnerHealth(_Counters, KeyedProcessFunction):
+        Nothing dropped can change a decision: a series' next window would start it again
+        (udfs/metric_detector.is_idle), an event older than the retention is outside every later
+        window's look-back, and the unexplained mark and the episode compare window ends that far apart.
+        """
+        self._expiry_fired(key, watermark_ms)
+        if not self.idle_retention_ms:
+            return
+        stored = self.models.value()
+        kept, dropped, due = prune_idle(stored, watermark_ms, self.idle_retention_ms)
+        if dropped:
+            self.scoring.forget(("editor", key), dropped)
+            self._count("seriesExpired", len(dropped))
+            if kept:
+                self.models.update(kept)
+            else:
+                self.models.clear()
+        stored_events = self.events.value()
+        newest = max((e["timestamp_ms"] for e in json.loads(stored_events)), default=None) if stored_events else None
+        if newest is not None and newest + self.idle_retention_ms <= watermark_ms:
+            self.events.clear()
+            newest = None
+        if kept or newest is not None:
+            # Each later check is due where something kept falls idle, so at the end of a bounded
+            # input (a watermark at the end of time) the checks end with the key cleared.
+            self._expire_at(key, ctx, min(d for d in (due, None if newest is None else newest + self.idle_retention_ms)
+                                          if d is not None))
+            return
+        # Nothing of the editor is left. A window still armed is at least a retention old: its timer
+        # fired long ago, unless a restore lost it, and then only a row of this key would have re-armed it.
+        # (Cleared unread: read through is_empty(), in a process-mode run of a bounded archive, the
+        # armed map kept this check re-registering itself without end after every window was decided.)
+        for state in (self.unexplained, self.episode, self.pending, self.armed):
+            state.clear()
+        self._armed.pop(key, None)
+        self._unexplained_clear.discard(key)
+        self._idle_due.pop(key, None)
+        self._count("editorsExpired")
+
+
+class PartnerHealth(_Counters, _IdleExpiry, KeyedProcessFunction):
     """(iii) Per demand partner and window -> udfs.decisions.partner_window_check.
 
     Its input is one row per partner and window (sql/windows/partner_windows.sql) with the
@@ -276,6 +362,7 @@ class PartnerHealth(_Counters, KeyedProcessFunction):
     def __init__(self, window_size_s: int, scoring: WindowScoring):
         self.window_size_ms = window_size_s * 1000
         self.scoring = scoring
+        self.idle_retention_ms = scoring.idle_retention_ms
 
     def open(self, runtime_context: RuntimeContext):
         self.models = runtime_context.get_map_state(MapStateDescriptor("models", Types.STRING(), MODELS_TYPE))
@@ -283,6 +370,7 @@ class PartnerHealth(_Counters, KeyedProcessFunction):
         # (the descriptor keeps its name so that savepoints taken before the references restore).
         self.last_status = runtime_context.get_state(ValueStateDescriptor("last_status", Types.STRING()))
         self._open_counters(runtime_context, "partnerChecks")
+        self._open_idle()
 
     def process_element(self, row, ctx):
         partner = row[0]
@@ -296,6 +384,7 @@ class PartnerHealth(_Counters, KeyedProcessFunction):
             results += scored
         if not results:
             return
+        self._keep_alive(partner, ctx, end)
         self._count_results(results)
         previous = self.last_status.value()
         detail, state, findings = partner_window_check(end, self.window_size_ms, results, previous)
@@ -308,3 +397,31 @@ class PartnerHealth(_Counters, KeyedProcessFunction):
             return
         self._count("partnerChecks")
         yield eventbridge_row(PARTNER_HEALTH[0], PARTNER_HEALTH[1], detail)
+
+    def on_timer(self, timestamp: int, ctx):
+        # A generator, as Flink's process mode (the Managed Flink template's) iterates what it returns.
+        self._expire_idle(ctx.get_current_key(), int(timestamp), ctx)
+        yield from ()
+
+    def _expire_idle(self, partner: str, watermark_ms: int, ctx) -> None:
+        """The partner's idle check: drop each editor's series idle for the retention, and an editor
+        left with none. The partner's last status stays (one small value per partner), so a partner
+        that comes back after an outage still gets its all-clear."""
+        self._expiry_fired(partner, watermark_ms)
+        if not self.idle_retention_ms:
+            return
+        dues = []
+        for editor, stored in list(self.models.items()):
+            kept, dropped, due = prune_idle(stored, watermark_ms, self.idle_retention_ms)
+            if not dropped:
+                dues.append(due)
+                continue
+            self.scoring.forget(("partner", partner, editor), dropped)
+            self._count("seriesExpired", len(dropped))
+            if kept:
+                self.models.put(editor, kept)
+                dues.append(due)
+            else:
+                self.models.remove(editor)
+        if dues:
+            self._expire_at(partner, ctx, min(dues))

@@ -10,14 +10,23 @@ the same call. So Python runs once per editor window and once per partner window
 never per record nor per metric: each crossing between the JVM and Python (row conversion, state
 calls) costs more than the scoring itself (flink_jobs/benchmark.py).
 
-A series' state is the triple
+A series' state is the tuple
   * a snapshot of the detectors/ online model (``detectors.make(name)``) as its
     versioned bytes (``to_bytes`` / ``detectors.from_bytes``), None before the first one,
   * the journal: the (window end ms, window mean) pairs the model learned since that
-    snapshot, oldest first, and
-  * its trailing baseline: the last N window averages (udfs/baseline.py),
+    snapshot, oldest first,
+  * its trailing baseline: the last N window averages (udfs/baseline.py), and
+  * the end of the last window it learned (ms),
 and the operators keep one value per editor (or per partner and editor) holding
-that triple for each of its metrics: one state read and one write per row.
+that tuple for each of its metrics: one state read and one write per row.
+
+Idle series (``processing.state.idle.retention.s``): publishers come and go, and a
+series that stops would otherwise stay in the job's state for ever. A series whose
+next window ends more than the retention after its last one starts again from
+nothing (a model that last learned weeks ago is no baseline for today), and the
+operators drop the series of a key once the watermark has passed its last window
+plus the retention (:func:`prune_idle`, udfs/correlator.py), so such a key never
+comes back. flink_jobs/evaluation/offline.py applies the same rule.
 
 Why a journal: serialising the model was a quarter of the Python time (~34 us of
 ~97 per series and window; flink_jobs/bench/README.md, "The 0.7x target"). The models are deterministic
@@ -71,12 +80,12 @@ class WindowScoring:
     ...                                         1793520300000, [("rpm", 2.5, 4)])
     >>> sorted(stored), results[0]["metric"], results[0]["is_anomaly"], results[0]["sample_count"]
     (['rpm'], 'rpm', False, 4)
-    >>> snapshot, journal, history = stored["rpm"]      # no snapshot yet: the journal holds the window
-    >>> snapshot, journal
-    (None, ((1793520300000, 2.5),))
+    >>> snapshot, journal, history, last_end = stored["rpm"]   # no snapshot yet: the journal holds the window
+    >>> snapshot, journal, last_end
+    (None, ((1793520300000, 2.5),), 1793520300000)
     >>> stored, _ = scoring.score_windows(stored, ("editor", "e-1", None), "e-1", None,
     ...                                   1793520600000, [("rpm", 2.4, 4)])
-    >>> snapshot, journal, history = stored["rpm"]      # the second window takes a snapshot
+    >>> snapshot, journal, history, last_end = stored["rpm"]   # the second window takes a snapshot
     >>> len(snapshot) > 0, journal
     (True, ())
     """
@@ -84,21 +93,25 @@ class WindowScoring:
     CACHE_SIZE = 20000
 
     def __init__(self, detector_name: str, detector_params: dict, baseline_windows: int,
-                 baseline_min_windows: int, baseline_threshold: float, snapshot_windows: int = 12):
+                 baseline_min_windows: int, baseline_threshold: float, snapshot_windows: int = 12,
+                 idle_retention_ms: int = 0):
         if snapshot_windows < 1:
             raise ValueError("snapshot_windows must be >= 1")
+        if idle_retention_ms < 0:
+            raise ValueError("idle_retention_ms must be >= 0 (0: series are kept for ever)")
         self.detector_name = detector_name
         self.detector_params = dict(detector_params)
         self.baseline_windows = baseline_windows
         self.baseline_min_windows = baseline_min_windows
         self.baseline_threshold = baseline_threshold
         self.snapshot_windows = snapshot_windows
+        self.idle_retention_ms = idle_retention_ms
 
     def score_windows(self, stored: dict | None, series: tuple, scope_id: str, editor: str | None,
                       window_end_ms: int, windows) -> tuple[dict, list[dict]]:
         """(the new stored value, one result dict per metric, in metric-name order).
 
-        ``stored`` maps metric -> (model snapshot, journal, history) for one series group
+        ``stored`` maps metric -> (model snapshot, journal, history, last window end) for one series group
         (an editor, or a partner and editor), None for a new group; ``series`` names the group
         in the live-model cache; ``editor`` is the result's ``editors`` field (partner rows only).
         """
@@ -106,7 +119,9 @@ class WindowScoring:
         stored = dict(stored) if stored else {}
         results = []
         for metric, value, count in sorted(windows):
-            snapshot, journal, history = series_state(stored.get(metric))
+            snapshot, journal, history, last_end = series_state(stored.get(metric))
+            if is_idle(last_end, window_end_ms, self.idle_retention_ms):
+                snapshot, journal, history = None, (), None      # idle too long: it starts again
             key = (series, metric)
             cached = cache.pop(key, None)
             if cached is not None and cached[0] == snapshot and cached[1] == journal:
@@ -119,7 +134,7 @@ class WindowScoring:
             journal += ((window_end_ms, value),)
             if len(journal) >= self.snapshot_windows:
                 snapshot, journal = model.to_bytes(), ()
-            stored[metric] = (snapshot, journal, history)
+            stored[metric] = (snapshot, journal, history, window_end_ms)
             if len(cache) >= self.CACHE_SIZE:
                 cache.pop(next(iter(cache)))
             cache[key] = (snapshot, journal, model)
@@ -127,6 +142,12 @@ class WindowScoring:
                 scope_id, metric, window_end_ms, value, _f(baseline), _f(lower), _f(upper), float(score),
                 bool(is_anomaly), count, editor))))
         return stored, results
+
+    def forget(self, series: tuple, metrics) -> None:
+        """Drop the live models of ``series``' ``metrics`` from the cache (their state has expired)."""
+        cache = self.__dict__.get("_cache", {})
+        for metric in metrics:
+            cache.pop((series, metric), None)
 
     def _rebuild(self, snapshot: bytes | None, journal: tuple):
         """The live model: the snapshot (a new model before the first one) with the journal learned again."""
@@ -137,22 +158,65 @@ class WindowScoring:
         return model
 
 
-def series_state(entry: tuple | None) -> tuple[bytes | None, tuple, tuple | str | None]:
-    """(snapshot, journal, history) of one metric's stored entry; None for a new series.
+def series_state(entry: tuple | None) -> tuple[bytes | None, tuple, tuple | str | None, int | None]:
+    """(snapshot, journal, history, last window end) of one metric's stored entry; None for a new series.
 
     Entries written before the journal existed (2026-12-05) are (model bytes, history): a snapshot
-    with an empty journal.
+    with an empty journal. Entries written before idle series expired (2026-12-06) have no last
+    window end: None, so such a series is never taken as idle at its next window.
 
     >>> series_state(None)
-    (None, (), None)
+    (None, (), None, None)
     >>> series_state((b"AD...", '{"v": [2.5], "held": 0}'))
-    (b'AD...', (), '{"v": [2.5], "held": 0}')
+    (b'AD...', (), '{"v": [2.5], "held": 0}', None)
+    >>> series_state((b"AD...", (), ((2.5,), 0), 1793520300000))[3]
+    1793520300000
     """
     if entry is None:
-        return None, (), None
+        return None, (), None, None
     if len(entry) == 2:
-        return entry[0], (), entry[1]
+        return entry[0], (), entry[1], None
+    if len(entry) == 3:
+        return (*entry, None)
     return entry
+
+
+def is_idle(last_end_ms: int | None, window_end_ms: int, retention_ms: int) -> bool:
+    """Whether a series that last learned the window ending ``last_end_ms`` has been idle too long by
+    ``window_end_ms``: more than the retention between the two window ends (0: never).
+
+    >>> day = 86_400_000
+    >>> is_idle(0, 7 * day, 7 * day), is_idle(0, 7 * day + 300_000, 7 * day), is_idle(0, 10 ** 15, 0)
+    (False, True, False)
+    """
+    return bool(retention_ms) and last_end_ms is not None and window_end_ms - last_end_ms > retention_ms
+
+
+def prune_idle(stored: dict | None, watermark_ms: int, retention_ms: int) -> tuple[dict, list[str], int | None]:
+    """(the series still kept, the metrics dropped, when the next of those kept falls idle) of one
+    series group's stored value at a watermark.
+
+    A series is dropped once the watermark is at or past its last window end plus the retention:
+    any later window of it would start again anyway (:func:`is_idle`). Entries without a last
+    window end (written before it was kept) are dropped too: every series that learned a window
+    since has one, and the operators check a key only a retention after its last row.
+
+    >>> kept, dropped, due = prune_idle({"rpm": (None, (), None, 1000), "fill_rate": (None, (), None, 5000)},
+    ...                                 watermark_ms=4000, retention_ms=3000)
+    >>> sorted(kept), dropped, due
+    (['fill_rate'], ['rpm'], 8000)
+    >>> prune_idle({"rpm": (None, (), None, 1000)}, 9000, 3000)
+    ({}, ['rpm'], None)
+    """
+    kept, dropped = {}, []
+    for metric, entry in (stored or {}).items():
+        last_end = series_state(entry)[3]
+        if last_end is None or last_end + retention_ms <= watermark_ms:
+            dropped.append(metric)
+        else:
+            kept[metric] = entry
+    due = min((series_state(e)[3] for e in kept.values()), default=None)
+    return kept, dropped, None if due is None else due + retention_ms
 
 
 def _f(x: float) -> float | None:

@@ -54,6 +54,7 @@ from detectors.classifier import ClassifierConfig
 from detectors.events import EventValidationError, parse_event
 from flink_jobs.evaluation.scoring import SampleTimes, alerts_from_events, load_labels, score
 from udfs.baseline import score_window
+from udfs.metric_detector import is_idle
 from udfs.decisions import (RESULT_KEYS, composite_episode, editor_window_composite, partner_window_check,
                             security_detail)
 
@@ -81,6 +82,8 @@ class JobParameters:
     security_min_severity: float = 7.0
     #: the job's classifier property group (README "Configuration"), as the editor operator reads it
     classifier_properties: dict = field(default_factory=dict)
+    #: processing.state.idle.retention.s: a series idle longer starts again (udfs/metric_detector.is_idle)
+    state_idle_retention_s: int = 604800
 
     @classmethod
     def from_job_config(cls, overrides: list[str] = ()) -> "JobParameters":
@@ -90,7 +93,7 @@ class JobParameters:
         s = Settings.from_config(JobConfig.load(overrides=overrides))
         return cls(s.window_size_s, s.watermark_delay_s, s.events_lookback_s, s.baseline_windows,
                    s.baseline_min_windows, s.baseline_threshold, s.detector, s.detector_params,
-                   s.security_min_severity, s.classifier_properties)
+                   s.security_min_severity, s.classifier_properties, s.state_idle_retention_s)
 
 
 @dataclass
@@ -192,6 +195,9 @@ class RecordedModel:
     def __init__(self, detections: list[tuple[float, tuple]]):
         self._detections = iter(detections)
 
+    def restart(self, _new_model) -> None:
+        """The series starts again: the recording goes on (it recorded the restarted model too)."""
+
     def update(self, timestamp_s: float, value: float) -> Detection:
         ts, fields = next(self._detections)
         if ts != timestamp_s:
@@ -202,6 +208,10 @@ class RecordedModel:
 class RecordingModel:
     def __init__(self, model):
         self.model, self.recorded = model, []
+
+    def restart(self, new_model) -> None:
+        """The series starts again from a new model; one recording holds both, in window order."""
+        self.model = new_model()
 
     def update(self, timestamp_s: float, value: float) -> Detection:
         d = self.model.update(timestamp_s, value)
@@ -215,7 +225,7 @@ def _cache_file(cache_dir: Path | None, archive: Path, params: JobParameters) ->
     stamp = json.dumps([str(archive.resolve()), sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns)
                                                         for p in archive.rglob("*") if p.is_file()),
                         params.window_size_s, params.watermark_delay_s, params.detector, params.detector_params,
-                        _detector_source_digest()], sort_keys=True, default=str)
+                        params.state_idle_retention_s, _detector_source_digest()], sort_keys=True, default=str)
     return cache_dir / f"models-{hashlib.sha256(stamp.encode()).hexdigest()[:24]}.pkl"
 
 
@@ -242,8 +252,13 @@ def score_series(windows: ArchiveWindows, params: JobParameters, cache: Path | N
             model = RecordedModel(recorded[key])
         else:
             model = RecordingModel(detectors.make(params.detector, **params.detector_params))
-        history = None
+        history, last_end = None, None
         for end, value, count in windows.series[key]:
+            if is_idle(last_end, end, params.state_idle_retention_s * 1000):
+                # the job's operators would have dropped the series: it starts again from nothing
+                model.restart(lambda: detectors.make(params.detector, **params.detector_params))
+                history = None
+            last_end = end
             (baseline, lower, upper, s, is_anomaly), history = score_window(
                 model, history, end, value, rel_threshold=params.baseline_threshold,
                 min_windows=params.baseline_min_windows, keep=params.baseline_windows)
