@@ -264,8 +264,8 @@ def _classifier_properties(c: JobConfig) -> dict[str, str]:
 
 def _state_idle_retention_s(c: JobConfig, window_s: int) -> int:
     """``processing.state.idle.retention.s``: 0 keeps every series for ever; otherwise it must leave
-    every decision as it is (udfs/correlator.py, "Idle keys"): longer than the events' look-back plus
-    two windows and the timer grace, so that what is dropped is outside every later window's reach."""
+    every decision as it is (udfs/correlator.py, "Idle keys"): at least the events' look-back plus three
+    windows and the timer grace, so that what is dropped is outside every later window's reach."""
     from detectors.incident import EPISODE_MAX_GAP_WINDOWS
 
     retention = c.get_int("processing", "state.idle.retention.s", minimum=0)

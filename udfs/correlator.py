@@ -74,8 +74,8 @@ PARTNER_FINDINGS = OutputTag("partner-findings", EVENT_TYPE)
 # The first ``m__avg`` column of an editor row (sql/windows/editor_windows.sql, after editor_id)
 # and of each editor's window in a partner row's array (sql/windows/partner_windows.sql).
 METRICS_AT = 1
-# State of a series group (an editor, or a partner's editor): metric -> (model snapshot, journal, history);
-# udfs/metric_detector.py.
+# State of a series group (an editor, or a partner's editor): metric -> (model snapshot, journal, history,
+# last window end); udfs/metric_detector.py.
 MODELS_TYPE = Types.PICKLED_BYTE_ARRAY()
 
 
@@ -120,9 +120,15 @@ class _IdleExpiry:
     """The idle-key timers of both operators (module docstring, "Idle keys").
 
     ``_idle_due`` (in memory, so empty after a restore: the first row of a key registers again)
-    is the latest expiry timer registered for each key. A row at time t needs one at or after
-    t + retention / 2 (a key is dropped at most half a retention late); a timer that finds the
-    key still active registers the next one where its oldest series falls idle.
+    is the latest expiry timer registered for each key. A row at time t registers one at
+    t + retention unless one is already due at or after t + retention / 2; a timer that finds
+    the key still active asks for the next check where its oldest series falls idle (registered
+    only if no later check is due). So a series or key is dropped once the watermark passes its
+    last activity plus the retention, at most half a retention later.
+
+    Known limit: PyFlink can take a checkpoint without a timer registered just before it
+    (EditorCorrelator's docstring). A key whose only idle timer is lost that way, and that sends
+    nothing after the restore, stays in the state.
     """
 
     idle_retention_ms: int

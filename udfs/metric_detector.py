@@ -141,6 +141,11 @@ class WindowScoring:
             results.append(dict(zip(RESULT_KEYS, (
                 scope_id, metric, window_end_ms, value, _f(baseline), _f(lower), _f(upper), float(score),
                 bool(is_anomaly), count, editor))))
+        for metric, entry in stored.items():
+            if len(entry) < 4:
+                # Written before the last window end was kept: taken as last seen now, so that the
+                # next window's rule and the operators' idle checks agree on when it falls idle.
+                stored[metric] = (*series_state(entry)[:3], window_end_ms)
         return stored, results
 
     def forget(self, series: tuple, metrics) -> None:
@@ -163,7 +168,8 @@ def series_state(entry: tuple | None) -> tuple[bytes | None, tuple, tuple | str 
 
     Entries written before the journal existed (2026-12-05) are (model bytes, history): a snapshot
     with an empty journal. Entries written before idle series expired (2026-12-06) have no last
-    window end: None, so such a series is never taken as idle at its next window.
+    window end: None. :meth:`WindowScoring.score_windows` gives them the end of the first window
+    of their group it scores.
 
     >>> series_state(None)
     (None, (), None, None)
@@ -198,8 +204,8 @@ def prune_idle(stored: dict | None, watermark_ms: int, retention_ms: int) -> tup
 
     A series is dropped once the watermark is at or past its last window end plus the retention:
     any later window of it would start again anyway (:func:`is_idle`). Entries without a last
-    window end (written before it was kept) are dropped too: every series that learned a window
-    since has one, and the operators check a key only a retention after its last row.
+    window end (written by older code) are dropped too: the operators check a key only after a row
+    of it, which gave every entry of its group one (:meth:`WindowScoring.score_windows`).
 
     >>> kept, dropped, due = prune_idle({"rpm": (None, (), None, 1000), "fill_rate": (None, (), None, 5000)},
     ...                                 watermark_ms=4000, retention_ms=3000)

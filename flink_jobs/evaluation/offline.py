@@ -54,9 +54,9 @@ from detectors.classifier import ClassifierConfig
 from detectors.events import EventValidationError, parse_event
 from flink_jobs.evaluation.scoring import SampleTimes, alerts_from_events, load_labels, score
 from udfs.baseline import score_window
-from udfs.metric_detector import is_idle
 from udfs.decisions import (RESULT_KEYS, composite_episode, editor_window_composite, partner_window_check,
                             security_detail)
+from udfs.metric_detector import is_idle
 
 #: Metrics reported only per partner: the editor window averages them over its partners. A partner
 #: sample of any other metric (revenue per partner) is part of an editor total and goes to the partner
