@@ -534,3 +534,50 @@ def test_a_latest_reader_restored_before_its_first_record_reads_what_came_meanwh
     _put(kinesis, stream, 100, 20)
     second = _reader(aws_client, stream, "LATEST", positions=positions_from_text(again))
     assert sorted(_numbers(second.read_available())) == list(range(100, 120))
+
+
+def test_a_group_the_fan_out_no_longer_lists_stops_holding_the_watermark(aws_endpoint, kinesis, new_stream):
+    """A split family gets another key once retention trims its root from ListShards, and the fan-out
+    stops ticking the old key. Its reader, last seen behind (a backlog), held this subtask's
+    watermark floor at that time until a restart: every window of the job stopped closing."""
+    from pyflink.common import Row
+    from pyflink.datastream import OutputTag
+
+    from connectors.kinesis.flink_source import KinesisGroupReader, ShardFanOut
+
+    stream = new_stream(2)
+    hash_keys = ("0", str(2 ** 127 + 1))           # one per shard of a 2-shard stream
+
+    def put(shard: int, timestamps):
+        kinesis.put_records(StreamName=stream, Records=[
+            {"Data": json.dumps({"timestamp": t}).encode(), "PartitionKey": "k", "ExplicitHashKey": hash_keys[shard]}
+            for t in timestamps])
+
+    def records(rows):
+        return [row for row in rows if row[0] is not None and not isinstance(row[0], OutputTag)]
+
+    put(0, [1_000, 2_000, 3_000])                   # the family that will be re-keyed: read one by one
+    put(1, [9_000_000])
+    fan_out = ShardFanOut(stream, aws_endpoint.url, "us-east-1", shard_discovery_interval_ms=60_000,
+                          max_parallelism=128)
+    fan_out.open(RuntimeContext())
+    reader = KinesisGroupReader(stream, aws_endpoint.url, "us-east-1", "TRIM_HORIZON", 1, "metrics")
+    reader.open(RuntimeContext())
+    ticks = sorted(fan_out.process_element(None, None), key=lambda t: json.loads(t[1])[0]["starting_hash_key"] != "0")
+    assert len(ticks) == 2
+    for tick in ticks:
+        list(reader.process_element(tick, None))
+    assert reader._watermark_floor_ms() == 1_000, "the first family has a backlog: it holds the floor"
+    # The fan-out's next ListShards no longer lists the first family (its root trimmed, its shards
+    # under another key now): only the second group is ticked, with that discovery's time.
+    kept = ticks[1]
+    discovery, tick_ms = kept[2] + 10_000, kept[3] + 10_000
+    put(1, [9_100_000])
+    assert records(reader.process_element(Row(kept[0], kept[1], discovery, tick_ms), None))
+    put(1, [9_200_000])
+    rows = records(reader.process_element(Row(kept[0], kept[1], discovery, tick_ms + 5_000), None))
+    assert [json.loads(row[0])["timestamp"] for row in rows] == [9_200_000]
+    # The floor is the live group's own (it reads one record a call, so it is taken as behind), no
+    # longer the retired group's 1,000.
+    assert rows[0][-1] == 9_200_000
+    assert reader._counters["groupsRetired"].count == 1

@@ -301,7 +301,7 @@ class KinesisGroupReader(KeyedProcessFunction):
             name: group.counter(name)
             for name in ("recordsRead", "throttles", "iteratorRefreshes", "invalidEncoding",
                          "shardsFinished", "transientErrors", "pacedPolls", "keepalives",
-                         "childDiscoveries", "answeredTicks")
+                         "childDiscoveries", "answeredTicks", "groupsRetired")
         }
         # key -> EventTimeAlignment (one progress file per lineage group).
         self._alignments: dict[str, EventTimeAlignment] = {}
@@ -315,6 +315,11 @@ class KinesisGroupReader(KeyedProcessFunction):
         # key -> monotonic time since which a finished shard of the group has had no known child.
         self._awaiting_children_since: dict[str, float] = {}
         self._awaited_parents: dict[str, list[str]] = {}
+        # Groups the fan-out no longer lists (_retire_unlisted_groups): key -> the discovery (wall ms)
+        # of its last tick; the newest discovery seen here, and the tick that first carried it (None
+        # once the groups behind it are retired).
+        self._group_discovery: dict[str, int] = {}
+        self._newest_discovery: tuple[int, int | None] = (0, None)
 
     def _reader_for(self, key: str) -> StreamReader:
         stored = self._positions.value()
@@ -369,6 +374,7 @@ class KinesisGroupReader(KeyedProcessFunction):
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context):
         key = value[0]
+        self._retire_unlisted_groups(key, value[2], value[3])
         if self._skipped_tick(key, value[3]):
             return
         began_ms = int(time.time() * 1000)
@@ -419,6 +425,34 @@ class KinesisGroupReader(KeyedProcessFunction):
             self._readers[key] = (reader, text)
         self._report_metrics()
         return bool(records)
+
+    def _retire_unlisted_groups(self, key: str, discovery_ms: int, tick_ms: int) -> None:
+        """Forget the in-memory readers of groups the fan-out's ListShards no longer lists.
+
+        A family gets another key once retention trims its root from ListShards
+        (connectors/kinesis/README.md, "Known limit"), and the fan-out stops ticking the old key.
+        Its reader stayed here, and ``_watermark_floor_ms`` kept its last lagging time for ever:
+        a shard it last saw throttled or behind held this subtask's watermark, and so every
+        window of the job, until a restart. The fan-out sends each tick to every group at once,
+        so by a later tick than the one that first carried a discovery, every group of it on this
+        subtask has had a tick of it: a group still behind that discovery is not listed. Its
+        positions stay in its keyed state (a few hundred bytes per retired family); a tick that
+        comes for it after all rebuilds its reader from them.
+        """
+        self._group_discovery[key] = discovery_ms
+        newest, first_tick = self._newest_discovery
+        if discovery_ms > newest:
+            self._newest_discovery = (discovery_ms, tick_ms)
+            return
+        if first_tick is None or tick_ms <= first_tick:
+            return
+        self._newest_discovery = (newest, None)
+        for old in [k for k, seen in self._group_discovery.items() if seen < newest]:
+            for table in (self._group_discovery, self._readers, self._last_poll, self._own_shards,
+                          self._own_discovery_at, self._awaiting_children_since, self._awaited_parents,
+                          self._alignments):
+                table.pop(old, None)
+            self._counters["groupsRetired"].inc()
 
     def _parents_awaiting_children(self, key: str, reader: StreamReader) -> list[str]:
         """Shards of this group that have ended while their children are not known yet (for at
