@@ -222,3 +222,28 @@ def test_a_retention_that_could_change_a_decision_is_refused_at_start():
     assert settings("processing.state.idle.retention.s=2700").state_idle_retention_s == 2700
     with pytest.raises(ConfigError, match=r"at least 3900"):
         settings("processing.state.idle.retention.s=2700", "processing.events.lookback.s=3000")
+
+
+def test_an_editor_restored_from_older_code_whose_first_input_is_an_event_keeps_its_series_a_retention():
+    # Entries written before 8c8dcf6 have no last window end. An event registers the editor's idle
+    # check without scoring a window, so the check met them unstamped and dropped them, while the
+    # next window's rule would have carried them on.
+    store = KeyedStore()
+    op = EditorDriver(store, RETENTION_MS)
+    for i in range(20):
+        op.window("e-1", end(i), rpm(i))
+    store.data[("models", "e-1")] = {m: entry[:3] for m, entry in store.data[("models", "e-1")].items()}
+    restored = EditorDriver(store, RETENTION_MS)
+    restored.event("e-1", end(30))
+    restored.watermark(end(30) + RETENTION_MS)
+    assert restored.state("models", "e-1")["rpm"][3] == end(30) + RETENTION_MS, "kept, stamped at the check"
+    restored.watermark(end(30) + 3 * RETENTION_MS)
+    assert restored.keys_with_state() == set()
+
+
+def test_a_partners_idle_check_takes_an_empty_entry_as_gone():
+    op = PartnerDriver(KeyedStore(), RETENTION_MS)
+    op.window("p-1", end(0), {"e-1": {"bid_rate": 0.9}})
+    op.store.data[("models", "p-1")]["e-empty"] = {}
+    op.watermark(end(0) + 2 * RETENTION_MS)
+    assert op.state("models", "p-1") == {}

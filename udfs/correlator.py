@@ -325,10 +325,11 @@ class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
         if dropped:
             self.scoring.forget(("editor", key), dropped)
             self._count("seriesExpired", len(dropped))
-            if kept:
-                self.models.update(kept)
-            else:
+        if not kept:
+            if stored is not None:
                 self.models.clear()
+        elif kept != stored:
+            self.models.update(kept)
         stored_events = self.events.value()
         newest = max((e["timestamp_ms"] for e in json.loads(stored_events)), default=None) if stored_events else None
         if newest is not None and newest + self.idle_retention_ms <= watermark_ms:
@@ -419,15 +420,14 @@ class PartnerHealth(_Counters, _IdleExpiry, KeyedProcessFunction):
         dues = []
         for editor, stored in list(self.models.items()):
             kept, dropped, due = prune_idle(stored, watermark_ms, self.idle_retention_ms)
-            if not dropped:
-                dues.append(due)
-                continue
-            self.scoring.forget(("partner", partner, editor), dropped)
-            self._count("seriesExpired", len(dropped))
-            if kept:
-                self.models.put(editor, kept)
-                dues.append(due)
-            else:
+            if dropped:
+                self.scoring.forget(("partner", partner, editor), dropped)
+                self._count("seriesExpired", len(dropped))
+            if not kept:
                 self.models.remove(editor)
+                continue
+            if kept != stored:
+                self.models.put(editor, kept)
+            dues.append(due)
         if dues:
             self._expire_at(partner, ctx, min(dues))

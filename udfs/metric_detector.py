@@ -199,13 +199,14 @@ def is_idle(last_end_ms: int | None, window_end_ms: int, retention_ms: int) -> b
 
 
 def prune_idle(stored: dict | None, watermark_ms: int, retention_ms: int) -> tuple[dict, list[str], int | None]:
-    """(the series still kept, the metrics dropped, when the next of those kept falls idle) of one
-    series group's stored value at a watermark.
+    """(the series kept, the metrics dropped, when the next of those kept falls idle) of one series
+    group's stored value at a watermark; the caller writes the kept value back when it differs.
 
     A series is dropped once the watermark is at or past its last window end plus the retention:
-    any later window of it would start again anyway (:func:`is_idle`). Entries without a last
-    window end (written by older code) are dropped too: the operators check a key only after a row
-    of it, which gave every entry of its group one (:meth:`WindowScoring.score_windows`).
+    any later window of it would start again anyway (:func:`is_idle`). An entry without a last
+    window end (written by older code, and no window of its group scored since a restore) is kept,
+    stamped with the watermark: from then on the next window's rule and these checks agree on it,
+    as :meth:`WindowScoring.score_windows` makes them agree when it stamps such entries.
 
     >>> kept, dropped, due = prune_idle({"rpm": (None, (), None, 1000), "fill_rate": (None, (), None, 5000)},
     ...                                 watermark_ms=4000, retention_ms=3000)
@@ -213,11 +214,15 @@ def prune_idle(stored: dict | None, watermark_ms: int, retention_ms: int) -> tup
     (['fill_rate'], ['rpm'], 8000)
     >>> prune_idle({"rpm": (None, (), None, 1000)}, 9000, 3000)
     ({}, ['rpm'], None)
+    >>> prune_idle({"rpm": (b"model", (), None)}, 9000, 3000)      # older code's entry
+    ({'rpm': (b'model', (), None, 9000)}, [], 12000)
     """
     kept, dropped = {}, []
     for metric, entry in (stored or {}).items():
-        last_end = series_state(entry)[3]
-        if last_end is None or last_end + retention_ms <= watermark_ms:
+        snapshot, journal, history, last_end = series_state(entry)
+        if last_end is None:
+            kept[metric] = (snapshot, journal, history, watermark_ms)
+        elif last_end + retention_ms <= watermark_ms:
             dropped.append(metric)
         else:
             kept[metric] = entry
