@@ -581,3 +581,24 @@ def test_a_group_the_fan_out_no_longer_lists_stops_holding_the_watermark(aws_end
     # longer the retired group's 1,000.
     assert rows[0][-1] == 9_200_000
     assert reader._counters["groupsRetired"].count == 1
+
+
+def test_paced_polls_of_a_retired_group_stay_counted_and_later_ones_are_counted_too():
+    # pacedPolls is reported as the sum over the readers' alignments; retiring a group removed its
+    # alignment from the sum, so the metric stood still until the others made up the difference.
+    from types import SimpleNamespace
+
+    from connectors.kinesis.flink_source import KinesisGroupReader
+
+    reader = KinesisGroupReader("s", "http://127.0.0.1:9", "us-east-1", "TRIM_HORIZON", 1, "metrics")
+    reader.open(RuntimeContext())
+    old, live = SimpleNamespace(paced=5), SimpleNamespace(paced=0)
+    reader._alignments = {"old": old, "live": live}
+    reader._report_metrics()
+    reader._group_discovery = {"old": 1, "live": 2}
+    reader._newest_discovery = (2, 100)
+    reader._retire_unlisted_groups("live", 2, 200)     # a later tick of discovery 2: "old" is not listed
+    assert "old" not in reader._alignments
+    live.paced = 3
+    reader._report_metrics()
+    assert reader._counters["pacedPolls"].count == 8

@@ -448,6 +448,10 @@ class KinesisGroupReader(KeyedProcessFunction):
             return
         self._newest_discovery = (newest, None)
         for old in [k for k, seen in self._group_discovery.items() if seen < newest]:
+            if old in self._alignments:
+                # pacedPolls is reported as the sum over the alignments kept: count this one's first
+                self._report_metrics()
+                self._paced_reported -= self._alignments[old].paced
             for table in (self._group_discovery, self._readers, self._last_poll, self._own_shards,
                           self._own_discovery_at, self._awaiting_children_since, self._awaited_parents,
                           self._alignments):
