@@ -63,7 +63,8 @@ def test_an_eventbridge_entry_is_kept_whole_far_beyond_64_kib():
 
 def test_a_dead_letter_line_always_fits_a_kinesis_record_and_says_when_raw_was_cut():
     from connectors.deadletter.records import EVENTBRIDGE_RAW_LIMIT_BYTES, MAX_LINE_BYTES
-    from connectors.deadletter.writers import MAX_RECORD_BYTES, partition_key_for
+    from connectors.batching import KINESIS_RECORD_MAX_BYTES
+    from connectors.deadletter.writers import partition_key_for
 
     # A backslash or a quote doubles when raw is written into the line: 520 KiB of them make a 1 MiB line.
     raw = '\\"' * (EVENTBRIDGE_RAW_LIMIT_BYTES // 2)  # within the raw limit: only the line is too long
@@ -71,7 +72,7 @@ def test_a_dead_letter_line_always_fits_a_kinesis_record_and_says_when_raw_was_c
     line = dead_letter_json("DELIVERY_FAILED", "retries exhausted", "eventbridge", raw,
                             raw_limit_bytes=EVENTBRIDGE_RAW_LIMIT_BYTES)
     assert len(line.encode("utf-8")) <= MAX_LINE_BYTES
-    assert len(line.encode("utf-8")) + len(partition_key_for(line)) <= MAX_RECORD_BYTES
+    assert len(line.encode("utf-8")) + len(partition_key_for(line)) <= KINESIS_RECORD_MAX_BYTES
     record = json.loads(line)
     assert raw.startswith(record["raw"]) and 400 * 1024 < len(record["raw"]) < size
     assert record["raw_truncated"] is True and record["raw_size_bytes"] == size

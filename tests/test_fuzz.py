@@ -14,8 +14,9 @@ from collections import Counter
 import pytest
 from botocore.exceptions import ClientError
 
+from connectors.batching import KINESIS_RECORD_MAX_BYTES
 from flink_jobs.reliability.fuzz import (
-    DEFAULT_MAX_PAYLOAD_BYTES, EVENT_TYPES, FUZZ_ID_PATTERN, KINESIS_MAX_RECORD_BYTES, METRICS, RATE_METRICS,
+    DEFAULT_MAX_PAYLOAD_BYTES, EVENT_TYPES, FUZZ_ID_PATTERN, METRICS, RATE_METRICS,
     FuzzGenerator, TrafficRecord, fuzz_records, mix, timestamp_ms_of,
 )
 
@@ -195,7 +196,7 @@ def test_oversized_records_straddle_the_pipeline_limit_and_stay_under_kinesis():
     generator = FuzzGenerator(seed=5)
     sizes = [len(generator.make("oversized", START_MS).payload) for _ in range(60)]
     assert min(sizes) == DEFAULT_MAX_PAYLOAD_BYTES + 1
-    assert max(sizes) + len("fz-5-000000") == KINESIS_MAX_RECORD_BYTES
+    assert max(sizes) + len("fz-5-000000") == KINESIS_RECORD_MAX_BYTES
     edge = [generator.make("valid_edge", START_MS) for _ in range(200)]
     assert DEFAULT_MAX_PAYLOAD_BYTES in {len(r.payload) for r in edge}
 
@@ -214,11 +215,11 @@ def test_kinesis_size_rule_largest_oversized_is_putable_and_unputable_is_refused
     kinesis, stream = kinesis
     generator = FuzzGenerator(seed=9)
     largest = max((generator.make("oversized", START_MS) for _ in range(40)), key=lambda r: len(r.payload))
-    assert len(largest.payload) + len(largest.partition_key) == KINESIS_MAX_RECORD_BYTES
+    assert len(largest.payload) + len(largest.partition_key) == KINESIS_RECORD_MAX_BYTES
     kinesis.put_record(StreamName=stream, Data=largest.payload, PartitionKey=largest.partition_key)
     unputable = generator.make_unputable(START_MS)
     assert not unputable.putable
-    assert len(unputable.payload) + len(unputable.partition_key) > KINESIS_MAX_RECORD_BYTES
+    assert len(unputable.payload) + len(unputable.partition_key) > KINESIS_RECORD_MAX_BYTES
     with pytest.raises(ClientError) as err:
         kinesis.put_records(StreamName=stream,
                             Records=[{"Data": unputable.payload, "PartitionKey": unputable.partition_key}])

@@ -31,8 +31,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 log = logging.getLogger(__name__)
 
-MAX_RECORD_BYTES = KINESIS_RECORD_MAX_BYTES  # data + partition key
-
 
 def partition_key_for(line: str) -> str:
     # Spread dead letters over the shards; the content hash keeps a replayed line on one shard.
@@ -99,7 +97,7 @@ class KinesisDeadLetterWriter:
         records = []
         for line in lines:
             record = {"Data": line.encode("utf-8"), "PartitionKey": partition_key_for(line)}
-            if _record_size(record) > MAX_RECORD_BYTES:
+            if _record_size(record) > KINESIS_RECORD_MAX_BYTES:
                 # Cannot happen for lines built by dead_letter_json (records.MAX_LINE_BYTES).
                 self._give_up([record], f"record of {_record_size(record)} bytes exceeds the Kinesis limit")
                 continue

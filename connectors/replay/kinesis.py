@@ -66,14 +66,11 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from connectors.archive import EVENTS, METRICS, ArchivedRecord, iter_archive
-from connectors.batching import KINESIS_RECORD_MAX_BYTES
+from connectors.batching import KINESIS_RECORD_MAX_BYTES, PUT_RECORDS_MAX_BYTES, PUT_RECORDS_MAX_RECORDS
 from connectors.event_time import EventTimeProgress, timestamp_ms
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH_RECORDS = 500
-MAX_BATCH_BYTES = 5 * 1024 * 1024
-MAX_RECORD_BYTES = KINESIS_RECORD_MAX_BYTES          # data + partition key
 MAX_KEY_CHARS = 256
 _RETRYABLE_CALL_ERRORS = {"ProvisionedThroughputExceededException", "ThrottlingException", "LimitExceededException",
                           "InternalFailure", "ServiceUnavailable", "InternalServerError", "KMSThrottlingException"}
@@ -234,7 +231,7 @@ class KinesisReplayer:
                 # surrogateescape: the archived bytes of a line that is not UTF-8 (archive.formats.read_jsonl)
                 data = item.payload.encode("utf-8", "surrogateescape")
                 key = partition_key(item.record)
-                if len(data) + len(key.encode("utf-8")) > MAX_RECORD_BYTES:
+                if len(data) + len(key.encode("utf-8")) > KINESIS_RECORD_MAX_BYTES:
                     self.stats.skipped_oversized += 1
                     log.warning("record of %s skipped: %d bytes is over Kinesis' 1 MiB record limit", key, len(data))
                     continue
@@ -283,7 +280,7 @@ class KinesisReplayer:
         size = 0
         stream = pending[0].stream
         scanned = 0
-        while pending and len(batch) < MAX_BATCH_RECORDS and scanned < 4 * MAX_BATCH_RECORDS:
+        while pending and len(batch) < PUT_RECORDS_MAX_RECORDS and scanned < 4 * PUT_RECORDS_MAX_RECORDS:
             item = pending[0]
             if item.due > now:
                 break
@@ -296,7 +293,7 @@ class KinesisReplayer:
             key = (item.stream, item.key)
             item_size = len(item.data) + len(item.key)
             if (item.stream != stream or key in blocked or taken.get(key, 0) >= limit
-                    or size + item_size > MAX_BATCH_BYTES):
+                    or size + item_size > PUT_RECORDS_MAX_BYTES):
                 kept.append(item)
                 blocked.add(key)
                 if item.stream == stream and item.event_ms is not None:

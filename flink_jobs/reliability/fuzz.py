@@ -33,7 +33,6 @@ from typing import Iterable, Iterator, Sequence
 from connectors.batching import KINESIS_RECORD_MAX_BYTES
 from connectors.event_time import payload_timestamp_ms
 
-KINESIS_MAX_RECORD_BYTES = KINESIS_RECORD_MAX_BYTES  # data + partition key; PutRecord(s) refuses anything bigger
 DEFAULT_MAX_PAYLOAD_BYTES = 65536  # processing.max.payload.bytes in application_properties.json
 
 METRICS = ("rpm", "fill_rate", "bid_latency_ms", "error_rate", "partner_timeouts",
@@ -202,7 +201,7 @@ class FuzzGenerator:
         body = self._metric_template(fid, ts_ms)
         body["dimensions"] = {"blob": ""}
         overhead = len(_dumps(body)) + len(fid)
-        body["dimensions"]["blob"] = "x" * (KINESIS_MAX_RECORD_BYTES - overhead + 1 + self.rng.randrange(4096))
+        body["dimensions"]["blob"] = "x" * (KINESIS_RECORD_MAX_BYTES - overhead + 1 + self.rng.randrange(4096))
         return self._record(fid, "oversized_unputable", _dumps(body), "OVERSIZED_RECORD", putable=False)
 
     # -- malformed metric records ----------------------------------------------------------
@@ -395,7 +394,7 @@ class FuzzGenerator:
         body = self._metric_template(fid, ts_ms)
         body["dimensions"] = {"blob": ""}
         base = len(_dumps(body))
-        ceiling = KINESIS_MAX_RECORD_BYTES - len(fid) - base
+        ceiling = KINESIS_RECORD_MAX_BYTES - len(fid) - base
         floor = self.max_payload_bytes + 1 - base
         # Just over the pipeline limit, just under the Kinesis limit, or anywhere between.
         size = self.rng.choice([floor, floor + 1, ceiling, ceiling - 1, self.rng.randrange(floor, ceiling)])
