@@ -205,6 +205,8 @@ class Settings:
             c.get_str("deadletter", "stream.name", allow_empty=False)
         c.get_str("deadletter", "path", allow_empty=False)  # the files, and the Kinesis sink's fallback
         baseline_windows = c.get_int("processing", "baseline.windows", minimum=1, maximum=10000)
+        events_lookback_s = c.get_int("processing", "events.lookback.s", minimum=0)
+        timer_grace_ms = c.get_int("processing", "timer.grace.ms", minimum=0, maximum=window * 1000)
         return cls(
             name=c.get_str("job", "name", allow_empty=False),
             parallelism=c.get_int("job", "parallelism", minimum=1, maximum=1024),
@@ -218,13 +220,13 @@ class Settings:
             max_payload_bytes=c.get_int("processing", "max.payload.bytes", minimum=64),
             max_metric_value=c.get_float("processing", "max.metric.value", minimum=1.0),
             dedup_retention_s=c.get_int("processing", "dedup.retention.s", minimum=0),
-            timer_grace_ms=c.get_int("processing", "timer.grace.ms", minimum=0, maximum=window * 1000),
-            events_lookback_s=c.get_int("processing", "events.lookback.s", minimum=0),
+            timer_grace_ms=timer_grace_ms,
+            events_lookback_s=events_lookback_s,
             baseline_windows=baseline_windows,
             baseline_min_windows=_baseline_min_windows(c, baseline_windows),
             baseline_threshold=c.get_float("processing", "baseline.threshold", minimum=0.0),
             model_snapshot_windows=c.get_int("processing", "model.snapshot.windows", minimum=1, maximum=10000),
-            state_idle_retention_s=_state_idle_retention_s(c, window),
+            state_idle_retention_s=_state_idle_retention_s(c, window, events_lookback_s, timer_grace_ms),
             detector=c.get_str("processing", "detector", allow_empty=False),
             detector_params=detector_params,
             bus_name=c.get_str("eventbridge", "bus.name", allow_empty=False),
@@ -262,15 +264,14 @@ def _classifier_properties(c: JobConfig) -> dict[str, str]:
     return properties
 
 
-def _state_idle_retention_s(c: JobConfig, window_s: int) -> int:
+def _state_idle_retention_s(c: JobConfig, window_s: int, lookback: int, grace_ms: int) -> int:
     """``processing.state.idle.retention.s``: 0 keeps every series for ever; otherwise it must leave
     every decision as it is (udfs/correlator.py, "Idle keys"): at least the events' look-back plus three
     windows and the timer grace, so that what is dropped is outside every later window's reach."""
     from detectors.incident import EPISODE_MAX_GAP_WINDOWS
 
     retention = c.get_int("processing", "state.idle.retention.s", minimum=0)
-    lookback = c.get_int("processing", "events.lookback.s", minimum=0)
-    grace_s = -(-c.get_int("processing", "timer.grace.ms", minimum=0) // 1000)
+    grace_s = -(-grace_ms // 1000)
     shortest = lookback + (2 + EPISODE_MAX_GAP_WINDOWS) * window_s + grace_s
     if 0 < retention < shortest:
         raise ConfigError(f"property processing.state.idle.retention.s={retention} must be 0 (keep idle series "

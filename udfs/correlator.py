@@ -151,6 +151,14 @@ class _IdleExpiry:
         if self._idle_due.get(key) == timestamp:
             del self._idle_due[key]
 
+    def _prune(self, series: tuple, stored: dict | None, watermark_ms: int) -> tuple[dict, int | None]:
+        """udfs.metric_detector.prune_idle for one series group, its dropped models forgotten and counted."""
+        kept, dropped, due = prune_idle(stored, watermark_ms, self.idle_retention_ms)
+        if dropped:
+            self.scoring.forget(series, dropped)
+            self._count("seriesExpired", len(dropped))
+        return kept, due
+
 
 #: At most this many of an editor's own operational events, and as many partner findings, in its state.
 MAX_KEPT_EVENTS = 200
@@ -321,10 +329,7 @@ class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
         if not self.idle_retention_ms:
             return
         stored = self.models.value()
-        kept, dropped, due = prune_idle(stored, watermark_ms, self.idle_retention_ms)
-        if dropped:
-            self.scoring.forget(("editor", key), dropped)
-            self._count("seriesExpired", len(dropped))
+        kept, due = self._prune(("editor", key), stored, watermark_ms)
         if not kept:
             if stored is not None:
                 self.models.clear()
@@ -419,10 +424,7 @@ class PartnerHealth(_Counters, _IdleExpiry, KeyedProcessFunction):
             return
         dues = []
         for editor, stored in list(self.models.items()):
-            kept, dropped, due = prune_idle(stored, watermark_ms, self.idle_retention_ms)
-            if dropped:
-                self.scoring.forget(("partner", partner, editor), dropped)
-                self._count("seriesExpired", len(dropped))
+            kept, due = self._prune(("partner", partner, editor), stored, watermark_ms)
             if not kept:
                 self.models.remove(editor)
                 continue
