@@ -76,6 +76,18 @@ def test_grace_window_accepts_the_window_just_after_and_not_the_one_after_that()
     assert report["confusion"] == {"CONFIGURATION_ISSUE": {"MISSED": 1}}
 
 
+def test_a_security_finding_at_the_grace_spans_end_is_out_as_the_window_starting_there():
+    """The grace span is [start, end + one window) for windows and instants alike."""
+    inc = editor_incident("i1", "e-1", T, T + 1200, "SECURITY_ISSUE")         # ends on a window boundary
+    inside = finding("e-1", T + 1200 + W - 1, "fnd-in")
+    at_end = finding("e-1", T + 1200 + W, "fnd-out")
+    report = score([inc], alerts_from_events([inside, at_end]), window_s=W)
+    assert report["detected"] == 1 and report["false_alarm_alerts"] == 1
+    assert report["outcomes"][0]["time_to_detect_s"] == pytest.approx(1200 + W - 1)
+    report = score([inc], alerts_from_events([at_end]), window_s=W)
+    assert report["detected"] == 0 and report["false_alarm_alerts"] == 1
+
+
 def test_window_ending_exactly_at_the_start_does_not_match():
     inc = editor_incident("i1", "e-1", T + W, T + 3 * W, "PRICING_ISSUE")
     report = score([inc], alerts_from_events([composite("e-1", T, "PRICING_ISSUE")]), window_s=W)

@@ -12,8 +12,10 @@ Matching rule
 - An alert **matches** an incident when it is about the same editor -- or, for
   a partner incident, about the same partner or any affected editor -- and its
   window ``[window_start, window_end)`` overlaps ``[incident start, incident end
-  + one window]`` (the grace window lets the window that closes just after the
-  incident count: windows are only emitted once they end).
+  + one window)`` (the grace window lets the window that closes just after the
+  incident count: windows are only emitted once they end; the window after that
+  one, starting at ``end + one window``, does not). A zero-length alert (a
+  security finding) matches when its instant falls in that same half-open span.
 - **One alert, one incident**: an alert that matches several incidents (back-to-
   back incidents on one editor, an editor incident during a partner outage that
   hurts that editor) is credited to one of them only: the one whose type it
@@ -295,11 +297,11 @@ class SampleTimes:
 
 
 def matches(alert: Alert, incident: Incident, window_s: float) -> bool:
-    """Same scope and the alert's window overlaps [start, end + one window] (the candidates; see credit)."""
+    """Same scope and the alert's window overlaps [start, end + one window) (the candidates; see credit)."""
     if not (alert.window_start_s < incident.end_s + window_s and alert.window_end_s > incident.start_s):
         # A zero-length alert (a security finding) overlaps when its instant falls in the span.
         if not (alert.window_start_s == alert.window_end_s
-                and incident.start_s <= alert.window_start_s <= incident.end_s + window_s):
+                and incident.start_s <= alert.window_start_s < incident.end_s + window_s):
             return False
     if incident.scope == "editor":
         return alert.editor_id is not None and alert.editor_id == incident.editor_id
@@ -330,7 +332,7 @@ def detects(alert: Alert, incident: Incident, window_s: float,
     """
     end = incident.end_s + window_s
     if alert.window_start_s == alert.window_end_s:
-        return incident.start_s <= alert.window_start_s <= end
+        return incident.start_s <= alert.window_start_s < end
     low, high = max(alert.window_start_s, incident.start_s), min(alert.window_end_s, end)
     if high <= low:
         return False
