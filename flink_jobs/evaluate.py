@@ -43,7 +43,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from connectors.archive import EVENTS, METRICS, ArchivedRecord
 from connectors.replay import KinesisReplayer, merged_archive, parse_speed
@@ -58,6 +58,16 @@ DEFAULT_SPEED = 720.0          # 24 h of event time in 2 minutes
 #: Records of one editor per PutRecords call on the local endpoint: its per-call
 #: cost dominates, and it never fails part of a call (reorders would be counted).
 LOCAL_PER_KEY_BATCH = 20
+
+
+def _output_files(folders: Iterable[str | Path]) -> list[Path]:
+    return [path for folder in folders if Path(folder).is_dir() for path in sorted(Path(folder).glob("*.jsonl"))]
+
+
+def output_sizes(folders: Iterable[str | Path]) -> dict[str, int]:
+    """Bytes in the job's file outputs now (the dead-letter writers append: a reused work folder
+    holds an earlier run's lines)."""
+    return {str(path): path.stat().st_size for path in _output_files(folders)}
 
 
 @dataclass
@@ -86,9 +96,40 @@ class ArchiveFacts:
                     self.sample_times.add(editor, item.record.get("partner"), ms / 1000.0)
             yield item
 
+    #: samples taken back from ``sample_times`` because the job did not window them, per reason code
+    left_out: dict = field(default_factory=dict)
+
     def samples(self) -> dict[str, list[float]] | None:
         """Sorted sample times per alert entity, or None when the archive's samples were not read."""
         return self.sample_times.sorted()
+
+    def leave_out_unwindowed(self, folders: Iterable[str | Path],
+                             already_there: dict[str, int] | None = None) -> dict[str, int]:
+        """Take back the samples the job dead-lettered or dropped as late, read from its file outputs
+        (``deadletter.path``, ``deadletter.late.path``): no window of the job held them, so they
+        must not make an alert's window "hold incident data" (scoring.detects). ``observe`` cannot
+        tell them: lateness is the job's watermark's verdict. ``already_there``
+        (:func:`output_sizes` before the run): the bytes an earlier run left in those files, which
+        are skipped. Returns the counts per reason code."""
+        for path in _output_files(folders):
+            with open(path, "rb") as handle:
+                handle.seek((already_there or {}).get(str(path), 0))
+                for line in handle:
+                    self._leave_out(line.decode("utf-8", "replace"))
+        return dict(self.left_out)
+
+    def _leave_out(self, line: str) -> None:
+        try:
+            letter = json.loads(line)
+            record = json.loads(letter["raw"]) if letter.get("source") == METRICS else None
+        except (ValueError, TypeError, KeyError):
+            return                 # not a dead letter of a metric record that parsed: observe kept no sample of it
+        if not isinstance(record, dict) or not isinstance(record.get("editor_id"), str):
+            return
+        ms = event_time_ms(record)
+        if ms is not None and self.sample_times.discard(record["editor_id"], record.get("partner"), ms / 1000.0):
+            reason = str(letter.get("reason_code"))
+            self.left_out[reason] = self.left_out.get(reason, 0) + 1
 
     def editor_days(self, since_s: float | None = None) -> float | None:
         """Editors x days the metrics span (from ``since_s`` when given)."""
@@ -221,6 +262,8 @@ class RunResult:
     #: Why the events may not be all the job sent (empty: the run drained as it should).
     incomplete: list[str] = field(default_factory=list)
     collector: dict = field(default_factory=dict)
+    #: The job's dead-letter and late folders, and the bytes an earlier run left there (rescoring reads them).
+    job_outputs: dict = field(default_factory=dict)
 
 
 def _aws_client(service: str, endpoint_url: str):
@@ -276,6 +319,9 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
     phase = on_phase or (lambda text: log.info(text))
     work = Path(work_dir or tempfile.mkdtemp(prefix="adops-eval-"))
     work.mkdir(parents=True, exist_ok=True)
+    # The job's dead letters and late records: the samples no window of the job held.
+    job_outputs = {"dead_letters": str(work / "dead-letters"), "late": str(work / "late")}
+    earlier_output = output_sizes(job_outputs.values())
     timings: dict[str, float] = {}
     began = time.monotonic()
     own_endpoint = None
@@ -308,8 +354,8 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
             # Only this run's records, even on an endpoint that served earlier runs.
             f"kinesis.start.position=AT_TIMESTAMP:{run_started_ms}",
             f"job.checkpoint.dir={work / 'flink-state'}",
-            "deadletter.sink=file", f"deadletter.path={work / 'dead-letters'}",
-            f"deadletter.late.path={work / 'late'}",
+            "deadletter.sink=file", f"deadletter.path={job_outputs['dead_letters']}",
+            f"deadletter.late.path={job_outputs['late']}",
             # moto 5.2.5 answers each GetRecords by scanning its shard from the first record
             # (O(records in the shard)): polling every second instead of every 200 ms keeps the
             # embedded endpoint's CPU for the replay. Event-time results do not change.
@@ -345,11 +391,13 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
         settle_began = time.monotonic()
         incomplete = drain(observer, handle, settle_now, max_settle_s, phase)
         timings["settle_s"] = time.monotonic() - settle_began
+        facts.leave_out_unwindowed(job_outputs.values(), earlier_output)
         job_state = _state(handle)
         events = list(observer.events)
         return RunResult(events, stats.to_dict(), facts, timings, job_state, endpoint_url,
                          _incident_workflow(stack, events, run_started_ms / 1000.0, endpoint_url),
-                         window_s=window_s, incomplete=incomplete, collector=observer.stats())
+                         window_s=window_s, incomplete=incomplete, collector=observer.stats(),
+                         job_outputs={**job_outputs, "bytes_before_run": earlier_output})
     finally:
         if observer is not None:
             observer.stop()
@@ -489,12 +537,22 @@ def score_run(incidents, result: "RunResult", *, window_s: float | None = None, 
     return report
 
 
-def write_events(path: str | Path, events: list[dict]) -> Path:
-    """The run's bus events as JSON lines (what ``--rescore`` reads)."""
+def write_events(path: str | Path, events: list[dict], run_facts: dict | None = None) -> Path:
+    """The run's bus events as JSON lines (what ``--rescore`` reads), and beside them
+    (:func:`run_facts_path`) what scoring them again needs of the run: its window, whether it
+    was complete, its archive, labels and job outputs. Both are written before scoring, so a
+    scoring error leaves them."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(e, default=str) + "\n" for e in events), encoding="utf-8")
+    if run_facts is not None:
+        run_facts_path(path).write_text(json.dumps(run_facts, indent=1, default=str) + "\n", encoding="utf-8")
     return path
+
+
+def run_facts_path(events_path: str | Path) -> Path:
+    """``OUT.events.jsonl`` -> ``OUT.events.run.json``; ``bus_events.jsonl`` -> ``bus_events.run.json``."""
+    return Path(events_path).with_suffix(".run.json")
 
 
 def evaluate(archive: str | Path, labels: str | Path, *, scenario_json: str | Path | None = None,
@@ -524,7 +582,10 @@ def evaluate(archive: str | Path, labels: str | Path, *, scenario_json: str | Pa
 
     result = run_through_system(archive, before_replay=before_replay, **run_kwargs)
     if events_path is not None:
-        write_events(events_path, result.events)
+        write_events(events_path, result.events, {
+            "window_seconds": result.window_s, "run_complete": not result.incomplete,
+            "run_incomplete": list(result.incomplete),
+            "run": {"archive": str(archive), "labels": str(labels), "job_outputs": result.job_outputs}})
     try:
         report = score_run(incidents, result, scenario_json=scenario_json, warmup_hours=warmup_hours)
     except Exception as exc:
@@ -543,6 +604,8 @@ def evaluate(archive: str | Path, labels: str | Path, *, scenario_json: str | Pa
         "incident_workflow": result.incident_workflow,
         "collector": result.collector,
         "complete": not result.incomplete, "incomplete": list(result.incomplete),
+        # Taken back from the samples that decide whether a window held incident data (scoring.detects).
+        "samples_not_windowed": dict(result.facts.left_out), "job_outputs": result.job_outputs,
     }
     if events_path is not None:
         report["run"]["events_file"] = str(events_path)
@@ -622,8 +685,9 @@ def read_run_events(path: str | Path) -> tuple[list[dict], dict | None]:
     """The bus events of an earlier run, and its summary when there is one.
 
     ``path``: a make run output folder (its ``bus_events.jsonl``, and ``summary.json``), an
-    events file (JSON lines; the ``summary.json`` beside a ``bus_events.jsonl`` is read too), or
-    a JSON report of ``python -m flink_jobs.evaluate`` (it holds its events).
+    events file (JSON lines; the ``summary.json`` beside a ``bus_events.jsonl`` is read too, else
+    the run's facts written with the events, :func:`run_facts_path`), or a JSON report of
+    ``python -m flink_jobs.evaluate`` (it holds its events).
     """
     path = Path(path)
     if path.is_dir():
@@ -657,9 +721,18 @@ def read_run_events(path: str | Path) -> tuple[list[dict], dict | None]:
                 events.append(json.loads(line))
             except ValueError as exc:
                 raise RescoreError(f"{path}:{n}: not a JSON event ({exc})") from None
+    # make run's summary.json beside its bus_events.jsonl; else the run's facts written with the events
     summary_file = path.parent / "summary.json"
-    summary = (json.loads(summary_file.read_text(encoding="utf-8"))
-               if path.name == "bus_events.jsonl" and summary_file.is_file() else None)
+    if not (path.name == "bus_events.jsonl" and summary_file.is_file()):
+        summary_file = run_facts_path(path)
+    summary = None
+    if summary_file.is_file():
+        try:
+            summary = json.loads(summary_file.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise RescoreError(f"{summary_file}: the run's facts beside its events are not JSON ({exc})") from None
+        if not isinstance(summary, dict):
+            raise RescoreError(f"{summary_file}: the run's facts beside its events are not a JSON object")
     return _checked_events(events, path), summary
 
 
@@ -691,6 +764,11 @@ def _rescore(args, parser) -> int:
     facts = ArchiveFacts()
     for _ in facts.observe(merged_archive(archive)):
         pass
+    outputs = run.get("job_outputs") or {}
+    if outputs.get("dead_letters") or outputs.get("late"):
+        # The job's verdicts, if its outputs are still there (a make run folder keeps them under work/).
+        facts.leave_out_unwindowed([f for f in (outputs.get("dead_letters"), outputs.get("late")) if f],
+                                   outputs.get("bytes_before_run"))
     scenario_json = args.scenario or (Path(labels).parent / "scenario.json")
     scenario_json = scenario_json if Path(scenario_json).exists() else None
     # Rescoring does not complete a run: one that was cut short stays so.
@@ -699,7 +777,7 @@ def _rescore(args, parser) -> int:
                        incomplete=incomplete)
     report = score_run(incidents, result, scenario_json=scenario_json, warmup_hours=args.warmup_hours)
     report["rescored"] = {"events_from": str(args.rescore), "archive": str(archive), "labels": str(labels),
-                          "bus_events": len(events)}
+                          "bus_events": len(events), "samples_not_windowed": dict(facts.left_out)}
     report["events"] = events
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1, default=str) + "\n")

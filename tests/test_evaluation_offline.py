@@ -16,8 +16,9 @@ import pytest
 
 import detectors
 from connectors.simulator import Scenario, generate
-from flink_jobs.evaluation import offline
+from flink_jobs.evaluation import Incident, alerts_from_events, offline, score
 from flink_jobs.evaluation.offline import JobParameters, evaluate_offline, read_windows
+from flink_jobs.evaluation.scoring import iso
 from udfs import correlator, decisions, metric_detector
 
 T0 = 1_793_520_000_000  # a window boundary (epoch ms)
@@ -52,6 +53,28 @@ def test_windows_follow_the_jobs_late_rule_and_partner_rows_are_per_editor(tmp_p
     assert w.series[("partner", "p-1", "bid_rate", "e-1")] == [(T0 + 300_000, 0.5, 1)]
     assert w.series[("partner", "p-1", "bid_rate", "e-2")] == [(T0 + 300_000, 0.7, 1)]
     assert w.series[("editor", "e-2", "bid_rate", None)] == [(T0 + 300_000, 0.7, 1)]
+
+
+def test_a_late_sample_is_not_one_a_window_holds(tmp_path):
+    """scoring.detects asks whether an alert's window held incident data: a sample the job dropped
+    as late was in no window, so it must not count (it made a window ending 3 s after an incident's
+    start "detect" it, 3 s after the start instead of one window later)."""
+    m = lambda ms: {"editor_id": "e-1", "metric": "rpm", "value": 1.0, "timestamp": T0 + ms}
+    _write(tmp_path, "metrics", [m(120_000), m(360_000), m(299_000), m(480_000), m(720_000)])
+    w = read_windows(tmp_path, JobParameters())
+    assert w.late_records == 1
+    assert w.sample_times.sorted() == {"editor:e-1": [(T0 + ms) / 1000 for ms in (120_000, 360_000, 480_000, 720_000)]}
+    incident = Incident("i1", "editor", "CONFIGURATION_ISSUE", (T0 + 297_000) / 1000, (T0 + 900_000) / 1000,
+                        editor_id="e-1")
+    composite = lambda ws: {"source": "adops.analytics", "detail-type": "Composite Anomaly Detected",
+                            "detail": {"incident_id": f"inc-{ws}", "editor_id": "e-1", "severity": "LOW",
+                                       "problem_type": "CONFIGURATION_ISSUE", "window_start": iso(ws),
+                                       "window_end": iso(ws + 300)}}
+    alerts = alerts_from_events([composite(T0 / 1000), composite(T0 / 1000 + 300)])
+    report = score([incident], alerts, window_s=300.0, samples=w.sample_times.sorted())
+    # the first window (its last windowed sample at 120 s) overlaps the incident but held none of it
+    assert report["detected"] == 1 and report["false_alarm_alerts"] == 0
+    assert report["outcomes"][0]["time_to_detect_s"] == pytest.approx(303.0)
 
 
 def test_the_replay_and_the_job_share_their_decision_functions():

@@ -339,3 +339,87 @@ def test_rescore_of_an_incomplete_run_stays_incomplete(run_folder, tmp_path):
     out = tmp_path / "r.json"
     assert ev.main(["--rescore", str(folder), "--out", str(out)]) == ev.EXIT_INCOMPLETE
     assert json.loads(out.read_text())["run_incomplete"] == ["cut short: ..."]
+
+
+# --- samples the job did not window ------------------------------------------------------------
+
+def _metric(ms, editor="e-1", partner=None, value=1.0):
+    record = {"editor_id": editor, "metric": "bid_rate" if partner else "rpm", "value": value, "timestamp": ms}
+    return {**record, "partner": partner} if partner else record
+
+
+def test_samples_the_job_dead_lettered_or_dropped_late_are_taken_back(tmp_path):
+    """scoring.detects: only samples a window of the job held. The job's own outputs say which it
+    did not (lateness is its watermark's verdict); an earlier run's lines in a reused folder are not
+    this run's."""
+    from connectors.archive import METRICS, ArchivedRecord
+    from connectors.deadletter.records import dead_letter_json
+
+    T_MS = 1_793_520_000_000
+    kept, late, duplicate, wrong = _metric(T_MS + 1000), _metric(T_MS + 2000), _metric(T_MS + 3000), \
+        _metric(T_MS + 4000, partner="p-1", value="oops")
+    records = [kept, late, duplicate, duplicate, wrong]
+    facts = ev.ArchiveFacts()
+    for _ in facts.observe(ArchivedRecord(METRICS, r, json.dumps(r)) for r in records):
+        pass
+    outputs = {"dead_letters": tmp_path / "dead-letters", "late": tmp_path / "late"}
+    for folder in outputs.values():
+        folder.mkdir()
+    earlier = dead_letter_json("LATE_RECORD", "late", "metrics", json.dumps(kept)) + "\n"
+    (outputs["late"] / "dead-letters-late-0.jsonl").write_text(earlier)
+    before = ev.output_sizes(outputs.values())
+    with open(outputs["late"] / "dead-letters-late-0.jsonl", "a") as f:
+        f.write(dead_letter_json("LATE_RECORD", "late", "metrics", json.dumps(late)) + "\n")
+    (outputs["dead_letters"] / "dead-letters-dead-letters-1.jsonl").write_text("".join(
+        dead_letter_json(code, "why", "metrics", json.dumps(r)) + "\n"
+        for code, r in (("DUPLICATE_RECORD", duplicate), ("WRONG_TYPE", wrong))) + "not json\n"
+        + dead_letter_json("INVALID_JSON", "why", "metrics", "{oops") + "\n")
+    assert facts.leave_out_unwindowed(outputs.values(), before) == \
+        {"LATE_RECORD": 1, "DUPLICATE_RECORD": 1, "WRONG_TYPE": 1}
+    # the first copy of the duplicate stays (the job windowed it); the partner sample went from both entities
+    assert facts.samples() == {"editor:e-1": [T_MS / 1000 + 1, T_MS / 1000 + 3], "partner:p-1": []}
+
+
+def _events_and_facts(folder: Path, run_folder: Path, **facts) -> Path:
+    summary = json.loads((run_folder / "summary.json").read_text())
+    events = [json.loads(line) for line in (run_folder / "bus_events.jsonl").read_text().splitlines()]
+    return ev.write_events(folder / "eval.events.jsonl", events, {
+        "window_seconds": 300.0, "run_complete": True, "run_incomplete": [], "run": summary["run"], **facts})
+
+
+def test_rescore_of_an_evaluate_events_file_keeps_the_runs_window_and_incompleteness(run_folder, tmp_path):
+    """python -m flink_jobs.evaluate writes OUT.events.jsonl before scoring, and beside it the run's
+    facts: a rescore of that file (what a scoring error's note proposes) is the run's, not a complete
+    run at the configured window."""
+    events = _events_and_facts(tmp_path, run_folder, window_seconds=600.0, run_complete=False,
+                               run_incomplete=["cut short: ..."])
+    assert ev.run_facts_path(events) == tmp_path / "eval.events.run.json"
+    out = tmp_path / "r.json"
+    assert ev.main(["--rescore", str(events), "--out", str(out)]) == ev.EXIT_INCOMPLETE
+    report = json.loads(out.read_text())
+    assert report["run_incomplete"] == ["cut short: ..."] and report["window_seconds"] == 600.0
+
+
+def test_rescore_takes_back_the_samples_the_runs_job_did_not_window(run_folder, tmp_path):
+    archive = Path(json.loads((run_folder / "summary.json").read_text())["run"]["archive"])
+    late_folder = tmp_path / "late"
+    late_folder.mkdir()
+    from connectors.deadletter.records import dead_letter_json
+    from connectors.replay import merged_archive
+
+    late = [item.record for item in merged_archive(archive) if item.kind == "metrics"][:3]
+    (late_folder / "dead-letters-late-0.jsonl").write_text(
+        "".join(dead_letter_json("LATE_RECORD", "late", "metrics", json.dumps(r)) + "\n" for r in late))
+    events = _events_and_facts(tmp_path, run_folder, run={
+        **json.loads((run_folder / "summary.json").read_text())["run"],
+        "job_outputs": {"dead_letters": str(tmp_path / "none"), "late": str(late_folder)}})
+    out = tmp_path / "r.json"
+    assert ev.main(["--rescore", str(events), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["rescored"]["samples_not_windowed"] == {"LATE_RECORD": 3}
+
+
+def test_unreadable_run_facts_beside_the_events_are_an_error_not_ignored(run_folder, tmp_path):
+    events = _events_and_facts(tmp_path, run_folder)
+    ev.run_facts_path(events).write_text("{not json")
+    with pytest.raises(ev.RescoreError, match=r"eval.events.run.json: the run's facts beside its events are not JSON"):
+        ev.read_run_events(events)

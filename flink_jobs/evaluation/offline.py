@@ -163,13 +163,14 @@ def read_windows(archive: str | Path, params: JobParameters) -> ArchiveWindows:
         editors.add(editor)
         partner = record.get("partner")
         partner = partner if isinstance(partner, str) and partner else None
-        sample_times.add(editor, partner, ms / 1000.0)
         first_ms = ms if first_ms is None else min(first_ms, ms)
         last_ms = ms if last_ms is None else max(last_ms, ms)
         max_ms = ms if max_ms is None else max(max_ms, ms)
         if watermark is not None and ms <= watermark:
             late += 1
             continue
+        # Only samples a window holds: a late one is in no window (scoring.detects).
+        sample_times.add(editor, partner, ms / 1000.0)
         end = (ms // size_ms + 1) * size_ms
         if partner is None or metric in PARTNER_ONLY_METRICS:
             cell = sums[("editor", editor, metric, None, end)]

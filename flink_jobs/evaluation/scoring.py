@@ -25,8 +25,9 @@ Matching rule
   and recall would count a detection twice.
 - An incident is **detected** by a credited alert whose window holds incident
   data: a sample of the alert's editor (partner, for a partner check) timed in
-  ``[incident start, end + one window)``; a zero-length security finding, by
-  its instant falling in that span. A credited alert without such a sample (a
+  ``[incident start, end + one window)`` that the job windowed (not dead-lettered,
+  not late: the caller leaves those out of ``samples``); a zero-length security
+  finding, by its instant falling in that span. A credited alert without such a sample (a
   window ending 3 s after the start, all its samples from before) is not a
   false alarm -- its window overlaps the incident -- but it neither detects the
   incident nor votes on its type. The samples come from the archive
@@ -290,6 +291,21 @@ class SampleTimes:
                        f"partner:{partner}" if isinstance(partner, str) and partner else None):
             if entity is not None:
                 self._times.setdefault(entity, array("d")).append(at_s)
+
+    def discard(self, editor: Any, partner: Any, at_s: float) -> bool:
+        """Take back one sample :meth:`add` recorded (one the job did not window: dead-lettered or
+        late); False when there was none to take back."""
+        found = False
+        for entity in (f"editor:{editor}" if isinstance(editor, str) and editor else None,
+                       f"partner:{partner}" if isinstance(partner, str) and partner else None):
+            times = self._times.get(entity) if entity is not None else None
+            if times is not None:
+                try:
+                    times.remove(at_s)
+                    found = True
+                except ValueError:
+                    pass
+        return found
 
     def sorted(self) -> dict[str, list[float]] | None:
         """The ``samples`` argument of :func:`score`; None when no sample was seen."""
