@@ -32,6 +32,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from connectors.replay import parse_speed
 
@@ -69,13 +70,43 @@ class _ScenarioGeneration:
             self._process.wait()
 
 
-def job_lag_s(window_end: str | None, first_event_ms: int | None, replay_began: float | None,
-              speed: float | None, arrived: float) -> float | None:
-    """How long after the replay put a window's last records its result reached the bus (seconds).
+class ReplayProgress:
+    """When the replay's puts reached each event time (monotonic seconds), from its progress reports.
 
-    The replay puts event time ``t`` at ``replay_began + (t - first event) / speed``; a window's
-    result can be on the bus as soon as its end is replayed (the watermark delay is 30 s of event
-    time, 0.04 s of wall time at 720x), so the rest is the job's lag behind the replay.
+    >>> progress = ReplayProgress()
+    >>> progress.note(1_000, 10.0); progress.note(5_000, 12.0); progress.note(5_000, 13.0)
+    >>> progress.reached(3_000), progress.reached(5_000), progress.reached(9_000)
+    (12.0, 12.0, None)
+    """
+
+    def __init__(self) -> None:
+        self._event_ms: list[int] = []
+        self._at: list[float] = []
+
+    def note(self, put_event_ms: int | None, at: float) -> None:
+        if put_event_ms is not None and (not self._event_ms or put_event_ms > self._event_ms[-1]):
+            self._event_ms.append(put_event_ms)
+            self._at.append(at)
+
+    def reached(self, event_ms: float) -> float | None:
+        """When a record of event time ``event_ms`` or later was first put; None: not yet."""
+        import bisect
+
+        i = bisect.bisect_left(self._event_ms, event_ms)
+        return self._at[i] if i < len(self._at) else None
+
+
+def job_lag_s(window_end: str | None, first_event_ms: int | None, replay_began: float | None,
+              speed: float | None, arrived: float, put_at: Callable[[float], float | None] | None = None
+              ) -> tuple[float, float] | None:
+    """How long after the replay put a window's last records its result reached the bus, and how far
+    the replay itself was behind its schedule there (seconds): ``(job lag, replay behind)``.
+
+    The replay is due to put event time ``t`` at ``replay_began + (t - first event) / speed``; a
+    window's result can be on the bus as soon as its end is put (the watermark delay is 30 s of
+    event time, 0.04 s of wall time at 720x). A replay that fell behind (a busy endpoint) put it
+    later: ``put_at(end_ms)`` (:meth:`ReplayProgress.reached`) says when, and the job's lag is
+    counted from then, so that the replay's delay is not taken for the job's.
     """
     if not window_end or first_event_ms is None or replay_began is None or not speed:
         return None
@@ -85,7 +116,10 @@ def job_lag_s(window_end: str | None, first_event_ms: int | None, replay_began: 
         end_s = parse_time(window_end)
     except (TypeError, ValueError):
         return None
-    return arrived - (replay_began + (end_s - first_event_ms / 1000.0) / speed)
+    due = replay_began + (end_s - first_event_ms / 1000.0) / speed
+    put = put_at(end_s * 1000.0) if put_at is not None else None
+    behind = max(0.0, put - due) if put is not None else 0.0
+    return arrived - (due + behind), behind
 
 
 def lag_summary(lags_s: list[float]) -> dict:
@@ -191,11 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     # each window's last record was put, against which the job's lag is measured.
     schedule: dict = {}
     lags_s: list[float] = []
+    replay_behind_s: list[float] = []
+    puts = ReplayProgress()
     speed = parse_speed(args.speed)
 
     def on_replay(stats) -> None:
         if "first_event_ms" not in schedule and stats.first_event_ms is not None:
             schedule["first_event_ms"] = stats.first_event_ms
+        puts.note(stats.put_event_ms, time.monotonic())
         bar = bars[0]
         bar.update(stats.total - bar.n)
         elapsed = max(time.monotonic() - replay_began[0], 1e-6)
@@ -205,9 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     def on_event(event: dict) -> None:
         detail = event.get("detail") or {}
         lag = job_lag_s(detail.get("window_end"), schedule.get("first_event_ms"),
-                        replay_began[0] if replay_began else None, speed, time.monotonic())
+                        replay_began[0] if replay_began else None, speed, time.monotonic(), puts.reached)
         if lag is not None:
-            lags_s.append(lag)
+            lags_s.append(lag[0])
+            replay_behind_s.append(lag[1])
         seen["events"].add(event.get("id"))
         if event.get("detail-type") == "Composite Anomaly Detected":
             seen["incidents"].add(detail.get("incident_id"))
@@ -246,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     if bars:
         bars[0].close()
     report["run"]["job_lag_s"] = lag_summary(lags_s)
+    # At the same windows: how late the replay put their ends (the job's lag is counted from then).
+    report["run"]["replay_behind_schedule_s"] = lag_summary(replay_behind_s)
     report["run"]["load_average_at_end"] = [round(x, 1) for x in os.getloadavg()]
     warning = lag_warning(report["run"]["job_lag_s"], speed)
     if warning:

@@ -97,10 +97,17 @@ def test_failed_records_are_retried_without_breaking_per_key_order(aws_endpoint,
     with FaultProxy(aws_endpoint.url, seed=11) as proxy:
         proxy.set_mode("Kinesis_20131202.PutRecords", "partial_failure", rate=0.6, failed_fraction=0.4)
         proxy.set_mode("Kinesis_20131202.PutRecords", "throughput_exceeded", rate=0.2)
+        progress = []
         replayer = KinesisReplayer({METRICS: "replay-faults"}, client=kinesis_client(proxy.url), speed=None,
-                                   max_attempts=40, sleep=lambda s: time.sleep(min(s, 0.01)))
+                                   max_attempts=40, sleep=lambda s: time.sleep(min(s, 0.01)),
+                                   progress=lambda s: progress.append((s.put_event_ms, s.last_event_ms)))
         stats = replayer.replay(merged_archive(tmp_path, kinds=[METRICS]))
     assert stats.retried_records > 0
+    # How far the accepted puts reached (run_local counts the job's lag from there): it only grows,
+    # never passes what was read, and ends at the newest record.
+    put = [p for p, _ in progress if p is not None]
+    assert put == sorted(put) and all(p <= read for p, read in progress if p is not None)
+    assert stats.put_event_ms == records[-1]["timestamp"]
     got = _read_all(aws_endpoint.url, "replay-faults")
     assert len(got) == len(records), "each record delivered exactly once"
     values = _per_key((g["key"], json.loads(g["data"])["value"]) for g in got)

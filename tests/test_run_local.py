@@ -28,11 +28,20 @@ def test_a_failed_generation_says_why(tmp_path):
 
 
 def test_job_lag_is_measured_against_the_replay_schedule():
-    from flink_jobs.run_local import job_lag_s, lag_summary, lag_warning
+    from flink_jobs.run_local import ReplayProgress, job_lag_s, lag_summary, lag_warning
 
     first_ms = 1_793_577_600_000                      # 2026-11-02T00:00:00Z
     # The window ending one hour of event time later is replayed 5 s (3600 / 720) after the start.
-    assert job_lag_s("2026-11-02T01:00:00Z", first_ms, 100.0, 720.0, arrived=107.0) == pytest.approx(2.0)
+    assert job_lag_s("2026-11-02T01:00:00Z", first_ms, 100.0, 720.0, arrived=107.0) == pytest.approx((2.0, 0.0))
+    # A replay that fell behind put that window's end at 106 s, not 105 s: the job's lag counts from then.
+    puts = ReplayProgress()
+    for event_ms, at in ((first_ms, 100.0), (first_ms + 3_599_000, 105.5), (first_ms + 3_600_500, 106.0)):
+        puts.note(event_ms, at)
+    assert job_lag_s("2026-11-02T01:00:00Z", first_ms, 100.0, 720.0, 107.0, puts.reached) == pytest.approx((1.0, 1.0))
+    # ahead of the schedule it cannot be (the replay waits for it): the schedule stays the floor
+    early = ReplayProgress()
+    early.note(first_ms + 3_600_000, 104.0)
+    assert job_lag_s("2026-11-02T01:00:00Z", first_ms, 100.0, 720.0, 107.0, early.reached) == pytest.approx((2.0, 0.0))
     assert job_lag_s(None, first_ms, 100.0, 720.0, arrived=107.0) is None
     assert job_lag_s("2026-11-02T01:00:00Z", first_ms, 100.0, None, arrived=107.0) is None   # --speed max
 

@@ -142,7 +142,8 @@ class ReplayStats:
     unrecognised_not_replayed: int = 0  # the same, when there was no metrics stream to send them to
     reordered: int = 0      # records that reached the stream ahead of an earlier failed one of their key
     first_event_ms: int | None = None
-    last_event_ms: int | None = None
+    last_event_ms: int | None = None    # the newest event time read so far (the schedule's clock)
+    put_event_ms: int | None = None     # the newest event time of a record Kinesis accepted
     seconds: float = 0.0
 
     @property
@@ -155,7 +156,8 @@ class ReplayStats:
                 "skipped_oversized": self.skipped_oversized, "unrecognised": self.unrecognised,
                 "unrecognised_not_replayed": self.unrecognised_not_replayed,
                 "reordered": self.reordered, "first_event_ms": self.first_event_ms,
-                "last_event_ms": self.last_event_ms, "seconds": round(self.seconds, 2),
+                "last_event_ms": self.last_event_ms, "put_event_ms": self.put_event_ms,
+                "seconds": round(self.seconds, 2),
                 "records_per_s": round(self.total / self.seconds, 1) if self.seconds else None}
 
 
@@ -321,6 +323,10 @@ class KinesisReplayer:
         failed = [item for item, result in zip(batch, response["Records"]) if "ErrorCode" in result]
         sent = len(batch) - len(failed)
         self.stats.records[stream] = self.stats.records.get(stream, 0) + sent
+        put_ms = max((item.event_ms for item, result in zip(batch, response["Records"])
+                      if "ErrorCode" not in result and item.event_ms is not None), default=None)
+        if put_ms is not None and (self.stats.put_event_ms is None or put_ms > self.stats.put_event_ms):
+            self.stats.put_event_ms = put_ms
         if failed:
             failed_keys: set[str] = set()
             for item, result in zip(batch, response["Records"]):
