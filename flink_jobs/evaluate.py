@@ -49,7 +49,7 @@ from connectors.archive import EVENTS, METRICS, ArchivedRecord
 from connectors.replay import KinesisReplayer, merged_archive, parse_speed
 from connectors.replay.kinesis import event_time_ms, kinesis_client
 from flink_jobs.evaluation import alerts_from_events, load_labels, score
-from flink_jobs.evaluation.scoring import SampleTimes, parse_time
+from flink_jobs.evaluation.scoring import SampleTimes, parse_time, sample_key
 
 log = logging.getLogger("flink_jobs.evaluate")
 
@@ -78,8 +78,14 @@ class ArchiveFacts:
     first_ms: int | None = None
     last_ms: int | None = None
     records: dict = field(default_factory=lambda: {METRICS: 0, EVENTS: 0})
-    #: whether an alert's window held incident data (scoring.detects) is decided on them
+    #: whether an alert's window held incident data (scoring.detects) is decided on them: the samples
+    #: of the records the job can window (scoring.sample_key), less those its outputs say it did not
     sample_times: SampleTimes = field(default_factory=SampleTimes)
+    #: samples taken back from ``sample_times`` because the job did not window them, per reason code
+    left_out: dict = field(default_factory=dict)
+    #: the job's ``processing.max.payload.bytes``: a longer record is OVERSIZED_RECORD, and its dead
+    #: letter's ``raw`` is cut (64 KiB), so it could not be taken back: it is not a sample at all
+    max_payload_chars: int = 65536
 
     def observe(self, items: Iterator[ArchivedRecord]) -> Iterator[ArchivedRecord]:
         for item in items:
@@ -93,29 +99,36 @@ class ArchiveFacts:
                 if ms is not None:
                     self.first_ms = ms if self.first_ms is None else min(self.first_ms, ms)
                     self.last_ms = ms if self.last_ms is None else max(self.last_ms, ms)
-                    self.sample_times.add(editor, item.record.get("partner"), ms / 1000.0)
+                    key = sample_key(item.record)
+                    if key is not None and len(item.payload) <= self.max_payload_chars:
+                        self.sample_times.add(*key, ms / 1000.0)
             yield item
-
-    #: samples taken back from ``sample_times`` because the job did not window them, per reason code
-    left_out: dict = field(default_factory=dict)
 
     def samples(self) -> dict[str, list[float]] | None:
         """Sorted sample times per alert entity, or None when the archive's samples were not read."""
         return self.sample_times.sorted()
 
-    def leave_out_unwindowed(self, folders: Iterable[str | Path],
-                             already_there: dict[str, int] | None = None) -> dict[str, int]:
+    def leave_out_unwindowed(self, folders: Iterable[str | Path], before: dict[str, int] | None = None,
+                             after: dict[str, int] | None = None) -> dict[str, int]:
         """Take back the samples the job dead-lettered or dropped as late, read from its file outputs
         (``deadletter.path``, ``deadletter.late.path``): no window of the job held them, so they
         must not make an alert's window "hold incident data" (scoring.detects). ``observe`` cannot
-        tell them: lateness is the job's watermark's verdict. ``already_there``
-        (:func:`output_sizes` before the run): the bytes an earlier run left in those files, which
-        are skipped. Returns the counts per reason code."""
+        tell them all: lateness is the job's watermark's verdict. A letter is matched to a sample by
+        the same rule ``observe`` recorded it by (``sample_key``), so a letter of a record that gave
+        no sample takes none back. ``before`` / ``after`` (:func:`output_sizes` when the run started
+        and ended): the run's own bytes of those files, which the dead-letter writers append to (a
+        reused work folder holds other runs' lines). Returns the counts per reason code."""
         for path in _output_files(folders):
+            start = (before or {}).get(str(path), 0)
+            end = (after or {}).get(str(path)) if after is not None else None
+            if after is not None and end is None:
+                continue                       # a file the run did not write
             with open(path, "rb") as handle:
-                handle.seek((already_there or {}).get(str(path), 0))
-                for line in handle:
-                    self._leave_out(line.decode("utf-8", "replace"))
+                handle.seek(start)
+                data = handle.read(None if end is None else max(0, end - start))
+            # whole lines only: a writer may be appending one as the sizes are taken
+            for line in data[:data.rfind(b"\n") + 1].decode("utf-8", "replace").splitlines():
+                self._leave_out(line)
         return dict(self.left_out)
 
     def _leave_out(self, line: str) -> None:
@@ -124,10 +137,9 @@ class ArchiveFacts:
             record = json.loads(letter["raw"]) if letter.get("source") == METRICS else None
         except (ValueError, TypeError, KeyError):
             return                 # not a dead letter of a metric record that parsed: observe kept no sample of it
-        if not isinstance(record, dict) or not isinstance(record.get("editor_id"), str):
-            return
-        ms = event_time_ms(record)
-        if ms is not None and self.sample_times.discard(record["editor_id"], record.get("partner"), ms / 1000.0):
+        key = sample_key(record)
+        ms = event_time_ms(record) if key is not None else None
+        if ms is not None and self.sample_times.discard(*key, ms / 1000.0):
             reason = str(letter.get("reason_code"))
             self.left_out[reason] = self.left_out.get(reason, 0) + 1
 
@@ -299,6 +311,13 @@ def job_window_s(job_overrides: list[str] = ()) -> float:
                                                                         minimum=1, maximum=86400))
 
 
+def job_max_payload_chars(job_overrides: list[str] = ()) -> int:
+    """The job's ``processing.max.payload.bytes`` with these overrides (a longer record is OVERSIZED_RECORD)."""
+    from flink_jobs.config import JobConfig
+
+    return JobConfig.load(overrides=list(job_overrides)).get_int("processing", "max.payload.bytes", minimum=64)
+
+
 def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, speed: float | None = DEFAULT_SPEED,
                        settle_s: float | Callable[[], float] = 45.0, max_settle_s: float = 900.0,
                        work_dir: str | Path | None = None,
@@ -377,7 +396,7 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
         phase("replaying the archive into Kinesis")
         if before_replay is not None:
             before_replay()
-        facts = ArchiveFacts()
+        facts = ArchiveFacts(max_payload_chars=config.get_int("processing", "max.payload.bytes", minimum=64))
         replay_began = time.monotonic()
         replayer = KinesisReplayer({METRICS: stack["metrics_stream"], EVENTS: stack["events_stream"]},
                                    client=kinesis_client(endpoint_url), speed=speed,
@@ -391,13 +410,17 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
         settle_began = time.monotonic()
         incomplete = drain(observer, handle, settle_now, max_settle_s, phase)
         timings["settle_s"] = time.monotonic() - settle_began
-        facts.leave_out_unwindowed(job_outputs.values(), earlier_output)
+        # The job's verdicts up to the end of the drain (the bytes written by then, whole lines only).
+        output_at_end = output_sizes(job_outputs.values())
+        facts.leave_out_unwindowed(job_outputs.values(), earlier_output, output_at_end)
         job_state = _state(handle)
         events = list(observer.events)
         return RunResult(events, stats.to_dict(), facts, timings, job_state, endpoint_url,
                          _incident_workflow(stack, events, run_started_ms / 1000.0, endpoint_url),
                          window_s=window_s, incomplete=incomplete, collector=observer.stats(),
-                         job_outputs={**job_outputs, "bytes_before_run": earlier_output})
+                         job_outputs={**job_outputs, "bytes_before_run": earlier_output,
+                                      "bytes_after_run": output_at_end,
+                                      "max_payload_chars": facts.max_payload_chars})
     finally:
         if observer is not None:
             observer.stop()
@@ -761,14 +784,15 @@ def _rescore(args, parser) -> int:
         parser.error(str(exc))
     # The run's window, as the job used it; an events file alone: the job's configuration's.
     window_s = (summary or {}).get("window_seconds") or job_window_s(args.overrides)
-    facts = ArchiveFacts()
+    outputs = run.get("job_outputs") or {}
+    facts = ArchiveFacts(max_payload_chars=outputs.get("max_payload_chars") or job_max_payload_chars(args.overrides))
     for _ in facts.observe(merged_archive(archive)):
         pass
-    outputs = run.get("job_outputs") or {}
     if outputs.get("dead_letters") or outputs.get("late"):
-        # The job's verdicts, if its outputs are still there (a make run folder keeps them under work/).
+        # The job's verdicts, if its outputs are still there (a make run folder keeps them under work/):
+        # this run's bytes of them only.
         facts.leave_out_unwindowed([f for f in (outputs.get("dead_letters"), outputs.get("late")) if f],
-                                   outputs.get("bytes_before_run"))
+                                   outputs.get("bytes_before_run"), outputs.get("bytes_after_run"))
     scenario_json = args.scenario or (Path(labels).parent / "scenario.json")
     scenario_json = scenario_json if Path(scenario_json).exists() else None
     # Rescoring does not complete a run: one that was cut short stays so.

@@ -350,34 +350,55 @@ def _metric(ms, editor="e-1", partner=None, value=1.0):
 
 def test_samples_the_job_dead_lettered_or_dropped_late_are_taken_back(tmp_path):
     """scoring.detects: only samples a window of the job held. The job's own outputs say which it
-    did not (lateness is its watermark's verdict); an earlier run's lines in a reused folder are not
-    this run's."""
+    did not (lateness is its watermark's verdict). A letter takes back only a sample its record gave
+    (scoring.sample_key), and only this run's bytes of the outputs count (the writers append)."""
     from connectors.archive import METRICS, ArchivedRecord
     from connectors.deadletter.records import dead_letter_json
 
     T_MS = 1_793_520_000_000
-    kept, late, duplicate, wrong = _metric(T_MS + 1000), _metric(T_MS + 2000), _metric(T_MS + 3000), \
-        _metric(T_MS + 4000, partner="p-1", value="oops")
-    records = [kept, late, duplicate, duplicate, wrong]
+    kept, late, duplicate = _metric(T_MS + 1000), _metric(T_MS + 2000), _metric(T_MS + 3000)
+    partner_sample = _metric(T_MS + 1000, partner="p-1")
+    wrong = _metric(T_MS + 4000, partner="p-1", value="oops")          # gave no sample: WRONG_TYPE
+    no_metric = {"editor_id": "e-1", "timestamp": T_MS + 1000}          # gave none either: MISSING_FIELD
+    no_editor = {"metric": "bid_rate", "partner": "p-1", "value": 0.5, "timestamp": T_MS + 1000}
+    records = [kept, late, duplicate, duplicate, partner_sample, wrong, no_metric, no_editor]
     facts = ev.ArchiveFacts()
     for _ in facts.observe(ArchivedRecord(METRICS, r, json.dumps(r)) for r in records):
         pass
+    assert facts.samples() == {"editor:e-1": [T_MS / 1000 + s for s in (1, 1, 2, 3, 3)], "partner:p-1": [T_MS / 1000 + 1]}
     outputs = {"dead_letters": tmp_path / "dead-letters", "late": tmp_path / "late"}
     for folder in outputs.values():
         folder.mkdir()
-    earlier = dead_letter_json("LATE_RECORD", "late", "metrics", json.dumps(kept)) + "\n"
-    (outputs["late"] / "dead-letters-late-0.jsonl").write_text(earlier)
+    letter = lambda code, record: dead_letter_json(code, "why", "metrics", json.dumps(record)) + "\n"
+    late_file, dead_file = outputs["late"] / "dead-letters-late-0.jsonl", outputs["dead_letters"] / "d-1.jsonl"
+    late_file.write_text(letter("LATE_RECORD", kept))                  # an earlier run's line
     before = ev.output_sizes(outputs.values())
-    with open(outputs["late"] / "dead-letters-late-0.jsonl", "a") as f:
-        f.write(dead_letter_json("LATE_RECORD", "late", "metrics", json.dumps(late)) + "\n")
-    (outputs["dead_letters"] / "dead-letters-dead-letters-1.jsonl").write_text("".join(
-        dead_letter_json(code, "why", "metrics", json.dumps(r)) + "\n"
-        for code, r in (("DUPLICATE_RECORD", duplicate), ("WRONG_TYPE", wrong))) + "not json\n"
-        + dead_letter_json("INVALID_JSON", "why", "metrics", "{oops") + "\n")
-    assert facts.leave_out_unwindowed(outputs.values(), before) == \
-        {"LATE_RECORD": 1, "DUPLICATE_RECORD": 1, "WRONG_TYPE": 1}
-    # the first copy of the duplicate stays (the job windowed it); the partner sample went from both entities
-    assert facts.samples() == {"editor:e-1": [T_MS / 1000 + 1, T_MS / 1000 + 3], "partner:p-1": []}
+    with open(late_file, "a") as f:
+        f.write(letter("LATE_RECORD", late))
+    dead_file.write_text(letter("DUPLICATE_RECORD", duplicate) + letter("WRONG_TYPE", wrong)
+                         + letter("MISSING_FIELD", no_metric) + letter("MISSING_FIELD", no_editor)
+                         + "not json\n" + dead_letter_json("INVALID_JSON", "why", "metrics", "{oops") + "\n")
+    after = ev.output_sizes(outputs.values())
+    with open(late_file, "a") as f:                                    # a later run's line, then half of one
+        f.write(letter("LATE_RECORD", partner_sample))
+    with open(dead_file, "a") as f:                                    # its newline not yet written
+        f.write(letter("DUPLICATE_RECORD", kept)[:-1])
+    assert facts.leave_out_unwindowed(outputs.values(), before, after) == {"LATE_RECORD": 1, "DUPLICATE_RECORD": 1}
+    # the first copy of the duplicate stays (the job windowed it), and so does every other sample
+    assert facts.samples() == {"editor:e-1": [T_MS / 1000 + s for s in (1, 1, 3)], "partner:p-1": [T_MS / 1000 + 1]}
+    # while the run is still writing (no end given), a line without its newline yet is not read
+    assert facts.leave_out_unwindowed([outputs["dead_letters"]], after) == {"LATE_RECORD": 1, "DUPLICATE_RECORD": 1}
+    assert facts.samples()["editor:e-1"] == [T_MS / 1000 + s for s in (1, 1, 3)]
+
+
+def test_a_record_longer_than_the_jobs_payload_limit_gives_no_sample():
+    """OVERSIZED_RECORD: its dead letter's raw is cut, so it could not be taken back."""
+    from connectors.archive import METRICS, ArchivedRecord
+
+    record = {**_metric(1_793_520_000_000), "dimensions": {"pad": "x" * 200}}
+    facts = ev.ArchiveFacts(max_payload_chars=100)
+    list(facts.observe([ArchivedRecord(METRICS, record, json.dumps(record))]))
+    assert facts.samples() is None and facts.records[METRICS] == 1
 
 
 def _events_and_facts(folder: Path, run_folder: Path, **facts) -> Path:

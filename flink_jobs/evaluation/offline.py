@@ -52,7 +52,7 @@ from connectors.replay.kinesis import event_time_ms, merged_archive
 from detectors.base import Detection
 from detectors.classifier import ClassifierConfig
 from detectors.events import EventValidationError, parse_event
-from flink_jobs.evaluation.scoring import SampleTimes, alerts_from_events, load_labels, score
+from flink_jobs.evaluation.scoring import SampleTimes, alerts_from_events, load_labels, sample_key, score
 from udfs.baseline import score_window
 from udfs.decisions import (RESULT_KEYS, composite_episode, editor_window_composite, partner_window_check,
                             security_detail)
@@ -118,13 +118,6 @@ class ArchiveWindows:
         return len(self.editors) * max(0.0, self.last_ms - first_ms) / 86_400_000.0
 
 
-def _number(x: Any) -> float | None:
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
 def read_windows(archive: str | Path, params: JobParameters) -> ArchiveWindows:
     """Steps 1-2 of the module docstring. Records the job would dead-letter (no editor, no metric,
     a value that is not a finite number, no timestamp) are skipped here."""
@@ -154,15 +147,12 @@ def read_windows(archive: str | Path, params: JobParameters) -> ArchiveWindows:
             continue
         if item.kind != METRICS or not isinstance(record, dict):
             continue
-        editor, metric, value = record.get("editor_id"), record.get("metric"), _number(record.get("value"))
-        if not isinstance(editor, str) or not isinstance(metric, str) or value is None:
+        key = sample_key(record)    # None: a record the job dead-letters (sql/parse/metrics.sql)
+        if key is None:
             continue
-        if record.get("partner") is not None and not (isinstance(record["partner"], str) and record["partner"]):
-            continue   # WRONG_TYPE in the job (sql/parse/metrics.sql): a partner must be a non-empty string
+        (editor, partner), metric, value = key, record["metric"], float(record["value"])
         n_metrics += 1
         editors.add(editor)
-        partner = record.get("partner")
-        partner = partner if isinstance(partner, str) and partner else None
         first_ms = ms if first_ms is None else min(first_ms, ms)
         last_ms = ms if last_ms is None else max(last_ms, ms)
         max_ms = ms if max_ms is None else max(max_ms, ms)

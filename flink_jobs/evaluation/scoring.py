@@ -272,6 +272,33 @@ def alerts_from_events(events: Iterable[dict]) -> list[Alert]:
     return sorted(seen.values(), key=lambda a: (a.window_end_s, a.window_start_s, a.alert_id))
 
 
+def sample_key(record: Any) -> tuple[str, str | None] | None:
+    """``(editor, partner)`` of a metric record whose sample the job can window, by the checks the
+    evaluation repeats (``sql/parse/metrics.sql``: ``editor_id`` a non-empty string, ``metric`` a
+    string, ``value`` a finite number, ``partner`` absent, null or a non-empty string); None for
+    one it dead-letters. What it cannot repeat (an unknown metric, a value out of range, a late
+    record) is read back from the job's outputs where there are some.
+
+    >>> sample_key({"editor_id": "e-1", "metric": "rpm", "value": 2.5}), sample_key({"editor_id": "e-1", "metric": "bid_rate", "value": 1, "partner": "p"})
+    (('e-1', None), ('e-1', 'p'))
+    >>> [sample_key(r) for r in ({"editor_id": "", "metric": "rpm", "value": 1}, {"metric": "rpm", "value": 1, "partner": "p"},
+    ...                          {"editor_id": "e-1", "metric": "rpm", "value": "1"}, {"editor_id": "e-1", "metric": "rpm", "value": float("nan")},
+    ...                          {"editor_id": "e-1", "metric": "rpm", "value": 1, "partner": ""}, {"editor_id": "e-1", "value": 1})]
+    [None, None, None, None, None, None]
+    """
+    if not isinstance(record, dict):
+        return None
+    editor, metric, value, partner = (record.get("editor_id"), record.get("metric"), record.get("value"),
+                                      record.get("partner"))
+    if not (isinstance(editor, str) and editor and isinstance(metric, str)):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    if partner is not None and not (isinstance(partner, str) and partner):
+        return None
+    return editor, partner
+
+
 class SampleTimes:
     """Every metric sample's time (epoch s) per alert entity (``editor:ID``, ``partner:NAME``): what
     :func:`detects` looks for in an alert's window. Packed doubles (8 bytes a sample), so a real day
