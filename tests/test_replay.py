@@ -85,14 +85,20 @@ def test_replay_keeps_payloads_timestamps_and_per_editor_order(aws_endpoint, sma
     assert {type(r["timestamp"]) for r in sample} == {int, str}
 
 
+def _rpm_archive(folder, n: int, editors: int) -> list[dict]:
+    """An archive of ``n`` rpm records one second apart, round-robin over ``editors`` editors."""
+    records = [{"editor_id": f"e-{i % editors}", "metric": "rpm", "value": float(i),
+                "timestamp": int((T0 + i) * 1000)} for i in range(n)]
+    with ArchiveWriter(folder, fmt=JSONL) as writer:
+        for i, r in enumerate(records):
+            writer.add(r, T0 + i)
+    return records
+
+
 def test_failed_records_are_retried_without_breaking_per_key_order(aws_endpoint, tmp_path):
     from flink_jobs.reliability.fault_proxy import FaultProxy
 
-    records = [{"editor_id": f"e-{i % 7}", "metric": "rpm", "value": float(i),
-                "timestamp": int((T0 + i) * 1000)} for i in range(600)]
-    with ArchiveWriter(tmp_path, fmt=JSONL) as writer:
-        for i, r in enumerate(records):
-            writer.add(r, T0 + i)
+    records = _rpm_archive(tmp_path, 600, editors=7)
     _stream(aws_endpoint.url, "replay-faults")
     with FaultProxy(aws_endpoint.url, seed=11) as proxy:
         proxy.set_mode("Kinesis_20131202.PutRecords", "partial_failure", rate=0.6, failed_fraction=0.4)
@@ -131,11 +137,7 @@ class _RefuseNewestOnce:
 def test_how_far_the_puts_reached_counts_accepted_records_only(aws_endpoint, tmp_path):
     """ReplayStats.put_event_ms: make run counts the job's lag from when the replay put a window's
     end, so a record Kinesis refused must not count as put until its retry is accepted."""
-    records = [{"editor_id": f"e-{i % 3}", "metric": "rpm", "value": float(i),
-                "timestamp": int((T0 + i) * 1000)} for i in range(30)]
-    with ArchiveWriter(tmp_path, fmt=JSONL) as writer:
-        for i, r in enumerate(records):
-            writer.add(r, T0 + i)
+    records = _rpm_archive(tmp_path, 30, editors=3)
     _stream(aws_endpoint.url, "replay-put-progress")
     client = _RefuseNewestOnce(kinesis_client(aws_endpoint.url))
     progress = []
