@@ -78,6 +78,9 @@ def test_stepfunctions_target_starts_execution_with_event_input(scratch_bus):
     assert json.loads(described["output"]) == {"n": 42}
     event = json.loads(described["input"])
     assert event["source"] == "probe" and isinstance(event["time"], str) and event["time"].endswith("Z")
+    # the event as AWS hands it to a target without an input setting: all of its envelope
+    assert set(event) == {"version", "id", "detail-type", "source", "account", "time", "region", "resources",
+                          "detail"} and event["account"] == "123456789012"
 
 
 def test_failing_target_does_not_fail_put_events(scratch_bus, drain_sqs):
@@ -93,6 +96,50 @@ def test_failing_target_does_not_fail_put_events(scratch_bus, drain_sqs):
     resp = events.put_events(Entries=[{"EventBusName": scratch_bus, "Source": "probe", "DetailType": "x", "Detail": "{}"}])
     assert resp["FailedEntryCount"] == 0
     assert len(drain_sqs(queue, 1, timeout=10)) == 1
+
+
+def test_a_failing_moto_target_does_not_keep_the_event_from_the_patchs_targets(scratch_bus, drain_sqs):
+    """The other way round: a target moto delivers to (an SQS queue that no longer exists) fails,
+    and the SNS target of the same rule still gets the event, as on AWS."""
+    events, sns, sqs = boto3.client("events"), boto3.client("sns"), boto3.client("sqs")
+    topic = sns.create_topic(Name=f"t-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    probe = _probe_queue(topic)
+    gone = sqs.create_queue(QueueName=f"gone-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    gone_arn = sqs.get_queue_attributes(QueueUrl=gone, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.delete_queue(QueueUrl=gone)
+    events.put_rule(Name="half-broken", EventBusName=scratch_bus, EventPattern=json.dumps({"source": ["probe"]}))
+    events.put_targets(Rule="half-broken", EventBusName=scratch_bus, Targets=[
+        {"Id": "gone", "Arn": gone_arn}, {"Id": "topic", "Arn": topic, "InputPath": "$.detail"}])
+    resp = events.put_events(Entries=[{"EventBusName": scratch_bus, "Source": "probe", "DetailType": "x",
+                                       "Detail": json.dumps({"n": 7})}])
+    assert resp["FailedEntryCount"] == 0
+    assert drain_sqs(probe, 1, timeout=10) == [{"n": 7}]
+
+
+def test_a_transformers_time_is_iso_8601_and_a_replay_goes_through_the_targets_input(scratch_bus, drain_sqs):
+    """``<time>`` of an InputTransformer (the security rules' SNS message) is the event's ISO-8601
+    time, as on AWS, not moto's epoch seconds; and a replayed event gets the target's input too."""
+    events, sns = boto3.client("events"), boto3.client("sns")
+    topic = sns.create_topic(Name=f"t-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    probe = _probe_queue(topic)
+    bus_arn = events.describe_event_bus(Name=scratch_bus)["Arn"]
+    archive = f"a-{uuid.uuid4().hex[:8]}"
+    events.create_archive(ArchiveName=archive, EventSourceArn=bus_arn)
+    events.put_rule(Name="timed", EventBusName=scratch_bus, EventPattern=json.dumps({"source": ["probe"]}))
+    events.put_targets(Rule="timed", EventBusName=scratch_bus, Targets=[{"Id": "topic", "Arn": topic, "InputTransformer": {
+        "InputPathsMap": {"time": "$.time", "n": "$.detail.n"}, "InputTemplate": '{"time": "<time>", "n": <n>}'}}])
+    put_at = time.time()
+    events.put_events(Entries=[{"EventBusName": scratch_bus, "Source": "probe", "DetailType": "x",
+                                "Detail": json.dumps({"n": 3})}])
+    (message,) = drain_sqs(probe, 1, timeout=10)
+    assert message["n"] == 3 and message["time"].endswith("Z"), message
+    sent = time.mktime(time.strptime(message["time"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    assert abs(sent - put_at) < 60, (message, put_at)
+    events.start_replay(ReplayName=f"r-{uuid.uuid4().hex[:8]}", EventSourceArn=events.describe_archive(
+        ArchiveName=archive)["ArchiveArn"], EventStartTime=put_at - 60, EventEndTime=time.time() + 60,
+        Destination={"Arn": bus_arn})
+    (replayed,) = drain_sqs(probe, 1, timeout=10)
+    assert replayed == message, (replayed, message)
 
 
 def test_split_shard_keeps_parent_records_and_routes_new_ones_to_children(aws_endpoint):

@@ -14,10 +14,12 @@ What the embedded endpoint (moto 5.2.5) does differently from AWS -- read in
 its source and checked by tests/test_replay_eventbridge.py:
 - StartReplay runs synchronously: the replay is over when the call returns.
 - It ignores EventStartTime/EventEndTime: *every* archived event is replayed.
-- It does not match the rules' event patterns: every archived event is sent to
-  every rule's targets on the bus (in AWS only matching rules get it).
-So locally the command re-drives more than it would in AWS; the time filter
-and the rule matching are only exercised against a real account.
+Like AWS, it matches each rule's event pattern before the rule's targets get a replayed event,
+and (with the endpoint's patch, deploy/local/patches/events/targets.py) the Step Functions and
+SNS targets get it through their Input / InputPath / InputTransformer. Its SQS targets get the
+archived event as moto stores it, with ``replay-name`` added (no input setting applied).
+So locally the command re-drives more than it would in AWS; the time filter is only exercised
+against a real account.
 """
 from __future__ import annotations
 

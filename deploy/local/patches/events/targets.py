@@ -78,42 +78,54 @@ def wait_for_deliveries(timeout_s: float = 30.0) -> bool:
     return done.wait(timeout_s)
 
 
+def _record(entry: dict[str, Any]) -> None:
+    delivery_log.append(entry)
+    del delivery_log[:-_DELIVERY_LOG_MAX]
+
+
 def _service_of(arn: str) -> str:
     parts = arn.split(":")
     return parts[2] if len(parts) > 2 else ""
 
 
+# The event as AWS hands it to a target without an input setting (moto's default template
+# leaves out "account" and keeps "time" as epoch seconds).
+_ENVELOPE_KEYS = ("version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail")
+
+
+def _iso_time(value: Any) -> Any:
+    # moto keeps "time" as epoch seconds internally; AWS sends ISO-8601 (moto's
+    # SQS delivery converts the same way).
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        from moto.core.utils import iso_8601_datetime_without_milliseconds, utcfromtimestamp
+
+        return iso_8601_datetime_without_milliseconds(utcfromtimestamp(float(value)))
+    return value
+
+
 def _payload_for_target(target: dict[str, Any], event: dict[str, Any]) -> Any:
-    """The body EventBridge sends to a target: Input, InputPath or InputTransformer."""
+    """The body EventBridge sends to a target: its Input, InputPath or InputTransformer applied to
+    the event as AWS sees it (``time`` ISO-8601, so ``$.time`` and ``<time>`` give the ISO text),
+    else the event itself. Replayed events too: AWS applies a target's input to them as to any."""
     from moto.events.utils import EventTemplateParser
 
+    aws_event = dict(event, time=_iso_time(event.get("time")))
     if "Input" in target:
         return json.loads(target["Input"])
+    envelope = {key: aws_event.get(key) for key in _ENVELOPE_KEYS}
     if "InputPath" in target:
         from jsonpath_ng.ext import parse
 
-        matches = parse(target["InputPath"]).find(event)
+        matches = parse(target["InputPath"]).find(envelope)
         return matches[0].value if matches else None
-    transformer = target.get("InputTransformer", {})
-    payload = EventTemplateParser.parse(
+    transformer = target.get("InputTransformer")
+    if not transformer:
+        return envelope
+    return EventTemplateParser.parse(
         input_template=transformer.get("InputTemplate"),
         input_paths_map=transformer.get("InputPathsMap", {}),
-        event=event,
+        event=aws_event,
     )
-    return payload
-
-
-def _iso_time(payload: Any) -> Any:
-    # moto keeps "time" as epoch seconds internally; AWS sends ISO-8601 (moto's
-    # SQS delivery converts the same way).
-    if isinstance(payload, dict) and isinstance(payload.get("time"), (int, float)):
-        from moto.core.utils import iso_8601_datetime_without_milliseconds, utcfromtimestamp
-
-        payload = dict(payload)
-        payload["time"] = iso_8601_datetime_without_milliseconds(
-            utcfromtimestamp(float(payload["time"]))
-        )
-    return payload
 
 
 def apply() -> None:
@@ -136,19 +148,22 @@ def apply() -> None:
         native = [t for t in self.targets if _service_of(t["Arn"]) not in EXTRA_TARGET_DELIVERERS]
         extra = [t for t in self.targets if _service_of(t["Arn"]) in EXTRA_TARGET_DELIVERERS]
         if native:
+            # moto's own targets, one call for all of them (it applies their input itself). On AWS
+            # each target is independent: a failure here must not keep the event from the others.
             view = copy.copy(self)
             view.targets = native
-            original_send_to_targets(view, original_event, transform_input)
+            try:
+                original_send_to_targets(view, original_event, transform_input)
+                _record({"rule": self.name, "target": [t["Arn"] for t in native], "ok": True})
+            except Exception as exc:  # noqa: BLE001 - AWS never fails PutEvents for a target
+                log.exception("delivery of rule %s to its moto targets failed", self.name)
+                _record({"rule": self.name, "target": [t["Arn"] for t in native], "ok": False,
+                         "error": repr(exc)})
         for target in extra:
             arn = target["Arn"]
             service = _service_of(arn)
             try:
-                payload = (
-                    _payload_for_target(target, original_event)
-                    if transform_input
-                    else dict(original_event)
-                )
-                payload = _iso_time(payload)
+                payload = _payload_for_target(target, original_event)
                 delivery_id = EXTRA_TARGET_DELIVERERS[service](
                     self.account_id, self.region_name, arn, payload
                 )
@@ -156,8 +171,7 @@ def apply() -> None:
             except Exception as exc:  # noqa: BLE001 - AWS never fails PutEvents for a target
                 log.exception("delivery of rule %s to %s failed", self.name, arn)
                 record = {"rule": self.name, "target": arn, "ok": False, "error": repr(exc)}
-            delivery_log.append(record)
-            del delivery_log[:-_DELIVERY_LOG_MAX]
+            _record(record)
 
     send_to_targets._adops_patched = True  # type: ignore[attr-defined]
     Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
