@@ -296,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     phase("writing the HTML report")
     html_path = write_report(report, archive, labels, out / "report.html")
     print(headline(report))
+    lag = report["run"]["job_lag_s"]
+    if lag.get("events"):
+        # The time to detect above is event time; this is how late the results came in wall time.
+        print(f"the job's lag behind the replay (wall clock): median {lag['median']} s, max {lag['max']} s")
     if warning:
         print(f"\nWARNING: {warning}")
     from flink_jobs.main import local_flink_log_dir

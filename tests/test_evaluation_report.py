@@ -82,3 +82,40 @@ def test_an_incomplete_run_is_flagged_at_the_top_of_the_page(tmp_path):
     page = write_report(report, tmp_path / "archive", labels, tmp_path / "report.html").read_text()
     head = page.split("<h2>")[0]
     assert "INCOMPLETE RUN" in head and "cut short: bus events were still arriving" in head
+
+
+def test_the_page_names_what_a_run_shows_and_counts_a_redelivery_once(tmp_path, recwarn):
+    """The job's lag, each incident's first detection, the warm-up's false alarms; a partner outage
+    drawn for an editor that has data; a composite delivered twice listed once, as it is scored."""
+    archive = tmp_path / "sim"
+    generate(Scenario(editors=3, partners=2, hours=3.0, seed=5, editor_cadence_s=(60.0, 90.0),
+                      partner_cadence_s=(120.0, 180.0)), archive)
+    t = parse_time("2026-11-02T01:00:00Z")
+    labels = _labels_file(tmp_path / "labels.jsonl", [
+        {"incident_id": "P", "scope": "partner", "problem_type": "DEMAND_ISSUE", "start": iso(t),
+         "end": iso(t + 1800), "partner": "p-01", "editors": ["e-999", "e-002"]}])
+    composite = {"source": "adops.analytics", "detail-type": "Composite Anomaly Detected", "id": "first",
+                 "detail": {"incident_id": "inc-x", "editor_id": "e-002", "window_start": iso(t),
+                            "window_end": iso(t + 300), "problem_type": "DEMAND_ISSUE", "summary": "demand on e-002"}}
+    early = {"source": "adops.analytics", "detail-type": "Composite Anomaly Detected", "id": "early",
+             "detail": {"incident_id": "inc-early", "editor_id": "e-003", "window_start": iso(t - 3000),
+                        "window_end": iso(t - 2700), "problem_type": "LATENCY_ISSUE"}}
+    events = [early, composite, {**composite, "id": "redelivered"}]
+    report = score(load_labels(labels), alerts_from_events(events), window_s=300, warmup_end_s=t - 600)
+    report["events"] = events
+    report["run"] = {"job_lag_s": {"events": 3, "median": 3.1, "max": 8.7},
+                     "replay_behind_schedule_s": {"events": 3, "median": 0.2, "max": 6.9}}
+    page = write_report(report, archive, labels, tmp_path / "report.html").read_text()
+    assert "the job&#x27;s lag" in page and "3.1 / 8.7" in page and "0.2 / 6.9" in page
+    assert f"<td>{iso(t + 300)}</td><td>300</td>" in page       # the first detection's window end, TTD in s
+    assert "<td>e-003</td><td>composite</td><td>LATENCY_ISSUE</td>" in page and "in the warm-up" in page
+    assert "Composite anomalies as sent (2 of 2, in window order)" in page and page.count("demand on e-002") == 1
+    assert not [w for w in recwarn if "legend" in str(w.message)], [str(w.message) for w in recwarn]
+    # the outage's series are drawn for e-002, the first of its editors the archive has samples of
+    from flink_jobs.report.html import _shown_editor, window_means
+    means = window_means(archive, {"e-999", "e-002"}, 300.0)
+    assert _shown_editor(load_labels_dicts(labels)[0], means, ["fill_rate", "rpm"]) == "e-002"
+
+
+def load_labels_dicts(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

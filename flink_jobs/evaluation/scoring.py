@@ -529,7 +529,7 @@ def score(incidents: list[Incident], alerts: list[Alert], *, window_s: float = 3
 
     return {
         "matching_rule": "same editor (partner incidents: same partner or an affected editor), alert window "
-                         "overlapping [start, end + 1 window]; each alert credited to one incident only (the one "
+                         "overlapping [start, end + 1 window); each alert credited to one incident only (the one "
                          "whose type it names, else the one it overlaps most, else the earliest); detected by a "
                          "credited alert whose window holds a sample of the incident; time to detect "
                          "= that alert's window end - incident start (event time); alerts credited to no "
@@ -578,4 +578,8 @@ def score(incidents: list[Incident], alerts: list[Alert], *, window_s: float = 3
         "outcomes": [asdict(o) for o in outcomes],
         "false_alarms": [dict(asdict(e[0]), episode_alerts=len(e), episode_end=iso(max(a.window_end_s for a in e)))
                          for e in episodes],
+        # the warm-up's unmatched alerts, as episodes too: left out of the figures above, but named
+        "warmup_false_alarms": [dict(asdict(e[0]), episode_alerts=len(e),
+                                     episode_end=iso(max(a.window_end_s for a in e)))
+                                for e in _episodes(in_warmup, window_s)],
     }

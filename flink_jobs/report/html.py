@@ -112,18 +112,27 @@ def _pick_showcase(outcomes: list[dict], labels: dict[str, dict], limit: int = 6
     return chosen[:limit]
 
 
+def _shown_editor(label: dict, means, metrics: list[str]) -> str:
+    """The first affected editor with samples of these metrics (a partner outage may name editors
+    the archive has no data of); the first one when none has."""
+    editors = _affected_editors(label)
+    return next((e for e in editors if any(means.get((e, m)) for m in metrics)), editors[0])
+
+
 def series_figure(label: dict, means, alerts: list[dict], window_s: float):
     plt = _matplotlib()
-    editor = _affected_editors(label)[0]
     metrics = [SIGNATURE_METRIC.get(label["problem_type"], "rpm"), "rpm" if label["problem_type"] != "PRICING_ISSUE"
                else "fill_rate"]
+    editor = _shown_editor(label, means, metrics)
+    empty: list[str] = []
     start, end = parse_time(label["start"]), parse_time(label["end"])
     lo_w, hi_w = int((start - 4 * 3600) // window_s), int((end + 2 * 3600) // window_s)
     fig, axes = plt.subplots(len(metrics), 1, figsize=(10, 2.6 * len(metrics)), sharex=True)
     for ax, metric in zip(np.atleast_1d(axes), metrics):
         series = {w: v for w, v in means.get((editor, metric), {}).items() if lo_w - 12 <= w <= hi_w}
         if not series:
-            ax.set_title(f"{editor} {metric}: no samples")
+            empty.append(metric)
+            ax.text(0.5, 0.5, f"{editor} {metric}: no samples", ha="center", va="center", transform=ax.transAxes)
             continue
         windows, base, low, high = trailing_band(series)
         keep = [i for i, w in enumerate(windows) if w >= lo_w]
@@ -151,7 +160,9 @@ def series_figure(label: dict, means, alerts: list[dict], window_s: float):
     first.set_title(f"{label['incident_id']}: {label['problem_type']} on {editor}"
                     f"{' (partner ' + label['partner'] + ')' if label.get('partner') else ''} -- "
                     "vertical lines: the job's alerts (colour = type), dots: the job's baseline/band")
-    first.legend(loc="upper left", fontsize=7, ncol=2)
+    drawn = next((ax for ax in np.atleast_1d(axes) if ax.get_legend_handles_labels()[0]), None)
+    if drawn is not None:       # a panel without samples has nothing to name
+        drawn.legend(loc="upper left", fontsize=7, ncol=2)
     return fig
 
 
@@ -226,9 +237,12 @@ def ttd_figure(report: dict, window_s: float):
         ax.hist(values, bins=bins if len(bins) > 1 else 4, color="#6fa8dc", edgecolor="white")
         ax.axvline(np.median(values), color="black", ls="--", lw=1, label=f"median {np.median(values):.2f}")
         ax.legend()
-    ax.set_xlabel("time to detect (windows of %g s, event time): first detecting alert's window end - "
-                  "incident start" % window_s)
+    else:
+        ax.text(0.5, 0.5, "no incident was detected", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("time to detect, in windows of %g s of event time\n"
+                  "(the first detecting alert's window end - the incident start)" % window_s)
     ax.set_ylabel("incidents")
+    ax.yaxis.get_major_locator().set_params(integer=True)     # a count of incidents
     ax.set_title("time-to-detect distribution")
     return fig
 
@@ -247,8 +261,13 @@ def write_report(report: dict, archive, labels_path, out_html, *, title: str = "
     labels = [json.loads(l) for l in Path(labels_path).read_text().splitlines() if l.strip()]
     # The outcomes name incidents by the text of their id (an integer id is valid).
     by_id = {str(l["incident_id"]): l for l in labels}
-    details = [e.get("detail", {}) for e in report.get("events", [])
-               if e.get("detail-type") in ("Composite Anomaly Detected",)]
+    # Each composite once, as the scorer counts them: a redelivery has the same incident_id.
+    details, seen = [], set()
+    for e in report.get("events", []):
+        d = e.get("detail", {})
+        if e.get("detail-type") == "Composite Anomaly Detected" and d.get("incident_id") not in seen:
+            seen.add(d.get("incident_id"))
+            details.append(d)
     alert_points = [dict(d, problem_type=d.get("problem_type")) for d in details]
     for e in report.get("events", []):
         d = e.get("detail", {})
@@ -260,7 +279,7 @@ def write_report(report: dict, archive, labels_path, out_html, *, title: str = "
                                  "window_end": d["detected_at"], "problem_type": "SECURITY_ISSUE"})
 
     showcase = _pick_showcase(report["outcomes"], by_id)
-    editors = {_affected_editors(l)[0] for l in showcase}
+    editors = {e for l in showcase for e in _affected_editors(l)}
     means = window_means(archive, editors, window_s)
     images = [("Metric series of affected editors", _png(series_figure(l, means, alert_points, window_s)))
               for l in showcase]
@@ -288,10 +307,23 @@ def write_report(report: dict, archive, labels_path, out_html, *, title: str = "
         headline.append(["alerts on incident-free editors during their surges",
                          report["quiet_editors"]["alerts_during_quiet_stretches"]])
     run = report.get("run", {})
+    lag = run.get("job_lag_s") or {}
+    if lag.get("events"):
+        # The time to detect above is event time; this is how late the results came in wall time.
+        behind = run.get("replay_behind_schedule_s") or {}
+        headline.append(["the job's lag: a result on the bus after the replay put its window's end, "
+                         "wall-clock seconds (median / max)",
+                         f"{lag['median']} / {lag['max']}"
+                         + (f" (the replay itself behind its schedule: {behind['median']} / {behind['max']})"
+                            if behind.get("events") else "")])
     per_type = [[t, v["incidents"], v["detected"], v["recall"], v["type_accuracy"], v["median_time_to_detect_windows"]]
                 for t, v in report["per_type"].items()]
     outcomes = [[o["incident_id"], o["problem_type"], o["entity"], o["start"], o["end"], o["detected"],
                  o["predicted_type"], o["matched_alerts"],
+                 None if o.get("time_to_detect_s") is None else
+                 datetime.fromtimestamp(parse_time(o["start"]) + o["time_to_detect_s"], tz=timezone.utc)
+                 .strftime("%Y-%m-%dT%H:%M:%SZ"),
+                 None if o.get("time_to_detect_s") is None else round(o["time_to_detect_s"]),
                  None if o["time_to_detect_windows"] is None else round(o["time_to_detect_windows"], 2)]
                 for o in report["outcomes"]]
     # What an AdOps engineer reads: each composite's own one-line explanation (which metrics,
@@ -301,7 +333,9 @@ def write_report(report: dict, archive, labels_path, out_html, *, title: str = "
              d.get("revenue_at_risk"), d.get("summary")] for d in in_window_order[:MAX_ALERTS_LISTED]]
     false_alarms = [[f["entity"] if "entity" in f else (f.get("editor_id") or f.get("partner")), f["kind"],
                      f["problem_type"], datetime.fromtimestamp(f["window_start_s"], tz=timezone.utc).isoformat(),
-                     f["episode_alerts"]] for f in report["false_alarms"][:40]]
+                     f["episode_alerts"], when]
+                    for when, key in (("after the warm-up", "false_alarms"), ("in the warm-up", "warmup_false_alarms"))
+                    for f in (report.get(key) or [])][:40]
     banner = incomplete_banner(report)
     parts = [
         f"<h1>{html.escape(title)}</h1>",
@@ -319,9 +353,11 @@ def write_report(report: dict, archive, labels_path, out_html, *, title: str = "
     for caption, data in images:
         parts.append(f"<h2>{html.escape(caption)}</h2><img src='data:image/png;base64,{data}'>")
     parts += ["<h2>Incidents</h2>", _table(outcomes, ["incident", "type", "editor / partner", "start", "end",
-                                                       "detected", "predicted", "alerts", "TTD (windows)"]),
-              "<h2>False alarms (episodes, first 40)</h2>",
-              _table(false_alarms, ["entity", "kind", "type", "first window", "alerts in episode"]),
+                                                       "detected", "predicted", "alerts",
+                                                       "first detection (its window end)", "TTD (s)",
+                                                       "TTD (windows)"]),
+              "<h2>False alarms (episodes, first 40; those of the warm-up are not in the figures)</h2>",
+              _table(false_alarms, ["entity", "kind", "type", "first window", "alerts in episode", "when"]),
               f"<h2>Composite anomalies as sent ({len(sent)} of {len(details)}, in window order)</h2>",
               _table(sent, ["window start", "editor", "type", "severity", "revenue at risk", "summary"])]
     style = ("body{font-family:sans-serif;max-width:1150px;margin:auto;padding:1em}"
