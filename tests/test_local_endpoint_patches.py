@@ -1,6 +1,7 @@
 """The embedded endpoint's moto patches: EventBridge delivers to Step Functions and SNS targets."""
 from __future__ import annotations
 
+import calendar
 import json
 import time
 import uuid
@@ -98,22 +99,27 @@ def test_failing_target_does_not_fail_put_events(scratch_bus, drain_sqs):
     assert len(drain_sqs(queue, 1, timeout=10)) == 1
 
 
-def test_a_failing_moto_target_does_not_keep_the_event_from_the_patchs_targets(scratch_bus, drain_sqs):
+def test_a_failing_moto_target_does_not_keep_the_event_from_the_rules_other_targets(scratch_bus, drain_sqs):
     """The other way round: a target moto delivers to (an SQS queue that no longer exists) fails,
-    and the SNS target of the same rule still gets the event, as on AWS."""
+    and the rule's other targets, moto's SQS one after it and the patch's SNS one, still get the
+    event, as on AWS."""
     events, sns, sqs = boto3.client("events"), boto3.client("sns"), boto3.client("sqs")
     topic = sns.create_topic(Name=f"t-{uuid.uuid4().hex[:8]}")["TopicArn"]
     probe = _probe_queue(topic)
     gone = sqs.create_queue(QueueName=f"gone-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     gone_arn = sqs.get_queue_attributes(QueueUrl=gone, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sqs.delete_queue(QueueUrl=gone)
+    after = sqs.create_queue(QueueName=f"after-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    after_arn = sqs.get_queue_attributes(QueueUrl=after, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events.put_rule(Name="half-broken", EventBusName=scratch_bus, EventPattern=json.dumps({"source": ["probe"]}))
     events.put_targets(Rule="half-broken", EventBusName=scratch_bus, Targets=[
-        {"Id": "gone", "Arn": gone_arn}, {"Id": "topic", "Arn": topic, "InputPath": "$.detail"}])
+        {"Id": "gone", "Arn": gone_arn}, {"Id": "after", "Arn": after_arn, "InputPath": "$.detail"},
+        {"Id": "topic", "Arn": topic, "InputPath": "$.detail"}])
     resp = events.put_events(Entries=[{"EventBusName": scratch_bus, "Source": "probe", "DetailType": "x",
                                        "Detail": json.dumps({"n": 7})}])
     assert resp["FailedEntryCount"] == 0
     assert drain_sqs(probe, 1, timeout=10) == [{"n": 7}]
+    assert len(drain_sqs(after, 1, timeout=10)) == 1
 
 
 def test_a_transformers_time_is_iso_8601_and_a_replay_goes_through_the_targets_input(scratch_bus, drain_sqs):
@@ -126,20 +132,27 @@ def test_a_transformers_time_is_iso_8601_and_a_replay_goes_through_the_targets_i
     archive = f"a-{uuid.uuid4().hex[:8]}"
     events.create_archive(ArchiveName=archive, EventSourceArn=bus_arn)
     events.put_rule(Name="timed", EventBusName=scratch_bus, EventPattern=json.dumps({"source": ["probe"]}))
-    events.put_targets(Rule="timed", EventBusName=scratch_bus, Targets=[{"Id": "topic", "Arn": topic, "InputTransformer": {
-        "InputPathsMap": {"time": "$.time", "n": "$.detail.n"}, "InputTemplate": '{"time": "<time>", "n": <n>}'}}])
+    plain_topic = sns.create_topic(Name=f"t-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    plain = _probe_queue(plain_topic)
+    events.put_targets(Rule="timed", EventBusName=scratch_bus, Targets=[
+        {"Id": "topic", "Arn": topic, "InputTransformer": {
+            "InputPathsMap": {"time": "$.time", "n": "$.detail.n"}, "InputTemplate": '{"time": "<time>", "n": <n>}'}},
+        {"Id": "plain", "Arn": plain_topic}])
     put_at = time.time()
     events.put_events(Entries=[{"EventBusName": scratch_bus, "Source": "probe", "DetailType": "x",
                                 "Detail": json.dumps({"n": 3})}])
     (message,) = drain_sqs(probe, 1, timeout=10)
     assert message["n"] == 3 and message["time"].endswith("Z"), message
-    sent = time.mktime(time.strptime(message["time"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    sent = calendar.timegm(time.strptime(message["time"], "%Y-%m-%dT%H:%M:%SZ"))
     assert abs(sent - put_at) < 60, (message, put_at)
     events.start_replay(ReplayName=f"r-{uuid.uuid4().hex[:8]}", EventSourceArn=events.describe_archive(
         ArchiveName=archive)["ArchiveArn"], EventStartTime=put_at - 60, EventEndTime=time.time() + 60,
         Destination={"Arn": bus_arn})
     (replayed,) = drain_sqs(probe, 1, timeout=10)
     assert replayed == message, (replayed, message)
+    # without input settings a target gets the envelope, and a replayed one says it is one
+    original, again = sorted(drain_sqs(plain, 2, timeout=10), key=lambda e: "replay-name" in e)
+    assert "replay-name" not in original and again["replay-name"] and again["detail"] == original["detail"]
 
 
 def test_split_shard_keeps_parent_records_and_routes_new_ones_to_children(aws_endpoint):

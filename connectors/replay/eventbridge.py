@@ -12,12 +12,15 @@ them with ``"replay-name": [{"exists": false}]``.
 
 What the embedded endpoint (moto 5.2.5) does differently from AWS -- read in
 its source and checked by tests/test_replay_eventbridge.py:
-- StartReplay runs synchronously: the replay is over when the call returns.
+- StartReplay runs synchronously: when the call returns, every archived event has been handed
+  to the rules (their targets get them right after, on the endpoint's delivery thread, as after
+  a PutEvents).
 - It ignores EventStartTime/EventEndTime: *every* archived event is replayed.
 Like AWS, it matches each rule's event pattern before the rule's targets get a replayed event,
 and (with the endpoint's patch, deploy/local/patches/events/targets.py) the Step Functions and
 SNS targets get it through their Input / InputPath / InputTransformer. Its SQS targets get the
-archived event as moto stores it, with ``replay-name`` added (no input setting applied).
+archived event with a new ``id``, its ``time`` in ISO-8601 and ``replay-name`` added (no input
+setting applied).
 So locally the command re-drives more than it would in AWS; the time filter is only exercised
 against a real account.
 """

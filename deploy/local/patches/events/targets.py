@@ -105,14 +105,17 @@ def _iso_time(value: Any) -> Any:
 
 def _payload_for_target(target: dict[str, Any], event: dict[str, Any]) -> Any:
     """The body EventBridge sends to a target: its Input, InputPath or InputTransformer applied to
-    the event as AWS sees it (``time`` ISO-8601, so ``$.time`` and ``<time>`` give the ISO text),
-    else the event itself. Replayed events too: AWS applies a target's input to them as to any."""
+    the event with its ``time`` in ISO-8601 as on AWS (``$.time`` and ``<time>`` give the ISO text;
+    moto's own ``ingestion-time`` stays epoch seconds), else the event's envelope. Replayed events
+    too: AWS applies a target's input to them as to any."""
     from moto.events.utils import EventTemplateParser
 
     aws_event = dict(event, time=_iso_time(event.get("time")))
     if "Input" in target:
         return json.loads(target["Input"])
     envelope = {key: aws_event.get(key) for key in _ENVELOPE_KEYS}
+    if "replay-name" in aws_event:
+        envelope["replay-name"] = aws_event["replay-name"]     # a replayed event says so, on AWS too
     if "InputPath" in target:
         from jsonpath_ng.ext import parse
 
@@ -147,18 +150,17 @@ def apply() -> None:
             return
         native = [t for t in self.targets if _service_of(t["Arn"]) not in EXTRA_TARGET_DELIVERERS]
         extra = [t for t in self.targets if _service_of(t["Arn"]) in EXTRA_TARGET_DELIVERERS]
-        if native:
-            # moto's own targets, one call for all of them (it applies their input itself). On AWS
-            # each target is independent: a failure here must not keep the event from the others.
+        for target in native:
+            # moto's own targets, one call each (it applies their input itself; its loop stops at
+            # the first target that raises). On AWS each target is independent.
             view = copy.copy(self)
-            view.targets = native
+            view.targets = [target]
             try:
                 original_send_to_targets(view, original_event, transform_input)
-                _record({"rule": self.name, "target": [t["Arn"] for t in native], "ok": True})
+                _record({"rule": self.name, "target": target["Arn"], "ok": True})
             except Exception as exc:  # noqa: BLE001 - AWS never fails PutEvents for a target
-                log.exception("delivery of rule %s to its moto targets failed", self.name)
-                _record({"rule": self.name, "target": [t["Arn"] for t in native], "ok": False,
-                         "error": repr(exc)})
+                log.exception("delivery of rule %s to %s failed", self.name, target["Arn"])
+                _record({"rule": self.name, "target": target["Arn"], "ok": False, "error": repr(exc)})
         for target in extra:
             arn = target["Arn"]
             service = _service_of(arn)
