@@ -125,10 +125,21 @@ def test_rollback_of_a_single_version_is_refused(editor):
     assert status == 409 and "only one version" in body["error"]
 
 
+def _human_sets_floor(editor: str, value: str) -> None:
+    boto3.client("ssm").put_parameter(Name=f"/adops/editors/{editor}/config/floor_price", Value=value,
+                                      Type="String", Overwrite=True, Description="set by a human")
+
+
 def test_adjust_floor_price_with_guardrails(editor):
     path = "/editors/{editor_id}/floor-price"
+    # an agent adjusts a floor a human set: none stored, it is refused (it could set any value)
     status, body = call("adjust_floor_price", "POST", path, {"editor_id": editor}, {"new_floor_cpm": "1.00"})
-    assert status == 200 and body["previous_floor_cpm"] is None and body["version"] == 1
+    assert status == 409 and "ask a human to set the first one" in body["error"], body
+    _human_sets_floor(editor, "1.0")
+    status, body = call("adjust_floor_price", "POST", path, {"editor_id": editor}, {"new_floor_cpm": "1.30"})
+    assert status == 200 and body["previous_floor_cpm"] == 1.0 and body["version"] == 2   # exactly 30 %: allowed
+    status, body = call("adjust_floor_price", "POST", path, {"editor_id": editor}, {"new_floor_cpm": "1.0"})
+    assert status == 200 and body["version"] == 3
     status, body = call("adjust_floor_price", "POST", path, {"editor_id": editor}, {"new_floor_cpm": "2.00"})
     assert status == 422 and "exceeds the 30% limit" in body["error"]
     status, body = call("adjust_floor_price", "POST", path, {"editor_id": editor}, {"new_floor_cpm": "1.2", "dry_run": "true"})
@@ -138,15 +149,53 @@ def test_adjust_floor_price_with_guardrails(editor):
     assert status == 400 and "between 0.01 and 50.0" in body["error"]
 
 
+def test_steps_within_the_per_call_limit_cannot_add_up_to_more_than_the_daily_one(editor):
+    """Twelve +29 % calls would take 1.0 to 21: the floor in effect a day before bounds them all."""
+    path = "/editors/{editor_id}/floor-price"
+    _human_sets_floor(editor, "1.0")
+    floors = []
+    for _ in range(12):
+        new = round((floors[-1] if floors else 1.0) * 1.2, 4)
+        status, body = call("adjust_floor_price", "POST", path, {"editor_id": editor}, {"new_floor_cpm": str(new)})
+        if status != 200:
+            break
+        floors.append(new)
+    assert floors == [1.2, 1.44], floors                       # a third step, 1.728, is +72.8 % on the day
+    assert status == 422 and "a day ago" in body["error"] and "50%" in body["error"], body
+    # and a rollback of the floor keeps to the same bound
+    status, body = call("rollback_config", "POST", "/editors/{editor_id}/config/{config_key}/rollback",
+                        {"editor_id": editor, "config_key": "floor_price", "to_version": "1"})
+    assert status == 422 and "30% limit per call" in body["error"], body
+
+
+@pytest.mark.parametrize("stored", ["nan", "inf", "-1", "0"])
+def test_a_stored_floor_that_is_not_a_positive_number_switches_no_limit_off(editor, stored):
+    _human_sets_floor(editor, stored)
+    status, body = call("adjust_floor_price", "POST", "/editors/{editor_id}/floor-price", {"editor_id": editor},
+                        {"new_floor_cpm": "50"})
+    assert status == 409 and "not a positive number" in body["error"], body
+
+
+@pytest.mark.parametrize("value", ["e-001\n", "e:1", "e-001:2"])
+def test_ids_that_would_change_an_ssm_name_are_refused(value):
+    status, body = call("get_recent_changes", "GET", "/editors/{editor_id}/changes", {"editor_id": value})
+    assert status == 400 and "letters, digits and _.-" in body["error"], body
+
+
 def test_a_floor_price_change_is_listed_and_rolled_back(editor):
     path = "/editors/{editor_id}/floor-price"
-    assert call("adjust_floor_price", "POST", path, {"editor_id": editor}, {"new_floor_cpm": "1.00"})[0] == 200
+    _human_sets_floor(editor, "1.0")
     assert call("adjust_floor_price", "POST", path, {"editor_id": editor}, {"new_floor_cpm": "1.25"})[0] == 200
     status, body = call("get_recent_changes", "GET", "/editors/{editor_id}/changes", {"editor_id": editor, "hours": "1"})
     assert status == 200 and (body["changes"][0]["parameter"], body["changes"][0]["new_value"]) == ("config/floor_price", "1.25")
     status, body = call("rollback_config", "POST", "/editors/{editor_id}/config/{config_key}/rollback",
                         {"editor_id": editor, "config_key": "floor_price"}, {"reason": "inc-2"})
     assert status == 200 and (body["old_value"], body["value"]) == ("1.25", "1.0"), body
+    # Retried (Bedrock retries a call): the default rollback would now undo the rollback, so it is refused.
+    status, body = call("rollback_config", "POST", "/editors/{editor_id}/config/{config_key}/rollback",
+                        {"editor_id": editor, "config_key": "floor_price"}, {"reason": "inc-2"})
+    assert status == 409 and "is itself a rollback" in body["error"], body
+    assert boto3.client("ssm").get_parameter(Name=f"/adops/editors/{editor}/config/floor_price")["Parameter"]["Value"] == "1.0"
     # A rollback keeps the adjust tool's guardrails: 1.0 -> 0.75 (-25%) is allowed, back to 1.0 (+33%) is not.
     assert call("adjust_floor_price", "POST", path, {"editor_id": editor}, {"new_floor_cpm": "0.75"})[0] == 200
     status, body = call("rollback_config", "POST", "/editors/{editor_id}/config/{config_key}/rollback",
@@ -170,8 +219,19 @@ def test_pause_and_resume_demand_partner(aws_endpoint):
     assert status == 200 and body["status"] == "PAUSED"
     stored = json.loads(boto3.client("ssm").get_parameter(Name=f"/adops/partners/{partner}/status")["Parameter"]["Value"])
     assert stored["status"] == "PAUSED" and stored["reason"] == "inc-7 timeouts 40%"
+    # Pausing again extends the same pause, up to a day in all: not a day more at every call.
+    status, body = call("pause_demand_partner", "POST", "/partners/{partner}/pause", {"partner": partner},
+                        {"reason": "inc-7 still failing", "duration_minutes": "600"})
+    assert status == 200 and body["since"] == stored["since"], body
+    status, body = call("pause_demand_partner", "POST", "/partners/{partner}/pause", {"partner": partner},
+                        {"reason": "inc-7 still failing", "duration_minutes": "1440"})
+    assert status == 409 and "longer than 1440 minutes" in body["error"], body
     status, body = call("pause_demand_partner", "POST", "/partners/{partner}/resume", {"partner": partner}, {})
-    assert status == 200 and body["status"] == "ACTIVE" and body["version"] == 2
+    assert status == 200 and body["status"] == "ACTIVE" and body["version"] == 3
+    # once resumed, a new pause starts a new day
+    status, body = call("pause_demand_partner", "POST", "/partners/{partner}/pause", {"partner": partner},
+                        {"reason": "inc-8", "duration_minutes": "1440"})
+    assert status == 200 and body["since"] != stored["since"], body
 
 
 def test_aws_errors_become_502_for_the_agent(monkeypatch, aws_endpoint):

@@ -1,15 +1,18 @@
-"""Action group tool: change an editor's floor price (USD CPM), bounded per call.
+"""Action group tool: change an editor's floor price (USD CPM), bounded per call and per day.
 
-Guardrails an agent cannot talk its way around: absolute bounds, and at most
-MAX_FLOOR_CHANGE_PCT change per call unless the current floor is unset (action_group.check_floor_change,
-which rollback_config applies to the floor price too).
+Guardrails an agent cannot talk its way around (action_group.check_floor_change, which
+rollback_config applies to the floor price too): absolute bounds; at most MAX_FLOOR_CHANGE_PCT
+per call; at most MAX_FLOOR_DAILY_CHANGE_PCT from the floor in effect a day before, however many
+calls; and only a floor a human set (none stored: refused).
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from action_group import (FLOOR_PRICE_KEY, MAX_FLOOR, MIN_FLOOR, aws_client, check_floor_change, dispatch,
-                          optional_str, require_bool, require_id, require_number, stored_floor)
+                          floor_a_day_ago, optional_str, parameter_history, require_bool, require_id, require_number,
+                          stored_floor)
 
 
 def adjust_floor_price(args: dict[str, Any]) -> dict[str, Any]:
@@ -25,7 +28,9 @@ def adjust_floor_price(args: dict[str, Any]) -> dict[str, Any]:
         current: float | None = stored_floor(ssm.get_parameter(Name=name)["Parameter"]["Value"])
     except ssm.exceptions.ParameterNotFound:
         current = None
-    check_floor_change(current, new_floor)
+    day_ago = floor_a_day_ago(parameter_history(ssm, name), dt.datetime.now(dt.timezone.utc)) \
+        if current is not None else None
+    check_floor_change(current, new_floor, day_ago)
     result = {"editor_id": editor_id, "previous_floor_cpm": current, "new_floor_cpm": new_floor, "dry_run": dry_run}
     if not dry_run:
         put = ssm.put_parameter(Name=name, Value=str(new_floor), Type="String", Overwrite=True,

@@ -4,18 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from action_group import aws_client, dispatch, require_id, require_int
-
-
-def _history(ssm, name: str) -> list[dict[str, Any]]:
-    versions: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"Name": name, "WithDecryption": False}
-    while True:
-        page = ssm.get_parameter_history(**kwargs)
-        versions.extend(page["Parameters"])
-        if not page.get("NextToken"):
-            return versions
-        kwargs["NextToken"] = page["NextToken"]
+from action_group import aws_client, dispatch, parameter_history, require_id, require_int
 
 
 def get_recent_changes(args: dict[str, Any]) -> dict[str, Any]:
@@ -34,7 +23,7 @@ def get_recent_changes(args: dict[str, Any]) -> dict[str, Any]:
         kwargs["NextToken"] = page["NextToken"]
     changes = []
     for name in names:
-        versions = sorted(_history(ssm, name), key=lambda v: v["Version"])
+        versions = parameter_history(ssm, name)
         for previous, current in zip([None, *versions], versions):
             if current["LastModifiedDate"] < since:
                 continue

@@ -1,19 +1,25 @@
 """Action group tool: roll an editor's configuration key back to an earlier SSM parameter version.
 
-The rollback is itself a new version (SSM keeps history), so it can be rolled back too.
+The rollback is itself a new version (SSM keeps history), so it can be rolled back too, but
+only by naming the version: without ``to_version`` a rollback goes to the version before the
+current one, and when the current one is itself a rollback that would undo it. Bedrock may
+retry a call, and a retried default rollback must not put the bad value back.
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from action_group import (FLOOR_PRICE_KEY, PARAM_KEY_PATTERN, ToolError, aws_client, check_floor_change, dispatch,
-                          optional_str, require_id, require_int, stored_floor)
+                          floor_a_day_ago, optional_str, parameter_history, require_id, require_int, stored_floor)
+
+ROLLBACK_MARK = "rollback to v"
 
 
 def rollback_config(args: dict[str, Any]) -> dict[str, Any]:
     editor_id = require_id(args, "editor_id")
     key = args.get("config_key")
-    if not isinstance(key, str) or not PARAM_KEY_PATTERN.match(key):
+    if not isinstance(key, str) or not PARAM_KEY_PATTERN.fullmatch(key):
         raise ToolError(400, f"'config_key' is required: letters, digits and _.- (max 128), got {key!r}")
     reason = optional_str(args, "reason") or "rollback requested by the incident agent"
     ssm = aws_client("ssm")
@@ -22,8 +28,15 @@ def rollback_config(args: dict[str, Any]) -> dict[str, Any]:
         current = ssm.get_parameter(Name=name)["Parameter"]
     except ssm.exceptions.ParameterNotFound:
         raise ToolError(404, f"no configuration '{key}' for editor {editor_id}") from None
+    history = parameter_history(ssm, name)
     if args.get("to_version") in (None, ""):
         target_version = current["Version"] - 1
+        newest = history[-1] if history else {}
+        if str(newest.get("Description") or "").startswith(ROLLBACK_MARK):
+            raise ToolError(409, f"'{key}' version {current['Version']} is itself a rollback "
+                                 f"({newest['Description'][:120]!r}, {newest.get('LastModifiedDate')}): rolling "
+                                 "back again would undo it. If the problem persists, name the version to restore "
+                                 "with 'to_version' (getRecentChanges lists them)")
     else:
         target_version = require_int(args, "to_version", 1, current["Version"])
     if target_version < 1:
@@ -35,10 +48,11 @@ def rollback_config(args: dict[str, Any]) -> dict[str, Any]:
     except (ssm.exceptions.ParameterVersionNotFound, ssm.exceptions.ParameterNotFound):
         raise ToolError(404, f"'{key}' has no version {target_version}") from None
     if key == FLOOR_PRICE_KEY:      # the floor price keeps adjust_floor_price's guardrails
-        check_floor_change(stored_floor(current["Value"]), stored_floor(target["Value"]))
+        check_floor_change(stored_floor(current["Value"]), stored_floor(target["Value"]),
+                           floor_a_day_ago(history, dt.datetime.now(dt.timezone.utc)))
     put = ssm.put_parameter(
         Name=name, Value=target["Value"], Type=current["Type"], Overwrite=True,
-        Description=f"rollback to v{target_version}: {reason}"[:1024],
+        Description=f"{ROLLBACK_MARK}{target_version}: {reason}"[:1024],
     )
     return {"editor_id": editor_id, "config_key": key, "rolled_back_from_version": current["Version"],
             "restored_version": target_version, "new_version": put["Version"],

@@ -14,8 +14,10 @@ import os
 import re
 from typing import Any, Callable
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
-PARAM_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+# Whole-string patterns (fullmatch: `$` would let a trailing newline through). No ":" in an id:
+# it goes into SSM parameter names, where ":" selects a version.
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+PARAM_KEY_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 
 class ToolError(Exception):
@@ -38,8 +40,8 @@ def arguments(event: dict[str, Any]) -> dict[str, Any]:
 
 def require_id(args: dict[str, Any], name: str) -> str:
     value = args.get(name)
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
-        raise ToolError(400, f"'{name}' is required: letters, digits and _.:- (max 128), got {value!r}")
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+        raise ToolError(400, f"'{name}' is required: letters, digits and _.- (max 128), got {value!r}")
     return value
 
 
@@ -90,27 +92,71 @@ def require_bool(args: dict[str, Any], name: str, default: bool) -> bool:
 FLOOR_PRICE_KEY = "floor_price"
 MIN_FLOOR, MAX_FLOOR = 0.01, 50.0
 MAX_FLOOR_CHANGE_PCT = float(os.environ.get("MAX_FLOOR_CHANGE_PCT", "30"))
+#: Steps within the per-call limit add up: the floor may move at most this much from the floor in
+#: effect a day before, over any number of calls.
+MAX_FLOOR_DAILY_CHANGE_PCT = float(os.environ.get("MAX_FLOOR_DAILY_CHANGE_PCT", "50"))
+_PCT_SLACK = 1e-9     # 1.3 vs 1.0 computes as 30.000000000000004 %: a change of exactly the limit is allowed
 
 
 def stored_floor(value: str) -> float:
-    """A floor price as read from the parameter store; one that is not a number is a 409 that
-    says so (not a 502 "AWS call failed"): a human has to fix the parameter."""
+    """A floor price as read from the parameter store. One that is not a positive finite number
+    is a 409 that says so (not a 502 "AWS call failed", and not a pass: a NaN would compare false
+    with every limit): a human has to fix the parameter."""
     try:
-        return float(value)
+        floor = float(value)
     except ValueError:
         raise ToolError(409, f"the stored floor price {value!r} is not a number; fix the parameter first") from None
+    if not math.isfinite(floor) or floor <= 0:
+        raise ToolError(409, f"the stored floor price {value!r} is not a positive number; fix the parameter first")
+    return floor
 
 
-def check_floor_change(current: float | None, new_floor: float) -> None:
-    """Refuse a floor outside [MIN_FLOOR, MAX_FLOOR], or a change of more than
-    MAX_FLOOR_CHANGE_PCT from a set floor, whichever tool asks."""
+def _change_pct(old: float, new: float) -> float:
+    return abs(new - old) / old * 100
+
+
+def check_floor_change(current: float | None, new_floor: float, day_ago: float | None = None) -> None:
+    """Refuse a floor outside [MIN_FLOOR, MAX_FLOOR], a change of more than MAX_FLOOR_CHANGE_PCT
+    from the current floor, or of more than MAX_FLOOR_DAILY_CHANGE_PCT from ``day_ago`` (the floor
+    in effect a day before, :func:`floor_a_day_ago`), whichever tool asks. An agent adjusts a floor
+    a human set: with none stored (``current`` None) it is refused."""
     if not MIN_FLOOR <= new_floor <= MAX_FLOOR:
         raise ToolError(422, f"floor {new_floor} is outside {MIN_FLOOR}..{MAX_FLOOR} USD CPM")
-    if current is not None and current > 0:
-        change_pct = abs(new_floor - current) / current * 100
-        if change_pct > MAX_FLOOR_CHANGE_PCT:
-            raise ToolError(422, f"change of {change_pct:.1f}% exceeds the {MAX_FLOOR_CHANGE_PCT:.0f}% limit per call "
-                                 f"(current {current}, requested {new_floor}); ask a human or step gradually")
+    if current is None:
+        raise ToolError(409, "no floor price is stored for this editor: an agent adjusts a floor a human set; "
+                             "ask a human to set the first one")
+    change_pct = _change_pct(current, new_floor)
+    if change_pct > MAX_FLOOR_CHANGE_PCT + _PCT_SLACK:
+        raise ToolError(422, f"change of {change_pct:.1f}% exceeds the {MAX_FLOOR_CHANGE_PCT:.0f}% limit per call "
+                             f"(current {current}, requested {new_floor}); ask a human or step gradually")
+    if day_ago is not None and _change_pct(day_ago, new_floor) > MAX_FLOOR_DAILY_CHANGE_PCT + _PCT_SLACK:
+        raise ToolError(422, f"the floor was {day_ago} a day ago: {new_floor} would move it "
+                             f"{_change_pct(day_ago, new_floor):.1f}%, more than the "
+                             f"{MAX_FLOOR_DAILY_CHANGE_PCT:.0f}% a day agents may move it in all; ask a human")
+
+
+def parameter_history(ssm: Any, name: str) -> list[dict[str, Any]]:
+    """Every version of an SSM parameter, oldest first (GetParameterHistory, all pages)."""
+    versions: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"Name": name, "WithDecryption": False}
+    while True:
+        page = ssm.get_parameter_history(**kwargs)
+        versions.extend(page["Parameters"])
+        if not page.get("NextToken"):
+            return sorted(versions, key=lambda v: v["Version"])
+        kwargs["NextToken"] = page["NextToken"]
+
+
+def floor_a_day_ago(history: list[dict[str, Any]], now: Any) -> float | None:
+    """The floor in effect 24 h before ``now``: the newest version set by then, else the oldest
+    one (a floor first set within the day). None without history."""
+    import datetime as dt
+
+    if not history:
+        return None
+    cutoff = now - dt.timedelta(hours=24)
+    before = [v for v in history if v["LastModifiedDate"] <= cutoff]
+    return stored_floor((before[-1] if before else history[0])["Value"])
 
 
 def response(event: dict[str, Any], status: int, body: Any) -> dict[str, Any]:
