@@ -150,7 +150,7 @@ def test_adjust_floor_price_with_guardrails(editor):
 
 
 def test_steps_within_the_per_call_limit_cannot_add_up_to_more_than_the_daily_one(editor):
-    """Twelve +29 % calls would take 1.0 to 21: the floor in effect a day before bounds them all."""
+    """Twelve +29 % calls would take 1.0 to 21: every floor of the last day bounds them all."""
     path = "/editors/{editor_id}/floor-price"
     _human_sets_floor(editor, "1.0")
     floors = []
@@ -161,11 +161,68 @@ def test_steps_within_the_per_call_limit_cannot_add_up_to_more_than_the_daily_on
             break
         floors.append(new)
     assert floors == [1.2, 1.44], floors                       # a third step, 1.728, is +72.8 % on the day
-    assert status == 422 and "a day ago" in body["error"] and "50%" in body["error"], body
-    # and a rollback of the floor keeps to the same bound
+    assert status == 422 and "the floor was 1.0 within the last day" in body["error"], body
+    # setting the floor it has writes nothing (repeated writes would push the day's versions out of SSM's 100)
+    status, body = call("adjust_floor_price", "POST", path, {"editor_id": editor}, {"new_floor_cpm": "1.44"})
+    assert status == 200 and body.get("unchanged") is True and "version" not in body, body
+    # nor does a rollback to a version whose value the floor has again
+    assert call("adjust_floor_price", "POST", path, {"editor_id": editor}, {"new_floor_cpm": "1.2"})[0] == 200
     status, body = call("rollback_config", "POST", "/editors/{editor_id}/config/{config_key}/rollback",
-                        {"editor_id": editor, "config_key": "floor_price", "to_version": "1"})
-    assert status == 422 and "30% limit per call" in body["error"], body
+                        {"editor_id": editor, "config_key": "floor_price", "to_version": "2"})
+    assert status == 409 and "already has the value of version 2" in body["error"], body
+
+
+def test_a_floor_rollback_keeps_to_the_daily_bound_too(editor):
+    for value in ("1.0", "1.6", "2.0"):            # a human's changes are not bounded
+        _human_sets_floor(editor, value)
+    # back to 1.6 is -20 % on the call, but 60 % away from the 1.0 of earlier today
+    status, body = call("rollback_config", "POST", "/editors/{editor_id}/config/{config_key}/rollback",
+                        {"editor_id": editor, "config_key": "floor_price", "to_version": "2"})
+    assert status == 422 and "the floor was 1.0 within the last day" in body["error"], body
+
+
+def test_a_floor_history_ssm_has_cut_short_is_not_taken_for_a_quiet_day(editor):
+    """SSM keeps 100 versions: once the day's oldest are gone, the day's bound cannot be checked."""
+    for _ in range(101):
+        _human_sets_floor(editor, "1.0")
+    status, body = call("adjust_floor_price", "POST", "/editors/{editor_id}/floor-price", {"editor_id": editor},
+                        {"new_floor_cpm": "1.1"})
+    assert status == 409 and "no longer reaches back" in body["error"], body
+
+
+def _versions(*entries):
+    """A parameter history as GetParameterHistory gives it: (hours before NOW, value) per version."""
+    return [{"Version": i + 1, "LastModifiedDate": NOW - dt.timedelta(hours=h), "Value": v}
+            for i, (h, v) in enumerate(entries)]
+
+
+NOW = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def test_the_days_floors_are_every_floor_in_effect_during_the_day():
+    """The floors of the last 24 h: the one in effect as the day began and every later one. A spike
+    that ended before the day (1.5, from 25 h to 24.5 h ago) no longer counts, and cannot make the
+    day's bound relative to itself; one within the day does."""
+    floors = load_handler("adjust_floor_price").recent_floors
+    assert floors(_versions((30, "1.0"), (25, "1.5"), (24.5, "1.0"), (1, "1.2")), NOW) == [1.0, 1.2]
+    assert floors(_versions((30, "1.0"), (23, "1.5"), (22, "1.0")), NOW) == [1.0, 1.5, 1.0]
+    assert floors(_versions((2, "nan"), (1, "1.0")), NOW) == [1.0]          # a bad value a human fixed
+
+
+def test_paused_time_adds_up_over_renewals_and_resumes():
+    """Pausing again as a pause ends, or after a resume, counts the time already paused."""
+    paused = load_handler("pause_demand_partner").paused_minutes
+    status = lambda until_h, state="PAUSED": json.dumps(
+        {"status": state, "until": (NOW - dt.timedelta(hours=until_h)).isoformat(), "reason": "x"})
+    # 24 h pause that just ended: 1440 minutes, nothing left to an agent
+    assert paused(_versions((24, status(0))), NOW) == pytest.approx(1440)
+    # 10 h paused, resumed, 2 h paused again and still on
+    history = _versions((20, status(0)), (10, json.dumps({"status": "ACTIVE"})), (2, status(-5)))
+    assert paused(history, NOW) == pytest.approx(12 * 60)
+    # a pause from before the 48 h window counts only within it; an until without a zone is UTC
+    naive = json.dumps({"status": "PAUSED", "until": (NOW - dt.timedelta(hours=47)).replace(tzinfo=None).isoformat()})
+    assert paused(_versions((50, naive)), NOW) == pytest.approx(60)
+    assert paused(_versions((5, "not json"), (4, json.dumps({"status": "ACTIVE"}))), NOW) == 0
 
 
 @pytest.mark.parametrize("stored", ["nan", "inf", "-1", "0"])
@@ -219,19 +276,15 @@ def test_pause_and_resume_demand_partner(aws_endpoint):
     assert status == 200 and body["status"] == "PAUSED"
     stored = json.loads(boto3.client("ssm").get_parameter(Name=f"/adops/partners/{partner}/status")["Parameter"]["Value"])
     assert stored["status"] == "PAUSED" and stored["reason"] == "inc-7 timeouts 40%"
-    # Pausing again extends the same pause, up to a day in all: not a day more at every call.
-    status, body = call("pause_demand_partner", "POST", "/partners/{partner}/pause", {"partner": partner},
-                        {"reason": "inc-7 still failing", "duration_minutes": "600"})
-    assert status == 200 and body["since"] == stored["since"], body
-    status, body = call("pause_demand_partner", "POST", "/partners/{partner}/pause", {"partner": partner},
-                        {"reason": "inc-7 still failing", "duration_minutes": "1440"})
-    assert status == 409 and "longer than 1440 minutes" in body["error"], body
     status, body = call("pause_demand_partner", "POST", "/partners/{partner}/resume", {"partner": partner}, {})
-    assert status == 200 and body["status"] == "ACTIVE" and body["version"] == 3
-    # once resumed, a new pause starts a new day
+    assert status == 200 and body["status"] == "ACTIVE" and body["version"] == 2
+    # pausing again replaces what is left of a pause; the time already paused counts (here, seconds)
+    status, body = call("pause_demand_partner", "POST", "/partners/{partner}/pause", {"partner": partner},
+                        {"reason": "inc-8", "duration_minutes": "600"})
+    assert status == 200 and 0 <= body["paused_minutes_before"] < 5, body
     status, body = call("pause_demand_partner", "POST", "/partners/{partner}/pause", {"partner": partner},
                         {"reason": "inc-8", "duration_minutes": "1440"})
-    assert status == 200 and body["since"] != stored["since"], body
+    assert status == 409 and "a human has to decide" in body["error"], body
 
 
 def test_aws_errors_become_502_for_the_agent(monkeypatch, aws_endpoint):

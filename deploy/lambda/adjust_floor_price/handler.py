@@ -2,8 +2,9 @@
 
 Guardrails an agent cannot talk its way around (action_group.check_floor_change, which
 rollback_config applies to the floor price too): absolute bounds; at most MAX_FLOOR_CHANGE_PCT
-per call; at most MAX_FLOOR_DAILY_CHANGE_PCT from the floor in effect a day before, however many
-calls; and only a floor a human set (none stored: refused).
+per call; at most MAX_FLOOR_DAILY_CHANGE_PCT away from every floor in effect during the last day,
+however many calls; and only a floor a human set (none stored: refused). Setting the current
+value again writes nothing (SSM keeps 100 versions: repeated writes would push the day's out).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import datetime as dt
 from typing import Any
 
 from action_group import (FLOOR_PRICE_KEY, MAX_FLOOR, MIN_FLOOR, aws_client, check_floor_change, dispatch,
-                          floor_a_day_ago, optional_str, parameter_history, require_bool, require_id, require_number,
+                          optional_str, parameter_history, recent_floors, require_bool, require_id, require_number,
                           stored_floor)
 
 
@@ -28,11 +29,13 @@ def adjust_floor_price(args: dict[str, Any]) -> dict[str, Any]:
         current: float | None = stored_floor(ssm.get_parameter(Name=name)["Parameter"]["Value"])
     except ssm.exceptions.ParameterNotFound:
         current = None
-    day_ago = floor_a_day_ago(parameter_history(ssm, name), dt.datetime.now(dt.timezone.utc)) \
-        if current is not None else None
-    check_floor_change(current, new_floor, day_ago)
+    recent = recent_floors(parameter_history(ssm, name), dt.datetime.now(dt.timezone.utc)) \
+        if current is not None else []
+    check_floor_change(current, new_floor, recent)
     result = {"editor_id": editor_id, "previous_floor_cpm": current, "new_floor_cpm": new_floor, "dry_run": dry_run}
-    if not dry_run:
+    if new_floor == current:
+        result["unchanged"] = True      # nothing written (module docstring)
+    elif not dry_run:
         put = ssm.put_parameter(Name=name, Value=str(new_floor), Type="String", Overwrite=True,
                                 Description=reason[:1024])
         result["version"] = put["Version"]

@@ -5,9 +5,12 @@ import datetime as dt
 import json
 from typing import Any
 
-from action_group import ToolError, aws_client, dispatch, optional_str, require_id, require_int
+from action_group import (ToolError, aws_client, dispatch, in_effect_since, optional_str, parameter_history,
+                          require_id, require_int)
 
 MAX_PAUSE_MINUTES = 24 * 60
+#: agents may keep a partner paused MAX_PAUSE_MINUTES in all within any window this long
+PAUSE_WINDOW = dt.timedelta(hours=48)
 
 
 def _set_status(partner: str, status: dict[str, Any], description: str) -> int:
@@ -16,22 +19,32 @@ def _set_status(partner: str, status: dict[str, Any], description: str) -> int:
                              Type="String", Overwrite=True, Description=description[:1024])["Version"]
 
 
-def _pause_began(partner: str, now: dt.datetime) -> dt.datetime | None:
-    """When the partner's current pause began; None when it is not paused now."""
-    ssm = aws_client("ssm")
-    try:
-        parameter = ssm.get_parameter(Name=f"/adops/partners/{partner}/status")["Parameter"]
-    except ssm.exceptions.ParameterNotFound:
-        return None
-    try:
-        status = json.loads(parameter["Value"])
-        until = dt.datetime.fromisoformat(status["until"]) if status.get("status") == "PAUSED" else None
-    except (ValueError, TypeError, KeyError, AttributeError):
-        raise ToolError(409, f"the stored status of partner {partner} is not one this tool wrote "
-                             f"({parameter['Value'][:200]!r}); a human has to look at it") from None
-    if until is None or until <= now:
-        return None
-    return dt.datetime.fromisoformat(status["since"]) if status.get("since") else parameter["LastModifiedDate"]
+def _aware(text: str) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def paused_minutes(history: list[dict[str, Any]], now: dt.datetime) -> float:
+    """Minutes the partner was paused during the PAUSE_WINDOW before ``now``, from its status
+    parameter's versions: a PAUSED version counts from when it was written until its ``until``,
+    the next version, or now, whichever comes first. A version that is not a status this tool
+    writes counts as no pause."""
+    cutoff = now - PAUSE_WINDOW
+    versions = in_effect_since(history, cutoff, "the partner's status")
+    total = 0.0
+    for version, following in zip(versions, [*versions[1:], None]):
+        try:
+            status = json.loads(version["Value"])
+            if not isinstance(status, dict) or status.get("status") != "PAUSED":
+                continue
+            end = _aware(status["until"])
+        except (ValueError, TypeError, KeyError):
+            continue
+        if following is not None:
+            end = min(end, following["LastModifiedDate"])
+        begin = max(version["LastModifiedDate"], cutoff)
+        total += max(0.0, (min(end, now) - begin).total_seconds() / 60)
+    return total
 
 
 def pause_demand_partner(args: dict[str, Any]) -> dict[str, Any]:
@@ -41,17 +54,24 @@ def pause_demand_partner(args: dict[str, Any]) -> dict[str, Any]:
     if not reason:
         raise ToolError(400, "'reason' is required: say which incident justifies pausing revenue")
     now = dt.datetime.now(dt.timezone.utc)
+    # A pause again (while paused, as one ends, or after a resume) adds to the time already paused:
+    # agents may keep a partner off MAX_PAUSE_MINUTES in any PAUSE_WINDOW, not a day at every call.
+    ssm = aws_client("ssm")
+    try:
+        history = parameter_history(ssm, f"/adops/partners/{partner}/status")
+    except ssm.exceptions.ParameterNotFound:
+        history = []
+    already = paused_minutes(history, now)
+    if already + minutes > MAX_PAUSE_MINUTES:
+        raise ToolError(409, f"partner {partner} has been paused {already:.0f} minutes in the last "
+                             f"{PAUSE_WINDOW.total_seconds() / 3600:.0f} h: {minutes} more would exceed the "
+                             f"{MAX_PAUSE_MINUTES} minutes agents may pause it in that time; a human has to decide"
+                             + (f" (at most {MAX_PAUSE_MINUTES - already:.0f} minutes now)"
+                                if already < MAX_PAUSE_MINUTES - 5 else ""))
     until = now + dt.timedelta(minutes=minutes)
-    # A pause again while paused extends the same pause: it may not last longer than
-    # MAX_PAUSE_MINUTES in all (one call a day would otherwise keep a partner off for good).
-    since = _pause_began(partner, now) or now
-    if until > since + dt.timedelta(minutes=MAX_PAUSE_MINUTES):
-        raise ToolError(409, f"partner {partner} has been paused since {since.isoformat()}: pausing it until "
-                             f"{until.isoformat()} would make the pause longer than {MAX_PAUSE_MINUTES} minutes "
-                             "in all; a human has to decide on a longer one")
-    status = {"status": "PAUSED", "since": since.isoformat(), "until": until.isoformat(), "reason": reason}
+    status = {"status": "PAUSED", "until": until.isoformat(), "reason": reason}
     version = _set_status(partner, status, f"paused: {reason}")
-    return {"partner": partner, **status, "version": version}
+    return {"partner": partner, **status, "paused_minutes_before": round(already, 1), "version": version}
 
 
 def resume_demand_partner(args: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any
 
 from action_group import (FLOOR_PRICE_KEY, PARAM_KEY_PATTERN, ToolError, aws_client, check_floor_change, dispatch,
-                          floor_a_day_ago, optional_str, parameter_history, require_id, require_int, stored_floor)
+                          optional_str, parameter_history, recent_floors, require_id, require_int, stored_floor)
 
 ROLLBACK_MARK = "rollback to v"
 
@@ -47,9 +47,11 @@ def rollback_config(args: dict[str, Any]) -> dict[str, Any]:
         target = ssm.get_parameter(Name=f"{name}:{target_version}")["Parameter"]
     except (ssm.exceptions.ParameterVersionNotFound, ssm.exceptions.ParameterNotFound):
         raise ToolError(404, f"'{key}' has no version {target_version}") from None
+    if target["Value"] == current["Value"]:
+        raise ToolError(409, f"'{key}' already has the value of version {target_version} ({target['Value'][:200]!r})")
     if key == FLOOR_PRICE_KEY:      # the floor price keeps adjust_floor_price's guardrails
         check_floor_change(stored_floor(current["Value"]), stored_floor(target["Value"]),
-                           floor_a_day_ago(history, dt.datetime.now(dt.timezone.utc)))
+                           recent_floors(history, dt.datetime.now(dt.timezone.utc)))
     put = ssm.put_parameter(
         Name=name, Value=target["Value"], Type=current["Type"], Overwrite=True,
         Description=f"{ROLLBACK_MARK}{target_version}: {reason}"[:1024],

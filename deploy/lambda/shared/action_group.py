@@ -92,10 +92,12 @@ def require_bool(args: dict[str, Any], name: str, default: bool) -> bool:
 FLOOR_PRICE_KEY = "floor_price"
 MIN_FLOOR, MAX_FLOOR = 0.01, 50.0
 MAX_FLOOR_CHANGE_PCT = float(os.environ.get("MAX_FLOOR_CHANGE_PCT", "30"))
-#: Steps within the per-call limit add up: the floor may move at most this much from the floor in
-#: effect a day before, over any number of calls.
+#: Steps within the per-call limit must not add up: a new floor may be at most this far from every
+#: floor in effect during the last day, however many calls led there.
 MAX_FLOOR_DAILY_CHANGE_PCT = float(os.environ.get("MAX_FLOOR_DAILY_CHANGE_PCT", "50"))
 _PCT_SLACK = 1e-9     # 1.3 vs 1.0 computes as 30.000000000000004 %: a change of exactly the limit is allowed
+#: SSM keeps a parameter's last 100 versions: a history that starts later than version 1 lost its oldest.
+_FIRST_VERSION = 1
 
 
 def stored_floor(value: str) -> float:
@@ -115,11 +117,11 @@ def _change_pct(old: float, new: float) -> float:
     return abs(new - old) / old * 100
 
 
-def check_floor_change(current: float | None, new_floor: float, day_ago: float | None = None) -> None:
+def check_floor_change(current: float | None, new_floor: float, recent: list[float] = ()) -> None:
     """Refuse a floor outside [MIN_FLOOR, MAX_FLOOR], a change of more than MAX_FLOOR_CHANGE_PCT
-    from the current floor, or of more than MAX_FLOOR_DAILY_CHANGE_PCT from ``day_ago`` (the floor
-    in effect a day before, :func:`floor_a_day_ago`), whichever tool asks. An agent adjusts a floor
-    a human set: with none stored (``current`` None) it is refused."""
+    from the current floor, or one more than MAX_FLOOR_DAILY_CHANGE_PCT away from any floor in
+    ``recent`` (:func:`recent_floors`), whichever tool asks. An agent adjusts a floor a human set:
+    with none stored (``current`` None) it is refused."""
     if not MIN_FLOOR <= new_floor <= MAX_FLOOR:
         raise ToolError(422, f"floor {new_floor} is outside {MIN_FLOOR}..{MAX_FLOOR} USD CPM")
     if current is None:
@@ -129,14 +131,15 @@ def check_floor_change(current: float | None, new_floor: float, day_ago: float |
     if change_pct > MAX_FLOOR_CHANGE_PCT + _PCT_SLACK:
         raise ToolError(422, f"change of {change_pct:.1f}% exceeds the {MAX_FLOOR_CHANGE_PCT:.0f}% limit per call "
                              f"(current {current}, requested {new_floor}); ask a human or step gradually")
-    if day_ago is not None and _change_pct(day_ago, new_floor) > MAX_FLOOR_DAILY_CHANGE_PCT + _PCT_SLACK:
-        raise ToolError(422, f"the floor was {day_ago} a day ago: {new_floor} would move it "
-                             f"{_change_pct(day_ago, new_floor):.1f}%, more than the "
-                             f"{MAX_FLOOR_DAILY_CHANGE_PCT:.0f}% a day agents may move it in all; ask a human")
+    for floor in recent:
+        if _change_pct(floor, new_floor) > MAX_FLOOR_DAILY_CHANGE_PCT + _PCT_SLACK:
+            raise ToolError(422, f"the floor was {floor} within the last day: {new_floor} is "
+                                 f"{_change_pct(floor, new_floor):.1f}% away from it, more than the "
+                                 f"{MAX_FLOOR_DAILY_CHANGE_PCT:.0f}% agents may move it in a day; ask a human")
 
 
 def parameter_history(ssm: Any, name: str) -> list[dict[str, Any]]:
-    """Every version of an SSM parameter, oldest first (GetParameterHistory, all pages)."""
+    """Every version of an SSM parameter that SSM still keeps, oldest first (GetParameterHistory, all pages)."""
     versions: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"Name": name, "WithDecryption": False}
     while True:
@@ -147,16 +150,28 @@ def parameter_history(ssm: Any, name: str) -> list[dict[str, Any]]:
         kwargs["NextToken"] = page["NextToken"]
 
 
-def floor_a_day_ago(history: list[dict[str, Any]], now: Any) -> float | None:
-    """The floor in effect 24 h before ``now``: the newest version set by then, else the oldest
-    one (a floor first set within the day). None without history."""
+def in_effect_since(history: list[dict[str, Any]], cutoff: Any, what: str) -> list[dict[str, Any]]:
+    """The versions in effect at some time after ``cutoff``: the one in effect at it, and every later
+    one. A 409 when SSM no longer keeps the versions that far back (it keeps the last 100)."""
+    before = [v for v in history if v["LastModifiedDate"] <= cutoff]
+    if history and not before and history[0]["Version"] > _FIRST_VERSION:
+        raise ToolError(409, f"the history of {what} no longer reaches back to {cutoff.isoformat()} "
+                             "(SSM keeps a parameter's last 100 versions); ask a human")
+    return before[-1:] + [v for v in history if v["LastModifiedDate"] > cutoff]
+
+
+def recent_floors(history: list[dict[str, Any]], now: Any) -> list[float]:
+    """Every floor in effect during the 24 h before ``now`` (values that are not a positive number,
+    which a human has since fixed, are left out)."""
     import datetime as dt
 
-    if not history:
-        return None
-    cutoff = now - dt.timedelta(hours=24)
-    before = [v for v in history if v["LastModifiedDate"] <= cutoff]
-    return stored_floor((before[-1] if before else history[0])["Value"])
+    floors = []
+    for version in in_effect_since(history, now - dt.timedelta(hours=24), "the floor price"):
+        try:
+            floors.append(stored_floor(version["Value"]))
+        except ToolError:
+            continue
+    return floors
 
 
 def response(event: dict[str, Any], status: int, body: Any) -> dict[str, Any]:
