@@ -172,6 +172,17 @@ def test_steps_within_the_per_call_limit_cannot_add_up_to_more_than_the_daily_on
     assert status == 409 and "already has the value of version 2" in body["error"], body
 
 
+def test_a_floor_rollback_compares_floors_as_numbers_and_names_a_bad_version(editor):
+    for value in ("nan", "1", "1.2", "1.0"):      # a bad value a human fixed, then "1" and "1.0": one floor
+        _human_sets_floor(editor, value)
+    rollback = lambda version: call("rollback_config", "POST", "/editors/{editor_id}/config/{config_key}/rollback",
+                                    {"editor_id": editor, "config_key": "floor_price", "to_version": version})
+    status, body = rollback("2")
+    assert status == 409 and "already has the value of version 2" in body["error"], body
+    status, body = rollback("1")
+    assert status == 409 and "version 1 of the floor price holds 'nan'" in body["error"], body
+
+
 def test_a_floor_rollback_keeps_to_the_daily_bound_too(editor):
     for value in ("1.0", "1.6", "2.0"):            # a human's changes are not bounded
         _human_sets_floor(editor, value)
@@ -276,8 +287,11 @@ def test_pause_and_resume_demand_partner(aws_endpoint):
     assert status == 200 and body["status"] == "PAUSED"
     stored = json.loads(boto3.client("ssm").get_parameter(Name=f"/adops/partners/{partner}/status")["Parameter"]["Value"])
     assert stored["status"] == "PAUSED" and stored["reason"] == "inc-7 timeouts 40%"
-    status, body = call("pause_demand_partner", "POST", "/partners/{partner}/resume", {"partner": partner}, {})
-    assert status == 200 and body["status"] == "ACTIVE" and body["version"] == 2
+    status, body = call("pause_demand_partner", "POST", "/partners/{partner}/resume", {"partner": partner},
+                        {"reason": "\U0001f600" * 500})       # 500 characters, as the tool allows
+    assert status == 200 and body["status"] == "ACTIVE" and body["version"] == 2, body
+    # within SSM's 4,096 characters for a standard parameter (the endpoint does not check it; AWS does)
+    assert len(boto3.client("ssm").get_parameter(Name=f"/adops/partners/{partner}/status")["Parameter"]["Value"]) <= 4096
     # pausing again replaces what is left of a pause; the time already paused counts (here, seconds)
     status, body = call("pause_demand_partner", "POST", "/partners/{partner}/pause", {"partner": partner},
                         {"reason": "inc-8", "duration_minutes": "600"})

@@ -15,7 +15,9 @@ PAUSE_WINDOW = dt.timedelta(hours=48)
 
 def _set_status(partner: str, status: dict[str, Any], description: str) -> int:
     ssm = aws_client("ssm")
-    return ssm.put_parameter(Name=f"/adops/partners/{partner}/status", Value=json.dumps(status),
+    # ensure_ascii=False: a 500-character reason stays 500 characters (escaped, an emoji takes 12,
+    # and the value can pass SSM's 4,096)
+    return ssm.put_parameter(Name=f"/adops/partners/{partner}/status", Value=json.dumps(status, ensure_ascii=False),
                              Type="String", Overwrite=True, Description=description[:1024])["Version"]
 
 

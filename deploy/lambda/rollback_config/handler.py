@@ -47,11 +47,19 @@ def rollback_config(args: dict[str, Any]) -> dict[str, Any]:
         target = ssm.get_parameter(Name=f"{name}:{target_version}")["Parameter"]
     except (ssm.exceptions.ParameterVersionNotFound, ssm.exceptions.ParameterNotFound):
         raise ToolError(404, f"'{key}' has no version {target_version}") from None
-    if target["Value"] == current["Value"]:
-        raise ToolError(409, f"'{key}' already has the value of version {target_version} ({target['Value'][:200]!r})")
+    same = target["Value"] == current["Value"]
     if key == FLOOR_PRICE_KEY:      # the floor price keeps adjust_floor_price's guardrails
-        check_floor_change(stored_floor(current["Value"]), stored_floor(target["Value"]),
-                           recent_floors(history, dt.datetime.now(dt.timezone.utc)))
+        current_floor = stored_floor(current["Value"])
+        try:
+            target_floor = stored_floor(target["Value"])
+        except ToolError:
+            raise ToolError(409, f"version {target_version} of the floor price holds {target['Value'][:200]!r}, "
+                                 "not a positive number: name another version") from None
+        same = same or target_floor == current_floor        # "1" and "1.0" are the same floor
+    if same:
+        raise ToolError(409, f"'{key}' already has the value of version {target_version} ({target['Value'][:200]!r})")
+    if key == FLOOR_PRICE_KEY:
+        check_floor_change(current_floor, target_floor, recent_floors(history, dt.datetime.now(dt.timezone.utc)))
     put = ssm.put_parameter(
         Name=name, Value=target["Value"], Type=current["Type"], Overwrite=True,
         Description=f"{ROLLBACK_MARK}{target_version}: {reason}"[:1024],
