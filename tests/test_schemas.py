@@ -31,6 +31,9 @@ GOOD_METRICS = [
     {"editor_id": "e-001", "metric": "fill_rate", "value": 0, "timestamp": 1793527500000},
     {"editor_id": "e-002", "metric": "partner_timeouts", "value": 12, "timestamp": "2026-11-01T10:05:00.123+01:00",
      "partner": "p-alpha", "dimensions": {"geo": "FR", "device": "mobile"}},
+    # null reads as absent, as in the job
+    {"editor_id": "e-003", "metric": "win_rate", "value": 1, "timestamp": "1970-01-01T00:00:00.001Z",
+     "partner": None, "dimensions": None},
 ]
 BAD_METRICS = [
     ({"metric": "rpm", "value": 1, "timestamp": 1}, "editor_id"),                       # missing field
@@ -39,6 +42,16 @@ BAD_METRICS = [
     ({"editor_id": "e", "metric": "rpm", "value": 1, "timestamp": "2026-11-01T10:05:00"}, "timestamp"),  # no zone
     ({"editor_id": "e", "metric": "rpm", "value": 1, "timestamp": 1.5}, "timestamp"),  # epoch ms must be int
     ({"editor_id": "e", "metric": "rpm", "value": 1, "timestamp": 1, "dimensions": {"a": 1}}, "string"),
+    # what the job dead-letters (sql/parse/metrics.sql, timestamp_reason.sql, iso_timestamp.sql) the schema refuses too
+    ({"editor_id": "e", "metric": "fill_rate", "value": 1.5, "timestamp": 1}, "value"),          # a rate above 1
+    ({"editor_id": "e", "metric": "rpm", "value": -1, "timestamp": 1}, "value"),
+    ({"editor_id": "e", "metric": "impressions", "value": 2e9, "timestamp": 1}, "value"),     # max.metric.value
+    ({"editor_id": "e", "metric": "rpm", "value": 1, "timestamp": 0}, "timestamp"),           # not after 1970
+    ({"editor_id": "e", "metric": "rpm", "value": 1, "timestamp": "1969-12-31T23:59:59Z"}, "timestamp"),
+    ({"editor_id": "e", "metric": "rpm", "value": 1, "timestamp": "2026-13-01T10:05:00Z"}, "timestamp"),
+    ({"editor_id": "e", "metric": "rpm", "value": 1, "timestamp": "2026-11-01T25:00:00Z"}, "timestamp"),
+    ({"editor_id": "e", "metric": "rpm", "value": 1, "timestamp": "2026-11-01T23:59:60Z"}, "timestamp"),
+    ({"editor_id": "e", "metric": "rpm", "value": 1, "timestamp": "2026-11-01T10:05:00+19:00"}, "timestamp"),
 ]
 
 
@@ -59,6 +72,8 @@ def test_event_records():
                                     "editor_id": "e-001", "details": {"version": "1.2"}}) == []
     assert _errors("event_record", {"event_type": "security_finding", "timestamp": 1793527500000,
                                     "severity": 8.5, "partner": "p-x"}) == []
+    assert _errors("event_record", {"event_type": "partner_status", "timestamp": 1, "editor_id": None,
+                                    "partner": None, "severity": None, "details": None}) == []
     assert _errors("event_record", {"event_type": "reboot", "timestamp": 1})
     assert _errors("event_record", {"event_type": "security_finding", "timestamp": 1, "severity": 11})
     assert _errors("event_record", {"event_type": "deployment"})
