@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from connectors.archive import EVENTS, METRICS, ArchivedRecord
+from connectors.deadletter.writers import read_appended_lines
 from connectors.replay import KinesisReplayer, merged_archive, parse_speed
 from connectors.replay.kinesis import event_time_ms, kinesis_client
 from flink_jobs.evaluation import alerts_from_events, load_labels, score
@@ -123,12 +124,9 @@ class ArchiveFacts:
             end = (after or {}).get(str(path)) if after is not None else None
             if after is not None and end is None:
                 continue                       # a file the run did not write
-            with open(path, "rb") as handle:
-                handle.seek(start)
-                data = handle.read(None if end is None else max(0, end - start))
             # whole lines only: a writer may be appending one as the sizes are taken
-            for line in data[:data.rfind(b"\n") + 1].decode("utf-8", "replace").splitlines():
-                self._leave_out(line)
+            for line in read_appended_lines(path, start, end)[0]:
+                self._leave_out(line.decode("utf-8", "replace"))
         return dict(self.left_out)
 
     def _leave_out(self, line: str) -> None:
@@ -311,11 +309,9 @@ def job_window_s(job_overrides: list[str] = ()) -> float:
                                                                         minimum=1, maximum=86400))
 
 
-def job_max_payload_chars(job_overrides: list[str] = ()) -> int:
-    """The job's ``processing.max.payload.bytes`` with these overrides (a longer record is OVERSIZED_RECORD)."""
-    from flink_jobs.config import JobConfig
-
-    return JobConfig.load(overrides=list(job_overrides)).get_int("processing", "max.payload.bytes", minimum=64)
+def max_payload_chars(config) -> int:
+    """The job's ``processing.max.payload.bytes`` (a longer record is OVERSIZED_RECORD)."""
+    return config.get_int("processing", "max.payload.bytes", minimum=64)
 
 
 def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, speed: float | None = DEFAULT_SPEED,
@@ -396,7 +392,7 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
         phase("replaying the archive into Kinesis")
         if before_replay is not None:
             before_replay()
-        facts = ArchiveFacts(max_payload_chars=config.get_int("processing", "max.payload.bytes", minimum=64))
+        facts = ArchiveFacts(max_payload_chars=max_payload_chars(config))
         replay_began = time.monotonic()
         replayer = KinesisReplayer({METRICS: stack["metrics_stream"], EVENTS: stack["events_stream"]},
                                    client=kinesis_client(endpoint_url), speed=speed,
@@ -785,7 +781,10 @@ def _rescore(args, parser) -> int:
     # The run's window, as the job used it; an events file alone: the job's configuration's.
     window_s = (summary or {}).get("window_seconds") or job_window_s(args.overrides)
     outputs = run.get("job_outputs") or {}
-    facts = ArchiveFacts(max_payload_chars=outputs.get("max_payload_chars") or job_max_payload_chars(args.overrides))
+    from flink_jobs.config import JobConfig
+
+    facts = ArchiveFacts(max_payload_chars=outputs.get("max_payload_chars")
+                         or max_payload_chars(JobConfig.load(overrides=list(args.overrides))))
     for _ in facts.observe(merged_archive(archive)):
         pass
     if outputs.get("dead_letters") or outputs.get("late"):

@@ -26,6 +26,7 @@ with status 3: its figures are not the scenario's.
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import sys
@@ -90,8 +91,6 @@ class ReplayProgress:
 
     def reached(self, event_ms: float) -> float | None:
         """When a record of event time ``event_ms`` or later was first put; None: not yet."""
-        import bisect
-
         i = bisect.bisect_left(self._event_ms, event_ms)
         return self._at[i] if i < len(self._at) else None
 
@@ -118,8 +117,8 @@ def job_lag_s(window_end: str | None, first_event_ms: int | None, replay_began: 
         return None
     due = replay_began + (end_s - first_event_ms / 1000.0) / speed
     put = put_at(end_s * 1000.0) if put_at is not None else None
-    behind = max(0.0, put - due) if put is not None else 0.0
-    return arrived - (due + behind), behind
+    put_by = due if put is None else max(due, put)
+    return arrived - put_by, put_by - due
 
 
 def lag_summary(lags_s: list[float]) -> dict:

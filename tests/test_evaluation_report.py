@@ -91,9 +91,9 @@ def test_the_page_names_what_a_run_shows_and_counts_a_redelivery_once(tmp_path, 
     generate(Scenario(editors=3, partners=2, hours=3.0, seed=5, editor_cadence_s=(60.0, 90.0),
                       partner_cadence_s=(120.0, 180.0)), archive)
     t = parse_time("2026-11-02T01:00:00Z")
-    labels = _labels_file(tmp_path / "labels.jsonl", [
-        {"incident_id": "P", "scope": "partner", "problem_type": "DEMAND_ISSUE", "start": iso(t),
-         "end": iso(t + 1800), "partner": "p-01", "editors": ["e-999", "e-002"]}])
+    outage = {"incident_id": "P", "scope": "partner", "problem_type": "DEMAND_ISSUE", "start": iso(t),
+              "end": iso(t + 1800), "partner": "p-01", "editors": ["e-999", "e-002"]}
+    labels = _labels_file(tmp_path / "labels.jsonl", [outage])
     composite = {"source": "adops.analytics", "detail-type": "Composite Anomaly Detected", "id": "first",
                  "detail": {"incident_id": "inc-x", "editor_id": "e-002", "window_start": iso(t),
                             "window_end": iso(t + 300), "problem_type": "DEMAND_ISSUE", "summary": "demand on e-002"}}
@@ -114,8 +114,4 @@ def test_the_page_names_what_a_run_shows_and_counts_a_redelivery_once(tmp_path, 
     # the outage's series are drawn for e-002, the first of its editors the archive has samples of
     from flink_jobs.report.html import _shown_editor, window_means
     means = window_means(archive, {"e-999", "e-002"}, 300.0)
-    assert _shown_editor(load_labels_dicts(labels)[0], means, ["fill_rate", "rpm"]) == "e-002"
-
-
-def load_labels_dicts(path):
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    assert _shown_editor(outage, means, ["fill_rate", "rpm"]) == "e-002"

@@ -191,6 +191,16 @@ class JsonLinesDeadLetterWriter:
         self._file.close()
 
 
+def read_appended_lines(path: str | os.PathLike, start: int = 0, end: int | None = None) -> tuple[list[bytes], int]:
+    """The whole lines a JSON-lines writer appended between byte offsets ``start`` and ``end`` (None:
+    the file's end), and the offset after the last of them: a writer may be halfway through a line."""
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        data = handle.read(None if end is None else max(0, end - start))
+    complete = data[:data.rfind(b"\n") + 1]
+    return complete.splitlines(), start + len(complete)
+
+
 def read_jsonl(path: str) -> list[dict[str, Any]]:
     """All dead-letter records in a JSON-lines file (tests, reports)."""
     import json

@@ -320,11 +320,14 @@ class KinesisReplayer:
             self.stats.failed_calls += 1
             self._requeue(batch, pending, f"PutRecords failed ({code})")
             return
-        failed = [item for item, result in zip(batch, response["Records"]) if "ErrorCode" in result]
+        failed, put_ms = [], None
+        for item, result in zip(batch, response["Records"]):
+            if "ErrorCode" in result:
+                failed.append(item)
+            elif item.event_ms is not None and (put_ms is None or item.event_ms > put_ms):
+                put_ms = item.event_ms
         sent = len(batch) - len(failed)
         self.stats.records[stream] = self.stats.records.get(stream, 0) + sent
-        put_ms = max((item.event_ms for item, result in zip(batch, response["Records"])
-                      if "ErrorCode" not in result and item.event_ms is not None), default=None)
         if put_ms is not None and (self.stats.put_event_ms is None or put_ms > self.stats.put_event_ms):
             self.stats.put_event_ms = put_ms
         if failed:

@@ -44,7 +44,6 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import detectors
 from connectors.archive.store import EVENTS, METRICS

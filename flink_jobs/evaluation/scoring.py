@@ -65,7 +65,7 @@ import math
 import statistics
 from array import array
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -313,19 +313,21 @@ class SampleTimes:
     def __init__(self) -> None:
         self._times: dict[str, array] = {}
 
+    @staticmethod
+    def _entities(editor: Any, partner: Any) -> list[str]:
+        return [f"{kind}:{name}" for kind, name in (("editor", editor), ("partner", partner))
+                if isinstance(name, str) and name]
+
     def add(self, editor: Any, partner: Any, at_s: float) -> None:
-        for entity in (f"editor:{editor}" if isinstance(editor, str) and editor else None,
-                       f"partner:{partner}" if isinstance(partner, str) and partner else None):
-            if entity is not None:
-                self._times.setdefault(entity, array("d")).append(at_s)
+        for entity in self._entities(editor, partner):
+            self._times.setdefault(entity, array("d")).append(at_s)
 
     def discard(self, editor: Any, partner: Any, at_s: float) -> bool:
         """Take back one sample :meth:`add` recorded (one the job did not window: dead-lettered or
         late); False when there was none to take back."""
         found = False
-        for entity in (f"editor:{editor}" if isinstance(editor, str) and editor else None,
-                       f"partner:{partner}" if isinstance(partner, str) and partner else None):
-            times = self._times.get(entity) if entity is not None else None
+        for entity in self._entities(editor, partner):
+            times = self._times.get(entity)
             if times is not None:
                 try:
                     times.remove(at_s)
@@ -423,6 +425,12 @@ def _percentile(values: list[float], q: float) -> float | None:
     position = (len(ordered) - 1) * q
     low, high = math.floor(position), math.ceil(position)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _episode_rows(episodes: list[list[Alert]]) -> list[dict]:
+    """An episode as the report lists it: its first alert, how many alerts, and when it ended."""
+    return [dict(asdict(e[0]), episode_alerts=len(e), episode_end=iso(max(a.window_end_s for a in e)))
+            for e in episodes]
 
 
 def _episodes(alerts: list[Alert], window_s: float) -> list[list[Alert]]:
@@ -576,10 +584,7 @@ def score(incidents: list[Incident], alerts: list[Alert], *, window_s: float = 3
         "confusion_labels": types + [MISSED],
         "quiet_editors": quiet_report,
         "outcomes": [asdict(o) for o in outcomes],
-        "false_alarms": [dict(asdict(e[0]), episode_alerts=len(e), episode_end=iso(max(a.window_end_s for a in e)))
-                         for e in episodes],
+        "false_alarms": _episode_rows(episodes),
         # the warm-up's unmatched alerts, as episodes too: left out of the figures above, but named
-        "warmup_false_alarms": [dict(asdict(e[0]), episode_alerts=len(e),
-                                     episode_end=iso(max(a.window_end_s for a in e)))
-                                for e in _episodes(in_warmup, window_s)],
+        "warmup_false_alarms": _episode_rows(_episodes(in_warmup, window_s)),
     }

@@ -34,6 +34,7 @@ from typing import Callable, Iterable
 import boto3
 from botocore.config import Config
 
+from connectors.deadletter.writers import read_appended_lines
 from flink_jobs.reliability.fuzz import FUZZ_ID_PATTERN, FuzzRecord, TrafficRecord
 
 log = logging.getLogger("flink_jobs.reliability")
@@ -223,12 +224,8 @@ class OutputWatcher:
 
     def _read_new(self, directory: Path, into: list):
         for path in sorted(directory.glob("*.jsonl")) if directory.exists() else []:
-            with open(path, "rb") as handle:
-                handle.seek(self._offsets.get(path, 0))
-                data = handle.read()
-            complete = data[: data.rfind(b"\n") + 1]
-            self._offsets[path] = self._offsets.get(path, 0) + len(complete)
-            for line in complete.splitlines():
+            lines, self._offsets[path] = read_appended_lines(path, self._offsets.get(path, 0))
+            for line in lines:
                 if line.strip():
                     letter = json.loads(line)
                     into.append(letter)

@@ -27,7 +27,7 @@ import numpy as np
 from connectors.archive import METRICS, iter_archive
 from connectors.replay.kinesis import event_time_ms
 from flink_jobs.evaluate import incomplete_banner, workflow_line
-from flink_jobs.evaluation.scoring import load_labels, parse_time
+from flink_jobs.evaluation.scoring import iso, load_labels, parse_time
 
 #: The metric that shows each problem type best.
 SIGNATURE_METRIC = {
@@ -320,9 +320,7 @@ def write_report(report: dict, archive, labels_path, out_html, *, title: str = "
                 for t, v in report["per_type"].items()]
     outcomes = [[o["incident_id"], o["problem_type"], o["entity"], o["start"], o["end"], o["detected"],
                  o["predicted_type"], o["matched_alerts"],
-                 None if o.get("time_to_detect_s") is None else
-                 datetime.fromtimestamp(parse_time(o["start"]) + o["time_to_detect_s"], tz=timezone.utc)
-                 .strftime("%Y-%m-%dT%H:%M:%SZ"),
+                 None if o.get("time_to_detect_s") is None else iso(parse_time(o["start"]) + o["time_to_detect_s"]),
                  None if o.get("time_to_detect_s") is None else round(o["time_to_detect_s"]),
                  None if o["time_to_detect_windows"] is None else round(o["time_to_detect_windows"], 2)]
                 for o in report["outcomes"]]
