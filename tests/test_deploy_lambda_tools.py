@@ -270,8 +270,7 @@ def test_a_floor_price_change_is_listed_and_rolled_back(editor):
                         {"editor_id": editor, "config_key": "floor_price"})
     assert status == 422 and "exceeds the 30% limit" in body["error"], body
     # A floor price someone stored by hand that is not a number: both tools say so.
-    boto3.client("ssm").put_parameter(Name=f"/adops/editors/{editor}/config/floor_price", Value="n/a",
-                                      Type="String", Overwrite=True)
+    _human_sets_floor(editor, "n/a")
     for status, body in (call("adjust_floor_price", "POST", path, {"editor_id": editor}, {"new_floor_cpm": "0.8"}),
                          call("rollback_config", "POST", "/editors/{editor_id}/config/{config_key}/rollback",
                               {"editor_id": editor, "config_key": "floor_price"})):

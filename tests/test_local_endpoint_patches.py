@@ -29,10 +29,16 @@ def scratch_bus(aws_endpoint):
     yield name
 
 
+def _queue(prefix: str) -> tuple[str, str]:
+    """A new SQS queue: (url, arn)."""
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName=f"{prefix}-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    return url, sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
 def _probe_queue(topic_arn: str) -> str:
-    sqs, sns = boto3.client("sqs"), boto3.client("sns")
-    url = sqs.create_queue(QueueName=f"probe-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns = boto3.client("sns")
+    url, arn = _queue("probe")
     sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
     return url
 
@@ -86,9 +92,8 @@ def test_stepfunctions_target_starts_execution_with_event_input(scratch_bus):
 
 def test_failing_target_does_not_fail_put_events(scratch_bus, drain_sqs):
     """AWS never fails PutEvents because a target fails; the other targets still get the event."""
-    events, sqs = boto3.client("events"), boto3.client("sqs")
-    queue = sqs.create_queue(QueueName=f"ok-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events = boto3.client("events")
+    queue, queue_arn = _queue("ok")
     events.put_rule(Name="broken", EventBusName=scratch_bus, EventPattern=json.dumps({"source": ["probe"]}))
     events.put_targets(Rule="broken", EventBusName=scratch_bus, Targets=[
         {"Id": "gone", "Arn": "arn:aws:states:us-east-1:123456789012:stateMachine:does-not-exist"},
@@ -106,11 +111,9 @@ def test_a_failing_moto_target_does_not_keep_the_event_from_the_rules_other_targ
     events, sns, sqs = boto3.client("events"), boto3.client("sns"), boto3.client("sqs")
     topic = sns.create_topic(Name=f"t-{uuid.uuid4().hex[:8]}")["TopicArn"]
     probe = _probe_queue(topic)
-    gone = sqs.create_queue(QueueName=f"gone-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    gone_arn = sqs.get_queue_attributes(QueueUrl=gone, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    gone, gone_arn = _queue("gone")
     sqs.delete_queue(QueueUrl=gone)
-    after = sqs.create_queue(QueueName=f"after-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    after_arn = sqs.get_queue_attributes(QueueUrl=after, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    after, after_arn = _queue("after")
     events.put_rule(Name="half-broken", EventBusName=scratch_bus, EventPattern=json.dumps({"source": ["probe"]}))
     events.put_targets(Rule="half-broken", EventBusName=scratch_bus, Targets=[
         {"Id": "gone", "Arn": gone_arn}, {"Id": "after", "Arn": after_arn, "InputPath": "$.detail"},
@@ -195,9 +198,8 @@ def test_target_deliveries_run_after_put_events_in_order_and_survive_a_failing_o
 
 
 def test_sqs_target_receives_every_event_in_put_order(scratch_bus, drain_sqs):
-    events, sqs = boto3.client("events"), boto3.client("sqs")
-    url = sqs.create_queue(QueueName=f"order-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events = boto3.client("events")
+    url, arn = _queue("order")
     events.put_rule(Name="all", EventBusName=scratch_bus, EventPattern=json.dumps({"source": ["order.test"]}))
     events.put_targets(Rule="all", EventBusName=scratch_bus, Targets=[{"Id": "q", "Arn": arn}])
     for batch in range(3):

@@ -13,11 +13,14 @@ MAX_PAUSE_MINUTES = 24 * 60
 PAUSE_WINDOW = dt.timedelta(hours=48)
 
 
-def _set_status(partner: str, status: dict[str, Any], description: str) -> int:
-    ssm = aws_client("ssm")
+def _status_name(partner: str) -> str:
+    return f"/adops/partners/{partner}/status"
+
+
+def _set_status(ssm: Any, partner: str, status: dict[str, Any], description: str) -> int:
     # ensure_ascii=False: a 500-character reason stays 500 characters (escaped, an emoji takes 12,
     # and the value can pass SSM's 4,096)
-    return ssm.put_parameter(Name=f"/adops/partners/{partner}/status", Value=json.dumps(status, ensure_ascii=False),
+    return ssm.put_parameter(Name=_status_name(partner), Value=json.dumps(status, ensure_ascii=False),
                              Type="String", Overwrite=True, Description=description[:1024])["Version"]
 
 
@@ -60,7 +63,7 @@ def pause_demand_partner(args: dict[str, Any]) -> dict[str, Any]:
     # agents may keep a partner off MAX_PAUSE_MINUTES in any PAUSE_WINDOW, not a day at every call.
     ssm = aws_client("ssm")
     try:
-        history = parameter_history(ssm, f"/adops/partners/{partner}/status")
+        history = parameter_history(ssm, _status_name(partner))
     except ssm.exceptions.ParameterNotFound:
         history = []
     already = paused_minutes(history, now)
@@ -72,7 +75,7 @@ def pause_demand_partner(args: dict[str, Any]) -> dict[str, Any]:
                                 if already < MAX_PAUSE_MINUTES - 5 else ""))
     until = now + dt.timedelta(minutes=minutes)
     status = {"status": "PAUSED", "until": until.isoformat(), "reason": reason}
-    version = _set_status(partner, status, f"paused: {reason}")
+    version = _set_status(ssm, partner, status, f"paused: {reason}")
     return {"partner": partner, **status, "paused_minutes_before": round(already, 1), "version": version}
 
 
@@ -80,7 +83,7 @@ def resume_demand_partner(args: dict[str, Any]) -> dict[str, Any]:
     partner = require_id(args, "partner")
     reason = optional_str(args, "reason") or "resumed by the incident agent"
     status = {"status": "ACTIVE", "reason": reason}
-    version = _set_status(partner, status, f"resumed: {reason}")
+    version = _set_status(aws_client("ssm"), partner, status, f"resumed: {reason}")
     return {"partner": partner, **status, "version": version}
 
 

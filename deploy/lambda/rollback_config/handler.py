@@ -31,10 +31,10 @@ def rollback_config(args: dict[str, Any]) -> dict[str, Any]:
     history = parameter_history(ssm, name)
     if args.get("to_version") in (None, ""):
         target_version = current["Version"] - 1
-        newest = history[-1] if history else {}
-        if str(newest.get("Description") or "").startswith(ROLLBACK_MARK):
+        newest = history[-1]          # the current version: get_parameter found it
+        if (newest.get("Description") or "").startswith(ROLLBACK_MARK):
             raise ToolError(409, f"'{key}' version {current['Version']} is itself a rollback "
-                                 f"({newest['Description'][:120]!r}, {newest.get('LastModifiedDate')}): rolling "
+                                 f"({newest['Description'][:120]!r}, {newest['LastModifiedDate']}): rolling "
                                  "back again would undo it. If the problem persists, name the version to restore "
                                  "with 'to_version' (getRecentChanges lists them)")
     else:
@@ -47,7 +47,7 @@ def rollback_config(args: dict[str, Any]) -> dict[str, Any]:
         target = ssm.get_parameter(Name=f"{name}:{target_version}")["Parameter"]
     except (ssm.exceptions.ParameterVersionNotFound, ssm.exceptions.ParameterNotFound):
         raise ToolError(404, f"'{key}' has no version {target_version}") from None
-    same = target["Value"] == current["Value"]
+    already = f"'{key}' already has the value of version {target_version} ({target['Value'][:200]!r})"
     if key == FLOOR_PRICE_KEY:      # the floor price keeps adjust_floor_price's guardrails
         current_floor = stored_floor(current["Value"])
         try:
@@ -55,11 +55,11 @@ def rollback_config(args: dict[str, Any]) -> dict[str, Any]:
         except ToolError:
             raise ToolError(409, f"version {target_version} of the floor price holds {target['Value'][:200]!r}, "
                                  "not a positive number: name another version") from None
-        same = same or target_floor == current_floor        # "1" and "1.0" are the same floor
-    if same:
-        raise ToolError(409, f"'{key}' already has the value of version {target_version} ({target['Value'][:200]!r})")
-    if key == FLOOR_PRICE_KEY:
+        if target_floor == current_floor:          # "1" and "1.0" are the same floor
+            raise ToolError(409, already)
         check_floor_change(current_floor, target_floor, recent_floors(history, dt.datetime.now(dt.timezone.utc)))
+    elif target["Value"] == current["Value"]:
+        raise ToolError(409, already)
     put = ssm.put_parameter(
         Name=name, Value=target["Value"], Type=current["Type"], Overwrite=True,
         Description=f"{ROLLBACK_MARK}{target_version}: {reason}"[:1024],

@@ -8,6 +8,7 @@ correct, instead of exceptions that end the agent's turn.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import os
@@ -96,8 +97,6 @@ MAX_FLOOR_CHANGE_PCT = float(os.environ.get("MAX_FLOOR_CHANGE_PCT", "30"))
 #: floor in effect during the last day, however many calls led there.
 MAX_FLOOR_DAILY_CHANGE_PCT = float(os.environ.get("MAX_FLOOR_DAILY_CHANGE_PCT", "50"))
 _PCT_SLACK = 1e-9     # 1.3 vs 1.0 computes as 30.000000000000004 %: a change of exactly the limit is allowed
-#: SSM keeps a parameter's last 100 versions: a history that starts later than version 1 lost its oldest.
-_FIRST_VERSION = 1
 
 
 def stored_floor(value: str) -> float:
@@ -154,7 +153,7 @@ def in_effect_since(history: list[dict[str, Any]], cutoff: Any, what: str) -> li
     """The versions in effect at some time after ``cutoff``: the one in effect at it, and every later
     one. A 409 when SSM no longer keeps the versions that far back (it keeps the last 100)."""
     before = [v for v in history if v["LastModifiedDate"] <= cutoff]
-    if history and not before and history[0]["Version"] > _FIRST_VERSION:
+    if history and not before and history[0]["Version"] > 1:     # SSM dropped the oldest versions
         raise ToolError(409, f"the history of {what} no longer reaches back to {cutoff.isoformat()} "
                              "(SSM keeps a parameter's last 100 versions); ask a human")
     return before[-1:] + [v for v in history if v["LastModifiedDate"] > cutoff]
@@ -163,8 +162,6 @@ def in_effect_since(history: list[dict[str, Any]], cutoff: Any, what: str) -> li
 def recent_floors(history: list[dict[str, Any]], now: Any) -> list[float]:
     """Every floor in effect during the 24 h before ``now`` (values that are not a positive number,
     which a human has since fixed, are left out)."""
-    import datetime as dt
-
     floors = []
     for version in in_effect_since(history, now - dt.timedelta(hours=24), "the floor price"):
         try:
