@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
 from flink_jobs.evaluation import Incident, alerts_from_events, load_labels, score
-from flink_jobs.evaluation.scoring import iso
+from flink_jobs.evaluation.scoring import SampleTimes, iso
 
 W = 300.0
 T = 1793613600.0      # 2026-11-02T10:00:00Z, a window boundary
@@ -287,3 +288,25 @@ def test_a_partner_check_detects_on_the_partners_samples():
     report = score([inc], alerts_from_events(events), window_s=W,
                    samples={"partner:p-01": [T + 100, T + 400], "editor:e-1": [T + 250]})
     assert report["outcomes"][0]["time_to_detect_s"] == pytest.approx(2 * W - 240)
+
+
+def test_sample_times_take_back_exactly_one_recorded_sample_whatever_the_order():
+    """Discards binary-search times sorted at the first discard; adds may come between discards,
+    out of order. The result must be what removing one equal value from a plain list gives."""
+    rng = random.Random(7)
+    times, expected, answers = SampleTimes(), {}, []
+    for _ in range(3_000):
+        editor, at_s = rng.choice(["e-1", "e-2"]), float(rng.randrange(40))
+        if rng.random() < 0.6:
+            times.add(editor, "p-1", at_s)
+            for entity in (f"editor:{editor}", "partner:p-1"):
+                expected.setdefault(entity, []).append(at_s)
+        else:
+            found = False
+            for entity in (f"editor:{editor}", "partner:p-1"):
+                if at_s in expected.get(entity, []):
+                    expected[entity].remove(at_s)
+                    found = True
+            answers.append(times.discard(editor, "p-1", at_s) == found)
+    assert all(answers) and len(answers) > 1_000
+    assert times.sorted() == {entity: sorted(values) for entity, values in expected.items()}

@@ -312,6 +312,9 @@ class SampleTimes:
 
     def __init__(self) -> None:
         self._times: dict[str, array] = {}
+        # Entities whose times are in order: sorted once, at their first discard, so that each
+        # discard is a binary search (a day's late letters against its samples, not their product).
+        self._in_order: set[str] = set()
 
     @staticmethod
     def _entities(editor: Any, partner: Any) -> list[str]:
@@ -320,20 +323,34 @@ class SampleTimes:
 
     def add(self, editor: Any, partner: Any, at_s: float) -> None:
         for entity in self._entities(editor, partner):
-            self._times.setdefault(entity, array("d")).append(at_s)
+            times = self._times.setdefault(entity, array("d"))
+            if entity in self._in_order and times and at_s < times[-1]:
+                self._in_order.discard(entity)
+            times.append(at_s)
 
     def discard(self, editor: Any, partner: Any, at_s: float) -> bool:
         """Take back one sample :meth:`add` recorded (one the job did not window: dead-lettered or
-        late); False when there was none to take back."""
+        late); False when there was none to take back.
+
+        >>> times = SampleTimes()
+        >>> times.add("e-1", "p-1", 20.0); times.add("e-1", None, 10.0)
+        >>> times.discard("e-1", "p-1", 20.0), times.discard("e-1", None, 20.0), times.discard("e-2", None, 10.0)
+        (True, False, False)
+        >>> times.add("e-1", None, 5.0); times.sorted()
+        {'editor:e-1': [5.0, 10.0], 'partner:p-1': []}
+        """
         found = False
         for entity in self._entities(editor, partner):
             times = self._times.get(entity)
-            if times is not None:
-                try:
-                    times.remove(at_s)
-                    found = True
-                except ValueError:
-                    pass
+            if times is None:
+                continue
+            if entity not in self._in_order:
+                times[:] = array("d", sorted(times))
+                self._in_order.add(entity)
+            i = bisect.bisect_left(times, at_s)
+            if i < len(times) and times[i] == at_s:
+                del times[i]
+                found = True
         return found
 
     def sorted(self) -> dict[str, list[float]] | None:
