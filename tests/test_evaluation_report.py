@@ -115,3 +115,21 @@ def test_the_page_names_what_a_run_shows_and_counts_a_redelivery_once(tmp_path, 
     from flink_jobs.report.html import _shown_editor, window_means
     means = window_means(archive, {"e-999", "e-002"}, 300.0)
     assert _shown_editor(outage, means, ["fill_rate", "rpm"]) == "e-002"
+
+
+def test_a_partner_check_or_security_finding_delivered_twice_is_drawn_once():
+    """The timeline drew every delivery; the scorer counts each id once, and so do the plots now."""
+    from flink_jobs.report.html import composites_and_alert_points
+    check = {"source": "adops.monitoring", "detail-type": "Partner Health Check",
+             "detail": {"check_id": "chk-1", "partner": "p-01", "partner_status": "UNHEALTHY",
+                        "window_start": "2026-11-02T01:00:00Z", "window_end": "2026-11-02T01:05:00Z"}}
+    later = {**check, "detail": {**check["detail"], "check_id": "chk-2", "window_end": "2026-11-02T01:10:00Z"}}
+    finding = {"source": "adops.security", "detail-type": "Security Incident Detected",
+               "detail": {"finding_id": "f-1", "editor_id": "e-001", "detected_at": "2026-11-02T01:02:00Z"}}
+    healthy = {**check, "detail": {**check["detail"], "check_id": "chk-3", "partner_status": "HEALTHY"}}
+    details, points = composites_and_alert_points([check, finding, check, later, finding, healthy])
+    assert details == []
+    assert [(p.get("partner"), p.get("editor_id"), p["window_end"]) for p in points] == [
+        ("p-01", None, "2026-11-02T01:05:00Z"), (None, "e-001", "2026-11-02T01:02:00Z"),
+        ("p-01", None, "2026-11-02T01:10:00Z")]
+    assert len(alerts_from_events([check, finding, check, later, finding, healthy])) == len(points)

@@ -254,6 +254,43 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def composites_and_alert_points(events: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The composites' details, and what the plots draw for every alerting event.
+
+    >>> check = {"detail-type": "Partner Health Check", "detail": {"check_id": "c", "partner": "p",
+    ...          "partner_status": "DEGRADED", "window_end": "2026-11-02T00:05:00Z"}}
+    >>> composites_and_alert_points([check, check])
+    ([], [{'partner': 'p', 'window_end': '2026-11-02T00:05:00Z', 'problem_type': 'DEMAND_ISSUE'}])
+    """
+    # Each event once, as the scorer counts them: a redelivery carries the same id
+    # (incident_id, check_id or finding_id; scoring.alert_from_event).
+    details, alert_points, seen = [], [], set()
+    for e in events:
+        d = e.get("detail", {})
+        kind = e.get("detail-type")
+        if kind == "Composite Anomaly Detected":
+            key = d.get("incident_id")
+        elif kind == "Partner Health Check" and d.get("partner_status") in ("DEGRADED", "UNHEALTHY"):
+            key = d.get("check_id")
+        elif kind == "Security Incident Detected":
+            key = d.get("finding_id")
+        else:
+            continue
+        if (kind, key) in seen:
+            continue
+        seen.add((kind, key))
+        if kind == "Composite Anomaly Detected":
+            details.append(d)
+            alert_points.append(dict(d, problem_type=d.get("problem_type")))
+        elif kind == "Partner Health Check":
+            alert_points.append({"partner": d.get("partner"), "window_end": d["window_end"],
+                                 "problem_type": "DEMAND_ISSUE"})
+        else:
+            alert_points.append({"editor_id": d.get("editor_id"), "partner": d.get("partner"),
+                                 "window_end": d["detected_at"], "problem_type": "SECURITY_ISSUE"})
+    return details, alert_points
+
+
 def write_report(report: dict, archive, labels_path, out_html, *, title: str = "AdOps anomaly detection run") -> Path:
     """Render ``report`` (from flink_jobs.evaluate.evaluate) into a self-contained HTML page."""
     window_s = float(report.get("window_seconds", 300.0))
@@ -261,22 +298,7 @@ def write_report(report: dict, archive, labels_path, out_html, *, title: str = "
     labels = [json.loads(l) for l in Path(labels_path).read_text().splitlines() if l.strip()]
     # The outcomes name incidents by the text of their id (an integer id is valid).
     by_id = {str(l["incident_id"]): l for l in labels}
-    # Each composite once, as the scorer counts them: a redelivery has the same incident_id.
-    details, seen = [], set()
-    for e in report.get("events", []):
-        d = e.get("detail", {})
-        if e.get("detail-type") == "Composite Anomaly Detected" and d.get("incident_id") not in seen:
-            seen.add(d.get("incident_id"))
-            details.append(d)
-    alert_points = [dict(d, problem_type=d.get("problem_type")) for d in details]
-    for e in report.get("events", []):
-        d = e.get("detail", {})
-        if e.get("detail-type") == "Partner Health Check" and d.get("partner_status") in ("DEGRADED", "UNHEALTHY"):
-            alert_points.append({"partner": d.get("partner"), "window_end": d["window_end"],
-                                 "problem_type": "DEMAND_ISSUE"})
-        elif e.get("detail-type") == "Security Incident Detected":
-            alert_points.append({"editor_id": d.get("editor_id"), "partner": d.get("partner"),
-                                 "window_end": d["detected_at"], "problem_type": "SECURITY_ISSUE"})
+    details, alert_points = composites_and_alert_points(report.get("events", []))
 
     showcase = _pick_showcase(report["outcomes"], by_id)
     editors = {e for l in showcase for e in _affected_editors(l)}
