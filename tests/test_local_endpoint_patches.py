@@ -122,7 +122,7 @@ def test_a_failing_moto_target_does_not_keep_the_event_from_the_rules_other_targ
                                        "Detail": json.dumps({"n": 7})}])
     assert resp["FailedEntryCount"] == 0
     assert drain_sqs(probe, 1, timeout=10) == [{"n": 7}]
-    assert len(drain_sqs(after, 1, timeout=10)) == 1
+    assert drain_sqs(after, 1, timeout=10) == [{"n": 7}]
 
 
 def test_a_transformers_time_is_iso_8601_and_a_replay_goes_through_the_targets_input(scratch_bus, drain_sqs):
@@ -207,3 +207,37 @@ def test_sqs_target_receives_every_event_in_put_order(scratch_bus, drain_sqs):
                                     "Detail": json.dumps({"n": batch * 10 + i})} for i in range(10)])
     got = [m["detail"]["n"] for m in drain_sqs(url, 30, timeout=30)]
     assert got == list(range(30))
+
+
+def test_an_sqs_targets_input_settings_apply_to_put_and_replayed_events(scratch_bus, drain_sqs):
+    """moto applies only an InputTransformer to an SQS target, and nothing to a replayed event; the
+    patch delivers such a target itself, with Input, InputPath or InputTransformer as on AWS."""
+    events = boto3.client("events")
+    bus_arn = events.describe_event_bus(Name=scratch_bus)["Arn"]
+    archive = f"a-{uuid.uuid4().hex[:8]}"
+    events.create_archive(ArchiveName=archive, EventSourceArn=bus_arn)
+    (path, path_arn), (const, const_arn), (xform, xform_arn), (plain, plain_arn) = (
+        _queue(prefix) for prefix in ("path", "const", "xform", "plain"))
+    events.put_rule(Name="to-sqs", EventBusName=scratch_bus, EventPattern=json.dumps({"source": ["probe"]}))
+    events.put_targets(Rule="to-sqs", EventBusName=scratch_bus, Targets=[
+        {"Id": "path", "Arn": path_arn, "InputPath": "$.detail"},
+        {"Id": "const", "Arn": const_arn, "Input": json.dumps({"constant": True})},
+        {"Id": "xform", "Arn": xform_arn, "InputTransformer": {
+            "InputPathsMap": {"n": "$.detail.n", "time": "$.time"}, "InputTemplate": '{"n": <n>, "time": "<time>"}'}},
+        {"Id": "plain", "Arn": plain_arn}])
+    put_at = time.time()
+    events.put_events(Entries=[{"EventBusName": scratch_bus, "Source": "probe", "DetailType": "x",
+                                "Detail": json.dumps({"n": 5})}])
+    expected = {path: {"n": 5}, const: {"constant": True}}
+    for queue, body in expected.items():
+        assert drain_sqs(queue, 1, timeout=10) == [body]
+    (transformed,) = drain_sqs(xform, 1, timeout=10)
+    assert transformed["n"] == 5 and transformed["time"].endswith("Z"), transformed
+    (original,) = drain_sqs(plain, 1, timeout=10)
+    events.start_replay(ReplayName=f"r-{uuid.uuid4().hex[:8]}", EventSourceArn=events.describe_archive(
+        ArchiveName=archive)["ArchiveArn"], EventStartTime=put_at - 60, EventEndTime=time.time() + 60,
+        Destination={"Arn": bus_arn})
+    for queue, body in {**expected, xform: transformed}.items():
+        assert drain_sqs(queue, 1, timeout=10) == [body], queue
+    (again,) = drain_sqs(plain, 1, timeout=10)            # moto's own delivery, as before
+    assert again["replay-name"] and again["detail"] == original["detail"]

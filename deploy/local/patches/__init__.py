@@ -10,7 +10,8 @@ service's behaviour we change:
   template (as CloudFormation allows), so a Number parameter can sit in a numeric match.
 - ``stepfunctions/cloudformation.py``: state machines created by CloudFormation land
   in the backend that really executes ASL (moto keeps two separate backends).
-- ``stepfunctions/start_execution.py`` and ``sns/publish.py``: the per-target helpers.
+- ``stepfunctions/start_execution.py``, ``sns/publish.py`` and ``sqs/send_message.py``: the
+  per-target helpers (SQS: a target with input settings, which moto delivers without them).
 - ``kinesis/split_shard.py``: after SplitShard, new records go to the open children
   and the closed parent keeps its records (moto routes them into the closed parent).
 

@@ -1,4 +1,5 @@
-"""EventBridge rule targets moto 5.2.5 does not deliver to: Step Functions and SNS.
+"""EventBridge rule targets moto 5.2.5 does not deliver to: Step Functions and SNS (and SQS
+targets with input settings, which moto delivers without them).
 
 moto's ``Rule.send_to_targets`` handles SQS, CloudWatch Logs, archives, buses and
 API destinations and raises NotImplementedError for anything else, which turns
@@ -6,7 +7,9 @@ the caller's PutEvents into an HTTP 500. We wrap it: targets moto knows are
 passed to the original method untouched (on a shallow copy of the rule holding
 only those targets, so concurrent PutEvents never see a half-edited rule), and
 the others are delivered here with the target's Input / InputPath /
-InputTransformer applied exactly as moto applies it for SQS.
+InputTransformer applied as AWS applies them, to replayed events too. An SQS target
+with any of those is delivered here as well: moto applies only an InputTransformer
+to SQS, and none to a replayed event.
 
 Like AWS, a failing delivery never fails PutEvents: the error is logged (AWS
 would retry and then use the target's dead-letter queue).
@@ -31,6 +34,7 @@ import threading
 from typing import Any, Callable
 
 from ..sns.publish import publish as sns_publish
+from ..sqs.send_message import send_message as sqs_send_message
 from ..stepfunctions.start_execution import start_execution as sfn_start_execution
 
 log = logging.getLogger("deploy.local.events")
@@ -93,6 +97,17 @@ def _service_of(arn: str) -> str:
 _ENVELOPE_KEYS = ("version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail")
 
 
+_INPUT_SETTINGS = ("Input", "InputPath", "InputTransformer")
+
+
+def _delivered_here(target: dict[str, Any]) -> bool:
+    """Step Functions and SNS targets, and SQS targets with input settings: moto applies only an
+    InputTransformer to SQS, and not to replayed events (sqs/send_message.py)."""
+    service = _service_of(target["Arn"])
+    return service in EXTRA_TARGET_DELIVERERS or (
+        service == "sqs" and any(key in target for key in _INPUT_SETTINGS))
+
+
 def _iso_time(value: Any) -> Any:
     # moto keeps "time" as epoch seconds internally; AWS sends ISO-8601 (moto's
     # SQS delivery converts the same way).
@@ -148,8 +163,8 @@ def apply() -> None:
     def deliver(self: Rule, original_event: Any, transform_input: bool) -> None:
         if not self.event_pattern.matches_event(original_event):
             return
-        native = [t for t in self.targets if _service_of(t["Arn"]) not in EXTRA_TARGET_DELIVERERS]
-        extra = [t for t in self.targets if _service_of(t["Arn"]) in EXTRA_TARGET_DELIVERERS]
+        native = [t for t in self.targets if not _delivered_here(t)]
+        extra = [t for t in self.targets if _delivered_here(t)]
         for target in native:
             # moto's own targets, one call each (it applies their input itself; its loop stops at
             # the first target that raises). On AWS each target is independent.
@@ -166,9 +181,13 @@ def apply() -> None:
             service = _service_of(arn)
             try:
                 payload = _payload_for_target(target, original_event)
-                delivery_id = EXTRA_TARGET_DELIVERERS[service](
-                    self.account_id, self.region_name, arn, payload
-                )
+                if service == "sqs":
+                    group_id = target.get("SqsParameters", {}).get("MessageGroupId")
+                    delivery_id = sqs_send_message(arn, payload, group_id)
+                else:
+                    delivery_id = EXTRA_TARGET_DELIVERERS[service](
+                        self.account_id, self.region_name, arn, payload
+                    )
                 record = {"rule": self.name, "target": arn, "ok": True, "id": delivery_id}
             except Exception as exc:  # noqa: BLE001 - AWS never fails PutEvents for a target
                 log.exception("delivery of rule %s to %s failed", self.name, arn)
