@@ -221,6 +221,24 @@ def test_oversized_and_permanently_rejected_entries_are_not_retried(aws_client, 
     assert sorted(dedup_key(e) for e in received) == sorted(("Composite Anomaly Detected", entry_id(e)) for e in good)
 
 
+@pytest.mark.parametrize("code", ["NotAuthorizedForDetailTypeException", "InvalidAccountIdException",
+                                  "RedactionFailure"])
+def test_every_per_entry_error_the_api_calls_non_retryable_is_dead_lettered_at_once(
+        aws_client, proxied_events_client, proxy, bus, code):
+    """These three were retried for about a minute before their dead letter (15 requests), holding
+    up the bucket's later events; the API's model lists them as non-retryable."""
+    name, queue_url = bus
+    overflowed, sleeps = [], []
+    publisher = EventBridgePublisher(name, proxied_events_client, sleep=sleeps.append,
+                                     on_overflow=lambda e, r: overflowed.append((e, r)))
+    entries = _entries(name, 4, f"refused-{code}")
+    with proxy.fault(PUT_EVENTS, "partial_failure", failed_fraction=0.25, entry_error=code):
+        result = publisher.publish(entries)
+    assert [r for _, r in overflowed] == [f"DELIVERY_FAILED (permanent) {code}: {code} (injected)"]
+    assert publisher.counters.requests == 1 and publisher.counters.retried == 0 and sleeps == []
+    assert len(result.delivered) == 3 and len(_received(aws_client, queue_url, 3)) == 3
+
+
 # Wall-clock seconds per publisher second in the outage test: the publisher runs with its default
 # schedule (attempts, backoffs, 90 s deadline) on a clock 20x faster than the wall clock.
 TIME_SCALE = 0.05

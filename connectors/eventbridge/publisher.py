@@ -47,10 +47,12 @@ log = logging.getLogger(__name__)
 # Detail fields that carry the deterministic id, in the order they are looked up.
 ID_FIELDS = ("incident_id", "check_id", "finding_id")
 
-# Per-entry error codes that no retry will fix.
+# Per-entry error codes that no retry will fix: the API's list of non-retryable ones
+# (PutEventsResultEntry.ErrorCode in botocore's model), and two more that cannot heal either.
 PERMANENT_ENTRY_ERRORS = frozenset(
-    {"ValidationException", "InvalidArgument", "MalformedDetail", "AccessDeniedException",
-     "NotAuthorizedForSourceException", "ResourceNotFoundException"}
+    {"AccessDeniedException", "InvalidAccountIdException", "InvalidArgument", "MalformedDetail",
+     "RedactionFailure", "NotAuthorizedForSourceException", "NotAuthorizedForDetailTypeException",
+     "ValidationException", "ResourceNotFoundException"}
 )
 # Whole-request error codes that no retry will fix (everything else is retried).
 PERMANENT_REQUEST_ERRORS = frozenset(

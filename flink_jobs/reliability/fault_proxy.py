@@ -93,6 +93,7 @@ class FaultRule:
     max_injections: int | None = None  # stop after this many injections
     deadline: float | None = None  # time.monotonic() after which the rule is inert
     failed_fraction: float = 0.5  # partial_failure: share of entries to fail (at least one)
+    entry_error: str | None = None  # partial_failure: this code for every failed entry (default: retryable ones)
     status: int = 500  # kind == "error"
     error_type: str = "InternalFailure"
     message: str = "Internal service error"
@@ -207,7 +208,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             headers = [("Content-Type", "application/x-amz-json-1.1")]
             response = {failed_key: 0, response_key: []}
         delivered = iter(response.get(response_key) or [])
-        codes = _PARTIAL_FAILURE_CODES[target]
+        codes = ([(rule.entry_error, f"{rule.entry_error} (injected)")] if rule.entry_error
+                 else _PARTIAL_FAILURE_CODES[target])
         merged = []
         for i in range(len(entries)):
             if i in failed:
@@ -363,6 +365,7 @@ class FaultProxy:
         max_injections: int | None = None,
         duration_s: float | None = None,
         failed_fraction: float = 0.5,
+        entry_error: str | None = None,
         status: int = 500,
         error_type: str = "InternalFailure",
         message: str = "Internal service error",
@@ -375,7 +378,8 @@ class FaultProxy:
         rule = FaultRule(
             target=target, kind=kind, rate=rate, max_injections=max_injections,
             deadline=None if duration_s is None else time.monotonic() + duration_s,
-            failed_fraction=failed_fraction, status=status, error_type=error_type, message=message,
+            failed_fraction=failed_fraction, entry_error=entry_error, status=status, error_type=error_type,
+            message=message,
         )
         with self._lock:
             self._rules.append(rule)
