@@ -160,6 +160,10 @@ class EventTimeTimers:
         self.store = store
         self.registered: set = set()
         self.calls = 0
+        self.watermark = -2 ** 63           # Flink's watermark before the first one (Long.MIN_VALUE)
+
+    def current_watermark(self):
+        return self.watermark
 
     def register_event_time_timer(self, t):
         self.calls += 1
@@ -188,6 +192,7 @@ def fire_timers(timers: EventTimeTimers, watermark: int, on_timer, ctx: KeyedCon
     watermark passing them does, including those registered meanwhile. Returns (key, time, what it
     emitted) for each timer fired."""
     fired = []
+    timers.watermark = max(timers.watermark, watermark)
     while True:
         if len(fired) > 100_000:
             raise AssertionError("timers keep registering timers that are due at once: the watermark never settles")

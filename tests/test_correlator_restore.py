@@ -6,9 +6,12 @@ checkpoint does not wait for, so a checkpoint can hold an armed window (its resu
 its `armed_windows` entry) without the window's event-time timer. Restored from it, the
 window was never classified. These tests drive EditorCorrelator, with the job's real
 scoring, over in-memory keyed state (tests/correlator_driver.py) and a timer service that starts empty, which is
-exactly such a restored checkpoint; no Flink job needed.
+exactly such a restored checkpoint; no Flink job needed. Also here: the events the operator keeps
+for the windows it has not decided yet.
 """
 from __future__ import annotations
+
+import json
 
 from correlator_driver import GRACE_MS, WINDOW_S, EditorDriver
 from flink_fakes import KeyedStore
@@ -83,3 +86,25 @@ def test_the_operator_passes_its_last_counts_on_when_it_closes():
     op.fn.close()
     assert op.runtime.metrics.counter("windowsScored").count == WARM_UP
     assert op.runtime.metrics.counter("windowsClassified").count == WARM_UP
+
+
+def test_events_far_ahead_of_the_windows_keep_the_causes_of_a_window_not_decided_yet():
+    """In a replay or a catch-up, the events are read long before the metrics' windows close. The
+    operator pruned its events by the newest one's time, so an event 40 minutes ahead dropped the
+    deployment a window still waiting needed: that composite lost its suspected cause."""
+    store = KeyedStore()
+    op = EditorDriver(store)
+    _warm_up(op, "e-1")
+    deployed_at = END_1 - WINDOW_S * 1000 - 120_000          # two minutes before the window starts
+    op.event("e-1", deployed_at, "deployment")
+    op.event("e-1", END_1 + 40 * 60_000, "feature_flag")     # read before the window closes
+    op.window("e-1", END_1, DROPPED)
+    op.watermark(END_1 + GRACE_MS)
+    (composite,) = [json.loads(row[2]) for row in op.emitted]
+    assert [c["event_type"] for c in composite["suspected_causes"]] == ["deployment"]
+    # What is kept follows the watermark: once it is a look-back and a window past the
+    # deployment, no window still to come can name it.
+    op.watermark(END_1 + 40 * 60_000)
+    op.event("e-1", END_1 + 41 * 60_000, "config_change")
+    kept = [e["event_type"] for e in json.loads(op.state("events", "e-1"))]
+    assert kept == ["feature_flag", "config_change"]

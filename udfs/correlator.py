@@ -272,11 +272,15 @@ class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
         events = json.loads(stored) if stored else []
         events.append({"event_type": row[0], "timestamp_ms": int(row[1]), "editor_id": row[2], "partner": row[3],
                        "severity": row[4], "details": details_of(row[5])})
-        # Keep what can still be a suspected cause: lookback before the newest watermark-ish time.
-        newest = max(e["timestamp_ms"] for e in events)
-        horizon = newest - self.lookback_ms - self.window_size_ms
+        # Keep what a window not decided yet can still name as a cause. Such a window's timer
+        # (end - 1 + grace) is after the watermark, and it looks back from its start
+        # (flink_jobs/evaluation/offline.py does the same). The horizon follows the watermark, not
+        # the newest event: events are read as they come, while the metrics' windows wait for the
+        # watermark, so in a replay or a catch-up the events run far ahead of the windows.
+        horizon = (ctx.timer_service().current_watermark() - self.grace_ms
+                   - self.lookback_ms - self.window_size_ms)
         self.events.update(json.dumps(bounded_events([e for e in events if e["timestamp_ms"] >= horizon])))
-        self._keep_alive(ctx.get_current_key(), ctx, newest)
+        self._keep_alive(ctx.get_current_key(), ctx, max(e["timestamp_ms"] for e in events))
 
     def _set_unexplained(self, key: str, end: int | None) -> None:
         if end is None:

@@ -13,8 +13,9 @@
 --   UNKNOWN_EVENT_TYPE, OUT_OF_RANGE_VALUE (severity outside 0-10),
 --   INVALID_TIMESTAMP / FUTURE_TIMESTAMP (sql/parse/timestamp_reason.sql).
 -- Late events are NOT dropped: an event is a suspected cause for windows that
--- close up to ${events_lookback_s} s after it, so the correlator keeps it in
--- keyed state regardless of the watermark (is_late is still reported).
+-- close up to ${events_lookback_s} s after it, so the correlator keeps it, late or
+-- not, while a window it has not decided yet can still name it (udfs/correlator.py;
+-- is_late is still reported).
 -- details is kept as JSON text (JSON_QUERY) and parsed in Python per event.
 SELECT
   payload,
