@@ -158,9 +158,12 @@ def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
              f"{[(e.get('detail-type'), e['detail'].get('editor_id') or e['detail'].get('partner')) for e in observed.events]}")
         # A record far behind the watermark, read after the watermark has moved.
         late = {"editor_id": "e-normal", "metric": "rpm", "value": 2.5, "timestamp": (start + 60) * 1000}
+        late_event = {"event_type": "config_change", "timestamp": (start + 60) * 1000, "editor_id": "e-normal",
+                      "details": {"change": "late"}}
         put_records(metrics_stream, [("e-normal", json.dumps(late))])
+        put_records(events_stream, [("e-normal", json.dumps(late_event))])
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not (read_lines(late_dir) if late_dir.exists() else []):
+        while time.monotonic() < deadline and len(read_lines(late_dir) if late_dir.exists() else []) < 2:
             time.sleep(1)
         observed.poll(3)
         _log(f"run A: status {handle.status()}, stopping with a savepoint")
@@ -203,8 +206,8 @@ def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
                  "parallelism": handle_b.settings.parallelism}
     finally:
         handle_b.cancel()
-    return {"a": run_a, "b": run_b, "incidents": incidents, "bad": bad, "late": late, "new_bad": new_bad,
-            "start": start}
+    return {"a": run_a, "b": run_b, "incidents": incidents, "bad": bad, "late": late, "late_event": late_event,
+            "new_bad": new_bad, "start": start}
 
 
 def composites(run) -> dict[str, list[dict]]:
@@ -319,9 +322,14 @@ def test_bad_records_land_in_dead_letters_with_reason_codes(scenario):
 
 
 def test_late_record_goes_to_late_output(scenario):
-    late = scenario["a"]["late"]
-    assert [json.loads(d["raw"]) for d in late] == [scenario["late"]]
-    assert late[0]["reason_code"] == "LATE_RECORD"
+    """A late metric record's window has closed; a late event is still used (a suspected cause), and
+    its letter says so."""
+    by_source = {d["source"]: d for d in scenario["a"]["late"]}
+    assert len(scenario["a"]["late"]) == 2 and set(by_source) == {"metrics", "events"}
+    late = [by_source["metrics"]]
+    assert json.loads(late[0]["raw"]) == scenario["late"] and json.loads(by_source["events"]["raw"]) == scenario["late_event"]
+    assert late[0]["reason_code"] == by_source["events"]["reason_code"] == "LATE_RECORD"
+    assert "window already closed" in late[0]["reason"] and "still used" in by_source["events"]["reason"]
     from connectors.schemas import validator
 
     assert list(validator("dead_letter_record").iter_errors(late[0])) == []
