@@ -274,13 +274,22 @@ def security_detail(event_type, timestamp_ms, editor_id, partner, severity, deta
     ('bot traffic', 8.0, True)
     >>> security_detail("security_finding", 0, "e-1", None, 5.0, None, 7) is None
     True
+
+    Without a ``finding_id`` of its own, the id is a hash of the finding, its severity included:
+    a finding re-raised at a higher severity is a new finding, not a redelivery to drop.
+
+    >>> [security_detail("security_finding", 1793527500000, "e-1", None, s, None, 7)["finding_id"][:4] for s in (7, 9.5)]
+    ['fnd-', 'fnd-']
+    >>> len({security_detail("security_finding", 1793527500000, "e-1", None, s, None, 7)["finding_id"] for s in (7, 9.5)})
+    2
     """
     if event_type != "security_finding" or severity is None or severity < min_severity:
         return None
     details = details_json if isinstance(details_json, dict) else details_of(details_json)
     finding_id = details.get("finding_id")
     finding_id = str(finding_id) if finding_id else stable_id(
-        "fnd-", editor_id or "", partner or "", iso_z(timestamp_ms / 1000.0), json.dumps(details, sort_keys=True))
+        "fnd-", editor_id or "", partner or "", iso_z(timestamp_ms / 1000.0), json.dumps(details, sort_keys=True),
+        repr(float(severity)))
     title = details.get("title") or details.get("type") or f"security finding (severity {severity:g})"
     detail = {"finding_id": finding_id, "severity": float(severity), "title": str(title)[:256],
               "details": details, "detected_at": iso_z(timestamp_ms / 1000.0)}
