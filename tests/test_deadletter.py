@@ -222,3 +222,30 @@ def test_jsonl_writer_appends_one_object_per_line(tmp_path):
     records = read_jsonl(path)
     assert [r["reason_code"] for r in records] == ["LATE_RECORD", "DELIVERY_FAILED"]
     assert records[1]["raw"] == '{"x":\n2}'
+
+
+def test_a_jsonl_writer_that_cannot_write_counts_and_logs_the_lines_and_leaves_no_half_line(tmp_path):
+    """A full disk raised out of the file sink and failed the job (a restart loop, since the batch is
+    restored and written again). The file here can hold 64 bytes (RLIMIT_FSIZE, in a child process):
+    a batch that does not fit is dropped whole and counted, and the next one that fits is written."""
+    import subprocess
+    import sys
+    import textwrap
+
+    path = tmp_path / "dead.jsonl"
+    child = textwrap.dedent(f"""
+        import resource, signal
+        from connectors.deadletter.writers import JsonLinesDeadLetterWriter
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)       # a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+        writer = JsonLinesDeadLetterWriter({str(path)!r})
+        first = writer.write(['{{"n": 1}}'])
+        too_big = writer.write(['{{"n": 2, "pad": "' + 'x' * 100 + '"}}'])
+        after = writer.write(['{{"n": 3}}'])
+        print(first, too_big, after, writer.counters.written, writer.counters.dropped)
+    """)
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "0", "1", "2", "1"]
+    assert "1 dead letters not written to" in done.stderr and '"n": 2' in done.stderr
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [{"n": 1}, {"n": 3}]

@@ -16,7 +16,10 @@ run's output invisible until then; hence this writer.
 The Kinesis sink retries until `retry_deadline_s`; what is still unwritten then goes
 to `fallback_directory`/dead-letters-fallback-<name>-<subtask>.jsonl (metric
 deadletter.deadLettersFellBack) rather than being dropped. Only if that file cannot
-be written either is a line dropped (deadletter.deadLettersDropped, logged).
+be written either is a line dropped (deadletter.deadLettersDropped, logged). The file
+sink counts the same way: a batch its file cannot take (a full or read-only disk) is
+dropped, counted and logged with the error, and the job goes on
+(`writers.JsonLinesDeadLetterWriter`).
 """
 from __future__ import annotations
 
@@ -105,8 +108,9 @@ class FileDeadLetterSink(BufferedBatchFunction):
         subtask = subtask_index(runtime_context)
         self._writer = JsonLinesDeadLetterWriter(
             os.path.join(self.directory, f"dead-letters-{self.name}-{subtask}.jsonl"))
-        self._written = runtime_context.get_metrics_group().add_group("deadletter").counter(
-            "deadLettersWritten")
+        group = runtime_context.get_metrics_group().add_group("deadletter")
+        self._written = group.counter("deadLettersWritten")
+        self._dropped = group.counter("deadLettersDropped")     # the file could not take them (logged)
 
     def close(self) -> None:
         if getattr(self, "_writer", None):
@@ -122,7 +126,9 @@ class FileDeadLetterSink(BufferedBatchFunction):
         return len(item)
 
     def deliver(self, items: list[str]) -> Iterable[Any]:
-        self._written.inc(self._writer.write(items))
+        written = self._writer.write(items)
+        self._written.inc(written)
+        self._dropped.inc(len(items) - written)
         return ()
 
 

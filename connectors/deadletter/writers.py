@@ -154,10 +154,11 @@ class KinesisDeadLetterWriter:
         lines = [record["Data"].decode("utf-8") for record in records]
         if self.fallback is not None:
             try:
-                self.fallback.write(lines)
+                written = self.fallback.write(lines)     # a JSON-lines writer returns 0 when it cannot write
             except Exception:  # noqa: BLE001 - a failing fallback must not fail the job either
                 log.exception("dead-letter fallback failed for %d lines", len(lines))
-            else:
+                written = 0
+            if written == len(lines):
                 self.counters.fell_back += len(lines)
                 log.warning("%d dead letters not written to %s (%s); written to the fallback output",
                             len(lines), self.stream_name, reason)
@@ -178,14 +179,41 @@ class JsonLinesDeadLetterWriter:
         self._file = open(path, "a", encoding="utf-8")
 
     def write(self, lines: Sequence[str]) -> int:
-        # Lines are compact JSON: a newline inside would break the format.
-        self._file.write("".join(line.replace("\n", "\\n") + "\n" for line in lines))
-        self._file.flush()
-        if self.fsync:
-            os.fsync(self._file.fileno())
-        self.counters.written += len(lines)
+        """Append the lines; the number written: all of them, or 0 when the file cannot take them
+        (a full or read-only disk). Then they are counted in ``dropped`` and logged with the error,
+        the file is cut back to where it was (no half line), and nothing is raised: the job goes on."""
         self.counters.requests += 1
+        # Lines are compact JSON: a newline inside would break the format.
+        text = "".join(line.replace("\n", "\\n") + "\n" for line in lines)
+        at = None
+        try:
+            at = self._file.tell()
+            self._file.write(text)
+            self._file.flush()
+            if self.fsync:
+                os.fsync(self._file.fileno())
+        except (OSError, ValueError) as exc:     # ValueError: the file could not be reopened last time
+            self._cut_back(at)
+            self.counters.dropped += len(lines)
+            log.error("%d dead letters not written to %s: %s; the first: %.2000s", len(lines), self.path, exc,
+                      lines[0] if lines else "")
+            return 0
+        self.counters.written += len(lines)
         return len(lines)
+
+    def _cut_back(self, at: int | None) -> None:
+        # The text that did not fit is dropped from the buffer by reopening the file; what reached
+        # the file past ``at`` is cut off, so a later line does not continue a half-written one.
+        try:
+            self._file.close()
+        except OSError:
+            pass                      # its buffer could not be written either: that is the failure
+        try:
+            self._file = open(self.path, "a", encoding="utf-8")
+            if at is not None:
+                self._file.truncate(at)
+        except OSError:
+            log.exception("dead-letter file %s could not be reopened", self.path)
 
     def close(self) -> None:
         self._file.close()
