@@ -77,14 +77,14 @@ def _reader(aws_client, stream, start="TRIM_HORIZON", **kwargs):
 
 
 class ServiceErrors:
-    """Answers chosen GetRecords calls with the 400 error response Kinesis sends, before
-    they reach the server; `plan(call_number) -> error code or None`."""
+    """Answers chosen GetRecords (or ``operation``) calls with the 400 error response Kinesis sends,
+    before they reach the server; `plan(call_number) -> error code or None`."""
 
-    def __init__(self, client, plan):
+    def __init__(self, client, plan, operation="GetRecords"):
         self.plan = plan
         self.calls = 0
         self.injected: dict[str, int] = {}
-        client.meta.events.register("before-send.kinesis.GetRecords", self)
+        client.meta.events.register(f"before-send.kinesis.{operation}", self)
 
     def __call__(self, request, **_):
         self.calls += 1
@@ -250,6 +250,30 @@ def test_a_shard_that_stays_throttled_yields_nothing_and_resumes_later(aws_clien
     assert faults.injected["ProvisionedThroughputExceededException"] == 3
     throttled["on"] = False
     assert sorted(_numbers(reader.read_available())) == list(range(100))
+
+
+def test_an_open_shard_answered_not_found_is_read_on_when_the_stream_is_back(aws_client, kinesis, new_stream):
+    """ResourceNotFoundException for an open shard (the endpoint restarted, the stream briefly
+    missing) marked the shard finished, and everything it got afterwards was lost; from GetRecords
+    it failed the job. Only a closed shard can be trimmed away; an open one is tried again."""
+    stream = new_stream(1)
+    _put(kinesis, stream, 0, 50)
+    reader = _reader(aws_client, stream, max_attempts_per_poll=3)
+    reader._sleep = lambda s: None
+    missing = {"on": True}
+    not_found = lambda call: "ResourceNotFoundException" if missing["on"] else None     # noqa: E731
+    ServiceErrors(reader.client, not_found, "GetShardIterator")
+    assert reader.poll_once() == [] and reader.read_available() == []
+    assert not any(p.finished for p in reader.positions.values())
+    missing["on"] = False                            # the stream is back
+    first = reader.read_available()
+    _put(kinesis, stream, 50, 50)
+    missing["on"] = True
+    faults = ServiceErrors(reader.client, not_found)                  # GetRecords, the iterator held
+    assert reader.poll_once() == [] and faults.injected["ResourceNotFoundException"] == 1
+    missing["on"] = False
+    _assert_exactly_once_in_key_order(first + reader.read_available(), range(100))
+    assert not any(p.finished for p in reader.positions.values())
 
 
 def test_bytes_that_are_not_utf8_are_passed_on_marked(aws_client, kinesis, new_stream):

@@ -470,9 +470,17 @@ class ShardPoller:
                     self.metrics.iterator_refreshes += 1
                     self._iterator = None
                     continue
-                if error_code(exc) == "ResourceNotFoundException" and self._iterator is None:
-                    # Shard trimmed away by retention: nothing left to read.
-                    return self._finish()
+                if error_code(exc) == "ResourceNotFoundException":
+                    if self.shard.ending_sequence_number is not None:
+                        # A closed shard trimmed away by retention: nothing left to read.
+                        return self._finish()
+                    # An open shard is never trimmed: the stream is missing for now (a restarted
+                    # endpoint, a stream re-created). Finishing would lose all it still gets;
+                    # keep the position and try again, backing off.
+                    self.metrics.transient_errors += 1
+                    self._iterator = None
+                    self._back_off(attempt, exc, count_throttle=False)
+                    continue
                 if not is_throttling(exc):
                     raise
                 self._back_off(attempt, exc)
