@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from connectors.kinesis.poller import ExponentialBackoff, StreamReader
+from connectors.kinesis.poller import UNKNOWN_LAG_FLOOR_MS, ExponentialBackoff, StreamReader
 from test_kinesis_source import ServiceErrors
 
 pytestmark = pytest.mark.aws
@@ -82,6 +82,32 @@ def test_a_throttled_shard_keeps_holding_the_floor(aws_client, unique_name):
     faults.plan = lambda call: None
     assert len(reader.read_available()) == 50
     assert reader.lagging_event_ms() is None
+
+
+def test_a_shard_throttled_before_its_time_is_known_holds_the_floor_after_a_restore(aws_client, unique_name):
+    """A restore keeps positions, not the shards' times. A shard ten minutes behind, throttled in
+    its first polls, was left out of the floor, so its caught-up sibling's time moved the watermark
+    and the behind shard's records then came out late."""
+    kinesis = aws_client("kinesis")
+    stream = unique_name("floor-restored")
+    kinesis.create_stream(StreamName=stream, ShardCount=2)
+    _put(kinesis, stream, SHARD_0_HASH, BASE_MS, 20, 1_000)
+    _put(kinesis, stream, SHARD_1_HASH, BASE_MS, 20, 1_000)
+    before = _reader(aws_client, stream, max_records_per_call=100)
+    before.read_available()
+    _put(kinesis, stream, SHARD_0_HASH, BASE_MS + 20_000, 50, 1_000)              # behind
+    _put(kinesis, stream, SHARD_1_HASH, BASE_MS + 600_000, 50, 1_000)             # ten minutes ahead
+    restored = _reader(aws_client, stream, max_records_per_call=100, max_attempts_per_poll=1,
+                       positions=before.positions)
+    behind = "shardId-000000000000"
+    faults = ServiceErrors(restored.client, lambda call: "ProvisionedThroughputExceededException"
+                           if call % 2 == 1 else None)         # the first shard polled is throttled
+    assert [json.loads(r.payload)["timestamp"] for r in restored.poll_once()][:1] == [BASE_MS + 600_000]
+    assert faults.injected and restored.throttled_shards == {behind} and behind not in restored.shard_event_ms
+    assert restored.lagging_event_ms() == UNKNOWN_LAG_FLOOR_MS
+    faults.plan = lambda call: None
+    restored.poll_once()
+    assert restored.lagging_event_ms() is None                      # both read to their ends
 
 
 def test_a_split_parent_holds_the_floor_until_its_children_are_known_and_they_inherit_it(

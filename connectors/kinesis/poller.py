@@ -557,6 +557,11 @@ class ShardPoller:
 # --------------------------------------------------------------------------- a set of shards
 
 
+# The floor of a lagging shard whose event time is not known yet: the smallest time the job's
+# watermark takes as a floor (0 means none), so the subtask's watermark does not move.
+UNKNOWN_LAG_FLOOR_MS = 1
+
+
 class StreamReader:
     """Reads a set of shards of one stream (the whole stream, or one lineage group).
 
@@ -750,7 +755,13 @@ class StreamReader:
         `also` (e.g. finished parents whose children are not known yet); None when none is
         lagging. What a per-shard watermark needs: the records still to come from those
         shards are not older than this (up to the in-shard disorder the watermark delay covers)."""
-        times = [self.shard_event_ms[s] for s in self._lagging_shards() | set(also) if s in self.shard_event_ms]
+        lagging = self._lagging_shards()
+        if any(s not in self.shard_event_ms for s in lagging):
+            # Records are waiting on a shard whose time is not known yet (throttled before its first
+            # batch: at the first start, or after a restore, which keeps positions, not times). They
+            # may be older than anything read: hold the watermark until the shard's time is known.
+            return UNKNOWN_LAG_FLOOR_MS
+        times = [self.shard_event_ms[s] for s in lagging | set(also) if s in self.shard_event_ms]
         return min(times) if times else None
 
     def finished_without_children(self) -> list[str]:
