@@ -1,10 +1,12 @@
 """Operational events (the ``adops-events-stream`` contract) as typed values.
 
-The stream job turns every raw event record into an :class:`OperationalEvent`
-with :func:`parse_event`; a record that breaks the contract raises
-:class:`EventValidationError`, whose ``reason_code`` is one of DESIGN.md's
-dead-letter codes and whose message names the offending field, so the job can
-dead-letter it without guessing.
+:func:`parse_event` turns a raw event record into an :class:`OperationalEvent`
+(the offline replay of flink_jobs/evaluation, tools); a record that breaks the
+contract raises :class:`EventValidationError`, whose ``reason_code`` is one of
+DESIGN.md's dead-letter codes and whose message names the offending field. The
+streaming job validates events in SQL instead (sql/parse/events.sql); its
+timestamp rule, in Python, is connectors.event_time, which the offline replay
+applies first.
 
 >>> e = parse_event('{"event_type": "config_change", "timestamp": "2026-11-01T10:02:00Z",'
 ...                 ' "editor_id": "e-001", "details": {"key": "floor_price"}}')

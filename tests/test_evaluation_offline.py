@@ -55,6 +55,17 @@ def test_windows_follow_the_jobs_late_rule_and_partner_rows_are_per_editor(tmp_p
     assert w.series[("editor", "e-2", "bid_rate", None)] == [(T0 + 300_000, 0.7, 1)]
 
 
+def test_an_event_stamped_with_a_quoted_epoch_is_read_as_the_job_reads_it(tmp_path):
+    """The job takes an epoch written as a string of digits (connectors.event_time); the offline
+    replay handed the record to parse_event, which refuses it, and left the event out."""
+    _write(tmp_path, "events", [
+        {"event_type": "deployment", "timestamp": str(T0 + 60_000), "editor_id": "e-1"},
+        {"event_type": "deployment", "timestamp": T0 + 120_000, "editor_id": "e-1"},
+        {"event_type": "deployment", "timestamp": "yesterday", "editor_id": "e-1"}])        # dead-lettered
+    w = read_windows(tmp_path, JobParameters())
+    assert [e["timestamp_ms"] for e in w.events] == [T0 + 60_000, T0 + 120_000]
+
+
 def test_a_late_sample_is_not_one_a_window_holds(tmp_path):
     """scoring.detects asks whether an alert's window held incident data: a sample the job dropped
     as late was in no window, so it must not count (it made a window ending 3 s after an incident's

@@ -136,7 +136,8 @@ def read_windows(archive: str | Path, params: JobParameters) -> ArchiveWindows:
         watermark = None if max_ms is None else max_ms - delay_ms
         if item.kind == EVENTS:
             try:
-                event = parse_event(record)
+                # the time as the job read it (a quoted epoch too, which parse_event refuses)
+                event = parse_event(dict(record, timestamp=ms))
             except EventValidationError:
                 continue
             events.append({"event_type": event.event_type, "timestamp_ms": ms, "editor_id": event.editor_id,
