@@ -123,15 +123,16 @@ def _optional_str(record: Mapping[str, Any], name: str) -> str | None:
 
 
 def _optional_severity(record: Mapping[str, Any]) -> float | None:
+    """A number; 0-10 for a security finding (the contract scores findings only, as the job checks)."""
     value = record.get("severity")
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise EventValidationError("WRONG_TYPE", f"severity must be a number 0-10, got {type(value).__name__}")
+        raise EventValidationError("WRONG_TYPE", f"severity must be a number, got {type(value).__name__}")
     if not math.isfinite(value):
         raise EventValidationError("NON_FINITE_VALUE", f"severity must be finite, got {value!r}")
-    if not 0.0 <= value <= MAX_SEVERITY:
-        raise EventValidationError("OUT_OF_RANGE_VALUE", f"severity {value!r} is outside 0-10")
+    if record.get("event_type") == "security_finding" and not 0.0 <= value <= MAX_SEVERITY:
+        raise EventValidationError("OUT_OF_RANGE_VALUE", f"a security finding's severity {value!r} is outside 0-10")
     return float(value)
 
 

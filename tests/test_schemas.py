@@ -76,6 +76,9 @@ def test_event_records():
                                     "partner": None, "severity": None, "details": None}) == []
     assert _errors("event_record", {"event_type": "reboot", "timestamp": 1})
     assert _errors("event_record", {"event_type": "security_finding", "timestamp": 1, "severity": 11})
+    assert _errors("event_record", {"event_type": "security_finding", "timestamp": 1, "severity": -1})
+    # 0-10 scores findings; another event's severity on its own scale is kept, as the job keeps it
+    assert _errors("event_record", {"event_type": "deployment", "timestamp": 1, "severity": 50}) == []
     assert _errors("event_record", {"event_type": "deployment"})
     assert _errors("event_record", {"event_type": "deployment", "timestamp": 1, "details": "x"})
 

@@ -144,7 +144,10 @@ EVENT_CASES = [
     (_e(timestamp=iso_ms(TS)), None),
     (_e(severity=[9]), "WRONG_TYPE"),
     (_e(severity="high"), "WRONG_TYPE"),
-    (_e(severity=11), "OUT_OF_RANGE_VALUE"),
+    (_e(severity=11, event_type="security_finding"), "OUT_OF_RANGE_VALUE"),
+    (_e(severity=-1, event_type="security_finding"), "OUT_OF_RANGE_VALUE"),
+    (_e(severity=11), None),               # 0-10 scores findings; another event's own scale is kept
+    (_e(severity=-3, event_type="deployment"), None),
     (_e(editor_id=42), "WRONG_TYPE"),
     (_e(editor_id=""), "WRONG_TYPE"),
     (_e(partner=""), "WRONG_TYPE"),

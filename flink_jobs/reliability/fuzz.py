@@ -421,6 +421,7 @@ class FuzzGenerator:
         severity = self.rng.choice([11, -1, 1e9, "high", [9]])
         body["severity"] = severity
         if isinstance(severity, (int, float)):
+            body["event_type"] = "security_finding"     # only a finding's severity is scored 0-10
             return self._record(fid, "event_bad_severity", _dumps(body), "OUT_OF_RANGE_VALUE", stream="events")
         return self._record(fid, "event_bad_severity", _dumps(body), "WRONG_TYPE", stream="events")
 
