@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from correlator_driver import GRACE_MS, WINDOW_S, EditorDriver
+from correlator_driver import GRACE_MS, WINDOW_S, EditorDriver, PartnerDriver
 from flink_fakes import KeyedStore
 
 # The job's default scoring (ensemble model, trailing baseline) judges a window anomalous once
@@ -108,3 +108,28 @@ def test_events_far_ahead_of_the_windows_keep_the_causes_of_a_window_not_decided
     op.event("e-1", END_1 + 41 * 60_000, "config_change")
     kept = [e["event_type"] for e in json.loads(op.state("events", "e-1"))]
     assert kept == ["feature_flag", "config_change"]
+
+
+def test_a_window_fired_again_after_a_restore_is_neither_scored_nor_decided_again():
+    """Watermarks are not checkpointed: after a restore, records that were late before it are not
+    late until the first watermark, and re-open a window the state has already scored. Its partial
+    value was judged as a new window (here: a fifth of the usual rpm, a composite for a window
+    decided long ago) and learned by the model."""
+    store = KeyedStore()
+    before = EditorDriver(store)
+    _warm_up(before, "e-1")
+    before.window("e-1", END_1, NORMAL)
+    models = store.data[("models", "e-1")]
+    after = EditorDriver(store)                               # restored from that state
+    after.window("e-1", END_0, DROPPED)                       # END_0 was scored before the restore
+    after.watermark(END_1 + GRACE_MS)
+    assert after.emitted == [] and store.data[("models", "e-1")] == models
+    assert after.counter("windowsRefired") == 1 and after.counter("windowsScored") == 0
+
+    partners = KeyedStore()
+    first = PartnerDriver(partners)
+    for i in range(WARM_UP):
+        first.window("p-1", END_0 - (WARM_UP - 1 - i) * WINDOW_S * 1000, {"e-1": {"bid_rate": 0.5}, "e-2": {"bid_rate": 0.4}})
+    restored = PartnerDriver(partners)
+    restored.window("p-1", END_0, {"e-1": {"bid_rate": 0.05}, "e-3": {"bid_rate": 0.3}})   # e-3 is new: scored
+    assert restored.counter("windowsRefired") == 1 and restored.counter("windowsScored") == 1

@@ -41,6 +41,7 @@ passes through costs a JVM -> Python -> JVM crossing, more than the scoring.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 
 from pyflink.common import Row, Types
@@ -67,6 +68,8 @@ EVENT_TYPE = Types.ROW_NAMED(
     [Types.STRING(), Types.LONG(), Types.STRING(), Types.STRING(), Types.DOUBLE(), Types.STRING(), Types.STRING()],
 )
 
+log = logging.getLogger(__name__)
+
 # PartnerHealth's side output: partner findings, as rows of the editor operator's events input.
 PARTNER_FINDINGS = OutputTag("partner-findings", EVENT_TYPE)
 
@@ -84,13 +87,24 @@ class _Counters:
     (and at close), so the metrics lag by at most COUNTER_BATCH windows."""
 
     COUNTER_BATCH = 64
-    NAMES = ("windowsScored", "metricAnomalies", "seriesExpired")
+    NAMES = ("windowsScored", "metricAnomalies", "seriesExpired", "windowsRefired")
 
     def _open_counters(self, runtime_context: RuntimeContext, *names: str):
         group = runtime_context.get_metrics_group()
         self._counters = {name: group.counter(name) for name in self.NAMES + names}
         self._counts = dict.fromkeys(self._counters, 0)
         self._uncounted = 0
+        self._refired_seen = self._refired_at_open = self.scoring.refired
+
+    def _count_refired(self, key: str, end: int) -> None:
+        """Windows the scoring left out as re-fired (udfs/metric_detector.py): counted, the first logged."""
+        refired = self.scoring.refired
+        if refired != self._refired_seen:
+            if self._refired_seen == self._refired_at_open:
+                log.warning("%s: the window ending %d was fired again (records late before a restore); "
+                            "not scored again (metric windowsRefired counts them)", key, end)
+            self._count("windowsRefired", refired - self._refired_seen)
+            self._refired_seen = refired
 
     def _count(self, name: str, n: int = 1) -> None:
         self._counts[name] += n
@@ -252,6 +266,7 @@ class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
                                                      metric_windows(row, METRICS_AT))
         self.models.update(models)
         if not results:
+            self._count_refired(editor, end)
             return
         self._keep_alive(editor, ctx, end)
         self._count_results(results)
@@ -398,6 +413,7 @@ class PartnerHealth(_Counters, _IdleExpiry, KeyedProcessFunction):
                                                         partner, editor, end, metric_windows(editor_window, METRICS_AT))
             self.models.put(editor, models)
             results += scored
+        self._count_refired(partner, end)
         if not results:
             return
         self._keep_alive(partner, ctx, end)

@@ -28,6 +28,14 @@ operators drop the series of a key once the watermark has passed its last window
 plus the retention (:func:`prune_idle`, udfs/correlator.py), so such a key never
 comes back. flink_jobs/evaluation/offline.py applies the same rule.
 
+Re-fired windows: a group's windows reach it in window order, so a window ending at or
+before one the group has scored is a window the job had closed, fired again. That
+happens after a restore: watermarks are not checkpointed, so until the first one, records
+that were late before the restore are not late, and re-open a window whose result the
+state already holds. Its partial value is neither scored nor learned (it would be judged
+as a new window and could raise a composite for a window decided long ago); the
+operators count it (``windowsRefired``) and log the first.
+
 Why a journal: serialising the model was a quarter of the Python time (~34 us of
 ~97 per series and window; flink_jobs/bench/README.md, "The 0.7x target"). The models are deterministic
 (a model restored from its bytes is bit-identical, detectors/serialization.py), so
@@ -88,6 +96,14 @@ class WindowScoring:
     >>> snapshot, journal, history, last_end = stored["rpm"]   # the second window takes a snapshot
     >>> len(snapshot) > 0, journal
     (True, ())
+
+    A window of the group ending at or before one it has scored is not scored again (module
+    docstring, "Re-fired windows"); it is counted in ``refired``:
+
+    >>> again, results = scoring.score_windows(stored, ("editor", "e-1", None), "e-1", None,
+    ...                                        1793520300000, [("rpm", 9.0, 1)])
+    >>> again == stored, results, scoring.refired
+    (True, [], 1)
     """
 
     CACHE_SIZE = 20000
@@ -106,6 +122,7 @@ class WindowScoring:
         self.baseline_threshold = baseline_threshold
         self.snapshot_windows = snapshot_windows
         self.idle_retention_ms = idle_retention_ms
+        self.refired = 0        # windows not scored: the group had scored that window end or a later one
 
     def score_windows(self, stored: dict | None, series: tuple, scope_id: str, editor: str | None,
                       window_end_ms: int, windows) -> tuple[dict, list[dict]]:
@@ -116,6 +133,9 @@ class WindowScoring:
         in the live-model cache; ``editor`` is the result's ``editors`` field (partner rows only).
         """
         cache = self.__dict__.setdefault("_cache", {})   # (series, metric) -> (snapshot, journal, model), LRU first
+        if stored and window_end_ms <= max((series_state(e)[3] or 0 for e in stored.values()), default=0):
+            self.refired += 1          # a re-fired window (module docstring): its partial value is not learned
+            return stored, []
         stored = dict(stored) if stored else {}
         results = []
         for metric, value, count in sorted(windows):
