@@ -293,6 +293,21 @@ def test_the_cli_refuses_bad_numbers_before_reading_anything(tmp_path, capsys, a
     assert message in capsys.readouterr().err
 
 
+def test_the_cli_as_the_readme_writes_it_replays(aws_endpoint, tmp_path, unique_name, capsys):
+    """Without --events-to the command exited 2: argparse ran the default stream name through the
+    kinesis:// check. With --only metrics, no other test's events stream is touched."""
+    from connectors.replay.__main__ import main
+
+    records = _rpm_archive(tmp_path / "archive", 5, 2)
+    name = unique_name("cli")
+    _stream(aws_endpoint.url, name)
+    assert main(["--from", str(tmp_path / "archive"), "--to", f"kinesis://{name}", "--only", "metrics",
+                 "--endpoint", aws_endpoint.url]) == 0
+    assert sorted(json.loads(r["data"])["value"] for r in _read_all(aws_endpoint.url, name)) == [
+        r["value"] for r in records]
+    assert json.loads(capsys.readouterr().out)["total"] == 5
+
+
 def test_an_archive_dated_in_the_future_is_merged_and_paced_by_its_own_times(tmp_path):
     """The first version of the robust pacing left out times a day ahead of the wall clock: an
     archive dated in the future (the simulator's --start) then sorted every metric before every

@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--from", dest="archive", required=True, help="archive directory or file")
     parser.add_argument("--to", required=True, type=_stream, help="kinesis://STREAM for metric records")
-    parser.add_argument("--events-to", type=_stream, default="adops-events-stream",
+    # argparse passes a string default through ``type`` too: the default is written as a URL.
+    parser.add_argument("--events-to", type=_stream, default="kinesis://adops-events-stream",
                         help="kinesis://STREAM for event records (default kinesis://adops-events-stream)")
     parser.add_argument("--only", choices=[METRICS, EVENTS], default=None, help="replay one kind only")
     parser.add_argument("--speed", type=_speed, default="max", help="event-time speed-up, e.g. 60x, or max")
