@@ -289,6 +289,38 @@ def _state(handle) -> str:
     return str(handle.status()).rsplit(".", 1)[-1]
 
 
+class JobWatch:
+    """The job's states seen during the replay and the drain, at most once a second: a job that
+    fails and is restarted (Flink restarts it from its last checkpoint, for ever by default) may
+    look merely quiet to the drain, and its run must not be scored as complete."""
+
+    UNSETTLED = ("RESTARTING", "FAILING", "CANCELLING", "SUSPENDED", "RECONCILING", "INITIALIZING", "CREATED")
+
+    def __init__(self, handle, every_s: float = 1.0) -> None:
+        self.handle, self.every_s = handle, every_s
+        self.seen: dict[str, int] = {}        # a state the job should not be in after it ran -> times seen
+        self._next = 0.0
+
+    def check(self, *_: Any, force: bool = False) -> str | None:
+        """The job's state now (None when sampled less than ``every_s`` ago, unless ``force``); a
+        replay progress callback."""
+        now = time.monotonic()
+        if now < self._next and not force:
+            return None
+        self._next = now + self.every_s
+        state = _state(self.handle)
+        if state in self.UNSETTLED:
+            self.seen[state] = self.seen.get(state, 0) + 1
+        return state
+
+    def reason(self) -> str | None:
+        if not self.seen:
+            return None
+        states = ", ".join(f"{state} ({n}x)" for state, n in sorted(self.seen.items()))
+        return (f"the job was not running throughout: seen {states} after it started (a failure and "
+                "restart from its last checkpoint): what it sent may be incomplete, see its log")
+
+
 def check_before_run(parser: argparse.ArgumentParser, labels: str | None, job_overrides: list[str]) -> None:
     """Refuse bad labels or a bad job override now (``parser.error``, exit 2): found after the run,
     either costs its 3-10 minutes, and the labels' mistake used to cost its events too."""
@@ -388,6 +420,7 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
             time.sleep(0.5)
         timings["job_start_s"] = time.monotonic() - began - timings["stack_s"]
         observer = BusObserver(sqs, queue_url, on_event).start()
+        watch = JobWatch(handle)
 
         phase("replaying the archive into Kinesis")
         if before_replay is not None:
@@ -396,7 +429,8 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
         replay_began = time.monotonic()
         replayer = KinesisReplayer({METRICS: stack["metrics_stream"], EVENTS: stack["events_stream"]},
                                    client=kinesis_client(endpoint_url), speed=speed,
-                                   per_key_limit=LOCAL_PER_KEY_BATCH, progress=on_replay)
+                                   per_key_limit=LOCAL_PER_KEY_BATCH,
+                                   progress=lambda stats: (watch.check(), on_replay and on_replay(stats)))
         stats = replayer.replay(facts.observe(merged_archive(archive)))
         timings["replay_s"] = time.monotonic() - replay_began
 
@@ -404,7 +438,7 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
         settle_now = settle_s if callable(settle_s) else (lambda: settle_s)
         phase(f"waiting for the job to drain (until {settle_now():.0f} s without new bus events)")
         settle_began = time.monotonic()
-        incomplete = drain(observer, handle, settle_now, max_settle_s, phase)
+        incomplete = drain(observer, handle, settle_now, max_settle_s, phase, watch=watch)
         timings["settle_s"] = time.monotonic() - settle_began
         # The job's verdicts up to the end of the drain (the bytes written by then, whole lines only).
         output_at_end = output_sizes(job_outputs.values())
@@ -431,14 +465,16 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
 
 
 def drain(observer: BusObserver, handle, settle_now: Callable[[], float], max_settle_s: float,
-          phase: Callable[[str], None], *, poll_s: float = 1.0) -> list[str]:
+          phase: Callable[[str], None], *, poll_s: float = 1.0, watch: JobWatch | None = None) -> list[str]:
     """Wait until no bus event has arrived for ``settle_now()`` seconds; return why the events
     may be incomplete (empty: drained).
 
     Quiet counts only up to the collector's last successful receive (a collector failing to
     read looks quiet); a dead collector, the ``max_settle_s`` cut-off and a job that stopped
-    are reasons, not a silent end: the caller reports them and exits non-zero.
+    are reasons, not a silent end: the caller reports them and exits non-zero. So is a job
+    ``watch`` saw failing or restarting (during the replay or here).
     """
+    watch = watch or JobWatch(handle, every_s=0.0)
     settle_began = time.monotonic()
     observer.last_arrival = max(observer.last_arrival, settle_began)
     next_note = settle_began + 15.0
@@ -471,11 +507,12 @@ def drain(observer: BusObserver, handle, settle_now: Callable[[], float], max_se
                           f"({observer.last_error})"
             log.warning("%s; scoring what arrived, reported as incomplete", reason)
             return [reason]
-        state = _state(handle)
+        state = watch.check() or _state(handle)
         if state in ("FAILED", "CANCELED", "FINISHED"):
             return [f"the job stopped while draining: {state} {getattr(handle, 'failure', '') or ''}".rstrip()]
         time.sleep(poll_s)
-    return []
+    watch.check(force=True)             # the state at the end of the quiet, whenever it was last sampled
+    return [watch.reason()] if watch.reason() else []
 
 
 def _incident_workflow(stack: dict, events: list[dict], started_after_s: float, endpoint_url: str) -> dict:

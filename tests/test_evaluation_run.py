@@ -175,6 +175,39 @@ def test_the_drain_limit_and_a_stopped_job_are_reported_not_scored_as_complete(a
         observer.stop()
 
 
+class _Restarting(_Job):
+    """A job in a restart loop: RESTARTING, then RUNNING for a moment, and so on."""
+
+    def __init__(self, states):
+        super().__init__()
+        self.states = iter(states)
+
+    def status(self):
+        self.state = next(self.states, self.state)
+        return super().status()
+
+
+def test_a_job_seen_restarting_is_reported_not_scored_as_drained():
+    """A failing job that Flink restarts looks merely quiet: the drain took the quiet for the end
+    and the run was scored as complete, with fewer alerts."""
+    class Quiet:                             # a queue that answers, empty
+        def receive_message(self, **kw):
+            time.sleep(0.05)
+            return {}
+
+    observer = ev.BusObserver(Quiet(), "q").start()
+    observer.events.append({"id": "one event already in"})
+    try:
+        watch = ev.JobWatch(_Restarting(["RUNNING", "RESTARTING", "RUNNING", "RESTARTING", "RUNNING"]),
+                            every_s=0.0)
+        reasons = ev.drain(observer, watch.handle, lambda: 0.5, 30.0, lambda text: None, poll_s=0.05, watch=watch)
+        steady = ev.drain(observer, _Job(), lambda: 0.5, 30.0, lambda text: None, poll_s=0.05)
+    finally:
+        observer.stop()
+    assert len(reasons) == 1 and "RESTARTING (2x)" in reasons[0], reasons
+    assert steady == []
+
+
 def test_no_event_at_all_within_the_limit_is_reported_too():
     class Idle:                              # a queue that answers, empty
         def receive_message(self, **kw):
