@@ -73,11 +73,13 @@ def output_sizes(folders: Iterable[str | Path]) -> dict[str, int]:
 
 @dataclass
 class ArchiveFacts:
-    """What the replay saw of the archive: enough to normalise false alarms per editor-day."""
+    """What the replay saw of the archive: enough to normalise false alarms per editor-day.
 
-    editors: set = field(default_factory=set)
-    first_ms: int | None = None
-    last_ms: int | None = None
+    The editors and the span of event time are those of the samples the job windowed (what is
+    left in ``sample_times`` once :meth:`leave_out_unwindowed` has run): a record it
+    dead-lettered (stamped in 9999) or dropped as late (a 1970 time read from epoch seconds)
+    would otherwise stretch the span to millennia, and the false alarms per editor-day to 0."""
+
     records: dict = field(default_factory=lambda: {METRICS: 0, EVENTS: 0})
     #: whether an alert's window held incident data (scoring.detects) is decided on them: the samples
     #: of the records the job can window (scoring.sample_key), less those its outputs say it did not
@@ -93,17 +95,27 @@ class ArchiveFacts:
             if item.kind in self.records:
                 self.records[item.kind] += 1
             if item.kind == METRICS and isinstance(item.record, dict):
-                editor = item.record.get("editor_id")
-                if isinstance(editor, str):
-                    self.editors.add(editor)
                 ms = event_time_ms(item.record)
                 if ms is not None:
-                    self.first_ms = ms if self.first_ms is None else min(self.first_ms, ms)
-                    self.last_ms = ms if self.last_ms is None else max(self.last_ms, ms)
                     key = sample_key(item.record)
                     if key is not None and len(item.payload) <= self.max_payload_chars:
                         self.sample_times.add(*key, ms / 1000.0)
             yield item
+
+    @property
+    def editors(self) -> set[str]:
+        span = self.sample_times.editor_span()
+        return span[0] if span else set()
+
+    @property
+    def first_ms(self) -> float | None:
+        span = self.sample_times.editor_span()
+        return span[1] * 1000.0 if span else None
+
+    @property
+    def last_ms(self) -> float | None:
+        span = self.sample_times.editor_span()
+        return span[2] * 1000.0 if span else None
 
     def samples(self) -> dict[str, list[float]] | None:
         """Sorted sample times per alert entity, or None when the archive's samples were not read."""
@@ -142,11 +154,13 @@ class ArchiveFacts:
             self.left_out[reason] = self.left_out.get(reason, 0) + 1
 
     def editor_days(self, since_s: float | None = None) -> float | None:
-        """Editors x days the metrics span (from ``since_s`` when given)."""
-        if not self.editors or self.first_ms is None:
+        """Editors x days the windowed samples span (from ``since_s`` when given)."""
+        span = self.sample_times.editor_span()
+        if span is None:
             return None
-        first_ms = self.first_ms if since_s is None else max(self.first_ms, since_s * 1000.0)
-        return len(self.editors) * max(0.0, self.last_ms - first_ms) / 86_400_000.0
+        editors, first_s, last_s = span
+        first_s = first_s if since_s is None else max(first_s, since_s)
+        return len(editors) * max(0.0, last_s - first_s) / 86_400.0
 
 
 class BusObserver:

@@ -66,6 +66,23 @@ def test_an_event_stamped_with_a_quoted_epoch_is_read_as_the_job_reads_it(tmp_pa
     assert [e["timestamp_ms"] for e in w.events] == [T0 + 60_000, T0 + 120_000]
 
 
+def test_one_record_stamped_far_ahead_or_far_behind_neither_stretches_the_span_nor_makes_the_rest_late(tmp_path):
+    """The job dead-letters a record stamped in 9999 (FUTURE_TIMESTAMP) and never lets its watermark
+    pass the clock; the offline replay took it as the newest time, so every later record was late,
+    and its editor-days ran to millennia (false alarms per editor-day about 0). A 1970 time (epoch
+    seconds) is late, and must not stretch the span either."""
+    m = lambda ms, **kw: {"editor_id": "e-1", "metric": "rpm", "value": 1.0, "timestamp": ms, **kw}
+    records = [m(T0 + i * 60_000) for i in range(0, 100)]
+    records.insert(10, m("9999-01-01T00:00:00Z"))
+    records.insert(20, m(1_793_520_600))              # epoch seconds: January 1970
+    _write(tmp_path, "metrics", records)
+    w = read_windows(tmp_path, JobParameters())
+    assert w.future_records == 1 and w.late_records == 1 and w.metric_records == 101
+    assert (w.first_ms, w.last_ms) == (T0, T0 + 99 * 60_000)
+    assert w.editor_days() == pytest.approx(99 / (24 * 60))
+    assert sum(count for (_, _, count) in w.series[("editor", "e-1", "rpm", None)]) == 95   # up to 95 min closed
+
+
 def test_a_late_sample_is_not_one_a_window_holds(tmp_path):
     """scoring.detects asks whether an alert's window held incident data: a sample the job dropped
     as late was in no window, so it must not count (it made a window ending 3 s after an incident's

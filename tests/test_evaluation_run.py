@@ -424,6 +424,28 @@ def test_samples_the_job_dead_lettered_or_dropped_late_are_taken_back(tmp_path):
     assert facts.samples()["editor:e-1"] == [T_MS / 1000 + s for s in (1, 1, 3)]
 
 
+def test_editor_days_span_the_samples_the_job_windowed(tmp_path):
+    """One record stamped in 9999 (dead-lettered FUTURE_TIMESTAMP), one in 1970 (epoch seconds: late)
+    and an editor whose only record the job refused: the editor-days ran to millions, and the false
+    alarms per editor-day to 0. They now span what is left once the job's letters are taken back."""
+    from connectors.archive import METRICS, ArchivedRecord
+    from connectors.deadletter.records import dead_letter_json
+
+    T_MS = 1_793_520_000_000
+    records = [_metric(T_MS + i * 60_000) for i in range(121)]                       # two hours of e-1
+    future, seconds = _metric(T_MS) | {"timestamp": "9999-01-01T00:00:00Z"}, _metric(T_MS) | {"timestamp": 1_793_520}
+    refused = {"editor_id": "e-2", "metric": "rpm", "value": "oops", "timestamp": T_MS}
+    facts = ev.ArchiveFacts()
+    list(facts.observe(ArchivedRecord(METRICS, r, json.dumps(r)) for r in [*records, future, seconds, refused]))
+    (tmp_path / "late").mkdir()
+    (tmp_path / "late" / "l.jsonl").write_text(
+        dead_letter_json("FUTURE_TIMESTAMP", "why", "metrics", json.dumps(future)) + "\n"
+        + dead_letter_json("LATE_RECORD", "why", "metrics", json.dumps(seconds)) + "\n")
+    facts.leave_out_unwindowed([tmp_path / "late"])
+    assert facts.editors == {"e-1"} and facts.first_ms == T_MS and facts.last_ms == T_MS + 120 * 60_000
+    assert facts.editor_days() == pytest.approx(2 / 24)
+
+
 def test_a_record_longer_than_the_jobs_payload_limit_gives_no_sample():
     """OVERSIZED_RECORD: its dead letter's raw is cut, so it could not be taken back."""
     from connectors.archive import METRICS, ArchivedRecord

@@ -41,6 +41,7 @@ import json
 import math
 import pickle
 import sys
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -83,6 +84,8 @@ class JobParameters:
     classifier_properties: dict = field(default_factory=dict)
     #: processing.state.idle.retention.s: a series idle longer starts again (udfs/metric_detector.is_idle)
     state_idle_retention_s: int = 604800
+    #: processing.max.future.s: a record stamped further ahead of the clock is FUTURE_TIMESTAMP
+    max_future_s: int = 300
 
     @classmethod
     def from_job_config(cls, overrides: list[str] = ()) -> "JobParameters":
@@ -92,7 +95,7 @@ class JobParameters:
         s = Settings.from_config(JobConfig.load(overrides=overrides))
         return cls(s.window_size_s, s.watermark_delay_s, s.events_lookback_s, s.baseline_windows,
                    s.baseline_min_windows, s.baseline_threshold, s.detector, s.detector_params,
-                   s.security_min_severity, s.classifier_properties, s.state_idle_retention_s)
+                   s.security_min_severity, s.classifier_properties, s.state_idle_retention_s, s.max_future_s)
 
 
 @dataclass
@@ -109,6 +112,8 @@ class ArchiveWindows:
     late_records: int
     #: as flink_jobs.evaluate.ArchiveFacts keeps them: the scorer's "does the window hold incident data"
     sample_times: SampleTimes = field(default_factory=SampleTimes)
+    #: records stamped more than processing.max.future.s ahead of the clock (the job's FUTURE_TIMESTAMP)
+    future_records: int = 0
 
     def editor_days(self, since_s: float | None = None) -> float | None:
         if not self.editors or self.first_ms is None:
@@ -126,12 +131,19 @@ def read_windows(archive: str | Path, params: JobParameters) -> ArchiveWindows:
     editors: set = set()
     max_ms: int | None = None
     first_ms = last_ms = None
-    n_metrics = late = 0
+    n_metrics = late = future = 0
     sample_times = SampleTimes()
+    # The job's clock: a record further ahead of it is FUTURE_TIMESTAMP, and its watermark never
+    # passes it (sql/parse/watermark.sql), so one record stamped in 9999 neither counts nor makes
+    # every later one late.
+    now_ms = time.time() * 1000.0
     for item in merged_archive(archive):
         record = item.record
         ms = event_time_ms(record)
         if ms is None:
+            continue
+        if ms > now_ms + params.max_future_s * 1000:
+            future += 1
             continue
         watermark = None if max_ms is None else max_ms - delay_ms
         if item.kind == EVENTS:
@@ -143,7 +155,7 @@ def read_windows(archive: str | Path, params: JobParameters) -> ArchiveWindows:
             events.append({"event_type": event.event_type, "timestamp_ms": ms, "editor_id": event.editor_id,
                            "partner": event.partner, "severity": event.severity, "details": event.details,
                            "arrived_at_watermark": watermark})
-            max_ms = ms if max_ms is None else max(max_ms, ms)
+            max_ms = min(ms, now_ms) if max_ms is None else max(max_ms, min(ms, now_ms))
             continue
         if item.kind != METRICS or not isinstance(record, dict):
             continue
@@ -152,13 +164,14 @@ def read_windows(archive: str | Path, params: JobParameters) -> ArchiveWindows:
             continue
         (editor, partner), metric, value = key, record["metric"], float(record["value"])
         n_metrics += 1
-        editors.add(editor)
-        first_ms = ms if first_ms is None else min(first_ms, ms)
-        last_ms = ms if last_ms is None else max(last_ms, ms)
-        max_ms = ms if max_ms is None else max(max_ms, ms)
+        max_ms = min(ms, now_ms) if max_ms is None else max(max_ms, min(ms, now_ms))
         if watermark is not None and ms <= watermark:
             late += 1
             continue
+        # The span of editor-days is the windowed samples' (flink_jobs.evaluate.ArchiveFacts).
+        editors.add(editor)
+        first_ms = ms if first_ms is None else min(first_ms, ms)
+        last_ms = ms if last_ms is None else max(last_ms, ms)
         # Only samples a window holds: a late one is in no window (scoring.detects).
         sample_times.add(editor, partner, ms / 1000.0)
         end = (ms // size_ms + 1) * size_ms
@@ -177,7 +190,7 @@ def read_windows(archive: str | Path, params: JobParameters) -> ArchiveWindows:
             series[(kind, scope, metric, editor)].append((end, total / count, count))
     for values in series.values():
         values.sort()
-    return ArchiveWindows(dict(series), events, editors, first_ms, last_ms, n_metrics, late, sample_times)
+    return ArchiveWindows(dict(series), events, editors, first_ms, last_ms, n_metrics, late, sample_times, future)
 
 
 class RecordedModel:
@@ -365,6 +378,7 @@ def evaluate_offline(archive: str | Path, labels: str | Path | None = None, *, p
                                             "alerts": sum(1 for a in alerts if a.editor_id in quiet)}
     report["run"] = {"mode": "offline", "archive": str(archive), "labels": str(labels),
                      "metric_records": windows.metric_records, "late_records": windows.late_records,
+                     "future_records": windows.future_records,
                      "editors": len(windows.editors), "keys_scored": len(windows.series),
                      "bus_events": len(bus)}
     report["events"] = bus

@@ -353,6 +353,25 @@ class SampleTimes:
                 found = True
         return found
 
+    def editor_span(self) -> tuple[set[str], float, float] | None:
+        """(the editors with a sample, the first and the last of their samples' times, s); None when
+        there is none. What is left after :meth:`discard`, so a record the job dead-lettered or
+        dropped as late (a 1970 time read from epoch seconds) does not stretch the span.
+
+        >>> times = SampleTimes()
+        >>> times.add("e-1", "p-1", 20.0); times.add("e-2", None, 10.0); times.add("e-2", None, 5.0)
+        >>> times.discard("e-2", None, 5.0)
+        True
+        >>> editors, first, last = times.editor_span()
+        >>> sorted(editors), first, last
+        (['e-1', 'e-2'], 10.0, 20.0)
+        """
+        spans = {entity[len("editor:"):]: (min(times), max(times)) for entity, times in self._times.items()
+                 if entity.startswith("editor:") and times}
+        if not spans:
+            return None
+        return set(spans), min(first for first, _ in spans.values()), max(last for _, last in spans.values())
+
     def sorted(self) -> dict[str, list[float]] | None:
         """The ``samples`` argument of :func:`score`; None when no sample was seen."""
         return {entity: sorted(times) for entity, times in self._times.items()} if self._times else None
