@@ -330,7 +330,7 @@ def decide(windows: ArchiveWindows, results: list[dict], params: JobParameters,
         for editor in sorted(editors):
             # The correlator sees the events that reached it before the watermark passed the window end.
             seen = [e for e in events_by_editor.get(editor, ())
-                    if e["arrived_at_watermark"] is None or e["arrived_at_watermark"] < end - 1
+                    if (e["arrived_at_watermark"] is None or e["arrived_at_watermark"] < end - 1)
                     and e["timestamp_ms"] >= end - params.events_lookback_s * 1000 - size_ms]
             detail, unexplained[editor] = editor_window_composite(end, size_ms, editor_windows[(editor, end)],
                                                                   seen + findings.get(editor, []), config,
