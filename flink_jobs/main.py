@@ -198,6 +198,8 @@ class Settings:
             assert isinstance(detector_params, dict)
         except (ValueError, AssertionError):
             raise ConfigError(f"property processing.detector.params={params_text!r} must be a JSON object") from None
+        detector = c.get_str("processing", "detector", allow_empty=False)
+        _check_detector(detector, detector_params, params_text)
         window = c.get_int("processing", "window.size.s", minimum=1, maximum=86400)
         # Checked here, not at the first bad record: a sink that cannot write would fail the job
         # then, and again at every restart (the dead letter is in the checkpoint).
@@ -211,8 +213,8 @@ class Settings:
             name=c.get_str("job", "name", allow_empty=False),
             parallelism=c.get_int("job", "parallelism", minimum=1, maximum=1024),
             python_execution_mode=c.get_choice("job", "python.execution.mode", PYTHON_EXECUTION_MODES),
-            checkpoint_interval_ms=c.get_int("job", "checkpoint.interval.ms", minimum=0),
-            checkpoint_dir=c.get_str("job", "checkpoint.dir") or str(DEFAULT_LOCAL_STATE),
+            checkpoint_interval_ms=_checkpoint_interval_ms(c),
+            checkpoint_dir=_checkpoint_dir(c),
             window_size_s=window,
             watermark_delay_s=c.get_int("processing", "watermark.delay.s", minimum=0, maximum=86400),
             idle_timeout_s=c.get_int("processing", "idle.timeout.s", minimum=0),
@@ -227,7 +229,7 @@ class Settings:
             baseline_threshold=c.get_float("processing", "baseline.threshold", minimum=0.0),
             model_snapshot_windows=c.get_int("processing", "model.snapshot.windows", minimum=1, maximum=10000),
             state_idle_retention_s=_state_idle_retention_s(c, window, events_lookback_s, timer_grace_ms),
-            detector=c.get_str("processing", "detector", allow_empty=False),
+            detector=detector,
             detector_params=detector_params,
             bus_name=c.get_str("eventbridge", "bus.name", allow_empty=False),
             eventbridge_endpoint=c.get_optional("eventbridge", "endpoint.url"),
@@ -247,6 +249,19 @@ class Settings:
             cloudwatch_flush_interval_ms=c.get_int("cloudwatch", "flush.interval.ms", minimum=1),
             classifier_properties=_classifier_properties(c),
         )
+
+
+def _check_detector(name: str, params: dict, params_text: str) -> None:
+    """Build the detector once now: a wrong name or parameter found by the first window scored
+    would fail the running job, and again at every restart."""
+    import detectors
+
+    try:
+        detectors.make(name, **params)
+    except (KeyError, TypeError, ValueError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise ConfigError(f"properties processing.detector={name!r}, processing.detector.params={params_text}: "
+                          f"{message}") from None
 
 
 def _classifier_properties(c: JobConfig) -> dict[str, str]:
@@ -280,6 +295,32 @@ def _state_idle_retention_s(c: JobConfig, window_s: int, lookback: int, grace_ms
     return retention
 
 
+def _checkpoint_interval_ms(c: JobConfig) -> int:
+    value = c.get_int("job", "checkpoint.interval.ms", minimum=0)
+    if 0 < value < 10:
+        # Flink refuses it when the environment is built, with a Java stack trace
+        raise ConfigError(f"property job.checkpoint.interval.ms={value} must be 0 (checkpointing off) or at "
+                          "least 10 (Flink's shortest interval)")
+    return value
+
+
+def _checkpoint_dir(c: JobConfig) -> str:
+    """A local folder, or a ``file:`` URI of one (the local runs' checkpoints; Managed Flink keeps its own)."""
+    text = c.get_str("job", "checkpoint.dir") or str(DEFAULT_LOCAL_STATE)
+    if text.startswith("file:"):
+        from urllib.parse import unquote, urlparse
+
+        uri = urlparse(text)
+        if uri.netloc not in ("", "localhost"):
+            raise ConfigError(f"property job.checkpoint.dir={text!r}: a file: URI names a local folder, not a host")
+        return unquote(uri.path)
+    if "://" in text:
+        # it would be taken as a relative folder named like the URI, without a word
+        raise ConfigError(f"property job.checkpoint.dir={text!r} must be a local folder or a file: URI (local "
+                          "runs keep their checkpoints on this machine; Managed Flink keeps its own)")
+    return text
+
+
 def _baseline_min_windows(c: JobConfig, baseline_windows: int) -> int:
     value = c.get_int("processing", "baseline.min.windows", minimum=1)
     if value > baseline_windows:
@@ -309,6 +350,16 @@ def create_environments(settings: Settings, *, restore_path: str | None = None, 
     # which under object reuse repeated one row (sql/windows/partner_windows.sql uses
     # JSON_ARRAYAGG instead). The pipeline test's partner outage caught that one.
     conf.set_string("pipeline.object-reuse", "true")
+    # The Python operators' tuning is the job's own, so it is set on Managed Flink too.
+    # Python UDF bundles: flush small bundles quickly so a window's result is not held back.
+    conf.set_string("python.fn-execution.bundle.time", "100")
+    # PyFlink caches keyed state in the Python worker, 1000 keys by default: with more keys
+    # per subtask than that (200 editors x 10 metrics) every window's state read and write
+    # went over the Beam state API. Measured on a quiet machine (400k datagen rows,
+    # parallelism 2): 4,709 -> 7,298 records/s for the full job.
+    conf.set_string("python.state.cache-size", "200000")
+    conf.set_string("python.map-state.read-cache-size", "200000")
+    conf.set_string("python.map-state.write-cache-size", "200000")
     if not managed:
         # Managed Flink owns checkpointing, state backend, parallelism and python.
         # Locally the Python workers run this process's interpreter (the venv's), on purpose with no
@@ -328,15 +379,6 @@ def create_environments(settings: Settings, *, restore_path: str | None = None, 
         conf.set_string("state.backend.type", "hashmap")
         if settings.checkpoint_interval_ms > 0:
             conf.set_string("execution.checkpointing.interval", f"{settings.checkpoint_interval_ms} ms")
-        # Python UDF bundles: flush small bundles quickly so a window's result is not held back.
-        conf.set_string("python.fn-execution.bundle.time", "100")
-        # PyFlink caches keyed state in the Python worker, 1000 keys by default: with more keys
-        # per subtask than that (200 editors x 10 metrics) every window's state read and write
-        # went over the Beam state API. Measured on a quiet machine (400k datagen rows,
-        # parallelism 2): 4,709 -> 7,298 records/s for the full job.
-        conf.set_string("python.state.cache-size", "200000")
-        conf.set_string("python.map-state.read-cache-size", "200000")
-        conf.set_string("python.map-state.write-cache-size", "200000")
         if restore_path:
             conf.set_string("execution.state-recovery.path", restore_path)
         # Connector JARs (the official Kinesis connector for --source kinesis) from the package's

@@ -56,7 +56,8 @@ def resolve_restore(restore: str | None, settings: "Settings") -> str | None:
             raise ConfigError(f"--restore latest: no retained checkpoint or savepoint under {settings.checkpoint_dir}")
         return found
     restore = str(local_path(restore))
-    if not (Path(restore) / "_metadata").exists() and not Path(restore).name == "_metadata":
+    metadata = Path(restore) if Path(restore).name == "_metadata" else Path(restore) / "_metadata"
+    if not metadata.is_file():
         raise ConfigError(f"--restore {restore}: not a checkpoint/savepoint directory (no _metadata)")
     return restore
 

@@ -41,7 +41,9 @@ def test_a_json_object_or_list_in_a_properties_file_is_taken_as_json(tmp_path):
                                   "PropertyMap": {"detector.params": {"warmup": 10, "name": "é"}}}]))
     cfg = JobConfig.load(props, environ={})
     assert cfg.get_str("processing", "detector.params") == '{"warmup":10,"name":"é"}'   # compact JSON
-    assert Settings.from_config(cfg).detector_params == {"warmup": 10, "name": "é"}
+    props.write_text(json.dumps([{"PropertyGroupId": "processing",
+                                  "PropertyMap": {"detector.params": {"warmup": 10, "seed": 3}}}]))
+    assert Settings.from_config(JobConfig.load(props, environ={})).detector_params == {"warmup": 10, "seed": 3}
     # a list is JSON too, and refused here for what it is
     props.write_text(json.dumps([{"PropertyGroupId": "processing", "PropertyMap": {"detector.params": [1, 2]}}]))
     with pytest.raises(ConfigError, match=r"detector\.params='\[1,2\]' must be a JSON object"):
@@ -205,9 +207,39 @@ def test_settings_are_typed_and_validated():
         Settings.from_config(JobConfig.load(overrides=["job.python.execution.mode=loopback"], environ={}))
     with pytest.raises(ConfigError, match="detector.params"):
         Settings.from_config(JobConfig.load(overrides=["processing.detector.params=[1]"], environ={}))
+    # Flink's own refusal of 1-9 ms came as a Java stack trace; 0 turns checkpointing off
+    with pytest.raises(ConfigError, match="checkpoint.interval.ms=5 must be 0 .* or at least 10"):
+        Settings.from_config(JobConfig.load(overrides=["job.checkpoint.interval.ms=5"], environ={}))
+    assert Settings.from_config(JobConfig.load(overrides=["job.checkpoint.interval.ms=0"],
+                                               environ={})).checkpoint_interval_ms == 0
+    # a URI was taken as a relative folder named after it
+    assert Settings.from_config(JobConfig.load(overrides=["job.checkpoint.dir=file:///data/ck%20pt"],
+                                               environ={})).checkpoint_dir == "/data/ck pt"
+    with pytest.raises(ConfigError, match="must be a local folder or a file: URI"):
+        Settings.from_config(JobConfig.load(overrides=["job.checkpoint.dir=s3://bucket/x"], environ={}))
+    # found at start, not by the first window scored (which failed the job, and every restart)
+    with pytest.raises(ConfigError, match="processing.detector='ensembel'.*unknown detector 'ensembel'"):
+        Settings.from_config(JobConfig.load(overrides=["processing.detector=ensembel"], environ={}))
+    with pytest.raises(ConfigError, match="unexpected keyword argument 'bogus'"):
+        Settings.from_config(JobConfig.load(overrides=['processing.detector.params={"bogus": 1}'], environ={}))
     with pytest.raises(ConfigError, match="timer.grace.ms"):
         Settings.from_config(JobConfig.load(overrides=["processing.window.size.s=1",
                                                        "processing.timer.grace.ms=5000"], environ={}))
+
+
+def test_a_restore_point_that_is_not_there_is_refused_before_the_job_is_submitted(tmp_path):
+    """A path ending in _metadata was taken on its name; the job was submitted and failed in Flink."""
+    from flink_jobs.main import Settings
+    from flink_jobs.restore_points import resolve_restore
+
+    settings = Settings.from_config(JobConfig.load(overrides=[f"job.checkpoint.dir={tmp_path}"], environ={}))
+    for missing in (tmp_path / "sp" / "_metadata", tmp_path / "sp"):
+        with pytest.raises(ConfigError, match="no _metadata"):
+            resolve_restore(str(missing), settings)
+    (tmp_path / "sp").mkdir()
+    (tmp_path / "sp" / "_metadata").write_bytes(b"x")
+    assert resolve_restore(str(tmp_path / "sp" / "_metadata"), settings) == str(tmp_path / "sp" / "_metadata")
+    assert resolve_restore((tmp_path / "sp").as_uri(), settings) == str(tmp_path / "sp")
 
 
 def test_a_restore_across_python_execution_modes_is_refused(tmp_path):
