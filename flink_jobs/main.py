@@ -482,8 +482,9 @@ def _require_kinesis_connector(t_env) -> None:
             "job.source 'kinesis' reads through the official Flink Kinesis connector "
             "(flink-sql-connector-aws-kinesis-streams, pinned in pom-free-requirements.txt), and no JAR of it "
             "is loaded: Managed Flink loads it from the package's lib/ (python -m deploy.packaging build "
-            "--fetch-jars; the JAR is only on Maven Central). Where it cannot be fetched, read Kinesis with "
-            "--source kinesis-local (boto3 inside PyFlink, the same SQL downstream).") from None
+            f"--fetch-jars; the JAR is only on Maven Central), and a local run from {REPOSITORY / 'lib'}/*.jar "
+            "(copy it there: --fetch-jars keeps it in build/jars/). Where it cannot be fetched, read Kinesis "
+            "with --source kinesis-local (boto3 inside PyFlink, the same SQL downstream).") from None
 
 
 #: kinesis.start.position values both Kinesis sources take (any case; the DDL gets them upper-cased).
