@@ -276,3 +276,28 @@ def test_a_line_nested_too_deep_is_read_as_a_line_of_unknown_kind(tmp_path):
     (tmp_path / "day.jsonl").write_text("\n".join([good, nested, good]) + "\n")
     items = list(iter_archive(tmp_path / "day.jsonl", METRICS, unrecognised=True))
     assert [(item.kind, item.payload) for item in items] == [(METRICS, good), (None, nested), (METRICS, good)]
+
+
+def test_one_parquet_file_or_a_flat_folder_of_them_is_read_as_the_docs_say(tmp_path):
+    """'Any directory of .parquet / .jsonl[.gz] files, or one file': one Parquet file, even under
+    metrics/, and a flat folder of them were refused ("a Parquet part must be under a metrics/ or
+    events/ directory"). The kind now comes from the folders a file is in, else from its columns.
+    Names starting with . or _ are skipped, as Flink's filesystem source skips them."""
+    import shutil
+
+    with ArchiveWriter(tmp_path / "tree", fmt=PARQUET) as writer:
+        for record in METRIC_RECORDS[:3]:
+            writer.add(record, T0)
+        for record in EVENT_RECORDS[:2]:
+            writer.add(record, T0)
+    metrics_part, events_part = (next((tmp_path / "tree" / kind).rglob("*.parquet")) for kind in (METRICS, EVENTS))
+    assert [r.record for r in iter_archive(metrics_part)] == METRIC_RECORDS[:3]
+    assert {r.kind for r in iter_archive(metrics_part)} == {METRICS}
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    shutil.copy(metrics_part, flat / "m.parquet")
+    shutil.copy(events_part, flat / "e.parquet")
+    (flat / "_in-progress.parquet").write_bytes(b"PAR1 half-written")
+    (flat / "._m.parquet").write_bytes(b"macOS resource fork")
+    assert [p.name for p in data_files(flat)] == ["e.parquet", "m.parquet"]
+    assert read_records(flat, METRICS) == METRIC_RECORDS[:3] and read_records(flat, EVENTS) == EVENT_RECORDS[:2]

@@ -248,6 +248,17 @@ def parquet_bytes(kind: str, records: Iterable[Any]) -> bytes:
     return parquet_table_bytes(kind, [TO_ROW[kind](r) for r in records])
 
 
+def parquet_kind(path) -> str | None:
+    """The kind whose schema a Parquet file's columns are (metrics: ``metric`` and ``value``; events:
+    ``event_type``), None when neither: a file found outside a metrics/ or events/ folder."""
+    names = set(pq.read_schema(path).names)
+    if "event_type" in names and "metric" not in names:
+        return EVENTS
+    if {"metric", "value"} <= names and "event_type" not in names:
+        return METRICS
+    return None
+
+
 def read_parquet(kind: str, path) -> Iterator[tuple[Any, str]]:
     """(record, payload text) per row, in file order."""
     table = pq.read_table(path, schema=SCHEMAS[kind])

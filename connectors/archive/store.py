@@ -121,7 +121,9 @@ class ArchivedRecord:
 
 
 def data_files(path: str | Path) -> list[Path]:
-    """Every archive data file under ``path`` (or ``path`` itself), in path order."""
+    """Every archive data file under ``path`` (or ``path`` itself), in path order. Names starting
+    with ``.`` or ``_`` are left out, files and folders, as Flink's filesystem source leaves them
+    (a writer's part in progress, macOS's ``._`` copies)."""
     path = Path(path)
     if path.is_file():
         return [path]
@@ -129,13 +131,15 @@ def data_files(path: str | Path) -> list[Path]:
         raise FileNotFoundError(f"no archive at {path}")
     found = []
     for dirpath, dirnames, filenames in os.walk(path):
-        dirnames.sort()
-        found.extend(Path(dirpath) / f for f in sorted(filenames) if _DATA_FILE.match(f))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+        found.extend(Path(dirpath) / f for f in sorted(filenames)
+                     if _DATA_FILE.match(f) and not f.startswith((".", "_")))
     return sorted(found, key=lambda p: p.relative_to(path).parts)
 
 
 def _kind_from_path(file: Path, root: Path) -> str | None:
-    parts = file.relative_to(root).parts if file != root else ()
+    # one file given: the folders it is in (sim/metrics/year=.../part-00000.parquet)
+    parts = file.relative_to(root).parts if file != root else [p.name for p in reversed(file.parents)]
     for part in parts:
         if part in KINDS:
             return part
@@ -146,9 +150,9 @@ def iter_archive(path: str | Path, kind: str | None = None, *, unrecognised: boo
                  report_left_out: bool = True) -> Iterator[ArchivedRecord]:
     """All records of an archive (a Firehose-style tree, any directory of data files, or one file).
 
-    Under a ``metrics/`` or ``events/`` directory the kind comes from the path;
-    elsewhere each record's fields say which it is. Parquet files must be under
-    one of those directories (their schema depends on it). When some files are
+    Under a ``metrics/`` or ``events/`` directory the kind comes from the path (for one
+    file, from the folders it is in); elsewhere each record's fields say which it is,
+    and a Parquet file's columns say which schema it has. When some files are
     under such a directory, the path is a tree and only those are read: data
     files beside them are left out, with a warning that names them (unless
     ``report_left_out`` is false) -- except the simulator's ``labels.jsonl``.
@@ -183,7 +187,10 @@ def iter_archive(path: str | Path, kind: str | None = None, *, unrecognised: boo
     wanted = (None, kind) if unrecognised else (kind,)
     for file, file_kind in files:
         if file.suffix == ".parquet" and file_kind is None:
-            raise ValueError(f"{file}: a Parquet part must be under a metrics/ or events/ directory")
+            file_kind = formats.parquet_kind(file)
+            if file_kind is None:
+                raise ValueError(f"{file}: a Parquet file whose columns are neither the metrics' nor the events' "
+                                 "schema (connectors/archive/formats.py), and not under a metrics/ or events/ folder")
         if file_kind is not None and kind not in (None, file_kind):
             continue                                     # another kind's file (its path says so)
         if file.suffix == ".parquet":
