@@ -49,3 +49,13 @@ def finite_number(unit: str, minimum: float, *, above: bool = False) -> Callable
                 f"must be a finite number of {unit} {'>' if above else '>='} {minimum:g}, got {text!r}")
         return value
     return parse
+
+
+def replay_speed(text: str) -> float | None:
+    """An argparse type: a replay's event-time speed-up (``60x``, ``60``; ``max``: None, as fast as it goes)."""
+    from connectors.replay.kinesis import parse_speed
+
+    try:
+        return parse_speed(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -47,7 +47,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 from connectors.archive import EVENTS, METRICS, ArchivedRecord
 from connectors.deadletter.writers import read_appended_lines
-from connectors.replay import KinesisReplayer, merged_archive, parse_speed
+from connectors.cli_numbers import finite_number, replay_speed
+from connectors.replay import KinesisReplayer, merged_archive
 from connectors.replay.kinesis import event_time_ms, kinesis_client
 from flink_jobs.evaluation import alerts_from_events, load_labels, score
 from flink_jobs.evaluation.scoring import SampleTimes, parse_time, sample_key
@@ -867,13 +868,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", help="simulator scenario.json (quiet editors); default: next to the labels")
     parser.add_argument("--out", required=True, help="JSON report path (the bus events also go to "
                                                       "OUT's name with .events.jsonl, written before scoring)")
-    parser.add_argument("--speed", default=f"{DEFAULT_SPEED:g}x", help="replay speed-up, e.g. 720x, or max")
+    parser.add_argument("--speed", type=replay_speed, default=f"{DEFAULT_SPEED:g}x",
+                        help="replay speed-up, e.g. 720x, or max")
     parser.add_argument("--endpoint", default=None, help="use this AWS endpoint instead of starting one")
-    parser.add_argument("--settle", type=float, default=45.0,
+    parser.add_argument("--settle", type=finite_number("seconds", 0), default=45.0,
                         help="seconds without new bus events after the replay before scoring")
     # Gone: a scorer window apart from the job's scored the job's windows with the wrong grace.
     parser.add_argument("--window", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--warmup-hours", type=float, default=None,
+    parser.add_argument("--warmup-hours", type=finite_number("hours", 0), default=None,
                         help="hours at the start whose unmatched alerts are reported apart "
                              "(default: the simulator scenario's warm-up, else none)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="GROUP.KEY=VALUE",
@@ -923,7 +925,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     events_path = out.with_name(out.stem + ".events.jsonl")
     report = evaluate(archive, labels, scenario_json=scenario_json, warmup_hours=args.warmup_hours,
-                      endpoint_url=args.endpoint, speed=parse_speed(args.speed), settle_s=args.settle,
+                      endpoint_url=args.endpoint, speed=args.speed, settle_s=args.settle,
                       work_dir=work, job_overrides=args.overrides, on_phase=phase, on_replay=replay_progress,
                       events_path=events_path)
     out.parent.mkdir(parents=True, exist_ok=True)

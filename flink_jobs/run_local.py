@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from connectors.replay import parse_speed
+from connectors.cli_numbers import finite_number, replay_speed, whole_number
 
 
 #: Job properties of this run (``--set`` ones come after and win). The endpoint's shard reads
@@ -159,14 +159,16 @@ def _existing_endpoint() -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flink_jobs.run_local", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--speed", default="720x", help="event-time speed-up of the replay (720x: 24 h in 2 min)")
-    parser.add_argument("--seed", type=int, default=7, help="seed of the default scenario")
+    # Checked here: found later, a bad value stopped the run after the job and the scenario had started.
+    parser.add_argument("--speed", type=replay_speed, default="720x",
+                        help="event-time speed-up of the replay (720x: 24 h in 2 min)")
+    parser.add_argument("--seed", type=whole_number(0), default=7, help="seed of the default scenario")
     parser.add_argument("--archive", help="replay this archive instead of the default scenario")
     parser.add_argument("--labels", help="labels for --archive")
     parser.add_argument("--out", help="output folder (default reports/run-<UTC time>)")
     parser.add_argument("--endpoint", help="AWS endpoint URL to use (default: reuse or start one)")
     # 20 s: with the job keeping up, the last bus event came 2 s after the replay's end (measured).
-    parser.add_argument("--settle", type=float, default=20.0,
+    parser.add_argument("--settle", type=finite_number("seconds", 0), default=20.0,
                         help="seconds without new bus events after the replay before the report, "
                              "plus the job's largest measured lag behind the replay")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="GROUP.KEY=VALUE",
@@ -226,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     lags_s: list[float] = []
     replay_behind_s: list[float] = []
     puts = ReplayProgress()
-    speed = parse_speed(args.speed)
+    speed = args.speed
 
     def on_replay(stats) -> None:
         if "first_event_ms" not in schedule and stats.first_event_ms is not None:

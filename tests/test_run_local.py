@@ -104,6 +104,23 @@ def test_bad_labels_are_refused_before_the_run(tmp_path, capsys, no_run):
     assert no_run == [] and not out.exists()
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--speed", "fast"], "speed must be a number like 60x"),
+    (["--seed", "-1"], "must be at least 0"),
+    (["--settle", "nan"], "must be a finite number of seconds"),
+])
+def test_bad_options_are_refused_before_anything_starts(tmp_path, capsys, no_run, argv, message):
+    """--speed was read after the scenario's generation had started (a traceback, and a generator
+    left filling the output folder); --seed -1 failed in the generator, after the job had started."""
+    from flink_jobs.run_local import main
+
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as info:
+        main(["--out", str(out), "--endpoint", "http://127.0.0.1:9", *argv])
+    assert info.value.code == 2 and message in capsys.readouterr().err
+    assert no_run == [] and not out.exists()
+
+
 def test_an_earlier_runs_folder_is_not_generated_into(tmp_path, capsys, no_run):
     from flink_jobs.run_local import main
 

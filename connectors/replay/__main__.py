@@ -21,23 +21,16 @@ import logging
 import sys
 
 from connectors.archive import EVENTS, METRICS
-from connectors.cli_numbers import finite_number, whole_number
+from connectors.cli_numbers import finite_number, replay_speed, whole_number
 
 from .eventbridge import events_client, parse_time, replay_from_archive
-from .kinesis import kinesis_client, parse_speed, replay_archive
+from .kinesis import kinesis_client, replay_archive
 
 
 def _stream(url: str) -> str:
     if not url.startswith("kinesis://") or len(url) <= len("kinesis://"):
         raise argparse.ArgumentTypeError(f"expected kinesis://STREAM, got {url!r}")
     return url[len("kinesis://"):]
-
-
-def _speed(text: str) -> float | None:
-    try:
-        return parse_speed(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _eventbridge(argv: list[str]) -> int:
@@ -70,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events-to", type=_stream, default="kinesis://adops-events-stream",
                         help="kinesis://STREAM for event records (default kinesis://adops-events-stream)")
     parser.add_argument("--only", choices=[METRICS, EVENTS], default=None, help="replay one kind only")
-    parser.add_argument("--speed", type=_speed, default="max", help="event-time speed-up, e.g. 60x, or max")
+    parser.add_argument("--speed", type=replay_speed, default="max", help="event-time speed-up, e.g. 60x, or max")
     parser.add_argument("--per-key-batch", type=whole_number(1), default=1,
                         help="records of one key per PutRecords call; 1 (default) guarantees per-key order "
                              "through partial failures, more trades that for fewer calls")
