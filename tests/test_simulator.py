@@ -249,3 +249,12 @@ def test_the_cli_refuses_a_used_folder_with_a_message_and_overwrites_on_request(
     assert main([*argv, "--seed", "2", "--overwrite"]) == 0
     assert json.loads((out / "scenario.json").read_text())["scenario"]["seed"] == 2
     assert all(p.name == "part-00000.parquet" for p in out.rglob("part-*")), "no second day's parts"
+
+
+def test_a_scenario_too_small_for_a_type_says_which_it_left_out(tmp_path):
+    """Incidents that found no room were dropped without a word; the README promised every type."""
+    summary = generate(Scenario(editors=3, partners=2, hours=3.0, warmup_hours=1.0, seed=3), tmp_path / "small")
+    placed = set(summary["incidents_by_type"])
+    assert summary["incident_types_not_placed"] and not placed & set(summary["incident_types_not_placed"])
+    assert json.loads((tmp_path / "small" / "scenario.json").read_text())["incident_types_not_placed"] == \
+        summary["incident_types_not_placed"]

@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         summary = generate(scenario, args.out, fmt=args.format, overwrite=args.overwrite)
     except OutputFolderNotEmpty as exc:
         parser.error(str(exc))
+    if summary["incident_types_not_placed"]:
+        print(f"warning: no room for any {', '.join(summary['incident_types_not_placed'])} incident in this "
+              "scenario (more editors, more hours or a shorter --warmup-hours make room)", file=sys.stderr)
     print(json.dumps({"out": args.out, "records": summary["records"], "incidents": summary["incidents"],
                       "incidents_by_type": summary["incidents_by_type"],
                       "quiet_editors": len(summary["quiet_editors"]),

@@ -29,7 +29,7 @@ import numpy as np
 from connectors.archive import ArchiveWriter, PARQUET
 
 from .incidents import Incident, background_events, incident_events, label, schedule_incidents
-from .scenario import Scenario
+from .scenario import DEMAND_ISSUE, EDITOR_PROBLEM_TYPES, Scenario
 from .traffic import ALL_METRICS, minute_grid, sample_editor
 from .world import Editor, build_world
 
@@ -183,6 +183,10 @@ def generate(scenario: Scenario, out: str | Path, fmt: str = PARQUET, progress=N
         "records": dict(writer.record_counts),
         "incidents": len(sim.labels),
         "incidents_by_type": _count(l["problem_type"] for l in sim.labels),
+        # The types the schedule found no room for (editors x hours between the warm-up and the
+        # cool-down too few): "every type at least once" holds only where the scenario has room.
+        "incident_types_not_placed": [t for t in (DEMAND_ISSUE, *EDITOR_PROBLEM_TYPES)
+                                      if t not in {l["problem_type"] for l in sim.labels}],
         "partners": sim.partners,
         "editors": [e.summary() for e in sim.editors],
         "quiet_editors": [e.editor_id for e in sim.editors if e.quiet],
