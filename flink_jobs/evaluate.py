@@ -814,14 +814,36 @@ def _checked_events(events: list, path: Path) -> list[dict]:
     return events
 
 
+def _rebased(value: str, run_dir: Path) -> str:
+    """A path a run's summary names, from wherever the rescore runs. The summary writes paths as
+    the run was given them (relative to where it ran: reports/run-X/work/late); when that is not
+    there, the same path under the run's folder (make run keeps everything under it)."""
+    path = Path(value)
+    if path.exists() or path.is_absolute() or run_dir.name not in path.parts:
+        return value
+    parts = path.parts
+    inside = parts[len(parts) - parts[::-1].index(run_dir.name):]
+    candidate = run_dir.joinpath(*inside)
+    return str(candidate) if candidate.exists() else value
+
+
+def _rebased_outputs(outputs: dict, run_dir: Path) -> dict:
+    rebased = {key: _rebased(outputs[key], run_dir) for key in ("dead_letters", "late") if outputs.get(key)}
+    for sizes in ("bytes_before_run", "bytes_after_run"):
+        if isinstance(outputs.get(sizes), dict):
+            rebased[sizes] = {_rebased(path, run_dir): size for path, size in outputs[sizes].items()}
+    return {**outputs, **rebased}
+
+
 def _rescore(args, parser) -> int:
     try:
         events, summary = read_run_events(args.rescore)
     except RescoreError as exc:
         parser.error(str(exc))
     run = (summary or {}).get("run") or {}
-    archive = args.archive or run.get("archive")
-    labels = args.labels or run.get("labels")
+    run_dir = Path(args.rescore) if Path(args.rescore).is_dir() else Path(args.rescore).parent
+    archive = args.archive or (_rebased(run["archive"], run_dir) if run.get("archive") else None)
+    labels = args.labels or (_rebased(run["labels"], run_dir) if run.get("labels") else None)
     for name, value in (("--archive", archive), ("--labels", labels)):
         if not value or not Path(value).exists():
             parser.error(f"--rescore needs {name} (editors, time span and samples come from the archive)"
@@ -832,18 +854,23 @@ def _rescore(args, parser) -> int:
         parser.error(str(exc))
     # The run's window, as the job used it; an events file alone: the job's configuration's.
     window_s = (summary or {}).get("window_seconds") or job_window_s(args.overrides)
-    outputs = run.get("job_outputs") or {}
+    outputs = _rebased_outputs(run.get("job_outputs") or {}, run_dir)
     from flink_jobs.config import JobConfig
 
     facts = ArchiveFacts(max_payload_chars=outputs.get("max_payload_chars")
                          or max_payload_chars(JobConfig.load(overrides=list(args.overrides))))
     for _ in facts.observe(merged_archive(archive)):
         pass
-    if outputs.get("dead_letters") or outputs.get("late"):
+    job_outputs = [f for f in (outputs.get("dead_letters"), outputs.get("late")) if f]
+    missing_outputs = [f for f in job_outputs if not Path(f).is_dir()]
+    if missing_outputs:
+        # Said, not silent: without them the samples the job did not window count as windowed.
+        log.warning("the run's job outputs %s are not there: the samples the job dead-lettered or dropped as "
+                    "late are not taken back, and some detections may differ from the run's", missing_outputs)
+    if job_outputs:
         # The job's verdicts, if its outputs are still there (a make run folder keeps them under work/):
         # this run's bytes of them only.
-        facts.leave_out_unwindowed([f for f in (outputs.get("dead_letters"), outputs.get("late")) if f],
-                                   outputs.get("bytes_before_run"), outputs.get("bytes_after_run"))
+        facts.leave_out_unwindowed(job_outputs, outputs.get("bytes_before_run"), outputs.get("bytes_after_run"))
     scenario_json = args.scenario or (Path(labels).parent / "scenario.json")
     scenario_json = scenario_json if Path(scenario_json).exists() else None
     # Rescoring does not complete a run: one that was cut short stays so.
@@ -852,7 +879,8 @@ def _rescore(args, parser) -> int:
                        incomplete=incomplete)
     report = score_run(incidents, result, scenario_json=scenario_json, warmup_hours=args.warmup_hours)
     report["rescored"] = {"events_from": str(args.rescore), "archive": str(archive), "labels": str(labels),
-                          "bus_events": len(events), "samples_not_windowed": dict(facts.left_out)}
+                          "bus_events": len(events), "samples_not_windowed": dict(facts.left_out),
+                          "job_outputs_missing": missing_outputs}
     report["events"] = events
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1, default=str) + "\n")

@@ -494,6 +494,37 @@ def test_rescore_takes_back_the_samples_the_runs_job_did_not_window(run_folder, 
     assert json.loads(out.read_text())["rescored"]["samples_not_windowed"] == {"LATE_RECORD": 3}
 
 
+def test_a_run_folder_rescored_from_elsewhere_finds_its_archive_and_its_jobs_outputs(run_folder, tmp_path,
+                                                                                     monkeypatch):
+    """make run writes its paths as it was given them, relative to where it ran (reports/run-X/...).
+    Rescored from another folder, the job's outputs were silently not found, so the samples the job
+    did not window counted as windowed; now they are looked for under the run's folder too."""
+    import shutil
+
+    from connectors.deadletter.records import dead_letter_json
+    from connectors.replay import merged_archive
+
+    run = tmp_path / "reports" / "run-X"
+    shutil.copytree(run_folder, run)
+    late = [item.record for item in merged_archive(run / "scenario") if item.kind == "metrics"][:3]
+    (run / "work" / "late").mkdir(parents=True)
+    late_file = run / "work" / "late" / "dead-letters-late-0.jsonl"
+    late_file.write_text("".join(dead_letter_json("LATE_RECORD", "late", "metrics", json.dumps(r)) + "\n"
+                                 for r in late))
+    as_written = "reports/run-X/work/late/dead-letters-late-0.jsonl"
+    (run / "summary.json").write_text(json.dumps({"window_seconds": 300.0, "run_complete": True, "run": {
+        "archive": "reports/run-X/scenario", "labels": "reports/run-X/scenario/labels.jsonl",
+        "job_outputs": {"dead_letters": "reports/run-X/work/dead-letters", "late": "reports/run-X/work/late",
+                        "bytes_before_run": {}, "bytes_after_run": {as_written: late_file.stat().st_size}}}}))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    out = tmp_path / "r.json"
+    assert ev.main(["--rescore", str(run), "--out", str(out)]) == 0
+    rescored = json.loads(out.read_text())["rescored"]
+    assert rescored["samples_not_windowed"] == {"LATE_RECORD": 3}
+    assert rescored["job_outputs_missing"] == ["reports/run-X/work/dead-letters"]     # said, not silent
+
+
 def test_unreadable_run_facts_beside_the_events_are_an_error_not_ignored(run_folder, tmp_path):
     events = _events_and_facts(tmp_path, run_folder)
     ev.run_facts_path(events).write_text("{not json")
