@@ -110,6 +110,47 @@ def test_a_shard_throttled_before_its_time_is_known_holds_the_floor_after_a_rest
     assert restored.lagging_event_ms() is None                      # both read to their ends
 
 
+class EmptyPageWhileBehind:
+    """Answers the next GetRecords as Kinesis does while stepping over a stretch of a shard with no
+    records: 200, no records, the same position, MillisBehindLatest > 0 (neither local endpoint
+    answers so: both report 0 on an empty page)."""
+
+    def __init__(self, client):
+        self.armed = False
+        client.meta.events.register("before-send.kinesis.GetRecords", self)
+
+    def __call__(self, request, **_):
+        if not self.armed:
+            return None
+        self.armed = False
+        from botocore.awsrequest import AWSResponse
+
+        iterator = json.loads(request.body)["ShardIterator"]
+        body = json.dumps({"Records": [], "NextShardIterator": iterator, "MillisBehindLatest": 60_000}).encode()
+
+        class Raw:
+            def stream(self, **_):
+                yield body
+
+        return AWSResponse(request.url, 200, {"Content-Type": "application/x-amz-json-1.1"}, Raw())
+
+
+def test_an_empty_page_while_behind_is_a_backlog_not_caught_up(aws_client, unique_name):
+    """The shard dropped out of the lagging set on such a page: it no longer held the floor, and
+    its records behind the empty stretch could come out late."""
+    kinesis = aws_client("kinesis")
+    stream = unique_name("floor-empty-page")
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    _put(kinesis, stream, SHARD_0_HASH, BASE_MS, 150, 1_000)
+    reader = _reader(aws_client, stream, max_records_per_call=100)
+    page = EmptyPageWhileBehind(reader.client)
+    assert len(reader.poll_once()) == 100 and reader.has_unread_backlog()
+    page.armed = True
+    assert reader.poll_once() == [] and reader.has_unread_backlog()
+    assert reader.lagging_event_ms() is not None
+    assert len(reader.read_available()) == 50 and not reader.has_unread_backlog()
+
+
 def test_a_split_parent_holds_the_floor_until_its_children_are_known_and_they_inherit_it(
         aws_client, unique_name):
     kinesis = aws_client("kinesis")

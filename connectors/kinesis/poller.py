@@ -732,11 +732,13 @@ class StreamReader:
                     continue
             records.extend(result.records)
             self._note_event_times(shard_id, result.records)
-            # Backlog left: a full batch, or records with MillisBehindLatest > 0 (a local
-            # endpoint may report 0 while records remain: it measures put-time distance).
-            self.shard_active[shard_id] = bool(result.records) and not result.finished and (
-                len(result.records) >= poller.max_records_per_call
-                or result.millis_behind_latest is None or result.millis_behind_latest > 0)
+            # Backlog left: a full batch, or MillisBehindLatest > 0 (a local endpoint may report 0
+            # while records remain: it measures put-time distance). Kinesis also answers an empty
+            # page while behind, stepping over a stretch of the shard with no records: still behind.
+            behind = result.millis_behind_latest
+            self.shard_active[shard_id] = not result.finished and (
+                (behind is not None and behind > 0)
+                or (bool(result.records) and (len(result.records) >= poller.max_records_per_call or behind is None)))
             if result.finished:
                 self._pollers.pop(shard_id, None)
         return records
