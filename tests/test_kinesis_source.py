@@ -626,3 +626,19 @@ def test_paced_polls_of_a_retired_group_stay_counted_and_later_ones_are_counted_
     live.paced = 3
     reader._report_metrics()
     assert reader._counters["pacedPolls"].count == 8
+
+
+def test_groups_are_retired_when_every_tick_carries_a_new_discovery():
+    """With shard discovery at every tick (its interval at or under the poll interval) each tick
+    carried a newer discovery, the retirement waited for a second tick of one discovery, and no
+    group was ever retired: an unlisted group's lagging shard held the watermark for ever."""
+    from connectors.kinesis.flink_source import KinesisGroupReader
+
+    reader = KinesisGroupReader("s", "http://127.0.0.1:9", "us-east-1", "TRIM_HORIZON", 1, "metrics")
+    reader.open(RuntimeContext())
+    reader._retire_unlisted_groups("old", 1, 100)
+    reader._retire_unlisted_groups("live", 1, 100)
+    for n in range(2, 5):                            # "old" is no longer listed from discovery 2 on
+        reader._retire_unlisted_groups("live", n, 100 * n)
+    assert set(reader._group_discovery) == {"live"}
+    assert reader._counters["groupsRetired"].count == 1

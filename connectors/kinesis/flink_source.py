@@ -437,17 +437,24 @@ class KinesisGroupReader(KeyedProcessFunction):
         so by a later tick than the one that first carried a discovery, every group of it on this
         subtask has had a tick of it: a group still behind that discovery is not listed. Its
         positions stay in its keyed state (a few hundred bytes per retired family); a tick that
-        comes for it after all rebuilds its reader from them.
+        comes for it after all rebuilds its reader from them. A newer discovery's first tick is
+        such a later tick too (with ``shard.discovery.interval.ms`` at or under the poll interval
+        every tick carries a new discovery, and no group was ever retired).
         """
         self._group_discovery[key] = discovery_ms
         newest, first_tick = self._newest_discovery
         if discovery_ms > newest:
             self._newest_discovery = (discovery_ms, tick_ms)
+            if first_tick is not None and tick_ms > first_tick:
+                self._retire_older_than(newest)
             return
         if first_tick is None or tick_ms <= first_tick:
             return
         self._newest_discovery = (newest, None)
-        for old in [k for k, seen in self._group_discovery.items() if seen < newest]:
+        self._retire_older_than(newest)
+
+    def _retire_older_than(self, discovery_ms: int) -> None:
+        for old in [k for k, seen in self._group_discovery.items() if seen < discovery_ms]:
             if old in self._alignments:
                 # pacedPolls is reported as the sum over the alignments kept: count this one's first
                 self._report_metrics()
