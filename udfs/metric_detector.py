@@ -133,7 +133,7 @@ class WindowScoring:
         in the live-model cache; ``editor`` is the result's ``editors`` field (partner rows only).
         """
         cache = self.__dict__.setdefault("_cache", {})   # (series, metric) -> (snapshot, journal, model), LRU first
-        if stored and window_end_ms <= max((series_state(e)[3] or 0 for e in stored.values()), default=0):
+        if stored and _scored_since(stored, window_end_ms):
             self.refired += 1          # a re-fired window (module docstring): its partial value is not learned
             return stored, []
         stored = dict(stored) if stored else {}
@@ -181,6 +181,15 @@ class WindowScoring:
         for window_end_ms, value in journal:
             learn_model(model, window_end_ms, value)
         return model
+
+
+def _scored_since(stored: dict, window_end_ms: int) -> bool:
+    """Whether a series of the group has learned a window ending at or after ``window_end_ms`` (a
+    plain loop: it runs for every window row; entries older than the last window end have none)."""
+    for entry in stored.values():
+        if len(entry) > 3 and entry[3] >= window_end_ms:
+            return True
+    return False
 
 
 def series_state(entry: tuple | None) -> tuple[bytes | None, tuple, tuple | str | None, int | None]:
