@@ -319,6 +319,7 @@ def assess_partner_window(partner: str, window_start_s: float, window_end_s: flo
                           held_references: Mapping[str, tuple] | None = None,
                           config: PartnerHealthConfig | None = None,
                           editor_levels: Mapping[str, tuple[int, list]] | None = None,
+                          absent: Mapping[str, int] | None = None,
                           ) -> tuple[dict[str, Any], dict[str, HeldReference]]:
     """(the Partner Health Check detail, the references to hold for the next window).
 
@@ -329,7 +330,10 @@ def assess_partner_window(partner: str, window_start_s: float, window_end_s: flo
     ``editor_levels``: a caller that already judged the editors passes ``by_editor`` as
     ``judged_against_references(by_editor, held_references)`` gave it, and what
     :func:`editor_level` gave for each of them (udfs.decisions.partner_window_check, which
-    needs the levels for its findings), so the judging is not done twice.
+    needs the levels for its findings), so the judging is not done twice. ``absent``: editors
+    hurt in an earlier window that sent no traffic through the partner in this one, with the
+    level they are still counted at (:func:`assess_partner_editors`); their held references are
+    kept for when they report again.
     """
     config = config or PartnerHealthConfig()
     held = held_references or {}
@@ -340,17 +344,19 @@ def assess_partner_window(partner: str, window_start_s: float, window_end_s: flo
         levels = editor_levels
     hurt = sorted(e for e, (level, _) in levels.items() if level >= 1)
     references = hold_references(by_editor, hurt, held, config.revenue_reference_windows, config.signals)
+    references.update({e: held[e] for e in (absent or {}) if e in held})
     impact = partner_revenue_impact(by_editor, hurt, float(window_end_s) - float(window_start_s),
                                     {e: entry[0] for e, entry in references.items()})
     return assess_partner_editors(partner, window_start_s, window_end_s, by_editor, impact, config,
-                                  editor_levels=levels), references
+                                  editor_levels=levels, absent=absent), references
 
 
 def assess_partner_editors(partner: str, window_start_s: float, window_end_s: float,
                            by_editor: Mapping[str, Mapping[str, MetricDeviation]],
                            revenue_impact: float | None = None,
                            config: PartnerHealthConfig | None = None,
-                           editor_levels: Mapping[str, tuple[int, list]] | None = None) -> dict[str, Any]:
+                           editor_levels: Mapping[str, tuple[int, list]] | None = None,
+                           absent: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The ``Partner Health Check`` detail from each editor's traffic through the partner, each judged
     against that editor's *own* baseline.
 
@@ -363,6 +369,11 @@ def assess_partner_editors(partner: str, window_start_s: float, window_end_s: fl
 
     ``revenue_impact`` None (the job's case) computes it with :func:`partner_revenue_impact` over the
     hurt editors; a number is reported as given.
+
+    ``absent`` editors (hurt before, no traffic through the partner in this window) count at the
+    level given, among the partner's editors: one editor's gap in its samples must not end an
+    outage with an all-clear, nor split it in two. They are listed as affected, and reported
+    apart (``editors_absent``); what they lost is not measured (no samples).
 
     >>> from detectors.classifier import MetricDeviation as D
     >>> down = {"bid_rate": D("bid_rate", 0.05, 0.6, 0.5, 0.7, 0.99, True)}
@@ -381,10 +392,15 @@ def assess_partner_editors(partner: str, window_start_s: float, window_end_s: fl
         levels[editor] = level
         reasons += [f"{editor}: {a.describe()}" for a in assessments if a.level > 0]
     reporting = len(levels)
+    for editor, level in sorted((absent or {}).items()):
+        if editor not in levels:
+            levels[editor] = level
+            reasons.append(f"{editor}: no traffic through the partner in this window; counted "
+                           f"{(HEALTHY, DEGRADED, UNHEALTHY)[level]} as in its last")
     # A partner seen through fewer than min_editors editors cannot be told apart from those
     # editors' own problems (an editor's latency incident raises its timeouts on every partner):
     # it stays HEALTHY here, and the editor correlator reports what its editor sees.
-    needed = max(1, config.min_editors, math.ceil(config.min_editor_share * reporting - 1e-9))
+    needed = max(1, config.min_editors, math.ceil(config.min_editor_share * len(levels) - 1e-9))
     status_level = max((lv for lv in (1, 2) if sum(1 for x in levels.values() if x >= lv) >= needed), default=0)
     status = (HEALTHY, DEGRADED, UNHEALTHY)[status_level]
     hurt = sorted(e for e, lv in levels.items() if lv >= 1)
@@ -412,9 +428,10 @@ def assess_partner_editors(partner: str, window_start_s: float, window_end_s: fl
         "impact_assessment": {"revenue_impact": round(max(impact, 0.0), 2), "editors_affected": len(hurt)},
         "editors_affected": hurt[:MAX_EDITORS_LISTED],
         "editors_reporting": reporting,
+        **({"editors_absent": sorted(e for e in absent if e in levels and e not in by_editor)} if absent else {}),
         "metrics": metrics,
         "reasons": (reasons[:20] if status != HEALTHY else [])
-        or [f"{len(hurt)} of {reporting} editors hurt (needs {needed}): partner signals within their baselines"],
+        or [f"{len(hurt)} of {len(levels)} editors hurt (needs {needed}): partner signals within their baselines"],
     }
 
 

@@ -193,3 +193,29 @@ def test_revenue_per_partner_goes_to_the_partner_window_only(tmp_path):
     assert w.series[("partner", "p-1", "revenue", "e-1")] == [(T0 + 300_000, 6.0, 1)]
     assert w.series[("partner", "p-2", "revenue", "e-1")] == [(T0 + 300_000, 4.0, 1)]
     assert w.series[("editor", "e-1", "bid_rate", None)] == [(T0 + 300_000, pytest.approx(0.6), 2)]
+
+
+def test_an_editor_missing_from_one_window_neither_ends_the_outage_nor_loses_its_references():
+    """e-2 sent nothing through the partner in one window of its outage: the partner was judged on
+    e-1 and e-3 alone (1 of 2 hurt), an all-clear went out, a new outage opened a window later, and
+    e-2 came back judged against a baseline that had followed the outage down. An absent editor now
+    counts at its last level for up to ABSENT_WINDOWS_COUNTED windows, and keeps its references."""
+    from udfs.decisions import ABSENT_WINDOWS_COUNTED, hurt_levels_of
+
+    state, details = None, []
+    for k, editors in enumerate([("e-1", "e-2", "e-3"), ("e-1", "e-2", "e-3"), ("e-1", "e-3"), ("e-1", "e-2", "e-3")]):
+        end = T0 + (k + 1) * 300_000
+        by_editor = {e: (fine() if e == "e-3" else outage()) for e in editors}
+        detail, state, _ = partner_window_check(end, 300_000, _rows(end, by_editor), state)
+        details.append(detail)
+    assert [d["partner_status"] for d in details] == [UNHEALTHY] * 4
+    assert len({d["outage"]["outage_id"] for d in details}) == 1 and not any(d["outage"].get("ended") for d in details)
+    assert details[2]["editors_absent"] == ["e-2"] and "e-2: no traffic through the partner" in " ".join(
+        details[2]["reasons"])
+    assert read_partner_state(state)[1]["e-2"][0] == 2.0          # judged against the revenue of before
+    # an editor gone for longer than that no longer counts: the partner is judged on those that report
+    for k in range(4, 5 + ABSENT_WINDOWS_COUNTED):
+        end = T0 + (k + 1) * 300_000
+        detail, state, _ = partner_window_check(end, 300_000, _rows(end, {"e-1": outage(), "e-3": fine()}), state)
+    assert detail["partner_status"] == HEALTHY and detail["outage"]["ended"]
+    assert "e-2" not in hurt_levels_of(state)

@@ -158,7 +158,7 @@ def partner_window_check(window_end_ms: int, window_size_ms: int, results: list[
     """
     previous_status, held, outage = read_partner_state(previous_state)
     if not results:
-        return None, partner_state(previous_status, held, outage), []
+        return None, partner_state(previous_status, held, outage, hurt_levels_of(previous_state)), []
     config = config or PartnerHealthConfig()
     partner = results[0]["scope_id"]
     by_editor: dict[str, dict[str, MetricDeviation]] = defaultdict(dict)
@@ -166,14 +166,20 @@ def partner_window_check(window_end_ms: int, window_size_ms: int, results: list[
         by_editor[r["editors"] or ""][r["metric"]] = deviation_of(r)
     judged = judged_against_references(by_editor, held)
     levels = {editor: editor_level(per_metric, config) for editor, per_metric in judged.items()}
+    # Editors hurt before that sent nothing through the partner in this window (a gap in their
+    # samples) still count, at their last level, for up to ABSENT_WINDOWS_COUNTED windows.
+    absent = {editor: (level, windows + 1) for editor, (level, windows) in hurt_levels_of(previous_state).items()
+              if editor not in by_editor and windows + 1 <= ABSENT_WINDOWS_COUNTED}
     window_start_s = (window_end_ms - window_size_ms) / 1000.0
     detail, references = assess_partner_window(partner, window_start_s, window_end_ms / 1000.0, judged, held,
-                                               config, editor_levels=levels)
+                                               config, editor_levels=levels,
+                                               absent={e: level for e, (level, _) in absent.items()})
     status = detail["partner_status"]
     block, outage = next_outage(outage, detail["check_id"], window_start_s, status)
     if block is not None:
         detail["outage"] = block
-    state = partner_state(status, references, outage)
+    hurt_levels = {**{e: (level, 0) for e, (level, _) in levels.items() if level >= 1}, **absent}
+    state = partner_state(status, references, outage, hurt_levels)
     findings = [partner_finding_event(window_end_ms, f)
                 for f in hurt_editor_findings(partner, window_start_s, levels, status)]
     if status == HEALTHY and previous_status == HEALTHY:
@@ -193,12 +199,20 @@ def partner_finding_event(window_end_ms: int, finding: Mapping[str, Any]) -> dic
             "partner": finding["partner"], "severity": None, "details": details}
 
 
-def partner_state(status: str, references: Mapping[str, tuple], outage: Mapping[str, Any] | None = None) -> str:
+#: Windows an editor hurt through a partner may send nothing through it and still count, at its
+#: last level (udfs.decisions.partner_window_check): a gap in one editor's samples must not end
+#: the partner's outage with an all-clear and open a new one a window later.
+ABSENT_WINDOWS_COUNTED = 2
+
+
+def partner_state(status: str, references: Mapping[str, tuple], outage: Mapping[str, Any] | None = None,
+                  hurt_levels: Mapping[str, tuple[int, int]] | None = None) -> str:
     """The partner operator's state: the bare status while no editor is hurt and no outage is on (the
     healthy steady state, and the form states restored from before references existed have), else
     JSON with the held references (detectors.partner_health.HeldReference: each hurt editor's revenue
     reference and windows held, and, for those that have them, its signals' (baseline, lower, upper))
-    and the outage (detectors.partner_health.next_outage).
+    and the outage (detectors.partner_health.next_outage), and each hurt editor's (level, windows
+    it has been absent) (:func:`hurt_levels_of`).
 
     >>> partner_state("HEALTHY", {})
     'HEALTHY'
@@ -207,7 +221,7 @@ def partner_state(status: str, references: Mapping[str, tuple], outage: Mapping[
     >>> read_partner_state(partner_state("UNHEALTHY", held, outage)) == ("UNHEALTHY", held, outage)
     True
     """
-    if not references and not outage:
+    if not references and not outage and not hurt_levels:
         return status
     entries = dict(sorted(references.items()))
     state: dict = {"status": status, "revenue_reference": {e: [r, n] for e, (r, n, _) in entries.items()}}
@@ -216,7 +230,23 @@ def partner_state(status: str, references: Mapping[str, tuple], outage: Mapping[
         state["signal_reference"] = signals
     if outage:
         state["outage"] = dict(outage)
+    if hurt_levels:
+        state["hurt_levels"] = {e: list(v) for e, v in sorted(hurt_levels.items())}
     return json.dumps(state, separators=(",", ":"))
+
+
+def hurt_levels_of(text: str | None) -> dict[str, tuple[int, int]]:
+    """Each editor hurt in the partner's last windows: (its level, windows it has sent nothing since);
+    none in a state from before they were kept.
+
+    >>> hurt_levels_of(partner_state("UNHEALTHY", {}, None, {"e-1": (2, 0), "e-2": (1, 1)}))
+    {'e-1': (2, 0), 'e-2': (1, 1)}
+    >>> hurt_levels_of("HEALTHY"), hurt_levels_of(None)
+    ({}, {})
+    """
+    if not text or not text.startswith("{"):
+        return {}
+    return {e: (int(level), int(windows)) for e, (level, windows) in (json.loads(text).get("hurt_levels") or {}).items()}
 
 
 def read_partner_state(text: str | None) -> tuple[str, dict[str, tuple], dict | None]:
