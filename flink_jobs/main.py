@@ -253,11 +253,16 @@ class Settings:
 
 def _check_detector(name: str, params: dict, params_text: str) -> None:
     """Build the detector once now: a wrong name or parameter found by the first window scored
-    would fail the running job, and again at every restart."""
-    import detectors
-
+    would fail the running job, and again at every restart. Where the client has not the
+    detectors' dependencies (Managed Flink installs the job's wheels for its workers only, and a
+    package run locally does the same: tests/test_job_archive.py), the workers are the first to
+    build it, as before."""
     try:
+        import detectors
+
         detectors.make(name, **params)
+    except ImportError as exc:
+        log.info("processing.detector not checked before the start: %s (the workers have it)", exc)
     except (KeyError, TypeError, ValueError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         raise ConfigError(f"properties processing.detector={name!r}, processing.detector.params={params_text}: "

@@ -125,12 +125,13 @@ def test_small_simulated_day_is_replayed_and_scored(small_day, tmp_path, monkeyp
     archive, summary, cache = small_day
     for stale in cache.glob("models-*.pkl"):  # whatever ran before, this test starts from an empty cache
         stale.unlink()
-    # Every model the replay builds, counted; the real detectors still do the scoring.
+    # 6 h of data: the ensemble must start scoring after 2 h (as in tests/test_evaluation_e2e.py)
+    params = JobParameters.from_job_config(['processing.detector.params={"warmup": 24}'])
+    # Every model the replay builds, counted (the configuration's check builds one before); the real
+    # detectors still do the scoring.
     built = []
     real_make = detectors.make
     monkeypatch.setattr(detectors, "make", lambda *a, **kw: built.append(a) or real_make(*a, **kw))
-    # 6 h of data: the ensemble must start scoring after 2 h (as in tests/test_evaluation_e2e.py)
-    params = JobParameters.from_job_config(['processing.detector.params={"warmup": 24}'])
     report = evaluate_offline(archive, params=params, cache_dir=cache)
     assert len(built) == report["run"]["keys_scored"] > 0  # one model per key: the first run scored
     assert report["run"]["metric_records"] == summary["records"]["metrics"]
@@ -157,6 +158,7 @@ def test_small_simulated_day_is_replayed_and_scored(small_day, tmp_path, monkeyp
     assert again["events"] == report["events"]
     # ... and other detector settings are another cache entry, scored afresh, not a stale read.
     other = JobParameters.from_job_config(['processing.detector.params={"warmup": 30}'])
+    built.clear()                                   # the configuration's check built one
     evaluate_offline(archive, params=other, cache_dir=cache)
     assert len(built) == report["run"]["keys_scored"]
     assert len(list(cache.glob("models-*.pkl"))) == 2
