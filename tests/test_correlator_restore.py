@@ -133,3 +133,31 @@ def test_a_window_fired_again_after_a_restore_is_neither_scored_nor_decided_agai
     restored = PartnerDriver(partners)
     restored.window("p-1", END_0, {"e-1": {"bid_rate": 0.05}, "e-3": {"bid_rate": 0.3}})   # e-3 is new: scored
     assert restored.counter("windowsRefired") == 1 and restored.counter("windowsScored") == 1
+
+
+def test_a_composite_is_stamped_with_its_rows_arrival_and_older_pending_windows_still_decide(monkeypatch):
+    """emitted_at_ms (where the benchmark's latency starts) was the moment the timer fired: after the
+    scoring of every row of that watermark. It is now the moment the window's row arrived, which the
+    window operator emits as the watermark passes the window end. A window pending in a state
+    written before (a bare list of results) is still decided, stamped when it is."""
+    import udfs.correlator as correlator
+
+    clock = [1_000.0]
+    monkeypatch.setattr(correlator.time, "time", lambda: clock[0])
+    store = KeyedStore()
+    op = EditorDriver(store)
+    _warm_up(op, "e-1")
+    op.window("e-1", END_1, DROPPED)
+    clock[0] = 1_007.5                                       # the timer fires later
+    op.watermark(END_1 + GRACE_MS)
+    (composite,) = op.emitted
+    assert composite[3] == 1_000_000
+    # the same window pending in the older form
+    older = EditorDriver(KeyedStore())
+    _warm_up(older, "e-2")
+    older.window("e-2", END_1, DROPPED)
+    pending = older.state("pending_windows", "e-2")
+    pending[END_1] = json.dumps(json.loads(pending[END_1])["results"])
+    older.watermark(END_1 + GRACE_MS)
+    (decided,) = older.emitted
+    assert decided[3] == 1_007_500 and json.loads(decided[2])["editor_id"] == "e-2"
