@@ -46,17 +46,18 @@ PARTNER_METRICS = {
 PARTNER_OUTAGE = {"fill_rate": 0.5, "partner_timeouts": 6.0, "bid_rate": 0.5, "win_rate": 0.7}
 
 
-def window_start(now_s: float) -> int:
+def window_start(now_s: float, incident_windows: int = 1) -> int:
     """Start of the first warm-up window: history ends a little before now (no FUTURE_TIMESTAMP)."""
     end = int(now_s) // WINDOW_S * WINDOW_S - 2 * WINDOW_S
-    return end - (WARMUP_WINDOWS + 1 + AFTER_WINDOWS) * WINDOW_S
+    return end - (WARMUP_WINDOWS + incident_windows + AFTER_WINDOWS) * WINDOW_S
 
 
 def editor_records(editor: str, start_s: int, seed: int = 7, *, partner: str | None = None,
-                   windows: range | None = None, kind: str | None = None) -> tuple[list[dict], int]:
-    """(records in time order, incident window start in s). With ``partner``: partner-level samples."""
+                   windows: range | None = None, kind: str | None = None,
+                   incident_index: int = WARMUP_WINDOWS) -> tuple[list[dict], int]:
+    """(records in time order, incident window start in s). With ``partner``: partner-level samples.
+    ``incident_index``: the window of the incident (the first after the warm-up by default)."""
     rng = random.Random(f"{seed}-{editor}")
-    incident_index = WARMUP_WINDOWS
     metrics = PARTNER_METRICS if partner else METRICS
     changes = PARTNER_OUTAGE if partner else INCIDENTS[kind or editor]
     out = []
@@ -109,14 +110,18 @@ def bad_records(t_s: int) -> list[tuple[str, str]]:
     ]
 
 
-def scaled_records(n_editors: int, start_s: int) -> list[tuple[str, str]]:
-    """(partition key, JSON) for n editors cycling through the INCIDENTS kinds, in time order."""
+def scaled_records(n_editors: int, start_s: int, incident_windows: int = 1) -> list[tuple[str, str]]:
+    """(partition key, JSON) for n editors cycling through the INCIDENTS kinds, in time order; their
+    incidents spread over ``incident_windows`` consecutive windows after the warm-up (each editor's
+    records run as long, so every incident is followed by AFTER_WINDOWS normal windows or more)."""
     out = []
     kinds = list(INCIDENTS)
+    windows = range(WARMUP_WINDOWS + incident_windows + AFTER_WINDOWS)
     for i in range(n_editors):
         kind = kinds[i % len(kinds)]
         editor = f"{kind}-{i:04d}"
-        recs, _ = editor_records(editor, start_s, kind=kind)
+        recs, _ = editor_records(editor, start_s, kind=kind, windows=windows,
+                                 incident_index=WARMUP_WINDOWS + (i // len(kinds)) % incident_windows)
         out += [(editor, json.dumps(r)) for r in recs]
     out.sort(key=lambda kv: timestamp_ms(json.loads(kv[1])))
     return out
