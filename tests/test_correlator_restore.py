@@ -131,8 +131,11 @@ def test_a_window_fired_again_after_a_restore_is_neither_scored_nor_decided_agai
     for i in range(WARM_UP):
         first.window("p-1", END_0 - (WARM_UP - 1 - i) * WINDOW_S * 1000, {"e-1": {"bid_rate": 0.5}, "e-2": {"bid_rate": 0.4}})
     restored = PartnerDriver(partners)
-    restored.window("p-1", END_0, {"e-1": {"bid_rate": 0.05}, "e-3": {"bid_rate": 0.3}})   # e-3 is new: scored
-    assert restored.counter("windowsRefired") == 1 and restored.counter("windowsScored") == 1
+    # e-3 is new to the partner, but the partner has decided END_0: nothing of the row is scored or decided
+    restored.window("p-1", END_0, {"e-1": {"bid_rate": 0.05}, "e-3": {"bid_rate": 0.3}})
+    assert restored.emitted == [] and ("models", "p-1") in partners.data
+    assert "e-3" not in partners.data[("models", "p-1")]
+    assert restored.counter("windowsRefired") == 1 and restored.counter("windowsScored") == 0
 
 
 def test_a_composite_is_stamped_with_its_rows_arrival_and_older_pending_windows_still_decide(monkeypatch):

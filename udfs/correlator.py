@@ -52,7 +52,7 @@ from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 from detectors.classifier import ClassifierConfig
 from udfs.decisions import (PARTNER_FINDING, composite_episode, details_of, editor_window_composite,
                              partner_window_check)
-from udfs.metric_detector import WindowScoring, metric_windows, prune_idle
+from udfs.metric_detector import WindowScoring, metric_windows, prune_idle, scored_since
 from connectors.eventbridge.flink_sink import EVENTBRIDGE_INPUT_TYPE as OUTPUT_TYPE, eventbridge_row
 
 # Output rows are the EventBridge sink's input (connectors.eventbridge.flink_sink):
@@ -200,7 +200,8 @@ def bounded_events(events: list[dict]) -> list[dict]:
 
 class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
     """Keyed by editor. A window with an anomalous metric waits for its event-time timer
-    (module docstring); its scored results wait in ``pending_windows`` (window end -> JSON
+    (module docstring); its scored results wait in ``pending_windows`` (window end -> JSON of the results
+    and when the row arrived; a bare JSON list in states written before)
     list) and ``armed_windows`` remembers that the window has a timer.
 
     A window with no anomalous metric is decided when its row arrives, unless an earlier
@@ -412,14 +413,21 @@ class PartnerHealth(_Counters, _IdleExpiry, KeyedProcessFunction):
     def process_element(self, row, ctx):
         partner = row[0]
         end = int(ctx.timestamp()) + 1
+        editor_windows = sorted(json.loads(row[1]), key=lambda w: w[0])
+        stored = {w[0]: self.models.get(w[0]) for w in editor_windows}
+        if any(scored_since(models, end) for models in stored.values()):
+            # Re-fired (udfs/metric_detector.py): the partner has decided this window. Its editors
+            # new to it are not scored either: the decision is the partner's, made once.
+            self.scoring.refired += 1
+            self._count_refired(partner, end)
+            return
         results = []
-        for editor_window in sorted(json.loads(row[1]), key=lambda w: w[0]):
+        for editor_window in editor_windows:
             editor = editor_window[0]
-            models, scored = self.scoring.score_windows(self.models.get(editor), ("partner", partner, editor),
+            models, scored = self.scoring.score_windows(stored[editor], ("partner", partner, editor),
                                                         partner, editor, end, metric_windows(editor_window, METRICS_AT))
             self.models.put(editor, models)
             results += scored
-        self._count_refired(partner, end)
         if not results:
             return
         self._keep_alive(partner, ctx, end)

@@ -133,7 +133,7 @@ class WindowScoring:
         in the live-model cache; ``editor`` is the result's ``editors`` field (partner rows only).
         """
         cache = self.__dict__.setdefault("_cache", {})   # (series, metric) -> (snapshot, journal, model), LRU first
-        if stored and _scored_since(stored, window_end_ms):
+        if stored and scored_since(stored, window_end_ms):
             self.refired += 1          # a re-fired window (module docstring): its partial value is not learned
             return stored, []
         stored = dict(stored) if stored else {}
@@ -183,10 +183,10 @@ class WindowScoring:
         return model
 
 
-def _scored_since(stored: dict, window_end_ms: int) -> bool:
+def scored_since(stored: dict | None, window_end_ms: int) -> bool:
     """Whether a series of the group has learned a window ending at or after ``window_end_ms`` (a
     plain loop: it runs for every window row; entries older than the last window end have none)."""
-    for entry in stored.values():
+    for entry in (stored or {}).values():
         if len(entry) > 3 and entry[3] >= window_end_ms:
             return True
     return False
