@@ -292,6 +292,11 @@ def test_one_parquet_file_or_a_flat_folder_of_them_is_read_as_the_docs_say(tmp_p
             writer.add(record, T0)
     metrics_part, events_part = (next((tmp_path / "tree" / kind).rglob("*.parquet")) for kind in (METRICS, EVENTS))
     assert [r.record for r in iter_archive(metrics_part)] == METRIC_RECORDS[:3]
+    # the innermost kind folder names it, not one above the archive (/data/events/sim/metrics/...)
+    nested = tmp_path / "events" / "sim" / "metrics" / "part.parquet"
+    nested.parent.mkdir(parents=True)
+    shutil.copy(metrics_part, nested)
+    assert {r.kind for r in iter_archive(nested)} == {METRICS}
     assert {r.kind for r in iter_archive(metrics_part)} == {METRICS}
     flat = tmp_path / "flat"
     flat.mkdir()

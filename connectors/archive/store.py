@@ -138,8 +138,8 @@ def data_files(path: str | Path) -> list[Path]:
 
 
 def _kind_from_path(file: Path, root: Path) -> str | None:
-    # one file given: the folders it is in (sim/metrics/year=.../part-00000.parquet)
-    parts = file.relative_to(root).parts if file != root else [p.name for p in reversed(file.parents)]
+    # one file given: the folders it is in, the innermost first (sim/metrics/year=.../part-00000.parquet)
+    parts = file.relative_to(root).parts if file != root else [p.name for p in file.parents]
     for part in parts:
         if part in KINDS:
             return part
