@@ -249,3 +249,14 @@ def test_a_jsonl_writer_that_cannot_write_counts_and_logs_the_lines_and_leaves_n
     assert done.stdout.split() == ["1", "0", "1", "2", "1"]
     assert "1 dead letters not written to" in done.stderr and '"n": 2' in done.stderr
     assert [json.loads(line) for line in path.read_text().splitlines()] == [{"n": 1}, {"n": 3}]
+
+
+def test_a_lone_surrogate_in_a_letter_is_written_as_its_escape_not_dropped_with_its_batch(tmp_path):
+    """A line holding a lone surrogate (a payload's "\\ud800" decoded) cannot be encoded as UTF-8:
+    the file writer, which now drops a batch its file cannot take, dropped the whole batch for it."""
+    writer = JsonLinesDeadLetterWriter(str(tmp_path / "d.jsonl"))
+    lone = json.dumps({"raw": "\ud800 x"}, ensure_ascii=False)
+    assert writer.write([lone, '{"n": 2}']) == 2 and writer.counters.dropped == 0
+    writer.close()
+    assert [json.loads(line) for line in (tmp_path / "d.jsonl").read_text().splitlines()] == [
+        {"raw": "\ud800 x"}, {"n": 2}]

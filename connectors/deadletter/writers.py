@@ -176,7 +176,12 @@ class JsonLinesDeadLetterWriter:
         self.counters = WriterCounters()
         directory = os.path.dirname(path) or "."
         os.makedirs(directory, exist_ok=True)
-        self._file = open(path, "a", encoding="utf-8")
+        self._file = self._open()
+
+    def _open(self):
+        # A lone surrogate (a payload's "\ud800" decoded) is written as the 6-character escape it
+        # came from, which inside a JSON string means the same: the line stays JSON, the batch is kept.
+        return open(self.path, "a", encoding="utf-8", errors="backslashreplace")
 
     def write(self, lines: Sequence[str]) -> int:
         """Append the lines; the number written: all of them, or 0 when the file cannot take them
@@ -209,7 +214,7 @@ class JsonLinesDeadLetterWriter:
         except OSError:
             pass                      # its buffer could not be written either: that is the failure
         try:
-            self._file = open(self.path, "a", encoding="utf-8")
+            self._file = self._open()
             if at is not None:
                 self._file.truncate(at)
         except OSError:
