@@ -148,6 +148,8 @@ EVENT_CASES = [
     (_e(severity=-1, event_type="security_finding"), "OUT_OF_RANGE_VALUE"),
     (_e(severity=11), None),               # 0-10 scores findings; another event's own scale is kept
     (_e(severity=-3, event_type="deployment"), None),
+    (_e(severity=7).replace('"severity":7', '"severity":1e400'), "NON_FINITE_VALUE"),        # any event type
+    (_e(severity=7, event_type="security_finding").replace('"severity":7', '"severity":-1e400'), "NON_FINITE_VALUE"),
     (_e(editor_id=42), "WRONG_TYPE"),
     (_e(editor_id=""), "WRONG_TYPE"),
     (_e(partner=""), "WRONG_TYPE"),

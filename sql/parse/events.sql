@@ -10,7 +10,8 @@
 --   WRONG_TYPE (severity not a JSON number -- "high", [9], true --; editor_id or
 --   partner present (not null) but not a non-empty JSON string; details present (not
 --   null) but not an object: a string, number or boolean would else be dropped unseen),
---   UNKNOWN_EVENT_TYPE, OUT_OF_RANGE_VALUE (a security finding's severity outside 0-10:
+--   UNKNOWN_EVENT_TYPE, NON_FINITE_VALUE (severity overflows a double: 1e400),
+--   OUT_OF_RANGE_VALUE (a security finding's severity outside 0-10:
 --   the contract scores findings 0-10 and says nothing of other events' severity, so a
 --   deployment with its own scale is still a suspected cause),
 --   INVALID_TIMESTAMP / FUTURE_TIMESTAMP (sql/parse/timestamp_reason.sql).
@@ -47,7 +48,10 @@ FROM (
         THEN 'WRONG_TYPE'
       WHEN event_type NOT IN ('config_change', 'deployment', 'feature_flag', 'partner_status', 'security_finding')
         THEN 'UNKNOWN_EVENT_TYPE'
-      WHEN event_type = 'security_finding' AND (severity <> severity OR severity < 0 OR severity > 10)
+      -- as sql/parse/metrics.sql tells a value that overflows a double (1e400), for any event type
+      WHEN severity <> severity OR severity >= CAST('Infinity' AS DOUBLE) OR severity <= CAST('-Infinity' AS DOUBLE)
+        THEN 'NON_FINITE_VALUE'
+      WHEN event_type = 'security_finding' AND (severity < 0 OR severity > 10)
         THEN 'OUT_OF_RANGE_VALUE'
       ELSE ${timestamp_reason}
     END AS reason_code
