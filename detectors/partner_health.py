@@ -365,7 +365,7 @@ def assess_partner_editors(partner: str, window_start_s: float, window_end_s: fl
     in a window changes. Here every editor is judged on its own series
     (:func:`editor_level`) and the partner is DEGRADED / UNHEALTHY only when at
     least ``min_editors`` and ``min_editor_share``
-    of its reporting editors are at that level or worse.
+    of its editors (those reporting, and the ``absent`` ones still counted) are at that level or worse.
 
     ``revenue_impact`` None (the job's case) computes it with :func:`partner_revenue_impact` over the
     hurt editors; a number is reported as given.

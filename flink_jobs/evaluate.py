@@ -332,8 +332,9 @@ class JobWatch:
         if not self.seen:
             return None
         states = ", ".join(f"{state} ({n}x)" for state, n in sorted(self.seen.items()))
-        return (f"the job was not running throughout: seen {states} after it started (a failure and "
-                "restart from its last checkpoint): what it sent may be incomplete, see its log")
+        return (f"the job was not running throughout the replay and the drain: seen {states} (not yet "
+                "running, or failed and restarted from its last checkpoint): what it sent may be "
+                "incomplete, see its log")
 
 
 def check_before_run(parser: argparse.ArgumentParser, labels: str | None, job_overrides: list[str]) -> None:

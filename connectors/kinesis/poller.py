@@ -474,9 +474,11 @@ class ShardPoller:
                     if self.shard.ending_sequence_number is not None:
                         # A closed shard trimmed away by retention: nothing left to read.
                         return self._finish()
-                    # An open shard is never trimmed: the stream is missing for now (a restarted
-                    # endpoint, a stream re-created). Finishing would lose all it still gets;
-                    # keep the position and try again, backing off.
+                    # An open shard is never trimmed: the stream is missing for now (an endpoint
+                    # restarting with its state). Finishing would lose all it still gets; keep the
+                    # position and try again, backing off. (A stream deleted and re-created is
+                    # another stream, whose sequence numbers the position does not name: start the
+                    # job on it without --restore; connectors/kinesis/README.md.)
                     self.metrics.transient_errors += 1
                     self._iterator = None
                     self._back_off(attempt, exc, count_throttle=False)
