@@ -200,31 +200,31 @@ def test_bad_properties_file(tmp_path):
 def test_settings_are_typed_and_validated():
     from flink_jobs.main import Settings
 
-    s = Settings.from_config(JobConfig.load(environ={}))
+    def settings(*overrides):
+        return Settings.from_config(JobConfig.load(overrides=list(overrides), environ={}))
+
+    s = settings()
     assert (s.window_size_s, s.watermark_delay_s, s.parallelism) == (300, 30, 2)
     assert s.python_execution_mode == "thread"
     with pytest.raises(ConfigError, match="python.execution.mode"):
-        Settings.from_config(JobConfig.load(overrides=["job.python.execution.mode=loopback"], environ={}))
+        settings("job.python.execution.mode=loopback")
     with pytest.raises(ConfigError, match="detector.params"):
-        Settings.from_config(JobConfig.load(overrides=["processing.detector.params=[1]"], environ={}))
+        settings("processing.detector.params=[1]")
     # Flink's own refusal of 1-9 ms came as a Java stack trace; 0 turns checkpointing off
     with pytest.raises(ConfigError, match="checkpoint.interval.ms=5 must be 0 .* or at least 10"):
-        Settings.from_config(JobConfig.load(overrides=["job.checkpoint.interval.ms=5"], environ={}))
-    assert Settings.from_config(JobConfig.load(overrides=["job.checkpoint.interval.ms=0"],
-                                               environ={})).checkpoint_interval_ms == 0
+        settings("job.checkpoint.interval.ms=5")
+    assert settings("job.checkpoint.interval.ms=0").checkpoint_interval_ms == 0
     # a URI was taken as a relative folder named after it
-    assert Settings.from_config(JobConfig.load(overrides=["job.checkpoint.dir=file:///data/ck%20pt"],
-                                               environ={})).checkpoint_dir == "/data/ck pt"
+    assert settings("job.checkpoint.dir=file:///data/ck%20pt").checkpoint_dir == "/data/ck pt"
     with pytest.raises(ConfigError, match="must be a local folder or a file: URI"):
-        Settings.from_config(JobConfig.load(overrides=["job.checkpoint.dir=s3://bucket/x"], environ={}))
+        settings("job.checkpoint.dir=s3://bucket/x")
     # found at start, not by the first window scored (which failed the job, and every restart)
     with pytest.raises(ConfigError, match="processing.detector='ensembel'.*unknown detector 'ensembel'"):
-        Settings.from_config(JobConfig.load(overrides=["processing.detector=ensembel"], environ={}))
+        settings("processing.detector=ensembel")
     with pytest.raises(ConfigError, match="unexpected keyword argument 'bogus'"):
-        Settings.from_config(JobConfig.load(overrides=['processing.detector.params={"bogus": 1}'], environ={}))
+        settings('processing.detector.params={"bogus": 1}')
     with pytest.raises(ConfigError, match="timer.grace.ms"):
-        Settings.from_config(JobConfig.load(overrides=["processing.window.size.s=1",
-                                                       "processing.timer.grace.ms=5000"], environ={}))
+        settings("processing.window.size.s=1", "processing.timer.grace.ms=5000")
 
 
 def test_a_restore_point_that_is_not_there_is_refused_before_the_job_is_submitted(tmp_path):
