@@ -598,7 +598,7 @@ class Signature:
         if event.event_type == "partner_status":
             # "partner back to HEALTHY" is the end of an outage, not a cause.
             status = str(event.details.get("status", "")).upper()
-            return 0.0 if status in _GOOD_STATUSES else 1.0
+            return 0.0 if status in GOOD_STATUSES else 1.0
         if self.problem_type == PRICING_ISSUE and not _mentions_pricing(event):
             # A config change that says nothing about floors or prices is only half a hint.
             return 0.5
@@ -608,7 +608,7 @@ class Signature:
 _PRICING_WORDS = ("floor", "price", "pricing", "cpm", "reserve", "bid")
 
 
-_GOOD_STATUSES = frozenset({"HEALTHY", "OK", "UP", "RECOVERED", "RESOLVED", "NORMAL"})
+GOOD_STATUSES = frozenset({"HEALTHY", "OK", "UP", "RECOVERED", "RESOLVED", "NORMAL"})
 
 
 def _severity_weight(event: OperationalEvent) -> float:

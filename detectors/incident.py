@@ -29,6 +29,7 @@ from typing import Any, Iterable, Mapping
 from detectors.classifier import (
     NO_ISSUE,
     SEVERITIES,
+    GOOD_STATUSES,
     SIGNATURE_BY_TYPE,
     Classification,
     ClassifierConfig,
@@ -36,11 +37,12 @@ from detectors.classifier import (
     is_finite_number,
 )
 from detectors.events import OperationalEvent, iso_z
-from detectors.revenue import revenue_at_risk  # noqa: F401  (part of this module's API)
+from detectors.revenue import expected_and_actual_revenue, revenue_at_risk  # noqa: F401  (part of the API)
 
 #: Keys of the composite detail, in DESIGN.md order.
 COMPOSITE_KEYS = ("incident_id", "editor_id", "window_start", "window_end", "severity", "problem_type", "category",
-                  "metrics_affected", "affected_metrics", "metrics", "revenue_at_risk", "suspected_causes",
+                  "metrics_affected", "affected_metrics", "metrics", "revenue_at_risk", "revenue_at_risk_known",
+                  "suspected_causes",
                   "evidence", "summary", "episode")
 METRIC_KEYS = ("value", "baseline", "lower", "upper", "score", "deviation_pct")
 
@@ -119,7 +121,10 @@ def suspected_causes(editor_id: str, events: Iterable[OperationalEvent], window_
     """
     relevant = [e for e in events
                 if (e.editor_id in (None, editor_id)) and window_end_s - lookback_s <= e.timestamp_s < window_end_s]
-    relevant.sort(key=lambda e: (-e.timestamp_s, e.event_type))
+    # Events at one instant are ordered by their content too: the detail does not depend on the
+    # order they arrived in (which of them a cap keeps, either).
+    relevant.sort(key=lambda e: (-e.timestamp_s, e.event_type, e.partner or "",
+                                 json.dumps(e.details, sort_keys=True, default=str)))
     return _as_causes(relevant)
 
 
@@ -215,14 +220,38 @@ def _hhmm(timestamp_s: float) -> str:
     return iso_z(timestamp_s)[11:16]
 
 
+def _move(metric: str, s: Mapping[str, Any] | None) -> str | None:
+    """One metric's move for the summary: its % change, or its value against a zero baseline (a
+    percentage of 0 is none), or its value when there is no baseline yet."""
+    if not s or s["value"] is None:
+        return None
+    if s["deviation_pct"] is not None and s["baseline"] is not None:
+        return f"{metric} {s['deviation_pct']:+.0f}% vs baseline {s['baseline']:.4g}"
+    if s["baseline"] is not None:
+        return f"{metric} {s['value']:.4g} vs baseline {s['baseline']:.4g}"
+    return f"{metric} {s['value']:.4g}, no baseline yet"
+
+
+def _cited_cause(causes: list[dict[str, Any]], problem_type: str) -> dict[str, Any] | None:
+    """The newest suspected cause of a kind the problem type's pattern links (classifier
+    signatures' ``event_types``); a partner back to a good status ends an outage, it causes none."""
+    signature = SIGNATURE_BY_TYPE.get(problem_type)
+    for cause in causes:
+        if signature is None or cause["event_type"] not in signature.event_types:
+            continue
+        if cause["event_type"] == "partner_status" and str((cause.get("details") or {}).get("status", "")).upper() \
+                in GOOD_STATUSES:
+            continue
+        return cause
+    return None
+
+
 def _summary(editor_id: str, window_start_s: float, window_end_s: float, snapshot: Mapping[str, Mapping[str, Any]],
-             affected: list[str], classification: Classification, causes: list[dict[str, Any]], at_risk: float,
+             affected: list[str], classification: Classification, causes: list[dict[str, Any]], at_risk: float | None,
              partners: list[dict[str, Any]] = ()) -> str:
-    moves = []
-    for metric in affected[:4]:
-        s = snapshot.get(metric)
-        if s and s["deviation_pct"] is not None and s["baseline"] is not None:
-            moves.append(f"{metric} {s['deviation_pct']:+.0f}% vs baseline {s['baseline']:.4g}")
+    # The most anomalous first (the highest score), not the names' order.
+    ranked = sorted(affected, key=lambda m: -((snapshot.get(m) or {}).get("score") or 0.0))
+    moves = [move for move in (_move(m, snapshot.get(m)) for m in ranked[:4]) if move]
     if len(affected) > 4:
         moves.append(f"{len(affected) - 4} more")
     signature = SIGNATURE_BY_TYPE.get(classification.problem_type)
@@ -232,13 +261,16 @@ def _summary(editor_id: str, window_start_s: float, window_end_s: float, snapsho
                                          for p in partners[:3])
         if len(partners) > 3:
             cause += f" and {len(partners) - 3} more"
-    if causes:
-        newest = causes[0]
-        cause += f", after a {newest['event_type']} at {newest['timestamp'][11:16]}Z"
+    cited = _cited_cause(causes, classification.problem_type)
+    if cited is not None:
+        cause += f", after a {cited['event_type']} at {cited['timestamp'][11:16]}Z"
+    elif causes:
+        cause += f"; {len(causes)} recent event(s) listed, none of a kind this pattern links"
     window = f"{_hhmm(window_start_s)}-{_hhmm(window_end_s)}Z"
+    risk = (f"revenue at risk {at_risk:,.2f} in the window" if at_risk is not None
+            else "revenue at risk unknown (neither revenue nor rpm and impressions in the window)")
     return (f"{classification.problem_type} on {editor_id} ({classification.severity}, {window}): "
-            f"{'; '.join(moves) or 'no metric outside its band'}; {cause}; "
-            f"revenue at risk {at_risk:,.2f} in the window.")
+            f"{'; '.join(moves) or 'no metric outside its band'}; {cause}; {risk}.")
 
 
 def _fit_size(detail: dict[str, Any]) -> dict[str, Any]:
@@ -274,6 +306,7 @@ def build_composite_detail(editor_id: str, window_start_s: float, window_end_s: 
     window_seconds = float(window_end_s) - float(window_start_s)
     snapshot = {name: metric_snapshot(dev) for name, dev in sorted(deviations.items())}
     at_risk = revenue_at_risk(deviations, window_seconds, config.rate_period_s) if window_seconds > 0 else 0.0
+    at_risk_known = expected_and_actual_revenue(deviations) is not None
     partners = partner_causes(partner_findings)
     causes = suspected_causes(editor_id, events, float(window_end_s), config.event_lookback_s)
     affected = list(classification.affected_metrics)
@@ -291,10 +324,12 @@ def build_composite_detail(editor_id: str, window_start_s: float, window_end_s: 
         "affected_metrics": affected,
         "metrics": snapshot,
         "revenue_at_risk": at_risk,
+        # false: no revenue, nor rpm and impressions, in the window; revenue_at_risk is then 0, not measured
+        "revenue_at_risk_known": at_risk_known,
         "suspected_causes": (partners + causes)[:MAX_CAUSES],
         "evidence": evidence[:MAX_EVIDENCE],
         "summary": _summary(editor_id, float(window_start_s), float(window_end_s), snapshot, affected,
-                            classification, causes, at_risk, partners)[:1000],
+                            classification, causes, at_risk if at_risk_known else None, partners)[:1000],
     }
     # A composite on its own is the first of its episode; the job continues episodes (next_episode).
     detail["episode"], _ = next_episode(None, detail["incident_id"], float(window_start_s), float(window_end_s),

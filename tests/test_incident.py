@@ -287,3 +287,32 @@ def test_shipped_partner_config_equals_the_defaults():
     shipped = Path(ph.__file__).with_name("config") / "partner_health.json"
     assert json.loads(shipped.read_text()) == asdict(PartnerHealthConfig())
     assert PartnerHealthConfig.from_json(shipped) == PartnerHealthConfig()
+
+
+def test_the_summary_explains_what_it_can_and_says_what_it_cannot():
+    """From a review of the alerts' text: flagged metrics against a zero baseline were left out, so an
+    alert with two flagged metrics read "no metric outside its band"; the first four moves were the
+    alphabetical ones, not the strongest; an unmeasurable revenue at risk read "0.00"; the cause
+    cited was the newest event, even a partner back to HEALTHY, which ends an outage."""
+    devs = {"rpm": dev("rpm", 1.6, 2.0, 0.95), "bid_latency_ms": dev("bid_latency_ms", 900.0, 200.0, 0.999),
+            "partner_timeouts": dev("partner_timeouts", 3.0, 0.0, 0.99),
+            "cache_hit_rate": dev("cache_hit_rate", 0.99, 0.9, 0.6)}
+    events = [OperationalEvent("deployment", END - 25 * 60, editor_id="e-001"),
+              OperationalEvent("partner_status", END - 60, editor_id="e-001", partner="p-1",
+                               details={"status": "HEALTHY"})]
+    detail, classification = build(devs, events)
+    summary = detail["summary"]
+    assert classification.problem_type == "LATENCY_ISSUE", summary
+    assert summary.index("bid_latency_ms +350%") < summary.index("rpm -20%"), "the strongest move first"
+    assert "partner_timeouts 3 vs baseline 0" in summary and "no metric outside its band" not in summary
+    assert "after a deployment at 09:45Z" in summary and "partner_status" not in summary
+    assert "revenue at risk unknown" in summary and detail["revenue_at_risk"] == 0.0
+    assert detail["revenue_at_risk_known"] is False
+    assert build()[0]["revenue_at_risk_known"] is True
+
+
+def test_the_detail_does_not_depend_on_the_order_events_of_one_instant_arrived_in():
+    events = [OperationalEvent("config_change", END - 120, editor_id="e-001", details={"key": k}) for k in "abc"]
+    first, _ = build(events=events)
+    again, _ = build(events=list(reversed(events)))
+    assert first == again and [c["details"]["key"] for c in first["suspected_causes"]] == ["a", "b", "c"]

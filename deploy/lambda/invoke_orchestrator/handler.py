@@ -41,8 +41,8 @@ def build_prompt(event: dict[str, Any]) -> tuple[str, str]:
         raise InvalidIncident(f"incident detail is missing {missing}")
     facts = {k: detail.get(k) for k in (
         "incident_id", "editor_id", "window_start", "window_end", "severity", "problem_type", "category",
-        "metrics_affected", "affected_metrics", "metrics", "revenue_at_risk", "suspected_causes", "evidence", "summary",
-        "episode")}
+        "metrics_affected", "affected_metrics", "metrics", "revenue_at_risk", "revenue_at_risk_known",
+        "suspected_causes", "evidence", "summary", "episode")}
     prompt = (
         f"A {detail['severity']} {detail['problem_type']} incident was detected for editor {detail['editor_id']}. "
         "Diagnose the root cause with your specialists and tools, then answer with a JSON object "
