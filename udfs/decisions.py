@@ -156,9 +156,9 @@ def partner_window_check(window_end_ms: int, window_size_ms: int, results: list[
     the editor's operational events, so a composite names the partner even when it serves
     that editor alone and cannot be judged across editors.
     """
-    previous_status, held, outage = read_partner_state(previous_state)
+    previous_status, held, outage, previous_levels = partner_state_fields(previous_state)
     if not results:
-        return None, partner_state(previous_status, held, outage, hurt_levels_of(previous_state)), []
+        return None, partner_state(previous_status, held, outage, previous_levels), []
     config = config or PartnerHealthConfig()
     partner = results[0]["scope_id"]
     by_editor: dict[str, dict[str, MetricDeviation]] = defaultdict(dict)
@@ -168,7 +168,7 @@ def partner_window_check(window_end_ms: int, window_size_ms: int, results: list[
     levels = {editor: editor_level(per_metric, config) for editor, per_metric in judged.items()}
     # Editors hurt before that sent nothing through the partner in this window (a gap in their
     # samples) still count, at their last level, for up to ABSENT_WINDOWS_COUNTED windows.
-    absent = {editor: (level, windows + 1) for editor, (level, windows) in hurt_levels_of(previous_state).items()
+    absent = {editor: (level, windows + 1) for editor, (level, windows) in previous_levels.items()
               if editor not in by_editor and windows + 1 <= ABSENT_WINDOWS_COUNTED}
     window_start_s = (window_end_ms - window_size_ms) / 1000.0
     detail, references = assess_partner_window(partner, window_start_s, window_end_ms / 1000.0, judged, held,
@@ -244,9 +244,7 @@ def hurt_levels_of(text: str | None) -> dict[str, tuple[int, int]]:
     >>> hurt_levels_of("HEALTHY"), hurt_levels_of(None)
     ({}, {})
     """
-    if not text or not text.startswith("{"):
-        return {}
-    return {e: (int(level), int(windows)) for e, (level, windows) in (json.loads(text).get("hurt_levels") or {}).items()}
+    return partner_state_fields(text)[3]
 
 
 def read_partner_state(text: str | None) -> tuple[str, dict[str, tuple], dict | None]:
@@ -256,15 +254,21 @@ def read_partner_state(text: str | None) -> tuple[str, dict[str, tuple], dict | 
     >>> read_partner_state('{"status":"DEGRADED","revenue_reference":{"e-1":[2.0,6]}}')
     ('DEGRADED', {'e-1': (2.0, 6, None)}, None)
     """
+    return partner_state_fields(text)[:3]
+
+
+def partner_state_fields(text: str | None) -> tuple[str, dict[str, tuple], dict | None, dict[str, tuple[int, int]]]:
+    """:func:`read_partner_state`'s three, and :func:`hurt_levels_of`'s, from one parse of the state."""
     if not text:
-        return HEALTHY, {}, None
+        return HEALTHY, {}, None, {}
     if not text.startswith("{"):
-        return text, {}, None
+        return text, {}, None, {}
     state = json.loads(text)
     signals = state.get("signal_reference") or {}
-    return state.get("status") or HEALTHY, {
-        e: (r, int(n), {m: tuple(ref) for m, ref in signals[e].items()} if signals.get(e) else None)
-        for e, (r, n) in (state.get("revenue_reference") or {}).items()}, state.get("outage")
+    held = {e: (r, int(n), {m: tuple(ref) for m, ref in signals[e].items()} if signals.get(e) else None)
+            for e, (r, n) in (state.get("revenue_reference") or {}).items()}
+    hurt_levels = {e: (int(level), int(windows)) for e, (level, windows) in (state.get("hurt_levels") or {}).items()}
+    return state.get("status") or HEALTHY, held, state.get("outage"), hurt_levels
 
 
 def details_of(text: str | None) -> dict:
