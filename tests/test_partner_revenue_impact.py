@@ -200,7 +200,7 @@ def test_an_editor_missing_from_one_window_neither_ends_the_outage_nor_loses_its
     e-1 and e-3 alone (1 of 2 hurt), an all-clear went out, a new outage opened a window later, and
     e-2 came back judged against a baseline that had followed the outage down. An absent editor now
     counts at its last level for up to ABSENT_WINDOWS_COUNTED windows, and keeps its references."""
-    from udfs.decisions import ABSENT_WINDOWS_COUNTED, hurt_levels_of
+    from udfs.decisions import ABSENT_WINDOWS_COUNTED, partner_state_fields
 
     state, details = None, []
     for k, editors in enumerate([("e-1", "e-2", "e-3"), ("e-1", "e-2", "e-3"), ("e-1", "e-3"), ("e-1", "e-2", "e-3")]):
@@ -218,4 +218,4 @@ def test_an_editor_missing_from_one_window_neither_ends_the_outage_nor_loses_its
         end = T0 + (k + 1) * 300_000
         detail, state, _ = partner_window_check(end, 300_000, _rows(end, {"e-1": outage(), "e-3": fine()}), state)
     assert detail["partner_status"] == HEALTHY and detail["outage"]["ended"]
-    assert "e-2" not in hurt_levels_of(state)
+    assert "e-2" not in partner_state_fields(state)[3]

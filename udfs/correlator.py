@@ -201,8 +201,8 @@ def bounded_events(events: list[dict]) -> list[dict]:
 class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
     """Keyed by editor. A window with an anomalous metric waits for its event-time timer
     (module docstring); its scored results wait in ``pending_windows`` (window end -> JSON of the results
-    and when the row arrived; a bare JSON list in states written before)
-    list) and ``armed_windows`` remembers that the window has a timer.
+    and when the row arrived; a bare JSON list in states written before) and ``armed_windows``
+    remembers that the window has a timer.
 
     A window with no anomalous metric is decided when its row arrives, unless an earlier
     window of the editor is still waiting: ``editor_window_composite`` would only clear the

@@ -212,7 +212,7 @@ def partner_state(status: str, references: Mapping[str, tuple], outage: Mapping[
     JSON with the held references (detectors.partner_health.HeldReference: each hurt editor's revenue
     reference and windows held, and, for those that have them, its signals' (baseline, lower, upper))
     and the outage (detectors.partner_health.next_outage), and each hurt editor's (level, windows
-    it has been absent) (:func:`hurt_levels_of`).
+    it has been absent) (:func:`partner_state_fields`).
 
     >>> partner_state("HEALTHY", {})
     'HEALTHY'
@@ -235,18 +235,6 @@ def partner_state(status: str, references: Mapping[str, tuple], outage: Mapping[
     return json.dumps(state, separators=(",", ":"))
 
 
-def hurt_levels_of(text: str | None) -> dict[str, tuple[int, int]]:
-    """Each editor hurt in the partner's last windows: (its level, windows it has sent nothing since);
-    none in a state from before they were kept.
-
-    >>> hurt_levels_of(partner_state("UNHEALTHY", {}, None, {"e-1": (2, 0), "e-2": (1, 1)}))
-    {'e-1': (2, 0), 'e-2': (1, 1)}
-    >>> hurt_levels_of("HEALTHY"), hurt_levels_of(None)
-    ({}, {})
-    """
-    return partner_state_fields(text)[3]
-
-
 def read_partner_state(text: str | None) -> tuple[str, dict[str, tuple], dict | None]:
     """(last status, held references, outage or None) from :func:`partner_state`'s string; None is a
     healthy start. A state from before the signals' references or the outages holds none of them.
@@ -258,7 +246,15 @@ def read_partner_state(text: str | None) -> tuple[str, dict[str, tuple], dict | 
 
 
 def partner_state_fields(text: str | None) -> tuple[str, dict[str, tuple], dict | None, dict[str, tuple[int, int]]]:
-    """:func:`read_partner_state`'s three, and :func:`hurt_levels_of`'s, from one parse of the state."""
+    """:func:`read_partner_state`'s three, and each editor hurt in the partner's last windows with
+    (its level, windows it has sent nothing since; none in a state from before they were kept), from
+    one parse of the state.
+
+    >>> partner_state_fields(partner_state("UNHEALTHY", {}, None, {"e-1": (2, 0), "e-2": (1, 1)}))[3]
+    {'e-1': (2, 0), 'e-2': (1, 1)}
+    >>> partner_state_fields("HEALTHY")[3], partner_state_fields(None)[3]
+    ({}, {})
+    """
     if not text:
         return HEALTHY, {}, None, {}
     if not text.startswith("{"):
