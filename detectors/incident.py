@@ -111,8 +111,8 @@ def _capped_details(details: Mapping[str, Any]) -> dict[str, Any]:
 
 def suspected_causes(editor_id: str, events: Iterable[OperationalEvent], window_end_s: float,
                      lookback_s: float = 1800.0) -> list[dict[str, Any]]:
-    """The editor's events (and partner-wide ones, without an editor, when the caller has them: the
-    streaming job does not route those to editors, README "Known limit") in the look-back, newest first, capped.
+    """The editor's events (and partner-wide ones, without an editor: the streaming job passes a
+    partner's status reports to the editors it serves) in the look-back, newest first, capped.
 
     >>> from detectors.events import OperationalEvent as E
     >>> [c["event_type"] for c in suspected_causes("e-1", [E("deployment", 900.0, "e-1"), E("config_change", 100.0, "e-1"),

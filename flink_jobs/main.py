@@ -22,6 +22,8 @@ Topology (SQL does everything per record; Python once per editor window and per 
     events_raw  (sql/sources/*) ─ sql/parse/events.sql
         ├─ invalid ─ dead letters
         └─ valid ─┬─ (editor events) ─ EditorCorrelator's second input
+                  ├─ (partner-wide partner_status events) ─ PartnerHealth's second input, which passes
+                  │     each to the partner's editors beside its findings ─ EditorCorrelator
                   └─ udfs.security.SecurityFindings ─ security incidents
     composite anomalies + partner health checks + security incidents ─ connectors.eventbridge.flink_sink (PutEvents)
 
@@ -771,7 +773,8 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
         return pipe
 
     from connectors.eventbridge.flink_sink import attach_eventbridge_sink
-    from udfs.correlator import EVENT_TYPE, OUTPUT_TYPE, PARTNER_FINDINGS, EditorCorrelator, PartnerHealth
+    from udfs.correlator import (EVENT_TYPE, OUTPUT_TYPE, PARTNER_FINDINGS, PARTNER_WIDE_EVENT_TYPES, EditorCorrelator,
+                                  PartnerHealth)
     from udfs.security import SecurityFindings
 
     # Each operator scores its window rows' metrics itself (udfs/correlator.py says why).
@@ -788,6 +791,11 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
         valid_events = valid_events.process(_StampEventTime(), output_type=EVENT_TYPE) \
             .name("events-valid").uid("events-valid")
         editor_events = valid_events.filter(lambda r: r[2] is not None).name("editor-events").uid("editor-events")
+        # A partner's status report that names no editor goes to the partner operator, which passes it
+        # to the editors the partner serves (udfs/correlator.py).
+        partner_events = valid_events.filter(lambda r: r[2] is None and r[3] is not None
+                                             and r[0] in PARTNER_WIDE_EVENT_TYPES) \
+            .name("partner-events").uid("partner-events")
         security = valid_events.flat_map(SecurityFindings(s.security_min_severity), output_type=OUTPUT_TYPE) \
             .name("security-findings").uid("security-findings")
     else:
@@ -795,11 +803,13 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
             "SELECT CAST(NULL AS STRING) AS event_type, CAST(0 AS BIGINT) AS timestamp_ms, CAST(NULL AS STRING) "
             "AS editor_id, CAST(NULL AS STRING) AS partner, CAST(NULL AS DOUBLE) AS severity, "
             "CAST(NULL AS STRING) AS details, CAST(NULL AS STRING) AS payload FROM (VALUES (1)) AS t(x) WHERE x = 0"))
-        editor_events = empty.map(lambda r: r, output_type=EVENT_TYPE).name("no-events").uid("no-events")
+        editor_events = partner_events = empty.map(lambda r: r, output_type=EVENT_TYPE).name("no-events") \
+            .uid("no-events")
         security = None
-    # (iii) partner health: a row per partner and window, keyed by partner
+    # (iii) partner health: a row per partner and window, and the partner-wide events, keyed by partner
     partner_checks = (
-        partner_windows.key_by(lambda r: r[0], key_type=Types.STRING())
+        partner_windows.connect(partner_events)
+        .key_by(lambda r: r[0], lambda e: e[3], key_type=Types.STRING())
         .process(PartnerHealth(s.window_size_s, scoring), output_type=OUTPUT_TYPE)
         .name("partner-health").uid("partner-health")
     )

@@ -11,7 +11,7 @@ import json
 
 from detectors.classifier import METRICS
 from flink_fakes import EventTimeTimers, KeyedContext, KeyedRuntimeContext, KeyedStore, fire_timers
-from udfs.correlator import EditorCorrelator, PartnerHealth
+from udfs.correlator import ROUTED_PARTNER_EVENT, EditorCorrelator, PartnerHealth
 from udfs.metric_detector import WindowScoring
 
 WINDOW_S, GRACE_MS, LOOKBACK_S = 300, 1, 1800
@@ -85,6 +85,12 @@ class EditorDriver(_Driver):
             (event_type, timestamp_ms, editor, None, None, json.dumps({"change": "test"}), None), self.ctx) or ())
 
 
+    def events_input(self, row) -> None:
+        """One row of the events input as it comes (an editor's event, a partner finding, a routed event)."""
+        self.store.key = row[2]
+        self.emitted += list(self.fn.process_element2(row, self.ctx) or ())
+
+
 class PartnerDriver(_Driver):
     """One PartnerHealth."""
 
@@ -94,4 +100,16 @@ class PartnerDriver(_Driver):
     def window(self, partner: str, end_ms: int, editors: dict[str, dict[str, float]]) -> None:
         """One row of sql/windows/partner_windows.sql: each editor's metrics through the partner."""
         windows = [[editor, *metric_columns(metrics)] for editor, metrics in editors.items()]
-        self._row(partner, end_ms, self.fn.process_element, (partner, json.dumps(windows), end_ms - 1))
+        self._row(partner, end_ms, self.fn.process_element1, (partner, json.dumps(windows), end_ms - 1))
+
+    def event(self, partner: str, timestamp_ms: int, status: str = "DEGRADED") -> None:
+        """One partner-wide partner_status event (the second input: no editor)."""
+        self.store.key = partner
+        self.ctx.rowtime = timestamp_ms
+        self.emitted += list(self.fn.process_element2(
+            ("partner_status", timestamp_ms, None, partner, None, json.dumps({"status": status}), None), self.ctx) or ())
+
+    def routed(self) -> list:
+        """The partner-wide events it passed on, as rows of the editor operator's events input."""
+        return [row for tag, row in (e for e in self.emitted if isinstance(e, tuple) and len(e) == 2)
+                if row[6] == ROUTED_PARTNER_EVENT]

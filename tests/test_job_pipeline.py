@@ -142,6 +142,9 @@ def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
         {"event_type": "security_finding", "timestamp": (incident_start + 40) * 1000, "editor_id": "e-normal",
          "severity": 3, "details": {"finding_id": "sec-test-low", "title": "low severity noise"}},
         {"event_type": "nonsense", "timestamp": (incident_start + 50) * 1000},
+        # partner-wide: names no editor; the partner operator passes it to the partner's editors
+        {"event_type": "partner_status", "timestamp": (incidents["e-demand"] + 60) * 1000, "partner": js.PARTNER,
+         "details": {"status": "DEGRADED", "message": "elevated bid timeouts"}},
     ]
 
     handle = start_job(cfg, "kinesis-local")
@@ -288,9 +291,13 @@ def test_the_partners_editors_composites_name_the_partner(scenario):
         assert cause["details"]["status"] in ("DEGRADED", "UNHEALTHY")
         assert cause["details"]["partner_status"] in ("DEGRADED", "UNHEALTHY")
         assert f"through {js.PARTNER} (" in details[0]["summary"]
+        # the partner's own status report, which names no editor, reached the editors it serves
+        reported = [c for c in details[0]["suspected_causes"] if c["event_type"] == "partner_status"]
+        assert [(c["partner"], c["details"]["status"], "editor_id" in c) for c in reported] == \
+            [(js.PARTNER, "DEGRADED", False)], details[0]["suspected_causes"]
     # the other editors have no partner traffic, so nothing names a partner to them
     for editor in ("e-demand", "e-latency", "e-pricing"):
-        assert all(c["event_type"] != "partner_health" for e in by_editor[editor]
+        assert all(c["event_type"] not in ("partner_health", "partner_status") for e in by_editor[editor]
                    for c in e["detail"]["suspected_causes"])
 
 

@@ -18,15 +18,23 @@ composite anomaly (detectors.incident) is emitted for the editor and window.
 The decisions are pure functions so flink_jobs/evaluation/offline.py replays
 exactly them. This replaces the seed's three-way equality join on timestamps.
 
-``PartnerHealth`` is keyed by partner: one row per partner and window from
-sql/windows/partner_windows.sql holding every editor's window through the partner,
-each scored against that editor's own series (state ``models``, one entry per
-editor); the row is the whole window, so the partner is judged at once. What it
-finds for each editor it hurts goes, on the side output ``PARTNER_FINDINGS``, into
+``PartnerHealth`` is keyed by partner, with two inputs (a KeyedCoProcessFunction):
+  1. one row per partner and window from sql/windows/partner_windows.sql holding every
+     editor's window through the partner, each scored against that editor's own series
+     (state ``models``, one entry per editor); the row is the whole window, so the
+     partner is judged at once;
+  2. the partner-wide ``partner_status`` events: a partner's status report that names
+     no editor (flink_jobs/main.py, ``partner-events``).
+What it finds for each editor it hurts goes, on the side output ``PARTNER_FINDINGS``, into
 the editor operator's events input (udfs.decisions.PARTNER_FINDING): the partner
 windows close at the same watermark as the editor windows, and PartnerHealth emits
 its findings before it forwards that watermark, so they are in the editor's state
 when the window's timer fires, and a DEMAND_ISSUE composite names the partner.
+A partner-wide event goes the same way to every editor the partner serves
+(``PartnerHealth.process_element2`` says which), so it is a suspected cause of those
+editors' composites, and the classifier's corroboration of a demand outage, as an
+editor's own events are. It is forwarded before the events input's watermark, so it
+reaches the editor before any timer that the event's time could concern.
 
 Idle keys (``processing.state.idle.retention.s``): both operators register an event-time
 timer a retention after a key's latest window (and, for editors, event); when it fires, the
@@ -46,7 +54,7 @@ import time
 from dataclasses import replace
 
 from pyflink.common import Row, Types
-from pyflink.datastream import KeyedCoProcessFunction, KeyedProcessFunction, OutputTag, RuntimeContext
+from pyflink.datastream import KeyedCoProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from detectors.classifier import ClassifierConfig
@@ -180,6 +188,12 @@ class _IdleExpiry:
 #: At most this many of an editor's own operational events, and as many partner findings, in its state.
 MAX_KEPT_EVENTS = 200
 
+#: Event types that name a partner and no editor, routed by the partner operator to the partner's editors.
+PARTNER_WIDE_EVENT_TYPES = frozenset({"partner_status"})
+#: The ``payload`` of a partner-wide event as routed to one editor: the editor operator stores it without an
+#: editor, as it was sent (the copy's ``editor_id`` is only its key). The operators read no payload.
+ROUTED_PARTNER_EVENT = "routed-partner-event"
+
 
 def bounded_events(events: list[dict]) -> list[dict]:
     """The newest :data:`MAX_KEPT_EVENTS` own events and as many partner findings, in their order.
@@ -289,7 +303,8 @@ class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
     def process_element2(self, row, ctx):
         stored = self.events.value()
         events = json.loads(stored) if stored else []
-        events.append({"event_type": row[0], "timestamp_ms": int(row[1]), "editor_id": row[2], "partner": row[3],
+        editor = None if row[6] == ROUTED_PARTNER_EVENT else row[2]
+        events.append({"event_type": row[0], "timestamp_ms": int(row[1]), "editor_id": editor, "partner": row[3],
                        "severity": row[4], "details": details_of(row[5])})
         # Keep what a window not decided yet can still name as a cause. Such a window's timer
         # (end - 1 + grace) is after the watermark, and it looks back from its start
@@ -384,7 +399,7 @@ class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
         self._count("editorsExpired")
 
 
-class PartnerHealth(_Counters, _IdleExpiry, KeyedProcessFunction):
+class PartnerHealth(_Counters, _IdleExpiry, KeyedCoProcessFunction):
     """(iii) Per demand partner and window -> udfs.decisions.partner_window_check.
 
     Its input is one row per partner and window (sql/windows/partner_windows.sql) with the
@@ -395,6 +410,12 @@ class PartnerHealth(_Counters, _IdleExpiry, KeyedProcessFunction):
     all-clear); healthy steady state is silent (otherwise every partner would produce an
     event every window). Each editor the partner hurts in the window gets a finding on the
     side output ``PARTNER_FINDINGS`` (flink_jobs/main.py routes it to the editor operator).
+
+    A partner-wide event (the second input) goes on the same side output to every editor the
+    partner serves: those with a series in ``models`` when it arrives (their windows through the
+    partner came in the idle retention before). One that arrives before the partner's first
+    window waits in ``unrouted_events`` and goes to the editors of that window.
+    flink_jobs/evaluation/offline.routed_partner_events replays the same rule.
     """
 
     def __init__(self, window_size_s: int, scoring: WindowScoring):
@@ -407,13 +428,20 @@ class PartnerHealth(_Counters, _IdleExpiry, KeyedProcessFunction):
         # partner_window_check's state: the last status, plus the hurt editors' held references (revenue, signals)
         # (the descriptor keeps its name so that savepoints taken before the references restore).
         self.last_status = runtime_context.get_state(ValueStateDescriptor("last_status", Types.STRING()))
-        self._open_counters(runtime_context, "partnerChecks")
+        # Partner-wide events that came before the partner served any editor (class docstring).
+        self.unrouted = runtime_context.get_state(ValueStateDescriptor("unrouted_events", Types.STRING()))
+        self._open_counters(runtime_context, "partnerChecks", "partnerEventsRouted")
         self._open_idle()
 
-    def process_element(self, row, ctx):
+    def process_element1(self, row, ctx):
         partner = row[0]
         end = int(ctx.timestamp()) + 1
         editor_windows = sorted(json.loads(row[1]), key=lambda w: w[0])
+        waiting = self.unrouted.value()
+        if waiting:
+            self.unrouted.clear()
+            for event in json.loads(waiting):
+                yield from self._route(event, [w[0] for w in editor_windows])
         stored = {w[0]: self.models.get(w[0]) for w in editor_windows}
         if any(scored_since(models, end) for models in stored.values()):
             # Re-fired (udfs/metric_detector.py): the partner has decided this window. Its editors
@@ -444,6 +472,25 @@ class PartnerHealth(_Counters, _IdleExpiry, KeyedProcessFunction):
         self._count("partnerChecks")
         yield eventbridge_row(PARTNER_HEALTH[0], PARTNER_HEALTH[1], detail)
 
+    def process_element2(self, row, ctx):
+        """A partner-wide event: to the editors the partner serves now, or held for its first window."""
+        event = [row[i] for i in range(6)]
+        editors = sorted(self.models.keys())
+        if editors:
+            yield from self._route(event, editors)
+            return
+        waiting = self.unrouted.value()
+        held = (json.loads(waiting) if waiting else []) + [event]
+        self.unrouted.update(json.dumps(held[-MAX_KEPT_EVENTS:]))
+        self._keep_alive(ctx.get_current_key(), ctx, int(row[1]))
+
+    def _route(self, event: list, editors: list[str]):
+        event_type, timestamp_ms, _, partner, severity, details = event
+        for editor in editors:
+            yield PARTNER_FINDINGS, Row(event_type, timestamp_ms, editor, partner, severity, details,
+                                        ROUTED_PARTNER_EVENT)
+        self._count("partnerEventsRouted", len(editors))
+
     def on_timer(self, timestamp: int, ctx):
         # A generator, as Flink's process mode (the Managed Flink template's) iterates what it returns.
         self._expire_idle(ctx.get_current_key(), int(timestamp), ctx)
@@ -452,10 +499,18 @@ class PartnerHealth(_Counters, _IdleExpiry, KeyedProcessFunction):
     def _expire_idle(self, partner: str, watermark_ms: int, ctx) -> None:
         """The partner's idle check: drop each editor's series idle for the retention, and an editor
         left with none. The partner's last status stays (one small value per partner), so a partner
-        that comes back after an outage still gets its all-clear."""
+        that comes back after an outage still gets its all-clear. Partner-wide events still waiting
+        for the partner's first window are dropped once the newest is a retention old."""
         self._expiry_fired(partner, watermark_ms)
         if not self.idle_retention_ms:
             return
+        waiting = self.unrouted.value()
+        if waiting:
+            newest = max(e[1] for e in json.loads(waiting))
+            if newest + self.idle_retention_ms <= watermark_ms:
+                self.unrouted.clear()
+            else:
+                self._expire_at(partner, ctx, newest + self.idle_retention_ms)
         dues = []
         for editor, stored in list(self.models.items()):
             kept, due = self._prune(("partner", partner, editor), stored, watermark_ms)

@@ -19,7 +19,8 @@ tried on several simulated days. It reproduces the job's path, step by step:
 4. **Decisions** (udfs/correlator.py), window by window: per partner
    udfs.decisions.partner_window_check with its last status, then per editor
    udfs.decisions.editor_window_composite with the editor's events that had
-   arrived before the window closed and the window's partner findings, and
+   arrived before the window closed (partner-wide ones passed on to the partner's
+   editors, ``routed_partner_events``) and the window's partner findings, and
    udfs.decisions.composite_episode for each composite.
 5. **Scoring against labels** with flink_jobs.evaluation.scoring, the same
    warm-up and quiet-editor rules as flink_jobs.evaluate.
@@ -306,6 +307,11 @@ def decide(windows: ArchiveWindows, results: list[dict], params: JobParameters,
     for e in windows.events:
         if e["editor_id"]:
             events_by_editor[e["editor_id"]].append(e)
+    partner_editors: dict = defaultdict(lambda: defaultdict(set))     # partner -> window end -> its editors
+    for (partner, end), rs in partner_windows.items():
+        partner_editors[partner][end].update(r["editors"] for r in rs)
+    for e in routed_partner_events(windows.events, partner_editors, params.state_idle_retention_s * 1000):
+        events_by_editor[e["routed_to"]].append(e)
     by_end: dict = defaultdict(lambda: ([], []))
     for (partner, end) in partner_windows:
         by_end[end][0].append(partner)
@@ -340,6 +346,45 @@ def decide(windows: ArchiveWindows, results: list[dict], params: JobParameters,
                 bus.append({"source": COMPOSITE[0], "detail-type": COMPOSITE[1], "detail": detail})
     bus += security_events(windows.events, params.security_min_severity)
     return bus
+
+
+def routed_partner_events(events: list[dict], partner_editors: dict, retention_ms: int) -> list[dict]:
+    """Partner-wide events as udfs.correlator.PartnerHealth passes them on: a ``partner_status`` that
+    names no editor goes to each editor the partner serves when it is read (a window through the partner
+    had closed, and not a retention before), or, read before the partner's first window, to that
+    window's editors, which see it from that window on. Each copy is keyed by its editor
+    (``routed_to``); like the job's, it names no editor.
+
+    >>> ends = {"p-1": {600_000: {"e-1", "e-2"}, 900_000: {"e-1"}}}
+    >>> e = {"event_type": "partner_status", "timestamp_ms": 700_000, "editor_id": None, "partner": "p-1",
+    ...      "arrived_at_watermark": 650_000}
+    >>> [(c["routed_to"], c["arrived_at_watermark"]) for c in routed_partner_events([e], ends, 0)]
+    [('e-1', 650000), ('e-2', 650000)]
+    >>> [(c["routed_to"], c["arrived_at_watermark"]) for c in routed_partner_events(
+    ...     [dict(e, arrived_at_watermark=None)], ends, 0)]
+    [('e-1', 599998), ('e-2', 599998)]
+    """
+    from udfs.correlator import PARTNER_WIDE_EVENT_TYPES
+
+    routed = []
+    for e in events:
+        if e["editor_id"] or not e["partner"] or e["event_type"] not in PARTNER_WIDE_EVENT_TYPES:
+            continue
+        by_end = partner_editors.get(e["partner"], {})
+        wm = e["arrived_at_watermark"]
+        closed = [] if wm is None else [end for end in by_end if end - 1 <= wm
+                                        and (not retention_ms or end + retention_ms > wm)]
+        if closed:
+            editors, arrived = set().union(*(by_end[end] for end in closed)), wm
+        else:
+            later = [end for end in by_end if wm is None or end - 1 > wm]
+            if not later:
+                continue
+            first = min(later)
+            # passed on with that window's row, before the watermark that closes it
+            editors, arrived = by_end[first], first - 2
+        routed += [dict(e, routed_to=editor, arrived_at_watermark=arrived) for editor in sorted(editors)]
+    return routed
 
 
 def security_events(events: list[dict], min_severity: float) -> list[dict]:

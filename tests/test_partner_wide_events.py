@@ -1,0 +1,84 @@
+"""Partner-wide events (a partner_status that names no editor) reach the editors the partner serves.
+
+The editor operator is keyed by editor, so such an event used to reach no composite. The partner
+operator (udfs/correlator.PartnerHealth) now takes them as its second input and passes each to the
+editors it serves, beside its findings; the editor operator keeps it as the partner sent it (no
+editor), as a suspected cause and as the classifier's corroboration of a demand outage. Driven with
+the job's real scoring over in-memory keyed state (tests/correlator_driver.py); the pipeline test
+(tests/test_job_pipeline.py) sends one through the whole job.
+"""
+from __future__ import annotations
+
+import json
+
+from correlator_driver import GRACE_MS, WINDOW_MS, EditorDriver, PartnerDriver
+from flink_fakes import KeyedStore
+
+WARM_UP = 12
+START = 1_793_527_200_000
+END_OUTAGE = START + WARM_UP * WINDOW_MS
+STEADY = {"rpm": 2.5, "fill_rate": 0.8, "partner_timeouts": 0.5, "bid_latency_ms": 180.0}
+
+
+def _steady(i: int) -> dict[str, float]:
+    return {m: v * (1 + 0.02 * (-1) ** i) for m, v in STEADY.items()}
+
+
+def test_an_event_goes_to_every_editor_the_partner_serves_and_to_no_other():
+    partner = PartnerDriver(KeyedStore())
+    partner.window("p-1", START + WINDOW_MS, {"e-2": _steady(0), "e-1": _steady(0)})
+    partner.window("p-2", START + WINDOW_MS, {"e-3": _steady(0)})
+    partner.event("p-1", START + WINDOW_MS + 60_000)
+    routed = partner.routed()
+    assert [(r[0], r[1], r[2], r[3], json.loads(r[5])) for r in routed] == [
+        ("partner_status", START + WINDOW_MS + 60_000, editor, "p-1", {"status": "DEGRADED"})
+        for editor in ("e-1", "e-2")]
+    assert partner.counter("partnerEventsRouted") == 2
+
+
+def test_an_event_before_the_partners_first_window_waits_for_it():
+    partner = PartnerDriver(KeyedStore())
+    partner.event("p-1", START + 5 * WINDOW_MS)          # events are read ahead of the metrics' windows
+    assert partner.routed() == [] and partner.state("unrouted_events", "p-1")
+    partner.window("p-1", START + WINDOW_MS, {"e-1": _steady(0)})
+    assert [(r[2], r[1]) for r in partner.routed()] == [("e-1", START + 5 * WINDOW_MS)]
+    assert partner.state("unrouted_events", "p-1") is None
+    partner.window("p-1", START + 2 * WINDOW_MS, {"e-1": _steady(1)})
+    assert len(partner.routed()) == 1, "passed on once"
+
+
+def test_an_event_that_never_finds_an_editor_is_dropped_after_the_idle_retention():
+    retention = 6 * 3600 * 1000
+    partner = PartnerDriver(KeyedStore(), idle_retention_ms=retention)
+    partner.event("p-1", START)
+    partner.watermark(START + retention - 1)
+    assert partner.state("unrouted_events", "p-1")
+    partner.watermark(START + retention)
+    assert partner.keys_with_state() == set()
+
+
+def _editor_windows(op: EditorDriver, editor: str, routed: list) -> list[dict]:
+    """WARM_UP steady windows, the partner's events routed to the editor, then a window in which only
+    the partner's timeouts soar (the editor's fill and rpm barely move: a partner with a small share)."""
+    for i in range(WARM_UP):
+        op.window(editor, START + (i + 1) * WINDOW_MS, **_steady(i))
+    for row in routed:
+        op.events_input(row)
+    op.window(editor, END_OUTAGE + WINDOW_MS, **{**_steady(0), "partner_timeouts": 6.0})
+    op.watermark(END_OUTAGE + WINDOW_MS + GRACE_MS)
+    return [json.loads(row[2]) for row in op.emitted]
+
+
+def test_a_routed_status_is_a_suspected_cause_without_an_editor_and_corroborates_a_demand_outage():
+    partner = PartnerDriver(KeyedStore())
+    partner.window("p-1", START + WINDOW_MS, {"e-1": _steady(0)})
+    partner.event("p-1", END_OUTAGE + 60_000)
+    routed = partner.routed()
+    (composite,) = _editor_windows(EditorDriver(KeyedStore()), "e-1", routed)
+    assert composite["problem_type"] == "DEMAND_ISSUE"
+    assert {"event_type": "partner_status", "partner": "p-1", "details": {"status": "DEGRADED"}}.items() \
+        <= composite["suspected_causes"][0].items()
+    assert "editor_id" not in composite["suspected_causes"][0]
+    # The same editor without the partner's report: timeouts soaring alone are not yet a diagnosis
+    # (detectors/classifier.py), so no composite for that window.
+    assert _editor_windows(EditorDriver(KeyedStore()), "e-1", []) == []
