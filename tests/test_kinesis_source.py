@@ -492,13 +492,39 @@ def test_ticks_queued_behind_a_poll_are_answered_by_it(aws_endpoint, kinesis, ne
     assert payloads(reader.process_element(old, None)) == [7]
     assert reader._counters["answeredTicks"].count == 4
 
-    # Caught up: a poll that reads nothing paces the next ticks for an interval (no burst of empty calls).
+    # Caught up: a poll that reads nothing drops the ticks queued right behind it (no burst of empty
+    # calls), but not the next one the fan-out spreads an interval after it, which comes less than an
+    # interval after that poll ended: half an interval after it, a tick polls.
     [fresh] = fan_out.process_element(None, None)
     assert payloads(reader.process_element(fresh, None)) == []
     calls = len(get_records)
     [fresh] = fan_out.process_element(None, None)
     assert list(reader.process_element(fresh, None)) == [] and len(get_records) == calls
     assert reader._counters["answeredTicks"].count == 4
+    began_ms, ended, read_nothing = reader._last_poll[tick[0]]
+    reader._last_poll[tick[0]] = (began_ms, ended - 0.6 * interval_ms / 1000, read_nothing)
+    put([8])
+    assert payloads(reader.process_element(fresh, None)) == [8] and len(get_records) > calls
+
+
+def test_the_fan_out_spreads_the_ticks_a_poll_interval_apart(aws_endpoint, new_stream):
+    """Flink's datagen source emits a second's ticks at once, then sleeps to the next second: a
+    caught-up reader, which drops the ticks right behind an empty poll, polled once a second instead
+    of every interval. The fan-out passes them on an interval apart."""
+    from connectors.kinesis.flink_source import ShardFanOut
+
+    def passed_on(interval_ms: int) -> list[float]:
+        fan_out = ShardFanOut(new_stream(1), aws_endpoint.url, "us-east-1", shard_discovery_interval_ms=60_000,
+                              max_parallelism=128, poll_interval_ms=interval_ms)
+        fan_out.open(RuntimeContext())
+        times = []
+        for _ in range(4):      # a burst, as datagen sends it
+            assert len(list(fan_out.process_element(None, None))) == 1
+            times.append(time.monotonic())
+        return [b - a for a, b in zip(times, times[1:])]
+
+    assert all(gap >= 0.099 for gap in passed_on(100))
+    assert sum(passed_on(0)) < 0.099        # no interval: as they come
 
 
 def test_the_benchmarks_arrival_map_writes_each_shards_edges_once_even_for_a_one_record_shard(tmp_path):
