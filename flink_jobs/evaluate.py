@@ -419,10 +419,11 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
             f"job.checkpoint.dir={work / 'flink-state'}",
             "deadletter.sink=file", f"deadletter.path={job_outputs['dead_letters']}",
             f"deadletter.late.path={job_outputs['late']}",
-            # moto 5.2.5 answers each GetRecords by scanning its shard from the first record
-            # (O(records in the shard)): polling every second instead of every 200 ms keeps the
-            # embedded endpoint's CPU for the replay. Event-time results do not change.
-            "kinesis.poll.interval.ms=1000",
+            # The job's own poll interval (200 ms), as `make run` has it. Until 2026-12-07 this run
+            # polled every second, from when moto 5.2.5 answered each GetRecords by scanning its shard
+            # (deploy/local/patches/kinesis/get_records_fastpath.py made that O(log n)); with the
+            # reader dropping every other tick then, a sparse stream's record waited ~2 s, which at
+            # 720x is a window and more: an event put just before a window's end missed it.
             *job_overrides,
         ]
         config = JobConfig.load(overrides=overrides)
