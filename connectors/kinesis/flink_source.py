@@ -197,26 +197,15 @@ def spread_group_key(root_shard_id: str, max_parallelism: int = DEFAULT_MAX_PARA
 
 class ShardFanOut(ProcessFunction):
     """Tick → one (group_key, shards JSON, discovery wall ms) per lineage group. Runs at parallelism 1 so
-    ListShards is called once per discovery interval for the whole job.
-
-    It spreads the ticks a poll interval apart (``poll_interval_ms``; 0 passes them on as they come).
-    Flink's datagen source emits a second's worth of rows at once and then sleeps to the next second
-    (measured: 5 ticks within 1 ms, once a second, for a 200 ms interval), and a reader whose last poll
-    read nothing drops the ticks that come right after it, so a caught-up reader polled about once a
-    second, not every interval: a sparse stream's record waited up to that long (measured on the events
-    stream in a 720x replay: a poll every 1.9 s, median). The wait is a sleep in this operator's own
-    thread, which has nothing else to do; it never exceeds an interval, and ticks that come late
-    (behind their interval) pass at once.
-    """
+    ListShards is called once per discovery interval for the whole job."""
 
     def __init__(self, stream_name: str, endpoint_url: str | None, region: str | None,
-                 shard_discovery_interval_ms: int, max_parallelism: int, poll_interval_ms: int = 0) -> None:
+                 shard_discovery_interval_ms: int, max_parallelism: int) -> None:
         self.stream_name = stream_name
         self.endpoint_url = endpoint_url
         self.region = region
         self.shard_discovery_interval_ms = shard_discovery_interval_ms
         self.max_parallelism = max_parallelism
-        self.poll_interval_ms = poll_interval_ms
 
     def open(self, runtime_context: RuntimeContext) -> None:
         from connectors.aws import make_client
@@ -231,7 +220,6 @@ class ShardFanOut(ProcessFunction):
         self._discovery_failures = metrics.counter("shardDiscoveryFailures")
         self._failing_since: float | None = None    # monotonic time of the current streak's first failure
         self._failure_logged_at = 0.0
-        self._last_tick: float | None = None          # monotonic time the last tick was passed on
 
     #: While ListShards keeps failing, the failure is logged again at most this often.
     FAILURE_LOG_INTERVAL_S = 60.0
@@ -264,20 +252,11 @@ class ShardFanOut(ProcessFunction):
             for root, members in group_by_lineage(shards).items()
         ]
 
-    def _pace(self) -> None:
-        """Pass the ticks on at most one per poll interval (class docstring)."""
-        if self.poll_interval_ms > 0 and self._last_tick is not None:
-            wait = self._last_tick + self.poll_interval_ms / 1000.0 - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-        self._last_tick = time.monotonic()
-
     def process_element(self, value: Any, ctx: ProcessFunction.Context):
         now = time.monotonic()
         if not self._groups or (now - self._discovered_at) * 1000 >= self.shard_discovery_interval_ms:
             self._discovered_at = now
             self._discover()
-        self._pace()
         # The tick's wall time rides along: KinesisGroupReader drops a tick a poll has already answered.
         tick_ms = int(time.time() * 1000)
         for group_key, shards_json in self._groups:
@@ -370,11 +349,13 @@ class KinesisGroupReader(KeyedProcessFunction):
         machine, a slow endpoint, a downstream that holds the records back) they queue in front
         of this operator. Two cases:
 
-        * the last poll read nothing, less than half an interval ago: the group is caught up, and
-          the queued ticks would fire a burst of empty GetRecords (AWS allows 5 per second per
-          shard). Half, not a whole interval: the fan-out spreads the ticks an interval apart
-          (ShardFanOut), and the next one comes an interval after the tick of that poll, which is
-          less than an interval after the poll ended; dropping it too polled every other tick;
+        * the last poll read nothing: the group is caught up, and the queued ticks would fire a
+          burst of empty GetRecords (AWS allows 5 per second per shard). Dropped: a tick made
+          before that poll began, or in its first millisecond (it answered it), and any tick
+          within half an interval of its end. Half, not a whole interval: the next tick is made
+          an interval after the one that polled, so it comes less than an interval after the
+          poll ended, and dropping it too polled every other tick (with a 1 s interval, every
+          1.9 s: connectors/kinesis/README.md, "The poll cadence");
         * the last poll began more than a poll interval after the tick was made: it answered the
           tick (metric `answeredTicks`). What it left unread (its records limit, a throttled or
           paced shard) is read by the next tick, so the queue drains at once and a slow reader
@@ -383,7 +364,13 @@ class KinesisGroupReader(KeyedProcessFunction):
           margin keeps a skew smaller than the interval from dropping a tick made after the
           poll began. Measured in `make run`: connectors/kinesis/README.md, "Ticks".
 
-        A tick half an interval after an empty poll ended, or an interval after any poll ended, polls.
+        So after an empty poll, a tick made after it began polls once half an interval has passed
+        since it ended; after any other, a tick polls once an interval has passed.
+
+        Caught up, a group polls about once a second, not every interval: Flink's datagen source
+        emits a second's worth of ticks at once and then sleeps to the next second (measured in a
+        mini-cluster job, thread mode, 200 ms interval: 5 ticks within 1 ms, once a second), and a
+        burst's ticks are all made before the poll of its first one began.
         """
         last = self._last_poll.get(key)
         if last is None:
@@ -391,7 +378,7 @@ class KinesisGroupReader(KeyedProcessFunction):
         since_ms = (time.monotonic() - last[1]) * 1000
         began_ms, _, read_nothing = last
         if read_nothing:
-            return since_ms < self.poll_interval_ms / 2
+            return since_ms < self.poll_interval_ms / 2 or tick_ms <= began_ms
         if since_ms >= self.poll_interval_ms:
             return False
         if tick_ms + self.poll_interval_ms <= began_ms:
@@ -608,7 +595,7 @@ def kinesis_payload_stream(
     groups = (
         ticks.process(
             ShardFanOut(stream_name, endpoint_url, region, shard_discovery_interval_ms,
-                        max_parallelism, poll_interval_ms),
+                        max_parallelism),
             output_type=Types.ROW([Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG()]),
         )
         .name(f"{name}-shard-discovery")
