@@ -33,8 +33,11 @@ when the window's timer fires, and a DEMAND_ISSUE composite names the partner.
 A partner-wide event goes the same way to every editor the partner serves
 (``PartnerHealth.process_element2`` says which), so it is a suspected cause of those
 editors' composites, and the classifier's corroboration of a demand outage, as an
-editor's own events are. It is forwarded before the events input's watermark, so it
-reaches the editor before any timer that the event's time could concern.
+editor's own events are. One routed on arrival is forwarded before the events input's
+watermark moves past it, so while that input is active it reaches the editor before any
+timer its time could concern; like an editor's own event, one that comes after its input
+was marked idle (``processing.idle.timeout.s``) can come after the window it belongs to was
+decided. One held for the partner's first window reaches that window and later ones.
 
 Idle keys (``processing.state.idle.retention.s``): both operators register an event-time
 timer a retention after a key's latest window (and, for editors, event); when it fires, the
@@ -196,20 +199,25 @@ ROUTED_PARTNER_EVENT = "routed-partner-event"
 
 
 def bounded_events(events: list[dict]) -> list[dict]:
-    """The newest :data:`MAX_KEPT_EVENTS` own events and as many partner findings, in their order.
+    """The newest :data:`MAX_KEPT_EVENTS` own events, as many partner findings and as many of the
+    partners' own reports (routed, without an editor), in their order.
 
     Capped apart: an editor hurt through every partner gets one finding per partner and window,
-    which under one shared cap pushed its own deployment out of the look-back (35 partners did).
+    which under one shared cap pushed its own deployment out of the look-back (35 partners did);
+    an editor served by many partners gets each one's status reports.
 
-    >>> own = [{"event_type": "deployment", "timestamp_ms": 0}]
-    >>> findings = [{"event_type": PARTNER_FINDING, "timestamp_ms": t} for t in range(1, 301)]
-    >>> kept = bounded_events(own + findings)
+    >>> own = [{"event_type": "deployment", "timestamp_ms": 0, "editor_id": "e-1"}]
+    >>> findings = [{"event_type": PARTNER_FINDING, "timestamp_ms": t, "editor_id": "e-1"} for t in range(1, 301)]
+    >>> reports = [{"event_type": "partner_status", "timestamp_ms": t, "editor_id": None} for t in range(1, 301)]
+    >>> kept = bounded_events(own + findings + reports)
     >>> kept[0]["event_type"], len(kept), kept[1]["timestamp_ms"]
-    ('deployment', 201, 101)
+    ('deployment', 401, 101)
     """
-    own = [i for i, e in enumerate(events) if e["event_type"] != PARTNER_FINDING][-MAX_KEPT_EVENTS:]
-    findings = [i for i, e in enumerate(events) if e["event_type"] == PARTNER_FINDING][-MAX_KEPT_EVENTS:]
-    return [events[i] for i in sorted(own + findings)]
+    def kind(e: dict) -> int:
+        return 1 if e["event_type"] == PARTNER_FINDING else 2 if e.get("editor_id") is None else 0
+
+    kept = [i for k in (0, 1, 2) for i in [i for i, e in enumerate(events) if kind(e) == k][-MAX_KEPT_EVENTS:]]
+    return [events[i] for i in sorted(kept)]
 
 
 class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
