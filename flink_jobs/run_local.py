@@ -40,8 +40,9 @@ from connectors.cli_numbers import finite_number, replay_speed, whole_number
 
 #: Job properties of this run (``--set`` ones come after and win). The endpoint's shard reads
 #: are O(log n) since deploy/local/patches/kinesis/get_records_fastpath.py, so the job polls
-#: at the configured 200 ms again (the evaluation's 1 s dated from O(n) reads): results reach
-#: the bus up to 0.8 s sooner per hop through the reader.
+#: at the configured 200 ms again (the evaluation's 1 s dated from O(n) reads; it uses 200 ms too
+#: since 2026-12-07). A reader with a backlog polls back to back; a caught-up one about once a
+#: second, as the tick source sends its ticks (connectors/kinesis/README.md, "The poll cadence").
 LOCAL_JOB_OVERRIDES = ("kinesis.poll.interval.ms=200",)
 
 

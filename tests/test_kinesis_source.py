@@ -444,8 +444,9 @@ def test_ticks_queued_behind_a_poll_are_answered_by_it(aws_endpoint, kinesis, ne
     the reader. A tick made more than a poll interval before the last poll began is answered by
     that poll: no GetRecords, nothing emitted, nothing lost. A tick made later (or stamped by a
     fan-out clock less than an interval behind) still polls, and so does any tick once a poll
-    interval has passed since the last poll ended. After a poll that read nothing, every tick
-    waits for the interval."""
+    interval has passed since the last poll ended. After a poll that read nothing, a tick made
+    before it began (or in its first millisecond) is dropped, and any other tick waits until half
+    an interval has passed since it ended."""
     from pyflink.common import Row
 
     from connectors.kinesis.flink_source import KinesisGroupReader, ShardFanOut

@@ -188,7 +188,8 @@ class _IdleExpiry:
         return kept, due
 
 
-#: At most this many of an editor's own operational events, and as many partner findings, in its state.
+#: At most this many of an editor's own operational events, as many partner findings and as many of its
+#: partners' routed reports, in its state (bounded_events).
 MAX_KEPT_EVENTS = 200
 
 #: Event types that name a partner and no editor, routed by the partner operator to the partner's editors.

@@ -365,7 +365,10 @@ class KinesisGroupReader(KeyedProcessFunction):
           poll began. Measured in `make run`: connectors/kinesis/README.md, "Ticks".
 
         So after an empty poll, a tick made after it began polls once half an interval has passed
-        since it ended; after any other, a tick polls once an interval has passed.
+        since it ended; after any other, only ticks made an interval or more before it began are
+        dropped. The empty-poll rule compares the fan-out's clock with the reader's without a
+        margin: a reader clock S ms ahead delays a caught-up poll by up to S ms (both read one host
+        clock in the local mini-cluster this reader is for).
 
         Caught up, a group polls about once a second, not every interval: Flink's datagen source
         emits a second's worth of ticks at once and then sleeps to the next second (measured in a
