@@ -773,8 +773,8 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
         return pipe
 
     from connectors.eventbridge.flink_sink import attach_eventbridge_sink
-    from udfs.correlator import (EVENT_TYPE, OUTPUT_TYPE, PARTNER_FINDINGS, PARTNER_WIDE_EVENT_TYPES, EditorCorrelator,
-                                  PartnerHealth)
+    from udfs.correlator import EVENT_TYPE, OUTPUT_TYPE, PARTNER_FINDINGS, EditorCorrelator, PartnerHealth
+    from udfs.decisions import is_partner_wide
     from udfs.security import SecurityFindings
 
     # Each operator scores its window rows' metrics itself (udfs/correlator.py says why).
@@ -793,8 +793,7 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
         editor_events = valid_events.filter(lambda r: r[2] is not None).name("editor-events").uid("editor-events")
         # A partner's status report that names no editor goes to the partner operator, which passes it
         # to the editors the partner serves (udfs/correlator.py).
-        partner_events = valid_events.filter(lambda r: r[2] is None and r[3] is not None
-                                             and r[0] in PARTNER_WIDE_EVENT_TYPES) \
+        partner_events = valid_events.filter(lambda r: is_partner_wide(r[0], r[2], r[3])) \
             .name("partner-events").uid("partner-events")
         security = valid_events.flat_map(SecurityFindings(s.security_min_severity), output_type=OUTPUT_TYPE) \
             .name("security-findings").uid("security-findings")

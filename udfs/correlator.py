@@ -192,8 +192,6 @@ class _IdleExpiry:
 #: partners' routed reports, in its state (bounded_events).
 MAX_KEPT_EVENTS = 200
 
-#: Event types that name a partner and no editor, routed by the partner operator to the partner's editors.
-PARTNER_WIDE_EVENT_TYPES = frozenset({"partner_status"})
 #: The ``payload`` of a partner-wide event as routed to one editor: the editor operator stores it without an
 #: editor, as it was sent (the copy's ``editor_id`` is only its key). The operators read no payload.
 ROUTED_PARTNER_EVENT = "routed-partner-event"

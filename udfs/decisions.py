@@ -33,6 +33,21 @@ RESULT_KEYS = ("scope_id", "metric", "window_end_ms", "value", "baseline", "lowe
 #: events stream cannot pose as one (sql/parse/events.sql dead-letters unknown types).
 PARTNER_FINDING = "partner_health"
 
+#: Event types that name a partner and no editor, passed by the partner operator to the partner's editors.
+PARTNER_WIDE_EVENT_TYPES = frozenset({"partner_status"})
+
+
+def is_partner_wide(event_type: str, editor_id: str | None, partner: str | None) -> bool:
+    """Whether an operational event is a partner's own report for its editors (udfs/correlator.py,
+    PartnerHealth; the offline replay's routed_partner_events). The parse refuses empty ids.
+
+    >>> is_partner_wide("partner_status", None, "p-1"), is_partner_wide("partner_status", "e-1", "p-1")
+    (True, False)
+    >>> is_partner_wide("deployment", None, "p-1"), is_partner_wide("partner_status", None, None)
+    (False, False)
+    """
+    return editor_id is None and partner is not None and event_type in PARTNER_WIDE_EVENT_TYPES
+
 
 def deviation_of(r: Mapping[str, Any]) -> MetricDeviation:
     nan = float("nan")

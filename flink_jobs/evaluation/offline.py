@@ -55,8 +55,8 @@ from detectors.classifier import ClassifierConfig
 from detectors.events import EventValidationError, parse_event
 from flink_jobs.evaluation.scoring import SampleTimes, alerts_from_events, load_labels, sample_key, score
 from udfs.baseline import score_window
-from udfs.decisions import (RESULT_KEYS, composite_episode, editor_window_composite, partner_window_check,
-                            security_detail)
+from udfs.decisions import (RESULT_KEYS, composite_episode, editor_window_composite, is_partner_wide,
+                            partner_window_check, security_detail)
 from udfs.metric_detector import is_idle
 
 #: Metrics reported only per partner: the editor window averages them over its partners. A partner
@@ -364,11 +364,9 @@ def routed_partner_events(events: list[dict], partner_editors: dict, retention_m
     ...     [dict(e, arrived_at_watermark=None)], ends, 0)]
     [('e-1', 599998), ('e-2', 599998)]
     """
-    from udfs.correlator import PARTNER_WIDE_EVENT_TYPES
-
     routed = []
     for e in events:
-        if e["editor_id"] or not e["partner"] or e["event_type"] not in PARTNER_WIDE_EVENT_TYPES:
+        if not is_partner_wide(e["event_type"], e["editor_id"], e["partner"]):
             continue
         by_end = partner_editors.get(e["partner"], {})
         wm = e["arrived_at_watermark"]
