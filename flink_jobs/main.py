@@ -9,7 +9,7 @@ checkpointing is the service's, and ``--source`` defaults to ``job.source``.
 
 Topology (SQL does everything per record; Python once per editor window and per event):
 
-    metrics_raw (sql/sources/*) ─ sql/parse/metrics.sql
+    metrics_raw (sql/sources/*) ─ sql/parse/metrics.sql, duplicates.sql ─ (materialized) ─ late.sql
         ├─ invalid / late ─ sql/sinks/dead_letters.sql ─ connectors/deadletter
         └─ valid ─┬─ sql/windows/editor_windows.sql   (a row per editor and window, every metric side by side)
                   │     ├─ udfs.correlator.EditorCorrelator (keyed editor): scores each metric against its
@@ -19,8 +19,8 @@ Topology (SQL does everything per record; Python once per editor window and per 
                   └─ sql/windows/partner_editor_windows.sql, partner_windows.sql  (a row per partner and
                         │  window, each editor's window in a JSON array)
                         └─ udfs.correlator.PartnerHealth (keyed partner): scores, judges ─ partner health checks
-    events_raw  (sql/sources/*) ─ sql/parse/events.sql
-        ├─ invalid ─ dead letters
+    events_raw  (sql/sources/*) ─ sql/parse/events.sql, duplicates.sql ─ (materialized) ─ late.sql
+        ├─ invalid (and a copy of each late one) ─ dead letters
         └─ valid ─┬─ (editor events) ─ EditorCorrelator's second input
                   ├─ (partner-wide partner_status events) ─ PartnerHealth's second input, which passes
                   │     each to the partner's editors beside its findings ─ EditorCorrelator
@@ -626,8 +626,8 @@ def materialize(t_env, table, name: str, columns: list[tuple[str, str]]):
     return name
 
 
-def mark_duplicates(t_env, parsed, s: Settings, kind: str, columns: list[tuple[str, str]], counted_condition: str):
-    """sql/parse/duplicates.sql over a parse view: later copies of a counted row get DUPLICATE_RECORD.
+def mark_duplicates(t_env, parsed, s: Settings, kind: str, columns: list[tuple[str, str]]):
+    """sql/parse/duplicates.sql over a parse view: later copies of a valid row get DUPLICATE_RECORD.
 
     Runs before `materialize`, so the count happens once per record and every branch sees
     the same decision. Its only state is one counter per payload, bounded by
@@ -638,17 +638,33 @@ def mark_duplicates(t_env, parsed, s: Settings, kind: str, columns: list[tuple[s
     t_env.get_config().set("table.exec.state.ttl", f"{s.dedup_retention_s} s")
     name = f"{kind}_validated"
     t_env.create_temporary_view(name, parsed)
-    passthrough = ", ".join(c for c, _ in columns if c not in ("reason_code", "is_late"))
-    return t_env.sql_query(render_sql("parse/duplicates.sql", parsed_table=name, columns=Raw(passthrough),
-                                      counted_condition=Raw(counted_condition)))
+    return t_env.sql_query(render_sql("parse/duplicates.sql", parsed_table=name,
+                                      columns=Raw(_passthrough_columns(columns))))
 
 
+def mark_late(t_env, view: str, columns: list[tuple[str, str]]):
+    """sql/parse/late.sql over ``view``: the parsed columns plus ``is_late``, for a valid row at or
+    behind the watermark of the operator that evaluates it.
+
+    The job applies it to the materialized view (`materialize`), not to the duplicate marking's
+    Table: the watermark there is the one after the marking's hash exchange, the one the windows
+    go by, and the DataStream round trip keeps the planner from moving the watermark test back
+    before the exchange, next to the source (it did: the SQL file says why that matters)."""
+    return t_env.sql_query(render_sql("parse/late.sql", marked_table=view, columns=Raw(_passthrough_columns(columns))))
+
+
+def _passthrough_columns(columns: list[tuple[str, str]]) -> str:
+    """The parsed columns the marking steps pass on unchanged: all but the reason code."""
+    return ", ".join(c for c, _ in columns if c != "reason_code")
+
+
+#: The columns of a parsed and duplicate-marked table (parse_metrics, parse_events); mark_late adds ``is_late``.
 METRIC_PARSED_COLUMNS = [("payload", "STRING"), ("event_time", "TIMESTAMP_LTZ(3)"), ("editor_id", "STRING"),
                          ("metric", "STRING"), ("partner", "STRING"), ("metric_value", "DOUBLE"),
-                         ("reason_code", "STRING"), ("is_late", "BOOLEAN")]
+                         ("reason_code", "STRING")]
 EVENT_PARSED_COLUMNS = [("payload", "STRING"), ("event_time", "TIMESTAMP_LTZ(3)"), ("event_type", "STRING"),
                         ("editor_id", "STRING"), ("partner", "STRING"), ("severity", "DOUBLE"),
-                        ("details", "STRING"), ("reason_code", "STRING"), ("is_late", "BOOLEAN")]
+                        ("details", "STRING"), ("reason_code", "STRING")]
 
 
 def metric_aggregates() -> Raw:
@@ -723,17 +739,25 @@ def _attach_dead_letter_sink(stream, s: Settings, name: str, *, unbounded: bool,
     return attach_deadletter_file_sink(stream, directory, name=f"deadletter-{name}", heartbeat_interval_ms=heartbeat_ms)
 
 
-#: The metric rows counted into a window: valid and not late (duplicate marking counts only these).
+#: The metric rows counted into a window: valid and not late.
 METRIC_COUNTED = "reason_code IS NULL AND NOT is_late"
 
 
 def parse_metrics(t_env, s: Settings, source_table: str):
     """sql/parse/metrics.sql over ``source_table``, then duplicate marking: every row once, with its
-    reason code (None when valid) and ``is_late``; the rows :data:`METRIC_COUNTED` selects are the
-    windows' input."""
+    reason code (None when valid). `mark_late` then adds ``is_late``; the rows :data:`METRIC_COUNTED`
+    selects are the windows' input."""
     parsed = t_env.sql_query(render_sql("parse/metrics.sql", source_table=source_table,
                                         max_metric_value=s.max_metric_value, **_common_params(s)))
-    return mark_duplicates(t_env, parsed, s, "metrics", METRIC_PARSED_COLUMNS, METRIC_COUNTED)
+    return mark_duplicates(t_env, parsed, s, "metrics", METRIC_PARSED_COLUMNS)
+
+
+def parse_events(t_env, s: Settings, source_table: str):
+    """sql/parse/events.sql over ``source_table``, then duplicate marking, as for the metrics. Late
+    events are still used (suspected causes); `mark_late` only sends a copy of them to the late output."""
+    parsed = t_env.sql_query(render_sql("parse/events.sql", source_table=source_table,
+                                        events_lookback_s=s.events_lookback_s, **_common_params(s)))
+    return mark_duplicates(t_env, parsed, s, "events", EVENT_PARSED_COLUMNS)
 
 
 def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_only: bool = False) -> Pipeline:
@@ -745,7 +769,8 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
     pipe = Pipeline(source)
     metrics_raw, events_raw = create_sources(t_env, env, cfg, s, source)
     common = _common_params(s)
-    materialize(t_env, parse_metrics(t_env, s, metrics_raw), "metrics_parsed", METRIC_PARSED_COLUMNS)
+    materialize(t_env, parse_metrics(t_env, s, metrics_raw), "metrics_marked", METRIC_PARSED_COLUMNS)
+    t_env.create_temporary_view("metrics_parsed", mark_late(t_env, "metrics_marked", METRIC_PARSED_COLUMNS))
     t_env.create_temporary_view("metrics_valid",
                                 t_env.sql_query(f"SELECT * FROM metrics_parsed WHERE {METRIC_COUNTED}"))
     t_env.create_temporary_view("partner_editor_windows", t_env.sql_query(window_sql(s, "partner_editor")))
@@ -753,11 +778,8 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
 
     dl_sql = [render_sql("sinks/dead_letters.sql", parsed_table="metrics_parsed", source_name="metrics", **common)]
     if events_raw:
-        ev = t_env.sql_query(render_sql("parse/events.sql", source_table=events_raw,
-                                        events_lookback_s=s.events_lookback_s, **common))
-        # Late events are still used (suspected causes), so every valid event is counted.
-        ev = mark_duplicates(t_env, ev, s, "events", EVENT_PARSED_COLUMNS, "reason_code IS NULL")
-        materialize(t_env, ev, "events_parsed", EVENT_PARSED_COLUMNS)
+        materialize(t_env, parse_events(t_env, s, events_raw), "events_marked", EVENT_PARSED_COLUMNS)
+        t_env.create_temporary_view("events_parsed", mark_late(t_env, "events_marked", EVENT_PARSED_COLUMNS))
         dl_sql.append(render_sql("sinks/dead_letters.sql", parsed_table="events_parsed", source_name="events",
                                  **common))
 

@@ -1,7 +1,7 @@
 """sql/parse/duplicates.sql on its own: small bounded Flink jobs, no AWS.
 
 The parse templates run as in the job (archive source DDL with the job's event-time
-expression, sql/parse/*.sql, then flink_jobs.main.mark_duplicates); each case is a list
+expression, then flink_jobs.main.parse_metrics / parse_events); each case is a list
 of lines, and the reason codes that come out are compared per payload. The identity is
 the exact payload: only a byte-identical copy of an accepted record is a duplicate.
 """
@@ -14,8 +14,8 @@ import time
 import pytest
 
 from flink_jobs.config import JobConfig
-from flink_jobs.main import (EVENT_PARSED_COLUMNS, METRIC_COUNTED, Settings, _common_params, _event_time_expr,
-                             mark_duplicates, parse_metrics, render_sql, window_sql)
+from flink_jobs.main import (METRIC_COUNTED, METRIC_PARSED_COLUMNS, Settings, _common_params, _event_time_expr,
+                             mark_late, parse_events, parse_metrics, render_sql, window_sql)
 
 pytestmark = [pytest.mark.flink, pytest.mark.timeout(900)]
 
@@ -76,12 +76,9 @@ def _pipeline(root, s, metric_lines, event_lines):
         _write_lines(root / kind, lines)
         t_env.execute_sql(render_sql("sources/archive_jsonl.sql", table_name=f"{kind}_raw",
                                      event_time_expr=_event_time_expr(s), path=str(root / kind), **common))
-    events = t_env.sql_query(render_sql("parse/events.sql", source_table="events_raw",
-                                        events_lookback_s=s.events_lookback_s, **common))
-    # the same calls and counted conditions as flink_jobs.main.build_pipeline
+    # the same calls as flink_jobs.main.build_pipeline
     t_env.create_temporary_view("m", parse_metrics(t_env, s, "metrics_raw"))
-    t_env.create_temporary_view("e", mark_duplicates(t_env, events, s, "events", EVENT_PARSED_COLUMNS,
-                                                     "reason_code IS NULL"))
+    t_env.create_temporary_view("e", parse_events(t_env, s, "events_raw"))
     return t_env
 
 
@@ -192,8 +189,9 @@ def test_the_retention_does_not_expire_window_state():
     marked = parse_metrics(t_env, s, "metrics_raw")
     t_env.get_config().set("table.exec.state.ttl", "200 ms")
     t_env.create_temporary_view("metrics_marked", marked)
+    t_env.create_temporary_view("metrics_parsed", mark_late(t_env, "metrics_marked", METRIC_PARSED_COLUMNS))
     t_env.create_temporary_view("metrics_valid",
-                                t_env.sql_query(f"SELECT * FROM metrics_marked WHERE {METRIC_COUNTED}"))
+                                t_env.sql_query(f"SELECT * FROM metrics_parsed WHERE {METRIC_COUNTED}"))
     windows = window_sql(s, "editor")   # reads the view metrics_valid
     with t_env.execute_sql(f"SELECT rpm__n, rpm__avg, fill_rate__n, fill_rate__avg FROM ({windows})").collect() as rows:
         assert [tuple(r) for r in rows] == [(3, 2.0, 0, None)]

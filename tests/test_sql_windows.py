@@ -24,8 +24,8 @@ import pytest
 from detectors.classifier import METRICS
 from flink_jobs.config import JobConfig
 from flink_jobs.evaluation.offline import JobParameters, read_windows
-from flink_jobs.main import (METRIC_COUNTED, Settings, _common_params, _event_time_expr, metric_columns,
-                             parse_metrics, render_sql, window_sql)
+from flink_jobs.main import (METRIC_COUNTED, METRIC_PARSED_COLUMNS, Settings, _common_params, _event_time_expr,
+                             mark_late, metric_columns, parse_metrics, render_sql, window_sql)
 
 pytestmark = [pytest.mark.flink, pytest.mark.timeout(900)]
 
@@ -67,8 +67,9 @@ def _sql_windows(root) -> dict:
     t_env.execute_sql(render_sql("sources/archive_jsonl.sql", table_name="metrics_raw",
                                  event_time_expr=_event_time_expr(s), path=str(root / "metrics"), **common))
     t_env.create_temporary_view("metrics_marked", parse_metrics(t_env, s, "metrics_raw"))
+    t_env.create_temporary_view("metrics_parsed", mark_late(t_env, "metrics_marked", METRIC_PARSED_COLUMNS))
     t_env.create_temporary_view("metrics_valid",
-                                t_env.sql_query(f"SELECT * FROM metrics_marked WHERE {METRIC_COUNTED}"))
+                                t_env.sql_query(f"SELECT * FROM metrics_parsed WHERE {METRIC_COUNTED}"))
     series: dict = {}
     queries = {  # the window time as UTC wall time: a TIMESTAMP_LTZ does not cross to Python in collect()
         "editor": f"SELECT editor_id AS scope_id, CAST(NULL AS STRING) AS editor, {metric_columns()}, "

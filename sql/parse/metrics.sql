@@ -53,17 +53,7 @@
 -- only rows that fail it pay for the diagnosis. dimensions are only parsed when the payload
 -- mentions "dimensions".
 --
--- is_late: the row is at or behind the watermark of this operator (the one right after
--- the source's watermark assigner). The window operator downstream sees a
--- watermark that is not ahead of this one, so a row that is not late here is not
--- dropped there: rows are counted into a window or into the late output. Two
--- exceptions (README, "Known limits" of the late output): a source subtask that
--- resumes after being idle (its watermark left out of the downstream minimum meanwhile)
--- can pass rows the window operator drops, uncounted; and right after a restore,
--- before the first watermark (CURRENT_WATERMARK is NULL, hence the IS TRUE), rows
--- late before the restore are not late here and re-open a closed window, which the
--- Python operators leave unscored (udfs/metric_detector.py, "Re-fired windows").
--- Tolerance for out-of-order data is the watermark delay (processing.watermark.delay.s).
+-- Lateness is judged later, after the duplicate marking's shuffle (sql/parse/late.sql says why).
 SELECT
   payload,
   event_time,
@@ -71,8 +61,7 @@ SELECT
   metric,
   partner,
   metric_value,
-  reason_code,
-  reason_code IS NULL AND (event_time <= CURRENT_WATERMARK(event_time)) IS TRUE AS is_late
+  reason_code
 FROM (
   SELECT
     payload,
