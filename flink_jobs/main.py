@@ -626,8 +626,8 @@ def materialize(t_env, table, name: str, columns: list[tuple[str, str]]):
     return name
 
 
-def mark_duplicates(t_env, parsed, s: Settings, kind: str, columns: list[tuple[str, str]]):
-    """sql/parse/duplicates.sql over a parse view: later copies of a valid row get DUPLICATE_RECORD.
+def mark_duplicates(t_env, parsed, s: Settings, kind: str, columns: list[tuple[str, str]], counted_condition: str):
+    """sql/parse/duplicates.sql over a parse view: later copies of a counted row get DUPLICATE_RECORD.
 
     Runs before `materialize`, so the count happens once per record and every branch sees
     the same decision. Its only state is one counter per payload, bounded by
@@ -639,12 +639,13 @@ def mark_duplicates(t_env, parsed, s: Settings, kind: str, columns: list[tuple[s
     name = f"{kind}_validated"
     t_env.create_temporary_view(name, parsed)
     return t_env.sql_query(render_sql("parse/duplicates.sql", parsed_table=name,
-                                      columns=Raw(_passthrough_columns(columns))))
+                                      columns=Raw(_passthrough_columns(columns)),
+                                      counted_condition=Raw(counted_condition)))
 
 
 def mark_late(t_env, view: str, columns: list[tuple[str, str]]):
-    """sql/parse/late.sql over ``view``: the parsed columns plus ``is_late``, for a valid row at or
-    behind the watermark of the operator that evaluates it.
+    """sql/parse/late.sql over ``view``: the parsed columns, with ``is_late`` also set for a valid
+    row at or behind the watermark of the operator that evaluates it.
 
     The job applies it to the materialized view (`materialize`), not to the duplicate marking's
     Table: the watermark there is the one after the marking's hash exchange, the one the windows
@@ -654,17 +655,18 @@ def mark_late(t_env, view: str, columns: list[tuple[str, str]]):
 
 
 def _passthrough_columns(columns: list[tuple[str, str]]) -> str:
-    """The parsed columns the marking steps pass on unchanged: all but the reason code."""
-    return ", ".join(c for c, _ in columns if c != "reason_code")
+    """The parsed columns the marking steps pass on unchanged: all but the reason code and lateness."""
+    return ", ".join(c for c, _ in columns if c not in ("reason_code", "is_late"))
 
 
-#: The columns of a parsed and duplicate-marked table (parse_metrics, parse_events); mark_late adds ``is_late``.
+#: The columns of a parsed and duplicate-marked table (parse_metrics, parse_events); mark_late sets
+#: ``is_late`` for the rows behind the windows' watermark too.
 METRIC_PARSED_COLUMNS = [("payload", "STRING"), ("event_time", "TIMESTAMP_LTZ(3)"), ("editor_id", "STRING"),
                          ("metric", "STRING"), ("partner", "STRING"), ("metric_value", "DOUBLE"),
-                         ("reason_code", "STRING")]
+                         ("reason_code", "STRING"), ("is_late", "BOOLEAN")]
 EVENT_PARSED_COLUMNS = [("payload", "STRING"), ("event_time", "TIMESTAMP_LTZ(3)"), ("event_type", "STRING"),
                         ("editor_id", "STRING"), ("partner", "STRING"), ("severity", "DOUBLE"),
-                        ("details", "STRING"), ("reason_code", "STRING")]
+                        ("details", "STRING"), ("reason_code", "STRING"), ("is_late", "BOOLEAN")]
 
 
 def metric_aggregates() -> Raw:
@@ -739,25 +741,27 @@ def _attach_dead_letter_sink(stream, s: Settings, name: str, *, unbounded: bool,
     return attach_deadletter_file_sink(stream, directory, name=f"deadletter-{name}", heartbeat_interval_ms=heartbeat_ms)
 
 
-#: The metric rows counted into a window: valid and not late.
+#: The metric rows counted into a window: valid and not late (duplicate marking counts the rows
+#: the parse found valid and not late).
 METRIC_COUNTED = "reason_code IS NULL AND NOT is_late"
 
 
 def parse_metrics(t_env, s: Settings, source_table: str):
     """sql/parse/metrics.sql over ``source_table``, then duplicate marking: every row once, with its
-    reason code (None when valid). `mark_late` then adds ``is_late``; the rows :data:`METRIC_COUNTED`
-    selects are the windows' input."""
+    reason code (None when valid) and ``is_late``, which `mark_late` completes; then the rows
+    :data:`METRIC_COUNTED` selects are the windows' input."""
     parsed = t_env.sql_query(render_sql("parse/metrics.sql", source_table=source_table,
                                         max_metric_value=s.max_metric_value, **_common_params(s)))
-    return mark_duplicates(t_env, parsed, s, "metrics", METRIC_PARSED_COLUMNS)
+    return mark_duplicates(t_env, parsed, s, "metrics", METRIC_PARSED_COLUMNS, METRIC_COUNTED)
 
 
 def parse_events(t_env, s: Settings, source_table: str):
     """sql/parse/events.sql over ``source_table``, then duplicate marking, as for the metrics. Late
-    events are still used (suspected causes); `mark_late` only sends a copy of them to the late output."""
+    events are still used (suspected causes), so every valid event is counted; ``is_late`` only sends a
+    copy of them to the late output."""
     parsed = t_env.sql_query(render_sql("parse/events.sql", source_table=source_table,
                                         events_lookback_s=s.events_lookback_s, **_common_params(s)))
-    return mark_duplicates(t_env, parsed, s, "events", EVENT_PARSED_COLUMNS)
+    return mark_duplicates(t_env, parsed, s, "events", EVENT_PARSED_COLUMNS, "reason_code IS NULL")
 
 
 def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_only: bool = False) -> Pipeline:

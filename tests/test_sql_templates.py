@@ -114,10 +114,11 @@ def test_parse_and_dead_letter_templates_render():
     for code in ("OVERSIZED_RECORD", "INVALID_JSON", "MISSING_FIELD", "WRONG_TYPE", "UNKNOWN_METRIC",
                  "NON_FINITE_VALUE", "OUT_OF_RANGE_VALUE", "INVALID_TIMESTAMP", "FUTURE_TIMESTAMP"):
         assert f"'{code}'" in parse
-    # lateness is judged after the duplicate marking's exchange, not next to the source (sql/parse/late.sql)
-    assert "CURRENT_WATERMARK" not in re.sub(r"--.*", "", parse)
+    assert "CURRENT_WATERMARK(event_time)" in parse
+    # ... and again after the duplicate marking's exchange (sql/parse/late.sql), on top of the parse's
     late = render_sql("parse/late.sql", marked_table="metrics_marked", columns=Raw("payload, event_time"))
-    assert "(event_time <= CURRENT_WATERMARK(event_time)) IS TRUE AS is_late" in late
+    assert "is_late OR (reason_code IS NULL AND (event_time <= CURRENT_WATERMARK(event_time)) IS TRUE) AS is_late" \
+        in late
     assert "RETURNING" not in re.sub(r"--.*", "", parse), "JSON_VALUE ... RETURNING can fail the job"
     dl = render_sql("sinks/dead_letters.sql", parsed_table="metrics_parsed", source_name="metrics",
                     **_common_params(s))

@@ -10,13 +10,12 @@
 -- instant (other dimensions, a corrected value) and lose a valid record; an exact copy
 -- never carries new information.
 --
--- Only valid records are counted. An invalid or too-far-future first copy was never
--- accepted, so a later valid copy of it is the first accepted one, not a duplicate. Rows
--- that are not counted all share the NULL copy_key: their payload is neither hashed into a
--- key nor kept in state. Lateness is judged after this operator (sql/parse/late.sql: behind
--- this hash exchange it sees the watermark the windows go by), so a late record is counted
--- too, and a later copy of it is DUPLICATE_RECORD (it is as late as the first copy was, whose
--- LATE_RECORD is in the late output).
+-- Only records that were accepted are counted (counted_condition: valid, and for metrics
+-- not late in the parse). An invalid, late or too-far-future first copy was never counted,
+-- so a later valid copy of it is the first accepted one, not a duplicate. (A counted row
+-- can still turn out late in sql/parse/late.sql, after this operator: a later copy of it is
+-- then DUPLICATE_RECORD.) Rows that are not counted all share the NULL copy_key: their
+-- payload is neither hashed into a key nor kept in state.
 --
 -- Order of copies = processing time (PROCTIME()): arrival order, no buffering and no
 -- watermark-based dropping (a rowtime-ordered OVER drops rows at or behind its last
@@ -30,16 +29,17 @@
 -- re-read record is not a false duplicate.
 SELECT
   ${columns},
-  CASE WHEN copy_key IS NOT NULL AND copy_number > 1 THEN 'DUPLICATE_RECORD' ELSE reason_code END AS reason_code
+  CASE WHEN copy_key IS NOT NULL AND copy_number > 1 THEN 'DUPLICATE_RECORD' ELSE reason_code END AS reason_code,
+  is_late
 FROM (
   SELECT
-    ${columns}, reason_code, copy_key,
+    ${columns}, reason_code, is_late, copy_key,
     COUNT(*) OVER (PARTITION BY copy_key ORDER BY proc_time
                    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS copy_number
   FROM (
     SELECT
-      ${columns}, reason_code,
-      CASE WHEN reason_code IS NULL THEN payload END AS copy_key,
+      ${columns}, reason_code, is_late,
+      CASE WHEN ${counted_condition} THEN payload END AS copy_key,
       PROCTIME() AS proc_time
     FROM ${parsed_table}
   )

@@ -17,8 +17,8 @@
 --   INVALID_TIMESTAMP / FUTURE_TIMESTAMP (sql/parse/timestamp_reason.sql).
 -- Late events are NOT dropped: an event is a suspected cause for windows that
 -- close up to ${events_lookback_s} s after it, so the correlator keeps it, late or
--- not, while a window it has not decided yet can still name it (udfs/correlator.py);
--- it is still reported late (sql/parse/late.sql, after the duplicate marking).
+-- not, while a window it has not decided yet can still name it (udfs/correlator.py;
+-- is_late is still reported: as for metrics, here and in sql/parse/late.sql).
 -- details is kept as JSON text (JSON_QUERY) and parsed in Python per event.
 SELECT
   payload,
@@ -28,7 +28,8 @@ SELECT
   partner,
   severity,
   details,
-  reason_code
+  reason_code,
+  reason_code IS NULL AND (event_time <= CURRENT_WATERMARK(event_time)) IS TRUE AS is_late
 FROM (
   SELECT
     payload, event_time, event_type, editor_id, partner, severity, details,

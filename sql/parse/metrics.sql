@@ -53,7 +53,12 @@
 -- only rows that fail it pay for the diagnosis. dimensions are only parsed when the payload
 -- mentions "dimensions".
 --
--- Lateness is judged later, after the duplicate marking's shuffle (sql/parse/late.sql says why).
+-- is_late: the row is at or behind the watermark of this operator, the one right after the
+-- source subtask's watermark assigner: a rule that depends on the subtask's own rows, not on
+-- how far the other subtasks have got, so a fast replay gives the same late rows run after
+-- run. sql/parse/late.sql adds the rows behind the watermark the windows go by (after the
+-- duplicate marking's exchange), which this one misses after a source subtask was idle.
+-- Tolerance for out-of-order data is the watermark delay (processing.watermark.delay.s).
 SELECT
   payload,
   event_time,
@@ -61,7 +66,8 @@ SELECT
   metric,
   partner,
   metric_value,
-  reason_code
+  reason_code,
+  reason_code IS NULL AND (event_time <= CURRENT_WATERMARK(event_time)) IS TRUE AS is_late
 FROM (
   SELECT
     payload,
