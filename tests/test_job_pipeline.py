@@ -6,7 +6,8 @@ run A (fresh, TRIM_HORIZON): scripted editors with 14 h of normal history, then
   one incident window each -> composite anomalies with the right problem type,
   no event for normal seasonal traffic, a partner outage -> Partner Health Check,
   a severity-8 finding -> Security Incident, bad records -> dead letters with
-  reason codes, a record behind the watermark -> late output (LATE_RECORD).
+  reason codes, a record behind the watermark -> late output (LATE_RECORD), a late event's
+  copy -> DUPLICATE_RECORD.
   Stopped with a savepoint.
 run B (restored from that savepoint at parallelism 1, CloudWatch metrics turned off): new
   records only are read — nothing of run A is re-read (no dead letter, late record or incident
@@ -164,7 +165,8 @@ def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
         late_event = {"event_type": "config_change", "timestamp": (start + 60) * 1000, "editor_id": "e-normal",
                       "details": {"change": "late"}}
         put_records(metrics_stream, [("e-normal", json.dumps(late))])
-        put_records(events_stream, [("e-normal", json.dumps(late_event))])
+        # twice: the copy is a duplicate of an event the job uses, not a second late one
+        put_records(events_stream, [("e-normal", json.dumps(late_event))] * 2)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(read_lines(late_dir) if late_dir.exists() else []) < 2:
             time.sleep(1)
@@ -337,6 +339,10 @@ def test_late_record_goes_to_late_output(scenario):
     assert json.loads(late[0]["raw"]) == scenario["late"] and json.loads(by_source["events"]["raw"]) == scenario["late_event"]
     assert late[0]["reason_code"] == by_source["events"]["reason_code"] == "LATE_RECORD"
     assert "window already closed" in late[0]["reason"] and "still used" in by_source["events"]["reason"]
+    # The event's second copy is a duplicate of an event the job used: a DUPLICATE_RECORD dead letter, not
+    # a second LATE_RECORD "still used as a suspected cause" (which it is not: only valid events are read).
+    copies = [d for d in scenario["a"]["dead"] if d["raw"] == json.dumps(scenario["late_event"])]
+    assert [(d["reason_code"], d["source"]) for d in copies] == [("DUPLICATE_RECORD", "events")]
     from connectors.schemas import validator
 
     assert list(validator("dead_letter_record").iter_errors(late[0])) == []

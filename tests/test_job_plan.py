@@ -87,6 +87,21 @@ def test_operational_settings_keep_every_operator_id():
     assert len(gone) > 20 and any("OverAggregate" in base[i] or "WindowAggregate" in base[i] for i in gone)
 
 
+def test_every_branch_judges_lateness_in_the_task_of_the_duplicate_marking():
+    """sql/parse/late.sql: the windows' branches and the late output each evaluate the second late
+    test in a Calc of their own. They agree on every row only because they read the materialized
+    stream in the duplicate marking's task (chained after its hash exchange, no other exchange in
+    between), so each sees the same watermarks between the same rows."""
+    tasks = set(_planned("kinesis-local")[1].values())
+    metrics = [t for t in tasks if t.startswith("OverAggregate") and "LocalWindowAggregate" in t]
+    events = [t for t in tasks if t.startswith("OverAggregate") and "events-valid" in t]
+    assert len(metrics) == 1 and len(events) == 1, sorted(t[:120] for t in tasks)
+    # editor windows, partner windows and the late/dead-letter lines; events: the Python operators' input and the lines
+    assert metrics[0].count("*anonymous_datastream_source$") == 3, metrics[0]
+    assert metrics[0].count("LocalWindowAggregate") == 2, metrics[0]
+    assert events[0].count("*anonymous_datastream_source$") == 2, events[0]
+
+
 def test_a_restore_point_whose_metadata_cannot_be_read_is_left_to_flinks_own_check(tmp_path, caplog):
     import logging
 

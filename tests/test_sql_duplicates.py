@@ -76,7 +76,7 @@ def _pipeline(root, s, metric_lines, event_lines):
         _write_lines(root / kind, lines)
         t_env.execute_sql(render_sql("sources/archive_jsonl.sql", table_name=f"{kind}_raw",
                                      event_time_expr=_event_time_expr(s), path=str(root / kind), **common))
-    # the same calls as flink_jobs.main.build_pipeline
+    # the parse and duplicate marking calls of flink_jobs.main.build_pipeline (lateness is not tested here)
     t_env.create_temporary_view("m", parse_metrics(t_env, s, "metrics_raw"))
     t_env.create_temporary_view("e", parse_events(t_env, s, "events_raw"))
     return t_env
@@ -189,6 +189,8 @@ def test_the_retention_does_not_expire_window_state():
     marked = parse_metrics(t_env, s, "metrics_raw")
     t_env.get_config().set("table.exec.state.ttl", "200 ms")
     t_env.create_temporary_view("metrics_marked", marked)
+    # Without the job's DataStream round trip (a TableEnvironment has none); one subtask, no idleness:
+    # the late test's place does not matter here.
     t_env.create_temporary_view("metrics_parsed", mark_late(t_env, "metrics_marked", METRIC_PARSED_COLUMNS))
     t_env.create_temporary_view("metrics_valid",
                                 t_env.sql_query(f"SELECT * FROM metrics_parsed WHERE {METRIC_COUNTED}"))

@@ -1,5 +1,5 @@
--- Late rows: a valid row behind the watermark is LATE_RECORD (the late output; a late event is
--- still used as a suspected cause, sql/parse/events.sql). ${marked_table} is the parsed and
+-- Late rows: a valid row at or behind the watermark is LATE_RECORD (the late output; a late event
+-- is still used as a suspected cause, sql/parse/events.sql). ${marked_table} is the parsed and
 -- duplicate-marked view as materialized (flink_jobs.main.materialize: a DataStream and back);
 -- every branch (windows, late output) reads it through this test, in the same task right after
 -- the round trip, so each sees the same watermark at the same row and they agree.
@@ -19,6 +19,10 @@
 -- test had 3,235, and two composites fell from CRITICAL to HIGH. So both: with both, a run had
 -- the 3,235 late records and the same 76 bus events as before, equal in severity and causes.
 --
+-- A DUPLICATE_RECORD is never late: a copy of an accepted record is a duplicate whatever its
+-- time. (Until 2026-12-07 a late event's copy was LATE_RECORD, "still used as a suspected cause",
+-- which it was not: the operators read only valid events.)
+--
 -- Written into the duplicate marking's query, the test here was moved back before the exchange
 -- by the planner (it pushes the expression below the OVER aggregate); the DataStream round trip
 -- is a boundary it cannot cross.
@@ -31,5 +35,5 @@
 SELECT
   ${columns},
   reason_code,
-  is_late OR (reason_code IS NULL AND (event_time <= CURRENT_WATERMARK(event_time)) IS TRUE) AS is_late
+  reason_code IS NULL AND (is_late OR (event_time <= CURRENT_WATERMARK(event_time)) IS TRUE) AS is_late
 FROM ${marked_table}
