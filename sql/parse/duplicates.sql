@@ -13,10 +13,11 @@
 -- Only records that were accepted are counted (counted_condition: valid, and for metrics
 -- not late in the parse). An invalid, late or too-far-future first copy was never counted,
 -- so a later valid copy of it is the first accepted one, not a duplicate. (A counted row
--- can still turn out late in sql/parse/late.sql, after this operator, when its source subtask
--- had been idle: a later copy of it is then LATE_RECORD if the parse finds it late, else
--- DUPLICATE_RECORD, though the first copy reached the late output rather than a window.) Rows that are not counted all share the NULL copy_key: their
--- payload is neither hashed into a key nor kept in state.
+-- can still turn out late in sql/parse/late.sql, after this operator, when its source
+-- subtask had been idle: a later copy of it is then LATE_RECORD if the parse finds it late,
+-- else DUPLICATE_RECORD, though the first copy reached the late output rather than a
+-- window.) Rows that are not counted all share the NULL copy_key: their payload is neither
+-- hashed into a key nor kept in state.
 --
 -- Order of copies = processing time (PROCTIME()): arrival order, no buffering and no
 -- watermark-based dropping (a rowtime-ordered OVER drops rows at or behind its last

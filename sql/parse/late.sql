@@ -16,8 +16,9 @@
 -- on how far the other subtasks had got (in a 720x replay, on the timing of the two source
 -- threads), so a replay would no longer give the same windows each time: a run of seed 17's
 -- simulated day with it alone (2026-12-07) had 2,560 late records where runs with the parse's
--- test had 3,235, and two composites fell from CRITICAL to HIGH. So both: with both, a run had
--- the 3,235 late records and the same 76 bus events as before, equal in severity and causes.
+-- test had 3,235, and two composites fell from CRITICAL to HIGH. So both: with both (9f8480a), a
+-- run had the 3,235 late records and the same 76 bus events as before, equal in severity and
+-- causes.
 --
 -- A DUPLICATE_RECORD is never late: a copy of an accepted record is a duplicate whatever its
 -- time. (Until 2026-12-07 a late event's copy was LATE_RECORD, "still used as a suspected cause",
