@@ -597,8 +597,7 @@ class Signature:
             return _severity_weight(event)
         if event.event_type == "partner_status":
             # "partner back to HEALTHY" is the end of an outage, not a cause.
-            status = str(event.details.get("status", "")).upper()
-            return 0.0 if status in GOOD_STATUSES else 1.0
+            return 0.0 if event.reports_recovery else 1.0
         if self.problem_type == PRICING_ISSUE and not _mentions_pricing(event):
             # A config change that says nothing about floors or prices is only half a hint.
             return 0.5
@@ -606,9 +605,6 @@ class Signature:
 
 
 _PRICING_WORDS = ("floor", "price", "pricing", "cpm", "reserve", "bid")
-
-
-GOOD_STATUSES = frozenset({"HEALTHY", "OK", "UP", "RECOVERED", "RESOLVED", "NORMAL"})
 
 
 def _severity_weight(event: OperationalEvent) -> float:

@@ -33,6 +33,9 @@ EVENT_TYPES = ("config_change", "deployment", "feature_flag", "partner_status", 
 CHANGE_EVENT_TYPES = frozenset({"config_change", "deployment", "feature_flag"})
 
 MAX_SEVERITY = 10.0
+#: A partner_status ``details.status`` that reports the partner well (again): the end of an
+#: outage, not a cause of anything.
+GOOD_PARTNER_STATUSES = frozenset({"HEALTHY", "OK", "UP", "RECOVERED", "RESOLVED", "NORMAL"})
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,19 @@ class OperationalEvent:
             out["severity"] = self.severity
         out["details"] = dict(self.details)
         return out
+
+    @property
+    def reports_recovery(self) -> bool:
+        """A partner's status report that says it is well: neither a suspected cause (detectors.incident)
+        nor the classifier's corroboration of an outage.
+
+        >>> OperationalEvent("partner_status", 0.0, partner="p-1", details={"status": "healthy"}).reports_recovery
+        True
+        >>> OperationalEvent("partner_status", 0.0, partner="p-1", details={"status": "DEGRADED"}).reports_recovery
+        False
+        """
+        return self.event_type == "partner_status" and \
+            str(self.details.get("status", "")).upper() in GOOD_PARTNER_STATUSES
 
 
 class EventValidationError(ValueError):

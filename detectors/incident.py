@@ -29,7 +29,6 @@ from typing import Any, Iterable, Mapping
 from detectors.classifier import (
     NO_ISSUE,
     SEVERITIES,
-    GOOD_STATUSES,
     SIGNATURE_BY_TYPE,
     Classification,
     ClassifierConfig,
@@ -112,7 +111,9 @@ def _capped_details(details: Mapping[str, Any]) -> dict[str, Any]:
 def suspected_causes(editor_id: str, events: Iterable[OperationalEvent], window_end_s: float,
                      lookback_s: float = 1800.0) -> list[dict[str, Any]]:
     """The editor's events (and partner-wide ones, without an editor: the streaming job passes a
-    partner's status reports to the editors it serves) in the look-back, newest first, capped.
+    partner's status reports to the editors it serves) in the look-back, newest first, capped. A
+    partner's report that it is well again ends an outage and causes nothing: it is left out (it
+    used to be listed, and could push a real cause past the cap).
 
     >>> from detectors.events import OperationalEvent as E
     >>> [c["event_type"] for c in suspected_causes("e-1", [E("deployment", 900.0, "e-1"), E("config_change", 100.0, "e-1"),
@@ -120,7 +121,8 @@ def suspected_causes(editor_id: str, events: Iterable[OperationalEvent], window_
     ['deployment']
     """
     relevant = [e for e in events
-                if (e.editor_id in (None, editor_id)) and window_end_s - lookback_s <= e.timestamp_s < window_end_s]
+                if (e.editor_id in (None, editor_id)) and window_end_s - lookback_s <= e.timestamp_s < window_end_s
+                and not e.reports_recovery]
     # Events at one instant are ordered by their content too: the detail does not depend on the
     # order they arrived in (which of them a cap keeps, either).
     relevant.sort(key=lambda e: (-e.timestamp_s, e.event_type, e.partner or "",
@@ -234,15 +236,11 @@ def _move(metric: str, s: Mapping[str, Any] | None) -> str | None:
 
 def _cited_cause(causes: list[dict[str, Any]], problem_type: str) -> dict[str, Any] | None:
     """The newest suspected cause of a kind the problem type's pattern links (classifier
-    signatures' ``event_types``); a partner back to a good status ends an outage, it causes none."""
+    signatures' ``event_types``; a partner's report that it is well is no suspected cause)."""
     signature = SIGNATURE_BY_TYPE.get(problem_type)
     for cause in causes:
-        if signature is None or cause["event_type"] not in signature.event_types:
-            continue
-        if cause["event_type"] == "partner_status" and str((cause.get("details") or {}).get("status", "")).upper() \
-                in GOOD_STATUSES:
-            continue
-        return cause
+        if signature is not None and cause["event_type"] in signature.event_types:
+            return cause
     return None
 
 

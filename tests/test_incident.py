@@ -152,6 +152,16 @@ def test_suspected_causes_are_the_editors_events_of_the_last_30_minutes():
     assert [c["event_type"] for c in narrower["suspected_causes"]] == ["partner_status", "config_change"]
 
 
+def test_a_partner_reporting_itself_well_is_no_suspected_cause():
+    """A partner back to HEALTHY ends an outage; listed among the causes it could push a real one past the cap."""
+    events = [OperationalEvent("partner_status", END - 60 - i, partner="p-alpha", details={"status": status})
+              for i, status in enumerate(["HEALTHY", "ok", "DEGRADED", "Recovered"])]
+    events.append(OperationalEvent("config_change", END - 600, editor_id="e-001", details={"key": "floor"}))
+    detail, _ = build(events=events)
+    assert [(c["event_type"], c["details"].get("status")) for c in detail["suspected_causes"]] == \
+        [("partner_status", "DEGRADED"), ("config_change", None)]
+
+
 def test_the_percentage_shown_is_the_one_its_value_and_baseline_give():
     """The classifier floors a tiny baseline (error_rate: 0.005) so a small move does not look huge;
     the detail showed that floored figure next to the real baseline (0.008 vs 0.002 read +120%)."""
