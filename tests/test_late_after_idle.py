@@ -28,22 +28,15 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import boto3
 import pytest
+from test_job_pipeline import read_lines   # the job's JSON-lines outputs in a folder
 
 pytestmark = [pytest.mark.flink, pytest.mark.aws, pytest.mark.timeout(1200)]
 
 SHARD_A_HASH_KEY, SHARD_B_HASH_KEY = "1", str(2 ** 128 - 2)   # two shards split the key space in halves
 MINUTE_MS = 60_000
-
-
-def _late_lines(directory: Path) -> list[dict]:
-    out = []
-    for f in sorted(directory.glob("*.jsonl")) if directory.exists() else []:
-        out += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +81,7 @@ def run(core_stack, aws_endpoint, tmp_path_factory):
             assert not resp.get("FailedRecordCount"), resp
 
     def seen_late(raw: str) -> bool:
-        return any(line["raw"] == raw for line in _late_lines(late_dir))
+        return any(line["raw"] == raw for line in read_lines(late_dir))
 
     def send_until_late(hash_key: str, marker, what: str, timeout: float = 180, every: float = 5) -> None:
         """Sends marker(0), marker(1), ... every ``every`` s until one reaches the late output. One that
@@ -131,7 +124,7 @@ def run(core_stack, aws_endpoint, tmp_path_factory):
             pass   # the test says what is missing
         # the other copies' lines, if any: a sink subtask flushes every 500 ms or at its next heartbeat
         time.sleep(3)
-        return {"late": _late_lines(late_dir), "probes": probes, "dead": _late_lines(state / "dead-letters")}
+        return {"late": read_lines(late_dir), "probes": probes, "dead": read_lines(state / "dead-letters")}
     finally:
         handle.cancel()
 
