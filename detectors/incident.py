@@ -110,8 +110,9 @@ def _capped_details(details: Mapping[str, Any]) -> dict[str, Any]:
 
 def suspected_causes(editor_id: str, events: Iterable[OperationalEvent], window_end_s: float,
                      lookback_s: float = 1800.0) -> list[dict[str, Any]]:
-    """The editor's events (and partner-wide ones, without an editor: the streaming job passes a
-    partner's status reports to the editors it serves) in the look-back, newest first, capped. A
+    """The editor's events (and partner-wide and platform-wide ones, without an editor: the streaming
+    job passes a partner's status reports to the editors it serves, and an event naming neither an
+    editor nor a partner to every editor) in the look-back, newest first, capped. A
     partner's report that it is well again ends an outage and causes nothing: it is left out (it
     used to be listed, and could push a real cause past the cap).
 

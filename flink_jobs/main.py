@@ -800,7 +800,8 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
 
     from connectors.eventbridge.flink_sink import attach_eventbridge_sink
     from udfs.correlator import EVENT_TYPE, OUTPUT_TYPE, PARTNER_FINDINGS, EditorCorrelator, PartnerHealth
-    from udfs.decisions import is_partner_wide
+    from udfs.decisions import is_partner_wide, is_platform_wide
+    from udfs.platform_events import PLATFORM_KEY, PlatformEvents
     from udfs.security import SecurityFindings
 
     # Each operator scores its window rows' metrics itself (udfs/correlator.py says why).
@@ -821,6 +822,10 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
         # to the editors the partner serves (udfs/correlator.py).
         partner_events = valid_events.filter(lambda r: is_partner_wide(r[0], r[2], r[3])) \
             .name("partner-events").uid("partner-events")
+        # One that names neither an editor nor a partner (a deployment of the ad server) goes to the
+        # platform operator, which passes it to every editor (udfs/platform_events.py).
+        platform_events = valid_events.filter(lambda r: is_platform_wide(r[0], r[2], r[3])) \
+            .name("platform-events").uid("platform-events")
         security = valid_events.flat_map(SecurityFindings(s.security_min_severity), output_type=OUTPUT_TYPE) \
             .name("security-findings").uid("security-findings")
     else:
@@ -828,8 +833,8 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
             "SELECT CAST(NULL AS STRING) AS event_type, CAST(0 AS BIGINT) AS timestamp_ms, CAST(NULL AS STRING) "
             "AS editor_id, CAST(NULL AS STRING) AS partner, CAST(NULL AS DOUBLE) AS severity, "
             "CAST(NULL AS STRING) AS details, CAST(NULL AS STRING) AS payload FROM (VALUES (1)) AS t(x) WHERE x = 0"))
-        editor_events = partner_events = empty.map(lambda r: r, output_type=EVENT_TYPE).name("no-events") \
-            .uid("no-events")
+        editor_events = partner_events = platform_events = empty.map(lambda r: r, output_type=EVENT_TYPE) \
+            .name("no-events").uid("no-events")
         security = None
     # (iii) partner health: a row per partner and window, and the partner-wide events, keyed by partner
     partner_checks = (
@@ -840,7 +845,16 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
     )
     # What each partner did to each editor it hurt reaches the editor beside its events
     # (udfs/correlator.py: a DEMAND_ISSUE composite names the partner).
-    editor_events = editor_events.union(partner_checks.get_side_output(PARTNER_FINDINGS))
+    # Platform-wide events reach every editor the network has, and every editor that comes while
+    # they can still be a cause (udfs/platform_events.py). One key: one small row per editor window.
+    platform_routed = (
+        editor_windows.connect(platform_events)
+        .key_by(lambda r: PLATFORM_KEY, lambda e: PLATFORM_KEY, key_type=Types.STRING())
+        .process(PlatformEvents(s.window_size_s, s.timer_grace_ms, s.events_lookback_s,
+                                s.state_idle_retention_s * 1000), output_type=EVENT_TYPE)
+        .name("platform-event-routing").uid("platform-event-routing")
+    )
+    editor_events = editor_events.union(partner_checks.get_side_output(PARTNER_FINDINGS), platform_routed)
     composites = (
         editor_windows.connect(editor_events)
         .key_by(lambda r: r[0], lambda e: e[2], key_type=Types.STRING())

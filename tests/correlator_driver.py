@@ -13,6 +13,7 @@ from detectors.classifier import METRICS
 from flink_fakes import EventTimeTimers, KeyedContext, KeyedRuntimeContext, KeyedStore, fire_timers
 from udfs.correlator import ROUTED_PARTNER_EVENT, EditorCorrelator, PartnerHealth
 from udfs.metric_detector import WindowScoring
+from udfs.platform_events import PLATFORM_KEY, PlatformEvents
 
 WINDOW_S, GRACE_MS, LOOKBACK_S = 300, 1, 1800
 WINDOW_MS = WINDOW_S * 1000
@@ -113,3 +114,25 @@ class PartnerDriver(_Driver):
         """The partner-wide events it passed on, as rows of the editor operator's events input."""
         return [row for tag, row in (e for e in self.emitted if isinstance(e, tuple) and len(e) == 2)
                 if row[6] == ROUTED_PARTNER_EVENT]
+
+
+class PlatformDriver(_Driver):
+    """One PlatformEvents (one key)."""
+
+    def __init__(self, store: KeyedStore, idle_retention_ms: int = 0):
+        super().__init__(store, PlatformEvents(WINDOW_S, GRACE_MS, LOOKBACK_S, idle_retention_ms))
+
+    def window(self, editor: str, end_ms: int) -> None:
+        """One editor's window row (the operator reads its editor and its end)."""
+        self._row(PLATFORM_KEY, end_ms, self.fn.process_element1, (editor, *metric_columns({"rpm": 2.5}), end_ms - 1))
+
+    def event(self, timestamp_ms: int, event_type: str = "deployment") -> None:
+        """One platform-wide event: no editor, no partner."""
+        self.store.key = PLATFORM_KEY
+        self.ctx.rowtime = timestamp_ms
+        self.emitted += list(self.fn.process_element2(
+            (event_type, timestamp_ms, None, None, None, json.dumps({"service": "ad-server"}), None), self.ctx) or ())
+
+    def routed(self) -> list[tuple]:
+        """(editor, event time) of each copy passed on, in order."""
+        return [(row[2], row[1]) for row in self.emitted]

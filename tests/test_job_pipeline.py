@@ -5,6 +5,8 @@ Two Flink job runs for the whole module (each costs ~10-40 s to start here):
 run A (fresh, TRIM_HORIZON): scripted editors with 14 h of normal history, then
   one incident window each -> composite anomalies with the right problem type,
   no event for normal seasonal traffic, a partner outage -> Partner Health Check,
+  a partner's own status report and a deployment of the whole ad server (no editor, no
+  partner) -> suspected causes of the composites of the editors they reach,
   a severity-8 finding -> Security Incident, bad records -> dead letters with
   reason codes, a record behind the watermark -> late output (LATE_RECORD), a late event's
   copy -> DUPLICATE_RECORD.
@@ -146,6 +148,8 @@ def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
         # partner-wide: names no editor; the partner operator passes it to the partner's editors
         {"event_type": "partner_status", "timestamp": (incidents["e-demand"] + 60) * 1000, "partner": js.PARTNER,
          "details": {"status": "DEGRADED", "message": "elevated bid timeouts"}},
+        # platform-wide: names neither an editor nor a partner; every editor gets it
+        platform_deployment(incidents["e-latency"]),
     ]
 
     handle = start_job(cfg, "kinesis-local")
@@ -215,6 +219,12 @@ def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
             "new_bad": new_bad, "start": start}
 
 
+def platform_deployment(incident_start_s: int) -> dict:
+    """A deployment of the whole ad server two minutes into the incident window: no editor, no partner."""
+    return {"event_type": "deployment", "timestamp": (incident_start_s + 120) * 1000,
+            "details": {"service": "ad-server", "version": "2026.12.07-1"}}
+
+
 def composites(run) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for e in run["observed"]:
@@ -250,8 +260,23 @@ def test_incident_window_is_classified(scenario, editor, problem_type):
 def test_suspected_causes_carry_recent_events(scenario):
     detail = composites(scenario["a"])["e-pricing"][0]["detail"]
     causes = detail["suspected_causes"]
-    assert [c["event_type"] for c in causes] == ["config_change"]
-    assert causes[0]["details"]["change"].startswith("floor price")
+    # newest first: the platform's deployment, then its own config change before it
+    assert [c["event_type"] for c in causes] == ["deployment", "config_change"]
+    assert causes[1]["details"]["change"].startswith("floor price")
+
+
+def test_a_platform_deployment_is_a_cause_of_every_editors_composite(scenario):
+    """An event naming neither an editor nor a partner reaches every editor (udfs/platform_events.py)."""
+    deployment = platform_deployment(scenario["incidents"]["e-latency"])
+    by_editor = composites(scenario["a"])
+    assert set(by_editor) == {"e-demand", "e-latency", "e-pricing", *js.PARTNER_EDITORS}
+    for editor, events in by_editor.items():
+        cited = [c for c in events[0]["detail"]["suspected_causes"] if c["event_type"] == "deployment"]
+        assert [(c["details"], "editor_id" in c, "partner" in c) for c in cited] == \
+            [(deployment["details"], False, False)], (editor, events[0]["detail"]["suspected_causes"])
+    # and it is the latency incident's linked event: the classifier's corroboration
+    latency = by_editor["e-latency"][0]["detail"]
+    assert any(line.startswith("linked event: deployment at ") for line in latency["evidence"]), latency["evidence"]
 
 
 def test_normal_seasonal_traffic_raises_nothing(scenario):

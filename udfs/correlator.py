@@ -38,6 +38,8 @@ watermark moves past it, so while that input is active it reaches the editor bef
 timer its time could concern; like an editor's own event, one that comes after its input
 was marked idle (``processing.idle.timeout.s``) can come after the window it belongs to was
 decided. One held for the partner's first window reaches that window and later ones.
+An event that names neither an editor nor a partner (a deployment of the whole ad server) reaches
+every editor the same way, through udfs/platform_events.PlatformEvents.
 
 Idle keys (``processing.state.idle.retention.s``): both operators register an event-time
 timer a retention after a key's latest window (and, for editors, event); when it fires, the
@@ -64,6 +66,7 @@ from detectors.classifier import ClassifierConfig
 from udfs.decisions import (PARTNER_FINDING, composite_episode, details_of, editor_window_composite,
                              partner_window_check)
 from udfs.metric_detector import WindowScoring, metric_windows, prune_idle, scored_since
+from udfs.platform_events import ROUTED_PLATFORM_EVENT
 from connectors.eventbridge.flink_sink import EVENTBRIDGE_INPUT_TYPE as OUTPUT_TYPE, eventbridge_row
 
 # Output rows are the EventBridge sink's input (connectors.eventbridge.flink_sink):
@@ -188,8 +191,8 @@ class _IdleExpiry:
         return kept, due
 
 
-#: At most this many of an editor's own operational events, as many partner findings and as many of its
-#: partners' routed reports, in its state (bounded_events).
+#: At most this many of an editor's own operational events, as many partner findings, as many of its
+#: partners' routed reports and as many platform-wide events, in its state (bounded_events).
 MAX_KEPT_EVENTS = 200
 
 #: The ``payload`` of a partner-wide event as routed to one editor: the editor operator stores it without an
@@ -198,8 +201,9 @@ ROUTED_PARTNER_EVENT = "routed-partner-event"
 
 
 def bounded_events(events: list[dict]) -> list[dict]:
-    """The newest :data:`MAX_KEPT_EVENTS` own events, as many partner findings and as many of the
-    partners' own reports (routed, without an editor), in their order.
+    """The newest :data:`MAX_KEPT_EVENTS` own events, as many partner findings, as many of the
+    partners' own reports and as many platform-wide events (both routed, without an editor), in
+    their order.
 
     Capped apart: an editor hurt through every partner gets one finding per partner and window,
     which under one shared cap pushed its own deployment out of the look-back (35 partners did);
@@ -207,15 +211,21 @@ def bounded_events(events: list[dict]) -> list[dict]:
 
     >>> own = [{"event_type": "deployment", "timestamp_ms": 0, "editor_id": "e-1"}]
     >>> findings = [{"event_type": PARTNER_FINDING, "timestamp_ms": t, "editor_id": "e-1"} for t in range(1, 301)]
-    >>> reports = [{"event_type": "partner_status", "timestamp_ms": t, "editor_id": None} for t in range(1, 301)]
-    >>> kept = bounded_events(own + findings + reports)
-    >>> kept[0]["event_type"], len(kept), kept[1]["timestamp_ms"]
-    ('deployment', 401, 101)
+    >>> reports = [{"event_type": "partner_status", "timestamp_ms": t, "editor_id": None, "partner": "p-1"}
+    ...            for t in range(1, 301)]
+    >>> platform = [{"event_type": "deployment", "timestamp_ms": 400, "editor_id": None, "partner": None}]
+    >>> kept = bounded_events(own + findings + reports + platform)
+    >>> kept[0]["event_type"], len(kept), kept[1]["timestamp_ms"], kept[-1]["partner"]
+    ('deployment', 402, 101, None)
     """
     def kind(e: dict) -> int:
-        return 1 if e["event_type"] == PARTNER_FINDING else 2 if e.get("editor_id") is None else 0
+        if e["event_type"] == PARTNER_FINDING:
+            return 1
+        if e.get("editor_id") is None:
+            return 2 if e.get("partner") is not None else 3
+        return 0
 
-    kept = [i for k in (0, 1, 2) for i in [i for i, e in enumerate(events) if kind(e) == k][-MAX_KEPT_EVENTS:]]
+    kept = [i for k in (0, 1, 2, 3) for i in [i for i, e in enumerate(events) if kind(e) == k][-MAX_KEPT_EVENTS:]]
     return [events[i] for i in sorted(kept)]
 
 
@@ -310,9 +320,12 @@ class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
     def process_element2(self, row, ctx):
         stored = self.events.value()
         events = json.loads(stored) if stored else []
-        editor = None if row[6] == ROUTED_PARTNER_EVENT else row[2]
-        events.append({"event_type": row[0], "timestamp_ms": int(row[1]), "editor_id": editor, "partner": row[3],
-                       "severity": row[4], "details": details_of(row[5])})
+        routed = row[6] in (ROUTED_PARTNER_EVENT, ROUTED_PLATFORM_EVENT)
+        event = {"event_type": row[0], "timestamp_ms": int(row[1]), "editor_id": None if routed else row[2],
+                 "partner": row[3], "severity": row[4], "details": details_of(row[5])}
+        if row[6] == ROUTED_PLATFORM_EVENT and event in events:
+            return      # passed on again: the editor came back after an idle retention (udfs/platform_events.py)
+        events.append(event)
         # Keep what a window not decided yet can still name as a cause. Such a window's timer
         # (end - 1 + grace) is after the watermark, and it looks back from its start
         # (flink_jobs/evaluation/offline.py does the same). The horizon follows the watermark, not

@@ -49,6 +49,19 @@ def is_partner_wide(event_type: str, editor_id: str | None, partner: str | None)
     return editor_id is None and partner is not None and event_type in PARTNER_WIDE_EVENT_TYPES
 
 
+def is_platform_wide(event_type: str, editor_id: str | None, partner: str | None) -> bool:
+    """Whether an operational event is the whole network's: it names neither an editor nor a partner
+    (a deployment of the ad server, say), so udfs/platform_events.PlatformEvents passes it to every
+    editor (the offline replay's routed_platform_events). A ``partner_status`` must name its partner.
+
+    >>> is_platform_wide("deployment", None, None), is_platform_wide("deployment", "e-1", None)
+    (True, False)
+    >>> is_platform_wide("config_change", None, "p-1"), is_platform_wide("partner_status", None, None)
+    (False, False)
+    """
+    return editor_id is None and partner is None and event_type not in PARTNER_WIDE_EVENT_TYPES
+
+
 def deviation_of(r: Mapping[str, Any]) -> MetricDeviation:
     nan = float("nan")
     return MetricDeviation(

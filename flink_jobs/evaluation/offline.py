@@ -20,7 +20,8 @@ tried on several simulated days. It reproduces the job's path, step by step:
    udfs.decisions.partner_window_check with its last status, then per editor
    udfs.decisions.editor_window_composite with the editor's events that had
    arrived before the window closed (partner-wide ones passed on to the partner's
-   editors, ``routed_partner_events``) and the window's partner findings, and
+   editors, ``routed_partner_events``; platform-wide ones to every editor,
+   ``routed_platform_events``) and the window's partner findings, and
    udfs.decisions.composite_episode for each composite.
 5. **Scoring against labels** with flink_jobs.evaluation.scoring, the same
    warm-up and quiet-editor rules as flink_jobs.evaluate.
@@ -56,7 +57,7 @@ from detectors.events import EventValidationError, parse_event
 from flink_jobs.evaluation.scoring import SampleTimes, alerts_from_events, load_labels, sample_key, score
 from udfs.baseline import score_window
 from udfs.decisions import (RESULT_KEYS, composite_episode, editor_window_composite, is_partner_wide,
-                            partner_window_check, security_detail)
+                            is_platform_wide, partner_window_check, security_detail)
 from udfs.metric_detector import is_idle
 
 #: Metrics reported only per partner: the editor window averages them over its partners. A partner
@@ -312,6 +313,12 @@ def decide(windows: ArchiveWindows, results: list[dict], params: JobParameters,
         partner_editors[partner][end].update(r["editors"] for r in rs)
     for e in routed_partner_events(windows.events, partner_editors, params.state_idle_retention_s * 1000):
         events_by_editor[e["routed_to"]].append(e)
+    editor_ends: dict = defaultdict(list)     # editor -> its window ends
+    for (editor, end) in editor_windows:
+        editor_ends[editor].append(end)
+    for e in routed_platform_events(windows.events, editor_ends, params.state_idle_retention_s * 1000,
+                                    params.events_lookback_s * 1000 + size_ms):
+        events_by_editor[e["routed_to"]].append(e)
     by_end: dict = defaultdict(lambda: ([], []))
     for (partner, end) in partner_windows:
         by_end[end][0].append(partner)
@@ -382,6 +389,42 @@ def routed_partner_events(events: list[dict], partner_editors: dict, retention_m
             # passed on with that window's row, before the watermark that closes it
             editors, arrived = by_end[first], first - 2
         routed += [dict(e, routed_to=editor, arrived_at_watermark=arrived) for editor in sorted(editors)]
+    return routed
+
+
+def routed_platform_events(events: list[dict], editor_ends: dict, retention_ms: int, horizon_ms: int) -> list[dict]:
+    """Platform-wide events as udfs.platform_events.PlatformEvents passes them on: an event that names
+    neither an editor nor a partner goes to each editor with a window closed when it is read (and not a
+    retention before), and to each other editor with its first window after that, if the event is then
+    less than ``horizon_ms`` (the look-back and a window) behind that window's end; that editor sees it
+    from that window on. Each copy is keyed by its editor (``routed_to``) and names no editor.
+
+    The operator's horizon is taken at the watermark a new editor's row arrives at, a little earlier
+    than that window's end, so it can pass on an event that this leaves out: one too old for any window
+    of the editor to name, which changes no decision.
+
+    >>> ends = {"e-1": [600_000, 900_000], "e-2": [1_200_000]}
+    >>> e = {"event_type": "deployment", "timestamp_ms": 700_000, "editor_id": None, "partner": None,
+    ...      "arrived_at_watermark": 650_000}
+    >>> [(c["routed_to"], c["arrived_at_watermark"]) for c in routed_platform_events([e], ends, 0, 2_100_000)]
+    [('e-1', 650000), ('e-2', 1199998)]
+    >>> routed_platform_events([e], ends, 0, 400_000)[1:]     # e-2 comes too late for it
+    []
+    """
+    routed = []
+    for e in events:
+        if not is_platform_wide(e["event_type"], e["editor_id"], e["partner"]):
+            continue
+        wm = e["arrived_at_watermark"]
+        for editor in sorted(editor_ends):
+            ends = editor_ends[editor]
+            if wm is not None and any(end - 1 <= wm and (not retention_ms or end + retention_ms > wm) for end in ends):
+                routed.append(dict(e, routed_to=editor, arrived_at_watermark=wm))
+                continue
+            later = [end for end in ends if wm is None or end - 1 > wm]
+            if later and e["timestamp_ms"] >= min(later) - horizon_ms:
+                # passed on with that window's row, before the watermark that closes it
+                routed.append(dict(e, routed_to=editor, arrived_at_watermark=min(later) - 2))
     return routed
 
 
