@@ -840,7 +840,8 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
     partner_checks = (
         partner_windows.connect(partner_events)
         .key_by(lambda r: r[0], lambda e: e[3], key_type=Types.STRING())
-        .process(PartnerHealth(s.window_size_s, scoring), output_type=OUTPUT_TYPE)
+        .process(PartnerHealth(s.window_size_s, scoring, s.timer_grace_ms, s.events_lookback_s),
+                 output_type=OUTPUT_TYPE)
         .name("partner-health").uid("partner-health")
     )
     # What each partner did to each editor it hurt reaches the editor beside its events

@@ -11,7 +11,8 @@ import json
 
 from detectors.classifier import METRICS
 from flink_fakes import EventTimeTimers, KeyedContext, KeyedRuntimeContext, KeyedStore, fire_timers
-from udfs.correlator import ROUTED_PARTNER_EVENT, EditorCorrelator, PartnerHealth
+from udfs.correlator import EditorCorrelator, PartnerHealth
+from udfs.decisions import ROUTED_PARTNER_EVENT
 from udfs.metric_detector import WindowScoring
 from udfs.platform_events import PLATFORM_KEY, PlatformEvents
 
@@ -96,7 +97,7 @@ class PartnerDriver(_Driver):
     """One PartnerHealth."""
 
     def __init__(self, store: KeyedStore, idle_retention_ms: int = 0):
-        super().__init__(store, PartnerHealth(WINDOW_S, scoring(idle_retention_ms)))
+        super().__init__(store, PartnerHealth(WINDOW_S, scoring(idle_retention_ms), GRACE_MS, LOOKBACK_S))
 
     def window(self, partner: str, end_ms: int, editors: dict[str, dict[str, float]]) -> None:
         """One row of sql/windows/partner_windows.sql: each editor's metrics through the partner."""
@@ -117,14 +118,19 @@ class PartnerDriver(_Driver):
 
 
 class PlatformDriver(_Driver):
-    """One PlatformEvents (one key)."""
+    """One PlatformEvents (one key). ``sent`` keeps each copy it passed on with the watermark it went out at."""
 
     def __init__(self, store: KeyedStore, idle_retention_ms: int = 0):
         super().__init__(store, PlatformEvents(WINDOW_S, GRACE_MS, LOOKBACK_S, idle_retention_ms))
+        self.sent: list[tuple] = []
+
+    def _note_sent(self) -> None:
+        self.sent += [(row, self.timers.watermark) for row in self.emitted[len(self.sent):]]
 
     def window(self, editor: str, end_ms: int) -> None:
         """One editor's window row (the operator reads its editor and its end)."""
         self._row(PLATFORM_KEY, end_ms, self.fn.process_element1, (editor, *metric_columns({"rpm": 2.5}), end_ms - 1))
+        self._note_sent()
 
     def event(self, timestamp_ms: int, event_type: str = "deployment") -> None:
         """One platform-wide event: no editor, no partner."""
@@ -132,6 +138,7 @@ class PlatformDriver(_Driver):
         self.ctx.rowtime = timestamp_ms
         self.emitted += list(self.fn.process_element2(
             (event_type, timestamp_ms, None, None, None, json.dumps({"service": "ad-server"}), None), self.ctx) or ())
+        self._note_sent()
 
     def routed(self) -> list[tuple]:
         """(editor, event time) of each copy passed on, in order."""

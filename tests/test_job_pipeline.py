@@ -157,7 +157,7 @@ def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
     try:
         put_records(events_stream, [(e.get("editor_id", "x"), json.dumps(e)) for e in events])
         put_records(metrics_stream, records + [("e-normal", raw) for raw, _ in bad])
-        wanted = {"e-demand", "e-latency", "e-pricing"}
+        wanted = {"e-demand", "e-latency", "e-pricing", *js.PARTNER_EDITORS}
         got_all = observed.until(
             lambda o: wanted <= {e["detail"]["editor_id"] for e in o.of_type("Composite Anomaly Detected")}
             and o.of_type("Security Incident Detected") and o.of_type("Partner Health Check"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from correlator_driver import GRACE_MS, WINDOW_MS, EditorDriver, PartnerDriver
+from correlator_driver import GRACE_MS, LOOKBACK_S, WINDOW_MS, EditorDriver, PartnerDriver
 from flink_fakes import KeyedStore
 
 WARM_UP = 12
@@ -39,12 +39,27 @@ def test_an_event_goes_to_every_editor_the_partner_serves_and_to_no_other():
 def test_an_event_before_the_partners_first_window_waits_for_it():
     partner = PartnerDriver(KeyedStore())
     partner.event("p-1", START + 5 * WINDOW_MS)          # events are read ahead of the metrics' windows
-    assert partner.routed() == [] and partner.state("unrouted_events", "p-1")
+    assert partner.routed() == [] and partner.state("recent_reports", "p-1")
     partner.window("p-1", START + WINDOW_MS, {"e-1": _steady(0)})
     assert [(r[2], r[1]) for r in partner.routed()] == [("e-1", START + 5 * WINDOW_MS)]
-    assert partner.state("unrouted_events", "p-1") is None
     partner.window("p-1", START + 2 * WINDOW_MS, {"e-1": _steady(1)})
     assert len(partner.routed()) == 1, "passed on once"
+
+
+def test_an_editor_that_starts_using_the_partner_after_the_report_gets_it_while_it_can_be_a_cause():
+    partner = PartnerDriver(KeyedStore())
+    partner.window("p-1", START + WINDOW_MS, {"e-1": _steady(0)})
+    partner.watermark(START + WINDOW_MS)
+    partner.event("p-1", START + WINDOW_MS + 60_000)
+    assert [r[2] for r in partner.routed()] == ["e-1"]
+    # e-2's first window through the partner closes after the report: it gets it with that window's row
+    partner.window("p-1", START + 2 * WINDOW_MS, {"e-1": _steady(1), "e-2": _steady(1)})
+    assert [r[2] for r in partner.routed()] == ["e-1", "e-2"]
+    # e-3 comes once the watermark is a look-back (+ window, grace) past the report: too late to be told
+    late = START + WINDOW_MS + 60_000 + GRACE_MS + LOOKBACK_S * 1000 + WINDOW_MS + 1
+    partner.watermark(late)
+    partner.window("p-1", late + WINDOW_MS, {"e-1": _steady(0), "e-2": _steady(0), "e-3": _steady(0)})
+    assert [r[2] for r in partner.routed()] == ["e-1", "e-2"]
 
 
 def test_an_event_that_never_finds_an_editor_is_dropped_after_the_idle_retention():
@@ -52,7 +67,7 @@ def test_an_event_that_never_finds_an_editor_is_dropped_after_the_idle_retention
     partner = PartnerDriver(KeyedStore(), idle_retention_ms=retention)
     partner.event("p-1", START)
     partner.watermark(START + retention - 1)
-    assert partner.state("unrouted_events", "p-1")
+    assert partner.state("recent_reports", "p-1")
     partner.watermark(START + retention)
     assert partner.keys_with_state() == set()
 

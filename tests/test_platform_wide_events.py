@@ -45,10 +45,10 @@ def test_an_editor_first_seen_while_the_event_can_be_a_cause_gets_it_once():
     op.emitted.clear()
     op.watermark(START + 5 * WINDOW_MS + HORIZON_MS + 1)
     op.window("e-2", START + 5 * WINDOW_MS + HORIZON_MS + WINDOW_MS)
-    assert op.routed() == []
+    assert op.routed() == [] and op.state("recent_events", PLATFORM_KEY) is None
 
 
-def test_idle_editors_and_old_events_leave_the_state_and_a_returning_editor_is_not_told_twice():
+def test_idle_editors_and_old_events_leave_the_state_and_a_returning_editor_is_told_again_but_kept_once():
     retention = 6 * 3600 * 1000
     op = PlatformDriver(KeyedStore(), idle_retention_ms=retention)
     op.window("e-1", START + WINDOW_MS)
@@ -109,33 +109,79 @@ def test_a_routed_deployment_is_a_suspected_cause_without_an_editor_and_corrobor
     assert composite["evidence"][-1].startswith("linked event: deployment at ")
 
 
+def _first_window_told(ends: list[int], told_at_watermark: int) -> int | None:
+    """The first of an editor's windows whose decision has a copy sent at that watermark: one the
+    watermark had not passed the end of (the window's timer is a grace later; the offline replay takes
+    the decision at the end: ``arrived_at_watermark < end - 1``, flink_jobs/evaluation/offline.decide)."""
+    return min((end for end in ends if end - 1 > told_at_watermark), default=None)
+
+
 def test_the_offline_replay_routes_as_the_operator_does():
-    """The offline replay's rule against the operator, over one sequence of windows, watermarks and events."""
+    """The offline replay's rule against the operator: which editors get each event, and from which of
+    their windows on, over one run of windows, watermarks and events, with an editor idle for the
+    retention that comes back."""
     retention = 6 * 3600 * 1000
     flag_at, deployment_at, deployment_read_at = START + 9 * WINDOW_MS, START + 3 * WINDOW_MS, START + 2 * WINDOW_MS - 1
+    back_at = START + WINDOW_MS + retention + 2 * WINDOW_MS        # e-4 comes back after an idle retention
+    ahead_at = back_at + 3 * WINDOW_MS                              # an event read far ahead of the windows
     op = PlatformDriver(KeyedStore(), idle_retention_ms=retention)
     op.event(flag_at, "feature_flag")                    # read before any window closed
     op.window("e-1", START + WINDOW_MS)
+    op.window("e-4", START + WINDOW_MS)
     op.watermark(START + WINDOW_MS - 1 + GRACE_MS)
+    op.event(ahead_at, "config_change")                  # e-1 and e-4 are known by then
     op.window("e-1", START + 2 * WINDOW_MS)
     op.watermark(deployment_read_at)
-    op.event(deployment_at)                              # e-1 is known by then, e-2 not yet
+    op.event(deployment_at)                              # e-1 and e-4 are known by then, e-2 not yet
     op.window("e-2", START + 4 * WINDOW_MS)
     op.watermark(START + 4 * WINDOW_MS)
-    late_end = START + WINDOW_MS + retention + 2 * WINDOW_MS
-    # long after both events could be causes; the window before it has closed (the replay takes the
-    # horizon at the window's end, the operator at the watermark its row comes at: module docstrings)
+    late_end = back_at
+    # long after the deployment and the flag could be causes; the window before it has closed (the
+    # replay takes the horizon at the window's end, the operator at the watermark its row comes at)
     op.watermark(late_end - WINDOW_MS - 1)
+    assert op.counter("platformEditorsExpired") >= 1
     op.window("e-3", late_end)
+    op.window("e-4", back_at)
     op.watermark(late_end)
-    from_operator = sorted((row[2], row[0], row[1]) for row in op.emitted)
-    assert from_operator == [("e-1", "deployment", deployment_at), ("e-1", "feature_flag", flag_at),
-                             ("e-2", "deployment", deployment_at), ("e-2", "feature_flag", flag_at)]
+    editor_ends = {"e-1": [START + WINDOW_MS, START + 2 * WINDOW_MS], "e-2": [START + 4 * WINDOW_MS],
+                   "e-3": [late_end], "e-4": [START + WINDOW_MS, back_at]}
+    from_operator = {}
+    for row, wm in op.sent:       # the editor operator keeps one copy: the first
+        from_operator.setdefault((row[2], row[0], row[1]), _first_window_told(editor_ends[row[2]], wm))
+    assert sorted(from_operator) == [
+        ("e-1", "config_change", ahead_at), ("e-1", "deployment", deployment_at), ("e-1", "feature_flag", flag_at),
+        ("e-2", "config_change", ahead_at), ("e-2", "deployment", deployment_at), ("e-2", "feature_flag", flag_at),
+        ("e-3", "config_change", ahead_at), ("e-4", "config_change", ahead_at), ("e-4", "deployment", deployment_at),
+        ("e-4", "feature_flag", flag_at)]
+    assert len(op.sent) == len(from_operator) + 1, "e-4, back, is sent the config change again"
     events = [{"event_type": "feature_flag", "timestamp_ms": flag_at, "editor_id": None, "partner": None,
                "arrived_at_watermark": None},
+              {"event_type": "config_change", "timestamp_ms": ahead_at, "editor_id": None, "partner": None,
+               "arrived_at_watermark": START + WINDOW_MS - 1 + GRACE_MS},
               {"event_type": "deployment", "timestamp_ms": deployment_at, "editor_id": None, "partner": None,
                "arrived_at_watermark": deployment_read_at}]
-    editor_ends = {"e-1": [START + WINDOW_MS, START + 2 * WINDOW_MS], "e-2": [START + 4 * WINDOW_MS],
-                   "e-3": [late_end]}
-    replayed = routed_platform_events(events, editor_ends, retention, HORIZON_MS)
-    assert sorted((e["routed_to"], e["event_type"], e["timestamp_ms"]) for e in replayed) == from_operator
+    replayed = {(e["routed_to"], e["event_type"], e["timestamp_ms"]):
+                _first_window_told(editor_ends[e["routed_to"]], e["arrived_at_watermark"])
+                for e in routed_platform_events(events, editor_ends, retention, HORIZON_MS)}
+    assert replayed == from_operator
+
+
+def test_a_restored_operator_tells_new_editors_and_not_known_ones_again():
+    store = KeyedStore()
+    op = PlatformDriver(store)
+    op.window("e-1", START + WINDOW_MS)
+    op.watermark(START + WINDOW_MS)
+    op.event(START + WINDOW_MS + 60_000)
+    assert op.routed() == [("e-1", START + WINDOW_MS + 60_000)]
+    restored = PlatformDriver(store)          # a new process lifetime over the checkpointed state
+    restored.window("e-1", START + 2 * WINDOW_MS)
+    restored.window("e-2", START + 2 * WINDOW_MS)
+    assert restored.routed() == [("e-2", START + WINDOW_MS + 60_000)]
+
+
+def test_at_the_end_of_a_bounded_input_the_state_is_cleared():
+    op = PlatformDriver(KeyedStore(), idle_retention_ms=6 * 3600 * 1000)
+    op.window("e-1", START + WINDOW_MS)
+    op.event(START + 50 * WINDOW_MS)
+    op.watermark(2 ** 63 - 1)            # the watermark at the end of an archive
+    assert op.keys_with_state() == set()

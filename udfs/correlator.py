@@ -37,7 +37,9 @@ editor's own events are. One routed on arrival is forwarded before the events in
 watermark moves past it, so while that input is active it reaches the editor before any
 timer its time could concern; like an editor's own event, one that comes after its input
 was marked idle (``processing.idle.timeout.s``) can come after the window it belongs to was
-decided. One held for the partner's first window reaches that window and later ones.
+decided. The partner keeps it while it can still be a cause, and an editor new to the partner
+in that time gets it with its first window's row through the partner, before the watermark
+that closes that window.
 An event that names neither an editor nor a partner (a deployment of the whole ad server) reaches
 every editor the same way, through udfs/platform_events.PlatformEvents.
 
@@ -63,10 +65,9 @@ from pyflink.datastream import KeyedCoProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from detectors.classifier import ClassifierConfig
-from udfs.decisions import (PARTNER_FINDING, composite_episode, details_of, editor_window_composite,
-                             partner_window_check)
+from udfs.decisions import (PARTNER_FINDING, ROUTED_PARTNER_EVENT, ROUTED_PLATFORM_EVENT, cause_horizon,
+                             composite_episode, details_of, editor_window_composite, kept_since, partner_window_check)
 from udfs.metric_detector import WindowScoring, metric_windows, prune_idle, scored_since
-from udfs.platform_events import ROUTED_PLATFORM_EVENT
 from connectors.eventbridge.flink_sink import EVENTBRIDGE_INPUT_TYPE as OUTPUT_TYPE, eventbridge_row
 
 # Output rows are the EventBridge sink's input (connectors.eventbridge.flink_sink):
@@ -147,8 +148,8 @@ class _Counters:
         super().close()
 
 
-class _IdleExpiry:
-    """The idle-key timers of both operators (module docstring, "Idle keys").
+class IdleKeyExpiry:
+    """The idle-key timers of the keyed operators (module docstring, "Idle keys"; udfs/platform_events.py).
 
     ``_idle_due`` (in memory, so empty after a restore: the first row of a key registers again)
     is the latest expiry timer registered for each key. A row at time t registers one at
@@ -191,13 +192,36 @@ class _IdleExpiry:
         return kept, due
 
 
+class HeldEvents:
+    """Routed events kept for the editors not told of them yet (PartnerHealth's partner-wide reports,
+    udfs/platform_events.PlatformEvents' platform-wide changes), in the key's state ``held``: kept from
+    udfs.decisions.cause_horizon on, so while a window not decided yet can still name them."""
+
+    window_size_ms: int
+    grace_ms: int
+    lookback_ms: int
+
+    def _open_held(self, runtime_context: RuntimeContext, name: str) -> None:
+        self.held = runtime_context.get_state(ValueStateDescriptor(name, Types.STRING()))
+
+    def _held_events(self, watermark_ms: int, added: list | None = None) -> list:
+        """The events held at ``watermark_ms`` (with ``added``, the events input's first six fields), the
+        state written back when that changed it."""
+        stored = self.held.value()
+        before = json.loads(stored) if stored else []
+        kept = kept_since(before + ([added] if added else []),
+                          cause_horizon(watermark_ms, self.window_size_ms, self.grace_ms, self.lookback_ms))
+        if kept != before:
+            if kept:
+                self.held.update(json.dumps(kept))
+            else:
+                self.held.clear()
+        return kept
+
+
 #: At most this many of an editor's own operational events, as many partner findings, as many of its
 #: partners' routed reports and as many platform-wide events, in its state (bounded_events).
 MAX_KEPT_EVENTS = 200
-
-#: The ``payload`` of a partner-wide event as routed to one editor: the editor operator stores it without an
-#: editor, as it was sent (the copy's ``editor_id`` is only its key). The operators read no payload.
-ROUTED_PARTNER_EVENT = "routed-partner-event"
 
 
 def bounded_events(events: list[dict]) -> list[dict]:
@@ -229,7 +253,7 @@ def bounded_events(events: list[dict]) -> list[dict]:
     return [events[i] for i in sorted(kept)]
 
 
-class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
+class EditorCorrelator(_Counters, IdleKeyExpiry, KeyedCoProcessFunction):
     """Keyed by editor. A window with an anomalous metric waits for its event-time timer
     (module docstring); its scored results wait in ``pending_windows`` (window end -> JSON of the results
     and when the row arrived; a bare JSON list in states written before) and ``armed_windows``
@@ -323,16 +347,20 @@ class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
         routed = row[6] in (ROUTED_PARTNER_EVENT, ROUTED_PLATFORM_EVENT)
         event = {"event_type": row[0], "timestamp_ms": int(row[1]), "editor_id": None if routed else row[2],
                  "partner": row[3], "severity": row[4], "details": details_of(row[5])}
-        if row[6] == ROUTED_PLATFORM_EVENT and event in events:
-            return      # passed on again: the editor came back after an idle retention (udfs/platform_events.py)
+        if routed and event in events:
+            # The same report or change passed on again (the editor came back to the partner or the
+            # network after an idle retention: udfs/platform_events.py), or one sent twice in two
+            # encodings that the duplicate marking told apart: one cause either way. The offline
+            # replay's decide() keeps one copy too.
+            return
         events.append(event)
         # Keep what a window not decided yet can still name as a cause. Such a window's timer
         # (end - 1 + grace) is after the watermark, and it looks back from its start
         # (flink_jobs/evaluation/offline.py does the same). The horizon follows the watermark, not
         # the newest event: events are read as they come, while the metrics' windows wait for the
         # watermark, so in a replay or a catch-up the events run far ahead of the windows.
-        horizon = (ctx.timer_service().current_watermark() - self.grace_ms
-                   - self.lookback_ms - self.window_size_ms)
+        horizon = cause_horizon(ctx.timer_service().current_watermark(), self.window_size_ms, self.grace_ms,
+                                self.lookback_ms)
         self.events.update(json.dumps(bounded_events([e for e in events if e["timestamp_ms"] >= horizon])))
         self._keep_alive(ctx.get_current_key(), ctx, max(e["timestamp_ms"] for e in events))
 
@@ -419,7 +447,7 @@ class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
         self._count("editorsExpired")
 
 
-class PartnerHealth(_Counters, _IdleExpiry, KeyedCoProcessFunction):
+class PartnerHealth(_Counters, IdleKeyExpiry, HeldEvents, KeyedCoProcessFunction):
     """(iii) Per demand partner and window -> udfs.decisions.partner_window_check.
 
     Its input is one row per partner and window (sql/windows/partner_windows.sql) with the
@@ -433,23 +461,28 @@ class PartnerHealth(_Counters, _IdleExpiry, KeyedCoProcessFunction):
 
     A partner-wide event (the second input) goes on the same side output to every editor the
     partner serves: those with a series in ``models`` when it arrives (their windows through the
-    partner came in the idle retention before). One that arrives before the partner's first
-    window waits in ``unrouted_events`` and goes to the editors of that window.
+    partner came in the idle retention before). It is kept (``recent_reports``) while a window not
+    decided yet can still name it, and an editor new to the partner in that time (its first window
+    through the partner, or its first after an idle retention; in a replay, where the events are
+    read ahead of the metrics, every editor of the partner's first window) gets it with that
+    window's row, as udfs/platform_events.PlatformEvents passes platform-wide events to new editors.
     flink_jobs/evaluation/offline.routed_partner_events replays the same rule.
     """
 
-    def __init__(self, window_size_s: int, scoring: WindowScoring):
+    def __init__(self, window_size_s: int, scoring: WindowScoring, grace_ms: int = 0, lookback_s: int = 0):
         self.window_size_ms = window_size_s * 1000
         self.scoring = scoring
         self.idle_retention_ms = scoring.idle_retention_ms
+        self.grace_ms = grace_ms
+        self.lookback_ms = lookback_s * 1000
 
     def open(self, runtime_context: RuntimeContext):
         self.models = runtime_context.get_map_state(MapStateDescriptor("models", Types.STRING(), MODELS_TYPE))
         # partner_window_check's state: the last status, plus the hurt editors' held references (revenue, signals)
         # (the descriptor keeps its name so that savepoints taken before the references restore).
         self.last_status = runtime_context.get_state(ValueStateDescriptor("last_status", Types.STRING()))
-        # Partner-wide events that came before the partner served any editor (class docstring).
-        self.unrouted = runtime_context.get_state(ValueStateDescriptor("unrouted_events", Types.STRING()))
+        # Partner-wide events an editor new to the partner can still be told of (class docstring).
+        self._open_held(runtime_context, "recent_reports")
         self._open_counters(runtime_context, "partnerChecks", "partnerEventsRouted")
         self._open_idle()
 
@@ -457,12 +490,11 @@ class PartnerHealth(_Counters, _IdleExpiry, KeyedCoProcessFunction):
         partner = row[0]
         end = int(ctx.timestamp()) + 1
         editor_windows = sorted(json.loads(row[1]), key=lambda w: w[0])
-        waiting = self.unrouted.value()
-        if waiting:
-            self.unrouted.clear()
-            for event in json.loads(waiting):
-                yield from self._route(event, [w[0] for w in editor_windows])
         stored = {w[0]: self.models.get(w[0]) for w in editor_windows}
+        new_editors = [editor for editor, models in stored.items() if models is None]
+        if new_editors:
+            for event in self._held_events(ctx.timer_service().current_watermark()):
+                yield from self._route(event, new_editors)
         if any(scored_since(models, end) for models in stored.values()):
             # Re-fired (udfs/metric_detector.py): the partner has decided this window. Its editors
             # new to it are not scored either: the decision is the partner's, made once.
@@ -493,16 +525,14 @@ class PartnerHealth(_Counters, _IdleExpiry, KeyedCoProcessFunction):
         yield eventbridge_row(PARTNER_HEALTH[0], PARTNER_HEALTH[1], detail)
 
     def process_element2(self, row, ctx):
-        """A partner-wide event: to the editors the partner serves now, or held for its first window."""
+        """A partner-wide event: to the editors the partner serves now, and kept for those new to it."""
         event = [row[i] for i in range(6)]
         editors = sorted(self.models.keys())
         if editors:
             yield from self._route(event, editors)
-            return
-        waiting = self.unrouted.value()
-        held = (json.loads(waiting) if waiting else []) + [event]
-        self.unrouted.update(json.dumps(held[-MAX_KEPT_EVENTS:]))
-        self._keep_alive(ctx.get_current_key(), ctx, int(row[1]))
+        kept = self._held_events(ctx.timer_service().current_watermark(), event)
+        if kept:
+            self._keep_alive(ctx.get_current_key(), ctx, max(e[1] for e in kept))
 
     def _route(self, event: list, editors: list[str]):
         event_type, timestamp_ms, _, partner, severity, details = event
@@ -519,18 +549,14 @@ class PartnerHealth(_Counters, _IdleExpiry, KeyedCoProcessFunction):
     def _expire_idle(self, partner: str, watermark_ms: int, ctx) -> None:
         """The partner's idle check: drop each editor's series idle for the retention, and an editor
         left with none. The partner's last status stays (one small value per partner), so a partner
-        that comes back after an outage still gets its all-clear. Partner-wide events still waiting
-        for the partner's first window are dropped once the newest is a retention old."""
+        that comes back after an outage still gets its all-clear. The partner-wide events kept for
+        editors new to the partner are dropped once no window still to be decided can name them."""
         self._expiry_fired(partner, watermark_ms)
         if not self.idle_retention_ms:
             return
-        waiting = self.unrouted.value()
-        if waiting:
-            newest = max(e[1] for e in json.loads(waiting))
-            if newest + self.idle_retention_ms <= watermark_ms:
-                self.unrouted.clear()
-            else:
-                self._expire_at(partner, ctx, newest + self.idle_retention_ms)
+        kept = self._held_events(watermark_ms)
+        if kept:
+            self._expire_at(partner, ctx, max(e[1] for e in kept) + self.idle_retention_ms)
         dues = []
         for editor, stored in list(self.models.items()):
             kept, due = self._prune(("partner", partner, editor), stored, watermark_ms)

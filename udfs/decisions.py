@@ -19,7 +19,7 @@ from collections import defaultdict
 from typing import Any, Iterable, Mapping
 
 from detectors.classifier import DEMAND_ISSUE, UNKNOWN, ClassifierConfig, MetricDeviation, classify
-from detectors.events import OperationalEvent, iso_z
+from detectors.events import CHANGE_EVENT_TYPES, OperationalEvent, iso_z
 from detectors.incident import EPISODE_MAX_GAP_WINDOWS, build_composite_detail, next_episode, stable_id, with_episode
 from detectors.partner_health import (HEALTHY, PartnerHealthConfig, assess_partner_window, editor_level,
                                       hurt_editor_findings, judged_against_references, next_outage)
@@ -49,17 +49,58 @@ def is_partner_wide(event_type: str, editor_id: str | None, partner: str | None)
     return editor_id is None and partner is not None and event_type in PARTNER_WIDE_EVENT_TYPES
 
 
+#: Event types that, naming neither an editor nor a partner, are a change of the whole network, passed
+#: by the platform operator to every editor. Not a ``partner_status`` (it must name its partner), nor a
+#: ``security_finding``: one is forwarded as a security incident, but as every editor's corroboration
+#: of invalid traffic it would tilt every editor's impressions surge towards a SECURITY_ISSUE.
+PLATFORM_WIDE_EVENT_TYPES = CHANGE_EVENT_TYPES
+
+#: The ``payload`` of a routed event as passed to one editor: a partner's own report (udfs/correlator.py,
+#: PartnerHealth) or a platform-wide change (udfs/platform_events.py). The editor operator stores it without
+#: an editor, as it was sent (the copy's ``editor_id`` is only its key). The operators read no payload.
+ROUTED_PARTNER_EVENT = "routed-partner-event"
+ROUTED_PLATFORM_EVENT = "routed-platform-event"
+
+
 def is_platform_wide(event_type: str, editor_id: str | None, partner: str | None) -> bool:
-    """Whether an operational event is the whole network's: it names neither an editor nor a partner
-    (a deployment of the ad server, say), so udfs/platform_events.PlatformEvents passes it to every
-    editor (the offline replay's routed_platform_events). A ``partner_status`` must name its partner.
+    """Whether an operational event is a change of the whole network: it names neither an editor nor a
+    partner (a deployment of the ad server, say), so udfs/platform_events.PlatformEvents passes it to every
+    editor (the offline replay's routed_platform_events).
 
     >>> is_platform_wide("deployment", None, None), is_platform_wide("deployment", "e-1", None)
     (True, False)
     >>> is_platform_wide("config_change", None, "p-1"), is_platform_wide("partner_status", None, None)
     (False, False)
+    >>> is_platform_wide("security_finding", None, None)     # forwarded as a security incident only
+    False
     """
-    return editor_id is None and partner is None and event_type not in PARTNER_WIDE_EVENT_TYPES
+    return editor_id is None and partner is None and event_type in PLATFORM_WIDE_EVENT_TYPES
+
+
+#: At most this many partner-wide or platform-wide events are kept for editors not told of them yet (the newest).
+MAX_HELD_EVENTS = 200
+
+
+def cause_horizon(watermark_ms: int, window_size_ms: int, grace_ms: int, lookback_ms: int) -> int:
+    """The oldest event time a window not decided yet at ``watermark_ms`` can still name as a cause: its
+    timer (end - 1 + grace) is after the watermark, and it looks back from its start. The editor
+    operator keeps its events from it; the partner and platform operators keep their events for
+    editors they have not told yet from it.
+
+    >>> cause_horizon(10_000_000, 300_000, 1, 1_800_000)
+    7899999
+    """
+    return watermark_ms - grace_ms - lookback_ms - window_size_ms
+
+
+def kept_since(events: list, horizon_ms: int) -> list:
+    """The held events (lists of the events input's first six fields: type, time, ...) stamped at or after
+    ``horizon_ms``, the newest :data:`MAX_HELD_EVENTS`.
+
+    >>> kept_since([["deployment", 1000, None, None, None, "{}"], ["feature_flag", 3000, None, None, None, "{}"]], 2000)
+    [['feature_flag', 3000, None, None, None, '{}']]
+    """
+    return [e for e in events if e[1] >= horizon_ms][-MAX_HELD_EVENTS:]
 
 
 def deviation_of(r: Mapping[str, Any]) -> MetricDeviation:

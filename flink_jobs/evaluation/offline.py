@@ -38,6 +38,7 @@ trailing baseline, the combination or the decisions re-run in seconds.
 from __future__ import annotations
 
 import argparse
+import bisect
 import hashlib
 import json
 import math
@@ -311,14 +312,18 @@ def decide(windows: ArchiveWindows, results: list[dict], params: JobParameters,
     partner_editors: dict = defaultdict(lambda: defaultdict(set))     # partner -> window end -> its editors
     for (partner, end), rs in partner_windows.items():
         partner_editors[partner][end].update(r["editors"] for r in rs)
-    for e in routed_partner_events(windows.events, partner_editors, params.state_idle_retention_s * 1000):
-        events_by_editor[e["routed_to"]].append(e)
+    retention_ms, horizon_ms = params.state_idle_retention_s * 1000, params.events_lookback_s * 1000 + size_ms
     editor_ends: dict = defaultdict(list)     # editor -> its window ends
     for (editor, end) in editor_windows:
         editor_ends[editor].append(end)
-    for e in routed_platform_events(windows.events, editor_ends, params.state_idle_retention_s * 1000,
-                                    params.events_lookback_s * 1000 + size_ms):
-        events_by_editor[e["routed_to"]].append(e)
+    told: set = set()       # the editor operator keeps one copy of a routed event (udfs/correlator.py)
+    for e in (routed_partner_events(windows.events, partner_editors, retention_ms, horizon_ms)
+              + routed_platform_events(windows.events, editor_ends, retention_ms, horizon_ms)):
+        same = (e["routed_to"], e["event_type"], e["timestamp_ms"], e["partner"], e["severity"],
+                json.dumps(e["details"], sort_keys=True))
+        if same not in told:
+            told.add(same)
+            events_by_editor[e["routed_to"]].append(e)
     by_end: dict = defaultdict(lambda: ([], []))
     for (partner, end) in partner_windows:
         by_end[end][0].append(partner)
@@ -355,53 +360,34 @@ def decide(windows: ArchiveWindows, results: list[dict], params: JobParameters,
     return bus
 
 
-def routed_partner_events(events: list[dict], partner_editors: dict, retention_ms: int) -> list[dict]:
+def routed_partner_events(events: list[dict], partner_editors: dict, retention_ms: int,
+                          horizon_ms: int) -> list[dict]:
     """Partner-wide events as udfs.correlator.PartnerHealth passes them on: a ``partner_status`` that
-    names no editor goes to each editor the partner serves when it is read (a window through the partner
-    had closed, and not a retention before), or, read before the partner's first window, to that
-    window's editors, which see it from that window on. Each copy is keyed by its editor
-    (``routed_to``); like the job's, it names no editor.
+    names no editor goes to the partner's editors by :func:`routed_copies` (their windows through the
+    partner). Each copy is keyed by its editor (``routed_to``); like the job's, it names no editor.
 
-    >>> ends = {"p-1": {600_000: {"e-1", "e-2"}, 900_000: {"e-1"}}}
+    >>> ends = {"p-1": {600_000: {"e-1", "e-2"}, 900_000: {"e-1"}, 1_200_000: {"e-3"}}}
     >>> e = {"event_type": "partner_status", "timestamp_ms": 700_000, "editor_id": None, "partner": "p-1",
     ...      "arrived_at_watermark": 650_000}
-    >>> [(c["routed_to"], c["arrived_at_watermark"]) for c in routed_partner_events([e], ends, 0)]
-    [('e-1', 650000), ('e-2', 650000)]
+    >>> [(c["routed_to"], c["arrived_at_watermark"]) for c in routed_partner_events([e], ends, 0, 2_100_000)]
+    [('e-1', 650000), ('e-2', 650000), ('e-3', 1199998)]
     >>> [(c["routed_to"], c["arrived_at_watermark"]) for c in routed_partner_events(
-    ...     [dict(e, arrived_at_watermark=None)], ends, 0)]
-    [('e-1', 599998), ('e-2', 599998)]
+    ...     [dict(e, arrived_at_watermark=None)], ends, 0, 2_100_000)]
+    [('e-1', 599998), ('e-2', 599998), ('e-3', 1199998)]
     """
-    routed = []
-    for e in events:
-        if not is_partner_wide(e["event_type"], e["editor_id"], e["partner"]):
-            continue
-        by_end = partner_editors.get(e["partner"], {})
-        wm = e["arrived_at_watermark"]
-        closed = [] if wm is None else [end for end in by_end if end - 1 <= wm
-                                        and (not retention_ms or end + retention_ms > wm)]
-        if closed:
-            editors, arrived = set().union(*(by_end[end] for end in closed)), wm
-        else:
-            later = [end for end in by_end if wm is None or end - 1 > wm]
-            if not later:
-                continue
-            first = min(later)
-            # passed on with that window's row, before the watermark that closes it
-            editors, arrived = by_end[first], first - 2
-        routed += [dict(e, routed_to=editor, arrived_at_watermark=arrived) for editor in sorted(editors)]
-    return routed
+    ends_by_partner: dict = {}      # partner -> editor -> its window ends through the partner
+    for partner, by_end in partner_editors.items():
+        ends_by_partner[partner] = defaultdict(list)
+        for end, editors in by_end.items():
+            for editor in editors:
+                ends_by_partner[partner][editor].append(end)
+    return [copy for e in events if is_partner_wide(e["event_type"], e["editor_id"], e["partner"])
+            for copy in routed_copies(e, ends_by_partner.get(e["partner"], {}), retention_ms, horizon_ms)]
 
 
 def routed_platform_events(events: list[dict], editor_ends: dict, retention_ms: int, horizon_ms: int) -> list[dict]:
     """Platform-wide events as udfs.platform_events.PlatformEvents passes them on: an event that names
-    neither an editor nor a partner goes to each editor with a window closed when it is read (and not a
-    retention before), and to each other editor with its first window after that, if the event is then
-    less than ``horizon_ms`` (the look-back and a window) behind that window's end; that editor sees it
-    from that window on. Each copy is keyed by its editor (``routed_to``) and names no editor.
-
-    The operator's horizon is taken at the watermark a new editor's row arrives at, a little earlier
-    than that window's end, so it can pass on an event that this leaves out: one too old for any window
-    of the editor to name, which changes no decision.
+    neither an editor nor a partner goes to every editor by :func:`routed_copies` (its windows).
 
     >>> ends = {"e-1": [600_000, 900_000], "e-2": [1_200_000]}
     >>> e = {"event_type": "deployment", "timestamp_ms": 700_000, "editor_id": None, "partner": None,
@@ -411,21 +397,32 @@ def routed_platform_events(events: list[dict], editor_ends: dict, retention_ms: 
     >>> routed_platform_events([e], ends, 0, 400_000)[1:]     # e-2 comes too late for it
     []
     """
-    routed = []
-    for e in events:
-        if not is_platform_wide(e["event_type"], e["editor_id"], e["partner"]):
-            continue
-        wm = e["arrived_at_watermark"]
-        for editor in sorted(editor_ends):
-            ends = editor_ends[editor]
-            if wm is not None and any(end - 1 <= wm and (not retention_ms or end + retention_ms > wm) for end in ends):
-                routed.append(dict(e, routed_to=editor, arrived_at_watermark=wm))
-                continue
-            later = [end for end in ends if wm is None or end - 1 > wm]
-            if later and e["timestamp_ms"] >= min(later) - horizon_ms:
-                # passed on with that window's row, before the watermark that closes it
-                routed.append(dict(e, routed_to=editor, arrived_at_watermark=min(later) - 2))
-    return routed
+    return [copy for e in events if is_platform_wide(e["event_type"], e["editor_id"], e["partner"])
+            for copy in routed_copies(e, editor_ends, retention_ms, horizon_ms)]
+
+
+def routed_copies(e: dict, editor_ends: dict, retention_ms: int, horizon_ms: int) -> list[dict]:
+    """The copies of a routed event (partner-wide or platform-wide), as the job's operators pass it on:
+    to each editor with a window closed when it is read (and not a retention before), and to each
+    other editor with its first window after that, if the event is then less than ``horizon_ms`` (the
+    look-back and a window) behind that window's end; that editor sees it from that window on.
+    ``editor_ends``: editor -> the ends of the windows the operator sees of it.
+
+    The operators take the horizon at the watermark a new editor's row arrives at, a little before that
+    window's end, so they can pass on an event that this leaves out: one too old for any window of the
+    editor to name, which changes no decision.
+    """
+    copies = []
+    wm = e["arrived_at_watermark"]
+    for editor in sorted(editor_ends):
+        ends = sorted(editor_ends[editor])
+        closed = 0 if wm is None else bisect.bisect_right(ends, wm + 1)     # ends[:closed]: end - 1 <= wm
+        if closed and (not retention_ms or ends[closed - 1] + retention_ms > wm):
+            copies.append(dict(e, routed_to=editor, arrived_at_watermark=wm))
+        elif closed < len(ends) and e["timestamp_ms"] >= ends[closed] - horizon_ms:
+            # passed on with that window's row, before the watermark that closes it
+            copies.append(dict(e, routed_to=editor, arrived_at_watermark=ends[closed] - 2))
+    return copies
 
 
 def security_events(events: list[dict], min_severity: float) -> list[dict]:
