@@ -62,13 +62,13 @@ def test_an_editor_that_starts_using_the_partner_after_the_report_gets_it_while_
     assert [r[2] for r in partner.routed()] == ["e-1", "e-2"]
 
 
-def test_an_event_that_never_finds_an_editor_is_dropped_after_the_idle_retention():
-    retention = 6 * 3600 * 1000
-    partner = PartnerDriver(KeyedStore(), idle_retention_ms=retention)
+def test_an_event_that_never_finds_an_editor_is_dropped_once_no_window_can_name_it():
+    partner = PartnerDriver(KeyedStore(), idle_retention_ms=6 * 3600 * 1000)
     partner.event("p-1", START)
-    partner.watermark(START + retention - 1)
+    # a window ending a look-back (+ the window, the grace) after it is the last that can name it
+    partner.watermark(START + GRACE_MS + LOOKBACK_S * 1000 + WINDOW_MS)
     assert partner.state("recent_reports", "p-1")
-    partner.watermark(START + retention)
+    partner.watermark(START + GRACE_MS + LOOKBACK_S * 1000 + WINDOW_MS + 1)
     assert partner.keys_with_state() == set()
 
 
@@ -97,3 +97,21 @@ def test_a_routed_status_is_a_suspected_cause_without_an_editor_and_corroborates
     # The same editor without the partner's report: timeouts soaring alone are not yet a diagnosis
     # (detectors/classifier.py), so no composite for that window.
     assert _editor_windows(EditorDriver(KeyedStore()), "e-1", []) == []
+
+
+def test_a_report_read_far_ahead_does_not_hold_the_partners_idle_editors():
+    """The report is kept for editors new to the partner until the watermark nears its time; the
+    series of an editor gone idle still leave a retention after its last window, not after the report."""
+    retention = 6 * 3600 * 1000
+    partner = PartnerDriver(KeyedStore(), idle_retention_ms=retention)
+    partner.event("p-1", START + 10 * retention)          # read far ahead of the metrics' windows
+    partner.window("p-1", START + WINDOW_MS, {"e-1": _steady(0), "e-2": _steady(0)})
+    partner.watermark(START + WINDOW_MS)
+    partner.window("p-1", START + 2 * WINDOW_MS, {"e-1": _steady(1)})
+    partner.watermark(START + WINDOW_MS + retention)
+    assert sorted(partner.state("models", "p-1")) == ["e-1"], "e-2 idle for the retention"
+    partner.watermark(START + 2 * WINDOW_MS + retention)
+    assert partner.state("models", "p-1") == {} and partner.state("recent_reports", "p-1")
+    partner.watermark(2 ** 63 - 1)                         # the end of a bounded input
+    assert partner.keys_with_state() == {"p-1"} and set(partner.store.data) <= {("last_status", "p-1"),
+                                                                                ("models", "p-1")}

@@ -148,8 +148,8 @@ class _Counters:
         super().close()
 
 
-class IdleKeyExpiry:
-    """The idle-key timers of the keyed operators (module docstring, "Idle keys"; udfs/platform_events.py).
+class _IdleExpiry:
+    """The idle-key timers of both operators (module docstring, "Idle keys").
 
     ``_idle_due`` (in memory, so empty after a restore: the first row of a key registers again)
     is the latest expiry timer registered for each key. A row at time t registers one at
@@ -218,6 +218,10 @@ class HeldEvents:
                 self.held.clear()
         return kept
 
+    def _leaves_at(self, timestamp_ms: int) -> int:
+        """The first watermark at which a held event stamped ``timestamp_ms`` is behind the horizon."""
+        return timestamp_ms + self.grace_ms + self.lookback_ms + self.window_size_ms + 1
+
 
 #: At most this many of an editor's own operational events, as many partner findings, as many of its
 #: partners' routed reports and as many platform-wide events, in its state (bounded_events).
@@ -253,7 +257,7 @@ def bounded_events(events: list[dict]) -> list[dict]:
     return [events[i] for i in sorted(kept)]
 
 
-class EditorCorrelator(_Counters, IdleKeyExpiry, KeyedCoProcessFunction):
+class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
     """Keyed by editor. A window with an anomalous metric waits for its event-time timer
     (module docstring); its scored results wait in ``pending_windows`` (window end -> JSON of the results
     and when the row arrived; a bare JSON list in states written before) and ``armed_windows``
@@ -447,7 +451,7 @@ class EditorCorrelator(_Counters, IdleKeyExpiry, KeyedCoProcessFunction):
         self._count("editorsExpired")
 
 
-class PartnerHealth(_Counters, IdleKeyExpiry, HeldEvents, KeyedCoProcessFunction):
+class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
     """(iii) Per demand partner and window -> udfs.decisions.partner_window_check.
 
     Its input is one row per partner and window (sql/windows/partner_windows.sql) with the
@@ -530,9 +534,11 @@ class PartnerHealth(_Counters, IdleKeyExpiry, HeldEvents, KeyedCoProcessFunction
         editors = sorted(self.models.keys())
         if editors:
             yield from self._route(event, editors)
-        kept = self._held_events(ctx.timer_service().current_watermark(), event)
-        if kept:
-            self._keep_alive(ctx.get_current_key(), ctx, max(e[1] for e in kept))
+        if self._held_events(ctx.timer_service().current_watermark(), event) and self.idle_retention_ms:
+            # A check of its own once no window still to be decided can name it; not _keep_alive, whose
+            # latest check stands for the earlier ones: a report read far ahead of the windows would
+            # hold the partner's idle series until its own time.
+            ctx.timer_service().register_event_time_timer(self._leaves_at(event[1]))
 
     def _route(self, event: list, editors: list[str]):
         event_type, timestamp_ms, _, partner, severity, details = event
@@ -554,9 +560,7 @@ class PartnerHealth(_Counters, IdleKeyExpiry, HeldEvents, KeyedCoProcessFunction
         self._expiry_fired(partner, watermark_ms)
         if not self.idle_retention_ms:
             return
-        kept = self._held_events(watermark_ms)
-        if kept:
-            self._expire_at(partner, ctx, max(e[1] for e in kept) + self.idle_retention_ms)
+        self._held_events(watermark_ms)        # each held report has a check of its own (process_element2)
         dues = []
         for editor, stored in list(self.models.items()):
             kept, due = self._prune(("partner", partner, editor), stored, watermark_ms)

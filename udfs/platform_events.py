@@ -87,10 +87,6 @@ class PlatformEvents(HeldEvents, KeyedCoProcessFunction):
         if self._held_events(ctx.timer_service().current_watermark(), event):
             self._check_by(ctx, self._leaves_at(event[1]))
 
-    def _leaves_at(self, timestamp_ms: int) -> int:
-        """The first watermark at which a kept event is behind the horizon (udfs.decisions.cause_horizon)."""
-        return timestamp_ms + self.grace_ms + self.lookback_ms + self.window_size_ms + 1
-
     def _check_by(self, ctx, due_ms: int) -> None:
         """A check at ``due_ms`` unless one is due before it (the one due later then still fires, and finds
         what is left)."""
