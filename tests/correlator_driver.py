@@ -12,7 +12,7 @@ import json
 from detectors.classifier import METRICS
 from flink_fakes import EventTimeTimers, KeyedContext, KeyedRuntimeContext, KeyedStore, fire_timers
 from udfs.correlator import EditorCorrelator, PartnerHealth
-from udfs.decisions import ROUTED_PARTNER_EVENT
+from udfs.decisions import ROUTED_PARTNER_EVENT, read_routed_payload
 from udfs.metric_detector import WindowScoring
 from udfs.platform_events import PLATFORM_KEY, PlatformEvents
 
@@ -114,7 +114,7 @@ class PartnerDriver(_Driver):
     def routed(self) -> list:
         """The partner-wide events it passed on, as rows of the editor operator's events input."""
         return [row for tag, row in (e for e in self.emitted if isinstance(e, tuple) and len(e) == 2)
-                if row[6] == ROUTED_PARTNER_EVENT]
+                if read_routed_payload(row[6])[0] == ROUTED_PARTNER_EVENT]
 
 
 class PlatformDriver(_Driver):

@@ -62,13 +62,13 @@ def test_an_editor_that_starts_using_the_partner_after_the_report_gets_it_while_
     assert [r[2] for r in partner.routed()] == ["e-1", "e-2"]
 
 
-def test_an_event_that_never_finds_an_editor_is_dropped_once_no_window_can_name_it():
-    partner = PartnerDriver(KeyedStore(), idle_retention_ms=6 * 3600 * 1000)
+def test_an_event_that_never_finds_an_editor_is_dropped_at_the_idle_check():
+    retention = 6 * 3600 * 1000
+    partner = PartnerDriver(KeyedStore(), idle_retention_ms=retention)
     partner.event("p-1", START)
-    # a window ending a look-back (+ the window, the grace) after it is the last that can name it
-    partner.watermark(START + GRACE_MS + LOOKBACK_S * 1000 + WINDOW_MS)
+    partner.watermark(START + retention - 1)
     assert partner.state("recent_reports", "p-1")
-    partner.watermark(START + GRACE_MS + LOOKBACK_S * 1000 + WINDOW_MS + 1)
+    partner.watermark(START + retention)      # no window still to be decided can name it by then
     assert partner.keys_with_state() == set()
 
 
@@ -115,3 +115,73 @@ def test_a_report_read_far_ahead_does_not_hold_the_partners_idle_editors():
     partner.watermark(2 ** 63 - 1)                         # the end of a bounded input
     assert partner.keys_with_state() == {"p-1"} and set(partner.store.data) <= {("last_status", "p-1"),
                                                                                 ("models", "p-1")}
+
+
+def test_a_report_passed_on_with_a_new_editors_window_is_not_a_cause_of_its_earlier_windows():
+    """A copy sent with the row of the editor's first window through the partner is for that window
+    and later ones: when the watermark jumps over an earlier window of the editor and that one, the
+    copy reaches the editor operator before the earlier window's timer fires, and must not count
+    there (the offline replay shows it from that window on)."""
+    partner = PartnerDriver(KeyedStore())
+    partner.event("p-1", END_OUTAGE + 60_000)                          # held: no editor yet
+    partner.window("p-1", END_OUTAGE + 2 * WINDOW_MS, {"e-1": _steady(0)})    # e-1's first window through it
+    routed = partner.routed()
+    assert [(r[2], r[6]) for r in routed] == [("e-1", f"routed-partner-event@{END_OUTAGE + 2 * WINDOW_MS}")]
+    # the editor window of the report's time is decided after the copy arrived: not a cause there,
+    # so it is the window without the report (no composite: timeouts soaring alone are no diagnosis)
+    assert _editor_windows(EditorDriver(KeyedStore()), "e-1", routed) == []
+    # the same copy sent on arrival (e-1 known to the partner) is a cause of that window
+    partner = PartnerDriver(KeyedStore())
+    partner.window("p-1", START + WINDOW_MS, {"e-1": _steady(0)})
+    partner.event("p-1", END_OUTAGE + 60_000)
+    (composite,) = _editor_windows(EditorDriver(KeyedStore()), "e-1", partner.routed())
+    assert composite["suspected_causes"][0]["event_type"] == "partner_status"
+
+
+def test_the_offline_replay_routes_as_the_operator_does():
+    """flink_jobs.evaluation.offline.routed_partner_events against the operator: which editors get each
+    report, and from which of their windows on (a window's decision has a copy sent before the watermark
+    passed its end, and one meant for that window or an earlier one)."""
+    from flink_jobs.evaluation.offline import routed_partner_events
+    from udfs.decisions import read_routed_payload
+
+    w = WINDOW_MS
+    ahead_at, known_at, read_at = START + 2 * w + 60_000, START + w + 100_000, START + w
+    partner = PartnerDriver(KeyedStore())
+    sent = []
+
+    def note():
+        sent.extend((row, partner.timers.watermark) for row in partner.routed()[len(sent):])
+
+    partner.event("p-1", ahead_at)                                   # read before any window: held
+    note()
+    partner.window("p-1", START + w, {"e-1": _steady(0), "e-2": _steady(0)})
+    note()
+    partner.watermark(read_at)
+    partner.event("p-1", known_at)                                   # e-1 and e-2 are served by then
+    note()
+    partner.window("p-1", START + 2 * w, {"e-1": _steady(1), "e-3": _steady(1)})   # e-3 is new
+    note()
+    partner.watermark(START + 2 * w)
+    partner.window("p-1", START + 3 * w, {"e-1": _steady(0), "e-2": _steady(0), "e-3": _steady(0)})
+    partner.watermark(START + 3 * w)
+    ends = {"e-1": [START + w, START + 2 * w, START + 3 * w], "e-2": [START + w, START + 3 * w],
+            "e-3": [START + 2 * w, START + 3 * w]}
+
+    def first_told(editor, wm, from_end=None):
+        return min((end for end in ends[editor] if end - 1 > wm and (from_end is None or end >= from_end)),
+                   default=None)
+
+    from_operator = {}
+    for row, wm in sent:
+        from_operator.setdefault((row[2], row[1]), first_told(row[2], wm, read_routed_payload(row[6])[1]))
+    assert sorted(from_operator) == [("e-1", known_at), ("e-1", ahead_at), ("e-2", known_at), ("e-2", ahead_at),
+                                     ("e-3", known_at), ("e-3", ahead_at)]
+    events = [{"event_type": "partner_status", "timestamp_ms": ahead_at, "editor_id": None, "partner": "p-1",
+               "arrived_at_watermark": None},
+              {"event_type": "partner_status", "timestamp_ms": known_at, "editor_id": None, "partner": "p-1",
+               "arrived_at_watermark": read_at}]
+    by_end = {START + w: {"e-1", "e-2"}, START + 2 * w: {"e-1", "e-3"}, START + 3 * w: {"e-1", "e-2", "e-3"}}
+    replayed = {(c["routed_to"], c["timestamp_ms"]): first_told(c["routed_to"], c["arrived_at_watermark"])
+                for c in routed_partner_events(events, {"p-1": by_end}, 0, LOOKBACK_S * 1000 + WINDOW_MS)}
+    assert replayed == from_operator

@@ -15,6 +15,7 @@ import json
 from correlator_driver import GRACE_MS, LOOKBACK_S, WINDOW_MS, EditorDriver, PlatformDriver
 from flink_fakes import KeyedStore
 from flink_jobs.evaluation.offline import routed_platform_events
+from udfs.decisions import events_for_window, read_routed_payload
 from udfs.platform_events import PLATFORM_KEY
 
 START = 1_793_527_200_000
@@ -74,7 +75,9 @@ def test_idle_editors_and_old_events_leave_the_state_and_a_returning_editor_is_t
     editor = EditorDriver(KeyedStore())
     for row in copies:
         editor.events_input(row)
-    assert len(json.loads(editor.state("events", "e-1"))) == 1
+    held = json.loads(editor.state("events", "e-1"))
+    assert len(held) == 2 and held[1]["from_window_end_ms"] == START + 2 * WINDOW_MS + retention
+    assert len(events_for_window(held, START + 2 * WINDOW_MS + retention)) == 1, "a window sees one"
 
 
 def test_a_routed_deployment_is_a_suspected_cause_without_an_editor_and_corroborates_latency():
@@ -109,11 +112,13 @@ def test_a_routed_deployment_is_a_suspected_cause_without_an_editor_and_corrobor
     assert composite["evidence"][-1].startswith("linked event: deployment at ")
 
 
-def _first_window_told(ends: list[int], told_at_watermark: int) -> int | None:
+def _first_window_told(ends: list[int], told_at_watermark: int, from_end: int | None = None) -> int | None:
     """The first of an editor's windows whose decision has a copy sent at that watermark: one the
     watermark had not passed the end of (the window's timer is a grace later; the offline replay takes
-    the decision at the end: ``arrived_at_watermark < end - 1``, flink_jobs/evaluation/offline.decide)."""
-    return min((end for end in ends if end - 1 > told_at_watermark), default=None)
+    the decision at the end: ``arrived_at_watermark < end - 1``, flink_jobs/evaluation/offline.decide),
+    and, for a copy sent with a new editor's row, that window or a later one (udfs.decisions.routed_payload)."""
+    return min((end for end in ends if end - 1 > told_at_watermark and (from_end is None or end >= from_end)),
+               default=None)
 
 
 def test_the_offline_replay_routes_as_the_operator_does():
@@ -147,7 +152,8 @@ def test_the_offline_replay_routes_as_the_operator_does():
                    "e-3": [late_end], "e-4": [START + WINDOW_MS, back_at]}
     from_operator = {}
     for row, wm in op.sent:       # the editor operator keeps one copy: the first
-        from_operator.setdefault((row[2], row[0], row[1]), _first_window_told(editor_ends[row[2]], wm))
+        from_operator.setdefault((row[2], row[0], row[1]),
+                                 _first_window_told(editor_ends[row[2]], wm, read_routed_payload(row[6])[1]))
     assert sorted(from_operator) == [
         ("e-1", "config_change", ahead_at), ("e-1", "deployment", deployment_at), ("e-1", "feature_flag", flag_at),
         ("e-2", "config_change", ahead_at), ("e-2", "deployment", deployment_at), ("e-2", "feature_flag", flag_at),
@@ -162,7 +168,7 @@ def test_the_offline_replay_routes_as_the_operator_does():
                "arrived_at_watermark": deployment_read_at}]
     replayed = {(e["routed_to"], e["event_type"], e["timestamp_ms"]):
                 _first_window_told(editor_ends[e["routed_to"]], e["arrived_at_watermark"])
-                for e in routed_platform_events(events, editor_ends, retention, HORIZON_MS)}
+                for e in routed_platform_events(events, editor_ends, retention, LOOKBACK_S * 1000 + WINDOW_MS)}
     assert replayed == from_operator
 
 

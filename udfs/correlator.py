@@ -44,11 +44,13 @@ An event that names neither an editor nor a partner (a deployment of the whole a
 every editor the same way, through udfs/platform_events.PlatformEvents.
 
 Idle keys (``processing.state.idle.retention.s``): both operators register an event-time
-timer a retention after a key's latest window (and, for editors, event); when it fires, the
-series idle that long are dropped, and an editor left with nothing has its whole state
-cleared (udfs/metric_detector.prune_idle). Each key registers about two such timers per
-retention, not one per row. Without it, every editor and partner-editor pair the job ever
-saw would stay in its state for ever.
+timer a retention after a key's latest window (and event, or held partner report: its time,
+capped at the watermark, so that one read far ahead of the windows does not put the check
+off); when it fires, the series idle that long are dropped, and an editor left with nothing
+has its whole state cleared (udfs/metric_detector.prune_idle). Each key registers about two
+such timers per retention, not one per row (and one per event read before the first
+watermark). Without it, every editor and partner-editor pair the job ever saw would stay in
+its state for ever.
 
 Scoring and deciding share one operator because every Python operator a row
 passes through costs a JVM -> Python -> JVM crossing, more than the scoring.
@@ -65,8 +67,9 @@ from pyflink.datastream import KeyedCoProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from detectors.classifier import ClassifierConfig
-from udfs.decisions import (PARTNER_FINDING, ROUTED_PARTNER_EVENT, ROUTED_PLATFORM_EVENT, cause_horizon,
-                             composite_episode, details_of, editor_window_composite, kept_since, partner_window_check)
+from udfs.decisions import (PARTNER_FINDING, ROUTED_PARTNER_EVENT, cause_horizon, composite_episode, details_of,
+                             editor_window_composite, events_for_window, kept_since, partner_window_check,
+                             read_routed_payload, routed_payload)
 from udfs.metric_detector import WindowScoring, metric_windows, prune_idle, scored_since
 from connectors.eventbridge.flink_sink import EVENTBRIDGE_INPUT_TYPE as OUTPUT_TYPE, eventbridge_row
 
@@ -174,6 +177,19 @@ class _IdleExpiry:
             if due is None or due < activity_ms + self.idle_retention_ms // 2:
                 self._expire_at(key, ctx, activity_ms + self.idle_retention_ms)
 
+    def _keep_alive_until_watermark(self, key, ctx, activity_ms: int) -> None:
+        """:meth:`_keep_alive` for an event's time, capped at the watermark: an event read far ahead of the
+        windows (a replay, a catch-up) would set a check that far ahead, and that check would stand for
+        the earlier ones the key's idle series need. Before the first watermark, a check of its own
+        (it stands for no other). A check that finds the event still kept asks for the next one."""
+        if not self.idle_retention_ms:
+            return
+        watermark = ctx.timer_service().current_watermark()
+        if watermark < 0:           # no watermark yet (Long.MIN_VALUE)
+            ctx.timer_service().register_event_time_timer(activity_ms + self.idle_retention_ms)
+        else:
+            self._keep_alive(key, ctx, min(activity_ms, watermark))
+
     def _expire_at(self, key, ctx, due_ms: int) -> None:
         if self._idle_due.get(key) is None or self._idle_due[key] < due_ms:
             ctx.timer_service().register_event_time_timer(due_ms)
@@ -193,9 +209,11 @@ class _IdleExpiry:
 
 
 class HeldEvents:
-    """Routed events kept for the editors not told of them yet (PartnerHealth's partner-wide reports,
-    udfs/platform_events.PlatformEvents' platform-wide changes), in the key's state ``held``: kept from
-    udfs.decisions.cause_horizon on, so while a window not decided yet can still name them."""
+    """Routed events kept for the editors not told of them yet (PartnerHealth's partner-wide reports in
+    its state ``recent_reports``, udfs/platform_events.PlatformEvents' platform-wide changes in
+    ``recent_events``): kept from udfs.decisions.cause_horizon on, so while a window not decided yet can
+    still name them. Each copy passed on to a new editor is for that editor's window it came with and
+    later ones (udfs.decisions.routed_payload)."""
 
     window_size_ms: int
     grace_ms: int
@@ -348,14 +366,16 @@ class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
     def process_element2(self, row, ctx):
         stored = self.events.value()
         events = json.loads(stored) if stored else []
-        routed = row[6] in (ROUTED_PARTNER_EVENT, ROUTED_PLATFORM_EVENT)
-        event = {"event_type": row[0], "timestamp_ms": int(row[1]), "editor_id": None if routed else row[2],
+        marker, from_window_end = read_routed_payload(row[6])
+        event = {"event_type": row[0], "timestamp_ms": int(row[1]), "editor_id": None if marker else row[2],
                  "partner": row[3], "severity": row[4], "details": details_of(row[5])}
-        if routed and event in events:
+        if from_window_end is not None:
+            event["from_window_end_ms"] = from_window_end      # for that window on (udfs.decisions.routed_payload)
+        if marker and event in events:
             # The same report or change passed on again (the editor came back to the partner or the
             # network after an idle retention: udfs/platform_events.py), or one sent twice in two
-            # encodings that the duplicate marking told apart: one cause either way. The offline
-            # replay's decide() keeps one copy too.
+            # encodings that the duplicate marking told apart: one cause either way (a window sees
+            # one of each, udfs.decisions.events_for_window; the offline replay's decide() keeps one).
             return
         events.append(event)
         # Keep what a window not decided yet can still name as a cause. Such a window's timer
@@ -366,7 +386,7 @@ class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
         horizon = cause_horizon(ctx.timer_service().current_watermark(), self.window_size_ms, self.grace_ms,
                                 self.lookback_ms)
         self.events.update(json.dumps(bounded_events([e for e in events if e["timestamp_ms"] >= horizon])))
-        self._keep_alive(ctx.get_current_key(), ctx, max(e["timestamp_ms"] for e in events))
+        self._keep_alive_until_watermark(ctx.get_current_key(), ctx, max(e["timestamp_ms"] for e in events))
 
     def _set_unexplained(self, key: str, end: int | None) -> None:
         if end is None:
@@ -400,7 +420,8 @@ class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
         events = self.events.value() if any(r["is_anomaly"] for r in results) else None
         previous = None if key in self._unexplained_clear else self.unexplained.value()
         detail, unexplained = editor_window_composite(end, self.window_size_ms, results,
-                                                      json.loads(events) if events else [], self.config, previous)
+                                                      events_for_window(json.loads(events), end) if events else [],
+                                                      self.config, previous)
         if unexplained != previous:
             self._set_unexplained(key, unexplained)
         if detail is None:
@@ -469,7 +490,10 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
     decided yet can still name it, and an editor new to the partner in that time (its first window
     through the partner, or its first after an idle retention; in a replay, where the events are
     read ahead of the metrics, every editor of the partner's first window) gets it with that
-    window's row, as udfs/platform_events.PlatformEvents passes platform-wide events to new editors.
+    window's row, for that window and later ones (udfs.decisions.routed_payload), as
+    udfs/platform_events.PlatformEvents passes platform-wide events to new editors. Kept reports leave
+    at the partner's idle checks (with ``processing.state.idle.retention.s`` 0 there are none, and at
+    most the newest 200 stay, udfs.decisions.kept_since).
     flink_jobs/evaluation/offline.routed_partner_events replays the same rule.
     """
 
@@ -498,7 +522,7 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
         new_editors = [editor for editor, models in stored.items() if models is None]
         if new_editors:
             for event in self._held_events(ctx.timer_service().current_watermark()):
-                yield from self._route(event, new_editors)
+                yield from self._route(event, new_editors, from_window_end=end)
         if any(scored_since(models, end) for models in stored.values()):
             # Re-fired (udfs/metric_detector.py): the partner has decided this window. Its editors
             # new to it are not scored either: the decision is the partner's, made once.
@@ -534,17 +558,15 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
         editors = sorted(self.models.keys())
         if editors:
             yield from self._route(event, editors)
-        if self._held_events(ctx.timer_service().current_watermark(), event) and self.idle_retention_ms:
-            # A check of its own once no window still to be decided can name it; not _keep_alive, whose
-            # latest check stands for the earlier ones: a report read far ahead of the windows would
-            # hold the partner's idle series until its own time.
-            ctx.timer_service().register_event_time_timer(self._leaves_at(event[1]))
+        if event in self._held_events(ctx.timer_service().current_watermark(), event):
+            # dropped at the idle checks once no window still to be decided can name it (_expire_idle)
+            self._keep_alive_until_watermark(ctx.get_current_key(), ctx, event[1])
 
-    def _route(self, event: list, editors: list[str]):
+    def _route(self, event: list, editors: list[str], from_window_end: int | None = None):
         event_type, timestamp_ms, _, partner, severity, details = event
+        payload = routed_payload(ROUTED_PARTNER_EVENT, from_window_end)
         for editor in editors:
-            yield PARTNER_FINDINGS, Row(event_type, timestamp_ms, editor, partner, severity, details,
-                                        ROUTED_PARTNER_EVENT)
+            yield PARTNER_FINDINGS, Row(event_type, timestamp_ms, editor, partner, severity, details, payload)
         self._count("partnerEventsRouted", len(editors))
 
     def on_timer(self, timestamp: int, ctx):
@@ -560,8 +582,8 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
         self._expiry_fired(partner, watermark_ms)
         if not self.idle_retention_ms:
             return
-        self._held_events(watermark_ms)        # each held report has a check of its own (process_element2)
-        dues = []
+        held = self._held_events(watermark_ms)
+        dues = [self._leaves_at(min(e[1] for e in held))] if held else []
         for editor, stored in list(self.models.items()):
             kept, due = self._prune(("partner", partner, editor), stored, watermark_ms)
             if not kept:

@@ -62,6 +62,56 @@ ROUTED_PARTNER_EVENT = "routed-partner-event"
 ROUTED_PLATFORM_EVENT = "routed-platform-event"
 
 
+def routed_payload(marker: str, from_window_end_ms: int | None = None) -> str:
+    """The payload of a routed copy: its marker and, for a copy passed on with the row of an editor's
+    first window (an editor new to the partner or the network), that window's end: the copy is for that
+    window and later ones, not for an earlier window of the editor still waiting for its timer (a
+    watermark that jumps over both windows brings the copy before that timer fires).
+
+    >>> routed_payload(ROUTED_PARTNER_EVENT), routed_payload(ROUTED_PLATFORM_EVENT, 600000)
+    ('routed-partner-event', 'routed-platform-event@600000')
+    >>> read_routed_payload('routed-platform-event@600000'), read_routed_payload('{"event_type": "deployment"}')
+    (('routed-platform-event', 600000), (None, None))
+    """
+    return marker if from_window_end_ms is None else f"{marker}@{from_window_end_ms}"
+
+
+def read_routed_payload(payload: str | None) -> tuple[str | None, int | None]:
+    """(marker, first window end) of a routed copy's payload; (None, None) for an event of the stream
+    (whose payload is its raw JSON)."""
+    marker, at, end = (payload or "").partition("@")
+    if marker not in (ROUTED_PARTNER_EVENT, ROUTED_PLATFORM_EVENT):
+        return None, None
+    return marker, int(end) if at else None
+
+
+def events_for_window(events: list[dict], window_end_ms: int) -> list[dict]:
+    """An editor's stored events as its window ending ``window_end_ms`` sees them: without the routed
+    copies meant for its later windows only (``from_window_end_ms``, :func:`routed_payload`), and one of
+    each routed copy it holds twice (passed on again; udfs/correlator.EditorCorrelator).
+
+    >>> e = {"event_type": "deployment", "timestamp_ms": 1, "editor_id": None, "partner": None}
+    >>> events_for_window([dict(e, from_window_end_ms=900), e, dict(e, from_window_end_ms=600)], 600)
+    [{'event_type': 'deployment', 'timestamp_ms': 1, 'editor_id': None, 'partner': None}]
+    >>> events_for_window([dict(e, from_window_end_ms=900)], 600)
+    []
+    """
+    seen, out = set(), []
+    for e in events:
+        from_end = e.get("from_window_end_ms")
+        if from_end is not None:
+            if from_end > window_end_ms:
+                continue
+            e = {k: v for k, v in e.items() if k != "from_window_end_ms"}
+        if e.get("editor_id") is None:          # routed: kept once
+            key = json.dumps(e, sort_keys=True, default=str)
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(e)
+    return out
+
+
 def is_platform_wide(event_type: str, editor_id: str | None, partner: str | None) -> bool:
     """Whether an operational event is a change of the whole network: it names neither an editor nor a
     partner (a deployment of the ad server, say), so udfs/platform_events.PlatformEvents passes it to every

@@ -20,7 +20,8 @@ where the events are read far ahead of the metrics' windows, one whose first win
 event was read) gets the kept events with its window's row. Both go out before the watermark that
 closes the window they concern (the row precedes that watermark on the first input, the event on
 the second), so they are in the editor's state when the window's timer fires, as the partner
-operator's findings are. The editor keeps each copy as it was sent, without an editor: a suspected
+operator's findings are; a copy sent with a new editor's row is for that window and later ones
+(udfs.decisions.routed_payload). The editor keeps each copy as it was sent, without an editor: a suspected
 cause of its composites and the classifier's corroboration (a deployment for a LATENCY_ISSUE), as
 its own events are.
 
@@ -32,7 +33,7 @@ flink_jobs/bench/README.md), and one per platform event.
 Idle editors (``processing.state.idle.retention.s``): an editor whose last window is a retention
 old leaves ``editors`` at the next check (an event-time timer), and a kept event leaves once no window
 still to be decided can name it. The checks are due where the next of those goes, so one key's timer
-serves both (not udfs.correlator.IdleKeyExpiry's rule, which lets a later check stand for an earlier
+serves both (not udfs.correlator._IdleExpiry's rule, which lets a later check stand for an earlier
 one: an event read far ahead of the windows would hold every idle editor until its own time). If an
 editor comes back while an event it was sent is still kept, it is new again and is sent the event
 again; the editor operator keeps one copy.
@@ -46,7 +47,7 @@ from pyflink.datastream import KeyedCoProcessFunction, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor
 
 from udfs.correlator import HeldEvents
-from udfs.decisions import ROUTED_PLATFORM_EVENT
+from udfs.decisions import ROUTED_PLATFORM_EVENT, routed_payload
 
 #: The one key of the operator (flink_jobs/main.py keys both inputs by it).
 PLATFORM_KEY = "platform"
@@ -75,7 +76,8 @@ class PlatformEvents(HeldEvents, KeyedCoProcessFunction):
         end = int(ctx.timestamp()) + 1        # rowtime = window_time = window end - 1 ms
         last = self.editors.get(editor)
         if last is None:
-            yield from self._route(self._held_events(ctx.timer_service().current_watermark()), [editor])
+            yield from self._route(self._held_events(ctx.timer_service().current_watermark()), [editor],
+                                   from_window_end=end)
         if last is None or end > last:      # a window fired again after a restore is older: not the latest
             self.editors.put(editor, end)
             if self.idle_retention_ms:
@@ -84,7 +86,7 @@ class PlatformEvents(HeldEvents, KeyedCoProcessFunction):
     def process_element2(self, row, ctx):
         event = [row[i] for i in range(6)]
         yield from self._route([event], sorted(self.editors.keys()))
-        if self._held_events(ctx.timer_service().current_watermark(), event):
+        if event in self._held_events(ctx.timer_service().current_watermark(), event):
             self._check_by(ctx, self._leaves_at(event[1]))
 
     def _check_by(self, ctx, due_ms: int) -> None:
@@ -94,10 +96,11 @@ class PlatformEvents(HeldEvents, KeyedCoProcessFunction):
             ctx.timer_service().register_event_time_timer(due_ms)
             self._check_due = due_ms
 
-    def _route(self, events: list, editors: list[str]):
+    def _route(self, events: list, editors: list[str], from_window_end: int | None = None):
+        payload = routed_payload(ROUTED_PLATFORM_EVENT, from_window_end)
         for event_type, timestamp_ms, _, partner, severity, details in events:
             for editor in editors:
-                yield Row(event_type, timestamp_ms, editor, partner, severity, details, ROUTED_PLATFORM_EVENT)
+                yield Row(event_type, timestamp_ms, editor, partner, severity, details, payload)
         if events and editors:
             self.routed_counter.inc(len(events) * len(editors))
 
