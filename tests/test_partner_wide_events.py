@@ -185,3 +185,27 @@ def test_the_offline_replay_routes_as_the_operator_does():
     replayed = {(c["routed_to"], c["timestamp_ms"]): first_told(c["routed_to"], c["arrived_at_watermark"])
                 for c in routed_partner_events(events, {"p-1": by_end}, 0, LOOKBACK_S * 1000 + WINDOW_MS)}
     assert replayed == from_operator
+
+
+def test_an_idle_check_that_finds_only_a_report_read_far_ahead_does_not_put_off_the_next_ones():
+    """A check that finds no series, only a report read far ahead, asks for the next check a retention
+    later, not at the report's time: a series that starts after it still leaves a retention after its
+    last window (the editor operator the same, with the copy)."""
+    retention = 6 * 3600 * 1000
+    partner = PartnerDriver(KeyedStore(), idle_retention_ms=retention)
+    editor = EditorDriver(KeyedStore(), idle_retention_ms=retention)
+    for op in (partner, editor):
+        op.watermark(START)
+    partner.event("p-1", START + 10 * retention)
+    editor.events_input(("partner_status", START + 10 * retention, "e-1", "p-1", None, "{}", "routed-partner-event"))
+    for op in (partner, editor):
+        op.watermark(START + retention)                   # a check: no series, only the report
+    last = START + retention + WINDOW_MS
+    partner.window("p-1", last, {"e-1": _steady(0)})
+    editor.window("e-1", last, **_steady(0))
+    for op in (partner, editor):
+        op.watermark(last + retention - 1)
+    assert partner.state("models", "p-1") and editor.state("models", "e-1")
+    for op in (partner, editor):
+        op.watermark(last + retention)
+    assert partner.state("models", "p-1") == {} and editor.state("models", "e-1") is None

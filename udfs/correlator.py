@@ -170,6 +170,7 @@ class _IdleExpiry:
 
     def _open_idle(self) -> None:
         self._idle_due: dict = {}
+        self._early_checks: set = set()     # keys given a check before the first watermark
 
     def _keep_alive(self, key, ctx, activity_ms: int) -> None:
         if self.idle_retention_ms:
@@ -180,15 +181,24 @@ class _IdleExpiry:
     def _keep_alive_until_watermark(self, key, ctx, activity_ms: int) -> None:
         """:meth:`_keep_alive` for an event's time, capped at the watermark: an event read far ahead of the
         windows (a replay, a catch-up) would set a check that far ahead, and that check would stand for
-        the earlier ones the key's idle series need. Before the first watermark, a check of its own
-        (it stands for no other). A check that finds the event still kept asks for the next one."""
+        the earlier ones the key's idle series need. Before the first watermark, one check of its own
+        per key (it stands for no other). A check that finds the event still kept asks for the next one
+        (capped at the watermark too, :meth:`_next_check_for_event`)."""
         if not self.idle_retention_ms:
             return
         watermark = ctx.timer_service().current_watermark()
         if watermark < 0:           # no watermark yet (Long.MIN_VALUE)
-            ctx.timer_service().register_event_time_timer(activity_ms + self.idle_retention_ms)
+            if key not in self._early_checks:
+                self._early_checks.add(key)
+                ctx.timer_service().register_event_time_timer(activity_ms + self.idle_retention_ms)
         else:
             self._keep_alive(key, ctx, min(activity_ms, watermark))
+
+    def _next_check_for_event(self, event_ms: int, watermark_ms: int) -> int:
+        """The next idle check for an event still kept at a check: a retention after its time, capped at
+        a retention after the watermark (one check per retention while events run ahead of the windows,
+        instead of a check that far ahead standing for those the key's series need)."""
+        return min(event_ms, watermark_ms) + self.idle_retention_ms
 
     def _expire_at(self, key, ctx, due_ms: int) -> None:
         if self._idle_due.get(key) is None or self._idle_due[key] < due_ms:
@@ -244,6 +254,29 @@ class HeldEvents:
 #: At most this many of an editor's own operational events, as many partner findings, as many of its
 #: partners' routed reports and as many platform-wide events, in its state (bounded_events).
 MAX_KEPT_EVENTS = 200
+
+
+def _add_routed(events: list[dict], copy: dict) -> bool:
+    """Add a routed copy to an editor's events unless it holds the same one for the same windows or more
+    (no ``from_window_end_ms``, or an earlier one); one for fewer windows is widened. Whether it changed.
+
+    >>> e = {"event_type": "deployment", "timestamp_ms": 1, "editor_id": None}
+    >>> held = [dict(e, from_window_end_ms=900)]
+    >>> _add_routed(held, dict(e, from_window_end_ms=1200)), _add_routed(held, dict(e, from_window_end_ms=600)), held
+    (False, True, [{'event_type': 'deployment', 'timestamp_ms': 1, 'editor_id': None, 'from_window_end_ms': 600}])
+    >>> _add_routed(held, e), held
+    (True, [{'event_type': 'deployment', 'timestamp_ms': 1, 'editor_id': None}])
+    """
+    same = {k: v for k, v in copy.items() if k != "from_window_end_ms"}
+    for i, held in enumerate(events):
+        if {k: v for k, v in held.items() if k != "from_window_end_ms"} == same:
+            held_from, new_from = held.get("from_window_end_ms"), copy.get("from_window_end_ms")
+            if held_from is None or (new_from is not None and new_from >= held_from):
+                return False
+            events[i] = copy
+            return True
+    events.append(copy)
+    return True
 
 
 def bounded_events(events: list[dict]) -> list[dict]:
@@ -371,13 +404,14 @@ class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
                  "partner": row[3], "severity": row[4], "details": details_of(row[5])}
         if from_window_end is not None:
             event["from_window_end_ms"] = from_window_end      # for that window on (udfs.decisions.routed_payload)
-        if marker and event in events:
+        if marker and not _add_routed(events, event):
             # The same report or change passed on again (the editor came back to the partner or the
             # network after an idle retention: udfs/platform_events.py), or one sent twice in two
-            # encodings that the duplicate marking told apart: one cause either way (a window sees
-            # one of each, udfs.decisions.events_for_window; the offline replay's decide() keeps one).
+            # encodings that the duplicate marking told apart: one cause either way (the offline
+            # replay's decide() keeps one copy too).
             return
-        events.append(event)
+        if not marker:
+            events.append(event)
         # Keep what a window not decided yet can still name as a cause. Such a window's timer
         # (end - 1 + grace) is after the watermark, and it looks back from its start
         # (flink_jobs/evaluation/offline.py does the same). The horizon follows the watermark, not
@@ -457,7 +491,8 @@ class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
         if kept or newest is not None:
             # Each later check is due where something kept falls idle, so at the end of a bounded
             # input (a watermark at the end of time) the checks end with the key cleared.
-            self._expire_at(key, ctx, min(d for d in (due, None if newest is None else newest + self.idle_retention_ms)
+            self._expire_at(key, ctx, min(d for d in (due, None if newest is None else
+                                                      self._next_check_for_event(newest, watermark_ms))
                                           if d is not None))
             return
         # Nothing of the editor is left. A window still armed is at least a retention old: its timer
@@ -583,7 +618,8 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
         if not self.idle_retention_ms:
             return
         held = self._held_events(watermark_ms)
-        dues = [self._leaves_at(min(e[1] for e in held))] if held else []
+        dues = [min(self._leaves_at(min(e[1] for e in held)),
+                    self._next_check_for_event(watermark_ms, watermark_ms))] if held else []
         for editor, stored in list(self.models.items()):
             kept, due = self._prune(("partner", partner, editor), stored, watermark_ms)
             if not kept:

@@ -55,9 +55,10 @@ def is_partner_wide(event_type: str, editor_id: str | None, partner: str | None)
 #: of invalid traffic it would tilt every editor's impressions surge towards a SECURITY_ISSUE.
 PLATFORM_WIDE_EVENT_TYPES = CHANGE_EVENT_TYPES
 
-#: The ``payload`` of a routed event as passed to one editor: a partner's own report (udfs/correlator.py,
-#: PartnerHealth) or a platform-wide change (udfs/platform_events.py). The editor operator stores it without
-#: an editor, as it was sent (the copy's ``editor_id`` is only its key). The operators read no payload.
+#: The ``payload`` of a routed event as passed to one editor (with the window it is for, :func:`routed_payload`):
+#: a partner's own report (udfs/correlator.py, PartnerHealth) or a platform-wide change (udfs/platform_events.py).
+#: The editor operator stores it without an editor, as it was sent (the copy's ``editor_id`` is only its key);
+#: it reads no other payload.
 ROUTED_PARTNER_EVENT = "routed-partner-event"
 ROUTED_PLATFORM_EVENT = "routed-platform-event"
 
@@ -82,7 +83,7 @@ def read_routed_payload(payload: str | None) -> tuple[str | None, int | None]:
     marker, at, end = (payload or "").partition("@")
     if marker not in (ROUTED_PARTNER_EVENT, ROUTED_PLATFORM_EVENT):
         return None, None
-    return marker, int(end) if at else None
+    return marker, int(end) if at and end.isdigit() else None
 
 
 def events_for_window(events: list[dict], window_end_ms: int) -> list[dict]:
