@@ -1,4 +1,4 @@
-"""Drivers of the job's two keyed Python operators (udfs/correlator.py) without a Flink job.
+"""Drivers of the job's keyed Python operators (udfs/correlator.py, udfs/platform_events.py) without a Flink job.
 
 Each driver is one operator instance, one process lifetime, over in-memory keyed state
 (tests/flink_fakes.KeyedStore) that outlives it, as a checkpoint does, with the job's real

@@ -48,8 +48,8 @@ timer a retention after a key's latest window (and event, or held partner report
 capped at the watermark, so that one read far ahead of the windows does not put the check
 off); when it fires, the series idle that long are dropped, and an editor left with nothing
 has its whole state cleared (udfs/metric_detector.prune_idle). Each key registers about two
-such timers per retention, not one per row (and one per event read before the first
-watermark). Without it, every editor and partner-editor pair the job ever saw would stay in
+such timers per retention, not one per row (and one per key with an event read before the
+first watermark). Without it, every editor and partner-editor pair the job ever saw would stay in
 its state for ever.
 
 Scoring and deciding share one operator because every Python operator a row
@@ -69,8 +69,8 @@ from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 from detectors.classifier import ClassifierConfig
 from udfs.decisions import (PARTNER_FINDING, ROUTED_PARTNER_EVENT, cause_horizon, composite_episode, details_of,
                              editor_window_composite, events_for_window, kept_since, partner_window_check,
-                             read_routed_payload, routed_payload)
-from udfs.metric_detector import WindowScoring, metric_windows, prune_idle, scored_since
+                             read_routed_payload, routed_payload, serves)
+from udfs.metric_detector import WindowScoring, is_idle, last_window_end, metric_windows, prune_idle, scored_since
 from connectors.eventbridge.flink_sink import EVENTBRIDGE_INPUT_TYPE as OUTPUT_TYPE, eventbridge_row
 
 # Output rows are the EventBridge sink's input (connectors.eventbridge.flink_sink):
@@ -192,6 +192,7 @@ class _IdleExpiry:
                 self._early_checks.add(key)
                 ctx.timer_service().register_event_time_timer(activity_ms + self.idle_retention_ms)
         else:
+            self._early_checks.clear()
             self._keep_alive(key, ctx, min(activity_ms, watermark))
 
     def _next_check_for_event(self, event_ms: int, watermark_ms: int) -> int:
@@ -532,7 +533,7 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
     flink_jobs/evaluation/offline.routed_partner_events replays the same rule.
     """
 
-    def __init__(self, window_size_s: int, scoring: WindowScoring, grace_ms: int = 0, lookback_s: int = 0):
+    def __init__(self, window_size_s: int, scoring: WindowScoring, grace_ms: int, lookback_s: int):
         self.window_size_ms = window_size_s * 1000
         self.scoring = scoring
         self.idle_retention_ms = scoring.idle_retention_ms
@@ -548,16 +549,26 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
         self._open_held(runtime_context, "recent_reports")
         self._open_counters(runtime_context, "partnerChecks", "partnerEventsRouted")
         self._open_idle()
+        # In memory: partner -> {editor: the end of its first window through the partner}, while that window
+        # is open (a report that comes meanwhile is for that window on, as a held one is). Empty after a
+        # restore: a report then, before the watermark passes such a window, goes without it (known limit).
+        self._first_windows: dict = {}
 
     def process_element1(self, row, ctx):
         partner = row[0]
         end = int(ctx.timestamp()) + 1
         editor_windows = sorted(json.loads(row[1]), key=lambda w: w[0])
         stored = {w[0]: self.models.get(w[0]) for w in editor_windows}
-        new_editors = [editor for editor, models in stored.items() if models is None]
+        # New to the partner: no series, or one idle for the retention, which this window starts again
+        # (udfs/metric_detector.is_idle), whether or not the idle check has dropped it yet.
+        new_editors = [editor for editor, models in stored.items()
+                       if models is None or is_idle(last_window_end(models), end, self.idle_retention_ms)]
         if new_editors:
+            firsts = self._first_windows.setdefault(partner, {})
+            for editor in new_editors:
+                firsts[editor] = end
             for event in self._held_events(ctx.timer_service().current_watermark()):
-                yield from self._route(event, new_editors, from_window_end=end)
+                yield from self._route(event, dict.fromkeys(new_editors, end))
         if any(scored_since(models, end) for models in stored.values()):
             # Re-fired (udfs/metric_detector.py): the partner has decided this window. Its editors
             # new to it are not scored either: the decision is the partner's, made once.
@@ -590,18 +601,26 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
     def process_element2(self, row, ctx):
         """A partner-wide event: to the editors the partner serves now, and kept for those new to it."""
         event = [row[i] for i in range(6)]
-        editors = sorted(self.models.keys())
-        if editors:
-            yield from self._route(event, editors)
+        watermark = ctx.timer_service().current_watermark()
+        firsts = self._first_windows.get(ctx.get_current_key(), {})
+        for editor in [e for e, end in firsts.items() if end - 1 <= watermark]:
+            del firsts[editor]                  # its first window has closed: for every window from now
+        # Served: a window through the partner in the retention before (one idle longer is dropped at the
+        # next idle check; its next window starts it again, and it is told then, as a new editor).
+        served = {editor: firsts.get(editor) for editor, stored in sorted(self.models.items())
+                  if serves(last_window_end(stored), watermark, self.idle_retention_ms)}
+        if served:
+            yield from self._route(event, served)
         if event in self._held_events(ctx.timer_service().current_watermark(), event):
             # dropped at the idle checks once no window still to be decided can name it (_expire_idle)
             self._keep_alive_until_watermark(ctx.get_current_key(), ctx, event[1])
 
-    def _route(self, event: list, editors: list[str], from_window_end: int | None = None):
+    def _route(self, event: list, editors: dict):
+        """Copies of ``event`` to ``editors``: editor -> the first window each copy is for (None: any)."""
         event_type, timestamp_ms, _, partner, severity, details = event
-        payload = routed_payload(ROUTED_PARTNER_EVENT, from_window_end)
-        for editor in editors:
-            yield PARTNER_FINDINGS, Row(event_type, timestamp_ms, editor, partner, severity, details, payload)
+        for editor, from_window_end in editors.items():
+            yield PARTNER_FINDINGS, Row(event_type, timestamp_ms, editor, partner, severity, details,
+                                        routed_payload(ROUTED_PARTNER_EVENT, from_window_end))
         self._count("partnerEventsRouted", len(editors))
 
     def on_timer(self, timestamp: int, ctx):

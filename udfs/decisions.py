@@ -88,27 +88,21 @@ def read_routed_payload(payload: str | None) -> tuple[str | None, int | None]:
 
 def events_for_window(events: list[dict], window_end_ms: int) -> list[dict]:
     """An editor's stored events as its window ending ``window_end_ms`` sees them: without the routed
-    copies meant for its later windows only (``from_window_end_ms``, :func:`routed_payload`), and one of
-    each routed copy it holds twice (passed on again; udfs/correlator.EditorCorrelator).
+    copies meant for its later windows only (``from_window_end_ms``, :func:`routed_payload`).
 
     >>> e = {"event_type": "deployment", "timestamp_ms": 1, "editor_id": None, "partner": None}
-    >>> events_for_window([dict(e, from_window_end_ms=900), e, dict(e, from_window_end_ms=600)], 600)
+    >>> events_for_window([dict(e, from_window_end_ms=600)], 600)
     [{'event_type': 'deployment', 'timestamp_ms': 1, 'editor_id': None, 'partner': None}]
     >>> events_for_window([dict(e, from_window_end_ms=900)], 600)
     []
     """
-    seen, out = set(), []
+    out = []
     for e in events:
         from_end = e.get("from_window_end_ms")
         if from_end is not None:
             if from_end > window_end_ms:
                 continue
             e = {k: v for k, v in e.items() if k != "from_window_end_ms"}
-        if e.get("editor_id") is None:          # routed: kept once
-            key = json.dumps(e, sort_keys=True, default=str)
-            if key in seen:
-                continue
-            seen.add(key)
         out.append(e)
     return out
 
@@ -130,6 +124,18 @@ def is_platform_wide(event_type: str, editor_id: str | None, partner: str | None
 
 #: At most this many partner-wide or platform-wide events are kept for editors not told of them yet (the newest).
 MAX_HELD_EVENTS = 200
+
+
+def serves(last_window_end_ms: int | None, watermark_ms: int, retention_ms: int) -> bool:
+    """Whether an editor whose last window (through a partner, or at all) ended at ``last_window_end_ms``
+    is served at ``watermark_ms``: that window less than the idle retention before (0: any). The partner
+    and platform operators pass an event on arrival to the editors they serve (the offline replay's
+    routed_copies: a window closed, and not a retention before).
+
+    >>> serves(600_000, 600_000 + 3_600_000 - 1, 3_600_000), serves(600_000, 600_000 + 3_600_000, 3_600_000)
+    (True, False)
+    """
+    return not retention_ms or last_window_end_ms is None or last_window_end_ms + retention_ms > watermark_ms
 
 
 def cause_horizon(watermark_ms: int, window_size_ms: int, grace_ms: int, lookback_ms: int) -> int:

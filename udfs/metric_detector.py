@@ -192,6 +192,17 @@ def scored_since(stored: dict | None, window_end_ms: int) -> bool:
     return False
 
 
+def last_window_end(stored: dict | None) -> int | None:
+    """The end of the last window a series group (an editor, or a partner's editor) learned; None if
+    none of its entries says (a new group, or entries written before the last end was kept).
+
+    >>> last_window_end({"rpm": (None, (), None, 600), "fill_rate": (None, (), None, 900)}), last_window_end(None)
+    (900, None)
+    """
+    return max((end for end in (series_state(e)[3] for e in (stored or {}).values()) if end is not None),
+               default=None)
+
+
 def series_state(entry: tuple | None) -> tuple[bytes | None, tuple, tuple | str | None, int | None]:
     """(snapshot, journal, history, last window end) of one metric's stored entry; None for a new series.
 

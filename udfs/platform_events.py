@@ -47,7 +47,8 @@ from pyflink.datastream import KeyedCoProcessFunction, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor
 
 from udfs.correlator import HeldEvents
-from udfs.decisions import ROUTED_PLATFORM_EVENT, routed_payload
+from udfs.decisions import ROUTED_PLATFORM_EVENT, routed_payload, serves
+from udfs.metric_detector import is_idle
 
 #: The one key of the operator (flink_jobs/main.py keys both inputs by it).
 PLATFORM_KEY = "platform"
@@ -75,7 +76,8 @@ class PlatformEvents(HeldEvents, KeyedCoProcessFunction):
         editor = row[0]
         end = int(ctx.timestamp()) + 1        # rowtime = window_time = window end - 1 ms
         last = self.editors.get(editor)
-        if last is None:
+        # new: never seen, or idle for the retention (whether or not the idle check has dropped it yet)
+        if last is None or is_idle(last, end, self.idle_retention_ms):
             yield from self._route(self._held_events(ctx.timer_service().current_watermark()), [editor],
                                    from_window_end=end)
         if last is None or end > last:      # a window fired again after a restore is older: not the latest
@@ -85,7 +87,9 @@ class PlatformEvents(HeldEvents, KeyedCoProcessFunction):
 
     def process_element2(self, row, ctx):
         event = [row[i] for i in range(6)]
-        yield from self._route([event], sorted(self.editors.keys()))
+        watermark = ctx.timer_service().current_watermark()
+        yield from self._route([event], sorted(editor for editor, last in self.editors.items()
+                                               if serves(last, watermark, self.idle_retention_ms)))
         if event in self._held_events(ctx.timer_service().current_watermark(), event):
             self._check_by(ctx, self._leaves_at(event[1]))
 
