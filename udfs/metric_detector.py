@@ -199,8 +199,11 @@ def last_window_end(stored: dict | None) -> int | None:
     >>> last_window_end({"rpm": (None, (), None, 600), "fill_rate": (None, (), None, 900)}), last_window_end(None)
     (900, None)
     """
-    return max((end for end in (series_state(e)[3] for e in (stored or {}).values()) if end is not None),
-               default=None)
+    last = None
+    for entry in (stored or {}).values():       # a plain loop: it runs for every partner row's editors
+        if len(entry) > 3 and (last is None or entry[3] > last):
+            last = entry[3]
+    return last
 
 
 def series_state(entry: tuple | None) -> tuple[bytes | None, tuple, tuple | str | None, int | None]:
