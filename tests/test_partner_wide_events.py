@@ -240,3 +240,11 @@ def test_an_editor_idle_for_the_retention_is_not_served_before_the_idle_check_dr
     assert [r[2] for r in partner.routed()] == ["e-1"]
     partner.window("p-1", back, {"e-1": _steady(0), "e-5": _steady(0)})
     assert [(r[2], r[6]) for r in partner.routed()[1:]] == [("e-5", f"routed-partner-event@{back}")]
+
+
+def test_the_in_memory_table_of_open_first_windows_stays_small():
+    partner = PartnerDriver(KeyedStore())
+    for i in range(1, 6):
+        partner.window("p-1", START + i * WINDOW_MS, {f"e-{i}": _steady(0)})    # a new editor each window
+        partner.watermark(START + i * WINDOW_MS)
+    assert partner.fn._first_windows == {"p-1": {"e-5": START + 5 * WINDOW_MS}}

@@ -564,7 +564,7 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
         new_editors = [editor for editor, models in stored.items()
                        if models is None or is_idle(last_window_end(models), end, self.idle_retention_ms)]
         if new_editors:
-            firsts = self._first_windows.setdefault(partner, {})
+            firsts = self._open_first_windows(partner, ctx.timer_service().current_watermark())
             for editor in new_editors:
                 firsts[editor] = end
             for event in self._held_events(ctx.timer_service().current_watermark()):
@@ -602,9 +602,7 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
         """A partner-wide event: to the editors the partner serves now, and kept for those new to it."""
         event = [row[i] for i in range(6)]
         watermark = ctx.timer_service().current_watermark()
-        firsts = self._first_windows.get(ctx.get_current_key(), {})
-        for editor in [e for e, end in firsts.items() if end - 1 <= watermark]:
-            del firsts[editor]                  # its first window has closed: for every window from now
+        firsts = self._open_first_windows(ctx.get_current_key(), watermark)
         # Served: a window through the partner in the retention before (one idle longer is dropped at the
         # next idle check; its next window starts it again, and it is told then, as a new editor).
         served = {editor: firsts.get(editor) for editor, stored in sorted(self.models.items())
@@ -614,6 +612,14 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
         if event in self._held_events(ctx.timer_service().current_watermark(), event):
             # dropped at the idle checks once no window still to be decided can name it (_expire_idle)
             self._keep_alive_until_watermark(ctx.get_current_key(), ctx, event[1])
+
+    def _open_first_windows(self, partner: str, watermark_ms: int) -> dict:
+        """The partner's new editors whose first window is still open (editor -> its end); those closed are
+        dropped, as a report is for every window of theirs from then on (so the table stays small)."""
+        firsts = self._first_windows.setdefault(partner, {})
+        for editor in [e for e, end in firsts.items() if end - 1 <= watermark_ms]:
+            del firsts[editor]
+        return firsts
 
     def _route(self, event: list, editors: dict):
         """Copies of ``event`` to ``editors``: editor -> the first window each copy is for (None: any)."""
