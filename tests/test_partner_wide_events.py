@@ -247,4 +247,22 @@ def test_the_in_memory_table_of_open_first_windows_stays_small():
     for i in range(1, 6):
         partner.window("p-1", START + i * WINDOW_MS, {f"e-{i}": _steady(0)})    # a new editor each window
         partner.watermark(START + i * WINDOW_MS)
-    assert partner.fn._first_windows == {"p-1": {"e-5": START + 5 * WINDOW_MS}}
+    assert partner.fn._first_windows == {"p-1": {"e-5": (None, START + 5 * WINDOW_MS)}}
+
+
+def test_a_report_for_an_editor_back_after_a_retention_is_for_any_window_while_its_last_one_is_recent():
+    """Its window back came before the watermark passed its last window's retention (a watermark jumping
+    several windows): the editor is still served when the report comes, so the copy is for any window,
+    as the offline replay has it, whichever of the row and the report comes first."""
+    retention = 6 * 3600 * 1000
+    last, back = START + WINDOW_MS, START + WINDOW_MS + retention + 2 * WINDOW_MS
+    for row_first in (True, False):
+        partner = PartnerDriver(KeyedStore(), idle_retention_ms=retention)
+        partner.window("p-1", last, {"e-1": _steady(0)})
+        partner.watermark(last + retention - WINDOW_MS)         # the window back is not closed yet
+        if row_first:
+            partner.window("p-1", back, {"e-1": _steady(1)})
+        partner.event("p-1", last + retention - 2 * WINDOW_MS)
+        if not row_first:
+            partner.window("p-1", back, {"e-1": _steady(1)})
+        assert [r[6] for r in partner.routed()][:1] == ["routed-partner-event"], row_first

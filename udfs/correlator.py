@@ -521,8 +521,8 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
     side output ``PARTNER_FINDINGS`` (flink_jobs/main.py routes it to the editor operator).
 
     A partner-wide event (the second input) goes on the same side output to every editor the
-    partner serves: those with a series in ``models`` when it arrives (their windows through the
-    partner came in the idle retention before). It is kept (``recent_reports``) while a window not
+    partner serves: those with a window through the partner less than the idle retention before
+    (udfs.decisions.serves), whether or not the idle check has dropped the older ones yet. It is kept (``recent_reports``) while a window not
     decided yet can still name it, and an editor new to the partner in that time (its first window
     through the partner, or its first after an idle retention; in a replay, where the events are
     read ahead of the metrics, every editor of the partner's first window) gets it with that
@@ -549,9 +549,11 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
         self._open_held(runtime_context, "recent_reports")
         self._open_counters(runtime_context, "partnerChecks", "partnerEventsRouted")
         self._open_idle()
-        # In memory: partner -> {editor: the end of its first window through the partner}, while that window
-        # is open (a report that comes meanwhile is for that window on, as a held one is). Empty after a
-        # restore: a report then, before the watermark passes such a window, goes without it (known limit).
+        # In memory: partner -> {editor: (the end of its window through the partner before, the end of its
+        # first window after being new to the partner)}, while that window is open: a report that comes
+        # meanwhile is for that window on, as a held one is, unless the window before is still less than a
+        # retention behind the watermark (then the editor was served when the report came: any window).
+        # Empty after a restore: a report then, before the watermark passes such a window, goes without it.
         self._first_windows: dict = {}
 
     def process_element1(self, row, ctx):
@@ -566,7 +568,7 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
         if new_editors:
             firsts = self._open_first_windows(partner, ctx.timer_service().current_watermark())
             for editor in new_editors:
-                firsts[editor] = end
+                firsts[editor] = (last_window_end(stored[editor]), end)
             for event in self._held_events(ctx.timer_service().current_watermark()):
                 yield from self._route(event, dict.fromkeys(new_editors, end))
         if any(scored_since(models, end) for models in stored.values()):
@@ -605,8 +607,13 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
         firsts = self._open_first_windows(ctx.get_current_key(), watermark)
         # Served: a window through the partner in the retention before (one idle longer is dropped at the
         # next idle check; its next window starts it again, and it is told then, as a new editor).
-        served = {editor: firsts.get(editor) for editor, stored in sorted(self.models.items())
-                  if serves(last_window_end(stored), watermark, self.idle_retention_ms)}
+        served = {}
+        for editor, stored in sorted(self.models.items()):
+            if serves(last_window_end(stored), watermark, self.idle_retention_ms):
+                before, first = firsts.get(editor, (None, None))
+                new = first is not None and (before is None
+                                             or not serves(before, watermark, self.idle_retention_ms))
+                served[editor] = first if new else None
         if served:
             yield from self._route(event, served)
         if event in self._held_events(ctx.timer_service().current_watermark(), event):
@@ -614,10 +621,11 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
             self._keep_alive_until_watermark(ctx.get_current_key(), ctx, event[1])
 
     def _open_first_windows(self, partner: str, watermark_ms: int) -> dict:
-        """The partner's new editors whose first window is still open (editor -> its end); those closed are
-        dropped, as a report is for every window of theirs from then on (so the table stays small)."""
+        """The partner's new editors whose first window is still open (editor -> (the window before, its
+        end)); those closed are dropped, as a report is for every window of theirs from then on (so the
+        table stays small)."""
         firsts = self._first_windows.setdefault(partner, {})
-        for editor in [e for e, end in firsts.items() if end - 1 <= watermark_ms]:
+        for editor in [e for e, (_, end) in firsts.items() if end - 1 <= watermark_ms]:
             del firsts[editor]
         return firsts
 

@@ -129,8 +129,11 @@ MAX_HELD_EVENTS = 200
 def serves(last_window_end_ms: int | None, watermark_ms: int, retention_ms: int) -> bool:
     """Whether an editor whose last window (through a partner, or at all) ended at ``last_window_end_ms``
     is served at ``watermark_ms``: that window less than the idle retention before (0: any). The partner
-    and platform operators pass an event on arrival to the editors they serve (the offline replay's
-    routed_copies: a window closed, and not a retention before).
+    and platform operators pass an event on arrival to the editors they serve. Their last window is the
+    last whose row they have read, which can still be open when the watermark jumps over several windows;
+    the offline replay's routed_copies takes the last closed one, so in such a jump the two can differ in
+    which of an editor's windows still waiting for their timers see the event (as they can for the
+    editor's own events, which the replay takes at the watermark they were read at).
 
     >>> serves(600_000, 600_000 + 3_600_000 - 1, 3_600_000), serves(600_000, 600_000 + 3_600_000, 3_600_000)
     (True, False)

@@ -13,8 +13,8 @@ KeyedCoProcessFunction):
      only the editor and the window end are read, to know which editors the network has
      (state ``editors``: editor -> the end of the latest window seen of it, ms);
   2. the platform-wide events.
-An event goes, as a row of the editor operator's events input, to every editor known when it
-arrives, and is kept (state ``recent_events``) while a window not decided yet can still name it
+An event goes, as a row of the editor operator's events input, to every editor it serves when it
+arrives (a window less than the idle retention before, udfs.decisions.serves), and is kept (state ``recent_events``) while a window not decided yet can still name it
 (udfs.decisions.cause_horizon); an editor first seen in that time (a new editor, or in a replay,
 where the events are read far ahead of the metrics' windows, one whose first window closes after the
 event was read) gets the kept events with its window's row. Both go out before the watermark that
@@ -34,9 +34,10 @@ Idle editors (``processing.state.idle.retention.s``): an editor whose last windo
 old leaves ``editors`` at the next check (an event-time timer), and a kept event leaves once no window
 still to be decided can name it. The checks are due where the next of those goes, so one key's timer
 serves both (not udfs.correlator._IdleExpiry's rule, which lets a later check stand for an earlier
-one: an event read far ahead of the windows would hold every idle editor until its own time). If an
-editor comes back while an event it was sent is still kept, it is new again and is sent the event
-again; the editor operator keeps one copy.
+one: an event read far ahead of the windows would hold every idle editor until its own time). An
+editor idle for the retention is not served, and is new again at its next window whether or not the
+check has dropped it yet; if an event it was sent is still kept then, it is sent the event again, and
+the editor operator keeps the copy for the most windows (udfs.correlator._add_routed).
 
 flink_jobs/evaluation/offline.routed_platform_events replays the same rule.
 """
