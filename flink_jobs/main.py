@@ -847,7 +847,7 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
     # What each partner did to each editor it hurt reaches the editor beside its events
     # (udfs/correlator.py: a DEMAND_ISSUE composite names the partner).
     # Platform-wide events reach every editor the network has, and every editor that comes while
-    # they can still be a cause (udfs/platform_events.py). One key: one small row per editor window.
+    # they can still be a cause (udfs/platform_events.py). One key: every editor window row goes to it.
     platform_routed = (
         editor_windows.connect(platform_events)
         .key_by(lambda r: PLATFORM_KEY, lambda e: PLATFORM_KEY, key_type=Types.STRING())

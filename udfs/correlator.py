@@ -566,10 +566,11 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
         new_editors = [editor for editor, models in stored.items()
                        if models is None or is_idle(last_window_end(models), end, self.idle_retention_ms)]
         if new_editors:
-            firsts = self._open_first_windows(partner, ctx.timer_service().current_watermark())
+            watermark = ctx.timer_service().current_watermark()
+            firsts = self._open_first_windows(partner, watermark)
             for editor in new_editors:
                 firsts[editor] = (last_window_end(stored[editor]), end)
-            for event in self._held_events(ctx.timer_service().current_watermark()):
+            for event in self._held_events(watermark):
                 yield from self._route(event, dict.fromkeys(new_editors, end))
         if any(scored_since(models, end) for models in stored.values()):
             # Re-fired (udfs/metric_detector.py): the partner has decided this window. Its editors
@@ -616,7 +617,7 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
                 served[editor] = first if new else None
         if served:
             yield from self._route(event, served)
-        if event in self._held_events(ctx.timer_service().current_watermark(), event):
+        if event in self._held_events(watermark, event):
             # dropped at the idle checks once no window still to be decided can name it (_expire_idle)
             self._keep_alive_until_watermark(ctx.get_current_key(), ctx, event[1])
 

@@ -91,7 +91,7 @@ class PlatformEvents(HeldEvents, KeyedCoProcessFunction):
         watermark = ctx.timer_service().current_watermark()
         yield from self._route([event], sorted(editor for editor, last in self.editors.items()
                                                if serves(last, watermark, self.idle_retention_ms)))
-        if event in self._held_events(ctx.timer_service().current_watermark(), event):
+        if event in self._held_events(watermark, event):
             self._check_by(ctx, self._leaves_at(event[1]))
 
     def _check_by(self, ctx, due_ms: int) -> None:
@@ -119,7 +119,7 @@ class PlatformEvents(HeldEvents, KeyedCoProcessFunction):
         if self.idle_retention_ms:
             expired = 0
             for editor, last_end in list(self.editors.items()):
-                if last_end + self.idle_retention_ms <= watermark_ms:
+                if not serves(last_end, watermark_ms, self.idle_retention_ms):
                     self.editors.remove(editor)
                     expired += 1
                 else:

@@ -58,7 +58,7 @@ from detectors.events import EventValidationError, parse_event
 from flink_jobs.evaluation.scoring import SampleTimes, alerts_from_events, load_labels, sample_key, score
 from udfs.baseline import score_window
 from udfs.decisions import (RESULT_KEYS, composite_episode, editor_window_composite, is_partner_wide,
-                            is_platform_wide, partner_window_check, security_detail)
+                            is_platform_wide, partner_window_check, security_detail, serves)
 from udfs.metric_detector import is_idle
 
 #: Metrics reported only per partner: the editor window averages them over its partners. A partner
@@ -417,7 +417,7 @@ def routed_copies(e: dict, editor_ends: dict, retention_ms: int, horizon_ms: int
     for editor in sorted(editor_ends):
         ends = sorted(editor_ends[editor])
         closed = 0 if wm is None else bisect.bisect_right(ends, wm + 1)     # ends[:closed]: end - 1 <= wm
-        if closed and (not retention_ms or ends[closed - 1] + retention_ms > wm):
+        if closed and serves(ends[closed - 1], wm, retention_ms):     # the operators' own rule
             copies.append(dict(e, routed_to=editor, arrived_at_watermark=wm))
         elif closed < len(ends) and e["timestamp_ms"] >= ends[closed] - horizon_ms:
             # passed on with that window's row, before the watermark that closes it
