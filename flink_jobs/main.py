@@ -22,8 +22,10 @@ Topology (SQL does everything per record; Python once per editor window and per 
     events_raw  (sql/sources/*) ─ sql/parse/events.sql, duplicates.sql ─ (materialized) ─ late.sql
         ├─ invalid (and a copy of each late one) ─ dead letters
         └─ valid ─┬─ (editor events) ─ EditorCorrelator's second input
-                  ├─ (partner-wide partner_status events) ─ PartnerHealth's second input, which passes
-                  │     each to the partner's editors beside its findings ─ EditorCorrelator
+                  ├─ (partner-wide events: a status report or a change naming only a partner) ─ PartnerHealth's
+                  │     second input, which passes each to the partner's editors beside its findings ─ EditorCorrelator
+                  ├─ (platform-wide changes: naming neither) ─ udfs.platform_events.PlatformEvents, which
+                  │     passes each to every editor ─ EditorCorrelator
                   └─ udfs.security.SecurityFindings ─ security incidents
     composite anomalies + partner health checks + security incidents ─ connectors.eventbridge.flink_sink (PutEvents)
 
@@ -818,8 +820,8 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
         valid_events = valid_events.process(_StampEventTime(), output_type=EVENT_TYPE) \
             .name("events-valid").uid("events-valid")
         editor_events = valid_events.filter(lambda r: r[2] is not None).name("editor-events").uid("editor-events")
-        # A partner's status report that names no editor goes to the partner operator, which passes it
-        # to the editors the partner serves (udfs/correlator.py).
+        # A partner's status report, or a change made for a partner, that names no editor goes to the
+        # partner operator, which passes it to the editors the partner serves (udfs/correlator.py).
         partner_events = valid_events.filter(lambda r: is_partner_wide(r[0], r[2], r[3])) \
             .name("partner-events").uid("partner-events")
         # One that names neither an editor nor a partner (a deployment of the ad server) goes to the

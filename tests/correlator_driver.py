@@ -104,12 +104,14 @@ class PartnerDriver(_Driver):
         windows = [[editor, *metric_columns(metrics)] for editor, metrics in editors.items()]
         self._row(partner, end_ms, self.fn.process_element1, (partner, json.dumps(windows), end_ms - 1))
 
-    def event(self, partner: str, timestamp_ms: int, status: str = "DEGRADED") -> None:
-        """One partner-wide partner_status event (the second input: no editor)."""
+    def event(self, partner: str, timestamp_ms: int, status: str = "DEGRADED", event_type: str = "partner_status",
+              details: dict | None = None) -> None:
+        """One partner-wide event (the second input: no editor), a partner_status by default."""
         self.store.key = partner
         self.ctx.rowtime = timestamp_ms
+        details = {"status": status} if details is None else details
         self.emitted += list(self.fn.process_element2(
-            ("partner_status", timestamp_ms, None, partner, None, json.dumps({"status": status}), None), self.ctx) or ())
+            (event_type, timestamp_ms, None, partner, None, json.dumps(details), None), self.ctx) or ())
 
     def routed(self) -> list:
         """The partner-wide events it passed on, as rows of the editor operator's events input."""

@@ -5,8 +5,9 @@ Two Flink job runs for the whole module (each costs ~10-40 s to start here):
 run A (fresh, TRIM_HORIZON): scripted editors with 14 h of normal history, then
   one incident window each -> composite anomalies with the right problem type,
   no event for normal seasonal traffic, a partner outage -> Partner Health Check,
-  a partner's own status report and a deployment of the whole ad server (no editor, no
-  partner) -> suspected causes of the composites of the editors they reach,
+  a partner's own status report, a flag flipped for the partner's traffic (no editor) and a
+  deployment of the whole ad server (no editor, no partner) -> suspected causes of the
+  composites of the editors they reach,
   a severity-8 finding -> Security Incident, bad records -> dead letters with
   reason codes, a record behind the watermark -> late output (LATE_RECORD), a late event's
   copy -> DUPLICATE_RECORD.
@@ -148,6 +149,8 @@ def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
         # partner-wide: names no editor; the partner operator passes it to the partner's editors
         {"event_type": "partner_status", "timestamp": (incidents["e-demand"] + 60) * 1000, "partner": js.PARTNER,
          "details": {"status": "DEGRADED", "message": "elevated bid timeouts"}},
+        # a change made for the partner, naming no editor: it goes the same way
+        partner_flag(incidents["e-demand"]),
         # platform-wide: names neither an editor nor a partner; every editor gets it
         platform_deployment(incidents["e-latency"]),
     ]
@@ -217,6 +220,12 @@ def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
         handle_b.cancel()
     return {"a": run_a, "b": run_b, "incidents": incidents, "bad": bad, "late": late, "late_event": late_event,
             "new_bad": new_bad, "start": start}
+
+
+def partner_flag(incident_start_s: int) -> dict:
+    """A feature flag flipped for the partner's traffic 90 s into its outage window: a partner, no editor."""
+    return {"event_type": "feature_flag", "timestamp": (incident_start_s + 90) * 1000, "partner": js.PARTNER,
+            "details": {"flag": "bid-request-compression", "enabled": True}}
 
 
 def platform_deployment(incident_start_s: int) -> dict:
@@ -322,10 +331,14 @@ def test_the_partners_editors_composites_name_the_partner(scenario):
         reported = [c for c in details[0]["suspected_causes"] if c["event_type"] == "partner_status"]
         assert [(c["partner"], c["details"]["status"], "editor_id" in c) for c in reported] == \
             [(js.PARTNER, "DEGRADED", False)], details[0]["suspected_causes"]
+        # and so did the flag flipped for the partner's traffic (udfs.decisions.PARTNER_WIDE_EVENT_TYPES)
+        flagged = [c for c in details[0]["suspected_causes"] if c["event_type"] == "feature_flag"]
+        assert [(c["partner"], c["details"], "editor_id" in c) for c in flagged] == \
+            [(js.PARTNER, partner_flag(scenario["incidents"]["e-demand"])["details"], False)]
     # the other editors have no partner traffic, so nothing names a partner to them
     for editor in ("e-demand", "e-latency", "e-pricing"):
-        assert all(c["event_type"] not in ("partner_health", "partner_status") for e in by_editor[editor]
-                   for c in e["detail"]["suspected_causes"])
+        assert all(c["event_type"] not in ("partner_health", "partner_status") and c.get("partner") is None
+                   for e in by_editor[editor] for c in e["detail"]["suspected_causes"])
 
 
 def test_high_severity_finding_becomes_security_incident(scenario):

@@ -1,4 +1,5 @@
-"""Partner-wide events (a partner_status that names no editor) reach the editors the partner serves.
+"""Partner-wide events (a partner_status, or a change made for a partner, that names no editor) reach
+the editors the partner serves.
 
 The editor operator is keyed by editor, so such an event used to reach no composite. The partner
 operator (udfs/correlator.PartnerHealth) now takes them as its second input and passes each to the
@@ -97,6 +98,46 @@ def test_a_routed_status_is_a_suspected_cause_without_an_editor_and_corroborates
     # The same editor without the partner's report: timeouts soaring alone are not yet a diagnosis
     # (detectors/classifier.py), so no composite for that window.
     assert _editor_windows(EditorDriver(KeyedStore()), "e-1", []) == []
+
+
+def test_a_change_made_for_a_partner_reaches_its_editors_as_a_suspected_cause():
+    """A config change, deployment or feature flag that names only a partner is about every editor
+    trading with it (udfs.decisions.PARTNER_WIDE_EVENT_TYPES): a floor raised for the partner is a
+    suspected cause of its editors' PRICING_ISSUE. A security finding naming only a partner is not
+    passed on (it is forwarded as a security incident, udfs/security.py)."""
+    from udfs.decisions import is_partner_wide
+
+    partner = PartnerDriver(KeyedStore())
+    partner.window("p-1", START + WINDOW_MS, {"e-1": _steady(0), "e-2": _steady(0)})
+    partner.window("p-2", START + WINDOW_MS, {"e-3": _steady(0)})
+    floor = {"change": "price floor raised", "floor_cpm": 4.0}
+    for event_type in ("config_change", "deployment", "feature_flag", "security_finding"):
+        if is_partner_wide(event_type, None, "p-1"):       # the job's filter before the operator (main.py)
+            partner.event("p-1", END_OUTAGE + 60_000, event_type=event_type, details=floor)
+    routed = partner.routed()
+    assert sorted((r[0], r[2]) for r in routed) == [
+        (t, e) for t in ("config_change", "deployment", "feature_flag") for e in ("e-1", "e-2")]
+    floor_change = [r for r in routed if r[0] == "config_change" and r[2] == "e-1"]
+
+    def pricing_window(routed_rows: list) -> dict:
+        op = EditorDriver(KeyedStore())
+        for i in range(WARM_UP):
+            op.window("e-1", START + (i + 1) * WINDOW_MS, **_steady(i))
+        for row in routed_rows:
+            op.events_input(row)
+        op.window("e-1", END_OUTAGE + WINDOW_MS, **{**_steady(0), "rpm": 1.5})     # rpm down, fill steady
+        op.watermark(END_OUTAGE + WINDOW_MS + GRACE_MS)
+        (composite,) = [json.loads(row[2]) for row in op.emitted]
+        return composite
+
+    composite = pricing_window(floor_change)
+    assert composite["problem_type"] == "PRICING_ISSUE"
+    (cause,) = composite["suspected_causes"]
+    assert (cause["event_type"], cause["partner"], cause["details"]) == ("config_change", "p-1", floor)
+    assert "editor_id" not in cause
+    assert "after a config_change at" in composite["summary"]
+    alone = pricing_window([])
+    assert (alone["problem_type"], alone["suspected_causes"]) == ("PRICING_ISSUE", [])
 
 
 def test_a_report_read_far_ahead_does_not_hold_the_partners_idle_editors():

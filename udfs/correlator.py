@@ -23,8 +23,8 @@ exactly them. This replaces the seed's three-way equality join on timestamps.
      editor's window through the partner, each scored against that editor's own series
      (state ``models``, one entry per editor); the row is the whole window, so the
      partner is judged at once;
-  2. the partner-wide ``partner_status`` events: a partner's status report that names
-     no editor (flink_jobs/main.py, ``partner-events``).
+  2. the partner-wide events: a partner's status report, or a change made for the partner,
+     that names no editor (udfs.decisions.is_partner_wide; flink_jobs/main.py, ``partner-events``).
 What it finds for each editor it hurts goes, on the side output ``PARTNER_FINDINGS``, into
 the editor operator's events input (udfs.decisions.PARTNER_FINDING): the partner
 windows close at the same watermark as the editor windows, and PartnerHealth emits
@@ -32,8 +32,8 @@ its findings before it forwards that watermark, so they are in the editor's stat
 when the window's timer fires, and a DEMAND_ISSUE composite names the partner.
 A partner-wide event goes the same way to every editor the partner serves
 (``PartnerHealth.process_element2`` says which), so it is a suspected cause of those
-editors' composites, and the classifier's corroboration of a demand outage, as an
-editor's own events are. One routed on arrival is forwarded before the events input's
+editors' composites, and the classifier's corroboration (a status report of a demand outage,
+a floor change of a pricing issue), as an editor's own events are. One routed on arrival is forwarded before the events input's
 watermark moves past it, so while that input is active it reaches the editor before any
 timer its time could concern; like an editor's own event, one that comes after its input
 was marked idle (``processing.idle.timeout.s``) can come after the window it belongs to was
@@ -282,8 +282,8 @@ def _add_routed(events: list[dict], copy: dict) -> bool:
 
 def bounded_events(events: list[dict]) -> list[dict]:
     """The newest :data:`MAX_KEPT_EVENTS` own events, as many partner findings, as many of the
-    partners' own reports and as many platform-wide events (both routed, without an editor), in
-    their order.
+    partners' routed events (their reports, and the changes made for them) and as many platform-wide
+    events (both routed, without an editor), in their order.
 
     Capped apart: an editor hurt through every partner gets one finding per partner and window,
     which under one shared cap pushed its own deployment out of the look-back (35 partners did);
@@ -520,7 +520,8 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
     event every window). Each editor the partner hurts in the window gets a finding on the
     side output ``PARTNER_FINDINGS`` (flink_jobs/main.py routes it to the editor operator).
 
-    A partner-wide event (the second input) goes on the same side output to every editor the
+    A partner-wide event (the second input: a status report, or a change made for the partner,
+    udfs.decisions.PARTNER_WIDE_EVENT_TYPES) goes on the same side output to every editor the
     partner serves: those with a window through the partner less than the idle retention before
     (udfs.decisions.serves), whether or not the idle check has dropped the older ones yet. It is kept (``recent_reports``) while a window not
     decided yet can still name it, and an editor new to the partner in that time (its first window

@@ -33,18 +33,26 @@ RESULT_KEYS = ("scope_id", "metric", "window_end_ms", "value", "baseline", "lowe
 #: events stream cannot pose as one (sql/parse/events.sql dead-letters unknown types).
 PARTNER_FINDING = "partner_health"
 
-#: Event types that name a partner and no editor, passed by the partner operator to the partner's editors.
-PARTNER_WIDE_EVENT_TYPES = frozenset({"partner_status"})
+#: Event types that, naming a partner and no editor, are about every editor the partner serves, passed
+#: on to them by the partner operator: the partner's own status report, and a change made for the partner
+#: (its floors, its timeout, its adapter's deployment, a flag for its traffic). Each editor trading with
+#: the partner is as exposed to such a change as every editor is to a platform-wide one
+#: (:data:`PLATFORM_WIDE_EVENT_TYPES`). Not a ``security_finding``: one naming a partner is forwarded as
+#: a security incident, but a demand partner's finding (malvertising in its creatives, say) is no
+#: evidence of invalid traffic on its editors' pages, which is what a finding corroborates.
+PARTNER_WIDE_EVENT_TYPES = frozenset({"partner_status"}) | CHANGE_EVENT_TYPES
 
 
 def is_partner_wide(event_type: str, editor_id: str | None, partner: str | None) -> bool:
-    """Whether an operational event is a partner's own report for its editors (udfs/correlator.py,
+    """Whether an operational event is about every editor of the partner it names (udfs/correlator.py,
     PartnerHealth; the offline replay's routed_partner_events). The parse refuses empty ids.
 
     >>> is_partner_wide("partner_status", None, "p-1"), is_partner_wide("partner_status", "e-1", "p-1")
     (True, False)
-    >>> is_partner_wide("deployment", None, "p-1"), is_partner_wide("partner_status", None, None)
-    (False, False)
+    >>> is_partner_wide("config_change", None, "p-1"), is_partner_wide("partner_status", None, None)
+    (True, False)
+    >>> is_partner_wide("security_finding", None, "p-1")     # forwarded as a security incident only
+    False
     """
     return editor_id is None and partner is not None and event_type in PARTNER_WIDE_EVENT_TYPES
 

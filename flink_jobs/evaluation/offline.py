@@ -362,9 +362,10 @@ def decide(windows: ArchiveWindows, results: list[dict], params: JobParameters,
 
 def routed_partner_events(events: list[dict], partner_editors: dict, retention_ms: int,
                           horizon_ms: int) -> list[dict]:
-    """Partner-wide events as udfs.correlator.PartnerHealth passes them on: a ``partner_status`` that
-    names no editor goes to the partner's editors by :func:`routed_copies` (their windows through the
-    partner). Each copy is keyed by its editor (``routed_to``); like the job's, it names no editor.
+    """Partner-wide events as udfs.correlator.PartnerHealth passes them on: a ``partner_status`` or a
+    change that names a partner and no editor (udfs.decisions.is_partner_wide) goes to the partner's
+    editors by :func:`routed_copies` (their windows through the partner). Each copy is keyed by its
+    editor (``routed_to``); like the job's, it names no editor.
 
     >>> ends = {"p-1": {600_000: {"e-1", "e-2"}, 900_000: {"e-1"}, 1_200_000: {"e-3"}}}
     >>> e = {"event_type": "partner_status", "timestamp_ms": 700_000, "editor_id": None, "partner": "p-1",
