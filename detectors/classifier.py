@@ -63,7 +63,9 @@ How it decides (all thresholds live in :class:`ClassifierConfig`):
    up), or one lone flagged wobble -- ``is_incident`` is False and the labels
    are ``"NONE"``.
 4. **Severity** is the highest of four ladders: revenue loss as a share of
-   the baseline, revenue at risk in money, the number of adversely deviating
+   the baseline, revenue at risk in money (for invalid traffic including what
+   the impressions above baseline earned: detectors.revenue.revenue_at_risk),
+   the number of adversely deviating
    metrics, and the largest deviation in multiples of its threshold; for
    invalid traffic also the share of impressions above baseline (the
    clawback exposure) and the linked finding's severity (>= 7: at least
@@ -101,7 +103,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from detectors.events import CHANGE_EVENT_TYPES, OperationalEvent, iso_z, parse_event  # noqa: F401 (re-export)
-from detectors.revenue import revenue_at_risk, revenue_loss_fraction
+from detectors.revenue import invalid_traffic_share, revenue_at_risk, revenue_loss_fraction
 
 METRICS = ("rpm", "fill_rate", "bid_latency_ms", "error_rate", "partner_timeouts", "cache_hit_rate",
            "impressions", "revenue", "bid_rate", "win_rate")
@@ -718,7 +720,8 @@ def assess_severity(readings: Mapping[str, MetricReading], adverse: list[str], d
                     problem_type: str, events: Iterable[OperationalEvent], config: ClassifierConfig) -> str:
     """Highest of the revenue-share, revenue-amount, breadth and magnitude ladders (module docstring, step 4)."""
     loss = revenue_loss_fraction(deviations)
-    at_risk = revenue_at_risk(deviations, config.window_seconds, config.rate_period_s)
+    at_risk = revenue_at_risk(deviations, config.window_seconds, config.rate_period_s,
+                              invalid_traffic=problem_type == SECURITY_ISSUE)
     magnitude = max((readings[m].magnitude for m in adverse), default=0.0)
     level = max(
         _ladder(loss, config.severity_revenue_loss_fraction),
@@ -739,16 +742,14 @@ def assess_severity(readings: Mapping[str, MetricReading], adverse: list[str], d
     return SEVERITIES[level]
 
 
-def invalid_traffic_share(deviations: Mapping[str, MetricDeviation]) -> float:
-    """Share of the window's impressions above the baseline (the suspected bot traffic), in [0, 1).
+def clawback_note(deviations: Mapping[str, MetricDeviation]) -> str:
+    """What a SECURITY_ISSUE's revenue at risk stands for (detectors.revenue.revenue_at_risk).
 
-    >>> invalid_traffic_share({"impressions": MetricDeviation("impressions", 3000.0, 1000.0, 900.0, 1100.0, 1.0, True)})
-    0.667
+    >>> clawback_note({"impressions": MetricDeviation("impressions", 3000.0, 1000.0, 900.0, 1100.0, 1.0, True)})
+    'the larger of the shortfall and what the 67% of impressions above baseline earned (clawed back if invalid)'
     """
-    impressions = deviations.get("impressions")
-    if impressions is None or not impressions.is_finite or impressions.value <= 0:
-        return 0.0
-    return round(max(impressions.value - max(impressions.baseline, 0.0), 0.0) / impressions.value, 3)
+    return (f"the larger of the shortfall and what the {invalid_traffic_share(deviations):.0%} of impressions "
+            "above baseline earned (clawed back if invalid)")
 
 
 # --------------------------------------------------------------------------- evidence
@@ -868,9 +869,11 @@ def classify(deviations: Mapping[str, MetricDeviation], events: Iterable[Operati
     evidence = [headline] + [describe_deviation(reported[m]) for m in ordered]
     evidence += [describe_deviation(readings[m]) for m in derived_seen]
     evidence += ["linked event: " + describe_event(e, window_end_s) for e in linked]
-    at_risk = revenue_at_risk(deviations, config.window_seconds, config.rate_period_s)
+    invalid = problem_type == SECURITY_ISSUE
+    at_risk = revenue_at_risk(deviations, config.window_seconds, config.rate_period_s, invalid_traffic=invalid)
     if at_risk > 0:
-        evidence.append(f"revenue at risk {at_risk:,.2f} in the {config.window_seconds / 60:.0f}-min window")
+        evidence.append(f"revenue at risk {at_risk:,.2f} in the {config.window_seconds / 60:.0f}-min window"
+                        + (f" ({clawback_note(deviations)})" if invalid else ""))
 
     severity = assess_severity(readings, adverse, deviations, problem_type, recent, config)
     return Classification(problem_type, CATEGORY_OF[problem_type], severity, evidence, affected,

@@ -28,11 +28,13 @@ from typing import Any, Iterable, Mapping
 
 from detectors.classifier import (
     NO_ISSUE,
+    SECURITY_ISSUE,
     SEVERITIES,
     SIGNATURE_BY_TYPE,
     Classification,
     ClassifierConfig,
     MetricDeviation,
+    clawback_note,
     is_finite_number,
 )
 from detectors.events import OperationalEvent, iso_z
@@ -247,7 +249,7 @@ def _cited_cause(causes: list[dict[str, Any]], problem_type: str) -> dict[str, A
 
 def _summary(editor_id: str, window_start_s: float, window_end_s: float, snapshot: Mapping[str, Mapping[str, Any]],
              affected: list[str], classification: Classification, causes: list[dict[str, Any]], at_risk: float | None,
-             partners: list[dict[str, Any]] = ()) -> str:
+             partners: list[dict[str, Any]] = (), risk_note: str | None = None) -> str:
     # The most anomalous first (the highest score), not the names' order.
     ranked = sorted(affected, key=lambda m: -((snapshot.get(m) or {}).get("score") or 0.0))
     moves = [move for move in (_move(m, snapshot.get(m)) for m in ranked[:4]) if move]
@@ -266,8 +268,8 @@ def _summary(editor_id: str, window_start_s: float, window_end_s: float, snapsho
     elif causes:
         cause += f"; {len(causes)} recent event(s) listed, none of a kind this pattern links"
     window = f"{_hhmm(window_start_s)}-{_hhmm(window_end_s)}Z"
-    risk = (f"revenue at risk {at_risk:,.2f} in the window" if at_risk is not None
-            else "revenue at risk unknown (neither revenue nor rpm and impressions in the window)")
+    risk = (f"revenue at risk {at_risk:,.2f} in the window" + (f" ({risk_note})" if risk_note else "")
+            if at_risk is not None else "revenue at risk unknown (neither revenue nor rpm and impressions in the window)")
     return (f"{classification.problem_type} on {editor_id} ({classification.severity}, {window}): "
             f"{'; '.join(moves) or 'no metric outside its band'}; {cause}; {risk}.")
 
@@ -304,8 +306,12 @@ def build_composite_detail(editor_id: str, window_start_s: float, window_end_s: 
         raise ValueError("classification is not an incident (problem_type NONE); emit nothing for this window")
     window_seconds = float(window_end_s) - float(window_start_s)
     snapshot = {name: metric_snapshot(dev) for name, dev in sorted(deviations.items())}
-    at_risk = revenue_at_risk(deviations, window_seconds, config.rate_period_s) if window_seconds > 0 else 0.0
+    # For invalid traffic, also the revenue of the impressions above baseline (detectors.revenue says why).
+    invalid = classification.problem_type == SECURITY_ISSUE
+    at_risk = revenue_at_risk(deviations, window_seconds, config.rate_period_s,
+                              invalid_traffic=invalid) if window_seconds > 0 else 0.0
     at_risk_known = expected_and_actual_revenue(deviations) is not None
+    risk_note = clawback_note(deviations) if invalid and at_risk > 0 else None
     partners = partner_causes(partner_findings)
     causes = suspected_causes(editor_id, events, float(window_end_s), config.event_lookback_s)
     affected = list(classification.affected_metrics)
@@ -328,7 +334,7 @@ def build_composite_detail(editor_id: str, window_start_s: float, window_end_s: 
         "suspected_causes": (partners + causes)[:MAX_CAUSES],
         "evidence": evidence[:MAX_EVIDENCE],
         "summary": _summary(editor_id, float(window_start_s), float(window_end_s), snapshot, affected,
-                            classification, causes, at_risk if at_risk_known else None, partners)[:1000],
+                            classification, causes, at_risk if at_risk_known else None, partners, risk_note)[:1000],
     }
     # A composite on its own is the first of its episode; the job continues episodes (next_episode).
     detail["episode"], _ = next_episode(None, detail["incident_id"], float(window_start_s), float(window_end_s),

@@ -50,7 +50,7 @@ def expected_and_actual_revenue(deviations: Mapping[str, _HasValueAndBaseline]) 
 
 
 def revenue_at_risk(deviations: Mapping[str, _HasValueAndBaseline], window_seconds: float,
-                    rate_period_s: float = 60.0) -> float:
+                    rate_period_s: float = 60.0, *, invalid_traffic: bool = False) -> float:
     """Revenue lost in the window versus the baseline; never negative, 0 when unknown.
 
     Falls back to ``rpm * impressions / 1000`` when there is no revenue metric:
@@ -61,6 +61,16 @@ def revenue_at_risk(deviations: Mapping[str, _HasValueAndBaseline], window_secon
     5.0
     >>> revenue_at_risk({"revenue": D("revenue", 12.0, 10.0, 9.0, 11.0, 0.9, True)}, 300)   # a gain is no risk
     0.0
+
+    With ``invalid_traffic`` (the window is judged a SECURITY_ISSUE: bots), what is at risk is also the
+    revenue the window earned on its impressions above the baseline, which advertisers claw back once
+    those impressions are found invalid; the larger of the two. Invalid traffic seldom loses revenue
+    in the window itself (bots inflate it), so the shortfall alone would put such an incident at 0:
+
+    >>> surge = {"revenue": D("revenue", 12.0, 10.0, 9.0, 11.0, 0.9, True),
+    ...          "impressions": D("impressions", 3000.0, 1000.0, 900.0, 1100.0, 1.0, True)}
+    >>> revenue_at_risk(surge, 300), revenue_at_risk(surge, 300, invalid_traffic=True)   # 12/min x 5 x 2/3
+    (0.0, 40.0)
     """
     if window_seconds <= 0 or rate_period_s <= 0:
         raise ValueError("window_seconds and rate_period_s must be positive")
@@ -68,8 +78,27 @@ def revenue_at_risk(deviations: Mapping[str, _HasValueAndBaseline], window_secon
     if pair is None:
         return 0.0
     expected, actual = pair
-    shortfall_rate = max(expected - actual, 0.0)
-    return round(shortfall_rate * window_seconds / rate_period_s, 2)
+    at_risk_rate = max(expected - actual, 0.0)
+    if invalid_traffic:
+        at_risk_rate = max(at_risk_rate, actual * _surplus_impressions_share(deviations))
+    return round(at_risk_rate * window_seconds / rate_period_s, 2)
+
+
+def invalid_traffic_share(deviations: Mapping[str, _HasValueAndBaseline]) -> float:
+    """Share of the window's impressions above the baseline (the suspected bot traffic), in [0, 1).
+
+    >>> from detectors.classifier import MetricDeviation
+    >>> invalid_traffic_share({"impressions": MetricDeviation("impressions", 3000.0, 1000.0, 900.0, 1100.0, 1.0, True)})
+    0.667
+    """
+    return round(_surplus_impressions_share(deviations), 3)
+
+
+def _surplus_impressions_share(deviations: Mapping[str, _HasValueAndBaseline]) -> float:
+    impressions = deviations.get("impressions")
+    if impressions is None or not _finite(impressions.value, impressions.baseline) or impressions.value <= 0:
+        return 0.0
+    return max(impressions.value - max(impressions.baseline, 0.0), 0.0) / impressions.value
 
 
 def revenue_loss_fraction(deviations: Mapping[str, _HasValueAndBaseline]) -> float:

@@ -134,6 +134,30 @@ def test_summary_reads_like_a_sentence_for_an_adops_engineer():
     assert summary.endswith(".") and "\n" not in summary
 
 
+def test_invalid_traffics_revenue_at_risk_is_what_the_surplus_impressions_earned():
+    """Bots inflate revenue in the window; what is at risk is the advertisers' clawback of what the
+    impressions above baseline earned (detectors.revenue.revenue_at_risk). Until 2026-12-07 a
+    SECURITY_ISSUE said "revenue at risk 0.00" whenever its revenue had not fallen."""
+    surge = {
+        "impressions": dev("impressions", 600.0, 150.0),
+        "rpm": dev("rpm", 1.0, 2.5),
+        "revenue": dev("revenue", 0.6, 0.4, 0.5, False),     # per minute: up, as bots earn a little
+        "error_rate": dev("error_rate", 0.01, 0.01, 0.0, False),
+    }
+    detail, c = build(surge)
+    assert c.problem_type == "SECURITY_ISSUE"
+    # 0.6 per minute x 5 minutes x 450 / 600 of the impressions above baseline
+    assert detail["revenue_at_risk"] == 2.25
+    assert detail["revenue_at_risk_known"] is True
+    assert ("revenue at risk 2.25 in the window (the larger of the shortfall and what the 75% of impressions "
+            "above baseline earned (clawed back if invalid))") in detail["summary"]
+    assert detail["evidence"][-1].startswith("revenue at risk 2.25 in the 5-min window (the larger of")
+    # Any other problem type is at risk of its shortfall only.
+    detail, c = build()
+    assert (c.problem_type, detail["revenue_at_risk"]) == ("DEMAND_ISSUE", 32.5)
+    assert "clawed back" not in detail["summary"]
+
+
 def test_suspected_causes_are_the_editors_events_of_the_last_30_minutes():
     events = [
         OperationalEvent("config_change", END - 5 * 60, editor_id="e-001", details={"key": "floor"}),
