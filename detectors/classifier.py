@@ -746,10 +746,10 @@ def clawback_note(deviations: Mapping[str, MetricDeviation]) -> str:
     """What a SECURITY_ISSUE's revenue at risk stands for (detectors.revenue.revenue_at_risk).
 
     >>> clawback_note({"impressions": MetricDeviation("impressions", 3000.0, 1000.0, 900.0, 1100.0, 1.0, True)})
-    'the larger of the shortfall and what the 67% of impressions above baseline earned (clawed back if invalid)'
+    'the larger of the shortfall and what the 67% of impressions above baseline earned, clawed back if invalid'
     """
     return (f"the larger of the shortfall and what the {invalid_traffic_share(deviations):.0%} of impressions "
-            "above baseline earned (clawed back if invalid)")
+            "above baseline earned, clawed back if invalid")
 
 
 # --------------------------------------------------------------------------- evidence

@@ -150,7 +150,7 @@ def test_invalid_traffics_revenue_at_risk_is_what_the_surplus_impressions_earned
     assert detail["revenue_at_risk"] == 2.25
     assert detail["revenue_at_risk_known"] is True
     assert ("revenue at risk 2.25 in the window (the larger of the shortfall and what the 75% of impressions "
-            "above baseline earned (clawed back if invalid))") in detail["summary"]
+            "above baseline earned, clawed back if invalid)") in detail["summary"]
     assert detail["evidence"][-1].startswith("revenue at risk 2.25 in the 5-min window (the larger of")
     # Any other problem type is at risk of its shortfall only.
     detail, c = build()
