@@ -561,7 +561,7 @@ class Signature:
             reading = readings.get(move.metric)
             if reading is not None and reading.deviates(move.direction):
                 consistency *= 1.0 - move.weight * reading.size(move.direction, config.contradiction_full_magnitude)
-        weighted = [(e, self.event_weight(e)) for e in events if e.event_type in self.event_types]
+        weighted = [(e, self.event_weight(e)) for e in events if self.links(e.event_type, e.editor_id, e.partner)]
         linked = tuple(e for e, w in weighted if w > 0)
         # The strongest linked event counts, not their sum: ten deployments
         # are not ten times the evidence.
@@ -592,6 +592,24 @@ class Signature:
                 for m in group)
             for group in self.anchors)
 
+    def links(self, event_type: str, editor_id: str | None, partner: str | None) -> bool:
+        """Whether an event of this kind can corroborate the pattern: one of its ``event_types``, but a
+        change made for a demand partner (a config change, deployment or feature flag naming the partner
+        and no editor, which the streaming job passes to the partner's editors) only the demand-side
+        patterns. It can change what the partner bids, pays and fills, not the editor's own pages,
+        servers or traffic: as corroboration of a configuration breakage it would turn the partner's
+        outage on its editors (fill down, impressions down) into a CONFIGURATION_ISSUE.
+
+        >>> demand, configuration = SIGNATURE_BY_TYPE[DEMAND_ISSUE], SIGNATURE_BY_TYPE[CONFIGURATION_ISSUE]
+        >>> configuration.links("config_change", "e-1", None), configuration.links("config_change", None, None)
+        (True, True)
+        >>> configuration.links("config_change", None, "p-1"), demand.links("config_change", None, "p-1")
+        (False, True)
+        """
+        if editor_id is None and partner is not None and event_type in CHANGE_EVENT_TYPES:
+            return CATEGORY_OF[self.problem_type] == "DEMAND"
+        return event_type in self.event_types
+
     def event_weight(self, event: OperationalEvent) -> float:
         """How much one event of a linked type supports this pattern, in [0, 1]."""
         if event.event_type == "security_finding":
@@ -602,6 +620,9 @@ class Signature:
             return 0.0 if event.reports_recovery else 1.0
         if self.problem_type == PRICING_ISSUE and not _mentions_pricing(event):
             # A config change that says nothing about floors or prices is only half a hint.
+            return 0.5
+        if self.problem_type == DEMAND_ISSUE and event.event_type != "partner_status":
+            # A change made for the partner (links) says it was touched, not that it is failing.
             return 0.5
         return 1.0
 

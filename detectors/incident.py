@@ -113,8 +113,9 @@ def _capped_details(details: Mapping[str, Any]) -> dict[str, Any]:
 def suspected_causes(editor_id: str, events: Iterable[OperationalEvent], window_end_s: float,
                      lookback_s: float = 1800.0) -> list[dict[str, Any]]:
     """The editor's events (and partner-wide and platform-wide ones, without an editor: the streaming
-    job passes a partner's status reports to the editors it serves, and an event naming neither an
-    editor nor a partner to every editor) in the look-back, newest first, capped. A
+    job passes a partner's status reports, and the changes made for a partner, to the editors it
+    serves, and an event naming neither an editor nor a partner to every editor) in the look-back,
+    newest first, capped. A
     partner's report that it is well again ends an outage and causes nothing: it is left out (it
     used to be listed, and could push a real cause past the cap).
 
@@ -122,15 +123,31 @@ def suspected_causes(editor_id: str, events: Iterable[OperationalEvent], window_
     >>> [c["event_type"] for c in suspected_causes("e-1", [E("deployment", 900.0, "e-1"), E("config_change", 100.0, "e-1"),
     ...                                                     E("deployment", 950.0, "e-2")], window_end_s=1000.0, lookback_s=600)]
     ['deployment']
+
+    Past the cap the editor's own events are kept first, still listed newest first:
+
+    >>> changes = [E("config_change", 990.0 - i, partner=f"p-{i}") for i in range(MAX_CAUSES)]
+    >>> causes = suspected_causes("e-1", changes + [E("deployment", 900.0, "e-1")], window_end_s=1000.0)
+    >>> len(causes), causes[-1]["event_type"], causes[-1]["editor_id"], causes[0]["partner"]
+    (20, 'deployment', 'e-1', 'p-0')
     """
     relevant = [e for e in events
                 if (e.editor_id in (None, editor_id)) and window_end_s - lookback_s <= e.timestamp_s < window_end_s
                 and not e.reports_recovery]
     # Events at one instant are ordered by their content too: the detail does not depend on the
     # order they arrived in (which of them a cap keeps, either).
-    relevant.sort(key=lambda e: (-e.timestamp_s, e.event_type, e.partner or "",
-                                 json.dumps(e.details, sort_keys=True, default=str)))
+    relevant.sort(key=_newest_first)
+    if len(relevant) > MAX_CAUSES:
+        # The editor's own events first within the cap: its partners' and the network's, routed to every
+        # editor they concern, must not push its own deployment out.
+        own = [e for e in relevant if e.editor_id is not None]
+        relevant = sorted((own + [e for e in relevant if e.editor_id is None])[:MAX_CAUSES], key=_newest_first)
     return _as_causes(relevant)
+
+
+def _newest_first(event: OperationalEvent) -> tuple:
+    return (-event.timestamp_s, event.event_type, event.partner or "", json.dumps(event.details, sort_keys=True,
+                                                                                 default=str))
 
 
 def _as_causes(events: list[OperationalEvent]) -> list[dict[str, Any]]:
@@ -237,12 +254,23 @@ def _move(metric: str, s: Mapping[str, Any] | None) -> str | None:
     return f"{metric} {s['value']:.4g}, no baseline yet"
 
 
+def _whose(cause: Mapping[str, Any]) -> str:
+    """Whose event a cited cause is: the editor's own, one made for a partner, or the network's.
+
+    >>> _whose({"editor_id": "e-1"}), _whose({"partner": "p-1"}), _whose({})
+    ('a', "p-1's", 'a network-wide')
+    """
+    if cause.get("editor_id") is not None:
+        return "a"
+    return f"{cause['partner']}'s" if cause.get("partner") is not None else "a network-wide"
+
+
 def _cited_cause(causes: list[dict[str, Any]], problem_type: str) -> dict[str, Any] | None:
     """The newest suspected cause of a kind the problem type's pattern links (classifier
-    signatures' ``event_types``; a partner's report that it is well is no suspected cause)."""
+    ``Signature.links``; a partner's report that it is well is no suspected cause)."""
     signature = SIGNATURE_BY_TYPE.get(problem_type)
     for cause in causes:
-        if signature is not None and cause["event_type"] in signature.event_types:
+        if signature is not None and signature.links(cause["event_type"], cause.get("editor_id"), cause.get("partner")):
             return cause
     return None
 
@@ -264,7 +292,7 @@ def _summary(editor_id: str, window_start_s: float, window_end_s: float, snapsho
             cause += f" and {len(partners) - 3} more"
     cited = _cited_cause(causes, classification.problem_type)
     if cited is not None:
-        cause += f", after a {cited['event_type']} at {cited['timestamp'][11:16]}Z"
+        cause += f", after {_whose(cited)} {cited['event_type']} at {cited['timestamp'][11:16]}Z"
     elif causes:
         cause += f"; {len(causes)} recent event(s) listed, none of a kind this pattern links"
     window = f"{_hhmm(window_start_s)}-{_hhmm(window_end_s)}Z"

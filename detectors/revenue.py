@@ -1,4 +1,5 @@
-"""Revenue at risk: how much money an editor is losing in one window.
+"""Revenue at risk: how much money an editor is losing in one window (for invalid traffic, also what
+advertisers claw back).
 
 Kept apart from :mod:`detectors.incident` so the classifier (which uses it for
 severity) and the incident builder (which reports it) share one definition
@@ -51,7 +52,8 @@ def expected_and_actual_revenue(deviations: Mapping[str, _HasValueAndBaseline]) 
 
 def revenue_at_risk(deviations: Mapping[str, _HasValueAndBaseline], window_seconds: float,
                     rate_period_s: float = 60.0, *, invalid_traffic: bool = False) -> float:
-    """Revenue lost in the window versus the baseline; never negative, 0 when unknown.
+    """Revenue lost in the window versus the baseline (with ``invalid_traffic``, or clawed back: below);
+    never negative, 0 when unknown.
 
     Falls back to ``rpm * impressions / 1000`` when there is no revenue metric:
 

@@ -569,6 +569,34 @@ def test_small_share_partner_outage_is_seen_through_soaring_timeouts():
     assert classify(window(partner_timeouts=3.0, bid_latency_ms=3.0, rpm=0.8), []).problem_type == "LATENCY_ISSUE"
 
 
+def test_a_change_made_for_a_partner_corroborates_only_the_demand_side_patterns():
+    """A config change, deployment or feature flag naming a partner and no editor (the job passes it to
+    the partner's editors) can change what the partner bids, pays and fills: it corroborates a demand
+    outage or a pricing issue, never the editor's own configuration breakage (Signature.links)."""
+    def change(event_type, **kw):
+        return OperationalEvent(event_type, WINDOW_END - 300, details={"change": "timeout lowered to 300 ms"}, **kw)
+
+    # The partner's outage on an editor it supplied much of: fill, rpm, revenue and impressions down.
+    outage = window(fill_rate=0.8, rpm=0.6, revenue=0.6, impressions=0.6)
+    assert classify(outage, []).problem_type == "DEMAND_ISSUE"
+    for_partner = classify(outage, [change("config_change", partner="p-1")], window_end_s=WINDOW_END)
+    assert for_partner.problem_type == "DEMAND_ISSUE"
+    assert any("linked event: config_change" in line for line in for_partner.evidence)
+    # The editor's own change of the same kind does read as its configuration breaking.
+    own = classify(outage, [change("config_change", editor_id="e-001")], window_end_s=WINDOW_END)
+    assert own.problem_type == "CONFIGURATION_ISSUE"
+    # The small-share outage (timeouts soaring alone) needs corroboration: a change made for the
+    # partner gives it, at half a status report's weight.
+    small_share = window(partner_timeouts=6.0, fill_rate=0.96, rpm=0.96, revenue=0.96)
+    assert classify(small_share, []).problem_type != "DEMAND_ISSUE"
+    for event_type in ("config_change", "deployment", "feature_flag"):
+        c = classify(small_share, [change(event_type, partner="p-1")], window_end_s=WINDOW_END)
+        assert c.problem_type == "DEMAND_ISSUE", event_type
+    report = OperationalEvent("partner_status", WINDOW_END - 300, partner="p-1", details={"status": "DEGRADED"})
+    assert classify(small_share, [report]).scores["DEMAND_ISSUE"] > \
+        classify(small_share, [change("config_change", partner="p-1")]).scores["DEMAND_ISSUE"]
+
+
 def test_invalid_traffic_severity_follows_the_share_of_suspect_impressions():
     mild = classify(window(impressions=1.35, rpm=0.75, revenue=1.01), [])   # ~26 % of impressions suspect
     heavy = classify(window(impressions=3.0, rpm=0.4, revenue=1.2), [])     # ~67 % suspect

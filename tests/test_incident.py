@@ -152,9 +152,15 @@ def test_invalid_traffics_revenue_at_risk_is_what_the_surplus_impressions_earned
     assert ("revenue at risk 2.25 in the window (the larger of the shortfall and what the 75% of impressions "
             "above baseline earned, clawed back if invalid)") in detail["summary"]
     assert detail["evidence"][-1].startswith("revenue at risk 2.25 in the 5-min window (the larger of")
-    # Any other problem type is at risk of its shortfall only.
-    detail, c = build()
-    assert (c.problem_type, detail["revenue_at_risk"]) == ("DEMAND_ISSUE", 32.5)
+    # When the shortfall is the larger, it is the figure: revenue halved, a quarter of the impressions extra.
+    halved = {**surge, "impressions": dev("impressions", 200.0, 150.0), "revenue": dev("revenue", 0.2, 0.4)}
+    detail, c = build(halved)
+    assert (c.problem_type, detail["revenue_at_risk"]) == ("SECURITY_ISSUE", 1.0)     # 0.2 x 5, not 0.2 x 5 x 1/4
+    # Any other problem type is at risk of its shortfall only, impressions above baseline or not.
+    slow = {"bid_latency_ms": dev("bid_latency_ms", 500.0, 200.0), "impressions": dev("impressions", 300.0, 150.0),
+            "revenue": dev("revenue", 0.4, 0.4, 0.0, False), "rpm": dev("rpm", 1.3, 2.6)}
+    detail, c = build(slow)
+    assert (c.problem_type, detail["revenue_at_risk"]) == ("LATENCY_ISSUE", 0.0)
     assert "clawed back" not in detail["summary"]
 
 

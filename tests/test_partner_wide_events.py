@@ -4,7 +4,9 @@ the editors the partner serves.
 The editor operator is keyed by editor, so such an event used to reach no composite. The partner
 operator (udfs/correlator.PartnerHealth) now takes them as its second input and passes each to the
 editors it serves, beside its findings; the editor operator keeps it as the partner sent it (no
-editor), as a suspected cause and as the classifier's corroboration of a demand outage. Driven with
+editor), as a suspected cause and as the classifier's corroboration (a status report of a demand
+outage; a change made for the partner of the demand-side patterns only, detectors.classifier
+Signature.links). Driven with
 the job's real scoring over in-memory keyed state (tests/correlator_driver.py); the pipeline test
 (tests/test_job_pipeline.py) sends one through the whole job.
 """
@@ -135,7 +137,8 @@ def test_a_change_made_for_a_partner_reaches_its_editors_as_a_suspected_cause():
     (cause,) = composite["suspected_causes"]
     assert (cause["event_type"], cause["partner"], cause["details"]) == ("config_change", "p-1", floor)
     assert "editor_id" not in cause
-    assert "after a config_change at" in composite["summary"]
+    assert "after p-1's config_change at" in composite["summary"]
+    assert any(line.startswith("linked event: config_change at ") and "p-1" in line for line in composite["evidence"])
     alone = pricing_window([])
     assert (alone["problem_type"], alone["suspected_causes"]) == ("PRICING_ISSUE", [])
 

@@ -220,8 +220,8 @@ class _IdleExpiry:
 
 
 class HeldEvents:
-    """Routed events kept for the editors not told of them yet (PartnerHealth's partner-wide reports in
-    its state ``recent_reports``, udfs/platform_events.PlatformEvents' platform-wide changes in
+    """Routed events kept for the editors not told of them yet (PartnerHealth's partner-wide events, its
+    reports and the changes made for it, in its state ``recent_reports``, udfs/platform_events.PlatformEvents' platform-wide changes in
     ``recent_events``): kept from udfs.decisions.cause_horizon on, so while a window not decided yet can
     still name them. Each copy passed on to a new editor is for that editor's window it came with and
     later ones (udfs.decisions.routed_payload)."""
@@ -253,7 +253,8 @@ class HeldEvents:
 
 
 #: At most this many of an editor's own operational events, as many partner findings, as many of its
-#: partners' routed reports and as many platform-wide events, in its state (bounded_events).
+#: partners' routed reports, as many changes made for its partners and as many platform-wide events, in its
+#: state (bounded_events).
 MAX_KEPT_EVENTS = 200
 
 
@@ -282,30 +283,37 @@ def _add_routed(events: list[dict], copy: dict) -> bool:
 
 def bounded_events(events: list[dict]) -> list[dict]:
     """The newest :data:`MAX_KEPT_EVENTS` own events, as many partner findings, as many of the
-    partners' routed events (their reports, and the changes made for them) and as many platform-wide
-    events (both routed, without an editor), in their order.
+    partners' status reports, as many changes made for its partners and as many platform-wide
+    events (the last three routed, without an editor), in their order.
 
     Capped apart: an editor hurt through every partner gets one finding per partner and window,
     which under one shared cap pushed its own deployment out of the look-back (35 partners did);
-    an editor served by many partners gets each one's status reports.
+    an editor served by many partners gets each one's status reports, and the changes made for
+    them (a partner's floors changed often would otherwise push its DEGRADED report out).
 
     >>> own = [{"event_type": "deployment", "timestamp_ms": 0, "editor_id": "e-1"}]
     >>> findings = [{"event_type": PARTNER_FINDING, "timestamp_ms": t, "editor_id": "e-1"} for t in range(1, 301)]
     >>> reports = [{"event_type": "partner_status", "timestamp_ms": t, "editor_id": None, "partner": "p-1"}
     ...            for t in range(1, 301)]
     >>> platform = [{"event_type": "deployment", "timestamp_ms": 400, "editor_id": None, "partner": None}]
-    >>> kept = bounded_events(own + findings + reports + platform)
-    >>> kept[0]["event_type"], len(kept), kept[1]["timestamp_ms"], kept[-1]["partner"]
-    ('deployment', 402, 101, None)
+    >>> changes = [{"event_type": "config_change", "timestamp_ms": 500 + t, "editor_id": None, "partner": "p-1"}
+    ...            for t in range(300)]
+    >>> kept = bounded_events(own + findings + reports + platform + changes)
+    >>> kept[0]["event_type"], len(kept), kept[1]["timestamp_ms"], kept[401]["partner"], kept[-1]["timestamp_ms"]
+    ('deployment', 602, 101, None, 799)
+    >>> sum(e["event_type"] == "partner_status" for e in kept)
+    200
     """
     def kind(e: dict) -> int:
         if e["event_type"] == PARTNER_FINDING:
             return 1
         if e.get("editor_id") is None:
-            return 2 if e.get("partner") is not None else 3
+            if e.get("partner") is None:
+                return 3
+            return 2 if e["event_type"] == "partner_status" else 4   # a partner's changing floors keep its reports
         return 0
 
-    kept = [i for k in (0, 1, 2, 3) for i in [i for i, e in enumerate(events) if kind(e) == k][-MAX_KEPT_EVENTS:]]
+    kept = [i for k in (0, 1, 2, 3, 4) for i in [i for i, e in enumerate(events) if kind(e) == k][-MAX_KEPT_EVENTS:]]
     return [events[i] for i in sorted(kept)]
 
 
