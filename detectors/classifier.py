@@ -596,18 +596,23 @@ class Signature:
         """Whether an event of this kind can corroborate the pattern: one of its ``event_types``, but a
         change made for a demand partner (a config change, deployment or feature flag naming the partner
         and no editor, which the streaming job passes to the partner's editors) only the demand-side
-        patterns. It can change what the partner bids, pays and fills, not the editor's own pages,
-        servers or traffic: as corroboration of a configuration breakage it would turn the partner's
-        outage on its editors (fill down, impressions down) into a CONFIGURATION_ISSUE.
+        patterns: a demand outage (the partner was touched), and a pricing issue as its own event types
+        say (a config change). It can change what the partner bids, pays and fills, not the editor's own
+        pages, servers or traffic: as corroboration of a configuration breakage it would turn the
+        partner's outage on its editors (fill down, impressions down) into a CONFIGURATION_ISSUE.
 
-        >>> demand, configuration = SIGNATURE_BY_TYPE[DEMAND_ISSUE], SIGNATURE_BY_TYPE[CONFIGURATION_ISSUE]
+        >>> demand, pricing, configuration = (SIGNATURE_BY_TYPE[t] for t in (DEMAND_ISSUE, PRICING_ISSUE,
+        ...                                                                   CONFIGURATION_ISSUE))
         >>> configuration.links("config_change", "e-1", None), configuration.links("config_change", None, None)
         (True, True)
-        >>> configuration.links("config_change", None, "p-1"), demand.links("config_change", None, "p-1")
+        >>> configuration.links("config_change", None, "p-1"), demand.links("feature_flag", None, "p-1")
         (False, True)
+        >>> pricing.links("config_change", None, "p-1"), pricing.links("deployment", None, "p-1")
+        (True, False)
         """
         if editor_id is None and partner is not None and event_type in CHANGE_EVENT_TYPES:
-            return CATEGORY_OF[self.problem_type] == "DEMAND"
+            return self.problem_type == DEMAND_ISSUE or (CATEGORY_OF[self.problem_type] == "DEMAND"
+                                                         and event_type in self.event_types)
         return event_type in self.event_types
 
     def event_weight(self, event: OperationalEvent) -> float:
@@ -627,7 +632,9 @@ class Signature:
         return 1.0
 
 
-_PRICING_WORDS = ("floor", "price", "pricing", "cpm", "reserve", "bid")
+#: Not "bid": "bid timeout", "bidder" and "prebid" are not about prices, and a change of the partner's
+#: timeout read as a floor change outweighed its demand outage (a review found it, 2026-12-07).
+_PRICING_WORDS = ("floor", "price", "pricing", "cpm", "reserve")
 
 
 def _severity_weight(event: OperationalEvent) -> float:

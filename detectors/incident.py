@@ -111,11 +111,11 @@ def _capped_details(details: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def suspected_causes(editor_id: str, events: Iterable[OperationalEvent], window_end_s: float,
-                     lookback_s: float = 1800.0) -> list[dict[str, Any]]:
+                     lookback_s: float = 1800.0, limit: int = MAX_CAUSES) -> list[dict[str, Any]]:
     """The editor's events (and partner-wide and platform-wide ones, without an editor: the streaming
     job passes a partner's status reports, and the changes made for a partner, to the editors it
     serves, and an event naming neither an editor nor a partner to every editor) in the look-back,
-    newest first, capped. A
+    newest first, at most ``limit``. A
     partner's report that it is well again ends an outage and causes nothing: it is left out (it
     used to be listed, and could push a real cause past the cap).
 
@@ -124,12 +124,14 @@ def suspected_causes(editor_id: str, events: Iterable[OperationalEvent], window_
     ...                                                     E("deployment", 950.0, "e-2")], window_end_s=1000.0, lookback_s=600)]
     ['deployment']
 
-    Past the cap the editor's own events are kept first, still listed newest first:
+    Past the limit the editor's own events are kept first, then its partners' status reports, the
+    changes made for its partners and the network's changes, still listed newest first:
 
     >>> changes = [E("config_change", 990.0 - i, partner=f"p-{i}") for i in range(MAX_CAUSES)]
-    >>> causes = suspected_causes("e-1", changes + [E("deployment", 900.0, "e-1")], window_end_s=1000.0)
-    >>> len(causes), causes[-1]["event_type"], causes[-1]["editor_id"], causes[0]["partner"]
-    (20, 'deployment', 'e-1', 'p-0')
+    >>> report = E("partner_status", 800.0, partner="p-1", details={"status": "DEGRADED"})
+    >>> causes = suspected_causes("e-1", changes + [E("deployment", 900.0, "e-1"), report], window_end_s=1000.0)
+    >>> len(causes), causes[-2]["event_type"], causes[-2]["editor_id"], causes[-1]["event_type"], causes[0]["partner"]
+    (20, 'deployment', 'e-1', 'partner_status', 'p-0')
     """
     relevant = [e for e in events
                 if (e.editor_id in (None, editor_id)) and window_end_s - lookback_s <= e.timestamp_s < window_end_s
@@ -137,17 +139,25 @@ def suspected_causes(editor_id: str, events: Iterable[OperationalEvent], window_
     # Events at one instant are ordered by their content too: the detail does not depend on the
     # order they arrived in (which of them a cap keeps, either).
     relevant.sort(key=_newest_first)
-    if len(relevant) > MAX_CAUSES:
-        # The editor's own events first within the cap: its partners' and the network's, routed to every
-        # editor they concern, must not push its own deployment out.
-        own = [e for e in relevant if e.editor_id is not None]
-        relevant = sorted((own + [e for e in relevant if e.editor_id is None])[:MAX_CAUSES], key=_newest_first)
+    if len(relevant) > limit:
+        # The editor's own events first within the limit, then its partners' reports: the events routed to
+        # every editor they concern (changes made for a partner, the network's) must not push them out.
+        relevant = sorted(sorted(relevant, key=_routed_rank)[:max(limit, 0)], key=_newest_first)
     return _as_causes(relevant)
 
 
 def _newest_first(event: OperationalEvent) -> tuple:
     return (-event.timestamp_s, event.event_type, event.partner or "", json.dumps(event.details, sort_keys=True,
                                                                                  default=str))
+
+
+def _routed_rank(event: OperationalEvent) -> int:
+    """0 the editor's own event, 1 a partner's report, 2 a change made for a partner, 3 the network's."""
+    if event.editor_id is not None:
+        return 0
+    if event.partner is None:
+        return 3
+    return 1 if event.event_type == "partner_status" else 2
 
 
 def _as_causes(events: list[OperationalEvent]) -> list[dict[str, Any]]:
@@ -266,12 +276,23 @@ def _whose(cause: Mapping[str, Any]) -> str:
 
 
 def _cited_cause(causes: list[dict[str, Any]], problem_type: str) -> dict[str, Any] | None:
-    """The newest suspected cause of a kind the problem type's pattern links (classifier
-    ``Signature.links``; a partner's report that it is well is no suspected cause)."""
+    """The suspected cause the problem type's pattern weighs most (classifier ``Signature.links`` and
+    ``event_weight``, as the classification counts the strongest linked event), the newest of those;
+    a partner's report that it is well is no suspected cause.
+
+    >>> from detectors.classifier import DEMAND_ISSUE
+    >>> causes = [{"event_type": "config_change", "partner": "p-0", "details": {"change": "timeout"}},
+    ...           {"event_type": "partner_status", "partner": "p-1", "details": {"status": "DEGRADED"}}]
+    >>> _cited_cause(causes, DEMAND_ISSUE)["partner"]     # the report outweighs a change made for a partner
+    'p-1'
+    """
     signature = SIGNATURE_BY_TYPE.get(problem_type)
-    for cause in causes:
-        if signature is not None and signature.links(cause["event_type"], cause.get("editor_id"), cause.get("partner")):
-            return cause
+    if signature is None:
+        return None
+    linked = [c for c in causes if signature.links(c["event_type"], c.get("editor_id"), c.get("partner"))]
+    return max(linked, key=lambda c: signature.event_weight(OperationalEvent(
+        c["event_type"], 0.0, c.get("editor_id"), c.get("partner"), c.get("severity"), c.get("details") or {})),
+        default=None)       # max keeps the first, i.e. the newest, of equal weights
     return None
 
 
@@ -341,7 +362,9 @@ def build_composite_detail(editor_id: str, window_start_s: float, window_end_s: 
     at_risk_known = expected_and_actual_revenue(deviations) is not None
     risk_note = clawback_note(deviations) if invalid and at_risk > 0 else None
     partners = partner_causes(partner_findings)
-    causes = suspected_causes(editor_id, events, float(window_end_s), config.event_lookback_s)
+    # The partners that hurt the editor lead the list; its events fill what room is left (all of it is sent).
+    causes = suspected_causes(editor_id, events, float(window_end_s), config.event_lookback_s,
+                              limit=MAX_CAUSES - len(partners))
     affected = list(classification.affected_metrics)
     evidence = [e[:MAX_EVIDENCE_CHARS] for e in classification.evidence[:MAX_EVIDENCE]]
     evidence[1:1] = [_partner_evidence(c)[:MAX_EVIDENCE_CHARS] for c in partners[:5]]

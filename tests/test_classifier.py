@@ -597,6 +597,34 @@ def test_a_change_made_for_a_partner_corroborates_only_the_demand_side_patterns(
         classify(small_share, [change("config_change", partner="p-1")]).scores["DEMAND_ISSUE"]
 
 
+def test_a_change_made_for_a_partner_never_takes_a_window_from_its_demand_outage():
+    """Over a grid of windows (fill, rpm and revenue, timeouts, latency, errors, impressions), a change
+    made for a partner that names no price (a timeout lowered) leaves a DEMAND_ISSUE one, and makes no
+    window a configuration, latency, infrastructure or security issue. It may tip an ambiguous window
+    to a pricing issue, as the editor's own config change would. Until a review (2026-12-07) "bid" was
+    a pricing word, and such a change made pricing outweigh the partner's outage."""
+    import itertools
+
+    flipped = []
+    for fill, rpm, timeouts, latency, errors, impressions in itertools.product(
+            (0.7, 0.8, 0.9, 1.0), (0.5, 0.6, 0.8, 1.0), (1.0, 3.0, 6.0), (1.0, 2.0), (1.0, 3.0), (0.6, 1.0)):
+        devs = window(fill_rate=fill, rpm=rpm, revenue=rpm, partner_timeouts=timeouts, bid_latency_ms=latency,
+                      error_rate=errors, impressions=impressions)
+        alone = classify(devs, [], window_end_s=WINDOW_END).problem_type
+        for event_type in ("config_change", "deployment", "feature_flag"):
+            change = OperationalEvent(event_type, WINDOW_END - 300, partner="p-1",
+                                      details={"change": "bid timeout lowered to 300 ms"})
+            got = classify(devs, [change], window_end_s=WINDOW_END).problem_type
+            if (alone == "DEMAND_ISSUE" or got not in ("DEMAND_ISSUE", "PRICING_ISSUE")) and got != alone:
+                flipped.append((fill, rpm, timeouts, latency, errors, impressions, event_type, alone, got))
+    assert flipped == []
+    # A partner's deployment or flag is no hint of a pricing issue (its type is config_change only).
+    price_drop = window(rpm=0.8, revenue=0.8)
+    plain = classify(price_drop, [], window_end_s=WINDOW_END).scores["PRICING_ISSUE"]
+    flag = OperationalEvent("feature_flag", WINDOW_END - 300, partner="p-1", details={"floor_price": 2.0})
+    assert classify(price_drop, [flag], window_end_s=WINDOW_END).scores["PRICING_ISSUE"] == plain
+
+
 def test_invalid_traffic_severity_follows_the_share_of_suspect_impressions():
     mild = classify(window(impressions=1.35, rpm=0.75, revenue=1.01), [])   # ~26 % of impressions suspect
     heavy = classify(window(impressions=3.0, rpm=0.4, revenue=1.2), [])     # ~67 % suspect

@@ -164,6 +164,26 @@ def test_invalid_traffics_revenue_at_risk_is_what_the_surplus_impressions_earned
     assert "clawed back" not in detail["summary"]
 
 
+def test_many_changes_made_for_partners_push_neither_the_editors_own_events_nor_a_report_out():
+    """The job passes a change made for a partner to every editor of the partner: twenty of them in the
+    look-back must not cost a demand outage's composite the editor's own deployment, nor the failing
+    partner's own report, which the summary cites (it weighs most), saying whose it is."""
+    changes = [OperationalEvent("config_change", END - 60 - i, partner=f"p-{i + 10}",
+                                details={"change": "timeout lowered"}) for i in range(20)]
+    deployment = OperationalEvent("deployment", END - 900, editor_id="e-001", details={"version": "2.1"})
+    report = OperationalEvent("partner_status", END - 600, partner="p-1", details={"status": "DEGRADED"})
+    finding = OperationalEvent("partner_health", END - 1, editor_id="e-001", partner="p-1",
+                               details={"status": "UNHEALTHY", "signals": []})
+    events = changes + [deployment, report]
+    classification = classify(demand_outage(), events, window_end_s=END)
+    detail = build_composite_detail("e-001", START, END, demand_outage(), events, classification,
+                                    partner_findings=[finding])
+    causes = detail["suspected_causes"]
+    assert len(causes) == 20 and causes[0]["event_type"] == "partner_health"
+    assert [c["event_type"] for c in causes[-2:]] == ["partner_status", "deployment"]   # newest first
+    assert "after p-1's partner_status at 10:00Z" in detail["summary"]
+
+
 def test_suspected_causes_are_the_editors_events_of_the_last_30_minutes():
     events = [
         OperationalEvent("config_change", END - 5 * 60, editor_id="e-001", details={"key": "floor"}),
