@@ -632,9 +632,11 @@ class Signature:
         return 1.0
 
 
-#: Not "bid": "bid timeout", "bidder" and "prebid" are not about prices, and a change of the partner's
-#: timeout read as a floor change outweighed its demand outage (a review found it, 2026-12-07).
-_PRICING_WORDS = ("floor", "price", "pricing", "cpm", "reserve")
+#: Not "bid" alone: "bid timeout", "bidder" and "prebid" are not about prices, and a change of the
+#: partner's timeout read as a floor change outweighed its demand outage (a review found it,
+#: 2026-12-07); the settings that do set what a bid pays are named.
+_PRICING_WORDS = ("floor", "price", "pricing", "cpm", "reserve", "max_bid", "min_bid", "max bid", "min bid",
+                  "bid_adjust", "bid adjust", "shading")
 
 
 def _severity_weight(event: OperationalEvent) -> float:

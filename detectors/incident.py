@@ -111,11 +111,12 @@ def _capped_details(details: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def suspected_causes(editor_id: str, events: Iterable[OperationalEvent], window_end_s: float,
-                     lookback_s: float = 1800.0, limit: int = MAX_CAUSES) -> list[dict[str, Any]]:
+                     lookback_s: float = 1800.0, limit: int = MAX_CAUSES,
+                     problem_type: str | None = None) -> list[dict[str, Any]]:
     """The editor's events (and partner-wide and platform-wide ones, without an editor: the streaming
     job passes a partner's status reports, and the changes made for a partner, to the editors it
     serves, and an event naming neither an editor nor a partner to every editor) in the look-back,
-    newest first, at most ``limit``. A
+    newest first, at most ``limit`` (none when ``limit`` is 0 or less). A
     partner's report that it is well again ends an outage and causes nothing: it is left out (it
     used to be listed, and could push a real cause past the cap).
 
@@ -124,14 +125,30 @@ def suspected_causes(editor_id: str, events: Iterable[OperationalEvent], window_
     ...                                                     E("deployment", 950.0, "e-2")], window_end_s=1000.0, lookback_s=600)]
     ['deployment']
 
-    Past the limit the editor's own events are kept first, then its partners' status reports, the
-    changes made for its partners and the network's changes, still listed newest first:
+    Past the limit (:func:`_kept_events` says which are kept) they are still listed newest first:
 
     >>> changes = [E("config_change", 990.0 - i, partner=f"p-{i}") for i in range(MAX_CAUSES)]
     >>> report = E("partner_status", 800.0, partner="p-1", details={"status": "DEGRADED"})
     >>> causes = suspected_causes("e-1", changes + [E("deployment", 900.0, "e-1"), report], window_end_s=1000.0)
     >>> len(causes), causes[-2]["event_type"], causes[-2]["editor_id"], causes[-1]["event_type"], causes[0]["partner"]
     (20, 'deployment', 'e-1', 'partner_status', 'p-0')
+    """
+    return _as_causes(_kept_events(editor_id, events, window_end_s, lookback_s, limit, problem_type))
+
+
+def _kept_events(editor_id: str, events: Iterable[OperationalEvent], window_end_s: float, lookback_s: float,
+                 limit: int, problem_type: str | None) -> list[OperationalEvent]:
+    """The events :func:`suspected_causes` lists, newest first. Past ``limit`` the editor's own events are
+    kept first, then those ``problem_type``'s pattern links (classifier ``Signature.links``), then its
+    partners' reports, the changes made for its partners and the network's: the events routed to every
+    editor they concern must not push out its own, nor the one the classification linked.
+
+    >>> from detectors.classifier import INFRASTRUCTURE_ISSUE
+    >>> from detectors.events import OperationalEvent as E
+    >>> changes = [E("config_change", 990.0 - i, partner=f"p-{i}") for i in range(MAX_CAUSES)]
+    >>> kept = _kept_events("e-1", changes + [E("deployment", 800.0)], 1000.0, 1800.0, MAX_CAUSES, INFRASTRUCTURE_ISSUE)
+    >>> len(kept), kept[-1].event_type, kept[-1].partner       # the network's deployment, which the pattern links
+    (20, 'deployment', None)
     """
     relevant = [e for e in events
                 if (e.editor_id in (None, editor_id)) and window_end_s - lookback_s <= e.timestamp_s < window_end_s
@@ -140,15 +157,19 @@ def suspected_causes(editor_id: str, events: Iterable[OperationalEvent], window_
     # order they arrived in (which of them a cap keeps, either).
     relevant.sort(key=_newest_first)
     if len(relevant) > limit:
-        # The editor's own events first within the limit, then its partners' reports: the events routed to
-        # every editor they concern (changes made for a partner, the network's) must not push them out.
-        relevant = sorted(sorted(relevant, key=_routed_rank)[:max(limit, 0)], key=_newest_first)
-    return _as_causes(relevant)
+        signature = SIGNATURE_BY_TYPE.get(problem_type)
+
+        def rank(e: OperationalEvent) -> tuple[int, int]:
+            linked = signature is not None and signature.links(e.event_type, e.editor_id, e.partner)
+            return (0 if e.editor_id is not None else 1 if linked else 2), _routed_rank(e)
+
+        relevant = sorted(sorted(relevant, key=rank)[:max(limit, 0)], key=_newest_first)
+    return relevant
 
 
 def _newest_first(event: OperationalEvent) -> tuple:
-    return (-event.timestamp_s, event.event_type, event.partner or "", json.dumps(event.details, sort_keys=True,
-                                                                                 default=str))
+    return (-event.timestamp_s, event.event_type, event.editor_id or "", event.partner or "",
+            -1.0 if event.severity is None else event.severity, json.dumps(event.details, sort_keys=True, default=str))
 
 
 def _routed_rank(event: OperationalEvent) -> int:
@@ -264,41 +285,41 @@ def _move(metric: str, s: Mapping[str, Any] | None) -> str | None:
     return f"{metric} {s['value']:.4g}, no baseline yet"
 
 
-def _whose(cause: Mapping[str, Any]) -> str:
+def _whose(event: OperationalEvent) -> str:
     """Whose event a cited cause is: the editor's own, one made for a partner, or the network's.
 
-    >>> _whose({"editor_id": "e-1"}), _whose({"partner": "p-1"}), _whose({})
+    >>> from detectors.events import OperationalEvent as E
+    >>> _whose(E("deployment", 0.0, "e-1")), _whose(E("deployment", 0.0, partner="p-1")), _whose(E("deployment", 0.0))
     ('a', "p-1's", 'a network-wide')
     """
-    if cause.get("editor_id") is not None:
+    if event.editor_id is not None:
         return "a"
-    return f"{cause['partner']}'s" if cause.get("partner") is not None else "a network-wide"
+    return f"{event.partner}'s" if event.partner is not None else "a network-wide"
 
 
-def _cited_cause(causes: list[dict[str, Any]], problem_type: str) -> dict[str, Any] | None:
+def _cited_cause(events: list[OperationalEvent], problem_type: str) -> OperationalEvent | None:
     """The suspected cause the problem type's pattern weighs most (classifier ``Signature.links`` and
-    ``event_weight``, as the classification counts the strongest linked event), the newest of those;
-    a partner's report that it is well is no suspected cause.
+    ``event_weight``, as the classification counts the strongest linked event), the newest of those
+    (``events`` are newest first; weighed on their whole details, not the causes' capped copy).
 
     >>> from detectors.classifier import DEMAND_ISSUE
-    >>> causes = [{"event_type": "config_change", "partner": "p-0", "details": {"change": "timeout"}},
-    ...           {"event_type": "partner_status", "partner": "p-1", "details": {"status": "DEGRADED"}}]
-    >>> _cited_cause(causes, DEMAND_ISSUE)["partner"]     # the report outweighs a change made for a partner
+    >>> from detectors.events import OperationalEvent as E
+    >>> events = [E("config_change", 900.0, partner="p-0", details={"change": "timeout"}),
+    ...           E("partner_status", 800.0, partner="p-1", details={"status": "DEGRADED"})]
+    >>> _cited_cause(events, DEMAND_ISSUE).partner     # the report outweighs a change made for a partner
     'p-1'
     """
     signature = SIGNATURE_BY_TYPE.get(problem_type)
     if signature is None:
         return None
-    linked = [c for c in causes if signature.links(c["event_type"], c.get("editor_id"), c.get("partner"))]
-    return max(linked, key=lambda c: signature.event_weight(OperationalEvent(
-        c["event_type"], 0.0, c.get("editor_id"), c.get("partner"), c.get("severity"), c.get("details") or {})),
-        default=None)       # max keeps the first, i.e. the newest, of equal weights
-    return None
+    linked = [e for e in events if signature.links(e.event_type, e.editor_id, e.partner)]
+    return max(linked, key=signature.event_weight, default=None)   # max keeps the first (newest) of equal weights
 
 
 def _summary(editor_id: str, window_start_s: float, window_end_s: float, snapshot: Mapping[str, Mapping[str, Any]],
-             affected: list[str], classification: Classification, causes: list[dict[str, Any]], at_risk: float | None,
-             partners: list[dict[str, Any]] = (), risk_note: str | None = None) -> str:
+             affected: list[str], classification: Classification, listed: list[OperationalEvent],
+             at_risk: float | None, partners: list[dict[str, Any]] = (), risk_note: str | None = None) -> str:
+    """The one-line summary; ``listed`` are the events of the suspected causes, newest first."""
     # The most anomalous first (the highest score), not the names' order.
     ranked = sorted(affected, key=lambda m: -((snapshot.get(m) or {}).get("score") or 0.0))
     moves = [move for move in (_move(m, snapshot.get(m)) for m in ranked[:4]) if move]
@@ -311,11 +332,11 @@ def _summary(editor_id: str, window_start_s: float, window_end_s: float, snapsho
                                          for p in partners[:3])
         if len(partners) > 3:
             cause += f" and {len(partners) - 3} more"
-    cited = _cited_cause(causes, classification.problem_type)
+    cited = _cited_cause(listed, classification.problem_type)
     if cited is not None:
-        cause += f", after {_whose(cited)} {cited['event_type']} at {cited['timestamp'][11:16]}Z"
-    elif causes:
-        cause += f"; {len(causes)} recent event(s) listed, none of a kind this pattern links"
+        cause += f", after {_whose(cited)} {cited.event_type} at {_hhmm(cited.timestamp_s)}Z"
+    elif listed:
+        cause += f"; {len(listed)} recent event(s) listed, none of a kind this pattern links"
     window = f"{_hhmm(window_start_s)}-{_hhmm(window_end_s)}Z"
     risk = (f"revenue at risk {at_risk:,.2f} in the window" + (f" ({risk_note})" if risk_note else "")
             if at_risk is not None else "revenue at risk unknown (neither revenue nor rpm and impressions in the window)")
@@ -362,9 +383,11 @@ def build_composite_detail(editor_id: str, window_start_s: float, window_end_s: 
     at_risk_known = expected_and_actual_revenue(deviations) is not None
     risk_note = clawback_note(deviations) if invalid and at_risk > 0 else None
     partners = partner_causes(partner_findings)
-    # The partners that hurt the editor lead the list; its events fill what room is left (all of it is sent).
-    causes = suspected_causes(editor_id, events, float(window_end_s), config.event_lookback_s,
-                              limit=MAX_CAUSES - len(partners))
+    # The partners that hurt the editor lead the list; its events fill what room is left (all of it is sent;
+    # with MAX_CAUSES partners, none).
+    listed = _kept_events(editor_id, events, float(window_end_s), config.event_lookback_s,
+                          MAX_CAUSES - len(partners), classification.problem_type)
+    causes = _as_causes(listed)
     affected = list(classification.affected_metrics)
     evidence = [e[:MAX_EVIDENCE_CHARS] for e in classification.evidence[:MAX_EVIDENCE]]
     evidence[1:1] = [_partner_evidence(c)[:MAX_EVIDENCE_CHARS] for c in partners[:5]]
@@ -385,7 +408,7 @@ def build_composite_detail(editor_id: str, window_start_s: float, window_end_s: 
         "suspected_causes": (partners + causes)[:MAX_CAUSES],
         "evidence": evidence[:MAX_EVIDENCE],
         "summary": _summary(editor_id, float(window_start_s), float(window_end_s), snapshot, affected,
-                            classification, causes, at_risk if at_risk_known else None, partners, risk_note)[:1000],
+                            classification, listed, at_risk if at_risk_known else None, partners, risk_note)[:1000],
     }
     # A composite on its own is the first of its episode; the job continues episodes (next_episode).
     detail["episode"], _ = next_episode(None, detail["incident_id"], float(window_start_s), float(window_end_s),

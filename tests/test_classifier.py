@@ -327,6 +327,12 @@ def test_floor_change_event_supports_pricing():
     other = classify(devs, [event("config_change", 10, details={"ad_slots": 3})], window_end_s=WINDOW_END)
     assert floor.problem_type == "PRICING_ISSUE"
     assert floor.scores["PRICING_ISSUE"] > other.scores["PRICING_ISSUE"] > plain.scores["PRICING_ISSUE"]
+    # A setting of what a bid pays is about prices; a bid's timeout or the prebid adapter is not.
+    for details, priced in (({"setting": "max_bid", "new_value": 4.0}, True), ({"bid_shading": "on"}, True),
+                            ({"setting": "bid_timeout_ms", "new_value": 300}, False), ({"prebid": "8.1"}, False)):
+        c = classify(devs, [event("config_change", 10, details=details)], window_end_s=WINDOW_END)
+        assert (c.scores["PRICING_ISSUE"] == floor.scores["PRICING_ISSUE"]) is priced, details
+        assert (c.scores["PRICING_ISSUE"] == other.scores["PRICING_ISSUE"]) is not priced, details
 
 
 def test_security_finding_raises_severity():
@@ -601,7 +607,8 @@ def test_a_change_made_for_a_partner_never_takes_a_window_from_its_demand_outage
     """Over a grid of windows (fill, rpm and revenue, timeouts, latency, errors, impressions), a change
     made for a partner that names no price (a timeout lowered) leaves a DEMAND_ISSUE one, and makes no
     window a configuration, latency, infrastructure or security issue. It may tip an ambiguous window
-    to a pricing issue, as the editor's own config change would. Until a review (2026-12-07) "bid" was
+    to the patterns it corroborates: a pricing issue, as the editor's own config change would, or a
+    demand outage (a window with fill down and errors up, say, after a change made for the partner). Until a review (2026-12-07) "bid" was
     a pricing word, and such a change made pricing outweigh the partner's outage."""
     import itertools
 

@@ -184,6 +184,29 @@ def test_many_changes_made_for_partners_push_neither_the_editors_own_events_nor_
     assert "after p-1's partner_status at 10:00Z" in detail["summary"]
 
 
+def test_the_cause_a_pattern_links_is_kept_and_cited_from_the_events_themselves():
+    # An infrastructure fault among twenty changes made for partners (which it does not link): the
+    # network's deployment, which it links and the classification cites, stays among the causes.
+    changes = [OperationalEvent("config_change", END - 60 - i, partner=f"p-{i}", details={"change": "timeout"})
+               for i in range(20)]
+    deployment = OperationalEvent("deployment", END - 1200, details={"service": "ad-server"})
+    faults = {"error_rate": dev("error_rate", 0.05, 0.01), "cache_hit_rate": dev("cache_hit_rate", 0.4, 0.9),
+              "bid_latency_ms": dev("bid_latency_ms", 450.0, 200.0), "rpm": dev("rpm", 2.5, 2.5, 0.0, False)}
+    detail, c = build(faults, events=changes + [deployment])
+    assert c.problem_type == "INFRASTRUCTURE_ISSUE"
+    assert len(detail["suspected_causes"]) == 20 and detail["suspected_causes"][-1]["event_type"] == "deployment"
+    assert "after a network-wide deployment at 09:50Z" in detail["summary"]
+    # A floor change whose details are too long to list whole is still the one the pricing pattern
+    # weighs most, so the summary cites it, not a newer change that names no price.
+    floor = OperationalEvent("config_change", END - 600, editor_id="e-001",
+                             details={"notes": "x" * 5000, "setting": "price_floor", "new_value": 0.1})
+    slots = OperationalEvent("config_change", END - 120, editor_id="e-001", details={"setting": "ad_slots"})
+    detail, c = build({"rpm": dev("rpm", 1.5, 2.5), "revenue": dev("revenue", 1.5, 2.5)}, events=[floor, slots])
+    assert c.problem_type == "PRICING_ISSUE"
+    assert detail["suspected_causes"][1]["details"]["truncated"] is True
+    assert "after a config_change at 10:00Z" in detail["summary"]
+
+
 def test_suspected_causes_are_the_editors_events_of_the_last_30_minutes():
     events = [
         OperationalEvent("config_change", END - 5 * 60, editor_id="e-001", details={"key": "floor"}),
