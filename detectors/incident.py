@@ -286,15 +286,20 @@ def _move(metric: str, s: Mapping[str, Any] | None) -> str | None:
 
 
 def _whose(event: OperationalEvent) -> str:
-    """Whose event a cited cause is: the editor's own, one made for a partner, or the network's.
+    """A cited cause, saying whose it is: the editor's own (for one of its partners, if it names one),
+    one made for a partner, or the network's.
 
     >>> from detectors.events import OperationalEvent as E
-    >>> _whose(E("deployment", 0.0, "e-1")), _whose(E("deployment", 0.0, partner="p-1")), _whose(E("deployment", 0.0))
-    ('a', "p-1's", 'a network-wide')
+    >>> _whose(E("deployment", 0.0, "e-1")), _whose(E("config_change", 0.0, "e-1", "p-1"))
+    ('a deployment', 'a config_change for p-1')
+    >>> _whose(E("config_change", 0.0, partner="p-1")), _whose(E("deployment", 0.0))
+    ("p-1's config_change", 'a network-wide deployment')
     """
     if event.editor_id is not None:
-        return "a"
-    return f"{event.partner}'s" if event.partner is not None else "a network-wide"
+        return f"a {event.event_type}" + (f" for {event.partner}" if event.partner is not None else "")
+    if event.partner is not None:
+        return f"{event.partner}'s {event.event_type}"
+    return f"a network-wide {event.event_type}"
 
 
 def _cited_cause(events: list[OperationalEvent], problem_type: str) -> OperationalEvent | None:
@@ -334,7 +339,7 @@ def _summary(editor_id: str, window_start_s: float, window_end_s: float, snapsho
             cause += f" and {len(partners) - 3} more"
     cited = _cited_cause(listed, classification.problem_type)
     if cited is not None:
-        cause += f", after {_whose(cited)} {cited.event_type} at {_hhmm(cited.timestamp_s)}Z"
+        cause += f", after {_whose(cited)} at {_hhmm(cited.timestamp_s)}Z"
     elif listed:
         cause += f"; {len(listed)} recent event(s) listed, none of a kind this pattern links"
     window = f"{_hhmm(window_start_s)}-{_hhmm(window_end_s)}Z"

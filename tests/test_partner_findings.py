@@ -110,7 +110,7 @@ def test_operational_events_still_follow_the_partner_findings():
     detail, _ = editor_window_composite(END, SIZE_MS, results("e-1", END, demand_window()),
                                         [deploy, finding_for("e-1")], CONFIG)
     assert [c["event_type"] for c in detail["suspected_causes"]] == [PARTNER_FINDING, "partner_status"]
-    assert "after a partner_status at" in detail["summary"]
+    assert "after a partner_status for p-solo at" in detail["summary"]
 
 
 def test_a_latency_problem_ignores_partner_findings():
