@@ -89,6 +89,24 @@ class EventValidationError(ValueError):
         self.reason = reason
 
 
+def routed_scope(event_type: str, editor_id: str | None, partner: str | None) -> int:
+    """Whose an event is, as the streaming job routes it: 0 the editor's own (it names the editor), 1 a
+    partner's status report (naming only the partner), 2 another event naming only a partner (a change
+    made for it), 3 one naming neither (the network's). The editor operator caps its events per scope
+    (udfs/correlator.bounded_events), and a composite keeps them in this order past its cap of causes
+    (detectors.incident).
+
+    >>> [routed_scope(t, e, p) for t, e, p in (("deployment", "e-1", "p-1"), ("partner_status", None, "p-1"),
+    ...                                         ("config_change", None, "p-1"), ("deployment", None, None))]
+    [0, 1, 2, 3]
+    """
+    if editor_id is not None:
+        return 0
+    if partner is None:
+        return 3
+    return 1 if event_type == "partner_status" else 2
+
+
 def iso_z(timestamp_s: float) -> str:
     """Epoch seconds as ISO-8601 UTC with a ``Z`` (milliseconds only when needed).
 

@@ -37,7 +37,7 @@ from detectors.classifier import (
     clawback_note,
     is_finite_number,
 )
-from detectors.events import OperationalEvent, iso_z
+from detectors.events import OperationalEvent, iso_z, routed_scope
 from detectors.revenue import expected_and_actual_revenue, revenue_at_risk  # noqa: F401  (part of the API)
 
 #: Keys of the composite detail, in DESIGN.md order.
@@ -111,12 +111,11 @@ def _capped_details(details: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def suspected_causes(editor_id: str, events: Iterable[OperationalEvent], window_end_s: float,
-                     lookback_s: float = 1800.0, limit: int = MAX_CAUSES,
-                     problem_type: str | None = None) -> list[dict[str, Any]]:
+                     lookback_s: float = 1800.0) -> list[dict[str, Any]]:
     """The editor's events (and partner-wide and platform-wide ones, without an editor: the streaming
     job passes a partner's status reports, and the changes made for a partner, to the editors it
     serves, and an event naming neither an editor nor a partner to every editor) in the look-back,
-    newest first, at most ``limit`` (none when ``limit`` is 0 or less). A
+    newest first, at most MAX_CAUSES. A
     partner's report that it is well again ends an outage and causes nothing: it is left out (it
     used to be listed, and could push a real cause past the cap).
 
@@ -125,7 +124,7 @@ def suspected_causes(editor_id: str, events: Iterable[OperationalEvent], window_
     ...                                                     E("deployment", 950.0, "e-2")], window_end_s=1000.0, lookback_s=600)]
     ['deployment']
 
-    Past the limit (:func:`_kept_events` says which are kept) they are still listed newest first:
+    Past the cap (:func:`_kept_events` says which are kept) they are still listed newest first:
 
     >>> changes = [E("config_change", 990.0 - i, partner=f"p-{i}") for i in range(MAX_CAUSES)]
     >>> report = E("partner_status", 800.0, partner="p-1", details={"status": "DEGRADED"})
@@ -133,15 +132,16 @@ def suspected_causes(editor_id: str, events: Iterable[OperationalEvent], window_
     >>> len(causes), causes[-2]["event_type"], causes[-2]["editor_id"], causes[-1]["event_type"], causes[0]["partner"]
     (20, 'deployment', 'e-1', 'partner_status', 'p-0')
     """
-    return _as_causes(_kept_events(editor_id, events, window_end_s, lookback_s, limit, problem_type))
+    return _as_causes(_kept_events(editor_id, events, window_end_s, lookback_s, MAX_CAUSES, None))
 
 
 def _kept_events(editor_id: str, events: Iterable[OperationalEvent], window_end_s: float, lookback_s: float,
                  limit: int, problem_type: str | None) -> list[OperationalEvent]:
-    """The events :func:`suspected_causes` lists, newest first. Past ``limit`` the editor's own events are
-    kept first, then those ``problem_type``'s pattern links (classifier ``Signature.links``), then its
-    partners' reports, the changes made for its partners and the network's: the events routed to every
-    editor they concern must not push out its own, nor the one the classification linked.
+    """The editor's events in the look-back, newest first, at most ``limit`` (none when it is 0 or less).
+    Past ``limit`` the editor's own events are kept first, then those ``problem_type``'s pattern links
+    (classifier ``Signature.links``), then by ``detectors.events.routed_scope``: its partners' reports,
+    the changes made for its partners, the network's. The events routed to every editor they concern
+    must not push out its own, nor the one the classification linked.
 
     >>> from detectors.classifier import INFRASTRUCTURE_ISSUE
     >>> from detectors.events import OperationalEvent as E
@@ -161,7 +161,8 @@ def _kept_events(editor_id: str, events: Iterable[OperationalEvent], window_end_
 
         def rank(e: OperationalEvent) -> tuple[int, int]:
             linked = signature is not None and signature.links(e.event_type, e.editor_id, e.partner)
-            return (0 if e.editor_id is not None else 1 if linked else 2), _routed_rank(e)
+            return (0 if e.editor_id is not None else 1 if linked else 2), routed_scope(e.event_type, e.editor_id,
+                                                                                   e.partner)
 
         relevant = sorted(sorted(relevant, key=rank)[:max(limit, 0)], key=_newest_first)
     return relevant
@@ -170,15 +171,6 @@ def _kept_events(editor_id: str, events: Iterable[OperationalEvent], window_end_
 def _newest_first(event: OperationalEvent) -> tuple:
     return (-event.timestamp_s, event.event_type, event.editor_id or "", event.partner or "",
             -1.0 if event.severity is None else event.severity, json.dumps(event.details, sort_keys=True, default=str))
-
-
-def _routed_rank(event: OperationalEvent) -> int:
-    """0 the editor's own event, 1 a partner's report, 2 a change made for a partner, 3 the network's."""
-    if event.editor_id is not None:
-        return 0
-    if event.partner is None:
-        return 3
-    return 1 if event.event_type == "partner_status" else 2
 
 
 def _as_causes(events: list[OperationalEvent]) -> list[dict[str, Any]]:

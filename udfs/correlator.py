@@ -67,6 +67,7 @@ from pyflink.datastream import KeyedCoProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from detectors.classifier import ClassifierConfig
+from detectors.events import routed_scope
 from udfs.decisions import (PARTNER_FINDING, ROUTED_PARTNER_EVENT, cause_horizon, composite_episode, details_of,
                              editor_window_composite, events_for_window, kept_since, partner_window_check,
                              read_routed_payload, routed_payload, serves)
@@ -305,15 +306,11 @@ def bounded_events(events: list[dict]) -> list[dict]:
     200
     """
     def kind(e: dict) -> int:
-        if e["event_type"] == PARTNER_FINDING:
-            return 1
-        if e.get("editor_id") is None:
-            if e.get("partner") is None:
-                return 3
-            return 2 if e["event_type"] == "partner_status" else 4   # a partner's changing floors keep its reports
-        return 0
+        # a partner's changing floors keep its reports (scopes 1 and 2 apart)
+        return -1 if e["event_type"] == PARTNER_FINDING else routed_scope(e["event_type"], e.get("editor_id"),
+                                                                          e.get("partner"))
 
-    kept = [i for k in (0, 1, 2, 3, 4) for i in [i for i, e in enumerate(events) if kind(e) == k][-MAX_KEPT_EVENTS:]]
+    kept = [i for k in (-1, 0, 1, 2, 3) for i in [i for i, e in enumerate(events) if kind(e) == k][-MAX_KEPT_EVENTS:]]
     return [events[i] for i in sorted(kept)]
 
 
