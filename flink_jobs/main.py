@@ -190,6 +190,8 @@ class Settings:
     cloudwatch_metrics_enabled: bool = False
     cloudwatch_namespace: str = "AdOps"
     cloudwatch_flush_interval_ms: int = 1000
+    # The Python operators' garbage collector's first threshold (udfs/python_gc.py); 0: CPython's own.
+    python_gc_threshold: int = 0
     # The classifier's tuning (README "Configuration"): ClassifierConfig.from_properties keys, checked here.
     classifier_properties: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
@@ -217,6 +219,7 @@ class Settings:
             name=c.get_str("job", "name", allow_empty=False),
             parallelism=c.get_int("job", "parallelism", minimum=1, maximum=1024),
             python_execution_mode=c.get_choice("job", "python.execution.mode", PYTHON_EXECUTION_MODES),
+            python_gc_threshold=c.get_int("job", "python.gc.threshold", minimum=0),
             checkpoint_interval_ms=_checkpoint_interval_ms(c),
             checkpoint_dir=_checkpoint_dir(c),
             window_size_s=window,
@@ -842,7 +845,8 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
     partner_checks = (
         partner_windows.connect(partner_events)
         .key_by(lambda r: r[0], lambda e: e[3], key_type=Types.STRING())
-        .process(PartnerHealth(s.window_size_s, scoring, s.timer_grace_ms, s.events_lookback_s),
+        .process(PartnerHealth(s.window_size_s, scoring, s.timer_grace_ms, s.events_lookback_s,
+                               gc_threshold=s.python_gc_threshold),
                  output_type=OUTPUT_TYPE)
         .name("partner-health").uid("partner-health")
     )
@@ -862,7 +866,7 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
         editor_windows.connect(editor_events)
         .key_by(lambda r: r[0], lambda e: e[2], key_type=Types.STRING())
         .process(EditorCorrelator(s.window_size_s, s.timer_grace_ms, s.events_lookback_s, scoring,
-                                  classifier_properties=s.classifier_properties),
+                                  classifier_properties=s.classifier_properties, gc_threshold=s.python_gc_threshold),
                  output_type=OUTPUT_TYPE)
         .name("editor-correlator").uid("editor-correlator")
     )

@@ -208,6 +208,10 @@ def test_settings_are_typed_and_validated():
     assert s.python_execution_mode == "thread"
     with pytest.raises(ConfigError, match="python.execution.mode"):
         settings("job.python.execution.mode=loopback")
+    assert s.python_gc_threshold == 100000          # udfs/python_gc.py
+    assert settings("job.python.gc.threshold=0").python_gc_threshold == 0
+    with pytest.raises(ConfigError, match="python.gc.threshold"):
+        settings("job.python.gc.threshold=-1")
     with pytest.raises(ConfigError, match="detector.params"):
         settings("processing.detector.params=[1]")
     # Flink's own refusal of 1-9 ms came as a Java stack trace; 0 turns checkpointing off

@@ -164,3 +164,28 @@ def test_a_composite_is_stamped_with_its_rows_arrival_and_older_pending_windows_
     older.watermark(END_1 + GRACE_MS)
     (decided,) = older.emitted
     assert decided[3] == 1_007_500 and json.loads(decided[2])["editor_id"] == "e-2"
+
+
+def test_the_scoring_operators_set_the_collectors_threshold_they_are_given_at_open():
+    """job.python.gc.threshold reaches the interpreter through both scoring operators (udfs/python_gc.py);
+    0 leaves the interpreter's own."""
+    import gc
+
+    from correlator_driver import LOOKBACK_S, scoring
+    from flink_fakes import KeyedRuntimeContext
+    from udfs.correlator import EditorCorrelator, PartnerHealth
+
+    before = gc.get_threshold()
+    try:
+        for threshold, operator in ((12_345, EditorCorrelator(WINDOW_S, GRACE_MS, LOOKBACK_S, scoring(),
+                                                              gc_threshold=12_345)),
+                                    (23_456, PartnerHealth(WINDOW_S, scoring(), GRACE_MS, LOOKBACK_S,
+                                                           gc_threshold=23_456))):
+            gc.set_threshold(700, *before[1:])
+            operator.open(KeyedRuntimeContext(KeyedStore()))
+            assert gc.get_threshold() == (threshold, *before[1:])
+        gc.set_threshold(700, *before[1:])
+        EditorCorrelator(WINDOW_S, GRACE_MS, LOOKBACK_S, scoring()).open(KeyedRuntimeContext(KeyedStore()))
+        assert gc.get_threshold()[0] == 700
+    finally:
+        gc.set_threshold(*before)

@@ -72,6 +72,7 @@ from udfs.decisions import (PARTNER_FINDING, ROUTED_PARTNER_EVENT, cause_horizon
                              editor_window_composite, events_for_window, kept_since, partner_window_check,
                              read_routed_payload, routed_payload, serves)
 from udfs.metric_detector import WindowScoring, is_idle, last_window_end, metric_windows, prune_idle, scored_since
+from udfs.python_gc import set_young_threshold
 from connectors.eventbridge.flink_sink import EVENTBRIDGE_INPUT_TYPE as OUTPUT_TYPE, eventbridge_row
 
 # Output rows are the EventBridge sink's input (connectors.eventbridge.flink_sink):
@@ -336,8 +337,9 @@ class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
     """
 
     def __init__(self, window_size_s: int, grace_ms: int, lookback_s: int, scoring: WindowScoring,
-                 classifier_properties: dict[str, str] | None = None):
+                 classifier_properties: dict[str, str] | None = None, gc_threshold: int = 0):
         self.window_size_ms = window_size_s * 1000
+        self.gc_threshold = gc_threshold    # udfs/python_gc.py (0: the interpreter's own)
         self.grace_ms = grace_ms
         self.lookback_ms = lookback_s * 1000
         self.scoring = scoring
@@ -347,6 +349,7 @@ class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
         self.classifier_properties = dict(classifier_properties or {})
 
     def open(self, runtime_context: RuntimeContext):
+        set_young_threshold(self.gc_threshold)
         self.models = runtime_context.get_state(ValueStateDescriptor("models", MODELS_TYPE))
         self.pending = runtime_context.get_map_state(
             MapStateDescriptor("pending_windows", Types.LONG(), Types.STRING()))
@@ -539,14 +542,17 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
     flink_jobs/evaluation/offline.routed_partner_events replays the same rule.
     """
 
-    def __init__(self, window_size_s: int, scoring: WindowScoring, grace_ms: int, lookback_s: int):
+    def __init__(self, window_size_s: int, scoring: WindowScoring, grace_ms: int, lookback_s: int,
+                 gc_threshold: int = 0):
         self.window_size_ms = window_size_s * 1000
+        self.gc_threshold = gc_threshold    # udfs/python_gc.py (0: the interpreter's own)
         self.scoring = scoring
         self.idle_retention_ms = scoring.idle_retention_ms
         self.grace_ms = grace_ms
         self.lookback_ms = lookback_s * 1000
 
     def open(self, runtime_context: RuntimeContext):
+        set_young_threshold(self.gc_threshold)
         self.models = runtime_context.get_map_state(MapStateDescriptor("models", Types.STRING(), MODELS_TYPE))
         # partner_window_check's state: the last status, plus the hurt editors' held references (revenue, signals)
         # (the descriptor keeps its name so that savepoints taken before the references restore).
