@@ -14,6 +14,8 @@
     the --compare-mode runs), baseline again (pure_sql_baseline_last), full job again
     (full_pipeline_last); the ratio uses each pipeline's faster run. (From 5b1d65d until
     2026-12-05 only the baseline ran twice, so it alone got a second, warmer chance.)
+    `--compare-property group.key=value` adds the full job with that one setting changed, once in
+    each round right after the full job's run: an A/B in the same JVM and hour.
 (b) local Kinesis: records/s through the boto3 path
     (connectors.kinesis.benchmark.measure_kinesis_throughput).
 (c) latency: the full job on Kinesis (embedded endpoint, core stack) fed
@@ -109,6 +111,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -118,7 +121,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from flink_jobs.config import JobConfig
+from flink_jobs.config import ConfigError, JobConfig
 
 log = logging.getLogger(__name__)
 
@@ -371,25 +374,73 @@ def stage_summary(runs: dict[str, list[dict]], rows: int) -> dict:
     return out
 
 
+def throughput_runs(default_mode: str, compare_modes: tuple[str, ...] = (),
+                    compare_properties: tuple[str, ...] = ()) -> list[tuple[str, bool, str, list[str]]]:
+    """The throughput runs in order: (label, pure SQL?, python.execution.mode, property overrides).
+
+    >>> [r[0] for r in throughput_runs("thread", ("process",), ("job.python.gc.threshold=700",))]
+    ... # doctest: +NORMALIZE_WHITESPACE
+    ['pure_sql_baseline', 'full_pipeline', 'full_pipeline_process_mode', 'full_pipeline_job_python_gc_threshold_700',
+     'full_pipeline_cloudwatch', 'pure_sql_baseline_last', 'full_pipeline_last',
+     'full_pipeline_job_python_gc_threshold_700_last']
+    """
+    # All runs share one JVM (PyFlink's gateway hosts the mini-cluster), so the first run pays the JIT
+    # compiler's warm-up for the SQL they share, and each later run a little less. Both pipelines
+    # therefore run twice, interleaved, and each is taken at its faster run: neither gets a warmer
+    # JVM than the other. (The compared modes run once, between the two rounds; the compared
+    # properties once in each round, right after the full job.)
+    # The full pipeline as the Managed Flink template configures it also runs once, between the
+    # rounds: with the CloudWatch sink on (off in the local defaults; README, "Window means on
+    # CloudWatch"). Here it publishes to the embedded endpoint, whose server shares the two cores.
+    runs: list[tuple[str, bool, str, list[str]]] = [("pure_sql_baseline", True, default_mode, []),
+                                                    ("full_pipeline", False, default_mode, [])]
+    runs += [(f"full_pipeline_{mode}_mode", False, mode, []) for mode in compare_modes if mode != default_mode]
+    compared = [(f"full_pipeline_{re.sub(r'[^A-Za-z0-9]+', '_', prop)}", False, default_mode, [prop])
+                for prop in compare_properties]
+    runs += compared
+    runs += [("full_pipeline_cloudwatch", False, default_mode, ["cloudwatch.metrics.enabled=true"])]
+    runs += [("pure_sql_baseline_last", True, default_mode, []), ("full_pipeline_last", False, default_mode, [])]
+    runs += [(f"{label}_last", sql_only, mode, extra) for label, sql_only, mode, extra in compared]
+    return runs
+
+
+def throughput_ratios(out: dict, runs: list, default_mode: str) -> dict:
+    """Each pipeline at its faster run over the baseline at its faster run.
+
+    >>> runs = throughput_runs("thread", (), ("job.python.gc.threshold=700",))
+    >>> rates = dict(zip([r[0] for r in runs], [50, 30, 31, 20, 55, 33, 29]))
+    >>> out = {label: {"records_per_s": rate} for label, rate in rates.items()}
+    >>> ratios = throughput_ratios(out, runs, "thread")
+    >>> ratios["full_over_baseline"], ratios["full_job_python_gc_threshold_700_over_baseline"]
+    (0.6, 0.564)
+    """
+    baseline = max(out["pure_sql_baseline"]["records_per_s"], out["pure_sql_baseline_last"]["records_per_s"])
+    full = max(out["full_pipeline"]["records_per_s"], out["full_pipeline_last"]["records_per_s"])
+    ratios = {"baseline_records_per_s_for_ratios": baseline, "full_records_per_s_for_ratios": full,
+              "full_over_baseline": round(full / baseline, 3)}
+    for label, _, mode, extra in runs:
+        if label.endswith("_last"):
+            continue
+        if mode != default_mode or extra:  # full_pipeline_process_mode -> full_process_mode_over_baseline
+            rate = max(out[label]["records_per_s"], out.get(f"{label}_last", {}).get("records_per_s", 0))
+            ratios[label.replace("full_pipeline", "full") + "_over_baseline"] = round(rate / baseline, 3)
+    return ratios
+
+
 def measure_throughput(rows: int, parallelism: int, workdir: Path, endpoint_url: str, bus: str,
-                       timeout_s: float, compare_modes: tuple[str, ...] = (), out: dict | None = None) -> dict:
-    """The paired runs; ``out`` (filled in place) keeps the runs measured before one that fails."""
+                       timeout_s: float, compare_modes: tuple[str, ...] = (), out: dict | None = None,
+                       compare_properties: tuple[str, ...] = ()) -> dict:
+    """The paired runs; ``out`` (filled in place) keeps the runs measured before one that fails.
+
+    ``compare_properties`` (``group.key=value``): the full pipeline with that override too, once in
+    each round after the full job's run, taken at its faster run as the full job is (an A/B of one
+    setting in the same JVM and hour; labelled ``full_pipeline_<group_key_value>``)."""
     base = _datagen_overrides(parallelism, workdir, rows) + [
         f"eventbridge.endpoint.url={endpoint_url}", f"eventbridge.bus.name={bus}"]
     default_mode = JobConfig.load(environ={}).get_str("job", "python.execution.mode")
     out = {} if out is None else out
     out.update({"rows": rows, "parallelism": parallelism, "python_execution_mode": default_mode})
-    # All runs share one JVM (PyFlink's gateway hosts the mini-cluster), so the first run pays the JIT
-    # compiler's warm-up for the SQL they share, and each later run a little less. Both pipelines
-    # therefore run twice, interleaved, and each is taken at its faster run: neither gets a warmer
-    # JVM than the other. (The compared modes run once, between the two rounds.)
-    # The full pipeline as the Managed Flink template configures it also runs once, between the
-    # rounds: with the CloudWatch sink on (off in the local defaults; README, "Window means on
-    # CloudWatch"). Here it publishes to the embedded endpoint, whose server shares the two cores.
-    runs = [("pure_sql_baseline", True, default_mode, []), ("full_pipeline", False, default_mode, [])]
-    runs += [(f"full_pipeline_{mode}_mode", False, mode, []) for mode in compare_modes if mode != default_mode]
-    runs += [("full_pipeline_cloudwatch", False, default_mode, ["cloudwatch.metrics.enabled=true"])]
-    runs += [("pure_sql_baseline_last", True, default_mode, []), ("full_pipeline_last", False, default_mode, [])]
+    runs = throughput_runs(default_mode, compare_modes, compare_properties)
     for label, sql_only, mode, extra in runs:
         mode_base = base + [f"job.python.execution.mode={mode}"] + extra
         startup = _run_bounded(JobConfig.load(environ={}, overrides=mode_base + ["datagen.number.of.rows=1"]),
@@ -407,14 +458,7 @@ def measure_throughput(rows: int, parallelism: int, workdir: Path, endpoint_url:
             "records_per_s": round(rows / processing),
             "load_average_after": _load(),
         }
-    baseline = max(out["pure_sql_baseline"]["records_per_s"], out["pure_sql_baseline_last"]["records_per_s"])
-    full = max(out["full_pipeline"]["records_per_s"], out["full_pipeline_last"]["records_per_s"])
-    out["baseline_records_per_s_for_ratios"] = baseline
-    out["full_records_per_s_for_ratios"] = full
-    out["full_over_baseline"] = round(full / baseline, 3)
-    for label, _, mode, extra in runs:
-        if mode != default_mode or extra:  # full_pipeline_process_mode -> full_process_mode_over_baseline
-            out[label.replace("full_pipeline", "full") + "_over_baseline"] = round(out[label]["records_per_s"] / baseline, 3)
+    out.update(throughput_ratios(out, runs, default_mode))
     return out
 
 
@@ -591,7 +635,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="also run the pure-SQL path cut after each step (source, parse, duplicates, windows)")
     p.add_argument("--compare-mode", action="append", default=[], choices=["thread", "process"],
                    help="also run the full pipeline in this python.execution.mode (the default mode always runs)")
+    p.add_argument("--compare-property", action="append", default=[], metavar="GROUP.KEY=VALUE",
+                   help="also run the full pipeline with this property, once in each round (an A/B of one setting)")
     args = p.parse_args(argv)
+    from flink_jobs.main import Settings
+
+    for prop in args.compare_property:   # a wrong key or value stops here, not after the first runs
+        try:
+            Settings.from_config(JobConfig.load(environ={}, overrides=[prop]))
+        except ConfigError as exc:
+            p.error(f"--compare-property {prop}: {exc}")
 
     workdir = Path(tempfile.mkdtemp(prefix="adops-bench-"))
     result: dict = {"commit": _commit(),
@@ -621,7 +674,8 @@ def main(argv: list[str] | None = None) -> int:
             stack = deploy_core_stack(endpoint.url)  # LOCAL_PARAMETERS, as make run
             result["throughput"] = {}
             measure_throughput(args.rows, args.parallelism, workdir, endpoint.url, stack["bus_name"], args.timeout,
-                               compare_modes=tuple(args.compare_mode), out=result["throughput"])
+                               compare_modes=tuple(args.compare_mode), out=result["throughput"],
+                               compare_properties=tuple(args.compare_property))
         finally:
             endpoint.stop()
 
