@@ -93,7 +93,7 @@ def routed_scope(event_type: str, editor_id: str | None, partner: str | None) ->
     """Whose an event is, as the streaming job routes it: 0 the editor's own (it names the editor), 1 a
     partner's status report (naming only the partner), 2 another event naming only a partner (a change
     made for it), 3 one naming neither (the network's). The editor operator caps its events per scope
-    (udfs/correlator.bounded_events), and a composite keeps them in this order past its cap of causes
+    (udfs.decisions.bounded_events), and a composite keeps them in this order past its cap of causes
     (detectors.incident).
 
     >>> [routed_scope(t, e, p) for t, e, p in (("deployment", "e-1", "p-1"), ("partner_status", None, "p-1"),

@@ -67,9 +67,8 @@ from pyflink.datastream import KeyedCoProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from detectors.classifier import ClassifierConfig
-from detectors.events import routed_scope
-from udfs.decisions import (PARTNER_FINDING, ROUTED_PARTNER_EVENT, cause_horizon, composite_episode, details_of,
-                             editor_window_composite, events_for_window, kept_since, partner_window_check,
+from udfs.decisions import (ROUTED_PARTNER_EVENT, bounded_events, cause_horizon, composite_episode,
+                             details_of, editor_window_composite, events_for_window, kept_since, partner_window_check,
                              read_routed_payload, routed_payload, serves)
 from udfs.metric_detector import WindowScoring, is_idle, last_window_end, metric_windows, prune_idle, scored_since
 from udfs.python_gc import set_young_threshold
@@ -254,12 +253,6 @@ class HeldEvents:
         return timestamp_ms + self.grace_ms + self.lookback_ms + self.window_size_ms + 1
 
 
-#: At most this many of an editor's own operational events, as many partner findings, as many of its
-#: partners' routed reports, as many changes made for its partners and as many platform-wide events, in its
-#: state (bounded_events).
-MAX_KEPT_EVENTS = 200
-
-
 def _add_routed(events: list[dict], copy: dict) -> bool:
     """Add a routed copy to an editor's events unless it holds the same one for the same windows or more
     (no ``from_window_end_ms``, or an earlier one); one for fewer windows is widened. Whether it changed.
@@ -281,38 +274,6 @@ def _add_routed(events: list[dict], copy: dict) -> bool:
             return True
     events.append(copy)
     return True
-
-
-def bounded_events(events: list[dict]) -> list[dict]:
-    """The newest :data:`MAX_KEPT_EVENTS` own events, as many partner findings, as many of the
-    partners' status reports, as many changes made for its partners and as many platform-wide
-    events (the last three routed, without an editor), in their order.
-
-    Capped apart: an editor hurt through every partner gets one finding per partner and window,
-    which under one shared cap pushed its own deployment out of the look-back (35 partners did);
-    an editor served by many partners gets each one's status reports, and the changes made for
-    them (a partner's floors changed often would otherwise push its DEGRADED report out).
-
-    >>> own = [{"event_type": "deployment", "timestamp_ms": 0, "editor_id": "e-1"}]
-    >>> findings = [{"event_type": PARTNER_FINDING, "timestamp_ms": t, "editor_id": "e-1"} for t in range(1, 301)]
-    >>> reports = [{"event_type": "partner_status", "timestamp_ms": t, "editor_id": None, "partner": "p-1"}
-    ...            for t in range(1, 301)]
-    >>> platform = [{"event_type": "deployment", "timestamp_ms": 400, "editor_id": None, "partner": None}]
-    >>> changes = [{"event_type": "config_change", "timestamp_ms": 500 + t, "editor_id": None, "partner": "p-1"}
-    ...            for t in range(300)]
-    >>> kept = bounded_events(own + findings + reports + platform + changes)
-    >>> kept[0]["event_type"], len(kept), kept[1]["timestamp_ms"], kept[401]["partner"], kept[-1]["timestamp_ms"]
-    ('deployment', 602, 101, None, 799)
-    >>> sum(e["event_type"] == "partner_status" for e in kept)
-    200
-    """
-    def kind(e: dict) -> int:
-        # a partner's changing floors keep its reports (scopes 1 and 2 apart)
-        return -1 if e["event_type"] == PARTNER_FINDING else routed_scope(e["event_type"], e.get("editor_id"),
-                                                                          e.get("partner"))
-
-    kept = [i for k in (-1, 0, 1, 2, 3) for i in [i for i, e in enumerate(events) if kind(e) == k][-MAX_KEPT_EVENTS:]]
-    return [events[i] for i in sorted(kept)]
 
 
 class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):

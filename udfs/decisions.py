@@ -19,7 +19,7 @@ from collections import defaultdict
 from typing import Any, Iterable, Mapping
 
 from detectors.classifier import DEMAND_ISSUE, UNKNOWN, ClassifierConfig, MetricDeviation, classify
-from detectors.events import CHANGE_EVENT_TYPES, OperationalEvent, iso_z
+from detectors.events import CHANGE_EVENT_TYPES, OperationalEvent, iso_z, routed_scope
 from detectors.incident import EPISODE_MAX_GAP_WINDOWS, build_composite_detail, next_episode, stable_id, with_episode
 from detectors.partner_health import (HEALTHY, PartnerHealthConfig, assess_partner_window, editor_level,
                                       hurt_editor_findings, judged_against_references, next_outage)
@@ -169,6 +169,44 @@ def kept_since(events: list, horizon_ms: int) -> list:
     [['feature_flag', 3000, None, None, None, '{}']]
     """
     return [e for e in events if e[1] >= horizon_ms][-MAX_HELD_EVENTS:]
+
+
+#: At most this many of an editor's own operational events, as many partner findings, as many of its
+#: partners' routed reports, as many changes made for its partners and as many platform-wide events, in its
+#: state (bounded_events).
+MAX_KEPT_EVENTS = 200
+
+
+def bounded_events(events: list[dict]) -> list[dict]:
+    """The newest :data:`MAX_KEPT_EVENTS` own events, as many partner findings, as many of the
+    partners' status reports, as many changes made for its partners and as many platform-wide
+    events (the last three routed, without an editor), in their order.
+
+    Capped apart: an editor hurt through every partner gets one finding per partner and window,
+    which under one shared cap pushed its own deployment out of the look-back (35 partners did);
+    an editor served by many partners gets each one's status reports, and the changes made for
+    them (a partner's floors changed often would otherwise push its DEGRADED report out).
+
+    >>> own = [{"event_type": "deployment", "timestamp_ms": 0, "editor_id": "e-1"}]
+    >>> findings = [{"event_type": PARTNER_FINDING, "timestamp_ms": t, "editor_id": "e-1"} for t in range(1, 301)]
+    >>> reports = [{"event_type": "partner_status", "timestamp_ms": t, "editor_id": None, "partner": "p-1"}
+    ...            for t in range(1, 301)]
+    >>> platform = [{"event_type": "deployment", "timestamp_ms": 400, "editor_id": None, "partner": None}]
+    >>> changes = [{"event_type": "config_change", "timestamp_ms": 500 + t, "editor_id": None, "partner": "p-1"}
+    ...            for t in range(300)]
+    >>> kept = bounded_events(own + findings + reports + platform + changes)
+    >>> kept[0]["event_type"], len(kept), kept[1]["timestamp_ms"], kept[401]["partner"], kept[-1]["timestamp_ms"]
+    ('deployment', 602, 101, None, 799)
+    >>> sum(e["event_type"] == "partner_status" for e in kept)
+    200
+    """
+    def kind(e: dict) -> int:
+        # a partner's changing floors keep its reports (scopes 1 and 2 apart)
+        return -1 if e["event_type"] == PARTNER_FINDING else routed_scope(e["event_type"], e.get("editor_id"),
+                                                                          e.get("partner"))
+
+    kept = [i for k in (-1, 0, 1, 2, 3) for i in [i for i, e in enumerate(events) if kind(e) == k][-MAX_KEPT_EVENTS:]]
+    return [events[i] for i in sorted(kept)]
 
 
 def deviation_of(r: Mapping[str, Any]) -> MetricDeviation:
