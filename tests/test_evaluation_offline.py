@@ -196,3 +196,34 @@ def test_the_offline_replay_decides_as_the_job_is_configured(tmp_path):
     windows = read_windows(tmp_path, JobParameters())
     (end, mean, count), = windows.series[("editor", "e-1", "rpm", None)][:1]
     assert (mean, count) == (2.0, 2)   # 1.0 and the null-partner 3.0; the three bad partners are out
+
+
+def test_the_replay_holds_the_events_the_editor_operators_state_holds_past_its_caps():
+    """More events of one kind than the editor's state keeps (udfs.decisions.bounded_events), some of them
+    dropped later by the cause horizon: the replay's held_when_decided keeps the same ones as the operator."""
+    from correlator_driver import LOOKBACK_S, WINDOW_MS, EditorDriver
+    from flink_fakes import KeyedStore
+
+    w0, w1 = 1_793_527_200_000, 1_793_527_200_000 + 20 * 60_000
+    arrivals = ([("config_change", w0 - 600_000 + i * 1_000, None, w0) for i in range(230)]        # own, past the cap
+                + [("partner_status", w0 - 800_000 + i * 1_000, "p-1", w0) for i in range(210)]    # routed reports
+                + [("deployment", w0 - 2_000_000, None, w1)]                        # older than the horizon at w1
+                + [("deployment", w1 - 60_000 + i, None, w1) for i in range(5)])
+    op = EditorDriver(KeyedStore())
+    replayed = []
+    for event_type, ts, partner, watermark in arrivals:
+        op.watermark(watermark)
+        routed = partner is not None
+        # a routed copy comes keyed by its editor, and is held naming none (udfs/correlator.py)
+        op.events_input((event_type, ts, "e-1", partner, None, json.dumps({"n": ts}),
+                         decisions.routed_payload(decisions.ROUTED_PARTNER_EVENT) if routed else None))
+        replayed.append({"event_type": event_type, "timestamp_ms": ts, "editor_id": None if routed else "e-1",
+                         "partner": partner, "arrived_at_watermark": watermark})
+    in_state = sorted((e["event_type"], e["timestamp_ms"]) for e in json.loads(op.state("events", "e-1")))
+    end = w1 + WINDOW_MS
+    held = offline.held_when_decided(replayed, [end], WINDOW_MS, 1, LOOKBACK_S * 1000)[end]
+    assert sorted((e["event_type"], e["timestamp_ms"]) for e in replayed if id(e) in held) == in_state
+    kinds = [k for k, _ in in_state]
+    # one cap for the editor's own events (the five newest deployments push out five changes), one for the reports
+    assert kinds.count("config_change") + kinds.count("deployment") == kinds.count("partner_status") == 200
+    assert ("deployment", w0 - 2_000_000) not in in_state and kinds.count("deployment") == 5

@@ -57,8 +57,9 @@ from detectors.classifier import ClassifierConfig
 from detectors.events import EventValidationError, parse_event
 from flink_jobs.evaluation.scoring import SampleTimes, alerts_from_events, load_labels, sample_key, score
 from udfs.baseline import score_window
-from udfs.decisions import (RESULT_KEYS, composite_episode, editor_window_composite, is_partner_wide,
-                            is_platform_wide, partner_window_check, security_detail, serves)
+from udfs.decisions import (RESULT_KEYS, bounded_events, cause_horizon, composite_episode,
+                            editor_window_composite, is_partner_wide, is_platform_wide, partner_window_check,
+                            security_detail, serves)
 from udfs.metric_detector import is_idle
 
 #: Metrics reported only per partner: the editor window averages them over its partners. A partner
@@ -89,6 +90,8 @@ class JobParameters:
     state_idle_retention_s: int = 604800
     #: processing.max.future.s: a record stamped further ahead of the clock is FUTURE_TIMESTAMP
     max_future_s: int = 300
+    #: processing.timer.grace.ms: part of the horizon the editor operator keeps events from (udfs.decisions.cause_horizon)
+    timer_grace_ms: int = 0
 
     @classmethod
     def from_job_config(cls, overrides: list[str] = ()) -> "JobParameters":
@@ -98,7 +101,8 @@ class JobParameters:
         s = Settings.from_config(JobConfig.load(overrides=overrides))
         return cls(s.window_size_s, s.watermark_delay_s, s.events_lookback_s, s.baseline_windows,
                    s.baseline_min_windows, s.baseline_threshold, s.detector, s.detector_params,
-                   s.security_min_severity, s.classifier_properties, s.state_idle_retention_s, s.max_future_s)
+                   s.security_min_severity, s.classifier_properties, s.state_idle_retention_s, s.max_future_s,
+                   s.timer_grace_ms)
 
 
 @dataclass
@@ -324,6 +328,9 @@ def decide(windows: ArchiveWindows, results: list[dict], params: JobParameters,
         if same not in told:
             told.add(same)
             events_by_editor[e["routed_to"]].append(e)
+    held = {editor: held_when_decided(events_by_editor.get(editor, []), ends, size_ms, params.timer_grace_ms,
+                                      params.events_lookback_s * 1000)
+            for editor, ends in editor_ends.items()}
     by_end: dict = defaultdict(lambda: ([], []))
     for (partner, end) in partner_windows:
         by_end[end][0].append(partner)
@@ -347,9 +354,11 @@ def decide(windows: ArchiveWindows, results: list[dict], params: JobParameters,
                 bus.append({"source": PARTNER_HEALTH[0], "detail-type": PARTNER_HEALTH[1], "detail": detail})
         for editor in sorted(editors):
             # The correlator sees the events that reached it before the watermark passed the window end.
+            # (held_when_decided: those its state still holds, past the cap of each kind of event)
+            kept = held[editor][end]
             seen = [e for e in events_by_editor.get(editor, ())
                     if (e["arrived_at_watermark"] is None or e["arrived_at_watermark"] < end - 1)
-                    and e["timestamp_ms"] >= end - params.events_lookback_s * 1000 - size_ms]
+                    and e["timestamp_ms"] >= end - params.events_lookback_s * 1000 - size_ms and id(e) in kept]
             detail, unexplained[editor] = editor_window_composite(end, size_ms, editor_windows[(editor, end)],
                                                                   seen + findings.get(editor, []), config,
                                                                   unexplained.get(editor))
@@ -358,6 +367,36 @@ def decide(windows: ArchiveWindows, results: list[dict], params: JobParameters,
                 bus.append({"source": COMPOSITE[0], "detail-type": COMPOSITE[1], "detail": detail})
     bus += security_events(windows.events, params.security_min_severity)
     return bus
+
+
+def held_when_decided(events: list[dict], ends: list[int], size_ms: int, grace_ms: int,
+                      lookback_ms: int) -> dict[int, set[int]]:
+    """For each of an editor's window ``ends``, the ids of its ``events`` (own and routed ones) that the editor
+    operator's state holds when the window is decided, as udfs/correlator.EditorCorrelator keeps them: each
+    event, as it arrives (in ``arrived_at_watermark`` order; None before the first watermark), is added, those
+    older than the cause horizon at that watermark are dropped (udfs.decisions.cause_horizon) and each kind is
+    capped (udfs.decisions.bounded_events). A window sees what arrived before the watermark passed its end.
+
+    >>> e = [{"event_type": "config_change", "timestamp_ms": t, "editor_id": "e-1", "partner": None,
+    ...       "arrived_at_watermark": 1_000_000} for t in range(1_000_000, 1_000_205)]     # 200 are kept
+    >>> held = held_when_decided(e, [1_200_000, 900_000], 300_000, 0, 1_800_000)
+    >>> len(held[1_200_000]), id(e[0]) in held[1_200_000], id(e[-1]) in held[1_200_000], held[900_000]
+    (200, False, True, set())
+    """
+    order = sorted(events, key=lambda e: -math.inf if e["arrived_at_watermark"] is None else e["arrived_at_watermark"])
+    held: list[dict] = []
+    kept: dict[int, set[int]] = {}
+    arrived = 0
+    for end in sorted(ends):
+        while arrived < len(order) and (order[arrived]["arrived_at_watermark"] is None
+                                        or order[arrived]["arrived_at_watermark"] < end - 1):
+            e = order[arrived]
+            arrived += 1
+            wm = e["arrived_at_watermark"]
+            horizon = -math.inf if wm is None else cause_horizon(wm, size_ms, grace_ms, lookback_ms)
+            held = bounded_events([h for h in held + [e] if h["timestamp_ms"] >= horizon])
+        kept[end] = {id(h) for h in held}
+    return kept
 
 
 def routed_partner_events(events: list[dict], partner_editors: dict, retention_ms: int,
