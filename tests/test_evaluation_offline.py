@@ -199,19 +199,25 @@ def test_the_offline_replay_decides_as_the_job_is_configured(tmp_path):
 
 
 def test_the_replay_holds_the_events_the_editor_operators_state_holds_past_its_caps():
-    """More events of one kind than the editor's state keeps (udfs.decisions.bounded_events), some of them
-    dropped later by the cause horizon: the replay's held_when_decided keeps the same ones as the operator."""
-    from correlator_driver import LOOKBACK_S, WINDOW_MS, EditorDriver
+    """More events of one kind than the editor's state keeps (udfs.decisions.bounded_events), and held ones
+    dropped later by the cause horizon: the replay's EditorStateEvents holds the same ones as the operator
+    when each window is decided."""
+    from correlator_driver import GRACE_MS, LOOKBACK_S, WINDOW_MS, EditorDriver
     from flink_fakes import KeyedStore
 
-    w0, w1 = 1_793_527_200_000, 1_793_527_200_000 + 20 * 60_000
+    w0 = 1_793_527_200_000
+    w1, w2 = w0 + 20 * 60_000, w0 + 25 * 60_000
     arrivals = ([("config_change", w0 - 600_000 + i * 1_000, None, w0) for i in range(230)]        # own, past the cap
                 + [("partner_status", w0 - 800_000 + i * 1_000, "p-1", w0) for i in range(210)]    # routed reports
                 + [("deployment", w0 - 2_000_000, None, w1)]                        # older than the horizon at w1
-                + [("deployment", w1 - 60_000 + i, None, w1) for i in range(5)])
+                + [("deployment", w1 - 60_000 + i, None, w1) for i in range(5)]
+                + [("deployment", w2 - 1_000, None, w2)])       # the horizon at w2 drops most reports held
+    end_a, end_b = w0 + WINDOW_MS, w2 + WINDOW_MS                 # decided after w0's and w2's arrivals
     op = EditorDriver(KeyedStore())
-    replayed = []
+    replayed, in_state = [], {}
     for event_type, ts, partner, watermark in arrivals:
+        if watermark > w0 and end_a not in in_state:
+            in_state[end_a] = sorted((e["event_type"], e["timestamp_ms"]) for e in json.loads(op.state("events", "e-1")))
         op.watermark(watermark)
         routed = partner is not None
         # a routed copy comes keyed by its editor, and is held naming none (udfs/correlator.py)
@@ -219,11 +225,14 @@ def test_the_replay_holds_the_events_the_editor_operators_state_holds_past_its_c
                          decisions.routed_payload(decisions.ROUTED_PARTNER_EVENT) if routed else None))
         replayed.append({"event_type": event_type, "timestamp_ms": ts, "editor_id": None if routed else "e-1",
                          "partner": partner, "arrived_at_watermark": watermark})
-    in_state = sorted((e["event_type"], e["timestamp_ms"]) for e in json.loads(op.state("events", "e-1")))
-    end = w1 + WINDOW_MS
-    held = offline.held_when_decided(replayed, [end], WINDOW_MS, 1, LOOKBACK_S * 1000)[end]
-    assert sorted((e["event_type"], e["timestamp_ms"]) for e in replayed if id(e) in held) == in_state
-    kinds = [k for k, _ in in_state]
-    # one cap for the editor's own events (the five newest deployments push out five changes), one for the reports
-    assert kinds.count("config_change") + kinds.count("deployment") == kinds.count("partner_status") == 200
-    assert ("deployment", w0 - 2_000_000) not in in_state and kinds.count("deployment") == 5
+    in_state[end_b] = sorted((e["event_type"], e["timestamp_ms"]) for e in json.loads(op.state("events", "e-1")))
+    state = offline.EditorStateEvents(replayed, WINDOW_MS, GRACE_MS, LOOKBACK_S * 1000)
+    for end in (end_a, end_b):
+        held = state.when_decided(end)
+        assert sorted((e["event_type"], e["timestamp_ms"]) for e in replayed if id(e) in held) == in_state[end]
+    kinds_a, kinds_b = ([k for k, _ in in_state[end]] for end in (end_a, end_b))
+    assert kinds_a.count("config_change") == kinds_a.count("partner_status") == decisions.MAX_KEPT_EVENTS
+    # one cap for the editor's own events (six deployments push out six changes); the horizon at w2 keeps
+    # the ten newest reports, and at w1 dropped the old deployment as it came
+    assert (kinds_b.count("config_change"), kinds_b.count("deployment"), kinds_b.count("partner_status")) == (194, 6, 10)
+    assert ("deployment", w0 - 2_000_000) not in in_state[end_b]

@@ -328,9 +328,8 @@ def decide(windows: ArchiveWindows, results: list[dict], params: JobParameters,
         if same not in told:
             told.add(same)
             events_by_editor[e["routed_to"]].append(e)
-    held = {editor: held_when_decided(events_by_editor.get(editor, []), ends, size_ms, params.timer_grace_ms,
-                                      params.events_lookback_s * 1000)
-            for editor, ends in editor_ends.items()}
+    held = {editor: EditorStateEvents(events_by_editor.get(editor, []), size_ms, params.timer_grace_ms,
+                                      params.events_lookback_s * 1000) for editor in editor_ends}
     by_end: dict = defaultdict(lambda: ([], []))
     for (partner, end) in partner_windows:
         by_end[end][0].append(partner)
@@ -353,12 +352,11 @@ def decide(windows: ArchiveWindows, results: list[dict], params: JobParameters,
             if detail is not None:
                 bus.append({"source": PARTNER_HEALTH[0], "detail-type": PARTNER_HEALTH[1], "detail": detail})
         for editor in sorted(editors):
-            # The correlator sees the events that reached it before the watermark passed the window end.
-            # (held_when_decided: those its state still holds, past the cap of each kind of event)
-            kept = held[editor][end]
+            # The correlator sees the events that reached it before the window's timer, those its state
+            # still holds (EditorStateEvents: the cause horizon, the cap of each kind), in the window's look-back.
+            kept = held[editor].when_decided(end)
             seen = [e for e in events_by_editor.get(editor, ())
-                    if (e["arrived_at_watermark"] is None or e["arrived_at_watermark"] < end - 1)
-                    and e["timestamp_ms"] >= end - params.events_lookback_s * 1000 - size_ms and id(e) in kept]
+                    if id(e) in kept and e["timestamp_ms"] >= end - params.events_lookback_s * 1000 - size_ms]
             detail, unexplained[editor] = editor_window_composite(end, size_ms, editor_windows[(editor, end)],
                                                                   seen + findings.get(editor, []), config,
                                                                   unexplained.get(editor))
@@ -369,34 +367,47 @@ def decide(windows: ArchiveWindows, results: list[dict], params: JobParameters,
     return bus
 
 
-def held_when_decided(events: list[dict], ends: list[int], size_ms: int, grace_ms: int,
-                      lookback_ms: int) -> dict[int, set[int]]:
-    """For each of an editor's window ``ends``, the ids of its ``events`` (own and routed ones) that the editor
-    operator's state holds when the window is decided, as udfs/correlator.EditorCorrelator keeps them: each
-    event, as it arrives (in ``arrived_at_watermark`` order; None before the first watermark), is added, those
-    older than the cause horizon at that watermark are dropped (udfs.decisions.cause_horizon) and each kind is
-    capped (udfs.decisions.bounded_events). A window sees what arrived before the watermark passed its end.
+class EditorStateEvents:
+    """The events (own and routed ones) an editor operator's state holds when it decides each window, as
+    udfs/correlator.EditorCorrelator.process_element2 keeps them: each event, as it arrives (in
+    ``arrived_at_watermark`` order; None: before the first watermark), is added, those older than the
+    cause horizon at that watermark are dropped (udfs.decisions.cause_horizon), and each kind is capped
+    (udfs.decisions.bounded_events). A window, decided when its timer (end - 1 + grace) fires, holds what
+    arrived before the watermark reached it. Ask for the windows in the order of their ends.
 
     >>> e = [{"event_type": "config_change", "timestamp_ms": t, "editor_id": "e-1", "partner": None,
     ...       "arrived_at_watermark": 1_000_000} for t in range(1_000_000, 1_000_205)]     # 200 are kept
-    >>> held = held_when_decided(e, [1_200_000, 900_000], 300_000, 0, 1_800_000)
-    >>> len(held[1_200_000]), id(e[0]) in held[1_200_000], id(e[-1]) in held[1_200_000], held[900_000]
-    (200, False, True, set())
+    >>> state = EditorStateEvents(e, 300_000, 0, 1_800_000)
+    >>> state.when_decided(900_000)
+    set()
+    >>> held = state.when_decided(1_200_000)
+    >>> len(held), id(e[0]) in held, id(e[-1]) in held
+    (200, False, True)
     """
-    order = sorted(events, key=lambda e: -math.inf if e["arrived_at_watermark"] is None else e["arrived_at_watermark"])
-    held: list[dict] = []
-    kept: dict[int, set[int]] = {}
-    arrived = 0
-    for end in sorted(ends):
-        while arrived < len(order) and (order[arrived]["arrived_at_watermark"] is None
-                                        or order[arrived]["arrived_at_watermark"] < end - 1):
-            e = order[arrived]
-            arrived += 1
+
+    def __init__(self, events: list[dict], size_ms: int, grace_ms: int, lookback_ms: int):
+        self._order = sorted(events, key=lambda e: -math.inf if e["arrived_at_watermark"] is None
+                             else e["arrived_at_watermark"])
+        self._size_ms, self._grace_ms, self._lookback_ms = size_ms, grace_ms, lookback_ms
+        self._arrived = 0
+        self._held: list[dict] = []
+
+    def when_decided(self, end_ms: int) -> set[int]:
+        """The ids of the events held when the window ending at ``end_ms`` is decided."""
+        order = self._order
+        while self._arrived < len(order) and arrived_before(order[self._arrived], end_ms, self._grace_ms):
+            e = order[self._arrived]
+            self._arrived += 1
             wm = e["arrived_at_watermark"]
-            horizon = -math.inf if wm is None else cause_horizon(wm, size_ms, grace_ms, lookback_ms)
-            held = bounded_events([h for h in held + [e] if h["timestamp_ms"] >= horizon])
-        kept[end] = {id(h) for h in held}
-    return kept
+            horizon = -math.inf if wm is None else cause_horizon(wm, self._size_ms, self._grace_ms, self._lookback_ms)
+            self._held = bounded_events([h for h in self._held + [e] if h["timestamp_ms"] >= horizon])
+        return {id(h) for h in self._held}
+
+
+def arrived_before(event: dict, window_end_ms: int, grace_ms: int) -> bool:
+    """Whether the editor operator has ``event`` when it decides the window: read before the watermark
+    reached the window's timer (end - 1 + grace)."""
+    return event["arrived_at_watermark"] is None or event["arrived_at_watermark"] < window_end_ms - 1 + grace_ms
 
 
 def routed_partner_events(events: list[dict], partner_editors: dict, retention_ms: int,
