@@ -190,7 +190,7 @@ class Settings:
     cloudwatch_metrics_enabled: bool = False
     cloudwatch_namespace: str = "AdOps"
     cloudwatch_flush_interval_ms: int = 1000
-    # The Python operators' garbage collector's first threshold (udfs/python_gc.py); 0: CPython's own.
+    # The scoring operators' garbage collector's first threshold (udfs/python_gc.py); 0: leave the interpreter's.
     python_gc_threshold: int = 0
     # The classifier's tuning (README "Configuration"): ClassifierConfig.from_properties keys, checked here.
     classifier_properties: dict = field(default_factory=dict)

@@ -5,14 +5,19 @@ leaves new long-lived containers (each series' stored entry, journal and trailin
 CPython's default first threshold (700 container allocations) the collector runs every few series
 and, as those survivors pile up, walks the older generations too. Outside Flink, 3,000 partner
 series scored for 60 windows spent 10.3 of 49.3 CPU s in the collector at the default (68.5 us per
-metric window); with a first threshold of 100,000, 0.8 of 37.7 s (52.3 us). Nothing here makes
-reference cycles on purpose: the objects are freed by reference counting as before, and the
-collector still runs, less often (a cyclic leak is bounded by the threshold's count of objects).
+metric window); with a first threshold of 100,000, 0.8 of 37.7 s (52.3 us) (a script not kept;
+in the job, flink_jobs/bench/README.md). Nothing here makes reference cycles on purpose: the
+objects are freed by reference counting as before, and the collector still runs, less often, so
+garbage in cycles waits longer (in the youngest generation, up to the threshold's count of new
+containers; in the older ones, ten and a hundred times as long).
 
-The setting is the interpreter's, not the operator's: in thread mode (the local default) every
-Python operator of the job, in every task slot, shares the one interpreter the JVM embeds, and the
-last ``open()`` to set it wins; they all set the job's one value (``job.python.gc.threshold``).
-In process mode each Beam worker has its own interpreter and its operators set it there.
+The setting is the interpreter's, not the operator's. The two scoring operators
+(udfs/correlator.EditorCorrelator and PartnerHealth) set it in ``open()`` to the job's one value
+(``job.python.gc.threshold``). In thread mode (the local default) every Python operator of the job
+shares the one interpreter the JVM embeds, so the others run under it too; and that interpreter
+outlives a job in the same JVM, so 0 ("leave it") keeps whatever was set last. In process mode each
+Beam worker has its own interpreter: the scoring operators' workers get the value, the others keep
+CPython's 700.
 
 >>> import gc
 >>> before = gc.get_threshold()
