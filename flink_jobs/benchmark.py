@@ -15,7 +15,9 @@
     (full_pipeline_last); the ratio uses each pipeline's faster run. (From 5b1d65d until
     2026-12-05 only the baseline ran twice, so it alone got a second, warmer chance.)
     `--compare-property group.key=value` adds the full job with that one setting changed, once in
-    each round right after the full job's run: an A/B in the same JVM and hour.
+    each round (after the full job in the first, before it in the second): an A/B in the same JVM
+    and hour. The execution mode (--compare-mode) and the row count (--rows) are not properties to
+    compare: the runs' labels and rates would not say what ran.
 (b) local Kinesis: records/s through the boto3 path
     (connectors.kinesis.benchmark.measure_kinesis_throughput).
 (c) latency: the full job on Kinesis (embedded endpoint, core stack) fed
@@ -381,8 +383,8 @@ def throughput_runs(default_mode: str, compare_modes: tuple[str, ...] = (),
     >>> [r[0] for r in throughput_runs("thread", ("process",), ("job.python.gc.threshold=700",))]
     ... # doctest: +NORMALIZE_WHITESPACE
     ['pure_sql_baseline', 'full_pipeline', 'full_pipeline_process_mode', 'full_pipeline_job_python_gc_threshold_700',
-     'full_pipeline_cloudwatch', 'pure_sql_baseline_last', 'full_pipeline_last',
-     'full_pipeline_job_python_gc_threshold_700_last']
+     'full_pipeline_cloudwatch', 'pure_sql_baseline_last', 'full_pipeline_job_python_gc_threshold_700_last',
+     'full_pipeline_last']
     """
     # All runs share one JVM (PyFlink's gateway hosts the mini-cluster), so the first run pays the JIT
     # compiler's warm-up for the SQL they share, and each later run a little less. Both pipelines
@@ -399,8 +401,11 @@ def throughput_runs(default_mode: str, compare_modes: tuple[str, ...] = (),
                 for prop in compare_properties]
     runs += compared
     runs += [("full_pipeline_cloudwatch", False, default_mode, ["cloudwatch.metrics.enabled=true"])]
-    runs += [("pure_sql_baseline_last", True, default_mode, []), ("full_pipeline_last", False, default_mode, [])]
+    # The second round runs the compared settings before the full job (A B, B A): neither side always
+    # comes last, at the run's highest load.
+    runs += [("pure_sql_baseline_last", True, default_mode, [])]
     runs += [(f"{label}_last", sql_only, mode, extra) for label, sql_only, mode, extra in compared]
+    runs += [("full_pipeline_last", False, default_mode, [])]
     return runs
 
 
@@ -408,7 +413,7 @@ def throughput_ratios(out: dict, runs: list, default_mode: str) -> dict:
     """Each pipeline at its faster run over the baseline at its faster run.
 
     >>> runs = throughput_runs("thread", (), ("job.python.gc.threshold=700",))
-    >>> rates = dict(zip([r[0] for r in runs], [50, 30, 31, 20, 55, 33, 29]))
+    >>> rates = dict(zip([r[0] for r in runs], [50, 30, 31, 20, 55, 29, 33]))
     >>> out = {label: {"records_per_s": rate} for label, rate in rates.items()}
     >>> ratios = throughput_ratios(out, runs, "thread")
     >>> ratios["full_over_baseline"], ratios["full_job_python_gc_threshold_700_over_baseline"]
@@ -433,8 +438,8 @@ def measure_throughput(rows: int, parallelism: int, workdir: Path, endpoint_url:
     """The paired runs; ``out`` (filled in place) keeps the runs measured before one that fails.
 
     ``compare_properties`` (``group.key=value``): the full pipeline with that override too, once in
-    each round after the full job's run, taken at its faster run as the full job is (an A/B of one
-    setting in the same JVM and hour; labelled ``full_pipeline_<group_key_value>``)."""
+    each round (after the full job in the first, before it in the second), taken at its faster run as
+    the full job is (an A/B of one setting in the same JVM and hour; ``full_pipeline_<group_key_value>``)."""
     base = _datagen_overrides(parallelism, workdir, rows) + [
         f"eventbridge.endpoint.url={endpoint_url}", f"eventbridge.bus.name={bus}"]
     default_mode = JobConfig.load(environ={}).get_str("job", "python.execution.mode")
@@ -640,7 +645,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from flink_jobs.main import Settings
 
+    labels = [r[0] for r in throughput_runs("thread", (), tuple(args.compare_property))]
+    if len(set(labels)) != len(labels):
+        p.error("--compare-property: each setting once (two of them would write the same runs)")
     for prop in args.compare_property:   # a wrong key or value stops here, not after the first runs
+        if prop.split("=", 1)[0].strip() in ("job.python.execution.mode", "datagen.number.of.rows"):
+            p.error(f"--compare-property {prop}: use --compare-mode or --rows (the runs would not say what ran)")
         try:
             Settings.from_config(JobConfig.load(environ={}, overrides=[prop]))
         except ConfigError as exc:
