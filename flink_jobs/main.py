@@ -699,6 +699,18 @@ def metric_columns() -> Raw:
     return Raw(", ".join(f"{m}__avg, {m}__n" for m in METRICS))
 
 
+def scoring_operators(s: Settings) -> tuple:
+    """The two scoring operators (udfs/correlator.py), configured from the properties: (PartnerHealth,
+    EditorCorrelator), sharing one udfs.metric_detector.WindowScoring."""
+    from udfs.correlator import EditorCorrelator, PartnerHealth
+
+    scoring = window_scoring(s)
+    return (PartnerHealth(s.window_size_s, scoring, s.timer_grace_ms, s.events_lookback_s,
+                          gc_threshold=s.python_gc_threshold),
+            EditorCorrelator(s.window_size_s, s.timer_grace_ms, s.events_lookback_s, scoring,
+                             classifier_properties=s.classifier_properties, gc_threshold=s.python_gc_threshold))
+
+
 def window_scoring(s: Settings):
     """The operators' udfs.metric_detector.WindowScoring, configured from the processing properties."""
     from udfs.metric_detector import WindowScoring
@@ -804,13 +816,13 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
         return pipe
 
     from connectors.eventbridge.flink_sink import attach_eventbridge_sink
-    from udfs.correlator import EVENT_TYPE, OUTPUT_TYPE, PARTNER_FINDINGS, EditorCorrelator, PartnerHealth
+    from udfs.correlator import EVENT_TYPE, OUTPUT_TYPE, PARTNER_FINDINGS
     from udfs.decisions import is_partner_wide, is_platform_wide
     from udfs.platform_events import PLATFORM_KEY, PlatformEvents
     from udfs.security import SecurityFindings
 
     # Each operator scores its window rows' metrics itself (udfs/correlator.py says why).
-    scoring = window_scoring(s)
+    partner_health, editor_correlator = scoring_operators(s)
     editor_windows = t_env.to_data_stream(windows["editor"])
     partner_windows = t_env.to_data_stream(windows["partner"])
 
@@ -845,9 +857,7 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
     partner_checks = (
         partner_windows.connect(partner_events)
         .key_by(lambda r: r[0], lambda e: e[3], key_type=Types.STRING())
-        .process(PartnerHealth(s.window_size_s, scoring, s.timer_grace_ms, s.events_lookback_s,
-                               gc_threshold=s.python_gc_threshold),
-                 output_type=OUTPUT_TYPE)
+        .process(partner_health, output_type=OUTPUT_TYPE)
         .name("partner-health").uid("partner-health")
     )
     # What each partner did to each editor it hurt reaches the editor beside its events
@@ -865,9 +875,7 @@ def build_pipeline(env, t_env, cfg: JobConfig, s: Settings, source: str, *, sql_
     composites = (
         editor_windows.connect(editor_events)
         .key_by(lambda r: r[0], lambda e: e[2], key_type=Types.STRING())
-        .process(EditorCorrelator(s.window_size_s, s.timer_grace_ms, s.events_lookback_s, scoring,
-                                  classifier_properties=s.classifier_properties, gc_threshold=s.python_gc_threshold),
-                 output_type=OUTPUT_TYPE)
+        .process(editor_correlator, output_type=OUTPUT_TYPE)
         .name("editor-correlator").uid("editor-correlator")
     )
     # The CloudWatch branch is in the job whether or not it publishes (off, it emits nothing): the

@@ -268,3 +268,17 @@ def test_a_restore_across_python_execution_modes_is_refused(tmp_path):
     unmarked.mkdir(parents=True)
     assert recorded_execution_mode(str(unmarked)) is None   # taken outside this client: not judged
     check_restore_mode(str(unmarked), "thread")
+
+
+def test_the_scoring_operators_get_the_jobs_settings():
+    """flink_jobs.main.scoring_operators is what the job's graph uses: the collector's threshold, the window
+    and the look-back reach both operators, and they share one scoring."""
+    from flink_jobs.main import Settings, scoring_operators
+
+    s = Settings.from_config(JobConfig.load(overrides=["job.python.gc.threshold=4321", "processing.window.size.s=600"],
+                                            environ={}))
+    partner, editor = scoring_operators(s)
+    assert (partner.gc_threshold, editor.gc_threshold) == (4321, 4321)
+    assert partner.window_size_ms == editor.window_size_ms == 600_000
+    assert partner.lookback_ms == editor.lookback_ms == s.events_lookback_s * 1000
+    assert partner.scoring is editor.scoring
