@@ -390,7 +390,7 @@ def throughput_runs(default_mode: str, compare_modes: tuple[str, ...] = (),
     # compiler's warm-up for the SQL they share, and each later run a little less. Both pipelines
     # therefore run twice, interleaved, and each is taken at its faster run: neither gets a warmer
     # JVM than the other. (The compared modes run once, between the two rounds; the compared
-    # properties once in each round, right after the full job.)
+    # properties once in each round, below.)
     # The full pipeline as the Managed Flink template configures it also runs once, between the
     # rounds: with the CloudWatch sink on (off in the local defaults; README, "Window means on
     # CloudWatch"). Here it publishes to the embedded endpoint, whose server shares the two cores.
