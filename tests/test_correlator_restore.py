@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 
+from detectors.events import iso_z
+
 from correlator_driver import GRACE_MS, WINDOW_S, EditorDriver, PartnerDriver
 from flink_fakes import KeyedStore
 
@@ -46,6 +48,12 @@ def test_a_window_armed_in_a_checkpoint_without_its_timer_is_classified_after_th
     assert END_1 - 1 + GRACE_MS in after.fired
     assert list(after.state("armed_windows", "e-1")) == [END_2]
     assert list(after.state("pending_windows", "e-1")) == [END_2]
+    # ... and its composite left the operator: the restored window's own results, not a timer firing
+    # over an empty state.
+    (composite,) = [json.loads(row[2]) for row in after.emitted]
+    assert (composite["editor_id"], composite["window_end"]) == ("e-1", iso_z(END_1 / 1000))
+    assert composite["affected_metrics"] == ["rpm"]
+    assert after.counter("windowsClassified") == 1
 
 
 def test_timers_are_re_registered_once_per_key_and_lifetime_not_per_row():
