@@ -13,7 +13,8 @@ import pytest
 
 from connectors.aws import make_client
 from connectors.kinesis.poller import StreamReader, positions_from_text, reader_client
-from deploy.local.kinesis_local import KinesisLocalNotInstallable, start_kinesis_local
+from deploy.local.kinesis_local import (KinesisLocalNotInstallable, KinesisLocalUnavailable, ensure_installed,
+                                        start_kinesis_local)
 
 pytestmark = pytest.mark.aws
 
@@ -127,3 +128,30 @@ def test_the_readers_record_parsing_gives_what_botocore_gives(kinesis):
     assert len(answers[0]) == 121 and answers[0][-1]["Data"].endswith(b'"\xff"}')
     assert answers[1] == answers[0]
     assert hook_records == [121], "the records did not come from the hook"
+
+
+def _fake_npm(tmp_path, monkeypatch, stderr: str, exit_code: int):
+    """node and npm on a PATH of their own; npm writes `stderr` and exits with `exit_code`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "node").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "npm").write_text(f"#!/bin/sh\necho '{stderr}' >&2\nexit {exit_code}\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+
+
+@pytest.mark.parametrize("stderr", ["npm error code ENOTFOUND", "npm error code ETIMEDOUT"])
+def test_an_unreachable_registry_is_the_machine_and_skips(tmp_path, monkeypatch, stderr):
+    _fake_npm(tmp_path, monkeypatch, stderr, 1)
+    with pytest.raises(KinesisLocalNotInstallable, match="registry cannot be reached"):
+        ensure_installed(tmp_path / "install")
+
+
+@pytest.mark.parametrize("stderr, exit_code", [("npm error code ETARGET No matching version", 1),
+                                               ("", 0)])   # installed, but no main.js in the package
+def test_any_other_install_failure_is_an_error_not_a_skip(tmp_path, monkeypatch, stderr, exit_code):
+    _fake_npm(tmp_path, monkeypatch, stderr, exit_code)
+    with pytest.raises(KinesisLocalUnavailable) as raised:
+        ensure_installed(tmp_path / "install")
+    assert not isinstance(raised.value, KinesisLocalNotInstallable), raised.value

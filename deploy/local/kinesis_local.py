@@ -25,6 +25,9 @@ from deploy.local.endpoint import REPO_ROOT, _die_with_parent
 
 KINESIS_LOCAL_VERSION = "0.6.2"
 DEFAULT_INSTALL_DIR = REPO_ROOT / ".local-aws" / "kinesis-local"
+#: npm's error codes for a registry it cannot reach (DNS, refused, reset, timed out, offline).
+NPM_NETWORK_ERRORS = ("ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENETUNREACH",
+                      "EHOSTUNREACH", "ENOTCACHED", "ERR_SOCKET_TIMEOUT")
 
 
 class KinesisLocalUnavailable(RuntimeError):
@@ -73,9 +76,16 @@ def ensure_installed(install_dir: Path = DEFAULT_INSTALL_DIR) -> Path:
          f"kinesis-local@{KINESIS_LOCAL_VERSION}"],
         capture_output=True, text=True, timeout=600,
     )
-    if result.returncode != 0 or not (package_dir / "main.js").exists():
+    if result.returncode != 0 and any(code in result.stderr for code in NPM_NETWORK_ERRORS):
         raise KinesisLocalNotInstallable(
-            f"npm install kinesis-local@{KINESIS_LOCAL_VERSION} failed: {result.stderr[-2000:]}")
+            f"npm's registry cannot be reached to install kinesis-local@{KINESIS_LOCAL_VERSION}: "
+            f"{result.stderr[-2000:]}")
+    if result.returncode != 0 or not (package_dir / "main.js").exists():
+        # Any other failure is the package's, not the machine's (a version npm does not have, a
+        # layout without main.js): an error, never a reason to skip the tests that use it.
+        raise KinesisLocalUnavailable(
+            f"npm install kinesis-local@{KINESIS_LOCAL_VERSION} failed (exit {result.returncode}"
+            f"{', no main.js in the package' if result.returncode == 0 else ''}): {result.stderr[-2000:]}")
     return package_dir
 
 
