@@ -427,7 +427,7 @@ def _common_params(s: Settings) -> dict:
         params[f"iso_timestamp_of_{name}"] = Raw(_strip_comments(render_sql("parse/iso_timestamp.sql",
                                                                             iso_text=Raw(text))))
     # The checks sql/parse/metrics.sql and events.sql share, as SQL fragments (like event_time.sql).
-    for fragment in ("json_document", "timestamp_reason"):
+    for fragment in ("json_document", "timestamp_reason", "unpaired_surrogate"):
         params[fragment] = Raw(_strip_comments(render_sql(f"parse/{fragment}.sql", **params)))
     # Every source's watermark (capped at the wall clock: sql/parse/watermark.sql says why).
     params["watermark_expr"] = Raw(_strip_comments(render_sql("parse/watermark.sql", **params)))

@@ -62,6 +62,21 @@ def _parse_ts(value, now_ms):
     return None
 
 
+def _unicode_text(value) -> bool:
+    """Every string in the parsed record, keys included, is Unicode text (no lone surrogate)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_unicode_text(k) and _unicode_text(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_unicode_text(v) for v in value)
+    return True
+
+
 def contract_violation(payload: bytes, stream: str, max_bytes=DEFAULT_MAX_PAYLOAD_BYTES) -> str | None:
     """Why the record breaks DESIGN.md's contract, or None if it is valid."""
     if len(payload) > max_bytes:
@@ -76,6 +91,8 @@ def contract_violation(payload: bytes, stream: str, max_bytes=DEFAULT_MAX_PAYLOA
         return "json"
     if not isinstance(record, dict):
         return "not object"
+    if not _unicode_text(record):
+        return "encoding"     # an escaped lone surrogate: json.loads gives it, UTF-8 cannot encode it
     now_ms = dt.datetime.now(dt.timezone.utc).timestamp() * 1000
     required = ("editor_id", "metric", "value", "timestamp") if stream == "metrics" else ("event_type", "timestamp")
     for key in required:

@@ -146,6 +146,7 @@ def run_scenario(core_stack, drain_sqs, endpoint_url: str, state: Path) -> dict:
         {"event_type": "security_finding", "timestamp": (incident_start + 40) * 1000, "editor_id": "e-normal",
          "severity": 3, "details": {"finding_id": "sec-test-low", "title": "low severity noise"}},
         {"event_type": "nonsense", "timestamp": (incident_start + 50) * 1000},
+        unpaired_surrogate_event(incident_start),
         # partner-wide: names no editor; the partner operator passes it to the partner's editors
         {"event_type": "partner_status", "timestamp": (incidents["e-demand"] + 60) * 1000, "partner": js.PARTNER,
          "details": {"status": "DEGRADED", "message": "elevated bid timeouts"}},
@@ -232,6 +233,13 @@ def platform_deployment(incident_start_s: int) -> dict:
     """A deployment of the whole ad server two minutes into the incident window: no editor, no partner."""
     return {"event_type": "deployment", "timestamp": (incident_start_s + 120) * 1000,
             "details": {"service": "ad-server", "version": "2026.12.07-1"}}
+
+
+def unpaired_surrogate_event(incident_start_s: int) -> dict:
+    """A change on the quiet editor whose details hold a lone surrogate: json.dumps writes it as the escape
+    "\ud800" (ASCII, valid JSON, no Unicode text). The parse dead-letters it as INVALID_ENCODING."""
+    return {"event_type": "config_change", "timestamp": (incident_start_s - 200) * 1000, "editor_id": "e-normal",
+            "details": {"change": "note \ud800"}}
 
 
 def composites(run) -> dict[str, list[dict]]:
@@ -356,6 +364,8 @@ def test_bad_records_land_in_dead_letters_with_reason_codes(scenario):
         assert matching[0]["reason_code"] == code, raw[:120]
         assert matching[0]["source"] == "metrics" and matching[0]["reason"]
     assert any(d["reason_code"] == "UNKNOWN_EVENT_TYPE" and d["source"] == "events" for d in dead)
+    surrogate = json.dumps(unpaired_surrogate_event(scenario["incidents"]["e-pricing"]))
+    assert [(d["reason_code"], d["source"]) for d in dead if d["raw"] == surrogate] == [("INVALID_ENCODING", "events")]
     oversized = [d for d in dead if d["reason_code"] == "OVERSIZED_RECORD"][0]
     assert len(oversized["raw"]) == 65536
     assert oversized["raw_truncated"] is True and oversized["raw_size_chars"] > 70000

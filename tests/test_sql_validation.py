@@ -72,6 +72,15 @@ METRIC_CASES = [
     (b'{"editor_id":"e-1","metric":"rpm","value":1.5,"timestamp":%d,"dimensions":{"site":"\xc3("}}' % TS,
      "INVALID_ENCODING"),
     (VALID.replace('"e-1"', '"e-literal-\ufffd"'), None),   # U+FFFD itself, as valid UTF-8: nothing was lost
+    # an unpaired surrogate escape (ASCII bytes; sql/parse/unpaired_surrogate.sql): accepted with '?' before
+    (_m(editor_id="e-\ud800x"), "INVALID_ENCODING"),            # json.dumps writes the escape "\ud800"
+    (_m(editor_id="\udc00"), "INVALID_ENCODING"),               # a low surrogate alone
+    (_m(partner="p-\ude00\ud83d"), "INVALID_ENCODING"),        # a pair in the wrong order
+    (_m(editor_id="e-\U0001f600"), None),                      # a pair, escaped: a character outside the BMP
+    (_m(editor_id="e-\\ud800"), None),                        # a backslash, then "ud800": plain text
+    (_m(editor_id="e-\u00e9", dimensions={"k": "\ud800"}), "INVALID_ENCODING"),   # anywhere in the payload
+    (_m(dimensions={"k": "\U0001f600" * 5000}), None),         # 60 KB of escaped pairs: no regex recursion
+    (_m(dimensions={"k": "\U0001f600" * 5000 + "\udc00"}), "INVALID_ENCODING"),
     # JSON types
     (_m(editor_id=1234567), "WRONG_TYPE"),
     (_m(editor_id=["e-1"]), "WRONG_TYPE"),
@@ -162,6 +171,11 @@ EVENT_CASES = [
     (_e() + "}", "INVALID_JSON"),
     (_e() + " x", "INVALID_JSON"),
     (b'{"event_type":"config_change","timestamp":%d,"editor_id":"e-\xff"}' % TS, "INVALID_ENCODING"),
+    (_e(editor_id="e-\ud800"), "INVALID_ENCODING"),
+    (_e(partner="p-\udfff"), "INVALID_ENCODING"),
+    (_e(details={"who": "\ud800"}), "INVALID_ENCODING"),
+    (_e(details={"k\udbff": 1}), "INVALID_ENCODING"),            # in a key too: details reach Python whole
+    (_e(details={"who": "\U0001f600 \\ud800"}), None),
     (_e() + "," + _e(), "INVALID_JSON"),
     (_e(timestamp=0), "INVALID_TIMESTAMP"),
     (_e(timestamp="2026/11/01 10:00:00"), "INVALID_TIMESTAMP"),

@@ -115,6 +115,7 @@ class FuzzGenerator:
             "invalid_json": (8, self._invalid_json),
             "not_an_object": (3, self._not_an_object),
             "invalid_utf8": (4, self._invalid_utf8),
+            "unpaired_surrogate": (2, self._unpaired_surrogate),
             "wrong_type_value": (8, self._wrong_type_value),
             "wrong_type_field": (6, self._wrong_type_field),
             "nan_inf_token": (4, self._nan_inf_token),
@@ -261,6 +262,26 @@ class FuzzGenerator:
             i = text.index(b'"value":') + len(b'"value":')
             payload = text[:i] + bad + text[i:]
         return self._record(fid, "invalid_utf8", payload, "INVALID_ENCODING", "INVALID_JSON")
+
+    def _unpaired_surrogate(self, ts_ms):
+        """A lone UTF-16 surrogate, written as its escape (json.dumps does): ASCII bytes and valid JSON
+        grammar, but no Unicode text (sql/parse/unpaired_surrogate.sql). In an id, a partner, a
+        dimension or an event's details; a pair in the wrong order is two lone ones."""
+        fid = self._next_id()
+        lone = self.rng.choice(["\ud800", "\udbff", "\udc00", "\udfff", "\ude00\ud83d"])
+        where = self.rng.choice(["editor_id", "partner", "dimensions", "details"])
+        if where == "details":
+            body = self._event_template(fid, ts_ms)
+            body["details"]["note"] = "x" + lone
+            return self._record(fid, "unpaired_surrogate", _dumps(body), "INVALID_ENCODING", stream="events")
+        body = self._metric_template(fid, ts_ms)
+        if where == "editor_id":
+            body["editor_id"] = fid + lone      # the fuzz id stays readable: the record is traceable
+        elif where == "partner":
+            body["partner"] = "p-" + lone
+        else:
+            body["dimensions"] = {"site": lone}
+        return self._record(fid, "unpaired_surrogate", _dumps(body), "INVALID_ENCODING")
 
     def _wrong_type_value(self, ts_ms):
         fid = self._next_id()

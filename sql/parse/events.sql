@@ -4,7 +4,8 @@
 -- and the same shared fragments: fields read from the strict document of
 -- sql/parse/json_document.sql, timestamps checked by sql/parse/timestamp_reason.sql.
 -- One pass, one reason code per bad row, first failing rule wins:
---   OVERSIZED_RECORD, INVALID_ENCODING (as in sql/parse/metrics.sql),
+--   OVERSIZED_RECORD, INVALID_ENCODING (as in sql/parse/metrics.sql: bytes that are not UTF-8,
+--   or an unpaired surrogate escape, sql/parse/unpaired_surrogate.sql),
 --   INVALID_JSON (also an object followed by `}`, garbage or another object),
 --   MISSING_FIELD (event_type / timestamp),
 --   WRONG_TYPE (severity not a JSON number -- "high", [9], true --; editor_id or
@@ -36,7 +37,7 @@ FROM (
     CASE
       WHEN oversized THEN 'OVERSIZED_RECORD'
       -- bytes that are not UTF-8 (the test is explained in sql/parse/metrics.sql)
-      WHEN CAST(payload AS BYTES) <> ENCODE(payload, 'UTF-8') THEN 'INVALID_ENCODING'
+      WHEN CAST(payload AS BYTES) <> ENCODE(payload, 'UTF-8') OR ${unpaired_surrogate} THEN 'INVALID_ENCODING'
       WHEN NOT is_object OR NOT (doc IS JSON ARRAY) THEN 'INVALID_JSON'
       WHEN event_type IS NULL OR timestamp_text IS NULL THEN 'MISSING_FIELD'
       WHEN NOT COALESCE(editor_json LIKE '["%' OR editor_json = '[null]', TRUE) OR editor_json = '[""]'

@@ -15,6 +15,9 @@
 --                      ENCODE(payload, 'UTF-8'), exactly when a byte was replaced (a payload that
 --                      carries U+FFFD itself, as valid UTF-8, passes). The boto3 Kinesis path
 --                      decodes strictly and dead-letters such records before SQL (connectors/kinesis).
+--                      Also a payload holding an unpaired surrogate escape (a lone "\ud800"):
+--                      no Unicode text; it was accepted with '?' in its place
+--                      (sql/parse/unpaired_surrogate.sql).
 --   INVALID_JSON       not exactly one JSON object: truncated, garbage, a bare array or
 --                      scalar, and also an object followed by anything (an extra `}`,
 --                      trailing garbage, a second value) -- see "strict JSON" below
@@ -88,9 +91,10 @@ FROM (
            AND timestamp_reason IS NULL
            AND NOT dimensions_bad
            AND NOT partner_bad
+           AND NOT unpaired_surrogate
         THEN CAST(NULL AS STRING)
       -- Only rows that failed the fast path above pay for the diagnosis below.
-      WHEN CAST(payload AS BYTES) <> ENCODE(payload, 'UTF-8') THEN 'INVALID_ENCODING'
+      WHEN CAST(payload AS BYTES) <> ENCODE(payload, 'UTF-8') OR unpaired_surrogate THEN 'INVALID_ENCODING'
       WHEN NOT is_object OR NOT (doc IS JSON ARRAY) THEN 'INVALID_JSON'
       WHEN editor_json IS NULL OR editor_json = '[null]' OR metric IS NULL
            OR value_json IS NULL OR value_json = '[null]' OR timestamp_text IS NULL THEN 'MISSING_FIELD'
@@ -154,7 +158,9 @@ FROM (
       -- partner: absent or null (an editor-level sample), else a non-empty JSON string
       CASE WHEN partner_json LIKE '["%' THEN JSON_VALUE(partner_json, '$[0]') END,
       partner_json IS NOT NULL AND partner_json <> '[null]'
-        AND (partner_json NOT LIKE '["%' OR partner_json = '[""]')
-    )]) AS checks (editor_id, metric_value, value_is_number, timestamp_reason, dimensions_bad, partner, partner_bad)
+        AND (partner_json NOT LIKE '["%' OR partner_json = '[""]'),
+      ${unpaired_surrogate}
+    )]) AS checks (editor_id, metric_value, value_is_number, timestamp_reason, dimensions_bad, partner, partner_bad,
+                   unpaired_surrogate)
   )
 )

@@ -17,7 +17,7 @@ SELECT
     'reason_code' VALUE reason_code,
     'reason' VALUE CASE reason_code
       WHEN 'OVERSIZED_RECORD' THEN 'payload longer than ${max_payload_bytes} characters'
-      WHEN 'INVALID_ENCODING' THEN 'payload bytes are not valid UTF-8'
+      WHEN 'INVALID_ENCODING' THEN 'payload bytes are not valid UTF-8, or it escapes an unpaired UTF-16 surrogate (\uD800-\uDFFF)'
       WHEN 'INVALID_JSON' THEN 'payload is not a JSON object'
       WHEN 'MISSING_FIELD' THEN 'a required field is missing or null'
       WHEN 'WRONG_TYPE' THEN 'a field has the wrong JSON type'
