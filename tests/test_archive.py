@@ -131,6 +131,35 @@ def test_capture_archives_a_live_stream_by_arrival_hour(aws_endpoint, tmp_path, 
     assert found == expected
 
 
+def test_capture_from_latest_skips_what_a_resharded_stream_already_held(aws_endpoint, tmp_path, unique_name):
+    """Reported: without --from-start, every child shard of an earlier split but the first one listed
+    started at TRIM_HORIZON, so a capture of what comes next archived the children's whole retention."""
+    import boto3
+
+    from connectors.archive.capture import capture_stream, kinesis_client
+
+    stream = unique_name("archive-capture-latest")
+    kinesis = boto3.client("kinesis", endpoint_url=aws_endpoint.url)
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=stream)
+    parent = kinesis.list_shards(StreamName=stream)["Shards"][0]
+    kinesis.split_shard(StreamName=stream, ShardToSplit=parent["ShardId"],
+                        NewStartingHashKey=str((int(parent["HashKeyRange"]["EndingHashKey"]) + 1) // 2))
+    kinesis.get_waiter("stream_exists").wait(StreamName=stream)
+    old = [dict(r, editor_id=f"e-{i:03d}") for i, r in enumerate(METRIC_RECORDS[:1] * 40)]
+    kinesis.put_records(StreamName=stream, Records=[
+        {"Data": json.dumps(r).encode(), "PartitionKey": r["editor_id"]} for r in old])
+    children = [s for s in kinesis.list_shards(StreamName=stream)["Shards"] if "ParentShardId" in s]
+    held = {c["ShardId"]: len(kinesis.get_records(ShardIterator=kinesis.get_shard_iterator(
+        StreamName=stream, ShardId=c["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"])["Records"])
+        for c in children}
+    assert len(held) == 2 and all(held.values()), held      # both children hold old records
+
+    stats = capture_stream(stream, ArchiveWriter(tmp_path, fmt=JSONL), client=kinesis_client(aws_endpoint.url),
+                           from_start=False, idle_exit_s=1.0)
+    assert len(stats.shards) == 3 and stats.records == 0
+
+
 # The JSON parser takes NaN, Infinity and 1e999 (read as inf); strict JSON cannot write them back.
 NON_FINITE_PAYLOADS = [
     b'{"editor_id":"e-3","metric":"rpm","value":NaN,"timestamp":"2026-11-02T14:00:03Z"}',

@@ -86,13 +86,16 @@ def capture_stream(stream: str, writer: ArchiveWriter, *, client=None, from_star
     last_data = last_flush = last_discovery = time.monotonic()
 
     def discover() -> None:
+        # Without from_start, every shard the first listing finds starts at LATEST, children of an
+        # old split too; only a child that appears later (a split during the capture) starts from
+        # its beginning, as its records come after its parent's.
+        later = bool(shards)
         kwargs: dict[str, Any] = {"StreamName": stream}
         while True:
             page = client.list_shards(**kwargs)
             for shard in page["Shards"]:
                 if shard["ShardId"] not in shards:
-                    # A child shard starts from its beginning: its records come after its parent's.
-                    start = "TRIM_HORIZON" if from_start or "ParentShardId" in shard and shards else "LATEST"
+                    start = "TRIM_HORIZON" if from_start or (later and "ParentShardId" in shard) else "LATEST"
                     iterator = client.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
                                                          ShardIteratorType=start)["ShardIterator"]
                     shards[shard["ShardId"]] = _Shard(shard["ShardId"], iterator)
