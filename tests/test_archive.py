@@ -335,3 +335,19 @@ def test_one_parquet_file_or_a_flat_folder_of_them_is_read_as_the_docs_say(tmp_p
     (flat / "._m.parquet").write_bytes(b"macOS resource fork")
     assert [p.name for p in data_files(flat)] == ["e.parquet", "m.parquet"]
     assert read_records(flat, METRICS) == METRIC_RECORDS[:3] and read_records(flat, EVENTS) == EVENT_RECORDS[:2]
+
+
+def test_a_new_part_never_replaces_one_already_written(tmp_path):
+    """Reported: the next part was numbered by how many parts there were, so after one was deleted
+    (or beside a crash's temporary file) a flush replaced the highest part with its own records."""
+    first, second, third = (dict(METRIC_RECORDS[0], editor_id=f"e-{i}") for i in range(3))
+    with ArchiveWriter(tmp_path, fmt=JSONL) as writer:
+        for record in (first, second):
+            writer.add(record, 1_793_628_000)
+            writer.flush()
+        parts = sorted(data_files(tmp_path))
+        assert [p.name for p in parts] == ["part-00000.jsonl.gz", "part-00001.jsonl.gz"]
+        parts[0].unlink()
+        writer.add(third, 1_793_628_000)
+        writer.flush()
+    assert sorted(r["editor_id"] for r in read_records(tmp_path, METRICS)) == ["e-1", "e-2"]

@@ -27,6 +27,7 @@ from .integrity import check_archive
 PARQUET = "parquet"
 JSONL = "jsonl"
 SUFFIX = {PARQUET: ".parquet", JSONL: ".jsonl.gz"}
+PART_NUMBER = re.compile(r"part-(\d+)")
 _DATA_FILE = re.compile(r".*\.(parquet|jsonl|jsonl\.gz|json\.gz|ndjson|ndjson\.gz)$")
 #: What the simulator writes beside its archive's metrics/ and events/ (connectors/simulator):
 #: the labelled incidents, not traffic, so not worth a warning when a replay leaves it out.
@@ -100,8 +101,11 @@ class ArchiveWriter:
             return
         directory = self.root / key
         directory.mkdir(parents=True, exist_ok=True)
-        existing = sorted(p.name for p in directory.glob("part-*"))
-        path = directory / f"part-{len(existing):05d}{SUFFIX[self.fmt]}"
+        # After the highest part, not after as many as there are: a part deleted by hand, or a
+        # temporary file left by a crash, must not make the next write replace a real part.
+        numbers = [int(match.group(1)) for p in directory.glob("part-*")
+                   if (match := PART_NUMBER.match(p.name))]
+        path = directory / f"part-{max(numbers, default=-1) + 1:05d}{SUFFIX[self.fmt]}"
         kind = key.split("/", 1)[0]
         data = (formats.parquet_table_bytes(kind, entries) if self.fmt == PARQUET
                 else formats.jsonl_gz_bytes(entries))
