@@ -102,3 +102,14 @@ def test_a_row_that_cannot_become_an_entry_is_dead_lettered_whole(refused_url):
     assert record["reason"].startswith("not sendable to EventBridge: JSONDecodeError")
     assert json.loads(record["raw"]) == {"source": "adops.analytics", "detail_type": "Composite Anomaly Detected",
                                          "detail": not_json}
+
+
+def test_a_detail_without_its_id_is_dead_lettered_not_sent_without_one(refused_url):
+    """Reported: a content hash stood in for a missing id, then was dropped, so the entry went out
+    with no key downstream could deduplicate on."""
+    detail = {"summary": "no incident_id, check_id or finding_id"}
+    [line] = _dead_letters(refused_url, [eventbridge_row("adops.analytics", "Composite Anomaly Detected", detail)])
+    record = json.loads(line)
+    assert record["reason_code"] == "DELIVERY_FAILED"
+    assert record["reason"].startswith("not sendable to EventBridge: ValueError: detail has none of")
+    assert json.loads(json.loads(record["raw"])["detail"]) == detail

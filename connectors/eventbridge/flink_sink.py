@@ -29,7 +29,6 @@ delivery is also appended as a JSON line (one file per subtask) for the benchmar
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -158,12 +157,10 @@ class EventBridgeBatchSink(BufferedBatchFunction):
 
         source, detail_type, detail_text, emitted_at_ms = value[0], value[1], value[2], value[3]
         detail = json.loads(detail_text)
-        event_id = _detail_id(detail_text)
-        if event_id == detail_text:
-            # No incident_id/check_id/finding_id (the job's three outputs all carry one): a content
-            # hash stands in, so the entry is still built; downstream dedup needs the detail's id.
-            event_id = "sha-" + hashlib.sha256(detail_text.encode("utf-8")).hexdigest()[:20]
-        entry = make_entry(self.bus_name, source, detail_type, detail, event_id=event_id)
+        # A detail without incident_id / check_id / finding_id (the job's three outputs all carry
+        # one) raises: without the id downstream cannot deduplicate it, so it is dead-lettered
+        # (reject) rather than sent.
+        entry = make_entry(self.bus_name, source, detail_type, detail)
         # The emit and arrival times ride along in the buffered item (not in the entry sent).
         return json.dumps({"entry": entry, "emitted_at_ms": emitted_at_ms,
                            "received_at_ms": int(time.time() * 1000)}, separators=(",", ":"))
