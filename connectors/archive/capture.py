@@ -8,10 +8,12 @@ children are picked up on the next discovery), and writes the records to an
 (``ApproximateArrivalTimestamp``), flushing a part file every
 ``buffer_interval_s`` like Firehose's buffer interval.
 
-What is archived is the traffic as it came: each record's payload text is kept
-(``ArchiveWriter.add(payload=...)``), so a record the job dead-letters -- a
-``NaN`` or ``1e999`` value (NON_FINITE_VALUE), a wrong type -- is archived as
-read and dead-lettered again on replay. Until 2026-12-06 such a record made the
+What is archived is the traffic as it came: each record's payload text is handed
+to the writer (``ArchiveWriter.add(payload=...)``), which keeps it whole in a
+JSON-lines archive, and in Parquet whenever the record does not fit the typed
+columns (a record that fits is stored as its typed fields: ``connectors/archive/formats.py``).
+So a record the job dead-letters -- a ``NaN`` or ``1e999`` value
+(NON_FINITE_VALUE), a wrong type -- is archived as read and dead-lettered again on replay. Until 2026-12-06 such a record made the
 write of its whole partition buffer fail after the buffer was taken: with the
 default settings the capture stopped with ``ValueError: Out of range float
 values`` and nothing was archived; with small parts the error was taken for "not
