@@ -104,7 +104,7 @@ def test_failed_records_are_retried_without_breaking_per_key_order(aws_endpoint,
         proxy.set_mode("Kinesis_20131202.PutRecords", "partial_failure", rate=0.6, failed_fraction=0.4)
         proxy.set_mode("Kinesis_20131202.PutRecords", "throughput_exceeded", rate=0.2)
         replayer = KinesisReplayer({METRICS: "replay-faults"}, client=kinesis_client(proxy.url), speed=None,
-                                   max_attempts=40, sleep=lambda s: time.sleep(min(s, 0.01)))
+                                   sleep=lambda s: time.sleep(min(s, 0.01)))
         stats = replayer.replay(merged_archive(tmp_path, kinds=[METRICS]))
     assert stats.retried_records > 0
     got = _read_all(aws_endpoint.url, "replay-faults")
@@ -112,6 +112,45 @@ def test_failed_records_are_retried_without_breaking_per_key_order(aws_endpoint,
     values = _per_key((g["key"], json.loads(g["data"])["value"]) for g in got)
     for key, seq in values.items():
         assert seq == sorted(seq), f"order of {key} kept through retries"
+
+
+class _ThrottledUntil:
+    """The endpoint's client, except that every PutRecords is throttled while the (fake) clock is
+    before `until_s`: an endpoint that stalls."""
+
+    def __init__(self, client, clock: list, until_s: float):
+        self.client, self.clock, self.until_s = client, clock, until_s
+
+    def put_records(self, **kwargs):
+        from botocore.exceptions import ClientError
+
+        if self.clock[0] < self.until_s:
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
+                              "PutRecords")
+        return self.client.put_records(**kwargs)
+
+
+@pytest.mark.parametrize("stall_s", [60.0, float("inf")])
+def test_a_stalled_endpoint_is_ridden_out_until_the_retry_deadline(aws_endpoint, tmp_path, stall_s):
+    """Reported: the replay gave up after 12 attempts, about 23 s of backoff, so a short stall of the
+    endpoint ended `make run`'s replay while the job's sinks ride out 90 s. Now a record is retried
+    until 120 s after its first failure (time here is a fake clock that the backoff's sleeps move)."""
+    records = _rpm_archive(tmp_path, 20, editors=3)
+    stream = f"replay-stall-{int(stall_s) if stall_s < 1e9 else 'forever'}"
+    _stream(aws_endpoint.url, stream)
+    clock = [0.0]
+    replayer = KinesisReplayer({METRICS: stream}, client=_ThrottledUntil(kinesis_client(aws_endpoint.url), clock,
+                                                                        stall_s),
+                               speed=None, sleep=lambda s: clock.__setitem__(0, clock[0] + s),
+                               clock=lambda: clock[0])
+    if stall_s < 1e9:
+        stats = replayer.replay(merged_archive(tmp_path, kinds=[METRICS]))
+        assert stats.records[stream] == len(records) and clock[0] >= stall_s
+        assert len(_read_all(aws_endpoint.url, stream)) == len(records)
+    else:
+        with pytest.raises(RuntimeError, match=r"gave up .* over 1[2-3]\d s"):
+            replayer.replay(merged_archive(tmp_path, kinds=[METRICS]))
+        assert 120 <= clock[0] < 140
 
 
 class _RefuseNewestOnce:

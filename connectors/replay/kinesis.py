@@ -129,6 +129,7 @@ class _Pending:
     due: float          # wall-clock (monotonic) time it may be sent
     event_ms: int | None
     attempts: int = 0
+    first_failed_at: float | None = None    # clock() at its first failed put
 
 
 @dataclass
@@ -187,13 +188,15 @@ class KinesisReplayer:
     """Puts archived records into Kinesis streams (one per record kind), batched, paced and in per-key order."""
 
     def __init__(self, streams: dict[str, str], *, client=None, speed: float | None = None,
-                 max_attempts: int = 12, lookahead: int = 20_000, per_key_limit: int = 1,
+                 retry_deadline_s: float = 120.0, lookahead: int = 20_000, per_key_limit: int = 1,
                  strict_after_failure_s: float = 10.0, max_skew_s: float = 10.0,
                  progress: Callable[[ReplayStats], None] | None = None, sleep=time.sleep, clock=time.monotonic):
         self.streams = streams
         self.client = client or kinesis_client()
         self.speed = speed
-        self.max_attempts = max_attempts
+        # A record is retried until this long after its first failure: longer than the job's sinks
+        # ride out (90 s), so a stall of the endpoint does not end a replay the job would survive.
+        self.retry_deadline_s = retry_deadline_s
         self.per_key_limit = max(1, int(per_key_limit))
         self.strict_after_failure_s = strict_after_failure_s
         self.max_skew_ms = max_skew_s * 1000.0
@@ -344,10 +347,14 @@ class KinesisReplayer:
         # Failed records go back in front, in their order: with one record per key
         # per batch each is the oldest unsent record of its key, so order is kept.
         attempts = max(item.attempts for item in failed) + 1
+        now = self.clock()
         for item in failed:
             item.attempts += 1
-            if item.attempts >= self.max_attempts:
-                raise RuntimeError(f"replay gave up on a record of {item.key} after {item.attempts} attempts: {why}")
+            if item.first_failed_at is None:
+                item.first_failed_at = now
+            elif now - item.first_failed_at >= self.retry_deadline_s:
+                raise RuntimeError(f"replay gave up on a record of {item.key} after {item.attempts} attempts "
+                                   f"over {now - item.first_failed_at:.0f} s: {why}")
         self.stats.retried_records += len(failed)
         pending.extendleft(reversed(failed))
         delay = min(5.0, 0.05 * 2 ** (attempts - 1)) * (0.5 + random.random() / 2)
