@@ -344,3 +344,34 @@ def test_orchestrator_client_waits_for_the_whole_agent_turn(aws_endpoint):
     assert tool.INVOKE_BUDGET_SECONDS - 60 <= config.read_timeout < tool.INVOKE_BUDGET_SECONDS
     assert config.connect_timeout <= 30
     assert config.retries["total_max_attempts"] == 1
+
+
+def test_recent_changes_list_every_partner_pause_beside_the_editors_changes(editor):
+    """Reported: the orchestrator is told to check with getRecentChanges whether an episode's earlier
+    actions hold, but a pause lives under /adops/partners/, which the tool did not read."""
+    partner = f"p-{uuid.uuid4().hex[:6]}"
+    ssm = boto3.client("ssm")
+    ssm.put_parameter(Name=f"/adops/partners/{partner}/adapter_version", Value="3", Type="String")  # not a status
+    status, body = call("pause_demand_partner", "POST", "/partners/{partner}/pause", {"partner": partner},
+                        {"reason": f"inc-9 on {editor}", "duration_minutes": "30"})
+    assert status == 200, body
+    status, body = call("get_recent_changes", "GET", "/editors/{editor_id}/changes", {"editor_id": editor, "hours": "1"})
+    assert status == 200, body
+    mine = [c for c in body["partner_status_changes"] if c["partner"] == partner]
+    assert len(mine) == 1 and mine[0]["old_value"] is None and mine[0]["version"] == 1
+    assert json.loads(mine[0]["new_value"])["status"] == "PAUSED" and editor in json.loads(mine[0]["new_value"])["reason"]
+    assert body["changes"] == []        # the editor's own configuration did not change
+
+
+def test_a_secure_string_is_not_rolled_back_as_its_ciphertext(editor):
+    """Reported: read without decryption, a SecureString's value is ciphertext, and the rollback wrote
+    it back as the new setting."""
+    ssm = boto3.client("ssm")
+    name = f"/adops/editors/{editor}/config/partner_api_key"
+    ssm.put_parameter(Name=name, Value="key-1", Type="SecureString")
+    ssm.put_parameter(Name=name, Value="key-2", Type="SecureString", Overwrite=True)
+    status, body = call("rollback_config", "POST", "/editors/{editor_id}/config/{config_key}/rollback",
+                        {"editor_id": editor, "config_key": "partner_api_key"}, {"reason": "inc-10"})
+    assert status == 422 and "SecureString" in body["error"], body
+    assert ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"] == "key-2"
+    assert ssm.get_parameter(Name=name)["Parameter"]["Version"] == 2

@@ -28,6 +28,10 @@ def rollback_config(args: dict[str, Any]) -> dict[str, Any]:
         current = ssm.get_parameter(Name=name)["Parameter"]
     except ssm.exceptions.ParameterNotFound:
         raise ToolError(404, f"no configuration '{key}' for editor {editor_id}") from None
+    if current["Type"] == "SecureString":
+        # Read without decryption its value is ciphertext; written back, that would become the setting.
+        raise ToolError(422, f"'{key}' is a SecureString, which this tool does not decrypt: a human must roll "
+                             "it back (set needs_human=true)")
     history = parameter_history(ssm, name)
     if args.get("to_version") in (None, ""):
         target_version = current["Version"] - 1
