@@ -78,6 +78,7 @@ METRIC_CASES = [
     (_m(partner="p-\ude00\ud83d"), "INVALID_ENCODING"),        # a pair in the wrong order
     (_m(editor_id="e-\U0001f600"), None),                      # a pair, escaped: a character outside the BMP
     (_m(editor_id="e-\\ud800"), None),                        # a backslash, then "ud800": plain text
+    (_m(editor_id="e-\ud800\\\udc00"), "INVALID_ENCODING"),     # an escaped backslash parts the two halves
     (_m(editor_id="e-\u00e9", dimensions={"k": "\ud800"}), "INVALID_ENCODING"),   # anywhere in the payload
     (_m(dimensions={"k": "\U0001f600" * 5000}), None),         # 60 KB of escaped pairs: no regex recursion
     (_m(dimensions={"k": "\U0001f600" * 5000 + "\udc00"}), "INVALID_ENCODING"),

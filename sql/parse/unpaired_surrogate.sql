@@ -14,14 +14,16 @@
 -- round trip through ENCODE and DECODE) caught it in one query and missed it in the parse: which
 -- form a comparison sees, the Java string or its UTF-8 bytes, depends on the generated code.
 --
--- So the escapes are read as text, without a backtracking regex (sql/README.md): drop every escaped
--- backslash `\\` (left to right, as a JSON reader pairs them), so that each `\u` left begins an
--- escape; upper-case; delete every well-formed pair (an emoji, escaped); any `\UD8`-`\UDF` left
--- is unpaired. Only a payload holding `\u` pays for more than one substring search, and an oversized
--- one (never parsed) for none.
+-- So the escapes are read as text, without a backtracking regex (sql/README.md): turn every escaped
+-- backslash `\\` into `#` (left to right, as a JSON reader pairs them), so that each `\u` left begins
+-- an escape, and an escaped backslash between two escapes still parts them (deleting it made
+-- `\ud800\\\udc00` a pair); upper-case; delete every well-formed pair (an emoji, escaped); any
+-- `\UD8`-`\UDF` left is unpaired. Only a payload holding `\u` pays for more than one substring
+-- search, and an oversized one (never parsed) for none. That search's cost per record was not
+-- measured on its own.
 CHAR_LENGTH(payload) <= ${max_payload_bytes}
 AND POSITION('\u' IN payload) > 0
 AND COALESCE(REGEXP(
-      REGEXP_REPLACE(UPPER(REPLACE(payload, '\\', '')),
+      REGEXP_REPLACE(UPPER(REPLACE(payload, '\\', '#')),
                      '\\UD[89AB][0-9A-F][0-9A-F]\\UD[C-F][0-9A-F][0-9A-F]', ''),
       '\\UD[89A-F]'), FALSE)
