@@ -375,3 +375,9 @@ def test_a_secure_string_is_not_rolled_back_as_its_ciphertext(editor):
     assert status == 422 and "SecureString" in body["error"], body
     assert ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"] == "key-2"
     assert ssm.get_parameter(Name=name)["Parameter"]["Version"] == 2
+    # a version that was a SecureString before the key became a String is refused too
+    ssm.put_parameter(Name=name, Value="plain-3", Type="String", Overwrite=True)
+    status, body = call("rollback_config", "POST", "/editors/{editor_id}/config/{config_key}/rollback",
+                        {"editor_id": editor, "config_key": "partner_api_key", "to_version": "2"}, {"reason": "inc-10"})
+    assert status == 422 and "version 2 is a SecureString" in body["error"], body
+    assert ssm.get_parameter(Name=name)["Parameter"]["Value"] == "plain-3"

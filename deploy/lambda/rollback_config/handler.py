@@ -28,10 +28,7 @@ def rollback_config(args: dict[str, Any]) -> dict[str, Any]:
         current = ssm.get_parameter(Name=name)["Parameter"]
     except ssm.exceptions.ParameterNotFound:
         raise ToolError(404, f"no configuration '{key}' for editor {editor_id}") from None
-    if current["Type"] == "SecureString":
-        # Read without decryption its value is ciphertext; written back, that would become the setting.
-        raise ToolError(422, f"'{key}' is a SecureString, which this tool does not decrypt: a human must roll "
-                             "it back (set needs_human=true)")
+    _refuse_secure_string(current, key)
     history = parameter_history(ssm, name)
     if args.get("to_version") in (None, ""):
         target_version = current["Version"] - 1
@@ -51,6 +48,7 @@ def rollback_config(args: dict[str, Any]) -> dict[str, Any]:
         target = ssm.get_parameter(Name=f"{name}:{target_version}")["Parameter"]
     except (ssm.exceptions.ParameterVersionNotFound, ssm.exceptions.ParameterNotFound):
         raise ToolError(404, f"'{key}' has no version {target_version}") from None
+    _refuse_secure_string(target, key)      # a parameter's type can change from one version to the next
     already = f"'{key}' already has the value of version {target_version} ({target['Value'][:200]!r})"
     if key == FLOOR_PRICE_KEY:      # the floor price keeps adjust_floor_price's guardrails
         current_floor = stored_floor(current["Value"])
@@ -71,6 +69,13 @@ def rollback_config(args: dict[str, Any]) -> dict[str, Any]:
     return {"editor_id": editor_id, "config_key": key, "rolled_back_from_version": current["Version"],
             "restored_version": target_version, "new_version": put["Version"],
             "old_value": current["Value"], "value": target["Value"]}
+
+
+def _refuse_secure_string(version: dict[str, Any], key: str) -> None:
+    # Read without decryption a SecureString's value is ciphertext; written back, it would become the setting.
+    if version["Type"] == "SecureString":
+        raise ToolError(422, f"'{key}' version {version['Version']} is a SecureString, which this tool does not "
+                             "decrypt: a human must roll it back (set needs_human=true)")
 
 
 ROUTES = {("POST", "/editors/{editor_id}/config/{config_key}/rollback"): rollback_config}
