@@ -197,3 +197,22 @@ def test_the_scoring_operators_set_the_collectors_threshold_they_are_given_at_op
         assert gc.get_threshold()[0] == 700
     finally:
         gc.set_threshold(*before)
+
+
+def test_an_event_nested_as_deep_as_the_parse_accepts_is_kept_as_text_not_a_recursion_error():
+    """Reported: Flink's JSON reader accepts details nested up to ~997 levels (Jackson's limit is 1,000);
+    Python's reader raised RecursionError on them in the editor operator, and details nested ~990 deep
+    were stored and raised it when the window's timer described the event: on every restore again."""
+    for depth in (990, 996):
+        store = KeyedStore()
+        op = EditorDriver(store)
+        _warm_up(op, "e-1")
+        details = '{"a":' * depth + '1' + '}' * depth
+        op.events_input(("config_change", END_1 - 60_000, "e-1", None, None, details, None))
+        op.window("e-1", END_1, DROPPED)
+        op.watermark(END_1 + GRACE_MS)
+        (composite,) = [json.loads(row[2]) for row in op.emitted]
+        (cause,) = composite["suspected_causes"]
+        assert cause["event_type"] == "config_change"
+        assert cause["details"]["details_unread"] == "nested deeper than 32 levels"
+        assert cause["details"]["text"].startswith('{"a":{"a":')

@@ -442,6 +442,13 @@ def partner_state_fields(text: str | None) -> tuple[str, dict[str, tuple], dict 
     return state.get("status") or HEALTHY, held, state.get("outage"), hurt_levels
 
 
+#: Deeper ``details`` are kept as their text (details_of): Flink's JSON reader accepts nesting up to
+#: Jackson's 1,000 levels, Python's recursive reader and writer fail near there (RecursionError),
+#: and the classifier walks details recursively when it describes an event.
+MAX_DETAILS_DEPTH = 32
+DETAILS_TEXT_KEPT = 1000
+
+
 def details_of(text: str | None) -> dict:
     """An event's ``details`` JSON text as a dict (a non-object value wrapped, bad JSON dropped).
 
@@ -450,14 +457,37 @@ def details_of(text: str | None) -> dict:
 
     >>> details_of('{"floor": 1e999, "n": [2, -1e999]}')
     {'floor': '1e999', 'n': [2, '-1e999']}
+
+    Details nested deeper than MAX_DETAILS_DEPTH levels are kept as the start of their text, so that
+    no later step recurses through them (a payload nested 993-997 levels deep, which the SQL parse
+    accepts, raised RecursionError in the editor operator on every restore):
+
+    >>> deep = details_of('{"a":' * 40 + '1' + '}' * 40)
+    >>> deep["details_unread"], deep["text"][:10]
+    ('nested deeper than 32 levels', '{"a":{"a":')
     """
     if not text:
         return {}
     try:
         value = json.loads(text, parse_float=_finite_or_text, parse_int=_int_or_text)
+        too_deep = _container_depth(value) > MAX_DETAILS_DEPTH
     except ValueError:
         return {}
+    except RecursionError:
+        too_deep = True
+    if too_deep:
+        return {"details_unread": f"nested deeper than {MAX_DETAILS_DEPTH} levels", "text": text[:DETAILS_TEXT_KEPT]}
     return value if isinstance(value, dict) else {"value": value}
+
+
+def _container_depth(value: Any) -> int:
+    """Levels of nested objects and arrays in a parsed JSON value, level by level (no recursion)."""
+    depth, level = 0, [value] if isinstance(value, (dict, list)) else []
+    while level and depth <= MAX_DETAILS_DEPTH:     # past the limit, how much deeper does not matter
+        depth += 1
+        level = [child for item in level for child in (item.values() if isinstance(item, dict) else item)
+                 if isinstance(child, (dict, list))]
+    return depth
 
 
 def _finite_or_text(text: str) -> float | str:
