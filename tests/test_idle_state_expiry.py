@@ -247,3 +247,22 @@ def test_a_partners_idle_check_takes_an_empty_entry_as_gone():
     op.store.data[("models", "p-1")]["e-empty"] = {}
     op.watermark(end(0) + 2 * RETENTION_MS)
     assert op.state("models", "p-1") == {}
+
+
+def test_an_event_read_behind_the_horizon_leaves_no_state_for_its_editor():
+    """Reported: an event for an editor with no windows, read 40 minutes behind the watermark, left the
+    key's events state as "[]" for ever (no event in it for the idle check to expire by)."""
+    from correlator_driver import WINDOW_MS, EditorDriver
+    from flink_fakes import KeyedStore
+
+    day = 86_400_000
+    store = KeyedStore()
+    op = EditorDriver(store, idle_retention_ms=7 * day)
+    start = 1_793_520_000_000
+    for i in range(1, 10):
+        op.window("e-1", start + i * WINDOW_MS, rpm=2.5)
+        op.watermark(start + i * WINDOW_MS)
+    op.event("e-ghost", start + WINDOW_MS)      # 40 minutes behind the watermark: no window can name it
+    op.watermark(start + 30 * day)
+    assert {k for k in store.data if k[1] == "e-ghost"} == set()
+    assert {k for k in store.data if k[1] == "e-1"} == set()

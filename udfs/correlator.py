@@ -389,7 +389,13 @@ class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
         # watermark, so in a replay or a catch-up the events run far ahead of the windows.
         horizon = cause_horizon(ctx.timer_service().current_watermark(), self.window_size_ms, self.grace_ms,
                                 self.lookback_ms)
-        self.events.update(json.dumps(bounded_events([e for e in events if e["timestamp_ms"] >= horizon])))
+        kept = bounded_events([e for e in events if e["timestamp_ms"] >= horizon])
+        if kept:
+            self.events.update(json.dumps(kept))
+        else:
+            # Only events behind the horizon (one read late): an empty list would be state kept for
+            # ever, as the idle check finds no event in it to expire by.
+            self.events.clear()
         self._keep_alive_until_watermark(ctx.get_current_key(), ctx, max(e["timestamp_ms"] for e in events))
 
     def _set_unexplained(self, key: str, end: int | None) -> None:
@@ -469,7 +475,7 @@ class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
         # fired long ago, unless a restore lost it, and then only a row of this key would have re-armed it.
         # (Cleared unread: read through is_empty(), in a process-mode run of a bounded archive, the
         # armed map kept this check re-registering itself without end after every window was decided.)
-        for state in (self.unexplained, self.episode, self.pending, self.armed):
+        for state in (self.unexplained, self.episode, self.pending, self.armed, self.events):
             state.clear()
         self._armed.pop(key, None)
         self._unexplained_clear.discard(key)
