@@ -825,7 +825,11 @@ def linked_events(events: Iterable[OperationalEvent], window_end_s: float | None
     """
     chosen = [e for e in events
               if window_end_s is None or window_end_s - lookback_s <= e.timestamp_s < window_end_s]
-    return sorted(chosen, key=lambda e: (e.timestamp_s, e.event_type))
+    # By the whole content, not only time and type: two events at the same instant (two partners'
+    # status reports) arrive in either order, and the verdict's evidence must not depend on it.
+    return sorted(chosen, key=lambda e: (e.timestamp_s, e.event_type, e.editor_id or "", e.partner or "",
+                                         -1.0 if e.severity is None else e.severity,
+                                         json.dumps(e.details, sort_keys=True, default=str)))
 
 
 def is_material(adverse: list[str], readings: Mapping[str, MetricReading], config: ClassifierConfig) -> bool:

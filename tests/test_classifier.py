@@ -547,6 +547,17 @@ def test_any_input_gives_a_valid_order_independent_verdict(raw, event_types):
     assert again == c
 
 
+def test_events_at_the_same_instant_give_the_same_evidence_in_either_order():
+    """Reported: linked events were sorted by time and type only, so two partners' status reports
+    at the same instant came out in arrival order in the composite's evidence."""
+    devs = window(rpm=0.5, fill_rate=0.5, bid_rate=0.5)
+    a = event("partner_status", 5, partner="p-1", details={"status": "DEGRADED"})
+    b = event("partner_status", 5, partner="p-2", details={"status": "DOWN"})
+    first, second = (classify(devs, pair, window_end_s=WINDOW_END) for pair in ([a, b], [b, a]))
+    assert first.is_incident and [line for line in first.evidence if "p-1" in line or "p-2" in line]
+    assert first == second
+
+
 # --------------------------------------------------------------------------- corroboration
 def test_one_noisy_metric_is_not_a_diagnosis_unless_the_pattern_is_standalone():
     # Errors tripled and nothing else: could be noise on a small editor. Not a named cause.
