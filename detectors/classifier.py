@@ -45,8 +45,8 @@ How it decides (all thresholds live in :class:`ClassifierConfig`):
    ``score = min(1, fit * consistency + boost)``. Only *corroborated*
    matches may win: two or more expected moves deviating, or a linked event,
    unless the pattern is standalone (latency up alone is a latency issue, rpm
-   down with fill steady a pricing issue, partner timeouts soaring a partner
-   outage); one noisy metric -- an error rate doubling on a small editor --
+   down with fill steady a pricing issue; partner timeouts soaring alone is
+   not, and stays UNKNOWN naming its closest type); one noisy metric -- an error rate doubling on a small editor --
    is not a diagnosis. The best score wins if it reaches
    ``min_signature_score``; exact ties go to the more specific
    pattern (the order of :data:`SIGNATURES`). Overlaps (infrastructure also
@@ -352,7 +352,13 @@ class ClassifierConfig:
                     _known_metric(key, metric)
                 updates[key] = {**current, **{m: _finite(f"{key}.{m}", x) for m, x in value.items()}}
             elif isinstance(current, tuple):
-                updates[key] = tuple(_finite(key, x) for x in value)
+                ladder = tuple(_finite(key, x) for x in value)
+                # A ladder's length is its levels (assess_severity indexes SEVERITIES by how many
+                # cut-offs a value reaches): another length is refused here, at the job's start,
+                # not as an IndexError or a wrong severity in the operator.
+                if len(ladder) != len(current) or list(ladder) != sorted(ladder):
+                    raise ValueError(f"{key}: {len(current)} cut-offs in ascending order, got {list(value)}")
+                updates[key] = ladder
             elif isinstance(current, bool) or not isinstance(current, (int, float)):
                 updates[key] = type(current)(value)
             elif isinstance(current, int):

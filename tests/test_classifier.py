@@ -666,3 +666,12 @@ def test_an_event_at_the_windows_end_is_not_its_cause():
     assert linked_events(events, end, 1800.0) == [lookback_start, just_before]
     assert [c["event_type"] for c in suspected_causes("e-1", events, window_end_s=end, lookback_s=1800.0)] == \
         ["config_change", "feature_flag"]
+
+
+@pytest.mark.parametrize("ladder", ["1,2,3,4", "1,2,3", "4,2"])
+def test_a_severity_ladder_of_another_length_or_order_is_refused_at_configuration(ladder):
+    """Reported: a 4-cut-off breadth ladder passed the start check and raised IndexError in the
+    operator on a window with 5 adverse metrics; a 3-cut-off one made breadth alone CRITICAL."""
+    with pytest.raises(ValueError, match="severity_metric_count: 2 cut-offs in ascending order"):
+        ClassifierConfig.from_properties({"severity_metric_count": ladder})
+    assert ClassifierConfig.from_properties({"severity_metric_count": "2,5"}).severity_metric_count == (2.0, 5.0)
