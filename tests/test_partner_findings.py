@@ -136,3 +136,40 @@ def test_the_events_stream_cannot_pose_as_a_partner_finding():
     with pytest.raises(EventValidationError) as err:
         parse_event({"event_type": PARTNER_FINDING, "timestamp": END, "editor_id": "e-1", "partner": "p-1"})
     assert err.value.reason_code == "UNKNOWN_EVENT_TYPE"
+
+
+def test_after_a_gap_in_the_partners_traffic_its_hurt_editors_from_before_do_not_count_again():
+    """Reported: absence was counted in the partner's rows, so after six hours without any, editors
+    hurt before the gap counted again as absent and hurt, and the checks of the first windows back
+    (two healthy editors only) said UNHEALTHY and went on with the old outage."""
+    import json
+    import math
+
+    from correlator_driver import WINDOW_MS, PartnerDriver
+    from flink_fakes import KeyedStore
+
+    def normal(i, k):
+        return {"bid_rate": 0.6 * (1 + 0.02 * math.sin(i + k)), "win_rate": 0.3 * (1 + 0.02 * math.cos(i + k)),
+                "partner_timeouts": 2.0 * (1 + 0.05 * math.sin(i * k)), "revenue": 1.0 + 0.02 * math.sin(i)}
+
+    hurt = {"bid_rate": 0.05, "win_rate": 0.02, "partner_timeouts": 30.0, "revenue": 0.1}
+    editors = ["e-A", "e-B", "e-C", "e-D"]
+    start = 1_793_520_000_000
+    op = PartnerDriver(KeyedStore(), idle_retention_ms=7 * 86_400_000)
+
+    def window(i, rows):
+        op.window("p-1", start + i * WINDOW_MS, rows)
+        op.watermark(start + i * WINDOW_MS - 1)
+
+    for i in range(1, 40):
+        window(i, {e: normal(i, k) for k, e in enumerate(editors)})
+    for i in range(40, 43):        # an outage on A and B
+        window(i, {e: hurt if e in ("e-A", "e-B") else normal(i, k) for k, e in enumerate(editors)})
+    checks = lambda: [json.loads(e[2]) for e in op.emitted if not isinstance(e, tuple)]
+    before = checks()
+    assert [c["partner_status"] for c in before] == ["UNHEALTHY"] * 3
+    for i in range(43 + 72, 43 + 76):     # six hours of nothing; then only C and D, healthy
+        window(i, {e: normal(i, k) for k, e in enumerate(editors) if e in ("e-C", "e-D")})
+    (back,) = checks()[len(before):]
+    assert back["partner_status"] == "HEALTHY" and back["editors_affected"] == []
+    assert back["outage"]["ended"] and back["outage"]["outage_id"] == before[0]["outage"]["outage_id"]

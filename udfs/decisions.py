@@ -331,9 +331,15 @@ def partner_window_check(window_end_ms: int, window_size_ms: int, results: list[
     the editor's operational events, so a composite names the partner even when it serves
     that editor alone and cannot be judged across editors.
     """
-    previous_status, held, outage, previous_levels = partner_state_fields(previous_state)
+    previous_status, held, outage, previous_levels, last_window_end = partner_state_fields(previous_state)
     if not results:
-        return None, partner_state(previous_status, held, outage, previous_levels), []
+        return None, partner_state(previous_status, held, outage, previous_levels, last_window_end), []
+    if last_window_end is not None and window_end_ms - last_window_end > (ABSENT_WINDOWS_COUNTED + 1) * window_size_ms:
+        # The partner sent nothing for longer than an absent editor counts: its hurt editors and held
+        # references are from before the gap (absence is counted in the partner's rows, so without
+        # this they would count again, as absent and hurt, in the first windows after it). The status
+        # and the outage stay, for this window to end or go on with what it measures now.
+        held, previous_levels = {}, {}
     config = config or PartnerHealthConfig()
     partner = results[0]["scope_id"]
     by_editor: dict[str, dict[str, MetricDeviation]] = defaultdict(dict)
@@ -354,7 +360,7 @@ def partner_window_check(window_end_ms: int, window_size_ms: int, results: list[
     if block is not None:
         detail["outage"] = block
     hurt_levels = {**{e: (level, 0) for e, (level, _) in levels.items() if level >= 1}, **absent}
-    state = partner_state(status, references, outage, hurt_levels)
+    state = partner_state(status, references, outage, hurt_levels, window_end_ms)
     findings = [partner_finding_event(window_end_ms, f)
                 for f in hurt_editor_findings(partner, window_start_s, levels, status)]
     if status == HEALTHY and previous_status == HEALTHY:
@@ -381,13 +387,14 @@ ABSENT_WINDOWS_COUNTED = 2
 
 
 def partner_state(status: str, references: Mapping[str, tuple], outage: Mapping[str, Any] | None = None,
-                  hurt_levels: Mapping[str, tuple[int, int]] | None = None) -> str:
+                  hurt_levels: Mapping[str, tuple[int, int]] | None = None, window_end_ms: int | None = None) -> str:
     """The partner operator's state: the bare status while no editor is hurt and no outage is on (the
     healthy steady state, and the form states restored from before references existed have), else
     JSON with the held references (detectors.partner_health.HeldReference: each hurt editor's revenue
     reference and windows held, and, for those that have them, its signals' (baseline, lower, upper))
-    and the outage (detectors.partner_health.next_outage), and each hurt editor's (level, windows
-    it has been absent) (:func:`partner_state_fields`).
+    and the outage (detectors.partner_health.next_outage), each hurt editor's (level, windows
+    it has been absent), and the end of the partner's window it was written for
+    (:func:`partner_state_fields`).
 
     >>> partner_state("HEALTHY", {})
     'HEALTHY'
@@ -407,6 +414,8 @@ def partner_state(status: str, references: Mapping[str, tuple], outage: Mapping[
         state["outage"] = dict(outage)
     if hurt_levels:
         state["hurt_levels"] = {e: list(v) for e, v in sorted(hurt_levels.items())}
+    if window_end_ms is not None:
+        state["window_end_ms"] = int(window_end_ms)
     return json.dumps(state, separators=(",", ":"))
 
 
@@ -420,26 +429,28 @@ def read_partner_state(text: str | None) -> tuple[str, dict[str, tuple], dict | 
     return partner_state_fields(text)[:3]
 
 
-def partner_state_fields(text: str | None) -> tuple[str, dict[str, tuple], dict | None, dict[str, tuple[int, int]]]:
-    """:func:`read_partner_state`'s three, and each editor hurt in the partner's last windows with
-    (its level, windows it has sent nothing since; none in a state from before they were kept), from
-    one parse of the state.
+def partner_state_fields(text: str | None) -> tuple[str, dict[str, tuple], dict | None, dict[str, tuple[int, int]],
+                                                    int | None]:
+    """:func:`read_partner_state`'s three, each editor hurt in the partner's last windows with
+    (its level, windows it has sent nothing since; none in a state from before they were kept), and
+    the end of the window the state was written for (None in the bare form, and in a state from
+    before it was kept), from one parse of the state.
 
-    >>> partner_state_fields(partner_state("UNHEALTHY", {}, None, {"e-1": (2, 0), "e-2": (1, 1)}))[3]
-    {'e-1': (2, 0), 'e-2': (1, 1)}
-    >>> partner_state_fields("HEALTHY")[3], partner_state_fields(None)[3]
-    ({}, {})
+    >>> partner_state_fields(partner_state("UNHEALTHY", {}, None, {"e-1": (2, 0), "e-2": (1, 1)}, 1793520300000))[3:]
+    ({'e-1': (2, 0), 'e-2': (1, 1)}, 1793520300000)
+    >>> partner_state_fields("HEALTHY")[3:], partner_state_fields(None)[3:]
+    (({}, None), ({}, None))
     """
     if not text:
-        return HEALTHY, {}, None, {}
+        return HEALTHY, {}, None, {}, None
     if not text.startswith("{"):
-        return text, {}, None, {}
+        return text, {}, None, {}, None
     state = json.loads(text)
     signals = state.get("signal_reference") or {}
     held = {e: (r, int(n), {m: tuple(ref) for m, ref in signals[e].items()} if signals.get(e) else None)
             for e, (r, n) in (state.get("revenue_reference") or {}).items()}
     hurt_levels = {e: (int(level), int(windows)) for e, (level, windows) in (state.get("hurt_levels") or {}).items()}
-    return state.get("status") or HEALTHY, held, state.get("outage"), hurt_levels
+    return state.get("status") or HEALTHY, held, state.get("outage"), hurt_levels, state.get("window_end_ms")
 
 
 #: Deeper ``details`` are kept as their text (details_of): Flink's JSON reader accepts nesting up to
