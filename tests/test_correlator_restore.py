@@ -216,3 +216,20 @@ def test_an_event_nested_as_deep_as_the_parse_accepts_is_kept_as_text_not_a_recu
         assert cause["event_type"] == "config_change"
         assert cause["details"]["details_unread"] == "nested deeper than 32 levels"
         assert cause["details"]["text"].startswith('{"a":{"a":')
+
+
+def test_deep_details_stored_before_their_depth_was_bounded_do_not_fail_the_window():
+    """Review: details_of bounds details as events arrive; an events state stored by an older version
+    with deep details made the window's timer raise RecursionError after the upgrade. Details past the
+    bound are replaced by the marker when read; a state too deep for Python's reader is dropped."""
+    for depth, causes in ((400, [{"details_unread": "nested deeper than 32 levels"}]), (5000, [])):
+        store = KeyedStore()
+        op = EditorDriver(store)
+        _warm_up(op, "e-1")
+        deep = '{"a":' * depth + '1' + '}' * depth
+        store.data[("events", "e-1")] = ('[{"event_type":"config_change","timestamp_ms":%d,"editor_id":"e-1",'
+                                         '"partner":null,"severity":null,"details":%s}]' % (END_1 - 60_000, deep))
+        op.window("e-1", END_1, DROPPED)
+        op.watermark(END_1 + GRACE_MS)
+        (composite,) = [json.loads(row[2]) for row in op.emitted]
+        assert [c["details"] for c in composite["suspected_causes"]] == causes

@@ -141,7 +141,8 @@ def test_the_events_stream_cannot_pose_as_a_partner_finding():
 def test_after_a_gap_in_the_partners_traffic_its_hurt_editors_from_before_do_not_count_again():
     """Reported: absence was counted in the partner's rows, so after six hours without any, editors
     hurt before the gap counted again as absent and hurt, and the checks of the first windows back
-    (two healthy editors only) said UNHEALTHY and went on with the old outage."""
+    (two healthy editors only) said UNHEALTHY and went on with the old outage. And (review) editors
+    back from a short gap still hurt keep the outage going: their held baselines are not dropped."""
     import json
     import math
 
@@ -173,3 +174,13 @@ def test_after_a_gap_in_the_partners_traffic_its_hurt_editors_from_before_do_not
     (back,) = checks()[len(before):]
     assert back["partner_status"] == "HEALTHY" and back["editors_affected"] == []
     assert back["outage"]["ended"] and back["outage"]["outage_id"] == before[0]["outage"]["outage_id"]
+
+    op = PartnerDriver(KeyedStore(), idle_retention_ms=7 * 86_400_000)
+    for i in range(1, 40):
+        window(i, {e: normal(i, k) for k, e in enumerate(editors)})
+    for i in range(40, 50):        # ten windows of outage on A and B: the models learn its level
+        window(i, {e: hurt if e in ("e-A", "e-B") else normal(i, k) for k, e in enumerate(editors)})
+    for i in range(54, 58):        # four windows of nothing; A and B come back still hurt
+        window(i, {e: hurt if e in ("e-A", "e-B") else normal(i, k) for k, e in enumerate(editors)})
+    statuses = [(c["partner_status"], c["outage"]["outage_id"]) for c in checks()]
+    assert statuses == [("UNHEALTHY", statuses[0][1])] * 14, statuses

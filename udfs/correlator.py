@@ -69,7 +69,7 @@ from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 from detectors.classifier import ClassifierConfig
 from udfs.decisions import (ROUTED_PARTNER_EVENT, bounded_events, cause_horizon, composite_episode,
                              details_of, editor_window_composite, events_for_window, kept_since, partner_window_check,
-                             read_routed_payload, routed_payload, serves)
+                             read_routed_payload, read_stored_events, routed_payload, serves)
 from udfs.metric_detector import WindowScoring, is_idle, last_window_end, metric_windows, prune_idle, scored_since
 from udfs.python_gc import set_young_threshold
 from connectors.eventbridge.flink_sink import EVENTBRIDGE_INPUT_TYPE as OUTPUT_TYPE, eventbridge_row
@@ -368,7 +368,7 @@ class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
 
     def process_element2(self, row, ctx):
         stored = self.events.value()
-        events = json.loads(stored) if stored else []
+        events = read_stored_events(stored)
         marker, from_window_end = read_routed_payload(row[6])
         event = {"event_type": row[0], "timestamp_ms": int(row[1]), "editor_id": None if marker else row[2],
                  "partner": row[3], "severity": row[4], "details": details_of(row[5])}
@@ -430,7 +430,7 @@ class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
         events = self.events.value() if any(r["is_anomaly"] for r in results) else None
         previous = None if key in self._unexplained_clear else self.unexplained.value()
         detail, unexplained = editor_window_composite(end, self.window_size_ms, results,
-                                                      events_for_window(json.loads(events), end) if events else [],
+                                                      events_for_window(read_stored_events(events), end),
                                                       self.config, previous)
         if unexplained != previous:
             self._set_unexplained(key, unexplained)
@@ -460,7 +460,7 @@ class EditorCorrelator(_Counters, _IdleExpiry, KeyedCoProcessFunction):
         elif kept != stored:
             self.models.update(kept)
         stored_events = self.events.value()
-        newest = max((e["timestamp_ms"] for e in json.loads(stored_events)), default=None) if stored_events else None
+        newest = max((e["timestamp_ms"] for e in read_stored_events(stored_events)), default=None)
         if newest is not None and newest + self.idle_retention_ms <= watermark_ms:
             self.events.clear()
             newest = None

@@ -14,6 +14,7 @@ one editor whose traffic through the partner the row summarises.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections import defaultdict
 from typing import Any, Iterable, Mapping
@@ -23,6 +24,8 @@ from detectors.events import CHANGE_EVENT_TYPES, OperationalEvent, iso_z, routed
 from detectors.incident import EPISODE_MAX_GAP_WINDOWS, build_composite_detail, next_episode, stable_id, with_episode
 from detectors.partner_health import (HEALTHY, PartnerHealthConfig, assess_partner_window, editor_level,
                                       hurt_editor_findings, judged_against_references, next_outage)
+
+log = logging.getLogger(__name__)
 
 RESULT_KEYS = ("scope_id", "metric", "window_end_ms", "value", "baseline", "lower", "upper", "score",
                "is_anomaly", "sample_count", "editors")
@@ -94,6 +97,26 @@ def read_routed_payload(payload: str | None) -> tuple[str | None, int | None]:
     return marker, int(end) if at and end.isdigit() else None
 
 
+def read_stored_events(text: str | None) -> list[dict]:
+    """The editor operator's ``events`` state as a list; [] for none.
+
+    A state that Python's JSON reader cannot read for its nesting (RecursionError) can only come from
+    a version before details_of bounded the depth of details; that version failed at the window
+    anyway. It is dropped, with a warning, so the job does not fail on it at every restore.
+
+    >>> read_stored_events(None), read_stored_events('[{"event_type": "deployment"}]')
+    ([], [{'event_type': 'deployment'}])
+    """
+    if not text:
+        return []
+    try:
+        return json.loads(text)
+    except RecursionError:
+        log.warning("events state dropped: nested too deep to read (%d characters, starting %r)",
+                    len(text), text[:200])
+        return []
+
+
 def events_for_window(events: list[dict], window_end_ms: int) -> list[dict]:
     """An editor's stored events as its window ending ``window_end_ms`` sees them: without the routed
     copies meant for its later windows only (``from_window_end_ms``, :func:`routed_payload`).
@@ -111,6 +134,10 @@ def events_for_window(events: list[dict], window_end_ms: int) -> list[dict]:
             if from_end > window_end_ms:
                 continue
             e = {k: v for k, v in e.items() if k != "from_window_end_ms"}
+        if _container_depth(e.get("details")) > MAX_DETAILS_DEPTH:
+            # Stored by a version before details_of bounded the depth: the classifier would recurse
+            # through it (RecursionError at every restore); its text is not rebuilt, for the same reason.
+            e = dict(e, details={"details_unread": f"nested deeper than {MAX_DETAILS_DEPTH} levels"})
         out.append(e)
     return out
 
@@ -334,12 +361,6 @@ def partner_window_check(window_end_ms: int, window_size_ms: int, results: list[
     previous_status, held, outage, previous_levels, last_window_end = partner_state_fields(previous_state)
     if not results:
         return None, partner_state(previous_status, held, outage, previous_levels, last_window_end), []
-    if last_window_end is not None and window_end_ms - last_window_end > (ABSENT_WINDOWS_COUNTED + 1) * window_size_ms:
-        # The partner sent nothing for longer than an absent editor counts: its hurt editors and held
-        # references are from before the gap (absence is counted in the partner's rows, so without
-        # this they would count again, as absent and hurt, in the first windows after it). The status
-        # and the outage stay, for this window to end or go on with what it measures now.
-        held, previous_levels = {}, {}
     config = config or PartnerHealthConfig()
     partner = results[0]["scope_id"]
     by_editor: dict[str, dict[str, MetricDeviation]] = defaultdict(dict)
@@ -348,9 +369,15 @@ def partner_window_check(window_end_ms: int, window_size_ms: int, results: list[
     judged = judged_against_references(by_editor, held)
     levels = {editor: editor_level(per_metric, config) for editor, per_metric in judged.items()}
     # Editors hurt before that sent nothing through the partner in this window (a gap in their
-    # samples) still count, at their last level, for up to ABSENT_WINDOWS_COUNTED windows.
-    absent = {editor: (level, windows + 1) for editor, (level, windows) in previous_levels.items()
-              if editor not in by_editor and windows + 1 <= ABSENT_WINDOWS_COUNTED}
+    # samples) still count, at their last level, for up to ABSENT_WINDOWS_COUNTED windows of time:
+    # the windows the whole partner sent nothing in count too, so after a gap in its traffic its
+    # editors hurt before it do not count again. (Their held references stay, expiring as they do: an
+    # editor back from the gap still hurt is judged against its baseline from before the outage.)
+    elapsed = 1
+    if last_window_end is not None and window_end_ms > last_window_end:
+        elapsed = max(1, round((window_end_ms - last_window_end) / window_size_ms))
+    absent = {editor: (level, windows + elapsed) for editor, (level, windows) in previous_levels.items()
+              if editor not in by_editor and windows + elapsed <= ABSENT_WINDOWS_COUNTED}
     window_start_s = (window_end_ms - window_size_ms) / 1000.0
     detail, references = assess_partner_window(partner, window_start_s, window_end_ms / 1000.0, judged, held,
                                                config, editor_levels=levels,
