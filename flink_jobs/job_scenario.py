@@ -108,7 +108,7 @@ def bad_records(t_s: int) -> list[tuple[str, str]]:
         (json.dumps(dict(ok, timestamp=(t_s + 7 * 86400) * 1000)), "FUTURE_TIMESTAMP"),
         (json.dumps(dict(ok, dimensions={"pad": "x" * 70000})), "OVERSIZED_RECORD"),
         # json.dumps writes the lone surrogate as the escape "\ud800": ASCII bytes, valid JSON, no Unicode
-        # text; it was accepted as "e-bad-?" before (sql/parse/unpaired_surrogate.sql)
+        # text; before 2026-12-07 the job accepted it, no dead letter (sql/parse/unpaired_surrogate.sql)
         (json.dumps(dict(ok, editor_id="e-bad-\ud800")), "INVALID_ENCODING"),
     ]
 
