@@ -103,7 +103,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from detectors.events import CHANGE_EVENT_TYPES, OperationalEvent, iso_z, parse_event  # noqa: F401 (re-export)
-from detectors.revenue import invalid_traffic_share, revenue_at_risk, revenue_loss_fraction
+from detectors.revenue import invalid_traffic_share, positive_period, revenue_at_risk, revenue_loss_fraction
 
 METRICS = ("rpm", "fill_rate", "bid_latency_ms", "error_rate", "partner_timeouts", "cache_hit_rate",
            "impressions", "revenue", "bid_rate", "win_rate")
@@ -365,6 +365,9 @@ class ClassifierConfig:
                 updates[key] = int(_finite(key, value))
             else:
                 updates[key] = _finite(key, value)
+        for key in ("rate_period_s", "window_seconds"):
+            if key in updates:
+                updates[key] = positive_period(key, updates[key])
         return replace(base, **updates)
 
     @classmethod

@@ -63,7 +63,7 @@ from typing import Any, Iterable, Mapping
 from detectors.classifier import DOWN, UP, MetricDeviation, is_finite_number
 from detectors.events import iso_z
 from detectors.incident import metric_snapshot, stable_id
-from detectors.revenue import revenue_at_risk
+from detectors.revenue import positive_period, revenue_at_risk
 
 HEALTHY, DEGRADED, UNHEALTHY = "HEALTHY", "DEGRADED", "UNHEALTHY"
 MAX_EDITORS_LISTED = 500
@@ -111,6 +111,9 @@ class PartnerHealthConfig:
     #: editor's new normal, as the trailing baseline accepts one (udfs.baseline.learn_window).
     #: (The name predates the signals' references; kept, as configurations use it.)
     revenue_reference_windows: int = 24
+    #: Period the revenue rates refer to (detectors.revenue): the job sets it from the classifier's
+    #: ``rate_period_s`` (one fact about the input, so one setting; flink_jobs/main.scoring_operators).
+    rate_period_s: float = 60.0
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "PartnerHealthConfig":
@@ -134,6 +137,8 @@ class PartnerHealthConfig:
                            ("revenue_reference_windows", int)):
             if name in data:
                 updates[name] = cast(data[name])
+        if "rate_period_s" in data:
+            updates["rate_period_s"] = positive_period("rate_period_s", data["rate_period_s"])
         if "relative_floor" in data:
             updates["relative_floor"] = {**base.relative_floor, **{k: float(v) for k, v in data["relative_floor"].items()}}
         return replace(base, **updates)
@@ -346,7 +351,7 @@ def assess_partner_window(partner: str, window_start_s: float, window_end_s: flo
     references = hold_references(by_editor, hurt, held, config.revenue_reference_windows, config.signals)
     references.update({e: held[e] for e in (absent or {}) if e in held})
     impact = partner_revenue_impact(by_editor, hurt, float(window_end_s) - float(window_start_s),
-                                    {e: entry[0] for e, entry in references.items()})
+                                    {e: entry[0] for e, entry in references.items()}, config.rate_period_s)
     return assess_partner_editors(partner, window_start_s, window_end_s, by_editor, impact, config,
                                   editor_levels=levels, absent=absent), references
 
@@ -405,7 +410,8 @@ def assess_partner_editors(partner: str, window_start_s: float, window_end_s: fl
     status = (HEALTHY, DEGRADED, UNHEALTHY)[status_level]
     hurt = sorted(e for e, lv in levels.items() if lv >= 1)
     if revenue_impact is None:
-        revenue_impact = partner_revenue_impact(by_editor, hurt, float(window_end_s) - float(window_start_s))
+        revenue_impact = partner_revenue_impact(by_editor, hurt, float(window_end_s) - float(window_start_s),
+                                                rate_period_s=config.rate_period_s)
     impact = float(revenue_impact) if is_finite_number(revenue_impact) else 0.0
     metrics: dict[str, dict] = {}
     for metric in sorted({m for per in by_editor.values() for m in per}):

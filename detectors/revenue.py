@@ -33,6 +33,24 @@ def _finite(*numbers: float) -> bool:
     return all(isinstance(n, (int, float)) and not isinstance(n, bool) and math.isfinite(n) for n in numbers)
 
 
+def positive_period(name: str, value: float) -> float:
+    """``value`` as a period in seconds for :func:`revenue_at_risk`, which divides by it: a configuration
+    loader calls this, so a zero or negative period is refused when the job's configuration is checked
+    at its start, not as a ValueError in an operator at the first anomaly (and at every restore).
+
+    >>> positive_period("rate_period_s", "300")
+    300.0
+    >>> positive_period("rate_period_s", 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: rate_period_s=0 must be a positive number of seconds
+    """
+    number = float(value)
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{name}={value!r} must be a positive number of seconds")
+    return number
+
+
 def expected_and_actual_revenue(deviations: Mapping[str, _HasValueAndBaseline]) -> tuple[float, float] | None:
     """(baseline, actual) revenue rate, from ``revenue`` or else from rpm x impressions / 1000.
 

@@ -702,11 +702,14 @@ def metric_columns() -> Raw:
 def scoring_operators(s: Settings) -> tuple:
     """The two scoring operators (udfs/correlator.py), configured from the properties: (PartnerHealth,
     EditorCorrelator), sharing one udfs.metric_detector.WindowScoring."""
+    from detectors.classifier import ClassifierConfig
     from udfs.correlator import EditorCorrelator, PartnerHealth
 
     scoring = window_scoring(s)
+    # One unit for the revenue samples: the partner check's revenue impact reads them as the classifier does.
+    rate_period_s = ClassifierConfig.from_properties(s.classifier_properties).rate_period_s
     return (PartnerHealth(s.window_size_s, scoring, s.timer_grace_ms, s.events_lookback_s,
-                          gc_threshold=s.python_gc_threshold),
+                          gc_threshold=s.python_gc_threshold, rate_period_s=rate_period_s),
             EditorCorrelator(s.window_size_s, s.timer_grace_ms, s.events_lookback_s, scoring,
                              classifier_properties=s.classifier_properties, gc_threshold=s.python_gc_threshold))
 

@@ -219,3 +219,50 @@ def test_an_editor_missing_from_one_window_neither_ends_the_outage_nor_loses_its
         detail, state, _ = partner_window_check(end, 300_000, _rows(end, {"e-1": outage(), "e-3": fine()}), state)
     assert detail["partner_status"] == HEALTHY and detail["outage"]["ended"]
     assert "e-2" not in partner_state_fields(state)[3]
+
+
+def test_the_revenue_impact_reads_the_rates_in_the_classifiers_rate_period():
+    """Revenue samples are rates per ``classifier.rate_period_s`` (detectors.revenue); the partner check
+    assumed per minute whatever that said, so with totals per 5-minute window (rate_period_s=300) it
+    reported five times the editors' shortfall. The job's partner operator and the offline replay now
+    take the classifier's period."""
+    from dataclasses import replace
+
+    from detectors.classifier import ClassifierConfig
+    from flink_jobs.evaluation.offline import ArchiveWindows, decide
+    from flink_jobs.main import Settings, scoring_operators
+    from flink_jobs.config import JobConfig
+
+    by_editor = {"e-1": outage(2.0, 0.2), "e-2": outage(4.0, 0.0)}
+    per_window = PartnerHealthConfig(rate_period_s=WINDOW_S)
+    detail, _ = assess_partner_window("p-1", 0, WINDOW_S, by_editor, config=per_window)
+    assert detail["impact_assessment"]["revenue_impact"] == pytest.approx(1.8 + 4.0)
+    end = T0 + 300_000
+    detail, _, _ = partner_window_check(end, 300_000, _rows(end, by_editor), None, per_window)
+    assert detail["impact_assessment"]["revenue_impact"] == pytest.approx(1.8 + 4.0)
+    # the job: one setting, the classifier's, for both operators
+    settings = Settings.from_config(JobConfig.load(overrides=["classifier.rate_period_s=300"], environ={}))
+    partner_operator, _ = scoring_operators(settings)
+    assert partner_operator.config == per_window
+    partner_operator, _ = scoring_operators(Settings.from_config(JobConfig.load(environ={})))
+    assert partner_operator.config == PartnerHealthConfig()
+    # the offline replay
+    windows = ArchiveWindows(series={}, events=[], editors={"e-1", "e-2"}, first_ms=T0, last_ms=end,
+                             metric_records=0, late_records=0)
+    [check] = [e["detail"] for e in decide(windows, _rows(end, by_editor), JobParameters(),
+                                           replace(ClassifierConfig(), rate_period_s=WINDOW_S))
+               if e["detail-type"] == "Partner Health Check"]
+    assert check["impact_assessment"]["revenue_impact"] == pytest.approx(1.8 + 4.0)
+
+
+def test_a_rate_period_that_is_not_positive_is_refused_when_the_configuration_loads():
+    """revenue_at_risk divides by it: 0 passed the job's start-time check and raised ValueError in the
+    editor operator at its first anomaly."""
+    from detectors.classifier import ClassifierConfig
+
+    for bad in ("0", "-60", "nan"):
+        with pytest.raises(ValueError, match="rate_period_s"):
+            ClassifierConfig.from_properties({"rate_period_s": bad})
+        with pytest.raises(ValueError, match="rate_period_s"):
+            PartnerHealthConfig.from_dict({"rate_period_s": bad})
+    assert PartnerHealthConfig.from_dict({"rate_period_s": 300}).rate_period_s == 300.0

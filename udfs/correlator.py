@@ -67,6 +67,7 @@ from pyflink.datastream import KeyedCoProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from detectors.classifier import ClassifierConfig
+from detectors.partner_health import PartnerHealthConfig
 from udfs.decisions import (ROUTED_PARTNER_EVENT, bounded_events, cause_horizon, composite_episode,
                              details_of, editor_window_composite, events_for_window, kept_since, partner_window_check,
                              read_routed_payload, read_stored_events, routed_payload, serves)
@@ -510,8 +511,10 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
     """
 
     def __init__(self, window_size_s: int, scoring: WindowScoring, grace_ms: int, lookback_s: int,
-                 gc_threshold: int = 0):
+                 gc_threshold: int = 0, rate_period_s: float = 60.0):
         self.window_size_ms = window_size_s * 1000
+        # the period the revenue rates refer to: the classifier's (flink_jobs/main.scoring_operators)
+        self.config = PartnerHealthConfig(rate_period_s=rate_period_s)
         self.gc_threshold = gc_threshold    # udfs/python_gc.py (0: the interpreter's own)
         self.scoring = scoring
         self.idle_retention_ms = scoring.idle_retention_ms
@@ -569,7 +572,7 @@ class PartnerHealth(_Counters, _IdleExpiry, HeldEvents, KeyedCoProcessFunction):
         self._keep_alive(partner, ctx, end)
         self._count_results(results)
         previous = self.last_status.value()
-        detail, state, findings = partner_window_check(end, self.window_size_ms, results, previous)
+        detail, state, findings = partner_window_check(end, self.window_size_ms, results, previous, self.config)
         if state != previous:
             self.last_status.update(state)
         for f in findings:

@@ -55,6 +55,7 @@ from connectors.replay.kinesis import event_time_ms, merged_archive
 from detectors.base import Detection
 from detectors.classifier import ClassifierConfig
 from detectors.events import EventValidationError, parse_event
+from detectors.partner_health import PartnerHealthConfig
 from flink_jobs.evaluation.scoring import SampleTimes, alerts_from_events, load_labels, sample_key, score
 from udfs.baseline import score_window
 from udfs.decisions import (RESULT_KEYS, bounded_events, cause_horizon, composite_episode,
@@ -304,6 +305,8 @@ def decide(windows: ArchiveWindows, results: list[dict], params: JobParameters,
     """Step 4: the bus events the job would emit, in the EventBridge target shape."""
     size_ms = params.window_size_s * 1000
     config = classifier_config_of(params, classifier_config)
+    # the partner operator's: the revenue rates' period is the classifier's (flink_jobs/main.scoring_operators)
+    partner_config = PartnerHealthConfig(rate_period_s=config.rate_period_s)
     editor_windows: dict = defaultdict(list)
     partner_windows: dict = defaultdict(list)
     for r in results:
@@ -346,7 +349,7 @@ def decide(windows: ArchiveWindows, results: list[dict], params: JobParameters,
         findings: dict = defaultdict(list)
         for partner in sorted(partners):
             detail, last_status[partner], hurt = partner_window_check(end, size_ms, partner_windows[(partner, end)],
-                                                                      last_status.get(partner))
+                                                                      last_status.get(partner), partner_config)
             for f in hurt:
                 findings[f["editor_id"]].append(f)
             if detail is not None:
