@@ -32,8 +32,6 @@ True
 
 from __future__ import annotations
 
-import math
-
 from .base import OnlineDetector, register
 from .seasonal import SeasonalRobustBaseline
 
