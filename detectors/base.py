@@ -24,6 +24,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import ClassVar
@@ -48,8 +49,32 @@ class Detection:
 
 
 _NAN = float("nan")
-#: Returned for non-finite inputs, which are never learned.
+#: Returned for values :func:`scorable` refuses, which are never learned.
 INVALID_DETECTION = Detection(0.0, _NAN, _NAN, _NAN, False)
+#: The largest magnitude a detector scores and learns: beyond it a square (a variance, a cubed
+#: surprise) overflows a float and Python raises OverflowError, so such a value is treated as a
+#: non-finite one. (The stream job refuses metric values from 1e9 before any detector sees them.)
+MAX_MAGNITUDE = 1e150
+
+
+def scorable(timestamp_s: float, value: float) -> bool:
+    """Whether a detector scores and learns ``value``: both finite, and ``|value| <= MAX_MAGNITUDE``.
+
+    >>> scorable(0.0, 1e150), scorable(0.0, -1e151), scorable(0.0, float("nan")), scorable(float("inf"), 1.0)
+    (True, False, False, False)
+    """
+    return math.isfinite(timestamp_s) and math.isfinite(value) and -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE
+
+
+def skips_unscorable(learn_one):
+    """Decorator of a detector's ``learn_one``: a value :func:`scorable` refuses is not learned (one
+    NaN in a window of values would otherwise poison every later score)."""
+    @functools.wraps(learn_one)
+    def guarded(self, timestamp_s: float, value: float) -> None:
+        timestamp_s, value = float(timestamp_s), float(value)
+        if scorable(timestamp_s, value):
+            learn_one(self, timestamp_s, value)
+    return guarded
 
 _REGISTRY: dict[str, type["OnlineDetector"]] = {}
 
@@ -103,6 +128,9 @@ class OnlineDetector:
 
     def detect(self, timestamp_s: float, value: float) -> Detection:
         """Score ``value`` against the current state without changing it."""
+        timestamp_s, value = float(timestamp_s), float(value)
+        if not scorable(timestamp_s, value):
+            return INVALID_DETECTION
         raw, expected, lower, upper, is_anomaly = self.evaluate(timestamp_s, value)
         return Detection(self.score_from_raw(raw), expected, lower, upper, is_anomaly)
 
@@ -112,11 +140,11 @@ class OnlineDetector:
 
     def update(self, timestamp_s: float, value: float) -> Detection:
         """Score ``value`` from what was learned before it, then learn it."""
-        value = float(value)
-        if not math.isfinite(value):
+        timestamp_s, value = float(timestamp_s), float(value)
+        if not scorable(timestamp_s, value):
             return INVALID_DETECTION
-        detection = self.detect(float(timestamp_s), value)
-        self.learn_one(float(timestamp_s), value)
+        detection = self.detect(timestamp_s, value)
+        self.learn_one(timestamp_s, value)
         return detection
 
     def score_one(self, timestamp_s: float, value: float) -> float:

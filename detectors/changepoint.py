@@ -32,7 +32,7 @@ True
 
 from __future__ import annotations
 
-from .base import OnlineDetector, register
+from .base import OnlineDetector, register, skips_unscorable
 from .seasonal import SeasonalRobustBaseline
 
 
@@ -125,6 +125,7 @@ class RobustCusum(OnlineDetector):
         band = self.baseline.sigmas * sigma
         return stat, expected, expected - band, expected + band, stat > self.cusum.h
 
+    @skips_unscorable
     def learn_one(self, timestamp_s: float, value: float) -> None:
         b = self.baseline
         if b._count >= b.min_count:

@@ -186,7 +186,7 @@ class Ensemble(OnlineDetector):
 
     def learn_one(self, timestamp_s: float, value: float) -> None:
         value, timestamp_s = float(value), float(timestamp_s)
-        if not (math.isfinite(value) and math.isfinite(timestamp_s)):
+        if not base.scorable(timestamp_s, value):
             return
         self._learn(timestamp_s, value, *self._score(timestamp_s, value))
 
@@ -208,7 +208,7 @@ class Ensemble(OnlineDetector):
 
     def update(self, timestamp_s: float, value: float) -> base.Detection:
         value, timestamp_s = float(value), float(timestamp_s)
-        if not (math.isfinite(value) and math.isfinite(timestamp_s)):
+        if not base.scorable(timestamp_s, value):
             return base.INVALID_DETECTION
         scored = self._score(timestamp_s, value)
         _, _, _, expected, sigma, p, combined, _ = scored

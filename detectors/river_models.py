@@ -36,7 +36,7 @@ import math
 
 from river import stats
 
-from .base import OnlineDetector, register
+from .base import OnlineDetector, register, skips_unscorable
 
 
 def _river_state(stat, attr: str) -> bytes:
@@ -113,6 +113,7 @@ class RiverVolatility(OnlineDetector):
         band = self.sigmas * sd
         return jump, expected, expected - band, expected + band, jump > self.sigmas
 
+    @skips_unscorable
     def learn_one(self, timestamp_s: float, value: float) -> None:
         if self._count > 0:
             d = value - self._last

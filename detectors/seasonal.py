@@ -46,7 +46,7 @@ from __future__ import annotations
 import math
 from array import array
 
-from .base import OnlineDetector, register
+from .base import OnlineDetector, register, skips_unscorable
 
 _DAY = 86400.0
 _WEEK = 7 * _DAY
@@ -224,6 +224,7 @@ class SeasonalRobustBaseline(OnlineDetector):
         return abs(z), expected, expected - band, expected + band, abs(z) > self.sigmas
 
     # -- learning ----------------------------------------------------------------
+    @skips_unscorable
     def learn_one(self, timestamp_s: float, value: float) -> None:
         preds, sig, day, week = self._predict(timestamp_s)
         lv, sc = self._levels, self._scales

@@ -71,10 +71,9 @@ True
 
 from __future__ import annotations
 
-import math
 from array import array
 
-from .base import INVALID_DETECTION, Detection, OnlineDetector, register
+from .base import INVALID_DETECTION, Detection, OnlineDetector, register, scorable
 
 _DAY = 86400.0
 _EPS = 1e-9
@@ -188,7 +187,9 @@ class SeasonalSurprise(OnlineDetector):
 
     def score_of(self, z_eff: float) -> float:
         """[0, 1) score of a calibrated surprise, before post-processing."""
-        return 1.0 - 1.0 / (1.0 + (z_eff / self.z_scale) ** 3)
+        ratio = z_eff / self.z_scale
+        # a flat series' scale is ~0, so a finite value can give a ratio whose cube overflows
+        return 1.0 - 1.0 / (1.0 + ratio ** 3) if ratio < 1e100 else 1.0
 
     def _post(self, score: float) -> tuple[float, int, float]:
         """Warm-up and refractory rule: ``(emitted score, quiet rows left, largest emitted)``."""
@@ -223,7 +224,7 @@ class SeasonalSurprise(OnlineDetector):
 
     def detect(self, timestamp_s: float, value: float) -> Detection:
         value, timestamp_s = float(value), float(timestamp_s)
-        if not (math.isfinite(value) and math.isfinite(timestamp_s)):
+        if not scorable(timestamp_s, value):
             return INVALID_DETECTION
         raw, _, expected, scale, _ = self._evaluate(timestamp_s, value)
         return self._detection(self._post(raw)[0], expected, scale)
@@ -310,14 +311,14 @@ class SeasonalSurprise(OnlineDetector):
 
     def learn_one(self, timestamp_s: float, value: float) -> None:
         value, timestamp_s = float(value), float(timestamp_s)
-        if not (math.isfinite(value) and math.isfinite(timestamp_s)):
+        if not scorable(timestamp_s, value):
             return
         raw, z, _, _, b = self._evaluate(timestamp_s, value)
         self._learn(value, raw, z, b)
 
     def update(self, timestamp_s: float, value: float) -> Detection:
         value, timestamp_s = float(value), float(timestamp_s)
-        if not (math.isfinite(value) and math.isfinite(timestamp_s)):
+        if not scorable(timestamp_s, value):
             return INVALID_DETECTION
         raw, z, expected, scale, b = self._evaluate(timestamp_s, value)
         detection = self._detection(self._post(raw)[0], expected, scale)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from array import array
 
-from .base import OnlineDetector, register
+from .base import OnlineDetector, register, skips_unscorable
 
 
 @register
@@ -71,6 +71,7 @@ class WindowedGaussian(OnlineDetector):
             is_anomaly = abs(z) > self.sigmas
         return abs(z), mean, mean - band, mean + band, is_anomaly
 
+    @skips_unscorable
     def learn_one(self, timestamp_s: float, value: float) -> None:
         self._values[self._pos] = value
         self._pos = (self._pos + 1) % self.window

@@ -122,6 +122,33 @@ def test_non_finite_values_are_not_learned():
     assert d.to_bytes() == before
 
 
+@pytest.mark.parametrize("name", NAMES + ["seasonal_surprise"])
+def test_extreme_magnitudes_never_raise_and_out_of_range_ones_are_not_learned(name):
+    """Values near 1e160 raised OverflowError in seasonal_surprise (a cubed surprise) and river_volatility
+    (a squared level) through update, and so in the ensemble; NaN passed to learn_one straight away was
+    learned. Up to MAX_MAGNITUDE every detector scores in [0, 1]; beyond it (and for NaN, inf, or a
+    non-finite time) update and score_one give INVALID_DETECTION's score and nothing is learned."""
+    from detectors.base import INVALID_DETECTION, MAX_MAGNITUDE
+
+    for big in (1e6, 1e100, MAX_MAGNITUDE, -MAX_MAGNITUDE):
+        d = detectors.make(name)
+        rng = random.Random(0)
+        for i in range(400):       # a flat series (scale ~0), then a jump to the extreme and noise around it
+            v = (big if i >= 300 else 1.0) * (1.0 + 1e-3 * rng.gauss(0.0, 1.0))
+            r = d.update(T0 + i * STEP, v)
+            assert 0.0 <= r.score <= 1.0, (big, i, r)
+    data = series(600)
+    for bad_value, bad_time in ((1.01 * MAX_MAGNITUDE, 0.0), (-1e300, 0.0), (math.nan, 0.0), (math.inf, 0.0),
+                                (1.0, math.nan), (1.0, math.inf)):
+        d = detectors.make(name)
+        outputs(d, data)
+        before = d.to_bytes()
+        assert d.update(T0 + 600 * STEP + bad_time, bad_value) == INVALID_DETECTION
+        assert d.score_one(T0 + 600 * STEP + bad_time, bad_value) == 0.0
+        d.learn_one(T0 + 600 * STEP + bad_time, bad_value)
+        assert d.to_bytes() == before, (bad_value, bad_time)
+
+
 def test_bad_blobs_are_rejected():
     blob = detectors.make("seasonal").to_bytes()
     with pytest.raises(ValueError):
