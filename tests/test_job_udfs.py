@@ -34,6 +34,15 @@ def test_combine_requires_model_and_baseline_to_agree():
     baseline, lower, upper, score, is_anomaly = combine(warming, outside)
     assert is_anomaly and baseline == 10.0 and lower < 10.0 < upper
     assert combine(warming, None)[4] is False
+    # the shipped ensemble warming up (its first 12 windows) has a band of zero width at the value:
+    # nothing is anomalous then, whatever the trailing baseline says (udfs.baseline.combine says why)
+    import detectors
+
+    ensemble = detectors.make("ensemble")
+    for i in range(12):
+        detection = ensemble.update(i * 300.0, 10.0 if i < 11 else 4.0)
+    assert detection.lower == detection.upper == detection.expected == 4.0
+    assert combine(detection, outside)[3:] == (0.0, False)
 
 
 def test_history_is_bounded_and_skips_non_finite():
