@@ -69,6 +69,19 @@ def test_window_means_are_read_back_by_get_editor_metrics_weighted_by_samples(aw
     assert body["empty_metrics"] == []
 
 
+def test_get_editor_metrics_reads_the_namespace_it_is_given(aws_client, monkeypatch):
+    """The tool reads METRICS_NAMESPACE (the template sets it from the job's namespace), AdOps unset."""
+    editor = f"e-{uuid.uuid4().hex[:8]}"
+    publisher = MetricDataPublisher(aws_client("cloudwatch"), namespace="AdOpsStaging")
+    assert publisher.publish([window_item(editor, _window_start(20), [("rpm", 3.0, 10)])]) == 1
+    query = {"editor_id": editor, "minutes": "60", "period_seconds": "3600", "metrics": "rpm"}
+    status, body = call("get_editor_metrics", "GET", "/editors/{editor_id}/metrics", query)
+    assert status == 200 and body["empty_metrics"] == ["rpm"]          # not in AdOps
+    monkeypatch.setenv("METRICS_NAMESPACE", "AdOpsStaging")
+    status, body = call("get_editor_metrics", "GET", "/editors/{editor_id}/metrics", query)
+    assert status == 200 and body["metrics"]["rpm"][0]["average"] == pytest.approx(3.0)
+
+
 def test_batches_stay_within_a_thousand_datums(aws_client):
     client = aws_client("cloudwatch")
     sizes = _requests_to(client)

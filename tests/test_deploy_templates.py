@@ -226,6 +226,22 @@ def test_the_job_loads_the_properties_the_template_gives_it(tmp_path):
     assert cfg.get_str("job", "python.execution.mode") == "process"
 
 
+def test_the_metrics_tool_reads_the_namespace_the_job_writes():
+    """getEditorMetrics read a hard-coded AdOps whatever cloudwatch.namespace the job was given: with
+    another namespace the orchestrator's first check read empty series, with no error. One template
+    parameter now sets both."""
+    resources = _cloud_resources()
+    flink = next(r for r in resources.values() if r["Type"] == "AWS::KinesisAnalyticsV2::Application")
+    groups = flink["Properties"]["ApplicationConfiguration"]["EnvironmentProperties"]["PropertyGroups"]
+    [cloudwatch] = [g["PropertyMap"] for g in groups if g["PropertyGroupId"] == "cloudwatch"]
+    tool_environment = resources["GetEditorMetricsFunction"]["Properties"]["Environment"]["Variables"]
+    assert cloudwatch["namespace"] == tool_environment["METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
+    app = json.loads((DEPLOY.parent / "flink_jobs" / "application_properties.json").read_text())
+    [local] = [g["PropertyMap"] for g in app if g["PropertyGroupId"] == "cloudwatch"]
+    assert render("cloud-only")["Parameters"]["MetricsNamespace"]["Default"] == local["namespace"] == \
+        _load_handler("get_editor_metrics").DEFAULT_NAMESPACE
+
+
 def test_agent_analysis_rule_uses_the_core_multi_metric_pattern():
     core = render("core")["Resources"]["MultiMetricAnomalyRule"]["Properties"]["EventPattern"]
     cloud = _cloud_resources()["MultiMetricAnomalyAgentAnalysisRule"]["Properties"]["EventPattern"]

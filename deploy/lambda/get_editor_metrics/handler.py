@@ -1,12 +1,15 @@
-"""Action group tool: an editor's recent metrics from CloudWatch (namespace AdOps)."""
+"""Action group tool: an editor's recent metrics from CloudWatch, in the namespace the job writes them to
+(``METRICS_NAMESPACE``, which deploy/cloudformation/cloud-only.yaml sets from the parameter that also
+sets the job's ``cloudwatch.namespace``; AdOps, the job's default, when unset)."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 from action_group import ToolError, aws_client, dispatch, require_id, require_int
 
-NAMESPACE = "AdOps"
+DEFAULT_NAMESPACE = "AdOps"
 METRICS = ("rpm", "fill_rate", "bid_latency_ms", "error_rate", "partner_timeouts",
            "cache_hit_rate", "impressions", "revenue", "bid_rate", "win_rate")
 
@@ -28,10 +31,11 @@ def get_editor_metrics(args: dict[str, Any]) -> dict[str, Any]:
     end = dt.datetime.now(dt.timezone.utc)
     start = end - dt.timedelta(minutes=minutes)
     cloudwatch = aws_client("cloudwatch")
+    namespace = os.environ.get("METRICS_NAMESPACE") or DEFAULT_NAMESPACE
     result: dict[str, Any] = {}
     for name in names:
         stats = cloudwatch.get_metric_statistics(
-            Namespace=NAMESPACE, MetricName=name, Dimensions=[{"Name": "EditorId", "Value": editor_id}],
+            Namespace=namespace, MetricName=name, Dimensions=[{"Name": "EditorId", "Value": editor_id}],
             StartTime=start, EndTime=end, Period=period, Statistics=["Average", "Minimum", "Maximum"],
         )["Datapoints"]
         points = sorted(stats, key=lambda p: p["Timestamp"])
