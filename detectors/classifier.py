@@ -368,6 +368,10 @@ class ClassifierConfig:
         for key in ("rate_period_s", "window_seconds"):
             if key in updates:
                 updates[key] = positive_period(key, updates[key])
+        # MetricReading.size divides by it: 0 raised ZeroDivisionError in the operator at an anomaly
+        # with a contradicting metric; a negative one turned contradictions into support.
+        if "contradiction_full_magnitude" in updates and not updates["contradiction_full_magnitude"] > 0:
+            raise ValueError(f"contradiction_full_magnitude={updates['contradiction_full_magnitude']!r} must be positive")
         return replace(base, **updates)
 
     @classmethod

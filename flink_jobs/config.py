@@ -35,6 +35,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
+from urllib.parse import urlsplit
 
 DEFAULTS_PATH = Path(__file__).with_name("application_properties.json")
 MANAGED_PATH = Path("/etc/flink/application_properties.json")
@@ -171,6 +172,29 @@ class JobConfig:
     def get_optional(self, group: str, key: str) -> str | None:
         value = self.get_str(group, key)
         return value or None
+
+    def get_endpoint_url(self, group: str, key: str) -> str | None:
+        """An AWS endpoint URL (``http(s)://host[:port]``), or None for the SDK's own. Checked here:
+        boto3 refuses a wrong one (``localhost:4566``) only when an operator builds its client, so the
+        job would fail in every operator's open(), at every restart.
+
+        >>> JobConfig({"kinesis": {"endpoint.url": "localhost:4566"}}).get_endpoint_url("kinesis", "endpoint.url")
+        Traceback (most recent call last):
+        ...
+        flink_jobs.config.ConfigError: property kinesis.endpoint.url='localhost:4566' is not an endpoint URL (http://host:port or https://host)
+        """
+        value = self.get_optional(group, key)
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        try:
+            parts.port     # a port that is not a number raises here
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ConfigError(f"property {group}.{key}={value!r} is not an endpoint URL (http://host:port or https://host)")
+        return value
 
     def get_int(self, group: str, key: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
         text = self.get_str(group, key, allow_empty=False)

@@ -219,7 +219,7 @@ class Settings:
             name=c.get_str("job", "name", allow_empty=False),
             parallelism=c.get_int("job", "parallelism", minimum=1, maximum=1024),
             python_execution_mode=c.get_choice("job", "python.execution.mode", PYTHON_EXECUTION_MODES),
-            python_gc_threshold=c.get_int("job", "python.gc.threshold", minimum=0),
+            python_gc_threshold=c.get_int("job", "python.gc.threshold", minimum=0, maximum=2**31 - 1),  # a C int
             checkpoint_interval_ms=_checkpoint_interval_ms(c),
             checkpoint_dir=_checkpoint_dir(c),
             window_size_s=window,
@@ -239,7 +239,7 @@ class Settings:
             detector=detector,
             detector_params=detector_params,
             bus_name=c.get_str("eventbridge", "bus.name", allow_empty=False),
-            eventbridge_endpoint=c.get_optional("eventbridge", "endpoint.url"),
+            eventbridge_endpoint=c.get_endpoint_url("eventbridge", "endpoint.url"),
             eventbridge_region=c.get_str("eventbridge", "region", allow_empty=False),
             security_min_severity=c.get_float("eventbridge", "security.min.severity", minimum=0, maximum=10),
             deadletter_sink=c.get_choice("deadletter", "sink", ("file", "kinesis")),
@@ -267,10 +267,14 @@ def _check_detector(name: str, params: dict, params_text: str) -> None:
     try:
         import detectors
 
-        detectors.make(name, **params)
+        detector = detectors.make(name, **params)
+        # and score a short series through it: a parameter that divides by zero (or overflows) may
+        # only show when the detector first learns
+        for i in range(48):
+            detector.update(i * 300.0, 10.0 + (i % 5))
     except ImportError as exc:
         log.info("processing.detector not checked before the start: %s (the workers have it)", exc)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         raise ConfigError(f"properties processing.detector={name!r}, processing.detector.params={params_text}: "
                           f"{message}") from None
@@ -567,7 +571,7 @@ def create_sources(t_env, env, cfg: JobConfig, s: Settings, source: str) -> tupl
                 t_env, env, cfg.get_str("kinesis", f"{kind}.stream.name", allow_empty=False),
                 event_time_expr=str(et),
                 watermark_expr=str(common["watermark_expr"]),
-                endpoint_url=cfg.get_optional("kinesis", "endpoint.url"),
+                endpoint_url=cfg.get_endpoint_url("kinesis", "endpoint.url"),
                 region=cfg.get_str("kinesis", "region", allow_empty=False),
                 start_position=start_position,
                 poll_interval_ms=cfg.get_int("kinesis", "poll.interval.ms", minimum=1),

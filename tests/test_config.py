@@ -171,7 +171,10 @@ def test_the_classifier_is_tuned_from_its_property_group(tmp_path):
                               ("classifier.min_signature_score=nan", "min_signature_score=nan must be a finite number"),
                               ("classifier.severity_revenue_at_risk=10,inf,1000", "must be a finite number"),
                               # revenue_at_risk divides by it: the editor operator failed at its first anomaly
-                              ("classifier.rate_period_s=0", "rate_period_s=0.0 must be a positive number")):
+                              ("classifier.rate_period_s=0", "rate_period_s=0.0 must be a positive number"),
+                              # MetricReading.size divides by it (ZeroDivisionError at an anomaly)
+                              ("classifier.contradiction_full_magnitude=0", "must be positive"),
+                              ("classifier.contradiction_full_magnitude=-1", "must be positive")):
         with pytest.raises(ConfigError, match=message):
             settings(override)
     with pytest.raises(ConfigError, match="processing.events.lookback.s"):
@@ -229,6 +232,28 @@ def test_settings_are_typed_and_validated():
         settings("processing.detector=ensembel")
     with pytest.raises(ConfigError, match="unexpected keyword argument 'bogus'"):
         settings('processing.detector.params={"bogus": 1}')
+    # a division by zero escaped the check as a traceback; one that shows only when the detector
+    # first scores passed it, and failed the operator at the first window
+    with pytest.raises(ConfigError, match="half_life.*division by zero"):
+        settings('processing.detector.params={"half_life": 0}')
+    with pytest.raises(ConfigError, match="z_scale.*division by zero"):
+        settings("processing.detector=seasonal_surprise", 'processing.detector.params={"z_scale": 0}')
+    # gc.set_threshold takes a C int: OverflowError in both operators' open(), at every start
+    with pytest.raises(ConfigError, match="python.gc.threshold"):
+        settings("job.python.gc.threshold=10000000000")
+    # boto3 refused it only when an operator built its client: in every open(), at every restart
+    for group in ("kinesis", "eventbridge"):
+        with pytest.raises(ConfigError, match=f"{group}.endpoint.url='localhost:4566' is not an endpoint URL"):
+            JobConfig.load(overrides=[f"{group}.endpoint.url=localhost:4566"], environ={}) \
+                .get_endpoint_url(group, "endpoint.url")
+        for bad in ("ftp://host:21", "http://host:port", "http://"):
+            with pytest.raises(ConfigError, match="is not an endpoint URL"):
+                JobConfig.load(overrides=[f"{group}.endpoint.url={bad}"], environ={}).get_endpoint_url(group, "endpoint.url")
+        for good in ("http://127.0.0.1:4566", "https://events.eu-west-1.amazonaws.com", "http://[::1]:5000"):
+            assert JobConfig.load(overrides=[f"{group}.endpoint.url={good}"], environ={}) \
+                .get_endpoint_url(group, "endpoint.url") == good
+    with pytest.raises(ConfigError, match="eventbridge.endpoint.url='localhost:4566'"):
+        settings("eventbridge.endpoint.url=localhost:4566")
     with pytest.raises(ConfigError, match="timer.grace.ms"):
         settings("processing.window.size.s=1", "processing.timer.grace.ms=5000")
 
