@@ -337,13 +337,32 @@ class JobWatch:
                 "incomplete, see its log")
 
 
+#: Job properties the evaluation sets itself (run_live): its endpoint, streams, bus, start position,
+#: checkpoints and the dead-letter and late files it reads back to tell windowed samples from the others.
+EVALUATION_PROPERTIES = ("kinesis.endpoint.url", "eventbridge.endpoint.url", "kinesis.metrics.stream.name",
+                         "kinesis.events.stream.name", "eventbridge.bus.name", "kinesis.start.position",
+                         "job.checkpoint.dir", "deadletter.sink", "deadletter.path", "deadletter.late.path")
+
+
 def check_before_run(parser: argparse.ArgumentParser, labels: str | None, job_overrides: list[str]) -> None:
     """Refuse bad labels or a bad job override now (``parser.error``, exit 2): found after the run,
-    either costs its 3-10 minutes, and the labels' mistake used to cost its events too."""
+    either costs its 3-10 minutes, and the labels' mistake used to cost its events too. The job's
+    settings are checked as the job checks them at its start (flink_jobs.main.Settings): until
+    2026-12-07 only the window size was, so a bad one failed after the endpoint, the stack and the
+    scenario, as a traceback. An override of a property the evaluation sets itself is refused: it
+    won (``--set deadletter.sink=kinesis`` left no dead-letter files to read, and the dead letters
+    counted as windowed samples)."""
+    from flink_jobs.config import JobConfig
+    from flink_jobs.main import Settings
+
     try:
         if labels:
             load_labels(labels)
-        job_window_s(job_overrides)
+        owned = sorted({o.split("=", 1)[0].strip() for o in job_overrides} & set(EVALUATION_PROPERTIES))
+        if owned:
+            raise ValueError(f"--set {', '.join(owned)}: the evaluation sets these itself (its endpoint, streams, "
+                             f"checkpoints, and the dead-letter and late files it reads back)")
+        Settings.from_config(JobConfig.load(overrides=list(job_overrides)))
     except ValueError as exc:       # ConfigError is one
         parser.error(str(exc))
 

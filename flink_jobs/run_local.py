@@ -38,14 +38,6 @@ from typing import Callable
 from connectors.cli_numbers import finite_number, replay_speed, whole_number
 
 
-#: Job properties of this run (``--set`` ones come after and win). The endpoint's shard reads
-#: are O(log n) since deploy/local/patches/kinesis/get_records_fastpath.py, so the job polls
-#: at the configured 200 ms again (the evaluation's 1 s dated from O(n) reads; it uses 200 ms too
-#: since 2026-12-07). A reader with a backlog polls back to back; a caught-up one about once a
-#: second, as the tick source sends its ticks (connectors/kinesis/README.md, "The poll cadence").
-LOCAL_JOB_OVERRIDES = ("kinesis.poll.interval.ms=200",)
-
-
 class _ScenarioGeneration:
     """The default scenario written by the simulator in its own process (``python -m
     connectors.simulator --default``), so that it overlaps the endpoint's and the job's start-up
@@ -179,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--archive and --labels go together")
     from flink_jobs.evaluate import EXIT_INCOMPLETE, check_before_run, evaluate, headline, incomplete_banner
 
-    check_before_run(parser, args.labels, [*LOCAL_JOB_OVERRIDES, *args.overrides])
+    check_before_run(parser, args.labels, args.overrides)
 
     from tqdm import tqdm
 
@@ -278,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                           labels_later=generation is not None,
                           endpoint_url=endpoint, speed=speed,
                           settle_s=lambda: drain_wait_s(args.settle, list(lags_s)),
-                          work_dir=out / "work", job_overrides=[*LOCAL_JOB_OVERRIDES, *args.overrides],
+                          work_dir=out / "work", job_overrides=args.overrides,
                           on_replay=on_replay, on_event=on_event, on_phase=on_phase)
     finally:
         if generation is not None:

@@ -315,6 +315,28 @@ def test_the_scorer_uses_the_jobs_window():
     assert as_if_300["detected"] == 1   # the case the test tells apart
 
 
+@pytest.mark.parametrize("override, message", [
+    # passed the old check (the window only) and failed after the endpoint, the stack and the scenario
+    ("processing.detector=nope", "unknown detector 'nope'"),
+    ("classifier.rate_period_s=0", "rate_period_s=0.0 must be a positive number"),
+    ("job.checkpoint.interval.ms=5", "checkpoint.interval.ms=5"),
+    ("classifier.bogus=1", "unknown classifier config keys: bogus"),
+    # won over the evaluation's own: no dead-letter files to read back, dead letters counted as windowed
+    ("deadletter.sink=kinesis", "deadletter.sink: the evaluation sets these itself"),
+    ("kinesis.endpoint.url=http://127.0.0.1:9", "kinesis.endpoint.url: the evaluation sets these itself"),
+])
+def test_the_cli_checks_the_jobs_settings_before_anything_starts(tmp_path, capsys, monkeypatch, override, message):
+    from flink_jobs import run_local
+
+    started = []
+    monkeypatch.setattr(ev, "run_through_system", lambda *a, **kw: started.append(a))
+    for main in (ev.main, run_local.main):
+        with pytest.raises(SystemExit) as info:
+            main(["--out", str(tmp_path / "r"), "--set", override])
+        assert info.value.code == 2 and message in capsys.readouterr().err
+    assert started == []
+
+
 def test_the_cli_refuses_a_window_of_its_own(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         ev.main(["--out", str(tmp_path / "r.json"), "--window", "60"])
