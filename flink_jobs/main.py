@@ -593,8 +593,11 @@ def create_sources(t_env, env, cfg: JobConfig, s: Settings, source: str) -> tupl
                 continue
             check_archive_files(path, f"archive.{kind}.path",
                                 verify_compressed=cfg.get_bool("archive", "verify.compressed"))
+            # No watermark until the end of the input: the files are read in no fixed order
+            # (sql/sources/archive_watermark.sql says what the live sources' watermark did here).
             t_env.execute_sql(render_sql("sources/archive_jsonl.sql", table_name=f"{kind}_raw",
-                                         event_time_expr=et, path=path, **common))
+                                         event_time_expr=et, path=path, **{**common, "watermark_expr": Raw(
+                                             _strip_comments(render_sql("sources/archive_watermark.sql")))}))
             if kind == "events":
                 events = "events_raw"
         return "metrics_raw", events

@@ -10,7 +10,8 @@
 -- a Parquet path (format 'raw' would read its bytes as lines).
 --
 -- Bounded: the job reads the directory once and ends after the last window fires
--- (end of input advances the watermark to +inf). Parallelism: one split per file.
+-- (end of input advances the watermark to +inf). Parallelism: one split per file, read in
+-- no fixed order: hence its watermark_expr is sources/archive_watermark.sql (none before the end).
 CREATE TEMPORARY TABLE ${table_name} (
   payload STRING,
   event_time AS ${event_time_expr},
