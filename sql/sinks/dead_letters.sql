@@ -31,7 +31,9 @@ SELECT
       -- A late event is still used (sql/parse/events.sql): its copy here is a record, not a loss.
       WHEN 'LATE_RECORD' THEN CASE '${source_name}'
         WHEN 'events' THEN 'event arrived at or behind the watermark (still used as a suspected cause)'
-        ELSE 'record arrived at or behind the watermark (its window already closed)' END
+        -- Not "its window closed": a record 31 s behind the newest is late though its window may not
+        -- have fired yet (the allowed lateness is the watermark delay, README "Configuration").
+        ELSE 'record arrived at or behind the watermark (further behind the newest records than processing.watermark.delay.s allows)' END
       ELSE reason_code END,
     'source' VALUE '${source_name}',
     'raw' VALUE SUBSTRING(payload FROM 1 FOR 65536),
