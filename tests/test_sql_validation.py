@@ -50,6 +50,8 @@ METRIC_CASES = [
     (_m(timestamp=iso_ms(TS).replace("Z", "+00:00")), None),
     (_m(timestamp=iso_ms(TS)[:19] + "+02:00"), None),
     ("  " + VALID + "  ", None),
+    ("\t \t" + VALID + "\t", None),      # JSON's whitespace: a leading tab was INVALID_JSON (LTRIM: spaces only)
+    ("\t[" + VALID + "]", "INVALID_JSON"),
     (_m(value=3), None),
     (_m(metric="fill_rate", value=0), None),
     (_m(partner="p-1", dimensions={"site": "mobile", "country": "FR"}), None),
@@ -170,6 +172,7 @@ EVENT_CASES = [
     (_e(details=True), "WRONG_TYPE"),
     (_e(details=["a"]), "WRONG_TYPE"),
     (_e() + "}", "INVALID_JSON"),
+    ("\t" + _e(), None),
     (_e() + " x", "INVALID_JSON"),
     (b'{"event_type":"config_change","timestamp":%d,"editor_id":"e-\xff"}' % TS, "INVALID_ENCODING"),
     (_e(editor_id="e-\ud800"), "INVALID_ENCODING"),

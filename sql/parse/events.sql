@@ -67,7 +67,8 @@ FROM (
     FROM (
       SELECT
         payload, event_time, oversized, doc,
-        LTRIM(payload) LIKE '{%' AS is_object,
+        -- JSON's whitespace before the object (sql/parse/metrics.sql says why not LTRIM)
+        TRIM(LEADING CHR(32) || CHR(9) || CHR(10) || CHR(13) FROM payload) LIKE '{%' AS is_object,
         JSON_VALUE(doc, '$[0].record.event_type') AS event_type,
         JSON_QUERY(doc, '$[0].record.editor_id' WITH UNCONDITIONAL ARRAY WRAPPER) AS editor_json,
         JSON_QUERY(doc, '$[0].record.partner' WITH UNCONDITIONAL ARRAY WRAPPER) AS partner_json,

@@ -123,7 +123,9 @@ FROM (
           CHAR_LENGTH(payload) > ${max_payload_bytes} AS oversized,
           ${json_document} AS doc,
           -- An oversized payload is never handed to the JSON parser (doc is NULL).
-          LTRIM(payload) LIKE '{%' AS is_object
+          -- JSON's whitespace before the object: tab, line feed, carriage return, space (LTRIM
+          -- strips spaces only, so a valid record sent with a leading tab was INVALID_JSON).
+          TRIM(LEADING CHR(32) || CHR(9) || CHR(10) || CHR(13) FROM payload) LIKE '{%' AS is_object
         FROM ${source_table}
       )
       -- Each JSON field is read from the document exactly once, here (see "Cost" above).
