@@ -83,6 +83,24 @@ def test_one_record_stamped_far_ahead_or_far_behind_neither_stretches_the_span_n
     assert sum(count for (_, _, count) in w.series[("editor", "e-1", "rpm", None)]) == 95   # up to 95 min closed
 
 
+def test_the_records_the_job_dead_letters_are_in_no_window_and_still_move_the_watermark(tmp_path):
+    """The offline replay windowed an rpm of -50, a fill rate of 1.7, a metric outside the contract and
+    dimensions that are not strings (the job dead-letters each), and let only valid records move its
+    watermark, while the job's source watermark reads every row's time."""
+    m = lambda ms, metric, value, **kw: {"editor_id": "e-1", "metric": metric, "value": value,
+                                         "timestamp": T0 + ms, **kw}
+    _write(tmp_path, "metrics", [
+        m(10_000, "rpm", 2.0), m(20_000, "rpm", -50.0), m(30_000, "fill_rate", 1.7), m(40_000, "ctr", 0.1),
+        m(50_000, "rpm", 9.0, dimensions={"n": 1}), m(60_000, "impressions", 2e9),
+        m(500_000, "rpm", -1.0),           # dead-lettered, but its time moves the watermark to 470 s
+        m(400_000, "rpm", 4.0),            # behind it: LATE_RECORD
+        m(900_000, "rpm", 3.0),
+    ])
+    w = read_windows(tmp_path, JobParameters())
+    assert w.series == {("editor", "e-1", "rpm", None): [(T0 + 300_000, 2.0, 1)]}
+    assert w.late_records == 1
+
+
 def test_a_late_sample_is_not_one_a_window_holds(tmp_path):
     """scoring.detects asks whether an alert's window held incident data: a sample the job dropped
     as late was in no window, so it must not count (it made a window ending 3 s after an incident's

@@ -45,6 +45,9 @@ RECORDS = [
     _m("e-1", 20_000, "bid_rate", 0.4, partner="p-1"), _m("e-1", 20_000, "bid_rate", 0.8, partner="p-2"),
     _m("e-1", 30_000, "fill_rate", 0.5, partner="p-1"), _m("e-1", 40_000, "fill_rate", 0.9),
     _m("e-2", 50_000, "rpm", 2.0), _m("e-2", 60_000, "rpm", 3.0),
+    # dead-lettered by the parse, in no window of either (the offline replay windowed them until 2026-12-07)
+    _m("e-2", 61_000, "rpm", -50.0), _m("e-2", 62_000, "fill_rate", 1.7), _m("e-2", 63_000, "ctr", 0.1),
+    _m("e-2", 64_000, "rpm", 9.0, dimensions={"n": 1}), _m("e-2", 65_000, "impressions", 2e9),
     _m("e-2", 70_000, "win_rate", 0.25, partner="p-1", dimensions={"site": "mobile"}),
     _m("e-1", 310_000, "revenue", 12.0), _m("e-1", 320_000, "revenue", 7.0, partner="p-1"),
     _m("e-1", 330_000, "partner_timeouts", 3.0, partner="p-2"),

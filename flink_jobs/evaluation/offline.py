@@ -93,6 +93,8 @@ class JobParameters:
     max_future_s: int = 300
     #: processing.timer.grace.ms: part of the horizon the editor operator keeps events from (udfs.decisions.cause_horizon)
     timer_grace_ms: int = 0
+    #: processing.max.metric.value: a value from it up is OUT_OF_RANGE_VALUE
+    max_metric_value: float = 1e9
 
     @classmethod
     def from_job_config(cls, overrides: list[str] = ()) -> "JobParameters":
@@ -103,7 +105,7 @@ class JobParameters:
         return cls(s.window_size_s, s.watermark_delay_s, s.events_lookback_s, s.baseline_windows,
                    s.baseline_min_windows, s.baseline_threshold, s.detector, s.detector_params,
                    s.security_min_severity, s.classifier_properties, s.state_idle_retention_s, s.max_future_s,
-                   s.timer_grace_ms)
+                   s.timer_grace_ms, s.max_metric_value)
 
 
 @dataclass
@@ -154,6 +156,10 @@ def read_windows(archive: str | Path, params: JobParameters) -> ArchiveWindows:
             future += 1
             continue
         watermark = None if max_ms is None else max_ms - delay_ms
+        # Every record whose time the source reads moves its watermark, valid or dead-lettered
+        # (the source's WATERMARK is on event_time, which every row has): before 2026-12-07 only
+        # the valid ones moved it here.
+        max_ms = min(ms, now_ms) if max_ms is None else max(max_ms, min(ms, now_ms))
         if item.kind == EVENTS:
             try:
                 # the time as the job read it (a quoted epoch too, which parse_event refuses)
@@ -163,16 +169,14 @@ def read_windows(archive: str | Path, params: JobParameters) -> ArchiveWindows:
             events.append({"event_type": event.event_type, "timestamp_ms": ms, "editor_id": event.editor_id,
                            "partner": event.partner, "severity": event.severity, "details": event.details,
                            "arrived_at_watermark": watermark})
-            max_ms = min(ms, now_ms) if max_ms is None else max(max_ms, min(ms, now_ms))
             continue
         if item.kind != METRICS or not isinstance(record, dict):
             continue
         key = sample_key(record)    # None: a record the job dead-letters (sql/parse/metrics.sql)
-        if key is None:
+        if key is None or not in_contract(record, params.max_metric_value):
             continue
         (editor, partner), metric, value = key, record["metric"], float(record["value"])
         n_metrics += 1
-        max_ms = min(ms, now_ms) if max_ms is None else max(max_ms, min(ms, now_ms))
         if watermark is not None and ms <= watermark:
             late += 1
             continue
@@ -199,6 +203,32 @@ def read_windows(archive: str | Path, params: JobParameters) -> ArchiveWindows:
     for values in series.values():
         values.sort()
     return ArchiveWindows(dict(series), events, editors, first_ms, last_ms, n_metrics, late, sample_times, future)
+
+
+#: The contract's metrics, and those of them that are rates in [0, 1] (sql/parse/metrics.sql).
+CONTRACT_METRICS = frozenset(("rpm", "fill_rate", "bid_latency_ms", "error_rate", "partner_timeouts",
+                              "cache_hit_rate", "impressions", "revenue", "bid_rate", "win_rate"))
+RATE_METRICS = frozenset(("fill_rate", "error_rate", "cache_hit_rate", "bid_rate", "win_rate"))
+
+
+def in_contract(record: dict, max_metric_value: float) -> bool:
+    """The parse's other checks of a metric record that :func:`sample_key` accepted: its metric is one of
+    the contract's (else UNKNOWN_METRIC), its value in range (else OUT_OF_RANGE_VALUE: below 0, from
+    ``processing.max.metric.value`` up, a rate above 1), its dimensions an object of strings (else
+    WRONG_TYPE). The live evaluation reads what the job dead-lettered back from its outputs; the
+    offline replay has none, and windowed such records until 2026-12-07 (an rpm of -50 in a window).
+
+    >>> [in_contract({"metric": m, "value": v, **kw}, 1e9) for m, v, kw in (("rpm", 2.0, {}), ("ctr", 1.0, {}),
+    ...  ("rpm", -1.0, {}), ("impressions", 2e9, {}), ("fill_rate", 1.5, {}), ("rpm", 2.0, {"dimensions": {"n": 1}}),
+    ...  ("rpm", 2.0, {"dimensions": {"site": "m"}}), ("rpm", 2.0, {"dimensions": None}))]
+    [True, False, False, False, False, False, True, True]
+    """
+    metric, value, dimensions = record["metric"], record["value"], record.get("dimensions")
+    if metric not in CONTRACT_METRICS or not 0 <= value < max_metric_value:
+        return False
+    if metric in RATE_METRICS and value > 1:
+        return False
+    return dimensions is None or (isinstance(dimensions, dict) and all(isinstance(v, str) for v in dimensions.values()))
 
 
 class RecordedModel:
