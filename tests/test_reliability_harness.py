@@ -9,6 +9,9 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from pathlib import Path
+
+import pytest
 
 from connectors.deadletter.records import dead_letter_json
 from connectors.eventbridge.publisher import make_entry
@@ -99,3 +102,51 @@ def test_a_rescale_to_the_jobs_own_parallelism_is_refused_before_anything_starts
         assert f"--rescale-to {refused}: expected another parallelism than the job's 2" in capsys.readouterr().err
     with pytest.raises(AssertionError, match="the harness started"):   # an accepted value gets as far as the harness
         cli.main(["--out", "unused.json", "--rescale-to", "3"])
+
+
+def test_a_scenario_that_raises_before_its_kill_leaves_no_job_running(tmp_path, monkeypatch):
+    """A job runs in its own session: when a scenario raised before _finish killed it (the job did not
+    start reading, a feeder error), it went on using the cores while the next scenarios were measured."""
+    import subprocess
+    import sys
+
+    from flink_jobs.reliability import harness, scenarios
+
+    real_popen = subprocess.Popen
+    # the job's process group, without Flink: a client and a child that outlives it
+    monkeypatch.setattr(harness.subprocess, "Popen", lambda args, **kw: real_popen(
+        [sys.executable, "-c", "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', "
+                               "'import time; time.sleep(300)']); time.sleep(300)"], **kw))
+    started = []
+
+    def a_step_that_fails():
+        started.append(harness.JobProcess(tmp_path, [], tag=f"job-{len(started)}"))
+        raise RuntimeError("the job did not start reading")
+
+    runner = object.__new__(scenarios.Harness)
+    runner.simulation = {"records": 0, "incidents": 0, "incidents_by_type": {}}
+    runner.clean = lambda: {}
+    for name in ("backlog", "source_faults"):
+        monkeypatch.setattr(runner, name, a_step_that_fails, raising=False)
+    figures = runner.run_all(bad_records=0, outage_s=0, only={"backlog", "source_faults"})
+    assert figures["backlog"] == {"error": "RuntimeError: the job did not start reading"}
+    assert len(started) == 2 and harness.JobProcess.running == []
+    for job in started:
+        assert not job.alive()
+        deadline = time.monotonic() + 10
+        while _live_members(job.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _live_members(job.process.pid) == []        # its child too
+
+
+def _live_members(group: int) -> list[int]:
+    """The processes of a process group that are not zombies (a container's init may not reap them)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members

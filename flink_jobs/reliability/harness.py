@@ -327,6 +327,9 @@ def count_state_transitions(client_log: Path, flink_log_dir: Path) -> int:
 class JobProcess:
     """``python -m flink_jobs.main`` in its own process group (so a kill -9 takes the whole job)."""
 
+    #: Jobs started and not killed or stopped yet (:meth:`kill_leftovers`).
+    running: list["JobProcess"] = []
+
     def __init__(self, run_dir: Path, overrides: list[str], *, restore: str | None = None, tag: str = "job"):
         self.log_path = run_dir / f"{tag}.log"
         # The mini-cluster's own log (job and task state transitions) goes to log4j's file under
@@ -346,6 +349,17 @@ class JobProcess:
         self.started = time.monotonic()
         self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         env=env, cwd=str(REPO_ROOT), start_new_session=True)
+        JobProcess.running.append(self)
+
+    @classmethod
+    def kill_leftovers(cls) -> int:
+        """Kill every job still running; how many there were. A scenario that raised before its own
+        kill left its job (its own session, which neither the harness's close nor a Ctrl-C reaches)
+        using the two cores while the next scenarios were measured."""
+        left = [job for job in cls.running if job.alive()]
+        for job in list(cls.running):
+            job.kill_hard()
+        return len(left)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -361,10 +375,15 @@ class JobProcess:
 
     def kill_hard(self):
         """SIGKILL the job's whole process group: client, mini-cluster JVM, Python workers."""
-        if self.alive():
+        try:
+            # the whole group even when the client has exited: its JVM may outlive it
             os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass                # nothing of the group is left
         self.process.wait(30)
         self._log.close()
+        if self in JobProcess.running:
+            JobProcess.running.remove(self)
 
     def stop_with_savepoint(self, timeout_s: float = 120.0) -> str | None:
         """SIGTERM: flink_jobs.main stops the job with a savepoint and prints its path."""
@@ -374,7 +393,7 @@ class JobProcess:
         except subprocess.TimeoutExpired:
             self.kill_hard()
             return None
-        self._log.close()
+        self.kill_hard()        # it has exited: closes the log, and it is no longer running
         for line in self.log_path.read_text(errors="replace").splitlines():
             if line.startswith('{"savepoint"'):
                 return json.loads(line)["savepoint"]

@@ -69,8 +69,15 @@ class Harness:
         self._control_probes = 0
 
     def close(self):
+        self._kill_leftovers("close")
         self.proxy.stop()
         self.endpoint.stop()
+
+    @staticmethod
+    def _kill_leftovers(step: str) -> None:
+        killed = JobProcess.kill_leftovers()
+        if killed:
+            log.warning("%s: killed %d job(s) left running (the step raised before its own kill)", step, killed)
 
     # -- one run ------------------------------------------------------------------------
     def _overrides(self, run_dir: Path, streams: StreamPair, *, kinesis_url: str, eventbridge_url: str,
@@ -506,7 +513,10 @@ class Harness:
         figures: dict = {"simulation": {k: self.simulation[k] for k in ("records", "incidents", "incidents_by_type")},
                          "job_settings": JOB_SETTINGS}
         wanted = lambda name: not only or name in only  # noqa: E731
-        figures["clean"] = self.clean()
+        try:
+            figures["clean"] = self.clean()
+        finally:
+            self._kill_leftovers("clean")
         steps = [("backlog", self.backlog), ("fuzz", lambda: self.fuzz(bad_records)), ("restart_savepoint", lambda: self.restart("savepoint")),
                  ("restart_kill", lambda: self.restart("kill")),
                  ("restart_rescale", lambda: self.restart("savepoint", restore_parallelism=rescale_to)),
@@ -519,6 +529,8 @@ class Harness:
                 except Exception as exc:  # one broken scenario must not hide the others' figures
                     log.exception("%s failed", name)
                     figures[name] = {"error": f"{type(exc).__name__}: {exc}"}
+                finally:
+                    self._kill_leftovers(name)
         figures["summary"] = summarize(figures)
         for section in figures.values():
             if isinstance(section, dict) and isinstance(section.get("incidents"), dict):
