@@ -263,7 +263,12 @@ def _run_bounded(cfg: JobConfig, *, sql_only: bool, timeout_s: float) -> dict:
         t0 = time.perf_counter()
         handle = start_job(cfg, "datagen", sql_only=sql_only)
         t1 = time.perf_counter()
-        state = handle.wait(timeout_s)
+        try:
+            state = handle.wait(timeout_s)
+        except TimeoutError:
+            # cancelled, not left running in this JVM beside the parts measured after it
+            handle.cancel()
+            raise
         t2 = time.perf_counter()
     if state != "FINISHED":
         raise RuntimeError(f"benchmark job ended {state}: {(handle.failure or '')[:2000]}")
@@ -321,8 +326,18 @@ def _run_stage(cfg: JobConfig, stage: str, timeout_s: float) -> dict:
     schema = Schema.new_builder().from_row_data_type(table.get_resolved_schema().to_physical_row_data_type()).build()
     with ProcessTreeCpu() as cpu:
         t0 = time.perf_counter()
-        table.execute_insert(TableDescriptor.for_connector("blackhole").schema(schema).build()) \
-            .wait(int(timeout_s * 1000))
+        result = table.execute_insert(TableDescriptor.for_connector("blackhole").schema(schema).build())
+        try:
+            result.wait(int(timeout_s * 1000))
+        except Exception:
+            # a timeout (or a failure) must not leave the stage running beside the parts measured after it
+            job_client = result.get_job_client()
+            if job_client is not None:
+                try:
+                    job_client.cancel().result()
+                except Exception:       # it had ended already
+                    pass
+            raise
         t1 = time.perf_counter()
     # run_s includes building and submitting the job here (execute_insert does both); the one-row
     # run subtracted from it does too.

@@ -43,3 +43,27 @@ def test_cpu_is_split_by_thread_name():
     # Both threads share the name, so their CPU is summed: 0.8 s burnt (/proc counts in ticks).
     assert 0.7 <= by_thread["bench-busy"] <= 1.2, by_thread
     assert by_thread["bench-busy"] <= result["cpu_s_total"] + 0.1
+
+
+def test_a_bounded_run_that_times_out_is_cancelled_not_left_running(monkeypatch):
+    """_run_bounded raised TimeoutError and left the job running in the shared JVM: the parts measured
+    after it (the stages, the local Kinesis path) ran beside it, with no note in their figures."""
+    import pytest
+
+    import flink_jobs.main as job
+    from flink_jobs import benchmark
+    from flink_jobs.config import JobConfig
+
+    class StillRunning:
+        cancelled = False
+
+        def wait(self, timeout_s):
+            raise TimeoutError(f"still running after {timeout_s} s")
+
+        def cancel(self):
+            StillRunning.cancelled = True
+
+    monkeypatch.setattr(job, "start_job", lambda cfg, source, sql_only=False: StillRunning())
+    with pytest.raises(TimeoutError):
+        benchmark._run_bounded(JobConfig.load(environ={}), sql_only=True, timeout_s=0.01)
+    assert StillRunning.cancelled
