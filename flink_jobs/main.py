@@ -564,8 +564,13 @@ def create_sources(t_env, env, cfg: JobConfig, s: Settings, source: str) -> tupl
             _require_kinesis_connector(t_env)
         return "metrics_raw", "events_raw"
     if source == "kinesis-local":
-        from connectors.kinesis.flink_source import kinesis_payload_table
+        from connectors.kinesis.flink_source import DEFAULT_MAX_PARALLELISM, kinesis_payload_table
 
+        if s.parallelism > DEFAULT_MAX_PARALLELISM:
+            # its readers' key groups (one per shard group) are fixed at this many: Flink refused
+            # the job at submission with a Java stack trace
+            raise ConfigError(f"property job.parallelism={s.parallelism}: --source kinesis-local runs at most "
+                              f"{DEFAULT_MAX_PARALLELISM} (its readers' max parallelism)")
         for kind in ("metrics", "events"):
             table = kinesis_payload_table(
                 t_env, env, cfg.get_str("kinesis", f"{kind}.stream.name", allow_empty=False),

@@ -254,6 +254,12 @@ def test_settings_are_typed_and_validated():
                 .get_endpoint_url(group, "endpoint.url") == good
     with pytest.raises(ConfigError, match="eventbridge.endpoint.url='localhost:4566'"):
         settings("eventbridge.endpoint.url=localhost:4566")
+    # the boto3 Kinesis readers' max parallelism is 128: Flink refused 200 with a Java stack trace
+    from flink_jobs.main import create_sources
+
+    wide = JobConfig.load(overrides=["job.parallelism=200"], environ={})
+    with pytest.raises(ConfigError, match="job.parallelism=200: --source kinesis-local runs at most 128"):
+        create_sources(None, None, wide, Settings.from_config(wide), "kinesis-local")
     with pytest.raises(ConfigError, match="timer.grace.ms"):
         settings("processing.window.size.s=1", "processing.timer.grace.ms=5000")
 

@@ -28,7 +28,8 @@
 --                      JSON string (it would else be read as NULL, and the partner's
 --                      sample averaged into the editor's own); dimensions present but not an object whose
 --                      values are all strings (the contract: {str: str})
---   UNKNOWN_METRIC     metric outside the contract's ten names (a non-string metric too)
+--   UNKNOWN_METRIC     metric outside the contract's ten names (a number or boolean too; an array or
+--                      object reads as no metric at all: MISSING_FIELD)
 --   NON_FINITE_VALUE   value overflows a double (1e400) or is a bare NaN/Infinity token
 --   OUT_OF_RANGE_VALUE rates outside [0, 1], negative counts, or above the sanity
 --                      ceiling ${max_metric_value} (absurd values)
