@@ -8,6 +8,13 @@
 -- written from the connector documentation, not verified against the JAR on this
 -- machine (no JAR here: the test suite uses the boto3 path, sources/kinesis_boto3).
 --
+-- Not verified either: whether the connector's table source takes the WATERMARK below into its
+-- reader, one watermark per shard (Flink's SupportsWatermarkPushDown). If it does not, the
+-- watermark follows each subtask's records over all its shards, and a subtask catching up a
+-- backlog (after a restore, an update or a rescale) marks the slower shards' records late, as
+-- the boto3 path did before its per-shard floor (connectors/kinesis/README.md, "Per-shard
+-- watermarks"). Watch the late output after the first restore on AWS.
+--
 -- format 'raw': the whole record is the payload; parsing and validation are in
 -- sql/parse/ so a malformed record becomes a dead letter instead of a failed job.
 CREATE TEMPORARY TABLE ${table_name} (
