@@ -63,6 +63,10 @@
 -- run. sql/parse/late.sql adds the rows behind the watermark the windows go by (after the
 -- duplicate marking's exchange), which this one misses after a source subtask was idle.
 -- Tolerance for out-of-order data is the watermark delay (processing.watermark.delay.s).
+-- That is stricter than Flink's windows, which take a row until its window has fired. Late by
+-- the windows' rule instead, tried on 2026-12-07 in the offline replay of ten simulated days:
+-- 10,448 late samples of 1,562,650 instead of 30,521, and 108 of 110 incidents detected instead
+-- of 110 (the same false alarms). Not adopted: the samples kept cost two detections there.
 SELECT
   payload,
   event_time,
