@@ -386,7 +386,7 @@ def test_late_record_goes_to_late_output(scenario):
     late = [by_source["metrics"]]
     assert json.loads(late[0]["raw"]) == scenario["late"] and json.loads(by_source["events"]["raw"]) == scenario["late_event"]
     assert late[0]["reason_code"] == by_source["events"]["reason_code"] == "LATE_RECORD"
-    assert "window already closed" in late[0]["reason"] and "still used" in by_source["events"]["reason"]
+    assert "processing.watermark.delay.s allows" in late[0]["reason"] and "still used" in by_source["events"]["reason"]
     # The event's second copy is a duplicate of an event the job used: a DUPLICATE_RECORD dead letter, not
     # a second LATE_RECORD "still used as a suspected cause" (which it is not: only valid events are read).
     copies = [d for d in scenario["a"]["dead"] if d["raw"] == json.dumps(scenario["late_event"])]
