@@ -353,7 +353,7 @@ def check_before_run(parser: argparse.ArgumentParser, labels: str | None, job_ov
     won (``--set deadletter.sink=kinesis`` left no dead-letter files to read, and the dead letters
     counted as windowed samples)."""
     from flink_jobs.config import JobConfig
-    from flink_jobs.main import Settings
+    from flink_jobs.main import Settings, kinesis_local_options
 
     try:
         if labels:
@@ -362,7 +362,8 @@ def check_before_run(parser: argparse.ArgumentParser, labels: str | None, job_ov
         if owned:
             raise ValueError(f"--set {', '.join(owned)}: the evaluation sets these itself (its endpoint, streams, "
                              f"checkpoints, and the dead-letter and late files it reads back)")
-        Settings.from_config(JobConfig.load(overrides=list(job_overrides)))
+        config = JobConfig.load(overrides=list(job_overrides))
+        kinesis_local_options(config, Settings.from_config(config))     # the source the evaluation runs
     except ValueError as exc:       # ConfigError is one
         parser.error(str(exc))
 

@@ -227,7 +227,8 @@ class Settings:
             idle_timeout_s=c.get_int("processing", "idle.timeout.s", minimum=0),
             max_future_s=c.get_int("processing", "max.future.s", minimum=0),
             max_payload_bytes=c.get_int("processing", "max.payload.bytes", minimum=64),
-            max_metric_value=c.get_float("processing", "max.metric.value", minimum=1.0),
+            # at most the detectors' MAX_MAGNITUDE: a larger value would be valid here and unscorable there
+            max_metric_value=c.get_float("processing", "max.metric.value", minimum=1.0, maximum=1e150),
             dedup_retention_s=c.get_int("processing", "dedup.retention.s", minimum=0),
             timer_grace_ms=timer_grace_ms,
             events_lookback_s=events_lookback_s,
@@ -547,9 +548,28 @@ def kinesis_start_position(cfg: JobConfig, source: str) -> str:
     return position.kind if position.timestamp_ms is None else f"{position.kind}:{position.timestamp_ms}"
 
 
+def kinesis_local_options(cfg: JobConfig, s: Settings) -> dict:
+    """The boto3 Kinesis source's settings, checked: by create_sources, and by make run and evaluate
+    before they start anything (flink_jobs.evaluate.check_before_run)."""
+    from connectors.kinesis.flink_source import DEFAULT_MAX_PARALLELISM
+
+    if s.parallelism > DEFAULT_MAX_PARALLELISM:
+        # its readers' key groups (one per shard group) are fixed at this many: Flink refused
+        # the job at submission with a Java stack trace
+        raise ConfigError(f"property job.parallelism={s.parallelism}: --source kinesis-local runs at most "
+                          f"{DEFAULT_MAX_PARALLELISM} (its readers' max parallelism)")
+    return {"stream_names": {kind: cfg.get_str("kinesis", f"{kind}.stream.name", allow_empty=False)
+                             for kind in ("metrics", "events")},
+            "start_position": kinesis_start_position(cfg, "kinesis-local"),
+            "endpoint_url": cfg.get_endpoint_url("kinesis", "endpoint.url"),
+            "region": cfg.get_str("kinesis", "region", allow_empty=False),
+            "poll_interval_ms": cfg.get_int("kinesis", "poll.interval.ms", minimum=1),
+            "max_records_per_poll": cfg.get_int("kinesis", "max.records.per.get", minimum=1, maximum=10000)}
+
+
 def create_sources(t_env, env, cfg: JobConfig, s: Settings, source: str) -> tuple[str, str | None]:
     """Register `metrics_raw` and `events_raw` (or None when the source has no events)."""
-    if source in ("kinesis", "kinesis-local"):   # checked before anything is built
+    if source == "kinesis":   # checked before anything is built (kinesis-local: kinesis_local_options)
         start_position = kinesis_start_position(cfg, source)
     common = _common_params(s)
     et = _event_time_expr(s)
@@ -564,23 +584,17 @@ def create_sources(t_env, env, cfg: JobConfig, s: Settings, source: str) -> tupl
             _require_kinesis_connector(t_env)
         return "metrics_raw", "events_raw"
     if source == "kinesis-local":
-        from connectors.kinesis.flink_source import DEFAULT_MAX_PARALLELISM, kinesis_payload_table
+        from connectors.kinesis.flink_source import kinesis_payload_table
 
-        if s.parallelism > DEFAULT_MAX_PARALLELISM:
-            # its readers' key groups (one per shard group) are fixed at this many: Flink refused
-            # the job at submission with a Java stack trace
-            raise ConfigError(f"property job.parallelism={s.parallelism}: --source kinesis-local runs at most "
-                              f"{DEFAULT_MAX_PARALLELISM} (its readers' max parallelism)")
+        options = kinesis_local_options(cfg, s)
         for kind in ("metrics", "events"):
             table = kinesis_payload_table(
-                t_env, env, cfg.get_str("kinesis", f"{kind}.stream.name", allow_empty=False),
+                t_env, env, options["stream_names"][kind],
                 event_time_expr=str(et),
                 watermark_expr=str(common["watermark_expr"]),
-                endpoint_url=cfg.get_endpoint_url("kinesis", "endpoint.url"),
-                region=cfg.get_str("kinesis", "region", allow_empty=False),
-                start_position=start_position,
-                poll_interval_ms=cfg.get_int("kinesis", "poll.interval.ms", minimum=1),
-                max_records_per_poll=cfg.get_int("kinesis", "max.records.per.get", minimum=1, maximum=10000),
+                endpoint_url=options["endpoint_url"], region=options["region"],
+                start_position=options["start_position"], poll_interval_ms=options["poll_interval_ms"],
+                max_records_per_poll=options["max_records_per_poll"],
                 idle_timeout=f"{s.idle_timeout_s} s" if s.idle_timeout_s > 0 else None,
                 dead_letter_source=kind,
                 on_invalid_encoding=lambda stream, k=kind: _attach_dead_letter_sink(stream, s, f"{k}-encoding",

@@ -241,6 +241,12 @@ def test_settings_are_typed_and_validated():
     # gc.set_threshold takes a C int: OverflowError in both operators' open(), at every start
     with pytest.raises(ConfigError, match="python.gc.threshold"):
         settings("job.python.gc.threshold=10000000000")
+    # detectors.base.MAX_MAGNITUDE: a larger value would pass the parse and be unscorable
+    from detectors.base import MAX_MAGNITUDE
+
+    assert settings(f"processing.max.metric.value={MAX_MAGNITUDE}").max_metric_value == MAX_MAGNITUDE
+    with pytest.raises(ConfigError, match="max.metric.value"):
+        settings("processing.max.metric.value=1e200")
     # boto3 refused it only when an operator built its client: in every open(), at every restart
     for group in ("kinesis", "eventbridge"):
         with pytest.raises(ConfigError, match=f"{group}.endpoint.url='localhost:4566' is not an endpoint URL"):

@@ -324,6 +324,10 @@ def test_the_scorer_uses_the_jobs_window():
     # won over the evaluation's own: no dead-letter files to read back, dead letters counted as windowed
     ("deadletter.sink=kinesis", "deadletter.sink: the evaluation sets these itself"),
     ("kinesis.endpoint.url=http://127.0.0.1:9", "kinesis.endpoint.url: the evaluation sets these itself"),
+    # the boto3 Kinesis source's own settings (the source the evaluation runs)
+    ("job.parallelism=200", "--source kinesis-local runs at most 128"),
+    ("kinesis.poll.interval.ms=0", "kinesis.poll.interval.ms"),
+    ("kinesis.max.records.per.get=0", "kinesis.max.records.per.get"),
 ])
 def test_the_cli_checks_the_jobs_settings_before_anything_starts(tmp_path, capsys, monkeypatch, override, message):
     from flink_jobs import run_local

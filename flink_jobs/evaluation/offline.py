@@ -53,7 +53,7 @@ import detectors
 from connectors.archive.store import EVENTS, METRICS
 from connectors.replay.kinesis import event_time_ms, merged_archive
 from detectors.base import Detection
-from detectors.classifier import ClassifierConfig
+from detectors.classifier import METRICS as METRIC_NAMES, ClassifierConfig
 from detectors.events import EventValidationError, parse_event
 from detectors.partner_health import PartnerHealthConfig
 from flink_jobs.evaluation.scoring import SampleTimes, alerts_from_events, load_labels, sample_key, score
@@ -133,8 +133,10 @@ class ArchiveWindows:
 
 
 def read_windows(archive: str | Path, params: JobParameters) -> ArchiveWindows:
-    """Steps 1-2 of the module docstring. Records the job would dead-letter (no editor, no metric,
-    a value that is not a finite number, no timestamp) are skipped here."""
+    """Steps 1-2 of the module docstring. Records the job would dead-letter for their fields (no editor,
+    no metric, a value that is not a finite number, no timestamp: sample_key; a metric outside the
+    contract, a value out of range, dimensions that are not strings: in_contract) are in no window;
+    every record whose time is read moves the watermark, as every row moves the job's."""
     size_ms, delay_ms = params.window_size_s * 1000, params.watermark_delay_s * 1000
     sums: dict = defaultdict(lambda: [0.0, 0])     # (kind, scope, metric, editor, end) -> [sum, count]
     events: list[dict] = []
@@ -206,8 +208,7 @@ def read_windows(archive: str | Path, params: JobParameters) -> ArchiveWindows:
 
 
 #: The contract's metrics, and those of them that are rates in [0, 1] (sql/parse/metrics.sql).
-CONTRACT_METRICS = frozenset(("rpm", "fill_rate", "bid_latency_ms", "error_rate", "partner_timeouts",
-                              "cache_hit_rate", "impressions", "revenue", "bid_rate", "win_rate"))
+CONTRACT_METRICS = frozenset(METRIC_NAMES)
 RATE_METRICS = frozenset(("fill_rate", "error_rate", "cache_hit_rate", "bid_rate", "win_rate"))
 
 
@@ -267,14 +268,16 @@ def _cache_file(cache_dir: Path | None, archive: Path, params: JobParameters) ->
     stamp = json.dumps([str(archive.resolve()), sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns)
                                                         for p in archive.rglob("*") if p.is_file()),
                         params.window_size_s, params.watermark_delay_s, params.detector, params.detector_params,
-                        params.state_idle_retention_s, _detector_source_digest()], sort_keys=True, default=str)
+                        params.state_idle_retention_s, params.max_metric_value, _detector_source_digest()],
+                       sort_keys=True, default=str)
     return cache_dir / f"models-{hashlib.sha256(stamp.encode()).hexdigest()[:24]}.pkl"
 
 
 def _detector_source_digest() -> str:
-    """The models' outputs depend on detectors/ code: a change there invalidates the cache."""
+    """The models' outputs depend on detectors/ code, and their inputs on this module's reading of the
+    archive (read_windows, in_contract): a change to either invalidates the cache."""
     root = Path(detectors.__file__).parent
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(Path(__file__).read_bytes())
     for path in sorted(root.rglob("*.py")):
         if path.name not in ("classifier.py", "partner_health.py", "incident.py", "events.py", "revenue.py"):
             digest.update(path.read_bytes())

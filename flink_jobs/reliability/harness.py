@@ -375,11 +375,10 @@ class JobProcess:
 
     def kill_hard(self):
         """SIGKILL the job's whole process group: client, mini-cluster JVM, Python workers."""
-        try:
-            # the whole group even when the client has exited: its JVM may outlive it
+        # Only while the client runs: once it has exited and been reaped, its pid, and so the group's
+        # id, may belong to another process.
+        if self.alive():
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass                # nothing of the group is left
         self.process.wait(30)
         self._log.close()
         if self in JobProcess.running:
