@@ -107,6 +107,8 @@ from detectors.revenue import invalid_traffic_share, positive_period, revenue_at
 
 METRICS = ("rpm", "fill_rate", "bid_latency_ms", "error_rate", "partner_timeouts", "cache_hit_rate",
            "impressions", "revenue", "bid_rate", "win_rate")
+#: The metrics that are rates in [0, 1] (sql/parse/metrics.sql refuses one above 1: OUT_OF_RANGE_VALUE).
+RATE_METRICS = ("fill_rate", "error_rate", "cache_hit_rate", "bid_rate", "win_rate")
 #: Derived from revenue / impressions when both are present (invalid traffic
 #: lowers what each impression earns even when rpm is not reported).
 REVENUE_PER_IMPRESSION = "revenue_per_impression"

@@ -53,7 +53,7 @@ import detectors
 from connectors.archive.store import EVENTS, METRICS
 from connectors.replay.kinesis import event_time_ms, merged_archive
 from detectors.base import Detection
-from detectors.classifier import METRICS as METRIC_NAMES, ClassifierConfig
+from detectors.classifier import METRICS as METRIC_NAMES, RATE_METRICS, ClassifierConfig
 from detectors.events import EventValidationError, parse_event
 from detectors.partner_health import PartnerHealthConfig
 from flink_jobs.evaluation.scoring import SampleTimes, alerts_from_events, load_labels, sample_key, score
@@ -207,9 +207,8 @@ def read_windows(archive: str | Path, params: JobParameters) -> ArchiveWindows:
     return ArchiveWindows(dict(series), events, editors, first_ms, last_ms, n_metrics, late, sample_times, future)
 
 
-#: The contract's metrics, and those of them that are rates in [0, 1] (sql/parse/metrics.sql).
+#: The contract's metrics (sql/parse/metrics.sql; the rates among them: detectors.classifier.RATE_METRICS).
 CONTRACT_METRICS = frozenset(METRIC_NAMES)
-RATE_METRICS = frozenset(("fill_rate", "error_rate", "cache_hit_rate", "bid_rate", "win_rate"))
 
 
 def in_contract(record: dict, max_metric_value: float) -> bool:

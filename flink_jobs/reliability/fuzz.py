@@ -32,12 +32,10 @@ from typing import Iterable, Iterator, Sequence
 
 from connectors.batching import KINESIS_RECORD_MAX_BYTES
 from connectors.event_time import payload_timestamp_ms
+from detectors.classifier import METRICS, RATE_METRICS   # the contract's metric names (tests import them from here too)
 
 DEFAULT_MAX_PAYLOAD_BYTES = 65536  # processing.max.payload.bytes in application_properties.json
 
-METRICS = ("rpm", "fill_rate", "bid_latency_ms", "error_rate", "partner_timeouts",
-           "cache_hit_rate", "impressions", "revenue", "bid_rate", "win_rate")
-RATE_METRICS = ("fill_rate", "error_rate", "cache_hit_rate", "bid_rate", "win_rate")
 EVENT_TYPES = ("config_change", "deployment", "feature_flag", "partner_status", "security_finding")
 
 FUZZ_ID_PATTERN = re.compile(r"fz-\d+-\d{6}")
