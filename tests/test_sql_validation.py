@@ -122,6 +122,13 @@ METRIC_CASES = [
     (_m(timestamp="2099-01-01T00:00:00Z"), "FUTURE_TIMESTAMP"),
     (_m(timestamp=iso_ms(TS).replace(".000Z", ".1234567891Z")), "INVALID_TIMESTAMP"),  # 10 fraction digits
     (_m(timestamp=iso_ms(TS).replace("Z", "+2")), "INVALID_TIMESTAMP"),
+    # integer-like texts Flink's TRY_CAST(.. AS BIGINT) reads but the contract does not: their
+    # dead letters carried that time and moved the watermark (see the test on the sentinel below)
+    (_m(timestamp="+%d" % TS), "INVALID_TIMESTAMP"),
+    (_m(timestamp=" %d" % TS), "INVALID_TIMESTAMP"),
+    (_m(timestamp="%d " % TS), "INVALID_TIMESTAMP"),
+    (_m(timestamp="%d.0" % TS), "INVALID_TIMESTAMP"),
+    (_m(timestamp="%d" % TS), None),                  # the same digits as a JSON string: the contract's integer
 ]
 
 
@@ -184,6 +191,7 @@ EVENT_CASES = [
     (_e(timestamp=0), "INVALID_TIMESTAMP"),
     (_e(timestamp="2026/11/01 10:00:00"), "INVALID_TIMESTAMP"),
     (_e(timestamp=TS + 0.5), "INVALID_TIMESTAMP"),
+    (_e(timestamp="+%d" % TS), "INVALID_TIMESTAMP"),
     (_e(timestamp=4102444800000), "FUTURE_TIMESTAMP"),
     (_e(event_type=...), "MISSING_FIELD"),
     (_e(event_type="rollback"), "UNKNOWN_EVENT_TYPE"),
@@ -280,6 +288,23 @@ def test_iso_timestamps_name_the_same_instant_whatever_their_offset_and_fraction
         kind = "metrics" if '"metric"' in payload else "events"
         assert _code(got, kind, payload) is None, payload
     assert [got["event_time"][p] for p, _ in INSTANT_CASES] == [ms for _, ms in INSTANT_CASES]
+
+
+def test_a_record_with_a_timestamp_the_parse_refuses_gets_the_sentinel_event_time(parsed):
+    """sql/parse/event_time.sql gives the sentinel epoch 0 to a timestamp it cannot use, so that the
+    record can never move the watermark. The integer branch read whatever Flink's TRY_CAST(.. AS
+    BIGINT) reads: "+<ms>", "<ms>.5" (a JSON number with a fraction), "<ms> " -- texts the parse calls
+    INVALID_TIMESTAMP (sql/parse/timestamp_reason.sql), so those dead letters carried a time, and a
+    bogus record moved the watermark. Every row refused for its timestamp, fuzz rows included,
+    must have the sentinel (or, for a time before the epoch that Flink read, that earlier time:
+    neither can move a watermark)."""
+    got, _ = parsed
+    refused = [(kind, payload) for kind in ("metrics", "events") for payload, codes in got[kind].items()
+               if codes[0] in ("INVALID_TIMESTAMP", "FUTURE_TIMESTAMP") and payload in got["event_time"]]
+    assert len(refused) > 20, refused
+    moved = [(kind, payload[:100], got["event_time"][payload]) for kind, payload in refused
+             if got["event_time"][payload] > 0]
+    assert not moved, moved
 
 
 def test_every_fuzz_category_gets_an_accepted_code(parsed):

@@ -8,6 +8,10 @@
 -- (`2026-11-01T10:05:00Z`, `2026-11-01T10:05:00.123456+02:00`; sql/parse/iso_timestamp.sql).
 --   * TRY_CAST, never JSON_VALUE(... RETURNING ...): RETURNING with a type the
 --     JSON value does not have throws a ClassCastException that fails the job.
+--   * Digits only before the cast: TRY_CAST(.. AS BIGINT) also reads "+<ms>", "<ms> " and a
+--     fraction ("<ms>.5", cut), texts sql/parse/timestamp_reason.sql calls INVALID_TIMESTAMP;
+--     until 2026-12-08 such a record was dead-lettered with that time and still moved the
+--     watermark. (A negative epoch is invalid too, and gets the sentinel.)
 --   * Never NULL: a missing/invalid timestamp, an oversized payload, or a
 --     timestamp more than ${max_future_s} s ahead of processing time gets the
 --     sentinel epoch 0. The sentinel is older than any real record, so it can never
@@ -18,11 +22,13 @@
 COALESCE(
   CASE WHEN CHAR_LENGTH(payload) <= ${max_payload_bytes} THEN
     CASE WHEN COALESCE(
-           TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(payload, '$.timestamp') AS BIGINT), 3),
+           TO_TIMESTAMP_LTZ(CASE WHEN REGEXP(JSON_VALUE(payload, '$.timestamp'), '^[0-9]{1,18}$')
+                            THEN TRY_CAST(JSON_VALUE(payload, '$.timestamp') AS BIGINT) END, 3),
            ${iso_timestamp_of_payload})
          <= TIMESTAMPADD(SECOND, ${max_future_s}, CURRENT_TIMESTAMP)
     THEN COALESCE(
-           TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(payload, '$.timestamp') AS BIGINT), 3),
+           TO_TIMESTAMP_LTZ(CASE WHEN REGEXP(JSON_VALUE(payload, '$.timestamp'), '^[0-9]{1,18}$')
+                            THEN TRY_CAST(JSON_VALUE(payload, '$.timestamp') AS BIGINT) END, 3),
            ${iso_timestamp_of_payload})
     END
   END,
