@@ -10,7 +10,7 @@
 --     JSON value does not have throws a ClassCastException that fails the job.
 --   * Digits only before the cast: TRY_CAST(.. AS BIGINT) also reads "+<ms>", "<ms> " and a
 --     fraction ("<ms>.5", cut), texts sql/parse/timestamp_reason.sql calls INVALID_TIMESTAMP;
---     until 2026-12-08 such a record was dead-lettered with that time and still moved the
+--     until 2026-12-07 such a record was dead-lettered with that time and still moved the
 --     watermark. (A negative epoch is invalid too, and gets the sentinel.)
 --   * Never NULL: a missing/invalid timestamp, an oversized payload, or a
 --     timestamp more than ${max_future_s} s ahead of processing time gets the
