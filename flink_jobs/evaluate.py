@@ -910,6 +910,45 @@ def _rescore(args, parser) -> int:
     return EXIT_INCOMPLETE if incomplete else 0
 
 
+WORK_DIR_MARK = ".adops-evaluate-work"
+
+
+class WorkDirInUse(Exception):
+    """The default work folder's path holds something an earlier evaluation did not make."""
+
+
+def default_work_dir(out: Path) -> Path:
+    """OUT's name with ``.work``, next to the report: its checkpoints, logs, dead letters and the
+    generated scenario, which the report's paths name. (Until 2026-12-07 the default was a new
+    ``/tmp/adops-eval-*`` folder per run, left behind by every run.) An earlier run's folder there,
+    recognised by its mark, is replaced, as the report is; anything else is refused.
+
+    >>> import tempfile; root = Path(tempfile.mkdtemp())
+    >>> work = default_work_dir(root / "report.json"); work.name, sorted(p.name for p in work.iterdir())
+    ('report.work', ['.adops-evaluate-work'])
+    >>> _ = (work / "checkpoints").mkdir(); default_work_dir(root / "report.json") == work, list(work.glob("c*"))
+    (True, [])
+    >>> (root / "mine.work").mkdir(); (root / "mine.work" / "notes.txt").write_text("x")
+    1
+    >>> default_work_dir(root / "mine.json")
+    Traceback (most recent call last):
+    ...
+    flink_jobs.evaluate.WorkDirInUse: ... is not an earlier evaluation's work folder ...
+    """
+    import shutil
+
+    work = out.with_name(out.stem + ".work")
+    if work.exists():
+        if not (work / WORK_DIR_MARK).exists() and (not work.is_dir() or any(work.iterdir())):
+            raise WorkDirInUse(f"{work} is not an earlier evaluation's work folder (it has no {WORK_DIR_MARK}); "
+                               "move it away or pass --work-dir")
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    (work / WORK_DIR_MARK).write_text("made by python -m flink_jobs.evaluate; replaced by the next run with "
+                                      "the same --out\n")
+    return work
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flink_jobs.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -931,7 +970,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="GROUP.KEY=VALUE",
                         help="job property override (repeatable); the scorer uses the job's "
                              "processing.window.size.s")
-    parser.add_argument("--work-dir", default=None, help="where the run keeps its state and logs")
+    parser.add_argument("--work-dir", default=None,
+                        help="where the run keeps its state and logs (default: OUT's name with .work, next to "
+                             "the report, whose paths name it; an earlier run's folder there is replaced)")
     parser.add_argument("--rescore", default=None, metavar="RUN",
                         help="score the bus events of an earlier run again without running anything: a make "
                              "run output folder (or its bus_events.jsonl), an .events.jsonl or a JSON report "
@@ -947,7 +988,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--labels is required with --archive")
     check_before_run(parser, args.labels, args.overrides)
 
-    work = Path(args.work_dir or tempfile.mkdtemp(prefix="adops-eval-"))
+    try:
+        work = Path(args.work_dir) if args.work_dir else default_work_dir(Path(args.out))
+    except WorkDirInUse as exc:
+        parser.error(str(exc))
     archive, labels, scenario_json = args.archive, args.labels, args.scenario
     if archive is None:
         from connectors.simulator import default_scenario, generate

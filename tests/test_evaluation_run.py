@@ -556,3 +556,37 @@ def test_unreadable_run_facts_beside_the_events_are_an_error_not_ignored(run_fol
     ev.run_facts_path(events).write_text("{not json")
     with pytest.raises(ev.RescoreError, match=r"eval.events.run.json: the run's facts beside its events are not JSON"):
         ev.read_run_events(events)
+
+
+def test_the_cli_keeps_its_work_folder_next_to_the_report(tmp_path, capsys, monkeypatch):
+    """Without --work-dir, the run's state and logs go to OUT's name with .work (they were a new
+    /tmp/adops-eval-* folder per run, never removed); a second run with the same --out replaces its
+    own earlier folder, and a folder there that no evaluation made is refused, untouched."""
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(json.dumps({"incident_id": "i-1", "scope": "editor", "problem_type": "DEMAND_ISSUE",
+                                  "start": "2026-11-02T13:00:00Z", "end": "2026-11-02T14:00:00Z",
+                                  "editor_id": "e-001"}) + "\n")
+    handed = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_evaluate(*args, work_dir, **kwargs):
+        handed.append(Path(work_dir))
+        (Path(work_dir) / "checkpoints").mkdir()
+        raise Stop
+
+    monkeypatch.setattr(ev, "evaluate", fake_evaluate)
+    argv = ["--archive", str(tmp_path), "--labels", str(labels), "--out", str(tmp_path / "day1.json")]
+    for _ in range(2):
+        with pytest.raises(Stop):
+            ev.main(argv)
+    assert handed == [tmp_path / "day1.work"] * 2
+    assert sorted(p.name for p in handed[0].iterdir()) == [ev.WORK_DIR_MARK, "checkpoints"]  # the first run's went
+    foreign = tmp_path / "notes.work"
+    foreign.mkdir()
+    (foreign / "mine.txt").write_text("keep")
+    with pytest.raises(SystemExit) as info:
+        ev.main(argv[:-1] + [str(tmp_path / "notes.json")])
+    assert info.value.code == 2 and "notes.work is not an earlier evaluation's work folder" in capsys.readouterr().err
+    assert (foreign / "mine.txt").read_text() == "keep" and len(handed) == 2
