@@ -337,7 +337,7 @@ class JobWatch:
                 "incomplete, see its log")
 
 
-#: Job properties the evaluation sets itself (run_live): its endpoint, streams, bus, start position,
+#: Job properties the evaluation sets itself (run_through_system, which checks it sets these and no others): its endpoint, streams, bus, start position,
 #: checkpoints and the dead-letter and late files it reads back to tell windowed samples from the others.
 EVALUATION_PROPERTIES = ("kinesis.endpoint.url", "eventbridge.endpoint.url", "kinesis.metrics.stream.name",
                          "kinesis.events.stream.name", "eventbridge.bus.name", "kinesis.start.position",
@@ -429,23 +429,28 @@ def run_through_system(archive: str | Path, *, endpoint_url: str | None = None, 
         from flink_jobs.main import start_job
 
         run_started_ms = int(time.time() * 1000) - 1000
-        overrides = [
-            f"kinesis.endpoint.url={endpoint_url}", f"eventbridge.endpoint.url={endpoint_url}",
-            f"kinesis.metrics.stream.name={stack['metrics_stream']}",
-            f"kinesis.events.stream.name={stack['events_stream']}",
-            f"eventbridge.bus.name={stack['bus_name']}",
+        own = {
+            "kinesis.endpoint.url": endpoint_url, "eventbridge.endpoint.url": endpoint_url,
+            "kinesis.metrics.stream.name": stack["metrics_stream"],
+            "kinesis.events.stream.name": stack["events_stream"],
+            "eventbridge.bus.name": stack["bus_name"],
             # Only this run's records, even on an endpoint that served earlier runs.
-            f"kinesis.start.position=AT_TIMESTAMP:{run_started_ms}",
-            f"job.checkpoint.dir={work / 'flink-state'}",
-            "deadletter.sink=file", f"deadletter.path={job_outputs['dead_letters']}",
-            f"deadletter.late.path={job_outputs['late']}",
-            # The job's own poll interval (200 ms), as `make run` has it. Until 2026-12-07 this run
-            # polled every second, from when moto 5.2.5 answered each GetRecords by scanning its shard
-            # (deploy/local/patches/kinesis/get_records_fastpath.py made that O(log n)); with the
-            # reader dropping every other tick then, a sparse stream's record waited ~2 s, which at
-            # 720x is a window and more: an event put just before a window's end missed it.
-            *job_overrides,
-        ]
+            "kinesis.start.position": f"AT_TIMESTAMP:{run_started_ms}",
+            "job.checkpoint.dir": work / "flink-state",
+            "deadletter.sink": "file", "deadletter.path": job_outputs["dead_letters"],
+            "deadletter.late.path": job_outputs["late"],
+        }
+        # check_before_run refuses a --set of these by that list: the two must name the same keys
+        # (a key set here and missing there would be overridden by the user's --set unnoticed).
+        if set(own) != set(EVALUATION_PROPERTIES):
+            raise AssertionError(f"EVALUATION_PROPERTIES differs from the run's own settings: "
+                                 f"{sorted(set(own) ^ set(EVALUATION_PROPERTIES))}")
+        # The job's own poll interval (200 ms), as `make run` has it. Until 2026-12-07 this run
+        # polled every second, from when moto 5.2.5 answered each GetRecords by scanning its shard
+        # (deploy/local/patches/kinesis/get_records_fastpath.py made that O(log n)); with the
+        # reader dropping every other tick then, a sparse stream's record waited ~2 s, which at
+        # 720x is a window and more: an event put just before a window's end missed it.
+        overrides = [f"{key}={value}" for key, value in own.items()] + list(job_overrides)
         config = JobConfig.load(overrides=overrides)
         window_s = float(config.get_int("processing", "window.size.s", minimum=1, maximum=86400))
         phase("starting the streaming job on the local mini-cluster")
