@@ -337,8 +337,9 @@ class JobWatch:
                 "incomplete, see its log")
 
 
-#: Job properties the evaluation sets itself (run_through_system, which checks it sets these and no others): its endpoint, streams, bus, start position,
-#: checkpoints and the dead-letter and late files it reads back to tell windowed samples from the others.
+#: Job properties the evaluation sets itself (run_through_system checks it sets these and no others):
+#: its endpoint, streams, bus, start position, checkpoints and the dead-letter and late files it reads
+#: back to tell windowed samples from the others.
 EVALUATION_PROPERTIES = ("kinesis.endpoint.url", "eventbridge.endpoint.url", "kinesis.metrics.stream.name",
                          "kinesis.events.stream.name", "eventbridge.bus.name", "kinesis.start.position",
                          "job.checkpoint.dir", "deadletter.sink", "deadletter.path", "deadletter.late.path")
