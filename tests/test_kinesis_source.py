@@ -276,6 +276,57 @@ def test_an_open_shard_answered_not_found_is_read_on_when_the_stream_is_back(aws
     assert not any(p.finished for p in reader.positions.values())
 
 
+def test_a_closed_shard_answered_not_found_is_finished_only_once_the_stream_no_longer_lists_it(
+        aws_client, kinesis, new_stream):
+    """A "not found" for a closed shard finished it: right for a parent retention has trimmed away,
+    but a parent still being drained when the stream was briefly missing (an endpoint restarting)
+    lost its unread tail, and the finished flag is checkpointed, so no restore brought it back
+    (20 of 40 records lost). The shard is now finished only when ListShards no longer lists it."""
+    stream = new_stream(1)
+    _put(kinesis, stream, 0, 30)
+    kinesis.split_shard(StreamName=stream, ShardToSplit="shardId-000000000000", NewStartingHashKey=str(2 ** 127))
+    _put(kinesis, stream, 30, 10)
+    reader = _reader(aws_client, stream, max_records_per_call=10, max_attempts_per_poll=3)
+    reader._sleep = lambda s: None
+    first = reader.poll_once()
+    assert _numbers(first) == list(range(10))                    # the parent, closed, read in part
+    faults = ServiceErrors(reader.client, lambda call: "ResourceNotFoundException" if call == 1 else None)
+    records = first + reader.read_available()
+    assert faults.injected == {"ResourceNotFoundException": 1}
+    _assert_exactly_once_in_key_order(records, range(40))
+
+    # Retention trims the closed parent: every call on it is "not found", and ListShards leaves it out.
+    stream = new_stream(1)
+    _put(kinesis, stream, 0, 30)
+    kinesis.split_shard(StreamName=stream, ShardToSplit="shardId-000000000000", NewStartingHashKey=str(2 ** 127))
+    _put(kinesis, stream, 30, 10)
+    reader = _reader(aws_client, stream, max_records_per_call=10, max_attempts_per_poll=3)
+    reader._sleep = lambda s: None
+    parent = "shardId-000000000000"
+
+    def trimmed(request, **_):
+        if parent.encode() in (request.body or b""):
+            return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.1"}, _Body(
+                json.dumps({"__type": "ResourceNotFoundException", "message": "trimmed"}).encode()))
+        return None
+
+    def unlisted(parsed, **_):
+        parsed["Shards"] = [shard for shard in parsed.get("Shards", []) if shard["ShardId"] != parent]
+
+    reader.client.meta.events.register("before-send.kinesis.GetShardIterator", trimmed)
+    reader.client.meta.events.register("after-call.kinesis.ListShards", unlisted)
+    _assert_exactly_once_in_key_order(reader.read_available(), range(30, 40))   # the children, after it
+    assert reader.positions[parent].finished
+
+
+class _Body:
+    def __init__(self, body):
+        self.body = body
+
+    def stream(self, **_):
+        yield self.body
+
+
 def test_bytes_that_are_not_utf8_are_passed_on_marked(aws_client, kinesis, new_stream):
     stream = new_stream(1)
     kinesis.put_record(StreamName=stream, Data=b'{"editor_id": "e-1"}', PartitionKey="a")

@@ -445,6 +445,16 @@ class ShardPoller:
         last = self.position.last_sequence_number
         return end is not None and last is not None and int(last) >= int(end)
 
+    def _trimmed_away(self) -> bool:
+        """Whether the stream answers ListShards without this shard (retention trimmed it). Until
+        2026-12-07 any "not found" finished a closed shard, so a parent being drained when the
+        endpoint was briefly missing lost its unread records. Any error asking is a no."""
+        try:
+            return all(s.shard_id != self.shard.shard_id for s in list_shards(self.client, self.stream_name))
+        except (ClientError, BotoCoreError) as exc:
+            log.debug("shard %s: ListShards after ResourceNotFound: %s", self.shard.shard_id, exc)
+            return False
+
     def poll(self) -> PollResult:
         """One GetRecords (plus retries); never raises for throttling or expired iterators."""
         if self.position.finished:
@@ -471,12 +481,14 @@ class ShardPoller:
                     self._iterator = None
                     continue
                 if error_code(exc) == "ResourceNotFoundException":
-                    if self.shard.ending_sequence_number is not None:
+                    if self.shard.ending_sequence_number is not None and self._trimmed_away():
                         # A closed shard trimmed away by retention: nothing left to read.
                         return self._finish()
-                    # An open shard is never trimmed: the stream is missing for now (an endpoint
-                    # restarting with its state). Finishing would lose all it still gets; keep the
-                    # position and try again, backing off. (A stream deleted and re-created is
+                    # An open shard is never trimmed, and a closed one the stream still lists is
+                    # not gone: the stream is missing for now (an endpoint restarting with its
+                    # state). Finishing would lose all it still holds -- for a closed parent being
+                    # drained, its unread tail, and the finished flag is checkpointed -- so keep
+                    # the position and try again, backing off. (A stream deleted and re-created is
                     # another stream, whose sequence numbers the position does not name: start the
                     # job on it without --restore; connectors/kinesis/README.md.)
                     self.metrics.transient_errors += 1
