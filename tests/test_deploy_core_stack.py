@@ -263,7 +263,7 @@ def test_security_rule_matches_forwarded_and_guardduty_findings_with_transformer
     put(bus, "adops.security", "Security Incident Detected",
         {"finding_id": low, "severity": 6.9, "title": f"low {low}", "details": {}, "detected_at": "2026-11-01T10:00:00Z"})
     put(bus, "adops.security", "Security Incident Detected",
-        {"finding_id": ours, "severity": 8, "editor_id": "e-001", "title": f"ad injection {ours}",
+        {"finding_id": ours, "severity": 8, "editor_id": "e-001", "title": f'ad "injection" \\ {ours}',
          "details": {}, "detected_at": "2026-11-01T10:00:00Z"})
     # GuardDuty publishes to the account's default bus only; the stack forwards it to the production bus.
     put("default", "aws.guardduty", "GuardDuty Finding",
@@ -278,8 +278,12 @@ def test_security_rule_matches_forwarded_and_guardduty_findings_with_transformer
     by_source = {a["source"]: a for a in alerts}
     assert by_source["adops.security"]["alert"] == "SECURITY INCIDENT"
     assert by_source["adops.security"]["severity"] == 8
-    assert by_source["adops.security"]["title"] == f"ad injection {ours}"
+    # The finding as an object: a quote or backslash in its title made the message invalid JSON,
+    # and the alert was lost (EventBridge does not escape a "<title>" in the template).
+    assert by_source["adops.security"]["finding"]["title"] == f'ad "injection" \\ {ours}'
+    assert by_source["adops.security"]["finding"]["editor_id"] == "e-001"
     assert by_source["aws.guardduty"]["detail_type"] == "GuardDuty Finding"
+    assert by_source["aws.guardduty"]["finding"]["title"] == f"crypto mining {guardduty}"
     assert "detail" not in by_source["aws.guardduty"]
 
 
