@@ -260,3 +260,20 @@ def test_a_lone_surrogate_in_a_letter_is_written_as_its_escape_not_dropped_with_
     writer.close()
     assert [json.loads(line) for line in (tmp_path / "d.jsonl").read_text().splitlines()] == [
         {"raw": "\ud800 x"}, {"n": 2}]
+
+
+def test_a_lone_surrogate_in_a_letter_reaches_the_kinesis_stream_as_its_escape(aws_client, unique_name):
+    """The Kinesis writer and its Flink sink encoded lines plainly: a lone surrogate raised
+    UnicodeEncodeError (the sink's item_size first, in the task: the job failed). Written now as
+    the escape the file writer writes, which reads back as the same JSON."""
+    from connectors.deadletter.flink_sinks import KinesisDeadLetterSink
+
+    stream = unique_name("adops-dead-letters-test")
+    aws_client("kinesis").create_stream(StreamName=stream, ShardCount=1)
+    lone = json.dumps({"raw": "\ud800 x"}, ensure_ascii=False)
+    sink = KinesisDeadLetterSink.__new__(KinesisDeadLetterSink)    # item_size reads nothing of the sink
+    assert sink.item_size(lone) > len(lone)
+    writer = KinesisDeadLetterWriter(aws_client("kinesis"), stream, sleep=lambda s: None)
+    assert writer.write([lone, '{"n": 2}']) == 2 and writer.counters.dropped == 0
+    stored = [json.loads(line) for line in _stored(aws_client, stream)]
+    assert {"raw": "\ud800 x"} in stored and {"n": 2} in stored

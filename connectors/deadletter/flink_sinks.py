@@ -81,9 +81,9 @@ class KinesisDeadLetterSink(BufferedBatchFunction):
         return value
 
     def item_size(self, item: str) -> int:
-        from connectors.deadletter.writers import partition_key_for
+        from connectors.deadletter.writers import line_bytes, partition_key_for
 
-        return len(item.encode("utf-8")) + len(partition_key_for(item))
+        return len(line_bytes(item)) + len(partition_key_for(item))
 
     def deliver(self, items: list[str]) -> Iterable[Any]:
         counters = self._writer.counters

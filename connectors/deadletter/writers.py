@@ -32,9 +32,21 @@ from botocore.exceptions import BotoCoreError, ClientError
 log = logging.getLogger(__name__)
 
 
+def line_bytes(line: str) -> bytes:
+    """A dead-letter line as UTF-8, a lone surrogate (a payload's "\\ud800" decoded) written as the
+    6-character escape it came from, which inside a JSON string means the same, as the file writer
+    writes it. A plain encode raised UnicodeEncodeError in the Kinesis writer and sink: the job failed.
+
+    >>> import json
+    >>> json.loads(line_bytes('"' + chr(0xD800) + ' x"')) == chr(0xD800) + " x", len(line_bytes(chr(0xD800)))
+    (True, 6)
+    """
+    return line.encode("utf-8", errors="backslashreplace")
+
+
 def partition_key_for(line: str) -> str:
     # Spread dead letters over the shards; the content hash keeps a replayed line on one shard.
-    return hashlib.sha256(line.encode("utf-8")).hexdigest()[:PARTITION_KEY_CHARS]
+    return hashlib.sha256(line_bytes(line)).hexdigest()[:PARTITION_KEY_CHARS]
 
 
 def _record_size(record: dict[str, Any]) -> int:
@@ -96,7 +108,7 @@ class KinesisDeadLetterWriter:
         or, without a fallback, were dropped; see `counters`)."""
         records = []
         for line in lines:
-            record = {"Data": line.encode("utf-8"), "PartitionKey": partition_key_for(line)}
+            record = {"Data": line_bytes(line), "PartitionKey": partition_key_for(line)}
             if _record_size(record) > KINESIS_RECORD_MAX_BYTES:
                 # Cannot happen for lines built by dead_letter_json (records.MAX_LINE_BYTES).
                 self._give_up([record], f"record of {_record_size(record)} bytes exceeds the Kinesis limit")
