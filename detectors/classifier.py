@@ -166,6 +166,13 @@ def is_finite_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+#: A baseline smaller than this rounds to 0 at the six decimals the bus details carry
+#: (detectors.incident.metric_snapshot), and is taken as 0: a model whose series sat at 0 for hours
+#: expects 1e-8 or -5e-324, not 0 (an exponential level halving towards it), and against that a
+#: reading of 0 moved "+100 %" and one of 0.5 "+4e9 %", a move the classifier counted.
+NEGLIGIBLE_BASELINE = 5e-7
+
+
 @dataclass(frozen=True)
 class MetricDeviation:
     """One metric of one editor in one window, against that editor's own baseline.
@@ -183,19 +190,29 @@ class MetricDeviation:
     is_anomaly: bool
 
     def relative_change(self, floor: float = 0.0) -> float:
-        """``(value - baseline) / max(|baseline|, floor)``; 0 when undefined.
+        """``(value - baseline) / max(|baseline|, floor)``; 0 when undefined. A baseline below
+        :data:`NEGLIGIBLE_BASELINE` counts as 0.
 
         >>> MetricDeviation("rpm", 1.5, 2.0, 1.8, 2.2, 0.9, True).relative_change()
         -0.25
         >>> MetricDeviation("error_rate", 0.003, 0.0, 0.0, 0.001, 0.9, True).relative_change(floor=0.01)
         0.3
+        >>> MetricDeviation("revenue", 0.0, 1e-8, 0.0, 1e-7, 0.9, True).relative_change()
+        0.0
         """
         if not self.is_finite:
             return 0.0
-        denominator = max(abs(self.baseline), floor)
+        baseline = self.shown_baseline
+        denominator = max(abs(baseline), floor)
         if denominator == 0.0:
             return 0.0
-        return (self.value - self.baseline) / denominator
+        return (self.value - baseline) / denominator
+
+    @property
+    def shown_baseline(self) -> float:
+        """The baseline, with one below :data:`NEGLIGIBLE_BASELINE` (shown as 0) taken as 0; an unusable
+        one (None, NaN) as it is."""
+        return 0.0 if is_finite_number(self.baseline) and abs(self.baseline) < NEGLIGIBLE_BASELINE else self.baseline
 
     def percent_change(self) -> float | None:
         """``100 * (value - baseline) / |baseline|``, as a reader computes it from the two numbers shown
@@ -207,8 +224,10 @@ class MetricDeviation:
         300.0
         >>> MetricDeviation("error_rate", 0.003, 0.0, 0.0, 0.001, 0.9, True).percent_change() is None
         True
+        >>> MetricDeviation("error_rate", 0.5, -1.2e-8, 0.0, 0.001, 0.9, True).percent_change() is None
+        True
         """
-        if not self.is_finite or self.baseline == 0.0:
+        if not self.is_finite or self.shown_baseline == 0.0:
             return None
         return (self.value - self.baseline) / abs(self.baseline) * 100.0
 
@@ -488,7 +507,7 @@ def derived_ratio(name: str, deviations: Mapping[str, MetricDeviation]) -> Metri
     numerator, denominator = (deviations.get(m) for m in DERIVED_METRICS[name])
     if numerator is None or denominator is None or not (numerator.is_finite and denominator.is_finite):
         return None
-    if denominator.value <= 0 or denominator.baseline <= 0:
+    if denominator.value <= 0 or denominator.shown_baseline <= 0:
         return None
     # No detector ran on the ratio: it counts through its relative change only.
     return MetricDeviation(name, numerator.value / denominator.value, numerator.baseline / denominator.baseline,
@@ -815,7 +834,7 @@ def describe_deviation(reading: MetricReading) -> str:
         detail += ", derived: {} / {}".format(*DERIVED_METRICS[d.metric])
     elif d.score or d.is_anomaly:
         detail += f", detector score {d.score:.2f}"
-    return f"{d.metric} {_fmt(d.value)} vs baseline {_fmt(d.baseline)} ({detail})"
+    return f"{d.metric} {_fmt(d.value)} vs baseline {_fmt(d.shown_baseline)} ({detail})"
 
 
 def describe_event(event: OperationalEvent, window_end_s: float | None) -> str:

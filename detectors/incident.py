@@ -95,7 +95,7 @@ def metric_snapshot(deviation: MetricDeviation) -> dict[str, float | None]:
     percent = deviation.percent_change()
     return {
         "value": _json_number(deviation.value),
-        "baseline": _json_number(deviation.baseline),
+        "baseline": _json_number(deviation.shown_baseline),
         "lower": _json_number(deviation.lower),
         "upper": _json_number(deviation.upper),
         "score": _json_number(deviation.score, 4),

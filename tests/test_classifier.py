@@ -675,3 +675,18 @@ def test_a_severity_ladder_of_another_length_or_order_is_refused_at_configuratio
     with pytest.raises(ValueError, match="severity_metric_count: 2 cut-offs in ascending order"):
         ClassifierConfig.from_properties({"severity_metric_count": ladder})
     assert ClassifierConfig.from_properties({"severity_metric_count": "2,5"}).severity_metric_count == (2.0, 5.0)
+
+
+def test_a_baseline_below_the_details_precision_counts_as_zero():
+    """Metrics sitting at 0 for hours leave their model expecting 1e-8, not 0. Against that, a reading
+    of 0 moved -100 % and counted as a deviating metric: a window where only latency moved came out
+    with revenue and impressions "affected" too (three metrics: the HIGH multi-metric alert rule)."""
+    metrics = window(bid_latency_ms=3.5)
+    for metric in ("impressions", "revenue"):
+        metrics[metric] = MetricDeviation(metric, 0.0, 1e-8, 0.0, 2e-8, 0.99, True)
+    verdict = classify(metrics, [], window_end_s=WINDOW_END)
+    assert verdict.affected_metrics == ["bid_latency_ms"], verdict.affected_metrics
+    assert metrics["revenue"].percent_change() is None and metrics["revenue"].relative_change() == 0.0
+    assert "vs baseline 0 (from a zero baseline" not in " ".join(verdict.evidence)    # not listed at all
+    # a real baseline, however small, still counts
+    assert MetricDeviation("revenue", 0.0, 1e-6, 0.0, 2e-6, 0.99, True).percent_change() == -100.0

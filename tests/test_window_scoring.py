@@ -98,3 +98,30 @@ def test_a_state_rolled_back_behind_the_cached_model_is_scored_from_the_state():
                                                            END + i * WINDOW_MS, _windows(i))
         again += scored
     assert again == first[-len(again):]
+
+
+def test_a_series_sitting_at_zero_gets_a_baseline_of_zero_not_a_sliver_either_side():
+    """An error rate that goes to 0 and stays there (ordinary for hours): the model's level halves
+    towards 0 and expected -1.2e-8 after 30 windows, -5e-324 later. Shown, that was a baseline of
+    "-0.0" with the reading of 0 at "+100 %" from it, a reading of 0.5 at "+4e9 %", and an
+    "Infinity" the sink had to null. The contract's metrics are never negative, and a baseline
+    below the details' six decimals is 0: a reading of 0 is never more than -100 % from it."""
+    import random
+
+    from detectors.classifier import MetricDeviation
+    from detectors.incident import metric_snapshot
+
+    rng = random.Random(0)
+    scoring, stored, shown = _scoring(), None, []
+    for i in range(420):
+        value = max(0.0, rng.gauss(3.0, 1.0)) if i < 300 else 0.0
+        stored, (result,) = scoring.score_windows(stored, ("editor", "e-1"), "e-1", None, END + i * WINDOW_MS,
+                                                  [("error_rate", value, 3)])
+        assert result["baseline"] >= 0.0 and result["lower"] >= 0.0 and result["upper"] >= 0.0, (i, result)
+        if i >= 300:
+            at_zero = MetricDeviation("error_rate", 0.0, result["baseline"], result["lower"], result["upper"],
+                                      result["score"], result["is_anomaly"])
+            shown.append(metric_snapshot(at_zero))
+    assert all(s["deviation_pct"] in (None, -100.0) for s in shown), [s for s in shown if s["deviation_pct"]
+                                                                       not in (None, -100.0)][:3]
+    assert shown[-1]["baseline"] == 0.0 and shown[-1]["deviation_pct"] is None     # it did get there

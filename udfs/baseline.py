@@ -70,16 +70,20 @@ def combine(model: Detection, verdict: BaselineVerdict | None) -> tuple[float, f
     unrelated page on the same series would otherwise never be seen.
     """
     model_ok = all(math.isfinite(x) for x in (model.expected, model.lower, model.upper))
+    # The contract's metrics are never negative (sql/parse/metrics.sql refuses them), and neither is
+    # what to expect of one: a model whose series sat at 0 expected -1.2e-8, shown as a baseline of
+    # "-0.0" with the reading of 0 "+100 %" from it, and a band below 0 called a 0 outside it.
+    expected, lower, upper = (max(x, 0.0) for x in (model.expected, model.lower, model.upper))
     if verdict is None:
         if not model_ok:
             return math.nan, math.nan, math.nan, 0.0, False
-        return model.expected, model.lower, model.upper, model.score, model.is_anomaly
+        return expected, lower, upper, model.score, model.is_anomaly
     if not model_ok:
         return verdict.median, verdict.lower, verdict.upper, verdict.score, verdict.outside
-    model_outside = math.isfinite(verdict.value) and not model.lower <= verdict.value <= model.upper
+    model_outside = math.isfinite(verdict.value) and not lower <= verdict.value <= upper
     is_anomaly = verdict.outside and (model.is_anomaly or model_outside)
     score = min(model.score, verdict.score) if not is_anomaly else max(model.score, verdict.score)
-    return model.expected, model.lower, model.upper, score, is_anomaly
+    return expected, lower, upper, score, is_anomaly
 
 
 def score_window(model, history: tuple | str | None, window_end_ms: int, value: float, *, rel_threshold: float,
