@@ -51,16 +51,19 @@ class Detection:
 _NAN = float("nan")
 #: Returned for values :func:`scorable` refuses, which are never learned.
 INVALID_DETECTION = Detection(0.0, _NAN, _NAN, _NAN, False)
-#: The largest magnitude a detector scores and learns: beyond it a square (a variance, a cubed
-#: surprise) overflows a float and Python raises OverflowError, so such a value is treated as a
-#: non-finite one. (The stream job refuses metric values from 1e9 before any detector sees them.)
-MAX_MAGNITUDE = 1e150
+#: The largest magnitude a detector scores and learns; a larger one is treated as a non-finite
+#: value. Bound by the ensemble's time-of-day profiles, kept as float32 (max ~3.4e38): one value of
+#: 1e41 made a profile bin NaN for good, and the seasonal forecaster was never chosen again (a later
+#: 50 % drop scored 0.0 instead of 0.98); up to 1e39 it recovered. 1e30 leaves room for the sums a
+#: profile keeps. (It was 1e150, the bound of a square or cubed surprise overflowing a float64. The
+#: stream job refuses metric values from 1e9 before any detector sees them.)
+MAX_MAGNITUDE = 1e30
 
 
 def scorable(timestamp_s: float, value: float) -> bool:
     """Whether a detector scores and learns ``value``: both finite, and ``|value| <= MAX_MAGNITUDE``.
 
-    >>> scorable(0.0, 1e150), scorable(0.0, -1e151), scorable(0.0, float("nan")), scorable(float("inf"), 1.0)
+    >>> scorable(0.0, 1e30), scorable(0.0, -1e31), scorable(0.0, float("nan")), scorable(float("inf"), 1.0)
     (True, False, False, False)
     """
     return math.isfinite(timestamp_s) and math.isfinite(value) and -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE

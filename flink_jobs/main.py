@@ -65,6 +65,7 @@ from pyflink.common import Row
 from pyflink.common.job_client import JobClient
 from pyflink.datastream import ProcessFunction
 
+from detectors.base import MAX_MAGNITUDE
 from connectors.flink_runtime import REPOSITORY, package_root, packaged_python_dependencies
 from flink_jobs.config import ConfigError, JobConfig, running_on_managed_flink
 from flink_jobs.restore_points import (
@@ -227,8 +228,9 @@ class Settings:
             idle_timeout_s=c.get_int("processing", "idle.timeout.s", minimum=0),
             max_future_s=c.get_int("processing", "max.future.s", minimum=0),
             max_payload_bytes=c.get_int("processing", "max.payload.bytes", minimum=64),
-            # at most the detectors' MAX_MAGNITUDE: a larger value would be valid here and unscorable there
-            max_metric_value=c.get_float("processing", "max.metric.value", minimum=1.0, maximum=1e150),
+            # at most the detectors' MAX_MAGNITUDE (1e30): a larger value would be valid here and unscorable
+            # there; it also keeps a window's mean inside what PutMetricData takes (+-2^360)
+            max_metric_value=c.get_float("processing", "max.metric.value", minimum=1.0, maximum=MAX_MAGNITUDE),
             dedup_retention_s=c.get_int("processing", "dedup.retention.s", minimum=0),
             timer_grace_ms=timer_grace_ms,
             events_lookback_s=events_lookback_s,

@@ -247,6 +247,8 @@ def test_settings_are_typed_and_validated():
     assert settings(f"processing.max.metric.value={MAX_MAGNITUDE}").max_metric_value == MAX_MAGNITUDE
     with pytest.raises(ConfigError, match="max.metric.value"):
         settings("processing.max.metric.value=1e200")
+    with pytest.raises(ConfigError, match="max.metric.value"):
+        settings("processing.max.metric.value=1e31")     # accepted up to 1e150 until 2026-12-07
     # boto3 refused it only when an operator built its client: in every open(), at every restart
     for group in ("kinesis", "eventbridge"):
         with pytest.raises(ConfigError, match=f"{group}.endpoint.url='localhost:4566' is not an endpoint URL"):

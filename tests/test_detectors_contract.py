@@ -149,6 +149,25 @@ def test_extreme_magnitudes_never_raise_and_out_of_range_ones_are_not_learned(na
         assert d.to_bytes() == before, (bad_value, bad_time)
 
 
+def test_one_value_at_the_largest_magnitude_does_not_disable_the_ensembles_time_of_day_model():
+    """The ensemble keeps its time-of-day profiles as float32 (max ~3.4e38). With MAX_MAGNITUDE at
+    1e150, one value of 1e41 in a daily series made a profile bin NaN for good: a 50 % drop two
+    weeks later scored 0.0 instead of 0.98. At the bound, the drop is still seen."""
+    from detectors.base import MAX_MAGNITUDE
+
+    rng = random.Random(0)
+    data = [(i * STEP, 100 + 30 * math.sin(2 * math.pi * i / 288) + rng.gauss(0, 2)) for i in range(3001)]
+    scores = {}
+    for spike in (None, MAX_MAGNITUDE):
+        d = detectors.make("ensemble")
+        for i, (t, v) in enumerate(data[:3000]):
+            if i == 1000 and spike is not None:
+                d.update(t - 1.0, spike)
+            d.update(t, v)
+        scores[spike] = d.update(data[3000][0], data[3000][1] * 0.5).score
+    assert scores[None] > 0.9 and scores[MAX_MAGNITUDE] > 0.9, scores
+
+
 def test_bad_blobs_are_rejected():
     blob = detectors.make("seasonal").to_bytes()
     with pytest.raises(ValueError):
