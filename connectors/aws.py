@@ -18,9 +18,34 @@ import boto3
 from botocore.config import Config
 
 DEFAULT_REGION = "us-east-1"
-# Credentials the embedded endpoint accepts; only used when a local endpoint is
-# configured and no credentials are present, never against the real service.
+# Credentials the embedded endpoint accepts; only used when the endpoint is on this machine and
+# no credentials are in the environment (local_credentials), never against the real service.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+
+
+def local_credentials(endpoint_url: str | None) -> dict[str, str]:
+    """LOCAL_CREDENTIALS for an endpoint on this machine (a loopback address or ``localhost``) when
+    the environment names no credentials (``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``); else none, and
+    boto3 resolves its own (a credentials file, an instance, task or Managed Flink role). Until
+    2026-12-07 any endpoint URL got them: a VPC or FIPS endpoint with a role's credentials signed
+    every call as "test", and AWS refused them all.
+
+    >>> local_credentials("http://127.0.0.1:4566") == LOCAL_CREDENTIALS, local_credentials("http://localhost:4566") != {}
+    (True, True)
+    >>> local_credentials("https://vpce-0abc.kinesis.us-east-1.vpce.amazonaws.com"), local_credentials(None)
+    ({}, {})
+    """
+    import ipaddress
+    from urllib.parse import urlparse
+
+    if not endpoint_url or os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"):
+        return {}
+    host = (urlparse(endpoint_url).hostname or "").lower()
+    try:
+        local = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = host == "localhost" or host.endswith(".localhost")
+    return dict(LOCAL_CREDENTIALS) if local else {}
 
 
 def resolve_endpoint_url(service: str, endpoint_url: str | None = None) -> str | None:
@@ -69,11 +94,7 @@ def make_client(
         max_pool_connections=max_pool_connections,
         parameter_validation=validate_parameters,
     )
-    credentials: dict[str, str] = {}
-    if resolved_endpoint and not (
-        os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")
-    ):
-        credentials = dict(LOCAL_CREDENTIALS)
+    credentials = local_credentials(resolved_endpoint)
     session = boto3.session.Session()
     if raw_timestamps:
         session._session.get_component("response_parser_factory").set_parser_defaults(

@@ -39,6 +39,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from connectors.aws import local_credentials
+
 from .formats import kind_of
 from .store import ArchiveWriter
 
@@ -50,9 +52,7 @@ _THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException", "
 def kinesis_client(endpoint_url: str | None = None, region: str | None = None):
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_KINESIS") or os.environ.get("AWS_ENDPOINT_URL")
-    credentials = {}
-    if endpoint_url and not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
-        credentials = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    credentials = local_credentials(endpoint_url)
     return boto3.client("kinesis", endpoint_url=endpoint_url, region_name=region,
                         config=Config(retries={"max_attempts": 1}), **credentials)
 

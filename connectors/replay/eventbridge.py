@@ -33,13 +33,13 @@ from datetime import datetime, timezone
 import boto3
 from botocore.config import Config
 
+from connectors.aws import local_credentials
+
 
 def events_client(endpoint_url: str | None = None, region: str | None = None):
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_EVENTS") or os.environ.get("AWS_ENDPOINT_URL")
-    credentials = {}
-    if endpoint_url and not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
-        credentials = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    credentials = local_credentials(endpoint_url)
     return boto3.client("events", endpoint_url=endpoint_url, region_name=region,
                         config=Config(retries={"max_attempts": 5, "mode": "standard"}), **credentials)
 

@@ -66,6 +66,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from connectors.archive import EVENTS, METRICS, ArchivedRecord, iter_archive
+from connectors.aws import local_credentials
 from connectors.batching import KINESIS_RECORD_MAX_BYTES, PUT_RECORDS_MAX_BYTES, PUT_RECORDS_MAX_RECORDS
 from connectors.event_time import EventTimeProgress, timestamp_ms
 
@@ -79,9 +80,7 @@ _RETRYABLE_CALL_ERRORS = {"ProvisionedThroughputExceededException", "ThrottlingE
 def kinesis_client(endpoint_url: str | None = None, region: str | None = None):
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_KINESIS") or os.environ.get("AWS_ENDPOINT_URL")
-    credentials = {}
-    if endpoint_url and not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
-        credentials = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    credentials = local_credentials(endpoint_url)
     # Our own retry loop re-sends only what failed; botocore's would re-send the whole batch.
     # The replayer enforces PutRecords' limits itself (record and key size, 500 records, 5 MiB)
     # and always sends bytes, so botocore's client-side parameter validation (about a tenth of
