@@ -381,3 +381,56 @@ def test_a_secure_string_is_not_rolled_back_as_its_ciphertext(editor):
                         {"editor_id": editor, "config_key": "partner_api_key", "to_version": "2"}, {"reason": "inc-10"})
     assert status == 422 and "version 2 is a SecureString" in body["error"], body
     assert ssm.get_parameter(Name=name)["Parameter"]["Value"] == "plain-3"
+
+
+def _response_bytes(tool: str, method: str, path: str, params: dict) -> int:
+    event = {"messageVersion": "1.0", "actionGroup": tool, "apiPath": path, "httpMethod": method,
+             "parameters": [{"name": k, "type": "string", "value": v} for k, v in params.items()]}
+    return len(json.dumps(load_handler(tool).handler(event, None)).encode())
+
+
+BEDROCK_LAMBDA_RESPONSE_MAX_BYTES = 25 * 1024     # Bedrock Agents' limit on an action group Lambda's answer
+
+
+def test_a_days_metrics_fit_one_answer_at_a_coarser_period(editor):
+    """The schema allows 1440 minutes of ten metrics: 305,557 bytes at the default period (4 h: 50,287),
+    over the 25 KB Bedrock takes from a tool, so the agent's call failed. The period is raised to fit
+    150 datapoints, and the answer says so; the whole day is still covered."""
+    now = dt.datetime.now(dt.timezone.utc)
+    names = ("rpm", "fill_rate", "bid_latency_ms", "error_rate", "partner_timeouts", "cache_hit_rate",
+             "impressions", "revenue", "bid_rate", "win_rate")
+    data = [{"MetricName": name, "Dimensions": [{"Name": "EditorId", "Value": editor}],
+             "Timestamp": now - dt.timedelta(minutes=5 * i), "Value": 1000.0 / (i + 3)}
+            for name in names for i in range(288)]
+    cloudwatch = boto3.client("cloudwatch")
+    for start in range(0, len(data), 1000):
+        cloudwatch.put_metric_data(Namespace="AdOps", MetricData=data[start:start + 1000])
+    params = {"editor_id": editor, "minutes": "1440"}
+    status, body = call("get_editor_metrics", "GET", "/editors/{editor_id}/metrics", params)
+    assert status == 200, body
+    assert body["period_seconds"] == 5760 and "300 s asked" in body["period_note"]
+    assert _response_bytes("get_editor_metrics", "GET", "/editors/{editor_id}/metrics", params) \
+        <= BEDROCK_LAMBDA_RESPONSE_MAX_BYTES
+    assert sum(len(points) for points in body["metrics"].values()) <= 150
+    oldest = min(dt.datetime.fromisoformat(p["timestamp"]) for p in body["metrics"]["rpm"])
+    assert oldest <= now - dt.timedelta(hours=20)
+    # the default span and period are what they were
+    status, body = call("get_editor_metrics", "GET", "/editors/{editor_id}/metrics", {"editor_id": editor})
+    assert status == 200 and body["period_seconds"] == 300 and "period_note" not in body
+
+
+def test_many_changes_fit_one_answer_newest_first_with_the_rest_counted(editor):
+    """Thirty versions of a long configuration value (about 70 KB listed whole): the answer keeps the
+    newest that fit in what an agent's tool call takes, and counts the ones left out."""
+    ssm = boto3.client("ssm")
+    name = f"/adops/editors/{editor}/config/ad_slots"
+    for version in range(1, 31):
+        ssm.put_parameter(Name=name, Value=f"v{version}:" + "x" * 1000, Type="String", Overwrite=True,
+                          Description=f"change {version}")
+    params = {"editor_id": editor, "hours": "1"}
+    status, body = call("get_recent_changes", "GET", "/editors/{editor_id}/changes", params)
+    assert status == 200, body
+    assert [c["version"] for c in body["changes"]] == list(range(30, 30 - len(body["changes"]), -1))
+    assert body["omitted"]["changes"] == 30 - len(body["changes"]) > 0
+    assert _response_bytes("get_recent_changes", "GET", "/editors/{editor_id}/changes", params) \
+        <= BEDROCK_LAMBDA_RESPONSE_MAX_BYTES

@@ -4,12 +4,17 @@ sets the job's ``cloudwatch.namespace``; AdOps, the job's default, when unset)."
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from typing import Any
 
 from action_group import ToolError, aws_client, dispatch, require_id, require_int
 
 DEFAULT_NAMESPACE = "AdOps"
+#: Datapoints one answer holds at most, over all its metrics: about 110 bytes each, so that the answer
+#: stays within what an agent's tool call takes (action_group.MAX_BODY_BYTES). A longer span gets a
+#: coarser period, said in the answer, rather than a cut: the agent still sees the whole span.
+MAX_DATAPOINTS = 150
 METRICS = ("rpm", "fill_rate", "bid_latency_ms", "error_rate", "partner_timeouts",
            "cache_hit_rate", "impressions", "revenue", "bid_rate", "win_rate")
 
@@ -28,6 +33,8 @@ def get_editor_metrics(args: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(names) - set(METRICS))
     if unknown:
         raise ToolError(400, f"unknown metrics {unknown}; known: {', '.join(METRICS)}")
+    asked = period
+    period = max(period, math.ceil(minutes * 60 * len(names) / MAX_DATAPOINTS / 60) * 60)
     end = dt.datetime.now(dt.timezone.utc)
     start = end - dt.timedelta(minutes=minutes)
     cloudwatch = aws_client("cloudwatch")
@@ -40,12 +47,23 @@ def get_editor_metrics(args: dict[str, Any]) -> dict[str, Any]:
         )["Datapoints"]
         points = sorted(stats, key=lambda p: p["Timestamp"])
         result[name] = [
-            {"timestamp": p["Timestamp"].isoformat(), "average": p["Average"], "min": p["Minimum"], "max": p["Maximum"]}
+            {"timestamp": p["Timestamp"].isoformat(), "average": _short(p["Average"]), "min": _short(p["Minimum"]),
+             "max": _short(p["Maximum"])}
             for p in points
         ]
-    return {"editor_id": editor_id, "from": start.isoformat(), "to": end.isoformat(),
-            "period_seconds": period, "metrics": result,
-            "empty_metrics": [n for n in names if not result[n]]}
+    answer = {"editor_id": editor_id, "from": start.isoformat(), "to": end.isoformat(),
+              "period_seconds": period, "metrics": result,
+              "empty_metrics": [n for n in names if not result[n]]}
+    if period != asked:
+        answer["period_note"] = (f"{asked} s asked; {period} s so that {minutes} min of {len(names)} metrics fit the "
+                                 f"{MAX_DATAPOINTS} datapoints an answer holds (ask for fewer metrics or a shorter "
+                                 f"span for a finer period)")
+    return answer
+
+
+def _short(x: float) -> float:
+    """Seven significant digits: what an agent reads, in a third of the characters of a float's repr."""
+    return float(f"{x:.7g}")
 
 
 ROUTES = {("GET", "/editors/{editor_id}/metrics"): get_editor_metrics}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from action_group import aws_client, dispatch, parameter_history, require_id, require_int
+from action_group import aws_client, dispatch, keep_newest, parameter_history, require_id, require_int
 
 
 PARTNERS_PREFIX = "/adops/partners/"
@@ -23,9 +23,11 @@ def get_recent_changes(args: dict[str, Any]) -> dict[str, Any]:
     for change in _changes(ssm, PARTNERS_PREFIX, since, suffix=PARTNER_STATUS_SUFFIX):
         partner = change.pop("parameter")[:-len(PARTNER_STATUS_SUFFIX)]
         partner_changes.append({"partner": partner, **change})
-    return {"editor_id": editor_id, "since": since.isoformat(),
-            "changes": _changes(ssm, f"/adops/editors/{editor_id}/", since),
-            "partner_status_changes": partner_changes}
+    # Within the size an agent takes (action_group.MAX_BODY_BYTES): the newest changes, and how many
+    # older ones were left out.
+    return keep_newest({"editor_id": editor_id, "since": since.isoformat(),
+                        "changes": _changes(ssm, f"/adops/editors/{editor_id}/", since),
+                        "partner_status_changes": partner_changes}, ("changes", "partner_status_changes"))
 
 
 def _changes(ssm: Any, prefix: str, since: dt.datetime, suffix: str = "") -> list[dict[str, Any]]:

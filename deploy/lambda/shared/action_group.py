@@ -21,6 +21,38 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 PARAM_KEY_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 
+#: Bedrock Agents take at most 25 KB from an action group's Lambda; an answer over it fails the
+#: agent's tool call. The body is kept under this, leaving room for the envelope: a tool fits its
+#: own answer (a coarser period, the oldest entries left out, said so in the answer), and
+#: :func:`dispatch` answers 502 rather than send one that does not fit. Until 2026-12-07 nothing
+#: was cut: 24 h of metrics were 305,557 bytes, 4 h 50,287.
+MAX_BODY_BYTES = 20_000
+
+
+def body_bytes(body: Any) -> int:
+    return len(json.dumps(body, default=str).encode("utf-8"))
+
+
+def keep_newest(body: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """``body`` with the oldest entries of its lists ``keys`` (each newest first) left out, from the
+    longest list, until it fits :data:`MAX_BODY_BYTES`; ``body["omitted"]`` counts them per list.
+
+    >>> body = keep_newest({"changes": [{"n": i, "pad": "x" * 900} for i in range(60)], "other": []}, ("changes", "other"))
+    >>> len(body["changes"]), body["changes"][0]["n"], body["omitted"], body_bytes(body) <= MAX_BODY_BYTES
+    (21, 0, {'changes': 39}, True)
+    """
+    omitted = {key: 0 for key in keys}
+    size = body_bytes(body)
+    while size > MAX_BODY_BYTES and any(body[key] for key in keys):
+        longest = max(keys, key=lambda k: len(body[k]))
+        dropped = body[longest].pop()
+        omitted[longest] += 1
+        size -= body_bytes(dropped) + 2
+    if any(omitted.values()):
+        body["omitted"] = {key: n for key, n in omitted.items() if n}
+    return body
+
+
 class ToolError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
@@ -194,7 +226,12 @@ def dispatch(event: dict[str, Any], routes: dict[tuple[str, str], Callable[[dict
         known = ", ".join(f"{m} {p}" for m, p in routes)
         return response(event, 404, {"error": f"unknown operation {key[0]} {key[1]}; this tool serves: {known}"})
     try:
-        return response(event, 200, route(arguments(event)))
+        answer = route(arguments(event))
+        size = body_bytes(answer)
+        if size > MAX_BODY_BYTES:
+            return response(event, 502, {"error": f"the answer is {size:,} bytes, more than the {MAX_BODY_BYTES:,} "
+                                                  "an agent's tool call takes: ask for a shorter span"})
+        return response(event, 200, answer)
     except ToolError as exc:
         return response(event, exc.status, {"error": exc.message})
     except Exception as exc:  # botocore ClientError and friends: tell the agent, don't crash its turn
