@@ -432,3 +432,26 @@ def test_every_dynamodb_and_sns_task_retries_a_transient_failure(asl):
                                                        "States.ALL"} & set(r["ErrorEquals"]))
             assert first_match == {"ErrorEquals": ["DynamoDB.ConditionalCheckFailedException"], "MaxAttempts": 0}, name
     assert first_takers == 2
+
+
+def test_the_documented_deploy_puts_new_code_under_new_keys_the_stack_points_to():
+    """CloudFormation updates a Lambda's code or the Managed Flink application's only when the key the
+    stack names changes: uploading over the same key and deploying again left the old code running.
+    The documented commands upload under a content hash and hand the stack those keys."""
+    text = DEPLOY_README.read_text()
+    code = re.search(r"^    CODE=\$\(cat build/adops-flink\.zip build/lambda/\*\.zip \| sha256sum", text, re.M)
+    assert code, "deploy/README.md does not name the code's keys by its content"
+    uploads = re.findall(r"aws s3 cp build/(\S+) s3://\$BUCKET/(\S+)", text)
+    assert ("adops-flink.zip", "flink/$CODE/adops-flink.zip") in uploads
+    assert ("lambda/", "lambda/$CODE/") in uploads
+    [cloud_deploy] = [line for line in re.sub(r"\\\n\s*", " ", text).splitlines()
+                      if "aws cloudformation deploy" in line and "cloud-only.json" in line]
+    overrides = dict(p.split("=", 1) for p in cloud_deploy.split("--parameter-overrides", 1)[1].split())
+    assert overrides == {"FlinkCodeKey": "flink/$CODE/adops-flink.zip", "LambdaCodeKeyPrefix": "lambda/$CODE/"}
+    parameters = render("cloud-only")["Parameters"]
+    assert set(overrides) <= set(parameters)
+    resources = render("cloud-only")["Resources"]
+    assert resources["FlinkApplication"]["Properties"]["ApplicationConfiguration"]["ApplicationCodeConfiguration"][
+        "CodeContent"]["S3ContentLocation"]["FileKey"] == {"Ref": "FlinkCodeKey"}
+    functions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Function"]
+    assert functions and all("${LambdaCodeKeyPrefix}" in json.dumps(f["Properties"]["Code"]["S3Key"]) for f in functions)
