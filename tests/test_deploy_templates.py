@@ -122,13 +122,21 @@ def _agent_resources() -> dict[str, dict]:
 
 
 def test_every_agent_definition_is_deployed_with_its_instruction_and_tools():
+    import botocore.session
+
+    # Bedrock's bounds, from botocore's model of CreateAgent (the test allowed 20,000 characters; the
+    # API takes 4,000, and cfn-lint's schema has no maximum)
+    create_agent = botocore.session.get_session().get_service_model("bedrock-agent") \
+        .operation_model("CreateAgent").input_shape.members
     deployed = _agent_resources()
     definitions = {json.loads(p.read_text())["name"]: json.loads(p.read_text()) for p in AGENT_FILES}
     assert set(deployed) == set(definitions)
     for name, agent in definitions.items():
         props = deployed[name]
         assert props["Instruction"] == agent["instruction"]
-        assert 40 <= len(agent["instruction"]) <= 20000  # Bedrock's limits
+        for field in ("instruction", "description"):
+            bounds = create_agent[field].metadata
+            assert bounds["min"] <= len(agent[field]) <= bounds["max"], (name, field, len(agent[field]), bounds)
         assert [g["ActionGroupName"] for g in props["ActionGroups"]] == agent["action_groups"]
         assert props["AgentCollaboration"] == agent["collaboration"]
         for group in props["ActionGroups"]:
