@@ -62,9 +62,23 @@ class _Shard:
     shard_id: str
     iterator: str | None = None
     last_sequence: str | None = None
-    closed: bool = False
+    closed: bool = False          # read to its end: no record will come from it again
     backoff_s: float = 0.0
     next_poll: float = 0.0
+    parents: tuple[str, ...] = ()
+    ending_sequence: str | None = None      # the shard was closed by a split or merge (ListShards)
+
+    def read_to_end(self, response: dict) -> bool:
+        """Whether this GetRecords answer leaves nothing to read: no next iterator (AWS, at the end of a
+        closed shard), or a closed shard read up to its last sequence number or caught up with nothing
+        left (moto hands out iterators on a closed shard for ever)."""
+        if response.get("NextShardIterator") is None:
+            return True
+        if self.ending_sequence is None:
+            return False
+        if self.last_sequence is not None and int(self.last_sequence) >= int(self.ending_sequence):
+            return True
+        return not response["Records"] and response.get("MillisBehindLatest") == 0
 
 
 @dataclass
@@ -96,12 +110,17 @@ def capture_stream(stream: str, writer: ArchiveWriter, *, client=None, from_star
         while True:
             page = client.list_shards(**kwargs)
             for shard in page["Shards"]:
-                if shard["ShardId"] not in shards:
-                    start = "TRIM_HORIZON" if from_start or (later and "ParentShardId" in shard) else "LATEST"
-                    iterator = client.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
-                                                         ShardIteratorType=start)["ShardIterator"]
-                    shards[shard["ShardId"]] = _Shard(shard["ShardId"], iterator)
-                    stats.shards.add(shard["ShardId"])
+                ending = shard.get("SequenceNumberRange", {}).get("EndingSequenceNumber")
+                if shard["ShardId"] in shards:
+                    shards[shard["ShardId"]].ending_sequence = ending
+                    continue
+                start = "TRIM_HORIZON" if from_start or (later and "ParentShardId" in shard) else "LATEST"
+                iterator = client.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                                     ShardIteratorType=start)["ShardIterator"]
+                parents = tuple(shard[k] for k in ("ParentShardId", "AdjacentParentShardId") if shard.get(k))
+                shards[shard["ShardId"]] = _Shard(shard["ShardId"], iterator, parents=parents,
+                                                  ending_sequence=ending)
+                stats.shards.add(shard["ShardId"])
             if not page.get("NextToken"):
                 break
             kwargs = {"NextToken": page["NextToken"]}
@@ -115,6 +134,11 @@ def capture_stream(stream: str, writer: ArchiveWriter, *, client=None, from_star
             got_any = False
             for shard in shards.values():
                 if shard.closed or now < shard.next_poll:
+                    continue
+                # A child after its parents: a key's records before a split are in the parent, those
+                # after it in a child, and the archive keeps the order it reads (a replay keeps it per
+                # key). Polled together, a child's records were archived before the parent's tail.
+                if any(p in shards and not shards[p].closed for p in shard.parents):
                     continue
                 try:
                     response = client.get_records(ShardIterator=shard.iterator, Limit=10_000)
@@ -148,7 +172,7 @@ def capture_stream(stream: str, writer: ArchiveWriter, *, client=None, from_star
                     if max_records is not None and stats.records >= max_records:
                         return stats
                 shard.iterator = response.get("NextShardIterator")
-                if shard.iterator is None:
+                if shard.read_to_end(response):
                     shard.closed = True
             now = time.monotonic()
             if got_any:
