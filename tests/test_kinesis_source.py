@@ -17,7 +17,7 @@ from botocore.awsrequest import AWSResponse
 
 from connectors.aws import make_client
 from connectors.kinesis.flink_source import spread_group_key, subtask_of
-from flink_fakes import RuntimeContext
+from flink_fakes import KeyedRuntimeContext, KeyedStore, RuntimeContext
 from connectors.kinesis.poller import (
     ExponentialBackoff,
     ShardPosition,
@@ -647,15 +647,18 @@ def test_a_group_the_fan_out_no_longer_lists_stops_holding_the_watermark(aws_end
                           max_parallelism=128)
     fan_out.open(RuntimeContext())
     reader = KinesisGroupReader(stream, aws_endpoint.url, "us-east-1", "TRIM_HORIZON", 1, "metrics")
-    reader.open(RuntimeContext())
+    store = KeyedStore()            # each group key's positions apart, as Flink keeps them
+    reader.open(KeyedRuntimeContext(store))
     ticks = sorted(fan_out.process_element(None, None), key=lambda t: json.loads(t[1])[0]["starting_hash_key"] != "0")
     assert len(ticks) == 2
     for tick in ticks:
+        store.key = tick[0]
         list(reader.process_element(tick, None))
     assert reader._watermark_floor_ms() == 1_000, "the first family has a backlog: it holds the floor"
     # The fan-out's next ListShards no longer lists the first family (its root trimmed, its shards
     # under another key now): only the second group is ticked, with that discovery's time.
     kept = ticks[1]
+    store.key = kept[0]
     discovery, tick_ms = kept[2] + 10_000, kept[3] + 10_000
     put(1, [9_100_000])
     assert records(reader.process_element(Row(kept[0], kept[1], discovery, tick_ms), None))
