@@ -194,8 +194,24 @@ def kept_since(events: list, horizon_ms: int) -> list:
 
     >>> kept_since([["deployment", 1000, None, None, None, "{}"], ["feature_flag", 3000, None, None, None, "{}"]], 2000)
     [['feature_flag', 3000, None, None, None, '{}']]
+
+    Newest by their time, not by when they came (an event read late is not newer for it), in the
+    order they came:
+
+    >>> late = [["deployment", 9000 - t, None, None, None, "{}"] for t in range(MAX_HELD_EVENTS)]
+    >>> kept = kept_since(late + [["feature_flag", 1, None, None, None, "{}"]], 0)
+    >>> len(kept), kept[0][1], min(e[1] for e in kept)
+    (200, 9000, 8801)
     """
-    return [e for e in events if e[1] >= horizon_ms][-MAX_HELD_EVENTS:]
+    return _newest([e for e in events if e[1] >= horizon_ms], MAX_HELD_EVENTS, lambda e: e[1])
+
+
+def _newest(items: list, limit: int, time_of) -> list:
+    """The ``limit`` items with the latest times (the later-come first among equal times), in their order."""
+    if len(items) <= limit:
+        return items
+    keep = sorted(sorted(range(len(items)), key=lambda i: time_of(items[i]))[-limit:])
+    return [items[i] for i in keep]
 
 
 #: At most this many of an editor's own operational events, as many partner findings, as many of its
@@ -207,7 +223,8 @@ MAX_KEPT_EVENTS = 200
 def bounded_events(events: list[dict]) -> list[dict]:
     """The newest :data:`MAX_KEPT_EVENTS` own events, as many partner findings, as many of the
     partners' status reports, as many changes made for its partners and as many platform-wide
-    events (the last three routed, without an editor), in their order.
+    events (the last three routed, without an editor), in their order. Newest by their time: until
+    2026-12-07 by when they came, so an old event read late pushed out a newer one.
 
     Capped apart: an editor hurt through every partner gets one finding per partner and window,
     which under one shared cap pushed its own deployment out of the look-back (35 partners did);
@@ -232,7 +249,9 @@ def bounded_events(events: list[dict]) -> list[dict]:
         return -1 if e["event_type"] == PARTNER_FINDING else routed_scope(e["event_type"], e.get("editor_id"),
                                                                           e.get("partner"))
 
-    kept = [i for k in (-1, 0, 1, 2, 3) for i in [i for i, e in enumerate(events) if kind(e) == k][-MAX_KEPT_EVENTS:]]
+    kept = [i for k in (-1, 0, 1, 2, 3)
+            for i in _newest([i for i, e in enumerate(events) if kind(e) == k], MAX_KEPT_EVENTS,
+                             lambda i: events[i]["timestamp_ms"])]
     return [events[i] for i in sorted(kept)]
 
 
