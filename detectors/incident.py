@@ -336,7 +336,8 @@ def _summary(editor_id: str, window_start_s: float, window_end_s: float, snapsho
         cause += f"; {len(listed)} recent event(s) listed, none of a kind this pattern links"
     window = f"{_hhmm(window_start_s)}-{_hhmm(window_end_s)}Z"
     risk = (f"revenue at risk {at_risk:,.2f} in the window" + (f" ({risk_note})" if risk_note else "")
-            if at_risk is not None else "revenue at risk unknown (neither revenue nor rpm and impressions in the window)")
+            if at_risk is not None
+            else "revenue at risk unknown (no revenue, nor rpm and impressions, with a value and a baseline in the window)")
     return (f"{classification.problem_type} on {editor_id} ({classification.severity}, {window}): "
             f"{'; '.join(moves) or 'no metric outside its band'}; {cause}; {risk}.")
 
@@ -400,7 +401,8 @@ def build_composite_detail(editor_id: str, window_start_s: float, window_end_s: 
         "affected_metrics": affected,
         "metrics": snapshot,
         "revenue_at_risk": at_risk,
-        # false: no revenue, nor rpm and impressions, in the window; revenue_at_risk is then 0, not measured
+        # false: no revenue, nor rpm and impressions, with a value and a baseline (a model warming up has
+        # none) in the window; revenue_at_risk is then 0, not measured
         "revenue_at_risk_known": at_risk_known,
         "suspected_causes": (partners + causes)[:MAX_CAUSES],
         "evidence": evidence[:MAX_EVIDENCE],
