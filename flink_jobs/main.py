@@ -172,6 +172,7 @@ class Settings:
     baseline_min_windows: int
     baseline_threshold: float
     model_snapshot_windows: int
+    model_cache_size: int
     state_idle_retention_s: int
     detector: str
     detector_params: dict
@@ -238,6 +239,7 @@ class Settings:
             baseline_min_windows=_baseline_min_windows(c, baseline_windows),
             baseline_threshold=c.get_float("processing", "baseline.threshold", minimum=0.0),
             model_snapshot_windows=c.get_int("processing", "model.snapshot.windows", minimum=1, maximum=10000),
+            model_cache_size=c.get_int("processing", "model.cache.size", minimum=0),
             state_idle_retention_s=_state_idle_retention_s(c, window, events_lookback_s, timer_grace_ms),
             detector=detector,
             detector_params=detector_params,
@@ -747,7 +749,8 @@ def window_scoring(s: Settings):
     from udfs.metric_detector import WindowScoring
 
     return WindowScoring(s.detector, s.detector_params, s.baseline_windows, s.baseline_min_windows,
-                         s.baseline_threshold, s.model_snapshot_windows, s.state_idle_retention_s * 1000)
+                         s.baseline_threshold, s.model_snapshot_windows, s.state_idle_retention_s * 1000,
+                         cache_size=s.model_cache_size)
 
 
 def window_sql(s: Settings, name: str) -> str:

@@ -15,9 +15,9 @@ END = 1_793_527_200_000
 WINDOW_MS = 300_000
 
 
-def _scoring(snapshot_windows: int = 12) -> WindowScoring:
+def _scoring(snapshot_windows: int = 12, cache_size: int = WindowScoring.CACHE_SIZE) -> WindowScoring:
     return WindowScoring("ensemble", {}, baseline_windows=12, baseline_min_windows=6, baseline_threshold=0.25,
-                         snapshot_windows=snapshot_windows)
+                         snapshot_windows=snapshot_windows, cache_size=cache_size)
 
 
 def _windows(i: int) -> list[tuple[str, float, int]]:
@@ -39,10 +39,22 @@ def _run(scoring: WindowScoring, groups: tuple[str, ...], windows: int, state: d
 def test_models_restored_from_the_state_score_exactly_like_cached_ones():
     cached = _run(_scoring(), ("e-1", "e-2"), 50)
     assert any(r["is_anomaly"] for r in cached), "the drop in window 40 is seen"
-    small = _scoring()
-    small.CACHE_SIZE = 1       # e-1 and e-2 alternate: every model comes back from the state
+    small = _scoring(cache_size=1)      # e-1 and e-2 alternate: every model comes back from the state
     state: dict = {}
     assert _run(small, ("e-1", "e-2"), 50, state) == cached
+    assert _run(_scoring(cache_size=0), ("e-1", "e-2"), 50) == cached      # processing.model.cache.size=0
+    rebuilds = {}
+    for size in (0, 1, WindowScoring.CACHE_SIZE):     # the cache is what spares the rebuilds
+        scoring = _scoring(cache_size=size)
+        rebuild, rebuilds[size] = scoring._rebuild, 0
+
+        def counted(*args, _rebuild=rebuild, _size=size):
+            rebuilds[_size] += 1
+            return _rebuild(*args)
+
+        scoring._rebuild = counted
+        _run(scoring, ("e-1", "e-2"), 50)
+    assert rebuilds == {0: 200, 1: 199, WindowScoring.CACHE_SIZE: 4}, rebuilds
     # 50 windows, a snapshot every 12: the last state holds a snapshot and a journal of 2 windows
     snapshot, journal, _, last_end = state["e-1"]["rpm"]
     assert snapshot and [end for end, _ in journal] == [END + 48 * WINDOW_MS, END + 49 * WINDOW_MS]
@@ -52,8 +64,7 @@ def test_models_restored_from_the_state_score_exactly_like_cached_ones():
 def test_how_often_a_snapshot_is_taken_changes_nothing_that_is_scored():
     cached = _run(_scoring(), ("e-1", "e-2"), 50)
     for every in (1, 5, 49):
-        scoring = _scoring(snapshot_windows=every)
-        scoring.CACHE_SIZE = 1
+        scoring = _scoring(snapshot_windows=every, cache_size=1)
         assert _run(scoring, ("e-1", "e-2"), 50) == cached, every
 
 
