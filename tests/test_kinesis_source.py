@@ -282,12 +282,18 @@ def test_a_closed_shard_answered_not_found_is_finished_only_once_the_stream_no_l
     but a parent still being drained when the stream was briefly missing (an endpoint restarting)
     lost its unread tail, and the finished flag is checkpointed, so no restore brought it back
     (20 of 40 records lost). The shard is now finished only when ListShards no longer lists it."""
-    stream = new_stream(1)
-    _put(kinesis, stream, 0, 30)
-    kinesis.split_shard(StreamName=stream, ShardToSplit="shardId-000000000000", NewStartingHashKey=str(2 ** 127))
-    _put(kinesis, stream, 30, 10)
-    reader = _reader(aws_client, stream, max_records_per_call=10, max_attempts_per_poll=3)
-    reader._sleep = lambda s: None
+    def split_with_a_backlog():
+        """A reader of a 1-shard stream split after 30 records, 10 more in the children."""
+        stream = new_stream(1)
+        _put(kinesis, stream, 0, 30)
+        kinesis.split_shard(StreamName=stream, ShardToSplit="shardId-000000000000",
+                            NewStartingHashKey=str(2 ** 127))
+        _put(kinesis, stream, 30, 10)
+        reader = _reader(aws_client, stream, max_records_per_call=10, max_attempts_per_poll=3)
+        reader._sleep = lambda s: None
+        return reader
+
+    reader = split_with_a_backlog()
     first = reader.poll_once()
     assert _numbers(first) == list(range(10))                    # the parent, closed, read in part
     faults = ServiceErrors(reader.client, lambda call: "ResourceNotFoundException" if call == 1 else None)
@@ -296,12 +302,7 @@ def test_a_closed_shard_answered_not_found_is_finished_only_once_the_stream_no_l
     _assert_exactly_once_in_key_order(records, range(40))
 
     # Retention trims the closed parent: every call on it is "not found", and ListShards leaves it out.
-    stream = new_stream(1)
-    _put(kinesis, stream, 0, 30)
-    kinesis.split_shard(StreamName=stream, ShardToSplit="shardId-000000000000", NewStartingHashKey=str(2 ** 127))
-    _put(kinesis, stream, 30, 10)
-    reader = _reader(aws_client, stream, max_records_per_call=10, max_attempts_per_poll=3)
-    reader._sleep = lambda s: None
+    reader = split_with_a_backlog()
     parent = "shardId-000000000000"
 
     def trimmed(request, **_):
