@@ -12,7 +12,7 @@ reduced to a single attempt — two nested retry loops would multiply the wait.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Mapping
 
 import boto3
 from botocore.config import Config
@@ -23,22 +23,24 @@ DEFAULT_REGION = "us-east-1"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 
 
-def local_credentials(endpoint_url: str | None) -> dict[str, str]:
+def local_credentials(endpoint_url: str | None, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     """LOCAL_CREDENTIALS for an endpoint on this machine (a loopback address or ``localhost``) when
     the environment names no credentials (``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``); else none, and
     boto3 resolves its own (a credentials file, an instance, task or Managed Flink role). Until
     2026-12-07 any endpoint URL got them: a VPC or FIPS endpoint with a role's credentials signed
     every call as "test", and AWS refused them all.
 
-    >>> local_credentials("http://127.0.0.1:4566") == LOCAL_CREDENTIALS, local_credentials("http://localhost:4566") != {}
-    (True, True)
-    >>> local_credentials("https://vpce-0abc.kinesis.us-east-1.vpce.amazonaws.com"), local_credentials(None)
+    >>> local_credentials("http://127.0.0.1:4566", {}) == LOCAL_CREDENTIALS, local_credentials("http://localhost:4566", {})
+    (True, {'aws_access_key_id': 'test', 'aws_secret_access_key': 'test'})
+    >>> local_credentials("https://vpce-0abc.kinesis.us-east-1.vpce.amazonaws.com", {}), local_credentials(None, {})
     ({}, {})
+    >>> local_credentials("http://127.0.0.1:4566", {"AWS_PROFILE": "dev"})
+    {}
     """
     import ipaddress
     from urllib.parse import urlparse
 
-    if not endpoint_url or os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"):
+    if not endpoint_url or environ.get("AWS_ACCESS_KEY_ID") or environ.get("AWS_PROFILE"):
         return {}
     host = (urlparse(endpoint_url).hostname or "").lower()
     try:

@@ -6,6 +6,7 @@ and real credentials from a file or a role, every call was signed "test" and ref
 EventBridge sink dead-lettered every event, the dead-letter writer fell back for every line)."""
 from __future__ import annotations
 
+import boto3
 import pytest
 
 from connectors.archive import capture
@@ -31,6 +32,9 @@ def credentials_file(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(path))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    # boto3.client() signs with boto3's default session, which keeps the credentials it resolved
+    # first (the suite's "test" keys): a new one resolves them from this environment.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     return path
 
 
