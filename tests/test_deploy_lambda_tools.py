@@ -393,7 +393,7 @@ BEDROCK_LAMBDA_RESPONSE_MAX_BYTES = 25 * 1024     # Bedrock Agents' limit on an 
 
 
 def test_a_days_metrics_fit_one_answer_at_a_coarser_period(editor):
-    """The schema allows 1440 minutes of ten metrics: 305,557 bytes at the default period (4 h: 50,287),
+    """The schema allows 1440 minutes of ten metrics: 406,292 bytes at the default period (4 h: 65,902),
     over the 25 KB Bedrock takes from a tool, so the agent's call failed. The period is raised to fit
     150 datapoints, and the answer says so; the whole day is still covered."""
     now = dt.datetime.now(dt.timezone.utc)
@@ -420,13 +420,15 @@ def test_a_days_metrics_fit_one_answer_at_a_coarser_period(editor):
 
 
 def test_many_changes_fit_one_answer_newest_first_with_the_rest_counted(editor):
-    """Thirty versions of a long configuration value (about 70 KB listed whole): the answer keeps the
-    newest that fit in what an agent's tool call takes, and counts the ones left out."""
+    """Thirty versions of a long JSON configuration value (each listed with the one before it): the
+    answer keeps the newest that fit in what an agent's tool call takes, and counts the ones left out.
+    The body travels as a JSON string, its quotes escaped again: cut at 20,000 bytes of body, such
+    an answer was 27,457 bytes whole."""
     ssm = boto3.client("ssm")
     name = f"/adops/editors/{editor}/config/ad_slots"
     for version in range(1, 31):
-        ssm.put_parameter(Name=name, Value=f"v{version}:" + "x" * 1000, Type="String", Overwrite=True,
-                          Description=f"change {version}")
+        value = json.dumps({"version": version, "slots": [{"id": f"slot-{k}", "size": "300x250"} for k in range(40)]})
+        ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True, Description=f"change {version}")
     params = {"editor_id": editor, "hours": "1"}
     status, body = call("get_recent_changes", "GET", "/editors/{editor_id}/changes", params)
     assert status == 200, body

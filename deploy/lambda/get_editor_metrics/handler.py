@@ -11,7 +11,7 @@ from typing import Any
 from action_group import ToolError, aws_client, dispatch, require_id, require_int
 
 DEFAULT_NAMESPACE = "AdOps"
-#: Datapoints one answer holds at most, over all its metrics: about 110 bytes each, so that the answer
+#: Datapoints one answer holds at most, over all its metrics: about 130 bytes each as sent, so that the answer
 #: stays within what an agent's tool call takes (action_group.MAX_BODY_BYTES). A longer span gets a
 #: coarser period, said in the answer, rather than a cut: the agent still sees the whole span.
 MAX_DATAPOINTS = 150
