@@ -916,42 +916,31 @@ def _rescore(args, parser) -> int:
     return EXIT_INCOMPLETE if incomplete else 0
 
 
-WORK_DIR_MARK = ".adops-evaluate-work"
-
-
 class WorkDirInUse(Exception):
-    """The default work folder's path holds something an earlier evaluation did not make."""
+    """The default work folder is there already, with an earlier run's files in it."""
 
 
 def default_work_dir(out: Path) -> Path:
     """OUT's name with ``.work``, next to the report: its checkpoints, logs, dead letters and the
     generated scenario, which the report's paths name. (Until 2026-12-07 the default was a new
-    ``/tmp/adops-eval-*`` folder per run, left behind by every run.) An earlier run's folder there,
-    recognised by its mark, is replaced, as the report is; anything else is refused.
+    ``/tmp/adops-eval-*`` folder per run, left behind by every run.) One that is there already and
+    not empty is refused, never replaced: it holds what an earlier report names, and maybe the
+    archive and labels this run is asked to replay.
 
     >>> import tempfile; root = Path(tempfile.mkdtemp())
-    >>> work = default_work_dir(root / "report.json"); work.name, sorted(p.name for p in work.iterdir())
-    ('report.work', ['.adops-evaluate-work'])
-    >>> _ = (work / "checkpoints").mkdir(); default_work_dir(root / "report.json") == work, list(work.glob("c*"))
-    (True, [])
-    >>> (root / "mine.work").mkdir(); (root / "mine.work" / "notes.txt").write_text("x")
-    1
-    >>> default_work_dir(root / "mine.json")
+    >>> work = default_work_dir(root / "report.json"); work.name, list(work.iterdir())
+    ('report.work', [])
+    >>> (work / "checkpoints").mkdir()
+    >>> default_work_dir(root / "report.json")
     Traceback (most recent call last):
     ...
-    flink_jobs.evaluate.WorkDirInUse: ... is not an earlier evaluation's work folder ...
+    flink_jobs.evaluate.WorkDirInUse: ... holds an earlier run's files, ...: move it away, or pass another --out or --work-dir
     """
-    import shutil
-
     work = out.with_name(out.stem + ".work")
-    if work.exists():
-        if not (work / WORK_DIR_MARK).exists() and (not work.is_dir() or any(work.iterdir())):
-            raise WorkDirInUse(f"{work} is not an earlier evaluation's work folder (it has no {WORK_DIR_MARK}); "
-                               "move it away or pass --work-dir")
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    (work / WORK_DIR_MARK).write_text("made by python -m flink_jobs.evaluate; replaced by the next run with "
-                                      "the same --out\n")
+    if work.exists() and (not work.is_dir() or any(work.iterdir())):
+        raise WorkDirInUse(f"{work} holds an earlier run's files, which its report names (and maybe the archive "
+                           "to replay): move it away, or pass another --out or --work-dir")
+    work.mkdir(parents=True, exist_ok=True)
     return work
 
 
@@ -978,7 +967,7 @@ def main(argv: list[str] | None = None) -> int:
                              "processing.window.size.s")
     parser.add_argument("--work-dir", default=None,
                         help="where the run keeps its state and logs (default: OUT's name with .work, next to "
-                             "the report, whose paths name it; an earlier run's folder there is replaced)")
+                             "the report, whose paths name it; refused if an earlier run's files are in it)")
     parser.add_argument("--rescore", default=None, metavar="RUN",
                         help="score the bus events of an earlier run again without running anything: a make "
                              "run output folder (or its bus_events.jsonl), an .events.jsonl or a JSON report "

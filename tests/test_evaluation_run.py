@@ -560,8 +560,9 @@ def test_unreadable_run_facts_beside_the_events_are_an_error_not_ignored(run_fol
 
 def test_the_cli_keeps_its_work_folder_next_to_the_report(tmp_path, capsys, monkeypatch):
     """Without --work-dir, the run's state and logs go to OUT's name with .work (they were a new
-    /tmp/adops-eval-* folder per run, never removed); a second run with the same --out replaces its
-    own earlier folder, and a folder there that no evaluation made is refused, untouched."""
+    /tmp/adops-eval-* folder per run, never removed). A second run with the same --out is refused
+    before anything starts, and the earlier run's files, which its report names (and maybe the
+    scenario this run would replay), are left as they are."""
     labels = tmp_path / "labels.jsonl"
     labels.write_text(json.dumps({"incident_id": "i-1", "scope": "editor", "problem_type": "DEMAND_ISSUE",
                                   "start": "2026-11-02T13:00:00Z", "end": "2026-11-02T14:00:00Z",
@@ -578,15 +579,10 @@ def test_the_cli_keeps_its_work_folder_next_to_the_report(tmp_path, capsys, monk
 
     monkeypatch.setattr(ev, "evaluate", fake_evaluate)
     argv = ["--archive", str(tmp_path), "--labels", str(labels), "--out", str(tmp_path / "day1.json")]
-    for _ in range(2):
-        with pytest.raises(Stop):
-            ev.main(argv)
-    assert handed == [tmp_path / "day1.work"] * 2
-    assert sorted(p.name for p in handed[0].iterdir()) == [ev.WORK_DIR_MARK, "checkpoints"]  # the first run's went
-    foreign = tmp_path / "notes.work"
-    foreign.mkdir()
-    (foreign / "mine.txt").write_text("keep")
+    with pytest.raises(Stop):
+        ev.main(argv)
+    assert handed == [tmp_path / "day1.work"]
     with pytest.raises(SystemExit) as info:
-        ev.main(argv[:-1] + [str(tmp_path / "notes.json")])
-    assert info.value.code == 2 and "notes.work is not an earlier evaluation's work folder" in capsys.readouterr().err
-    assert (foreign / "mine.txt").read_text() == "keep" and len(handed) == 2
+        ev.main(argv)
+    assert info.value.code == 2 and "day1.work holds an earlier run's files" in capsys.readouterr().err
+    assert len(handed) == 1 and (tmp_path / "day1.work" / "checkpoints").is_dir()
