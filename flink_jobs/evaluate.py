@@ -294,9 +294,10 @@ class RunResult:
 def _aws_client(service: str, endpoint_url: str):
     import boto3
 
+    from connectors.aws import local_credentials
+
     return boto3.client(service, endpoint_url=endpoint_url, region_name="us-east-1",
-                        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
-                        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"))
+                        **local_credentials(endpoint_url))
 
 
 def _state(handle) -> str:

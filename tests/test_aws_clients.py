@@ -13,12 +13,14 @@ from connectors.archive import capture
 from connectors.aws import make_client
 from connectors.replay import eventbridge as replay_eventbridge
 from connectors.replay import kinesis as replay_kinesis
+from deploy.local.stack import client as stack_client
 
 BUILDERS = {
     "connectors.aws.make_client": lambda url: make_client("kinesis", endpoint_url=url, region="us-east-1"),
     "replay kinesis_client": lambda url: replay_kinesis.kinesis_client(url, "us-east-1"),
     "replay events_client": lambda url: replay_eventbridge.events_client(url, "us-east-1"),
     "capture kinesis_client": lambda url: capture.kinesis_client(url, "us-east-1"),
+    "deploy.local.stack client": lambda url: stack_client("kinesis", url, "us-east-1"),
 }
 
 

@@ -46,13 +46,15 @@ class StackDeployError(RuntimeError):
 
 
 def client(service: str, endpoint_url: str | None, region: str | None = None):
-    """boto3 client for the endpoint; test credentials when none are configured."""
+    """boto3 client for the endpoint; test credentials for one on this machine when none are configured
+    (connectors.aws.local_credentials)."""
+    from connectors.aws import local_credentials
+
     region = region or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
     kwargs: dict[str, Any] = {"region_name": region, "config": Config(retries={"max_attempts": 3})}
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
-        if not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
-            kwargs.update(aws_access_key_id="test", aws_secret_access_key="test")
+        kwargs.update(local_credentials(endpoint_url))
     return boto3.client(service, **kwargs)
 
 
