@@ -234,3 +234,20 @@ def test_lambda_zips_hold_handler_and_shared_module(tmp_path):
         check = subprocess.run([sys.executable, "-c", "import handler; assert callable(handler.handler)"],
                                cwd=extracted, capture_output=True, text=True, env={"PATH": "/usr/bin"})
         assert check.returncode == 0, (tool, check.stderr)
+
+
+def test_lambda_zips_are_reproducible(tmp_path):
+    """deploy/README.md names the functions' S3 keys by the zips' content, so that a rebuild of
+    unchanged code keeps its keys and CloudFormation leaves the functions as they are."""
+    import os
+    import shutil
+
+    from deploy.packaging.flink_zip import build_lambda_zips
+
+    source = tmp_path / "lambda"
+    shutil.copytree(REPO / "deploy" / "lambda", source)
+    first = {p.name: p.read_bytes() for p in build_lambda_zips(tmp_path / "a", source)}
+    for path in source.rglob("*.py"):
+        os.utime(path, (1_000_000_000, 1_000_000_000))        # other file times, as a fresh clone's
+    second = {p.name: p.read_bytes() for p in build_lambda_zips(tmp_path / "b", source)}
+    assert first == second and len(first) == len(list(source.glob("*/handler.py")))

@@ -447,15 +447,18 @@ def test_the_documented_deploy_puts_new_code_under_new_keys_the_stack_points_to(
     stack names changes: uploading over the same key and deploying again left the old code running.
     The documented commands upload under a content hash and hand the stack those keys."""
     text = DEPLOY_README.read_text()
-    code = re.search(r"^    CODE=\$\(cat build/adops-flink\.zip build/lambda/\*\.zip \| sha256sum", text, re.M)
-    assert code, "deploy/README.md does not name the code's keys by its content"
+    assert re.search(r"^    FLINK_CODE=\$\(sha256sum build/adops-flink\.zip \|", text, re.M), \
+        "deploy/README.md does not name the Flink package's key by its content"
+    assert re.search(r"^    LAMBDA_CODE=\$\(cat build/lambda/\*\.zip \| sha256sum", text, re.M), \
+        "deploy/README.md does not name the functions' keys by their content"
     uploads = re.findall(r"aws s3 cp build/(\S+) s3://\$BUCKET/(\S+)", text)
-    assert ("adops-flink.zip", "flink/$CODE/adops-flink.zip") in uploads
-    assert ("lambda/", "lambda/$CODE/") in uploads
+    assert ("adops-flink.zip", "flink/$FLINK_CODE/adops-flink.zip") in uploads
+    assert ("lambda/", "lambda/$LAMBDA_CODE/") in uploads
     [cloud_deploy] = [line for line in re.sub(r"\\\n\s*", " ", text).splitlines()
                       if "aws cloudformation deploy" in line and "cloud-only.json" in line]
     overrides = dict(p.split("=", 1) for p in cloud_deploy.split("--parameter-overrides", 1)[1].split())
-    assert overrides == {"FlinkCodeKey": "flink/$CODE/adops-flink.zip", "LambdaCodeKeyPrefix": "lambda/$CODE/"}
+    assert overrides == {"FlinkCodeKey": "flink/$FLINK_CODE/adops-flink.zip",
+                         "LambdaCodeKeyPrefix": "lambda/$LAMBDA_CODE/"}
     parameters = render("cloud-only")["Parameters"]
     assert set(overrides) <= set(parameters)
     resources = render("cloud-only")["Resources"]
