@@ -466,3 +466,14 @@ def test_the_documented_deploy_puts_new_code_under_new_keys_the_stack_points_to(
         "CodeContent"]["S3ContentLocation"]["FileKey"] == {"Ref": "FlinkCodeKey"}
     functions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Function"]
     assert functions and all("${LambdaCodeKeyPrefix}" in json.dumps(f["Properties"]["Code"]["S3Key"]) for f in functions)
+
+
+def test_the_agents_may_call_the_model_through_an_inference_profile():
+    """FoundationModel may be an inference profile's id (newer models are offered only through one);
+    the agents' role allowed foundation-model ARNs only, so such an agent's every call was denied."""
+    role = _cloud_resources()["AgentRole"]["Properties"]
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    invoke = [s for s in statements if "bedrock:InvokeModel" in s["Action"]]
+    assert invoke and any("inference-profile/*" in json.dumps(s["Resource"]) for s in invoke)
+    assert any("bedrock:GetInferenceProfile" in s["Action"] and "inference-profile/*" in json.dumps(s["Resource"])
+               for s in statements)

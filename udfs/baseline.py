@@ -79,7 +79,8 @@ def combine(model: Detection, verdict: BaselineVerdict | None) -> tuple[float, f
             return math.nan, math.nan, math.nan, 0.0, False
         return expected, lower, upper, model.score, model.is_anomaly
     if not model_ok:
-        return verdict.median, verdict.lower, verdict.upper, verdict.score, verdict.outside
+        return max(verdict.median, 0.0), max(verdict.lower, 0.0), max(verdict.upper, 0.0), verdict.score, \
+            verdict.outside
     model_outside = math.isfinite(verdict.value) and not lower <= verdict.value <= upper
     is_anomaly = verdict.outside and (model.is_anomaly or model_outside)
     score = min(model.score, verdict.score) if not is_anomaly else max(model.score, verdict.score)

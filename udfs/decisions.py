@@ -243,6 +243,14 @@ def bounded_events(events: list[dict]) -> list[dict]:
     ('deployment', 602, 101, None, 799)
     >>> sum(e["event_type"] == "partner_status" for e in kept)
     200
+
+    An old event read late does not push a newer one out:
+
+    >>> newest_first = [{"event_type": "deployment", "timestamp_ms": 1000 - t, "editor_id": "e-1"}
+    ...                 for t in range(MAX_KEPT_EVENTS)]
+    >>> kept = bounded_events(newest_first + [{"event_type": "deployment", "timestamp_ms": 1, "editor_id": "e-1"}])
+    >>> len(kept), max(e["timestamp_ms"] for e in kept), min(e["timestamp_ms"] for e in kept)
+    (200, 1000, 801)
     """
     def kind(e: dict) -> int:
         # a partner's changing floors keep its reports (scopes 1 and 2 apart)

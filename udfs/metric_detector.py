@@ -107,8 +107,9 @@ class WindowScoring:
     """
 
     #: Live models kept per instance (processing.model.cache.size). Measured on 2026-12-07 (the shipped
-    #: ensemble, 5,000 series): about 10 KB of Python heap each, so 20,000 are about 200 MB for each
-    #: instance of the editor and partner operators (in thread mode, all in the TaskManager's process).
+    #: ensemble, 5,000 series): about 10 KB of Python heap each, with the ~4 KB snapshot the entry keeps,
+    #: so 20,000 are about 280 MB for each instance of the editor and partner operators (in thread mode,
+    #: all in the TaskManager's process).
     CACHE_SIZE = 20000
 
     def __init__(self, detector_name: str, detector_params: dict, baseline_windows: int,
