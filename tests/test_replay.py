@@ -358,3 +358,34 @@ def test_an_archive_dated_in_the_future_is_merged_and_paced_by_its_own_times(tmp
             writer.add({"editor_id": "e-1", "metric": "rpm", "value": 1.0, "timestamp": t_ms}, future_s)
             writer.add({"event_type": "deployment", "editor_id": "e-1", "timestamp": t_ms + 300_000}, future_s)
     assert "".join("M" if item.kind == METRICS else "E" for item in merged_archive(tmp_path)) == "ME" * 6
+
+
+def test_the_replayer_is_the_only_one_to_resend_a_throttled_put(aws_endpoint, tmp_path):
+    """The replay client's botocore retries were {"max_attempts": 1}, which in botocore's legacy mode
+    counts retries: a throttled PutRecords was sent again whole by botocore, unseen by the replayer's
+    own loop (its backoff, its per-key order, its counts). One attempt per call now."""
+    import json as _json
+
+    from botocore.awsrequest import AWSResponse
+
+    _rpm_archive(tmp_path, 30, editors=3)
+    _stream(aws_endpoint.url, "replay-throttled-once")
+    client = kinesis_client(aws_endpoint.url)
+    sends = []
+
+    class _Body:
+        def stream(self, **_):
+            yield _json.dumps({"__type": "ProvisionedThroughputExceededException", "message": "slow down"}).encode()
+
+    def throttle_the_first(request, **_):
+        sends.append(1)
+        if len(sends) == 1:
+            return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.1"}, _Body())
+        return None
+
+    client.meta.events.register("before-send.kinesis.PutRecords", throttle_the_first)
+    replayer = KinesisReplayer({METRICS: "replay-throttled-once"}, client=client, speed=None, sleep=lambda s: None)
+    stats = replayer.replay(merged_archive(tmp_path, kinds=[METRICS]))
+    # every HTTP send is one of the replayer's calls, and it saw the throttle
+    assert stats.failed_calls == 1 and len(sends) == stats.calls, (stats.failed_calls, len(sends), stats.calls)
+    assert len(_read_all(aws_endpoint.url, "replay-throttled-once")) == 30

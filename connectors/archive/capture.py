@@ -54,7 +54,8 @@ def kinesis_client(endpoint_url: str | None = None, region: str | None = None):
     endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_KINESIS") or os.environ.get("AWS_ENDPOINT_URL")
     credentials = local_credentials(endpoint_url)
     return boto3.client("kinesis", endpoint_url=endpoint_url, region_name=region,
-                        config=Config(retries={"max_attempts": 1}), **credentials)
+                        # one attempt per call: the loop below backs off a throttled shard itself
+                        config=Config(retries={"total_max_attempts": 1}), **credentials)
 
 
 @dataclass

@@ -81,12 +81,15 @@ def kinesis_client(endpoint_url: str | None = None, region: str | None = None):
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_KINESIS") or os.environ.get("AWS_ENDPOINT_URL")
     credentials = local_credentials(endpoint_url)
-    # Our own retry loop re-sends only what failed; botocore's would re-send the whole batch.
+    # Our own retry loop re-sends only what failed; botocore's would re-send the whole batch. One
+    # attempt: "total_max_attempts" counts the first call ("max_attempts", in botocore's legacy mode,
+    # counts retries: {"max_attempts": 1} let botocore send a throttled batch again, unseen, until
+    # 2026-12-07).
     # The replayer enforces PutRecords' limits itself (record and key size, 500 records, 5 MiB)
     # and always sends bytes, so botocore's client-side parameter validation (about a tenth of
     # the replay's CPU per record in a profile) only repeats those checks.
     return boto3.client("kinesis", endpoint_url=endpoint_url, region_name=region,
-                        config=Config(retries={"max_attempts": 1}, max_pool_connections=4,
+                        config=Config(retries={"total_max_attempts": 1}, max_pool_connections=4,
                                       parameter_validation=False), **credentials)
 
 
