@@ -29,17 +29,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from connectors.aws import local_credentials
+from connectors.aws import make_client
 
 from .formats import kind_of
 from .store import ArchiveWriter
@@ -50,12 +47,8 @@ _THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException", "
 
 
 def kinesis_client(endpoint_url: str | None = None, region: str | None = None):
-    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_KINESIS") or os.environ.get("AWS_ENDPOINT_URL")
-    credentials = local_credentials(endpoint_url)
-    return boto3.client("kinesis", endpoint_url=endpoint_url, region_name=region,
-                        # one attempt per call: the loop below backs off a throttled shard itself
-                        config=Config(retries={"total_max_attempts": 1}), **credentials)
+    # one attempt per call: the loop below backs off a throttled shard itself
+    return make_client("kinesis", endpoint_url=endpoint_url, region=region, max_attempts=1)
 
 
 @dataclass

@@ -26,22 +26,15 @@ against a real account.
 """
 from __future__ import annotations
 
-import os
 import time
 from datetime import datetime, timezone
 
-import boto3
-from botocore.config import Config
-
-from connectors.aws import local_credentials
+from connectors.aws import make_client
 
 
 def events_client(endpoint_url: str | None = None, region: str | None = None):
-    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_EVENTS") or os.environ.get("AWS_ENDPOINT_URL")
-    credentials = local_credentials(endpoint_url)
-    return boto3.client("events", endpoint_url=endpoint_url, region_name=region,
-                        config=Config(retries={"max_attempts": 5, "mode": "standard"}), **credentials)
+    # StartReplay and friends: botocore's standard retries, five after the first call
+    return make_client("events", endpoint_url=endpoint_url, region=region, max_attempts=6)
 
 
 def parse_time(text: str) -> datetime:

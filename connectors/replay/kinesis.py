@@ -54,19 +54,16 @@ from __future__ import annotations
 import heapq
 import logging
 import math
-import os
 import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from connectors.archive import EVENTS, METRICS, ArchivedRecord, iter_archive
-from connectors.aws import local_credentials
+from connectors.aws import make_client
 from connectors.batching import KINESIS_RECORD_MAX_BYTES, PUT_RECORDS_MAX_BYTES, PUT_RECORDS_MAX_RECORDS
 from connectors.event_time import EventTimeProgress, timestamp_ms
 
@@ -78,19 +75,14 @@ _RETRYABLE_CALL_ERRORS = {"ProvisionedThroughputExceededException", "ThrottlingE
 
 
 def kinesis_client(endpoint_url: str | None = None, region: str | None = None):
-    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_KINESIS") or os.environ.get("AWS_ENDPOINT_URL")
-    credentials = local_credentials(endpoint_url)
-    # Our own retry loop re-sends only what failed; botocore's would re-send the whole batch. One
-    # attempt: "total_max_attempts" counts the first call ("max_attempts", in botocore's legacy mode,
-    # counts retries: {"max_attempts": 1} let botocore send a throttled batch again, unseen, until
-    # 2026-12-07).
-    # The replayer enforces PutRecords' limits itself (record and key size, 500 records, 5 MiB)
-    # and always sends bytes, so botocore's client-side parameter validation (about a tenth of
-    # the replay's CPU per record in a profile) only repeats those checks.
-    return boto3.client("kinesis", endpoint_url=endpoint_url, region_name=region,
-                        config=Config(retries={"total_max_attempts": 1}, max_pool_connections=4,
-                                      parameter_validation=False), **credentials)
+    # Our own retry loop re-sends only what failed; botocore's would re-send the whole batch: one
+    # attempt per call (until 2026-12-07 {"max_attempts": 1}, which botocore counts as one retry, let
+    # it send a throttled batch again, unseen). The replayer enforces PutRecords' limits itself
+    # (record and key size, 500 records, 5 MiB) and always sends bytes, so botocore's client-side
+    # parameter validation (about a tenth of the replay's CPU per record in a profile) only repeats
+    # those checks.
+    return make_client("kinesis", endpoint_url=endpoint_url, region=region, max_attempts=1,
+                       max_pool_connections=4, validate_parameters=False)
 
 
 def parse_speed(text: str | float | None) -> float | None:
