@@ -477,3 +477,19 @@ def test_the_agents_may_call_the_model_through_an_inference_profile():
     assert invoke and any("inference-profile/*" in json.dumps(s["Resource"]) for s in invoke)
     assert any("bedrock:GetInferenceProfile" in s["Action"] and "inference-profile/*" in json.dumps(s["Resource"])
                for s in statements)
+
+
+def test_the_job_and_the_security_rule_cut_findings_at_one_severity():
+    """The job forwards findings from eventbridge.security.min.severity, and security-incident-detected
+    alerted from a fixed 7: a deployment that lowered the job's cut put findings on the bus that no rule
+    alerted on. One core parameter now sets the rule and, through its export, the job's property."""
+    core = render("core")
+    pattern = core["Resources"]["SecurityIncidentDetectedRule"]["Properties"]["EventPattern"]["Fn::Sub"]
+    at_five = json.loads(pattern.replace("${SecurityMinSeverity}", "5"))
+    assert at_five["detail"]["severity"] == [{"numeric": [">=", 5]}]
+    assert core["Parameters"]["SecurityMinSeverity"]["Default"] == 7
+    assert core["Outputs"]["SecurityMinSeverity"]["Value"] == {"Ref": "SecurityMinSeverity"}
+    flink = next(r for r in _cloud_resources().values() if r["Type"] == "AWS::KinesisAnalyticsV2::Application")
+    groups = flink["Properties"]["ApplicationConfiguration"]["EnvironmentProperties"]["PropertyGroups"]
+    [eventbridge] = [g["PropertyMap"] for g in groups if g["PropertyGroupId"] == "eventbridge"]
+    assert eventbridge["security.min.severity"] == {"Fn::ImportValue": {"Fn::Sub": "${CoreStackName}-SecurityMinSeverity"}}
