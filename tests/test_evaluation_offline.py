@@ -129,6 +129,8 @@ def test_the_replay_and_the_job_share_their_decision_functions():
     assert correlator.partner_window_check is decisions.partner_window_check is offline.partner_window_check
     assert correlator.composite_episode is decisions.composite_episode is offline.composite_episode
     assert metric_detector.score_window is offline.score_window
+    assert metric_detector.judge_in_frame is offline.judge_in_frame
+    assert metric_detector.holds_frame is offline.holds_frame
 
 
 @pytest.fixture(scope="module")

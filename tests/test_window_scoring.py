@@ -136,3 +136,78 @@ def test_a_series_sitting_at_zero_gets_a_baseline_of_zero_not_a_sliver_either_si
     assert all(s["deviation_pct"] in (None, -100.0) for s in shown), [s for s in shown if s["deviation_pct"]
                                                                        not in (None, -100.0)][:3]
     assert shown[-1]["baseline"] == 0.0 and shown[-1]["deviation_pct"] is None     # it did get there
+
+
+def _incident_windows(i: int) -> list[tuple[str, float, int]]:
+    """An editor's day: rpm and revenue drop by half and fill rate by 15 % in windows 60-69, and
+    fill rate is missing from window 64 (a metric need not report in every window)."""
+    hurt = 60 <= i < 70
+    wobble = 1 + 0.02 * math.sin(i * 1.7)
+    windows = [("rpm", 2.5 * wobble * (0.5 if hurt else 1.0), 5), ("revenue", 1.2 * wobble * (0.5 if hurt else 1.0), 5)]
+    if i != 64:
+        windows.append(("fill_rate", 0.8 * wobble * (0.85 if hurt else 1.0), 5))
+    return windows
+
+
+def test_an_incident_is_judged_against_the_baselines_of_its_first_window():
+    """The model learns an incident's level within a few windows: against its current expected values
+    the later windows of an outage looked small or normal (the revenue at risk falling to 0 while the
+    outage went on, the pattern changing mid-incident). The editor's incident frame holds every
+    metric's baseline and band from the first anomalous window until the editor is back to normal."""
+    from udfs.metric_detector import incident_frame
+
+    scoring, stored, by_window, frames = _scoring(), None, {}, {}
+    for i in range(80):
+        stored, results = scoring.score_windows(stored, ("editor", "e-1"), "e-1", None, END + i * WINDOW_MS,
+                                                _incident_windows(i))
+        by_window[i] = {r["metric"]: r for r in results}
+        frames[i] = incident_frame(stored)
+    assert not any(r["is_anomaly"] for i in range(60) for r in by_window[i].values())
+    onset = by_window[60]
+    assert onset["rpm"]["is_anomaly"] and onset["rpm"]["baseline"] > 2.3
+    for i in range(61, 70):          # every window of the outage: against the onset's baselines
+        assert by_window[i]["rpm"]["is_anomaly"], i
+        for metric in ("rpm", "revenue"):
+            assert by_window[i][metric]["baseline"] == onset[metric]["baseline"], (i, metric)
+        if i != 64:
+            assert by_window[i]["fill_rate"]["baseline"] == onset["fill_rate"]["baseline"], i
+    assert "fill_rate" in frames[64]               # kept through the window it was missing from
+    assert not any(r["is_anomaly"] for r in by_window[70].values())      # back: not read against the outage's level
+    assert by_window[70]["rpm"]["baseline"] == onset["rpm"]["baseline"]
+    assert frames[69] and frames[70] == {} and all(len(e[2]) == 2 for e in stored.values())
+
+
+def test_the_offline_replay_scores_an_editor_as_the_job_does():
+    """flink_jobs.evaluation.offline scores each series through the day, then each editor's windows in
+    its frame; the job does both in one call per window. The two must agree, a missing metric included."""
+    from flink_jobs.evaluation.offline import ArchiveWindows, JobParameters, score_series
+
+    scoring, stored, job = _scoring(), None, []
+    series: dict = {}
+    for i in range(80):
+        end = END + i * WINDOW_MS
+        stored, results = scoring.score_windows(stored, ("editor", "e-1"), "e-1", None, end, _incident_windows(i))
+        job += results
+        for metric, value, count in _incident_windows(i):
+            series.setdefault(("editor", "e-1", metric, None), []).append((end, value, count))
+    windows = ArchiveWindows(series=series, events=[], editors={"e-1"}, first_ms=END, last_ms=END + 80 * WINDOW_MS,
+                             metric_records=0, late_records=0)
+    offline = score_series(windows, JobParameters())
+    key = lambda r: (r["window_end_ms"], r["metric"])   # noqa: E731
+    assert sorted(offline, key=key) == sorted(job, key=key)
+    assert any(r["is_anomaly"] for r in job)
+
+
+def test_a_level_that_lasts_longer_than_the_trailing_baseline_holds_it_out_ends_the_frame():
+    """A frozen band must not outlive the incident: a drop that lasts is the editor's new normal once the
+    trailing baseline has held it out for its ``baseline_windows`` (12) and learns it again."""
+    from udfs.metric_detector import incident_frame
+
+    scoring, stored, anomalous = _scoring(), None, []
+    for i in range(100):
+        level = 2.5 * (1 + 0.02 * math.sin(i * 1.7)) * (0.5 if i >= 60 else 1.0)    # for good from window 60
+        stored, (result,) = scoring.score_windows(stored, ("editor", "e-1"), "e-1", None, END + i * WINDOW_MS,
+                                                  [("rpm", level, 5)])
+        anomalous.append(result["is_anomaly"])
+    assert anomalous[60:72] == [True] * 12          # held against the frame while the trailing baseline holds it out
+    assert not any(anomalous[72:]) and incident_frame(stored) == {}

@@ -47,7 +47,9 @@ snapshot and journal it was cached with), so restores are unaffected: a model
 missing from the cache (after a restore, or evicted) is rebuilt from the snapshot
 and the journal. Each window is scored by the model (strictly causal: scored, then
 learned) and compared with the trailing baseline (udfs/baseline.score_window, the
-same sequence flink_jobs/evaluation/offline.py replays).
+same sequence flink_jobs/evaluation/offline.py replays), and an editor's metrics are then
+judged in its incident frame (udfs/baseline.judge_in_frame: through an incident, against
+the baselines of its first window).
 """
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ from typing import Iterator
 
 import detectors
 from detectors.classifier import METRICS
-from udfs.baseline import learn_model, score_window
+from udfs.baseline import frame_reference, judge_in_frame, learn_model, score_window, with_reference
 from udfs.decisions import RESULT_KEYS
 
 
@@ -144,7 +146,9 @@ class WindowScoring:
             self.refired += 1          # a re-fired window (module docstring): its partial value is not learned
             return stored, []
         stored = dict(stored) if stored else {}
-        results = []
+        in_frame = holds_frame(series[0])
+        frame = incident_frame(stored) if in_frame else {}
+        scored, counts = {}, {}
         for metric, value, count in sorted(windows):
             snapshot, journal, history, last_end = series_state(stored.get(metric))
             if is_idle(last_end, window_end_ms, self.idle_retention_ms):
@@ -155,9 +159,10 @@ class WindowScoring:
                 model = cached[2]          # keyed state is the truth; the cache only skips the rebuild
             else:
                 model = self._rebuild(snapshot, journal)
-            (baseline, lower, upper, score, is_anomaly), history = score_window(
+            scored[metric], history = score_window(
                 model, history, window_end_ms, value, rel_threshold=self.baseline_threshold,
                 min_windows=self.baseline_min_windows, keep=self.baseline_windows)
+            counts[metric] = (value, count)
             journal += ((window_end_ms, value),)
             if len(journal) >= self.snapshot_windows:
                 snapshot, journal = model.to_bytes(), ()
@@ -166,14 +171,26 @@ class WindowScoring:
                 if len(cache) >= self.cache_size:
                     cache.pop(next(iter(cache)))
                 cache[key] = (snapshot, journal, model)
-            results.append(dict(zip(RESULT_KEYS, (
-                scope_id, metric, window_end_ms, value, _f(baseline), _f(lower), _f(upper), float(score),
-                bool(is_anomaly), count, editor))))
         for metric, entry in stored.items():
             if len(entry) < 4:
                 # Written before the last window end was kept: taken as last seen now, so that the
                 # next window's rule and the operators' idle checks agree on when it falls idle.
                 stored[metric] = (*series_state(entry)[:3], window_end_ms)
+        if in_frame:
+            judged, frame = judge_in_frame(scored, frame)
+            for metric, entry in stored.items():     # the metrics not in this window keep the frame too
+                snapshot, journal, history, last_end = series_state(entry)
+                if history is not None and frame_reference(history) != frame.get(metric):
+                    stored[metric] = (snapshot, journal, with_reference(history, frame.get(metric)),
+                                      last_end)
+        else:
+            judged = {metric: s.result for metric, s in scored.items()}
+        results = []
+        for metric, (baseline, lower, upper, score, is_anomaly) in judged.items():
+            value, count = counts[metric]
+            results.append(dict(zip(RESULT_KEYS, (
+                scope_id, metric, window_end_ms, value, _f(baseline), _f(lower), _f(upper), float(score),
+                bool(is_anomaly), count, editor))))
         return stored, results
 
     def forget(self, series: tuple, metrics) -> None:
@@ -189,6 +206,33 @@ class WindowScoring:
         for window_end_ms, value in journal:
             learn_model(model, window_end_ms, value)
         return model
+
+
+def holds_frame(kind: str) -> bool:
+    """Whether a series group of this kind ("editor", or "partner": a partner's editor) holds an
+    incident frame (udfs.baseline.judge_in_frame). An editor's does; a partner's editors' do not:
+    the partner check holds the references of the editors it finds hurt itself, and judges their
+    recovery by them (detectors/partner_health.py).
+
+    >>> holds_frame("editor"), holds_frame("partner")
+    (True, False)
+    """
+    return kind == "editor"
+
+
+def incident_frame(stored: dict | None) -> dict[str, tuple]:
+    """The editor's open incident frame (metric -> held (baseline, lower, upper)) its series' histories
+    hold; empty when none is open.
+
+    >>> incident_frame({"rpm": (None, (), ((10.0,), 1, (10.0, 9.0, 11.0)), 600), "fill_rate": (None, (), ((0.8,), 0), 600)})
+    {'rpm': (10.0, 9.0, 11.0)}
+    """
+    frame = {}
+    for metric, entry in (stored or {}).items():
+        reference = frame_reference(series_state(entry)[2])
+        if reference is not None:
+            frame[metric] = reference
+    return frame
 
 
 def scored_since(stored: dict | None, window_end_ms: int) -> bool:

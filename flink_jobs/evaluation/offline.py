@@ -15,7 +15,9 @@ tried on several simulated days. It reproduces the job's path, step by step:
    A window closes once the final watermark passes its end.
 3. **Scoring** (udfs/metric_detector.py): per key, in window order,
    udfs.baseline.score_window -- the configured detector, the trailing baseline
-   and their combination, with the job's properties.
+   and their combination, with the job's properties -- then each editor's windows
+   in its incident frame (udfs.baseline.judge_in_frame), as the job's editor
+   operator judges them.
 4. **Decisions** (udfs/correlator.py), window by window: per partner
    udfs.decisions.partner_window_check with its last status, then per editor
    udfs.decisions.editor_window_composite with the editor's events that had
@@ -57,11 +59,11 @@ from detectors.classifier import METRICS as METRIC_NAMES, RATE_METRICS, Classifi
 from detectors.events import EventValidationError, parse_event
 from detectors.partner_health import PartnerHealthConfig
 from flink_jobs.evaluation.scoring import SampleTimes, alerts_from_events, load_labels, sample_key, score
-from udfs.baseline import score_window
+from udfs.baseline import judge_in_frame, score_window
 from udfs.decisions import (RESULT_KEYS, bounded_events, cause_horizon, composite_episode,
                             editor_window_composite, is_partner_wide, is_platform_wide, partner_window_check,
                             security_detail, serves)
-from udfs.metric_detector import is_idle
+from udfs.metric_detector import holds_frame, is_idle
 
 #: Metrics reported only per partner: the editor window averages them over its partners. A partner
 #: sample of any other metric (revenue per partner) is part of an editor total and goes to the partner
@@ -290,6 +292,7 @@ def score_series(windows: ArchiveWindows, params: JobParameters, cache: Path | N
         recorded = pickle.loads(cache.read_bytes())
     new_recordings = {}
     results = []
+    in_frames = defaultdict(dict)   # editor -> window end -> metric -> (ScoredWindow, value, count)
     for key in sorted(windows.series):
         kind, scope, metric, editor = key
         if recorded is not None:
@@ -303,18 +306,32 @@ def score_series(windows: ArchiveWindows, params: JobParameters, cache: Path | N
                 model.restart(lambda: detectors.make(params.detector, **params.detector_params))
                 history = None
             last_end = end
-            (baseline, lower, upper, s, is_anomaly), history = score_window(
+            scored, history = score_window(
                 model, history, end, value, rel_threshold=params.baseline_threshold,
                 min_windows=params.baseline_min_windows, keep=params.baseline_windows)
-            results.append(dict(zip(RESULT_KEYS, (
-                scope, metric, end, value, _finite_or_none(baseline), _finite_or_none(lower),
-                _finite_or_none(upper), float(s), bool(is_anomaly), count, editor if kind == "partner" else None))))
+            if holds_frame(kind):
+                in_frames[scope].setdefault(end, {})[metric] = (scored, value, count)
+            else:
+                results.append(_result(scope, metric, end, value, scored.result, count, editor))
         if recorded is None:
             new_recordings[key] = model.recorded
+    for editor, by_end in sorted(in_frames.items()):
+        frame = {}                  # as the job's editor operator holds it (udfs.metric_detector)
+        for end in sorted(by_end):
+            window = by_end[end]
+            judged, frame = judge_in_frame({m: scored for m, (scored, _, _) in window.items()}, frame)
+            results.extend(_result(editor, metric, end, window[metric][1], judged[metric], window[metric][2], None)
+                           for metric in sorted(window))
     if recorded is None and cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_bytes(pickle.dumps(new_recordings))
     return results
+
+
+def _result(scope: str, metric: str, end: int, value: float, result: tuple, count: int, editor: str | None) -> dict:
+    baseline, lower, upper, score, is_anomaly = result
+    return dict(zip(RESULT_KEYS, (scope, metric, end, value, _finite_or_none(baseline), _finite_or_none(lower),
+                                  _finite_or_none(upper), float(score), bool(is_anomaly), count, editor)))
 
 
 def _finite_or_none(x: float | None) -> float | None:
