@@ -275,7 +275,12 @@ def judged_against_references(by_editor: Mapping[str, Mapping[str, MetricDeviati
         judged = dict(per_metric)
         for metric, (baseline, lower, upper) in references.items():
             if metric in judged:
-                judged[metric] = replace(judged[metric], baseline=baseline, lower=lower, upper=upper)
+                # The detector's flag judged the value against its current band, the one that followed the
+                # outage: a recovery (timeouts falling from 474 to 25 in their held band [0, 26.3]) was
+                # flagged, and the flag counted the editor hurt. Against the held band it is the band's say.
+                d = judged[metric]
+                judged[metric] = replace(d, baseline=baseline, lower=lower, upper=upper,
+                                         is_anomaly=is_finite_number(d.value) and not lower <= d.value <= upper)
         out[editor] = judged
     return out
 
@@ -348,7 +353,10 @@ def assess_partner_window(partner: str, window_start_s: float, window_end_s: flo
     else:
         levels = editor_levels
     hurt = sorted(e for e, (level, _) in levels.items() if level >= 1)
-    references = hold_references(by_editor, hurt, held, config.revenue_reference_windows, config.signals)
+    # revenue's band too, though it is no health signal: the check's metrics block shows it beside the
+    # signals, and against its current baseline an outage's revenue looked normal and the all-clear's
+    # recovery a jump (+211 % to +947 % in the ten simulated days' seven all-clears)
+    references = hold_references(by_editor, hurt, held, config.revenue_reference_windows, {*config.signals, "revenue"})
     references.update({e: held[e] for e in (absent or {}) if e in held})
     impact = partner_revenue_impact(by_editor, hurt, float(window_end_s) - float(window_start_s),
                                     {e: entry[0] for e, entry in references.items()}, config.rate_period_s)
@@ -436,9 +444,25 @@ def assess_partner_editors(partner: str, window_start_s: float, window_end_s: fl
         "editors_reporting": reporting,
         **({"editors_absent": sorted(e for e in absent if e in levels and e not in by_editor)} if absent else {}),
         "metrics": metrics,
-        "reasons": (reasons[:20] if status != HEALTHY else [])
+        "reasons": (_first_reasons(reasons) if status != HEALTHY else [])
         or [f"{len(hurt)} of {len(levels)} editors hurt (needs {needed}): partner signals within their baselines"],
     }
+
+
+#: Reasons a check lists at most; the rest are counted in a last one.
+MAX_REASONS = 20
+
+
+def _first_reasons(reasons: list[str]) -> list[str]:
+    """The first :data:`MAX_REASONS` reasons, the last of them saying how many more there are.
+
+    >>> _first_reasons([f"e-{i}: bid_rate -50%" for i in range(22)])[-2:]
+    ['e-18: bid_rate -50%', '... and 3 more reasons, for the editors in editors_affected']
+    """
+    if len(reasons) <= MAX_REASONS:
+        return reasons
+    more = len(reasons) - (MAX_REASONS - 1)
+    return reasons[:MAX_REASONS - 1] + [f"... and {more} more reasons, for the editors in editors_affected"]
 
 
 def hurt_editor_findings(partner: str, window_start_s: float, editor_levels: Mapping[str, tuple[int, list]],

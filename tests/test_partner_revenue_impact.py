@@ -69,7 +69,9 @@ def test_a_degraded_partner_costs_the_hurt_editors_revenue_shortfall_bounded_by_
     assert impact == pytest.approx((1.8 + 4.0) * 5)
     assert 0 < impact <= (2.0 + 4.0) * WINDOW_S / 60
     held_signals = {"bid_rate": (0.6, 0.5, 0.7), "partner_timeouts": (10.0, 6.0, 14.0)}
-    assert references == {"e-1": (2.0, 1, held_signals), "e-2": (4.0, 1, held_signals)}
+    # and revenue's band, for the check's metrics block (test_the_revenue_block_reads_the_held_revenue_band)
+    assert references == {"e-1": (2.0, 1, {**held_signals, "revenue": (2.0, 1.6, 2.4)}),
+                          "e-2": (4.0, 1, {**held_signals, "revenue": (4.0, 3.2, 4.8)})}
 
 
 def test_a_hurt_editor_without_revenue_per_partner_adds_nothing_so_the_impact_is_a_lower_bound():
@@ -104,7 +106,7 @@ def test_a_lasting_outage_keeps_costing_while_the_model_baseline_follows_it_down
         assert detail is not None and detail["partner_status"] == UNHEALTHY
         impacts.append(detail["impact_assessment"]["revenue_impact"])
     assert impacts == [pytest.approx(2 * 1.8 * 5)] * 6
-    held_signals = {"bid_rate": (0.6, 0.5, 0.7), "partner_timeouts": (10.0, 6.0, 14.0)}
+    held_signals = {"bid_rate": (0.6, 0.5, 0.7), "partner_timeouts": (10.0, 6.0, 14.0), "revenue": (2.0, 1.6, 2.4)}
     status, held, outage_state = read_partner_state(state)
     assert (status, held) == (UNHEALTHY, {"e-1": (2.0, 6, held_signals), "e-2": (2.0, 6, held_signals)})
     assert outage_state["checks"] == 6
@@ -266,3 +268,40 @@ def test_a_rate_period_that_is_not_positive_is_refused_when_the_configuration_lo
         with pytest.raises(ValueError, match="rate_period_s"):
             PartnerHealthConfig.from_dict({"rate_period_s": bad})
     assert PartnerHealthConfig.from_dict({"rate_period_s": 300}).rate_period_s == 300.0
+
+
+def test_the_revenue_block_reads_the_held_revenue_band():
+    """The check's metrics block showed revenue against its current baseline, which had followed the
+    outage down: the outage's revenue looked normal, and every all-clear's recovery a jump (+211 % to
+    +947 % over ten simulated days) while its revenue_impact was measured against the held references."""
+    state = None
+    for k, adapted in enumerate([2.0, 1.0, 0.3]):
+        end = T0 + (k + 1) * 300_000
+        by_editor = {"e-1": outage(adapted, 0.2), "e-2": outage(adapted, 0.2)}
+        detail, state, _ = partner_window_check(end, 300_000, _rows(end, by_editor), state)
+    revenue = detail["metrics"]["revenue"]
+    assert revenue["baseline"] == 2.0 and revenue["deviation_pct"] == -90.0 and revenue["editors_outside_band"] == 2
+    # the all-clear: revenue back at 2.1 against a model baseline still at the outage's level
+    end = T0 + 4 * 300_000
+    back = {e: fine(0.3, revenue_value=2.1) for e in ("e-1", "e-2")}
+    detail, _, _ = partner_window_check(end, 300_000, _rows(end, back), state)
+    assert detail["partner_status"] == HEALTHY
+    assert detail["metrics"]["revenue"]["deviation_pct"] == 5.0 and detail["metrics"]["revenue"]["editors_outside_band"] == 0
+
+
+def test_an_editor_recovering_inside_its_held_band_is_not_counted_hurt():
+    """The detector flags a recovery against the band that followed the outage (timeouts falling from 474
+    to 25 while the held band is [0, 26.3]); that flag counted the editor hurt through the all-clear."""
+    state = None
+    for k in range(3):
+        end = T0 + (k + 1) * 300_000
+        detail, state, _ = partner_window_check(end, 300_000, _rows(end, {e: outage() for e in ("e-1", "e-2")}),
+                                                state)
+    assert detail["partner_status"] == UNHEALTHY
+    end = T0 + 4 * 300_000
+    recovering = fine()
+    # 13.0 is within the held band [6, 14] but 30 % over its baseline of 10 (a DEGRADED move), and the
+    # model, whose band followed the outage up, flags the fall
+    recovering["partner_timeouts"] = D("partner_timeouts", 13.0, 90.0, 70.0, 110.0, 0.99, True)
+    detail, _, findings = partner_window_check(end, 300_000, _rows(end, {"e-1": recovering, "e-2": fine()}), state)
+    assert detail["partner_status"] == HEALTHY and detail["editors_affected"] == [] and findings == []
