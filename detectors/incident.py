@@ -325,10 +325,11 @@ def _summary(editor_id: str, window_start_s: float, window_end_s: float, snapsho
     signature = SIGNATURE_BY_TYPE.get(classification.problem_type)
     cause = f"likely {signature.description.split(':')[0]}" if signature else "cause unknown (fits no known pattern)"
     if partners:
-        cause += " through " + ", ".join(f"{p.get('partner')} ({p['details'].get('status')} for this editor)"
-                                         for p in partners[:3])
+        named = ", ".join(f"{p.get('partner')} ({p['details'].get('status')} for this editor)" for p in partners[:3])
         if len(partners) > 3:
-            cause += f" and {len(partners) - 3} more"
+            named += f" and {len(partners) - 3} more"
+        # a demand outage's partners are its cause; for an anomaly no pattern explains, they are a lead
+        cause += f" through {named}" if signature else f"; partners that hurt it in the window: {named}"
     cited = _cited_cause(listed, classification.problem_type)
     if cited is not None:
         cause += f", after {_whose(cited)} at {_hhmm(cited.timestamp_s)}Z"

@@ -472,7 +472,7 @@ def hurt_editor_findings(partner: str, window_start_s: float, editor_levels: Map
     The partner's own status needs ``min_editors`` hurt editors, so a partner that serves a
     single editor is never DEGRADED here, even when it fails; the editor's composite then
     knows only that "a demand partner" failed. These findings name the partner to the editor
-    (udfs.decisions.editor_window_composite attaches them to a DEMAND_ISSUE only: an editor's
+    (udfs.decisions.editor_window_composite attaches them to a DEMAND_ISSUE and an UNKNOWN only: an editor's
     own latency problem hurts it through every partner). One per hurt editor: its status
     through the partner, the signals that moved, and the partner-wide picture.
 

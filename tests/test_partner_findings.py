@@ -3,7 +3,7 @@
 udfs.decisions.partner_window_check returns one finding per hurt editor, whatever the
 partner's own status (a partner serving one editor is never judged across editors);
 udfs.decisions.editor_window_composite attaches the window's findings to a DEMAND_ISSUE
-only, and never lets them change the classification. The job passes them from the
+and an UNKNOWN only, and never lets them change the classification. The job passes them from the
 partner operator to the editor operator (udfs/correlator.py, tests/test_job_pipeline.py).
 """
 from __future__ import annotations
@@ -102,6 +102,25 @@ def test_a_demand_composite_names_the_partner_without_changing_its_verdict():
     assert named["evidence"][0] == plain["evidence"][0]      # the verdict's headline stays first
     assert named["evidence"][1].startswith("partner p-solo UNHEALTHY for this editor: partner_timeouts +700.0%")
     assert "partner-wide HEALTHY, 1 of 1 editors hurt" in named["evidence"][1]
+
+
+def test_an_anomaly_no_pattern_explains_names_the_partners_that_hurt_the_editor():
+    """During a partner's outage an editor whose timeouts rose through it, and little else moved, fits no
+    pattern: its composite said "cause unknown" with no cause listed, while the partner check had found
+    the partner hurting it in the same window. The finding is now its lead; the verdict is unchanged."""
+    rows = results("e-1", END, {"partner_timeouts": dev("partner_timeouts", 40.0, 5.0),
+                                "rpm": dev("rpm", 2.45, 2.5, 0.1, False),
+                                "fill_rate": dev("fill_rate", 0.84, 0.85, 0.05, False)})
+    plain, _ = editor_window_composite(END, SIZE_MS, rows, [], CONFIG, unexplained_end_ms=END - SIZE_MS)
+    named, _ = editor_window_composite(END, SIZE_MS, rows, [finding_for("e-1")], CONFIG,
+                                       unexplained_end_ms=END - SIZE_MS)
+    assert plain["problem_type"] == named["problem_type"] == "UNKNOWN"
+    assert plain["suspected_causes"] == [] and "p-solo" not in plain["summary"]
+    for key in ("incident_id", "severity", "metrics_affected", "metrics", "revenue_at_risk"):
+        assert named[key] == plain[key], key
+    assert [(c["event_type"], c["partner"]) for c in named["suspected_causes"]] == [(PARTNER_FINDING, "p-solo")]
+    assert ("cause unknown (fits no known pattern); partners that hurt it in the window: p-solo "
+            "(UNHEALTHY for this editor)") in named["summary"]
 
 
 def test_operational_events_still_follow_the_partner_findings():

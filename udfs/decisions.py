@@ -333,8 +333,10 @@ def editor_window_composite(window_end_ms: int, window_size_ms: int, results: li
         remember = window_end_ms
     else:
         remember = None
-    # A demand problem names the partners that hurt the editor in this window (their findings).
-    partner_findings = findings if classification.problem_type == DEMAND_ISSUE else ()
+    # A demand problem names the partners that hurt the editor in this window (their findings), and so does
+    # an anomaly no pattern explains: they are its only lead (an editor's timeouts up through a partner that
+    # is down, and little else moved). The other types' findings are symptoms of the editor's own problem.
+    partner_findings = findings if classification.problem_type in (DEMAND_ISSUE, UNKNOWN) else ()
     return build_composite_detail(editor, window_start_s, window_end_s, deviations, window_events,
                                   classification, config, partner_findings=partner_findings), remember
 
