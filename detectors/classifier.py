@@ -172,6 +172,9 @@ def is_finite_number(x: Any) -> bool:
 #: reading of 0 moved "+100 %" and one of 0.5 "+4e9 %", a move the classifier counted.
 NEGLIGIBLE_BASELINE = 5e-7
 
+#: The decimals the bus details show a metric's value and baseline with (detectors.incident.metric_snapshot).
+SHOWN_DECIMALS = 6
+
 
 @dataclass(frozen=True)
 class MetricDeviation:
@@ -226,10 +229,20 @@ class MetricDeviation:
         True
         >>> MetricDeviation("error_rate", 0.5, -1.2e-8, 0.0, 0.001, 0.9, True).percent_change() is None
         True
+
+        From the numbers as shown (:data:`SHOWN_DECIMALS`): a baseline of 7.6e-7 is shown as 0.000001, and
+        the change read against it (it was 727,064 %, from the unrounded baseline, where the reader
+        computes 551,400 %):
+
+        >>> round(MetricDeviation("error_rate", 0.005515, 7.6e-7, 0.0, 0.001, 0.9, True).percent_change(), 1)
+        551400.0
         """
-        if not self.is_finite or self.shown_baseline == 0.0:
+        if not self.is_finite:
             return None
-        return (self.value - self.baseline) / abs(self.baseline) * 100.0
+        baseline = round(self.shown_baseline, SHOWN_DECIMALS)
+        if baseline == 0.0:
+            return None
+        return (round(self.value, SHOWN_DECIMALS) - baseline) / abs(baseline) * 100.0
 
     @property
     def is_finite(self) -> bool:

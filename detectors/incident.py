@@ -30,6 +30,7 @@ from detectors.classifier import (
     NO_ISSUE,
     SECURITY_ISSUE,
     SEVERITIES,
+    SHOWN_DECIMALS,
     SIGNATURE_BY_TYPE,
     Classification,
     ClassifierConfig,
@@ -82,7 +83,7 @@ def incident_id(editor_id: str, window_start_s: float, problem_type: str) -> str
     return stable_id("inc-", editor_id, iso_z(float(window_start_s)), problem_type)
 
 
-def _json_number(x: float, digits: int = 6) -> float | None:
+def _json_number(x: float, digits: int = SHOWN_DECIMALS) -> float | None:
     """A finite, rounded float, or None (strict JSON has no NaN / Infinity)."""
     if not is_finite_number(x):
         return None
