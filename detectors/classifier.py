@@ -934,6 +934,10 @@ def classify(deviations: Mapping[str, MetricDeviation], events: Iterable[Operati
             headline += f"; against: {', '.join(best.contradicted)}"
         if runner_up is not None:
             headline += f"; runner-up {runner_up.problem_type} {runner_up.score:.2f}"
+            if not runner_up.corroborated:
+                # it may score higher: a pattern seen in one metric, with no second metric or event, is not
+                # chosen however strong (a reader saw a runner-up above the winner with no reason given)
+                headline += " (uncorroborated: a single metric, no corroborating metric or event)"
         linked = best.linked_events
         derived_seen = [m for m in DERIVED_METRICS if any(p.startswith(m + " ") for p in best.present)]
     else:

@@ -690,3 +690,21 @@ def test_a_baseline_below_the_details_precision_counts_as_zero():
     assert not [line for line in verdict.evidence if line.startswith(("revenue", "impressions"))], verdict.evidence
     # a real baseline, however small, still counts
     assert MetricDeviation("revenue", 0.0, 1e-6, 0.0, 2e-6, 0.99, True).percent_change() == -100.0
+
+
+def test_a_runner_up_scoring_above_the_winner_says_why_it_was_not_chosen():
+    """Seen on a simulated day (seed 3): "CONFIGURATION_ISSUE (score 0.50) ... runner-up
+    INFRASTRUCTURE_ISSUE 0.55", with nothing to tell the reader why the higher score lost. The runner-up
+    matched on one metric alone, which a pattern needs corroborated to be chosen; the headline says so."""
+    from detectors.classifier import MetricDeviation as D
+
+    shown = {"bid_latency_ms": (186.02, 192.183854, 144.022135, 240.345572), "bid_rate": (0.656268, 0.667181, 0.62646, 0.707903),
+             "error_rate": (0.029861, 0.006747, 0.0, 0.029242), "fill_rate": (0.925027, 0.947605, 0.880406, 1.014804),
+             "impressions": (179.5, 168.058578, 113.806147, 222.31101), "partner_timeouts": (1.75, 1.846773, 0.0, 4.52074),
+             "revenue": (0.287747, 0.370129, 0.152453, 0.587805), "rpm": (2.264373, 2.10781, 1.588831, 2.626789),
+             "win_rate": (0.24508, 0.24173, 0.212103, 0.271357)}
+    deviations = {m: D(m, *numbers, 1.0 if m == "error_rate" else 0.0, m == "error_rate") for m, numbers in shown.items()}
+    headline = classify(deviations, [], ClassifierConfig(), window_end_s=0).evidence[0]
+    assert headline.startswith("CONFIGURATION_ISSUE (score 0.50)")
+    assert headline.endswith("runner-up INFRASTRUCTURE_ISSUE 0.55 (uncorroborated: a single metric, no corroborating "
+                             "metric or event)")
