@@ -63,3 +63,14 @@ def test_security_detail_threshold_and_deterministic_id():
     assert security_detail(**{**kwargs, "event_type": "deployment"}, severity=9.0) is None
     own = security_detail(severity=9.0, **{**kwargs, "details_json": '{"finding_id": "gd-123"}'})
     assert own["finding_id"] == "gd-123"
+
+
+def test_a_noisy_history_widens_the_trailing_band_by_its_spread():
+    """The band is the median +- max(3 robust sigma, rel_threshold x |median|): on a noisy series the
+    spread term is the wider, and a value within the series' ordinary noise is no anomaly however far
+    it is in relative terms."""
+    history = [10.0, 16.0, 4.0, 13.0, 7.0, 10.0, 15.0, 5.0, 12.0, 8.0]       # median 10, MAD 3
+    verdict = trailing_verdict(history, 20.0, 0.25, 6)
+    assert math.isclose(verdict.upper - verdict.median, 3 * 1.4826 * 3.0)        # 13.3, not 0.25 x 10
+    assert not verdict.outside and verdict.score < 0.5
+    assert trailing_verdict(history, 25.0, 0.25, 6).outside
