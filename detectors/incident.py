@@ -318,8 +318,10 @@ def _summary(editor_id: str, window_start_s: float, window_end_s: float, snapsho
              affected: list[str], classification: Classification, listed: list[OperationalEvent],
              at_risk: float | None, partners: list[dict[str, Any]] = (), risk_note: str | None = None) -> str:
     """The one-line summary; ``listed`` are the events of the suspected causes, newest first."""
-    # The most anomalous first (the highest score), not the names' order.
-    ranked = sorted(affected, key=lambda m: -((snapshot.get(m) or {}).get("score") or 0.0))
+    # The most anomalous first (the highest score; among equal scores, and many are 1.0, the largest move),
+    # not the names' order: "partner_timeouts +32%" was shown and "rpm -52%" left among the "1 more".
+    ranked = sorted(affected, key=lambda m: (-((snapshot.get(m) or {}).get("score") or 0.0),
+                                             -abs((snapshot.get(m) or {}).get("deviation_pct") or 0.0)))
     moves = [move for move in (_move(m, snapshot.get(m)) for m in ranked[:4]) if move]
     if len(affected) > 4:
         moves.append(f"{len(affected) - 4} more")

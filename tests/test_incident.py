@@ -134,6 +134,18 @@ def test_summary_reads_like_a_sentence_for_an_adops_engineer():
     assert summary.endswith(".") and "\n" not in summary
 
 
+def test_the_summary_shows_the_largest_of_equally_scored_moves_first():
+    """Scores are often all 1.0 in an incident, and ties went to the metrics' names: "bid_rate -5%" was
+    shown and "rpm -52%" left among the "N more"."""
+    devs = {**demand_outage(), "bid_rate": dev("bid_rate", 0.57, 0.6), "win_rate": dev("win_rate", 0.19, 0.2)}
+    devs = {m: dev(m, d.value, d.baseline, 0.99 if d.is_anomaly else d.score, d.is_anomaly) for m, d in devs.items()}
+    detail, _ = build(devs)
+    shown = detail["summary"].split(": ", 1)[1].split("; ")[:5]
+    assert shown[:4] == ["partner_timeouts +700% vs baseline 5", "revenue -52% vs baseline 12.5",
+                         "rpm -52% vs baseline 2.5", "fill_rate -40% vs baseline 0.85"], shown
+    assert shown[4] == f"{detail['metrics_affected'] - 4} more"
+
+
 def test_invalid_traffics_revenue_at_risk_is_what_the_surplus_impressions_earned():
     """Bots inflate revenue in the window; what is at risk is the advertisers' clawback of what the
     impressions above baseline earned (detectors.revenue.revenue_at_risk). Until 2026-12-07 a
