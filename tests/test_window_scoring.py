@@ -211,3 +211,28 @@ def test_a_level_that_lasts_longer_than_the_trailing_baseline_holds_it_out_ends_
         anomalous.append(result["is_anomaly"])
     assert anomalous[60:72] == [True] * 12          # held against the frame while the trailing baseline holds it out
     assert not any(anomalous[72:]) and incident_frame(stored) == {}
+
+
+def test_a_metric_the_incident_has_not_moved_keeps_its_models_seasonal_judgement():
+    """Against a band frozen at the incident's first window, a quiet metric's ordinary rise over the
+    next hour (which its model expects: the time of day) would read as an anomaly and keep the frame,
+    and composites, going. Until the incident moves it, it is anomalous only as scored."""
+    from udfs.baseline import ScoredWindow, judge_in_frame
+
+    risen = trailing_verdict_for(14.0)                 # outside the trailing band of the last hour (10)
+    frame = {"rpm": (10.0, 9.0, 11.0, True), "impressions": (10.0, 9.0, 11.0, False)}
+    as_scored = ScoredWindow((13.8, 12.5, 15.1, 0.1, False), risen, True)     # its model expects the rise
+    results, after = judge_in_frame({"impressions": as_scored, "rpm": as_scored}, frame)
+    assert results["impressions"] == (10.0, 9.0, 11.0, 0.1, False)    # shown against the frame, judged as scored
+    assert results["rpm"][4] is True                                   # moved: judged against the frame
+    assert after["impressions"][3] is False
+    # once it is anomalous as scored, the incident has moved it
+    flagged = ScoredWindow((11.0, 10.0, 12.0, 0.99, True), risen, True)
+    results, after = judge_in_frame({"impressions": flagged}, frame)
+    assert results["impressions"][4] is True and after["impressions"] == (10.0, 9.0, 11.0, True)
+
+
+def trailing_verdict_for(value: float):
+    from udfs.baseline import trailing_verdict
+
+    return trailing_verdict([10.0] * 12, value, 0.25, 6)

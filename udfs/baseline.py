@@ -127,9 +127,13 @@ def judge_in_frame(scored: Mapping[str, ScoredWindow], frame: Mapping[str, tuple
 
     * each metric shows the held baseline and band, so the classifier reads its moves, and the
       revenue at risk its shortfall, against the level before the incident;
-    * a metric is anomalous while its value is outside the held band and the trailing baseline
-      still holds its windows out (:func:`holds_out`: at most ``keep`` windows, after which a
-      level that lasts is the new normal), so a frozen band does not outlive the incident;
+    * a metric the incident has moved (anomalous in the frame, as scored or against the frame) is
+      anomalous while its value is outside the held band and the trailing baseline still holds its
+      windows out (:func:`holds_out`: at most ``keep`` windows, after which a level that lasts is
+      the new normal), so a frozen band does not outlive the incident;
+    * a metric it has not moved is anomalous only as scored: its model's seasonal judgement stands,
+      so a frozen band cannot turn an hour's ordinary rise or fall of a quiet metric into an anomaly
+      that keeps the frame, and a composite, going;
     * a metric first seen in the frame joins it at its current baseline.
 
     The frame ends at the first window with no anomalous metric: the editor is back to normal, and
@@ -137,21 +141,21 @@ def judge_in_frame(scored: Mapping[str, ScoredWindow], frame: Mapping[str, tuple
     the incident's level. (The partner check holds its hurt editors' references the same way:
     detectors/partner_health.py.)
 
-    ``scored``: metric -> :class:`ScoredWindow`; ``frame``: metric -> (baseline, lower, upper), empty
-    when no incident is open.
+    ``scored``: metric -> :class:`ScoredWindow`; ``frame``: metric -> (baseline, lower, upper, moved),
+    empty when no incident is open.
 
     >>> drop = trailing_verdict([10.0] * 12, 4.0, 0.25, 6)
     >>> onset = {"rpm": ScoredWindow((10.0, 9.0, 11.0, 0.99, True), drop, True),
     ...          "fill_rate": ScoredWindow((0.8, 0.7, 0.9, 0.3, False), None, False)}
     >>> results, frame = judge_in_frame(onset, {})
     >>> results["rpm"], frame
-    ((10.0, 9.0, 11.0, 0.99, True), {'fill_rate': (0.8, 0.7, 0.9), 'rpm': (10.0, 9.0, 11.0)})
+    ((10.0, 9.0, 11.0, 0.99, True), {'fill_rate': (0.8, 0.7, 0.9, False), 'rpm': (10.0, 9.0, 11.0, True)})
 
     Windows later the model expects the drop; against the frame it is still one:
 
     >>> later = {"rpm": ScoredWindow((4.5, 3.9, 5.1, 0.1, False), drop, True)}
-    >>> judge_in_frame(later, frame)
-    ({'rpm': (10.0, 9.0, 11.0, 1.0, True)}, {'fill_rate': (0.8, 0.7, 0.9), 'rpm': (10.0, 9.0, 11.0)})
+    >>> judge_in_frame(later, frame)[0]
+    {'rpm': (10.0, 9.0, 11.0, 1.0, True)}
 
     Back in the band: judged against the frame once more, and the frame ends:
 
@@ -159,26 +163,30 @@ def judge_in_frame(scored: Mapping[str, ScoredWindow], frame: Mapping[str, tuple
     >>> judge_in_frame(back, frame)
     ({'rpm': (10.0, 9.0, 11.0, 0.1, False)}, {})
     """
-    if not frame:
-        if not any(s.result[4] for s in scored.values()):
-            return {m: s.result for m, s in scored.items()}, {}
-        return {m: s.result for m, s in scored.items()}, {
-            m: tuple(float(x) for x in s.result[:3]) for m, s in sorted(scored.items())
-            if all(math.isfinite(x) for x in s.result[:3])}
     results, frame, anomalous = {}, dict(frame), False
+    if not frame:
+        results = {m: s.result for m, s in scored.items()}
+        if not any(r[4] for r in results.values()):
+            return results, {}
     for metric, s in scored.items():
         reference = frame.get(metric)
-        if reference is None or s.verdict is None:
-            # first seen in the frame (it joins it), or too new for the trailing baseline: as scored
+        if reference is None:
+            # the frame's first window, or a metric first seen in it: as scored, and it joins the frame
             results[metric] = s.result
-            if reference is None and all(math.isfinite(x) for x in s.result[:3]):
-                frame[metric] = tuple(float(x) for x in s.result[:3])
-        else:
-            reference_score, outside = band_score(s.verdict.value, *reference)
+            if all(math.isfinite(x) for x in s.result[:3]):
+                frame[metric] = (*(float(x) for x in s.result[:3]), bool(s.result[4]))
+        elif reference[3] and s.verdict is not None:
+            reference_score, outside = band_score(s.verdict.value, *reference[:3])
             is_anomaly = outside and s.held_out
             score = (max(reference_score, s.verdict.score) if is_anomaly
                      else min(reference_score, s.verdict.score))
-            results[metric] = (*reference, score, is_anomaly)
+            results[metric] = (*reference[:3], score, is_anomaly)
+        else:
+            # not moved by the incident (or too new for the trailing baseline): anomalous as scored,
+            # shown against the frame; once anomalous, it is one the incident moved
+            results[metric] = (*reference[:3], *s.result[3:])
+            if s.result[4] and not reference[3]:
+                frame[metric] = (*reference[:3], True)
         anomalous = anomalous or results[metric][4]
     return results, (dict(sorted(frame.items())) if anomalous else {})
 
@@ -198,11 +206,11 @@ def band_score(value: float, baseline: float, lower: float, upper: float) -> tup
 
 
 def frame_reference(history: tuple | str | None) -> tuple | None:
-    """The (baseline, lower, upper) a series' history holds for its editor's incident frame
+    """The (baseline, lower, upper, moved) a series' history holds for its editor's incident frame
     (:func:`judge_in_frame`), None when none is open (histories written before 2026-12-08 hold none).
 
-    >>> frame_reference(((10.0,), 1, (10.0, 9.0, 11.0))), frame_reference(((10.0,), 0)), frame_reference(None)
-    ((10.0, 9.0, 11.0), None, None)
+    >>> frame_reference(((10.0,), 1, (10.0, 9.0, 11.0, True))), frame_reference(((10.0,), 0)), frame_reference(None)
+    ((10.0, 9.0, 11.0, True), None, None)
     """
     return history[2] if isinstance(history, tuple) and len(history) > 2 else None
 
@@ -211,8 +219,8 @@ def with_reference(history: tuple | str, reference: tuple | None) -> tuple:
     """A history (:func:`read_history`'s forms) as ``(values, held)``, with the frame's reference as a
     third item (None: without).
 
-    >>> with_reference(((10.0,), 1, (9.0, 8.0, 10.0)), None), with_reference('{"v": [10.0], "held": 1}', (10.0, 9.0, 11.0))
-    (((10.0,), 1), ((10.0,), 1, (10.0, 9.0, 11.0)))
+    >>> with_reference(((10.0,), 1, (9.0, 8.0, 10.0, True)), None), with_reference('{"v": [10.0], "held": 1}', (10.0, 9.0, 11.0, False))
+    (((10.0,), 1), ((10.0,), 1, (10.0, 9.0, 11.0, False)))
     """
     values, held = read_history(history)
     return (tuple(values), held) if reference is None else (tuple(values), held, reference)

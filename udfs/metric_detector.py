@@ -221,11 +221,11 @@ def holds_frame(kind: str) -> bool:
 
 
 def incident_frame(stored: dict | None) -> dict[str, tuple]:
-    """The editor's open incident frame (metric -> held (baseline, lower, upper)) its series' histories
+    """The editor's open incident frame (metric -> held (baseline, lower, upper, moved)) its series' histories
     hold; empty when none is open.
 
-    >>> incident_frame({"rpm": (None, (), ((10.0,), 1, (10.0, 9.0, 11.0)), 600), "fill_rate": (None, (), ((0.8,), 0), 600)})
-    {'rpm': (10.0, 9.0, 11.0)}
+    >>> incident_frame({"rpm": (None, (), ((10.0,), 1, (10.0, 9.0, 11.0, True)), 600), "fill_rate": (None, (), ((0.8,), 0), 600)})
+    {'rpm': (10.0, 9.0, 11.0, True)}
     """
     frame = {}
     for metric, entry in (stored or {}).items():
