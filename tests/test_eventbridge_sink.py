@@ -239,6 +239,92 @@ def test_every_per_entry_error_the_api_calls_non_retryable_is_dead_lettered_at_o
     assert len(result.delivered) == 3 and len(_received(aws_client, queue_url, 3)) == 3
 
 
+@pytest.mark.parametrize("refusal", ["missing bus", "AccessDeniedException"])
+def test_a_request_refused_for_good_is_sent_once_and_its_entries_overflow_with_the_reason(
+        aws_client, proxied_events_client, proxy, bus, refusal):
+    """A bus that does not exist or a role without events:PutEvents answers every retry the same:
+    retrying held the batch (and the bucket's later events) for about a minute, 15 requests, before
+    the dead letters that a fixed configuration would have needed at once."""
+    name, queue_url = bus
+    overflowed, sleeps = [], []
+    target = f"{name}-missing" if refusal == "missing bus" else name
+    publisher = EventBridgePublisher(target, proxied_events_client, sleep=sleeps.append,
+                                     on_overflow=lambda e, r: overflowed.append((e, r)))
+    entries = [dict(e, EventBusName=target) for e in _entries(name, 3, "refused-request")]
+    if refusal == "missing bus":  # the endpoint itself (moto, as EventBridge) answers 400 ResourceNotFoundException
+        result = publisher.publish(entries)
+        code, forwarded = "ResourceNotFoundException", {PUT_EVENTS: 1}
+    else:  # the proxy answers 400 AccessDeniedException, as EventBridge does for a role without the right
+        with proxy.fault(PUT_EVENTS, "error", status=400, error_type=refusal, message="not authorized"):
+            result = publisher.publish(entries)
+        code, forwarded = refusal, {}
+    assert publisher.counters.requests == 1 and proxy.counters()["forwarded"] == forwarded and sleeps == []
+    assert publisher.counters.throttled_requests == 0 and publisher.counters.retried == 0
+    assert result.delivered == [] and [entry_id(e) for e, _ in overflowed] == [entry_id(e) for e in entries]
+    assert all(r.startswith(f"DELIVERY_FAILED after 1 attempts: {code}: ") for _, r in overflowed)
+    if refusal == "missing bus":
+        assert all("does not exist" in r for _, r in overflowed)
+    assert _received(aws_client, queue_url, 0) == []
+
+
+def test_an_answer_with_fewer_results_than_entries_resends_them_all(aws_client, events_client, bus):
+    """Results are matched to entries by position: with one missing nobody can tell which entry
+    was accepted, so every one is re-sent (downstream deduplicates on the id). Taking such an
+    answer as "nothing left to retry" reported entries neither delivered nor dead-lettered."""
+    name, queue_url = bus
+    client = events_client
+    tap = PutEventsTap(client)
+    cut = []
+
+    def drop_last_result(response_dict, **_):
+        # The answer as it comes off the wire, before botocore parses it: the first one loses a result.
+        if cut or response_dict["status_code"] != 200:
+            return
+        body = json.loads(response_dict["body"])
+        cut.append(body["Entries"].pop())
+        response_dict["body"] = json.dumps(body).encode()
+
+    client.meta.events.register("before-parse.eventbridge.PutEvents", drop_last_result)
+    sleeps = []
+    publisher = EventBridgePublisher(name, client, sleep=sleeps.append)
+    entries = _entries(name, 4, "short-answer")
+    result = publisher.publish(entries)
+    assert len(cut) == 1 and len(tap.requests) == 2 and len(sleeps) == 1
+    assert [entry_id(e) for e in tap.requests[1]] == [entry_id(e) for e in entries]
+    assert [entry_id(e) for e in result.delivered] == [entry_id(e) for e in entries] and not result.overflowed
+    assert publisher.counters.sent == 4 and publisher.counters.retried == 4
+    # The endpoint accepted all four both times: each id reached the bus twice, none is missing.
+    received = _received(aws_client, queue_url, 8)
+    assert len(received) == 8 and set(_delivered_ids(received)) == set(_ids(entries))
+
+
+def test_an_overflow_handler_that_raises_does_not_stop_the_rest_of_the_batch(aws_client, events_client, bus,
+                                                                             caplog):
+    """The handler is the caller's (the Flink sink's dead-letter output); if it fails for one entry,
+    the entries after it must still be delivered or overflowed, not lost with an exception out of
+    publish(), which never raises for delivery problems."""
+    name, queue_url = bus
+    handed = []
+
+    def failing_handler(entry, reason):
+        handed.append(entry_id(entry))
+        raise RuntimeError("dead-letter output unavailable")
+
+    publisher = EventBridgePublisher(name, events_client, on_overflow=failing_handler)
+    too_big = _entries(name, 1, "raise-huge", detail_bytes=PUT_EVENTS_MAX_BYTES)[0]
+    good = _entries(name, 2, "raise")
+    malformed = dict(good[0], Detail='{"incident_id": "inc-raise-malformed", not json')
+    # The huge entry overflows before any batch; the malformed one inside a batch, before good[1].
+    result = publisher.publish([too_big, good[0], malformed, good[1]])
+    assert handed == [entry_id(too_big), None]  # the malformed Detail has no readable id
+    assert [entry_id(e) for e in result.delivered] == [entry_id(e) for e in good]
+    assert [r.split(":")[0] for _, r in result.overflowed] == ["OVERSIZED_ENTRY",
+                                                               "DELIVERY_FAILED (permanent) MalformedDetail"]
+    assert publisher.counters.failed_over == 2 and publisher.counters.sent == 2
+    assert caplog.text.count("on_overflow failed") == 2
+    assert _delivered_ids(_received(aws_client, queue_url, 2)) == _ids(good)
+
+
 # Wall-clock seconds per publisher second in the outage test: the publisher runs with its default
 # schedule (attempts, backoffs, 90 s deadline) on a clock 20x faster than the wall clock.
 TIME_SCALE = 0.05
