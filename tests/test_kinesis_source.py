@@ -14,6 +14,7 @@ import time
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import NoCredentialsError, ParamValidationError
 
 from connectors.aws import make_client
 from connectors.kinesis.flink_source import spread_group_key, subtask_of
@@ -318,6 +319,61 @@ def test_a_closed_shard_answered_not_found_is_finished_only_once_the_stream_no_l
     reader.client.meta.events.register("after-call.kinesis.ListShards", unlisted)
     _assert_exactly_once_in_key_order(reader.read_available(), range(30, 40))   # the children, after it
     assert reader.positions[parent].finished
+
+
+def test_a_closed_shard_not_read_yet_is_not_finished_by_an_empty_answer_while_behind(
+        aws_client, kinesis, new_stream):
+    """Kinesis may answer GetRecords with no records, the same position and MillisBehindLatest > 0
+    while it steps over a stretch of a shard that holds none. Only an empty answer at the tip
+    (behind 0) shows that a closed shard never held a record; finishing the parent on any empty
+    answer lost every record it held and let its children be read first."""
+    stream = new_stream(1)
+    _put(kinesis, stream, 0, 5)
+    kinesis.split_shard(StreamName=stream, ShardToSplit="shardId-000000000000", NewStartingHashKey=str(2 ** 127))
+    _put(kinesis, stream, 5, 5)  # into the children
+    reader = _reader(aws_client, stream)
+    parent = "shardId-000000000000"
+    empty_pages = []
+
+    def empty_page_while_behind(request, **_):
+        if empty_pages:
+            return None
+        iterator = json.loads(request.body)["ShardIterator"]
+        empty_pages.append(iterator)
+        return AWSResponse(request.url, 200, {"Content-Type": "application/x-amz-json-1.1"}, _Body(json.dumps(
+            {"Records": [], "NextShardIterator": iterator, "MillisBehindLatest": 60_000}).encode()))
+
+    reader.client.meta.events.register("before-send.kinesis.GetRecords", empty_page_while_behind)
+    assert reader.poll_once() == [] and len(empty_pages) == 1      # the parent's first answer
+    assert not reader.positions[parent].finished and reader.readable_shards() == [parent]
+    records = reader.read_available()
+    _assert_exactly_once_in_key_order(records, range(10))
+    assert [r.shard_id for r in records[:5]] == [parent] * 5, "the parent's records first"
+    assert reader.positions[parent].finished
+
+
+@pytest.mark.parametrize("error", [ParamValidationError(report="Invalid type for parameter ShardIterator"),
+                                   NoCredentialsError()], ids=lambda error: type(error).__name__)
+def test_a_configuration_error_is_raised_not_retried(aws_client, kinesis, new_stream, error):
+    """A request botocore cannot send (its parameters, no credentials) fails the same way every time:
+    retried, it looked like a throttled shard, tick after tick, with nothing read and no error
+    anywhere. Raised out of poll_once, it fails the reading task with the reason."""
+    stream = new_stream(1)
+    _put(kinesis, stream, 0, 3)
+    reader = _reader(aws_client, stream)
+    sleeps, calls = [], []
+    reader._sleep = sleeps.append
+
+    def refuse(**_):  # as botocore does for a request it will not build or sign: nothing is sent
+        calls.append(1)
+        raise error
+
+    reader.client.meta.events.register("before-send.kinesis.GetRecords", refuse)
+    with pytest.raises(type(error)):
+        reader.poll_once()
+    assert len(calls) == 1 and sleeps == []
+    assert reader.metrics.transient_errors == 0 and reader.metrics.throttles == 0
+    assert not reader.positions["shardId-000000000000"].finished
 
 
 class _Body:
