@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Any, Iterable, Mapping
 
 from detectors.classifier import (
@@ -320,8 +321,7 @@ def _summary(editor_id: str, window_start_s: float, window_end_s: float, snapsho
     """The one-line summary; ``listed`` are the events of the suspected causes, newest first."""
     # The most anomalous first (the highest score; among equal scores, and many are 1.0, the largest move),
     # not the names' order: "partner_timeouts +32%" was shown and "rpm -52%" left among the "1 more".
-    ranked = sorted(affected, key=lambda m: (-((snapshot.get(m) or {}).get("score") or 0.0),
-                                             -abs((snapshot.get(m) or {}).get("deviation_pct") or 0.0)))
+    ranked = sorted(affected, key=lambda m: (-((snapshot.get(m) or {}).get("score") or 0.0), -_move_size(snapshot.get(m))))
     moves = [move for move in (_move(m, snapshot.get(m)) for m in ranked[:4]) if move]
     if len(affected) > 4:
         moves.append(f"{len(affected) - 4} more")
@@ -344,6 +344,19 @@ def _summary(editor_id: str, window_start_s: float, window_end_s: float, snapsho
             else "revenue at risk unknown (no revenue, nor rpm and impressions, with a value and a baseline in the window)")
     return (f"{classification.problem_type} on {editor_id} ({classification.severity}, {window}): "
             f"{'; '.join(moves) or 'no metric outside its band'}; {cause}; {risk}.")
+
+
+def _move_size(block: Mapping[str, Any] | None) -> float:
+    """How far a metric moved, for ranking the summary's moves: its percentage, and a move from a zero
+    baseline (no percentage) before any other.
+
+    >>> _move_size({"value": 0.3, "baseline": 0.0, "deviation_pct": None}), _move_size({"deviation_pct": -52.0})
+    (inf, 52.0)
+    """
+    block = block or {}
+    if block.get("deviation_pct") is not None:
+        return abs(block["deviation_pct"])
+    return math.inf if is_finite_number(block.get("value")) and block.get("value") != block.get("baseline") else 0.0
 
 
 def _fit_size(detail: dict[str, Any]) -> dict[str, Any]:

@@ -144,6 +144,10 @@ def test_the_summary_shows_the_largest_of_equally_scored_moves_first():
     assert shown[:4] == ["partner_timeouts +700% vs baseline 5", "revenue -52% vs baseline 12.5",
                          "rpm -52% vs baseline 2.5", "fill_rate -40% vs baseline 0.85"], shown
     assert shown[4] == f"{detail['metrics_affected'] - 4} more"
+    # a move from a zero baseline has no percentage, and is no smaller for it
+    devs["error_rate"] = MetricDeviation("error_rate", 0.3, 0.0, 0.0, 0.01, 0.99, True)
+    detail, _ = build(devs)
+    assert detail["summary"].split(": ", 1)[1].startswith("error_rate 0.3 vs baseline 0; "), detail["summary"]
 
 
 def test_invalid_traffics_revenue_at_risk_is_what_the_surplus_impressions_earned():
