@@ -482,14 +482,16 @@ def test_the_agents_may_call_the_model_through_an_inference_profile():
 def test_the_job_and_the_security_rule_cut_findings_at_one_severity():
     """The job forwards findings from eventbridge.security.min.severity, and security-incident-detected
     alerted from a fixed 7: a deployment that lowered the job's cut put findings on the bus that no rule
-    alerted on. One core parameter now sets the rule and, through its export, the job's property."""
+    alerted on. Each stack has a SecurityMinSeverity parameter (an export could not be changed while the
+    other stack imports it), with the same default; the rule and the job's property read them."""
     core = render("core")
     pattern = core["Resources"]["SecurityIncidentDetectedRule"]["Properties"]["EventPattern"]["Fn::Sub"]
     at_five = json.loads(pattern.replace("${SecurityMinSeverity}", "5"))
     assert at_five["detail"]["severity"] == [{"numeric": [">=", 5]}]
-    assert core["Parameters"]["SecurityMinSeverity"]["Default"] == 7
-    assert core["Outputs"]["SecurityMinSeverity"]["Value"] == {"Ref": "SecurityMinSeverity"}
+    cloud = render("cloud-only")
+    assert core["Parameters"]["SecurityMinSeverity"]["Default"] == cloud["Parameters"]["SecurityMinSeverity"]["Default"] == 7
+    assert "Export" not in core["Outputs"]["SecurityMinSeverity"]
     flink = next(r for r in _cloud_resources().values() if r["Type"] == "AWS::KinesisAnalyticsV2::Application")
     groups = flink["Properties"]["ApplicationConfiguration"]["EnvironmentProperties"]["PropertyGroups"]
     [eventbridge] = [g["PropertyMap"] for g in groups if g["PropertyGroupId"] == "eventbridge"]
-    assert eventbridge["security.min.severity"] == {"Fn::ImportValue": {"Fn::Sub": "${CoreStackName}-SecurityMinSeverity"}}
+    assert eventbridge["security.min.severity"] == {"Ref": "SecurityMinSeverity"}
