@@ -236,3 +236,34 @@ def trailing_verdict_for(value: float):
     from udfs.baseline import trailing_verdict
 
     return trailing_verdict([10.0] * 12, value, 0.25, 6)
+
+
+def test_the_offline_replay_drops_a_frame_the_jobs_idle_checks_drop():
+    """An editor that falls silent mid-incident (a publisher whose ad server is down sends nothing) for
+    longer than processing.state.idle.retention.s: the job's idle checks drop its series, frame and all,
+    and it comes back with none; the replay, which has no timers, must not judge it against the old one."""
+    from flink_jobs.evaluation.offline import ArchiveWindows, JobParameters, score_series
+    from udfs.metric_detector import prune_idle
+
+    retention_s = 1800                                   # six windows
+    scoring = WindowScoring("ensemble", {}, baseline_windows=12, baseline_min_windows=6, baseline_threshold=0.25,
+                            idle_retention_ms=retention_s * 1000)
+    silent = range(63, 71)                               # from the incident's fourth window, eight windows
+    stored, job, series = None, [], {}
+    for i in range(100):
+        end = END + i * WINDOW_MS
+        if stored:                                       # the idle checks, at the watermark before the window
+            stored = prune_idle(stored, end - 1, retention_s * 1000)[0] or None
+        if i in silent:
+            continue
+        windows = _incident_windows(i)
+        stored, results = scoring.score_windows(stored, ("editor", "e-1"), "e-1", None, end, windows)
+        job += results
+        for metric, value, count in windows:
+            series.setdefault(("editor", "e-1", metric, None), []).append((end, value, count))
+    archive = ArchiveWindows(series=series, events=[], editors={"e-1"}, first_ms=END, last_ms=END + 100 * WINDOW_MS,
+                             metric_records=0, late_records=0)
+    offline = score_series(archive, JobParameters(state_idle_retention_s=retention_s))
+    key = lambda r: (r["window_end_ms"], r["metric"])   # noqa: E731
+    assert sorted(offline, key=key) == sorted(job, key=key)
+    assert any(r["is_anomaly"] for r in job if r["window_end_ms"] < END + 63 * WINDOW_MS)

@@ -147,7 +147,7 @@ class WindowScoring:
             return stored, []
         stored = dict(stored) if stored else {}
         in_frame = holds_frame(series[0])
-        frame = incident_frame(stored) if in_frame else {}
+        frame = incident_frame(stored, window_end_ms, self.idle_retention_ms) if in_frame else {}
         scored, counts = {}, {}
         for metric, value, count in sorted(windows):
             snapshot, journal, history, last_end = series_state(stored.get(metric))
@@ -220,17 +220,21 @@ def holds_frame(kind: str) -> bool:
     return kind == "editor"
 
 
-def incident_frame(stored: dict | None) -> dict[str, tuple]:
+def incident_frame(stored: dict | None, window_end_ms: int | None = None, retention_ms: int = 0) -> dict[str, tuple]:
     """The editor's open incident frame (metric -> held (baseline, lower, upper, moved)) its series' histories
-    hold; empty when none is open.
+    hold, for the window ending ``window_end_ms``; empty when none is open. A series idle too long by then
+    (:func:`is_idle`) is left out, as the operators' idle checks drop it (:func:`prune_idle`), whether or
+    not their timer has fired yet, so that the offline replay, which has no timers, holds the same frame.
 
-    >>> incident_frame({"rpm": (None, (), ((10.0,), 1, (10.0, 9.0, 11.0, True)), 600), "fill_rate": (None, (), ((0.8,), 0), 600)})
-    {'rpm': (10.0, 9.0, 11.0, True)}
+    >>> stored = {"rpm": (None, (), ((10.0,), 1, (10.0, 9.0, 11.0, True)), 600), "fill_rate": (None, (), ((0.8,), 0), 600)}
+    >>> incident_frame(stored), incident_frame(stored, 600 + 3001, retention_ms=3000)
+    ({'rpm': (10.0, 9.0, 11.0, True)}, {})
     """
     frame = {}
     for metric, entry in (stored or {}).items():
-        reference = frame_reference(series_state(entry)[2])
-        if reference is not None:
+        _, _, history, last_end = series_state(entry)
+        reference = frame_reference(history)
+        if reference is not None and not (window_end_ms is not None and is_idle(last_end, window_end_ms, retention_ms)):
             frame[metric] = reference
     return frame
 

@@ -315,11 +315,14 @@ def score_series(windows: ArchiveWindows, params: JobParameters, cache: Path | N
                 results.append(_result(scope, metric, end, value, scored.result, count, editor))
         if recorded is None:
             new_recordings[key] = model.recorded
+    retention_ms = params.state_idle_retention_s * 1000
     for editor, by_end in sorted(in_frames.items()):
-        frame = {}                  # as the job's editor operator holds it (udfs.metric_detector)
+        frame, last_ends = {}, {}   # as the job's editor operator holds it (udfs.metric_detector.incident_frame)
         for end in sorted(by_end):
             window = by_end[end]
+            frame = {m: r for m, r in frame.items() if not is_idle(last_ends.get(m), end, retention_ms)}
             judged, frame = judge_in_frame({m: scored for m, (scored, _, _) in window.items()}, frame)
+            last_ends.update((m, end) for m in window)
             results.extend(_result(editor, metric, end, window[metric][1], judged[metric], window[metric][2], None)
                            for metric in sorted(window))
     if recorded is None and cache is not None:
