@@ -47,9 +47,8 @@ def trailing_verdict(history: list[float], value: float, rel_threshold: float, m
     mad = median(abs(h - med) for h in finite)
     half = max(3.0 * 1.4826 * mad, rel_threshold * abs(med), 1e-9)
     lower, upper = med - half, med + half
-    excess = max(lower - value, value - upper, 0.0)
-    score = min(1.0, 0.5 + excess / half) if excess > 0 else max(0.0, 0.5 * abs(value - med) / half)
-    return BaselineVerdict(med, lower, upper, score, excess > 0, len(finite), float(value))
+    score, outside = band_score(value, med, lower, upper, half)
+    return BaselineVerdict(med, lower, upper, score, outside, len(finite), float(value))
 
 
 def combine(model: Detection, verdict: BaselineVerdict | None) -> tuple[float, float, float, float, bool]:
@@ -163,11 +162,9 @@ def judge_in_frame(scored: Mapping[str, ScoredWindow], frame: Mapping[str, tuple
     >>> judge_in_frame(back, frame)
     ({'rpm': (10.0, 9.0, 11.0, 0.1, False)}, {})
     """
+    if not frame and not any(s.result[4] for s in scored.values()):
+        return {m: s.result for m, s in scored.items()}, {}
     results, frame, anomalous = {}, dict(frame), False
-    if not frame:
-        results = {m: s.result for m, s in scored.items()}
-        if not any(r[4] for r in results.values()):
-            return results, {}
     for metric, s in scored.items():
         reference = frame.get(metric)
         if reference is None:
@@ -191,14 +188,16 @@ def judge_in_frame(scored: Mapping[str, ScoredWindow], frame: Mapping[str, tuple
     return results, (dict(sorted(frame.items())) if anomalous else {})
 
 
-def band_score(value: float, baseline: float, lower: float, upper: float) -> tuple[float, bool]:
-    """(score in [0, 1], outside) of ``value`` against a band, scored as :func:`trailing_verdict` scores
-    its own: 0.5 at the band's edge, 1.0 a half-width beyond it.
+def band_score(value: float, baseline: float, lower: float, upper: float,
+               half: float | None = None) -> tuple[float, bool]:
+    """(score in [0, 1], outside) of ``value`` against a band (``half``: its half-width, by default
+    half of ``upper - lower``), the trailing baseline's and the incident frame's alike: 0.5 at the
+    band's edge, 1.0 a half-width beyond it.
 
     >>> band_score(4.0, 10.0, 9.0, 11.0), band_score(10.5, 10.0, 9.0, 11.0)
     ((1.0, True), (0.25, False))
     """
-    half = max((upper - lower) / 2.0, 1e-9)
+    half = max((upper - lower) / 2.0, 1e-9) if half is None else half
     excess = max(lower - value, value - upper, 0.0)
     if excess > 0:
         return min(1.0, 0.5 + excess / half), True
