@@ -131,6 +131,7 @@ def test_the_replay_and_the_job_share_their_decision_functions():
     assert metric_detector.score_window is offline.score_window
     assert metric_detector.judge_in_frame is offline.judge_in_frame
     assert metric_detector.holds_frame is offline.holds_frame
+    assert metric_detector.metric_result is offline.metric_result
 
 
 @pytest.fixture(scope="module")

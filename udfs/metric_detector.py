@@ -185,12 +185,8 @@ class WindowScoring:
                                       last_end)
         else:
             judged = {metric: s.result for metric, s in scored.items()}
-        results = []
-        for metric, (baseline, lower, upper, score, is_anomaly) in judged.items():
-            value, count = counts[metric]
-            results.append(dict(zip(RESULT_KEYS, (
-                scope_id, metric, window_end_ms, value, _f(baseline), _f(lower), _f(upper), float(score),
-                bool(is_anomaly), count, editor))))
+        results = [metric_result(scope_id, metric, window_end_ms, counts[metric][0], result, counts[metric][1], editor)
+                   for metric, result in judged.items()]
         return stored, results
 
     def forget(self, series: tuple, metrics) -> None:
@@ -327,6 +323,19 @@ def prune_idle(stored: dict | None, watermark_ms: int, retention_ms: int) -> tup
             kept[metric] = entry
     due = min((series_state(e)[3] for e in kept.values()), default=None)
     return kept, dropped, None if due is None else due + retention_ms
+
+
+def metric_result(scope_id: str, metric: str, window_end_ms: int, value: float, result: tuple, count: int,
+                  editor: str | None) -> dict:
+    """One metric's result dict (udfs.decisions.RESULT_KEYS) from a (baseline, lower, upper, score,
+    is_anomaly) result; the operators and flink_jobs/evaluation/offline.py build them alike.
+
+    >>> metric_result("e-1", "rpm", 600, 2.5, (2.4, float("nan"), 2.9, 0.1, False), 3, None)["lower"] is None
+    True
+    """
+    baseline, lower, upper, score, is_anomaly = result
+    return dict(zip(RESULT_KEYS, (scope_id, metric, window_end_ms, value, _f(baseline), _f(lower), _f(upper),
+                                  float(score), bool(is_anomaly), count, editor)))
 
 
 def _f(x: float) -> float | None:

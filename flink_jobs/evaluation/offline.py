@@ -60,10 +60,10 @@ from detectors.events import EventValidationError, parse_event
 from detectors.partner_health import PartnerHealthConfig
 from flink_jobs.evaluation.scoring import SampleTimes, alerts_from_events, load_labels, sample_key, score
 from udfs.baseline import judge_in_frame, score_window
-from udfs.decisions import (RESULT_KEYS, bounded_events, cause_horizon, composite_episode,
+from udfs.decisions import (bounded_events, cause_horizon, composite_episode,
                             editor_window_composite, is_partner_wide, is_platform_wide, partner_window_check,
                             security_detail, serves)
-from udfs.metric_detector import holds_frame, is_idle
+from udfs.metric_detector import holds_frame, is_idle, metric_result
 
 #: Metrics reported only per partner: the editor window averages them over its partners. A partner
 #: sample of any other metric (revenue per partner) is part of an editor total and goes to the partner
@@ -312,7 +312,7 @@ def score_series(windows: ArchiveWindows, params: JobParameters, cache: Path | N
             if holds_frame(kind):
                 in_frames[scope].setdefault(end, {})[metric] = (scored, value, count)
             else:
-                results.append(_result(scope, metric, end, value, scored.result, count, editor))
+                results.append(metric_result(scope, metric, end, value, scored.result, count, editor))
         if recorded is None:
             new_recordings[key] = model.recorded
     retention_ms = params.state_idle_retention_s * 1000
@@ -323,22 +323,12 @@ def score_series(windows: ArchiveWindows, params: JobParameters, cache: Path | N
             frame = {m: r for m, r in frame.items() if not is_idle(last_ends.get(m), end, retention_ms)}
             judged, frame = judge_in_frame({m: scored for m, (scored, _, _) in window.items()}, frame)
             last_ends.update((m, end) for m in window)
-            results.extend(_result(editor, metric, end, window[metric][1], judged[metric], window[metric][2], None)
+            results.extend(metric_result(editor, metric, end, window[metric][1], judged[metric], window[metric][2], None)
                            for metric in sorted(window))
     if recorded is None and cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_bytes(pickle.dumps(new_recordings))
     return results
-
-
-def _result(scope: str, metric: str, end: int, value: float, result: tuple, count: int, editor: str | None) -> dict:
-    baseline, lower, upper, score, is_anomaly = result
-    return dict(zip(RESULT_KEYS, (scope, metric, end, value, _finite_or_none(baseline), _finite_or_none(lower),
-                                  _finite_or_none(upper), float(score), bool(is_anomaly), count, editor)))
-
-
-def _finite_or_none(x: float | None) -> float | None:
-    return float(x) if x is not None and math.isfinite(x) else None
 
 
 def classifier_config_of(params: JobParameters, classifier_config: ClassifierConfig | None = None) -> ClassifierConfig:
